@@ -1,0 +1,3 @@
+from pipeflow.cli.app import main
+
+main()

@@ -1,0 +1,70 @@
+"""The ``pipeflow`` command: typer wiring and the one place errors become exit codes.
+
+Exit status: 0 success; 1 a stage or check failed; 2 a usage or spec error;
+3 pipeflow itself failed (a bug: rerun with --verbose and report the traceback).
+"""
+
+from __future__ import annotations
+
+import sys
+
+EXIT_INTERNAL = 3
+
+
+def _version_fast_path(argv: list[str]) -> bool:
+    if argv in (["--version"], ["-V"]):
+        from pipeflow import __version__
+
+        sys.stdout.write(f"pipeflow {__version__}\n")
+        return True
+    return False
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the CLI and exit with pipeflow's exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if _version_fast_path(args):
+        sys.exit(0)
+    sys.exit(run(args))
+
+
+def run(args: list[str]) -> int:
+    """Run the CLI on ``args``; returns the exit status instead of exiting."""
+    import click
+
+    from pipeflow.cli import output
+    from pipeflow.cli.commands import build_app
+    from pipeflow.errors import PipeflowError
+
+    verbose = "--verbose" in args or "-v" in args
+    command = build_app()
+    try:
+        result = command.main(args, prog_name="pipeflow", standalone_mode=False)
+    except PipeflowError as exc:
+        output.error(exc)
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        output.err("interrupted")
+        return 130
+    except KeyboardInterrupt:
+        output.err("interrupted; finished stages are committed to pipeline.lock")
+        return 130
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except Exception as exc:
+        output.err(f"internal error: {type(exc).__name__}: {exc}")
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        else:
+            output.err("rerun with --verbose for the traceback, and please report it")
+        return EXIT_INTERNAL
+    return int(result) if isinstance(result, int) else 0

@@ -1,0 +1,119 @@
+"""Typer app: one small function per command, each calling one function of ``ops``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from pipeflow.cli import output
+from pipeflow.cli.options import Json, Targets, Verbose, Wait
+
+
+def _version(value: bool) -> None:
+    if value:
+        from pipeflow import __version__
+
+        output.out(f"pipeflow {__version__}")
+        raise typer.Exit()
+
+
+def build_app() -> click.Command:
+    """The click command behind ``pipeflow``."""
+    from pipeflow.cli.repro import repro_command
+    from pipeflow.cli.status import status_command
+
+    app = typer.Typer(
+        name="pipeflow",
+        help="Declarative, reproducible pipelines: rerun exactly what changed.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+    )
+
+    @app.callback()
+    def root(
+        version: Annotated[
+            bool, typer.Option("--version", "-V", callback=_version, is_eager=True,
+                               help="Print the version and exit.")
+        ] = False,
+        verbose: Verbose = False,
+    ) -> None:
+        """Declarative, reproducible pipelines: rerun exactly what changed.
+
+        Typical day: `pipeflow init`, `pipeflow repro`, edit params.yaml,
+        `pipeflow status` (says why), `pipeflow repro` (reruns only that).
+        """
+
+    app.command("init")(init_command)
+    app.command("repro")(repro_command)
+    app.command("status")(status_command)
+    app.command("dag")(dag_command)
+    app.command("checkout")(checkout_command)
+    return typer.main.get_command(app)
+
+
+def _repo():  # type: ignore[no-untyped-def]
+    from pipeflow.repo import Repo
+
+    return Repo.find()
+
+
+def init_command(
+    path: Annotated[Path, typer.Argument(help="Project folder.")] = Path("."),
+    verbose: Verbose = False,
+) -> None:
+    """Make a folder a pipeflow project: .pipeflow/ (config, cache, state) and ignore lines."""
+    from pipeflow.ops.init import init
+
+    created = init(path.resolve())
+    if created:
+        for name in created:
+            output.out(f"created {name}")
+    else:
+        output.out("already a pipeflow project: nothing to do")
+    output.out("next: describe your stages in pipeline.yaml, then run `pipeflow repro`")
+
+
+def dag_command(
+    targets: Targets = None,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="ascii | mermaid | dot | json")
+    ] = "ascii",
+    verbose: Verbose = False,
+) -> None:
+    """Draw the stage graph (edges go from the stage writing a path to those reading it)."""
+    from pipeflow.errors import UsageError
+    from pipeflow.ops.dag import FORMATS, dag
+
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format '{fmt}'", hint=f"choose one of {', '.join(FORMATS)}")
+    with _repo() as repo:
+        text = dag(repo, fmt, targets or None)
+    output.out(text.rstrip("\n"))
+
+
+def checkout_command(
+    targets: Targets = None,
+    wait: Wait = 0.0,
+    json_out: Json = False,
+    verbose: Verbose = False,
+) -> None:
+    """Restore outputs from the cache as pipeline.lock records them; runs nothing."""
+    from pipeflow.ops.checkout import checkout
+
+    with _repo() as repo:
+        report = checkout(repo, targets or None, wait=wait)
+    if json_out:
+        output.emit_json({"restored": report.restored, "unchanged": report.unchanged,
+                          "not_run": report.not_run})
+        return
+    for path in report.restored:
+        output.out(f"restored {path}")
+    if not report.restored:
+        output.out("all outputs already match pipeline.lock")
+    for name in report.not_run:
+        output.warn(f"stage '{name}' has never run: nothing to restore")

@@ -1,0 +1,99 @@
+"""``pipeflow repro``: run what changed, showing each stage as it goes."""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated
+
+import typer
+
+from pipeflow.cli import output
+from pipeflow.cli.options import Json, Targets, Verbose, Wait
+from pipeflow.execution.scheduler import StageEvent
+
+
+class _Printer:
+    """Renders scheduler events; prefixes stage output when stages run in parallel."""
+
+    def __init__(self, jobs: int, quiet: bool) -> None:
+        self.prefix = jobs != 1
+        self.quiet = quiet
+        self.lock = threading.Lock()
+
+    def line(self, stage: str, text: str) -> None:
+        if self.quiet:
+            return
+        with self.lock:
+            output.out(f"[{stage}] {text}" if self.prefix else text)
+
+    def event(self, ev: StageEvent) -> None:
+        if self.quiet:
+            return
+        with self.lock:
+            if ev.kind == "started":
+                stage = ev.state.name if ev.state else ev.stage
+                why = ev.state.reasons[0].message if ev.state and ev.state.reasons else ""
+                output.out(f"Running '{stage}'" + (f" ({why})" if why else ""), bold=True)
+            elif ev.kind == "finished" and ev.result is not None:
+                output.out(f"'{ev.stage}' done in {ev.result.duration:.2f} s", fg="green")
+            elif ev.kind == "skipped":
+                output.out(f"'{ev.stage}' is up to date", dim=True)
+            elif ev.kind == "restored":
+                output.out(f"'{ev.stage}' restored from the cache: {ev.detail}", fg="cyan")
+            elif ev.kind == "blocked":
+                output.err(f"'{ev.stage}' not run: upstream '{ev.detail}' failed", fg="red")
+            elif ev.kind == "failed" and ev.error is not None:
+                output.error(ev.error)
+                if ev.result is not None:
+                    output.err(f"  full log: {ev.result.log_path}")
+
+
+def repro_command(
+    targets: Targets = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Run even stages that are up to date.")] = False,
+    dry: Annotated[bool, typer.Option("--dry", help="Print what would run and why; run nothing.")] = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Stages to run at once (0: one per CPU).", min=0)] = 1,
+    keep_going: Annotated[bool, typer.Option("--keep-going", "-k", help="After a failure, go on with stages that do not depend on it.")] = False,
+    single_item: Annotated[bool, typer.Option("--single-item", "-s", help="Only the targets, not their upstream.")] = False,
+    downstream: Annotated[bool, typer.Option("--downstream", help="The targets and everything downstream of them.")] = False,
+    wait: Wait = 0.0,
+    json_out: Json = False,
+    verbose: Verbose = False,
+) -> None:
+    """Bring outputs up to date: run changed stages, restore cached outputs, skip the rest."""
+    from pipeflow.cli.status import print_states
+    from pipeflow.errors import UsageError
+    from pipeflow.ops.repro import ReproOptions, repro
+    from pipeflow.repo import Repo
+
+    if single_item and downstream:
+        raise UsageError("--single-item and --downstream cannot be combined")
+    options = ReproOptions(tuple(targets or ()), force, dry, jobs, keep_going,
+                           single_item, downstream, wait)
+    printer = _Printer(jobs, quiet=json_out)
+    with Repo.find() as repo:
+        report = repro(repo, options, on_event=printer.event, sink=printer.line)
+    outcome = report.outcome
+    if dry:
+        if json_out:
+            output.emit_json({"schema": 1, "dry": True, "stages": [
+                {"name": s.name, "status": s.word, "reasons": [c.to_json() for c in s.reasons]}
+                for s in report.plan]})
+            return
+        todo = [s for s in report.plan if not s.up_to_date]
+        if not todo:
+            output.out("Everything is up to date: nothing would run.")
+        else:
+            print_states(todo)
+        return
+    if json_out:
+        output.emit_json({"schema": 1, "ran": outcome.ran, "restored": outcome.restored,
+                          "skipped": outcome.skipped, "blocked": outcome.blocked,
+                          "failed": [e.stage for e in outcome.failed],
+                          "lock_changed": report.lock_changed})
+    elif not outcome.ran and not outcome.restored and outcome.ok:
+        output.out("Everything is up to date.")
+    elif report.lock_changed:
+        output.out("Updated pipeline.lock")
+    if not outcome.ok:
+        raise typer.Exit(1)

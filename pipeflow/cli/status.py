@@ -1,0 +1,56 @@
+"""``pipeflow status``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Annotated
+
+import typer
+
+from pipeflow.cli import output
+from pipeflow.cli.options import Json, Targets, Verbose
+from pipeflow.planning import StageState
+
+
+def print_states(states: list[StageState] | tuple[StageState, ...]) -> None:
+    """One line per stage with its status word, reasons indented beneath."""
+    width = max((len(s.name) for s in states), default=0)
+    for state in states:
+        word = output.click.style(state.word, fg=output.WORD_STYLE.get(state.word))
+        output.out(f"{state.name.ljust(width)}  {word}")
+        for change in state.reasons:
+            output.out(f"{' ' * (width + 4)}{change.message}")
+
+
+def summary(states: list[StageState] | tuple[StageState, ...]) -> str:
+    counts = Counter(s.word for s in states)
+    order = ("changed", "missing-output", "pending", "running", "frozen", "up-to-date")
+    return ", ".join(f"{counts[w]} {w}" for w in order if counts[w])
+
+
+def status_command(
+    targets: Targets = None,
+    json_out: Json = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 1 if any stage is not up to date.")
+    ] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Show each stage's state and why: changed, pending, missing-output, frozen, up-to-date."""
+    from pipeflow.ops.status import status
+    from pipeflow.repo import Repo
+
+    with Repo.find() as repo:
+        report = status(repo, targets or None)
+    if json_out:
+        output.emit_json(report.to_json())
+    else:
+        for warning in report.warnings:
+            output.warn(warning)
+        if report.up_to_date:
+            output.out("Everything is up to date.")
+        else:
+            print_states(report.states)
+            output.out(summary(report.states))
+    if check and not report.up_to_date:
+        raise typer.Exit(1)

@@ -1,0 +1,116 @@
+"""What of the environment a stage's result depends on.
+
+Every stage: the platform (``sys.platform`` + machine). Stages that run Python:
+the implementation and ``major.minor`` of the interpreter the shell would run
+(``env.python: exact`` adds the patch level). Never paths or host names, so a
+clone elsewhere or another machine of the same kind hits the same fingerprint.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+
+_PY_NAME = re.compile(r"^(python|pypy)(\d+(\.\d+)?)?$")
+_ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def platform_id() -> str:
+    """``linux-x86_64`` and the like."""
+    return f"{sys.platform}-{platform.machine().lower()}"
+
+
+def python_program(cmd: str) -> str | None:
+    """The interpreter a shell command starts, if it starts Python; else None."""
+    try:
+        words = shlex.split(cmd, comments=True)
+    except ValueError:
+        return None
+    while words and (_ASSIGN.match(words[0]) or words[0] in ("env", "exec", "time")):
+        words.pop(0)
+    if not words:
+        return None
+    first = words[0]
+    if _PY_NAME.match(os.path.basename(first)):
+        return first
+    if first.endswith(".py"):
+        return "python3"
+    return None
+
+
+def _interpreter_version(program: str, path_env: str | None) -> str | None:
+    found = shutil.which(program, path=path_env)
+    if found is None:
+        return None
+    real = os.path.realpath(found)
+    if real == os.path.realpath(sys.executable):
+        impl = platform.python_implementation().lower()
+        return f"{impl}-{sys.version_info[0]}.{sys.version_info[1]}.{sys.version_info[2]}"
+    probe = "import platform,sys;print(platform.python_implementation().lower(),*sys.version_info[:3])"
+    try:
+        out = subprocess.run(
+            [found, "-c", probe], capture_output=True, text=True, timeout=30, check=True
+        ).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{out[0]}-{out[1]}.{out[2]}.{out[3]}" if len(out) == 4 else None
+
+
+class EnvironmentProbe:
+    """Environment components, with interpreter versions looked up once per process.
+
+    ``remember``/``recall`` (the state database) keep interpreter versions across
+    processes, keyed by the interpreter's real path and modification time.
+    """
+
+    def __init__(
+        self,
+        recall: Callable[[str], str | None] | None = None,
+        remember: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self._recall = recall
+        self._remember = remember
+        self._memo: dict[str, str | None] = {}
+
+    def python_version(self, program: str) -> str | None:
+        """``cpython-3.11.7`` for the interpreter ``program`` names on PATH."""
+        if program in self._memo:
+            return self._memo[program]
+        found = shutil.which(program)
+        key = None
+        if found is not None:
+            real = os.path.realpath(found)
+            try:
+                key = f"python:{real}:{os.stat(real).st_mtime_ns}"
+            except OSError:
+                key = None
+        version = self._recall(key) if (key and self._recall) else None
+        if version is None:
+            version = _interpreter_version(program, None)
+            if version and key and self._remember:
+                self._remember(key, version)
+        self._memo[program] = version
+        return version
+
+    def component(self, cmds: tuple[str, ...], python_exact: bool = False) -> dict[str, str]:
+        """The environment component of a stage running ``cmds``."""
+        env = {"platform": platform_id()}
+        for cmd in cmds:
+            program = python_program(cmd)
+            if program is None:
+                continue
+            version = self.python_version(program)
+            if version is None:
+                env["python"] = "unknown"
+            else:
+                impl, _, full = version.partition("-")
+                parts = full.split(".")
+                env["python"] = f"{impl}-{full}" if python_exact else f"{impl}-{'.'.join(parts[:2])}"
+            break
+        return env

@@ -1,0 +1,97 @@
+"""The errors pipeflow raises, each carrying the message a user reads.
+
+    PipeflowError                 exit 2 unless said otherwise
+    ├── UsageError                a bad command line: unknown target, bad flag value
+    ├── SpecError                 pipeline.yaml / params files: names file, line, column
+    ├── LockfileError             pipeline.lock cannot be read
+    ├── StorageError              the cache: missing or corrupt object, failed link
+    ├── LockedError               another writer holds the repository lock
+    ├── StageFailed               a stage's command failed (exit 1)
+    └── CheckFailed               a check found something to report (exit 1)
+
+Only ``pipeflow.cli`` turns these into exit codes and printed text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where in a file something was written (1-based line and column)."""
+
+    file: str
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        if self.line is None:
+            return self.file
+        if self.column is None:
+            return f"{self.file}:{self.line}"
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+class PipeflowError(Exception):
+    """Root of every error pipeflow raises on purpose."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\n  hint: {self.hint}"
+        return self.message
+
+
+class UsageError(PipeflowError):
+    """The command line asks for something that cannot be done."""
+
+
+class SpecError(PipeflowError):
+    """The pipeline spec or a params file is wrong; says where."""
+
+    def __init__(
+        self, message: str, location: Location | None = None, *, hint: str | None = None
+    ) -> None:
+        text = f"{location}: {message}" if location else message
+        super().__init__(text, hint=hint)
+        self.location = location
+
+
+class LockfileError(PipeflowError):
+    """pipeline.lock cannot be read or has the wrong shape."""
+
+
+class StorageError(PipeflowError):
+    """The object store cannot give or take what was asked."""
+
+    exit_code = 1
+
+
+class LockedError(PipeflowError):
+    """Another pipeflow process holds the repository lock."""
+
+    exit_code = 1
+
+
+class StageFailed(PipeflowError):
+    """A stage's command exited non-zero or did not produce its outputs."""
+
+    exit_code = 1
+
+    def __init__(self, stage: str, message: str, *, log_tail: str = "") -> None:
+        super().__init__(f"stage '{stage}' failed: {message}")
+        self.stage = stage
+        self.log_tail = log_tail
+
+
+class CheckFailed(PipeflowError):
+    """A check (status --check, verify) found something; the report is already made."""
+
+    exit_code = 1

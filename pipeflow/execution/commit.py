@@ -1,0 +1,94 @@
+"""Committing a finished stage: outputs into the object store, an entry for the lock."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pipeflow.errors import StageFailed
+from pipeflow.fingerprint import Components
+from pipeflow.gitignore import ensure_ignored
+from pipeflow.lockfile import FileEntry, MetricEntry, StageLock
+from pipeflow.metrics import read_metrics
+from pipeflow.planning import file_entry, hash_info, out_entries
+from pipeflow.repo import Repo
+from pipeflow.spec.model import Out, Stage
+
+
+def _check_no_symlinks(root: Path, stage: Stage, out: Out) -> None:
+    path = root / out.path
+    if path.is_symlink():
+        msg = f"output '{out.path}' is a symlink; write a real file or folder there"
+        raise StageFailed(stage.name, msg)
+    if path.is_dir():
+        for folder, dirs, files in os.walk(path):
+            for name in (*dirs, *files):
+                inner = Path(folder) / name
+                if inner.is_symlink():
+                    rel = inner.relative_to(root).as_posix()
+                    msg = f"output '{out.path}' contains a symlink: {rel} (not supported yet)"
+                    raise StageFailed(stage.name, msg)
+
+
+def commit_outputs(repo: Repo, stage: Stage, comps: Components) -> StageLock:
+    """Store each cached output, hash every output, and build the stage's lock entry.
+
+    Raises StageFailed if a declared output is missing; nothing is journaled then.
+    """
+    root = repo.root
+    for out in stage.outs:
+        if not os.path.lexists(root / out.path):
+            msg = f"it did not write its declared output '{out.path}'"
+            raise StageFailed(stage.name, msg)
+        _check_no_symlinks(root, stage, out)
+    outs: list[FileEntry] = []
+    metrics: list[MetricEntry] = []
+    for out in stage.outs:
+        repo.hasher.forget(out.path)
+        if out.cache and (root / out.path).is_dir():
+            info = repo.store.add_tree(root, out.path, repo.hasher)
+        else:
+            info = repo.hasher.hash_path(out.path)
+            if out.cache:
+                repo.store.add_file(root / out.path, info.hash)
+        entry = file_entry(out.path, info, cache=out.cache)
+        if out.kind == "metric":
+            values = read_metrics(root / out.path, stage.name, out.path)
+            metrics.append(MetricEntry(entry.path, entry.hash, entry.size, entry.isdir,
+                                       entry.nfiles, entry.cache, values))
+        else:
+            outs.append(entry)
+    ensure_ignored(root, [o.path for o in stage.outs if o.cache])
+    return StageLock(
+        cmd=comps.cmd,
+        fingerprint=comps.digest(),
+        deps=comps.deps,
+        params=comps.params,
+        code=comps.code,
+        env=comps.env,
+        outs=tuple(outs),
+        metrics=tuple(metrics),
+    )
+
+
+def restore_outputs(
+    repo: Repo, stage: Stage, entry: StageLock, skip: frozenset[str] = frozenset()
+) -> list[str]:
+    """Check out every cached output whose workspace content differs from the lock."""
+    restored = []
+    recorded = out_entries(entry)
+    for out in stage.outs:
+        rec = recorded.get(out.path)
+        if rec is None or not rec.cache or out.path in skip:
+            continue
+        try:
+            now = repo.hasher.hash_path(out.path)
+        except FileNotFoundError:
+            now = None
+        if now is not None and now.hash == rec.hash:
+            continue
+        repo.store.checkout(hash_info(rec), repo.root / out.path, linker=repo.linker)
+        repo.hasher.forget(out.path)
+        restored.append(out.path)
+    ensure_ignored(repo.root, [o.path for o in stage.outs if o.cache])
+    return restored

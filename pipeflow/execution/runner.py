@@ -1,0 +1,157 @@
+"""Running one stage's command: the only place pipeflow starts stage processes.
+
+Each command runs under ``/bin/sh -c`` in the stage's ``wdir``; a list runs in
+order and stops at the first failure. Output goes to ``.pipeflow/logs/<stage>.log``
+and, line by line, to an optional callback (the CLI shows it live).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from pipeflow.spec.model import Stage
+
+LineSink = Callable[[str, str], None]
+"""Called with (stage name, one line of its output without the newline)."""
+
+TAIL_LINES = 20
+
+_live: set[subprocess.Popen[bytes]] = set()
+_live_lock = threading.Lock()
+
+
+def terminate_all() -> None:
+    """Send SIGTERM to every stage process still running (on interrupt)."""
+    with _live_lock:
+        procs = list(_live)
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a stage's command ended."""
+
+    stage: str
+    returncode: int
+    started: float
+    ended: float
+    log_path: Path
+    tail: tuple[str, ...]
+    failed_cmd: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def duration(self) -> float:
+        return self.ended - self.started
+
+
+def log_name(stage: str) -> str:
+    """A file name for a stage's log (template names contain ``@`` and may contain ``/``)."""
+    return stage.replace("/", "_") + ".log"
+
+
+def prepare_outputs(root: Path, stage: Stage) -> None:
+    """Remove declared outputs (a persistent one becomes a private copy) and make parents.
+
+    No command ever writes into a cached object: a hardlinked or read-only file
+    left in place could be modified through its link.
+    """
+    for out in stage.outs:
+        path = root / out.path
+        if out.persist:
+            _make_private(path)
+        elif path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _make_private(path: Path) -> None:
+    if path.is_file() and not path.is_symlink():
+        _private_copy(path)
+    elif path.is_dir():
+        for folder, _dirs, files in os.walk(path):
+            for name in files:
+                _private_copy(Path(folder) / name)
+
+
+def _private_copy(path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.pipeflow-private")
+    shutil.copyfile(path, tmp)
+    shutil.copymode(path, tmp)
+    os.chmod(tmp, os.stat(tmp).st_mode | 0o200)
+    os.replace(tmp, path)
+
+
+def run_stage(root: Path, stage: Stage, log_dir: Path, sink: LineSink | None = None) -> RunResult:
+    """Run every command of ``stage``; never raises for a failing command."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / log_name(stage.name)
+    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+    cwd = root / stage.wdir
+    env = dict(os.environ, PIPEFLOW_STAGE=stage.name)
+    started = time.time()
+    code = 0
+    failed: str | None = None
+    with open(log_path, "w", encoding="utf-8", errors="replace") as log:
+        for cmd in stage.cmd:
+            code = _run_one(cmd, cwd, env, log, tail, stage.name, sink)
+            if code != 0:
+                failed = cmd
+                break
+    return RunResult(stage.name, code, started, time.time(), log_path, tuple(tail), failed)
+
+
+def _run_one(
+    cmd: str,
+    cwd: Path,
+    env: dict[str, str],
+    log: TextIO,
+    tail: collections.deque[str],
+    name: str,
+    sink: LineSink | None,
+) -> int:
+    try:
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", cmd], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, process_group=0,
+        )
+    except OSError as exc:
+        line = f"cannot start /bin/sh in {cwd}: {exc}"
+        tail.append(line)
+        log.write(line + "\n")
+        return 127
+    assert proc.stdout is not None
+    with _live_lock:
+        _live.add(proc)
+    try:
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            log.write(line + "\n")
+            tail.append(line)
+            if sink is not None:
+                sink(name, line)
+    finally:
+        proc.stdout.close()
+        code = proc.wait()
+        with _live_lock:
+            _live.discard(proc)
+    return code

@@ -1,0 +1,182 @@
+"""The ready-set scheduler: runs stages as their upstream finishes, up to ``jobs`` at once.
+
+Deciding (``Planner.evaluate``), committing and journaling happen on the calling
+thread; worker threads only wait on stage processes. On a failure no new stage
+starts unless ``keep_going``; running stages finish and are committed if they
+succeed. Dependents of a failed stage are never started.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pipeflow import journal
+from pipeflow.errors import StageFailed
+from pipeflow.execution.commit import commit_outputs, restore_outputs
+from pipeflow.execution.runner import LineSink, RunResult, prepare_outputs, run_stage
+from pipeflow.fingerprint import Components
+from pipeflow.planning import Planner, StageState
+
+EventKind = Literal["skipped", "restored", "started", "finished", "failed", "blocked"]
+
+
+@dataclass(frozen=True)
+class StageEvent:
+    """Something that happened to one stage during ``repro``."""
+
+    kind: EventKind
+    stage: str
+    state: StageState | None = None
+    detail: str = ""
+    result: RunResult | None = None
+    error: StageFailed | None = None
+
+
+EventSink = Callable[[StageEvent], None]
+
+
+@dataclass
+class Outcome:
+    """What ``repro`` did to each stage it looked at."""
+
+    ran: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[StageFailed] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    not_started: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+class Scheduler:
+    """Runs the chosen stages of one plan."""
+
+    def __init__(
+        self,
+        planner: Planner,
+        names: list[str],
+        *,
+        jobs: int = 1,
+        keep_going: bool = False,
+        force: bool = False,
+        on_event: EventSink | None = None,
+        sink: LineSink | None = None,
+    ) -> None:
+        self.planner = planner
+        self.repo = planner.repo
+        self.names = names
+        self.jobs = max(1, jobs)
+        self.keep_going = keep_going
+        self.force = force
+        self.emit = on_event or (lambda _e: None)
+        self.sink = sink
+        self.states: dict[str, StageState] = {}
+        self.outcome = Outcome()
+        self._done: dict[str, str] = {}
+
+    def _set_running(self, names: list[str]) -> None:
+        self.repo.state.put("running", json.dumps(sorted(names)))
+
+    def run(self) -> Outcome:
+        selected = set(self.names)
+        waiting = list(self.names)
+        running: dict[Future[RunResult], tuple[str, Components]] = {}
+        graph = self.planner.graph
+        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            try:
+                while waiting or running:
+                    stop = bool(self.outcome.failed) and not self.keep_going
+                    for name in list(waiting):
+                        if stop or len(running) >= self.jobs:
+                            break
+                        ups = [u for u in graph.upstream[name] if u in selected]
+                        if any(u not in self._done for u in ups):
+                            continue
+                        waiting.remove(name)
+                        bad = [u for u in ups if self._done[u] in ("failed", "blocked")]
+                        if bad:
+                            self._finish(name, "blocked")
+                            self.emit(StageEvent("blocked", name, detail=bad[0]))
+                            continue
+                        self._start(name, pool, running)
+                    if not running:
+                        break
+                    self._set_running([n for n, _ in running.values()])
+                    done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        name, comps = running.pop(fut)
+                        self._complete(name, comps, fut.result())
+            except BaseException:
+                from pipeflow.execution.runner import terminate_all
+
+                terminate_all()
+                raise
+            finally:
+                self._set_running([])
+        self.outcome.not_started = [n for n in waiting if n not in self._done]
+        return self.outcome
+
+    def _finish(self, name: str, how: str) -> None:
+        self._done[name] = how
+        if how == "blocked":
+            self.outcome.blocked.append(name)
+
+    def _start(
+        self, name: str, pool: ThreadPoolExecutor,
+        running: dict[Future[RunResult], tuple[str, Components]],
+    ) -> None:
+        stage = self.planner.graph.pipeline.stages[name]
+        state = self.planner.evaluate(name, self.states, force=self.force)
+        if state.up_to_date:
+            self.states[name] = state
+            self._finish(name, "skipped")
+            self.outcome.skipped.append(name)
+            self.emit(StageEvent("skipped", name, state))
+            return
+        entry = self.planner.lock.stages.get(name)
+        if state.restorable and entry is not None and not self.force:
+            restored = restore_outputs(self.repo, stage, entry)
+            self.states[name] = StageState(name, "up-to-date", components=state.components)
+            self._finish(name, "restored")
+            self.outcome.restored.append(name)
+            self.emit(StageEvent("restored", name, state, detail=", ".join(restored)))
+            return
+        assert state.components is not None
+        prepare_outputs(self.repo.root, stage)
+        for out in stage.outs:
+            self.repo.hasher.forget(out.path)
+        self.emit(StageEvent("started", name, state))
+        fut = pool.submit(run_stage, self.repo.root, stage, self.repo.logs_dir, self.sink)
+        running[fut] = (name, state.components)
+
+    def _complete(self, name: str, comps: Components, result: RunResult) -> None:
+        stage = self.planner.graph.pipeline.stages[name]
+        error: StageFailed | None = None
+        if not result.ok:
+            what = f"'{result.failed_cmd}' exited with status {result.returncode}"
+            if result.returncode < 0:
+                what = f"'{result.failed_cmd}' was killed by signal {-result.returncode}"
+            error = StageFailed(name, what, log_tail="\n".join(result.tail))
+        else:
+            try:
+                entry = commit_outputs(self.repo, stage, comps)
+            except StageFailed as exc:
+                error = StageFailed(name, exc.message.split(": ", 1)[-1],
+                                    log_tail="\n".join(result.tail))
+            else:
+                journal.append(self.repo.state, name, entry)
+                self.states[name] = StageState(name, "up-to-date", components=comps)
+                self._finish(name, "ran")
+                self.outcome.ran.append(name)
+                self.emit(StageEvent("finished", name, result=result))
+                return
+        self._finish(name, "failed")
+        self.outcome.failed.append(error)
+        self.emit(StageEvent("failed", name, result=result, error=error))

@@ -1,0 +1,181 @@
+"""A stage's fingerprint: the digest of named components, and why two differ.
+
+Components are kept apart (and in the lock) so that "why is this stage stale"
+is answered to the key: which file, which param (old -> new), which line of the
+command, which part of the environment.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeflow.hashing import hash_bytes
+from pipeflow.lockfile import FileEntry, StageLock
+
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Components:
+    """Everything a stage's result is taken to depend on."""
+
+    cmd: tuple[str, ...]
+    deps: tuple[FileEntry, ...]
+    params: Mapping[str, Mapping[str, Any]]
+    code: tuple[FileEntry, ...]
+    env: Mapping[str, Any]
+    outs: tuple[str, ...]
+    """Declared outputs as ``path|flags`` labels (see ``out_label``)."""
+
+    def digest(self) -> str:
+        """xxh3-128 of the canonical JSON form; equal components give equal digests."""
+        body = {
+            "format": FORMAT,
+            "cmd": list(self.cmd),
+            "deps": {d.path: d.hash for d in self.deps},
+            "params": {f: dict(v) for f, v in self.params.items()},
+            "code": {c.path: c.hash for c in self.code},
+            "env": dict(self.env),
+            "outs": list(self.outs),
+        }
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hash_bytes(text.encode("utf-8", "surrogatepass"))
+
+
+def out_label(path: str, kind: str, cache: bool, persist: bool) -> str:
+    """How one declared output enters the fingerprint: its path and options."""
+    flags = [kind] + (["nocache"] if not cache else []) + (["persist"] if persist else [])
+    return "|".join([path, *flags])
+
+
+@dataclass(frozen=True)
+class Change:
+    """One reason a stage is not up to date; ``message`` is what a user reads."""
+
+    kind: str
+    """new | cmd | dep | param | code | env | outs | output | always | upstream | format"""
+    subject: str
+    message: str
+    old: Any = None
+    new: Any = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"kind": self.kind, "subject": self.subject,
+                                "message": self.message}
+        if self.old is not None:
+            body["old"] = self.old
+        if self.new is not None:
+            body["new"] = self.new
+        return body
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _short(h: str) -> str:
+    return h[:8]
+
+
+def diff_cmd(old: tuple[str, ...], new: tuple[str, ...]) -> list[Change]:
+    if old == new:
+        return []
+    if len(old) == len(new) == 1:
+        msg = f"command changed: '{old[0]}' -> '{new[0]}'"
+        return [Change("cmd", "", msg, old[0], new[0])]
+    changes = []
+    for i in range(max(len(old), len(new))):
+        a = old[i] if i < len(old) else None
+        b = new[i] if i < len(new) else None
+        if a != b:
+            if a is None:
+                msg = f"command line {i + 1} added: '{b}'"
+            elif b is None:
+                msg = f"command line {i + 1} removed: '{a}'"
+            else:
+                msg = f"command line {i + 1} changed: '{a}' -> '{b}'"
+            changes.append(Change("cmd", str(i + 1), msg, a, b))
+    return changes
+
+
+def diff_files(kind: str, old: tuple[FileEntry, ...], new: tuple[FileEntry, ...]) -> list[Change]:
+    """Added, removed and modified files of a deps or code component."""
+    before = {e.path: e for e in old}
+    after = {e.path: e for e in new}
+    label = "dependency" if kind == "dep" else "code"
+    changes = []
+    for path, entry in after.items():
+        prev = before.get(path)
+        if prev is None:
+            changes.append(Change(kind, path, f"{label} added: {path}", None, entry.hash))
+        elif prev.hash != entry.hash:
+            if entry.hash == "":
+                msg = f"{label} missing: {path}"
+            else:
+                msg = f"{label} modified: {path} ({_short(prev.hash)} -> {_short(entry.hash)})"
+            changes.append(Change(kind, path, msg, prev.hash, entry.hash))
+    for path, prev in before.items():
+        if path not in after:
+            changes.append(Change(kind, path, f"{label} removed: {path}", prev.hash, None))
+    return changes
+
+
+def diff_params(
+    old: Mapping[str, Mapping[str, Any]], new: Mapping[str, Mapping[str, Any]]
+) -> list[Change]:
+    changes = []
+    for file in sorted(set(old) | set(new)):
+        a, b = old.get(file, {}), new.get(file, {})
+        for key in sorted(set(a) | set(b)):
+            if key not in a:
+                msg = f"{file}: {key} added ({_show(b[key])})"
+                changes.append(Change("param", f"{file}:{key}", msg, None, b[key]))
+            elif key not in b:
+                msg = f"{file}: {key} removed (was {_show(a[key])})"
+                changes.append(Change("param", f"{file}:{key}", msg, a[key], None))
+            elif a[key] != b[key] or type(a[key]) is not type(b[key]):
+                msg = f"{file}: {key} {_show(a[key])} -> {_show(b[key])}"
+                changes.append(Change("param", f"{file}:{key}", msg, a[key], b[key]))
+    return changes
+
+
+def diff_env(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if a != b:
+            msg = f"env: {key} {_show(a) if a is not None else 'unset'} -> " + (
+                _show(b) if b is not None else "unset"
+            )
+            changes.append(Change("env", key, msg, a, b))
+    return changes
+
+
+def diff_outs(entry: StageLock, declared: tuple[str, ...]) -> list[Change]:
+    """Outputs declared now but not in the lock, and the other way round."""
+    before = [e.path for e in (*entry.outs, *entry.metrics)]
+    after = [label.split("|", 1)[0] for label in declared]
+    changes = [Change("outs", p, f"output added: {p}") for p in after if p not in before]
+    changes += [Change("outs", p, f"output removed: {p}") for p in before if p not in after]
+    return changes
+
+
+def explain(entry: StageLock, comps: Components) -> list[Change]:
+    """Why ``comps`` differ from what the lock recorded (empty when they do not)."""
+    changes = [
+        *diff_cmd(entry.cmd, comps.cmd),
+        *diff_files("dep", entry.deps, comps.deps),
+        *diff_params(entry.params, comps.params),
+        *diff_files("code", entry.code, comps.code),
+        *diff_env(entry.env, comps.env),
+        *diff_outs(entry, comps.outs),
+    ]
+    if comps.digest() != entry.fingerprint and not changes:
+        changes.append(Change("outs", "", "output options changed (cache, persist or kind)"))
+    return changes

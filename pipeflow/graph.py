@@ -1,0 +1,238 @@
+"""The stage DAG: edges from the stage that writes a path to the stages that read it.
+
+Building the graph checks what a spec alone cannot: two stages writing one
+output (or one inside the other), cycles, and dependencies that nothing produces
+and that do not exist. The full check (with networkx, for cycle paths) runs when
+the resolved structure is new; its topological order is then remembered in the
+state database, so an unchanged project plans without importing networkx.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeflow.errors import SpecError, UsageError
+from pipeflow.hashing import hash_bytes
+from pipeflow.spec.model import Pipeline
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path.startswith(folder + "/")
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Stages, their producer edges and one topological order."""
+
+    pipeline: Pipeline
+    order: tuple[str, ...]
+    upstream: dict[str, tuple[str, ...]]
+    downstream: dict[str, tuple[str, ...]]
+    producers: dict[str, str]
+    """Output path -> name of the stage that writes it."""
+
+    def producer_of(self, path: str) -> str | None:
+        """The stage writing ``path`` or a folder containing it."""
+        probe = path
+        while True:
+            if probe in self.producers:
+                return self.producers[probe]
+            if "/" not in probe:
+                return None
+            probe = probe.rsplit("/", 1)[0]
+
+    def ancestors(self, names: Iterable[str]) -> set[str]:
+        return _closure(names, self.upstream)
+
+    def descendants(self, names: Iterable[str]) -> set[str]:
+        return _closure(names, self.downstream)
+
+    def edges(self) -> list[tuple[str, str]]:
+        return [(u, d) for d in self.order for u in self.upstream[d]]
+
+
+def _closure(names: Iterable[str], links: dict[str, tuple[str, ...]]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        for nxt in links[todo.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def _producers(pipeline: Pipeline) -> dict[str, str]:
+    producers: dict[str, str] = {}
+    for stage in pipeline.stages.values():
+        for out in stage.outs:
+            other = producers.get(out.path)
+            if other is not None:
+                where = "twice in" if other == stage.name else f"by '{other}' and"
+                msg = f"output '{out.path}' is written {where} stage '{stage.name}'"
+                raise SpecError(msg, stage.location, hint="each path may have one writer")
+            producers[out.path] = stage.name
+    paths = sorted(producers)
+    for i, path in enumerate(paths[:-1]):
+        j = i + 1
+        if j < len(paths) and _inside(paths[j], path):
+            a, b = producers[path], producers[paths[j]]
+            msg = (
+                f"outputs overlap: '{paths[j]}' (stage '{b}') is inside '{path}' (stage '{a}')"
+            )
+            loc = pipeline.stages[b].location
+            raise SpecError(msg, loc, hint="declare outputs that do not contain each other")
+    return producers
+
+
+def _edges(pipeline: Pipeline, producers: dict[str, str]) -> dict[str, set[str]]:
+    outs_sorted = sorted(producers)
+    upstream: dict[str, set[str]] = {name: set() for name in pipeline.stages}
+    for stage in pipeline.stages.values():
+        for dep in stage.deps:
+            found = _find_producers(dep, producers, outs_sorted)
+            upstream[stage.name].update(found)
+    return upstream
+
+
+def _find_producers(dep: str, producers: dict[str, str], outs_sorted: list[str]) -> set[str]:
+    found: set[str] = set()
+    probe = dep
+    while True:  # the dep itself or a folder above it is an output
+        if probe in producers:
+            found.add(producers[probe])
+            break
+        if "/" not in probe:
+            break
+        probe = probe.rsplit("/", 1)[0]
+    prefix = "" if dep == "." else dep + "/"  # outputs inside a dep folder
+    i = bisect.bisect_left(outs_sorted, prefix)
+    while i < len(outs_sorted) and outs_sorted[i].startswith(prefix):
+        found.add(producers[outs_sorted[i]])
+        i += 1
+    return found
+
+
+def _check_self_and_cycles(pipeline: Pipeline, upstream: dict[str, set[str]]) -> list[str]:
+    for name, ups in upstream.items():
+        if name in ups:
+            msg = f"stage '{name}' depends on its own output"
+            raise SpecError(msg, pipeline.stages[name].location)
+    import networkx as nx
+
+    g = nx.DiGraph()
+    g.add_nodes_from(pipeline.stages)
+    g.add_edges_from((u, d) for d, ups in upstream.items() for u in ups)
+    try:
+        cycle = nx.find_cycle(g)
+    except nx.NetworkXNoCycle:
+        pass
+    else:
+        path = " -> ".join([edge[0] for edge in cycle] + [cycle[0][0]])
+        first = pipeline.stages[cycle[0][0]]
+        raise SpecError(f"the stages form a cycle: {path}", first.location,
+                        hint="an output of one of them must not be a dependency upstream")
+    index = {name: i for i, name in enumerate(pipeline.stages)}
+    return list(nx.lexicographical_topological_sort(g, key=index.__getitem__))
+
+
+def check_deps_exist(pipeline: Pipeline, graph: Graph, root: Path) -> None:
+    """Every dependency is produced by a stage or exists on disk."""
+    outs_sorted = sorted(graph.producers)
+    for stage in pipeline.stages.values():
+        for dep in stage.deps:
+            if not _find_producers(dep, graph.producers, outs_sorted) and not os.path.exists(
+                root / dep
+            ):
+                msg = f"dependency '{dep}' of stage '{stage.name}' does not exist"
+                hint = "create it, `pipeflow add` it, or declare the stage that writes it"
+                raise SpecError(msg, stage.location, hint=hint)
+
+
+def _structure_digest(pipeline: Pipeline) -> str:
+    parts = [[s.name, list(s.deps), [o.path for o in s.outs]] for s in pipeline.stages.values()]
+    return hash_bytes(json.dumps(parts, separators=(",", ":")).encode())
+
+
+def build_graph(
+    pipeline: Pipeline,
+    *,
+    cached_order: Callable[[str], str | None] | None = None,
+    remember_order: Callable[[str, str], None] | None = None,
+) -> Graph:
+    """Check the pipeline and order it; uses a remembered order when the structure is known."""
+    producers = _producers(pipeline)
+    ups = _edges(pipeline, producers)
+    key = "topo:" + _structure_digest(pipeline)
+    known = cached_order(key) if cached_order else None
+    order: list[str] | None = None
+    if known is not None:
+        try:
+            candidate = json.loads(known)
+        except ValueError:
+            candidate = None
+        if isinstance(candidate, list) and sorted(candidate) == sorted(pipeline.stages):
+            order = candidate
+    if order is None:
+        order = _check_self_and_cycles(pipeline, ups)
+        if remember_order:
+            remember_order(key, json.dumps(order))
+    position = {name: i for i, name in enumerate(order)}
+    upstream = {n: tuple(sorted(ups[n], key=position.__getitem__)) for n in order}
+    down: dict[str, list[str]] = {n: [] for n in order}
+    for name in order:
+        for u in upstream[name]:
+            down[u].append(name)
+    downstream = {n: tuple(v) for n, v in down.items()}
+    return Graph(pipeline, tuple(order), upstream, downstream, producers)
+
+
+def resolve_targets(graph: Graph, targets: Iterable[str]) -> list[str]:
+    """Stage names for targets given as stage names, template groups or output paths."""
+    names: list[str] = []
+    stages = graph.pipeline.stages
+    for target in targets:
+        if target in stages:
+            names.append(target)
+            continue
+        group = [n for n in graph.order if n.split("@", 1)[0] == target]
+        if group:
+            names.extend(group)
+            continue
+        rel = Path(os.path.normpath(target)).as_posix()
+        producer = graph.producer_of(rel)
+        if producer is not None:
+            names.append(producer)
+            continue
+        import difflib
+
+        close = difflib.get_close_matches(target, list(stages), n=3)
+        hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else (
+            "`pipeflow dag` lists the stages"
+        )
+        raise UsageError(f"unknown target '{target}': not a stage or an output", hint=hint)
+    return list(dict.fromkeys(names))
+
+
+def select(
+    graph: Graph,
+    targets: list[str],
+    *,
+    single_item: bool = False,
+    downstream: bool = False,
+) -> list[str]:
+    """The stages a command works on, in topological order."""
+    if not targets:
+        return list(graph.order)
+    chosen = set(targets)
+    if downstream:
+        chosen |= graph.descendants(targets)
+    elif not single_item:
+        chosen |= graph.ancestors(targets)
+    return [n for n in graph.order if n in chosen]
+

@@ -1,0 +1,54 @@
+"""``pipeflow init``: make a folder a pipeflow project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeflow.repo import CONFIG_FILE, DOT, SPEC_FILE
+
+DOT_GITIGNORE = """\
+# pipeflow: per-machine state, never committed (config is committed)
+/cache/
+/state/
+/logs/
+/tmp/
+/lock
+/config.local
+"""
+
+CONFIG_TEXT = """\
+# pipeflow project config (committed). Per-machine overrides go in config.local.
+cache:
+  dir: cache              # relative to .pipeflow/, or an absolute path
+  link: reflink-or-copy   # reflink-or-copy | reflink | copy | hardlink
+"""
+
+STARTER_SPEC = """\
+# Each stage: a command, what it reads (deps, params) and what it writes (outs).
+# stages:
+#   train:
+#     cmd: python train.py
+#     deps: [data/train.csv, train.py]
+#     params: [train.lr]
+#     outs: [models/model.pkl]
+stages: {}
+"""
+
+
+def init(root: Path, *, starter: bool = True) -> list[str]:
+    """Create ``.pipeflow/`` (idempotent); returns the files it created."""
+    created: list[str] = []
+    dot = root / DOT
+    dot.mkdir(parents=True, exist_ok=True)
+    for name, text in ((".gitignore", DOT_GITIGNORE), (CONFIG_FILE, CONFIG_TEXT)):
+        path = dot / name
+        if not path.exists():
+            path.write_text(text, encoding="utf-8")
+            created.append(f"{DOT}/{name}")
+    for sub in ("cache", "state", "logs"):
+        (dot / sub).mkdir(exist_ok=True)
+    spec = root / SPEC_FILE
+    if starter and not spec.exists():
+        spec.write_text(STARTER_SPEC, encoding="utf-8")
+        created.append(SPEC_FILE)
+    return created

@@ -1,0 +1,78 @@
+"""Loading what every verb needs: the checked pipeline, its graph, and the lock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeflow import journal, lockfile
+from pipeflow.errors import UsageError
+from pipeflow.graph import Graph, build_graph, check_deps_exist
+from pipeflow.lockfile import Lock
+from pipeflow.repo import Repo
+from pipeflow.spec.loader import load_pipeline
+
+
+@dataclass(frozen=True)
+class Project:
+    """A loaded pipeline with its graph."""
+
+    graph: Graph
+
+    @property
+    def stages(self) -> list[str]:
+        return list(self.graph.order)
+
+
+def load_project(repo: Repo, *, check_deps: bool = True) -> Project:
+    """Load, validate and order the pipeline (validation remembered per spec digest)."""
+    if not repo.spec_path.is_file():
+        msg = f"no pipeline.yaml in {repo.root}"
+        raise UsageError(msg, hint="write one (see `pipeflow init` for a starter)")
+    has_state = repo.dot.is_dir()
+    state = repo.state if has_state else None
+
+    def validated(digest: str) -> bool:
+        return state is not None and state.get("valid:" + digest) == "1"
+
+    loaded = load_pipeline(repo.root, is_validated=validated)
+    if loaded.validated_now and state is not None:
+        state.put("valid:" + loaded.digest, "1")
+    graph = build_graph(
+        loaded.pipeline,
+        cached_order=state.get if state else None,
+        remember_order=state.put if state else None,
+    )
+    if check_deps:
+        check_deps_exist(loaded.pipeline, graph, repo.root)
+    return Project(graph)
+
+
+def current_lock(repo: Repo) -> Lock:
+    """The lock as a reader sees it: pipeline.lock with the unfinished run's journal."""
+    lock = lockfile.read(repo.lock_path)
+    if not repo.dot.is_dir():
+        return lock
+    rows = journal.entries(repo.state)
+    return journal.fold(lock, rows) if rows else lock
+
+
+def render_lock(repo: Repo, graph: Graph | None = None) -> bool:
+    """Write pipeline.lock from lock + journal and empty the journal (holder of the repo lock).
+
+    Returns whether the lock file changed. Objects written by the run are synced
+    first, once, so a lock never names an object a power loss could lose.
+    """
+    from pipeflow.storage.durability import sync_paths
+
+    rows = journal.entries(repo.state)
+    lock = lockfile.read(repo.lock_path)
+    new = journal.fold(lock, rows, keep=graph.order if graph else None)
+    changed = lockfile.dumps(new) != (
+        repo.lock_path.read_text(encoding="utf-8") if repo.lock_path.exists() else None
+    )
+    if changed and (new.stages or new.sources or repo.lock_path.exists()):
+        if "store" in repo.__dict__:
+            sync_paths(repo.store.written())
+        lockfile.write(repo.lock_path, new)
+    repo.state.journal_clear()
+    return changed

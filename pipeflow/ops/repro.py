@@ -1,0 +1,119 @@
+"""``pipeflow repro``: bring outputs up to date, running only what changed."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import FrameType
+
+from pipeflow.execution.runner import LineSink
+from pipeflow.execution.scheduler import EventSink, Outcome, Scheduler
+from pipeflow.graph import resolve_targets, select
+from pipeflow.ops.init import init
+from pipeflow.ops.project import load_project, render_lock
+from pipeflow.planning import Planner, StageState
+from pipeflow.repo import Repo
+from pipeflow.repolock import RepoLock
+
+
+@dataclass(frozen=True)
+class ReproOptions:
+    targets: tuple[str, ...] = ()
+    force: bool = False
+    dry: bool = False
+    jobs: int = 1
+    keep_going: bool = False
+    single_item: bool = False
+    downstream: bool = False
+    wait: float = 0.0
+
+
+@dataclass
+class ReproReport:
+    """What a ``repro`` did (or, with ``dry``, would do)."""
+
+    selected: list[str]
+    plan: list[StageState] = field(default_factory=list)
+    outcome: Outcome = field(default_factory=Outcome)
+    lock_changed: bool = False
+    initialized: bool = False
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C so the lock is still rendered."""
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise _Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def recover(repo: Repo) -> bool:
+    """Render a journal left by a killed run into the lock (call holding the repo lock)."""
+    if repo.state.journal_entries():
+        render_lock(repo)
+        return True
+    return False
+
+
+def repro(
+    repo: Repo,
+    options: ReproOptions,
+    *,
+    on_event: EventSink | None = None,
+    sink: LineSink | None = None,
+) -> ReproReport:
+    """Run the selected stages whose state is not up to date, then render the lock."""
+    initialized = False
+    if not repo.dot.is_dir() and not options.dry:
+        init(repo.root, starter=False)
+        initialized = True
+    if options.dry:
+        return _dry(repo, options)
+    with RepoLock(repo.dot / "lock", wait=options.wait), _sigterm_as_interrupt():
+        recover(repo)
+        from pipeflow import lockfile
+
+        project = load_project(repo)
+        graph = project.graph
+        names = select(graph, resolve_targets(graph, options.targets),
+                       single_item=options.single_item, downstream=options.downstream)
+        planner = Planner(repo, graph, lockfile.read(repo.lock_path))
+        jobs = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
+        scheduler = Scheduler(planner, names, jobs=jobs, keep_going=options.keep_going,
+                              force=options.force, on_event=on_event, sink=sink)
+        report = ReproReport(selected=names, initialized=initialized)
+        try:
+            report.outcome = scheduler.run()
+        finally:
+            report.lock_changed = render_lock(repo, graph)
+            repo.hasher.flush()
+        return report
+
+
+def _dry(repo: Repo, options: ReproOptions) -> ReproReport:
+    from pipeflow.ops.project import current_lock
+
+    project = load_project(repo)
+    graph = project.graph
+    names = select(graph, resolve_targets(graph, options.targets),
+                   single_item=options.single_item, downstream=options.downstream)
+    planner = Planner(repo, graph, current_lock(repo))
+    states: dict[str, StageState] = {}
+    for name in graph.order:
+        states[name] = planner.evaluate(name, states, force=options.force and name in names)
+    return ReproReport(selected=names, plan=[states[n] for n in names])

@@ -1,0 +1,200 @@
+"""Deciding, without running anything, what state each stage is in and why.
+
+Status words (DESIGN): ``changed`` (with reasons), ``pending`` (only an upstream
+stage changed: it runs if that stage's outputs change), ``missing-output``,
+``frozen``, ``running``, ``up-to-date``. ``status``, ``repro --dry`` and the
+scheduler (one stage at a time, as its upstream finishes) all use ``Planner``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pipeflow.environment import EnvironmentProbe
+from pipeflow.fingerprint import Change, Components, explain, out_label
+from pipeflow.graph import Graph
+from pipeflow.hashing import HashInfo
+from pipeflow.lockfile import FileEntry, Lock, StageLock
+from pipeflow.params import read_params, select
+from pipeflow.repo import Repo
+from pipeflow.spec.model import Out, Stage
+
+WORDS = ("changed", "pending", "missing-output", "frozen", "running", "up-to-date")
+
+
+@dataclass(frozen=True)
+class StageState:
+    """Where one stage stands, and why."""
+
+    name: str
+    word: str
+    reasons: tuple[Change, ...] = ()
+    components: Components | None = None
+    restorable: bool = False
+    """Its fingerprint matches and every missing or modified output is in the cache."""
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.word in ("up-to-date", "frozen")
+
+
+def file_entry(path: str, info: HashInfo, *, cache: bool = True) -> FileEntry:
+    return FileEntry(path=path, hash=info.hash, size=info.size, isdir=info.isdir,
+                     nfiles=info.nfiles, cache=cache)
+
+
+def hash_info(entry: FileEntry) -> HashInfo:
+    return HashInfo(hash=entry.hash, size=entry.size, isdir=entry.isdir, nfiles=entry.nfiles)
+
+
+def out_entries(entry: StageLock | None) -> dict[str, FileEntry]:
+    if entry is None:
+        return {}
+    return {e.path: e for e in (*entry.outs, *entry.metrics)}
+
+
+class Planner:
+    """Computes components and states of stages against a lock."""
+
+    def __init__(
+        self,
+        repo: Repo,
+        graph: Graph,
+        lock: Lock,
+        *,
+        running: frozenset[str] = frozenset(),
+    ) -> None:
+        self.repo = repo
+        self.graph = graph
+        self.lock = lock
+        self.running = running
+        state = repo.state if repo.dot.is_dir() else None
+        self.env = EnvironmentProbe(
+            state.get if state else None, state.put if state else None
+        )
+
+    # components -------------------------------------------------------------
+    def _hash(self, rel: str) -> HashInfo | None:
+        try:
+            return self.repo.hasher.hash_path(rel)
+        except FileNotFoundError:
+            return None
+
+    def _code_paths(self, stage: Stage) -> list[str]:
+        paths: list[str] = []
+        for pattern in stage.code:
+            if any(ch in pattern for ch in "*?["):
+                matches = sorted(glob.glob(pattern, root_dir=self.repo.root, recursive=True))
+                paths.extend(m.replace(os.sep, "/") for m in matches)
+            else:
+                paths.append(pattern)
+        return list(dict.fromkeys(paths))
+
+    def params_of(self, stage: Stage) -> dict[str, dict[str, Any]]:
+        values: dict[str, dict[str, Any]] = {}
+        for ref in stage.params:
+            data = read_params(self.repo.root / ref.file)
+            values.setdefault(ref.file, {}).update(select(data, ref.keys))
+        return {f: dict(sorted(v.items())) for f, v in sorted(values.items())}
+
+    def components(self, stage: Stage, substitute: Mapping[str, FileEntry]) -> Components:
+        """The stage's components now; deps in ``substitute`` take the given entry."""
+        deps = []
+        for path in stage.deps:
+            if path in substitute:
+                deps.append(substitute[path])
+                continue
+            info = self._hash(path)
+            deps.append(file_entry(path, info) if info else FileEntry(path, "", 0))
+        code = []
+        for path in self._code_paths(stage):
+            info = self._hash(path)
+            code.append(file_entry(path, info) if info else FileEntry(path, "", 0))
+        exact = False  # env.python: exact arrives with the code-awareness work
+        return Components(
+            cmd=stage.cmd,
+            deps=tuple(deps),
+            params=self.params_of(stage),
+            code=tuple(code),
+            env=self.env.component(stage.cmd, python_exact=exact),
+            outs=tuple(out_label(o.path, o.kind, o.cache, o.persist) for o in stage.outs),
+        )
+
+    # states -----------------------------------------------------------------
+    def _output_changes(self, stage: Stage, entry: StageLock) -> tuple[list[Change], bool]:
+        recorded = out_entries(entry)
+        changes: list[Change] = []
+        restorable = True
+        for out in stage.outs:
+            rec = recorded.get(out.path)
+            if rec is None:
+                continue  # explained by the outs component
+            now = self._hash(out.path)
+            if now is not None and now.hash == rec.hash:
+                continue
+            if now is None:
+                changes.append(Change("output", out.path, f"output missing: {out.path}"))
+            elif out.persist:
+                continue  # a persistent output is expected to differ between runs
+            else:
+                msg = f"output modified in the workspace: {out.path}"
+                changes.append(Change("output", out.path, msg, rec.hash, now.hash))
+            if not self._restorable(out, rec):
+                restorable = False
+        return changes, restorable and bool(changes)
+
+    def _restorable(self, out: Out, rec: FileEntry) -> bool:
+        return out.cache and rec.cache and not self.repo.store.missing(hash_info(rec))
+
+    def evaluate(
+        self, name: str, states: Mapping[str, StageState], *, force: bool = False
+    ) -> StageState:
+        """The state of stage ``name``, given the states of its upstream stages."""
+        stage = self.graph.pipeline.stages[name]
+        if name in self.running:
+            return StageState(name, "running")
+        if stage.frozen:
+            return StageState(name, "frozen")
+        entry = self.lock.stages.get(name)
+        recorded_deps = {d.path: d for d in entry.deps} if entry else {}
+        substitute: dict[str, FileEntry] = {}
+        waiting: list[str] = []
+        for up in self.graph.upstream[name]:
+            up_state = states.get(up)
+            if up_state is None or up_state.up_to_date:
+                continue
+            if up_state.word in ("changed", "pending", "running"):
+                waiting.append(up)
+            for dep in stage.deps:
+                if dep in recorded_deps and self.graph.producer_of(dep) == up:
+                    substitute[dep] = recorded_deps[dep]
+        comps = self.components(stage, substitute)
+        if entry is None:
+            return StageState(name, "changed", (Change("new", "", "never run"),), comps)
+        reasons = explain(entry, comps) if comps.digest() != entry.fingerprint else []
+        if force:
+            reasons.insert(0, Change("forced", "", "forced with --force"))
+        if stage.always_changed:
+            reasons.append(Change("always", "", "always_changed is set"))
+        if reasons:
+            return StageState(name, "changed", tuple(reasons), comps)
+        if waiting:
+            why = tuple(Change("upstream", up, f"upstream '{up}' changed") for up in waiting)
+            return StageState(name, "pending", why, comps)
+        out_changes, restorable = self._output_changes(stage, entry)
+        if out_changes:
+            missing_only = all(c.old is None for c in out_changes)
+            word = "missing-output" if missing_only else "changed"
+            return StageState(name, word, tuple(out_changes), comps, restorable)
+        return StageState(name, "up-to-date", (), comps)
+
+    def evaluate_all(self, names: list[str]) -> dict[str, StageState]:
+        """States of ``names`` (in topological order), each seeing its upstream's."""
+        states: dict[str, StageState] = {}
+        for name in names:
+            states[name] = self.evaluate(name, states)
+        return states

@@ -1,0 +1,133 @@
+"""Repo: where a project lives — its root, config, state database and object store.
+
+A small holder of places and handles; the verbs live in ``pipeflow.ops``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeflow.errors import UsageError
+
+if TYPE_CHECKING:
+    from pipeflow.hashing import Hasher
+    from pipeflow.ignore import IgnoreRules
+    from pipeflow.state import StateDB
+    from pipeflow.storage.links import Linker
+    from pipeflow.storage.objects import ObjectStore
+
+DOT = ".pipeflow"
+SPEC_FILE = "pipeline.yaml"
+LOCK_FILE = "pipeline.lock"
+CONFIG_FILE = "config"
+LOCAL_CONFIG_FILE = "config.local"
+
+DEFAULT_CONFIG: dict[str, Any] = {"cache": {"dir": "cache", "link": "reflink-or-copy"}}
+
+
+def find_root(start: Path) -> Path:
+    """The nearest folder at or above ``start`` holding ``.pipeflow/`` or a pipeline.yaml."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / DOT).is_dir():
+            return folder
+    for folder in (start, *start.parents):
+        if (folder / SPEC_FILE).is_file():
+            return folder
+    msg = f"no pipeflow project at or above {start}"
+    raise UsageError(msg, hint="run `pipeflow init` in your project folder")
+
+
+@dataclass
+class Repo:
+    """A pipeflow project on disk. Opening one touches nothing; handles open lazily."""
+
+    root: Path
+    _closers: list[Any] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def find(cls, start: Path | str | None = None) -> Repo:
+        """The project containing ``start`` (default: the current directory)."""
+        return cls(find_root(Path(start) if start is not None else Path.cwd()))
+
+    # places -----------------------------------------------------------------
+    @property
+    def dot(self) -> Path:
+        return self.root / DOT
+
+    @property
+    def spec_path(self) -> Path:
+        return self.root / SPEC_FILE
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / LOCK_FILE
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.dot / "logs"
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        """Project config merged with the per-machine ``config.local``."""
+        from pipeflow.config import load_config
+
+        return load_config(self.dot / CONFIG_FILE, self.dot / LOCAL_CONFIG_FILE, DEFAULT_CONFIG)
+
+    @property
+    def cache_dir(self) -> Path:
+        configured = os.path.expanduser(str(self.config["cache"]["dir"]))
+        return (self.dot / configured).resolve() if not os.path.isabs(configured) else Path(
+            configured
+        )
+
+    # handles ----------------------------------------------------------------
+    @cached_property
+    def state(self) -> StateDB:
+        from pipeflow.state import StateDB
+
+        db = StateDB(self.dot / "state" / "state.db")
+        self._closers.append(db)
+        return db
+
+    @cached_property
+    def ignore(self) -> IgnoreRules:
+        from pipeflow.ignore import IgnoreRules
+
+        return IgnoreRules(self.root)
+
+    @cached_property
+    def hasher(self) -> Hasher:
+        from pipeflow.hashing import Hasher
+
+        return Hasher(self.root, self.state if self.dot.is_dir() else None, self.ignore)
+
+    @cached_property
+    def linker(self) -> Linker:
+        from pipeflow.storage.links import Linker
+
+        return Linker(self.cache_dir, self.root, str(self.config["cache"]["link"]), self.state)
+
+    @cached_property
+    def store(self) -> ObjectStore:
+        from pipeflow.storage.objects import ObjectStore
+
+        return ObjectStore(self.cache_dir / "objects", self.linker)
+
+    def close(self) -> None:
+        """Flush the stat cache and close the state database."""
+        if "hasher" in self.__dict__:
+            self.hasher.flush()
+        for closer in self._closers:
+            closer.close()
+        self._closers.clear()
+
+    def __enter__(self) -> Repo:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

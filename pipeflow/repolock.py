@@ -1,0 +1,101 @@
+"""The repository lock: one writer at a time, freed by the kernel when its holder dies.
+
+``fcntl.flock`` on ``.pipeflow/lock``. The holder writes its pid, command line and
+start time into the file so that a second writer can say who is in the way.
+Readers (``status``, ``dag``) never take it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+from pipeflow.errors import LockedError
+
+
+def read_holder(path: Path) -> dict[str, object] | None:
+    """Who wrote the lock file last (may be stale: check the pid)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8") or "null")
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def holder_alive(holder: dict[str, object] | None) -> bool:
+    """Whether the process named in a holder record still exists."""
+    if not holder or not isinstance(holder.get("pid"), int):
+        return False
+    try:
+        os.kill(int(str(holder["pid"])), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def describe(holder: dict[str, object] | None) -> str:
+    if not holder:
+        return "another pipeflow process"
+    started = holder.get("started")
+    when = (
+        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(started)))
+        if isinstance(started, (int, float))
+        else "?"
+    )
+    return f"pid {holder.get('pid')} (`{holder.get('command')}`, started {when})"
+
+
+class RepoLock:
+    """Context manager holding the exclusive repository lock."""
+
+    def __init__(self, path: Path, *, wait: float = 0.0) -> None:
+        self.path = path
+        self.wait = wait
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + max(self.wait, 0.0)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    holder = describe(read_holder(self.path))
+                    msg = f"the repository is locked by {holder}"
+                    hint = (
+                        "wait for it to finish, or pass --wait SECONDS to wait for the lock"
+                    )
+                    raise LockedError(msg, hint=hint) from None
+                time.sleep(0.05)
+        info = {"pid": os.getpid(), "command": " ".join(["pipeflow", *sys.argv[1:]]),
+                "started": time.time()}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RepoLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
