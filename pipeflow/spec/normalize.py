@@ -1,0 +1,250 @@
+"""One stage body of the spec -> a :class:`Stage`: interpolated, resolved, deduplicated.
+
+Paths are joined to ``wdir`` and made root-relative (:mod:`pipeflow.spec.paths`);
+``deps`` and ``code`` lose duplicates (first one kept), ``outs`` too unless the
+same path is given twice with different options; metrics follow outs as
+``Out(kind="metric")``. A params key without a file reads ``params.yaml`` in the
+stage's ``wdir``; every params key is checked against its file here, so that a
+typo is a located spec error, not a surprise at run time.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from pipeflow.errors import Location
+from pipeflow.params import (
+    PARAMS_SUFFIXES,
+    MissingParamError,
+    ParamsFileNotFound,
+    lookup,
+    read_params,
+)
+from pipeflow.spec.interpolate import interpolate, interpolate_scalar
+from pipeflow.spec.model import Out, OutKind, ParamRef, Stage, StageEnv
+from pipeflow.spec.paths import PathError, check_output, resolve
+from pipeflow.spec.templates import Instance
+from pipeflow.spec.yamlpos import SpecProblem, YamlPath
+
+DEFAULT_PARAMS = "params.yaml"
+METRICS_SUFFIXES = (".json", ".yaml", ".yml", ".toml")
+
+
+def build_stage(
+    inst: Instance, *, root: Path, env_defaults: StageEnv, location: Location | None
+) -> Stage:
+    """The Stage ``inst`` describes; SpecProblem (located by path) when it cannot be."""
+    b = _Builder(inst)
+    body = inst.body
+    wdir = b.wdir(body.get("wdir"))
+    code, code_auto = b.code(body.get("code"), wdir)
+    desc = body.get("desc")
+    return Stage(
+        name=inst.name,
+        cmd=b.cmd(body["cmd"]),
+        wdir=wdir,
+        deps=b.path_list(body.get("deps"), "deps", "dependency", wdir),
+        params=b.params(body.get("params"), wdir, root),
+        outs=b.outs(body.get("outs"), body.get("metrics"), wdir),
+        code=code,
+        code_auto=code_auto,
+        env=env_of(body.get("env"), env_defaults),
+        desc=b.text(desc, ("desc",), "'desc'") if isinstance(desc, str) else None,
+        meta=body.get("meta"),
+        frozen=bool(body.get("frozen", False)),
+        always_changed=bool(body.get("always_changed", False)),
+        location=location,
+    )
+
+
+_NO_ENV = StageEnv()
+
+
+def env_of(raw: Mapping[str, Any] | None, defaults: StageEnv = _NO_ENV) -> StageEnv:
+    """An ``env:`` mapping over ``defaults``: python replaces, packages and vars add."""
+    if not raw:
+        return defaults
+    python = cast(Literal["minor", "exact"], raw.get("python", defaults.python))
+    packages = _dedupe([*defaults.packages, *raw.get("packages", ())])
+    names = _dedupe([*defaults.vars, *raw.get("vars", ())])
+    return StageEnv(python=python, packages=packages, vars=names)
+
+
+def _dedupe(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+class _Builder:
+    """Field-by-field conversion of one body, with errors pointing into the spec."""
+
+    def __init__(self, inst: Instance) -> None:
+        self.inst = inst
+        self.owner = f"stage '{inst.name}'"
+
+    def _at(self, path: YamlPath) -> YamlPath:
+        return (*self.inst.src, *path)
+
+    def text(self, value: str, path: YamlPath, what: str) -> str:
+        return interpolate(value, self.inst.ctx, self._at(path), f"{what} of {self.owner}")
+
+    def scalar(self, value: str, path: YamlPath, what: str) -> str:
+        return interpolate_scalar(value, self.inst.ctx, self._at(path), f"{what} of {self.owner}")
+
+    def resolved(
+        self, value: str, path: YamlPath, what: str, wdir: str, *, at_key: bool = False
+    ) -> str:
+        """``value`` interpolated and resolved against ``wdir``."""
+        text = self.scalar(value, path, what)
+        try:
+            return resolve(text, wdir)
+        except PathError as exc:
+            raise self._path_problem(what, text, str(exc), path, wdir, at_key) from None
+
+    def _path_problem(
+        self, what: str, text: str, reason: str, path: YamlPath, wdir: str, at_key: bool
+    ) -> SpecProblem:
+        if reason == "is outside the project":
+            if wdir != ".":
+                hint = f"paths of this stage are relative to its wdir '{wdir}'"
+            else:
+                hint = "paths are relative to the project root; keep them inside it"
+        elif reason == "is absolute":
+            hint = "write it relative to the project root (or to the stage's wdir)"
+        else:
+            hint = None
+        return SpecProblem(
+            f"{what} '{text}' of {self.owner} {reason}", self._at(path), hint=hint, at_key=at_key
+        )
+
+    def wdir(self, raw: str | None) -> str:
+        if raw is None:
+            return "."
+        return self.resolved(raw, ("wdir",), "wdir", ".")
+
+    def cmd(self, raw: str | list[str]) -> tuple[str, ...]:
+        if isinstance(raw, str):
+            return (self.text(raw, ("cmd",), "'cmd'"),)
+        return tuple(self.text(c, ("cmd", i), "'cmd'") for i, c in enumerate(raw))
+
+    def path_list(self, raw: list[str] | None, field: str, what: str, wdir: str) -> tuple[str, ...]:
+        return _dedupe(self.resolved(p, (field, i), what, wdir) for i, p in enumerate(raw or ()))
+
+    def code(self, raw: Any, wdir: str) -> tuple[tuple[str, ...], bool]:
+        if isinstance(raw, Mapping):
+            paths = _dedupe(
+                self.resolved(p, ("code", "paths", i), "code path", wdir)
+                for i, p in enumerate(raw.get("paths") or ())
+            )
+            return paths, bool(raw.get("auto", True))
+        return self.path_list(raw, "code", "code path", wdir), True
+
+    def outs(self, outs: list[Any] | None, metrics: list[Any] | None, wdir: str) -> tuple[Out, ...]:
+        found: dict[str, tuple[Out, YamlPath]] = {}
+        for field, kind, entries in (("outs", "out", outs), ("metrics", "metric", metrics)):
+            for i, entry in enumerate(entries or ()):
+                out, path = self._out(entry, field, i, cast(OutKind, kind), wdir)
+                seen = found.get(out.path)
+                if seen is None:
+                    found[out.path] = (out, path)
+                elif seen[0] != out:
+                    raise SpecProblem(
+                        f"'{out.path}' is declared twice in {self.owner}, with different "
+                        f"options (first in '{seen[1][0]}')",
+                        self._at(path),
+                        hint="list each output once",
+                    )
+        return tuple(out for out, _ in found.values())
+
+    def _out(
+        self, entry: Any, field: str, i: int, kind: OutKind, wdir: str
+    ) -> tuple[Out, YamlPath]:
+        what = "metrics file" if kind == "metric" else "output"
+        path: YamlPath
+        if isinstance(entry, str):
+            raw, options, path, at_key = entry, {}, (field, i), False
+        else:
+            raw, options = next(iter(entry.items()))
+            options = options or {}
+            path, at_key = (field, i, raw), True
+        resolved = self.resolved(raw, path, what, wdir, at_key=at_key)
+        try:
+            check_output(resolved)
+        except PathError as exc:
+            raise self._path_problem(what, resolved, str(exc), path, wdir, at_key) from None
+        if kind == "metric" and posixpath.splitext(resolved)[1].lower() not in METRICS_SUFFIXES:
+            raise SpecProblem(
+                f"metrics file '{resolved}' of {self.owner} must be .json, .yaml, .yml or .toml",
+                self._at(path),
+                hint="list other files under 'outs'",
+                at_key=at_key,
+            )
+        out = Out(
+            resolved,
+            kind=kind,
+            cache=bool(options.get("cache", True)),
+            persist=bool(options.get("persist", False)),
+        )
+        return out, path
+
+    def params(self, raw: list[Any] | None, wdir: str, root: Path) -> tuple[ParamRef, ...]:
+        # file -> (keys with where each was written, or None for the whole file; first site)
+        files: dict[str, tuple[dict[str, YamlPath] | None, YamlPath]] = {}
+        for i, entry in enumerate(raw or ()):
+            if isinstance(entry, str):
+                file = resolve(DEFAULT_PARAMS, wdir)
+                site: YamlPath = ("params", i)
+                keys: list[tuple[str, YamlPath]] = [(self.scalar(entry, site, "params key"), site)]
+            else:
+                name, listed = next(iter(entry.items()))
+                site = ("params", i, name)
+                file = self.resolved(name, site, "params file", wdir, at_key=True)
+                if posixpath.splitext(file)[1].lower() not in PARAMS_SUFFIXES:
+                    raise SpecProblem(
+                        f"params file '{file}' of {self.owner} must be .yaml, .yml, .json or .toml",
+                        self._at(site),
+                        at_key=True,
+                    )
+                keys = [
+                    (self.scalar(k, (*site, j), "params key"), (*site, j))
+                    for j, k in enumerate(listed or ())
+                ]
+            known, first_site = files.get(file, ({}, site))
+            if known is None or not keys:
+                known = None  # a file listed without keys: all of it
+            else:
+                known.update((k, s) for k, s in keys if k not in known)
+            files[file] = (known, first_site)
+        for file, (keys_at, site) in files.items():
+            self._check_params(root, file, keys_at, site)
+        return tuple(ParamRef(file, tuple(k or ())) for file, (k, _) in files.items())
+
+    def _check_params(
+        self, root: Path, file: str, keys: dict[str, YamlPath] | None, site: YamlPath
+    ) -> None:
+        try:
+            data = read_params(root / file, name=file)
+        except ParamsFileNotFound:
+            raise SpecProblem(
+                f"params file '{file}' read by {self.owner} does not exist",
+                self._at(site),
+                hint="create it, or name another file: params: [{other.yaml: [key]}]",
+                at_key=len(site) == 3,
+            ) from None
+        for key, key_site in (keys or {}).items():
+            try:
+                lookup(data, key)
+            except MissingParamError as exc:
+                close = exc.suggestions()
+                hint = f"did you mean '{close[0]}'?" if close else None
+                if hint is None and exc.found:
+                    section = lookup(data, exc.found)
+                    if isinstance(section, Mapping):
+                        hint = f"keys under '{exc.found}': " + ", ".join(map(str, section))
+                raise SpecProblem(
+                    f"params key '{key}' read by {self.owner} is not in {file}",
+                    self._at(key_site),
+                    hint=hint,
+                ) from None
