@@ -1,0 +1,420 @@
+"""Content hashing: xxh3-128 of files, directory manifests, and the stat cache.
+
+A file's hash is xxh3-128 over its bytes, streamed with ``readinto`` into one reused
+1 MiB buffer (never ``mmap``: a dependency truncated while being hashed would kill the
+process with SIGBUS; never fresh large ``read()`` buffers: their page faults cost more
+than the hashing).
+
+A directory's hash is the hash of its ``Manifest``: one entry per regular file below it
+(POSIX path relative to the directory, file hash, size, executable bit), sorted by the
+UTF-8 bytes of the path. Only files count: empty subdirectories do not change the hash
+(as in git). Ignored paths (see ``pipeflow.ignore``) are skipped. Symlinks are followed,
+both the path asked for and links found inside a directory; ``Hasher.symlinks_under``
+lists the latter so that callers can refuse them in outputs.
+
+The executable bit is the owner's (``st_mode & 0o100``), as git records it; the rest of
+the mode depends on the umask and is not content.
+
+``Hasher`` trusts, in this order: its per-process memo (one hash per file per process
+however many stages read it, until ``forget``), then the cross-process stat cache in the
+state database, then the bytes. A stat cache entry is used only when inode, size,
+mtime_ns and ctime_ns all match and it is not "racy": recorded less than ``RACY_NS``
+after the file's mtime, when a rewrite within the same timestamp tick could still go
+unseen. A racy file is re-read and re-recorded, so it becomes trusted once old enough.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import posixpath
+import stat
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from itertools import pairwise
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import xxhash
+
+from pipeflow.errors import StorageError
+from pipeflow.ignore import IgnoreRules
+
+if TYPE_CHECKING:
+    from pipeflow.state import StateDB, StatEntry
+
+HASH_NAME = "xxh3-128"
+HASH_HEX_LEN = 32
+BUF_SIZE = 1 << 20
+
+MANIFEST_FORMAT = 1
+
+# A stat cache entry is trusted only when it was recorded at least this long after the
+# file's mtime: a file rewritten within the timestamp granularity (or by a writer whose
+# clock is slightly off) keeps its mtime, so an entry recorded too soon could hide it.
+RACY_NS = 2_000_000_000
+
+_local = threading.local()
+
+
+def thread_buffer() -> bytearray:
+    """This thread's reusable 1 MiB read buffer."""
+    buf: bytearray | None = getattr(_local, "buf", None)
+    if buf is None:
+        buf = bytearray(BUF_SIZE)
+        _local.buf = buf
+    return buf
+
+
+def hash_file(path: Path | str, buf: bytearray | None = None) -> str:
+    """xxh3-128 of a file's bytes as 32 lowercase hex digits.
+
+    ``buf`` is the read buffer to reuse (default: one 1 MiB buffer per thread).
+    """
+    view = memoryview(buf if buf is not None else thread_buffer())
+    h = xxhash.xxh3_128()
+    update = h.update
+    with open(path, "rb", buffering=0) as f:
+        readinto = f.readinto
+        while n := readinto(view):
+            update(view[:n])
+    return h.hexdigest()
+
+
+def hash_bytes(data: bytes) -> str:
+    """xxh3-128 of ``data`` as 32 lowercase hex digits."""
+    return xxhash.xxh3_128_hexdigest(data)
+
+
+def is_hash(text: str) -> bool:
+    """True when ``text`` looks like one of our hashes (32 lowercase hex digits)."""
+    # strip() stops at the first non-hex character from either end: C speed, no loop.
+    return len(text) == HASH_HEX_LEN and not text.strip("0123456789abcdef")
+
+
+@dataclass(frozen=True)
+class HashInfo:
+    """The hash of a workspace path; for a directory also its file count."""
+
+    hash: str
+    size: int
+    isdir: bool = False
+    nfiles: int | None = None
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One file of a directory: path relative to the directory, hash, size, exec bit."""
+
+    path: str
+    hash: str
+    size: int
+    executable: bool
+
+
+def _path_key(path: str) -> bytes:
+    # surrogateescape: a non-UTF-8 file name (Linux allows any bytes) sorts by its bytes.
+    return path.encode("utf-8", "surrogateescape")
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The sorted list of files of a directory; its hash is the directory's hash.
+
+    Canonical bytes (``to_bytes``) are one compact JSON object, ASCII only (other
+    characters and undecodable file-name bytes are ``\\u`` escapes), no whitespace::
+
+        {"format":1,"entries":[["a/b.txt","<hash>",12,false],...]}
+
+    each entry being ``[path, hash, size, executable]`` in that order, sorted by the
+    UTF-8 bytes of ``path``. ``format`` changes whenever these bytes would.
+    """
+
+    entries: tuple[ManifestEntry, ...]
+    _bytes: bytes | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        entries = self.entries
+        keys = [_path_key(e.path) for e in entries]
+        if any(a > b for a, b in pairwise(keys)):
+            order = sorted(range(len(entries)), key=keys.__getitem__)
+            object.__setattr__(self, "entries", tuple(entries[i] for i in order))
+        elif not isinstance(entries, tuple):
+            object.__setattr__(self, "entries", tuple(entries))
+
+    def to_bytes(self) -> bytes:
+        """The canonical serialization (see the class docstring)."""
+        if self._bytes is None:
+            doc = {
+                "format": MANIFEST_FORMAT,
+                "entries": [[e.path, e.hash, e.size, e.executable] for e in self.entries],
+            }
+            object.__setattr__(self, "_bytes", _ENCODER.encode(doc).encode("ascii"))
+        assert self._bytes is not None
+        return self._bytes
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Manifest:
+        """Parse canonical bytes; raises StorageError for anything that is not a manifest
+        (including unsafe paths such as ``../x``, duplicates, or a file that is also a
+        directory)."""
+        try:
+            doc = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise StorageError(f"not a directory manifest: {exc}") from exc
+        if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT:
+            raise StorageError("not a directory manifest (unknown format)")
+        raw = doc.get("entries")
+        if not isinstance(raw, list):
+            raise StorageError("not a directory manifest (no entries)")
+        entries = []
+        for item in raw:
+            if not (
+                isinstance(item, list)
+                and len(item) == 4
+                and isinstance(item[0], str)
+                and isinstance(item[1], str)
+                and is_hash(item[1])
+                and type(item[2]) is int
+                and item[2] >= 0
+                and isinstance(item[3], bool)
+            ):
+                raise StorageError(f"directory manifest: bad entry {item!r}")
+            _check_safe_path(item[0])
+            entries.append(ManifestEntry(item[0], item[1], item[2], item[3]))
+        manifest = cls(tuple(entries))
+        _check_tree_shape(manifest.entries)
+        return manifest
+
+    @cached_property
+    def hash(self) -> str:
+        """The directory's hash: ``hash_bytes(self.to_bytes())``."""
+        return hash_bytes(self.to_bytes())
+
+    @property
+    def size(self) -> int:
+        """Total bytes of the files."""
+        return sum(e.size for e in self.entries)
+
+    def info(self) -> HashInfo:
+        """The directory's HashInfo."""
+        return HashInfo(self.hash, self.size, isdir=True, nfiles=len(self.entries))
+
+
+def _check_safe_path(path: str) -> None:
+    parts = path.split("/")
+    if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise StorageError(f"directory manifest: unsafe path {path!r}")
+    if "\0" in path:
+        raise StorageError(f"directory manifest: unsafe path {path!r}")
+
+
+def _check_tree_shape(entries: tuple[ManifestEntry, ...]) -> None:
+    files: set[str] = set()
+    dirs: set[str] = set()
+    for e in entries:
+        if e.path in files:
+            raise StorageError(f"directory manifest: duplicate path {e.path!r}")
+        files.add(e.path)
+        parts = e.path.split("/")
+        for i in range(1, len(parts)):
+            dirs.add("/".join(parts[:i]))
+    clash = files & dirs
+    if clash:
+        raise StorageError(f"directory manifest: {min(clash)!r} is both a file and a directory")
+
+
+def normalize_rel(rel: str) -> str:
+    """A root-relative POSIX path in canonical form ("" for the root itself)."""
+    rel = posixpath.normpath(rel) if rel else "."
+    return "" if rel == "." else rel
+
+
+class Hasher:
+    """Hashes workspace paths with a per-process memo and the cross-process stat cache.
+
+    Meant for one thread at a time (the main thread); ``hash_file`` itself is safe
+    anywhere.
+    """
+
+    def __init__(
+        self, root: Path, state: StateDB | None, ignore: IgnoreRules | None = None
+    ) -> None:
+        """Hash paths below ``root``; ``state`` holds the stat cache (None: no cache);
+        ``ignore`` defaults to the project's rules (``IgnoreRules.load(root)``)."""
+        self.root = Path(root)
+        self._root_str = os.fspath(self.root)
+        self._state = state
+        self._ignore = ignore if ignore is not None else IgnoreRules.load(self.root)
+        self._stat_cache: dict[str, StatEntry] | None = None
+        self._dirty: dict[str, StatEntry] = {}
+        self._memo: dict[str, HashInfo] = {}
+        self._manifests: dict[str, Manifest] = {}
+        self._symlinks: dict[str, tuple[str, ...]] = {}
+        self.files_read = 0  # how many files were actually read (for tests and benchmarks)
+
+    def _abs(self, rel: str) -> str:
+        return os.path.join(self._root_str, rel) if rel else self._root_str
+
+    def hash_path(self, rel: str) -> HashInfo:
+        """The hash of a file or directory (relative to the root; symlinks followed).
+
+        Raises FileNotFoundError if it does not exist, StorageError if it is neither a
+        regular file nor a directory (or a directory holds such a thing).
+        """
+        rel = normalize_rel(rel)
+        info = self._memo.get(rel)
+        if info is not None:
+            return info
+        full = self._abs(rel)
+        try:
+            st = os.stat(full)
+        except NotADirectoryError as exc:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), full) from exc
+        if stat.S_ISDIR(st.st_mode):
+            info = self.manifest(rel).info()
+        elif stat.S_ISREG(st.st_mode):
+            info = HashInfo(self._file_hash(rel, full, st), st.st_size)
+        else:
+            raise StorageError(f"{rel}: not a regular file or directory")
+        self._memo[rel] = info
+        return info
+
+    def manifest(self, rel: str) -> Manifest:
+        """The manifest of the directory ``rel`` (memoized until ``forget``)."""
+        rel = normalize_rel(rel)
+        found = self._manifests.get(rel)
+        if found is not None:
+            return found
+        full = self._abs(rel)
+        entries: list[ManifestEntry] = []
+        links: list[str] = []
+        st = os.stat(full)
+        if not stat.S_ISDIR(st.st_mode):
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), full)
+        prefix = f"{rel}/" if rel else ""
+        self._walk(full, prefix, "", entries, links, {(st.st_dev, st.st_ino)})
+        manifest = Manifest(tuple(entries))
+        self._manifests[rel] = manifest
+        self._symlinks[rel] = tuple(sorted(links, key=_path_key))
+        self._memo[rel] = manifest.info()
+        return manifest
+
+    def symlinks_under(self, rel: str) -> tuple[str, ...]:
+        """Symlinks found inside directory ``rel`` (paths relative to it), followed when
+        hashing; outputs should not contain any."""
+        rel = normalize_rel(rel)
+        self.manifest(rel)
+        return self._symlinks[rel]
+
+    def _walk(
+        self,
+        dir_path: str,
+        root_prefix: str,
+        dir_prefix: str,
+        out: list[ManifestEntry],
+        links: list[str],
+        ancestors: set[tuple[int, int]],
+    ) -> None:
+        ignore = self._ignore
+        with os.scandir(dir_path) as it:
+            items = list(it)
+        for item in items:
+            name = item.name
+            in_dir = dir_prefix + name
+            rel = root_prefix + in_dir
+            is_link = item.is_symlink()
+            try:
+                # d_type answers without a syscall, so ignored entries cost no stat.
+                is_dir = item.is_dir()
+                if ignore.is_ignored_entry(name, rel, is_dir):
+                    continue
+                st = item.stat()  # follows symlinks
+            except FileNotFoundError as exc:
+                if is_link:
+                    raise StorageError(f"{rel}: symlink to a missing file") from exc
+                continue  # deleted while walking: it is not part of the directory
+            if is_link:
+                links.append(in_dir)
+            mode = st.st_mode
+            if stat.S_ISREG(mode):
+                h = self._file_hash(rel, item.path, st)
+                out.append(ManifestEntry(in_dir, h, st.st_size, bool(mode & stat.S_IXUSR)))
+            elif stat.S_ISDIR(mode):
+                key = (st.st_dev, st.st_ino)
+                if key in ancestors:
+                    raise StorageError(f"{rel}: symlink loop (points to a directory above it)")
+                ancestors.add(key)
+                self._walk(item.path, root_prefix, in_dir + "/", out, links, ancestors)
+                ancestors.discard(key)
+            else:
+                raise StorageError(f"{rel}: not a regular file or directory")
+
+    def _file_hash(self, rel: str, full: str, st: os.stat_result) -> str:
+        info = self._memo.get(rel)
+        if info is not None and not info.isdir:
+            return info.hash
+        cache = self._stat_cache
+        if cache is None:
+            cache = self._stat_cache = self._state.stat_entries() if self._state is not None else {}
+        entry = cache.get(rel)
+        if (
+            entry is not None
+            and entry.mtime_ns == st.st_mtime_ns
+            and entry.size == st.st_size
+            and entry.inode == st.st_ino
+            and entry.ctime_ns in (st.st_ctime_ns, 0)
+            and entry.recorded_ns - entry.mtime_ns >= RACY_NS
+        ):
+            h = entry.hash
+        else:
+            from pipeflow.state import StatEntry
+
+            # Taken before reading: any later rewrite happens after this instant, so an
+            # mtime older than it by RACY_NS proves the bytes we read are still there.
+            now = time.time_ns()
+            h = hash_file(full)
+            self.files_read += 1
+            entry = StatEntry(st.st_ino, st.st_size, st.st_mtime_ns, h, now, st.st_ctime_ns)
+            cache[rel] = entry
+            self._dirty[rel] = entry
+        self._memo[rel] = HashInfo(h, st.st_size)
+        return h
+
+    def forget(self, rel: str) -> None:
+        """Drop what this process remembers of ``rel``, everything under it and the
+        directories above it (a stage is about to rewrite it)."""
+        rel = normalize_rel(rel)
+        if not rel:
+            self._memo.clear()
+            self._manifests.clear()
+            self._symlinks.clear()
+            return
+        prefix = rel + "/"
+        parents = set()
+        parts = rel.split("/")
+        parents.add("")
+        for i in range(1, len(parts)):
+            parents.add("/".join(parts[:i]))
+        tables: tuple[dict[str, object], ...] = (
+            self._memo,  # type: ignore[assignment]
+            self._manifests,
+            self._symlinks,
+        )
+        for table in tables:
+            doomed = [k for k in table if k == rel or k.startswith(prefix) or k in parents]
+            for k in doomed:
+                del table[k]
+
+    def flush(self) -> None:
+        """Write new or changed stat cache entries to the state database (one
+        transaction)."""
+        if self._state is not None and self._dirty:
+            self._state.put_stat_entries(self._dirty.items())
+        self._dirty.clear()

@@ -1,0 +1,87 @@
+"""Which workspace paths hashing skips: built-in junk plus ``.pipeflowignore``.
+
+The built-ins (``__pycache__/``, ``*.pyc``, ``.DS_Store``, ``.ipynb_checkpoints/``,
+``.git/``, ``.pipeflow/``) are matched by name, at any depth, without ``pathspec``.
+``<root>/.pipeflowignore`` uses gitignore syntax (patterns, ``!`` negation, a leading
+``/`` anchors to the root, a trailing ``/`` matches directories only); only the file at
+the project root is read. ``pathspec`` is imported only when that file exists, so a
+project without one pays nothing.
+
+As in git, a file inside an ignored directory stays ignored even if a later ``!``
+pattern names it: the directory walk never enters an ignored directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+IGNORE_FILE = ".pipeflowignore"
+
+_BUILTIN_DIRS = frozenset({"__pycache__", ".ipynb_checkpoints", ".git", ".pipeflow"})
+_BUILTIN_FILES = frozenset({".DS_Store"})
+_BUILTIN_SUFFIXES = (".pyc",)
+
+
+class IgnoreRules:
+    """The ignore rules of one project: built-ins plus optional gitignore patterns."""
+
+    def __init__(self, root: Path | None = None, *, patterns: Iterable[str] = ()) -> None:
+        """Rules of the project at ``root`` (reads ``<root>/.pipeflowignore`` if there is
+        one) plus extra gitignore-syntax ``patterns``; with neither, built-ins only."""
+        lines = list(patterns)
+        if root is not None:
+            try:
+                text = (Path(root) / IGNORE_FILE).read_text(encoding="utf-8")
+            except FileNotFoundError:
+                pass
+            else:
+                lines.extend(text.splitlines())
+        self._spec: Any = None
+        if any(line.strip() and not line.startswith("#") for line in lines):
+            import pathspec  # only projects with a .pipeflowignore pay for the import
+
+            self._spec = pathspec.GitIgnoreSpec.from_lines(lines)
+
+    @classmethod
+    def load(cls, root: Path) -> IgnoreRules:
+        """The rules of the project at ``root`` (same as ``IgnoreRules(root)``)."""
+        return cls(root)
+
+    @property
+    def has_patterns(self) -> bool:
+        """True when a ``.pipeflowignore`` contributed patterns."""
+        return self._spec is not None
+
+    def is_ignored(self, rel_posix_path: str, is_dir: bool) -> bool:
+        """Whether the root-relative POSIX path (a directory if ``is_dir``) is skipped.
+
+        Every component of the path is checked against the built-ins, so
+        ``a/__pycache__/x`` is ignored even when asked about directly.
+        """
+        parts = rel_posix_path.split("/")
+        last = len(parts) - 1
+        for i, name in enumerate(parts):
+            if (i < last or is_dir) and name in _BUILTIN_DIRS:
+                return True
+            if name in _BUILTIN_FILES or name.endswith(_BUILTIN_SUFFIXES):
+                return True
+        return self._pattern_match(rel_posix_path, is_dir)
+
+    def is_ignored_entry(self, name: str, rel_posix_path: str, is_dir: bool) -> bool:
+        """Like ``is_ignored`` for a walk that already checked the parent directories:
+        only the last component (``name``) meets the built-ins."""
+        if is_dir and name in _BUILTIN_DIRS:
+            return True
+        if name in _BUILTIN_FILES or name.endswith(_BUILTIN_SUFFIXES):
+            return True
+        return self._spec is not None and self._pattern_match(rel_posix_path, is_dir)
+
+    def _pattern_match(self, rel_posix_path: str, is_dir: bool) -> bool:
+        if self._spec is None:
+            return False
+        # pathspec matches directory-only patterns ("build/") against a trailing slash,
+        # and files under an ignored directory through the directory's own pattern.
+        path = rel_posix_path + "/" if is_dir else rel_posix_path
+        return bool(self._spec.match_file(path))

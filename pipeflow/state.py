@@ -1,0 +1,242 @@
+"""The state database: one SQLite file of per-workspace caches plus the run journal.
+
+``<root>/.pipeflow/state/state.db`` holds
+
+- ``stat``: the stat cache (root-relative POSIX path -> inode, size, mtime_ns, hash,
+  recorded_ns), so that an unchanged file is never read twice across processes;
+- ``kv``: small key/value facts that are expensive to recompute (validated spec
+  digests, the cached topological order, ...);
+- ``journal``: the stages finished by the run that has not yet rendered
+  ``pipeline.lock`` (see DESIGN "Truth and journal").
+
+Everything here is a cache except the journal, and the journal is only a shortcut too:
+each journaled stage's objects and run record are already in the store. So a database
+written by a newer pipeflow (unknown ``user_version``) or a corrupt file is moved aside
+(``state.db.bad-<ns>``) and recreated rather than repaired; the cost is re-hashing the
+workspace once and, at worst, re-rendering a lock entry from the run records.
+
+Only the main thread uses a ``StateDB``; worker threads run subprocesses and never touch
+it. ``check_same_thread=False`` lets the object be created on one thread and used on
+another, and a lock serializes calls in case that rule is ever bent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeflow.errors import StorageError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS stat (
+    path TEXT PRIMARY KEY,
+    inode INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    recorded_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kv (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS journal (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    stage TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+"""
+
+_BUSY_TIMEOUT_MS = 10_000
+
+
+@dataclass(frozen=True)
+class StatEntry:
+    """What the stat cache knows of one file: its stat key, its hash, when recorded.
+
+    ``ctime_ns`` (0: unknown, not compared) joins the key as in git: unlike mtime it
+    cannot be set from user space, so a file replaced by one with the same size and a
+    restored mtime (``cp -p``, tar) on a reused inode is still caught.
+    """
+
+    inode: int
+    size: int
+    mtime_ns: int
+    hash: str
+    recorded_ns: int
+    ctime_ns: int = 0
+
+
+class StateDB:
+    """The workspace's state database (stat cache, key/value facts, run journal)."""
+
+    def __init__(self, path: Path) -> None:
+        """Open (creating if needed) the database at ``path``; see the module docstring
+        for what happens to a corrupt or too-new file."""
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = self._open()
+        except sqlite3.DatabaseError:
+            # Not a database, torn beyond SQLite's recovery, or from a newer pipeflow:
+            # it only held caches, so start over and keep the old file for inspection.
+            self._move_aside()
+            try:
+                self._conn = self._open()
+            except sqlite3.Error as exc:
+                msg = f"cannot open the state database {self.path}: {exc}"
+                raise StorageError(msg) from exc
+        except sqlite3.Error as exc:
+            msg = f"cannot open the state database {self.path}: {exc}"
+            raise StorageError(msg) from exc
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path,
+            timeout=_BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,  # autocommit; transactions are explicit below
+            check_same_thread=False,
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, SCHEMA_VERSION):
+                raise sqlite3.DatabaseError(f"unknown schema version {version}")
+            if version == 0:
+                # journal_mode=WAL is persistent in the file: set it once, at creation.
+                conn.execute("PRAGMA journal_mode=WAL")
+                # One transaction, so a concurrent opener never sees half a schema.
+                conn.executescript(
+                    f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;"
+                )
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _move_aside(self) -> None:
+        stamp = time.time_ns()
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{self.path}{suffix}")
+            if suffix and not src.exists():
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(src, f"{self.path}.bad-{stamp}{suffix}")
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> StateDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _fail(self, what: str, exc: sqlite3.Error) -> StorageError:
+        return StorageError(
+            f"state database {self.path}: cannot {what}: {exc}",
+            hint="it holds only caches and the journal of an unfinished run; "
+            "delete it if the error persists",
+        )
+
+    # stat cache ---------------------------------------------------------------------
+
+    def stat_entries(self) -> dict[str, StatEntry]:
+        """The whole stat cache in one query, keyed by root-relative POSIX path."""
+        with self._lock:
+            try:
+                rows = self._conn.execute(
+                    "SELECT path, inode, size, mtime_ns, hash, recorded_ns, ctime_ns FROM stat"
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise self._fail("read the stat cache", exc) from exc
+        return {row[0]: StatEntry(*row[1:]) for row in rows}
+
+    def put_stat_entries(self, entries: Iterable[tuple[str, StatEntry]]) -> None:
+        """Insert or replace stat cache entries, all in one transaction."""
+        rows = [
+            (path, e.inode, e.size, e.mtime_ns, e.hash, e.recorded_ns, e.ctime_ns)
+            for path, e in entries
+        ]
+        if not rows:
+            return
+        self._write(
+            "update the stat cache",
+            "INSERT OR REPLACE INTO stat VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    def delete_stat_entries(self, paths: Iterable[str]) -> None:
+        """Forget the stat cache entries of ``paths`` (files that no longer exist)."""
+        rows = [(p,) for p in paths]
+        if rows:
+            self._write("update the stat cache", "DELETE FROM stat WHERE path = ?", rows)
+
+    # key/value ----------------------------------------------------------------------
+
+    def get(self, key: str) -> str | None:
+        """The value stored under ``key``, or None."""
+        with self._lock:
+            try:
+                row = self._conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+            except sqlite3.Error as exc:
+                raise self._fail("read a value", exc) from exc
+        return None if row is None else str(row[0])
+
+    def put(self, key: str, value: str) -> None:
+        """Store ``value`` under ``key``, replacing any earlier value."""
+        self._write("store a value", "INSERT OR REPLACE INTO kv VALUES (?, ?)", [(key, value)])
+
+    # journal ------------------------------------------------------------------------
+
+    def journal_append(self, stage: str, body: str) -> None:
+        """Record a finished stage of the current run; committed before returning."""
+        self._write(
+            "append to the journal",
+            "INSERT INTO journal (stage, body) VALUES (?, ?)",
+            [(stage, body)],
+        )
+
+    def journal_entries(self) -> list[tuple[str, str]]:
+        """(stage, body) rows in append order; fold them so a later row for a stage wins."""
+        with self._lock:
+            try:
+                rows = self._conn.execute("SELECT stage, body FROM journal ORDER BY seq").fetchall()
+            except sqlite3.Error as exc:
+                raise self._fail("read the journal", exc) from exc
+        return [(str(stage), str(body)) for stage, body in rows]
+
+    def journal_clear(self) -> None:
+        """Empty the journal (its content has been rendered into pipeline.lock)."""
+        self._write("clear the journal", "DELETE FROM journal", [()])
+
+    # ---------------------------------------------------------------------------------
+
+    def _write(self, what: str, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        with self._lock:
+            conn = self._conn
+            try:
+                # IMMEDIATE takes the write lock up front, so a concurrent writer waits on
+                # busy_timeout here instead of failing later with "database is locked".
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(sql, rows)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise self._fail(what, exc) from exc

@@ -1,0 +1,101 @@
+"""Durability against power loss, paid once per run rather than once per object.
+
+On Linux, ``syncfs(2)`` on one descriptor per distinct file system flushes everything
+the run wrote there (objects, their directories, workspace files) in one call. Elsewhere
+each file and each distinct parent directory is fsync'ed. Never ``os.sync()``, which
+would wait for every file system of the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterable
+from functools import cache
+from pathlib import Path
+
+from pipeflow.errors import StorageError
+
+
+@cache
+def _syncfs() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes  # only a run that wrote something pays for ctypes
+
+    try:
+        # The running process already maps libc; find_library would spawn ldconfig.
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def sync_paths(paths: Iterable[Path]) -> None:
+    """Make the given files (and their directory entries) durable. Paths that no
+    longer exist are skipped; a failed sync raises StorageError."""
+    parents: dict[str, list[str]] = {}
+    for p in paths:
+        s = os.fspath(p)
+        parents.setdefault(os.path.dirname(s) or ".", []).append(s)
+    if not parents:
+        return
+    syncfs = _syncfs()
+    if syncfs is not None:
+        _sync_filesystems(syncfs, parents)
+    else:
+        _fsync_each(parents)
+
+
+def _sync_filesystems(syncfs: Callable[[int], int], parents: dict[str, list[str]]) -> None:
+    # A file lives on the file system of its directory (a mount point aside), so one
+    # stat per distinct directory finds every device involved.
+    by_device: dict[int, str] = {}
+    for folder in parents:
+        try:
+            by_device.setdefault(os.stat(folder).st_dev, folder)
+        except FileNotFoundError:
+            continue
+    for folder in by_device.values():
+        try:
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            continue  # removed since: nothing of it left to make durable
+        try:
+            if syncfs(fd) != 0:
+                import ctypes
+
+                err = ctypes.get_errno()
+                raise StorageError(f"cannot sync the file system of {folder}: {os.strerror(err)}")
+        finally:
+            os.close(fd)
+
+
+def _fsync_each(parents: dict[str, list[str]]) -> None:
+    try:
+        for folder, files in parents.items():
+            for f in files:
+                try:
+                    fd = os.open(f, os.O_RDONLY)
+                except (FileNotFoundError, IsADirectoryError):
+                    continue
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            try:
+                dfd = os.open(folder, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                # Some platforms refuse fsync on a directory; the files are synced anyway.
+                with contextlib.suppress(OSError):
+                    os.fsync(dfd)
+            finally:
+                os.close(dfd)
+    except OSError as exc:
+        raise StorageError(f"cannot sync written files: {exc}") from exc

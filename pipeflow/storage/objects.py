@@ -1,0 +1,517 @@
+"""The content-addressed object store: ``.pipeflow/cache/objects/ab/cdef...``.
+
+An object's name is the xxh3-128 of its bytes, split after two hex digits into a shard
+folder. A directory is stored as its files' objects plus its ``Manifest`` serialized as
+one more object, named by the manifest hash (the directory's hash).
+
+Rules that make the store safe to share with a killed process or a concurrent reader:
+
+- every object is written once: into a temporary name (hidden, ending ``.pftmp``) then
+  renamed into place; an existing object is never overwritten; objects are 0444;
+- every byte read back is checked against the object's name (``read_bytes``,
+  ``checkout`` hash what they copy, in the same pass); an object that fails is moved to
+  ``.pipeflow/cache/corrupt/`` so that ``has`` stops offering it and a later pull or
+  rerun can store a good copy;
+- durability is not paid per object: ``written()`` lists what this instance wrote, for
+  one ``durability.sync_paths`` at the end of the run.
+
+Temporary names left by a killed process are garbage that ``gc`` may delete (they end
+in ``.pftmp``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+from pathlib import Path
+
+import xxhash
+
+from pipeflow.errors import StorageError
+from pipeflow.hashing import (
+    Hasher,
+    HashInfo,
+    Manifest,
+    hash_bytes,
+    hash_file,
+    is_hash,
+    thread_buffer,
+)
+from pipeflow.storage.links import Linker, LinkMode, reflink_fd, temp_path
+
+OBJECT_MODE = 0o444
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+
+
+def _view() -> memoryview:
+    """This thread's 1 MiB copy buffer: the store may be used from several threads."""
+    return memoryview(thread_buffer())
+
+
+def _copy_and_hash(sfd: int, dfd: int, view: memoryview) -> str:
+    """Copy ``sfd`` to ``dfd`` through ``view``, hashing the bytes on the way: one read
+    of the source both verifies and copies."""
+    h = xxhash.xxh3_128()
+    while n := os.readv(sfd, [view]):
+        chunk = view[:n]
+        h.update(chunk)
+        while chunk:
+            chunk = chunk[os.write(dfd, chunk) :]
+    return h.hexdigest()
+
+
+def _hash_fd(fd: int, view: memoryview) -> str:
+    h = xxhash.xxh3_128()
+    while n := os.readv(fd, [view]):
+        h.update(view[:n])
+    return h.hexdigest()
+
+
+class ObjectStore:
+    """Content-addressed storage of file bytes and directory manifests.
+
+    Usable from several threads at once: each thread copies through its own buffer.
+    """
+
+    def __init__(self, path: Path, linker: Linker | None = None) -> None:
+        """The store rooted at ``path`` (``<root>/.pipeflow/cache/objects``); ``linker``
+        decides how workspace files come in (reflink or copy)."""
+        self.path = Path(path)
+        # Absolute: symlink checkouts point here, whatever the current directory later.
+        self._dir = os.path.abspath(self.path)
+        self._linker = linker if linker is not None else Linker()
+        self._written: list[Path] = []
+        self._manifests: dict[str, Manifest] = {}
+        self._shards: set[str] = set()
+        self._store_modes: dict[str, LinkMode] = {}
+        # Temporary names: unique per process and instance without a random call per file.
+        self._tag = f"{os.getpid()}-{os.urandom(3).hex()}-"
+        self._counter = itertools.count()
+
+    # names --------------------------------------------------------------------------
+
+    def path_of(self, oid: str) -> Path:
+        """Where object ``oid`` lives (whether or not it exists)."""
+        return Path(self._p(oid))
+
+    def _p(self, oid: str) -> str:
+        if not is_hash(oid):
+            raise StorageError(f"not an object id: {oid!r}")
+        return f"{self._dir}/{oid[:2]}/{oid[2:]}"
+
+    def _tmp(self, near: str) -> str:
+        return temp_path(near, f"{self._tag}{next(self._counter)}")
+
+    def _shard(self, oid: str) -> None:
+        shard = oid[:2]
+        if shard not in self._shards:
+            os.makedirs(f"{self._dir}/{shard}", exist_ok=True)
+            self._shards.add(shard)
+
+    def has(self, oid: str) -> bool:
+        """Whether the store holds object ``oid`` (not verified: see ``verify``)."""
+        return os.path.exists(self._p(oid))
+
+    def written(self) -> list[Path]:
+        """Objects this instance wrote, for one batched sync at the end of the run."""
+        return list(self._written)
+
+    # adding -------------------------------------------------------------------------
+
+    def add_file(self, src: Path | str, oid: str | None = None, *, move: bool = False) -> str:
+        """Store the bytes of ``src`` and return their oid.
+
+        ``oid``, when given, is the already known hash: nothing is done if the object
+        exists. A copy is still checked against it in the same pass (StorageError if
+        ``src`` changed since it was hashed); a reflink or a move is trusted, since
+        reading it back would cost what it saves (checkout verifies anyway).
+        ``move=True`` consumes ``src`` (a private file such as a download): it is
+        renamed into the store, or deleted if the object exists.
+        """
+        src_s = os.fspath(src)
+        if oid is not None and self.has(oid):
+            if move:
+                os.unlink(src_s)
+            return oid
+        try:
+            if move:
+                return self._add_by_move(src_s, oid)
+            mode = self._store_mode(src_s)
+            if mode == "reflink":
+                return self._add_by_reflink(src_s, oid)
+            return self._add_by_copy(src_s, oid)
+        except OSError as exc:
+            raise StorageError(f"cannot store {src_s} in the cache: {exc}") from exc
+
+    def _store_mode(self, src: str) -> LinkMode:
+        folder = os.path.dirname(src)
+        mode = self._store_modes.get(folder)
+        if mode is None:
+            os.makedirs(self._dir, exist_ok=True)
+            mode = self._linker.store_mode(Path(folder or "."), self.path)
+            self._store_modes[folder] = mode
+        return mode
+
+    def _add_by_move(self, src: str, oid: str | None) -> str:
+        if oid is None:
+            oid = hash_file(src)
+            if self.has(oid):
+                os.unlink(src)
+                return oid
+        self._shard(oid)
+        dst = self._p(oid)
+        os.chmod(src, OBJECT_MODE)
+        try:
+            os.replace(src, dst)
+        except OSError:
+            # Another file system: copy (checked against oid), then drop the source.
+            self._add_by_copy(src, oid)
+            os.unlink(src)
+            return oid
+        self._written.append(Path(dst))
+        return oid
+
+    def _add_by_reflink(self, src: str, oid: str | None) -> str:
+        if oid is None:
+            oid = hash_file(src)
+            if self.has(oid):
+                return oid
+        self._shard(oid)
+        dst = self._p(oid)
+        tmp = self._tmp(dst)
+        sfd = os.open(src, _READ)
+        try:
+            dfd = os.open(tmp, _CREATE, OBJECT_MODE)
+            try:
+                try:
+                    reflink_fd(sfd, dfd)
+                except OSError:
+                    # The probe said yes but this file says no (e.g. inline extents):
+                    # copy it, and check it against the oid on the way.
+                    got = _copy_and_hash(sfd, dfd, _view())
+                    self._check_copy(got, oid, src, tmp)
+                os.fchmod(dfd, OBJECT_MODE)
+            finally:
+                os.close(dfd)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+        finally:
+            os.close(sfd)
+        self._commit(tmp, dst)
+        return oid
+
+    def _add_by_copy(self, src: str, oid: str | None) -> str:
+        # Unknown oid: the temporary file waits at the store root until the copy has
+        # told us which shard it belongs to; same file system, so the rename is atomic.
+        tmp = self._tmp(self._p(oid) if oid else f"{self._dir}/new")
+        if oid:
+            self._shard(oid)
+        else:
+            os.makedirs(self._dir, exist_ok=True)
+        sfd = os.open(src, _READ)
+        try:
+            dfd = os.open(tmp, _CREATE, OBJECT_MODE)
+            try:
+                got = _copy_and_hash(sfd, dfd, _view())
+                os.fchmod(dfd, OBJECT_MODE)  # whatever the umask
+            finally:
+                os.close(dfd)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+        finally:
+            os.close(sfd)
+        if oid is not None:
+            self._check_copy(got, oid, src, tmp)
+        else:
+            oid = got
+            self._shard(oid)
+        self._commit(tmp, self._p(oid))
+        return oid
+
+    def _check_copy(self, got: str, oid: str, src: str, tmp: str) -> None:
+        if got != oid:
+            _unlink_quietly(tmp)
+            raise StorageError(
+                f"{src} changed while being stored (expected {oid}, read {got})",
+                hint="do not modify outputs while pipeflow stores them; run again",
+            )
+
+    def _commit(self, tmp: str, dst: str) -> None:
+        if os.path.exists(dst):
+            # Written meanwhile by another process: the existing object wins.
+            _unlink_quietly(tmp)
+            return
+        os.replace(tmp, dst)
+        self._written.append(Path(dst))
+
+    def add_bytes(self, data: bytes) -> str:
+        """Store ``data`` and return its oid."""
+        oid = hash_bytes(data)
+        if self.has(oid):
+            return oid
+        self._shard(oid)
+        dst = self._p(oid)
+        tmp = self._tmp(dst)
+        try:
+            fd = os.open(tmp, _CREATE, OBJECT_MODE)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fchmod(fd, OBJECT_MODE)
+            finally:
+                os.close(fd)
+        except BaseException as exc:
+            _unlink_quietly(tmp)
+            if isinstance(exc, OSError):
+                raise StorageError(f"cannot write object {oid}: {exc}") from exc
+            raise
+        self._commit(tmp, dst)
+        return oid
+
+    def add_tree(self, root: Path, rel: str, hasher: Hasher) -> HashInfo:
+        """Store every file of directory ``root/rel`` (``root`` being ``hasher.root``)
+        and its manifest; return the directory's HashInfo (the manifest's oid is its
+        hash)."""
+        manifest = hasher.manifest(rel)
+        base = os.path.join(os.fspath(root), rel)
+        for entry in manifest.entries:
+            self.add_file(f"{base}/{entry.path}", entry.hash)
+        oid = self.add_bytes(manifest.to_bytes())
+        self._manifests[oid] = manifest
+        return manifest.info()
+
+    # reading ------------------------------------------------------------------------
+
+    def read_bytes(self, oid: str) -> bytes:
+        """The bytes of object ``oid``, verified; StorageError if missing or corrupt."""
+        try:
+            with open(self._p(oid), "rb") as f:
+                data = f.read()
+        except FileNotFoundError as exc:
+            raise StorageError(f"object {oid} is missing from the cache") from exc
+        got = hash_bytes(data)
+        if got != oid:
+            raise self._corrupt(oid, got, None)
+        return data
+
+    def manifest(self, oid: str) -> Manifest:
+        """The directory manifest stored as object ``oid`` (verified, memoized)."""
+        found = self._manifests.get(oid)
+        if found is None:
+            found = Manifest.from_bytes(self.read_bytes(oid))
+            if found.hash != oid:
+                # Bytes are right but not canonical: not written by us.
+                raise StorageError(f"object {oid} is not a canonical directory manifest")
+            self._manifests[oid] = found
+        return found
+
+    def verify(self, oid: str) -> bool:
+        """Whether object ``oid`` exists and its bytes match its name. A corrupt object
+        is moved to the ``corrupt/`` folder beside the store."""
+        try:
+            fd = os.open(self._p(oid), _READ)
+        except FileNotFoundError:
+            return False
+        try:
+            got = _hash_fd(fd, _view())
+        finally:
+            os.close(fd)
+        if got != oid:
+            self._corrupt(oid, got, None)
+            return False
+        return True
+
+    def missing(self, info: HashInfo) -> list[str]:
+        """Oids needed to check out ``info`` that the store lacks (for a directory whose
+        manifest is missing or corrupt: just the manifest's oid)."""
+        if not info.isdir:
+            return [] if self.has(info.hash) else [info.hash]
+        if not self.has(info.hash):
+            return [info.hash]
+        try:
+            manifest = self.manifest(info.hash)
+        except StorageError:
+            return [info.hash]
+        seen: set[str] = set()
+        out = []
+        for e in manifest.entries:
+            if e.hash not in seen:
+                seen.add(e.hash)
+                if not self.has(e.hash):
+                    out.append(e.hash)
+        return out
+
+    def _corrupt(self, oid: str, got: str, dest: str | None) -> StorageError:
+        where = self.path.parent / "corrupt"
+        moved = ""
+        with contextlib.suppress(OSError):
+            where.mkdir(exist_ok=True)
+            target = where / f"{oid}.{os.urandom(3).hex()}"
+            os.replace(self._p(oid), target)
+            moved = f"; moved to {target}"
+        into = f" while checking out {dest}" if dest else ""
+        return StorageError(
+            f"object {oid} is corrupt (its bytes hash to {got}){into}{moved}",
+            hint="pipeflow pull (or rerun the stage) to store a good copy; "
+            "pipeflow verify checks the whole cache",
+        )
+
+    # checkout -----------------------------------------------------------------------
+
+    def checkout(
+        self,
+        info: HashInfo,
+        dest: Path,
+        *,
+        linker: Linker,
+        executable: bool = False,
+        hasher: Hasher | None = None,
+    ) -> None:
+        """Make ``dest`` hold ``info`` (a file or a directory), verifying each object as
+        it is placed; a corrupt or missing object raises StorageError naming oid and
+        path, and its bytes never reach ``dest``.
+
+        A directory checkout also removes what ``dest`` holds beyond the manifest
+        (ignored files included). ``executable`` is the x bit of a single file. With
+        ``hasher`` (whose root contains ``dest``), files already holding the right
+        bytes are left alone, and the hasher forgets ``dest`` afterwards.
+        """
+        dest_s = os.path.abspath(dest)
+        parent = os.path.dirname(dest_s)
+        mode = linker.mode_for(self.path, Path(parent))
+        try:
+            if info.isdir:
+                self._checkout_dir(info.hash, dest_s, mode, hasher)
+            else:
+                os.makedirs(parent, exist_ok=True)
+                if os.path.isdir(dest_s) and not os.path.islink(dest_s):
+                    shutil.rmtree(dest_s)
+                self._place(info.hash, dest_s, executable, mode)
+        except OSError as exc:
+            raise StorageError(f"cannot check out {dest_s}: {exc}") from exc
+        finally:
+            if hasher is not None:
+                hasher.forget(os.path.relpath(dest_s, os.path.abspath(hasher.root)))
+
+    def _checkout_dir(self, oid: str, dest: str, mode: LinkMode, hasher: Hasher | None) -> None:
+        manifest = self.manifest(oid)
+        if os.path.lexists(dest) and not (os.path.isdir(dest) and not os.path.islink(dest)):
+            os.unlink(dest)
+        keep = self._unchanged(manifest, dest, hasher) if hasher is not None else {}
+        os.makedirs(dest, exist_ok=True)
+        files = {e.path for e in manifest.entries}
+        dirs = {p.rsplit("/", 1)[0] for p in files if "/" in p}
+        for d in list(dirs):
+            while "/" in d:
+                d = d.rsplit("/", 1)[0]
+                dirs.add(d)
+        _prune(dest, "", files, dirs)
+        made = {""}
+        for e in manifest.entries:
+            if keep.get(e.path) == (e.hash, e.executable):
+                continue
+            folder, _, _ = e.path.rpartition("/")
+            if folder not in made:
+                os.makedirs(f"{dest}/{folder}", exist_ok=True)
+                made.add(folder)
+            self._place(e.hash, f"{dest}/{e.path}", e.executable, mode)
+
+    @staticmethod
+    def _unchanged(manifest: Manifest, dest: str, hasher: Hasher) -> dict[str, tuple[str, bool]]:
+        rel = os.path.relpath(dest, os.path.abspath(hasher.root))
+        if rel.startswith("..") or not os.path.isdir(dest):
+            return {}
+        try:
+            current = hasher.manifest(rel)
+            links = set(hasher.symlinks_under(rel))
+        except (OSError, StorageError):
+            return {}  # unreadable as it is: rewrite everything
+        return {e.path: (e.hash, e.executable) for e in current.entries if e.path not in links}
+
+    def _place(self, oid: str, dst: str, executable: bool, mode: LinkMode) -> None:
+        src = self._p(oid)
+        if mode in ("hardlink", "symlink") and executable:
+            mode = "copy"  # a shared read-only inode cannot carry this path's x bit
+        tmp = self._tmp(dst)
+        try:
+            if mode in ("copy", "reflink"):
+                self._place_bytes(oid, src, tmp, dst, executable, mode)
+            else:
+                self._place_link(oid, src, tmp, dst, mode)
+            os.replace(tmp, dst)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+
+    def _open_object(self, oid: str, dst: str) -> int:
+        try:
+            return os.open(self._p(oid), _READ)
+        except FileNotFoundError as exc:
+            raise StorageError(
+                f"object {oid} for {dst} is missing from the cache",
+                hint="pipeflow pull, or rerun the stage that makes it",
+            ) from exc
+
+    def _place_bytes(
+        self, oid: str, src: str, tmp: str, dst: str, executable: bool, mode: LinkMode
+    ) -> None:
+        sfd = self._open_object(oid, dst)
+        try:
+            # Created with the final permissions: the umask applies, no chmod needed.
+            dfd = os.open(tmp, _CREATE, 0o777 if executable else 0o666)
+            try:
+                cloned = False
+                if mode == "reflink":
+                    try:
+                        reflink_fd(sfd, dfd)
+                        cloned = True
+                    except OSError:
+                        pass  # this file would not clone: copy it instead
+                # A clone shares these very extents, so hashing the source checks it.
+                got = _hash_fd(sfd, _view()) if cloned else _copy_and_hash(sfd, dfd, _view())
+            finally:
+                os.close(dfd)
+        finally:
+            os.close(sfd)
+        if got != oid:
+            raise self._corrupt(oid, got, dst)
+
+    def _place_link(self, oid: str, src: str, tmp: str, dst: str, mode: LinkMode) -> None:
+        fd = self._open_object(oid, dst)
+        try:
+            got = _hash_fd(fd, _view())
+        finally:
+            os.close(fd)
+        if got != oid:
+            raise self._corrupt(oid, got, dst)
+        if mode == "hardlink":
+            os.link(src, tmp)
+        else:
+            os.symlink(src, tmp)
+
+
+def _prune(folder: str, prefix: str, files: set[str], dirs: set[str]) -> None:
+    """Remove what ``folder`` holds beyond ``files`` and ``dirs`` (paths relative to the
+    checkout root, ``prefix`` being ``folder``'s)."""
+    with os.scandir(folder) as it:
+        items = list(it)
+    for item in items:
+        rel = prefix + item.name
+        if item.is_dir(follow_symlinks=False):
+            if rel in dirs:
+                _prune(item.path, rel + "/", files, dirs)
+            else:
+                shutil.rmtree(item.path)
+        elif rel not in files:
+            os.unlink(item.path)
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
