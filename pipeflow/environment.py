@@ -52,7 +52,10 @@ def _interpreter_version(program: str, path_env: str | None) -> str | None:
     if real == os.path.realpath(sys.executable):
         impl = platform.python_implementation().lower()
         return f"{impl}-{sys.version_info[0]}.{sys.version_info[1]}.{sys.version_info[2]}"
-    probe = "import platform,sys;print(platform.python_implementation().lower(),*sys.version_info[:3])"
+    probe = (
+        "import platform,sys;"
+        "print(platform.python_implementation().lower(),*sys.version_info[:3])"
+    )
     try:
         out = subprocess.run(
             [found, "-c", probe], capture_output=True, text=True, timeout=30, check=True
@@ -111,6 +114,7 @@ class EnvironmentProbe:
             else:
                 impl, _, full = version.partition("-")
                 parts = full.split(".")
-                env["python"] = f"{impl}-{full}" if python_exact else f"{impl}-{'.'.join(parts[:2])}"
+                shown = full if python_exact else ".".join(parts[:2])
+                env["python"] = f"{impl}-{shown}"
             break
         return env

@@ -8,6 +8,7 @@ scheduler (one stage at a time, as its upstream finishes) all use ``Planner``.
 
 from __future__ import annotations
 
+import datetime
 import glob
 import os
 from collections.abc import Mapping
@@ -57,6 +58,18 @@ def out_entries(entry: StageLock | None) -> dict[str, FileEntry]:
     return {e.path: e for e in (*entry.outs, *entry.metrics)}
 
 
+def _plain(value: Any) -> Any:
+    """Params values as JSON sees them (dates become ISO text), so that the lock,
+    the journal and the fingerprint agree on one form."""
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 class Planner:
     """Computes components and states of stages against a lock."""
 
@@ -97,8 +110,9 @@ class Planner:
     def params_of(self, stage: Stage) -> dict[str, dict[str, Any]]:
         values: dict[str, dict[str, Any]] = {}
         for ref in stage.params:
-            data = read_params(self.repo.root / ref.file)
-            values.setdefault(ref.file, {}).update(select(data, ref.keys))
+            data = read_params(self.repo.root / ref.file, name=ref.file)
+            chosen = {k: _plain(v) for k, v in select(data, ref.keys).items()}
+            values.setdefault(ref.file, {}).update(chosen)
         return {f: dict(sorted(v.items())) for f, v in sorted(values.items())}
 
     def components(self, stage: Stage, substitute: Mapping[str, FileEntry]) -> Components:
@@ -114,7 +128,7 @@ class Planner:
         for path in self._code_paths(stage):
             info = self._hash(path)
             code.append(file_entry(path, info) if info else FileEntry(path, "", 0))
-        exact = False  # env.python: exact arrives with the code-awareness work
+        exact = stage.env.python == "exact"
         return Components(
             cmd=stage.cmd,
             deps=tuple(deps),

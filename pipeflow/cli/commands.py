@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import click
 import typer
 
 from pipeflow.cli import output
 from pipeflow.cli.options import Json, Targets, Verbose, Wait
+
+if TYPE_CHECKING:
+    from pipeflow.repo import Repo
 
 
 def _version(value: bool) -> None:
@@ -56,7 +59,7 @@ def build_app() -> click.Command:
     return typer.main.get_command(app)
 
 
-def _repo():  # type: ignore[no-untyped-def]
+def _repo() -> Repo:
     from pipeflow.repo import Repo
 
     return Repo.find()

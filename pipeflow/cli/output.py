@@ -20,6 +20,10 @@ WORD_STYLE = {
 }
 
 
+def styled(text: str, **style: Any) -> str:
+    return click.style(text, **style)
+
+
 def out(text: str = "", **style: Any) -> None:
     click.echo(click.style(text, **style) if style else text)
 

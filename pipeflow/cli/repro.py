@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from pipeflow.cli import output
 from pipeflow.cli.options import Json, Targets, Verbose, Wait
-from pipeflow.execution.scheduler import StageEvent
+
+if TYPE_CHECKING:
+    from pipeflow.execution.scheduler import StageEvent
 
 
 class _Printer:
@@ -48,14 +50,35 @@ class _Printer:
                     output.err(f"  full log: {ev.result.log_path}")
 
 
+def _flag(*names: str, help: str) -> Any:
+    return typer.Option(*names, help=help)
+
+
+Force = Annotated[bool, _flag("--force", "-f", help="Run even stages that are up to date.")]
+Dry = Annotated[bool, _flag("--dry", help="Print what would run and why; run nothing.")]
+Jobs = Annotated[
+    int, typer.Option("--jobs", "-j", min=0, help="Stages to run at once (0: one per CPU).")
+]
+KeepGoing = Annotated[
+    bool,
+    _flag("--keep-going", "-k", help="After a failure, go on with stages not depending on it."),
+]
+SingleItem = Annotated[
+    bool, _flag("--single-item", "-s", help="Only the targets, not their upstream.")
+]
+Downstream = Annotated[
+    bool, _flag("--downstream", help="The targets and everything downstream of them.")
+]
+
+
 def repro_command(
     targets: Targets = None,
-    force: Annotated[bool, typer.Option("--force", "-f", help="Run even stages that are up to date.")] = False,
-    dry: Annotated[bool, typer.Option("--dry", help="Print what would run and why; run nothing.")] = False,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Stages to run at once (0: one per CPU).", min=0)] = 1,
-    keep_going: Annotated[bool, typer.Option("--keep-going", "-k", help="After a failure, go on with stages that do not depend on it.")] = False,
-    single_item: Annotated[bool, typer.Option("--single-item", "-s", help="Only the targets, not their upstream.")] = False,
-    downstream: Annotated[bool, typer.Option("--downstream", help="The targets and everything downstream of them.")] = False,
+    force: Force = False,
+    dry: Dry = False,
+    jobs: Jobs = 1,
+    keep_going: KeepGoing = False,
+    single_item: SingleItem = False,
+    downstream: Downstream = False,
     wait: Wait = 0.0,
     json_out: Json = False,
     verbose: Verbose = False,

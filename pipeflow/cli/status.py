@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pipeflow.cli import output
 from pipeflow.cli.options import Json, Targets, Verbose
-from pipeflow.planning import StageState
+
+if TYPE_CHECKING:
+    from pipeflow.planning import StageState
 
 
 def print_states(states: list[StageState] | tuple[StageState, ...]) -> None:
     """One line per stage with its status word, reasons indented beneath."""
     width = max((len(s.name) for s in states), default=0)
     for state in states:
-        word = output.click.style(state.word, fg=output.WORD_STYLE.get(state.word))
+        word = output.styled(state.word, fg=output.WORD_STYLE.get(state.word))
         output.out(f"{state.name.ljust(width)}  {word}")
         for change in state.reasons:
             output.out(f"{' ' * (width + 4)}{change.message}")

@@ -87,7 +87,8 @@ def restore_outputs(
             now = None
         if now is not None and now.hash == rec.hash:
             continue
-        repo.store.checkout(hash_info(rec), repo.root / out.path, linker=repo.linker)
+        repo.store.checkout(hash_info(rec), repo.root / out.path, linker=repo.linker,
+                            hasher=repo.hasher)
         repo.hasher.forget(out.path)
         restored.append(out.path)
     ensure_ignored(repo.root, [o.path for o in stage.outs if o.cache])

@@ -8,6 +8,7 @@ and, line by line, to an optional callback (the CLI shows it live).
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import shutil
 import signal
@@ -35,10 +36,8 @@ def terminate_all() -> None:
     with _live_lock:
         procs = list(_live)
     for proc in procs:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,520 @@
+"""``pipeline.lock``: per stage, the components of its fingerprint and its output hashes.
+
+The lock is committed with the code and is the source of truth for what the
+workspace should hold. It is deterministic text (stages sorted by name, a fixed
+key order inside entries, defaults omitted) so that its git diffs read well, and
+it carries a schema version so that an older pipeflow never misreads a newer
+lock. It is written by :mod:`pipeflow.yamlemit` (never a round-trip YAML
+library) and replaced atomically, so no reader and no killed process ever sees
+half a file.
+
+Layout (``docs/lockfile.md`` has the full reference)::
+
+    # pipeline.lock: written by pipeflow; ...
+    schema: 1
+    stages:
+      train:
+        cmd: python train.py
+        fingerprint: <xxh3-128 hex>
+        deps: [{path, hash, size, isdir?, nfiles?}, ...]
+        params: {params.yaml: {train.lr: 0.05}}
+        code: [...]
+        env: {platform: linux-x86_64, python: cpython-3.11}
+        outs: [{path, hash, size, isdir?, nfiles?, cache?}, ...]
+        metrics: [{path, hash, size, values: {acc: 0.93}}, ...]
+        run: <sha256 of the run record>
+    sources:
+      data/raw.csv: {hash, size, isdir?, nfiles?}
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pipeflow import yamlemit
+from pipeflow.errors import LockfileError
+
+__all__ = [
+    "HEADER",
+    "SCHEMA_VERSION",
+    "FileEntry",
+    "Lock",
+    "MetricEntry",
+    "StageLock",
+    "dumps",
+    "loads",
+    "lock_from_dict",
+    "lock_to_dict",
+    "read",
+    "stage_from_dict",
+    "stage_to_dict",
+    "write",
+]
+
+SCHEMA_VERSION = 1
+HEADER = "# pipeline.lock: written by pipeflow; commit it with your code. Do not edit by hand.\n"
+
+_HEX32 = re.compile(r"[0-9a-f]{32}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+# Params, env and metric values are plain data; a deeper value in a lock is
+# garbage (or a self-referencing YAML alias), not a real parameter.
+_MAX_DEPTH = 64
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """A file or directory with its content hash (xxh3-128 hex) and size in bytes.
+
+    For a directory, ``hash`` is the hash of its manifest, ``size`` the total of
+    its files and ``nfiles`` their number.
+    """
+
+    path: str
+    hash: str
+    size: int
+    isdir: bool = False
+    nfiles: int | None = None
+    cache: bool = True
+
+
+@dataclass(frozen=True)
+class MetricEntry(FileEntry):
+    """A metrics output, with the values parsed from it (flat dotted keys)."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StageLock:
+    """What the lock records for one stage: its fingerprint components and outputs."""
+
+    cmd: tuple[str, ...]
+    fingerprint: str
+    deps: tuple[FileEntry, ...] = ()
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    code: tuple[FileEntry, ...] = ()
+    env: Mapping[str, Any] = field(default_factory=dict)
+    outs: tuple[FileEntry, ...] = ()
+    metrics: tuple[MetricEntry, ...] = ()
+    run: str | None = None
+
+
+@dataclass(frozen=True)
+class Lock:
+    """The whole lock: stages by name, and source data (``pipeflow add``) by path."""
+
+    stages: Mapping[str, StageLock] = field(default_factory=dict)
+    sources: Mapping[str, FileEntry] = field(default_factory=dict)
+
+
+# --- writing ---------------------------------------------------------------
+
+
+def _sort_key(key: object) -> tuple[int, str]:
+    # Keys of params values may be ints or bools (YAML params files); order
+    # strings first, everything else by repr, so mixed keys never fail to sort.
+    return (0, key) if isinstance(key, str) else (1, repr(key))
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` with every mapping's keys sorted, so equal values give equal text."""
+    if isinstance(value, Mapping):
+        return {k: _canonical(value[k]) for k in sorted(value, key=_sort_key)}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def _entry_to_dict(entry: FileEntry, *, with_path: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {"path": entry.path} if with_path else {}
+    out["hash"] = entry.hash
+    out["size"] = entry.size
+    if entry.isdir:
+        out["isdir"] = True
+    if entry.nfiles is not None:
+        out["nfiles"] = entry.nfiles
+    if not entry.cache:
+        out["cache"] = False
+    if isinstance(entry, MetricEntry) and entry.values:
+        out["values"] = _canonical(entry.values)
+    return out
+
+
+def stage_to_dict(s: StageLock) -> dict[str, Any]:
+    """The plain-data form of a stage's lock entry, in the lock's key order.
+
+    Empty sections and a missing ``run`` are omitted; a one-element ``cmd`` is a
+    string. The result is also JSON-serializable (the state DB's journal rows).
+    """
+    out: dict[str, Any] = {
+        "cmd": s.cmd[0] if len(s.cmd) == 1 else list(s.cmd),
+        "fingerprint": s.fingerprint,
+    }
+    if s.deps:
+        out["deps"] = [_entry_to_dict(e) for e in s.deps]
+    if s.params:
+        out["params"] = _canonical(s.params)
+    if s.code:
+        out["code"] = [_entry_to_dict(e) for e in s.code]
+    if s.env:
+        out["env"] = _canonical(s.env)
+    if s.outs:
+        out["outs"] = [_entry_to_dict(e) for e in s.outs]
+    if s.metrics:
+        out["metrics"] = [_entry_to_dict(e) for e in s.metrics]
+    if s.run is not None:
+        out["run"] = s.run
+    return out
+
+
+def lock_to_dict(lock: Lock) -> dict[str, Any]:
+    """The plain-data form of the whole lock (what ``dumps`` writes, as a dict)."""
+    doc: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "stages": {name: stage_to_dict(lock.stages[name]) for name in sorted(lock.stages)},
+    }
+    if lock.sources:
+        sources: dict[str, Any] = {}
+        for path in sorted(lock.sources):
+            entry = lock.sources[path]
+            if entry.path != path:
+                msg = f"source entry for {path!r} has path {entry.path!r}"
+                raise ValueError(msg)
+            sources[path] = _entry_to_dict(entry, with_path=False)
+        doc["sources"] = sources
+    return doc
+
+
+def dumps(lock: Lock) -> str:
+    """Render ``lock`` as the text of ``pipeline.lock`` (deterministic)."""
+    return HEADER + yamlemit.dump(lock_to_dict(lock))
+
+
+def write(path: Path, lock: Lock) -> None:
+    """Replace the lock file at ``path`` atomically with ``lock``.
+
+    The text goes to a temporary file in the same directory, which is fsynced
+    and then renamed over ``path``: readers and a crash at any moment see the
+    old lock or the new one, never a mix.
+    """
+    data = dumps(lock).encode("utf-8")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        # 0o666 and O_EXCL: the user's umask decides the mode, as for any new file.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        msg = f"cannot write {path}: {exc.strerror or exc}"
+        raise LockfileError(msg) from exc
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable. Some file systems refuse fsync on a
+    # directory; the lock is then as durable as they allow, which is not an
+    # error worth failing a finished run for.
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        return
+    finally:
+        os.close(fd)
+
+
+# --- reading ---------------------------------------------------------------
+
+
+def _hint(file: str) -> str:
+    return f"regenerate with `pipeflow repro`, or restore it with `git checkout {file}`"
+
+
+class _Checker:
+    """Type checks that raise a LockfileError naming where and which field."""
+
+    def __init__(self, where: str, hint: str) -> None:
+        self.where = where
+        self.hint = hint
+
+    def fail(self, fld: str, problem: str) -> NoReturn:
+        prefix = f"{self.where}: field '{fld}'" if fld else self.where
+        raise LockfileError(f"{prefix}: {problem}", hint=self.hint)
+
+    def mapping(self, value: object, fld: str) -> dict[Any, Any]:
+        if not isinstance(value, dict):
+            self.fail(fld, f"expected a mapping, got {_kind(value)}")
+        return value
+
+    def fields(
+        self, d: dict[Any, Any], fld: str, required: tuple[str, ...], optional: tuple[str, ...]
+    ) -> None:
+        known = required + optional
+        for key in d:
+            if key not in known:
+                self.fail(_join(fld, str(key)), f"unknown field{_did_you_mean(key, known)}")
+        for key in required:
+            if key not in d:
+                self.fail(_join(fld, key), "missing")
+
+    def string(self, value: object, fld: str) -> str:
+        if not isinstance(value, str) or not value:
+            self.fail(fld, f"expected a non-empty string, got {_kind(value)}")
+        return value
+
+    def hexdigest(self, value: object, fld: str, pattern: re.Pattern[str], what: str) -> str:
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            self.fail(fld, f"expected {what}, got {_kind(value)}")
+        return value
+
+    def count(self, value: object, fld: str) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            self.fail(fld, f"expected a non-negative integer, got {_kind(value)}")
+        return value
+
+    def flag(self, value: object, fld: str) -> bool:
+        if not isinstance(value, bool):
+            self.fail(fld, f"expected true or false, got {_kind(value)}")
+        return value
+
+    def data(self, value: object, fld: str, depth: int = 0) -> Any:
+        """Check plain data (scalars, lists, mappings) as the emitter can write it."""
+        if value is None or isinstance(value, str | int | float | datetime.date):
+            return value
+        if depth >= _MAX_DEPTH:
+            self.fail(fld, f"nested more than {_MAX_DEPTH} levels deep")
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                self.data(item, f"{fld}[{i}]", depth + 1)
+            return value
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not (key is None or isinstance(key, str | int | float)):
+                    self.fail(fld, f"keys must be scalars, got {_kind(key)}")
+                self.data(item, _join(fld, str(key)), depth + 1)
+            return value
+        self.fail(fld, f"expected plain data, got {_kind(value)}")
+
+    def data_mapping(self, value: object, fld: str) -> dict[str, Any]:
+        d = self.mapping(value, fld)
+        for key in d:
+            self.string(key, f"{fld} key")
+        self.data(d, fld)
+        return d
+
+
+def _join(parent: str, child: str) -> str:
+    return f"{parent}.{child}" if parent else child
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, str | int | float):
+        text = repr(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+    return f"a {type(value).__name__}"
+
+
+def _did_you_mean(key: object, known: tuple[str, ...]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(str(key), known, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+_ENTRY_FIELDS = ("isdir", "nfiles", "cache")
+
+
+def _entry(
+    c: _Checker, value: object, fld: str, path: str | None = None, *, inputs: bool = False
+) -> FileEntry:
+    d = c.mapping(value, fld)
+    required = ("hash", "size") if path is not None else ("path", "hash", "size")
+    c.fields(d, fld, required, _ENTRY_FIELDS)
+    return FileEntry(**_entry_kwargs(c, d, fld, path, inputs=inputs))
+
+
+def _metric(c: _Checker, value: object, fld: str) -> MetricEntry:
+    d = c.mapping(value, fld)
+    c.fields(d, fld, ("path", "hash", "size"), (*_ENTRY_FIELDS, "values"))
+    values = c.data_mapping(d.get("values", {}), _join(fld, "values"))
+    return MetricEntry(**_entry_kwargs(c, d, fld, None), values=values)
+
+
+def _entry_kwargs(
+    c: _Checker, d: dict[Any, Any], fld: str, path: str | None, *, inputs: bool = False
+) -> dict[str, Any]:
+    nfiles = d.get("nfiles")
+    hash_field = _join(fld, "hash")
+    # An input (dep or code file) that did not exist when the stage ran is
+    # recorded with an empty hash; outputs and sources always have one.
+    if inputs and d["hash"] == "":
+        digest = ""
+    else:
+        digest = c.hexdigest(d["hash"], hash_field, _HEX32, "32 lowercase hex digits")
+    return {
+        "path": path if path is not None else c.string(d["path"], _join(fld, "path")),
+        "hash": digest,
+        "size": c.count(d["size"], _join(fld, "size")),
+        "isdir": c.flag(d.get("isdir", False), _join(fld, "isdir")),
+        "nfiles": None if nfiles is None else c.count(nfiles, _join(fld, "nfiles")),
+        "cache": c.flag(d.get("cache", True), _join(fld, "cache")),
+    }
+
+
+def _entries(
+    c: _Checker, value: object, fld: str, *, inputs: bool = False
+) -> tuple[FileEntry, ...]:
+    if not isinstance(value, list):
+        c.fail(fld, f"expected a list, got {_kind(value)}")
+    return tuple(_entry(c, item, f"{fld}[{i}]", inputs=inputs) for i, item in enumerate(value))
+
+
+def _cmd(c: _Checker, value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    c.fail("cmd", f"expected a string or a list of strings, got {_kind(value)}")
+
+
+_STAGE_OPTIONAL = ("deps", "params", "code", "env", "outs", "metrics", "run")
+
+
+def _stage(c: _Checker, value: object) -> StageLock:
+    d = c.mapping(value, "")
+    c.fields(d, "", ("cmd", "fingerprint"), _STAGE_OPTIONAL)
+    params = c.mapping(d.get("params", {}), "params")
+    for file, keys in params.items():
+        if not isinstance(file, str) or not file:
+            c.fail("params", f"file names must be non-empty strings, got {_kind(file)}")
+        c.data_mapping(keys, f"params.{file}")
+    metrics = d.get("metrics", [])
+    if not isinstance(metrics, list):
+        c.fail("metrics", f"expected a list, got {_kind(metrics)}")
+    run = d.get("run")
+    return StageLock(
+        cmd=_cmd(c, d["cmd"]),
+        fingerprint=c.hexdigest(d["fingerprint"], "fingerprint", _HEX32, "32 lowercase hex digits"),
+        deps=_entries(c, d.get("deps", []), "deps", inputs=True),
+        params=params,
+        code=_entries(c, d.get("code", []), "code", inputs=True),
+        env=c.data_mapping(d.get("env", {}), "env"),
+        outs=_entries(c, d.get("outs", []), "outs"),
+        metrics=tuple(_metric(c, m, f"metrics[{i}]") for i, m in enumerate(metrics)),
+        run=None if run is None else c.hexdigest(run, "run", _HEX64, "64 lowercase hex digits"),
+    )
+
+
+def stage_from_dict(d: Any, where: str) -> StageLock:
+    """Build a StageLock from its plain-data form (a lock entry or a journal row).
+
+    ``where`` names the entry in error messages, e.g. ``"pipeline.lock: stage
+    'train'"``. Raises LockfileError naming the field when the shape is wrong.
+    """
+    return _stage(_Checker(where, _hint("pipeline.lock")), d)
+
+
+def _parse(text: str, file: str, hint: str) -> Any:
+    import yaml
+
+    try:
+        return yamlemit.load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
+        msg = f"{at}: not valid YAML: {exc.problem or exc.context}"
+        raise LockfileError(msg, hint=hint) from exc
+    except yaml.YAMLError as exc:
+        raise LockfileError(f"{file}: not valid YAML: {exc}", hint=hint) from exc
+    # PyYAML's constructors raise whatever their conversion raises: ValueError
+    # for "2001-02-30" or "!!int x", IndexError for "!!int ''"; a deeply nested
+    # document hits the recursion limit. All of them mean a broken file.
+    except (
+        ValueError,
+        TypeError,
+        ArithmeticError,
+        LookupError,
+        AttributeError,
+        RecursionError,
+    ) as exc:
+        raise LockfileError(f"{file}: not valid YAML: {exc}", hint=hint) from exc
+
+
+def loads(text: str, file: str = "pipeline.lock") -> Lock:
+    """Parse and validate the text of a lock file; ``file`` names it in errors.
+
+    An empty document is an empty lock. Raises LockfileError naming the file,
+    the stage and the field for any deviation from the layout (YAML syntax
+    errors with their line), and a clear error for a lock written by a newer
+    pipeflow.
+    """
+    return lock_from_dict(_parse(text, file, _hint(file)), file)
+
+
+def lock_from_dict(data: Any, file: str = "pipeline.lock") -> Lock:
+    """Validate the plain-data form of a lock (as parsed from YAML or JSON).
+
+    ``None`` (an empty document) is an empty lock. Raises LockfileError like
+    ``loads``.
+    """
+    if data is None:
+        return Lock()
+    hint = _hint(file)
+    top = _Checker(file, hint)
+    d = top.mapping(data, "")
+    schema = d.get("schema")
+    if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA_VERSION:
+        msg = (
+            f"{file} was written by a newer pipeflow (lock schema {schema}; "
+            f"this pipeflow reads schema {SCHEMA_VERSION})"
+        )
+        raise LockfileError(msg, hint="upgrade pipeflow: `pip install -U pipeflow`")
+    top.fields(d, "", ("schema",), ("stages", "sources"))
+    if schema != SCHEMA_VERSION or isinstance(schema, bool):
+        top.fail("schema", f"expected {SCHEMA_VERSION}, got {_kind(schema)}")
+    stages: dict[str, StageLock] = {}
+    for name, body in top.mapping(d.get("stages", {}), "stages").items():
+        if not isinstance(name, str) or not name:
+            top.fail("stages", f"stage names must be non-empty strings, got {_kind(name)}")
+        stages[name] = _stage(_Checker(f"{file}: stage '{name}'", hint), body)
+    sources: dict[str, FileEntry] = {}
+    for path, body in top.mapping(d.get("sources", {}), "sources").items():
+        if not isinstance(path, str) or not path:
+            top.fail("sources", f"paths must be non-empty strings, got {_kind(path)}")
+        sources[path] = _entry(_Checker(f"{file}: source '{path}'", hint), body, "", path)
+    return Lock(stages=stages, sources=sources)
+
+
+def read(path: Path) -> Lock:
+    """Read the lock file at ``path``; an empty Lock when there is none."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Lock()
+    except OSError as exc:
+        msg = f"cannot read {path}: {exc.strerror or exc}"
+        raise LockfileError(msg) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        msg = f"{path}: not UTF-8 text (invalid byte at offset {exc.start})"
+        raise LockfileError(msg, hint=_hint(str(path))) from exc
+    return loads(text, str(path))

@@ -1,0 +1,44 @@
+"""Pipelines the functional tests share."""
+
+from __future__ import annotations
+
+from tests.conftest import Project
+
+
+def runs(p: Project) -> list[str]:
+    """Stages that ran since the last call (each stage appends its name to runs.log)."""
+    path = p.root / "runs.log"
+    if not path.exists():
+        return []
+    names = path.read_text().split()
+    path.unlink()
+    return names
+
+
+def chain(p: Project) -> None:
+    """prepare -> train -> evaluate, each reading its own params keys."""
+    p.params({"prep": {"n": 3}, "train": {"lr": 0.05, "epochs": 2}, "eval": {"k": 1}})
+    p.write("data/raw.txt", "a\nb\nc\n")
+    p.spec({
+        "prepare": {
+            "cmd": "echo prepare >> runs.log && head -n ${prep.n} data/raw.txt > data/prepared.txt",
+            "deps": ["data/raw.txt"],
+            "params": ["prep.n"],
+            "outs": ["data/prepared.txt"],
+        },
+        "train": {
+            "cmd": "echo train >> runs.log && mkdir -p models && "
+                   "(echo lr=${train.lr}; cat data/prepared.txt) > models/model.txt",
+            "deps": ["data/prepared.txt"],
+            "params": ["train.lr", "train.epochs"],
+            "outs": ["models/model.txt"],
+        },
+        "evaluate": {
+            "cmd": "echo evaluate >> runs.log && "
+                   "echo \"{\\\"lines\\\": $(wc -l < models/model.txt), \\\"k\\\": ${eval.k}}\" "
+                   "> metrics.json",
+            "deps": ["models/model.txt"],
+            "params": ["eval.k"],
+            "metrics": ["metrics.json"],
+        },
+    })

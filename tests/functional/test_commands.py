@@ -1,0 +1,162 @@
+"""init, dag, status warnings, templates, params formats, output options."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import yaml
+
+from tests.conftest import Project
+from tests.functional.helpers import chain, runs
+
+
+def test_init_creates_dot_folder_and_ignore_lines(project: Project) -> None:
+    res = project.run("init")
+    assert res.code == 0
+    dot = project.root / ".pipeflow"
+    assert (dot / "config").is_file()
+    assert (project.root / "pipeline.yaml").is_file()
+    ignored = subprocess.run(
+        ["git", "check-ignore", ".pipeflow/cache/x", ".pipeflow/state/x", ".pipeflow/config.local"],
+        cwd=project.root, capture_output=True, text=True,
+    ).stdout.split()
+    assert len(ignored) == 3
+    assert subprocess.run(["git", "check-ignore", "-q", ".pipeflow/config"],
+                          cwd=project.root).returncode == 1
+    assert "already" in project.run("init").out
+
+
+def test_dag_formats(project: Project) -> None:
+    chain(project)
+    ascii_ = project.run("dag")
+    assert ascii_.code == 0
+    for name in ("prepare", "train", "evaluate"):
+        assert name in ascii_.out
+    assert "flowchart" in project.run("dag", "--format", "mermaid").out
+    assert "digraph" in project.run("dag", "--format", "dot").out
+    body = json.loads(project.run("dag", "--format", "json").out)
+    assert {(e["from"], e["to"]) for e in body["edges"]} == {("prepare", "train"),
+                                                            ("train", "evaluate")}
+    assert project.run("dag", "--format", "png").code == 2
+
+
+def test_status_json_is_stable(project: Project) -> None:
+    chain(project)
+    body = json.loads(project.run("status", "--json").out)
+    assert body["schema"] == 1
+    assert body["up_to_date"] is False
+    assert [s["name"] for s in body["stages"]] == ["prepare", "train", "evaluate"]
+    first = body["stages"][0]
+    assert first["status"] == "changed"
+    assert first["reasons"][0]["kind"] == "new"
+
+
+def test_status_warns_when_git_tracks_a_cached_output(project: Project) -> None:
+    chain(project)
+    project.run("repro")
+    project.git("add", "-f", "models/model.txt")
+    res = project.run("status")
+    assert "git tracks the cached output 'models/model.txt'" in res.err
+
+
+def test_foreach_and_matrix(project: Project) -> None:
+    project.spec({
+        "fit": {"foreach": ["small", "large"],
+                "do": {"cmd": "echo ${item} > out-${item}.txt", "outs": ["out-${item}.txt"]}},
+        "grid": {"matrix": {"lr": [1, 2], "depth": [3]},
+                 "do": {"cmd": "echo ${item.lr} ${item.depth} > g-${item.lr}-${item.depth}.txt",
+                        "outs": ["g-${item.lr}-${item.depth}.txt"]}},
+    })
+    res = project.run("repro")
+    assert res.code == 0, res.text
+    assert project.read("out-small.txt") == "small\n"
+    assert project.read("g-2-3.txt") == "2 3\n"
+    assert "fit@small" in project.lock()["stages"]
+    assert project.run("repro", "-f", "fit").code == 0  # a group target
+
+
+def test_params_from_json_and_toml(project: Project) -> None:
+    project.write("cfg.json", json.dumps({"a": {"b": 1}}))
+    project.write("cfg.toml", "[t]\nx = 2\n")
+    project.spec({"s": {"cmd": "echo s >> runs.log && echo x > o.txt",
+                        "params": [{"cfg.json": ["a.b"]}, {"cfg.toml": ["t.x"]}],
+                        "outs": ["o.txt"]}})
+    assert project.run("repro").code == 0
+    assert project.lock()["stages"]["s"]["params"] == {"cfg.json": {"a.b": 1},
+                                                       "cfg.toml": {"t.x": 2}}
+    project.write("cfg.toml", "[t]\nx = 3\n")
+    assert "cfg.toml: t.x 2 -> 3" in project.run("status").out
+
+
+def test_cache_false_and_persist(project: Project) -> None:
+    project.spec({
+        "s": {"cmd": "echo s >> runs.log && echo x >> p.txt && echo y > n.txt",
+              "outs": [{"p.txt": {"persist": True}}, {"n.txt": {"cache": False}}]},
+    })
+    assert project.run("repro").code == 0
+    assert project.run("repro", "-f").code == 0
+    assert project.read("p.txt") == "x\nx\n"  # persisted between runs
+    gi = project.read(".gitignore").splitlines()
+    assert "/p.txt" in gi and "/n.txt" not in gi
+    (project.root / "n.txt").unlink()
+    st = project.run("status").out
+    assert "output missing: n.txt" in st
+    runs(project)
+    project.run("repro")
+    assert runs(project) == ["s"]  # an uncached output cannot be restored: rerun
+
+
+def test_racy_rewrite_with_same_size_is_detected(project: Project) -> None:
+    project.write("in.txt", "aaaa\n")
+    project.spec({"s": {"cmd": "echo s >> runs.log && cp in.txt o.txt",
+                        "deps": ["in.txt"], "outs": ["o.txt"]}})
+    project.run("repro")
+    runs(project)
+    path = project.root / "in.txt"
+    st = path.stat()
+    path.write_text("bbbb\n")
+    import os
+
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, same mtime
+    project.run("repro")
+    assert runs(project) == ["s"]
+
+
+def test_version_is_fast_and_help_explains(project: Project) -> None:
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "pipeflow", "--version"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.startswith("pipeflow ")
+    assert time.perf_counter() - t < 5  # smoke only; speed is measured in benchmarks/
+    res = project.run("repro", "--help")
+    assert res.code == 0
+    assert "--keep-going" in res.out and "--dry" in res.out
+
+
+def test_frozen_stage_never_runs(project: Project) -> None:
+    chain(project)
+    project.run("repro")
+    runs(project)
+    spec = yaml.safe_load(project.read("pipeline.yaml"))
+    spec["stages"]["train"]["frozen"] = True
+    project.write("pipeline.yaml", yaml.safe_dump(spec, sort_keys=False))
+    project.params({"prep": {"n": 3}, "train": {"lr": 9.0, "epochs": 2}, "eval": {"k": 1}})
+    st = {s["name"]: s["status"] for s in json.loads(project.run("status", "--json").out)["stages"]}
+    assert st["train"] == "frozen"
+    project.run("repro")
+    assert runs(project) == []
+
+
+def test_dates_in_params_are_stable(project: Project) -> None:
+    project.write("params.yaml", "run:\n  day: 2024-05-01\n")
+    project.spec({"s": {"cmd": "echo s >> runs.log && echo x > o.txt", "params": ["run.day"],
+                        "outs": ["o.txt"]}})
+    assert project.run("repro").code == 0
+    assert project.lock()["stages"]["s"]["params"] == {"params.yaml": {"run.day": "2024-05-01"}}
+    runs(project)
+    assert project.run("status", "--check").code == 0
+    project.write("params.yaml", "run:\n  day: 2024-05-02\n")
+    assert "run.day 2024-05-01 -> 2024-05-02" in project.run("status").out

@@ -1,0 +1,79 @@
+"""A failing stage: exit 1, its name, status and log tail; nothing half-committed."""
+
+from __future__ import annotations
+
+import yaml
+
+from tests.conftest import Project
+from tests.functional.helpers import chain, runs
+
+
+def _break_train(p: Project) -> None:
+    spec = yaml.safe_load(p.read("pipeline.yaml"))
+    spec["stages"]["train"]["cmd"] = (
+        "echo train >> runs.log && mkdir -p models && echo partial > models/model.txt && "
+        "echo 'boom: bad things' && exit 3"
+    )
+    p.write("pipeline.yaml", yaml.safe_dump(spec, sort_keys=False))
+
+
+def test_failing_stage_reports_and_keeps_earlier_stages(project: Project) -> None:
+    chain(project)
+    _break_train(project)
+    res = project.run("repro")
+    assert res.code == 1
+    assert "stage 'train' failed" in res.err
+    assert "exited with status 3" in res.err
+    assert "boom: bad things" in res.err
+    assert ".pipeflow/logs/train.log" in res.err
+    assert "Traceback" not in res.text
+    assert runs(project) == ["prepare", "train"]
+    lock = project.lock()
+    assert set(lock["stages"]) == {"prepare"}
+    status = project.run("status").out
+    assert "train" in status and "never run" in status
+
+
+def test_failed_rerun_keeps_the_previous_lock_entry(project: Project) -> None:
+    chain(project)
+    project.run("repro")
+    before = project.lock()["stages"]["train"]
+    _break_train(project)
+    assert project.run("repro").code == 1
+    after = project.lock()["stages"]["train"]
+    assert after == before
+    # the committed version is still in the cache: checkout brings it back
+    assert project.read("models/model.txt") == "partial\n"
+
+
+def test_keep_going_runs_independent_branches(project: Project) -> None:
+    project.spec({
+        "bad": {"cmd": "echo bad >> runs.log && exit 1", "outs": ["b.txt"]},
+        "after_bad": {"cmd": "echo after_bad >> runs.log && cp b.txt c.txt",
+                      "deps": ["b.txt"], "outs": ["c.txt"]},
+        "good": {"cmd": "echo good >> runs.log && echo ok > g.txt", "outs": ["g.txt"]},
+    })
+    res = project.run("repro")
+    assert res.code == 1
+    assert runs(project) == ["bad"]
+    res = project.run("repro", "--keep-going")
+    assert res.code == 1
+    assert runs(project) == ["bad", "good"]
+    assert "'after_bad' not run: upstream 'bad' failed" in res.err
+    assert set(project.lock()["stages"]) == {"good"}
+
+
+def test_missing_declared_output_fails_the_stage(project: Project) -> None:
+    project.spec({"s": {"cmd": "echo hi", "outs": ["never.txt"]}})
+    res = project.run("repro")
+    assert res.code == 1
+    assert "did not write its declared output 'never.txt'" in res.err
+    assert not (project.root / "pipeline.lock").exists() or "s" not in project.lock().get(
+        "stages", {})
+
+
+def test_bad_metrics_file_fails_the_stage(project: Project) -> None:
+    project.spec({"s": {"cmd": "echo '{not json' > m.json", "metrics": ["m.json"]}})
+    res = project.run("repro")
+    assert res.code == 1
+    assert "metrics file 'm.json' is not valid JSON" in res.err
