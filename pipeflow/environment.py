@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from typing import Any
 
 _PY_NAME = re.compile(r"^(python|pypy)(\d+(\.\d+)?)?$")
 _ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
@@ -101,9 +102,17 @@ class EnvironmentProbe:
         self._memo[program] = version
         return version
 
-    def component(self, cmds: tuple[str, ...], python_exact: bool = False) -> dict[str, str]:
-        """The environment component of a stage running ``cmds``."""
-        env = {"platform": platform_id()}
+    def component(
+        self, cmds: tuple[str, ...], python_exact: bool = False, variables: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
+        """The environment component of a stage running ``cmds``.
+
+        ``variables`` are declared environment variables (``env.vars``): their
+        values count, and an unset variable is recorded as None.
+        """
+        env: dict[str, Any] = {"platform": platform_id()}
+        if variables:
+            env["vars"] = {name: os.environ.get(name) for name in sorted(set(variables))}
         for cmd in cmds:
             program = python_program(cmd)
             if program is None:

@@ -149,6 +149,17 @@ def diff_env(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
     changes = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
+        if key == "vars" and isinstance(a, Mapping) and isinstance(b, Mapping):
+            for name in sorted(set(a) | set(b)):
+                if name in a and name in b and a[name] != b[name]:
+                    was = "unset" if a[name] is None else _show(a[name])
+                    now = "unset" if b[name] is None else _show(b[name])
+                    changes.append(Change("env", name, f"env: {name} {was} -> {now}",
+                                          a[name], b[name]))
+                elif (name in a) != (name in b):
+                    what = "declared" if name in b else "no longer declared"
+                    changes.append(Change("env", name, f"env: variable {name} {what}"))
+            continue
         if a != b:
             msg = f"env: {key} {_show(a) if a is not None else 'unset'} -> " + (
                 _show(b) if b is not None else "unset"

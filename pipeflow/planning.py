@@ -134,7 +134,7 @@ class Planner:
             deps=tuple(deps),
             params=self.params_of(stage),
             code=tuple(code),
-            env=self.env.component(stage.cmd, python_exact=exact),
+            env=self.env.component(stage.cmd, python_exact=exact, variables=stage.env.vars),
             outs=tuple(out_label(o.path, o.kind, o.cache, o.persist) for o in stage.outs),
         )
 

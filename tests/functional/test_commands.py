@@ -160,3 +160,19 @@ def test_dates_in_params_are_stable(project: Project) -> None:
     assert project.run("status", "--check").code == 0
     project.write("params.yaml", "run:\n  day: 2024-05-02\n")
     assert "run.day 2024-05-01 -> 2024-05-02" in project.run("status").out
+
+
+def test_declared_env_vars_count(project: Project, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("PF_TEST_THREADS", raising=False)
+    project.spec({"s": {"cmd": "echo s >> runs.log && echo x > o.txt", "outs": ["o.txt"],
+                        "env": {"vars": ["PF_TEST_THREADS"]}}})
+    assert project.run("repro").code == 0
+    runs(project)
+    monkeypatch.setenv("PF_TEST_THREADS", "4")
+    assert "env: PF_TEST_THREADS unset -> 4" in project.run("status").out
+    project.run("repro")
+    assert runs(project) == ["s"]
+    monkeypatch.setenv("PF_TEST_THREADS", "8")
+    assert "env: PF_TEST_THREADS 4 -> 8" in project.run("status").out
+    monkeypatch.delenv("PF_TEST_THREADS")
+    assert "env: PF_TEST_THREADS 4 -> unset" in project.run("status").out
