@@ -51,6 +51,10 @@ def commit_outputs(repo: Repo, stage: Stage, comps: Components) -> StageLock:
             info = repo.hasher.hash_path(out.path)
             if out.cache:
                 repo.store.add_file(root / out.path, info.hash)
+        if out.cache and repo.linker.setting == "hardlink":
+            # the workspace copy becomes a link to the object: one copy on disk
+            repo.store.checkout(info, root / out.path, linker=repo.linker)
+            repo.hasher.forget(out.path)
         entry = file_entry(out.path, info, cache=out.cache)
         if out.kind == "metric":
             values = read_metrics(root / out.path, stage.name, out.path)

@@ -176,3 +176,29 @@ def test_declared_env_vars_count(project: Project, monkeypatch) -> None:  # type
     assert "env: PF_TEST_THREADS 4 -> 8" in project.run("status").out
     monkeypatch.delenv("PF_TEST_THREADS")
     assert "env: PF_TEST_THREADS 4 -> unset" in project.run("status").out
+
+
+def test_hardlink_mode_links_read_only_objects(project: Project) -> None:
+    import os
+
+    chain(project)
+    project.run("init")
+    project.write(".pipeflow/config.local", "cache:\n  link: hardlink\n")
+    assert project.run("repro").code == 0
+    assert os.stat(project.root / "models/model.txt").st_nlink == 2  # no second copy
+    (project.root / "models/model.txt").unlink()
+    assert project.run("checkout").code == 0
+    st = os.stat(project.root / "models/model.txt")
+    assert st.st_nlink == 2
+    assert st.st_mode & 0o222 == 0
+    assert project.run("repro", "--force").code == 0
+    assert project.read("models/model.txt") == "lr=0.05\na\nb\nc\n"
+
+
+def test_bad_link_mode_is_a_config_error(project: Project) -> None:
+    chain(project)
+    project.run("init")
+    project.write(".pipeflow/config.local", "cache:\n  link: symbolic\n")
+    res = project.run("repro")
+    assert res.code == 2
+    assert "cache.link" in res.err and "hardlink" in res.err
