@@ -77,3 +77,32 @@ def test_bad_metrics_file_fails_the_stage(project: Project) -> None:
     res = project.run("repro")
     assert res.code == 1
     assert "metrics file 'm.json' is not valid JSON" in res.err
+
+
+def test_corrupt_lock_file_is_a_clear_error(project: Project) -> None:
+    chain(project)
+    project.run("repro")
+    project.write("pipeline.lock", "schema: 1\nstages:\n  train: [not, a, mapping]\n")
+    res = project.run("status")
+    assert res.code == 2
+    assert "pipeline.lock" in res.err and "train" in res.err
+    assert "Traceback" not in res.text
+
+
+def test_corrupt_cache_object_is_never_served(project: Project) -> None:
+    import os
+
+    chain(project)
+    project.run("repro")
+    oid = project.lock()["stages"]["train"]["outs"][0]["hash"]
+    obj = project.root / ".pipeflow/cache/objects" / oid[:2] / oid[2:]
+    os.chmod(obj, 0o644)
+    obj.write_text("evil\n")
+    (project.root / "models/model.txt").unlink()
+    res = project.run("checkout")
+    assert res.code == 1
+    assert oid[:8] in res.err or "corrupt" in res.err
+    assert not (project.root / "models/model.txt").exists()
+    res = project.run("repro")  # not restorable any more: recompute
+    assert res.code == 0, res.text
+    assert project.read("models/model.txt") == "lr=0.05\na\nb\nc\n"
