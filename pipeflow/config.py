@@ -12,6 +12,7 @@ import yaml
 from pipeflow.errors import Location, SpecError
 
 LINK_MODES = ("reflink-or-copy", "reflink", "copy", "hardlink")
+KNOWN: dict[str, tuple[str, ...]] = {"cache": ("dir", "link")}
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -35,6 +36,8 @@ def _read(path: Path) -> dict[str, Any]:
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     for key, value in extra.items():
+        if value is None:
+            continue  # an empty section or key (all commented out) keeps what is below
         if isinstance(value, dict) and isinstance(base.get(key), dict):
             _merge(base[key], value)
         else:
@@ -42,12 +45,60 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
+def _setter(layers: list[tuple[Path, dict[str, Any]]], keys: tuple[str, ...]) -> Location:
+    """The file that set ``keys`` last (the local config wins the merge)."""
+    for path, data in reversed(layers):
+        node: Any = data
+        for key in keys:
+            if not isinstance(node, dict) or key not in node:
+                break
+            node = node[key]
+        else:
+            return Location(str(path))
+    return Location(str(layers[0][0]))
+
+
+def _check_keys(data: dict[str, Any], path: Path) -> None:
+    """Unknown sections and keys are typos until proven otherwise: say so."""
+    import difflib
+
+    for section, body in data.items():
+        if section not in KNOWN:
+            close = difflib.get_close_matches(str(section), list(KNOWN), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(KNOWN)}"
+            raise SpecError(f"unknown config section '{section}'", Location(str(path)),
+                            hint=hint)
+        if not isinstance(body, dict):
+            continue  # reported with its file by the checks after the merge
+        for key in body:
+            if key not in KNOWN[section]:
+                close = difflib.get_close_matches(str(key), KNOWN[section], n=1)
+                hint = (f"did you mean '{section}.{close[0]}'?" if close
+                        else f"known: {', '.join(KNOWN[section])}")
+                raise SpecError(f"unknown config key '{section}.{key}'",
+                                Location(str(path)), hint=hint)
+
+
 def load_config(shared: Path, local: Path, defaults: dict[str, Any]) -> dict[str, Any]:
-    """Defaults, then the committed config, then the local one."""
-    config = _merge(copy.deepcopy(defaults), _read(shared))
-    config = _merge(config, _read(local))
-    link = config.get("cache", {}).get("link")
+    """Defaults, then the committed config, then the local one.
+
+    A bad value raises SpecError naming the file that set it.
+    """
+    layers = [(shared, _read(shared)), (local, _read(local))]
+    for path, data in layers:
+        _check_keys(data, path)
+    config = copy.deepcopy(defaults)
+    for _path, data in layers:
+        config = _merge(config, data)
+    cache = config.get("cache")
+    if not isinstance(cache, dict):
+        raise SpecError("config section 'cache' must be a mapping", _setter(layers, ("cache",)))
+    link = cache.get("link")
     if link not in LINK_MODES:
         msg = f"cache.link is {link!r}; choose one of {', '.join(LINK_MODES)}"
-        raise SpecError(msg, Location(str(shared)))
+        raise SpecError(msg, _setter(layers, ("cache", "link")))
+    folder = cache.get("dir")
+    if not isinstance(folder, str) or not folder:
+        msg = f"cache.dir must be a folder path (got {folder!r})"
+        raise SpecError(msg, _setter(layers, ("cache", "dir")))
     return config

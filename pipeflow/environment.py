@@ -82,8 +82,16 @@ class EnvironmentProbe:
         self._remember = remember
         self._memo: dict[str, str | None] = {}
 
-    def python_version(self, program: str) -> str | None:
-        """``cpython-3.11.7`` for the interpreter ``program`` names on PATH."""
+    def python_version(
+        self, program: str, cwd: str | os.PathLike[str] | None = None
+    ) -> str | None:
+        """``cpython-3.11.7`` for the interpreter ``program`` names on PATH.
+
+        A relative path with a folder (``venv/bin/python``) is taken from ``cwd``, the
+        folder the stage runs in, as its shell would; not from this process's cwd.
+        """
+        if cwd is not None and "/" in program and not os.path.isabs(program):
+            program = os.path.join(cwd, program)
         if program in self._memo:
             return self._memo[program]
         found = shutil.which(program)
@@ -103,9 +111,13 @@ class EnvironmentProbe:
         return version
 
     def component(
-        self, cmds: tuple[str, ...], python_exact: bool = False, variables: tuple[str, ...] = ()
+        self,
+        cmds: tuple[str, ...],
+        python_exact: bool = False,
+        variables: tuple[str, ...] = (),
+        cwd: str | os.PathLike[str] | None = None,
     ) -> dict[str, Any]:
-        """The environment component of a stage running ``cmds``.
+        """The environment component of a stage running ``cmds`` in ``cwd``.
 
         ``variables`` are declared environment variables (``env.vars``): their
         values count, and an unset variable is recorded as None.
@@ -117,7 +129,7 @@ class EnvironmentProbe:
             program = python_program(cmd)
             if program is None:
                 continue
-            version = self.python_version(program)
+            version = self.python_version(program, cwd)
             if version is None:
                 env["python"] = "unknown"
             else:

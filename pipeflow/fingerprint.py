@@ -14,6 +14,7 @@ from typing import Any
 
 from pipeflow.hashing import hash_bytes
 from pipeflow.lockfile import FileEntry, StageLock
+from pipeflow.params import diff as params_diff
 
 FORMAT = 1
 
@@ -129,19 +130,29 @@ def diff_files(kind: str, old: tuple[FileEntry, ...], new: tuple[FileEntry, ...]
 def diff_params(
     old: Mapping[str, Mapping[str, Any]], new: Mapping[str, Mapping[str, Any]]
 ) -> list[Change]:
+    """Params added, removed or changed, per file and dotted key.
+
+    Values compare by type at every depth (``[1]`` -> ``[1.0]`` is a change), as
+    the digest's JSON form does.
+    """
     changes = []
     for file in sorted(set(old) | set(new)):
-        a, b = old.get(file, {}), new.get(file, {})
-        for key in sorted(set(a) | set(b)):
-            if key not in a:
-                msg = f"{file}: {key} added ({_show(b[key])})"
-                changes.append(Change("param", f"{file}:{key}", msg, None, b[key]))
-            elif key not in b:
-                msg = f"{file}: {key} removed (was {_show(a[key])})"
-                changes.append(Change("param", f"{file}:{key}", msg, a[key], None))
-            elif a[key] != b[key] or type(a[key]) is not type(b[key]):
-                msg = f"{file}: {key} {_show(a[key])} -> {_show(b[key])}"
-                changes.append(Change("param", f"{file}:{key}", msg, a[key], b[key]))
+        if (file in old) != (file in new) and not (old.get(file) or new.get(file)):
+            # a file read for no key (an empty one) has no key to name
+            what = "added" if file in new else "removed"
+            changes.append(Change("param", file, f"params file {what}: {file}"))
+            continue
+        for ch in params_diff(old.get(file, {}), new.get(file, {})):
+            subject = f"{file}:{ch.key}"
+            if ch.added:
+                msg = f"{file}: {ch.key} added ({_show(ch.new)})"
+                changes.append(Change("param", subject, msg, None, ch.new))
+            elif ch.removed:
+                msg = f"{file}: {ch.key} removed (was {_show(ch.old)})"
+                changes.append(Change("param", subject, msg, ch.old, None))
+            else:
+                msg = f"{file}: {ch.key} {_show(ch.old)} -> {_show(ch.new)}"
+                changes.append(Change("param", subject, msg, ch.old, ch.new))
     return changes
 
 

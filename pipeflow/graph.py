@@ -21,10 +21,6 @@ from pipeflow.hashing import hash_bytes
 from pipeflow.spec.model import Pipeline
 
 
-def _inside(path: str, folder: str) -> bool:
-    return path.startswith(folder + "/")
-
-
 @dataclass(frozen=True)
 class Graph:
     """Stages, their producer edges and one topological order."""
@@ -77,16 +73,17 @@ def _producers(pipeline: Pipeline) -> dict[str, str]:
                 msg = f"output '{out.path}' is written {where} stage '{stage.name}'"
                 raise SpecError(msg, stage.location, hint="each path may have one writer")
             producers[out.path] = stage.name
-    paths = sorted(producers)
-    for i, path in enumerate(paths[:-1]):
-        j = i + 1
-        if j < len(paths) and _inside(paths[j], path):
-            a, b = producers[path], producers[paths[j]]
-            msg = (
-                f"outputs overlap: '{paths[j]}' (stage '{b}') is inside '{path}' (stage '{a}')"
-            )
-            loc = pipeline.stages[b].location
-            raise SpecError(msg, loc, hint="declare outputs that do not contain each other")
+    # Look up each output's parent folders rather than comparing neighbours in
+    # sorted order: 'data.csv' and 'data v2' sort between 'data' and 'data/x'.
+    for path in sorted(producers):
+        folder = path
+        while "/" in folder:
+            folder = folder.rsplit("/", 1)[0]
+            if folder in producers:
+                a, b = producers[folder], producers[path]
+                msg = f"outputs overlap: '{path}' (stage '{b}') is inside '{folder}' (stage '{a}')"
+                loc = pipeline.stages[b].location
+                raise SpecError(msg, loc, hint="declare outputs that do not contain each other")
     return producers
 
 
@@ -141,22 +138,47 @@ def _check_self_and_cycles(pipeline: Pipeline, upstream: dict[str, set[str]]) ->
     return list(nx.lexicographical_topological_sort(g, key=index.__getitem__))
 
 
-def check_deps_exist(pipeline: Pipeline, graph: Graph, root: Path) -> None:
-    """Every dependency is produced by a stage or exists on disk."""
+def source_deps_missing(graph: Graph, name: str, root: Path) -> list[str]:
+    """Dependencies of stage ``name`` that no stage produces and that do not exist."""
     outs_sorted = sorted(graph.producers)
-    for stage in pipeline.stages.values():
+    return [
+        dep for dep in graph.pipeline.stages[name].deps
+        if not _find_producers(dep, graph.producers, outs_sorted)
+        and not os.path.exists(root / dep)
+    ]
+
+
+def check_deps_exist(graph: Graph, root: Path, names: Iterable[str]) -> None:
+    """Every dependency of the stages ``names`` is produced by a stage or exists."""
+    outs_sorted = sorted(graph.producers)
+    for name in names:
+        stage = graph.pipeline.stages[name]
         for dep in stage.deps:
             if not _find_producers(dep, graph.producers, outs_sorted) and not os.path.exists(
                 root / dep
             ):
                 msg = f"dependency '{dep}' of stage '{stage.name}' does not exist"
-                hint = "create it, `pipeflow add` it, or declare the stage that writes it"
+                hint = "create it, fix the path, or declare the stage that writes it"
                 raise SpecError(msg, stage.location, hint=hint)
 
 
 def _structure_digest(pipeline: Pipeline) -> str:
     parts = [[s.name, list(s.deps), [o.path for o in s.outs]] for s in pipeline.stages.values()]
     return hash_bytes(json.dumps(parts, separators=(",", ":")).encode())
+
+
+def _valid_order(candidate: object, ups: dict[str, set[str]]) -> bool:
+    """Whether a remembered order still orders these stages (every upstream first).
+
+    The key already covers the structure; this also rejects an order remembered by
+    a pipeflow that derived edges differently, or a damaged state database.
+    """
+    if not isinstance(candidate, list) or not all(isinstance(n, str) for n in candidate):
+        return False
+    if sorted(candidate) != sorted(ups):
+        return False
+    position = {name: i for i, name in enumerate(candidate)}
+    return all(position[u] < position[d] for d, found in ups.items() for u in found)
 
 
 def build_graph(
@@ -176,7 +198,7 @@ def build_graph(
             candidate = json.loads(known)
         except ValueError:
             candidate = None
-        if isinstance(candidate, list) and sorted(candidate) == sorted(pipeline.stages):
+        if _valid_order(candidate, ups):
             order = candidate
     if order is None:
         order = _check_self_and_cycles(pipeline, ups)

@@ -33,10 +33,15 @@ def flatten_scalars(data: Any, prefix: str = "") -> dict[str, Any]:
 
 def read_metrics(path: Path, stage: str, rel: str) -> dict[str, Any]:
     """The values of a metrics file written by ``stage``; a stage failure if unreadable."""
-    text = path.read_text(encoding="utf-8", errors="replace")
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:  # a folder, or unreadable: the stage did not write a metrics file
+        msg = f"cannot read metrics file '{rel}': {exc.strerror or exc}"
+        raise StageFailed(stage, msg) from exc
+    is_json = path.suffix.lower() == ".json"
+    try:
+        data = json.loads(text) if is_json else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
-        msg = f"metrics file '{rel}' is not valid {'JSON' if path.suffix == '.json' else 'YAML'}"
+        msg = f"metrics file '{rel}' is not valid {'JSON' if is_json else 'YAML'}"
         raise StageFailed(stage, f"{msg}: {exc}") from exc
     return dict(sorted(flatten_scalars(data).items()))

@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeflow.environment import EnvironmentProbe
 from pipeflow.fingerprint import Change, Components, explain, out_label
-from pipeflow.graph import Graph
+from pipeflow.graph import Graph, source_deps_missing
 from pipeflow.hashing import HashInfo
 from pipeflow.lockfile import FileEntry, Lock, StageLock
 from pipeflow.params import read_params, select
@@ -40,7 +40,8 @@ class StageState:
 
     @property
     def up_to_date(self) -> bool:
-        return self.word in ("up-to-date", "frozen")
+        """Nothing to do: up to date, or frozen with its outputs in place."""
+        return self.word == "up-to-date" or (self.word == "frozen" and not self.reasons)
 
 
 def file_entry(path: str, info: HashInfo, *, cache: bool = True) -> FileEntry:
@@ -134,7 +135,8 @@ class Planner:
             deps=tuple(deps),
             params=self.params_of(stage),
             code=tuple(code),
-            env=self.env.component(stage.cmd, python_exact=exact, variables=stage.env.vars),
+            env=self.env.component(stage.cmd, python_exact=exact, variables=stage.env.vars,
+                                   cwd=self.repo.root / stage.wdir),
             outs=tuple(out_label(o.path, o.kind, o.cache, o.persist) for o in stage.outs),
         )
 
@@ -171,9 +173,9 @@ class Planner:
         stage = self.graph.pipeline.stages[name]
         if name in self.running:
             return StageState(name, "running")
-        if stage.frozen:
-            return StageState(name, "frozen")
         entry = self.lock.stages.get(name)
+        if stage.frozen:
+            return self._frozen(stage, entry)
         recorded_deps = {d.path: d for d in entry.deps} if entry else {}
         substitute: dict[str, FileEntry] = {}
         waiting: list[str] = []
@@ -181,15 +183,25 @@ class Planner:
             up_state = states.get(up)
             if up_state is None or up_state.up_to_date:
                 continue
-            if up_state.word in ("changed", "pending", "running"):
+            # Restoring a missing output brings back what the lock records; an upstream
+            # that runs instead (a missing output the cache cannot give) may write
+            # something else, so this stage waits on it.
+            if up_state.word != "missing-output" or not up_state.restorable:
                 waiting.append(up)
             for dep in stage.deps:
                 if dep in recorded_deps and self.graph.producer_of(dep) == up:
                     substitute[dep] = recorded_deps[dep]
         comps = self.components(stage, substitute)
+        absent = [
+            Change("dep", path, f"dependency missing: {path} (no stage writes it)")
+            for path in source_deps_missing(self.graph, name, self.repo.root)
+        ] if any(d.hash == "" for d in comps.deps) else []
         if entry is None:
-            return StageState(name, "changed", (Change("new", "", "never run"),), comps)
+            return StageState(name, "changed", (Change("new", "", "never run"), *absent), comps)
         reasons = explain(entry, comps) if comps.digest() != entry.fingerprint else []
+        if absent:
+            gone = {a.subject for a in absent}
+            reasons = [*absent, *(r for r in reasons if r.subject not in gone)]
         if force:
             reasons.insert(0, Change("forced", "", "forced with --force"))
         if stage.always_changed:
@@ -205,6 +217,15 @@ class Planner:
             word = "missing-output" if missing_only else "changed"
             return StageState(name, word, tuple(out_changes), comps, restorable)
         return StageState(name, "up-to-date", (), comps)
+
+    def _frozen(self, stage: Stage, entry: StageLock | None) -> StageState:
+        """A frozen stage never runs; its missing outputs are restored when cached."""
+        if entry is None:
+            return StageState(stage.name, "frozen", (Change("new", "", "frozen and never run"),))
+        changes, restorable = self._output_changes(stage, entry)
+        if changes and restorable:
+            return StageState(stage.name, "missing-output", tuple(changes), restorable=True)
+        return StageState(stage.name, "frozen", tuple(changes))
 
     def evaluate_all(self, names: list[str]) -> dict[str, StageState]:
         """States of ``names`` (in topological order), each seeing its upstream's."""

@@ -29,10 +29,12 @@ def read_holder(path: Path) -> dict[str, object] | None:
 
 def holder_alive(holder: dict[str, object] | None) -> bool:
     """Whether the process named in a holder record still exists."""
-    if not holder or not isinstance(holder.get("pid"), int):
+    pid = holder.get("pid") if holder else None
+    # 0 and negative pids name process groups for kill(): never a holder.
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
     try:
-        os.kill(int(str(holder["pid"])), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:

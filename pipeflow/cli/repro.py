@@ -34,10 +34,13 @@ class _Printer:
         with self.lock:
             if ev.kind == "started":
                 stage = ev.state.name if ev.state else ev.stage
-                why = ev.state.reasons[0].message if ev.state and ev.state.reasons else ""
+                why = "; ".join(c.message for c in ev.state.reasons) if ev.state else ""
                 output.out(f"Running '{stage}'" + (f" ({why})" if why else ""), bold=True)
             elif ev.kind == "finished" and ev.result is not None:
                 output.out(f"'{ev.stage}' done in {ev.result.duration:.2f} s", fg="green")
+            elif ev.kind == "skipped" and ev.state is not None and ev.state.word == "frozen":
+                why = "; ".join(c.message for c in ev.state.reasons)
+                output.out(f"'{ev.stage}' is frozen: not run" + (f" ({why})" if why else ""))
             elif ev.kind == "skipped":
                 output.out(f"'{ev.stage}' is up to date", dim=True)
             elif ev.kind == "restored":

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from pipeflow import journal
-from pipeflow.errors import StageFailed
+from pipeflow.errors import StageFailed, StorageError
 from pipeflow.execution.commit import commit_outputs, restore_outputs
 from pipeflow.execution.runner import LineSink, RunResult, prepare_outputs, run_stage
-from pipeflow.fingerprint import Components
+from pipeflow.fingerprint import Change, Components
 from pipeflow.planning import Planner, StageState
 
 EventKind = Literal["skipped", "restored", "started", "finished", "failed", "blocked"]
@@ -134,20 +134,31 @@ class Scheduler:
     ) -> None:
         stage = self.planner.graph.pipeline.stages[name]
         state = self.planner.evaluate(name, self.states, force=self.force)
-        if state.up_to_date:
+        if state.up_to_date or state.word == "frozen":
             self.states[name] = state
             self._finish(name, "skipped")
             self.outcome.skipped.append(name)
             self.emit(StageEvent("skipped", name, state))
             return
         entry = self.planner.lock.stages.get(name)
-        if state.restorable and entry is not None and not self.force:
-            restored = restore_outputs(self.repo, stage, entry)
-            self.states[name] = StageState(name, "up-to-date", components=state.components)
-            self._finish(name, "restored")
-            self.outcome.restored.append(name)
-            self.emit(StageEvent("restored", name, state, detail=", ".join(restored)))
-            return
+        if state.restorable and entry is not None and (not self.force or stage.frozen):
+            try:
+                restored = restore_outputs(self.repo, stage, entry)
+            except StorageError as exc:  # a corrupt object: set aside, so recompute
+                why = Change("output", "", f"cannot restore from the cache ({exc.message})")
+                state = StageState(name, "frozen" if stage.frozen else "changed", (why,),
+                                   state.components)
+                if stage.frozen:
+                    self._finish(name, "skipped")
+                    self.outcome.skipped.append(name)
+                    self.emit(StageEvent("skipped", name, state))
+                    return
+            else:
+                self.states[name] = StageState(name, "up-to-date", components=state.components)
+                self._finish(name, "restored")
+                self.outcome.restored.append(name)
+                self.emit(StageEvent("restored", name, state, detail=", ".join(restored)))
+                return
         assert state.components is not None
         prepare_outputs(self.repo.root, stage)
         for out in stage.outs:

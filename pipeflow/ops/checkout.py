@@ -31,7 +31,7 @@ def checkout(repo: Repo, targets: list[str] | None = None, *, wait: float = 0.0)
     report = CheckoutReport()
     with RepoLock(repo.dot / "lock", wait=wait):
         recover(repo)
-        project = load_project(repo, check_deps=False)
+        project = load_project(repo)
         graph = project.graph
         names = resolve_targets(graph, targets) if targets else list(graph.order)
         lock = lockfile.read(repo.lock_path)

@@ -16,7 +16,7 @@ def dag(repo: Repo, fmt: str = "ascii", targets: list[str] | None = None) -> str
     from pipeflow import dagrender
     from pipeflow.graph import resolve_targets, select
 
-    graph = load_project(repo, check_deps=False).graph
+    graph = load_project(repo).graph
     names = select(graph, resolve_targets(graph, targets)) if targets else list(graph.order)
     chosen = set(names)
     edges = [(u, d) for u, d in graph.edges() if u in chosen and d in chosen]

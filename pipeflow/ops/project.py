@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pipeflow import journal, lockfile
 from pipeflow.errors import UsageError
-from pipeflow.graph import Graph, build_graph, check_deps_exist
+from pipeflow.graph import Graph, build_graph
 from pipeflow.lockfile import Lock
 from pipeflow.repo import Repo
 from pipeflow.spec.loader import load_pipeline
@@ -23,7 +23,7 @@ class Project:
         return list(self.graph.order)
 
 
-def load_project(repo: Repo, *, check_deps: bool = True) -> Project:
+def load_project(repo: Repo) -> Project:
     """Load, validate and order the pipeline (validation remembered per spec digest)."""
     if not repo.spec_path.is_file():
         msg = f"no pipeline.yaml in {repo.root}"
@@ -42,8 +42,6 @@ def load_project(repo: Repo, *, check_deps: bool = True) -> Project:
         cached_order=state.get if state else None,
         remember_order=state.put if state else None,
     )
-    if check_deps:
-        check_deps_exist(loaded.pipeline, graph, repo.root)
     return Project(graph)
 
 

@@ -11,7 +11,7 @@ from types import FrameType
 
 from pipeflow.execution.runner import LineSink
 from pipeflow.execution.scheduler import EventSink, Outcome, Scheduler
-from pipeflow.graph import resolve_targets, select
+from pipeflow.graph import check_deps_exist, resolve_targets, select
 from pipeflow.ops.init import init
 from pipeflow.ops.project import load_project, render_lock
 from pipeflow.planning import Planner, StageState
@@ -84,6 +84,7 @@ def repro(
         initialized = True
     if options.dry:
         return _dry(repo, options)
+    _ = repo.config  # a bad config is reported before anything runs
     with RepoLock(repo.dot / "lock", wait=options.wait), _sigterm_as_interrupt():
         recover(repo)
         from pipeflow import lockfile
@@ -92,6 +93,7 @@ def repro(
         graph = project.graph
         names = select(graph, resolve_targets(graph, options.targets),
                        single_item=options.single_item, downstream=options.downstream)
+        check_deps_exist(graph, repo.root, names)
         planner = Planner(repo, graph, lockfile.read(repo.lock_path))
         jobs = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
         scheduler = Scheduler(planner, names, jobs=jobs, keep_going=options.keep_going,

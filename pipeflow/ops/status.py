@@ -24,7 +24,7 @@ class StatusReport:
 
     @property
     def up_to_date(self) -> bool:
-        return all(s.word in ("up-to-date", "frozen") for s in self.states)
+        return all(s.up_to_date for s in self.states)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -358,8 +358,7 @@ class ObjectStore:
         into = f" while checking out {dest}" if dest else ""
         return StorageError(
             f"object {oid} is corrupt (its bytes hash to {got}){into}{moved}",
-            hint="pipeflow pull (or rerun the stage) to store a good copy; "
-            "pipeflow verify checks the whole cache",
+            hint="`pipeflow repro` recomputes it and stores a good copy",
         )
 
     # checkout -----------------------------------------------------------------------
@@ -455,7 +454,7 @@ class ObjectStore:
         except FileNotFoundError as exc:
             raise StorageError(
                 f"object {oid} for {dst} is missing from the cache",
-                hint="pipeflow pull, or rerun the stage that makes it",
+                hint="`pipeflow repro` recomputes it",
             ) from exc
 
     def _place_bytes(

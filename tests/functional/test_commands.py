@@ -202,3 +202,35 @@ def test_bad_link_mode_is_a_config_error(project: Project) -> None:
     res = project.run("repro")
     assert res.code == 2
     assert "cache.link" in res.err and "hardlink" in res.err
+
+
+def test_bad_config_is_reported_before_anything_runs(project: Project) -> None:
+    chain(project)
+    project.run("init")
+    project.write(".pipeflow/config.local", "cache:\n  lnk: copy\n")
+    res = project.run("repro")
+    assert res.code == 2
+    assert "unknown config key 'cache.lnk'" in res.err
+    assert "did you mean 'cache.link'" in res.err
+    assert runs(project) == []
+    project.write(".pipeflow/config.local", "cache:\n  link: bogus\n")
+    res = project.run("repro")
+    assert res.code == 2 and "cache.link is 'bogus'" in res.err
+    assert runs(project) == []
+
+
+def test_frozen_stage_outputs_are_restored_not_rerun(project: Project) -> None:
+    chain(project)
+    project.run("repro")
+    runs(project)
+    spec = yaml.safe_load(project.read("pipeline.yaml"))
+    spec["stages"]["train"]["frozen"] = True
+    project.write("pipeline.yaml", yaml.safe_dump(spec, sort_keys=False))
+    (project.root / "models/model.txt").unlink()
+    st = {s["name"]: s["status"] for s in json.loads(project.run("status", "--json").out)["stages"]}
+    assert st["train"] == "missing-output"
+    assert project.run("status", "--check").code == 1
+    res = project.run("repro", "-f", "train")
+    assert res.code == 0, res.text
+    assert runs(project) == ["prepare"]  # forced upstream runs; frozen train is restored
+    assert project.read("models/model.txt") == "lr=0.05\na\nb\nc\n"

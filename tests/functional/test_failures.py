@@ -106,3 +106,21 @@ def test_corrupt_cache_object_is_never_served(project: Project) -> None:
     res = project.run("repro")  # not restorable any more: recompute
     assert res.code == 0, res.text
     assert project.read("models/model.txt") == "lr=0.05\na\nb\nc\n"
+
+
+def test_repro_recomputes_when_the_cached_copy_is_corrupt(project: Project) -> None:
+    import os
+
+    chain(project)
+    project.run("repro")
+    runs(project)
+    oid = project.lock()["stages"]["train"]["outs"][0]["hash"]
+    obj = project.root / ".pipeflow/cache/objects" / oid[:2] / oid[2:]
+    os.chmod(obj, 0o644)
+    obj.write_text("evil\n")
+    (project.root / "models/model.txt").unlink()
+    res = project.run("repro")
+    assert res.code == 0, res.text
+    assert "cannot restore from the cache" in res.out
+    assert runs(project) == ["train"]
+    assert project.read("models/model.txt") == "lr=0.05\na\nb\nc\n"

@@ -34,9 +34,18 @@ def test_wrong_type(project: Project) -> None:
 
 
 def test_missing_dependency(project: Project) -> None:
-    project.spec({"a": {"cmd": "echo", "deps": ["nope.csv"], "outs": ["o"]}})
+    project.spec({"a": {"cmd": "echo a >> runs.log; touch o", "deps": ["nope.csv"],
+                        "outs": ["o"]},
+                  "ok": {"cmd": "echo ok >> runs.log; touch k", "outs": ["k"]}})
     err = _err(project, "repro")
     assert "dependency 'nope.csv' of stage 'a' does not exist" in err
+    assert not (project.root / "runs.log").exists()  # checked before anything runs
+    # status explains instead of failing; unrelated stages still run
+    st = project.run("status")
+    assert st.code == 0
+    assert "dependency missing: nope.csv (no stage writes it)" in st.out
+    assert project.run("repro", "ok").code == 0
+    assert project.read("runs.log") == "ok\n"
 
 
 def test_two_stages_one_output(project: Project) -> None:
