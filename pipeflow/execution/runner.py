@@ -61,6 +61,35 @@ class RunResult:
         return self.ended - self.started
 
 
+RUN_VAR = "PIPEFLOW_RUN"
+"""Set in every stage process to its run's token, so a later command can find
+processes a killed ``repro`` left behind (they would otherwise go on writing
+outputs under the next run)."""
+
+
+def kill_leftovers(token: str) -> int:
+    """SIGKILL every process carrying ``PIPEFLOW_RUN=token``; returns how many (Linux)."""
+    marker = f"{RUN_VAR}={token}".encode()
+    killed = 0
+    try:
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return 0
+    for pid in pids:
+        if pid == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as fh:
+                env = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if marker in env:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+    return killed
+
+
 def log_name(stage: str) -> str:
     """A file name for a stage's log (template names contain ``@`` and may contain ``/``)."""
     return stage.replace("/", "_") + ".log"
@@ -100,13 +129,17 @@ def _private_copy(path: Path) -> None:
     os.replace(tmp, path)
 
 
-def run_stage(root: Path, stage: Stage, log_dir: Path, sink: LineSink | None = None) -> RunResult:
+def run_stage(
+    root: Path, stage: Stage, log_dir: Path, sink: LineSink | None = None, token: str = ""
+) -> RunResult:
     """Run every command of ``stage``; never raises for a failing command."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / log_name(stage.name)
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     cwd = root / stage.wdir
     env = dict(os.environ, PIPEFLOW_STAGE=stage.name)
+    if token:
+        env[RUN_VAR] = token
     started = time.time()
     code = 0
     failed: str | None = None

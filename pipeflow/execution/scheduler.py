@@ -68,6 +68,7 @@ class Scheduler:
         force: bool = False,
         on_event: EventSink | None = None,
         sink: LineSink | None = None,
+        token: str = "",
     ) -> None:
         self.planner = planner
         self.repo = planner.repo
@@ -77,6 +78,7 @@ class Scheduler:
         self.force = force
         self.emit = on_event or (lambda _e: None)
         self.sink = sink
+        self.token = token
         self.states: dict[str, StageState] = {}
         self.outcome = Outcome()
         self._done: dict[str, str] = {}
@@ -164,7 +166,8 @@ class Scheduler:
         for out in stage.outs:
             self.repo.hasher.forget(out.path)
         self.emit(StageEvent("started", name, state))
-        fut = pool.submit(run_stage, self.repo.root, stage, self.repo.logs_dir, self.sink)
+        fut = pool.submit(run_stage, self.repo.root, stage, self.repo.logs_dir, self.sink,
+                          self.token)
         running[fut] = (name, state.components)
 
     def _complete(self, name: str, comps: Components, result: RunResult) -> None:

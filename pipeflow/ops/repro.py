@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -63,7 +64,14 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def recover(repo: Repo) -> bool:
-    """Render a journal left by a killed run into the lock (call holding the repo lock)."""
+    """Clean up after a killed run (call holding the repo lock): end the stage
+    processes it left behind and render its journal into the lock."""
+    from pipeflow.execution.runner import kill_leftovers
+
+    token = repo.state.get("run-token")
+    if token:
+        kill_leftovers(token)
+        repo.state.put("run-token", "")
     if repo.state.journal_entries():
         render_lock(repo)
         return True
@@ -96,14 +104,17 @@ def repro(
         check_deps_exist(graph, repo.root, names)
         planner = Planner(repo, graph, lockfile.read(repo.lock_path))
         jobs = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
+        token = uuid.uuid4().hex
+        repo.state.put("run-token", token)
         scheduler = Scheduler(planner, names, jobs=jobs, keep_going=options.keep_going,
-                              force=options.force, on_event=on_event, sink=sink)
+                              force=options.force, on_event=on_event, sink=sink, token=token)
         report = ReproReport(selected=names, initialized=initialized)
         try:
             report.outcome = scheduler.run()
         finally:
             report.lock_changed = render_lock(repo, graph)
             repo.hasher.flush()
+            repo.state.put("run-token", "")
         return report
 
 

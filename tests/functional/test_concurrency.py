@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import yaml
 
@@ -20,6 +21,18 @@ def _slow_pipeline(p: Project, seconds: float = 30) -> None:
         "slow": {"cmd": f"echo slow >> runs.log && touch started.flag && sleep {seconds} && echo 2 > slow.txt",
                  "deps": ["fast.txt"], "outs": ["slow.txt"]},
     })
+
+
+def _processes_in(folder: Path) -> list[int]:
+    """Processes whose working folder is ``folder``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if Path(os.readlink(f"/proc/{pid}/cwd")) == folder:
+                found.append(int(pid))
+        except OSError:
+            continue
+    return found
 
 
 def _start_repro(p: Project, *args: str) -> subprocess.Popen[str]:
@@ -52,6 +65,7 @@ def test_second_writer_fails_naming_the_holder_and_readers_work(project: Project
     finally:
         proc.kill()
         proc.wait()
+        project.cli("checkout")  # the next writer ends what the killed run left
 
 
 def test_kill_9_loses_no_finished_stage(project: Project) -> None:
@@ -59,8 +73,6 @@ def test_kill_9_loses_no_finished_stage(project: Project) -> None:
     proc = _start_repro(project)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    # the sleeping child is in its own process group: end it too
-    subprocess.run(["pkill", "-f", "touch started.flag"], check=False)
     assert not (project.root / "pipeline.lock").exists()
     states = {s["name"]: s["status"] for s in yaml.safe_load(project.cli("status", "--json").out)["stages"]}
     assert states["fast"] == "up-to-date"
@@ -71,6 +83,9 @@ def test_kill_9_loses_no_finished_stage(project: Project) -> None:
     assert res.code == 0, res.err
     assert runs(project) == ["slow"]
     assert set(project.lock()["stages"]) == {"fast", "slow"}
+    # the killed run's stage process was ended by the next writer: it never
+    # finishes its sleep to overwrite the new output
+    assert _processes_in(project.root) == []
 
 
 def test_sigterm_renders_the_lock_with_finished_stages(project: Project) -> None:
