@@ -243,7 +243,10 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def _hint(file: str) -> str:
-    return f"regenerate with `pipeflow repro`, or restore it with `git checkout {file}`"
+    return (
+        f"restore it with `git checkout {file}` (or resolve its merge conflict), or delete "
+        "it and run `pipeflow repro`: stages then rerun"
+    )
 
 
 class _Checker:
@@ -503,18 +506,19 @@ def lock_from_dict(data: Any, file: str = "pipeline.lock") -> Lock:
     return Lock(stages=stages, sources=sources)
 
 
-def read(path: Path) -> Lock:
-    """Read the lock file at ``path``; an empty Lock when there is none."""
+def read(path: Path, name: str | None = None) -> Lock:
+    """Read the lock file at ``path`` (``name`` is how messages show it); an empty
+    Lock when there is none."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         return Lock()
     except OSError as exc:
-        msg = f"cannot read {path}: {exc.strerror or exc}"
+        msg = f"cannot read {name or path}: {exc.strerror or exc}"
         raise LockfileError(msg) from exc
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        msg = f"{path}: not UTF-8 text (invalid byte at offset {exc.start})"
-        raise LockfileError(msg, hint=_hint(str(path))) from exc
-    return loads(text, str(path))
+        msg = f"{name or path}: not UTF-8 text (invalid byte at offset {exc.start})"
+        raise LockfileError(msg, hint=_hint(name or str(path))) from exc
+    return loads(text, name or str(path))

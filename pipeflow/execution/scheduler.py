@@ -162,7 +162,16 @@ class Scheduler:
                 self.emit(StageEvent("restored", name, state, detail=", ".join(restored)))
                 return
         assert state.components is not None
-        prepare_outputs(self.repo.root, stage)
+        try:
+            prepare_outputs(self.repo.root, stage)
+        except OSError as exc:
+            where = exc.filename or "an output"
+            error = StageFailed(name, f"cannot clear its output {where} before running: "
+                                      f"{exc.strerror or exc}")
+            self._finish(name, "failed")
+            self.outcome.failed.append(error)
+            self.emit(StageEvent("failed", name, state, error=error))
+            return
         for out in stage.outs:
             self.repo.hasher.forget(out.path)
         self.emit(StageEvent("started", name, state))

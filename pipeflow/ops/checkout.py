@@ -10,7 +10,7 @@ from pipeflow.graph import resolve_targets
 from pipeflow.ops.project import load_project, render_lock
 from pipeflow.ops.repro import recover
 from pipeflow.planning import hash_info, out_entries
-from pipeflow.repo import Repo
+from pipeflow.repo import LOCK_FILE, Repo
 from pipeflow.repolock import RepoLock
 
 
@@ -34,7 +34,7 @@ def checkout(repo: Repo, targets: list[str] | None = None, *, wait: float = 0.0)
         project = load_project(repo)
         graph = project.graph
         names = resolve_targets(graph, targets) if targets else list(graph.order)
-        lock = lockfile.read(repo.lock_path)
+        lock = lockfile.read(repo.lock_path, LOCK_FILE)
         for name in names:
             entry = lock.stages.get(name)
             if entry is None:

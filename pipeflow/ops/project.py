@@ -8,7 +8,7 @@ from pipeflow import journal, lockfile
 from pipeflow.errors import UsageError
 from pipeflow.graph import Graph, build_graph
 from pipeflow.lockfile import Lock
-from pipeflow.repo import Repo
+from pipeflow.repo import LOCK_FILE, Repo
 from pipeflow.spec.loader import load_pipeline
 
 
@@ -47,7 +47,7 @@ def load_project(repo: Repo) -> Project:
 
 def current_lock(repo: Repo) -> Lock:
     """The lock as a reader sees it: pipeline.lock with the unfinished run's journal."""
-    lock = lockfile.read(repo.lock_path)
+    lock = lockfile.read(repo.lock_path, LOCK_FILE)
     if not repo.dot.is_dir():
         return lock
     rows = journal.entries(repo.state)
@@ -63,7 +63,7 @@ def render_lock(repo: Repo, graph: Graph | None = None) -> bool:
     from pipeflow.storage.durability import sync_paths
 
     rows = journal.entries(repo.state)
-    lock = lockfile.read(repo.lock_path)
+    lock = lockfile.read(repo.lock_path, LOCK_FILE)
     new = journal.fold(lock, rows, keep=graph.order if graph else None)
     changed = lockfile.dumps(new) != (
         repo.lock_path.read_text(encoding="utf-8") if repo.lock_path.exists() else None

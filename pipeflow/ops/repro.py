@@ -16,7 +16,7 @@ from pipeflow.graph import check_deps_exist, resolve_targets, select
 from pipeflow.ops.init import init
 from pipeflow.ops.project import load_project, render_lock
 from pipeflow.planning import Planner, StageState
-from pipeflow.repo import Repo
+from pipeflow.repo import LOCK_FILE, Repo
 from pipeflow.repolock import RepoLock
 
 
@@ -102,7 +102,7 @@ def repro(
         names = select(graph, resolve_targets(graph, options.targets),
                        single_item=options.single_item, downstream=options.downstream)
         check_deps_exist(graph, repo.root, names)
-        planner = Planner(repo, graph, lockfile.read(repo.lock_path))
+        planner = Planner(repo, graph, lockfile.read(repo.lock_path, LOCK_FILE))
         jobs = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
         token = uuid.uuid4().hex
         repo.state.put("run-token", token)

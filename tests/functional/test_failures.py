@@ -124,3 +124,25 @@ def test_repro_recomputes_when_the_cached_copy_is_corrupt(project: Project) -> N
     assert "cannot restore from the cache" in res.out
     assert runs(project) == ["train"]
     assert project.read("models/model.txt") == "lr=0.05\na\nb\nc\n"
+
+
+def test_output_that_cannot_be_cleared_fails_the_stage(project: Project) -> None:
+    import os
+    import subprocess
+
+    project.spec({"a": {"cmd": "echo x > out/o.txt", "outs": ["out/o.txt"]}})
+    assert project.run("repro").code == 0
+    os.chmod(project.root / "out", 0o555)
+    try:
+        if os.access(project.root / "out", os.W_OK):  # root ignores modes: use chattr
+            if subprocess.run(["chattr", "+i", str(project.root / "out")]).returncode != 0:
+                import pytest
+
+                pytest.skip("cannot make a read-only folder here")
+        res = project.run("repro", "-f")
+    finally:
+        subprocess.run(["chattr", "-i", str(project.root / "out")], capture_output=True)
+        os.chmod(project.root / "out", 0o755)
+    assert res.code == 1, res.text
+    assert "stage 'a' failed: cannot clear its output" in res.err
+    assert "out/o.txt" in res.err
