@@ -7,7 +7,8 @@
     ├── StorageError              the cache: missing or corrupt object, failed link
     ├── LockedError               another writer holds the repository lock
     ├── StageFailed               a stage's command failed (exit 1)
-    └── CheckFailed               a check found something to report (exit 1)
+    ├── CheckFailed               a check found something to report (exit 1)
+    └── Interrupted               Ctrl-C (exit 130) or SIGTERM (exit 143) during a run
 
 Only ``pipeflow.cli`` turns these into exit codes and printed text.
 """
@@ -95,3 +96,19 @@ class CheckFailed(PipeflowError):
     """A check (status --check, verify) found something; the report is already made."""
 
     exit_code = 1
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that finished stages are still committed."""
+
+
+class Interrupted(PipeflowError):
+    """A run stopped by Ctrl-C (exit 130) or SIGTERM (exit 143) after committing
+    the stages that finished."""
+
+    def __init__(self, terminated: bool) -> None:
+        super().__init__(
+            "interrupted: the stages that finished are kept in pipeline.lock",
+            hint="`pipeflow repro` goes on from there",
+        )
+        self.exit_code = 143 if terminated else 130

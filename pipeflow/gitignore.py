@@ -52,7 +52,9 @@ def tracked_by_git(root: Path, paths: list[str]) -> list[str]:
         return []
     try:
         out = subprocess.run(
-            ["git", "ls-files", "-z", "--", *paths], cwd=root, capture_output=True, timeout=30
+            # literal: an output named ':x' or 'a*' is a path, not pathspec magic or a glob
+            ["git", "--literal-pathspecs", "ls-files", "-z", "--", *paths],
+            cwd=root, capture_output=True, timeout=30,
         )
     except (OSError, subprocess.SubprocessError):
         return []

@@ -47,11 +47,8 @@ def run(args: list[str]) -> int:
 
             traceback.print_exc()
         return exc.exit_code
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         output.err("interrupted")
-        return 130
-    except KeyboardInterrupt:
-        output.err("interrupted; finished stages are committed to pipeline.lock")
         return 130
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)

@@ -9,7 +9,7 @@ import click
 import typer
 
 from pipeflow.cli import output
-from pipeflow.cli.options import Json, Targets, Verbose, Wait
+from pipeflow.cli.options import Json, Targets, Verbose, Wait, resolve_target_paths
 
 if TYPE_CHECKING:
     from pipeflow.repo import Repo
@@ -69,7 +69,12 @@ def init_command(
     path: Annotated[Path, typer.Argument(help="Project folder.")] = Path("."),
     verbose: Verbose = False,
 ) -> None:
-    """Make a folder a pipeflow project: .pipeflow/ (config, cache, state) and ignore lines."""
+    """Make a folder a pipeflow project.
+
+    Creates .pipeflow/ (config, committed; cache, state, logs and config.local,
+    git-ignored) and a commented starter pipeline.yaml if there is none. Running it
+    again changes nothing. `repro` initializes a folder with a pipeline.yaml by itself.
+    """
     from pipeflow.ops.init import init
 
     created = init(path.resolve())
@@ -84,19 +89,21 @@ def init_command(
 def dag_command(
     targets: Targets = None,
     fmt: Annotated[
-        str, typer.Option("--format", "-f", help="ascii | mermaid | dot | json")
+        str, typer.Option("--format", metavar="ascii|mermaid|dot|json", help="Output format.")
     ] = "ascii",
     verbose: Verbose = False,
 ) -> None:
-    """Draw the stage graph (edges go from the stage writing a path to those reading it)."""
+    """Draw the stage graph: an edge goes from the stage writing a path to each stage
+    reading it. With TARGETS, only they and their upstream. TARGETS are stage names,
+    template groups or output paths."""
     from pipeflow.errors import UsageError
     from pipeflow.ops.dag import FORMATS, dag
 
     if fmt not in FORMATS:
         raise UsageError(f"unknown format '{fmt}'", hint=f"choose one of {', '.join(FORMATS)}")
     with _repo() as repo:
-        text = dag(repo, fmt, targets or None)
-    output.out(text.rstrip("\n"))
+        text = dag(repo, fmt, list(resolve_target_paths(repo.root, targets)) or None)
+    output.out(text.rstrip("\n") if text.strip() else "(no stages)")
 
 
 def checkout_command(
@@ -105,14 +112,20 @@ def checkout_command(
     json_out: Json = False,
     verbose: Verbose = False,
 ) -> None:
-    """Restore outputs from the cache as pipeline.lock records them; runs nothing."""
+    """Put cached outputs back as pipeline.lock records them; runs nothing.
+
+    Restores outputs that are missing or differ from the lock (all stages, or
+    TARGETS: stage names, template groups or output paths). An output whose object
+    is not in the cache is reported (exit 1); `pipeflow repro` recomputes it.
+    """
     from pipeflow.ops.checkout import checkout
 
     with _repo() as repo:
-        report = checkout(repo, targets or None, wait=wait)
+        report = checkout(repo, list(resolve_target_paths(repo.root, targets)) or None,
+                          wait=wait)
     if json_out:
-        output.emit_json({"restored": report.restored, "unchanged": report.unchanged,
-                          "not_run": report.not_run})
+        output.emit_json({"schema": 1, "restored": report.restored,
+                          "unchanged": report.unchanged, "not_run": report.not_run})
         return
     for path in report.restored:
         output.out(f"restored {path}")

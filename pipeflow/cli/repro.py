@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from pipeflow.cli import output
-from pipeflow.cli.options import Json, Targets, Verbose, Wait
+from pipeflow.cli.options import Json, Targets, Verbose, Wait, resolve_target_paths
 
 if TYPE_CHECKING:
     from pipeflow.execution.scheduler import StageEvent
@@ -86,7 +86,15 @@ def repro_command(
     json_out: Json = False,
     verbose: Verbose = False,
 ) -> None:
-    """Bring outputs up to date: run changed stages, restore cached outputs, skip the rest."""
+    """Bring outputs up to date: run what changed, restore what the cache has, skip the rest.
+
+    Runs in dependency order the stages that are not up to date; an output that is
+    missing but whose stage is otherwise unchanged comes back from the cache; a
+    rerun stage whose outputs come out identical does not rerun what depends on it.
+    With TARGETS (stage names, template groups or output paths) only those and their
+    stale upstream. Finished stages are committed at once: a failure or interrupt
+    keeps them. Exit 1 when a stage failed.
+    """
     from pipeflow.cli.status import print_states
     from pipeflow.errors import UsageError
     from pipeflow.ops.repro import ReproOptions, repro
@@ -94,10 +102,10 @@ def repro_command(
 
     if single_item and downstream:
         raise UsageError("--single-item and --downstream cannot be combined")
-    options = ReproOptions(tuple(targets or ()), force, dry, jobs, keep_going,
-                           single_item, downstream, wait)
     printer = _Printer(jobs, quiet=json_out)
     with Repo.find() as repo:
+        options = ReproOptions(resolve_target_paths(repo.root, targets), force, dry, jobs,
+                               keep_going, single_item, downstream, wait)
         report = repro(repo, options, on_event=printer.event, sink=printer.line)
     outcome = report.outcome
     if dry:
@@ -113,13 +121,21 @@ def repro_command(
             print_states(todo)
         return
     if json_out:
-        output.emit_json({"schema": 1, "ran": outcome.ran, "restored": outcome.restored,
-                          "skipped": outcome.skipped, "blocked": outcome.blocked,
-                          "failed": [e.stage for e in outcome.failed],
-                          "lock_changed": report.lock_changed})
+        output.emit_json({
+            "schema": 1, "ok": outcome.ok, "ran": outcome.ran, "restored": outcome.restored,
+            "skipped": outcome.skipped, "blocked": outcome.blocked,
+            "not_started": outcome.not_started,
+            "failed": [{"stage": e.stage, "message": e.message, "log_tail": e.log_tail}
+                       for e in outcome.failed],
+            "lock_changed": report.lock_changed})
     elif not outcome.ran and not outcome.restored and outcome.ok:
         output.out("Everything is up to date.")
     elif report.lock_changed:
-        output.out("Updated pipeline.lock")
+        output.out("Updated pipeline.lock" if outcome.ok
+                   else "pipeline.lock updated with the stages that finished")
+    if outcome.not_started and not json_out:
+        names = ", ".join(outcome.not_started)
+        output.err(f"not started after the failure: {names} (--keep-going runs independent "
+                   "stages on)")
     if not outcome.ok:
         raise typer.Exit(1)

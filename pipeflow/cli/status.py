@@ -38,12 +38,20 @@ def status_command(
     ] = False,
     verbose: Verbose = False,
 ) -> None:
-    """Show each stage's state and why: changed, pending, missing-output, frozen, up-to-date."""
+    """Show each stage's state and why.
+
+    States: changed (with its reasons: which file, param key old -> new, command
+    line, environment), pending (only an upstream stage changed), missing-output,
+    frozen, running (a repro is running it now), up-to-date. Exits 0 whatever it
+    finds, unless --check. Never waits for or blocks a running repro. TARGETS (stage
+    names, template groups or output paths) limit it to them and their upstream.
+    """
+    from pipeflow.cli.options import resolve_target_paths
     from pipeflow.ops.status import status
     from pipeflow.repo import Repo
 
     with Repo.find() as repo:
-        report = status(repo, targets or None)
+        report = status(repo, list(resolve_target_paths(repo.root, targets)) or None)
     if json_out:
         output.emit_json(report.to_json())
     else:

@@ -113,7 +113,9 @@ def prepare_outputs(root: Path, stage: Stage) -> None:
 
 
 def _make_private(path: Path) -> None:
-    if path.is_file() and not path.is_symlink():
+    # is_file() follows a symlink: the private copy then replaces the link itself, so
+    # the command cannot write through it into whatever it points to.
+    if path.is_file():
         _private_copy(path)
     elif path.is_dir():
         for folder, _dirs, files in os.walk(path):

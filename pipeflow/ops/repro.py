@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
 
+from pipeflow.errors import Interrupted, Terminated
 from pipeflow.execution.runner import LineSink
 from pipeflow.execution.scheduler import EventSink, Outcome, Scheduler
 from pipeflow.graph import check_deps_exist, resolve_targets, select
@@ -43,14 +44,10 @@ class ReproReport:
     initialized: bool = False
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C so the lock is still rendered."""
-
-
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     def handler(signum: int, frame: FrameType | None) -> None:
-        raise _Terminated()
+        raise Terminated()
 
     try:
         previous = signal.signal(signal.SIGTERM, handler)
@@ -111,6 +108,8 @@ def repro(
         report = ReproReport(selected=names, initialized=initialized)
         try:
             report.outcome = scheduler.run()
+        except KeyboardInterrupt as exc:
+            raise Interrupted(terminated=isinstance(exc, Terminated)) from exc
         finally:
             report.lock_changed = render_lock(repo, graph)
             repo.hasher.flush()

@@ -234,3 +234,31 @@ def test_frozen_stage_outputs_are_restored_not_rerun(project: Project) -> None:
     assert res.code == 0, res.text
     assert runs(project) == ["prepare"]  # forced upstream runs; frozen train is restored
     assert project.read("models/model.txt") == "lr=0.05\na\nb\nc\n"
+
+
+def test_output_targets_are_relative_to_the_current_folder(project: Project) -> None:
+    import os
+
+    chain(project)
+    project.run("repro")
+    runs(project)
+    old = os.getcwd()
+    os.chdir(project.root / "models")
+    try:
+        from pipeflow.cli.app import run
+
+        assert run(["repro", "-f", "-s", "model.txt"]) == 0
+    finally:
+        os.chdir(old)
+    assert runs(project) == ["train"]
+
+
+def test_help_texts_explain(project: Project) -> None:
+    for cmd, words in (("status", ["running", "pending", "--check"]),
+                       ("init", ["starter"]),
+                       ("checkout", ["TARGETS"]),
+                       ("dag", ["mermaid"])):
+        res = project.run(cmd, "--help")
+        assert res.code == 0
+        for word in words:
+            assert word in res.out, (cmd, word)

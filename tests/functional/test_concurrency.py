@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import GIT_ENV, Project
@@ -88,12 +89,17 @@ def test_kill_9_loses_no_finished_stage(project: Project) -> None:
     assert _processes_in(project.root) == []
 
 
-def test_sigterm_renders_the_lock_with_finished_stages(project: Project) -> None:
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_interrupt_renders_the_lock_with_finished_stages(
+    project: Project, sig: signal.Signals, code: int
+) -> None:
     _slow_pipeline(project)
     proc = _start_repro(project)
-    os.kill(proc.pid, signal.SIGTERM)
+    os.kill(proc.pid, sig)
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
+    assert _processes_in(project.root) == []  # the stage process was ended too
+    assert "interrupted: the stages that finished are kept in pipeline.lock" in err
     assert set(project.lock()["stages"]) == {"fast"}
 
 
