@@ -1,0 +1,141 @@
+"""The environment component: platform always, the interpreter for python commands."""
+
+from __future__ import annotations
+
+import os
+import platform
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeflow.environment import EnvironmentProbe, platform_id, python_program
+
+
+@pytest.mark.parametrize(
+    ("cmd", "program"),
+    [
+        ("python x.py", "python"),
+        ("python3 -m pkg.mod --flag", "python3"),
+        ("FOO=1 python3 x.py", "python3"),
+        ("FOO=1 BAR='a b' python x.py", "python"),
+        ("env python x.py", "python"),
+        ("env FOO=1 python3.12 x.py", "python3.12"),
+        ("exec python x.py", "python"),
+        ("time python3 train.py", "python3"),
+        ("./run.py --fast", "python3"),
+        ("scripts/run.py", "python3"),
+        ("/usr/bin/python3.11 x", "/usr/bin/python3.11"),
+        ("./venv/bin/python -m train", "./venv/bin/python"),
+        ("pypy3 x.py", "pypy3"),
+        ("python x.py && echo done", "python"),
+        ("echo hi", None),
+        ("", None),
+        ("# python x.py", None),
+        ("FOO=1", None),
+        ("pythonista x.py", None),
+        ("python-config --libs", None),
+        ("cat x.py", None),
+        ("python 'unterminated", None),
+        ('echo "open', None),
+        ("python x.py \\", None),
+    ],
+)
+def test_python_program(cmd: str, program: str | None) -> None:
+    assert python_program(cmd) == program
+
+
+def test_platform_id() -> None:
+    assert platform_id() == f"{sys.platform}-{platform.machine().lower()}"
+
+
+def test_component_platform_only_for_other_commands() -> None:
+    probe = EnvironmentProbe()
+    assert probe.component(("echo hi", "cat x.py")) == {"platform": platform_id()}
+    assert probe.component(()) == {"platform": platform_id()}
+
+
+def test_component_minor_and_exact_for_the_running_interpreter() -> None:
+    impl = platform.python_implementation().lower()
+    major, minor, micro = sys.version_info[:3]
+    cmd = f"{sys.executable} train.py"
+    probe = EnvironmentProbe()
+    assert probe.component((cmd,)) == {"platform": platform_id(),
+                                       "python": f"{impl}-{major}.{minor}"}
+    assert probe.component(("echo start", cmd), python_exact=True) == {
+        "platform": platform_id(), "python": f"{impl}-{major}.{minor}.{micro}"
+    }
+
+
+def test_component_unknown_interpreter() -> None:
+    got = EnvironmentProbe().component(("python9.99 x.py",))
+    assert got == {"platform": platform_id(), "python": "unknown"}
+
+
+@pytest.fixture
+def fake_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A 'python3.77' on PATH that reports itself as pypy 3.77.5 (and counts its runs)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    exe = bin_dir / "python3.77"
+    exe.write_text(f'#!/bin/sh\necho run >> "{tmp_path}/runs"\necho pypy 3 77 5\n')
+    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    return tmp_path
+
+
+def test_component_probes_another_interpreter(fake_python: Path) -> None:
+    probe = EnvironmentProbe()
+    assert probe.component(("python3.77 x.py",))["python"] == "pypy-3.77"
+    assert probe.component(("python3.77 x.py",), python_exact=True)["python"] == "pypy-3.77.5"
+    assert (fake_python / "runs").read_text() == "run\n"  # once per process
+
+
+def test_versions_remembered_across_processes(fake_python: Path) -> None:
+    store: dict[str, str] = {}
+    first = EnvironmentProbe(store.get, store.__setitem__)
+    assert first.python_version("python3.77") == "pypy-3.77.5"
+    [(key, value)] = store.items()
+    real = os.path.realpath(fake_python / "bin" / "python3.77")
+    assert key.startswith(f"python:{real}:") and value == "pypy-3.77.5"
+    # a new process asks the store first and does not run the interpreter again
+    store[key] = "pypy-3.77.9"
+    second = EnvironmentProbe(store.get, store.__setitem__)
+    assert second.component(("python3.77 x.py",), python_exact=True)["python"] == "pypy-3.77.9"
+    assert (fake_python / "runs").read_text() == "run\n"
+
+
+def test_interpreter_that_fails_is_unknown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    exe = tmp_path / "python3.66"
+    exe.write_text("#!/bin/sh\nexit 3\n")
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}")
+    assert EnvironmentProbe().component(("python3.66 x.py",))["python"] == "unknown"
+
+
+def test_relative_interpreter_is_found_from_the_stage_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `venv/bin/python x.py` runs the project's venv wherever pipeflow itself was started
+    stage_dir = tmp_path / "proj"
+    exe = stage_dir / "venv" / "bin" / "python"
+    exe.parent.mkdir(parents=True)
+    exe.write_text("#!/bin/sh\necho cpython 3 77 2\n")
+    exe.chmod(0o755)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    probe = EnvironmentProbe()
+    got = probe.component(("venv/bin/python x.py",), python_exact=True, cwd=stage_dir)
+    assert got["python"] == "cpython-3.77.2"
+    assert probe.component(("./venv/bin/python x.py",), cwd=stage_dir)["python"] == "cpython-3.77"
+    # from another folder the same words name another (here: no) interpreter
+    assert probe.component(("venv/bin/python x.py",), cwd=elsewhere)["python"] == "unknown"
+
+
+def test_declared_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PF_TEST_A", "1")
+    monkeypatch.delenv("PF_TEST_B", raising=False)
+    got = EnvironmentProbe().component(("echo",), variables=("PF_TEST_B", "PF_TEST_A"))
+    assert got == {"platform": platform_id(), "vars": {"PF_TEST_A": "1", "PF_TEST_B": None}}
