@@ -8,6 +8,7 @@ clone elsewhere or another machine of the same kind hits the same fingerprint.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -66,6 +67,19 @@ def _interpreter_version(program: str, path_env: str | None) -> str | None:
     return f"{out[0]}-{out[1]}.{out[2]}.{out[3]}" if len(out) == 4 else None
 
 
+_PACKAGES_PROBE = """
+import json, sys
+from importlib import metadata
+out = {}
+for name in sys.argv[1:]:
+    try:
+        out[name] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        out[name] = None
+print(json.dumps(out))
+"""
+
+
 class EnvironmentProbe:
     """Environment components, with interpreter versions looked up once per process.
 
@@ -81,6 +95,7 @@ class EnvironmentProbe:
         self._recall = recall
         self._remember = remember
         self._memo: dict[str, str | None] = {}
+        self._packages: dict[tuple[str, tuple[str, ...]], dict[str, str | None]] = {}
 
     def python_version(
         self, program: str, cwd: str | os.PathLike[str] | None = None
@@ -110,25 +125,62 @@ class EnvironmentProbe:
         self._memo[program] = version
         return version
 
+    def package_versions(
+        self, program: str, names: tuple[str, ...], cwd: str | os.PathLike[str] | None = None
+    ) -> dict[str, str | None]:
+        """Installed versions of distributions ``names`` as interpreter ``program`` sees
+        them (None: not installed). Asked in-process when ``program`` is this
+        interpreter, else by running it once per process."""
+        if cwd is not None and "/" in program and not os.path.isabs(program):
+            program = os.path.join(cwd, program)
+        key = (program, names)
+        if key in self._packages:
+            return self._packages[key]
+        found = shutil.which(program)
+        versions: dict[str, str | None] = dict.fromkeys(names)
+        if found is not None and os.path.realpath(found) == os.path.realpath(sys.executable):
+            from importlib import metadata
+
+            for name in names:
+                try:
+                    versions[name] = metadata.version(name)
+                except metadata.PackageNotFoundError:
+                    versions[name] = None
+        elif found is not None:
+            try:
+                out = subprocess.run([found, "-c", _PACKAGES_PROBE, *names], capture_output=True,
+                                     text=True, timeout=60, check=True).stdout
+                answer = json.loads(out)
+                versions = {n: answer.get(n) for n in names}
+            except (OSError, subprocess.SubprocessError, ValueError):
+                versions = dict.fromkeys(names, "unknown")
+        self._packages[key] = versions
+        return versions
+
     def component(
         self,
         cmds: tuple[str, ...],
         python_exact: bool = False,
         variables: tuple[str, ...] = (),
         cwd: str | os.PathLike[str] | None = None,
+        packages: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         """The environment component of a stage running ``cmds`` in ``cwd``.
 
         ``variables`` are declared environment variables (``env.vars``): their
-        values count, and an unset variable is recorded as None.
+        values count, and an unset variable is recorded as None. ``packages``
+        (``env.packages``) are distributions whose installed versions count, read
+        for the stage's Python interpreter (``python3`` on PATH for other stages).
         """
         env: dict[str, Any] = {"platform": platform_id()}
         if variables:
             env["vars"] = {name: os.environ.get(name) for name in sorted(set(variables))}
-        for cmd in cmds:
-            program = python_program(cmd)
-            if program is None:
-                continue
+        programs = [p for p in map(python_program, cmds) if p is not None]
+        if packages:
+            names = tuple(sorted(set(packages)))
+            env["packages"] = self.package_versions(programs[0] if programs else "python3",
+                                                    names, cwd)
+        for program in programs:
             version = self.python_version(program, cwd)
             if version is None:
                 env["python"] = "unknown"

@@ -156,20 +156,29 @@ def diff_params(
     return changes
 
 
+def _diff_named(kind: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
+    """Per-name changes of env ``vars`` (None: unset) or ``packages`` (None: absent)."""
+    gone = "unset" if kind == "vars" else "not installed"
+    changes = []
+    for name in sorted(set(old) | set(new)):
+        if name in old and name in new and old[name] != new[name]:
+            was = gone if old[name] is None else _show(old[name])
+            now = gone if new[name] is None else _show(new[name])
+            changes.append(Change("env", name, f"env: {name} {was} -> {now}",
+                                  old[name], new[name]))
+        elif (name in old) != (name in new):
+            what = "declared" if name in new else "no longer declared"
+            label = "variable" if kind == "vars" else "package"
+            changes.append(Change("env", name, f"env: {label} {name} {what}"))
+    return changes
+
+
 def diff_env(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
     changes = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
-        if key == "vars" and isinstance(a, Mapping) and isinstance(b, Mapping):
-            for name in sorted(set(a) | set(b)):
-                if name in a and name in b and a[name] != b[name]:
-                    was = "unset" if a[name] is None else _show(a[name])
-                    now = "unset" if b[name] is None else _show(b[name])
-                    changes.append(Change("env", name, f"env: {name} {was} -> {now}",
-                                          a[name], b[name]))
-                elif (name in a) != (name in b):
-                    what = "declared" if name in b else "no longer declared"
-                    changes.append(Change("env", name, f"env: variable {name} {what}"))
+        if key in ("vars", "packages") and isinstance(a, Mapping) and isinstance(b, Mapping):
+            changes.extend(_diff_named(key, a, b))
             continue
         if a != b:
             msg = f"env: {key} {_show(a) if a is not None else 'unset'} -> " + (

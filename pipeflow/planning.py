@@ -136,7 +136,8 @@ class Planner:
             params=self.params_of(stage),
             code=tuple(code),
             env=self.env.component(stage.cmd, python_exact=exact, variables=stage.env.vars,
-                                   cwd=self.repo.root / stage.wdir),
+                                   cwd=self.repo.root / stage.wdir,
+                                   packages=stage.env.packages),
             outs=tuple(out_label(o.path, o.kind, o.cache, o.persist) for o in stage.outs),
         )
 

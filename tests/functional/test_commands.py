@@ -262,3 +262,36 @@ def test_help_texts_explain(project: Project) -> None:
         assert res.code == 0
         for word in words:
             assert word in res.out, (cmd, word)
+
+
+def test_declared_packages_count(project: Project, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A package version change (a small local distribution on PYTHONPATH) reruns."""
+    site = tmp_path / "site"
+    site.mkdir()
+
+    def install(version: str) -> None:
+        for old in site.glob("pfdemo-*.dist-info"):
+            import shutil
+
+            shutil.rmtree(old)
+        info = site / f"pfdemo-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: pfdemo\nVersion: {version}\n")
+
+    import os
+    import sys
+
+    install("1.0")
+    os.environ["PYTHONPATH"] = str(site)
+    sys.path.insert(0, str(site))
+    try:
+        project.spec({"s": {"cmd": "python3 -c 'open(\"o.txt\", \"w\").write(\"x\")'",
+                            "outs": ["o.txt"], "env": {"packages": ["pfdemo", "no-such-pkg"]}}})
+        assert project.run("repro").code == 0
+        env = project.lock()["stages"]["s"]["env"]
+        assert env["packages"] == {"no-such-pkg": None, "pfdemo": "1.0"}
+        install("1.1")
+        assert "env: pfdemo 1.0 -> 1.1" in project.run("status").out
+    finally:
+        sys.path.remove(str(site))
+        del os.environ["PYTHONPATH"]
