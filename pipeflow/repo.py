@@ -16,6 +16,8 @@ from pipeflow.errors import UsageError
 if TYPE_CHECKING:
     from pipeflow.hashing import Hasher
     from pipeflow.ignore import IgnoreRules
+    from pipeflow.lineage.index import RunIndex
+    from pipeflow.lineage.records import RecordStore
     from pipeflow.state import StateDB
     from pipeflow.storage.links import Linker
     from pipeflow.storage.objects import ObjectStore
@@ -117,6 +119,23 @@ class Repo:
         from pipeflow.storage.objects import ObjectStore
 
         return ObjectStore(self.cache_dir / "objects", self.linker)
+
+    @cached_property
+    def records(self) -> RecordStore:
+        """Run records and run-cache pointers (beside the objects, so they travel)."""
+        from pipeflow.lineage.records import RecordStore
+
+        return RecordStore(self.cache_dir, self.dot / "chain")
+
+    @cached_property
+    def index(self) -> RunIndex:
+        """The SQLite index of run records, brought up to date on first use."""
+        from pipeflow.lineage.index import RunIndex
+
+        index = RunIndex(self.dot / "state" / "index.db", self.records)
+        self._closers.append(index)
+        index.refresh()
+        return index
 
     def close(self) -> None:
         """Flush the stat cache and close the state database."""

@@ -97,3 +97,19 @@ def restore_outputs(
         restored.append(out.path)
     ensure_ignored(repo.root, [o.path for o in stage.outs if o.cache])
     return restored
+
+
+def restore_run_outputs(repo: Repo, stage: Stage, outputs: list[dict[str, object]]) -> list[str]:
+    """Check out the outputs an earlier run recorded (the run cache); returns paths."""
+    from pipeflow.hashing import HashInfo
+
+    placed = []
+    for out in outputs:
+        path = str(out["path"])
+        info = HashInfo(str(out["hash"]), int(str(out.get("size") or 0)),
+                        bool(out.get("isdir")), out.get("nfiles"))  # type: ignore[arg-type]
+        repo.store.checkout(info, repo.root / path, linker=repo.linker, hasher=repo.hasher)
+        repo.hasher.forget(path)
+        placed.append(path)
+    ensure_ignored(repo.root, [o.path for o in stage.outs if o.cache])
+    return placed

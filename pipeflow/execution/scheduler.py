@@ -8,7 +8,9 @@ succeed. Dependents of a failed stage are never started.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -16,10 +18,12 @@ from typing import Literal
 
 from pipeflow import journal
 from pipeflow.errors import StageFailed, StorageError
-from pipeflow.execution.commit import commit_outputs, restore_outputs
+from pipeflow.execution.commit import commit_outputs, restore_outputs, restore_run_outputs
 from pipeflow.execution.runner import LineSink, RunResult, prepare_outputs, run_stage
 from pipeflow.fingerprint import Change, Components
+from pipeflow.lineage.history import History, entry_from_record
 from pipeflow.planning import Planner, StageState
+from pipeflow.spec.model import Stage
 
 EventKind = Literal["skipped", "restored", "started", "finished", "failed", "blocked"]
 
@@ -69,6 +73,7 @@ class Scheduler:
         on_event: EventSink | None = None,
         sink: LineSink | None = None,
         token: str = "",
+        history: History | None = None,
     ) -> None:
         self.planner = planner
         self.repo = planner.repo
@@ -79,6 +84,7 @@ class Scheduler:
         self.emit = on_event or (lambda _e: None)
         self.sink = sink
         self.token = token
+        self.history = history
         self.states: dict[str, StageState] = {}
         self.outcome = Outcome()
         self._done: dict[str, str] = {}
@@ -162,6 +168,8 @@ class Scheduler:
                 self.emit(StageEvent("restored", name, state, detail=", ".join(restored)))
                 return
         assert state.components is not None
+        if self._from_run_cache(stage, state):
+            return
         try:
             prepare_outputs(self.repo.root, stage)
         except OSError as exc:
@@ -179,6 +187,30 @@ class Scheduler:
                           self.token)
         running[fut] = (name, state.components)
 
+    def _from_run_cache(self, stage: Stage, state: StageState) -> bool:
+        """Restore the outputs of an earlier run with the same fingerprint, if any."""
+        comps = state.components
+        if self.history is None or self.force or comps is None:
+            return False
+        source = self.history.cached_run(stage, comps)
+        if source is None:
+            return False
+        try:
+            restore_run_outputs(self.repo, stage, source.outputs)
+        except StorageError:
+            return False  # a corrupt object was set aside: run the stage instead
+        self.history.record_restore(stage, comps, source, time.time())
+        entry = entry_from_record(comps, source)
+        journal.append(self.repo.state, stage.name, entry)
+        name = stage.name
+        self.states[name] = StageState(name, "up-to-date", components=comps)
+        self._finish(name, "restored")
+        self.outcome.restored.append(name)
+        when = str(source.body.get("ended", ""))[:19].replace("T", " ")
+        detail = f"from the run cache (run {source.id[:12]} of {when})"
+        self.emit(StageEvent("restored", name, state, detail=detail))
+        return True
+
     def _complete(self, name: str, comps: Components, result: RunResult) -> None:
         stage = self.planner.graph.pipeline.stages[name]
         error: StageFailed | None = None
@@ -194,12 +226,17 @@ class Scheduler:
                 error = StageFailed(name, exc.message.split(": ", 1)[-1],
                                     log_tail="\n".join(result.tail))
             else:
+                if self.history is not None:
+                    record = self.history.record_run(stage, comps, result, entry)
+                    entry = dataclasses.replace(entry, run=record.id)
                 journal.append(self.repo.state, name, entry)
                 self.states[name] = StageState(name, "up-to-date", components=comps)
                 self._finish(name, "ran")
                 self.outcome.ran.append(name)
                 self.emit(StageEvent("finished", name, result=result))
                 return
+        if self.history is not None:
+            self.history.record_run(stage, comps, result, None, error.message)
         self._finish(name, "failed")
         self.outcome.failed.append(error)
         self.emit(StageEvent("failed", name, result=result, error=error))

@@ -13,6 +13,7 @@ DOT_GITIGNORE = """\
 /logs/
 /tmp/
 /lock
+/chain
 /config.local
 """
 

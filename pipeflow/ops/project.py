@@ -69,8 +69,10 @@ def render_lock(repo: Repo, graph: Graph | None = None) -> bool:
         repo.lock_path.read_text(encoding="utf-8") if repo.lock_path.exists() else None
     )
     if changed and (new.stages or new.sources or repo.lock_path.exists()):
-        if "store" in repo.__dict__:
-            sync_paths(repo.store.written())
+        written = list(repo.store.written()) if "store" in repo.__dict__ else []
+        if "records" in repo.__dict__:
+            written += repo.records.written
+        sync_paths(written)
         lockfile.write(repo.lock_path, new)
     repo.state.journal_clear()
     return changed

@@ -103,8 +103,11 @@ def repro(
         jobs = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
         token = uuid.uuid4().hex
         repo.state.put("run-token", token)
+        from pipeflow.lineage.history import History
+
         scheduler = Scheduler(planner, names, jobs=jobs, keep_going=options.keep_going,
-                              force=options.force, on_event=on_event, sink=sink, token=token)
+                              force=options.force, on_event=on_event, sink=sink, token=token,
+                              history=History(repo))
         report = ReproReport(selected=names, initialized=initialized)
         try:
             report.outcome = scheduler.run()

@@ -1,0 +1,213 @@
+"""Run records: one immutable JSON document per execution (or restore) of a stage.
+
+A record is addressed by the SHA-256 of its canonical bytes and stored in the
+object store's folder as ``runs/<chain>/<seq>-<sha256>.json``. Each clone appends
+to its own chain (a random id made at first use); every record names its
+predecessor (``prev``), so a rewritten, removed or inserted record is detectable
+(``pipeflow verify``). ``runcache/<fingerprint>`` points at the newest successful
+record with that fingerprint, like Bazel's action cache.
+
+What the chain protects against: accidental corruption and edits by anyone who
+cannot also rewrite the git history that names records (each lock entry names the
+record that made its outputs). What it does not: someone with write access to both
+the cache and git can forge a consistent history — the chain is integrity, not
+signature.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import re
+import secrets
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pipeflow.errors import StorageError
+
+RECORD_FORMAT = 1
+RecordKind = Literal["run", "restore", "add"]
+_NAME = re.compile(r"^(\d{8})-([0-9a-f]{64})\.json$")
+
+
+def iso(ts: float) -> str:
+    """UTC ISO 8601 with milliseconds, as records keep times."""
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat(timespec="milliseconds")
+
+
+def canonical(body: Mapping[str, Any]) -> bytes:
+    """The bytes a record is addressed by: sorted keys, no spaces, UTF-8."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8", "surrogatepass")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One stored record: its id (SHA-256), where it sits in its chain, and its body."""
+
+    id: str
+    chain: str
+    seq: int
+    body: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def kind(self) -> str:
+        return str(self.body.get("kind", "run"))
+
+    @property
+    def stage(self) -> str:
+        return str(self.body.get("stage", ""))
+
+    @property
+    def prev(self) -> str | None:
+        prev = self.body.get("prev")
+        return str(prev) if prev else None
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.body.get("fingerprint", ""))
+
+    @property
+    def ok(self) -> bool:
+        return self.body.get("exit_status") == 0
+
+    @property
+    def outputs(self) -> list[dict[str, Any]]:
+        outs = self.body.get("outputs", [])
+        return [o for o in outs if isinstance(o, dict)]
+
+    @property
+    def rel_path(self) -> str:
+        return f"{self.chain}/{self.seq:08d}-{self.id}.json"
+
+
+class RecordStore:
+    """Records and run-cache pointers under the cache folder."""
+
+    def __init__(self, cache_dir: Path, chain_file: Path) -> None:
+        self.runs = cache_dir / "runs"
+        self.runcache = cache_dir / "runcache"
+        self.chain_file = chain_file
+        self._chain: str | None = None
+        self._head: tuple[int, str | None] | None = None
+        self.written: list[Path] = []
+
+    # chain ------------------------------------------------------------------
+    @property
+    def chain(self) -> str:
+        """This clone's chain id (made at first use, kept in ``.pipeflow/chain``)."""
+        if self._chain is None:
+            try:
+                text = self.chain_file.read_text(encoding="utf-8").strip()
+            except FileNotFoundError:
+                text = ""
+            if not re.fullmatch(r"[0-9a-f]{16}", text):
+                text = secrets.token_hex(8)
+                self.chain_file.parent.mkdir(parents=True, exist_ok=True)
+                _write_atomic(self.chain_file, (text + "\n").encode())
+            self._chain = text
+        return self._chain
+
+    def chain_records(self, chain: str) -> list[tuple[int, str, Path]]:
+        """(seq, id, path) of a chain's record files, by seq."""
+        folder = self.runs / chain
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            return []
+        found = []
+        for name in names:
+            m = _NAME.match(name)
+            if m:
+                found.append((int(m.group(1)), m.group(2), folder / name))
+        return sorted(found)
+
+    def chains(self) -> list[str]:
+        try:
+            return sorted(n for n in os.listdir(self.runs) if (self.runs / n).is_dir())
+        except FileNotFoundError:
+            return []
+
+    def _chain_head(self) -> tuple[int, str | None]:
+        if self._head is None:
+            records = self.chain_records(self.chain)
+            self._head = (records[-1][0], records[-1][1]) if records else (0, None)
+        return self._head
+
+    # writing ----------------------------------------------------------------
+    def append(self, body: dict[str, Any]) -> RunRecord:
+        """Add ``body`` to this clone's chain (filling format, chain, seq, prev)."""
+        seq, prev = self._chain_head()
+        full = {**body, "format": RECORD_FORMAT, "chain": self.chain, "seq": seq + 1,
+                "prev": prev}
+        data = canonical(full)
+        rid = hashlib.sha256(data).hexdigest()
+        record = RunRecord(rid, self.chain, seq + 1, full)
+        path = self.runs / record.rel_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(path, data)
+        self.written.append(path)
+        self._head = (seq + 1, rid)
+        return record
+
+    def point(self, fingerprint: str, record: RunRecord) -> None:
+        """Make the run cache entry for ``fingerprint`` name ``record``."""
+        path = self.runcache / fingerprint[:2] / fingerprint
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(path, (record.rel_path + "\n").encode())
+        self.written.append(path)
+
+    # reading ----------------------------------------------------------------
+    def read_path(self, path: Path) -> RunRecord:
+        """A record file, checked against the SHA-256 in its name."""
+        m = _NAME.match(path.name)
+        if not m:
+            raise StorageError(f"not a run record file name: {path.name}")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise StorageError(f"cannot read run record {path}: {exc.strerror}") from exc
+        if hashlib.sha256(data).hexdigest() != m.group(2):
+            raise StorageError(f"run record {path.name} does not match its hash: it was "
+                               "modified after it was written")
+        try:
+            body = json.loads(data)
+        except ValueError as exc:
+            raise StorageError(f"run record {path.name} is not JSON") from exc
+        if not isinstance(body, dict):
+            raise StorageError(f"run record {path.name} is not a JSON object")
+        return RunRecord(m.group(2), path.parent.name, int(m.group(1)), body)
+
+    def read_rel(self, rel: str) -> RunRecord:
+        return self.read_path(self.runs / rel)
+
+    def lookup(self, fingerprint: str) -> RunRecord | None:
+        """The newest successful record with ``fingerprint`` (the run cache), or None."""
+        pointer = self.runcache / fingerprint[:2] / fingerprint
+        try:
+            rel = pointer.read_text(encoding="utf-8").strip()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if ".." in rel.split("/"):
+            return None
+        try:
+            return self.read_rel(rel)
+        except StorageError:
+            return None
+
+    def iter_all(self) -> Iterator[tuple[str, int, str, Path]]:
+        """(chain, seq, id, path) of every record file, chain by chain."""
+        for chain in self.chains():
+            for seq, rid, path in self.chain_records(chain):
+                yield chain, seq, rid, path
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
