@@ -158,11 +158,21 @@ class Planner:
             elif out.persist:
                 continue  # a persistent output is expected to differ between runs
             else:
-                msg = f"output modified in the workspace: {out.path}"
+                msg = self._checked_out(out.path, now.hash, rec.hash) or (
+                    f"output modified in the workspace: {out.path}")
                 changes.append(Change("output", out.path, msg, rec.hash, now.hash))
             if not self._restorable(out, rec):
                 restorable = False
         return changes, restorable and bool(changes)
+
+    def _checked_out(self, path: str, now: str, locked: str) -> str | None:
+        """``models/m.pkl: v2 checked out, lock has v3`` when both are known versions."""
+        if not self.repo.dot.is_dir():
+            return None
+        numbers = {row.hash: row.number for row in self.repo.index.versions(path)}
+        if now in numbers and locked in numbers:
+            return f"{path}: v{numbers[now]} checked out, lock has v{numbers[locked]}"
+        return None
 
     def _restorable(self, out: Out, rec: FileEntry) -> bool:
         return out.cache and rec.cache and not self.repo.store.missing(hash_info(rec))

@@ -25,6 +25,7 @@ def _version(value: bool) -> None:
 
 def build_app() -> click.Command:
     """The click command behind ``pipeflow``."""
+    from pipeflow.cli.history import add_command, tag_command, versions_command
     from pipeflow.cli.repro import repro_command
     from pipeflow.cli.status import status_command
 
@@ -56,6 +57,9 @@ def build_app() -> click.Command:
     app.command("status")(status_command)
     app.command("dag")(dag_command)
     app.command("checkout")(checkout_command)
+    app.command("add")(add_command)
+    app.command("versions")(versions_command)
+    app.command("tag")(tag_command)
     return typer.main.get_command(app)
 
 
@@ -112,11 +116,13 @@ def checkout_command(
     json_out: Json = False,
     verbose: Verbose = False,
 ) -> None:
-    """Put cached outputs back as pipeline.lock records them; runs nothing.
+    """Put cached outputs and source data back as pipeline.lock records them; runs nothing.
 
-    Restores outputs that are missing or differ from the lock (all stages, or
-    TARGETS: stage names, template groups or output paths). An output whose object
-    is not in the cache is reported (exit 1); `pipeflow repro` recomputes it.
+    Restores what is missing or differs from the lock (everything, or TARGETS:
+    stage names, template groups, output or source paths). PATH@VERSION (vN, a hash
+    prefix or a tag) restores that version of one path instead; `status` then says
+    so and `repro` restores the locked version. An output whose object is not in
+    the cache is reported (exit 1); `pipeflow repro` recomputes it.
     """
     from pipeflow.ops.checkout import checkout
 
@@ -133,3 +139,5 @@ def checkout_command(
         output.out("all outputs already match pipeline.lock")
     for name in report.not_run:
         output.warn(f"stage '{name}' has never run: nothing to restore")
+    for note in report.notes:
+        output.out(note)

@@ -44,7 +44,10 @@ class _Printer:
             elif ev.kind == "skipped":
                 output.out(f"'{ev.stage}' is up to date", dim=True)
             elif ev.kind == "restored":
-                output.out(f"'{ev.stage}' restored from the cache: {ev.detail}", fg="cyan")
+                notes = [c.message for c in ev.state.reasons if "checked out" in c.message] if (
+                    ev.state) else []
+                output.out(f"'{ev.stage}' restored from the cache: {ev.detail}"
+                           + (f" ({'; '.join(notes)})" if notes else ""), fg="cyan")
             elif ev.kind == "blocked":
                 output.err(f"'{ev.stage}' not run: upstream '{ev.detail}' failed", fg="red")
             elif ev.kind == "failed" and ev.error is not None:
@@ -108,6 +111,9 @@ def repro_command(
                                keep_going, single_item, downstream, wait)
         report = repro(repo, options, on_event=printer.event, sink=printer.line)
     outcome = report.outcome
+    if not json_out:
+        for note in report.sources:
+            output.out(f"source data: {note}")
     if dry:
         if json_out:
             output.emit_json({"schema": 1, "dry": True, "stages": [

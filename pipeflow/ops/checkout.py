@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 
 from pipeflow.errors import StorageError
 from pipeflow.execution.commit import restore_outputs
+from pipeflow.gitignore import ensure_ignored
 from pipeflow.graph import resolve_targets
+from pipeflow.lineage.versions import split_spec
+from pipeflow.lockfile import FileEntry, Lock
 from pipeflow.ops.project import load_project, render_lock
 from pipeflow.ops.repro import recover
 from pipeflow.planning import hash_info, out_entries
@@ -22,19 +25,34 @@ class CheckoutReport:
     """Outputs whose objects are not in the cache (not restored)."""
     not_run: list[str] = field(default_factory=list)
     """Stages with no lock entry: nothing to restore."""
+    notes: list[str] = field(default_factory=list)
 
 
 def checkout(repo: Repo, targets: list[str] | None = None, *, wait: float = 0.0) -> CheckoutReport:
-    """Restore cached outputs of ``targets`` (default: all stages) that differ from the lock."""
+    """Restore outputs and source data as the lock records them (default: all), or
+    one version of a path with ``PATH@VERSION``."""
     from pipeflow import lockfile
 
     report = CheckoutReport()
     with RepoLock(repo.dot / "lock", wait=wait):
         recover(repo)
-        project = load_project(repo)
-        graph = project.graph
-        names = resolve_targets(graph, targets) if targets else list(graph.order)
+        graph = load_project(repo).graph
         lock = lockfile.read(repo.lock_path, LOCK_FILE)
+        declared = set(graph.producers) | set(lock.sources)
+        stage_targets: list[str] = []
+        sources: list[str] = [] if targets else sorted(lock.sources)
+        for target in targets or []:
+            path, version = split_spec(repo, target, declared)
+            if version is not None:
+                _checkout_version(repo, path, version, lock, report)
+            elif path in lock.sources:
+                sources.append(path)
+            else:
+                stage_targets.append(target)
+        names = (resolve_targets(graph, stage_targets) if stage_targets
+                 else [] if targets else list(graph.order))
+        for path in sources:
+            _restore_source(repo, path, lock.sources[path], report)
         for name in names:
             entry = lock.stages.get(name)
             if entry is None:
@@ -57,3 +75,49 @@ def checkout(repo: Repo, targets: list[str] | None = None, *, wait: float = 0.0)
         msg = f"not in the cache, cannot restore: {paths}"
         raise StorageError(msg, hint="run `pipeflow repro` to recompute them")
     return report
+
+
+def _restore_source(repo: Repo, path: str, entry: FileEntry, report: CheckoutReport) -> None:
+    try:
+        now = repo.hasher.hash_path(path)
+    except FileNotFoundError:
+        now = None
+    if now is not None and now.hash == entry.hash:
+        report.unchanged += 1
+        return
+    if repo.store.missing(hash_info(entry)):
+        report.missing.append(path)
+        return
+    repo.store.checkout(hash_info(entry), repo.root / path, linker=repo.linker,
+                        hasher=repo.hasher)
+    repo.hasher.forget(path)
+    report.restored.append(path)
+
+
+def _checkout_version(
+    repo: Repo, path: str, version: str, lock: Lock, report: CheckoutReport
+) -> None:
+    from pipeflow.hashing import HashInfo
+    from pipeflow.lineage.versions import list_versions, resolve
+
+    current = out_entries_all(lock).get(path)
+    chosen = resolve(repo, path, version, list_versions(repo, path))
+    info = HashInfo(chosen.hash, chosen.size or 0, chosen.isdir)
+    if repo.store.missing(info):
+        raise StorageError(f"{chosen.label} of {path} ({chosen.hash[:8]}) is no longer in the "
+                           "cache", hint="`pipeflow versions` marks the versions it still has")
+    repo.store.checkout(info, repo.root / path, linker=repo.linker, hasher=repo.hasher)
+    repo.hasher.forget(path)
+    ensure_ignored(repo.root, [path])
+    report.restored.append(f"{path} ({chosen.label}, {chosen.hash[:8]})")
+    if current is not None and current.hash != chosen.hash:
+        report.notes.append(f"{path}: {chosen.label} checked out; pipeline.lock has another "
+                            "version (`pipeflow checkout` or `repro` restores it)")
+
+
+def out_entries_all(lock: Lock) -> dict[str, FileEntry]:
+    """Every output and source path the lock names, with its entry."""
+    entries: dict[str, FileEntry] = dict(lock.sources)
+    for entry in lock.stages.values():
+        entries.update(out_entries(entry))
+    return entries

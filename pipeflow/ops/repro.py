@@ -42,6 +42,8 @@ class ReproReport:
     outcome: Outcome = field(default_factory=Outcome)
     lock_changed: bool = False
     initialized: bool = False
+    sources: list[str] = field(default_factory=list)
+    """What happened to source data first: 'restored PATH' or 'new version of PATH'."""
 
 
 @contextmanager
@@ -75,6 +77,36 @@ def recover(repo: Repo) -> bool:
     return False
 
 
+def sync_sources(repo: Repo) -> list[str]:
+    """Before planning: restore missing source data from the cache and record a new
+    version of any source whose content changed since it was added."""
+    from pipeflow import lockfile
+    from pipeflow.lockfile import Lock
+    from pipeflow.ops.add import record_source
+    from pipeflow.planning import hash_info
+
+    lock = lockfile.read(repo.lock_path, LOCK_FILE)
+    if not lock.sources:
+        return []
+    notes = []
+    sources = dict(lock.sources)
+    for path, entry in lock.sources.items():
+        try:
+            now = repo.hasher.hash_path(path)
+        except FileNotFoundError:
+            if not repo.store.missing(hash_info(entry)):
+                repo.store.checkout(hash_info(entry), repo.root / path, linker=repo.linker)
+                repo.hasher.forget(path)
+                notes.append(f"restored {path}")
+            continue
+        if now.hash != entry.hash:
+            sources[path] = record_source(repo, path)
+            notes.append(f"new version of {path} recorded")
+    if sources != dict(lock.sources):
+        lockfile.write(repo.lock_path, Lock(stages=lock.stages, sources=sources))
+    return notes
+
+
 def repro(
     repo: Repo,
     options: ReproOptions,
@@ -98,6 +130,7 @@ def repro(
         graph = project.graph
         names = select(graph, resolve_targets(graph, options.targets),
                        single_item=options.single_item, downstream=options.downstream)
+        report_sources = sync_sources(repo)
         check_deps_exist(graph, repo.root, names)
         planner = Planner(repo, graph, lockfile.read(repo.lock_path, LOCK_FILE))
         jobs = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
@@ -108,7 +141,7 @@ def repro(
         scheduler = Scheduler(planner, names, jobs=jobs, keep_going=options.keep_going,
                               force=options.force, on_event=on_event, sink=sink, token=token,
                               history=History(repo))
-        report = ReproReport(selected=names, initialized=initialized)
+        report = ReproReport(selected=names, initialized=initialized, sources=report_sources)
         try:
             report.outcome = scheduler.run()
         except KeyboardInterrupt as exc:

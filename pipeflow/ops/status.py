@@ -67,6 +67,16 @@ def status(repo: Repo, targets: list[str] | None = None) -> StatusReport:
             f"git tracks the cached output '{path}': run `git rm -r --cached {path}` "
             "and commit, so the cache alone keeps its versions"
         )
+    for path, entry in lock.sources.items():
+        try:
+            now = repo.hasher.hash_path(path).hash
+        except FileNotFoundError:
+            warnings.append(f"source data '{path}' is missing: `pipeflow checkout {path}` "
+                            "restores it")
+            continue
+        if now != entry.hash:
+            warnings.append(f"source data '{path}' changed since it was added: `pipeflow add "
+                            f"{path}` (or `repro`) records the new version")
     if repo.dot.is_dir():
         repo.hasher.flush()
     return StatusReport(tuple(states[n] for n in names), tuple(warnings))

@@ -84,3 +84,92 @@ def test_run_cache_is_skipped_for_uncacheable_stages(project: Project) -> None:
     project.write("in.txt", "a\n")
     project.run("repro")
     assert runs(project) == ["s", "s", "s"]
+
+
+def _train_versions(p: Project) -> None:
+    chain(p)
+    p.run("repro")
+    for lr in (0.07, 0.09):
+        p.params({"prep": {"n": 3}, "train": {"lr": lr, "epochs": 2}, "eval": {"k": 1}})
+        assert p.run("repro").code == 0
+    runs(p)
+
+
+def test_versions_lists_each_content_with_params_and_metrics(project: Project) -> None:
+    _train_versions(project)
+    res = project.run("versions", "models/model.txt")
+    assert res.code == 0, res.text
+    assert "3 version(s)" in res.out
+    assert "params.yaml:train.lr: 0.05 -> 0.07" in res.out
+    body = json.loads(project.run("versions", "models/model.txt", "--json").out)
+    labels = [v["version"] for v in body["versions"]]
+    assert labels == ["v1", "v2", "v3"]
+    assert [v["current"] for v in body["versions"]] == [False, False, True]
+    metrics = json.loads(project.run("versions", "metrics.json", "--json").out)
+    assert metrics["versions"][0]["metrics"] == {"metrics.json:k": 1, "metrics.json:lines": 4}
+    ranked = json.loads(project.run("versions", "metrics.json", "--json", "--sort",
+                                    "metrics.lines").out)
+    assert len(ranked["versions"]) == 1  # same metrics bytes every time: one version
+    bad = project.run("versions", "metrics.json", "--sort", "metrics.nope")
+    assert bad.code == 2 and "no version has a metric 'nope'" in bad.err
+
+
+def test_checkout_a_version_then_repro_restores_the_lock(project: Project) -> None:
+    _train_versions(project)
+    res = project.run("checkout", "models/model.txt@v1")
+    assert res.code == 0, res.text
+    assert project.read("models/model.txt").startswith("lr=0.05")
+    st = project.run("status").out
+    assert "models/model.txt: v1 checked out, lock has v3" in st
+    res = project.run("repro")
+    assert res.code == 0
+    assert runs(project) == []
+    assert "v1 checked out, lock has v3" in res.out
+    assert project.read("models/model.txt").startswith("lr=0.09")
+    # by hash prefix, and errors list what exists
+    oid = json.loads(project.run("versions", "models/model.txt", "--json").out)["versions"][1]
+    assert project.run("checkout", f"models/model.txt@{oid['hash'][:6]}").code == 0
+    assert project.read("models/model.txt").startswith("lr=0.07")
+    bad = project.run("checkout", "models/model.txt@v9")
+    assert bad.code == 2
+    assert "has no version 'v9'" in bad.err and "v1" in bad.err and "v3" in bad.err
+    none = project.run("versions", "nothing/here.txt")
+    assert none.code == 2 and "no recorded versions" in none.err
+
+
+def test_tags_name_versions_and_keep_their_history(project: Project) -> None:
+    _train_versions(project)
+    assert project.run("tag", "models/model.txt@v2", "production").code == 0
+    res = project.run("tag", "models/model.txt@v1", "production")
+    assert res.code == 0 and "(was " in res.out
+    body = json.loads(project.run("versions", "models/model.txt", "--json").out)
+    assert body["versions"][0]["tags"] == ["production"]
+    assert project.run("checkout", "models/model.txt@production").code == 0
+    assert project.read("models/model.txt").startswith("lr=0.05")
+    log = project.read(".pipeflow/tags.jsonl").splitlines()
+    assert len(log) == 2
+    assert json.loads(log[1])["previous"] == body["versions"][1]["hash"]
+    assert project.run("tag", "models/model.txt", "x").code == 2
+    assert project.run("tag", "models/model.txt@v1", "v2").code == 2
+
+
+def test_add_versions_source_data(project: Project) -> None:
+    project.write("data/raw.txt", "a\n")
+    project.spec({"s": {"cmd": "echo s >> runs.log && cp data/raw.txt o.txt",
+                        "deps": ["data/raw.txt"], "outs": ["o.txt"]}})
+    res = project.run("add", "data/raw.txt")
+    assert res.code == 0, res.text
+    assert project.lock()["sources"]["data/raw.txt"]["size"] == 2
+    assert "/raw.txt" in project.read("data/.gitignore").splitlines()
+    assert project.run("repro").code == 0
+    project.write("data/raw.txt", "b\n")
+    assert "source data 'data/raw.txt' changed" in project.run("status").err
+    res = project.run("repro")
+    assert "new version of data/raw.txt recorded" in res.out
+    body = json.loads(project.run("versions", "data/raw.txt", "--json").out)
+    assert len(body["versions"]) == 2
+    (project.root / "data/raw.txt").unlink()
+    assert project.run("checkout").code == 0
+    assert project.read("data/raw.txt") == "b\n"
+    bad = project.run("add", "o.txt")
+    assert bad.code == 2 and "is an output of stage 's'" in bad.err

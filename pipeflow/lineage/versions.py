@@ -1,0 +1,123 @@
+"""Versions of a path: each distinct content it has had, and ``PATH@VERSION`` syntax.
+
+A version's identity is its content hash; ``vN`` (order of first production in
+this clone's index) is a local label, always shown beside the hash prefix.
+``VERSION`` is ``vN``, a hash prefix (4+ hex digits) or a tag name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeflow.errors import UsageError
+from pipeflow.lineage import tags as tagfile
+from pipeflow.repo import Repo
+
+_HEX = re.compile(r"^[0-9a-f]{4,32}$")
+
+
+@dataclass(frozen=True)
+class Version:
+    """One distinct content of a path, with what made it."""
+
+    path: str
+    number: int
+    hash: str
+    size: int | None
+    isdir: bool
+    first_run: str
+    first_seen: str
+    runs: int
+    tags: tuple[str, ...] = ()
+    in_cache: bool = True
+    current: bool = False
+    """The content pipeline.lock names for the path."""
+    params_changed: dict[str, Any] = field(default_factory=dict)
+    """Params that differ from the previous version's run: key -> [old, new]."""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"v{self.number}"
+
+
+def split_spec(repo: Repo, text: str, declared: set[str]) -> tuple[str, str | None]:
+    """``PATH@VERSION`` -> (root-relative path, version text or None).
+
+    The version is the text after the last ``@``, unless the whole argument is an
+    existing path or a declared output (``train@small`` style names use ``@`` too).
+    """
+    rel = _rel(repo, text)
+    if rel in declared or (repo.root / rel).exists() or "@" not in text:
+        return rel, None
+    head, _, version = text.rpartition("@")
+    return _rel(repo, head), version
+
+
+def _rel(repo: Repo, text: str) -> str:
+    absolute = os.path.normpath(os.path.join(os.getcwd(), text))
+    try:
+        rel = os.path.relpath(absolute, repo.root)
+    except ValueError:
+        rel = text
+    if rel.startswith(".."):
+        raise UsageError(f"'{text}' is outside the project {repo.root}")
+    return rel.replace(os.sep, "/")
+
+
+def list_versions(repo: Repo, path: str, *, current_hash: str | None = None) -> list[Version]:
+    """Every version of ``path`` in order of first production."""
+    index = repo.index
+    rows = index.versions(path)
+    tagged: dict[str, list[str]] = {}
+    for name, oid in tagfile.tags_of(repo.dot, path).items():
+        tagged.setdefault(oid, []).append(name)
+    from pipeflow.hashing import HashInfo
+
+    out: list[Version] = []
+    prev_params: dict[str, Any] | None = None
+    for row in rows:
+        params = {f"{f}:{k}": v for f, vals in index.params_of(row.first_run).items()
+                  for k, v in vals.items()}
+        changed = {}
+        if prev_params is not None:
+            for key in sorted(set(params) | set(prev_params)):
+                if params.get(key) != prev_params.get(key):
+                    changed[key] = [prev_params.get(key), params.get(key)]
+        prev_params = params
+        metrics = {f"{p}:{k}": v for p, vals in index.metrics_of(row.first_run).items()
+                   for k, v in vals.items()}
+        info = HashInfo(row.hash, row.size or 0, row.isdir)
+        out.append(Version(
+            path=path, number=row.number, hash=row.hash, size=row.size, isdir=row.isdir,
+            first_run=row.first_run, first_seen=row.first_seen, runs=row.runs,
+            tags=tuple(sorted(tagged.get(row.hash, []))),
+            in_cache=not repo.store.missing(info), current=row.hash == current_hash,
+            params_changed=changed, metrics=metrics,
+        ))
+    return out
+
+
+def resolve(repo: Repo, path: str, version: str, versions: list[Version]) -> Version:
+    """The version of ``path`` that ``version`` (vN, hash prefix or tag) names."""
+    if not versions:
+        raise UsageError(f"'{path}' has no recorded versions",
+                         hint="versions are recorded when `pipeflow repro` or `pipeflow add` "
+                              "produces the path")
+    found: list[Version] = []
+    if re.fullmatch(r"v\d+", version):
+        found = [v for v in versions if v.number == int(version[1:])]
+    if not found:
+        found = [v for v in versions if version in v.tags]
+    if not found and _HEX.match(version):
+        found = [v for v in versions if v.hash.startswith(version)]
+    if len(found) == 1:
+        return found[0]
+    listing = ", ".join(f"{v.label} ({v.hash[:8]})" for v in versions[-12:])
+    if len(found) > 1:
+        raise UsageError(f"'{version}' matches several versions of {path}",
+                         hint="give more hex digits")
+    raise UsageError(f"{path} has no version '{version}'", hint=f"it has: {listing}")

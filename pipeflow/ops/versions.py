@@ -1,0 +1,74 @@
+"""``pipeflow versions`` and ``pipeflow tag``: the history of one path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeflow import lockfile
+from pipeflow.errors import UsageError
+from pipeflow.lineage import tags as tagfile
+from pipeflow.lineage.versions import Version, list_versions, resolve, split_spec
+from pipeflow.lockfile import FileEntry
+from pipeflow.repo import LOCK_FILE, Repo
+from pipeflow.repolock import RepoLock
+
+
+def _locked_entries(repo: Repo) -> dict[str, FileEntry]:
+    from pipeflow.ops.checkout import out_entries_all
+
+    return out_entries_all(lockfile.read(repo.lock_path, LOCK_FILE))
+
+
+def versions(repo: Repo, target: str, *, sort: str | None = None) -> tuple[str, list[Version]]:
+    """Every version of the path ``target`` names, oldest first (or by ``sort``:
+    ``metrics.KEY`` ranks by a metric, highest first; ``size``; ``time``)."""
+    locked = _locked_entries(repo)
+    path, version = split_spec(repo, target, set(locked))
+    if version is not None:
+        raise UsageError("`versions` takes a path, not PATH@VERSION")
+    current = locked.get(path)
+    found = list_versions(repo, path, current_hash=current.hash if current else None)
+    if not found:
+        raise UsageError(f"'{path}' has no recorded versions",
+                         hint="versions are recorded when `pipeflow repro` or `pipeflow add` "
+                              "produces the path")
+    if sort:
+        found = _sorted(found, sort)
+    return path, found
+
+
+def _sorted(found: list[Version], key: str) -> list[Version]:
+    if key in ("time", "version"):
+        return found
+    if key == "size":
+        return sorted(found, key=lambda v: v.size or 0, reverse=True)
+    if key.startswith("metrics."):
+        name = key.removeprefix("metrics.")
+
+        def value(v: Version) -> tuple[int, Any]:
+            for k, val in v.metrics.items():
+                if k.split(":", 1)[-1] == name and isinstance(val, (int, float)):
+                    return (1, val)
+            return (0, 0)
+
+        if not any(value(v)[0] for v in found):
+            known = sorted({k.split(":", 1)[-1] for v in found for k in v.metrics})
+            raise UsageError(f"no version has a metric '{name}'",
+                             hint=f"metrics recorded: {', '.join(known) or 'none'}")
+        return sorted(found, key=value, reverse=True)
+    raise UsageError(f"cannot sort by '{key}'", hint="use time, size or metrics.NAME")
+
+
+def tag(repo: Repo, target: str, name: str, *, wait: float = 0.0) -> tuple[Version, str | None]:
+    """Point tag ``name`` at ``PATH@VERSION``; returns the version and the hash the tag
+    named before (None if new)."""
+    from pipeflow.gitinfo import read_provenance
+
+    locked = _locked_entries(repo)
+    path, version = split_spec(repo, target, set(locked))
+    if version is None:
+        raise UsageError("give the version to tag as PATH@VERSION (vN, hash prefix or tag)")
+    with RepoLock(repo.dot / "lock", wait=wait):
+        chosen = resolve(repo, path, version, list_versions(repo, path))
+        move = tagfile.move(repo.dot, path, name, chosen.hash, read_provenance(repo.root).user)
+    return chosen, move.previous
