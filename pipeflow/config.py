@@ -12,7 +12,10 @@ import yaml
 from pipeflow.errors import Location, SpecError
 
 LINK_MODES = ("reflink-or-copy", "reflink", "copy", "hardlink")
-KNOWN: dict[str, tuple[str, ...]] = {"cache": ("dir", "link")}
+KNOWN: dict[str, tuple[str, ...]] = {"cache": ("dir", "link"), "core": ("remote",),
+                                     "remote": ()}
+"""Sections and their keys; ``remote`` maps remote names to their settings."""
+SECRET_WORDS = ("secret", "password", "token", "key", "credential")
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -58,7 +61,7 @@ def _setter(layers: list[tuple[Path, dict[str, Any]]], keys: tuple[str, ...]) ->
     return Location(str(layers[0][0]))
 
 
-def _check_keys(data: dict[str, Any], path: Path) -> None:
+def check_keys(data: dict[str, Any], path: Path) -> None:
     """Unknown sections and keys are typos until proven otherwise: say so."""
     import difflib
 
@@ -70,6 +73,9 @@ def _check_keys(data: dict[str, Any], path: Path) -> None:
                             hint=hint)
         if not isinstance(body, dict):
             continue  # reported with its file by the checks after the merge
+        if section == "remote":
+            _check_remotes(body, path)
+            continue
         for key in body:
             if key not in KNOWN[section]:
                 close = difflib.get_close_matches(str(key), KNOWN[section], n=1)
@@ -79,6 +85,39 @@ def _check_keys(data: dict[str, Any], path: Path) -> None:
                                 Location(str(path)), hint=hint)
 
 
+def _check_remotes(body: dict[str, Any], path: Path) -> None:
+    for name, settings in body.items():
+        if not isinstance(settings, dict):
+            raise SpecError(f"remote '{name}' must be a mapping with a 'url'", Location(str(path)))
+        if path.name != "config.local":
+            secret = [k for k in settings if any(w in str(k).lower() for w in SECRET_WORDS)]
+            if secret:
+                raise SpecError(
+                    f"remote '{name}': '{secret[0]}' looks like a credential in the committed "
+                    "config", Location(str(path)),
+                    hint="use the environment or fsspec's own configuration, or "
+                         "`pipeflow remote modify --local` (config.local is git-ignored)")
+
+
+def save_config(path: Path, data: dict[str, Any], header: str) -> None:
+    """Write a config file atomically (comments other than ``header`` are not kept)."""
+    import os
+
+    from pipeflow.yamlemit import dump
+
+    text = header + (dump(data) if data else "{}\n")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """One config file's own contents (no defaults, no merge)."""
+    data = _read(path)
+    check_keys(data, path)
+    return data
+
+
 def load_config(shared: Path, local: Path, defaults: dict[str, Any]) -> dict[str, Any]:
     """Defaults, then the committed config, then the local one.
 
@@ -86,7 +125,7 @@ def load_config(shared: Path, local: Path, defaults: dict[str, Any]) -> dict[str
     """
     layers = [(shared, _read(shared)), (local, _read(local))]
     for path, data in layers:
-        _check_keys(data, path)
+        check_keys(data, path)
     config = copy.deepcopy(defaults)
     for _path, data in layers:
         config = _merge(config, data)

@@ -26,6 +26,7 @@ def _version(value: bool) -> None:
 def build_app() -> click.Command:
     """The click command behind ``pipeflow``."""
     from pipeflow.cli.history import add_command, tag_command, versions_command
+    from pipeflow.cli.remote import fetch_command, pull_command, push_command, remote_app
     from pipeflow.cli.repro import repro_command
     from pipeflow.cli.status import status_command
 
@@ -60,6 +61,10 @@ def build_app() -> click.Command:
     app.command("add")(add_command)
     app.command("versions")(versions_command)
     app.command("tag")(tag_command)
+    app.add_typer(remote_app(), name="remote")
+    app.command("push")(push_command)
+    app.command("fetch")(fetch_command)
+    app.command("pull")(pull_command)
     return typer.main.get_command(app)
 
 

@@ -1,0 +1,165 @@
+"""``remote``, ``push``, ``fetch``, ``pull``: sharing the cache through any fsspec URL."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from pipeflow.cli import output
+from pipeflow.cli.options import Json, Targets, Verbose, Wait, resolve_target_paths
+
+RemoteName = Annotated[
+    str | None, typer.Option("--remote", "-r", help="Remote name (default: the default one).")
+]
+Local = Annotated[
+    bool, typer.Option("--local", help="Write to .pipeflow/config.local (this machine only).")
+]
+
+
+def _progress(verb: str, quiet: bool):  # type: ignore[no-untyped-def]
+    if quiet or not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        if total:
+            end = "\n" if done == total else ""
+            sys.stderr.write(f"\r{verb} {done}/{total}{end}")
+            sys.stderr.flush()
+
+    return show
+
+
+def remote_app() -> typer.Typer:
+    app = typer.Typer(help="Configure remotes: where push, fetch and pull send and get data.",
+                      no_args_is_help=True, rich_markup_mode=None)
+
+    @app.command("add")
+    def add(
+        name: Annotated[str, typer.Argument(help="A short name, e.g. origin.")],
+        url: Annotated[str, typer.Argument(
+            help="Any fsspec URL: /shared/folder, file://, s3://bucket/prefix, gs://, az://.")],
+        default: Annotated[bool, typer.Option("--default", "-d",
+                                              help="Make it the default remote.")] = False,
+        local: Local = False,
+        force: Annotated[bool, typer.Option("--force", help="Replace an existing one.")] = False,
+        verbose: Verbose = False,
+    ) -> None:
+        """Add a remote (the first one becomes the default)."""
+        from pipeflow.ops.remotes import add_remote
+        from pipeflow.repo import Repo
+
+        with Repo.find() as repo:
+            add_remote(repo, name, url, default=default, local=local, force=force)
+        output.out(f"remote '{name}' -> {url}")
+
+    @app.command("list")
+    def list_(json_out: Json = False, verbose: Verbose = False) -> None:
+        """List remotes; the default one is marked with *."""
+        from pipeflow.ops.remotes import list_remotes
+        from pipeflow.repo import Repo
+        from pipeflow.storage.remote import redact
+
+        with Repo.find() as repo:
+            remotes = list_remotes(repo)
+        if json_out:
+            output.emit_json({"schema": 1, "remotes": [
+                {"name": r.name, "url": redact(r.url), "default": r.default} for r in remotes]})
+            return
+        if not remotes:
+            output.out("no remotes: `pipeflow remote add NAME URL`")
+        for r in remotes:
+            output.out(f"{'*' if r.default else ' '} {r.name}  {redact(r.url)}")
+
+    @app.command("modify")
+    def modify(
+        name: str,
+        key: Annotated[str, typer.Argument(help="url, or an fsspec option (endpoint_url, ...).")],
+        value: Annotated[str | None, typer.Argument(help="New value (omit with --unset).")] = None,
+        unset: Annotated[bool, typer.Option("--unset", help="Remove the option.")] = False,
+        local: Local = False,
+        verbose: Verbose = False,
+    ) -> None:
+        """Set or unset an option of a remote."""
+        from pipeflow.errors import UsageError
+        from pipeflow.ops.remotes import modify_remote
+        from pipeflow.repo import Repo
+
+        if (value is None) != unset:
+            raise UsageError("give a VALUE, or --unset")
+        with Repo.find() as repo:
+            modify_remote(repo, name, key, value, local=local)
+        output.out(f"remote '{name}': {key} {'unset' if unset else 'set'}")
+
+    @app.command("remove")
+    def remove(name: str, verbose: Verbose = False) -> None:
+        """Remove a remote from both config files."""
+        from pipeflow.ops.remotes import remove_remote
+        from pipeflow.repo import Repo
+
+        with Repo.find() as repo:
+            remove_remote(repo, name)
+        output.out(f"remote '{name}' removed")
+
+    return app
+
+
+def _report(verb: str, report, json_out: bool) -> None:  # type: ignore[no-untyped-def]
+    if json_out:
+        output.emit_json({"schema": 1, "remote": report.remote, "objects": report.objects,
+                          "records": report.records, "pointers": report.pointers,
+                          "up_to_date": report.up_to_date, "missing": report.missing})
+        return
+    output.out(f"{verb} {report.objects} object(s), {report.records} run record(s) "
+               f"({report.up_to_date} already there)")
+    if report.missing:
+        output.warn(f"{len(report.missing)} object(s) needed are on neither side "
+                    "(recompute them with `pipeflow repro`)")
+
+
+def push_command(targets: Targets = None, remote: RemoteName = None, json_out: Json = False,
+                 verbose: Verbose = False) -> None:
+    """Send cache objects (all, or what TARGETS need) and run records to a remote.
+
+    Only what the remote lacks is sent. Run records travel too, so lineage,
+    versions and the run cache work in every clone that pulls.
+    """
+    from pipeflow.ops.transfer import push
+    from pipeflow.repo import Repo
+
+    with Repo.find() as repo:
+        report = push(repo, remote, list(resolve_target_paths(repo.root, targets)) or None,
+                      _progress("pushing", json_out))
+    _report("pushed", report, json_out)
+
+
+def fetch_command(targets: Targets = None, remote: RemoteName = None, json_out: Json = False,
+                  verbose: Verbose = False) -> None:
+    """Get the objects pipeline.lock needs, and all run records, into the local cache.
+
+    Every object is verified against its hash before it enters the cache.
+    """
+    from pipeflow.ops.transfer import fetch
+    from pipeflow.repo import Repo
+
+    with Repo.find() as repo:
+        report = fetch(repo, remote, list(resolve_target_paths(repo.root, targets)) or None,
+                       _progress("fetching", json_out))
+    _report("fetched", report, json_out)
+
+
+def pull_command(targets: Targets = None, remote: RemoteName = None, wait: Wait = 0.0,
+                 json_out: Json = False, verbose: Verbose = False) -> None:
+    """fetch, then checkout: outputs and source data appear as pipeline.lock records them."""
+    from pipeflow.ops.checkout import checkout
+    from pipeflow.ops.transfer import fetch
+    from pipeflow.repo import Repo
+
+    with Repo.find() as repo:
+        chosen = list(resolve_target_paths(repo.root, targets)) or None
+        report = fetch(repo, remote, chosen, _progress("fetching", json_out))
+        done = checkout(repo, chosen, wait=wait)
+    _report("fetched", report, json_out)
+    if not json_out:
+        output.out(f"restored {len(done.restored)} path(s)")

@@ -1,0 +1,139 @@
+"""``pipeflow remote add|list|modify|remove``: remotes in the project config.
+
+URLs and shared options go in the committed ``.pipeflow/config``; per-machine
+options (``--local``) in the git-ignored ``.pipeflow/config.local``. Credentials
+come from the environment or fsspec's own configuration, never from the repo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pipeflow.config import check_keys, read_config_file, save_config
+from pipeflow.errors import UsageError
+from pipeflow.repo import CONFIG_FILE, LOCAL_CONFIG_FILE, Repo
+from pipeflow.storage.remote import Remote, redact
+
+SHARED_HEADER = "# pipeflow project config (committed). Per-machine overrides: config.local.\n"
+LOCAL_HEADER = "# pipeflow per-machine config (git-ignored).\n"
+
+
+@dataclass(frozen=True)
+class RemoteInfo:
+    name: str
+    url: str
+    default: bool
+    options: dict[str, Any]
+
+
+def _file(repo: Repo, local: bool) -> tuple[Any, str]:
+    path = repo.dot / (LOCAL_CONFIG_FILE if local else CONFIG_FILE)
+    return path, LOCAL_HEADER if local else SHARED_HEADER
+
+
+def _edit(repo: Repo, local: bool, change: Any) -> None:
+    if not repo.dot.is_dir():
+        from pipeflow.ops.init import init
+
+        init(repo.root, starter=False)
+    path, header = _file(repo, local)
+    data = read_config_file(path)
+    change(data)
+    for section in [k for k, v in data.items() if v in ({}, None)]:
+        del data[section]
+    check_keys(data, path)  # refuse to write what could not be read back
+    save_config(path, data, header)
+    repo.__dict__.pop("config", None)
+
+
+def list_remotes(repo: Repo) -> list[RemoteInfo]:
+    config = repo.config
+    default = (config.get("core") or {}).get("remote")
+    out = []
+    for name, settings in sorted((config.get("remote") or {}).items()):
+        options = {k: v for k, v in settings.items() if k != "url"}
+        out.append(RemoteInfo(name, str(settings.get("url", "")), name == default, options))
+    return out
+
+
+def add_remote(repo: Repo, name: str, url: str, *, default: bool = False,
+               local: bool = False, force: bool = False) -> None:
+    """Add remote ``name`` at ``url``; ``default`` makes it the one push/pull use."""
+    if not name or "/" in name or name.startswith("-"):
+        raise UsageError(f"invalid remote name {name!r}")
+    if "@" in url.split("//", 1)[-1].split("/", 1)[0]:
+        raise UsageError(f"the URL {redact(url)} contains credentials",
+                         hint="give them through the environment or fsspec's configuration")
+    existing = {r.name for r in list_remotes(repo)}
+    if name in existing and not force:
+        raise UsageError(f"remote '{name}' exists", hint="use `pipeflow remote modify` or --force")
+
+    def change(data: dict[str, Any]) -> None:
+        data.setdefault("remote", {})[name] = {**(data.get("remote", {}).get(name) or {}),
+                                                "url": url}
+        if default or not existing:
+            data.setdefault("core", {})["remote"] = name
+
+    _edit(repo, local, change)
+
+
+def modify_remote(repo: Repo, name: str, key: str, value: str | None, *,
+                  local: bool = False) -> None:
+    """Set (or with ``value`` None, unset) option ``key`` of remote ``name``."""
+    if name not in {r.name for r in list_remotes(repo)}:
+        raise UsageError(f"no remote named '{name}'", hint="`pipeflow remote list` shows them")
+
+    def change(data: dict[str, Any]) -> None:
+        settings = data.setdefault("remote", {}).setdefault(name, {})
+        if value is None:
+            settings.pop(key, None)
+        else:
+            settings[key] = _parse(value)
+
+    _edit(repo, local, change)
+
+
+def _parse(value: str) -> Any:
+    lowered = value.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        return int(value)
+    except ValueError:
+        return value
+
+
+def remove_remote(repo: Repo, name: str) -> None:
+    if name not in {r.name for r in list_remotes(repo)}:
+        raise UsageError(f"no remote named '{name}'", hint="`pipeflow remote list` shows them")
+    for local in (False, True):
+        def change(data: dict[str, Any]) -> None:
+            (data.get("remote") or {}).pop(name, None)
+            if (data.get("core") or {}).get("remote") == name:
+                data["core"].pop("remote")
+
+        _edit(repo, local, change)
+
+
+def open_remote(repo: Repo, name: str | None = None) -> Remote:
+    """The remote ``name`` (default: ``core.remote``, or the only one)."""
+    remotes = {r.name: r for r in list_remotes(repo)}
+    if not remotes:
+        raise UsageError("no remote configured",
+                         hint="add one: `pipeflow remote add NAME URL --default`")
+    if name is None:
+        chosen = [r for r in remotes.values() if r.default] or (
+            list(remotes.values()) if len(remotes) == 1 else [])
+        if not chosen:
+            raise UsageError("several remotes and no default",
+                             hint="pass -r NAME or `pipeflow remote add NAME URL --default`")
+        info = chosen[0]
+    elif name in remotes:
+        info = remotes[name]
+    else:
+        raise UsageError(f"no remote named '{name}'",
+                         hint=f"configured: {', '.join(sorted(remotes))}")
+    if not info.url:
+        raise UsageError(f"remote '{info.name}' has no url")
+    return Remote(info.name, info.url, info.options)
