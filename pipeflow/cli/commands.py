@@ -25,6 +25,7 @@ def _version(value: bool) -> None:
 
 def build_app() -> click.Command:
     """The click command behind ``pipeflow``."""
+    from pipeflow.cli.gc import gc_command
     from pipeflow.cli.history import add_command, tag_command, versions_command
     from pipeflow.cli.remote import fetch_command, pull_command, push_command, remote_app
     from pipeflow.cli.repro import repro_command
@@ -65,6 +66,7 @@ def build_app() -> click.Command:
     app.command("push")(push_command)
     app.command("fetch")(fetch_command)
     app.command("pull")(pull_command)
+    app.command("gc")(gc_command)
     return typer.main.get_command(app)
 
 
