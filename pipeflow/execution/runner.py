@@ -18,12 +18,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from pipeflow.spec.model import Stage
 
+if TYPE_CHECKING:
+    from pipeflow.fingerprint import Components
+
 LineSink = Callable[[str, str], None]
 """Called with (stage name, one line of its output without the newline)."""
+
+Executor = Callable[["Stage", "Components"], "RunResult"]
+"""Runs one stage (outputs end up in the workspace) and says how it ended; called on a
+worker thread of the scheduler. The local executor wraps ``run_stage``; the Dask
+executor runs the command on a cluster and brings the outputs back."""
 
 TAIL_LINES = 20
 
@@ -51,10 +59,12 @@ class RunResult:
     log_path: Path
     tail: tuple[str, ...]
     failed_cmd: str | None = None
+    error: str | None = None
+    """Why the stage failed other than by its exit status (e.g. an executor's check)."""
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0
+        return self.returncode == 0 and self.error is None
 
     @property
     def duration(self) -> float:
@@ -189,3 +199,12 @@ def _run_one(
         with _live_lock:
             _live.discard(proc)
     return code
+
+
+def local_executor(root: Path, log_dir: Path, sink: LineSink | None, token: str) -> Executor:
+    """Run stages as local processes."""
+
+    def run(stage: Stage, comps: Components) -> RunResult:
+        return run_stage(root, stage, log_dir, sink, token)
+
+    return run

@@ -19,7 +19,13 @@ from typing import Literal
 from pipeflow import journal
 from pipeflow.errors import StageFailed, StorageError
 from pipeflow.execution.commit import commit_outputs, restore_outputs, restore_run_outputs
-from pipeflow.execution.runner import LineSink, RunResult, prepare_outputs, run_stage
+from pipeflow.execution.runner import (
+    Executor,
+    LineSink,
+    RunResult,
+    local_executor,
+    prepare_outputs,
+)
 from pipeflow.fingerprint import Change, Components
 from pipeflow.lineage.history import History, entry_from_record
 from pipeflow.planning import Planner, StageState
@@ -74,6 +80,7 @@ class Scheduler:
         sink: LineSink | None = None,
         token: str = "",
         history: History | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.planner = planner
         self.repo = planner.repo
@@ -85,6 +92,8 @@ class Scheduler:
         self.sink = sink
         self.token = token
         self.history = history
+        self.executor = executor or local_executor(self.repo.root, self.repo.logs_dir, sink,
+                                                   token)
         self.states: dict[str, StageState] = {}
         self.outcome = Outcome()
         self._done: dict[str, str] = {}
@@ -183,8 +192,7 @@ class Scheduler:
         for out in stage.outs:
             self.repo.hasher.forget(out.path)
         self.emit(StageEvent("started", name, state))
-        fut = pool.submit(run_stage, self.repo.root, stage, self.repo.logs_dir, self.sink,
-                          self.token)
+        fut = pool.submit(self.executor, stage, state.components)
         running[fut] = (name, state.components)
 
     def _from_run_cache(self, stage: Stage, state: StageState) -> bool:
@@ -214,7 +222,9 @@ class Scheduler:
     def _complete(self, name: str, comps: Components, result: RunResult) -> None:
         stage = self.planner.graph.pipeline.stages[name]
         error: StageFailed | None = None
-        if not result.ok:
+        if result.error is not None:
+            error = StageFailed(name, result.error, log_tail="\n".join(result.tail))
+        elif not result.ok:
             what = f"'{result.failed_cmd}' exited with status {result.returncode}"
             if result.returncode < 0:
                 what = f"'{result.failed_cmd}' was killed by signal {-result.returncode}"
