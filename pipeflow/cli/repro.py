@@ -72,6 +72,12 @@ KeepGoing = Annotated[
 SingleItem = Annotated[
     bool, _flag("--single-item", "-s", help="Only the targets, not their upstream.")
 ]
+Pull = Annotated[
+    bool, _flag("--pull", help="Take run-cache hits and missing outputs from the remote.")
+]
+RemoteOpt = Annotated[
+    str | None, typer.Option("--remote", "-r", help="Remote for --pull (default: the default).")
+]
 Downstream = Annotated[
     bool, _flag("--downstream", help="The targets and everything downstream of them.")
 ]
@@ -85,6 +91,8 @@ def repro_command(
     keep_going: KeepGoing = False,
     single_item: SingleItem = False,
     downstream: Downstream = False,
+    pull: Pull = False,
+    remote: RemoteOpt = None,
     wait: Wait = 0.0,
     json_out: Json = False,
     verbose: Verbose = False,
@@ -108,7 +116,7 @@ def repro_command(
     printer = _Printer(jobs, quiet=json_out)
     with Repo.find() as repo:
         options = ReproOptions(resolve_target_paths(repo.root, targets), force, dry, jobs,
-                               keep_going, single_item, downstream, wait)
+                               keep_going, single_item, downstream, wait, pull, remote)
         report = repro(repo, options, on_event=printer.event, sink=printer.line)
     outcome = report.outcome
     if not json_out:

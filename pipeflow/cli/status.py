@@ -36,6 +36,9 @@ def status_command(
     check: Annotated[
         bool, typer.Option("--check", help="Exit 1 if any stage is not up to date.")
     ] = False,
+    remote: Annotated[
+        bool, typer.Option("--remote", help="Also show what the default remote lacks.")
+    ] = False,
     verbose: Verbose = False,
 ) -> None:
     """Show each stage's state and why.
@@ -52,8 +55,15 @@ def status_command(
 
     with Repo.find() as repo:
         report = status(repo, list(resolve_target_paths(repo.root, targets)) or None)
+        if remote:
+            from pipeflow.ops.transfer import unpushed
+
+            paths, records = unpushed(repo)
     if json_out:
-        output.emit_json(report.to_json())
+        body = report.to_json()
+        if remote:
+            body["not_pushed"] = {"paths": paths, "records": records}
+        output.emit_json(body)
     else:
         for warning in report.warnings:
             output.warn(warning)
@@ -62,5 +72,11 @@ def status_command(
         else:
             print_states(report.states)
             output.out(summary(report.states))
+        if remote:
+            if paths or records:
+                shown = ", ".join(paths) or "no outputs"
+                output.out(f"not pushed: {shown}; {records} run record(s)")
+            else:
+                output.out("the remote has everything")
     if check and not report.up_to_date:
         raise typer.Exit(1)

@@ -20,6 +20,7 @@ from pipeflow.spec.model import Stage
 if TYPE_CHECKING:
     from pipeflow.execution.runner import RunResult
     from pipeflow.repo import Repo
+    from pipeflow.storage.remote import Remote
 
 
 def _entry_json(entry: FileEntry, kind: str | None = None) -> dict[str, Any]:
@@ -59,6 +60,8 @@ class History:
     """The run-record side of a ``repro``: one per invocation."""
 
     repo: Repo
+    remote: Remote | None = None
+    """With ``repro --pull``: where run-cache hits missing locally are fetched from."""
     _provenance: Provenance | None = None
 
     @property
@@ -149,11 +152,17 @@ class History:
             return None
         from pipeflow.hashing import HashInfo
 
-        for out in outs:
-            info = HashInfo(str(out.get("hash")), int(out.get("size") or 0),
-                            bool(out.get("isdir")), out.get("nfiles"))
-            if self.repo.store.missing(info):
-                return None
+        infos = [HashInfo(str(o.get("hash")), int(o.get("size") or 0), bool(o.get("isdir")),
+                          o.get("nfiles")) for o in outs]
+        if any(self.repo.store.missing(i) for i in infos) and self.remote is not None:
+            from pipeflow.ops.transfer import download_objects
+
+            # manifests first, then the files they list
+            download_objects(self.repo, self.remote, [i.hash for i in infos])
+            download_objects(self.repo, self.remote,
+                             [oid for i in infos for oid in self.repo.store.missing(i)])
+        if any(self.repo.store.missing(i) for i in infos):
+            return None
         return record
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from pipeflow.errors import Interrupted, Terminated
 from pipeflow.execution.runner import LineSink
@@ -19,6 +20,9 @@ from pipeflow.ops.project import load_project, render_lock
 from pipeflow.planning import Planner, StageState
 from pipeflow.repo import LOCK_FILE, Repo
 from pipeflow.repolock import RepoLock
+
+if TYPE_CHECKING:
+    from pipeflow.storage.remote import Remote
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class ReproOptions:
     single_item: bool = False
     downstream: bool = False
     wait: float = 0.0
+    pull: bool = False
+    remote: str | None = None
 
 
 @dataclass
@@ -107,6 +113,18 @@ def sync_sources(repo: Repo) -> list[str]:
     return notes
 
 
+def _pull_first(repo: Repo, options: ReproOptions) -> Remote:
+    """``--pull``: records, pointers and the lock's objects from the remote first, so
+    missing outputs restore instead of rerunning and run-cache hits are seen."""
+    from pipeflow.ops.remotes import open_remote
+    from pipeflow.ops.transfer import fetch
+
+    remote = open_remote(repo, options.remote)
+    fetch(repo, options.remote)
+    repo.__dict__.pop("index", None)  # re-open: fetched records get indexed
+    return remote
+
+
 def repro(
     repo: Repo,
     options: ReproOptions,
@@ -138,9 +156,10 @@ def repro(
         repo.state.put("run-token", token)
         from pipeflow.lineage.history import History
 
+        history = History(repo, remote=_pull_first(repo, options) if options.pull else None)
         scheduler = Scheduler(planner, names, jobs=jobs, keep_going=options.keep_going,
                               force=options.force, on_event=on_event, sink=sink, token=token,
-                              history=History(repo))
+                              history=history)
         report = ReproReport(selected=names, initialized=initialized, sources=report_sources)
         try:
             report.outcome = scheduler.run()

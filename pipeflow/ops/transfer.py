@@ -156,6 +156,26 @@ def fetch(repo: Repo, remote_name: str | None = None, targets: list[str] | None 
     return report
 
 
+def download_objects(repo: Repo, remote: Remote, oids: Iterable[str]) -> list[str]:
+    """Bring ``oids`` (those the remote has) into the local cache, verified; returns
+    the oids that could not be had (absent or rejected)."""
+    wanted = sorted(set(oids))
+    have_remote = remote.objects() if wanted else set()
+    report = TransferReport(remote.name)
+    _download_objects(repo, remote, wanted, have_remote, report, None)
+    return sorted(set(report.missing) | set(report.rejected))
+
+
+def unpushed(repo: Repo, remote_name: str | None = None) -> tuple[list[str], int]:
+    """Paths in the lock whose objects the remote lacks, and how many run records."""
+    remote = open_remote(repo, remote_name)
+    have = remote.objects()
+    lock = lockfile.read(repo.lock_path, LOCK_FILE)
+    paths = [e.path for e in _entries(lock, None) if not objects_for(repo, [e]) <= have]
+    local = {f"{chain}/{path.name}" for chain, _s, _i, path in repo.records.iter_all()}
+    return sorted(paths), len(local - remote.records())
+
+
 def _download_objects(repo: Repo, remote: Remote, oids: list[str], have_remote: set[str],
                       report: TransferReport, progress: Progress | None) -> None:
     tmp_dir = repo.cache_dir / "tmp"

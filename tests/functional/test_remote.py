@@ -102,3 +102,33 @@ def test_push_targets_sends_only_their_objects(project: Project, tmp_path: Path)
     sent = {p.parent.name + p.name for p in (store / "objects").glob("*/*")}
     assert sent == {project.lock()["stages"]["train"]["outs"][0]["hash"]}
     shutil.rmtree(store)
+
+
+def test_status_remote_and_repro_pull(project: Project, tmp_path: Path) -> None:
+    chain(project)
+    store = tmp_path / "r"
+    project.run("remote", "add", "origin", str(store))
+    project.run("repro")
+    res = project.run("status", "--remote")
+    assert "not pushed: " in res.out and "models/model.txt" in res.out
+    project.run("push")
+    assert "the remote has everything" in project.run("status", "--remote").out
+    body = json.loads(project.run("status", "--remote", "--json").out)
+    assert body["not_pushed"] == {"paths": [], "records": 0}
+    # a second version pushed; the clone reverts to it with --pull: no rerun
+    project.params({"prep": {"n": 3}, "train": {"lr": 0.5, "epochs": 2}, "eval": {"k": 1}})
+    project.run("repro")
+    project.run("push")
+    runs(project)
+    project.params({"prep": {"n": 3}, "train": {"lr": 0.05, "epochs": 2}, "eval": {"k": 1}})
+    project.run("repro")  # back to lr 0.05 (run cache), then commit that state
+    project.git("add", "-A")
+    project.git("commit", "-qm", "lr 0.05")
+    clone = tmp_path / "c"
+    subprocess.run(["git", "clone", "-q", str(project.root), str(clone)], check=True)
+    other = Project(clone)
+    other.params({"prep": {"n": 3}, "train": {"lr": 0.5, "epochs": 2}, "eval": {"k": 1}})
+    res = other.run("repro", "--pull")
+    assert res.code == 0, res.text
+    assert not (clone / "runs.log").exists() or "train" not in other.read("runs.log")
+    assert other.read("models/model.txt").startswith("lr=0.5")
