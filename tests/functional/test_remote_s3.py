@@ -1,0 +1,70 @@
+"""A real S3 remote: an S3-compatible server (moto) on 127.0.0.1, through s3fs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Project
+from tests.functional.helpers import chain
+
+pytest.importorskip("s3fs")
+moto_server = pytest.importorskip("moto.server")
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(monkeypatch: pytest.MonkeyPatch, s3_endpoint: str) -> str:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing-key-id")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret-value")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    import boto3
+
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="team-cache")
+    return s3_endpoint
+
+
+def test_push_and_pull_through_s3(project: Project, tmp_path: Path, s3_env: str) -> None:
+    chain(project)
+    assert project.run("remote", "add", "s3", "s3://team-cache/proj").code == 0
+    assert project.run("remote", "modify", "s3", "endpoint_url", s3_env, "--local").code == 0
+    assert project.run("repro").code == 0
+    res = project.run("push", "--json")
+    assert res.code == 0, res.text
+    assert json.loads(res.out)["records"] == 3
+    assert json.loads(project.run("push", "--json").out)["objects"] == 0
+    project.git("add", "-A")
+    project.git("commit", "-qm", "pipeline")
+    clone = tmp_path / "colleague"
+    subprocess.run(["git", "clone", "-q", str(project.root), str(clone)], check=True)
+    other = Project(clone)
+    assert other.run("remote", "modify", "s3", "endpoint_url", s3_env, "--local").code == 0
+    res = other.run("pull")
+    assert res.code == 0, res.text
+    assert other.read("models/model.txt") == project.read("models/model.txt")
+    assert other.run("status", "--check").code == 0
+    text = other.run("versions", "models/model.txt").out + project.read(".pipeflow/config")
+    assert "testing-secret-value" not in text
+
+
+def test_unreachable_s3_names_the_url(project: Project, s3_env: str) -> None:
+    chain(project)
+    project.run("repro")
+    project.run("remote", "add", "s3", "s3://no-such-bucket-here/x")
+    project.run("remote", "modify", "s3", "endpoint_url", "http://127.0.0.1:9", "--local")
+    res = project.run("push")
+    assert res.code == 1, res.text
+    assert "s3://no-such-bucket-here/x" in res.err
+    assert "testing-secret-value" not in res.text
