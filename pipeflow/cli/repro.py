@@ -76,7 +76,17 @@ Pull = Annotated[
     bool, _flag("--pull", help="Take run-cache hits and missing outputs from the remote.")
 ]
 RemoteOpt = Annotated[
-    str | None, typer.Option("--remote", "-r", help="Remote for --pull (default: the default).")
+    str | None, typer.Option("--remote", "-r",
+                             help="Remote for --pull and --executor dask (default: the default).")
+]
+ExecutorOpt = Annotated[
+    str, typer.Option("--executor", metavar="local|dask",
+                      help="Where stages run: here, or as tasks on a Dask cluster.")
+]
+SchedulerOpt = Annotated[
+    str | None, typer.Option("--scheduler", metavar="ADDRESS",
+                             help="Dask scheduler for --executor dask, e.g. tcp://host:8786 "
+                                  "(default: $PIPEFLOW_DASK_SCHEDULER).")
 ]
 Downstream = Annotated[
     bool, _flag("--downstream", help="The targets and everything downstream of them.")
@@ -93,6 +103,8 @@ def repro_command(
     downstream: Downstream = False,
     pull: Pull = False,
     remote: RemoteOpt = None,
+    executor: ExecutorOpt = "local",
+    scheduler: SchedulerOpt = None,
     wait: Wait = 0.0,
     json_out: Json = False,
     verbose: Verbose = False,
@@ -116,7 +128,8 @@ def repro_command(
     printer = _Printer(jobs, quiet=json_out)
     with Repo.find() as repo:
         options = ReproOptions(resolve_target_paths(repo.root, targets), force, dry, jobs,
-                               keep_going, single_item, downstream, wait, pull, remote)
+                               keep_going, single_item, downstream, wait, pull, remote,
+                               executor, scheduler)
         report = repro(repo, options, on_event=printer.event, sink=printer.line)
     outcome = report.outcome
     if not json_out:

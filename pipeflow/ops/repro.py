@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import uuid
@@ -22,6 +23,7 @@ from pipeflow.repo import LOCK_FILE, Repo
 from pipeflow.repolock import RepoLock
 
 if TYPE_CHECKING:
+    from pipeflow.execution.dask_executor import DaskExecutor
     from pipeflow.storage.remote import Remote
 
 
@@ -37,6 +39,9 @@ class ReproOptions:
     wait: float = 0.0
     pull: bool = False
     remote: str | None = None
+    executor: str = "local"
+    """``local`` or ``dask`` (then ``scheduler``, or PIPEFLOW_DASK_SCHEDULER, and a remote)."""
+    scheduler: str | None = None
 
 
 @dataclass
@@ -125,6 +130,29 @@ def _pull_first(repo: Repo, options: ReproOptions) -> Remote:
     return remote
 
 
+def _dask_setup(repo: Repo, options: ReproOptions) -> tuple[Remote, str] | None:
+    """For ``--executor dask``: its remote and scheduler address, checked before
+    anything runs (UsageError when one is missing)."""
+    from pipeflow.errors import UsageError
+
+    if options.executor == "local":
+        return None
+    if options.executor != "dask":
+        raise UsageError(f"unknown executor {options.executor!r}", hint="use local or dask")
+    from pipeflow.execution.dask_executor import check_setup
+
+    return check_setup(repo, options.remote, options.scheduler)
+
+
+def _dask_executor(repo: Repo, setup: tuple[Remote, str] | None, sink: LineSink | None,
+                   token: str) -> DaskExecutor | None:
+    if setup is None:
+        return None
+    from pipeflow.execution.dask_executor import DaskExecutor
+
+    return DaskExecutor(repo, setup[0], setup[1], sink=sink, token=token)
+
+
 def repro(
     repo: Repo,
     options: ReproOptions,
@@ -140,6 +168,7 @@ def repro(
     if options.dry:
         return _dry(repo, options)
     _ = repo.config  # a bad config is reported before anything runs
+    dask = _dask_setup(repo, options)
     with RepoLock(repo.dot / "lock", wait=options.wait), _sigterm_as_interrupt():
         recover(repo)
         from pipeflow import lockfile
@@ -157,15 +186,19 @@ def repro(
         from pipeflow.lineage.history import History
 
         history = History(repo, remote=_pull_first(repo, options) if options.pull else None)
+        executor = _dask_executor(repo, dask, sink, token)
         scheduler = Scheduler(planner, names, jobs=jobs, keep_going=options.keep_going,
                               force=options.force, on_event=on_event, sink=sink, token=token,
-                              history=history)
+                              history=history, executor=executor)
         report = ReproReport(selected=names, initialized=initialized, sources=report_sources)
         try:
-            report.outcome = scheduler.run()
+            with executor.cancel_on_signals() if executor else contextlib.nullcontext():
+                report.outcome = scheduler.run()
         except KeyboardInterrupt as exc:
             raise Interrupted(terminated=isinstance(exc, Terminated)) from exc
         finally:
+            if executor is not None:
+                executor.close()
             report.lock_changed = render_lock(repo, graph)
             repo.hasher.flush()
             repo.state.put("run-token", "")
