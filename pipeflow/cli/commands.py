@@ -27,6 +27,7 @@ def build_app() -> click.Command:
     """The click command behind ``pipeflow``."""
     from pipeflow.cli.gc import gc_command
     from pipeflow.cli.history import add_command, tag_command, versions_command
+    from pipeflow.cli.lineage import lineage_command, metrics_app, params_app, verify_command
     from pipeflow.cli.remote import fetch_command, pull_command, push_command, remote_app
     from pipeflow.cli.repro import repro_command
     from pipeflow.cli.status import status_command
@@ -62,6 +63,10 @@ def build_app() -> click.Command:
     app.command("add")(add_command)
     app.command("versions")(versions_command)
     app.command("tag")(tag_command)
+    app.command("lineage")(lineage_command)
+    app.add_typer(metrics_app, name="metrics")
+    app.add_typer(params_app, name="params")
+    app.command("verify")(verify_command)
     app.add_typer(remote_app(), name="remote")
     app.command("push")(push_command)
     app.command("fetch")(fetch_command)

@@ -1,0 +1,249 @@
+"""The Python API: ``pipeflow.Repo(path)`` and ``pipeflow.open(path, version=...)``.
+
+A thin front over :mod:`pipeflow.ops`, like the CLI: every method opens the project,
+calls one verb and returns plain frozen dataclasses — nothing is printed. Errors are
+the same ``pipeflow.errors.PipeflowError`` family the CLI reports.
+
+    >>> import pipeflow
+    >>> repo = pipeflow.Repo("my-project")
+    >>> result = repo.repro()              # ReproResult(ok=True, ran=(...), ...)
+    >>> [v.label for v in repo.versions("models/model.pkl")]
+    ['v1', 'v2', 'v3']
+    >>> tree = repo.lineage("models/model.pkl", "v2")   # a Lineage
+    >>> with pipeflow.open("my-project/models/model.pkl", version="v1") as f:
+    ...     data = f.read()
+
+Paths given to ``Repo`` methods are relative to the project root (or absolute).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from pipeflow.errors import StorageError, UsageError
+
+if TYPE_CHECKING:
+    from pipeflow.lineage.graph import Lineage
+    from pipeflow.lineage.versions import Version
+    from pipeflow.repo import Repo as CoreRepo
+
+__all__ = ["Repo", "ReproResult", "StageFailure", "StageStatus", "Status", "open"]
+
+
+@dataclass(frozen=True)
+class StageFailure:
+    """A stage that failed during ``repro``."""
+
+    stage: str
+    message: str
+    log_tail: str
+
+
+@dataclass(frozen=True)
+class ReproResult:
+    """What ``Repo.repro`` did to each stage."""
+
+    ok: bool
+    ran: tuple[str, ...]
+    restored: tuple[str, ...]
+    """Stages whose outputs came back from the cache instead of running."""
+    skipped: tuple[str, ...]
+    failed: tuple[StageFailure, ...]
+    blocked: tuple[str, ...]
+    """Not run because an upstream stage failed."""
+    not_started: tuple[str, ...]
+    lock_changed: bool
+
+
+@dataclass(frozen=True)
+class StageStatus:
+    """One stage's state (``changed``, ``pending``, ``missing-output``, ``frozen``,
+    ``running`` or ``up-to-date``) and the reasons, as ``pipeflow status`` says them."""
+
+    name: str
+    status: str
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Status:
+    up_to_date: bool
+    stages: tuple[StageStatus, ...]
+    warnings: tuple[str, ...]
+
+
+class Repo:
+    """A pipeflow project, found at or above ``path``."""
+
+    def __init__(self, path: str | os.PathLike[str] = ".") -> None:
+        from pipeflow.repo import find_root
+
+        self.root: Path = find_root(Path(path))
+
+    def __repr__(self) -> str:
+        return f"pipeflow.Repo({str(self.root)!r})"
+
+    def _open(self) -> CoreRepo:
+        from pipeflow.repo import Repo as CoreRepo
+
+        return CoreRepo(self.root)
+
+    def _abs(self, path: str | os.PathLike[str]) -> str:
+        return str(self.root / Path(path))
+
+    def repro(
+        self,
+        *targets: str,
+        force: bool = False,
+        jobs: int = 1,
+        keep_going: bool = False,
+        single_item: bool = False,
+        downstream: bool = False,
+        wait: float = 0.0,
+    ) -> ReproResult:
+        """Bring outputs up to date (``pipeflow repro``); stage output goes only to
+        ``.pipeflow/logs/``. A failed stage is reported in the result (``ok`` False),
+        not raised; a spec or usage error is raised."""
+        from pipeflow.ops.repro import ReproOptions
+        from pipeflow.ops.repro import repro as run_repro
+
+        if single_item and downstream:
+            raise UsageError("single_item and downstream cannot be combined")
+        options = ReproOptions(tuple(targets), force, False, jobs, keep_going, single_item,
+                               downstream, wait)
+        with self._open() as repo:
+            report = run_repro(repo, options)
+        o = report.outcome
+        return ReproResult(
+            ok=o.ok, ran=tuple(o.ran), restored=tuple(o.restored), skipped=tuple(o.skipped),
+            failed=tuple(StageFailure(e.stage, e.message, e.log_tail) for e in o.failed),
+            blocked=tuple(o.blocked), not_started=tuple(o.not_started),
+            lock_changed=report.lock_changed,
+        )
+
+    def status(self, *targets: str) -> Status:
+        """Every stage's state and why (``pipeflow status``)."""
+        from pipeflow.ops.status import status as run_status
+
+        with self._open() as repo:
+            report = run_status(repo, list(targets) or None)
+        return Status(
+            up_to_date=report.up_to_date,
+            stages=tuple(StageStatus(s.name, s.word, tuple(c.message for c in s.reasons))
+                         for s in report.states),
+            warnings=tuple(report.warnings),
+        )
+
+    def lineage(self, path: str, version: str | None = None) -> Lineage:
+        """Where ``path`` (at ``version``: vN, hash prefix or tag; default the version
+        the lock names) came from: a :class:`pipeflow.lineage.graph.Lineage`."""
+        from pipeflow.ops.lineage import lineage as run_lineage
+
+        with self._open() as repo:
+            return run_lineage(repo, self._abs(path), version)
+
+    def versions(self, path: str) -> list[Version]:
+        """Every version of ``path``, oldest first (empty when it has none)."""
+        from pipeflow.lineage.versions import list_versions
+        from pipeflow.ops.lineage import locked_paths
+
+        with self._open() as repo:
+            entries, _ = locked_paths(repo)
+            rel = os.path.relpath(self._abs(path), self.root).replace(os.sep, "/")
+            current = entries.get(rel)
+            return list_versions(repo, rel, current_hash=current.hash if current else None)
+
+
+def _content(repo: CoreRepo, path: str, version: str | None) -> tuple[str, bool]:
+    """(object id, isdir) of ``path`` at ``version`` (a file inside a versioned
+    folder takes the folder's version)."""
+    from pipeflow.lineage.versions import resolve
+    from pipeflow.ops.lineage import light_versions, manifests, start_of
+
+    if version is None:
+        start = start_of(repo, path)
+        versions = light_versions(repo, os.path.relpath(path, repo.root))
+        isdir = any(v.hash == start.hash and v.isdir for v in versions)
+        return start.hash, isdir
+    rel = os.path.relpath(path, repo.root).replace(os.sep, "/")
+    own = light_versions(repo, rel)
+    if own:
+        chosen = resolve(repo, rel, version, own)
+        return chosen.hash, chosen.isdir
+    parts = rel.split("/")
+    for i in range(len(parts) - 1, 0, -1):
+        folder = "/".join(parts[:i])
+        found = light_versions(repo, folder)
+        if not found:
+            continue
+        chosen = resolve(repo, folder, version, found)
+        listing = manifests(repo)(chosen.hash)
+        if listing is None:
+            raise StorageError(f"{folder} {chosen.label} ({chosen.hash[:8]}) is not in the "
+                               "cache", hint="`pipeflow fetch` gets it from a remote")
+        oid = listing.get("/".join(parts[i:]))
+        if oid is None:
+            raise UsageError(f"{folder} {chosen.label} has no file '{'/'.join(parts[i:])}'")
+        return oid, False
+    raise UsageError(f"'{rel}' has no recorded versions")
+
+
+def open(  # shadows the builtin on purpose: pipeflow.open reads like it
+    path: str | os.PathLike[str],
+    version: str | None = None,
+    mode: str = "rb",
+    *,
+    encoding: str | None = None,
+) -> IO[Any]:
+    """Read output (or source) ``path`` as it was at ``version`` (vN, hash prefix or
+    tag; default the version pipeline.lock names), from the cache.
+
+    The bytes are checked against the content hash before anything is returned; a
+    corrupt object raises StorageError (and is moved aside). ``mode`` is ``"rb"``
+    (a binary file object) or ``"r"``/``"rt"`` (text, ``encoding`` default UTF-8).
+    A file inside an output folder takes the folder's version.
+    """
+    from pipeflow.repo import Repo as CoreRepo
+    from pipeflow.repo import find_root
+
+    if mode not in ("rb", "r", "rt"):
+        raise UsageError(f"pipeflow.open reads only: mode must be 'rb', 'r' or 'rt' "
+                         f"(got {mode!r})")
+    absolute = os.path.abspath(path)
+    with CoreRepo(find_root(Path(absolute).parent)) as repo:
+        oid, isdir = _content(repo, absolute, version)
+        if isdir:
+            raise UsageError(f"'{path}' is a folder", hint="open a file inside it")
+        handle = _verified(repo, oid, str(path))
+    if mode == "rb":
+        return handle
+    return io.TextIOWrapper(handle, encoding=encoding or "utf-8")
+
+
+def _verified(repo: CoreRepo, oid: str, shown: str) -> io.BufferedReader:
+    """The object's file, open and rewound, after hashing the very bytes it serves."""
+    import xxhash
+
+    store = repo.store
+    try:
+        # Returned open to the caller, who closes it; `io.open` since `open` is ours.
+        handle = io.open(store.path_of(oid), "rb")  # noqa: SIM115, UP020
+    except FileNotFoundError as exc:
+        raise StorageError(f"the content of {shown} ({oid[:8]}) is not in the cache",
+                           hint="`pipeflow fetch` gets it from a remote") from exc
+    digest = xxhash.xxh3_128()
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    while n := handle.readinto(buf):
+        digest.update(view[:n])
+    if digest.hexdigest() != oid:
+        handle.close()
+        store.verify(oid)  # moves the corrupt object aside so it is never served
+        raise StorageError(f"the cached content of {shown} ({oid[:8]}) is corrupt",
+                           hint="`pipeflow repro` or `pipeflow pull` stores a good copy")
+    handle.seek(0)
+    return handle

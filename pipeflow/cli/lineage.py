@@ -1,0 +1,253 @@
+"""``lineage``, ``metrics show|diff``, ``params diff`` and ``verify``."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from pipeflow.cli import output
+from pipeflow.cli.options import Json, Verbose
+
+if TYPE_CHECKING:
+    from pipeflow.lineage.diff import LineageDiff
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    """Rows as left-aligned columns (the first row is the header)."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
+            for r in rows]
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "-"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+# --- lineage -----------------------------------------------------------------------
+
+
+def lineage_command(
+    target: Annotated[str, typer.Argument(
+        metavar="PATH[@VERSION]",
+        help="An output or source path; @VERSION is vN, a hash prefix or a tag.")],
+    fmt: Annotated[str, typer.Option(
+        "--format", metavar="text|json|dot|mermaid|openlineage",
+        help="Output format (json: docs/lineage.schema.json; openlineage: one RunEvent "
+             "a line).")] = "text",
+    other: Annotated[str | None, typer.Option(
+        "--diff", metavar="OTHER_VERSION",
+        help="Show what differs between the two versions' histories instead.")] = None,
+    json_out: Json = False,
+    verbose: Verbose = False,
+) -> None:
+    """Show where an output version came from: the run that made it (stage, command,
+    params values, code, environment, git commit, user, time), its inputs, the runs
+    that made those, down to source data.
+
+    Without @VERSION, the version pipeline.lock names. A damaged run record is marked
+    and the walk goes on (`pipeflow verify` says more).
+    """
+    from pipeflow.errors import UsageError
+    from pipeflow.lineage.render import FORMATS, render
+    from pipeflow.repo import Repo
+
+    if json_out:
+        fmt = "json"
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format '{fmt}'", hint=f"choose one of {', '.join(FORMATS)}")
+    with Repo.find() as repo:
+        if other is not None:
+            from pipeflow.ops.lineage import lineage_diff
+
+            if fmt not in ("text", "json"):
+                raise UsageError("--diff prints text or json")
+            found = lineage_diff(repo, target, other)
+            if fmt == "json":
+                output.emit_json(found.to_json())
+            else:
+                _print_diff(found)
+            return
+        from pipeflow.ops.lineage import lineage
+
+        result = lineage(repo, target)
+    output.out(render(result, fmt).rstrip("\n"))
+    if result.problems and fmt != "text":
+        output.warn(f"{len(result.problems)} damaged record(s) on the way: run `pipeflow "
+                    "verify`")
+
+
+def _print_diff(found: LineageDiff) -> None:
+    old = f"{found.old_version or '?'} ({found.old_hash[:8]})"
+    new = f"{found.new_version or '?'} ({found.new_hash[:8]})"
+    output.out(f"{found.path}: {old} -> {new}")
+    if not found:
+        output.out("the two histories do not differ upstream" if found.old_hash != found.new_hash
+                   else "same version: nothing differs")
+        return
+    for stage in found.stages:
+        if not stage:
+            continue
+        runs = f"run {(stage.old_run or '-')[:8]} -> {(stage.new_run or '-')[:8]}"
+        output.out(f"  {stage.stage}  ({runs})", bold=True)
+        for d in stage.differences:
+            output.out(f"    {d.message}")
+
+
+# --- metrics -----------------------------------------------------------------------
+
+metrics_app = typer.Typer(
+    help="Metrics values kept in pipeline.lock: show them, compare with a git revision.",
+    no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+)
+
+
+@metrics_app.command("show")
+def metrics_show(
+    all_versions: Annotated[bool, typer.Option(
+        "--all-versions", help="Every recorded version of each metrics file.")] = False,
+    json_out: Json = False,
+    verbose: Verbose = False,
+) -> None:
+    """Show the metrics values pipeline.lock records (or, with --all-versions, every
+    version the run records keep)."""
+    from pipeflow.ops import metrics
+    from pipeflow.repo import Repo
+
+    with Repo.find() as repo:
+        files = metrics.show_all_versions(repo) if all_versions else metrics.show(repo)
+    if json_out:
+        output.emit_json({"schema": 1, "metrics": [
+            {"path": m.path, "stage": m.stage, "hash": m.hash, "version": m.version,
+             "run": m.run, "when": m.when, "current": m.current, "values": m.values}
+            for m in files]})
+        return
+    if not files:
+        output.out("no metrics recorded (declare `metrics:` in a stage and run `pipeflow "
+                   "repro`)")
+        return
+    if all_versions:
+        rows = [["", "path", "version", "hash", "when", "values"]]
+        for m in files:
+            shown = ", ".join(f"{k}={_value(v)}" for k, v in m.values.items())
+            rows.append(["*" if m.current else "", m.path, m.version or "", m.hash[:8],
+                         (m.when or "")[:19].replace("T", " "), shown])
+        for line in _table(rows):
+            output.out(line)
+        return
+    rows = [["path", "metric", "value", "stage"]]
+    for m in files:
+        for key, value in m.values.items():
+            rows.append([m.path, key, _value(value), m.stage])
+    for line in _table(rows):
+        output.out(line)
+
+
+@metrics_app.command("diff")
+def metrics_diff(
+    rev: Annotated[str, typer.Argument(help="A git revision (default HEAD).")] = "HEAD",
+    show_all: Annotated[bool, typer.Option("--all", help="Unchanged metrics too.")] = False,
+    json_out: Json = False,
+    verbose: Verbose = False,
+) -> None:
+    """Compare the metrics values in the lock committed at REV with the workspace's
+    pipeline.lock. Reads only git: nothing to pull."""
+    from pipeflow.ops import metrics
+    from pipeflow.repo import Repo
+
+    with Repo.find() as repo:
+        found = metrics.diff(repo, rev)
+    changes = found.changes if show_all else found.changed
+    if json_out:
+        output.emit_json({"schema": 1, "rev": rev, "lock_at_rev": found.lock_at_rev,
+                          "changes": [c.to_json() for c in changes]})
+        return
+    if not found.lock_at_rev:
+        output.warn(f"{rev} has no pipeline.lock: every value is new")
+    if not changes:
+        output.out(f"no metrics changed since {rev}")
+        return
+    rows = [["path", "metric", rev, "workspace", "change"]]
+    for c in changes:
+        delta = c.delta
+        rows.append([c.path, c.key, _value(c.old), _value(c.new),
+                     "" if delta is None else f"{delta:+.6g}"])
+    for line in _table(rows):
+        output.out(line)
+
+
+# --- params ------------------------------------------------------------------------
+
+params_app = typer.Typer(
+    help="Params values: compare the params files now with those a git revision ran.",
+    no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+)
+
+
+@params_app.command("diff")
+def params_diff(
+    rev: Annotated[str, typer.Argument(help="A git revision (default HEAD).")] = "HEAD",
+    show_all: Annotated[bool, typer.Option("--all", help="Unchanged params too.")] = False,
+    json_out: Json = False,
+    verbose: Verbose = False,
+) -> None:
+    """Compare the params values recorded in the lock committed at REV with the values
+    the params files hold now, for the keys stages declare."""
+    from pipeflow.ops import params_diff as ops
+    from pipeflow.repo import Repo
+
+    with Repo.find() as repo:
+        found = ops.diff(repo, rev)
+    changes = found.changes if show_all else found.changed
+    if json_out:
+        output.emit_json({"schema": 1, "rev": rev, "lock_at_rev": found.lock_at_rev,
+                          "changes": [c.to_json() for c in changes]})
+        return
+    if not found.lock_at_rev:
+        output.warn(f"{rev} has no pipeline.lock: every value is new")
+    if not changes:
+        output.out(f"no params changed since {rev}")
+        return
+    rows = [["param", rev, "workspace", "stages"]]
+    for c in changes:
+        rows.append([f"{c.file}:{c.key}", _value(c.old), _value(c.new), ", ".join(c.stages)])
+    for line in _table(rows):
+        output.out(line)
+
+
+# --- verify ------------------------------------------------------------------------
+
+
+def verify_command(
+    json_out: Json = False,
+    verbose: Verbose = False,
+) -> None:
+    """Re-hash every cached object and walk every chain of run records.
+
+    Reports (exit 1) corrupt objects (moved aside, never served), rewritten records,
+    gaps and forks in a chain, broken links, lock entries naming a missing record, and
+    a rewritten tag history. docs/history.md says what this protects against.
+    """
+    from pipeflow.errors import CheckFailed
+    from pipeflow.ops.verify import verify
+    from pipeflow.repo import Repo
+
+    with Repo.find() as repo:
+        report = verify(repo)
+    if json_out:
+        output.emit_json(report.to_json())
+    else:
+        output.out(f"checked {report.objects} object(s), {report.records} run record(s) in "
+                   f"{report.chains} chain(s), {report.lock_runs} record(s) named by "
+                   "pipeline.lock")
+        for note in report.notes:
+            output.out(f"note: {note}")
+        for problem in report.problems:
+            output.out(f"PROBLEM [{problem.kind}] {problem.message}", fg="red")
+        if report.ok:
+            output.out("everything verified", fg="green")
+    if not report.ok:
+        raise CheckFailed(f"verify found {len(report.problems)} problem(s)")

@@ -1,0 +1,461 @@
+"""Lineage: from one version of an output back to the source data it came from.
+
+The walk starts at ``(path, hash)`` and the run that produced it, takes that run's
+data inputs (its deps, with the hashes the run saw), and for each finds the run that
+produced exactly that content — or, for a file inside an output folder, the run that
+produced the folder version holding it — down to source data (an ``add`` record) or
+an input nothing recorded ("untracked"). Restores from the run cache are followed to
+the run whose outputs they restored.
+
+Every lookup is an indexed query; records are read only for the runs on the path
+(one file each). A record that is missing or fails its hash is marked (``problem``)
+and the walk goes on with what the index remembers of it: the lineage of a damaged
+history is shown as far as it can be, never a crash.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pipeflow.errors import StorageError
+from pipeflow.lineage.index import RunIndex
+from pipeflow.lineage.records import RunRecord
+
+ArtifactStatus = Literal["output", "source", "untracked", "absent"]
+"""``output``: made by a stage run; ``source``: cached by ``pipeflow add``;
+``untracked``: no record produced this content; ``absent``: the path did not exist
+when the run that lists it started."""
+
+ManifestLookup = Callable[[str], Mapping[str, str] | None]
+"""Folder hash -> {relative file path: file hash}, or None when not in the cache."""
+
+# A restore names the run it restored; a restore of a restore is not written
+# today, but a bound keeps a hand-made loop of records from hanging the walk.
+_MAX_RESTORE_HOPS = 16
+
+
+@dataclass(frozen=True)
+class Within:
+    """The output folder version a file input was found in."""
+
+    path: str
+    hash: str
+    version: str | None
+
+
+@dataclass(frozen=True)
+class LineageArtifact:
+    """One content of one path on the lineage."""
+
+    id: str
+    """``path@hash``: unique within a lineage."""
+    path: str
+    hash: str
+    size: int | None
+    isdir: bool
+    status: ArtifactStatus
+    version: str | None = None
+    """The ``vN`` label of this content (None when no run produced it)."""
+    producer: str | None = None
+    """The run (or ``add`` record) that produced it; for a file inside a folder,
+    the producer of the folder."""
+    runs: int = 0
+    """How many successful runs produced this content (restores included)."""
+    within: Within | None = None
+    note: str | None = None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class CodeFile:
+    """A code file a run hashed into its fingerprint."""
+
+    path: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class RunOutput:
+    """What a run wrote, as its record lists it."""
+
+    path: str
+    hash: str
+    size: int | None
+    kind: str
+    """``out``, ``metric`` or ``source``."""
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class LineageRun:
+    """Everything a run record says about one execution (or ``add``)."""
+
+    id: str
+    kind: str
+    stage: str
+    command: tuple[str, ...] = ()
+    fingerprint: str = ""
+    exit_status: int | None = None
+    started: str | None = None
+    ended: str | None = None
+    duration: float | None = None
+    user: str | None = None
+    host: str | None = None
+    pipeflow_version: str | None = None
+    git_commit: str | None = None
+    dirty_paths: tuple[str, ...] = ()
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    code: tuple[CodeFile, ...] = ()
+    env: Mapping[str, Any] = field(default_factory=dict)
+    inputs: tuple[str, ...] = ()
+    """Artifact ids of its data inputs, in the order the record lists them."""
+    outputs: tuple[RunOutput, ...] = ()
+    metrics: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    restored_by: str | None = None
+    """When the walk reached this run through a restore record: that record."""
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """The lineage of one output version: artifacts and runs in walk order
+    (depth first from the target, inputs in record order)."""
+
+    target: str
+    artifacts: Mapping[str, LineageArtifact]
+    runs: Mapping[str, LineageRun]
+
+    @property
+    def root(self) -> LineageArtifact:
+        return self.artifacts[self.target]
+
+    def producer_of(self, artifact: LineageArtifact) -> LineageRun | None:
+        """The run that made ``artifact`` (None for untracked inputs)."""
+        return self.runs.get(artifact.producer) if artifact.producer else None
+
+    @property
+    def problems(self) -> list[str]:
+        """Every damaged record or artifact met on the walk, as sentences."""
+        found = [f"run {r.id[:12]}: {r.problem}" for r in self.runs.values() if r.problem]
+        found += [f"{a.path}: {a.problem}" for a in self.artifacts.values() if a.problem]
+        return found
+
+    def runs_by_stage(self) -> dict[str, LineageRun]:
+        """The first run of each stage in walk order (``add`` records excluded)."""
+        out: dict[str, LineageRun] = {}
+        for run in self.runs.values():
+            if run.kind != "add" and run.stage and run.stage not in out:
+                out[run.stage] = run
+        return out
+
+
+def artifact_id(path: str, oid: str) -> str:
+    """The id of a path's content within a lineage."""
+    return f"{path}@{oid}"
+
+
+class _Walker:
+    def __init__(self, index: RunIndex, manifests: ManifestLookup) -> None:
+        self.index = index
+        self.db = index.db
+        self.manifests = manifests
+        self.artifacts: dict[str, LineageArtifact] = {}
+        self.runs: dict[str, LineageRun] = {}
+        self._labels: dict[str, dict[str, tuple[int, int]]] = {}
+        self._sizes: dict[str, tuple[int | None, bool]] = {}
+        self._damaged: int | None = None
+        """Artifact id -> (size, isdir) as the reading run's record gave them."""
+
+    # queries ------------------------------------------------------------------
+    def label(self, path: str, oid: str) -> tuple[str | None, int]:
+        """(``vN``, number of runs) of content ``oid`` of ``path``; numbering as
+        RunIndex.versions (order of first production)."""
+        known = self._labels.get(path)
+        if known is None:
+            rows = self.db.execute(
+                """SELECT o.hash, COUNT(DISTINCT r.id) FROM outputs o
+                   JOIN runs r ON r.id = o.run_id
+                   WHERE o.path = ? AND r.exit_status = 0
+                   GROUP BY o.hash ORDER BY MIN(r.ended), o.hash""",
+                (path,),
+            ).fetchall()
+            known = {str(h): (n, int(c)) for n, (h, c) in enumerate(rows, start=1)}
+            self._labels[path] = known
+        found = known.get(oid)
+        return (f"v{found[0]}", found[1]) if found else (None, 0)
+
+    def container(
+        self, path: str, oid: str, before: str | None
+    ) -> tuple[Within, str, str | None] | None:
+        """The output folder version holding file ``path`` with content ``oid``:
+        (folder, its producer, a note). The deepest folder wins; among its versions
+        the newest produced before ``before`` (the reading run's start) is tried
+        first, since that is the one the reader most likely saw."""
+        parts = path.split("/")
+        prefixes = ["/".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)]
+        if not prefixes:
+            return None
+        marks = ",".join("?" * len(prefixes))
+        rows = self.db.execute(
+            f"""SELECT o.path, o.hash, r.id, r.ended FROM outputs o
+                JOIN runs r ON r.id = o.run_id
+                WHERE o.path IN ({marks}) AND o.isdir = 1 AND r.exit_status = 0
+                ORDER BY LENGTH(o.path) DESC, r.ended DESC, r.seq DESC""",
+            prefixes,
+        ).fetchall()
+        if not rows:
+            return None
+
+        def rank(row: tuple[Any, ...]) -> tuple[int, int]:
+            newer = before is not None and row[3] is not None and str(row[3]) > before
+            return (-len(str(row[0])), 1 if newer else 0)
+
+        seen: set[tuple[str, str]] = set()
+        unconfirmed: tuple[str, str, str] | None = None
+        for folder, fhash, run_id, _ended in sorted(rows, key=rank):
+            key = (str(folder), str(fhash))
+            if key in seen:
+                continue
+            seen.add(key)
+            manifest = self.manifests(key[1])
+            rel = path[len(key[0]) + 1:]
+            if manifest is None:
+                unconfirmed = unconfirmed or (key[0], key[1], str(run_id))
+                continue
+            if manifest.get(rel) == oid:
+                first = self.index.producer(key[0], key[1]) or str(run_id)
+                return Within(key[0], key[1], self.label(*key)[0]), first, None
+        if unconfirmed is not None:
+            folder, fhash, run_id = unconfirmed
+            first = self.index.producer(folder, fhash) or run_id
+            note = (f"matched by path only: the contents of {folder} "
+                    f"({fhash[:8]}) are not in the cache to confirm it")
+            return Within(folder, fhash, self.label(folder, fhash)[0]), first, note
+        return None
+
+    def damaged(self) -> int:
+        """How many record files the index could not read (so could not index)."""
+        if self._damaged is None:
+            self._damaged = int(self.db.execute("SELECT COUNT(*) FROM broken").fetchone()[0])
+        return self._damaged
+
+    # records ------------------------------------------------------------------
+    def find_record_file(self, run_id: str) -> str | None:
+        """The ``chain/file`` of a record the index does not know (it failed its hash
+        when indexed), found by name."""
+        suffix = f"-{run_id}.json"
+        runs = self.index.records.runs
+        for chain in self.index.records.chains():
+            try:
+                names = os.listdir(runs / chain)
+            except OSError:
+                continue
+            for name in names:
+                if name.endswith(suffix):
+                    return f"{chain}/{name}"
+        return None
+
+    def read(self, run_id: str) -> tuple[RunRecord | None, str | None]:
+        rel = self.index.run_rel(run_id)
+        if rel is None:
+            rel = self.find_record_file(run_id)
+            if rel is None:
+                return None, f"run record {run_id[:12]} is missing from this clone"
+        try:
+            return self.index.records.read_rel(rel), None
+        except StorageError as exc:
+            return None, exc.message
+
+    def run(self, run_id: str) -> LineageRun:
+        """The run ``run_id``, following restores to the run they restored."""
+        restored_by: str | None = None
+        current = run_id
+        for _ in range(_MAX_RESTORE_HOPS):
+            if current in self.runs:
+                return self.runs[current]
+            record, problem = self.read(current)
+            if record is None:
+                return self._from_index(current, problem or "unreadable", restored_by)
+            source = record.body.get("source_run")
+            if record.kind == "restore" and isinstance(source, str) and source:
+                restored_by = restored_by or record.id
+                current = source
+                continue
+            return self._from_record(record, restored_by)
+        return LineageRun(id=current, kind="run", stage="", restored_by=restored_by,
+                          problem="restore records name each other in a loop")
+
+    def _from_record(self, record: RunRecord, restored_by: str | None) -> LineageRun:
+        b = record.body
+        comps = b.get("components") if isinstance(b.get("components"), dict) else {}
+        assert isinstance(comps, dict)
+        git = b.get("git") if isinstance(b.get("git"), dict) else {}
+        assert isinstance(git, dict)
+        env = b.get("env_exact") or comps.get("env") or {}
+        deps = [d for d in comps.get("deps") or [] if isinstance(d, dict)]
+        if record.kind == "add":
+            deps = []
+        for d in deps:
+            self._sizes[artifact_id(str(d.get("path")), str(d.get("hash") or ""))] = (
+                _int(d.get("size")), bool(d.get("isdir")))
+        return LineageRun(
+            id=record.id, kind=record.kind, stage=record.stage,
+            command=tuple(str(c) for c in b.get("command") or comps.get("cmd") or ()),
+            fingerprint=record.fingerprint, exit_status=_int(b.get("exit_status")),
+            started=_str(b.get("started")), ended=_str(b.get("ended")),
+            duration=_float(b.get("duration")), user=_str(b.get("user")),
+            host=_str(b.get("host")), pipeflow_version=_str(b.get("pipeflow_version")),
+            git_commit=_str(git.get("commit")),
+            dirty_paths=tuple(str(p) for p in git.get("dirty_paths") or ()),
+            params={str(f): dict(v) for f, v in (comps.get("params") or {}).items()
+                    if isinstance(v, dict)},
+            code=tuple(CodeFile(str(c.get("path")), str(c.get("hash") or ""))
+                       for c in comps.get("code") or [] if isinstance(c, dict)),
+            env=dict(env) if isinstance(env, dict) else {},
+            inputs=tuple(artifact_id(str(d.get("path")), str(d.get("hash") or ""))
+                         for d in deps),
+            outputs=tuple(self._output(str(o.get("path")), str(o.get("hash")),
+                                       _int(o.get("size")), str(o.get("kind", "out")))
+                          for o in record.outputs),
+            metrics={str(p): dict(v) for p, v in (b.get("metrics") or {}).items()
+                     if isinstance(v, dict)},
+            restored_by=restored_by,
+        )
+
+    def _output(self, path: str, oid: str, size: int | None, kind: str) -> RunOutput:
+        return RunOutput(path, oid, size, kind, self.label(path, oid)[0])
+
+    def _from_index(self, run_id: str, problem: str, restored_by: str | None) -> LineageRun:
+        """What the index remembers of a run whose record cannot be read now."""
+        row = self.db.execute(
+            """SELECT kind, stage, fingerprint, exit_status, started, ended, duration,
+                      user, host, git_commit FROM runs WHERE id = ?""",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            return LineageRun(id=run_id, kind="run", stage="", restored_by=restored_by,
+                              problem=problem)
+        inputs = self.db.execute(
+            "SELECT role, path, hash FROM inputs WHERE run_id = ? ORDER BY rowid", (run_id,)
+        ).fetchall()
+        outputs = self.db.execute(
+            "SELECT path, hash, size, kind FROM outputs WHERE run_id = ? ORDER BY rowid",
+            (run_id,),
+        ).fetchall()
+        return LineageRun(
+            id=run_id, kind=str(row[0]), stage=str(row[1]), fingerprint=str(row[2]),
+            exit_status=_int(row[3]), started=_str(row[4]), ended=_str(row[5]),
+            duration=_float(row[6]), user=_str(row[7]), host=_str(row[8]),
+            git_commit=_str(row[9]), params=self.index.params_of(run_id),
+            code=tuple(CodeFile(str(p), str(h)) for role, p, h in inputs if role == "code"),
+            inputs=tuple(artifact_id(str(p), str(h)) for role, p, h in inputs if role == "deps"),
+            outputs=tuple(self._output(str(p), str(h), _int(s), str(k))
+                          for p, h, s, k in outputs),
+            metrics=self.index.metrics_of(run_id), restored_by=restored_by,
+            problem=problem + " (shown as the index remembers it)",
+        )
+
+    # the walk -----------------------------------------------------------------
+    def artifact(
+        self, path: str, oid: str, size: int | None, isdir: bool, hint: str | None,
+        before: str | None,
+    ) -> LineageArtifact:
+        aid = artifact_id(path, oid)
+        if not oid:
+            return LineageArtifact(aid, path, oid, size, isdir, "absent",
+                                   note="did not exist when the run started")
+        version, count = self.label(path, oid)
+        run_id = hint or self.index.producer(path, oid)
+        within: Within | None = None
+        note: str | None = None
+        if run_id is None:
+            found = self.container(path, oid, before)
+            if found is None:
+                damaged = self.damaged()
+                problem = (f"{damaged} damaged run record(s) could not be searched: one may "
+                           "have produced it" if damaged else None)
+                return LineageArtifact(aid, path, oid, size, isdir, "untracked",
+                                       note="no run or `pipeflow add` recorded this content",
+                                       problem=problem)
+            within, run_id, note = found
+        run = self.run(run_id)
+        if run.id not in self.runs:
+            self.runs[run.id] = run
+        status: ArtifactStatus = "source" if run.kind == "add" else "output"
+        return LineageArtifact(aid, path, oid, size, isdir, status, version=version,
+                               producer=run.id, runs=count, within=within, note=note)
+
+    def walk(self, path: str, oid: str, run_hint: str | None) -> Lineage:
+        target = artifact_id(path, oid)
+        size, isdir = self._size_of(path, oid)
+        stack: list[tuple[str, str, int | None, bool, str | None, str | None]] = [
+            (path, oid, size, isdir, run_hint, None)
+        ]
+        expanded: set[str] = set()
+        while stack:
+            p, h, s, d, hint, before = stack.pop()
+            aid = artifact_id(p, h)
+            if aid in self.artifacts:
+                continue
+            art = self.artifact(p, h, s, d, hint, before)
+            self.artifacts[aid] = art
+            run = self.runs.get(art.producer) if art.producer else None
+            if run is None or run.id in expanded:
+                continue
+            expanded.add(run.id)
+            deps = self._deps_of(run)
+            for dep_path, dep_hash, dep_size, dep_isdir in reversed(deps):
+                stack.append((dep_path, dep_hash, dep_size, dep_isdir, None, run.started))
+        return Lineage(target, dict(self.artifacts), dict(self.runs))
+
+    def _deps_of(self, run: LineageRun) -> list[tuple[str, str, int | None, bool]]:
+        out = []
+        for aid in run.inputs:
+            p, _, h = aid.rpartition("@")
+            size, isdir = self._size_of(p, h)
+            out.append((p, h, size, isdir))
+        return out
+
+    def _size_of(self, path: str, oid: str) -> tuple[int | None, bool]:
+        known = self._sizes.get(artifact_id(path, oid))
+        if known is not None:
+            return known
+        row = self.db.execute(
+            "SELECT size, isdir FROM outputs WHERE path = ? AND hash = ? LIMIT 1", (path, oid)
+        ).fetchone()
+        return (_int(row[0]), bool(row[1])) if row else (None, False)
+
+
+def trace(
+    index: RunIndex, path: str, oid: str, *, run_id: str | None = None,
+    manifests: ManifestLookup | None = None,
+) -> Lineage:
+    """The lineage of content ``oid`` of ``path``.
+
+    ``run_id`` names the run that produced it when known (the lock entry's ``run``);
+    otherwise the first successful run that produced that content is used.
+    ``manifests`` lets a file inside an output folder be matched to the folder
+    version that holds it (without it, a file input that no run wrote directly is
+    "untracked").
+    """
+    walker = _Walker(index, manifests or (lambda _oid: None))
+    return walker.walk(path, oid, run_id)
+
+
+def _str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value)
+
+
+def _float(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)

@@ -1,0 +1,136 @@
+"""``pipeflow lineage PATH[@VERSION] [--diff OTHER]``: where one output version came from."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pipeflow.errors import StorageError, UsageError
+from pipeflow.lineage.diff import LineageDiff, diff_lineages
+from pipeflow.lineage.graph import Lineage, ManifestLookup, trace
+from pipeflow.lineage.versions import Version, resolve, split_spec
+from pipeflow.lockfile import FileEntry, Lock
+from pipeflow.repo import LOCK_FILE, Repo
+
+
+@dataclass(frozen=True)
+class Start:
+    """Where a lineage starts: a path, its content, and the run the lock names."""
+
+    path: str
+    hash: str
+    run: str | None
+    label: str | None = None
+
+
+def manifests(repo: Repo) -> ManifestLookup:
+    """A ManifestLookup over the repo's cache: folder hash -> {file: hash}, None
+    when the folder's manifest is not in the cache (or is corrupt)."""
+
+    def lookup(oid: str) -> Mapping[str, str] | None:
+        store = repo.store
+        if not store.has(oid):
+            return None
+        try:
+            return {e.path: e.hash for e in store.manifest(oid).entries}
+        except StorageError:
+            return None
+
+    return lookup
+
+
+def light_versions(repo: Repo, path: str) -> list[Version]:
+    """The versions of ``path`` with tags, without the per-version params and
+    metrics ``versions`` shows: enough to resolve ``PATH@VERSION`` quickly."""
+    from pipeflow.lineage import tags as tagfile
+
+    tagged: dict[str, list[str]] = {}
+    for name, oid in tagfile.tags_of(repo.dot, path).items():
+        tagged.setdefault(oid, []).append(name)
+    return [
+        Version(path=path, number=r.number, hash=r.hash, size=r.size, isdir=r.isdir,
+                first_run=r.first_run, first_seen=r.first_seen, runs=r.runs,
+                tags=tuple(sorted(tagged.get(r.hash, []))))
+        for r in repo.index.versions(path)
+    ]
+
+
+def current_lock(repo: Repo) -> Lock:
+    """pipeline.lock with the unfinished run's journal, as ``ops.project.current_lock``
+    reads it — without importing the spec loader and graph that module needs (a
+    third of a history query's start-up)."""
+    from pipeflow import journal, lockfile
+
+    lock = lockfile.read(repo.lock_path, LOCK_FILE)
+    if not repo.dot.is_dir():
+        return lock
+    rows = journal.entries(repo.state)
+    return journal.fold(lock, rows) if rows else lock
+
+
+def locked_paths(repo: Repo) -> tuple[dict[str, FileEntry], dict[str, str | None]]:
+    """Every path the lock names -> its entry, and -> the run that produced it."""
+    lock = current_lock(repo)
+    entries: dict[str, FileEntry] = dict(lock.sources)
+    runs: dict[str, str | None] = dict.fromkeys(lock.sources)
+    for entry in lock.stages.values():
+        for out in (*entry.outs, *entry.metrics):
+            entries[out.path] = out
+            runs[out.path] = entry.run
+    return entries, runs
+
+
+def start_of(repo: Repo, target: str, version: str | None = None) -> Start:
+    """Resolve ``PATH[@VERSION]`` (or ``target`` with an explicit ``version``) to
+    the content a lineage starts from. Without a version: the content the lock
+    names. UsageError (exit 2) for an unknown version, listing those that exist."""
+    entries, runs = locked_paths(repo)
+    path, spec_version = split_spec(repo, target, set(entries))
+    version = version if version is not None else spec_version
+    if version is not None:
+        chosen = resolve(repo, path, version, light_versions(repo, path))
+        return Start(path, chosen.hash, chosen.first_run, chosen.label)
+    entry = entries.get(path)
+    if entry is not None:
+        return Start(path, entry.hash, runs.get(path))
+    for folder, folder_entry in entries.items():
+        if folder_entry.isdir and path.startswith(folder + "/"):
+            listing = manifests(repo)(folder_entry.hash)
+            if listing is None:
+                raise UsageError(f"the contents of {folder} ({folder_entry.hash[:8]}) are not "
+                                 "in the cache", hint=f"`pipeflow lineage {folder}` works "
+                                 "without them")
+            oid = listing.get(path[len(folder) + 1:])
+            if oid is None:
+                raise UsageError(f"{folder} as pipeline.lock records it has no file "
+                                 f"'{path[len(folder) + 1:]}'")
+            return Start(path, oid, None)
+    known = light_versions(repo, path)
+    if known:
+        labels = ", ".join(f"{v.label} ({v.hash[:8]})" for v in known[-12:])
+        raise UsageError(f"pipeline.lock does not name '{path}'",
+                         hint=f"give a version, e.g. {path}@{known[-1].label}; it has: "
+                              f"{labels}")
+    raise UsageError(f"'{path}' has no recorded history",
+                     hint="lineage starts from an output of a stage that has run or from "
+                          "data recorded with `pipeflow add`")
+
+
+def lineage(repo: Repo, target: str, version: str | None = None) -> Lineage:
+    """The lineage of ``PATH[@VERSION]``: the run that made it, its inputs, and
+    recursively the runs that made those, down to source data."""
+    start = start_of(repo, target, version)
+    return trace(repo.index, start.path, start.hash, run_id=start.run,
+                 manifests=manifests(repo))
+
+
+def lineage_diff(repo: Repo, target: str, other: str) -> LineageDiff:
+    """What differs between the histories of ``PATH[@VERSION]`` and ``PATH@other``,
+    anywhere upstream, stage by stage."""
+    start = start_of(repo, target)
+    lookup = manifests(repo)
+    old = trace(repo.index, start.path, start.hash, run_id=start.run, manifests=lookup)
+    other_start = start_of(repo, start.path, other)
+    new = trace(repo.index, other_start.path, other_start.hash, run_id=other_start.run,
+                manifests=lookup)
+    return diff_lineages(old, new)

@@ -1,0 +1,144 @@
+"""``pipeflow metrics show|diff``: metrics values as the lock (and the index) keep them.
+
+The lock keeps each metrics file's parsed values (flat dotted keys), so comparing
+with any git revision needs only ``git show REV:pipeline.lock`` — no pull.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeflow import lockfile
+from pipeflow.errors import UsageError
+from pipeflow.lockfile import Lock
+from pipeflow.repo import LOCK_FILE, Repo
+
+
+@dataclass(frozen=True)
+class MetricsFile:
+    """One metrics file with its values (from a lock or a run record)."""
+
+    path: str
+    stage: str
+    values: dict[str, Any]
+    hash: str = ""
+    version: str | None = None
+    run: str | None = None
+    when: str | None = None
+    current: bool = False
+
+
+@dataclass(frozen=True)
+class MetricChange:
+    """One metric key compared between two locks; ``None`` where absent."""
+
+    path: str
+    key: str
+    old: Any
+    new: Any
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.old != self.new)
+
+    @property
+    def delta(self) -> float | None:
+        """new - old when both are numbers (booleans are not)."""
+        nums = all(isinstance(v, int | float) and not isinstance(v, bool)
+                   for v in (self.old, self.new))
+        return float(self.new - self.old) if nums else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "key": self.key, "old": self.old, "new": self.new,
+                "delta": self.delta}
+
+
+@dataclass(frozen=True)
+class MetricsDiff:
+    """Metrics of the lock at ``rev`` against the workspace lock."""
+
+    rev: str
+    changes: list[MetricChange] = field(default_factory=list)
+    """Every key of either side, changed or not, by path then key."""
+    lock_at_rev: bool = True
+    """False when ``rev`` has no pipeline.lock (every value is then new)."""
+
+    @property
+    def changed(self) -> list[MetricChange]:
+        return [c for c in self.changes if c.changed]
+
+
+def lock_at(repo: Repo, rev: str) -> tuple[Lock, bool]:
+    """The lock file committed at git revision ``rev`` (and whether there was one).
+
+    UsageError when ``rev`` is not a revision of the repository around the project.
+    """
+    try:
+        check = subprocess.run(["git", "rev-parse", "--verify", "-q", f"{rev}^{{commit}}"],
+                               cwd=repo.root, capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise UsageError(f"cannot run git to read revision '{rev}': {exc}") from exc
+    if check.returncode != 0:
+        raise UsageError(f"'{rev}' is not a git revision here",
+                         hint="give a commit, branch or tag (e.g. HEAD~1, main, v1.0); "
+                              "the project must be inside a git repository with commits")
+    shown = subprocess.run(["git", "show", f"{rev}:./{LOCK_FILE}"], cwd=repo.root,
+                           capture_output=True, timeout=60)
+    if shown.returncode != 0:
+        return Lock(), False
+    text = shown.stdout.decode("utf-8", "replace")
+    return lockfile.loads(text, f"{LOCK_FILE} at {rev}"), True
+
+
+def lock_metrics(lock: Lock) -> list[MetricsFile]:
+    """Each metrics file the lock names, with its values, by path."""
+    found = [MetricsFile(m.path, name, dict(m.values), m.hash, current=True)
+             for name, entry in lock.stages.items() for m in entry.metrics]
+    return sorted(found, key=lambda m: m.path)
+
+
+def show(repo: Repo) -> list[MetricsFile]:
+    """The metrics values of the workspace lock."""
+    from pipeflow.ops.lineage import current_lock
+
+    return lock_metrics(current_lock(repo))
+
+
+def show_all_versions(repo: Repo) -> list[MetricsFile]:
+    """Every version of every metrics file the index knows, oldest first per path,
+    with the values recorded by the run that first produced it."""
+    from pipeflow.ops.lineage import current_lock
+
+    current = {m.path: m for m in lock_metrics(current_lock(repo))}
+    index = repo.index
+    rows = index.db.execute(
+        "SELECT DISTINCT path FROM outputs WHERE kind = 'metric' ORDER BY path"
+    ).fetchall()
+    paths = sorted({str(r[0]) for r in rows} | set(current))
+    out: list[MetricsFile] = []
+    for path in paths:
+        for v in index.versions(path):
+            stage_row = index.db.execute("SELECT stage FROM runs WHERE id = ?",
+                                         (v.first_run,)).fetchone()
+            values = index.metrics_of(v.first_run).get(path, {})
+            now = current.get(path)
+            out.append(MetricsFile(path, str(stage_row[0]) if stage_row else "", values,
+                                   v.hash, f"v{v.number}", v.first_run, v.first_seen,
+                                   current=now is not None and now.hash == v.hash))
+    return out
+
+
+def compare(old: list[MetricsFile], new: list[MetricsFile]) -> list[MetricChange]:
+    """Every (path, key) of either side, old against new."""
+    before = {(m.path, k): v for m in old for k, v in m.values.items()}
+    after = {(m.path, k): v for m in new for k, v in m.values.items()}
+    return [MetricChange(path, key, before.get((path, key)), after.get((path, key)))
+            for path, key in sorted(set(before) | set(after))]
+
+
+def diff(repo: Repo, rev: str = "HEAD") -> MetricsDiff:
+    """Metrics values in the lock committed at ``rev`` against the workspace lock."""
+    old_lock, existed = lock_at(repo, rev)
+    return MetricsDiff(rev, compare(lock_metrics(old_lock), show(repo)), existed)

@@ -1,0 +1,259 @@
+"""``pipeflow verify``: re-hash every cached object and walk every chain of run records.
+
+Found and reported (exit 1): an object whose bytes do not match its name (it is
+moved aside to ``cache/corrupt/`` so it is never served), a record whose bytes do
+not match the SHA-256 in its name (rewritten), a gap in a chain's sequence (a
+removed record), a fork (two records naming the same predecessor, or one sequence
+number used twice), a record whose ``prev`` does not name the record before it or
+names none that exists, a lock entry naming a record that does not exist, and a
+rewritten tag history. Noted but not failing: objects the lock names that the cache
+does not hold (after ``gc`` or in a fresh clone before ``pull``).
+
+What this cannot see: the newest records of a chain removed together (nothing
+names them — unless a lock does), or a history forged consistently by someone who
+can also rewrite git. See docs/history.md.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pipeflow.errors import StorageError
+from pipeflow.lineage.records import RecordStore, RunRecord
+from pipeflow.repo import Repo
+
+ProblemKind = Literal[
+    "corrupt-object", "rewritten-record", "bad-record", "gap", "fork", "broken-link",
+    "missing-record", "damaged-record", "lock-mismatch", "tags",
+]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing ``verify`` found wrong."""
+
+    kind: ProblemKind
+    subject: str
+    """The object id, record file (``chain/seq-sha.json``), chain, stage or file."""
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "subject": self.subject, "message": self.message}
+
+
+@dataclass
+class VerifyReport:
+    """What ``verify`` checked and found."""
+
+    objects: int = 0
+    records: int = 0
+    chains: int = 0
+    lock_runs: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": 1, "ok": self.ok,
+                "checked": {"objects": self.objects, "records": self.records,
+                            "chains": self.chains, "lock_runs": self.lock_runs},
+                "problems": [p.to_json() for p in self.problems], "notes": self.notes}
+
+
+def _object_ids(objects_dir: str) -> list[str]:
+    out: list[str] = []
+    try:
+        shards = sorted(os.listdir(objects_dir))
+    except FileNotFoundError:
+        return []
+    for shard in shards:
+        if len(shard) != 2:
+            continue
+        try:
+            names = os.listdir(os.path.join(objects_dir, shard))
+        except NotADirectoryError:
+            continue
+        # Temporary names (hidden, ``.pftmp``) are a killed writer's garbage, not objects.
+        out.extend(shard + name for name in sorted(names) if len(name) == 30)
+    return out
+
+
+def verify_objects(repo: Repo, report: VerifyReport, jobs: int | None = None) -> None:
+    """Re-hash every object in the cache, a few threads at once (hashing releases
+    the GIL, so this runs at disk speed rather than one core's)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = repo.store
+    oids = _object_ids(str(store.path))
+    report.objects = len(oids)
+    workers = jobs or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(_verify_one(store.verify), oids))
+    for oid, ok in zip(oids, results, strict=True):
+        if not ok:
+            report.problems.append(Problem(
+                "corrupt-object", oid,
+                f"object {oid} does not match its hash: moved to cache/corrupt/ "
+                "(`pipeflow repro` or `pull` stores a good copy)"))
+
+
+def _verify_one(check: Callable[[str], bool]) -> Callable[[str], bool]:
+    def run(oid: str) -> bool:
+        try:
+            return check(oid)
+        except (OSError, StorageError):
+            return False
+
+    return run
+
+
+def verify_chains(records: RecordStore, report: VerifyReport) -> set[str]:
+    """Walk every chain; returns the ids of every record that reads back intact."""
+    good: set[str] = set()
+    chains = records.chains()
+    report.chains = len(chains)
+    for chain in chains:
+        files = records.chain_records(chain)
+        report.records += len(files)
+        by_seq: dict[int, list[tuple[str, str]]] = {}
+        bodies: dict[str, RunRecord] = {}
+        for seq, rid, path in files:
+            rel = f"{chain}/{path.name}"
+            by_seq.setdefault(seq, []).append((rid, rel))
+            try:
+                record = records.read_path(path)
+            except StorageError as exc:
+                kind: ProblemKind = ("rewritten-record" if "does not match" in exc.message
+                                     else "bad-record")
+                report.problems.append(Problem(kind, rel, exc.message))
+                continue
+            if record.body.get("chain") != chain or record.body.get("seq") != seq:
+                report.problems.append(Problem(
+                    "bad-record", rel, f"record {rel} says it is "
+                    f"{record.body.get('chain')}/{record.body.get('seq')}: it was moved"))
+                continue
+            bodies[rid] = record
+            good.add(rid)
+        _check_links(chain, by_seq, bodies, report)
+    return good
+
+
+def _check_links(
+    chain: str, by_seq: dict[int, list[tuple[str, str]]], bodies: dict[str, RunRecord],
+    report: VerifyReport,
+) -> None:
+    if not by_seq:
+        return
+    top = max(by_seq)
+    missing = [s for s in range(1, top + 1) if s not in by_seq]
+    if missing:
+        shown = ", ".join(str(s) for s in missing[:10]) + (" ..." if len(missing) > 10 else "")
+        report.problems.append(Problem(
+            "gap", chain, f"chain {chain} has no record with seq {shown} (of 1..{top}): "
+            "records were removed"))
+    for seq, entries in sorted(by_seq.items()):
+        if len(entries) > 1:
+            names = ", ".join(rel for _, rel in entries)
+            report.problems.append(Problem(
+                "fork", chain, f"chain {chain} has {len(entries)} records with seq {seq}: "
+                f"{names}"))
+    prevs: dict[str, list[str]] = {}
+    for record in bodies.values():
+        prev = record.prev
+        if prev is not None:
+            prevs.setdefault(prev, []).append(record.rel_path)
+        before = by_seq.get(record.seq - 1, [])
+        if record.seq == 1:
+            if prev is not None:
+                report.problems.append(Problem(
+                    "broken-link", record.rel_path,
+                    f"record {record.rel_path} is the first of its chain but names a "
+                    f"predecessor {prev[:12]}"))
+        elif prev is None:
+            report.problems.append(Problem(
+                "broken-link", record.rel_path,
+                f"record {record.rel_path} names no predecessor"))
+        elif before and all(prev != b_id for b_id, _ in before):
+            report.problems.append(Problem(
+                "broken-link", record.rel_path,
+                f"record {record.rel_path} names predecessor {prev[:12]}, but seq "
+                f"{record.seq - 1} is {before[0][0][:12]}: the chain was rewritten"))
+        elif not before:
+            report.problems.append(Problem(
+                "broken-link", record.rel_path,
+                f"record {record.rel_path} names predecessor {prev[:12]}, which is missing"))
+    for prev, children in sorted(prevs.items()):
+        if len(children) > 1:
+            report.problems.append(Problem(
+                "fork", chain, f"chain {chain} forks after {prev[:12]}: "
+                + ", ".join(sorted(children))))
+
+
+def verify_lock(repo: Repo, good: set[str], report: VerifyReport) -> None:
+    """Every record the workspace lock names exists and is intact, and its outputs
+    are the lock entry's; note locked objects the cache lacks."""
+    from pipeflow.ops.lineage import current_lock
+    from pipeflow.planning import hash_info
+
+    lock = current_lock(repo)
+    paths = {rid: rel for _c, _s, rid, rel in _all_records(repo.records)}
+    for name, entry in sorted(lock.stages.items()):
+        missing_objects = [o.path for o in (*entry.outs, *entry.metrics)
+                           if o.cache and repo.store.missing(hash_info(o))]
+        if missing_objects:
+            report.notes.append(f"stage '{name}': not in the cache: "
+                                + ", ".join(missing_objects))
+        if entry.run is None:
+            continue
+        report.lock_runs += 1
+        if entry.run not in paths:
+            report.problems.append(Problem(
+                "missing-record", name, f"pipeline.lock: stage '{name}' names run record "
+                f"{entry.run[:12]}, which is not in this clone (removed, or not pulled)"))
+            continue
+        if entry.run not in good:
+            report.problems.append(Problem(
+                "damaged-record", name, f"pipeline.lock: stage '{name}' names run record "
+                f"{entry.run[:12]}, which is damaged ({paths[entry.run]})"))
+            continue
+        record = repo.records.read_rel(paths[entry.run])
+        recorded = {str(o.get("path")): str(o.get("hash")) for o in record.outputs}
+        locked = {o.path: o.hash for o in (*entry.outs, *entry.metrics)}
+        if recorded != locked:
+            report.problems.append(Problem(
+                "lock-mismatch", name, f"pipeline.lock: stage '{name}' outputs differ from "
+                f"those of the run it names ({entry.run[:12]})"))
+    for path, source in sorted(lock.sources.items()):
+        if repo.store.missing(hash_info(source)):
+            report.notes.append(f"source '{path}': not in the cache")
+
+
+def _all_records(records: RecordStore) -> list[tuple[str, int, str, str]]:
+    return [(chain, seq, rid, f"{chain}/{path.name}")
+            for chain, seq, rid, path in records.iter_all()]
+
+
+def verify_tags(repo: Repo, report: VerifyReport) -> None:
+    """The tag history's own chain of line hashes."""
+    from pipeflow.lineage.tags import read_moves
+
+    try:
+        read_moves(repo.dot)
+    except StorageError as exc:
+        report.problems.append(Problem("tags", ".pipeflow/tags.jsonl", exc.message))
+
+
+def verify(repo: Repo, *, jobs: int | None = None) -> VerifyReport:
+    """Check cache objects, record chains, the records the lock names, and tags."""
+    report = VerifyReport()
+    verify_objects(repo, report, jobs)
+    good = verify_chains(repo.records, report)
+    verify_lock(repo, good, report)
+    verify_tags(repo, report)
+    return report
