@@ -108,6 +108,8 @@ class RunIndex:
         with self.db:
             for chain in self.records.chains():
                 head = heads.get(chain, 0)
+                if self.records.newest_seq(chain) <= head:
+                    continue  # nothing past the indexed head (the cheap common case)
                 tail = [r for r in self.records.chain_records(chain) if r[0] > head]
                 for _seq, _rid, path in tail:
                     try:

@@ -126,6 +126,15 @@ class RecordStore:
                 found.append((int(m.group(1)), m.group(2), folder / name))
         return sorted(found)
 
+    def newest_seq(self, chain: str) -> int:
+        """The highest seq among a chain's record files (one listdir, no hashing)."""
+        try:
+            names = os.listdir(self.runs / chain)
+        except FileNotFoundError:
+            return 0
+        return max((int(n[:8]) for n in names if n.endswith(".json") and n[:8].isdigit()),
+                   default=0)
+
     def chains(self) -> list[str]:
         try:
             return sorted(n for n in os.listdir(self.runs) if (self.runs / n).is_dir())
