@@ -2,8 +2,11 @@
 
 Every stage: the platform (``sys.platform`` + machine). Stages that run Python:
 the implementation and ``major.minor`` of the interpreter the shell would run
-(``env.python: exact`` adds the patch level). Never paths or host names, so a
-clone elsewhere or another machine of the same kind hits the same fingerprint.
+(``env.python: exact`` adds the patch level), and ``packages``: the installed
+versions of the distributions its code imports plus their ``Requires-Dist``
+closure (see ``pipeflow.pydists``), beside those ``env.packages`` declares. Never
+paths or host names, so a clone elsewhere or another machine of the same kind hits
+the same fingerprint.
 """
 
 from __future__ import annotations
@@ -11,16 +14,14 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
-import shlex
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable
 from typing import Any
 
-_PY_NAME = re.compile(r"^(python|pypy)(\d+(\.\d+)?)?$")
-_ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+from pipeflow.pycommand import invocations
+from pipeflow.pydists import SiteIndex, SiteIndexes, normalize
 
 
 def platform_id() -> str:
@@ -29,21 +30,19 @@ def platform_id() -> str:
 
 
 def python_program(cmd: str) -> str | None:
-    """The interpreter a shell command starts, if it starts Python; else None."""
-    try:
-        words = shlex.split(cmd, comments=True)
-    except ValueError:
+    """The interpreter a shell command starts, if it starts Python; else None.
+
+    The first Python run of the command counts (``cd src && python x.py`` runs
+    ``python``); a relative interpreter path after a ``cd`` is given from the
+    folder the command starts in.
+    """
+    runs = invocations(cmd)
+    if not runs:
         return None
-    while words and (_ASSIGN.match(words[0]) or words[0] in ("env", "exec", "time")):
-        words.pop(0)
-    if not words:
-        return None
-    first = words[0]
-    if _PY_NAME.match(os.path.basename(first)):
-        return first
-    if first.endswith(".py"):
-        return "python3"
-    return None
+    program = runs[0].program
+    if runs[0].cwd and "/" in program and not os.path.isabs(program):
+        program = os.path.normpath(os.path.join(runs[0].cwd, program))
+    return program
 
 
 def _interpreter_version(program: str, path_env: str | None) -> str | None:
@@ -96,6 +95,14 @@ class EnvironmentProbe:
         self._remember = remember
         self._memo: dict[str, str | None] = {}
         self._packages: dict[tuple[str, tuple[str, ...]], dict[str, str | None]] = {}
+        self._sites = SiteIndexes(recall, remember)
+
+    def site_index(
+        self, program: str, cwd: str | os.PathLike[str] | None = None
+    ) -> SiteIndex | None:
+        """What is installed for interpreter ``program`` (None: not found or not
+        askable); remembered across processes."""
+        return self._sites.for_program(program, cwd)
 
     def python_version(
         self, program: str, cwd: str | os.PathLike[str] | None = None
@@ -164,6 +171,8 @@ class EnvironmentProbe:
         variables: tuple[str, ...] = (),
         cwd: str | os.PathLike[str] | None = None,
         packages: tuple[str, ...] = (),
+        imports: tuple[str, ...] = (),
+        root: str | os.PathLike[str] | None = None,
     ) -> dict[str, Any]:
         """The environment component of a stage running ``cmds`` in ``cwd``.
 
@@ -171,15 +180,20 @@ class EnvironmentProbe:
         values count, and an unset variable is recorded as None. ``packages``
         (``env.packages``) are distributions whose installed versions count, read
         for the stage's Python interpreter (``python3`` on PATH for other stages).
+        ``imports`` are top-level modules the stage's code imports from outside the
+        project: the distributions providing them and their ``Requires-Dist``
+        closure count too (editable installs from inside ``root`` are code, not
+        environment).
         """
         env: dict[str, Any] = {"platform": platform_id()}
         if variables:
             env["vars"] = {name: os.environ.get(name) for name in sorted(set(variables))}
         programs = [p for p in map(python_program, cmds) if p is not None]
-        if packages:
-            names = tuple(sorted(set(packages)))
-            env["packages"] = self.package_versions(programs[0] if programs else "python3",
-                                                    names, cwd)
+        if packages or imports:
+            found = self._packages_of(programs[0] if programs else "python3", cwd,
+                                      tuple(sorted(set(packages))), imports, root)
+            if found:
+                env["packages"] = found
         for program in programs:
             version = self.python_version(program, cwd)
             if version is None:
@@ -191,3 +205,26 @@ class EnvironmentProbe:
                 env["python"] = f"{impl}-{shown}"
             break
         return env
+
+    def _packages_of(
+        self,
+        program: str,
+        cwd: str | os.PathLike[str] | None,
+        declared: tuple[str, ...],
+        imports: tuple[str, ...],
+        root: str | os.PathLike[str] | None,
+    ) -> dict[str, str | None]:
+        """Declared packages by the name written, detected ones by their own name."""
+        index = self.site_index(program, cwd)
+        found: dict[str, str | None] = {}
+        if declared:
+            if index is not None:
+                found.update((name, index.version(name)) for name in declared)
+            else:
+                found.update(self.package_versions(program, declared, cwd))
+        if imports and index is not None:
+            taken = {normalize(name) for name in found}
+            for name, version in index.closure(imports, os.fspath(root) if root else None).items():
+                if normalize(name) not in taken:
+                    found[name] = version
+        return dict(sorted(found.items()))

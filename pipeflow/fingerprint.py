@@ -30,6 +30,12 @@ class Components:
     env: Mapping[str, Any]
     outs: tuple[str, ...]
     """Declared outputs as ``path|flags`` labels (see ``out_label``)."""
+    notes: tuple[str, ...] = field(default=(), compare=False)
+    """What ``status`` should say beside the state (dynamic imports not followed, code
+    that does not parse); not part of the digest."""
+    details: Mapping[str, str] = field(default_factory=dict, compare=False)
+    """Messages for code entries that differ from the lock, by path (the module map's
+    change, worked out by the planner, which knows the earlier map); not digested."""
 
     def digest(self) -> str:
         """xxh3-128 of the canonical JSON form; equal components give equal digests."""
@@ -105,15 +111,24 @@ def diff_cmd(old: tuple[str, ...], new: tuple[str, ...]) -> list[Change]:
     return changes
 
 
-def diff_files(kind: str, old: tuple[FileEntry, ...], new: tuple[FileEntry, ...]) -> list[Change]:
-    """Added, removed and modified files of a deps or code component."""
+def diff_files(
+    kind: str,
+    old: tuple[FileEntry, ...],
+    new: tuple[FileEntry, ...],
+    details: Mapping[str, str] | None = None,
+) -> list[Change]:
+    """Added, removed and modified files of a deps or code component; ``details``
+    gives the message for a path whose change needs more than its hash to explain."""
     before = {e.path: e for e in old}
     after = {e.path: e for e in new}
     label = "dependency" if kind == "dep" else "code"
     changes = []
     for path, entry in after.items():
         prev = before.get(path)
-        if prev is None:
+        if details and path in details and (prev is None or prev.hash != entry.hash):
+            old_hash = None if prev is None else prev.hash
+            changes.append(Change(kind, path, details[path], old_hash, entry.hash))
+        elif prev is None:
             changes.append(Change(kind, path, f"{label} added: {path}", None, entry.hash))
         elif prev.hash != entry.hash:
             if entry.hash == "":
@@ -123,7 +138,8 @@ def diff_files(kind: str, old: tuple[FileEntry, ...], new: tuple[FileEntry, ...]
             changes.append(Change(kind, path, msg, prev.hash, entry.hash))
     for path, prev in before.items():
         if path not in after:
-            changes.append(Change(kind, path, f"{label} removed: {path}", prev.hash, None))
+            msg = details[path] if details and path in details else f"{label} removed: {path}"
+            changes.append(Change(kind, path, msg, prev.hash, None))
     return changes
 
 
@@ -157,7 +173,11 @@ def diff_params(
 
 
 def _diff_named(kind: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
-    """Per-name changes of env ``vars`` (None: unset) or ``packages`` (None: absent)."""
+    """Per-name changes of env ``vars`` (None: unset) or ``packages`` (None: absent).
+
+    A package enters the component when declared or when the code starts importing
+    it (or something requiring it), so its arrival says "added", not "declared".
+    """
     gone = "unset" if kind == "vars" else "not installed"
     changes = []
     for name in sorted(set(old) | set(new)):
@@ -166,10 +186,17 @@ def _diff_named(kind: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> li
             now = gone if new[name] is None else _show(new[name])
             changes.append(Change("env", name, f"env: {name} {was} -> {now}",
                                   old[name], new[name]))
+        elif kind == "packages" and name not in old:
+            now = gone if new[name] is None else _show(new[name])
+            changes.append(Change("env", name, f"env: package {name} added ({now})",
+                                  None, new[name]))
+        elif kind == "packages" and name not in new:
+            was = gone if old[name] is None else _show(old[name])
+            changes.append(Change("env", name, f"env: package {name} removed (was {was})",
+                                  old[name], None))
         elif (name in old) != (name in new):
             what = "declared" if name in new else "no longer declared"
-            label = "variable" if kind == "vars" else "package"
-            changes.append(Change("env", name, f"env: {label} {name} {what}"))
+            changes.append(Change("env", name, f"env: variable {name} {what}"))
     return changes
 
 
@@ -177,8 +204,10 @@ def diff_env(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
     changes = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
-        if key in ("vars", "packages") and isinstance(a, Mapping) and isinstance(b, Mapping):
-            changes.extend(_diff_named(key, a, b))
+        if key in ("vars", "packages") and isinstance(a, Mapping | None) and isinstance(
+            b, Mapping | None
+        ):
+            changes.extend(_diff_named(key, a or {}, b or {}))
             continue
         if a != b:
             msg = f"env: {key} {_show(a) if a is not None else 'unset'} -> " + (
@@ -199,11 +228,16 @@ def diff_outs(entry: StageLock, declared: tuple[str, ...]) -> list[Change]:
 
 def explain(entry: StageLock, comps: Components) -> list[Change]:
     """Why ``comps`` differ from what the lock recorded (empty when they do not)."""
+    code = diff_files("code", entry.code, comps.code, comps.details)
+    # A source file both declared in deps and found as code changes both entries
+    # (both take its normalized hash): name it once, as code.
+    as_code = {c.subject for c in code}
+    deps = [c for c in diff_files("dep", entry.deps, comps.deps) if c.subject not in as_code]
     changes = [
         *diff_cmd(entry.cmd, comps.cmd),
-        *diff_files("dep", entry.deps, comps.deps),
+        *deps,
         *diff_params(entry.params, comps.params),
-        *diff_files("code", entry.code, comps.code),
+        *code,
         *diff_env(entry.env, comps.env),
         *diff_outs(entry, comps.outs),
     ]

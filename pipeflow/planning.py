@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import datetime
 import glob
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
-from pipeflow.environment import EnvironmentProbe
+from pipeflow.codedeps import (
+    MODULE_MAP,
+    CodeDetector,
+    CodeScan,
+    describe_map_change,
+    module_map_text,
+)
+from pipeflow.codehash import SourceCache
+from pipeflow.environment import EnvironmentProbe, python_program
 from pipeflow.fingerprint import Change, Components, explain, out_label
 from pipeflow.graph import Graph, source_deps_missing
 from pipeflow.hashing import HashInfo
@@ -37,6 +47,11 @@ class StageState:
     components: Components | None = None
     restorable: bool = False
     """Its fingerprint matches and every missing or modified output is in the cache."""
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What status should say beside the state (e.g. dynamic imports not followed)."""
+        return self.components.notes if self.components is not None else ()
 
     @property
     def up_to_date(self) -> bool:
@@ -117,29 +132,124 @@ class Planner:
         return {f: dict(sorted(v.items())) for f, v in sorted(values.items())}
 
     def components(self, stage: Stage, substitute: Mapping[str, FileEntry]) -> Components:
-        """The stage's components now; deps in ``substitute`` take the given entry."""
+        """The stage's components now; deps in ``substitute`` take the given entry.
+
+        Code is what ``code:`` declares plus, unless ``code: {auto: false}``, what its
+        Python commands run (``pipeflow.codedeps``); a Python source is hashed in
+        normalized form, also as a dep when it is a source file (no stage writes it).
+        """
+        cwd = self.repo.root / stage.wdir
+        program = next((p for p in map(python_program, stage.cmd) if p is not None), None)
+        scan = self._scan(stage, program)
+        code, normalized, notes = self._code_entries(stage, scan)
         deps = []
         for path in stage.deps:
             if path in substitute:
                 deps.append(substitute[path])
                 continue
+            as_code = code.get(path)
+            if as_code is not None and path in normalized and (
+                self.graph.producer_of(path) is None
+            ):
+                deps.append(as_code)
+                continue
             info = self._hash(path)
             deps.append(file_entry(path, info) if info else FileEntry(path, "", 0))
-        code = []
-        for path in self._code_paths(stage):
-            info = self._hash(path)
-            code.append(file_entry(path, info) if info else FileEntry(path, "", 0))
         exact = stage.env.python == "exact"
         return Components(
             cmd=stage.cmd,
             deps=tuple(deps),
             params=self.params_of(stage),
-            code=tuple(code),
+            code=tuple(code.values()),
             env=self.env.component(stage.cmd, python_exact=exact, variables=stage.env.vars,
-                                   cwd=self.repo.root / stage.wdir,
-                                   packages=stage.env.packages),
+                                   cwd=cwd, packages=stage.env.packages,
+                                   imports=scan.external, root=self.repo.root),
             outs=tuple(out_label(o.path, o.kind, o.cache, o.persist) for o in stage.outs),
+            notes=tuple(dict.fromkeys((*notes, *scan.notes))),
+            details=self._map_details(stage.name, scan, code.get(MODULE_MAP)),
         )
+
+    @cached_property
+    def _sources(self) -> SourceCache:
+        """Facts of Python sources by content hash, remembered in the state database."""
+        state = self.repo.state if self.repo.dot.is_dir() else None
+        return SourceCache(self.repo.root, self.repo.hasher.hash_path,
+                           state.get if state else None, state.put if state else None)
+
+    @cached_property
+    def _detector(self) -> CodeDetector:
+        state = self.repo.state if self.repo.dot.is_dir() else None
+        return CodeDetector(self.repo.root, self._sources,
+                            state.get if state else None, state.put if state else None)
+
+    def _scan(self, stage: Stage, program: str | None) -> CodeScan:
+        if not stage.code_auto or program is None:
+            return CodeScan()
+        site = self.env.site_index(program, self.repo.root / stage.wdir)
+        return self._detector.scan(
+            stage.cmd, "" if stage.wdir == "." else stage.wdir,
+            site.project_paths(self._detector.root_str) if site else (),
+            site.editable if site else None,
+        )
+
+    def _code_entries(
+        self, stage: Stage, scan: CodeScan
+    ) -> tuple[dict[str, FileEntry], set[str], list[str]]:
+        """Code entries (declared first, in order; then detected files; then the module
+        map), the paths among them hashed in normalized form, and notes."""
+        entries: dict[str, FileEntry] = {}
+        normalized: set[str] = set()
+        notes: list[str] = []
+        for path in (*self._code_paths(stage), *scan.files):
+            if path in entries:
+                continue
+            info = self._hash(path)
+            if info is None:
+                entries[path] = FileEntry(path, "", 0)
+                continue
+            if path in scan.hashes and not info.isdir:
+                entries[path] = FileEntry(path, scan.hashes[path], info.size)
+                normalized.add(path)
+                continue
+            facts = self._sources.facts(path) if path.endswith(".py") else None
+            if facts is None:
+                entries[path] = file_entry(path, info)
+                continue
+            entries[path] = FileEntry(path, facts.hash, info.size)
+            normalized.add(path)
+            if facts.problem:
+                notes.append(f"{path} does not parse ({facts.problem}): hashed by its bytes")
+        if scan.ran_python:
+            entries[MODULE_MAP] = FileEntry(MODULE_MAP, scan.map_hash(), len(scan.modules))
+        return entries, normalized, notes
+
+    def _map_details(
+        self, name: str, scan: CodeScan, entry: FileEntry | None
+    ) -> dict[str, str]:
+        """How the module map differs from the one the lock recorded, in words.
+
+        The lock keeps only the map's hash; each map seen is kept in the state
+        database under its hash, so the earlier one can usually be named.
+        """
+        state = self.repo.state if self.repo.dot.is_dir() else None
+        if entry is not None and state is not None:
+            key = f"modmap:{entry.hash}"
+            if state.get(key) is None:
+                state.put(key, module_map_text(scan.modules))
+        locked = self.lock.stages.get(name)
+        before = next((e for e in locked.code if e.path == MODULE_MAP), None) if locked else None
+        if (before.hash if before else None) == (entry.hash if entry else None):
+            return {}
+        text = state.get(f"modmap:{before.hash}") if (state and before) else None
+        try:
+            old = json.loads(text) if text else None
+        except ValueError:
+            old = None
+        return {MODULE_MAP: describe_map_change(
+            old if isinstance(old, dict) else None,
+            scan.modules if entry is not None else None,
+            recorded=before is not None,
+        )}
 
     # states -----------------------------------------------------------------
     def _output_changes(self, stage: Stage, entry: StageLock) -> tuple[list[Change], bool]:

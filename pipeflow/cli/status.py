@@ -15,13 +15,16 @@ if TYPE_CHECKING:
 
 
 def print_states(states: list[StageState] | tuple[StageState, ...]) -> None:
-    """One line per stage with its status word, reasons indented beneath."""
+    """One line per stage with its status word, reasons indented beneath, then its
+    notes (what pipeflow could not follow, e.g. dynamic imports)."""
     width = max((len(s.name) for s in states), default=0)
     for state in states:
         word = output.styled(state.word, fg=output.WORD_STYLE.get(state.word))
         output.out(f"{state.name.ljust(width)}  {word}")
         for change in state.reasons:
             output.out(f"{' ' * (width + 4)}{change.message}")
+        for note in state.notes:
+            output.out(f"{' ' * (width + 4)}note: {note}")
 
 
 def summary(states: list[StageState] | tuple[StageState, ...]) -> str:

@@ -1,0 +1,459 @@
+"""Installed distributions as a stage's own interpreter sees them.
+
+``importlib.metadata.packages_distributions()`` answers "which distribution provides
+module ``sklearn``" for the running interpreter only; a stage may run another one (a
+venv, ``python3.12``, a conda env). So pipeflow reads, for the interpreter the
+stage's shell would run:
+
+- its import path (``sys.path``, asked once by running it, or taken from this process
+  when it is the same interpreter in the same environment);
+- the ``*.dist-info`` and ``*.egg-info`` folders on that path: name, version and
+  ``Requires-Dist`` from ``METADATA``, the top-level modules from ``top_level.txt``
+  or, without it, from ``RECORD``; editable installs from ``direct_url.json`` and
+  setuptools' ``__editable___*_finder.py`` (their ``MAPPING``).
+
+The result (a ``SiteIndex``) is kept in the state database under a key made of the
+interpreter's real path and the modification times of the folders on its path: a
+``pip install`` or ``uninstall`` changes a folder's mtime, so a stale index is never
+used. Absolute paths live in that cache only, never in a fingerprint.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlparse
+
+from pipeflow.hashing import RACY_NS, hash_bytes
+
+FORMAT = 1
+
+_NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+_EXTRA = re.compile(r"\bextra\b")
+_PATH_PROBE = (
+    "import json,sys;print(json.dumps([[p for p in sys.path if p],sys.prefix,sys.base_prefix]))"
+)
+
+
+def normalize(name: str) -> str:
+    """A distribution name in its comparable form (PEP 503): ``Scikit_Learn`` ->
+    ``scikit-learn``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """One installed distribution."""
+
+    name: str
+    version: str
+    requires: tuple[str, ...] = ()
+    """Normalized names of what it requires (requirements of extras left out)."""
+    location: str | None = None
+    """The source folder of an editable install (absolute), else None."""
+
+
+@dataclass(frozen=True)
+class SiteIndex:
+    """What is installed for one interpreter, and which modules each distribution
+    provides."""
+
+    paths: tuple[str, ...]
+    """The interpreter's import path (absolute folders; no script folder)."""
+    prefixes: tuple[str, ...] = ()
+    """``sys.prefix`` and ``sys.base_prefix``: the environment's own folders."""
+    dists: Mapping[str, Distribution] = field(default_factory=dict)
+    """Normalized name -> the distribution first found on the path."""
+    provides: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Top-level module -> normalized names of the distributions providing it."""
+    editable: Mapping[str, str] = field(default_factory=dict)
+    """Top-level module -> absolute location, from setuptools' editable finders."""
+
+    def version(self, name: str) -> str | None:
+        """The installed version of distribution ``name`` (None: not installed)."""
+        dist = self.dists.get(normalize(name))
+        return dist.version if dist else None
+
+    def closure(self, modules: Iterable[str], root: str | None = None) -> dict[str, str]:
+        """``{name: version}`` of the distributions providing top-level ``modules``
+        and everything they require, transitively (installed ones only).
+
+        Editable installs whose source lies under ``root`` are left out (their files
+        are the project's code); what they require is not.
+        """
+        todo = [key for m in modules for key in self.provides.get(m, ())]
+        seen: set[str] = set()
+        found: dict[str, str] = {}
+        inside = None if root is None else os.path.abspath(root)
+        while todo:
+            key = todo.pop()
+            if key in seen:
+                continue
+            seen.add(key)
+            dist = self.dists.get(key)
+            if dist is None:
+                continue
+            if not (inside and dist.location and _is_within(dist.location, inside)):
+                found[dist.name] = dist.version
+            todo.extend(dist.requires)
+        return dict(sorted(found.items()))
+
+    def project_paths(self, root: str) -> list[str]:
+        """Import path folders inside ``root`` that hold the project's own code:
+        PYTHONPATH entries, editable ``.pth`` folders; not an environment kept there
+        (``.venv``)."""
+        inside = os.path.abspath(root)
+        found = []
+        for path in self.paths:
+            parts = path.split(os.sep)
+            if not _is_within(path, inside) or "site-packages" in parts or "dist-packages" in parts:
+                continue
+            if any(_is_within(path, prefix) for prefix in self.prefixes):
+                continue
+            found.append(path)
+        return found
+
+    def to_json(self) -> str:
+        """Compact JSON, for the state database."""
+        body = {
+            "format": FORMAT,
+            "paths": list(self.paths),
+            "prefixes": list(self.prefixes),
+            "dists": {k: [d.name, d.version, list(d.requires), d.location]
+                      for k, d in self.dists.items()},
+            "provides": {k: list(v) for k, v in self.provides.items()},
+            "editable": dict(self.editable),
+        }
+        return json.dumps(body, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> SiteIndex:
+        """Inverse of ``to_json``; raises ValueError (or KeyError/TypeError) on junk."""
+        d = json.loads(text)
+        if d.get("format") != FORMAT:
+            raise ValueError("unknown site index format")
+        return cls(
+            paths=tuple(d["paths"]),
+            prefixes=tuple(d["prefixes"]),
+            dists={k: Distribution(str(n), str(v), tuple(r), loc)
+                   for k, (n, v, r, loc) in d["dists"].items()},
+            provides={k: tuple(v) for k, v in d["provides"].items()},
+            editable=dict(d["editable"]),
+        )
+
+
+def _is_within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+# --- reading metadata ---------------------------------------------------------------
+
+
+def _headers(text: str) -> dict[str, list[str]]:
+    """Email-style headers of a METADATA / PKG-INFO file (the part before the body)."""
+    found: dict[str, list[str]] = {}
+    for line in text.split("\n"):
+        if not line.strip():
+            break
+        if line[0] in " \t":
+            continue  # a continuation line: only of headers we do not read
+        key, sep, value = line.partition(":")
+        if sep:
+            found.setdefault(key.strip().lower(), []).append(value.strip())
+    return found
+
+
+def _requirement(spec: str) -> str | None:
+    """The normalized name a ``Requires-Dist`` value needs, None for an extra's."""
+    name, _, marker = spec.partition(";")
+    if _EXTRA.search(marker):
+        return None
+    m = _NAME.match(name)
+    return normalize(m.group(1)) if m else None
+
+
+def _egg_requires(text: str) -> list[str]:
+    """Requirements of ``requires.txt``: unconditional ones and marker-only sections."""
+    found = []
+    section = ""
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif line and (not section or section.startswith(":")):
+            m = _NAME.match(line)
+            if m:
+                found.append(normalize(m.group(1)))
+    return found
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def _inferred_top_level(record: str) -> set[str]:
+    """Top-level modules of a distribution from the files its RECORD lists."""
+    found = set()
+    for line in record.splitlines():
+        path = line.split(",", 1)[0]
+        first, sep, _ = path.partition("/")
+        if not first or first.startswith("..") or first == "__pycache__":
+            continue
+        if sep:
+            if not first.endswith((".dist-info", ".data")) and first.isidentifier():
+                found.add(first)
+        elif first.endswith((".py", ".so", ".pyd")):
+            found.add(first.split(".", 1)[0])
+    return found
+
+
+def _editable_location(info_dir: str) -> str | None:
+    text = _read(os.path.join(info_dir, "direct_url.json"))
+    if text is None:
+        return None
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None
+    if not (isinstance(doc, dict) and isinstance(doc.get("dir_info"), dict)
+            and doc["dir_info"].get("editable") and isinstance(doc.get("url"), str)):
+        return None
+    url = urlparse(doc["url"])
+    return os.path.abspath(unquote(url.path)) if url.scheme == "file" else None
+
+
+def _finder_mapping(path: str) -> dict[str, str]:
+    """``MAPPING`` of a setuptools editable finder module (a literal dict)."""
+    text = _read(path)
+    if text is None:
+        return {}
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return {}
+    for stmt in tree.body:
+        target: ast.expr
+        value: ast.expr | None
+        if isinstance(stmt, ast.AnnAssign):
+            target, value = stmt.target, stmt.value
+        elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+            target, value = stmt.targets[0], stmt.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id == "MAPPING" and value is not None:
+            try:
+                found = ast.literal_eval(value)
+            except ValueError:
+                return {}
+            if isinstance(found, dict):
+                return {str(k): str(v) for k, v in found.items() if isinstance(v, str)}
+    return {}
+
+
+def _distribution(folder: str, name: str) -> tuple[Distribution, set[str]] | None:
+    """A distribution and its top-level modules from a ``.dist-info``/``.egg-info``."""
+    full = os.path.join(folder, name)
+    if name.endswith(".dist-info"):
+        meta = _read(os.path.join(full, "METADATA"))
+    elif os.path.isdir(full):
+        meta = _read(os.path.join(full, "PKG-INFO"))
+    else:
+        meta = _read(full)  # a single-file .egg-info is the PKG-INFO itself
+    if meta is None:
+        return None
+    headers = _headers(meta)
+    names, versions = headers.get("name"), headers.get("version")
+    if not names or not versions:
+        return None
+    if name.endswith(".dist-info"):
+        requires = [r for r in map(_requirement, headers.get("requires-dist", [])) if r]
+    else:
+        requires = _egg_requires(_read(os.path.join(full, "requires.txt")) or "")
+    top = _read(os.path.join(full, "top_level.txt"))
+    if top is not None:
+        modules = {line.strip() for line in top.splitlines() if line.strip()}
+    else:
+        modules = _inferred_top_level(_read(os.path.join(full, "RECORD")) or "")
+    dist = Distribution(names[0], versions[0], tuple(dict.fromkeys(requires)),
+                        _editable_location(full))
+    return dist, modules
+
+
+def build_index(paths: Iterable[str], prefixes: Iterable[str] = ()) -> SiteIndex:
+    """Read every distribution on ``paths`` (earlier folders win, as for imports)."""
+    paths = tuple(paths)
+    dists: dict[str, Distribution] = {}
+    provides: dict[str, list[str]] = {}
+    editable: dict[str, str] = {}
+    for folder in paths:
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith((".dist-info", ".egg-info")):
+                found = _distribution(folder, name)
+                if found is None:
+                    continue
+                dist, modules = found
+                key = normalize(dist.name)
+                if key in dists:
+                    continue  # shadowed by an earlier folder of the path
+                dists[key] = dist
+                for module in modules:
+                    provides.setdefault(module, []).append(key)
+            elif name.startswith("__editable__") and name.endswith("_finder.py"):
+                for module, location in _finder_mapping(os.path.join(folder, name)).items():
+                    editable.setdefault(module, location)
+    return SiteIndex(paths, tuple(prefixes), dists,
+                     {k: tuple(v) for k, v in sorted(provides.items())}, editable)
+
+
+# --- which interpreter, which path --------------------------------------------------
+
+
+def _venv_of(executable: str) -> str | None:
+    """The ``pyvenv.cfg`` that makes ``executable`` a virtual environment's, if any."""
+    here = os.path.dirname(os.path.abspath(executable))
+    for folder in (here, os.path.dirname(here)):
+        cfg = os.path.join(folder, "pyvenv.cfg")
+        if os.path.isfile(cfg):
+            return cfg
+    return None
+
+
+def is_this_interpreter(found: str) -> bool:
+    """True when ``found`` runs this very interpreter in this very environment (a
+    venv's ``python`` links to its base interpreter but has another path)."""
+    if os.path.abspath(found) == os.path.abspath(sys.executable):
+        return True
+    return (os.path.realpath(found) == os.path.realpath(sys.executable)
+            and _venv_of(found) == _venv_of(sys.executable))
+
+
+def _own_path() -> tuple[list[str], str, str]:
+    entries = list(sys.path)
+    if entries and not sys.flags.safe_path:
+        # sys.path[0] is the folder of pipeflow's own entry point (or the current
+        # folder for ``-m``/``-c``); a stage's is its script's, found by codedeps.
+        first = os.path.abspath(entries[0]) if entries[0] else ""
+        argv0 = os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else ""
+        if first in ("", os.getcwd(), argv0):
+            entries = entries[1:]
+    paths = [os.path.abspath(p) for p in entries if p]
+    return paths, sys.prefix, sys.base_prefix
+
+
+def _mtime(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
+
+
+class SiteIndexes:
+    """``SiteIndex`` per interpreter, remembered in the state database.
+
+    ``recall``/``remember`` are the state database's ``get``/``put``.
+    """
+
+    def __init__(
+        self,
+        recall: Callable[[str], str | None] | None = None,
+        remember: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self._recall = recall
+        self._remember = remember
+        self._memo: dict[tuple[str, str], SiteIndex | None] = {}
+
+    def _get(self, key: str) -> str | None:
+        return self._recall(key) if self._recall else None
+
+    def _put(self, key: str, value: str) -> None:
+        if self._remember:
+            self._remember(key, value)
+
+    def for_program(
+        self, program: str, cwd: str | os.PathLike[str] | None = None
+    ) -> SiteIndex | None:
+        """The index of the interpreter ``program`` names, found on PATH as the shell
+        would (a relative path with a folder from ``cwd``); None when there is none or
+        it cannot be asked."""
+        folder = os.fspath(cwd) if cwd is not None else os.getcwd()
+        if "/" in program and not os.path.isabs(program):
+            program = os.path.join(folder, program)
+        memo_key = (program, folder)
+        if memo_key in self._memo:
+            return self._memo[memo_key]
+        index = None
+        found = shutil.which(program)
+        if found is not None:
+            found = os.path.abspath(found)
+            probed = self._path_of(found, folder)
+            if probed is not None:
+                index = self._index(found, *probed)
+        self._memo[memo_key] = index
+        return index
+
+    def _path_of(self, found: str, cwd: str) -> tuple[list[str], str, str] | None:
+        if is_this_interpreter(found):
+            return _own_path()
+        real = os.path.realpath(found)
+        venv = _venv_of(found)
+        pythonpath = os.environ.get("PYTHONPATH", "")
+        relative = any(p and not os.path.isabs(p) for p in pythonpath.split(os.pathsep))
+        # what else decides the answer: PYTHONPATH, and which Python a pyenv shim runs
+        key = json.dumps(["pypath", FORMAT, found, real, _mtime(real), venv,
+                          _mtime(venv) if venv else 0, pythonpath, cwd if relative else "",
+                          os.environ.get("PYENV_VERSION", "")])
+        key = f"pypath:{hash_bytes(key.encode('utf-8', 'surrogatepass'))}"
+        text = self._get(key)
+        fresh = text is None
+        if text is None:
+            try:
+                proc = subprocess.run([found, "-c", _PATH_PROBE], capture_output=True, text=True,
+                                      timeout=60, check=True, cwd=cwd)
+            except (OSError, subprocess.SubprocessError):
+                return None
+            lines = proc.stdout.strip().splitlines()
+            text = lines[-1] if lines else ""  # a sitecustomize may print first
+        try:
+            paths, prefix, base = json.loads(text)
+            result = ([os.path.normpath(os.path.join(cwd, str(p))) for p in paths],
+                      str(prefix), str(base))
+        except (ValueError, TypeError):
+            return None  # not a Python we can ask (or junk in the cache)
+        if fresh:
+            self._put(key, text)
+        return result
+
+    def _index(self, found: str, paths: list[str], prefix: str, base: str) -> SiteIndex:
+        real = os.path.realpath(found)
+        mtimes = [_mtime(p) for p in paths]
+        stamp = json.dumps([FORMAT, real, [list(pm) for pm in zip(paths, mtimes, strict=True)],
+                            prefix, base])
+        key = f"pydists:{hash_bytes(stamp.encode('utf-8', 'surrogatepass'))}"
+        text = self._get(key)
+        if text is not None:
+            try:
+                return SiteIndex.from_json(text)
+            except (ValueError, KeyError, TypeError):
+                pass  # damaged: rebuild it
+        index = build_index(paths, dict.fromkeys([prefix, base]))
+        # A folder changed within the timestamp granularity of now could change again
+        # without its mtime moving: such an index is used, not remembered.
+        if max(mtimes, default=0) < time.time_ns() - RACY_NS:
+            self._put(key, index.to_json())
+        return index
