@@ -32,7 +32,7 @@ class StatusReport:
             "up_to_date": self.up_to_date,
             "stages": [
                 {"name": s.name, "status": s.word,
-                 "reasons": [c.to_json() for c in s.reasons]}
+                 "reasons": [c.to_json() for c in s.reasons], "notes": list(s.notes)}
                 for s in self.states
             ],
             "warnings": list(self.warnings),
