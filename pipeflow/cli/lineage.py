@@ -161,14 +161,7 @@ def metrics_diff(
     with Repo.find() as repo:
         found = metrics.diff(repo, rev)
     changes = found.changes if show_all else found.changed
-    if json_out:
-        output.emit_json({"schema": 1, "rev": rev, "lock_at_rev": found.lock_at_rev,
-                          "changes": [c.to_json() for c in changes]})
-        return
-    if not found.lock_at_rev:
-        output.warn(f"{rev} has no pipeline.lock: every value is new")
-    if not changes:
-        output.out(f"no metrics changed since {rev}")
+    if not _diff_head(found.lock_at_rev, changes, rev, json_out, "metrics"):
         return
     rows = [["path", "metric", rev, "workspace", "change"]]
     for c in changes:
@@ -177,6 +170,20 @@ def metrics_diff(
                      "" if delta is None else f"{delta:+.6g}"])
     for line in _table(rows):
         output.out(line)
+
+
+def _diff_head(lock_at_rev: bool, changes: Any, rev: str, json_out: bool, what: str) -> bool:
+    """What metrics and params diffs print first; True when a table should follow."""
+    if json_out:
+        output.emit_json({"schema": 1, "rev": rev, "lock_at_rev": lock_at_rev,
+                          "changes": [c.to_json() for c in changes]})
+        return False
+    if not lock_at_rev:
+        output.warn(f"{rev} has no pipeline.lock: every value is new")
+    if not changes:
+        output.out(f"no {what} changed since {rev}")
+        return False
+    return True
 
 
 # --- params ------------------------------------------------------------------------
@@ -202,14 +209,7 @@ def params_diff(
     with Repo.find() as repo:
         found = ops.diff(repo, rev)
     changes = found.changes if show_all else found.changed
-    if json_out:
-        output.emit_json({"schema": 1, "rev": rev, "lock_at_rev": found.lock_at_rev,
-                          "changes": [c.to_json() for c in changes]})
-        return
-    if not found.lock_at_rev:
-        output.warn(f"{rev} has no pipeline.lock: every value is new")
-    if not changes:
-        output.out(f"no params changed since {rev}")
+    if not _diff_head(found.lock_at_rev, changes, rev, json_out, "params"):
         return
     rows = [["param", rev, "workspace", "stages"]]
     for c in changes:
