@@ -24,9 +24,14 @@ from pipeflow.errors import StorageError
 from pipeflow.lineage.index import RunIndex
 from pipeflow.lineage.records import RunRecord
 
-ArtifactStatus = Literal["output", "source", "untracked", "absent"]
+GitTracked = Callable[[str, str], bool]
+"""(commit, project-relative path) -> whether git tracks that path at that commit."""
+
+ArtifactStatus = Literal["output", "source", "git", "untracked", "absent"]
 """``output``: made by a stage run; ``source``: cached by ``pipeflow add``;
-``untracked``: no record produced this content; ``absent``: the path did not exist
+``git``: no record produced it, but git tracks the path at the commit of the run that
+read it (``note`` says whether it was modified then); ``untracked``: no record
+produced this content and git does not explain it; ``absent``: the path did not exist
 when the run that lists it started."""
 
 ManifestLookup = Callable[[str], Mapping[str, str] | None]
@@ -158,10 +163,14 @@ def artifact_id(path: str, oid: str) -> str:
 
 
 class _Walker:
-    def __init__(self, index: RunIndex, manifests: ManifestLookup) -> None:
+    def __init__(self, index: RunIndex, manifests: ManifestLookup,
+                 tracked: GitTracked | None = None) -> None:
         self.index = index
         self.db = index.db
         self.manifests = manifests
+        self.tracked = tracked
+        self._reader: dict[str, LineageRun] = {}
+        """Artifact id -> the run whose inputs listed it first."""
         self.artifacts: dict[str, LineageArtifact] = {}
         self.runs: dict[str, LineageRun] = {}
         self._labels: dict[str, dict[str, tuple[int, int]]] = {}
@@ -374,6 +383,9 @@ class _Walker:
         if run_id is None:
             found = self.container(path, oid, before)
             if found is None:
+                from_git = self._from_git(aid, path)
+                if from_git is not None:
+                    return LineageArtifact(aid, path, oid, size, isdir, "git", note=from_git)
                 damaged = self.damaged()
                 problem = (f"{damaged} damaged run record(s) could not be searched: one may "
                            "have produced it" if damaged else None)
@@ -408,8 +420,25 @@ class _Walker:
             expanded.add(run.id)
             deps = self._deps_of(run)
             for dep_path, dep_hash, dep_size, dep_isdir in reversed(deps):
+                self._reader.setdefault(artifact_id(dep_path, dep_hash), run)
                 stack.append((dep_path, dep_hash, dep_size, dep_isdir, None, run.started))
         return Lineage(target, dict(self.artifacts), dict(self.runs))
+
+    def _from_git(self, aid: str, path: str) -> str | None:
+        """A note when git tracked ``path`` at the commit of the run that read it."""
+        reader = self._reader.get(aid)
+        if reader is None or not reader.git_commit or self.tracked is None:
+            return None
+        if not self.tracked(reader.git_commit, path):
+            return None
+        where = f"in git at {reader.git_commit[:12]}"
+        try:
+            dirty = self.index.record(reader.id).body.get("git", {}).get("dirty_paths") or []
+        except StorageError:
+            dirty = []
+        if any(d == path or d.endswith("/" + path) for d in dirty):
+            return where + ", modified in the workspace when the run started"
+        return where
 
     def _deps_of(self, run: LineageRun) -> list[tuple[str, str, int | None, bool]]:
         out = []
@@ -431,7 +460,7 @@ class _Walker:
 
 def trace(
     index: RunIndex, path: str, oid: str, *, run_id: str | None = None,
-    manifests: ManifestLookup | None = None,
+    manifests: ManifestLookup | None = None, tracked: GitTracked | None = None,
 ) -> Lineage:
     """The lineage of content ``oid`` of ``path``.
 
@@ -441,7 +470,7 @@ def trace(
     version that holds it (without it, a file input that no run wrote directly is
     "untracked").
     """
-    walker = _Walker(index, manifests or (lambda _oid: None))
+    walker = _Walker(index, manifests or (lambda _oid: None), tracked)
     return walker.walk(path, oid, run_id)
 
 

@@ -81,8 +81,10 @@ def _artifact_line(a: LineageArtifact) -> str:
     if a.within is not None:
         inside = f"{a.within.version} " if a.within.version else ""
         parts.append(f"in {a.within.path} {inside}({a.within.hash[:8]})")
-    if a.status == "untracked":
-        parts.append("UNTRACKED INPUT: no run or `pipeflow add` recorded it")
+    if a.status == "git":
+        parts.append(a.note or "in git")
+    elif a.status == "untracked":
+        parts.append("UNTRACKED INPUT: no run, `pipeflow add` or git commit recorded it")
     elif a.status == "absent":
         parts.append("absent when the run started")
     if a.runs > 1:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from pipeflow.errors import StorageError, UsageError
@@ -116,12 +116,35 @@ def start_of(repo: Repo, target: str, version: str | None = None) -> Start:
                           "data recorded with `pipeflow add`")
 
 
+def git_tracked(repo: Repo) -> Callable[[str, str], bool]:
+    """(commit, project path) -> tracked by git at that commit; one ``git ls-tree``
+    per commit, only for commits a lineage asks about."""
+    import subprocess
+
+    files: dict[str, frozenset[str]] = {}
+    prefix: list[str] = []
+
+    def tracked(commit: str, path: str) -> bool:
+        if commit not in files:
+            if not prefix:
+                where = subprocess.run(["git", "rev-parse", "--show-prefix"], cwd=repo.root,
+                                       capture_output=True, text=True)
+                prefix.append(where.stdout.strip() if where.returncode == 0 else "")
+            tree = subprocess.run(["git", "ls-tree", "-r", "-z", "--name-only", commit],
+                                  cwd=repo.root, capture_output=True)
+            names = tree.stdout.decode("utf-8", "surrogateescape").split("\0")
+            files[commit] = frozenset(names) if tree.returncode == 0 else frozenset()
+        return prefix[0] + path in files[commit]
+
+    return tracked
+
+
 def lineage(repo: Repo, target: str, version: str | None = None) -> Lineage:
     """The lineage of ``PATH[@VERSION]``: the run that made it, its inputs, and
     recursively the runs that made those, down to source data."""
     start = start_of(repo, target, version)
     return trace(repo.index, start.path, start.hash, run_id=start.run,
-                 manifests=manifests(repo))
+                 manifests=manifests(repo), tracked=git_tracked(repo))
 
 
 def lineage_diff(repo: Repo, target: str, other: str) -> LineageDiff:
@@ -129,8 +152,10 @@ def lineage_diff(repo: Repo, target: str, other: str) -> LineageDiff:
     anywhere upstream, stage by stage."""
     start = start_of(repo, target)
     lookup = manifests(repo)
-    old = trace(repo.index, start.path, start.hash, run_id=start.run, manifests=lookup)
+    tracked = git_tracked(repo)
+    old = trace(repo.index, start.path, start.hash, run_id=start.run, manifests=lookup,
+                tracked=tracked)
     other_start = start_of(repo, start.path, other)
     new = trace(repo.index, other_start.path, other_start.hash, run_id=other_start.run,
-                manifests=lookup)
+                manifests=lookup, tracked=tracked)
     return diff_lineages(old, new)

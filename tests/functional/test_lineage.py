@@ -184,3 +184,18 @@ def test_lineage_of_a_restored_version_is_that_of_the_original_run(project: Proj
     body = json.loads(project.run("lineage", "model.txt", "--json").out)
     assert body["artifacts"][0]["producer"] == first
     assert body["artifacts"][0]["version"] == "v1"
+
+
+def test_code_from_git_is_named_by_commit(project: Project) -> None:
+    project.write("step.py", "open('out.txt', 'w').write('x')\n")
+    project.write("extra.py", "X = 1\n")
+    project.spec({"s": {"cmd": "python step.py", "deps": ["extra.py"], "outs": ["out.txt"]}})
+    project.git("add", "-A")
+    project.git("commit", "-qm", "code")
+    commit = project.git("rev-parse", "HEAD").strip()
+    project.write("extra.py", "X = 2\n")  # modified (tracked) when the run starts
+    assert project.run("repro").code == 0
+    text = project.run("lineage", "out.txt").out
+    assert f"step.py" in text and f"in git at {commit[:12]}" in text
+    assert "modified in the workspace when the run started" in text
+    assert "UNTRACKED INPUT" not in text
