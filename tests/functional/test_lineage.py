@@ -196,6 +196,6 @@ def test_code_from_git_is_named_by_commit(project: Project) -> None:
     project.write("extra.py", "X = 2\n")  # modified (tracked) when the run starts
     assert project.run("repro").code == 0
     text = project.run("lineage", "out.txt").out
-    assert f"step.py" in text and f"in git at {commit[:12]}" in text
+    assert "step.py" in text and f"in git at {commit[:12]}" in text
     assert "modified in the workspace when the run started" in text
     assert "UNTRACKED INPUT" not in text
