@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from pipeflow.errors import StageFailed
 from pipeflow.fingerprint import Components
@@ -15,19 +14,17 @@ from pipeflow.repo import Repo
 from pipeflow.spec.model import Out, Stage
 
 
-def _check_no_symlinks(root: Path, stage: Stage, out: Out) -> None:
-    path = root / out.path
+def _check_no_symlinks(repo: Repo, stage: Stage, out: Out) -> None:
+    path = repo.root / out.path
     if path.is_symlink():
         msg = f"output '{out.path}' is a symlink; write a real file or folder there"
         raise StageFailed(stage.name, msg)
     if path.is_dir():
-        for folder, dirs, files in os.walk(path):
-            for name in (*dirs, *files):
-                inner = Path(folder) / name
-                if inner.is_symlink():
-                    rel = inner.relative_to(root).as_posix()
-                    msg = f"output '{out.path}' contains a symlink: {rel} (not supported yet)"
-                    raise StageFailed(stage.name, msg)
+        links = repo.hasher.symlinks_under(out.path)  # found by the hashing walk itself
+        if links:
+            msg = (f"output '{out.path}' contains a symlink: {out.path}/{links[0]} "
+                   "(not supported yet)")
+            raise StageFailed(stage.name, msg)
 
 
 def commit_outputs(repo: Repo, stage: Stage, comps: Components) -> StageLock:
@@ -40,7 +37,8 @@ def commit_outputs(repo: Repo, stage: Stage, comps: Components) -> StageLock:
         if not os.path.lexists(root / out.path):
             msg = f"it did not write its declared output '{out.path}'"
             raise StageFailed(stage.name, msg)
-        _check_no_symlinks(root, stage, out)
+        repo.hasher.forget(out.path)
+        _check_no_symlinks(repo, stage, out)
     outs: list[FileEntry] = []
     metrics: list[MetricEntry] = []
     for out in stage.outs:

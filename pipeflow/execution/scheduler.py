@@ -235,6 +235,9 @@ class Scheduler:
             except StageFailed as exc:
                 error = StageFailed(name, exc.message.split(": ", 1)[-1],
                                     log_tail="\n".join(result.tail))
+            except StorageError as exc:  # e.g. a dangling link inside an output folder
+                error = StageFailed(name, f"its outputs cannot be stored: {exc.message}",
+                                    log_tail="\n".join(result.tail))
             else:
                 if self.history is not None:
                     record = self.history.record_run(stage, comps, result, entry)

@@ -146,3 +146,19 @@ def test_output_that_cannot_be_cleared_fails_the_stage(project: Project) -> None
     assert res.code == 1, res.text
     assert "stage 'a' failed: cannot clear its output" in res.err
     assert "out/o.txt" in res.err
+
+
+def test_symlinks_inside_outputs_fail_the_stage(project: Project) -> None:
+    project.write("real.txt", "x\n")
+    project.spec({
+        "link": {"cmd": "mkdir -p d && ln -sf ../real.txt d/l", "outs": ["d"]},
+        "dangling": {"cmd": "mkdir -p e && ln -sf nowhere e/l", "outs": ["e"]},
+        "top": {"cmd": "ln -sf real.txt t", "outs": ["t"]},
+    })
+    res = project.run("repro", "--keep-going")
+    assert res.code == 1
+    assert "output 'd' contains a symlink: d/l" in res.err
+    assert "stage 'dangling' failed" in res.err
+    assert "output 't' is a symlink" in res.err
+    assert "Traceback" not in res.text and "internal error" not in res.text
+    assert not (project.root / "pipeline.lock").exists() or not project.lock().get("stages")
