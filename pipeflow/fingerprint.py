@@ -207,7 +207,11 @@ def diff_env(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
         if key in ("vars", "packages") and isinstance(a, Mapping | None) and isinstance(
             b, Mapping | None
         ):
-            changes.extend(_diff_named(key, a or {}, b or {}))
+            named = _diff_named(key, a or {}, b or {})
+            if not named and a != b:  # an empty section appeared or went away
+                named = [Change("env", key, f"env: {key} {'added' if a is None else 'removed'}",
+                                a, b)]
+            changes.extend(named)
             continue
         if a != b:
             msg = f"env: {key} {_show(a) if a is not None else 'unset'} -> " + (
