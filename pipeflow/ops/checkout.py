@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipeflow.errors import StorageError
+from pipeflow.errors import StorageError, UsageError
 from pipeflow.execution.commit import restore_outputs
 from pipeflow.gitignore import ensure_ignored
 from pipeflow.graph import resolve_targets
+from pipeflow.hashing import HashInfo
 from pipeflow.lineage.versions import split_spec
 from pipeflow.lockfile import FileEntry, Lock
 from pipeflow.ops.project import load_project, render_lock
@@ -97,15 +98,18 @@ def _restore_source(repo: Repo, path: str, entry: FileEntry, report: CheckoutRep
 def _checkout_version(
     repo: Repo, path: str, version: str, lock: Lock, report: CheckoutReport
 ) -> None:
-    from pipeflow.hashing import HashInfo
     from pipeflow.lineage.versions import list_versions, resolve
 
     current = out_entries_all(lock).get(path)
     chosen = resolve(repo, path, version, list_versions(repo, path))
     info = HashInfo(chosen.hash, chosen.size or 0, chosen.isdir)
     if repo.store.missing(info):
-        raise StorageError(f"{chosen.label} of {path} ({chosen.hash[:8]}) is no longer in the "
-                           "cache", hint="`pipeflow versions` marks the versions it still has")
+        _fetch_version(repo, info)
+    if repo.store.missing(info):
+        raise StorageError(
+            f"{chosen.label} of {path} ({chosen.hash[:8]}) is in neither the local cache nor "
+            "the remote", hint="`pipeflow versions` marks the versions the cache has; a "
+                               "colleague who has it can `pipeflow push`")
     repo.store.checkout(info, repo.root / path, linker=repo.linker, hasher=repo.hasher)
     repo.hasher.forget(path)
     ensure_ignored(repo.root, [path])
@@ -113,6 +117,21 @@ def _checkout_version(
     if current is not None and current.hash != chosen.hash:
         report.notes.append(f"{path}: {chosen.label} checked out; pipeline.lock has another "
                             "version (`pipeflow checkout` or `repro` restores it)")
+
+
+def _fetch_version(repo: Repo, info: HashInfo) -> None:
+    """Bring a version's objects from the default remote, when one is configured."""
+    from pipeflow.ops.remotes import list_remotes, open_remote
+    from pipeflow.ops.transfer import download_objects
+
+    if not list_remotes(repo):
+        return
+    try:
+        remote = open_remote(repo)
+    except UsageError:
+        return  # several remotes and no default: say so through the missing-object error
+    download_objects(repo, remote, [info.hash])  # a folder's manifest first
+    download_objects(repo, remote, repo.store.missing(info))
 
 
 def out_entries_all(lock: Lock) -> dict[str, FileEntry]:

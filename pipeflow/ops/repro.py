@@ -111,6 +111,13 @@ def sync_sources(repo: Repo) -> list[str]:
                 notes.append(f"restored {path}")
             continue
         if now.hash != entry.hash:
+            known = {row.hash for row in repo.index.versions(path)}
+            if now.hash in known and not repo.store.missing(hash_info(entry)):
+                # an older version checked out: the lock's version comes back, as for outputs
+                repo.store.checkout(hash_info(entry), repo.root / path, linker=repo.linker)
+                repo.hasher.forget(path)
+                notes.append(f"restored the locked version of {path} (another was checked out)")
+                continue
             sources[path] = record_source(repo, path)
             notes.append(f"new version of {path} recorded")
     if sources != dict(lock.sources):

@@ -75,8 +75,15 @@ def status(repo: Repo, targets: list[str] | None = None) -> StatusReport:
                             "restores it")
             continue
         if now != entry.hash:
-            warnings.append(f"source data '{path}' changed since it was added: `pipeflow add "
-                            f"{path}` (or `repro`) records the new version")
+            numbers = ({row.hash: row.number for row in repo.index.versions(path)}
+                       if repo.dot.is_dir() else {})
+            if now in numbers and entry.hash in numbers:
+                warnings.append(f"source data '{path}': v{numbers[now]} checked out, lock has "
+                                f"v{numbers[entry.hash]} (`repro` or `checkout {path}` "
+                                "restores it)")
+            else:
+                warnings.append(f"source data '{path}' changed since it was added: `pipeflow "
+                                f"add {path}` (or `repro`) records the new version")
     if repo.dot.is_dir():
         repo.hasher.flush()
     return StatusReport(tuple(states[n] for n in names), tuple(warnings))

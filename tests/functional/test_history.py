@@ -173,3 +173,22 @@ def test_add_versions_source_data(project: Project) -> None:
     assert project.read("data/raw.txt") == "b\n"
     bad = project.run("add", "o.txt")
     assert bad.code == 2 and "is an output of stage 's'" in bad.err
+
+
+def test_checked_out_source_version_is_restored_not_recorded(project: Project) -> None:
+    project.write("data/raw.txt", "a\n")
+    project.spec({"s": {"cmd": "echo s >> runs.log && cp data/raw.txt o.txt",
+                        "deps": ["data/raw.txt"], "outs": ["o.txt"]}})
+    project.run("add", "data/raw.txt")
+    project.run("repro")
+    project.write("data/raw.txt", "b\n")
+    project.run("repro")  # records v2 of the source
+    runs(project)
+    assert project.run("checkout", "data/raw.txt@v1").code == 0
+    assert "v1 checked out, lock has v2" in project.run("status").err
+    res = project.run("repro")
+    assert "restored the locked version of data/raw.txt" in res.out
+    assert project.read("data/raw.txt") == "b\n"
+    assert runs(project) == []
+    body = json.loads(project.run("versions", "data/raw.txt", "--json").out)
+    assert len(body["versions"]) == 2

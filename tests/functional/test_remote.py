@@ -132,3 +132,23 @@ def test_status_remote_and_repro_pull(project: Project, tmp_path: Path) -> None:
     assert res.code == 0, res.text
     assert not (clone / "runs.log").exists() or "train" not in other.read("runs.log")
     assert other.read("models/model.txt").startswith("lr=0.5")
+
+
+def test_an_older_version_comes_from_the_remote(project: Project, tmp_path: Path) -> None:
+    store = _published(project, tmp_path)
+    project.params({"prep": {"n": 3}, "train": {"lr": 0.3, "epochs": 2}, "eval": {"k": 1}})
+    project.run("repro")
+    project.run("tag", "models/model.txt@v1", "production")
+    project.run("push")
+    runs(project)
+    project.git("add", "-A")
+    project.git("commit", "-qm", "lr 0.3")
+    clone = tmp_path / "c2"
+    subprocess.run(["git", "clone", "-q", str(project.root), str(clone)], check=True)
+    other = Project(clone)
+    assert other.run("pull").code == 0
+    assert other.read("models/model.txt").startswith("lr=0.3")
+    res = other.run("checkout", "models/model.txt@production")
+    assert res.code == 0, res.text
+    assert other.read("models/model.txt").startswith("lr=0.05")
+    assert store.is_dir()
