@@ -139,7 +139,8 @@ def gc(repo: Repo, scope: GcScope, *, dry: bool = False, remote: str | None = No
     with RepoLock(repo.dot / "lock", wait=wait):
         recover(repo)
         keep = keep_set(repo, scope)
-        for oid in sorted(local_objects(repo) - keep):
+        present = local_objects(repo)
+        for oid in sorted(present - keep):
             path = repo.store.path_of(oid)
             try:
                 report.removed_bytes += path.stat().st_size
@@ -148,7 +149,7 @@ def gc(repo: Repo, scope: GcScope, *, dry: bool = False, remote: str | None = No
             except FileNotFoundError:
                 continue
             report.removed.append(oid)
-        report.kept = len(keep)
+        report.kept = len(present & keep)
         if remote is not None:
             from pipeflow.ops.remotes import open_remote
 
