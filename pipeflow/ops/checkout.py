@@ -103,13 +103,14 @@ def _checkout_version(
     current = out_entries_all(lock).get(path)
     chosen = resolve(repo, path, version, list_versions(repo, path))
     info = HashInfo(chosen.hash, chosen.size or 0, chosen.isdir)
+    tried = _fetch_version(repo, info) if repo.store.missing(info) else None
     if repo.store.missing(info):
-        _fetch_version(repo, info)
-    if repo.store.missing(info):
+        what = f"{chosen.label} of {path} ({chosen.hash[:8]})"
         raise StorageError(
-            f"{chosen.label} of {path} ({chosen.hash[:8]}) is in neither the local cache nor "
-            "the remote", hint="`pipeflow versions` marks the versions the cache has; a "
-                               "colleague who has it can `pipeflow push`")
+            f"{what} is in neither the local cache nor remote '{tried}'" if tried
+            else f"{what} is no longer in the cache",
+            hint="`pipeflow versions` marks the versions the cache has; a colleague who "
+                 "has it can `pipeflow push`")
     repo.store.checkout(info, repo.root / path, linker=repo.linker, hasher=repo.hasher)
     repo.hasher.forget(path)
     ensure_ignored(repo.root, [path])
@@ -119,19 +120,21 @@ def _checkout_version(
                             "version (`pipeflow checkout` or `repro` restores it)")
 
 
-def _fetch_version(repo: Repo, info: HashInfo) -> None:
-    """Bring a version's objects from the default remote, when one is configured."""
+def _fetch_version(repo: Repo, info: HashInfo) -> str | None:
+    """Bring a version's objects from the default remote, when one is configured;
+    returns the remote's name (None when there is none to ask)."""
     from pipeflow.ops.remotes import list_remotes, open_remote
     from pipeflow.ops.transfer import download_objects
 
     if not list_remotes(repo):
-        return
+        return None
     try:
         remote = open_remote(repo)
     except UsageError:
-        return  # several remotes and no default: say so through the missing-object error
+        return None  # several remotes and no default: the missing-object error says it
     download_objects(repo, remote, [info.hash])  # a folder's manifest first
     download_objects(repo, remote, repo.store.missing(info))
+    return remote.name
 
 
 def out_entries_all(lock: Lock) -> dict[str, FileEntry]:
