@@ -133,6 +133,8 @@ class RunIndex:
                             (record.chain, record.seq))
 
     def _insert(self, record: RunRecord) -> None:
+        if self.db.execute("SELECT 1 FROM runs WHERE id = ?", (record.id,)).fetchone():
+            return  # indexed already (e.g. added by this process, then seen by a refresh)
         b = record.body
         self.db.execute(
             "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
