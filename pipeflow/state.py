@@ -4,6 +4,10 @@
 
 - ``stat``: the stat cache (root-relative POSIX path -> inode, size, mtime_ns, hash,
   recorded_ns), so that an unchanged file is never read twice across processes;
+- ``dirsig``: per-directory stat signatures (root-relative POSIX path -> signature,
+  the directory's hash, size and file count, recorded_ns, newest mtime), so that an
+  unchanged directory costs one row instead of one stat cache lookup per file; created
+  on first use, so older databases need no migration;
 - ``kv``: small key/value facts that are expensive to recompute (validated spec
   digests, the cached topological order, ...);
 - ``journal``: the stages finished by the run that has not yet rendered
@@ -35,6 +39,18 @@ from pipeflow.errors import StorageError
 
 SCHEMA_VERSION = 1
 
+_DIRSIG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS dirsig (
+    path TEXT PRIMARY KEY,
+    signature TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    nfiles INTEGER NOT NULL,
+    recorded_ns INTEGER NOT NULL,
+    newest_ns INTEGER NOT NULL
+) WITHOUT ROWID
+"""
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS stat (
     path TEXT PRIMARY KEY,
@@ -54,7 +70,8 @@ CREATE TABLE IF NOT EXISTS journal (
     stage TEXT NOT NULL,
     body TEXT NOT NULL
 );
-"""
+""" + _DIRSIG_SCHEMA + ";"
+
 
 _BUSY_TIMEOUT_MS = 10_000
 
@@ -74,6 +91,20 @@ class StatEntry:
     hash: str
     recorded_ns: int
     ctime_ns: int = 0
+
+
+@dataclass(frozen=True)
+class DirSignature:
+    """What the state database knows of one directory: the stat signature of its tree
+    (see ``pipeflow.hashing``), its hash, total size and file count, when recorded
+    (clock before the walk) and the newest mtime in the tree."""
+
+    signature: str
+    hash: str
+    size: int
+    nfiles: int
+    recorded_ns: int
+    newest_ns: int
 
 
 class StateDB:
@@ -165,6 +196,19 @@ class StateDB:
                 raise self._fail("read the stat cache", exc) from exc
         return {row[0]: StatEntry(*row[1:]) for row in rows}
 
+    def stat_entry(self, path: str) -> StatEntry | None:
+        """The stat cache entry of one path, or None (one indexed row, not the table)."""
+        with self._lock:
+            try:
+                row = self._conn.execute(
+                    "SELECT inode, size, mtime_ns, hash, recorded_ns, ctime_ns FROM stat "
+                    "WHERE path = ?",
+                    (path,),
+                ).fetchone()
+            except sqlite3.Error as exc:
+                raise self._fail("read the stat cache", exc) from exc
+        return None if row is None else StatEntry(*row)
+
     def put_stat_entries(self, entries: Iterable[tuple[str, StatEntry]]) -> None:
         """Insert or replace stat cache entries, all in one transaction."""
         rows = [
@@ -184,6 +228,39 @@ class StateDB:
         rows = [(p,) for p in paths]
         if rows:
             self._write("update the stat cache", "DELETE FROM stat WHERE path = ?", rows)
+
+    # directory signatures -----------------------------------------------------------
+
+    def dir_signature(self, path: str) -> DirSignature | None:
+        """The recorded signature of directory ``path``, or None."""
+        with self._lock:
+            try:
+                row = self._conn.execute(
+                    "SELECT signature, hash, size, nfiles, recorded_ns, newest_ns "
+                    "FROM dirsig WHERE path = ?",
+                    (path,),
+                ).fetchone()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return None  # a database from before dirsig: nothing recorded yet
+                raise self._fail("read a directory signature", exc) from exc
+            except sqlite3.Error as exc:
+                raise self._fail("read a directory signature", exc) from exc
+        return None if row is None else DirSignature(*row)
+
+    def put_dir_signatures(self, entries: Iterable[tuple[str, DirSignature]]) -> None:
+        """Insert or replace directory signatures, all in one transaction."""
+        rows = [
+            (path, d.signature, d.hash, d.size, d.nfiles, d.recorded_ns, d.newest_ns)
+            for path, d in entries
+        ]
+        if rows:
+            self._write(
+                "record directory signatures",
+                "INSERT OR REPLACE INTO dirsig VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+                prelude=_DIRSIG_SCHEMA,
+            )
 
     # key/value ----------------------------------------------------------------------
 
@@ -225,7 +302,9 @@ class StateDB:
 
     # ---------------------------------------------------------------------------------
 
-    def _write(self, what: str, sql: str, rows: Sequence[Sequence[object]]) -> None:
+    def _write(
+        self, what: str, sql: str, rows: Sequence[Sequence[object]], prelude: str = ""
+    ) -> None:
         with self._lock:
             conn = self._conn
             try:
@@ -233,6 +312,8 @@ class StateDB:
                 # busy_timeout here instead of failing later with "database is locked".
                 conn.execute("BEGIN IMMEDIATE")
                 try:
+                    if prelude:
+                        conn.execute(prelude)
                     conn.executemany(sql, rows)
                 except BaseException:
                     conn.execute("ROLLBACK")

@@ -25,6 +25,7 @@ import contextlib
 import itertools
 import os
 import shutil
+import time
 from pathlib import Path
 
 import xxhash
@@ -51,16 +52,18 @@ def _view() -> memoryview:
     return memoryview(thread_buffer())
 
 
-def _copy_and_hash(sfd: int, dfd: int, view: memoryview) -> str:
+def _copy_and_hash(sfd: int, dfd: int, view: memoryview) -> tuple[str, int]:
     """Copy ``sfd`` to ``dfd`` through ``view``, hashing the bytes on the way: one read
-    of the source both verifies and copies."""
+    of the source both verifies and copies. Returns the hash and the bytes copied."""
     h = xxhash.xxh3_128()
+    total = 0
     while n := os.readv(sfd, [view]):
         chunk = view[:n]
         h.update(chunk)
+        total += n
         while chunk:
             chunk = chunk[os.write(dfd, chunk) :]
-    return h.hexdigest()
+    return h.hexdigest(), total
 
 
 def _hash_fd(fd: int, view: memoryview) -> str:
@@ -86,6 +89,7 @@ class ObjectStore:
         self._written: list[Path] = []
         self._manifests: dict[str, Manifest] = {}
         self._shards: set[str] = set()
+        self._root_made = False
         self._store_modes: dict[str, LinkMode] = {}
         # Temporary names: unique per process and instance without a random call per file.
         self._tag = f"{os.getpid()}-{os.urandom(3).hex()}-"
@@ -191,7 +195,7 @@ class ObjectStore:
                 except OSError:
                     # The probe said yes but this file says no (e.g. inline extents):
                     # copy it, and check it against the oid on the way.
-                    got = _copy_and_hash(sfd, dfd, _view())
+                    got, _ = _copy_and_hash(sfd, dfd, _view())
                     self._check_copy(got, oid, src, tmp)
                 os.fchmod(dfd, OBJECT_MODE)
             finally:
@@ -205,18 +209,23 @@ class ObjectStore:
         return oid
 
     def _add_by_copy(self, src: str, oid: str | None) -> str:
+        return self._copy_in(src, oid)[0]
+
+    def _copy_in(self, src: str, oid: str | None) -> tuple[str, int]:
         # Unknown oid: the temporary file waits at the store root until the copy has
         # told us which shard it belongs to; same file system, so the rename is atomic.
         tmp = self._tmp(self._p(oid) if oid else f"{self._dir}/new")
         if oid:
             self._shard(oid)
-        else:
+        elif not self._root_made:
+            # Once per instance: makedirs costs three syscalls even when it has nothing to do.
             os.makedirs(self._dir, exist_ok=True)
+            self._root_made = True
         sfd = os.open(src, _READ)
         try:
             dfd = os.open(tmp, _CREATE, OBJECT_MODE)
             try:
-                got = _copy_and_hash(sfd, dfd, _view())
+                got, size = _copy_and_hash(sfd, dfd, _view())
                 os.fchmod(dfd, OBJECT_MODE)  # whatever the umask
             finally:
                 os.close(dfd)
@@ -231,7 +240,7 @@ class ObjectStore:
             oid = got
             self._shard(oid)
         self._commit(tmp, self._p(oid))
-        return oid
+        return oid, size
 
     def _check_copy(self, got: str, oid: str, src: str, tmp: str) -> None:
         if got != oid:
@@ -277,11 +286,37 @@ class ObjectStore:
     def add_tree(self, root: Path, rel: str, hasher: Hasher) -> HashInfo:
         """Store every file of directory ``root/rel`` (``root`` being ``hasher.root``)
         and its manifest; return the directory's HashInfo (the manifest's oid is its
-        hash)."""
-        manifest = hasher.manifest(rel)
-        base = os.path.join(os.fspath(root), rel)
-        for entry in manifest.entries:
-            self.add_file(f"{base}/{entry.path}", entry.hash)
+        hash).
+
+        One pass per file: a file whose hash the hasher already trusts (memo or stat
+        cache) is stored under that oid, skipped if present; any other file is copied
+        and hashed in the same read, and the manifest is built from those results
+        (handed back to ``hasher``, so it is not read again).
+        """
+        scan = hasher.scan_dir(rel)
+        started = time.time_ns()  # before any read: the stat cache's racy rule
+        hashes: list[str] = []
+        for file_rel, _, path, st in scan.files:
+            known = hasher.known_hash(file_rel, st)
+            if known is not None:
+                hashes.append(self.add_file(path, known))
+                continue
+            try:
+                if self._store_mode(path) == "reflink":
+                    oid = self._add_by_reflink(path, None)
+                    size = st.st_size  # a clone is trusted, as in add_file
+                else:
+                    oid, size = self._copy_in(path, None)
+            except OSError as exc:
+                raise StorageError(f"cannot store {path} in the cache: {exc}") from exc
+            if size != st.st_size:
+                raise StorageError(
+                    f"{path} changed while being stored ({st.st_size} bytes, "
+                    f"then {size})",
+                    hint="do not modify outputs while pipeflow stores them; run again",
+                )
+            hashes.append(oid)
+        manifest = hasher.adopt_hashes(scan, hashes, started)
         oid = self.add_bytes(manifest.to_bytes())
         self._manifests[oid] = manifest
         return manifest.info()
@@ -400,9 +435,10 @@ class ObjectStore:
 
     def _checkout_dir(self, oid: str, dest: str, mode: LinkMode, hasher: Hasher | None) -> None:
         manifest = self.manifest(oid)
-        if os.path.lexists(dest) and not (os.path.isdir(dest) and not os.path.islink(dest)):
+        fresh = not os.path.lexists(dest)
+        if not fresh and not (os.path.isdir(dest) and not os.path.islink(dest)):
             os.unlink(dest)
-        keep = self._unchanged(manifest, dest, hasher) if hasher is not None else {}
+        keep = self._unchanged(manifest, dest, hasher) if hasher is not None and not fresh else {}
         os.makedirs(dest, exist_ok=True)
         files = {e.path for e in manifest.entries}
         dirs = {p.rsplit("/", 1)[0] for p in files if "/" in p}
@@ -419,7 +455,9 @@ class ObjectStore:
             if folder not in made:
                 os.makedirs(f"{dest}/{folder}", exist_ok=True)
                 made.add(folder)
-            self._place(e.hash, f"{dest}/{e.path}", e.executable, mode)
+            # A folder we just made holds nothing to replace: each file goes straight to
+            # its final name (one directory operation instead of create + rename).
+            self._place(e.hash, f"{dest}/{e.path}", e.executable, mode, direct=fresh)
 
     @staticmethod
     def _unchanged(manifest: Manifest, dest: str, hasher: Hasher) -> dict[str, tuple[str, bool]]:
@@ -433,17 +471,27 @@ class ObjectStore:
             return {}  # unreadable as it is: rewrite everything
         return {e.path: (e.hash, e.executable) for e in current.entries if e.path not in links}
 
-    def _place(self, oid: str, dst: str, executable: bool, mode: LinkMode) -> None:
+    def _place(
+        self, oid: str, dst: str, executable: bool, mode: LinkMode, *, direct: bool = False
+    ) -> None:
+        """Put object ``oid`` at ``dst``; ``direct``: ``dst`` does not exist and is
+        written in place (created exclusively, removed again if anything fails, so a
+        corrupt object's bytes still never stay there), else through a temporary name."""
         src = self._p(oid)
         if mode in ("hardlink", "symlink") and executable:
             mode = "copy"  # a shared read-only inode cannot carry this path's x bit
-        tmp = self._tmp(dst)
+        tmp = dst if direct else self._tmp(dst)
         try:
             if mode in ("copy", "reflink"):
                 self._place_bytes(oid, src, tmp, dst, executable, mode)
             else:
                 self._place_link(oid, src, tmp, dst, mode)
-            os.replace(tmp, dst)
+            if not direct:
+                os.replace(tmp, dst)
+        except FileExistsError:
+            if not direct:  # direct: someone else's file, not ours to remove
+                _unlink_quietly(tmp)
+            raise
         except BaseException:
             _unlink_quietly(tmp)
             raise
@@ -473,7 +521,7 @@ class ObjectStore:
                     except OSError:
                         pass  # this file would not clone: copy it instead
                 # A clone shares these very extents, so hashing the source checks it.
-                got = _hash_fd(sfd, _view()) if cloned else _copy_and_hash(sfd, dfd, _view())
+                got = _hash_fd(sfd, _view()) if cloned else _copy_and_hash(sfd, dfd, _view())[0]
             finally:
                 os.close(dfd)
         finally:

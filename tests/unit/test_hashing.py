@@ -543,3 +543,150 @@ def test_any_single_change_changes_the_directory_hash(
         else:
             f.rename(f.with_name(f.name + "~"))
         assert tree_hash(root, "d") != before
+
+
+# directory signatures ----------------------------------------------------------------------
+
+
+def _tree(root: Path) -> None:
+    write(root / "d" / "a", b"a")
+    write(root / "d" / "sub" / "deep" / "b", b"bb")
+    write(root / "d" / "sub" / "c", b"ccc")
+
+
+def _no_full_load(monkeypatch: pytest.MonkeyPatch, db: StateDB) -> list[int]:
+    """Count loads of the whole stat table."""
+    loads: list[int] = []
+    real = db.stat_entries
+
+    def counted() -> dict[str, object]:
+        loads.append(1)
+        return real()  # type: ignore[return-value]
+
+    monkeypatch.setattr(db, "stat_entries", counted)
+    return loads
+
+
+def test_unchanged_directory_answers_from_its_signature(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _tree(tmp_path)
+    db = StateDB(tmp_path / "state.db")
+    h = Hasher(tmp_path, db)
+    info = h.hash_path("d")
+    h.flush()
+    row = db.dir_signature("d")
+    assert row is not None and row.hash == info.hash and row.nfiles == 3
+    truth = Hasher(tmp_path, None).manifest("d")
+    count = CountingHash(monkeypatch)
+    loads = _no_full_load(monkeypatch, db)
+    h2 = Hasher(tmp_path, db)
+    assert h2.hash_path("d") == info
+    assert loads == [] and count.calls == [] and h2.files_read == 0
+    # The full manifest is still there when asked for (rebuilt from the stat cache).
+    assert h2.manifest("d") == truth
+    assert count.calls == []
+    db.close()
+
+
+@pytest.mark.parametrize("change", ["edit", "add", "remove", "exec", "rmdir", "same-stat"])
+def test_any_change_in_the_tree_invalidates_the_signature(
+    tmp_path: Path, change: str
+) -> None:
+    _tree(tmp_path)
+    write(tmp_path / "d" / "sub" / "deep" / "empty" / "x", b"x")
+    db = StateDB(tmp_path / "state.db")
+    h = Hasher(tmp_path, db)
+    before = h.hash_path("d")
+    h.flush()
+    deep = tmp_path / "d" / "sub" / "deep"
+    if change == "edit":
+        write(deep / "b", b"BB")  # same size, mtime backdated as before
+    elif change == "add":
+        write(deep / "new", b"n")
+    elif change == "remove":
+        (deep / "b").unlink()
+    elif change == "exec":
+        os.chmod(deep / "b", 0o755)
+    elif change == "rmdir":
+        shutil.rmtree(deep / "empty")
+    else:
+        # Same size, mtime put back: only ctime (and the bytes) differ.
+        st = os.stat(deep / "b")
+        time.sleep(0.01)
+        (deep / "b").write_bytes(b"zz")
+        os.utime(deep / "b", ns=(st.st_atime_ns, st.st_mtime_ns))
+    truth = Hasher(tmp_path, None).hash_path("d")
+    assert truth != before
+    assert Hasher(tmp_path, db).hash_path("d") == truth
+    db.close()
+
+
+def test_racy_signature_is_not_trusted_until_old_enough(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path / "d" / "a", b"a", old=False)
+    db = StateDB(tmp_path / "state.db")
+    h = Hasher(tmp_path, db)
+    info = h.hash_path("d")
+    h.flush()
+    loads = _no_full_load(monkeypatch, db)
+    # Rewritten within the timestamp tick: same inode, size, mtime; a signature recorded
+    # this soon after the mtime must not be believed.
+    f = tmp_path / "d" / "a"
+    st = os.stat(f)
+    with open(f, "r+b") as fh:
+        fh.write(b"b")
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    h2 = Hasher(tmp_path, db)
+    assert h2.hash_path("d") != info
+    assert h2.hash_path("d") == Hasher(tmp_path, None).hash_path("d")
+    assert loads == [1]
+    h2.flush()
+    # Three seconds later it is recorded again, and from then on trusted.
+    later = time.time_ns() + 3 * 10**9
+    monkeypatch.setattr(time, "time_ns", lambda: later)
+    h3 = Hasher(tmp_path, db)
+    h3.hash_path("d")
+    h3.flush()
+    assert loads == [1, 1]
+    assert Hasher(tmp_path, db).hash_path("d") == Hasher(tmp_path, None).hash_path("d")
+    assert loads == [1, 1]
+    db.close()
+
+
+def test_trees_with_symlinks_are_never_recorded(tmp_path: Path) -> None:
+    write(tmp_path / "target", b"t")
+    write(tmp_path / "d" / "a", b"a")
+    os.symlink(tmp_path / "target", tmp_path / "d" / "link")
+    db = StateDB(tmp_path / "state.db")
+    h = Hasher(tmp_path, db)
+    h.hash_path("d")
+    assert h.symlinks_under("d") == ("link",)
+    h.flush()
+    assert db.dir_signature("d") is None
+    db.close()
+
+
+def test_symlinks_under_reads_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _tree(tmp_path)
+    count = CountingHash(monkeypatch)
+    h = Hasher(tmp_path, None)
+    assert h.symlinks_under("d") == ()
+    assert count.calls == []
+    assert h.manifest("d").info() == h.hash_path("d")
+
+
+def test_single_files_do_not_load_the_whole_stat_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path / "f", b"f")
+    db = StateDB(tmp_path / "state.db")
+    h = Hasher(tmp_path, db)
+    info = h.hash_path("f")
+    h.flush()
+    loads = _no_full_load(monkeypatch, db)
+    count = CountingHash(monkeypatch)
+    assert Hasher(tmp_path, db).hash_path("f") == info
+    assert loads == [] and count.calls == []
+    db.close()

@@ -444,3 +444,115 @@ def test_add_tree_then_checkout_reproduces_the_tree(
         assert again.hash_path("out") == info
         assert files_of(root / "out") == files_of(root / "src")
         assert Manifest.from_bytes(store.read_bytes(info.hash)).hash == info.hash
+
+
+def test_add_tree_reads_each_new_file_once_and_matches_the_manifest(
+    tmp_path: Path, store: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeflow import hashing
+    from pipeflow.state import StateDB
+
+    write(tmp_path / "d" / "a.txt", b"a")
+    write(tmp_path / "d" / "sub" / "b.txt", b"bb", executable=True)
+    write(tmp_path / "d" / "sub" / "deeper" / "c", b"ccc")
+    write(tmp_path / "d" / "dup.txt", b"a")
+    expected = Hasher(tmp_path, None).manifest("d")
+    reads: list[str] = []
+    real = hashing.hash_file
+
+    def counted(path: Path | str, buf: bytearray | None = None) -> str:
+        reads.append(str(path))
+        return real(path, buf)
+
+    monkeypatch.setattr(hashing, "hash_file", counted)
+    db = StateDB(tmp_path / "state.db")
+    hasher = Hasher(tmp_path, db)
+    info = store.add_tree(tmp_path, "d", hasher)
+    assert reads == []  # hashed while copied, not before
+    assert info == expected.info()
+    assert store.manifest(info.hash) == expected
+    assert hasher.manifest("d") == expected and hasher.hash_path("d") == info
+    assert store.missing(info) == []
+    assert all(store.verify(e.hash) for e in expected.entries)
+    hasher.flush()
+    assert set(db.stat_entries()) == {"d/a.txt", "d/sub/b.txt", "d/sub/deeper/c", "d/dup.txt"}
+    # Another process: the stat cache now vouches for every file, so nothing is copied.
+    again = ObjectStore(store.path, Linker(setting="copy"))
+    copies: list[str] = []
+
+    def no_copy(src: str, oid: str | None) -> tuple[str, int]:
+        copies.append(src)
+        return "", 0
+
+    monkeypatch.setattr(again, "_copy_in", no_copy)
+    assert again.add_tree(tmp_path, "d", Hasher(tmp_path, db)) == info
+    assert copies == [] and again.written() == []
+    db.close()
+
+
+def test_add_tree_refuses_a_file_that_changes_size_while_stored(
+    tmp_path: Path, store: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path / "d" / "a", b"a")
+    hasher = Hasher(tmp_path, None)
+    real_scan = hasher.scan_dir
+
+    def scan_then_grow(rel: str) -> object:
+        scan = real_scan(rel)
+        (tmp_path / "d" / "a").write_bytes(b"longer")
+        return scan
+
+    monkeypatch.setattr(hasher, "scan_dir", scan_then_grow)
+    with pytest.raises(StorageError, match="changed while being stored"):
+        store.add_tree(tmp_path, "d", hasher)
+
+
+@pytest.mark.parametrize("setting", ["copy", "hardlink", "symlink"])
+@pytest.mark.parametrize("fresh", [True, False])
+def test_directory_checkout_into_new_or_existing_folder(
+    tmp_path: Path, store: ObjectStore, setting: str, fresh: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write(tmp_path / "d" / "a", b"a")
+    write(tmp_path / "d" / "sub" / "deep" / "b", b"bb")
+    write(tmp_path / "d" / "x.sh", b"#!", executable=True)
+    info = store.add_tree(tmp_path, "d", Hasher(tmp_path, None))
+    dest = tmp_path / "out"
+    if not fresh:
+        write(dest / "a", b"old")
+        write(dest / "extra", b"e")
+    renames: list[str] = []
+    real_replace = os.replace
+
+    def replace(a: str, b: str) -> None:
+        renames.append(b)
+        real_replace(a, b)
+
+    monkeypatch.setattr(os, "replace", replace)
+    store.checkout(info, dest, linker=Linker(setting=setting))
+    assert files_of(dest) == files_of(tmp_path / "d")
+    assert Hasher(tmp_path, None).hash_path("out") == info
+    assert temps(tmp_path) == []
+    # Straight to the final names in a new folder; through temporary names otherwise.
+    assert (renames == []) == fresh
+
+
+@pytest.mark.parametrize("setting", ["copy", "hardlink"])
+def test_fresh_folder_checkout_of_a_corrupt_or_missing_object(
+    tmp_path: Path, store: ObjectStore, setting: str
+) -> None:
+    write(tmp_path / "d" / "a", b"aaa")
+    write(tmp_path / "d" / "b", b"bbb")
+    info = store.add_tree(tmp_path, "d", Hasher(tmp_path, None))
+    corrupt(store.path_of(hash_bytes(b"bbb")))
+    dest = tmp_path / "out"
+    with pytest.raises(StorageError, match="corrupt"):
+        store.checkout(info, dest, linker=Linker(setting=setting))
+    assert not (dest / "b").exists()
+    os.unlink(store.path.parent / "corrupt" / os.listdir(store.path.parent / "corrupt")[0])
+    # Now missing altogether: the failed open names it; nothing half-made stays.
+    dest2 = tmp_path / "out2"
+    with pytest.raises(StorageError, match="missing"):
+        store.checkout(info, dest2, linker=Linker(setting=setting))
+    assert not (dest2 / "b").exists()
+    assert temps(tmp_path) == []

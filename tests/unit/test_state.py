@@ -127,3 +127,35 @@ def test_usable_from_another_thread(db_path: Path) -> None:
     assert not errors
     assert db.get("from") == "thread"
     db.close()
+
+
+def test_dir_signatures_round_trip_and_old_databases(db_path: Path) -> None:
+    import sqlite3
+
+    from pipeflow.state import DirSignature
+
+    with StateDB(db_path) as db:
+        assert db.dir_signature("d") is None
+        sig = DirSignature("s" * 32, "h" * 32, 10, 3, 5, 4)
+        db.put_dir_signatures([("d", sig)])
+        assert db.dir_signature("d") == sig
+        sig2 = DirSignature("t" * 32, "h" * 32, 11, 4, 6, 5)
+        db.put_dir_signatures(iter([("d", sig2)]))
+        assert db.dir_signature("d") == sig2
+    # A database from before the table existed: reads find nothing, writes create it.
+    conn = sqlite3.connect(db_path)
+    conn.execute("DROP TABLE dirsig")
+    conn.commit()
+    conn.close()
+    with StateDB(db_path) as db:
+        assert db.dir_signature("d") is None
+        db.put_dir_signatures([("d", sig2)])
+        assert db.dir_signature("d") == sig2
+
+
+def test_single_stat_entry(db_path: Path) -> None:
+    with StateDB(db_path) as db:
+        e = StatEntry(1, 2, 3, "a" * 32, 4, 5)
+        db.put_stat_entries([("x/y", e)])
+        assert db.stat_entry("x/y") == e
+        assert db.stat_entry("x") is None
