@@ -14,6 +14,7 @@ from typing import Any
 
 from pipeflow.errors import UsageError
 from pipeflow.lineage import tags as tagfile
+from pipeflow.lineage.index import RunIndex
 from pipeflow.repo import Repo
 
 _HEX = re.compile(r"^[0-9a-f]{4,32}$")
@@ -88,8 +89,7 @@ def list_versions(repo: Repo, path: str, *, current_hash: str | None = None) -> 
                 if params.get(key) != prev_params.get(key):
                     changed[key] = [prev_params.get(key), params.get(key)]
         prev_params = params
-        metrics = {f"{p}:{k}": v for p, vals in index.metrics_of(row.first_run).items()
-                   for k, v in vals.items()}
+        metrics = _metrics_of_version(index, path, row.hash, row.first_run)
         info = HashInfo(row.hash, row.size or 0, row.isdir)
         out.append(Version(
             path=path, number=row.number, hash=row.hash, size=row.size, isdir=row.isdir,
@@ -99,6 +99,22 @@ def list_versions(repo: Repo, path: str, *, current_hash: str | None = None) -> 
             params_changed=changed, metrics=metrics,
         ))
     return out
+
+
+def _metrics_of_version(index: RunIndex, path: str, oid: str, first_run: str) -> dict[str, Any]:
+    """Metrics the version's own run wrote, then those of the newest successful runs
+    that read this exact content (a model's evaluation), as ``file:key``."""
+    metrics = {f"{p}:{k}": v for p, vals in index.metrics_of(first_run).items()
+               for k, v in vals.items()}
+    readers = index.db.execute(
+        """SELECT DISTINCT i.run_id FROM inputs i JOIN runs r ON r.id = i.run_id
+           WHERE i.path = ? AND i.hash = ? AND r.exit_status = 0 ORDER BY r.ended""",
+        (path, oid),
+    ).fetchall()
+    for (run_id,) in readers:
+        for p, vals in index.metrics_of(str(run_id)).items():
+            metrics.update({f"{p}:{k}": v for k, v in vals.items()})
+    return metrics
 
 
 def resolve(repo: Repo, path: str, version: str, versions: list[Version]) -> Version:

@@ -192,9 +192,8 @@ def test_metrics_parse_as_json_with_the_expected_keys(two_runs: TwoRuns) -> None
         assert all(isinstance(value, int | float) for value in metrics.values())
 
 
+@pytest.mark.parametrize("two_runs", ["wine"], indirect=True)
 def test_wine_scores_are_plausible(two_runs: TwoRuns) -> None:
-    if two_runs.name != "wine":
-        pytest.skip("wine only")
     outputs = two_runs.first
     scores = json.loads(outputs["metrics/scores.json"])
     assert 0.8 <= scores["accuracy"] <= 1.0

@@ -192,3 +192,22 @@ def test_checked_out_source_version_is_restored_not_recorded(project: Project) -
     assert runs(project) == []
     body = json.loads(project.run("versions", "data/raw.txt", "--json").out)
     assert len(body["versions"]) == 2
+
+
+def test_model_versions_carry_their_evaluation_metrics(project: Project) -> None:
+    project.write("data.txt", "1\n2\n3\n")
+    project.params({"train": {"k": 1}})
+    project.spec({
+        "train": {"cmd": "echo ${train.k} > model.txt", "deps": ["data.txt"],
+                  "params": ["train.k"], "outs": ["model.txt"]},
+        "evaluate": {"cmd": """printf '{"accuracy": 0.%s}' "$(cat model.txt)" > scores.json""",
+                     "deps": ["model.txt"], "metrics": ["scores.json"]},
+    })
+    for k in (5, 9, 7):
+        project.params({"train": {"k": k}})
+        assert project.run("repro").code == 0, project.run("repro").text
+    body = json.loads(project.run("versions", "model.txt", "--json", "--sort",
+                                  "metrics.accuracy").out)
+    ranked = [v["metrics"]["scores.json:accuracy"] for v in body["versions"]]
+    assert ranked == [0.9, 0.7, 0.5]
+    assert [v["version"] for v in body["versions"]] == ["v2", "v3", "v1"]
