@@ -40,7 +40,9 @@ def status_command(
         bool, typer.Option("--check", help="Exit 1 if any stage is not up to date.")
     ] = False,
     remote: Annotated[
-        bool, typer.Option("--remote", help="Also show what the default remote lacks.")
+        bool, typer.Option("--remote",
+                           help="Also show what the default remote lacks (with --check: "
+                                "exit 1 when it lacks anything).")
     ] = False,
     verbose: Verbose = False,
 ) -> None:
@@ -81,5 +83,6 @@ def status_command(
                 output.out(f"not pushed: {shown}; {records} run record(s)")
             else:
                 output.out("the remote has everything")
-    if check and not report.up_to_date:
+    lacking = remote and bool(paths or records)
+    if check and (not report.up_to_date or lacking):
         raise typer.Exit(1)

@@ -111,7 +111,9 @@ def test_status_remote_and_repro_pull(project: Project, tmp_path: Path) -> None:
     project.run("repro")
     res = project.run("status", "--remote")
     assert "not pushed: " in res.out and "models/model.txt" in res.out
+    assert project.run("status", "--remote", "--check").code == 1
     project.run("push")
+    assert project.run("status", "--remote", "--check").code == 0
     assert "the remote has everything" in project.run("status", "--remote").out
     body = json.loads(project.run("status", "--remote", "--json").out)
     assert body["not_pushed"] == {"paths": [], "records": 0}
