@@ -26,7 +26,9 @@ import itertools
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import xxhash
 
@@ -41,6 +43,8 @@ from pipeflow.hashing import (
     thread_buffer,
 )
 from pipeflow.storage.links import Linker, LinkMode, reflink_fd, temp_path
+
+_T = TypeVar("_T")
 
 OBJECT_MODE = 0o444
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
@@ -186,25 +190,18 @@ class ObjectStore:
         self._shard(oid)
         dst = self._p(oid)
         tmp = self._tmp(dst)
-        sfd = os.open(src, _READ)
-        try:
-            dfd = os.open(tmp, _CREATE, OBJECT_MODE)
+        known = oid
+
+        def clone(sfd: int, dfd: int) -> None:
             try:
-                try:
-                    reflink_fd(sfd, dfd)
-                except OSError:
-                    # The probe said yes but this file says no (e.g. inline extents):
-                    # copy it, and check it against the oid on the way.
-                    got, _ = _copy_and_hash(sfd, dfd, _view())
-                    self._check_copy(got, oid, src, tmp)
-                os.fchmod(dfd, OBJECT_MODE)
-            finally:
-                os.close(dfd)
-        except BaseException:
-            _unlink_quietly(tmp)
-            raise
-        finally:
-            os.close(sfd)
+                reflink_fd(sfd, dfd)
+            except OSError:
+                # The probe said yes but this file says no (e.g. inline extents):
+                # copy it, and check it against the oid on the way.
+                got, _ = _copy_and_hash(sfd, dfd, _view())
+                self._check_copy(got, known, src, tmp)
+
+        self._fill(src, tmp, clone)
         self._commit(tmp, dst)
         return oid
 
@@ -221,19 +218,7 @@ class ObjectStore:
             # Once per instance: makedirs costs three syscalls even when it has nothing to do.
             os.makedirs(self._dir, exist_ok=True)
             self._root_made = True
-        sfd = os.open(src, _READ)
-        try:
-            dfd = os.open(tmp, _CREATE, OBJECT_MODE)
-            try:
-                got, size = _copy_and_hash(sfd, dfd, _view())
-                os.fchmod(dfd, OBJECT_MODE)  # whatever the umask
-            finally:
-                os.close(dfd)
-        except BaseException:
-            _unlink_quietly(tmp)
-            raise
-        finally:
-            os.close(sfd)
+        got, size = self._fill(src, tmp, lambda sfd, dfd: _copy_and_hash(sfd, dfd, _view()))
         if oid is not None:
             self._check_copy(got, oid, src, tmp)
         else:
@@ -241,6 +226,25 @@ class ObjectStore:
             self._shard(oid)
         self._commit(tmp, self._p(oid))
         return oid, size
+
+    @staticmethod
+    def _fill(src: str, tmp: str, fill: Callable[[int, int], _T]) -> _T:
+        """Open ``src`` and a new ``tmp``, let ``fill`` write it, make it read-only
+        whatever the umask; ``tmp`` never survives a failure."""
+        sfd = os.open(src, _READ)
+        try:
+            dfd = os.open(tmp, _CREATE, OBJECT_MODE)
+            try:
+                result = fill(sfd, dfd)
+                os.fchmod(dfd, OBJECT_MODE)
+            finally:
+                os.close(dfd)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+        finally:
+            os.close(sfd)
+        return result
 
     def _check_copy(self, got: str, oid: str, src: str, tmp: str) -> None:
         if got != oid:
