@@ -7,6 +7,7 @@ import os
 from pipeflow.errors import StageFailed
 from pipeflow.fingerprint import Components
 from pipeflow.gitignore import ensure_ignored
+from pipeflow.hashing import DirScan
 from pipeflow.lockfile import FileEntry, MetricEntry, StageLock
 from pipeflow.metrics import read_metrics
 from pipeflow.planning import file_entry, hash_info, out_entries
@@ -14,17 +15,21 @@ from pipeflow.repo import Repo
 from pipeflow.spec.model import Out, Stage
 
 
-def _check_no_symlinks(repo: Repo, stage: Stage, out: Out) -> None:
+def _scan_output(repo: Repo, stage: Stage, out: Out) -> DirScan | None:
+    """Refuse a symlink as or inside an output; return the walk of a directory output
+    (its files are stored from it, so the tree is walked once)."""
     path = repo.root / out.path
     if path.is_symlink():
         msg = f"output '{out.path}' is a symlink; write a real file or folder there"
         raise StageFailed(stage.name, msg)
-    if path.is_dir():
-        links = repo.hasher.symlinks_under(out.path)  # found by the hashing walk itself
-        if links:
-            msg = (f"output '{out.path}' contains a symlink: {out.path}/{links[0]} "
-                   "(not supported yet)")
-            raise StageFailed(stage.name, msg)
+    if not path.is_dir():
+        return None
+    scan = repo.hasher.scan_dir(out.path)
+    if scan.links:
+        msg = (f"output '{out.path}' contains a symlink: {out.path}/{scan.links[0]} "
+               "(not supported yet)")
+        raise StageFailed(stage.name, msg)
+    return scan
 
 
 def commit_outputs(repo: Repo, stage: Stage, comps: Components) -> StageLock:
@@ -33,19 +38,21 @@ def commit_outputs(repo: Repo, stage: Stage, comps: Components) -> StageLock:
     Raises StageFailed if a declared output is missing; nothing is journaled then.
     """
     root = repo.root
+    scans: dict[str, DirScan | None] = {}
     for out in stage.outs:
         if not os.path.lexists(root / out.path):
             msg = f"it did not write its declared output '{out.path}'"
             raise StageFailed(stage.name, msg)
         repo.hasher.forget(out.path)
-        _check_no_symlinks(repo, stage, out)
+        scans[out.path] = _scan_output(repo, stage, out)
     outs: list[FileEntry] = []
     metrics: list[MetricEntry] = []
     for out in stage.outs:
-        repo.hasher.forget(out.path)
-        if out.cache and (root / out.path).is_dir():
-            info = repo.store.add_tree(root, out.path, repo.hasher)
+        scan = scans[out.path]
+        if out.cache and scan is not None:
+            info = repo.store.add_tree(root, out.path, repo.hasher, scan)
         else:
+            repo.hasher.forget(out.path)
             info = repo.hasher.hash_path(out.path)
             if out.cache:
                 repo.store.add_file(root / out.path, info.hash)

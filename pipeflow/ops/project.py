@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from pipeflow import journal, lockfile
@@ -69,7 +70,9 @@ def render_lock(repo: Repo, graph: Graph | None = None) -> bool:
         repo.lock_path.read_text(encoding="utf-8") if repo.lock_path.exists() else None
     )
     if changed and (new.stages or new.sources or repo.lock_path.exists()):
-        written = list(repo.store.written()) if "store" in repo.__dict__ else []
+        written: list[str | os.PathLike[str]] = []
+        if "store" in repo.__dict__:
+            written += repo.store.written()
         if "records" in repo.__dict__:
             written += repo.records.written
         sync_paths(written)

@@ -13,7 +13,6 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from functools import cache
-from pathlib import Path
 
 from pipeflow.errors import StorageError
 
@@ -35,7 +34,7 @@ def _syncfs() -> Callable[[int], int] | None:
     return fn
 
 
-def sync_paths(paths: Iterable[Path]) -> None:
+def sync_paths(paths: Iterable[str | os.PathLike[str]]) -> None:
     """Make the given files (and their directory entries) durable. Paths that no
     longer exist are skipped; a failed sync raises StorageError."""
     parents: dict[str, list[str]] = {}

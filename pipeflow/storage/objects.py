@@ -34,6 +34,7 @@ import xxhash
 
 from pipeflow.errors import StorageError
 from pipeflow.hashing import (
+    DirScan,
     Hasher,
     HashInfo,
     Manifest,
@@ -90,7 +91,7 @@ class ObjectStore:
         # Absolute: symlink checkouts point here, whatever the current directory later.
         self._dir = os.path.abspath(self.path)
         self._linker = linker if linker is not None else Linker()
-        self._written: list[Path] = []
+        self._written: list[str] = []
         self._manifests: dict[str, Manifest] = {}
         self._shards: set[str] = set()
         self._root_made = False
@@ -123,7 +124,7 @@ class ObjectStore:
         """Whether the store holds object ``oid`` (not verified: see ``verify``)."""
         return os.path.exists(self._p(oid))
 
-    def written(self) -> list[Path]:
+    def written(self) -> list[str]:
         """Objects this instance wrote, for one batched sync at the end of the run."""
         return list(self._written)
 
@@ -179,7 +180,7 @@ class ObjectStore:
             self._add_by_copy(src, oid)
             os.unlink(src)
             return oid
-        self._written.append(Path(dst))
+        self._written.append(dst)
         return oid
 
     def _add_by_reflink(self, src: str, oid: str | None) -> str:
@@ -227,6 +228,40 @@ class ObjectStore:
         self._commit(tmp, self._p(oid))
         return oid, size
 
+    def _add_small(self, src: str, view: memoryview) -> tuple[str, int]:
+        """Store a file shorter than ``view``: read it whole, hash it, and only then
+        write it, straight into its shard (an object already present costs no write)."""
+        sfd = os.open(src, _READ)
+        try:
+            n = os.readv(sfd, [view])
+            if n == len(view):  # grew since it was scanned: take the general path
+                return self._copy_in(src, None)
+        finally:
+            os.close(sfd)
+        data = view[:n]
+        oid = xxhash.xxh3_128_hexdigest(data)
+        dst = self._p(oid)
+        if os.path.exists(dst):
+            return oid, n
+        self._shard(oid)
+        tmp = self._tmp(dst)
+        try:
+            dfd = os.open(tmp, _CREATE, OBJECT_MODE)
+            try:
+                while data:
+                    data = data[os.write(dfd, data) :]
+                os.fchmod(dfd, OBJECT_MODE)  # whatever the umask
+            finally:
+                os.close(dfd)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+        # Checked absent above: a concurrent writer of the same bytes only means the
+        # rename replaces an identical object.
+        os.replace(tmp, dst)
+        self._written.append(dst)
+        return oid, n
+
     @staticmethod
     def _fill(src: str, tmp: str, fill: Callable[[int, int], _T]) -> _T:
         """Open ``src`` and a new ``tmp``, let ``fill`` write it, make it read-only
@@ -260,7 +295,7 @@ class ObjectStore:
             _unlink_quietly(tmp)
             return
         os.replace(tmp, dst)
-        self._written.append(Path(dst))
+        self._written.append(dst)
 
     def add_bytes(self, data: bytes) -> str:
         """Store ``data`` and return its oid."""
@@ -287,7 +322,9 @@ class ObjectStore:
         self._commit(tmp, dst)
         return oid
 
-    def add_tree(self, root: Path, rel: str, hasher: Hasher) -> HashInfo:
+    def add_tree(
+        self, root: Path, rel: str, hasher: Hasher, scan: DirScan | None = None
+    ) -> HashInfo:
         """Store every file of directory ``root/rel`` (``root`` being ``hasher.root``)
         and its manifest; return the directory's HashInfo (the manifest's oid is its
         hash).
@@ -295,11 +332,15 @@ class ObjectStore:
         One pass per file: a file whose hash the hasher already trusts (memo or stat
         cache) is stored under that oid, skipped if present; any other file is copied
         and hashed in the same read, and the manifest is built from those results
-        (handed back to ``hasher``, so it is not read again).
+        (handed back to ``hasher``, so it is not read again). ``scan`` is a walk of the
+        directory the caller already made (``hasher.scan_dir(rel)``).
         """
-        scan = hasher.scan_dir(rel)
+        if scan is None or scan.rel != rel:
+            scan = hasher.scan_dir(rel)
         started = time.time_ns()  # before any read: the stat cache's racy rule
         hashes: list[str] = []
+        view = _view()
+        small = len(view)  # a file shorter than the buffer is read in one call
         for file_rel, _, path, st in scan.files:
             known = hasher.known_hash(file_rel, st)
             if known is not None:
@@ -309,6 +350,8 @@ class ObjectStore:
                 if self._store_mode(path) == "reflink":
                     oid = self._add_by_reflink(path, None)
                     size = st.st_size  # a clone is trusted, as in add_file
+                elif st.st_size < small:
+                    oid, size = self._add_small(path, view)
                 else:
                     oid, size = self._copy_in(path, None)
             except OSError as exc:

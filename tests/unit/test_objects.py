@@ -69,7 +69,7 @@ def test_add_file_shards_makes_read_only_and_reports_written(
     assert store.has(oid)
     assert path.read_bytes() == b"weights"
     assert stat.S_IMODE(path.stat().st_mode) == 0o444
-    assert store.written() == [path]
+    assert store.written() == [str(path)]
     assert src.read_bytes() == b"weights"  # the source stays
     assert temps(tmp_path) == []
 
@@ -386,7 +386,7 @@ def test_sync_paths_with_syncfs_and_fallback(
     monkeypatch.setattr(os, "fsync", counting_fsync)
     durability.sync_paths(paths)
     # two files, and their shard folder(s)
-    assert len(synced) == 2 + len({p.parent for p in store.written()})
+    assert len(synced) == 2 + len({os.path.dirname(p) for p in store.written()})
 
 
 def test_sync_paths_uses_syncfs_once_per_file_system(
@@ -505,6 +505,45 @@ def test_add_tree_refuses_a_file_that_changes_size_while_stored(
     monkeypatch.setattr(hasher, "scan_dir", scan_then_grow)
     with pytest.raises(StorageError, match="changed while being stored"):
         store.add_tree(tmp_path, "d", hasher)
+
+
+def test_add_tree_files_around_the_buffer_size(tmp_path: Path, store: ObjectStore) -> None:
+    # Files shorter than the copy buffer are read whole then written; longer ones are
+    # copied in chunks: both must store the exact bytes under their hash.
+    from pipeflow.hashing import BUF_SIZE
+
+    sizes = [0, 1, BUF_SIZE - 1, BUF_SIZE, BUF_SIZE + 1, 3 * BUF_SIZE + 7]
+    for size in sizes:
+        write(tmp_path / "d" / f"f{size}", bytes(range(256)) * (size // 256) + b"z" * (size % 256))
+    write(tmp_path / "d" / "again", b"z")  # same bytes as f1: stored once
+    hasher = Hasher(tmp_path, None)
+    info = store.add_tree(tmp_path, "d", hasher)
+    assert info == Hasher(tmp_path, None).hash_path("d")
+    for e in store.manifest(info.hash).entries:
+        assert store.path_of(e.hash).read_bytes() == (tmp_path / "d" / e.path).read_bytes()
+        assert stat.S_IMODE(store.path_of(e.hash).stat().st_mode) == 0o444
+    assert len(store.written()) == len(sizes) + 1  # distinct contents + the manifest
+    assert temps(tmp_path) == []
+
+
+def test_add_tree_small_file_that_grows_past_the_buffer_while_stored(
+    tmp_path: Path, store: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeflow.hashing import BUF_SIZE
+
+    write(tmp_path / "d" / "a", b"a")
+    hasher = Hasher(tmp_path, None)
+    real_scan = hasher.scan_dir
+
+    def scan_then_grow(rel: str) -> object:
+        scan = real_scan(rel)
+        (tmp_path / "d" / "a").write_bytes(b"b" * (2 * BUF_SIZE))
+        return scan
+
+    monkeypatch.setattr(hasher, "scan_dir", scan_then_grow)
+    with pytest.raises(StorageError, match="changed while being stored"):
+        store.add_tree(tmp_path, "d", hasher)
+    assert temps(tmp_path) == []
 
 
 @pytest.mark.parametrize("setting", ["copy", "hardlink", "symlink"])
