@@ -33,11 +33,11 @@ def run(args: list[str]) -> int:
     import click
 
     from pipeflow.cli import output
-    from pipeflow.cli.commands import build_app
+    from pipeflow.cli.commands import build_app, invoked_command
     from pipeflow.errors import PipeflowError
 
     verbose = "--verbose" in args or "-v" in args
-    command = build_app()
+    command = build_app(only=invoked_command(args))
     try:
         result = command.main(args, prog_name="pipeflow", standalone_mode=False)
     except PipeflowError as exc:
@@ -53,6 +53,9 @@ def run(args: list[str]) -> int:
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
+        no_such_command = getattr(click.exceptions, "NoSuchCommand", None)  # click >= 8.2
+        if no_such_command and isinstance(exc, no_such_command) and "Did you mean" in exc.message:
+            exc.possibilities = None  # typer already suggested: click would say it again
         exc.show()
         return 2
     except Exception as exc:

@@ -23,14 +23,44 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-def build_app() -> click.Command:
-    """The click command behind ``pipeflow``."""
-    from pipeflow.cli.gc import gc_command
-    from pipeflow.cli.history import add_command, tag_command, versions_command
-    from pipeflow.cli.lineage import lineage_command, metrics_app, params_app, verify_command
-    from pipeflow.cli.remote import fetch_command, pull_command, push_command, remote_app
-    from pipeflow.cli.repro import repro_command
-    from pipeflow.cli.status import status_command
+# name -> (module, attribute, kind): "command" a function, "group" a Typer app,
+# "factory" a function returning a Typer app. In the order `--help` lists them.
+_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "init": ("pipeflow.cli.commands", "init_command", "command"),
+    "repro": ("pipeflow.cli.repro", "repro_command", "command"),
+    "status": ("pipeflow.cli.status", "status_command", "command"),
+    "dag": ("pipeflow.cli.commands", "dag_command", "command"),
+    "checkout": ("pipeflow.cli.commands", "checkout_command", "command"),
+    "add": ("pipeflow.cli.history", "add_command", "command"),
+    "versions": ("pipeflow.cli.history", "versions_command", "command"),
+    "tag": ("pipeflow.cli.history", "tag_command", "command"),
+    "lineage": ("pipeflow.cli.lineage", "lineage_command", "command"),
+    "metrics": ("pipeflow.cli.lineage", "metrics_app", "group"),
+    "params": ("pipeflow.cli.lineage", "params_app", "group"),
+    "verify": ("pipeflow.cli.lineage", "verify_command", "command"),
+    "remote": ("pipeflow.cli.remote", "remote_app", "factory"),
+    "push": ("pipeflow.cli.remote", "push_command", "command"),
+    "fetch": ("pipeflow.cli.remote", "fetch_command", "command"),
+    "pull": ("pipeflow.cli.remote", "pull_command", "command"),
+    "gc": ("pipeflow.cli.gc", "gc_command", "command"),
+}
+
+
+def invoked_command(args: list[str]) -> str | None:
+    """The subcommand ``args`` invoke, if it is one of ours: the first word that is
+    not an option (the root options take no values)."""
+    for arg in args:
+        if arg == "--":
+            return None
+        if not arg.startswith("-"):
+            return arg if arg in _COMMANDS else None
+    return None
+
+
+def build_app(only: str | None = None) -> click.Command:
+    """The click command behind ``pipeflow``; with ``only``, just that subcommand is
+    registered (its module alone is imported: start-up is paid on every keystroke)."""
+    import importlib
 
     app = typer.Typer(
         name="pipeflow",
@@ -55,23 +85,14 @@ def build_app() -> click.Command:
         `pipeflow status` (says why), `pipeflow repro` (reruns only that).
         """
 
-    app.command("init")(init_command)
-    app.command("repro")(repro_command)
-    app.command("status")(status_command)
-    app.command("dag")(dag_command)
-    app.command("checkout")(checkout_command)
-    app.command("add")(add_command)
-    app.command("versions")(versions_command)
-    app.command("tag")(tag_command)
-    app.command("lineage")(lineage_command)
-    app.add_typer(metrics_app, name="metrics")
-    app.add_typer(params_app, name="params")
-    app.command("verify")(verify_command)
-    app.add_typer(remote_app(), name="remote")
-    app.command("push")(push_command)
-    app.command("fetch")(fetch_command)
-    app.command("pull")(pull_command)
-    app.command("gc")(gc_command)
+    for name, (module, attr, kind) in _COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        found = getattr(importlib.import_module(module), attr)
+        if kind == "command":
+            app.command(name)(found)
+        else:
+            app.add_typer(found() if kind == "factory" else found, name=name)
     return typer.main.get_command(app)
 
 

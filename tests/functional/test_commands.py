@@ -295,3 +295,36 @@ def test_declared_packages_count(project: Project, tmp_path) -> None:  # type: i
     finally:
         sys.path.remove(str(site))
         del os.environ["PYTHONPATH"]
+
+
+def test_top_level_help_lists_every_command_and_a_typo_is_suggested_once(
+    project: Project,
+) -> None:
+    from pipeflow.cli.commands import _COMMANDS
+
+    res = project.cli("--help")
+    assert res.code == 0
+    listed = {line.split()[0] for line in res.out.split("Commands:")[1].splitlines()
+              if line.startswith("  ")}
+    assert listed == set(_COMMANDS)
+    res = project.cli("stat")
+    assert res.code == 2
+    assert res.err.count("Did you mean 'status'?") == 1
+    project.run("init")
+    res = project.cli("-v", "status")  # root options before the command
+    assert res.code == 0 and "up to date" in res.out
+
+
+def test_only_the_invoked_command_is_loaded(project: Project) -> None:
+    # Start-up is paid on every keystroke: `status` must not import the modules of
+    # unrelated commands (remote transfers, gc, lineage).
+    project.run("init")
+    code = ("import sys; from pipeflow.cli.app import run; rc = run(['status']); "
+            "print(sorted(m for m in sys.modules if m.startswith('pipeflow.cli.')))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=project.root,
+                          capture_output=True, text=True, check=True)
+    loaded = proc.stdout.strip().splitlines()[-1]
+    assert "pipeflow.cli.status" in loaded
+    for other in ("pipeflow.cli.remote", "pipeflow.cli.gc", "pipeflow.cli.lineage",
+                  "pipeflow.cli.history"):
+        assert other not in loaded
