@@ -35,10 +35,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pipeflow import yamlemit
 from pipeflow.errors import LockfileError
+
+if TYPE_CHECKING:
+    from pipeflow.hashing import HashInfo
 
 __all__ = [
     "HEADER",
@@ -48,9 +51,12 @@ __all__ = [
     "MetricEntry",
     "StageLock",
     "dumps",
+    "file_entry",
+    "hash_info",
     "loads",
     "lock_from_dict",
     "lock_to_dict",
+    "out_entries",
     "read",
     "stage_from_dict",
     "stage_to_dict",
@@ -114,6 +120,26 @@ class Lock:
 
 
 # --- writing ---------------------------------------------------------------
+
+
+def file_entry(path: str, info: HashInfo, *, cache: bool = True) -> FileEntry:
+    """The lock entry of ``path`` holding ``info``."""
+    return FileEntry(path=path, hash=info.hash, size=info.size, isdir=info.isdir,
+                     nfiles=info.nfiles, cache=cache)
+
+
+def hash_info(entry: FileEntry) -> HashInfo:
+    """What a lock entry says of its content, as the hasher and the store speak it."""
+    from pipeflow.hashing import HashInfo
+
+    return HashInfo(hash=entry.hash, size=entry.size, isdir=entry.isdir, nfiles=entry.nfiles)
+
+
+def out_entries(entry: StageLock | None) -> dict[str, FileEntry]:
+    """A stage's outputs and metrics by path."""
+    if entry is None:
+        return {}
+    return {e.path: e for e in (*entry.outs, *entry.metrics)}
 
 
 def _sort_key(key: object) -> tuple[int, str]:

@@ -29,7 +29,7 @@ from pipeflow.environment import EnvironmentProbe, python_program
 from pipeflow.fingerprint import Change, Components, explain, out_label
 from pipeflow.graph import Graph, source_deps_missing
 from pipeflow.hashing import HashInfo
-from pipeflow.lockfile import FileEntry, Lock, StageLock
+from pipeflow.lockfile import FileEntry, Lock, StageLock, file_entry, hash_info, out_entries
 from pipeflow.params import read_params, select
 from pipeflow.repo import Repo
 from pipeflow.spec.model import Out, Stage
@@ -57,21 +57,6 @@ class StageState:
     def up_to_date(self) -> bool:
         """Nothing to do: up to date, or frozen with its outputs in place."""
         return self.word == "up-to-date" or (self.word == "frozen" and not self.reasons)
-
-
-def file_entry(path: str, info: HashInfo, *, cache: bool = True) -> FileEntry:
-    return FileEntry(path=path, hash=info.hash, size=info.size, isdir=info.isdir,
-                     nfiles=info.nfiles, cache=cache)
-
-
-def hash_info(entry: FileEntry) -> HashInfo:
-    return HashInfo(hash=entry.hash, size=entry.size, isdir=entry.isdir, nfiles=entry.nfiles)
-
-
-def out_entries(entry: StageLock | None) -> dict[str, FileEntry]:
-    if entry is None:
-        return {}
-    return {e.path: e for e in (*entry.outs, *entry.metrics)}
 
 
 def _plain(value: Any) -> Any:

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from pipeflow.errors import StageFailed
-from pipeflow.fingerprint import Components
 from pipeflow.gitignore import ensure_ignored
 from pipeflow.hashing import DirScan
-from pipeflow.lockfile import FileEntry, MetricEntry, StageLock
-from pipeflow.metrics import read_metrics
-from pipeflow.planning import file_entry, hash_info, out_entries
+from pipeflow.lockfile import (
+    FileEntry,
+    MetricEntry,
+    StageLock,
+    file_entry,
+    hash_info,
+    out_entries,
+)
 from pipeflow.repo import Repo
 from pipeflow.spec.model import Out, Stage
+
+if TYPE_CHECKING:
+    from pipeflow.fingerprint import Components
 
 
 def _scan_output(repo: Repo, stage: Stage, out: Out) -> DirScan | None:
@@ -62,6 +70,8 @@ def commit_outputs(repo: Repo, stage: Stage, comps: Components) -> StageLock:
             repo.hasher.forget(out.path)
         entry = file_entry(out.path, info, cache=out.cache)
         if out.kind == "metric":
+            from pipeflow.metrics import read_metrics
+
             values = read_metrics(root / out.path, stage.name, out.path)
             metrics.append(MetricEntry(entry.path, entry.hash, entry.size, entry.isdir,
                                        entry.nfiles, entry.cache, values))

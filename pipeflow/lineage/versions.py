@@ -7,7 +7,6 @@ this clone's index) is a local label, always shown beside the hash prefix.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,30 +42,6 @@ class Version:
     @property
     def label(self) -> str:
         return f"v{self.number}"
-
-
-def split_spec(repo: Repo, text: str, declared: set[str]) -> tuple[str, str | None]:
-    """``PATH@VERSION`` -> (root-relative path, version text or None).
-
-    The version is the text after the last ``@``, unless the whole argument is an
-    existing path or a declared output (``train@small`` style names use ``@`` too).
-    """
-    rel = _rel(repo, text)
-    if rel in declared or (repo.root / rel).exists() or "@" not in text:
-        return rel, None
-    head, _, version = text.rpartition("@")
-    return _rel(repo, head), version
-
-
-def _rel(repo: Repo, text: str) -> str:
-    absolute = os.path.normpath(os.path.join(os.getcwd(), text))
-    try:
-        rel = os.path.relpath(absolute, repo.root)
-    except ValueError:
-        rel = text
-    if rel.startswith(".."):
-        raise UsageError(f"'{text}' is outside the project {repo.root}")
-    return rel.replace(os.sep, "/")
 
 
 def list_versions(repo: Repo, path: str, *, current_hash: str | None = None) -> list[Version]:

@@ -9,10 +9,8 @@ from pipeflow import lockfile
 from pipeflow.errors import UsageError
 from pipeflow.gitignore import ensure_ignored
 from pipeflow.lineage.records import iso
-from pipeflow.lockfile import FileEntry, Lock
-from pipeflow.ops.project import load_project, render_lock
-from pipeflow.ops.repro import recover
-from pipeflow.planning import file_entry
+from pipeflow.lockfile import FileEntry, Lock, file_entry
+from pipeflow.ops.project import load_project, recover, render_lock
 from pipeflow.repo import LOCK_FILE, Repo
 from pipeflow.repolock import RepoLock
 
@@ -51,7 +49,7 @@ def record_source(repo: Repo, path: str) -> FileEntry:
 
 def add(repo: Repo, paths: list[str], *, wait: float = 0.0) -> AddReport:
     """Cache and version each of ``paths`` under ``sources:`` in the lock."""
-    from pipeflow.lineage.versions import split_spec
+    from pipeflow.lineage.pathspec import split_spec
 
     report = AddReport()
     with RepoLock(repo.dot / "lock", wait=wait):

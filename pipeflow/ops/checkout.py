@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
-from pipeflow.errors import StorageError, UsageError
+from pipeflow.errors import MissingObject, StorageError, UsageError
 from pipeflow.execution.commit import restore_outputs
 from pipeflow.gitignore import ensure_ignored
 from pipeflow.graph import resolve_targets
 from pipeflow.hashing import HashInfo
-from pipeflow.lineage.versions import split_spec
-from pipeflow.lockfile import FileEntry, Lock
-from pipeflow.ops.project import load_project, render_lock
-from pipeflow.ops.repro import recover
-from pipeflow.planning import hash_info, out_entries
+from pipeflow.lineage.pathspec import split_spec
+from pipeflow.lockfile import FileEntry, Lock, StageLock, hash_info, out_entries
+from pipeflow.ops.project import load_project, recover, render_lock
 from pipeflow.repo import LOCK_FILE, Repo
 from pipeflow.repolock import RepoLock
+from pipeflow.spec.model import Stage
 
 
 @dataclass
@@ -60,13 +60,16 @@ def checkout(repo: Repo, targets: list[str] | None = None, *, wait: float = 0.0)
                 report.not_run.append(name)
                 continue
             stage = graph.pipeline.stages[name]
-            wanted = {o.path for o in stage.outs}
-            missing = [
-                rec.path for rec in out_entries(entry).values()
-                if rec.path in wanted and rec.cache and repo.store.missing(hash_info(rec))
-            ]
+            # Objects are looked up first only for outputs the workspace holds (a
+            # restore must not half-replace them); into an empty place, a missing
+            # object stops the checkout of that output and leaves nothing behind.
+            missing = _missing_outputs(repo, stage, entry, present_only=True)
+            try:
+                restored = restore_outputs(repo, stage, entry, skip=frozenset(missing))
+            except MissingObject:
+                missing = _missing_outputs(repo, stage, entry, present_only=False)
+                restored = restore_outputs(repo, stage, entry, skip=frozenset(missing))
             report.missing.extend(missing)
-            restored = restore_outputs(repo, stage, entry, skip=frozenset(missing))
             report.restored.extend(restored)
             report.unchanged += sum(1 for o in stage.cached_outs) - len(restored)
         render_lock(repo, graph)
@@ -76,6 +79,19 @@ def checkout(repo: Repo, targets: list[str] | None = None, *, wait: float = 0.0)
         msg = f"not in the cache, cannot restore: {paths}"
         raise StorageError(msg, hint="run `pipeflow repro` to recompute them")
     return report
+
+
+def _missing_outputs(repo: Repo, stage: Stage, entry: StageLock, *, present_only: bool
+                     ) -> list[str]:
+    """Cached outputs of ``stage`` whose objects the store lacks (with
+    ``present_only``, only among those that exist in the workspace)."""
+    wanted = {o.path for o in stage.outs}
+    return [
+        rec.path for rec in out_entries(entry).values()
+        if rec.path in wanted and rec.cache
+        and (not present_only or os.path.lexists(repo.root / rec.path))
+        and repo.store.missing(hash_info(rec))
+    ]
 
 
 def _restore_source(repo: Repo, path: str, entry: FileEntry, report: CheckoutReport) -> None:

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 
 from pipeflow import lockfile
 from pipeflow.errors import LockfileError, StorageError, UsageError
-from pipeflow.lockfile import FileEntry, Lock
-from pipeflow.ops.repro import recover
+from pipeflow.lockfile import FileEntry, Lock, out_entries
+from pipeflow.ops.project import recover
 from pipeflow.ops.transfer import local_objects, objects_for
-from pipeflow.planning import out_entries
 from pipeflow.repo import LOCK_FILE, Repo
 from pipeflow.repolock import RepoLock
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pipeflow.errors import StorageError, UsageError
 from pipeflow.lineage.diff import LineageDiff, diff_lineages
 from pipeflow.lineage.graph import Lineage, ManifestLookup, trace
-from pipeflow.lineage.versions import Version, resolve, split_spec
+from pipeflow.lineage.pathspec import split_spec
+from pipeflow.lineage.versions import Version, resolve
 from pipeflow.lockfile import FileEntry, Lock
 from pipeflow.repo import LOCK_FILE, Repo
 

@@ -79,3 +79,18 @@ def render_lock(repo: Repo, graph: Graph | None = None) -> bool:
         lockfile.write(repo.lock_path, new)
     repo.state.journal_clear()
     return changed
+
+
+def recover(repo: Repo) -> bool:
+    """Clean up after a killed run (call holding the repo lock): end the stage
+    processes it left behind and render its journal into the lock."""
+    from pipeflow.execution.runner import kill_leftovers
+
+    token = repo.state.get("run-token")
+    if token:
+        kill_leftovers(token)
+        repo.state.put("run-token", "")
+    if repo.state.journal_entries():
+        render_lock(repo)
+        return True
+    return False

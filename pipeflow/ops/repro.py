@@ -17,7 +17,7 @@ from pipeflow.execution.runner import LineSink
 from pipeflow.execution.scheduler import EventSink, Outcome, Scheduler
 from pipeflow.graph import check_deps_exist, resolve_targets, select
 from pipeflow.ops.init import init
-from pipeflow.ops.project import load_project, render_lock
+from pipeflow.ops.project import load_project, recover, render_lock
 from pipeflow.planning import Planner, StageState
 from pipeflow.repo import LOCK_FILE, Repo
 from pipeflow.repolock import RepoLock
@@ -73,28 +73,12 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def recover(repo: Repo) -> bool:
-    """Clean up after a killed run (call holding the repo lock): end the stage
-    processes it left behind and render its journal into the lock."""
-    from pipeflow.execution.runner import kill_leftovers
-
-    token = repo.state.get("run-token")
-    if token:
-        kill_leftovers(token)
-        repo.state.put("run-token", "")
-    if repo.state.journal_entries():
-        render_lock(repo)
-        return True
-    return False
-
-
 def sync_sources(repo: Repo) -> list[str]:
     """Before planning: restore missing source data from the cache and record a new
     version of any source whose content changed since it was added."""
     from pipeflow import lockfile
-    from pipeflow.lockfile import Lock
+    from pipeflow.lockfile import Lock, hash_info
     from pipeflow.ops.add import record_source
-    from pipeflow.planning import hash_info
 
     lock = lockfile.read(repo.lock_path, LOCK_FILE)
     if not lock.sources:

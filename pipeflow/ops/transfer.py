@@ -18,9 +18,8 @@ from pathlib import Path
 from pipeflow import lockfile
 from pipeflow.errors import StorageError
 from pipeflow.hashing import hash_file
-from pipeflow.lockfile import FileEntry, Lock
+from pipeflow.lockfile import FileEntry, Lock, out_entries
 from pipeflow.ops.remotes import open_remote
-from pipeflow.planning import out_entries
 from pipeflow.repo import LOCK_FILE, Repo
 from pipeflow.storage.remote import Progress, Remote, parallel
 

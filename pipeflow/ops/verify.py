@@ -198,8 +198,8 @@ def _check_links(
 def verify_lock(repo: Repo, good: set[str], report: VerifyReport) -> None:
     """Every record the workspace lock names exists and is intact, and its outputs
     are the lock entry's; note locked objects the cache lacks."""
+    from pipeflow.lockfile import hash_info
     from pipeflow.ops.lineage import current_lock
-    from pipeflow.planning import hash_info
 
     lock = current_lock(repo)
     paths = {rid: rel for _c, _s, rid, rel in _all_records(repo.records)}

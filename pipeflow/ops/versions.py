@@ -7,7 +7,8 @@ from typing import Any
 from pipeflow import lockfile
 from pipeflow.errors import UsageError
 from pipeflow.lineage import tags as tagfile
-from pipeflow.lineage.versions import Version, list_versions, resolve, split_spec
+from pipeflow.lineage.pathspec import split_spec
+from pipeflow.lineage.versions import Version, list_versions, resolve
 from pipeflow.lockfile import FileEntry
 from pipeflow.repo import LOCK_FILE, Repo
 from pipeflow.repolock import RepoLock

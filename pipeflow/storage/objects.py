@@ -32,7 +32,7 @@ from typing import TypeVar
 
 import xxhash
 
-from pipeflow.errors import StorageError
+from pipeflow.errors import MissingObject, StorageError
 from pipeflow.hashing import (
     DirScan,
     Hasher,
@@ -471,9 +471,11 @@ class ObjectStore:
                 self._checkout_dir(info.hash, dest_s, mode, hasher)
             else:
                 os.makedirs(parent, exist_ok=True)
+                fresh = not os.path.lexists(dest_s)
                 if os.path.isdir(dest_s) and not os.path.islink(dest_s):
                     shutil.rmtree(dest_s)
-                self._place(info.hash, dest_s, executable, mode)
+                self._place(info.hash, dest_s, executable, mode,
+                            size=info.size if fresh else None)
         except OSError as exc:
             raise StorageError(f"cannot check out {dest_s}: {exc}") from exc
         finally:
@@ -495,16 +497,22 @@ class ObjectStore:
                 dirs.add(d)
         _prune(dest, "", files, dirs)
         made = {""}
-        for e in manifest.entries:
-            if keep.get(e.path) == (e.hash, e.executable):
-                continue
-            folder, _, _ = e.path.rpartition("/")
-            if folder not in made:
-                os.makedirs(f"{dest}/{folder}", exist_ok=True)
-                made.add(folder)
-            # A folder we just made holds nothing to replace: each file goes straight to
-            # its final name (one directory operation instead of create + rename).
-            self._place(e.hash, f"{dest}/{e.path}", e.executable, mode, direct=fresh)
+        try:
+            for e in manifest.entries:
+                if keep.get(e.path) == (e.hash, e.executable):
+                    continue
+                folder, _, _ = e.path.rpartition("/")
+                if folder not in made:
+                    os.makedirs(f"{dest}/{folder}", exist_ok=True)
+                    made.add(folder)
+                # A folder we just made holds nothing to replace: each file goes straight
+                # to its final name (one directory operation instead of create + rename).
+                self._place(e.hash, f"{dest}/{e.path}", e.executable, mode, direct=fresh,
+                            size=e.size if fresh else None)
+        except BaseException:
+            if fresh:  # nothing was there before: leave nothing half made
+                shutil.rmtree(dest, ignore_errors=True)
+            raise
 
     @staticmethod
     def _unchanged(manifest: Manifest, dest: str, hasher: Hasher) -> dict[str, tuple[str, bool]]:
@@ -519,11 +527,18 @@ class ObjectStore:
         return {e.path: (e.hash, e.executable) for e in current.entries if e.path not in links}
 
     def _place(
-        self, oid: str, dst: str, executable: bool, mode: LinkMode, *, direct: bool = False
+        self, oid: str, dst: str, executable: bool, mode: LinkMode, *, direct: bool = False,
+        size: int | None = None,
     ) -> None:
         """Put object ``oid`` at ``dst``; ``direct``: ``dst`` does not exist and is
         written in place (created exclusively, removed again if anything fails, so a
-        corrupt object's bytes still never stay there), else through a temporary name."""
+        corrupt object's bytes still never stay there), else through a temporary name.
+
+        Copies are always verified. A link copies no bytes: given ``size`` (the caller
+        passes it when ``dst`` is a new place) the object is checked by its size only,
+        so a hard-link checkout costs a stat and a link per file whatever the data's
+        size; a link replacing something (a restore of a file found different) reads and
+        verifies the object first. ``pipeflow verify`` re-hashes every object."""
         src = self._p(oid)
         if mode in ("hardlink", "symlink") and executable:
             mode = "copy"  # a shared read-only inode cannot carry this path's x bit
@@ -532,7 +547,7 @@ class ObjectStore:
             if mode in ("copy", "reflink"):
                 self._place_bytes(oid, src, tmp, dst, executable, mode)
             else:
-                self._place_link(oid, src, tmp, dst, mode)
+                self._place_link(oid, src, tmp, dst, mode, size)
             if not direct:
                 os.replace(tmp, dst)
         except FileExistsError:
@@ -547,10 +562,7 @@ class ObjectStore:
         try:
             return os.open(self._p(oid), _READ)
         except FileNotFoundError as exc:
-            raise StorageError(
-                f"object {oid} for {dst} is missing from the cache",
-                hint="`pipeflow repro` recomputes it",
-            ) from exc
+            raise MissingObject(oid, dst) from exc
 
     def _place_bytes(
         self, oid: str, src: str, tmp: str, dst: str, executable: bool, mode: LinkMode
@@ -576,14 +588,23 @@ class ObjectStore:
         if got != oid:
             raise self._corrupt(oid, got, dst)
 
-    def _place_link(self, oid: str, src: str, tmp: str, dst: str, mode: LinkMode) -> None:
-        fd = self._open_object(oid, dst)
-        try:
-            got = _hash_fd(fd, _view())
-        finally:
-            os.close(fd)
-        if got != oid:
-            raise self._corrupt(oid, got, dst)
+    def _place_link(
+        self, oid: str, src: str, tmp: str, dst: str, mode: LinkMode, size: int | None
+    ) -> None:
+        checked = False
+        if size is not None:
+            try:
+                checked = os.stat(src).st_size == size
+            except FileNotFoundError as exc:
+                raise MissingObject(oid, dst) from exc
+        if not checked:  # no size to trust, or the wrong one: read it to find out
+            fd = self._open_object(oid, dst)
+            try:
+                got = _hash_fd(fd, _view())
+            finally:
+                os.close(fd)
+            if got != oid:
+                raise self._corrupt(oid, got, dst)
         if mode == "hardlink":
             os.link(src, tmp)
         else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import yaml
 
 from tests.conftest import Project
@@ -162,3 +164,36 @@ def test_symlinks_inside_outputs_fail_the_stage(project: Project) -> None:
     assert "output 't' is a symlink" in res.err
     assert "Traceback" not in res.text and "internal error" not in res.text
     assert not (project.root / "pipeline.lock").exists() or not project.lock().get("stages")
+
+
+def test_checkout_with_a_missing_object_restores_the_rest_and_leaves_no_half_folder(
+    project: Project,
+) -> None:
+    import os
+    import shutil
+
+    project.spec({
+        "make": {"cmd": "mkdir -p d && for i in 1 2 3; do echo $i > d/f$i; done && echo m > m.txt",
+                 "outs": ["d", "m.txt"]},
+    })
+    project.write(".pipeflow/config.local", "cache:\n  link: hardlink\n")
+    assert project.run("repro").code == 0
+    gone = project.root / ".pipeflow/cache/objects"
+    oid = next(e for e in project.lock()["stages"]["make"]["outs"] if e["path"] == "d")["hash"]
+    manifest = json.loads((gone / oid[:2] / oid[2:]).read_bytes())
+    victim = manifest["entries"][1][1]
+    os.unlink(gone / victim[:2] / victim[2:])
+    shutil.move(project.root / "d", project.root.parent / "d-away")
+    (project.root / "m.txt").unlink()
+    res = project.run("checkout")
+    assert res.code == 1
+    assert "not in the cache, cannot restore: d" in res.err
+    assert not (project.root / "d").exists()  # nothing half made
+    assert project.read("m.txt") == "m\n"  # the other output is back
+    # With the folder present, it is left as it is rather than half replaced.
+    shutil.copytree(project.root.parent / "d-away", project.root / "d")
+    os.chmod(project.root / "d" / "f1", 0o644)
+    (project.root / "d" / "f1").write_text("edited\n")
+    res = project.run("checkout")
+    assert res.code == 1 and "cannot restore: d" in res.err
+    assert project.read("d/f1") == "edited\n"

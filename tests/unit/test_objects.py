@@ -6,6 +6,7 @@ import os
 import stat
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -246,11 +247,24 @@ def test_checkout_empty_directory(tmp_path: Path, store: ObjectStore) -> None:
     assert (tmp_path / "out").is_dir() and list((tmp_path / "out").iterdir()) == []
 
 
-@pytest.mark.parametrize("mode", ["copy", "hardlink", "symlink", "reflink-or-copy"])
-def test_corrupt_object_never_reaches_dest(tmp_path: Path, mode: str) -> None:
+def truncate(path: Path) -> None:
+    """Cut the last byte off a (read-only) object."""
+    os.chmod(path, 0o644)
+    path.write_bytes(path.read_bytes()[:-1])
+    os.chmod(path, 0o444)
+
+
+@pytest.mark.parametrize(("mode", "damage"), [
+    ("copy", corrupt), ("reflink-or-copy", corrupt),
+    # A link copies no bytes: into a new place it is checked by size, not re-read.
+    ("hardlink", truncate), ("symlink", truncate),
+])
+def test_corrupt_object_never_reaches_dest(
+    tmp_path: Path, mode: str, damage: Callable[[Path], None]
+) -> None:
     store = ObjectStore(tmp_path / "objects", Linker(setting="copy"))
     oid = store.add_bytes(b"good bytes")
-    corrupt(store.path_of(oid))
+    damage(store.path_of(oid))
     dest = tmp_path / "ws" / "f"
     with pytest.raises(StorageError) as err:
         store.checkout(HashInfo(oid, 10), dest, linker=Linker(setting=mode))
@@ -258,6 +272,27 @@ def test_corrupt_object_never_reaches_dest(tmp_path: Path, mode: str) -> None:
     assert not os.path.lexists(dest)
     assert temps(tmp_path) == []
     assert not store.has(oid)
+
+
+@pytest.mark.parametrize("mode", ["hardlink", "symlink"])
+def test_link_checkout_reads_objects_only_when_replacing_a_file(
+    tmp_path: Path, mode: str
+) -> None:
+    # Into a new place a link is checked by the object's size alone (a hard-link
+    # checkout costs no reads, whatever the data's size), so a same-size corruption is
+    # linked there: `pipeflow verify` is what re-hashes objects. Replacing a file that
+    # differs from the lock (a restore) reads the object first and refuses a bad one.
+    store = ObjectStore(tmp_path / "objects", Linker(setting="copy"))
+    oid = store.add_bytes(b"good bytes")
+    corrupt(store.path_of(oid))
+    fresh = tmp_path / "ws" / "new"
+    store.checkout(HashInfo(oid, 10), fresh, linker=Linker(setting=mode))
+    assert fresh.read_bytes() != b"good bytes"
+    existing = write(tmp_path / "ws" / "old", b"other")
+    with pytest.raises(StorageError, match="corrupt"):
+        store.checkout(HashInfo(oid, 10), existing, linker=Linker(setting=mode))
+    assert existing.read_bytes() == b"other"
+    assert not store.has(oid)  # quarantined: a rerun stores a good copy
 
 
 def test_corrupt_object_in_a_directory_checkout(tmp_path: Path, store: ObjectStore) -> None:
@@ -583,15 +618,16 @@ def test_fresh_folder_checkout_of_a_corrupt_or_missing_object(
     write(tmp_path / "d" / "a", b"aaa")
     write(tmp_path / "d" / "b", b"bbb")
     info = store.add_tree(tmp_path, "d", Hasher(tmp_path, None))
-    corrupt(store.path_of(hash_bytes(b"bbb")))
+    # A copy reads every byte; a link into a new place checks the size.
+    (corrupt if setting == "copy" else truncate)(store.path_of(hash_bytes(b"bbb")))
     dest = tmp_path / "out"
     with pytest.raises(StorageError, match="corrupt"):
         store.checkout(info, dest, linker=Linker(setting=setting))
-    assert not (dest / "b").exists()
+    assert not dest.exists()  # nothing was there: nothing half-made stays
     os.unlink(store.path.parent / "corrupt" / os.listdir(store.path.parent / "corrupt")[0])
     # Now missing altogether: the failed open names it; nothing half-made stays.
     dest2 = tmp_path / "out2"
     with pytest.raises(StorageError, match="missing"):
         store.checkout(info, dest2, linker=Linker(setting=setting))
-    assert not (dest2 / "b").exists()
+    assert not dest2.exists()
     assert temps(tmp_path) == []

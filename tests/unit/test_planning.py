@@ -12,7 +12,8 @@ from pipeflow import params as params_module
 from pipeflow.graph import build_graph
 from pipeflow.lockfile import FileEntry, Lock, MetricEntry, StageLock
 from pipeflow.ops.init import init
-from pipeflow.planning import WORDS, Planner, StageState, file_entry
+from pipeflow.lockfile import file_entry
+from pipeflow.planning import WORDS, Planner, StageState
 from pipeflow.repo import Repo
 from pipeflow.spec.model import Out, ParamRef, Pipeline, Stage
 
