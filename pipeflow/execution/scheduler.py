@@ -30,6 +30,7 @@ from pipeflow.fingerprint import Change, Components
 from pipeflow.lineage.history import History, entry_from_record
 from pipeflow.planning import Planner, StageState
 from pipeflow.spec.model import Stage
+from pipeflow.storage.durability import SyncAhead
 
 EventKind = Literal["skipped", "restored", "started", "finished", "failed", "blocked"]
 
@@ -97,6 +98,7 @@ class Scheduler:
         self.states: dict[str, StageState] = {}
         self.outcome = Outcome()
         self._done: dict[str, str] = {}
+        self._sync_ahead = SyncAhead()
 
     def _set_running(self, names: list[str]) -> None:
         self.repo.state.put("running", json.dumps(sorted(names)))
@@ -243,6 +245,7 @@ class Scheduler:
                     record = self.history.record_run(stage, comps, result, entry)
                     entry = dataclasses.replace(entry, run=record.id)
                 journal.append(self.repo.state, name, entry)
+                self._sync_ahead.start(self.repo.store.written())
                 self.states[name] = StageState(name, "up-to-date", components=comps)
                 self._finish(name, "ran")
                 self.outcome.ran.append(name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from functools import cache
 
@@ -48,6 +49,32 @@ def sync_paths(paths: Iterable[str | os.PathLike[str]]) -> None:
         _sync_filesystems(syncfs, parents)
     else:
         _fsync_each(parents)
+
+
+class SyncAhead:
+    """Starts writing back what a run has stored so far on a background thread, while
+    the run goes on (the next stage's command runs meanwhile): the one sync that
+    must precede the lock then finds little left to do. Best effort: its errors are
+    left to that final sync, which alone makes the lock's promise."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+
+    def start(self, paths: list[str]) -> None:
+        """Sync ``paths`` in the background, unless a sync is still running (the final
+        one covers what this would) or only per-file fsync exists here."""
+        if not paths or _syncfs() is None:
+            return
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._thread = threading.Thread(target=self._run, args=(paths,), daemon=True,
+                                        name="pipeflow-sync-ahead")
+        self._thread.start()
+
+    @staticmethod
+    def _run(paths: list[str]) -> None:
+        with contextlib.suppress(Exception):
+            sync_paths(paths)
 
 
 def _sync_filesystems(syncfs: Callable[[int], int], parents: dict[str, list[str]]) -> None:

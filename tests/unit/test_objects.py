@@ -442,6 +442,36 @@ def test_sync_paths_uses_syncfs_once_per_file_system(
         durability.sync_paths(files)
 
 
+def test_sync_ahead_runs_in_the_background_once_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    release = threading.Event()
+    started: list[str] = []
+
+    def slow_syncfs(fd: int) -> int:
+        started.append(threading.current_thread().name)
+        release.wait(10)
+        return -1  # a failure: left to the final sync, never raised here
+
+    monkeypatch.setattr(durability, "_syncfs", lambda: slow_syncfs)
+    files = [str(write(tmp_path / "f", b"x"))]
+    ahead = durability.SyncAhead()
+    ahead.start(files)
+    ahead.start(files)  # still running: not started twice
+    deadline = time.monotonic() + 10
+    while not started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert started == ["pipeflow-sync-ahead"]
+    release.set()
+    assert ahead._thread is not None
+    ahead._thread.join(10)
+    assert not ahead._thread.is_alive()
+    ahead.start([])  # nothing written: nothing to do
+    assert started == ["pipeflow-sync-ahead"]
+
+
 # property: add_tree then checkout reproduces the tree ------------------------------------
 
 _NAME = st.text(alphabet="abcXYZ019_-.éßж日本ü", min_size=1, max_size=6).filter(
