@@ -324,6 +324,7 @@ class Context:
     rows: list[Row] = field(default_factory=list)
     loads: list[float] = field(default_factory=list)  # 1-min load average at each row
     counter: int = 0
+    probe: float = 0.0  # seconds to create 5,000 files of 1 KiB in tmp (creation_probe)
 
     @property
     def work(self) -> Path:
@@ -703,6 +704,26 @@ def git_head() -> str:
     return head + ("+dirty" if dirty else "")
 
 
+def creation_probe(folder: Path, count: int = 5000) -> float:
+    """Seconds to create ``count`` files of 1 KiB in a new subfolder of ``folder``.
+
+    How fast a folder takes new files varies tenfold on these machines (a folder whose
+    part of the disk saw heavy churn, such as a /tmp after many test runs, can be that
+    much slower than another folder of the same file system), and W2 creates 20,000:
+    the probe shows the conditions next to the figures. Choose the folder with TMPDIR.
+    """
+    where = Path(tempfile.mkdtemp(prefix="probe-", dir=folder))
+    data = b"x" * 1024
+    t0 = time.perf_counter()
+    for i in range(count):
+        fd = os.open(where / f"{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+    return time.perf_counter() - t0
+
+
 def results_md(ctx: Context, command: str, started: datetime.datetime, seconds: float,
                load0: float) -> str:
     """The generated part of RESULTS.md."""
@@ -724,6 +745,9 @@ def results_md(ctx: Context, command: str, started: datetime.datetime, seconds: 
         f"slow ones; 1-min load average {load0:.2f} at start, between "
         f"{min(ctx.loads, default=0):.2f} and {max(ctx.loads, default=0):.2f} after each "
         "measurement (other engineers' test suites shared the machine: expect noise)",
+        f"- projects in {ctx.tmp.parent} (TMPDIR); creating 5,000 files of 1 KiB there "
+        f"took {ctx.probe:.2f} s at start (about 0.15 s in a healthy folder of these "
+        "machines; see benchmarks/README.md)",
         "",
         "| | measurement | pipeflow | DVC | pipeflow/DVC | Snakemake | floor | target | |",
         "|---|---|---:|---:|---:|---:|---:|---|---|",
@@ -814,11 +838,13 @@ def main(argv: list[str] | None = None) -> int:
     s = sizes(args.quick, args.repeat, args.big_mib)
     tmp = Path(tempfile.mkdtemp(prefix="pipeflow-bench-"))
     ctx = Context(tools, s, tmp, judge=not args.quick)
+    ctx.probe = creation_probe(tmp)
     started = datetime.datetime.now(datetime.UTC)
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     print(f"# pipeflow vs {', '.join(n for n in tools if n != 'pipeflow') or '(no peers)'}; "
           f"repetitions {s.fast} fast / {s.slow} slow; projects in {tmp}", flush=True)
+    print(f"# creating 5,000 files of 1 KiB there: {ctx.probe:.2f} s", flush=True)
     try:
         for name in args.only:
             BENCHES[name](ctx)
