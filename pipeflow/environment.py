@@ -20,8 +20,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from pipeflow.machinecache import is_binary
 from pipeflow.pycommand import invocations
-from pipeflow.pydists import SiteIndex, SiteIndexes, normalize
+from pipeflow.pydists import SiteIndex, SiteIndexes, normalize, resolve_launcher
 
 
 def platform_id() -> str:
@@ -45,10 +46,7 @@ def python_program(cmd: str) -> str | None:
     return program
 
 
-def _interpreter_version(program: str, path_env: str | None) -> str | None:
-    found = shutil.which(program, path=path_env)
-    if found is None:
-        return None
+def _interpreter_version(found: str) -> str | None:
     real = os.path.realpath(found)
     if real == os.path.realpath(sys.executable):
         impl = platform.python_implementation().lower()
@@ -82,7 +80,8 @@ print(json.dumps(out))
 class EnvironmentProbe:
     """Environment components, with interpreter versions looked up once per process.
 
-    ``remember``/``recall`` (the state database) keep interpreter versions across
+    ``remember``/``recall`` (the state database) and, for interpreter binaries, the
+    machine cache (``pipeflow.machinecache``) keep interpreter versions across
     processes, keyed by the interpreter's real path and modification time.
     """
 
@@ -91,8 +90,6 @@ class EnvironmentProbe:
         recall: Callable[[str], str | None] | None = None,
         remember: Callable[[str, str], None] | None = None,
     ) -> None:
-        self._recall = recall
-        self._remember = remember
         self._memo: dict[str, str | None] = {}
         self._packages: dict[tuple[str, tuple[str, ...]], dict[str, str | None]] = {}
         self._sites = SiteIndexes(recall, remember)
@@ -117,18 +114,21 @@ class EnvironmentProbe:
         if program in self._memo:
             return self._memo[program]
         found = shutil.which(program)
-        key = None
+        version = key = None
+        shared = False
         if found is not None:
+            found = resolve_launcher(os.path.abspath(found), os.fspath(cwd or os.getcwd()))
             real = os.path.realpath(found)
             try:
                 key = f"python:{real}:{os.stat(real).st_mtime_ns}"
             except OSError:
                 key = None
-        version = self._recall(key) if (key and self._recall) else None
-        if version is None:
-            version = _interpreter_version(program, None)
-            if version and key and self._remember:
-                self._remember(key, version)
+            shared = key is not None and is_binary(real)
+            version = self._sites.facts.get(key, shared) if key else None
+            if version is None:
+                version = _interpreter_version(found)
+                if version and key:
+                    self._sites.facts.put(key, version, shared)
         self._memo[program] = version
         return version
 

@@ -44,12 +44,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import xxhash
 
 from pipeflow.errors import StorageError
-from pipeflow.ignore import IgnoreRules
+from pipeflow.ignore import IGNORABLE_NAMES, IGNORABLE_SUFFIXES, IgnoreRules
 
 if TYPE_CHECKING:
     from pipeflow.state import DirSignature, StateDB, StatEntry
@@ -116,9 +116,11 @@ class HashInfo:
     nfiles: int | None = None
 
 
-@dataclass(frozen=True)
-class ManifestEntry:
-    """One file of a directory: path relative to the directory, hash, size, exec bit."""
+class ManifestEntry(NamedTuple):
+    """One file of a directory: path relative to the directory, hash, size, exec bit.
+
+    A named tuple: directories hold tens of thousands of these, built on every commit
+    and manifest read."""
 
     path: str
     hash: str
@@ -184,21 +186,19 @@ class Manifest:
         raw = doc.get("entries")
         if not isinstance(raw, list):
             raise StorageError("not a directory manifest (no entries)")
-        entries = []
+        entries: list[ManifestEntry] = []
+        append = entries.append
         for item in raw:
-            if not (
-                isinstance(item, list)
-                and len(item) == 4
-                and isinstance(item[0], str)
-                and isinstance(item[1], str)
-                and is_hash(item[1])
-                and type(item[2]) is int
-                and item[2] >= 0
-                and isinstance(item[3], bool)
-            ):
+            # Exact types (JSON gives no subclasses): one cheap test per field, as a
+            # folder's manifest may hold tens of thousands of entries.
+            if not (type(item) is list and len(item) == 4):
                 raise StorageError(f"directory manifest: bad entry {item!r}")
-            _check_safe_path(item[0])
-            entries.append(ManifestEntry(item[0], item[1], item[2], item[3]))
+            path, oid, size, executable = item
+            if not (type(path) is str and type(oid) is str and is_hash(oid)
+                    and type(size) is int and size >= 0 and type(executable) is bool):
+                raise StorageError(f"directory manifest: bad entry {item!r}")
+            _check_safe_path(path)
+            append(ManifestEntry(path, oid, size, executable))
         manifest = cls(tuple(entries))
         _check_tree_shape(manifest.entries)
         return manifest
@@ -219,10 +219,11 @@ class Manifest:
 
 
 def _check_safe_path(path: str) -> None:
-    parts = path.split("/")
-    if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        raise StorageError(f"directory manifest: unsafe path {path!r}")
-    if "\0" in path:
+    # Unsafe: empty, absolute, a NUL, or an empty, "." or ".." part. A dot part can
+    # only start the path or follow a "/", so most names need no split.
+    if (not path or path[0] == "/" or path[-1] == "/" or "//" in path or "\0" in path
+            or ((path[0] == "." or "/." in path)
+                and any(p in (".", "..") for p in path.split("/")))):
         raise StorageError(f"directory manifest: unsafe path {path!r}")
 
 
@@ -230,12 +231,14 @@ def _check_tree_shape(entries: tuple[ManifestEntry, ...]) -> None:
     files: set[str] = set()
     dirs: set[str] = set()
     for e in entries:
-        if e.path in files:
-            raise StorageError(f"directory manifest: duplicate path {e.path!r}")
-        files.add(e.path)
-        parts = e.path.split("/")
-        for i in range(1, len(parts)):
-            dirs.add("/".join(parts[:i]))
+        path = e.path
+        if path in files:
+            raise StorageError(f"directory manifest: duplicate path {path!r}")
+        files.add(path)
+        if "/" in path:
+            parts = path.split("/")
+            for i in range(1, len(parts)):
+                dirs.add("/".join(parts[:i]))
     clash = files & dirs
     if clash:
         raise StorageError(f"directory manifest: {min(clash)!r} is both a file and a directory")
@@ -427,6 +430,8 @@ class Hasher:
         ancestors: set[tuple[int, int]],
     ) -> int:
         ignore = self._ignore
+        # Without a .pipeflowignore only a few names can be ignored: test those alone.
+        check_all = ignore.has_patterns
         newest = 0
         with os.scandir(dir_path) as it:
             items = list(it)
@@ -437,8 +442,8 @@ class Hasher:
             is_link = item.is_symlink()
             try:
                 # d_type answers without a syscall, so ignored entries cost no stat.
-                is_dir = item.is_dir()
-                if ignore.is_ignored_entry(name, rel, is_dir):
+                if ((check_all or name in IGNORABLE_NAMES or name.endswith(IGNORABLE_SUFFIXES))
+                        and ignore.is_ignored_entry(name, rel, item.is_dir())):
                     continue
                 st = item.stat()  # follows symlinks
             except FileNotFoundError as exc:

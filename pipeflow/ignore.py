@@ -23,6 +23,11 @@ _BUILTIN_DIRS = frozenset({"__pycache__", ".ipynb_checkpoints", ".git", ".pipefl
 _BUILTIN_FILES = frozenset({".DS_Store"})
 _BUILTIN_SUFFIXES = (".pyc",)
 
+IGNORABLE_NAMES = _BUILTIN_DIRS | _BUILTIN_FILES
+"""The only names the built-ins can ignore (a walk may skip testing any other name
+when there is no ``.pipeflowignore``)."""
+IGNORABLE_SUFFIXES = _BUILTIN_SUFFIXES
+
 
 class IgnoreRules:
     """The ignore rules of one project: built-ins plus optional gitignore patterns."""

@@ -12,10 +12,13 @@ stage's shell would run:
   or, without it, from ``RECORD``; editable installs from ``direct_url.json`` and
   setuptools' ``__editable___*_finder.py`` (their ``MAPPING``).
 
-The result (a ``SiteIndex``) is kept in the state database under a key made of the
+The result (a ``SiteIndex``) is kept in the state database, and for an interpreter
+binary in the machine cache too (``pipeflow.machinecache``), under a key made of the
 interpreter's real path and the modification times of the folders on its path: a
 ``pip install`` or ``uninstall`` changes a folder's mtime, so a stale index is never
-used. Absolute paths live in that cache only, never in a fingerprint.
+used. A pyenv shim is first resolved to the interpreter it would run
+(``resolve_launcher``). Absolute paths live in those caches only, never in a
+fingerprint.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlparse
 
 from pipeflow.hashing import RACY_NS, hash_bytes
+from pipeflow.machinecache import Facts, is_binary
 
 FORMAT = 1
 
@@ -356,6 +360,49 @@ def _own_path() -> tuple[list[str], str, str]:
     return paths, sys.prefix, sys.base_prefix
 
 
+def resolve_launcher(found: str, cwd: str) -> str:
+    """The interpreter a pyenv shim ``found`` would run from ``cwd``, when that is
+    plain to see: one version, chosen by ``PYENV_VERSION``, the nearest
+    ``.python-version`` or pyenv's global ``version`` file, and installed under
+    ``$PYENV_ROOT/versions``. Anything else (not a shim, ``system``, several
+    versions, a prefix pyenv would expand, ``PYENV_DIR``) gives ``found`` back."""
+    shims = os.path.dirname(found)
+    if os.path.basename(shims) != "shims" or os.environ.get("PYENV_DIR"):
+        return found
+    root = os.environ.get("PYENV_ROOT") or os.path.dirname(shims)
+    if os.path.abspath(os.path.join(root, "shims")) != os.path.abspath(shims):
+        return found
+    selected = os.environ.get("PYENV_VERSION")
+    versions = selected.split(":") if selected else _pyenv_version_file(cwd, root)
+    if not versions or len(versions) != 1 or versions[0] == "system":
+        return found
+    candidate = os.path.join(root, "versions", versions[0], "bin", os.path.basename(found))
+    return candidate if os.path.isfile(candidate) and os.access(candidate, os.X_OK) else found
+
+
+def _pyenv_version_file(cwd: str, root: str) -> list[str] | None:
+    folder = os.path.abspath(cwd)
+    while True:
+        local = os.path.join(folder, ".python-version")
+        if os.path.isfile(local):
+            return _versions_in(local)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return _versions_in(os.path.join(root, "version"))
+
+
+def _versions_in(path: str) -> list[str] | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return [word for line in text.splitlines() if not line.lstrip().startswith("#")
+            for word in line.split()]
+
+
 def _mtime(path: str) -> int:
     try:
         return os.stat(path).st_mtime_ns
@@ -364,9 +411,8 @@ def _mtime(path: str) -> int:
 
 
 class SiteIndexes:
-    """``SiteIndex`` per interpreter, remembered in the state database.
-
-    ``recall``/``remember`` are the state database's ``get``/``put``.
+    """``SiteIndex`` per interpreter, remembered in the machine cache and the state
+    database (``recall``/``remember`` are the state database's ``get``/``put``).
     """
 
     def __init__(
@@ -374,16 +420,8 @@ class SiteIndexes:
         recall: Callable[[str], str | None] | None = None,
         remember: Callable[[str, str], None] | None = None,
     ) -> None:
-        self._recall = recall
-        self._remember = remember
+        self.facts = Facts(recall, remember)
         self._memo: dict[tuple[str, str], SiteIndex | None] = {}
-
-    def _get(self, key: str) -> str | None:
-        return self._recall(key) if self._recall else None
-
-    def _put(self, key: str, value: str) -> None:
-        if self._remember:
-            self._remember(key, value)
 
     def for_program(
         self, program: str, cwd: str | os.PathLike[str] | None = None
@@ -400,7 +438,7 @@ class SiteIndexes:
         index = None
         found = shutil.which(program)
         if found is not None:
-            found = os.path.abspath(found)
+            found = resolve_launcher(os.path.abspath(found), folder)
             probed = self._path_of(found, folder)
             if probed is not None:
                 index = self._index(found, *probed)
@@ -419,7 +457,8 @@ class SiteIndexes:
                           _mtime(venv) if venv else 0, pythonpath, cwd if relative else "",
                           os.environ.get("PYENV_VERSION", "")])
         key = f"pypath:{hash_bytes(key.encode('utf-8', 'surrogatepass'))}"
-        text = self._get(key)
+        shared = is_binary(real)
+        text = self.facts.get(key, shared)
         fresh = text is None
         if text is None:
             try:
@@ -436,7 +475,7 @@ class SiteIndexes:
         except (ValueError, TypeError):
             return None  # not a Python we can ask (or junk in the cache)
         if fresh:
-            self._put(key, text)
+            self.facts.put(key, text, shared)
         return result
 
     def _index(self, found: str, paths: list[str], prefix: str, base: str) -> SiteIndex:
@@ -445,7 +484,8 @@ class SiteIndexes:
         stamp = json.dumps([FORMAT, real, [list(pm) for pm in zip(paths, mtimes, strict=True)],
                             prefix, base])
         key = f"pydists:{hash_bytes(stamp.encode('utf-8', 'surrogatepass'))}"
-        text = self._get(key)
+        shared = is_binary(real)
+        text = self.facts.get(key, shared)
         if text is not None:
             try:
                 return SiteIndex.from_json(text)
@@ -455,5 +495,5 @@ class SiteIndexes:
         # A folder changed within the timestamp granularity of now could change again
         # without its mtime moving: such an index is used, not remembered.
         if max(mtimes, default=0) < time.time_ns() - RACY_NS:
-            self._put(key, index.to_json())
+            self.facts.put(key, index.to_json(), shared)
         return index

@@ -18,6 +18,7 @@ from pipeflow.lockfile import FileEntry, MetricEntry, StageLock
 from pipeflow.spec.model import Stage
 
 if TYPE_CHECKING:
+    from pipeflow.environment import EnvironmentProbe
     from pipeflow.execution.runner import RunResult
     from pipeflow.repo import Repo
     from pipeflow.storage.remote import Remote
@@ -62,6 +63,9 @@ class History:
     repo: Repo
     remote: Remote | None = None
     """With ``repro --pull``: where run-cache hits missing locally are fetched from."""
+    env_probe: EnvironmentProbe | None = None
+    """The planner's: interpreter facts it looked up are not asked for again (each
+    question can start an interpreter)."""
     _provenance: Provenance | None = None
 
     @property
@@ -132,10 +136,12 @@ class History:
 
     def exact_env(self, stage: Stage) -> dict[str, Any]:
         """The environment with exact versions (records always keep them)."""
-        from pipeflow.environment import EnvironmentProbe
+        if self.env_probe is None:
+            from pipeflow.environment import EnvironmentProbe
 
-        probe = EnvironmentProbe()
-        return probe.component(stage.cmd, python_exact=True, variables=stage.env.vars,
+            state = self.repo.state
+            self.env_probe = EnvironmentProbe(state.get, state.put)
+        return self.env_probe.component(stage.cmd, python_exact=True, variables=stage.env.vars,
                                cwd=self.repo.root / stage.wdir, packages=stage.env.packages)
 
     def cached_run(self, stage: Stage, comps: Components) -> RunRecord | None:

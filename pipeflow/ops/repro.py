@@ -176,7 +176,8 @@ def repro(
         repo.state.put("run-token", token)
         from pipeflow.lineage.history import History
 
-        history = History(repo, remote=_pull_first(repo, options) if options.pull else None)
+        history = History(repo, remote=_pull_first(repo, options) if options.pull else None,
+                          env_probe=planner.env)
         executor = _dask_executor(repo, dask, sink, token)
         scheduler = Scheduler(planner, names, jobs=jobs, keep_going=options.keep_going,
                               force=options.force, on_event=on_event, sink=sink, token=token,

@@ -489,13 +489,14 @@ class ObjectStore:
             os.unlink(dest)
         keep = self._unchanged(manifest, dest, hasher) if hasher is not None and not fresh else {}
         os.makedirs(dest, exist_ok=True)
-        files = {e.path for e in manifest.entries}
-        dirs = {p.rsplit("/", 1)[0] for p in files if "/" in p}
-        for d in list(dirs):
-            while "/" in d:
-                d = d.rsplit("/", 1)[0]
-                dirs.add(d)
-        _prune(dest, "", files, dirs)
+        if not fresh:
+            files = {e.path for e in manifest.entries}
+            dirs = {p.rsplit("/", 1)[0] for p in files if "/" in p}
+            for d in list(dirs):
+                while "/" in d:
+                    d = d.rsplit("/", 1)[0]
+                    dirs.add(d)
+            _prune(dest, "", files, dirs)
         made = {""}
         try:
             for e in manifest.entries:

@@ -139,3 +139,97 @@ def test_declared_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PF_TEST_B", raising=False)
     got = EnvironmentProbe().component(("echo",), variables=("PF_TEST_B", "PF_TEST_A"))
     assert got == {"platform": platform_id(), "vars": {"PF_TEST_A": "1", "PF_TEST_B": None}}
+
+
+def test_binary_facts_are_shared_by_every_project_of_the_machine(
+    fake_python: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeflow import environment, pydists
+    from pipeflow.machinecache import machine_cache
+
+    monkeypatch.setenv("PIPEFLOW_MACHINE_CACHE", str(tmp_path / "machine.db"))
+    # the fake is a script; stand it in for a binary (a script's answers are not shared)
+    monkeypatch.setattr(environment, "is_binary", lambda path: True)
+    monkeypatch.setattr(pydists, "is_binary", lambda path: True)
+    one: dict[str, str] = {}
+    assert EnvironmentProbe(one.get, one.__setitem__).python_version("python3.77") == "pypy-3.77.5"
+    other: dict[str, str] = {}  # another project: an empty state database
+    assert EnvironmentProbe(other.get, other.__setitem__).python_version("python3.77") == (
+        "pypy-3.77.5")
+    assert (fake_python / "runs").read_text() == "run\n"  # asked once for both
+    assert one  # the project that asked keeps its own copy too
+    assert machine_cache().path == tmp_path / "machine.db"
+
+
+def test_script_facts_stay_with_the_project(
+    fake_python: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIPEFLOW_MACHINE_CACHE", str(tmp_path / "machine.db"))
+    EnvironmentProbe({}.get, {}.__setitem__).python_version("python3.77")
+    EnvironmentProbe({}.get, {}.__setitem__).python_version("python3.77")
+    # a launcher script may run another interpreter elsewhere: asked again
+    assert (fake_python / "runs").read_text() == "run\nrun\n"
+
+
+def test_machine_cache_that_cannot_be_written_is_a_no_op(tmp_path: Path) -> None:
+    from pipeflow.machinecache import MachineCache
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    cache = MachineCache(blocker / "sub" / "machine.db")  # parent is a file
+    cache.put("k", "v")
+    assert cache.get("k") is None
+    ok = MachineCache(tmp_path / "m" / "machine.db")
+    ok.put("k", "v")
+    assert ok.get("k") == "v" and MachineCache(ok.path).get("k") == "v"
+
+
+def _pyenv(tmp_path: Path, versions: tuple[str, ...]) -> tuple[Path, str]:
+    root = tmp_path / "pyenv"
+    shim = root / "shims" / "python"
+    shim.parent.mkdir(parents=True)
+    shim.write_text("#!/bin/sh\nexec pyenv exec python \"$@\"\n")
+    shim.chmod(0o755)
+    for v in versions:
+        exe = root / "versions" / v / "bin" / "python"
+        exe.parent.mkdir(parents=True)
+        exe.write_bytes(b"\x7fELF fake")
+        exe.chmod(0o755)
+    return root, str(shim)
+
+
+@pytest.mark.parametrize(("setup", "expected"), [
+    ({"env": "3.11.7"}, "3.11.7"),
+    ({"local": "3.12.1\n"}, "3.12.1"),
+    ({"local": "# pinned\n3.12.1\n", "global": "3.11.7"}, "3.12.1"),
+    ({"global": "3.11.7\n"}, "3.11.7"),
+    ({"env": "3.11.7:3.12.1"}, None),  # several: not plain to see
+    ({"global": "system"}, None),
+    ({"env": "3.9.0"}, None),  # not installed
+    ({"env": "3.11"}, None),  # a prefix pyenv would expand
+    ({"env": "3.11.7", "pyenv_dir": "x"}, None),
+    ({}, None),  # no version file at all: pyenv runs the system python
+])
+def test_pyenv_shims_resolve_to_the_interpreter_they_would_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setup: dict[str, str], expected: str | None
+) -> None:
+    from pipeflow.pydists import resolve_launcher
+
+    root, shim = _pyenv(tmp_path, ("3.11.7", "3.12.1"))
+    monkeypatch.setenv("PYENV_ROOT", str(root))
+    monkeypatch.delenv("PYENV_VERSION", raising=False)
+    monkeypatch.delenv("PYENV_DIR", raising=False)
+    if "env" in setup:
+        monkeypatch.setenv("PYENV_VERSION", setup["env"])
+    if "pyenv_dir" in setup:
+        monkeypatch.setenv("PYENV_DIR", setup["pyenv_dir"])
+    project = tmp_path / "work" / "proj" / "sub"
+    project.mkdir(parents=True)
+    if "local" in setup:
+        (tmp_path / "work" / "proj" / ".python-version").write_text(setup["local"])
+    if "global" in setup:
+        (root / "version").write_text(setup["global"])
+    got = resolve_launcher(shim, str(project))
+    want = shim if expected is None else str(root / "versions" / expected / "bin" / "python")
+    assert got == want
+    assert resolve_launcher("/usr/bin/python3", str(project)) == "/usr/bin/python3"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -690,3 +691,17 @@ def test_single_files_do_not_load_the_whole_stat_cache(
     assert Hasher(tmp_path, db).hash_path("f") == info
     assert loads == [] and count.calls == []
     db.close()
+
+
+@settings(max_examples=400, deadline=None)
+@given(path=st.text(alphabet="ab./\0", max_size=8))
+def test_manifest_path_safety_is_exactly_no_empty_dot_or_dotdot_part(path: str) -> None:
+    # A manifest from a remote is hash-consistent, not trusted: a path may never
+    # climb out of the folder, be absolute, or name the folder itself.
+    unsafe = "\0" in path or any(p in ("", ".", "..") for p in path.split("/"))
+    doc = f'{{"format":1,"entries":[[{json.dumps(path)},"{H}",1,false]]}}'.encode()
+    if unsafe:
+        with pytest.raises(StorageError, match="unsafe path"):
+            Manifest.from_bytes(doc)
+    else:
+        assert [e.path for e in Manifest.from_bytes(doc).entries] == [path]
