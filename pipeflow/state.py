@@ -34,6 +34,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from pipeflow.errors import StorageError
 
@@ -76,9 +77,9 @@ CREATE TABLE IF NOT EXISTS journal (
 _BUSY_TIMEOUT_MS = 10_000
 
 
-@dataclass(frozen=True)
-class StatEntry:
+class StatEntry(NamedTuple):
     """What the stat cache knows of one file: its stat key, its hash, when recorded.
+    (A named tuple: tens of thousands are made per big directory.)
 
     ``ctime_ns`` (0: unknown, not compared) joins the key as in git: unlike mtime it
     cannot be set from user space, so a file replaced by one with the same size and a
@@ -211,10 +212,7 @@ class StateDB:
 
     def put_stat_entries(self, entries: Iterable[tuple[str, StatEntry]]) -> None:
         """Insert or replace stat cache entries, all in one transaction."""
-        rows = [
-            (path, e.inode, e.size, e.mtime_ns, e.hash, e.recorded_ns, e.ctime_ns)
-            for path, e in entries
-        ]
+        rows = [(path, *e) for path, e in entries]  # the table's column order
         if not rows:
             return
         self._write(

@@ -43,7 +43,7 @@ from pipeflow.hashing import (
     is_hash,
     thread_buffer,
 )
-from pipeflow.storage.links import Linker, LinkMode, reflink_fd, temp_path
+from pipeflow.storage.links import TEMP_SUFFIX, Linker, LinkMode, reflink_fd, temp_path
 
 _T = TypeVar("_T")
 
@@ -244,7 +244,7 @@ class ObjectStore:
         if os.path.exists(dst):
             return oid, n
         self._shard(oid)
-        tmp = self._tmp(dst)
+        tmp = f"{self._dir}/{oid[:2]}/.{oid[2:]}.{self._tag}{next(self._counter)}{TEMP_SUFFIX}"
         try:
             dfd = os.open(tmp, _CREATE, OBJECT_MODE)
             try:
@@ -341,13 +341,17 @@ class ObjectStore:
         hashes: list[str] = []
         view = _view()
         small = len(view)  # a file shorter than the buffer is read in one call
+        modes: dict[int, LinkMode] = {}  # how files come in depends on their file system
         for file_rel, _, path, st in scan.files:
             known = hasher.known_hash(file_rel, st)
             if known is not None:
                 hashes.append(self.add_file(path, known))
                 continue
+            mode = modes.get(st.st_dev)
+            if mode is None:
+                mode = modes[st.st_dev] = self._store_mode(path)
             try:
-                if self._store_mode(path) == "reflink":
+                if mode == "reflink":
                     oid = self._add_by_reflink(path, None)
                     size = st.st_size  # a clone is trusted, as in add_file
                 elif st.st_size < small:
