@@ -245,7 +245,8 @@ class Scheduler:
                     record = self.history.record_run(stage, comps, result, entry)
                     entry = dataclasses.replace(entry, run=record.id)
                 journal.append(self.repo.state, name, entry)
-                self._sync_ahead.start(self.repo.store.written())
+                store = self.repo.store
+                self._sync_ahead.offer(store.written, store.written_count(), store.bytes_written)
                 self.states[name] = StageState(name, "up-to-date", components=comps)
                 self._finish(name, "ran")
                 self.outcome.ran.append(name)

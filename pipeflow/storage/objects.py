@@ -92,6 +92,8 @@ class ObjectStore:
         self._dir = os.path.abspath(self.path)
         self._linker = linker if linker is not None else Linker()
         self._written: list[str] = []
+        self.bytes_written = 0
+        """Bytes copied into the store by this instance (clones and moves not counted)."""
         self._manifests: dict[str, Manifest] = {}
         self._shards: set[str] = set()
         self._root_made = False
@@ -127,6 +129,10 @@ class ObjectStore:
     def written(self) -> list[str]:
         """Objects this instance wrote, for one batched sync at the end of the run."""
         return list(self._written)
+
+    def written_count(self) -> int:
+        """How many objects this instance wrote (``len(written())`` without the copy)."""
+        return len(self._written)
 
     # adding -------------------------------------------------------------------------
 
@@ -226,6 +232,7 @@ class ObjectStore:
             oid = got
             self._shard(oid)
         self._commit(tmp, self._p(oid))
+        self.bytes_written += size
         return oid, size
 
     def _add_small(self, src: str, view: memoryview) -> tuple[str, int]:
@@ -260,6 +267,7 @@ class ObjectStore:
         # rename replaces an identical object.
         os.replace(tmp, dst)
         self._written.append(dst)
+        self.bytes_written += n
         return oid, n
 
     @staticmethod

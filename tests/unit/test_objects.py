@@ -472,6 +472,21 @@ def test_sync_ahead_runs_in_the_background_once_at_a_time(
     assert started == ["pipeflow-sync-ahead"]
 
 
+def test_sync_ahead_is_offered_only_after_enough_was_written(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[list[str]] = []
+    ahead = durability.SyncAhead(min_objects=3, min_bytes=100)
+    monkeypatch.setattr(ahead, "start", started.append)
+    ahead.offer(lambda: ["a"], objects=1, nbytes=10)  # a small stage: not worth a sync
+    ahead.offer(lambda: ["a", "b"], objects=2, nbytes=20)
+    assert started == []
+    ahead.offer(lambda: ["a", "b", "c"], objects=3, nbytes=30)  # enough objects
+    ahead.offer(lambda: ["a", "b", "c", "d"], objects=4, nbytes=40)  # counted anew
+    ahead.offer(lambda: ["big"], objects=5, nbytes=500)  # enough bytes
+    assert started == [["a", "b", "c"], ["big"]]
+
+
 # property: add_tree then checkout reproduces the tree ------------------------------------
 
 _NAME = st.text(alphabet="abcXYZ019_-.éßж日本ü", min_size=1, max_size=6).filter(
