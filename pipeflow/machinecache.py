@@ -1,12 +1,15 @@
-"""Facts about this machine's interpreters, shared by every project of the user.
+"""Facts that hold for every project of the user: about this machine's interpreters,
+and which spec texts passed schema validation.
 
 Asking an interpreter for its version or its import path means starting it (through a
 pyenv shim, a shell script, that costs ~0.1 s), and reading what is installed for it
 means reading every ``*.dist-info`` on that path. The answers depend on the
 interpreter binary and the folders of its path, not on the project, so they are kept
 here, keyed by real paths and modification times (see ``pipeflow.pydists``), and a
-new project or a fresh clone does not ask again. The per-project state database still
-keeps them too (a read-only or missing home folder only costs the questions).
+new project or a fresh clone does not ask again. Likewise a spec's digest (its bytes
+and the schema's) once validated: a clone of the same project skips jsonschema. The
+per-project state database still keeps them too (a read-only or missing home folder
+only costs the questions).
 
 Where: ``$PIPEFLOW_MACHINE_CACHE`` (a file path), else
 ``$XDG_CACHE_HOME/pipeflow/machine.db``, else ``~/.cache/pipeflow/machine.db``.

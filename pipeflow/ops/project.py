@@ -9,6 +9,7 @@ from pipeflow import journal, lockfile
 from pipeflow.errors import UsageError
 from pipeflow.graph import Graph, build_graph
 from pipeflow.lockfile import Lock
+from pipeflow.machinecache import machine_cache
 from pipeflow.repo import LOCK_FILE, Repo
 from pipeflow.spec.loader import load_pipeline
 
@@ -32,12 +33,19 @@ def load_project(repo: Repo) -> Project:
     has_state = repo.dot.is_dir()
     state = repo.state if has_state else None
 
+    # The digest covers the spec's bytes and the schema's: a spec valid once is valid
+    # in every clone, so the machine cache answers for a new clone too.
+    machine = machine_cache()
+
     def validated(digest: str) -> bool:
-        return state is not None and state.get("valid:" + digest) == "1"
+        key = "valid:" + digest
+        return (state is not None and state.get(key) == "1") or machine.get(key) == "1"
 
     loaded = load_pipeline(repo.root, is_validated=validated)
-    if loaded.validated_now and state is not None:
-        state.put("valid:" + loaded.digest, "1")
+    if loaded.validated_now:
+        if state is not None:
+            state.put("valid:" + loaded.digest, "1")
+        machine.put("valid:" + loaded.digest, "1")
     graph = build_graph(
         loaded.pipeline,
         cached_order=state.get if state else None,

@@ -328,3 +328,25 @@ def test_only_the_invoked_command_is_loaded(project: Project) -> None:
     for other in ("pipeflow.cli.remote", "pipeflow.cli.gc", "pipeflow.cli.lineage",
                   "pipeflow.cli.history"):
         assert other not in loaded
+
+
+def test_a_spec_validated_once_is_not_validated_again_in_another_clone(
+    project: Project, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    chain(project)
+    assert project.run("status").code == 0  # validates, remembered per machine
+    clone = tmp_path / "clone"
+    shutil.copytree(project.root, clone, ignore=shutil.ignore_patterns(".pipeflow"))
+    code = ("import sys; from pipeflow.cli.app import run; rc = run(['status']); "
+            "print(rc, 'jsonschema' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=clone, capture_output=True,
+                          text=True, check=True)
+    assert proc.stdout.split()[-2:] == ["0", "False"], proc.stdout + proc.stderr
+    # an edited spec is new: validated again (and its mistakes reported)
+    (clone / "pipeline.yaml").write_text(
+        (clone / "pipeline.yaml").read_text().replace("cmd:", "comand:", 1))
+    res = subprocess.run([sys.executable, "-m", "pipeflow", "status"], cwd=clone,
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "comand" in res.stderr
