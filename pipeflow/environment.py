@@ -20,7 +20,6 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from pipeflow.machinecache import is_binary
 from pipeflow.pycommand import invocations
 from pipeflow.pydists import SiteIndex, SiteIndexes, normalize, resolve_launcher
 
@@ -46,22 +45,31 @@ def python_program(cmd: str) -> str | None:
     return program
 
 
-def _interpreter_version(found: str) -> str | None:
+def _interpreter_version(found: str) -> tuple[str | None, bool]:
+    """``cpython-3.11.7`` for interpreter ``found``, and whether ``found`` is itself
+    that interpreter rather than a launcher running another one (only a genuine
+    interpreter's answer may be shared by every project)."""
     real = os.path.realpath(found)
     if real == os.path.realpath(sys.executable):
         impl = platform.python_implementation().lower()
-        return f"{impl}-{sys.version_info[0]}.{sys.version_info[1]}.{sys.version_info[2]}"
+        info = sys.version_info
+        return f"{impl}-{info[0]}.{info[1]}.{info[2]}", True
     probe = (
         "import platform,sys;"
-        "print(platform.python_implementation().lower(),*sys.version_info[:3])"
+        "print(platform.python_implementation().lower(),*sys.version_info[:3]);"
+        "print(sys.executable)"
     )
     try:
         out = subprocess.run(
             [found, "-c", probe], capture_output=True, text=True, timeout=30, check=True
-        ).stdout.split()
+        ).stdout.splitlines()
     except (OSError, subprocess.SubprocessError):
-        return None
-    return f"{out[0]}-{out[1]}.{out[2]}.{out[3]}" if len(out) == 4 else None
+        return None, False
+    words = out[0].split() if out else []
+    if len(words) != 4:
+        return None, False
+    genuine = len(out) > 1 and os.path.realpath(out[1].strip()) == real
+    return f"{words[0]}-{words[1]}.{words[2]}.{words[3]}", genuine
 
 
 _PACKAGES_PROBE = """
@@ -90,7 +98,7 @@ class EnvironmentProbe:
         recall: Callable[[str], str | None] | None = None,
         remember: Callable[[str, str], None] | None = None,
     ) -> None:
-        self._memo: dict[str, str | None] = {}
+        self._memo: dict[tuple[str, str], str | None] = {}
         self._packages: dict[tuple[str, tuple[str, ...]], dict[str, str | None]] = {}
         self._sites = SiteIndexes(recall, remember)
 
@@ -109,27 +117,28 @@ class EnvironmentProbe:
         A relative path with a folder (``venv/bin/python``) is taken from ``cwd``, the
         folder the stage runs in, as its shell would; not from this process's cwd.
         """
-        if cwd is not None and "/" in program and not os.path.isabs(program):
-            program = os.path.join(cwd, program)
-        if program in self._memo:
-            return self._memo[program]
+        folder = os.fspath(cwd) if cwd is not None else os.getcwd()
+        if "/" in program and not os.path.isabs(program):
+            program = os.path.join(folder, program)
+        memo_key = (program, folder)  # a pyenv shim may run another Python elsewhere
+        if memo_key in self._memo:
+            return self._memo[memo_key]
         found = shutil.which(program)
         version = key = None
-        shared = False
         if found is not None:
-            found = resolve_launcher(os.path.abspath(found), os.fspath(cwd or os.getcwd()))
+            found = resolve_launcher(os.path.abspath(found), folder)
             real = os.path.realpath(found)
             try:
                 key = f"python:{real}:{os.stat(real).st_mtime_ns}"
             except OSError:
                 key = None
-            shared = key is not None and is_binary(real)
-            version = self._sites.facts.get(key, shared) if key else None
+            # Only a genuine interpreter's answer was ever shared: asking is always safe.
+            version = self._sites.facts.get(key, True) if key else None
             if version is None:
-                version = _interpreter_version(found)
+                version, genuine = _interpreter_version(found)
                 if version and key:
-                    self._sites.facts.put(key, version, shared)
-        self._memo[program] = version
+                    self._sites.facts.put(key, version, genuine)
+        self._memo[memo_key] = version
         return version
 
     def package_versions(

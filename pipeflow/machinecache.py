@@ -15,8 +15,9 @@ Where: ``$PIPEFLOW_MACHINE_CACHE`` (a file path), else
 ``$XDG_CACHE_HOME/pipeflow/machine.db``, else ``~/.cache/pipeflow/machine.db``.
 Deleting the file is always safe.
 
-Only answers about a binary are kept here: a launcher script (a pyenv shim that was
-not resolved, a wrapper) may run another interpreter from another folder.
+Only a genuine interpreter's answers are kept here (one whose ``sys.executable`` is
+the file asked): a launcher (a pyenv shim that was not resolved, a mise shim, a
+wrapper script) may run another interpreter in another folder.
 """
 
 from __future__ import annotations
@@ -93,19 +94,10 @@ def machine_cache() -> MachineCache:
     return _open(os.fspath(machine_cache_path()))
 
 
-def is_binary(path: str) -> bool:
-    """True when ``path`` is an executable file that is not a ``#!`` script."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(2) != b"#!"
-    except OSError:
-        return False
-
-
 class Facts:
-    """Interpreter facts looked up in the machine cache (answers about a binary:
-    ``shared``) before the project's state database (``recall``/``remember``), and
-    kept in both."""
+    """Interpreter facts looked up in the machine cache (where only answers given
+    with ``shared`` are kept) before the project's state database
+    (``recall``/``remember``)."""
 
     def __init__(
         self,

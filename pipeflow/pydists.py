@@ -36,14 +36,15 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlparse
 
 from pipeflow.hashing import RACY_NS, hash_bytes
-from pipeflow.machinecache import Facts, is_binary
+from pipeflow.machinecache import Facts
 
-FORMAT = 1
+FORMAT = 2  # 2: the path probe also reports sys.executable
 
 _NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 _EXTRA = re.compile(r"\bextra\b")
 _PATH_PROBE = (
-    "import json,sys;print(json.dumps([[p for p in sys.path if p],sys.prefix,sys.base_prefix]))"
+    "import json,sys;print(json.dumps([[p for p in sys.path if p],sys.prefix,sys.base_prefix,"
+    "sys.executable]))"
 )
 
 
@@ -362,35 +363,45 @@ def _own_path() -> tuple[list[str], str, str]:
 
 def resolve_launcher(found: str, cwd: str) -> str:
     """The interpreter a pyenv shim ``found`` would run from ``cwd``, when that is
-    plain to see: one version, chosen by ``PYENV_VERSION``, the nearest
-    ``.python-version`` or pyenv's global ``version`` file, and installed under
-    ``$PYENV_ROOT/versions``. Anything else (not a shim, ``system``, several
-    versions, a prefix pyenv would expand, ``PYENV_DIR``) gives ``found`` back."""
+    plain to see: one version, chosen as pyenv does by ``PYENV_VERSION``, else the
+    nearest ``.python-version`` above ``PYENV_DIR`` (which pyenv exports to what its
+    shims start, pipeflow included), then above ``cwd``, else pyenv's global
+    ``version`` file; and installed under ``$PYENV_ROOT/versions``. Anything else (not
+    a shim, ``system``, several versions, a prefix pyenv would expand) gives ``found``
+    back."""
     shims = os.path.dirname(found)
-    if os.path.basename(shims) != "shims" or os.environ.get("PYENV_DIR"):
+    if os.path.basename(shims) != "shims":
         return found
     root = os.environ.get("PYENV_ROOT") or os.path.dirname(shims)
     if os.path.abspath(os.path.join(root, "shims")) != os.path.abspath(shims):
         return found
     selected = os.environ.get("PYENV_VERSION")
-    versions = selected.split(":") if selected else _pyenv_version_file(cwd, root)
+    if selected:
+        versions: list[str] | None = selected.split(":")
+    else:
+        start = os.environ.get("PYENV_DIR") or cwd
+        versions = _local_version_file(start)
+        if versions is None and os.path.abspath(start) != os.path.abspath(cwd):
+            versions = _local_version_file(cwd)
+        if versions is None:
+            versions = _versions_in(os.path.join(root, "version"))
     if not versions or len(versions) != 1 or versions[0] == "system":
         return found
     candidate = os.path.join(root, "versions", versions[0], "bin", os.path.basename(found))
     return candidate if os.path.isfile(candidate) and os.access(candidate, os.X_OK) else found
 
 
-def _pyenv_version_file(cwd: str, root: str) -> list[str] | None:
-    folder = os.path.abspath(cwd)
+def _local_version_file(start: str) -> list[str] | None:
+    """The versions in the nearest ``.python-version`` at or above ``start``."""
+    folder = os.path.abspath(start)
     while True:
         local = os.path.join(folder, ".python-version")
         if os.path.isfile(local):
             return _versions_in(local)
         parent = os.path.dirname(folder)
         if parent == folder:
-            break
+            return None
         folder = parent
-    return _versions_in(os.path.join(root, "version"))
 
 
 def _versions_in(path: str) -> list[str] | None:
@@ -401,6 +412,19 @@ def _versions_in(path: str) -> list[str] | None:
         return None
     return [word for line in text.splitlines() if not line.lstrip().startswith("#")
             for word in line.split()]
+
+
+def _user_site_stamp() -> list[object]:
+    """What decides whether an interpreter has a user site folder on its path: the
+    folders under the user base's ``lib`` (``pythonX.Y``) and their times."""
+    base = os.environ.get("PYTHONUSERBASE") or os.path.join(os.path.expanduser("~"), ".local")
+    lib = os.path.join(base, "lib")
+    try:
+        with os.scandir(lib) as it:
+            found = sorted((e.name, _mtime(e.path)) for e in it if e.name.startswith("python"))
+    except OSError:
+        found = []
+    return [bool(os.environ.get("PYTHONNOUSERSITE")), lib, _mtime(lib), found]
 
 
 def _mtime(path: str) -> int:
@@ -445,20 +469,24 @@ class SiteIndexes:
         self._memo[memo_key] = index
         return index
 
-    def _path_of(self, found: str, cwd: str) -> tuple[list[str], str, str] | None:
+    def _path_of(self, found: str, cwd: str) -> tuple[list[str], str, str, bool] | None:
+        """The import path, prefix and base prefix of interpreter ``found``, and whether
+        it is itself the interpreter (not a launcher that runs another one): only
+        then may its answers be shared by every project (the machine cache)."""
         if is_this_interpreter(found):
-            return _own_path()
+            return (*_own_path(), True)
         real = os.path.realpath(found)
         venv = _venv_of(found)
         pythonpath = os.environ.get("PYTHONPATH", "")
         relative = any(p and not os.path.isabs(p) for p in pythonpath.split(os.pathsep))
-        # what else decides the answer: PYTHONPATH, and which Python a pyenv shim runs
+        # what else decides the answer: PYTHONPATH, which Python a pyenv shim runs, and
+        # the user site folders (one created later joins sys.path)
         key = json.dumps(["pypath", FORMAT, found, real, _mtime(real), venv,
                           _mtime(venv) if venv else 0, pythonpath, cwd if relative else "",
-                          os.environ.get("PYENV_VERSION", "")])
+                          os.environ.get("PYENV_VERSION", ""), _user_site_stamp()])
         key = f"pypath:{hash_bytes(key.encode('utf-8', 'surrogatepass'))}"
-        shared = is_binary(real)
-        text = self.facts.get(key, shared)
+        # Only a genuine interpreter's answers were ever shared: asking is always safe.
+        text = self.facts.get(key, True)
         fresh = text is None
         if text is None:
             try:
@@ -469,23 +497,24 @@ class SiteIndexes:
             lines = proc.stdout.strip().splitlines()
             text = lines[-1] if lines else ""  # a sitecustomize may print first
         try:
-            paths, prefix, base = json.loads(text)
+            paths, prefix, base, executable = json.loads(text)
+            genuine = os.path.realpath(str(executable)) == real
             result = ([os.path.normpath(os.path.join(cwd, str(p))) for p in paths],
-                      str(prefix), str(base))
+                      str(prefix), str(base), genuine)
         except (ValueError, TypeError):
             return None  # not a Python we can ask (or junk in the cache)
         if fresh:
-            self.facts.put(key, text, shared)
+            self.facts.put(key, text, genuine)
         return result
 
-    def _index(self, found: str, paths: list[str], prefix: str, base: str) -> SiteIndex:
+    def _index(self, found: str, paths: list[str], prefix: str, base: str,
+               shared: bool = False) -> SiteIndex:
         real = os.path.realpath(found)
         mtimes = [_mtime(p) for p in paths]
         stamp = json.dumps([FORMAT, real, [list(pm) for pm in zip(paths, mtimes, strict=True)],
                             prefix, base])
         key = f"pydists:{hash_bytes(stamp.encode('utf-8', 'surrogatepass'))}"
-        shared = is_binary(real)
-        text = self.facts.get(key, shared)
+        text = self.facts.get(key, True)
         if text is not None:
             try:
                 return SiteIndex.from_json(text)

@@ -50,8 +50,8 @@ def invoked_command(args: list[str]) -> str | None:
     """The subcommand ``args`` invoke, if it is one of ours: the first word that is
     not an option (the root options take no values)."""
     for arg in args:
-        if arg == "--":
-            return None
+        if arg in ("--", "--help", "-h"):
+            return None  # `pipeflow --help status` shows the whole app's help
         if not arg.startswith("-"):
             return arg if arg in _COMMANDS else None
     return None

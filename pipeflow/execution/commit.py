@@ -91,10 +91,13 @@ def commit_outputs(repo: Repo, stage: Stage, comps: Components) -> StageLock:
 
 
 def restore_outputs(
-    repo: Repo, stage: Stage, entry: StageLock, skip: frozenset[str] = frozenset()
+    repo: Repo, stage: Stage, entry: StageLock, skip: frozenset[str] = frozenset(),
+    restored: list[str] | None = None,
 ) -> list[str]:
-    """Check out every cached output whose workspace content differs from the lock."""
-    restored = []
+    """Check out every cached output whose workspace content differs from the lock;
+    returns their paths (also appended to ``restored`` as they are done, so a caller
+    still knows them when a later output fails)."""
+    restored = [] if restored is None else restored
     recorded = out_entries(entry)
     for out in stage.outs:
         rec = recorded.get(out.path)

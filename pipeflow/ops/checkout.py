@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from pipeflow.errors import MissingObject, StorageError, UsageError
+from pipeflow.errors import StorageError, UsageError
 from pipeflow.execution.commit import restore_outputs
 from pipeflow.gitignore import ensure_ignored
 from pipeflow.graph import resolve_targets
@@ -27,6 +27,8 @@ class CheckoutReport:
     not_run: list[str] = field(default_factory=list)
     """Stages with no lock entry: nothing to restore."""
     notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    """What made outputs unrestorable (a corrupt object set aside, say)."""
 
 
 def checkout(repo: Repo, targets: list[str] | None = None, *, wait: float = 0.0) -> CheckoutReport:
@@ -64,19 +66,24 @@ def checkout(repo: Repo, targets: list[str] | None = None, *, wait: float = 0.0)
             # restore must not half-replace them); into an empty place, a missing
             # object stops the checkout of that output and leaves nothing behind.
             missing = _missing_outputs(repo, stage, entry, present_only=True)
+            restored: list[str] = []
             try:
-                restored = restore_outputs(repo, stage, entry, skip=frozenset(missing))
-            except MissingObject:
+                restore_outputs(repo, stage, entry, skip=frozenset(missing), restored=restored)
+            except StorageError as exc:
+                # A missing or corrupt object (set aside by now): find every output that
+                # cannot be restored, and restore the others.
+                report.problems.append(exc.message)
                 missing = _missing_outputs(repo, stage, entry, present_only=False)
-                restored = restore_outputs(repo, stage, entry, skip=frozenset(missing))
+                restore_outputs(repo, stage, entry, skip=frozenset(missing), restored=restored)
             report.missing.extend(missing)
             report.restored.extend(restored)
-            report.unchanged += sum(1 for o in stage.cached_outs) - len(restored)
+            report.unchanged += sum(1 for o in stage.cached_outs) - len(restored) - len(missing)
         render_lock(repo, graph)
         repo.hasher.flush()
     if report.missing:
         paths = ", ".join(report.missing)
-        msg = f"not in the cache, cannot restore: {paths}"
+        msg = "".join([f"not in the cache, cannot restore: {paths}",
+                       *(f"\n  ({problem})" for problem in report.problems)])
         raise StorageError(msg, hint="run `pipeflow repro` to recompute them")
     return report
 

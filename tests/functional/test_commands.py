@@ -307,6 +307,8 @@ def test_top_level_help_lists_every_command_and_a_typo_is_suggested_once(
     listed = {line.split()[0] for line in res.out.split("Commands:")[1].splitlines()
               if line.startswith("  ")}
     assert listed == set(_COMMANDS)
+    res = project.cli("--help", "status")  # --help first: the whole app's help
+    assert res.code == 0 and set(_COMMANDS) <= set(res.out.split())
     res = project.cli("stat")
     assert res.code == 2
     assert res.err.count("Did you mean 'status'?") == 1

@@ -197,3 +197,39 @@ def test_checkout_with_a_missing_object_restores_the_rest_and_leaves_no_half_fol
     res = project.run("checkout")
     assert res.code == 1 and "cannot restore: d" in res.err
     assert project.read("d/f1") == "edited\n"
+
+
+def test_checkout_of_an_absent_folder_whose_manifest_is_missing_or_corrupt(
+    project: Project,
+) -> None:
+    import os
+
+    project.spec({
+        "s1": {"cmd": "mkdir -p d && echo 1 > d/a", "outs": ["d"]},
+        "s2": {"cmd": "echo z > z.txt", "outs": ["z.txt"]},
+    })
+    assert project.run("repro").code == 0
+    objects = project.root / ".pipeflow/cache/objects"
+    oid = project.lock()["stages"]["s1"]["outs"][0]["hash"]
+    manifest = objects / oid[:2] / oid[2:]
+    kept = manifest.read_bytes()
+    for damage in ("missing", "corrupt"):
+        os.chmod(manifest.parent, 0o755)
+        if manifest.exists():
+            os.chmod(manifest, 0o644)
+            manifest.unlink()
+        if damage == "corrupt":
+            manifest.write_bytes(kept.replace(b"format", b"formax"))
+        import shutil
+
+        shutil.rmtree(project.root / "d", ignore_errors=True)
+        (project.root / "z.txt").unlink()
+        res = project.run("checkout")
+        assert res.code == 1, (damage, res.text)
+        assert "not in the cache, cannot restore: d" in res.err
+        assert "pipeflow repro" in res.err  # the hint
+        assert project.read("z.txt") == "z\n"  # the other stage's output is back
+        assert not (project.root / "d").exists()
+        manifest.parent.mkdir(exist_ok=True)
+    # a rerun recomputes what could not be restored
+    assert project.run("repro").code == 0 and project.read("d/a") == "1\n"

@@ -6,6 +6,7 @@ import os
 import platform
 import stat
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -141,24 +142,82 @@ def test_declared_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     assert got == {"platform": platform_id(), "vars": {"PF_TEST_A": "1", "PF_TEST_B": None}}
 
 
-def test_binary_facts_are_shared_by_every_project_of_the_machine(
-    fake_python: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _genuine(folder: Path, name: str, version: str, *, reports: str | None = None) -> Path:
+    """A fake interpreter that reports ``version`` and, as sys.executable, itself (or
+    ``reports``: a launcher running another interpreter); counts its runs."""
+    exe = folder / name
+    exe.parent.mkdir(parents=True, exist_ok=True)
+    words = version.replace("-", " ").replace(".", " ")
+    exe.write_text(f'#!/bin/sh\necho run >> "{folder}/runs"\necho {words}\n'
+                   f'echo "{reports or exe}"\n')
+    exe.chmod(0o755)
+    return exe
+
+
+def test_a_genuine_interpreter_is_asked_once_per_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipeflow import environment, pydists
     from pipeflow.machinecache import machine_cache
 
     monkeypatch.setenv("PIPEFLOW_MACHINE_CACHE", str(tmp_path / "machine.db"))
-    # the fake is a script; stand it in for a binary (a script's answers are not shared)
-    monkeypatch.setattr(environment, "is_binary", lambda path: True)
-    monkeypatch.setattr(pydists, "is_binary", lambda path: True)
+    _genuine(tmp_path / "bin", "python3.77", "pypy-3.77.5")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
     one: dict[str, str] = {}
     assert EnvironmentProbe(one.get, one.__setitem__).python_version("python3.77") == "pypy-3.77.5"
     other: dict[str, str] = {}  # another project: an empty state database
     assert EnvironmentProbe(other.get, other.__setitem__).python_version("python3.77") == (
         "pypy-3.77.5")
-    assert (fake_python / "runs").read_text() == "run\n"  # asked once for both
+    assert (tmp_path / "bin" / "runs").read_text() == "run\n"  # asked once for both
     assert one  # the project that asked keeps its own copy too
     assert machine_cache().path == tmp_path / "machine.db"
+
+
+def test_a_launcher_binary_is_asked_again_in_every_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # mise-style shims: one launcher for every project, each choosing its own Python
+    monkeypatch.setenv("PIPEFLOW_MACHINE_CACHE", str(tmp_path / "machine.db"))
+    _genuine(tmp_path / "bin", "python", "cpython-3.12.1", reports="/opt/py/3.12.1/bin/python")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
+    assert EnvironmentProbe({}.get, {}.__setitem__).python_version("python") == "cpython-3.12.1"
+    assert EnvironmentProbe({}.get, {}.__setitem__).python_version("python") == "cpython-3.12.1"
+    assert (tmp_path / "bin" / "runs").read_text() == "run\nrun\n"
+
+
+def test_stages_in_folders_with_their_own_pyenv_version_get_their_own_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, shim = _pyenv(tmp_path, ())
+    for v in ("3.11.7", "3.12.1"):
+        _genuine(root / "versions" / v / "bin", "python", f"cpython-{v}")
+    monkeypatch.setenv("PYENV_ROOT", str(root))
+    monkeypatch.delenv("PYENV_VERSION", raising=False)
+    monkeypatch.delenv("PYENV_DIR", raising=False)
+    monkeypatch.setenv("PATH", f"{root / 'shims'}{os.pathsep}{os.environ.get('PATH', '')}")
+    proj = tmp_path / "proj"
+    (proj / "sub").mkdir(parents=True)
+    (proj / ".python-version").write_text("3.11.7\n")
+    (proj / "sub" / ".python-version").write_text("3.12.1\n")
+    probe = EnvironmentProbe()
+    assert probe.python_version("python", proj / "sub") == "cpython-3.12.1"
+    assert probe.python_version("python", proj) == "cpython-3.11.7"
+    # pyenv exports PYENV_DIR (where pipeflow was started) to what its shims run:
+    # the nearest .python-version above it wins over the stage's folder
+    monkeypatch.setenv("PYENV_DIR", str(proj))
+    assert EnvironmentProbe().python_version("python", proj / "sub") == "cpython-3.11.7"
+
+
+def test_a_user_site_folder_made_later_is_seen(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeflow.pydists import _user_site_stamp
+
+    monkeypatch.setenv("PYTHONUSERBASE", str(tmp_path / "user"))
+    before = _user_site_stamp()
+    (tmp_path / "user" / "lib" / "python3.99").mkdir(parents=True)
+    middle = _user_site_stamp()
+    time.sleep(0.01)
+    (tmp_path / "user" / "lib" / "python3.99" / "site-packages").mkdir()
+    assert len({repr(before), repr(middle), repr(_user_site_stamp())}) == 3
 
 
 def test_script_facts_stay_with_the_project(
@@ -207,7 +266,8 @@ def _pyenv(tmp_path: Path, versions: tuple[str, ...]) -> tuple[Path, str]:
     ({"global": "system"}, None),
     ({"env": "3.9.0"}, None),  # not installed
     ({"env": "3.11"}, None),  # a prefix pyenv would expand
-    ({"env": "3.11.7", "pyenv_dir": "x"}, None),
+    ({"pyenv_dir": "{local}"}, "3.12.1"),  # searched from PYENV_DIR first
+    ({"pyenv_dir": "{elsewhere}", "local": "3.12.1\n"}, "3.12.1"),  # then from the stage
     ({}, None),  # no version file at all: pyenv runs the system python
 ])
 def test_pyenv_shims_resolve_to_the_interpreter_they_would_run(
@@ -221,10 +281,16 @@ def test_pyenv_shims_resolve_to_the_interpreter_they_would_run(
     monkeypatch.delenv("PYENV_DIR", raising=False)
     if "env" in setup:
         monkeypatch.setenv("PYENV_VERSION", setup["env"])
-    if "pyenv_dir" in setup:
-        monkeypatch.setenv("PYENV_DIR", setup["pyenv_dir"])
     project = tmp_path / "work" / "proj" / "sub"
     project.mkdir(parents=True)
+    if "pyenv_dir" in setup:
+        other = tmp_path / "other"
+        (other / "deep").mkdir(parents=True)
+        (other / ".python-version").write_text("3.12.1\n")
+        elsewhere = tmp_path / "nowhere"
+        elsewhere.mkdir()
+        monkeypatch.setenv("PYENV_DIR", setup["pyenv_dir"].format(
+            local=other / "deep", elsewhere=elsewhere))
     if "local" in setup:
         (tmp_path / "work" / "proj" / ".python-version").write_text(setup["local"])
     if "global" in setup:
