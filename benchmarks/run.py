@@ -119,6 +119,33 @@ def ensure_venv(package: str, version: str, exe: str) -> Path:
     return binary
 
 
+def ensure_deps_venv() -> Path:
+    """The python of a venv holding pipeflow's dependencies (from pyproject.toml), for
+    running this checkout as DVC runs from its own venv: the interpreter's global
+    site-packages may hold start-up hooks (.pth files: an editable install's finder, a
+    CA injector) that cost every command ~25 ms and that no venv has."""
+    import hashlib
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    digest = hashlib.sha256("\n".join(deps).encode()).hexdigest()[:12]
+    venv = bench_home() / f"pipeflow-deps-{digest}"
+    python = venv / "bin" / "python"
+    marker = venv / ".installed"
+    if python.exists() and marker.exists():
+        return python
+    print(f"creating {venv} with pipeflow's dependencies (once)", file=sys.stderr, flush=True)
+    if venv.exists():
+        shutil.rmtree(venv)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = subprocess.run([str(python), "-m", "pip", "install", "--quiet", *deps],
+                         capture_output=True, text=True)
+    if pip.returncode != 0:
+        raise BenchError(f"pip install of pipeflow's dependencies failed:\n{pip.stderr[-3000:]}")
+    marker.write_text("\n".join(deps) + "\n")
+    return python
+
+
 def base_env() -> dict[str, str]:
     """The environment every tool runs in: ours, minus what would leak into a venv."""
     env = {k: v for k, v in os.environ.items()
@@ -176,7 +203,7 @@ class Pipeflow(Tool):
 
     def compile(self) -> None:
         """Bring the checkout's bytecode up to date before anything is timed."""
-        subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "pipeflow")],
+        subprocess.run([self.argv[0], "-m", "compileall", "-q", str(ROOT / "pipeflow")],
                        env=self.env(ROOT), check=True, stdout=subprocess.DEVNULL)
 
     def init(self, project: Path) -> None:
@@ -624,7 +651,7 @@ def bench_w3(ctx: Context) -> None:
 def bench_w4(ctx: Context) -> None:
     """W4: ``--version``, and ``status`` in an empty project."""
     s = ctx.sizes
-    python_start = [sys.executable, "-c", "pass"]
+    python_start = [ctx.tools["pipeflow"].argv[0], "-c", "pass"]  # same interpreter
 
     def version(name: str) -> Runner:
         tool = ctx.tools[name]
@@ -808,9 +835,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def make_tools(peers: bool) -> dict[str, Tool]:
-    """pipeflow from this checkout, plus the pinned peers when asked for."""
-    ours = Pipeflow([sys.executable, "-m", "pipeflow"])
+def make_tools(peers: bool, own_venv: bool) -> dict[str, Tool]:
+    """pipeflow from this checkout (run by a venv of its dependencies with
+    ``own_venv``, else by this interpreter), plus the pinned peers when asked for."""
+    python = str(ensure_deps_venv()) if own_venv else sys.executable
+    ours = Pipeflow([python, "-m", "pipeflow"])
     ours.compile()
     tools: dict[str, Tool] = {"pipeflow": ours}
     if peers:
@@ -834,7 +863,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the chosen workloads; print a line per measurement; maybe write RESULTS.md."""
     args = parse_args(argv)
     peers = args.peers or not args.quick
-    tools = make_tools(peers)
+    tools = make_tools(peers, own_venv=not args.quick)
     s = sizes(args.quick, args.repeat, args.big_mib)
     tmp = Path(tempfile.mkdtemp(prefix="pipeflow-bench-"))
     ctx = Context(tools, s, tmp, judge=not args.quick)
