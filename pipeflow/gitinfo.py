@@ -7,7 +7,7 @@ stage: three quick git calls at most.
 from __future__ import annotations
 
 import getpass
-import socket
+import platform
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,5 +52,5 @@ def read_provenance(root: Path) -> Provenance:
         commit=commit.strip() if commit else None,
         dirty_paths=tuple(sorted(set(dirty))),
         user=email or login,
-        host=socket.gethostname(),
+        host=platform.node(),  # gethostname, without importing socket
     )

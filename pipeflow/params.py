@@ -17,7 +17,6 @@ import difflib
 import json
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -176,6 +175,8 @@ def _parse_json(text: str, name: str) -> Any:
 
 
 def _parse_toml(text: str, name: str) -> Any:
+    import tomllib  # only TOML params files pay for it
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

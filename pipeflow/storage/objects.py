@@ -25,6 +25,7 @@ import contextlib
 import itertools
 import os
 import shutil
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -96,6 +97,10 @@ class ObjectStore:
         """Bytes copied into the store by this instance (clones and moves not counted)."""
         self._manifests: dict[str, Manifest] = {}
         self._shards: set[str] = set()
+        self._new_shards: set[str] = set()
+        self._stored: set[str] = set()  # oids _add_small wrote
+        self._umask_strips: bool | None = None  # does the umask change OBJECT_MODE?
+        """Shard folders this instance created: they held nothing of anyone else's."""
         self._root_made = False
         self._store_modes: dict[str, LinkMode] = {}
         # Temporary names: unique per process and instance without a random call per file.
@@ -119,7 +124,14 @@ class ObjectStore:
     def _shard(self, oid: str) -> None:
         shard = oid[:2]
         if shard not in self._shards:
-            os.makedirs(f"{self._dir}/{shard}", exist_ok=True)
+            try:
+                os.mkdir(f"{self._dir}/{shard}")
+            except FileExistsError:
+                pass
+            except FileNotFoundError:
+                os.makedirs(f"{self._dir}/{shard}", exist_ok=True)
+            else:
+                self._new_shards.add(shard)
             self._shards.add(shard)
 
     def has(self, oid: str) -> bool:
@@ -248,7 +260,9 @@ class ObjectStore:
         data = view[:n]
         oid = xxhash.xxh3_128_hexdigest(data)
         dst = self._p(oid)
-        if os.path.exists(dst):
+        # In a shard this instance created, only its own writes can be there (a racing
+        # writer of the same bytes is harmless): no probe of the disk needed.
+        if oid in self._stored or (oid[:2] not in self._new_shards and os.path.exists(dst)):
             return oid, n
         self._shard(oid)
         tmp = f"{self._dir}/{oid[:2]}/.{oid[2:]}.{self._tag}{next(self._counter)}{TEMP_SUFFIX}"
@@ -257,7 +271,10 @@ class ObjectStore:
             try:
                 while data:
                     data = data[os.write(dfd, data) :]
-                os.fchmod(dfd, OBJECT_MODE)  # whatever the umask
+                if self._umask_strips is None:  # asked once: the umask is the process's
+                    self._umask_strips = stat.S_IMODE(os.fstat(dfd).st_mode) != OBJECT_MODE
+                if self._umask_strips:
+                    os.fchmod(dfd, OBJECT_MODE)  # whatever the umask
             finally:
                 os.close(dfd)
         except BaseException:
@@ -267,6 +284,7 @@ class ObjectStore:
         # rename replaces an identical object.
         os.replace(tmp, dst)
         self._written.append(dst)
+        self._stored.add(oid)
         self.bytes_written += n
         return oid, n
 
@@ -442,6 +460,7 @@ class ObjectStore:
         return out
 
     def _corrupt(self, oid: str, got: str, dest: str | None) -> StorageError:
+        self._stored.discard(oid)
         where = self.path.parent / "corrupt"
         moved = ""
         with contextlib.suppress(OSError):

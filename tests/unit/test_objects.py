@@ -676,3 +676,16 @@ def test_fresh_folder_checkout_of_a_corrupt_or_missing_object(
         store.checkout(info, dest2, linker=Linker(setting=setting))
     assert not dest2.exists()
     assert temps(tmp_path) == []
+
+
+def test_objects_are_read_only_for_all_whatever_the_umask(tmp_path: Path) -> None:
+    write(tmp_path / "d" / "a", b"a")
+    write(tmp_path / "d" / "b", b"b")
+    old = os.umask(0o077)  # would make new files owner-only
+    try:
+        store = ObjectStore(tmp_path / "objects", Linker(setting="copy"))
+        info = store.add_tree(tmp_path, "d", Hasher(tmp_path, None))
+    finally:
+        os.umask(old)
+    for e in store.manifest(info.hash).entries:
+        assert stat.S_IMODE(store.path_of(e.hash).stat().st_mode) == 0o444
