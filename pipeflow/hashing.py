@@ -37,6 +37,7 @@ import errno
 import json
 import os
 import posixpath
+import re
 import stat
 import threading
 import time
@@ -134,6 +135,11 @@ def _path_key(path: str) -> bytes:
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
+# In manifest JSON a path is the first string of an entry: it follows '[' (and maybe
+# JSON whitespace). Any
+# occurrence anywhere (even inside a hash, which cannot hold these characters) only
+# means each path is checked one by one.
+_UNSAFE_SHAPES = re.compile(rb'\[[ \t\n\r]*"(?:/|"|\.\.?[/"])|//|/"|/\.\.?[/"]')
 
 
 @dataclass(frozen=True)
@@ -186,6 +192,11 @@ class Manifest:
         raw = doc.get("entries")
         if not isinstance(raw, list):
             raise StorageError("not a directory manifest (no entries)")
+        # One scan of the bytes can vouch for every path at once: with no escape in
+        # the text and none of these shapes (a path that is empty, absolute, ends in
+        # "/", or has an empty, "." or ".." part), no path is unsafe. Else each is
+        # checked.
+        check_paths = b"\\" in data or _UNSAFE_SHAPES.search(data) is not None
         entries: list[ManifestEntry] = []
         append = entries.append
         for item in raw:
@@ -197,7 +208,8 @@ class Manifest:
             if not (type(path) is str and type(oid) is str and is_hash(oid)
                     and type(size) is int and size >= 0 and type(executable) is bool):
                 raise StorageError(f"directory manifest: bad entry {item!r}")
-            _check_safe_path(path)
+            if check_paths:
+                _check_safe_path(path)
             append(ManifestEntry(path, oid, size, executable))
         manifest = cls(tuple(entries))
         _check_tree_shape(manifest.entries)

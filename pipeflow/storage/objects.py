@@ -554,16 +554,18 @@ class ObjectStore:
         check of ``_place``) and a link straight to its final name, nothing else."""
         base = self._dir  # the manifest's oids were checked when it was read
         link = os.link if mode == "hardlink" else os.symlink
+        stat_of = os.stat
         made = {""}
         for path, oid, size, executable in manifest.entries:
-            folder = path.rpartition("/")[0]
-            if folder not in made:
-                os.makedirs(f"{dest}/{folder}", exist_ok=True)
-                made.add(folder)
+            if "/" in path:
+                folder = path.rpartition("/")[0]
+                if folder not in made:
+                    os.makedirs(f"{dest}/{folder}", exist_ok=True)
+                    made.add(folder)
             dst = f"{dest}/{path}"
             src = f"{base}/{oid[:2]}/{oid[2:]}"
             try:
-                right_size = not executable and os.stat(src).st_size == size
+                right_size = not executable and stat_of(src).st_size == size
             except FileNotFoundError as exc:
                 raise MissingObject(oid, dst) from exc
             if right_size:

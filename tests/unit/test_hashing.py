@@ -705,3 +705,29 @@ def test_manifest_path_safety_is_exactly_no_empty_dot_or_dotdot_part(path: str) 
             Manifest.from_bytes(doc)
     else:
         assert [e.path for e in Manifest.from_bytes(doc).entries] == [path]
+
+
+@settings(max_examples=400, deadline=None)
+@given(paths=st.lists(st.text(alphabet="ab./ \\\0é", max_size=6), min_size=1, max_size=3,
+                      unique=True),
+       space=st.sampled_from(["", " ", "\n", "\t "]), ascii_only=st.booleans())
+def test_manifest_safety_holds_for_any_json_spelling(
+    paths: list[str], space: str, ascii_only: bool
+) -> None:
+    # The fast check scans the raw bytes; JSON may spell the same document with
+    # whitespace or escapes: a bad path must be refused however it is written.
+    unsafe = any("\0" in p or any(q in ("", ".", "..") for q in p.split("/")) for p in paths)
+    files = set(paths)
+    clash = any("/".join(p.split("/")[:i]) in files
+                for p in paths for i in range(1, len(p.split("/"))))
+    entries = ",".join(f"[{space}{json.dumps(p, ensure_ascii=ascii_only)},{space}\"{H}\",1,false]"
+                       for p in sorted(paths))
+    doc = f'{{"format":1,"entries":[{space}{entries}]}}'.encode()
+    if unsafe:
+        with pytest.raises(StorageError, match="unsafe path"):
+            Manifest.from_bytes(doc)
+    elif clash:
+        with pytest.raises(StorageError, match="both a file and a directory"):
+            Manifest.from_bytes(doc)
+    else:
+        assert sorted(e.path for e in Manifest.from_bytes(doc).entries) == sorted(paths)
