@@ -107,23 +107,31 @@ def ensure_venv(package: str, version: str, exe: str) -> Path:
     marker = venv / ".installed"
     if binary.exists() and marker.exists():
         return binary
-    print(f"creating {venv} with {package}=={version} (once)", file=sys.stderr, flush=True)
+    make_venv(venv, [f"{package}=={version}"])
+    return binary
+
+
+def make_venv(venv: Path, requirements: list[str]) -> None:
+    """(Re)create ``venv`` with ``requirements`` from PyPI; its ``.installed`` marker,
+    written last, says it is complete."""
+    print(f"creating {venv} with {', '.join(requirements)} (once)", file=sys.stderr,
+          flush=True)
     if venv.exists():
         shutil.rmtree(venv)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                          f"{package}=={version}"], capture_output=True, text=True)
+                          *requirements], capture_output=True, text=True)
     if pip.returncode != 0:
-        raise BenchError(f"pip install {package}=={version} failed:\n{pip.stderr[-3000:]}")
-    marker.write_text(f"{package}=={version}\n")
-    return binary
+        raise BenchError(f"pip install {' '.join(requirements)} failed:\n"
+                         f"{pip.stderr[-3000:]}")
+    (venv / ".installed").write_text("\n".join(requirements) + "\n")
 
 
 def ensure_deps_venv() -> Path:
     """The python of a venv holding pipeflow's dependencies (from pyproject.toml), for
     running this checkout as DVC runs from its own venv: the interpreter's global
     site-packages may hold start-up hooks (.pth files: an editable install's finder, a
-    CA injector) that cost every command ~25 ms and that no venv has."""
+    CA injector) that no venv has: both tools start the same way."""
     import hashlib
     import tomllib
 
@@ -134,15 +142,7 @@ def ensure_deps_venv() -> Path:
     marker = venv / ".installed"
     if python.exists() and marker.exists():
         return python
-    print(f"creating {venv} with pipeflow's dependencies (once)", file=sys.stderr, flush=True)
-    if venv.exists():
-        shutil.rmtree(venv)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = subprocess.run([str(python), "-m", "pip", "install", "--quiet", *deps],
-                         capture_output=True, text=True)
-    if pip.returncode != 0:
-        raise BenchError(f"pip install of pipeflow's dependencies failed:\n{pip.stderr[-3000:]}")
-    marker.write_text("\n".join(deps) + "\n")
+    make_venv(venv, deps)
     return python
 
 

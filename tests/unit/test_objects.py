@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeflow.errors import StorageError
-from pipeflow.hashing import Hasher, HashInfo, Manifest, hash_bytes
+from pipeflow.hashing import BUF_SIZE, Hasher, HashInfo, Manifest, hash_bytes
 from pipeflow.ignore import IgnoreRules
 from pipeflow.storage import durability, objects
 from pipeflow.storage.links import TEMP_SUFFIX, Linker
@@ -570,8 +570,10 @@ def test_add_tree_reads_each_new_file_once_and_matches_the_manifest(
     db.close()
 
 
+@pytest.mark.parametrize("later", [b"longer", b"b" * (2 * BUF_SIZE)],
+                         ids=["grows", "grows-past-the-buffer"])
 def test_add_tree_refuses_a_file_that_changes_size_while_stored(
-    tmp_path: Path, store: ObjectStore, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, store: ObjectStore, monkeypatch: pytest.MonkeyPatch, later: bytes
 ) -> None:
     write(tmp_path / "d" / "a", b"a")
     hasher = Hasher(tmp_path, None)
@@ -579,19 +581,18 @@ def test_add_tree_refuses_a_file_that_changes_size_while_stored(
 
     def scan_then_grow(rel: str) -> object:
         scan = real_scan(rel)
-        (tmp_path / "d" / "a").write_bytes(b"longer")
+        (tmp_path / "d" / "a").write_bytes(later)
         return scan
 
     monkeypatch.setattr(hasher, "scan_dir", scan_then_grow)
     with pytest.raises(StorageError, match="changed while being stored"):
         store.add_tree(tmp_path, "d", hasher)
+    assert temps(tmp_path) == []
 
 
 def test_add_tree_files_around_the_buffer_size(tmp_path: Path, store: ObjectStore) -> None:
     # Files shorter than the copy buffer are read whole then written; longer ones are
     # copied in chunks: both must store the exact bytes under their hash.
-    from pipeflow.hashing import BUF_SIZE
-
     sizes = [0, 1, BUF_SIZE - 1, BUF_SIZE, BUF_SIZE + 1, 3 * BUF_SIZE + 7]
     for size in sizes:
         write(tmp_path / "d" / f"f{size}", bytes(range(256)) * (size // 256) + b"z" * (size % 256))
@@ -603,26 +604,6 @@ def test_add_tree_files_around_the_buffer_size(tmp_path: Path, store: ObjectStor
         assert store.path_of(e.hash).read_bytes() == (tmp_path / "d" / e.path).read_bytes()
         assert stat.S_IMODE(store.path_of(e.hash).stat().st_mode) == 0o444
     assert len(store.written()) == len(sizes) + 1  # distinct contents + the manifest
-    assert temps(tmp_path) == []
-
-
-def test_add_tree_small_file_that_grows_past_the_buffer_while_stored(
-    tmp_path: Path, store: ObjectStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from pipeflow.hashing import BUF_SIZE
-
-    write(tmp_path / "d" / "a", b"a")
-    hasher = Hasher(tmp_path, None)
-    real_scan = hasher.scan_dir
-
-    def scan_then_grow(rel: str) -> object:
-        scan = real_scan(rel)
-        (tmp_path / "d" / "a").write_bytes(b"b" * (2 * BUF_SIZE))
-        return scan
-
-    monkeypatch.setattr(hasher, "scan_dir", scan_then_grow)
-    with pytest.raises(StorageError, match="changed while being stored"):
-        store.add_tree(tmp_path, "d", hasher)
     assert temps(tmp_path) == []
 
 
