@@ -542,8 +542,7 @@ class ObjectStore:
                     made.add(folder)
                 # A folder we just made holds nothing to replace: each file goes straight
                 # to its final name (one directory operation instead of create + rename).
-                self._place(e.hash, f"{dest}/{e.path}", e.executable, mode, direct=fresh,
-                            size=e.size if fresh else None)
+                self._place(e.hash, f"{dest}/{e.path}", e.executable, mode, direct=fresh)
         except BaseException:
             if fresh:  # nothing was there before: leave nothing half made
                 shutil.rmtree(dest, ignore_errors=True)
