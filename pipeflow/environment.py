@@ -21,7 +21,14 @@ from collections.abc import Callable
 from typing import Any
 
 from pipeflow.pycommand import invocations
-from pipeflow.pydists import SiteIndex, SiteIndexes, normalize, resolve_launcher
+from pipeflow.pydists import (
+    SELF_PROBE,
+    SiteIndex,
+    SiteIndexes,
+    is_genuine,
+    normalize,
+    resolve_launcher,
+)
 
 
 def platform_id() -> str:
@@ -45,30 +52,34 @@ def python_program(cmd: str) -> str | None:
     return program
 
 
-def _interpreter_version(found: str) -> tuple[str | None, bool]:
-    """``cpython-3.11.7`` for interpreter ``found``, and whether ``found`` is itself
-    that interpreter rather than a launcher running another one (only a genuine
-    interpreter's answer may be shared by every project)."""
+def _interpreter_version(found: str, cwd: str) -> tuple[str | None, bool]:
+    """``cpython-3.11.7`` for interpreter ``found`` run in ``cwd`` (a launcher may
+    choose by folder), and whether ``found`` is itself that interpreter rather than a
+    launcher running another one (only then may the answer be kept)."""
     real = os.path.realpath(found)
     if real == os.path.realpath(sys.executable):
         impl = platform.python_implementation().lower()
         info = sys.version_info
         return f"{impl}-{info[0]}.{info[1]}.{info[2]}", True
     probe = (
-        "import platform,sys;"
+        "import json,os,platform,sys;"
         "print(platform.python_implementation().lower(),*sys.version_info[:3]);"
-        "print(sys.executable)"
+        f"print(json.dumps({SELF_PROBE}))"
     )
     try:
         out = subprocess.run(
-            [found, "-c", probe], capture_output=True, text=True, timeout=30, check=True
+            [found, "-c", probe], capture_output=True, text=True, timeout=30, check=True,
+            cwd=cwd,
         ).stdout.splitlines()
     except (OSError, subprocess.SubprocessError):
         return None, False
     words = out[0].split() if out else []
     if len(words) != 4:
         return None, False
-    genuine = len(out) > 1 and os.path.realpath(out[1].strip()) == real
+    try:
+        genuine = len(out) > 1 and is_genuine(real, json.loads(out[1]))
+    except ValueError:
+        genuine = False
     return f"{words[0]}-{words[1]}.{words[2]}.{words[3]}", genuine
 
 
@@ -129,15 +140,15 @@ class EnvironmentProbe:
             found = resolve_launcher(os.path.abspath(found), folder)
             real = os.path.realpath(found)
             try:
-                key = f"python:{real}:{os.stat(real).st_mtime_ns}"
+                key = f"python-2:{real}:{os.stat(real).st_mtime_ns}"
             except OSError:
                 key = None
             # Only a genuine interpreter's answer was ever shared: asking is always safe.
             version = self._sites.facts.get(key, True) if key else None
             if version is None:
-                version, genuine = _interpreter_version(found)
-                if version and key:
-                    self._sites.facts.put(key, version, genuine)
+                version, genuine = _interpreter_version(found, folder)
+                if version and key and genuine:  # a launcher's answer may change: not kept
+                    self._sites.facts.put(key, version, True)
         self._memo[memo_key] = version
         return version
 
@@ -165,7 +176,7 @@ class EnvironmentProbe:
         elif found is not None:
             try:
                 out = subprocess.run([found, "-c", _PACKAGES_PROBE, *names], capture_output=True,
-                                     text=True, timeout=60, check=True).stdout
+                                     text=True, timeout=60, check=True, cwd=cwd).stdout
                 answer = json.loads(out)
                 versions = {n: answer.get(n) for n in names}
             except (OSError, subprocess.SubprocessError, ValueError):

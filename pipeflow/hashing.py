@@ -196,7 +196,9 @@ class Manifest:
         # the text and none of these shapes (a path that is empty, absolute, ends in
         # "/", or has an empty, "." or ".." part), no path is unsafe. Else each is
         # checked.
-        check_paths = b"\\" in data or _UNSAFE_SHAPES.search(data) is not None
+        # json.loads also reads UTF-16/32 (NUL bytes in ASCII text): those are checked.
+        check_paths = (data[:1] != b"{" or not data.isascii() or b"\0" in data
+                       or b"\\" in data or _UNSAFE_SHAPES.search(data) is not None)
         entries: list[ManifestEntry] = []
         append = entries.append
         for item in raw:

@@ -38,14 +38,32 @@ from urllib.parse import unquote, urlparse
 from pipeflow.hashing import RACY_NS, hash_bytes
 from pipeflow.machinecache import Facts
 
-FORMAT = 2  # 2: the path probe also reports sys.executable
+FORMAT = 3  # 3: the path probe also says what the interpreter is (SELF_PROBE)
 
 _NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 _EXTRA = re.compile(r"\bextra\b")
+# What an interpreter says of itself, to tell a genuine interpreter from a launcher
+# that runs another one (only a genuine one's answers may be shared by all projects).
+SELF_PROBE = ("[sys.executable,sys.base_prefix,"
+              "os.path.realpath('/proc/self/exe') if os.path.exists('/proc/self/exe') else '']")
 _PATH_PROBE = (
-    "import json,sys;print(json.dumps([[p for p in sys.path if p],sys.prefix,sys.base_prefix,"
-    "sys.executable]))"
+    "import json,os,sys;print(json.dumps([[p for p in sys.path if p],sys.prefix,sys.base_prefix,"
+    f"{SELF_PROBE}]))"
 )
+
+
+def is_genuine(real: str, said: object) -> bool:
+    """Whether the interpreter at ``real`` (a real path) is what ran, given what it
+    said of itself (``SELF_PROBE``). Where /proc exists the kernel answers; else its
+    ``sys.executable`` must be ``real`` and lie under its ``sys.base_prefix`` (a
+    launcher that keeps its own name as argv[0] fails the second test)."""
+    if not (isinstance(said, list) and len(said) == 3):
+        return False
+    executable, base, proc_exe = (str(x) for x in said)
+    if proc_exe:
+        return proc_exe == real
+    return (os.path.realpath(executable) == real
+            and real.startswith(os.path.realpath(base) + os.sep))
 
 
 def normalize(name: str) -> str:
@@ -497,14 +515,14 @@ class SiteIndexes:
             lines = proc.stdout.strip().splitlines()
             text = lines[-1] if lines else ""  # a sitecustomize may print first
         try:
-            paths, prefix, base, executable = json.loads(text)
-            genuine = os.path.realpath(str(executable)) == real
+            paths, prefix, base, said = json.loads(text)
+            genuine = is_genuine(real, said)
             result = ([os.path.normpath(os.path.join(cwd, str(p))) for p in paths],
                       str(prefix), str(base), genuine)
         except (ValueError, TypeError):
             return None  # not a Python we can ask (or junk in the cache)
-        if fresh:
-            self.facts.put(key, text, genuine)
+        if fresh and genuine:  # a launcher's answer may change with what it reads: not kept
+            self.facts.put(key, text, True)
         return result
 
     def _index(self, found: str, paths: list[str], prefix: str, base: str,

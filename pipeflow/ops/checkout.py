@@ -80,6 +80,8 @@ def checkout(repo: Repo, targets: list[str] | None = None, *, wait: float = 0.0)
             report.unchanged += sum(1 for o in stage.cached_outs) - len(restored) - len(missing)
         render_lock(repo, graph)
         repo.hasher.flush()
+    if report.problems and not report.missing:  # overcome on the second try: still said
+        report.notes.extend(report.problems)
     if report.missing:
         paths = ", ".join(report.missing)
         msg = "".join([f"not in the cache, cannot restore: {paths}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from pipeflow import journal, lockfile
+from pipeflow import __version__, journal, lockfile
 from pipeflow.errors import UsageError
 from pipeflow.graph import Graph, build_graph
 from pipeflow.lockfile import Lock
@@ -36,16 +36,17 @@ def load_project(repo: Repo) -> Project:
     # The digest covers the spec's bytes and the schema's: a spec valid once is valid
     # in every clone, so the machine cache answers for a new clone too.
     machine = machine_cache()
+    shared = f"valid:{__version__}:"  # this pipeflow's validation, not another's
 
     def validated(digest: str) -> bool:
-        key = "valid:" + digest
-        return (state is not None and state.get(key) == "1") or machine.get(key) == "1"
+        return ((state is not None and state.get("valid:" + digest) == "1")
+                or machine.get(shared + digest) == "1")
 
     loaded = load_pipeline(repo.root, is_validated=validated)
     if loaded.validated_now:
         if state is not None:
             state.put("valid:" + loaded.digest, "1")
-        machine.put("valid:" + loaded.digest, "1")
+        machine.put(shared + loaded.digest, "1")
     graph = build_graph(
         loaded.pipeline,
         cached_order=state.get if state else None,

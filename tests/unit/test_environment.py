@@ -80,7 +80,9 @@ def fake_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     exe = bin_dir / "python3.77"
-    exe.write_text(f'#!/bin/sh\necho run >> "{tmp_path}/runs"\necho pypy 3 77 5\n')
+    # it says it is itself (sys.executable, base prefix, /proc/self/exe): a genuine one
+    exe.write_text(f'#!/bin/sh\necho run >> "{tmp_path}/runs"\necho pypy 3 77 5\n'
+                   f"echo '[\"{exe}\", \"{tmp_path}\", \"{exe}\"]'\n")
     exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     return tmp_path
@@ -99,12 +101,21 @@ def test_versions_remembered_across_processes(fake_python: Path) -> None:
     assert first.python_version("python3.77") == "pypy-3.77.5"
     [(key, value)] = store.items()
     real = os.path.realpath(fake_python / "bin" / "python3.77")
-    assert key.startswith(f"python:{real}:") and value == "pypy-3.77.5"
-    # a new process asks the store first and does not run the interpreter again
-    store[key] = "pypy-3.77.9"
+    assert key.startswith(f"python-2:{real}:") and value == "pypy-3.77.5"
+    # a new process finds the answer kept and does not run the interpreter again
     second = EnvironmentProbe(store.get, store.__setitem__)
-    assert second.component(("python3.77 x.py",), python_exact=True)["python"] == "pypy-3.77.9"
+    assert second.component(("python3.77 x.py",), python_exact=True)["python"] == "pypy-3.77.5"
     assert (fake_python / "runs").read_text() == "run\n"
+    # the project's own copy answers when the machine cache has nothing
+    from pipeflow.machinecache import machine_cache
+
+    machine_cache().path.unlink()
+    store[key] = "pypy-3.77.9"
+    with_new_cache = EnvironmentProbe(store.get, store.__setitem__)
+    from pipeflow import machinecache
+
+    machinecache._open.cache_clear()
+    assert with_new_cache.python_version("python3.77") == "pypy-3.77.9"
 
 
 def test_interpreter_that_fails_is_unknown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -143,13 +154,14 @@ def test_declared_variables(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _genuine(folder: Path, name: str, version: str, *, reports: str | None = None) -> Path:
-    """A fake interpreter that reports ``version`` and, as sys.executable, itself (or
+    """A fake interpreter that reports ``version`` and that it is itself (or
     ``reports``: a launcher running another interpreter); counts its runs."""
     exe = folder / name
     exe.parent.mkdir(parents=True, exist_ok=True)
     words = version.replace("-", " ").replace(".", " ")
+    ran = reports or exe
     exe.write_text(f'#!/bin/sh\necho run >> "{folder}/runs"\necho {words}\n'
-                   f'echo "{reports or exe}"\n')
+                   f"echo '[\"{exe}\", \"{folder}\", \"{ran}\"]'\n")
     exe.chmod(0o755)
     return exe
 
@@ -187,7 +199,7 @@ def test_a_launcher_binary_is_asked_again_in_every_project(
 def test_stages_in_folders_with_their_own_pyenv_version_get_their_own_python(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root, shim = _pyenv(tmp_path, ())
+    root, _ = _pyenv(tmp_path, ())
     for v in ("3.11.7", "3.12.1"):
         _genuine(root / "versions" / v / "bin", "python", f"cpython-{v}")
     monkeypatch.setenv("PYENV_ROOT", str(root))
@@ -220,14 +232,29 @@ def test_a_user_site_folder_made_later_is_seen(tmp_path: Path,
     assert len({repr(before), repr(middle), repr(_user_site_stamp())}) == 3
 
 
-def test_script_facts_stay_with_the_project(
-    fake_python: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_launcher_is_asked_by_every_process_in_the_stage_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A launcher (mise-style: it picks a Python by the folder's files) whose answer may
+    # change with what it reads is never remembered, and is asked where the stage runs.
     monkeypatch.setenv("PIPEFLOW_MACHINE_CACHE", str(tmp_path / "machine.db"))
-    EnvironmentProbe({}.get, {}.__setitem__).python_version("python3.77")
-    EnvironmentProbe({}.get, {}.__setitem__).python_version("python3.77")
-    # a launcher script may run another interpreter elsewhere: asked again
-    assert (fake_python / "runs").read_text() == "run\nrun\n"
+    exe = tmp_path / "bin" / "pyl"
+    exe.parent.mkdir()
+    exe.write_text(f'#!/bin/sh\necho run >> "{tmp_path}/runs"\n'
+                   'if [ -e .use-old ]; then echo cpython 3 9 1; else echo cpython 3 12 1; fi\n'
+                   'echo \'["/opt/py/bin/python", "/opt/py", "/opt/py/bin/python3.12"]\'\n')
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{exe.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / ".use-old").write_text("")
+    store: dict[str, str] = {}
+    probe = EnvironmentProbe(store.get, store.__setitem__)
+    assert probe.python_version("pyl", tmp_path / "old") == "cpython-3.9.1"
+    assert probe.python_version("pyl", tmp_path) == "cpython-3.12.1"
+    assert store == {}  # nothing kept for another process
+    (tmp_path / ".use-old").write_text("")  # the user switches this folder's Python
+    assert EnvironmentProbe(store.get, store.__setitem__).python_version(
+        "pyl", tmp_path) == "cpython-3.9.1"
 
 
 def test_machine_cache_that_cannot_be_written_is_a_no_op(tmp_path: Path) -> None:

@@ -731,3 +731,11 @@ def test_manifest_safety_holds_for_any_json_spelling(
             Manifest.from_bytes(doc)
     else:
         assert sorted(e.path for e in Manifest.from_bytes(doc).entries) == sorted(paths)
+
+
+def test_manifest_in_another_json_encoding_gets_every_path_checked() -> None:
+    # json.loads also reads UTF-16/32: the one-scan shortcut is for ASCII text only
+    doc = json.dumps({"format": 1, "entries": [["../../etc/evil", H, 1, False]]})
+    for codec in ("utf-16-le", "utf-16-be", "utf-16", "utf-32-le"):
+        with pytest.raises(StorageError, match="unsafe path"):
+            Manifest.from_bytes(doc.encode(codec))

@@ -256,3 +256,16 @@ def test_relative_interpreter_from_the_stage_folder(venv: Path, tmp_path: Path) 
     index = SiteIndexes().for_program("env/bin/python", stage_dir)
     assert index is not None and str(_site(venv)) in index.paths
     assert SiteIndexes().for_program("env/bin/python", tmp_path) is None
+
+
+def test_genuine_interpreter_or_launcher(tmp_path: Path) -> None:
+    from pipeflow.pydists import is_genuine
+
+    real = str(tmp_path / "py" / "bin" / "python3.12")
+    # /proc answers where it exists: a launcher that kept its own argv[0] is caught
+    assert is_genuine(real, [real, str(tmp_path / "py"), real])
+    assert not is_genuine("/opt/launcher", ["/opt/launcher", "/usr", "/usr/bin/python3.12"])
+    # without /proc: sys.executable must be the file, and lie under its base prefix
+    assert is_genuine(real, [real, str(tmp_path / "py"), ""])
+    assert not is_genuine("/opt/launcher", ["/opt/launcher", "/usr", ""])
+    assert not is_genuine(real, "junk") and not is_genuine(real, [real])
