@@ -5,7 +5,6 @@
     ├── SpecError                 pipeline.yaml / params files: names file, line, column
     ├── LockfileError             pipeline.lock cannot be read
     ├── StorageError              the cache: missing or corrupt object, failed link
-    │   └── MissingObject         an object a checkout needs is not in the cache
     ├── LockedError               another writer holds the repository lock
     ├── StageFailed               a stage's command failed (exit 1)
     ├── CheckFailed               a check found something to report (exit 1)
@@ -74,15 +73,6 @@ class StorageError(PipeflowError):
     """The object store cannot give or take what was asked."""
 
     exit_code = 1
-
-
-class MissingObject(StorageError):
-    """An object a checkout needs is not in the cache (``oid`` says which)."""
-
-    def __init__(self, oid: str, dest: str) -> None:
-        super().__init__(f"object {oid} for {dest} is missing from the cache",
-                         hint="`pipeflow repro` recomputes it")
-        self.oid = oid
 
 
 class LockedError(PipeflowError):

@@ -33,7 +33,7 @@ from typing import TypeVar
 
 import xxhash
 
-from pipeflow.errors import MissingObject, StorageError
+from pipeflow.errors import StorageError
 from pipeflow.hashing import (
     DirScan,
     Hasher,
@@ -566,7 +566,7 @@ class ObjectStore:
             try:
                 right_size = not executable and stat_of(src).st_size == size
             except FileNotFoundError as exc:
-                raise MissingObject(oid, dst) from exc
+                raise _missing(oid, dst) from exc
             if right_size:
                 link(src, dst)
             else:  # an executable is copied; a wrong size is read, and refused if corrupt
@@ -620,7 +620,7 @@ class ObjectStore:
         try:
             return os.open(self._p(oid), _READ)
         except FileNotFoundError as exc:
-            raise MissingObject(oid, dst) from exc
+            raise _missing(oid, dst) from exc
 
     def _place_bytes(
         self, oid: str, src: str, tmp: str, dst: str, executable: bool, mode: LinkMode
@@ -654,7 +654,7 @@ class ObjectStore:
             try:
                 checked = os.stat(src).st_size == size
             except FileNotFoundError as exc:
-                raise MissingObject(oid, dst) from exc
+                raise _missing(oid, dst) from exc
         if not checked:  # no size to trust, or the wrong one: read it to find out
             fd = self._open_object(oid, dst)
             try:
@@ -683,6 +683,11 @@ def _prune(folder: str, prefix: str, files: set[str], dirs: set[str]) -> None:
                 shutil.rmtree(item.path)
         elif rel not in files:
             os.unlink(item.path)
+
+
+def _missing(oid: str, dest: str) -> StorageError:
+    return StorageError(f"object {oid} for {dest} is missing from the cache",
+                        hint="`pipeflow repro` recomputes it")
 
 
 def _unlink_quietly(path: str) -> None:
