@@ -136,13 +136,18 @@ def test_version_is_fast_and_help_explains(project: Project) -> None:
     assert "--keep-going" in res.out and "--dry" in res.out
 
 
-def test_frozen_stage_never_runs(project: Project) -> None:
+def _chain_run_with_train_frozen(project: Project) -> None:
+    """The chain, run once (its run log cleared), then 'train' marked frozen."""
     chain(project)
     project.run("repro")
     runs(project)
     spec = yaml.safe_load(project.read("pipeline.yaml"))
     spec["stages"]["train"]["frozen"] = True
     project.write("pipeline.yaml", yaml.safe_dump(spec, sort_keys=False))
+
+
+def test_frozen_stage_never_runs(project: Project) -> None:
+    _chain_run_with_train_frozen(project)
     project.params({"prep": {"n": 3}, "train": {"lr": 9.0, "epochs": 2}, "eval": {"k": 1}})
     st = {s["name"]: s["status"] for s in json.loads(project.run("status", "--json").out)["stages"]}
     assert st["train"] == "frozen"
@@ -220,12 +225,7 @@ def test_bad_config_is_reported_before_anything_runs(project: Project) -> None:
 
 
 def test_frozen_stage_outputs_are_restored_not_rerun(project: Project) -> None:
-    chain(project)
-    project.run("repro")
-    runs(project)
-    spec = yaml.safe_load(project.read("pipeline.yaml"))
-    spec["stages"]["train"]["frozen"] = True
-    project.write("pipeline.yaml", yaml.safe_dump(spec, sort_keys=False))
+    _chain_run_with_train_frozen(project)
     (project.root / "models/model.txt").unlink()
     st = {s["name"]: s["status"] for s in json.loads(project.run("status", "--json").out)["stages"]}
     assert st["train"] == "missing-output"
