@@ -1,12 +1,15 @@
-"""``repro --executor dask`` on a real ``distributed.LocalCluster`` (worker processes on
-127.0.0.1) with a local-folder remote."""
+"""``repro --executor dask`` on a real Dask cluster (``dask scheduler`` and ``dask worker``
+processes on 127.0.0.1) with a local-folder remote."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,20 +27,56 @@ SECRET = "hunter2-never-printed"
 
 
 @pytest.fixture(scope="module")
-def address() -> Iterator[str]:
-    """Two worker processes; a task whose worker dies is rerun once
-    (``allowed-failures: 1``; Dask's default is 3), then the stage fails."""
-    import dask
+def address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real cluster as users start one: ``dask scheduler`` and ``dask worker`` with two
+    worker processes under a nanny, each in a process group of its own. A task whose
+    worker dies is rerun once (``allowed-failures: 1``; Dask's default is 3), then the
+    stage fails.
 
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
-        cluster = distributed.LocalCluster(
-            n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1",
-            dashboard_address=None, env={FLAVOR: "worker"},
-        )
+    Separate processes, not a ``LocalCluster`` inside pytest: closing that one after a
+    worker was killed hung now and then (in ``Cluster.close``), and a killed process
+    group cannot hang. The cluster starts before any test's own fixtures, so it gets
+    its own machine cache and scratch folder here: never the user's cache, never the
+    machine's /tmp (a task whose worker is killed leaves its scratch folder behind)."""
+    own = tmp_path_factory.mktemp("dask-cluster")
+    (own / "tmp").mkdir()
+    env = {**os.environ, FLAVOR: "worker", "PIPEFLOW_MACHINE_CACHE": str(own / "machine.db"),
+           "TMPDIR": str(own / "tmp"), "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"}
+    env.pop("PIPEFLOW_DASK_SCHEDULER", None)
+    found = own / "scheduler.json"
+    common = ["--host", "127.0.0.1", "--no-dashboard"]
+    commands = {
+        "scheduler": ["distributed.cli.dask_scheduler", "--port", "0",
+                      "--scheduler-file", str(found), *common],
+        "worker": ["distributed.cli.dask_worker", "--scheduler-file", str(found),
+                   "--nworkers", "2", "--nthreads", "1", "--local-directory",
+                   str(own / "workers"), *common],
+    }
+    procs: list[subprocess.Popen[bytes]] = []
     try:
-        yield str(cluster.scheduler_address)
+        for name, args in commands.items():
+            with open(own / f"{name}.log", "wb") as log:
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", *args], env=env, stdin=subprocess.DEVNULL,
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        with distributed.Client(scheduler_file=str(found), timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield str(json.loads(found.read_text(encoding="utf-8"))["address"])
     finally:
-        cluster.close()
+        for proc in reversed(procs):
+            _stop_group(proc)
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group, SIGKILL it if still there after 15 s."""
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 15)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _new_project(path: Path) -> Project:
