@@ -16,6 +16,7 @@ import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 _PY_WORD = re.compile(r"^(python|pypy)(\d+(\.\d+)?)?$")
 _ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
@@ -112,11 +113,14 @@ def _python_target(args: Sequence[str]) -> tuple[str, str] | None:
     return None
 
 
-def invocations(cmd: str, wdir: str = "") -> list[Invocation]:
+@lru_cache(maxsize=4096)
+def invocations(cmd: str, wdir: str = "") -> tuple[Invocation, ...]:
     """The Python runs in one shell command run in ``wdir`` (root-relative).
 
     Follows ``cd DIR`` between commands; skips ``VAR=value``, ``env``, ``exec``,
-    ``time``, ``nohup`` prefixes and redirections.
+    ``time``, ``nohup`` prefixes and redirections. Memoized: the planner, the
+    environment probe and code detection each ask about every command, and shlex
+    costs ~0.1 ms a command.
     """
     found: list[Invocation] = []
     cwd = "" if wdir in ("", ".") else wdir
@@ -137,4 +141,4 @@ def invocations(cmd: str, wdir: str = "") -> list[Invocation]:
             found.append(Invocation(first, cwd, kind, target, pythonpath))
         elif first.endswith(".py"):
             found.append(Invocation("python3", cwd, "script", first, pythonpath))
-    return found
+    return tuple(found)
