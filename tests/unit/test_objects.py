@@ -8,6 +8,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -637,10 +638,56 @@ def test_directory_checkout_into_new_or_existing_folder(
     assert (renames == []) == fresh
 
 
+@pytest.fixture
+def link_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make a fresh folder of links be filled by four threads whatever its size and
+    the machine's cores; the list receives the number of shares of each threaded
+    fill."""
+    calls: list[int] = []
+    real = objects._in_threads
+
+    def counted(work: Any, shares: list[Any]) -> Any:
+        calls.append(len(shares))
+        return real(work, shares)
+
+    monkeypatch.setattr(objects, "_LINKS_PER_THREAD", 1)
+    monkeypatch.setattr(objects.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(objects, "_in_threads", counted)
+    return calls
+
+
+@pytest.mark.parametrize("mode", ["hardlink", "symlink"])
+def test_a_big_fresh_folder_is_linked_by_several_threads(
+    tmp_path: Path, store: ObjectStore, mode: str, link_threads: list[int]
+) -> None:
+    for i in range(40):
+        write(tmp_path / "d" / f"sub{i % 3}" / f"f{i:02d}", b"x" * i)
+    write(tmp_path / "d" / "run.sh", b"#!/bin/sh\n", executable=True)
+    info = store.add_tree(tmp_path, "d", Hasher(tmp_path, None))
+    dest = tmp_path / "out"
+    store.checkout(info, dest, linker=Linker(setting=mode))
+    assert link_threads == [4]
+    assert files_of(dest) == files_of(tmp_path / "d")
+    for i in range(40):
+        placed = dest / f"sub{i % 3}" / f"f{i:02d}"
+        obj = store.path_of(hash_bytes(b"x" * i))
+        assert (os.path.samefile(placed, obj) if mode == "hardlink"
+                else os.readlink(placed) == str(obj))
+    assert not os.path.islink(dest / "run.sh") and os.stat(dest / "run.sh").st_nlink == 1
+    assert os.stat(dest / "run.sh").st_mode & stat.S_IXUSR
+    assert Hasher(tmp_path, None).hash_path("out") == info
+
+
+@pytest.mark.parametrize("threaded", [False, True])
 @pytest.mark.parametrize("setting", ["copy", "hardlink"])
 def test_fresh_folder_checkout_of_a_corrupt_or_missing_object(
-    tmp_path: Path, store: ObjectStore, setting: str
+    tmp_path: Path, store: ObjectStore, setting: str, threaded: bool,
+    request: pytest.FixtureRequest,
 ) -> None:
+    if threaded:
+        request.getfixturevalue("link_threads")
+    for i in range(12):  # several shares when threaded, the bad one among them
+        write(tmp_path / "d" / f"f{i:02d}", f"file {i}".encode())
     write(tmp_path / "d" / "a", b"aaa")
     write(tmp_path / "d" / "b", b"bbb")
     info = store.add_tree(tmp_path, "d", Hasher(tmp_path, None))
