@@ -411,12 +411,19 @@ Runner = Callable[[], float]
 
 def alternate(reps: int, runners: dict[str, Runner]) -> dict[str, list[float]]:
     """Run each runner ``reps`` times, rotating their order every repetition so that
-    a slow drift of the machine spreads over all of them."""
+    a slow drift of the machine spreads over all of them.
+
+    Before each run, untimed, the machine writes back what earlier runs left in
+    memory (``os.sync``): pipeflow syncs before it writes its lock, and ``syncfs``
+    writes back the whole file system's dirty pages, so without this it paid for the
+    20,000 files the DVC run before it had left unwritten (DVC does not sync), and a
+    tool's figure depended on who ran before it."""
     names = list(runners)
     out: dict[str, list[float]] = {n: [] for n in names}
     for rep in range(reps):
         k = rep % len(names)
         for name in names[k:] + names[:k]:
+            os.sync()
             out[name].append(runners[name]())
     return out
 
