@@ -742,21 +742,29 @@ def _in_threads(
             errors.append(exc)
             stop.set()
 
-    workers = [threading.Thread(target=run, args=(i,), name="pipeflow-link")
-               for i in range(len(shares))]
-    for t in workers:
-        t.start()
+    started: list[threading.Thread] = []
     try:
-        for t in workers:
+        for i in range(len(shares)):
+            t = threading.Thread(target=run, args=(i,), name="pipeflow-link")
+            t.start()
+            started.append(t)
+        for t in started:
             t.join()
     except BaseException:
         stop.set()
-        for t in workers:
-            t.join()
+        _join_all(started)
         raise
     if errors:
         raise errors[0]
     return [r for part in results for r in part]
+
+
+def _join_all(threads: list[threading.Thread]) -> None:
+    """Wait for every thread, whatever interrupts the wait (a second Ctrl-C too)."""
+    for t in threads:
+        while t.is_alive():
+            with contextlib.suppress(BaseException):
+                t.join()
 
 
 def _missing(oid: str, dest: str) -> StorageError:

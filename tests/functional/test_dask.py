@@ -10,6 +10,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,31 +41,57 @@ def address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     machine's /tmp (a task whose worker is killed leaves its scratch folder behind)."""
     own = tmp_path_factory.mktemp("dask-cluster")
     (own / "tmp").mkdir()
+    # If pytest dies without tearing down (pytest-timeout ends it with os._exit), the
+    # scheduler stops after 2 idle minutes and the workers a minute after it.
     env = {**os.environ, FLAVOR: "worker", "PIPEFLOW_MACHINE_CACHE": str(own / "machine.db"),
-           "TMPDIR": str(own / "tmp"), "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"}
+           "TMPDIR": str(own / "tmp"), "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1",
+           "DASK_DISTRIBUTED__SCHEDULER__IDLE_TIMEOUT": "120s"}
     env.pop("PIPEFLOW_DASK_SCHEDULER", None)
     found = own / "scheduler.json"
     common = ["--host", "127.0.0.1", "--no-dashboard"]
-    commands = {
-        "scheduler": ["distributed.cli.dask_scheduler", "--port", "0",
-                      "--scheduler-file", str(found), *common],
-        "worker": ["distributed.cli.dask_worker", "--scheduler-file", str(found),
-                   "--nworkers", "2", "--nthreads", "1", "--local-directory",
-                   str(own / "workers"), *common],
-    }
     procs: list[subprocess.Popen[bytes]] = []
+
+    def start(name: str, *args: str) -> subprocess.Popen[bytes]:
+        with open(own / f"{name}.log", "wb") as log:
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", *args, *common], env=env, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        return procs[-1]
+
     try:
-        for name, args in commands.items():
-            with open(own / f"{name}.log", "wb") as log:
-                procs.append(subprocess.Popen(
-                    [sys.executable, "-m", *args], env=env, stdin=subprocess.DEVNULL,
-                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-        with distributed.Client(scheduler_file=str(found), timeout=60) as client:
-            client.wait_for_workers(2, timeout=60)
-        yield str(json.loads(found.read_text(encoding="utf-8"))["address"])
+        scheduler = start("scheduler", "distributed.cli.dask_scheduler", "--port", "0",
+                          "--scheduler-file", str(found))
+        address = _scheduler_address(found, scheduler, own / "scheduler.log")
+        start("worker", "distributed.cli.dask_worker", address, "--nworkers", "2",
+              "--nthreads", "1", "--death-timeout", "60", "--local-directory",
+              str(own / "workers"))
+        with distributed.Client(address, timeout=60) as client:
+            try:
+                client.wait_for_workers(2, timeout=60)
+            except TimeoutError as exc:  # distributed's WorkerStartTimeoutError
+                raise RuntimeError(f"dask workers did not start: "
+                                   f"{_log_tail(own / 'worker.log')}") from exc
+        yield address
     finally:
         for proc in reversed(procs):
             _stop_group(proc)
+
+
+def _scheduler_address(found: Path, proc: subprocess.Popen[bytes], log: Path) -> str:
+    """The address the scheduler wrote to ``found``; fails with its log if it exits or
+    writes nothing within 60 s (the Client's own wait for the file has no end)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"dask scheduler exited ({proc.returncode}): {_log_tail(log)}")
+        with contextlib.suppress(FileNotFoundError, ValueError, KeyError):
+            return str(json.loads(found.read_text(encoding="utf-8"))["address"])
+        time.sleep(0.05)
+    raise RuntimeError(f"dask scheduler wrote no address in 60 s: {_log_tail(log)}")
+
+
+def _log_tail(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace")[-2000:]
 
 
 def _stop_group(proc: subprocess.Popen[bytes]) -> None:

@@ -678,6 +678,34 @@ def test_a_big_fresh_folder_is_linked_by_several_threads(
     assert Hasher(tmp_path, None).hash_path("out") == info
 
 
+def test_a_thread_that_cannot_start_leaves_no_half_made_folder(
+    tmp_path: Path, store: ObjectStore, link_threads: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    for i in range(40):
+        write(tmp_path / "d" / f"f{i:02d}", b"y" * i)
+    info = store.add_tree(tmp_path, "d", Hasher(tmp_path, None))
+    real_start = threading.Thread.start
+    starts: list[str] = []
+
+    def start(self: threading.Thread) -> None:
+        starts.append(self.name)
+        if len(starts) == 2:  # the first thread is already linking
+            raise RuntimeError("can't start new thread")
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    dest = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="can't start"):
+        store.checkout(info, dest, linker=Linker(setting="hardlink"))
+    monkeypatch.setattr(threading.Thread, "start", real_start)
+    assert link_threads == [4] and starts == ["pipeflow-link"] * 2
+    assert not dest.exists()  # the started thread was stopped and waited for first
+    assert not [t for t in threading.enumerate() if t.name == "pipeflow-link"]
+
+
 @pytest.mark.parametrize("threaded", [False, True])
 @pytest.mark.parametrize("setting", ["copy", "hardlink"])
 def test_fresh_folder_checkout_of_a_corrupt_or_missing_object(
