@@ -830,7 +830,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="small sizes, one repetition, pipeflow only unless --peers")
     ap.add_argument("--only", default="", help="comma-separated workloads, e.g. W1,W3")
     ap.add_argument("--repeat", type=int, default=None,
-                    help="repetitions of every measurement (default: 5 fast, 3 slow)")
+                    help="repetitions of every measurement (default: 5 fast, 3 slow; W3's "
+                         "two status measurements take two more)")
     ap.add_argument("--peers", action="store_true",
                     help="with --quick: also run DVC and Snakemake (always on otherwise)")
     ap.add_argument("--big-mib", type=int, default=None,

@@ -729,43 +729,67 @@ def _in_threads(
 ) -> list[_R]:
     """Run ``work(share, stop)`` on each share in a thread of its own; their results
     joined. The first error sets ``stop`` (``work`` checks it often) and is raised once
-    every thread has returned, so the caller may remove what they made: also on an
-    interrupt of this thread."""
+    no thread is inside ``work`` any more, so the caller may remove what they made: on
+    an interrupt of this thread too.
+
+    The wait counts threads inside ``work`` under a lock rather than trusting
+    ``Thread.join``: on Python 3.11 and 3.12 a join interrupted by Ctrl-C marks the
+    thread finished while it still runs (CPython gh-90882), and a thread whose
+    ``start()`` was interrupted may run without being known here. A thread that gets
+    going after ``stop`` does nothing."""
     results: list[list[_R]] = [[] for _ in shares]
     errors: list[BaseException] = []
     stop = threading.Event()
+    lock = threading.Condition()
+    active = [0, 0]  # [inside work, finished]
 
     def run(i: int) -> None:
         try:
-            results[i] = work(shares[i], stop)
-        except BaseException as exc:
-            errors.append(exc)
-            stop.set()
+            with lock:
+                if stop.is_set():
+                    return
+                active[0] += 1
+            try:
+                results[i] = work(shares[i], stop)
+            except BaseException as exc:
+                errors.append(exc)
+                stop.set()
+            finally:
+                with lock:
+                    active[0] -= 1
+        finally:
+            with lock:
+                active[1] += 1
+                lock.notify_all()
 
-    started: list[threading.Thread] = []
+    started = 0
     try:
         for i in range(len(shares)):
-            t = threading.Thread(target=run, args=(i,), name="pipeflow-link")
-            t.start()
-            started.append(t)
-        for t in started:
-            t.join()
+            threading.Thread(target=run, args=(i,), name="pipeflow-link", daemon=True).start()
+            started += 1
+        with lock:
+            while active[1] < started:
+                lock.wait()
     except BaseException:
         stop.set()
-        _join_all(started)
+        _wait_patiently(lock, lambda: active[0] == 0)
         raise
     if errors:
         raise errors[0]
     return [r for part in results for r in part]
 
 
-def _join_all(threads: list[threading.Thread]) -> None:
-    """Wait for every thread, whatever interrupts the wait (a second Ctrl-C too)."""
-    for t in threads:
-        while t.is_alive():
-            with contextlib.suppress(BaseException):
-                t.join()
-
+def _wait_patiently(lock: threading.Condition, done: Callable[[], bool]) -> None:
+    """Wait under ``lock`` until ``done()``, whatever interrupts the wait (a second
+    Ctrl-C too: the caller raises the first)."""
+    while True:
+        try:
+            with lock:
+                while not done():
+                    lock.wait(0.05)
+            return
+        except BaseException:
+            continue
 
 def _missing(oid: str, dest: str) -> StorageError:
     return StorageError(f"object {oid} for {dest} is missing from the cache",

@@ -42,7 +42,8 @@ def address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     own = tmp_path_factory.mktemp("dask-cluster")
     (own / "tmp").mkdir()
     # If pytest dies without tearing down (pytest-timeout ends it with os._exit), the
-    # scheduler stops after 2 idle minutes and the workers a minute after it.
+    # scheduler stops after 2 idle minutes and closes its workers (which end by
+    # themselves a minute after a scheduler that was killed).
     env = {**os.environ, FLAVOR: "worker", "PIPEFLOW_MACHINE_CACHE": str(own / "machine.db"),
            "TMPDIR": str(own / "tmp"), "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1",
            "DASK_DISTRIBUTED__SCHEDULER__IDLE_TIMEOUT": "120s"}
