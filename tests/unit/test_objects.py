@@ -698,6 +698,13 @@ def _slow_links(monkeypatch: pytest.MonkeyPatch, first: Callable[[], None] | Non
     return made
 
 
+def _forty_files(tmp_path: Path, store: ObjectStore) -> HashInfo:
+    """A folder ``d`` of 40 files of distinct sizes, stored."""
+    for i in range(40):
+        write(tmp_path / "d" / f"f{i:02d}", b"y" * i)
+    return store.add_tree(tmp_path, "d", Hasher(tmp_path, None))
+
+
 def _link_threads_alive() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "pipeflow-link" and t.is_alive()]
 
@@ -706,9 +713,7 @@ def test_a_thread_that_cannot_start_leaves_no_half_made_folder(
     tmp_path: Path, store: ObjectStore, link_threads: list[int],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for i in range(40):
-        write(tmp_path / "d" / f"f{i:02d}", b"y" * i)
-    info = store.add_tree(tmp_path, "d", Hasher(tmp_path, None))
+    info = _forty_files(tmp_path, store)
     made = _slow_links(monkeypatch, delay=0.3)  # the first thread is still linking
     real_start = threading.Thread.start
     starts: list[str] = []
@@ -737,9 +742,7 @@ def test_an_interrupt_stops_and_waits_for_the_link_threads(
 ) -> None:
     # A real SIGINT, sent by the first link (in a link thread): the main thread gets
     # KeyboardInterrupt while the threads are still linking (each link takes 50 ms).
-    for i in range(40):
-        write(tmp_path / "d" / f"f{i:02d}", b"z" * i)
-    info = store.add_tree(tmp_path, "d", Hasher(tmp_path, None))
+    info = _forty_files(tmp_path, store)
     made = _slow_links(monkeypatch, first=lambda: os.kill(os.getpid(), signal.SIGINT))
     dest = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
