@@ -741,14 +741,15 @@ def _in_threads(
     errors: list[BaseException] = []
     stop = threading.Event()
     lock = threading.Condition()
-    active = [0, 0]  # [inside work, finished]
+    inside = [0]  # threads inside ``work`` now
+    finished = [0]  # threads that returned from ``run``
 
     def run(i: int) -> None:
         try:
             with lock:
                 if stop.is_set():
                     return
-                active[0] += 1
+                inside[0] += 1
             try:
                 results[i] = work(shares[i], stop)
             except BaseException as exc:
@@ -756,10 +757,10 @@ def _in_threads(
                 stop.set()
             finally:
                 with lock:
-                    active[0] -= 1
+                    inside[0] -= 1
         finally:
             with lock:
-                active[1] += 1
+                finished[0] += 1
                 lock.notify_all()
 
     started = 0
@@ -768,11 +769,11 @@ def _in_threads(
             threading.Thread(target=run, args=(i,), name="pipeflow-link", daemon=True).start()
             started += 1
         with lock:
-            while active[1] < started:
+            while finished[0] < started:
                 lock.wait()
     except BaseException:
         stop.set()
-        _wait_patiently(lock, lambda: active[0] == 0)
+        _wait_patiently(lock, lambda: inside[0] == 0)
         raise
     if errors:
         raise errors[0]
@@ -790,6 +791,7 @@ def _wait_patiently(lock: threading.Condition, done: Callable[[], bool]) -> None
             return
         except BaseException:
             continue
+
 
 def _missing(oid: str, dest: str) -> StorageError:
     return StorageError(f"object {oid} for {dest} is missing from the cache",
