@@ -136,9 +136,8 @@ def _path_key(path: str) -> bytes:
 
 _ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
 # In manifest JSON a path is the first string of an entry: it follows '[' (and maybe
-# JSON whitespace). Any
-# occurrence anywhere (even inside a hash, which cannot hold these characters) only
-# means each path is checked one by one.
+# JSON whitespace). A match anywhere (even where no path is) only means each path is
+# checked one by one.
 _UNSAFE_SHAPES = re.compile(rb'\[[ \t\n\r]*"(?:/|"|\.\.?[/"])|//|/"|/\.\.?[/"]')
 
 

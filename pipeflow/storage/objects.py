@@ -561,10 +561,10 @@ class ObjectStore:
         base = self._dir  # the manifest's oids were checked when it was read
         link = os.link if mode == "hardlink" else os.symlink
         made = {""}
-        jobs: list[tuple[str, str, int, str]] = []
+        jobs: list[tuple[str, str, ManifestEntry]] = []
         slow: list[ManifestEntry] = []
         for entry in manifest.entries:
-            path, oid, size, executable = entry
+            path, oid, _, executable = entry
             if "/" in path:
                 folder = path.rpartition("/")[0]
                 if folder not in made:
@@ -573,24 +573,24 @@ class ObjectStore:
             if executable:
                 slow.append(entry)
             else:
-                jobs.append((f"{base}/{oid[:2]}/{oid[2:]}", f"{dest}/{path}", size, oid))
+                jobs.append((f"{base}/{oid[:2]}/{oid[2:]}", f"{dest}/{path}", entry))
 
-        def fill(share: list[tuple[str, str, int, str]], stop: threading.Event) -> list[str]:
-            """Link each file whose object has the right size; the others' places are
-            returned."""
+        def fill(share: list[tuple[str, str, ManifestEntry]],
+                 stop: threading.Event) -> list[ManifestEntry]:
+            """Link each file whose object has the right size; the others are returned."""
             stat_of = os.stat
             odd = []
-            for src, dst, size, oid in share:
+            for src, dst, entry in share:
                 if stop.is_set():
                     break
                 try:
-                    right_size = stat_of(src).st_size == size
+                    right_size = stat_of(src).st_size == entry.size
                 except FileNotFoundError as exc:
-                    raise _missing(oid, dst) from exc
+                    raise _missing(entry.hash, dst) from exc
                 if right_size:
                     link(src, dst)
                 else:
-                    odd.append(dst)
+                    odd.append(entry)
             return odd
 
         threads = min(_LINK_THREADS, (os.cpu_count() or 1), len(jobs) // _LINKS_PER_THREAD)
@@ -598,10 +598,8 @@ class ObjectStore:
             odd = _in_threads(fill, [jobs[k::threads] for k in range(threads)])
         else:
             odd = fill(jobs, threading.Event())
-        if odd:
-            by_dst = {f"{dest}/{e.path}": e for e in manifest.entries}
-            slow.extend(by_dst[dst] for dst in odd)
-        for e in slow:  # an executable is copied; a wrong size is read, and refused if corrupt
+        # an executable is copied; a wrong size is read, and refused if corrupt
+        for e in slow + odd:
             self._place(e.hash, f"{dest}/{e.path}", e.executable, mode, direct=True)
 
     @staticmethod
