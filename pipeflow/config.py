@@ -101,14 +101,10 @@ def _check_remotes(body: dict[str, Any], path: Path) -> None:
 
 def save_config(path: Path, data: dict[str, Any], header: str) -> None:
     """Write a config file atomically (comments other than ``header`` are not kept)."""
-    import os
-
+    from pipeflow import atomicfile
     from pipeflow.yamlemit import dump
 
-    text = header + (dump(data) if data else "{}\n")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomicfile.write_text(path, header + (dump(data) if data else "{}\n"), durable=True)
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
+
+from pipeflow import atomicfile
 
 _SPECIAL = set("*?[]!#\\")
 
@@ -39,9 +40,7 @@ def ensure_ignored(root: Path, paths: Iterable[str]) -> list[Path]:
         if text and not text.endswith("\n"):
             text += "\n"
         ignore_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = ignore_file.with_name(".gitignore.pipeflow-tmp")
-        tmp.write_text(text + "".join(p + "\n" for p in missing), encoding="utf-8")
-        os.replace(tmp, ignore_file)
+        atomicfile.write_text(ignore_file, text + "".join(p + "\n" for p in missing))
         changed.append(ignore_file)
     return changed
 

@@ -30,14 +30,13 @@ Layout (``docs/lockfile.md`` has the full reference)::
 from __future__ import annotations
 
 import datetime
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from pipeflow import yamlemit
+from pipeflow import atomicfile, yamlemit
 from pipeflow.errors import LockfileError
 
 if TYPE_CHECKING:
@@ -229,40 +228,11 @@ def write(path: Path, lock: Lock) -> None:
     and then renamed over ``path``: readers and a crash at any moment see the
     old lock or the new one, never a mix.
     """
-    data = dumps(lock).encode("utf-8")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
-        # 0o666 and O_EXCL: the user's umask decides the mode, as for any new file.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        atomicfile.write_text(path, dumps(lock), durable=True)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         msg = f"cannot write {path}: {exc.strerror or exc}"
         raise LockfileError(msg) from exc
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable. Some file systems refuse fsync on a
-    # directory; the lock is then as durable as they allow, which is not an
-    # error worth failing a finished run for.
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        return
-    finally:
-        os.close(fd)
 
 
 # --- reading ---------------------------------------------------------------

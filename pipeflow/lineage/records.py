@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pipeflow import atomicfile
 from pipeflow.errors import StorageError
 
 RECORD_FORMAT = 1
@@ -108,7 +109,7 @@ class RecordStore:
             if not re.fullmatch(r"[0-9a-f]{16}", text):
                 text = secrets.token_hex(8)
                 self.chain_file.parent.mkdir(parents=True, exist_ok=True)
-                _write_atomic(self.chain_file, (text + "\n").encode())
+                atomicfile.write_bytes(self.chain_file, (text + "\n").encode())
             self._chain = text
         return self._chain
 
@@ -158,7 +159,7 @@ class RecordStore:
         record = RunRecord(rid, self.chain, seq + 1, full)
         path = self.runs / record.rel_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(path, data)
+        atomicfile.write_bytes(path, data)
         self.written.append(path)
         self._head = (seq + 1, rid)
         return record
@@ -167,7 +168,7 @@ class RecordStore:
         """Make the run cache entry for ``fingerprint`` name ``record``."""
         path = self.runcache / fingerprint[:2] / fingerprint
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(path, (record.rel_path + "\n").encode())
+        atomicfile.write_bytes(path, (record.rel_path + "\n").encode())
         self.written.append(path)
 
     # reading ----------------------------------------------------------------
@@ -213,10 +214,3 @@ class RecordStore:
         for chain in self.chains():
             for seq, rid, path in self.chain_records(chain):
                 yield chain, seq, rid, path
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)

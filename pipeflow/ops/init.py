@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeflow.gitattributes import ATTRIBUTES_FILE, ensure_attributes
 from pipeflow.repo import CONFIG_FILE, DOT, SPEC_FILE
 
 DOT_GITIGNORE = """\
@@ -46,6 +47,8 @@ def init(root: Path, *, starter: bool = True) -> list[str]:
         if not path.exists():
             path.write_text(text, encoding="utf-8")
             created.append(f"{DOT}/{name}")
+    if ensure_attributes(root):
+        created.append(ATTRIBUTES_FILE)
     for sub in ("cache", "state", "logs"):
         (dot / sub).mkdir(exist_ok=True)
     spec = root / SPEC_FILE

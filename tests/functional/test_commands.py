@@ -27,6 +27,10 @@ def test_init_creates_dot_folder_and_ignore_lines(project: Project) -> None:
     assert subprocess.run(["git", "check-ignore", "-q", ".pipeflow/config"],
                           cwd=project.root).returncode == 1
     assert "already" in project.run("init").out
+    # git asks the attributes: the tag log merges by union, the lock through our driver
+    attrs = project.git("check-attr", "merge", "--", ".pipeflow/tags.jsonl", "pipeline.lock")
+    assert ".pipeflow/tags.jsonl: merge: union" in attrs
+    assert "pipeline.lock: merge: pipeflow" in attrs
 
 
 def test_dag_formats(project: Project) -> None:
