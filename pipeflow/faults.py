@@ -1,0 +1,68 @@
+"""Named fault points, for tests only: make pipeflow pause or die at a chosen step.
+
+``PIPEFLOW_FAULTS`` holds comma-separated rules ``NAME:ACTION[@N]``; ``NAME`` is a
+point's name (``push.object``) or a prefix ending in ``*`` (``push.*``), ``ACTION`` is
+``kill`` (SIGKILL this process: no handler, no clean-up, as a power cut would),
+``interrupt`` (SIGINT to itself, as Ctrl-C) or ``sleep=SECONDS``; ``@N`` fires on the
+N-th pass only (the first by default for kill/interrupt, every pass for sleep).
+Unset, :func:`point` costs one global lookup: the rules are parsed once, at import.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+
+
+@dataclass
+class _Rule:
+    pattern: str
+    action: str
+    seconds: float
+    nth: int | None
+    passes: int = 0
+
+    def matches(self, name: str) -> bool:
+        if self.pattern.endswith("*"):
+            return name.startswith(self.pattern[:-1])
+        return name == self.pattern
+
+
+def _parse(text: str) -> list[_Rule]:
+    rules = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, action = item.partition(":")
+        action, _, nth = action.partition("@")
+        kind, _, seconds = action.partition("=")
+        if kind not in ("kill", "interrupt", "sleep") or not name:
+            raise ValueError(f"PIPEFLOW_FAULTS: bad rule {item!r}")
+        count = int(nth) if nth else (None if kind == "sleep" else 1)
+        rules.append(_Rule(name, kind, float(seconds or 0), count))
+    return rules
+
+
+_RULES = _parse(os.environ.get("PIPEFLOW_FAULTS", ""))
+_LOCK = threading.Lock()
+
+
+def point(name: str) -> None:
+    """A step where a test may inject a fault (no effect unless PIPEFLOW_FAULTS names it)."""
+    if not _RULES:
+        return
+    for rule in _RULES:
+        if not rule.matches(name):
+            continue
+        with _LOCK:
+            rule.passes += 1
+            fire = rule.nth is None or rule.passes == rule.nth
+        if not fire:
+            continue
+        if rule.action == "sleep":
+            time.sleep(rule.seconds)
+        elif rule.action == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        else:
+            os.kill(os.getpid(), signal.SIGINT)
