@@ -35,13 +35,14 @@ def test_gc_workspace_keeps_the_lock_tags_and_git_revisions(project: Project) ->
     v1, v2, v3 = (v["hash"] for v in versions)
     records = sorted((project.root / ".pipeflow/cache/runs").glob("*/*.json"))
     project.run("tag", "models/model.txt@v2", "staging")
-    dry = json.loads(project.run("gc", "--workspace", "--keep-days", "0", "--dry", "--json").out)
+    dry = json.loads(project.run("gc", "--workspace", "--keep-days", "0", "--grace", "0",
+                                 "--dry", "--json").out)
     assert v1 in dry["removed"] and v2 not in dry["removed"] and v3 not in dry["removed"]
     assert v1 in _objects(project)  # dry deletes nothing
-    res = project.run("gc", "--workspace", "--rev", "HEAD", "--keep-days", "0")
+    res = project.run("gc", "--workspace", "--rev", "HEAD", "--keep-days", "0", "--grace", "0")
     assert res.code == 0, res.text
     assert {v1, v2, v3} <= _objects(project)  # HEAD's lock needs v1
-    project.run("gc", "--workspace", "--keep-days", "0")
+    project.run("gc", "--workspace", "--keep-days", "0", "--grace", "0")
     assert v1 not in _objects(project)
     assert {v2, v3} <= _objects(project)
     assert sorted((project.root / ".pipeflow/cache/runs").glob("*/*.json")) == records
@@ -64,7 +65,7 @@ def test_gc_remote_needs_confirmation(project: Project, tmp_path) -> None:  # ty
     project.run("push")
     res = project.run("gc", "--workspace", "--remote", "origin")
     assert res.code == 2 and "--yes" in res.err
-    res = project.run("gc", "--workspace", "--keep-days", "0", "--remote", "origin", "--yes",
-                      "--json")
+    res = project.run("gc", "--workspace", "--keep-days", "0", "--grace", "0", "--remote",
+                      "origin", "--yes", "--json")
     assert res.code == 0, res.text
     assert len(json.loads(res.out)["remote_removed"]) >= 1
