@@ -29,4 +29,4 @@ def describe(seconds: float) -> str:
     for unit in ("w", "d", "h", "m"):
         if seconds % _UNITS[unit] == 0:
             return f"{int(seconds // _UNITS[unit])}{unit}"
-    return f"{seconds:g}s"
+    return f"{int(seconds)}s" if seconds == int(seconds) else f"{seconds}s"
