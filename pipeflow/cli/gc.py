@@ -110,7 +110,8 @@ def _text(report: GcReport) -> None:
                    "commands")
     if report.remote is not None:
         temps = len(report.remote.temps_removed)
-        output.out(f"{verb} {len(report.remote.removed)} object(s){where}; "
+        output.out(f"{verb} {len(report.remote.removed)} object(s), "
+                   f"{report.remote.removed_bytes} bytes{where}; "
                    f"{_kept(report.remote)}"
                    + (f"; {temps} temporary upload file(s)" if temps else ""))
     for note in report.notes:

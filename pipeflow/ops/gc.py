@@ -31,7 +31,7 @@ from pipeflow.ops.project import recover
 from pipeflow.ops.transfer import local_objects
 from pipeflow.repo import LOCK_FILE, Repo
 from pipeflow.repolock import RepoLock
-from pipeflow.storage.remote import UPLOAD_TEMP, Remote
+from pipeflow.storage.remote import UPLOAD_TEMP, ListedFile, Remote
 
 __all__ = ["DEFAULT_GRACE", "GcReport", "GcScope", "Side", "configured_grace", "gc"]
 
@@ -132,12 +132,12 @@ def _local_temps(repo: Repo, cutoff: float, dry: bool) -> list[str]:
     return removed
 
 
-def _remote(target: Remote, objects: dict[str, float | None], temps: dict[str, float | None],
+def _remote(target: Remote, objects: dict[str, ListedFile], temps: dict[str, ListedFile],
             keep: KeepSet, cutoff: float, dry: bool) -> Side:
     side = Side()
-    for oid, when in sorted(objects.items()):
+    for oid, listed in sorted(objects.items()):
         reason = keep.reasons.get(oid)
-        if reason is None and (when is None or when > cutoff):
+        if reason is None and (listed.modified is None or listed.modified > cutoff):
             reason = "grace"  # young, or of unknown age: a push may still need it
         if reason is not None:
             side.kept_by[reason] += 1
@@ -146,8 +146,9 @@ def _remote(target: Remote, objects: dict[str, float | None], temps: dict[str, f
         if not dry:
             target.remove("objects", f"{oid[:2]}/{oid[2:]}")
         side.removed.append(oid)
-    for rel, when in sorted(temps.items()):
-        if when is not None and when <= cutoff:
+        side.removed_bytes += listed.size
+    for rel, listed in sorted(temps.items()):
+        if listed.modified is not None and listed.modified <= cutoff:
             if not dry:
                 kind, _, rest = rel.partition("/")
                 target.remove(kind, rest)
@@ -155,16 +156,16 @@ def _remote(target: Remote, objects: dict[str, float | None], temps: dict[str, f
     return side
 
 
-def _remote_listing(target: Remote) -> tuple[dict[str, float | None], dict[str, float | None]]:
-    """The remote's objects (oid -> time) and upload temporaries (kind/rel -> time)."""
-    objects: dict[str, float | None] = {}
-    temps: dict[str, float | None] = {}
+def _remote_listing(target: Remote) -> tuple[dict[str, ListedFile], dict[str, ListedFile]]:
+    """The remote's objects (by oid) and upload temporaries (by ``kind/rel``)."""
+    objects: dict[str, ListedFile] = {}
+    temps: dict[str, ListedFile] = {}
     for kind in _KINDS:
-        for rel, when in target.ages(kind).items():
+        for rel, listed in target.listing(kind).items():
             if UPLOAD_TEMP.search(rel):
-                temps[f"{kind}/{rel}"] = when
+                temps[f"{kind}/{rel}"] = listed
             elif kind == "objects" and len(rel) == 33 and rel[2] == "/":
-                objects[rel.replace("/", "")] = when
+                objects[rel.replace("/", "")] = listed
     return objects, temps
 
 
@@ -186,8 +187,8 @@ def gc(repo: Repo, scope: GcScope, *, dry: bool = False, remote: str | None = No
     with RepoLock(repo.dot / "lock", wait=wait):
         recover(repo)
         target = None
-        objects: dict[str, float | None] = {}
-        temps: dict[str, float | None] = {}
+        objects: dict[str, ListedFile] = {}
+        temps: dict[str, ListedFile] = {}
         if remote is not None:
             from pipeflow.ops.remotes import open_remote
             from pipeflow.ops.transfer import fetch_records

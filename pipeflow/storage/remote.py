@@ -15,6 +15,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,15 @@ _CREDENTIALS = re.compile(r"//[^/@]+@")
 def redact(url: str) -> str:
     """``s3://key:secret@bucket`` -> ``s3://***@bucket``: never print credentials."""
     return _CREDENTIALS.sub("//***@", url)
+
+
+@dataclass(frozen=True)
+class ListedFile:
+    """A file in a remote's listing."""
+
+    modified: float | None
+    """When it was last written (POSIX seconds), None if the backend does not say."""
+    size: int
 
 
 class Remote:
@@ -73,9 +83,9 @@ class Remote:
         cut = len(prefix.rstrip("/")) + 1
         return [p[cut:] if p.startswith(prefix) else p.split(f"/{kind}/", 1)[-1] for p in found]
 
-    def ages(self, kind: str) -> dict[str, float | None]:
-        """Every file under ``kind`` (relative path) with the time it was last written
-        as the backend reports it (POSIX seconds), or None where it reports none."""
+    def listing(self, kind: str) -> dict[str, ListedFile]:
+        """Every file under ``kind`` (relative path) with its size and the time it was
+        last written, as the backend reports them."""
         prefix = f"{self.base}/{kind}"
         try:
             if not self.fs.exists(prefix):
@@ -87,7 +97,8 @@ class Remote:
             raise self._fail(f"list {kind}", exc) from exc
         cut = len(prefix.rstrip("/")) + 1
         return {(p[cut:] if p.startswith(prefix) else p.split(f"/{kind}/", 1)[-1]):
-                modified(info) for p, info in found.items()}
+                ListedFile(modified(info), int(info.get("size") or 0))
+                for p, info in found.items()}
 
     def remove(self, kind: str, rel: str) -> None:
         """Delete one file (gone already is fine: another gc may have been first)."""
