@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from pipeflow import lockfile
 from pipeflow.errors import LockfileError, StorageError, UsageError
-from pipeflow.hashing import Manifest
+from pipeflow.hashing import Manifest, is_hash
 from pipeflow.lockfile import FileEntry, Lock, out_entries
 from pipeflow.repo import LOCK_FILE, Repo
 from pipeflow.storage.remote import Remote
@@ -157,7 +157,9 @@ def _history_refs(repo: Repo, scope: GcScope, workspace: Lock) -> list[Reference
 def references(repo: Repo, scope: GcScope) -> list[Reference]:
     """Every reference ``scope`` keeps (folders not yet expanded)."""
     workspace = lockfile.read(repo.lock_path, LOCK_FILE)
-    return _lock_refs(repo, scope, workspace) + _history_refs(repo, scope, workspace)
+    refs = _lock_refs(repo, scope, workspace) + _history_refs(repo, scope, workspace)
+    # records come from other clones: a malformed hash names nothing to keep
+    return [r for r in refs if is_hash(r.oid)]
 
 
 # expansion ------------------------------------------------------------------------
