@@ -209,7 +209,8 @@ def _manifests(repo: Repo, oids: set[str], remote: Remote | None, listed: set[st
 
 
 def _refuse(refs: list[Reference], remote: Remote | None, found: _Found) -> StorageError:
-    where = f"on remote '{remote.name}'" if remote else "on any remote (none is configured)"
+    where = (f"on remote '{remote.name}'" if remote
+             else "on a remote (there is no default remote to ask)")
     if found.unreadable & {r.oid for r in refs}:
         where += " in a usable state (a copy there did not match its hash)"
     listed = "; ".join(f"{r.path} (manifest {r.oid[:12]}, named by {r.source})"
