@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pipeflow import faults
 from pipeflow.errors import StorageError, UsageError
@@ -94,46 +95,44 @@ def _notes(keep: KeepSet) -> list[str]:
             "hold their files"]
 
 
-def _local(repo: Repo, keep: KeepSet, cutoff: float, dry: bool) -> Side:
+def _plan_local(repo: Repo, keep: KeepSet, cutoff: float) -> Side:
+    """What goes from the local cache (nothing is touched yet)."""
+    from pipeflow import lockfile
+    from pipeflow.storage.leftovers import local_leftovers
+
     side = Side()
     for oid in sorted(local_objects(repo)):
         reason = keep.reasons.get(oid)
         if reason is not None:
             side.kept_by[reason] += 1
             continue
-        path = repo.store.path_of(oid)
         try:
-            st = path.stat()
-            if st.st_mtime > cutoff:
-                side.kept_by["grace"] += 1
-                continue
-            faults.point("gc.delete")
-            if not dry:
-                path.unlink()
+            st = repo.store.path_of(oid).stat()
         except FileNotFoundError:
+            continue
+        if st.st_mtime > cutoff:
+            side.kept_by["grace"] += 1
             continue
         side.removed.append(oid)
         side.removed_bytes += st.st_size
+    outputs = [e.path for e in lock_entries(lockfile.read(repo.lock_path, LOCK_FILE))]
+    side.temps_removed = [str(item.path) for item in
+                          local_leftovers(repo.root, repo.dot, repo.cache_dir, outputs)
+                          if item.modified <= cutoff]
     return side
 
 
-def _local_temps(repo: Repo, cutoff: float, dry: bool) -> list[str]:
-    from pipeflow import lockfile
-    from pipeflow.storage.leftovers import local_leftovers
-
-    outputs = [e.path for e in lock_entries(lockfile.read(repo.lock_path, LOCK_FILE))]
-    removed = []
-    for item in local_leftovers(repo.root, repo.dot, repo.cache_dir, outputs):
-        if item.modified > cutoff:
-            continue
-        if not dry:
-            item.path.unlink(missing_ok=True)
-        removed.append(str(item.path))
-    return removed
+def _delete_local(repo: Repo, side: Side) -> None:
+    for oid in side.removed:
+        faults.point("gc.delete")
+        repo.store.path_of(oid).unlink(missing_ok=True)
+    for temp in side.temps_removed:
+        Path(temp).unlink(missing_ok=True)
 
 
-def _remote(target: Remote, objects: dict[str, ListedFile], temps: dict[str, ListedFile],
-            keep: KeepSet, cutoff: float, dry: bool) -> Side:
+def _plan_remote(objects: dict[str, ListedFile], temps: dict[str, ListedFile],
+                 keep: KeepSet, cutoff: float) -> Side:
+    """What goes from the remote, by its listing (nothing is touched yet)."""
     side = Side()
     for oid, listed in sorted(objects.items()):
         reason = keep.reasons.get(oid)
@@ -142,18 +141,20 @@ def _remote(target: Remote, objects: dict[str, ListedFile], temps: dict[str, Lis
         if reason is not None:
             side.kept_by[reason] += 1
             continue
-        faults.point("gc.remote.delete")
-        if not dry:
-            target.remove("objects", f"{oid[:2]}/{oid[2:]}")
         side.removed.append(oid)
         side.removed_bytes += listed.size
-    for rel, listed in sorted(temps.items()):
-        if listed.modified is not None and listed.modified <= cutoff:
-            if not dry:
-                kind, _, rest = rel.partition("/")
-                target.remove(kind, rest)
-            side.temps_removed.append(rel)
+    side.temps_removed = [rel for rel, listed in sorted(temps.items())
+                          if listed.modified is not None and listed.modified <= cutoff]
     return side
+
+
+def _delete_remote(target: Remote, side: Side) -> None:
+    for oid in side.removed:
+        faults.point("gc.remote.delete")
+        target.remove("objects", f"{oid[:2]}/{oid[2:]}")
+    for rel in side.temps_removed:
+        kind, _, rest = rel.partition("/")
+        target.remove(kind, rest)
 
 
 def _remote_listing(target: Remote) -> tuple[dict[str, ListedFile], dict[str, ListedFile]]:
@@ -207,8 +208,17 @@ def gc(repo: Repo, scope: GcScope, *, dry: bool = False, remote: str | None = No
                       listed=set(objects) if target else None, required=target is not None)
         report.manifests_fetched = keep.manifests_fetched
         report.notes += _notes(keep)
-        report.local = _local(repo, keep, cutoff, dry)
-        report.local.temps_removed = _local_temps(repo, cutoff, dry)
+        report.local = _plan_local(repo, keep, cutoff)
         if target is not None:
-            report.remote = _remote(target, objects, temps, keep, cutoff, dry)
+            report.remote = _plan_remote(objects, temps, keep, cutoff)
+        doomed = report.local.removed + (report.remote.removed if report.remote else [])
+        if keep.refusal is not None:
+            if doomed:
+                raise keep.refusal
+            said = keep.refusal.message.removesuffix(" Nothing was deleted.")
+            report.notes.append(f"{said}; no object was old and unreferenced, so gc went on")
+        if not dry:
+            _delete_local(repo, report.local)
+            if target is not None and report.remote is not None:
+                _delete_remote(target, report.remote)
     return report

@@ -7,8 +7,9 @@ remote's records too) and ``versions`` (the last ``--keep-versions`` of each pat
 
 A folder reaches its files through its manifest. A manifest missing here is
 downloaded from the remote (verified against its hash); one that is nowhere cannot
-be expanded. For a lock or a tag that is a refusal (nothing is deleted: those files
-may be all the team has of an output someone can still check out). For a run or an
+be expanded. For a lock or a tag that is a refusal (nothing is deleted, if anything
+was to be: those files may be all the team has of an output someone can still
+check out). For a run or an
 old version it is only noted: the clone that made it and did not push its manifest
 still holds the files itself.
 """
@@ -72,6 +73,9 @@ class KeepSet:
     manifests_fetched: int
     unexpanded: tuple[Reference, ...]
     """Folders of runs or old versions whose manifest is nowhere (noted, not fatal)."""
+    refusal: StorageError | None = None
+    """Set when a folder that must be expanded could not be: then nothing unreferenced
+    may be deleted (gc raises this if it finds anything to delete)."""
 
     def __contains__(self, oid: object) -> bool:
         return oid in self.reasons
@@ -230,20 +234,20 @@ def expand(repo: Repo, refs: list[Reference], remote: Remote | None, *,
            listed: set[str] | None = None, required: bool = False) -> KeepSet:
     """Every oid ``refs`` reach, folders through their manifests (downloaded from
     ``remote`` when missing here; ``listed``: its objects if just listed; ``required``:
-    gc cleans that remote, so it must answer). StorageError, deleting nothing, if a
-    lock's or tag's folder cannot be expanded, or any folder whose manifest the
-    remote holds but could not give."""
+    gc cleans that remote, so it must answer). ``refusal`` is set when a lock's or a
+    tag's folder cannot be expanded, or any folder whose manifest the remote holds
+    but could not give."""
     found = _manifests(repo, {r.oid for r in refs if r.isdir}, remote, listed, required)
     unexpanded = [r for r in refs if r.isdir and r.oid not in found.manifests]
     blocking = list({(r.path, r.oid): r for r in unexpanded
                      if r.strict or r.oid in found.unreadable}.values())
-    if blocking:
-        raise _refuse(blocking, remote, found)
+    refusal = _refuse(blocking, remote, found) if blocking else None
     reasons: dict[str, str] = {}
     for ref in sorted(refs, key=lambda r: REASONS.index(r.reason)):
         reasons.setdefault(ref.oid, ref.reason)
         manifest = found.manifests.get(ref.oid) if ref.isdir else None
         for entry in manifest.entries if manifest else ():
             reasons.setdefault(entry.hash, ref.reason)
-    lenient = {r.oid: r for r in unexpanded}
-    return KeepSet(reasons, found.fetched, tuple(lenient.values()))
+    blocked = {r.oid for r in blocking}
+    lenient = {r.oid: r for r in unexpanded if r.oid not in blocked}
+    return KeepSet(reasons, found.fetched, tuple(lenient.values()), refusal)
