@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeflow import lockfile
+from pipeflow import faults, lockfile
 from pipeflow.errors import StorageError
 from pipeflow.hashing import hash_file
 from pipeflow.lockfile import FileEntry, Lock, out_entries
@@ -99,22 +99,35 @@ def push(repo: Repo, remote_name: str | None = None, targets: list[str] | None =
     send = sorted(wanted & have_local - have_remote)
     report.up_to_date = len(wanted & have_remote)
     report.missing = sorted(wanted - have_local - have_remote)
-    jobs: list[Callable[[], None]] = [
+    objects: list[Callable[[], None]] = [
         _job(remote.upload, repo.store.path_of(oid), "objects", f"{oid[:2]}/{oid[2:]}")
         for oid in send
     ]
     records = repo.records
     local_records = {f"{chain}/{path.name}": path for chain, _s, _i, path in records.iter_all()}
     new_records = sorted(set(local_records) - remote.records())
-    jobs += [_job(remote.upload, local_records[rel], "runs", rel) for rel in new_records]
+    jobs = [_job(remote.upload, local_records[rel], "runs", rel) for rel in new_records]
     pointers = _local_pointers(repo)
     remote_pointers = remote.pointers()
     new_pointers = sorted(rel for rel in pointers if rel not in remote_pointers)
     jobs += [_job(remote.upload, pointers[rel], "runcache", rel) for rel in new_pointers]
-    parallel(jobs, progress)
+    # Objects first, records after: a record on the remote never names data that is
+    # not there yet, and between the two only gc's grace period protects the new
+    # objects (the fault point lets tests hold a push right there).
+    total = len(objects) + len(jobs)
+    parallel(objects, _shifted(progress, 0, total))
+    faults.point("push.records")
+    parallel(jobs, _shifted(progress, len(objects), total))
     report.objects, report.records, report.pointers = (
         len(send), len(new_records), len(new_pointers))
     return report
+
+
+def _shifted(progress: Progress | None, start: int, total: int) -> Progress | None:
+    """One phase's progress, reported as part of the whole transfer."""
+    if progress is None:
+        return None
+    return lambda done, _count: progress(start + done, total)
 
 
 def _job(fn: Callable[..., None], *args: object) -> Callable[[], None]:
@@ -155,11 +168,13 @@ def fetch(repo: Repo, remote_name: str | None = None, targets: list[str] | None 
     return report
 
 
-def download_objects(repo: Repo, remote: Remote, oids: Iterable[str]) -> list[str]:
+def download_objects(repo: Repo, remote: Remote, oids: Iterable[str],
+                     listed: set[str] | None = None) -> list[str]:
     """Bring ``oids`` (those the remote has) into the local cache, verified; returns
-    the oids that could not be had (absent or rejected)."""
+    the oids that could not be had (absent or rejected). ``listed``: the remote's
+    objects, when the caller has just listed them."""
     wanted = sorted(set(oids))
-    have_remote = remote.objects() if wanted else set()
+    have_remote = listed if listed is not None else remote.objects() if wanted else set()
     report = TransferReport(remote.name)
     _download_objects(repo, remote, wanted, have_remote, report, None)
     return sorted(set(report.missing) | set(report.rejected))
@@ -194,6 +209,15 @@ def _download_objects(repo: Repo, remote: Remote, oids: list[str], have_remote: 
             tmp.unlink(missing_ok=True)
 
     parallel([_job(get, oid) for oid in oids if oid in have_remote], progress)
+
+
+def fetch_records(repo: Repo, remote: Remote) -> TransferReport:
+    """Bring the run records and run-cache pointers this clone lacks (each record
+    verified against the SHA-256 in its name; a bad one is left out and listed in
+    ``rejected``)."""
+    report = TransferReport(remote.name)
+    _fetch_records(repo, remote, report, None)
+    return report
 
 
 def _fetch_records(repo: Repo, remote: Remote, report: TransferReport,

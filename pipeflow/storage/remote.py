@@ -15,6 +15,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,15 @@ _CREDENTIALS = re.compile(r"//[^/@]+@")
 def redact(url: str) -> str:
     """``s3://key:secret@bucket`` -> ``s3://***@bucket``: never print credentials."""
     return _CREDENTIALS.sub("//***@", url)
+
+
+@dataclass(frozen=True)
+class ListedFile:
+    """A file in a remote's listing."""
+
+    modified: float | None
+    """When it was last written (POSIX seconds), None if the backend does not say."""
+    size: int
 
 
 class Remote:
@@ -73,6 +83,32 @@ class Remote:
         cut = len(prefix.rstrip("/")) + 1
         return [p[cut:] if p.startswith(prefix) else p.split(f"/{kind}/", 1)[-1] for p in found]
 
+    def listing(self, kind: str) -> dict[str, ListedFile]:
+        """Every file under ``kind`` (relative path) with its size and the time it was
+        last written, as the backend reports them."""
+        prefix = f"{self.base}/{kind}"
+        try:
+            if not self.fs.exists(prefix):
+                return {}
+            found = self.fs.find(prefix, detail=True)
+        except FileNotFoundError:
+            return {}
+        except Exception as exc:  # fsspec backends raise their own types
+            raise self._fail(f"list {kind}", exc) from exc
+        cut = len(prefix.rstrip("/")) + 1
+        return {(p[cut:] if p.startswith(prefix) else p.split(f"/{kind}/", 1)[-1]):
+                ListedFile(modified(info), int(info.get("size") or 0))
+                for p, info in found.items()}
+
+    def remove(self, kind: str, rel: str) -> None:
+        """Delete one file (gone already is fine: another gc may have been first)."""
+        try:
+            self.fs.rm_file(self.path(kind, rel))
+        except FileNotFoundError:
+            return
+        except Exception as exc:
+            raise self._fail(f"delete {kind}/{rel}", exc) from exc
+
     def objects(self) -> set[str]:
         """Oids the remote holds."""
         return {rel.replace("/", "") for rel in self._find("objects")
@@ -113,6 +149,40 @@ class Remote:
                 self.fs.makedirs(self.base, exist_ok=True)
         except Exception as exc:
             raise self._fail("reach it", exc) from exc
+
+
+UPLOAD_TEMP = re.compile(r"\.tmp-[0-9a-f]{8}$")
+"""The end of the name :meth:`Remote.upload` gives a file before renaming it."""
+
+_TIME_KEYS = ("mtime", "LastModified", "last_modified", "updated", "modified",
+              "timeCreated", "created", "creation_time")
+"""Where fsspec backends put a file's time (local: mtime; s3: LastModified; azure:
+last_modified; gcs: updated; memory: created), most telling first."""
+
+
+def modified(info: dict[str, Any]) -> float | None:
+    """When a listed file was last written (POSIX seconds), or None if unknown."""
+    import datetime
+
+    for key in _TIME_KEYS:
+        value = info.get(key)
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, datetime.datetime):
+            when = value
+        elif isinstance(value, str):
+            try:
+                when = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+        else:
+            continue
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.UTC)  # backends report UTC
+        return when.timestamp()
+    return None
 
 
 def parallel(jobs: Iterable[Callable[[], None]], progress: Progress | None,
