@@ -5,6 +5,7 @@
     ├── SpecError                 pipeline.yaml / params files: names file, line, column
     ├── LockfileError             pipeline.lock cannot be read
     ├── StorageError              the cache: missing or corrupt object, failed link
+    │   └── MissingSourceData     the lock's source data is in neither workspace nor cache
     ├── LockedError               another writer holds the repository lock
     ├── StageFailed               a stage's command failed (exit 1)
     ├── CheckFailed               a check found something to report (exit 1)
@@ -73,6 +74,16 @@ class StorageError(PipeflowError):
     """The object store cannot give or take what was asked."""
 
     exit_code = 1
+
+
+class MissingSourceData(StorageError):
+    """Source data the lock names is in neither the workspace nor the local cache (a
+    colleague's version that came through git without its data): exit 1."""
+
+    def __init__(self, message: str, *, paths: tuple[str, ...], hint: str | None = None
+                 ) -> None:
+        super().__init__(message, hint=hint)
+        self.paths = paths
 
 
 class LockedError(PipeflowError):

@@ -73,18 +73,12 @@ def _records(p: Project) -> list[Path]:
     return sorted((p.root / ".pipeflow/cache/runs").rglob("*.json"))
 
 
-def test_a_lock_moved_by_git_without_its_data_is_not_recorded(tmp_path: Path) -> None:
+def test_repro_stops_when_the_lock_moved_without_its_data(tmp_path: Path) -> None:
     alice, bob = _team(tmp_path)
     v2 = _alice_adds_v2_to_git_only(alice)
     bob.git("pull", "-q")
     lock_before = bob.read("pipeline.lock")
     records_before = _records(bob)
-
-    res = bob.run("status")
-    assert res.code == 0
-    assert "source data 'data/raw.csv'" in res.err and v2[:8] in res.err
-    assert "pipeflow pull data/raw.csv" in res.err and "pipeflow push" in res.err
-    assert "records the new version" not in res.err
 
     res = bob.run("repro")
     assert res.code == 1, res.text
@@ -107,6 +101,17 @@ def test_a_lock_moved_by_git_without_its_data_is_not_recorded(tmp_path: Path) ->
     assert runs(bob) == ["prepare", "count"]
     assert bob.lock()["sources"]["data/raw.csv"]["hash"] == v2
     assert bob.read("count.txt").strip() == "3"
+
+
+def test_status_says_the_locked_version_is_not_here(tmp_path: Path) -> None:
+    alice, bob = _team(tmp_path)
+    v2 = _alice_adds_v2_to_git_only(alice)
+    bob.git("pull", "-q")
+    res = bob.run("status")
+    assert res.code == 0
+    assert "source data 'data/raw.csv'" in res.err and v2[:8] in res.err
+    assert "pipeflow pull data/raw.csv" in res.err and "pipeflow push" in res.err
+    assert "records the new version" not in res.err
 
 
 def test_status_names_who_recorded_the_missing_version(tmp_path: Path) -> None:
@@ -161,14 +166,22 @@ def test_an_absent_source_missing_from_the_cache_says_pull(tmp_path: Path) -> No
 def test_fresh_clone_repro_pull_gets_source_data_and_runs_nothing(tmp_path: Path) -> None:
     alice, _bob = _team(tmp_path)
     ci = _clone(tmp_path / "origin.git", tmp_path / "ci", "ci@example.com")
-    res = ci.run("status")
-    assert "pipeflow pull data/raw.csv" in res.err and "checkout data/raw.csv" not in res.err
     res = ci.cli("repro", "--pull")
     assert res.code == 0, res.text
     assert runs(ci) == []
     assert ci.read("data/raw.csv") == "b\na\n"
     assert ci.read("count.txt") == alice.read("count.txt")
     assert ci.run("status", "--check").code == 0
+
+
+def test_fresh_clone_status_says_pull_not_checkout(tmp_path: Path) -> None:
+    _team(tmp_path)
+    ci = _clone(tmp_path / "origin.git", tmp_path / "ci", "ci@example.com")
+    res = ci.run("status")
+    assert "pipeflow pull data/raw.csv" in res.err and "checkout data/raw.csv" not in res.err
+    res = ci.run("pull", "data/raw.csv")  # the command status suggests works
+    assert res.code == 0, res.text
+    assert ci.read("data/raw.csv") == "b\na\n"
 
 
 def test_status_says_checkout_when_the_object_is_here(tmp_path: Path) -> None:
@@ -178,3 +191,14 @@ def test_status_says_checkout_when_the_object_is_here(tmp_path: Path) -> None:
     assert "pipeflow checkout data/raw.csv" in res.err and "pull" not in res.err
     assert bob.run("checkout", "data/raw.csv").code == 0
     assert bob.read("data/raw.csv") == "b\na\n"
+
+
+def test_a_run_that_does_not_read_the_missing_source_leaves_it_alone(tmp_path: Path) -> None:
+    alice, bob = _team(tmp_path)
+    _alice_adds_v2_to_git_only(alice)
+    bob.git("pull", "-q")
+    lock_before = bob.read("pipeline.lock")
+    res = bob.run("repro", "count", "--single-item")
+    assert res.code == 0, res.text
+    assert "left as it is" in res.out and "pipeflow pull data/raw.csv" in res.out
+    assert bob.read("pipeline.lock") == lock_before
