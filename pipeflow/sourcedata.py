@@ -62,7 +62,8 @@ def source_states(repo: Repo, lock: Lock) -> list[SourceState]:
 def _state(repo: Repo, path: str, entry: FileEntry, now: str | None) -> SourceState:
     if now == entry.hash:
         return SourceState(path, entry, "up-to-date", now)
-    if repo.store.missing(hash_info(entry)):
+    # no .pipeflow/ means no cache (and opening the store would create the folder)
+    if not repo.dot.is_dir() or repo.store.missing(hash_info(entry)):
         by, run = _recorder(repo, path, entry.hash)
         return SourceState(path, entry, "not-in-cache", now, by, run)
     if now is None:
