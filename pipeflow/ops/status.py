@@ -11,7 +11,7 @@ from pipeflow.ops.project import current_lock, load_project
 from pipeflow.planning import Planner, StageState
 from pipeflow.repo import Repo
 from pipeflow.repolock import holder_alive, read_holder
-from pipeflow.sourcedata import SourceState, describe, source_states
+from pipeflow.sourcedata import SourceState, blocking, describe, source_states
 
 STATUS_SCHEMA = 1
 
@@ -24,10 +24,13 @@ class StatusReport:
     warnings: tuple[str, ...] = ()
     sources: tuple[SourceState, ...] = ()
     """Every source in the lock (``pipeflow add``), with its state."""
+    missing_sources: tuple[str, ...] = ()
+    """Sources the listed stages read whose locked version is not here: ``repro``
+    would stop on them, so the workspace is not up to date whatever the stages say."""
 
     @property
     def up_to_date(self) -> bool:
-        return all(s.up_to_date for s in self.states)
+        return all(s.up_to_date for s in self.states) and not self.missing_sources
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -75,7 +78,9 @@ def status(repo: Repo, targets: list[str] | None = None) -> StatusReport:
     warnings.extend(w for w in (_source_warning(repo, s) for s in sources) if w)
     if repo.dot.is_dir():
         repo.hasher.flush()
-    return StatusReport(tuple(states[n] for n in names), tuple(warnings), tuple(sources))
+    missing = tuple(s.path for s in blocking(sources, graph, names))
+    return StatusReport(tuple(states[n] for n in names), tuple(warnings), tuple(sources),
+                        missing)
 
 
 def _source_warning(repo: Repo, source: SourceState) -> str | None:

@@ -112,6 +112,8 @@ def test_status_says_the_locked_version_is_not_here(tmp_path: Path) -> None:
     assert "source data 'data/raw.csv'" in res.err and v2[:8] in res.err
     assert "pipeflow pull data/raw.csv" in res.err and "pipeflow push" in res.err
     assert "records the new version" not in res.err
+    assert "source data not here: data/raw.csv" in res.out
+    assert bob.run("status", "--check").code == 1  # repro would stop: not up to date
 
 
 def test_status_names_who_recorded_the_missing_version(tmp_path: Path) -> None:
