@@ -204,3 +204,16 @@ def test_a_run_that_does_not_read_the_missing_source_leaves_it_alone(tmp_path: P
     assert res.code == 0, res.text
     assert "left as it is" in res.out and "pipeflow pull data/raw.csv" in res.out
     assert bob.read("pipeline.lock") == lock_before
+
+
+def test_add_records_the_workspace_data_on_purpose(tmp_path: Path) -> None:
+    """The second way out of the error: the workspace's data becomes the locked one."""
+    alice, bob = _team(tmp_path)
+    _alice_adds_v2_to_git_only(alice)
+    bob.git("pull", "-q")
+    assert bob.run("repro").code == 1
+    assert bob.run("add", "data/raw.csv").code == 0
+    assert bob.run("status", "--check").code == 0
+    res = bob.run("repro")
+    assert res.code == 0 and "up to date" in res.out
+    assert runs(bob) == []
