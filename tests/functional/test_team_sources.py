@@ -217,3 +217,32 @@ def test_add_records_the_workspace_data_on_purpose(tmp_path: Path) -> None:
     res = bob.run("repro")
     assert res.code == 0 and "up to date" in res.out
     assert runs(bob) == []
+
+
+def test_a_folder_source_travels_and_is_guarded_the_same_way(tmp_path: Path) -> None:
+    alice, bob = _team(tmp_path)
+    alice.write("data/imgs/a.txt", "1\n")
+    alice.write("data/imgs/b.txt", "2\n")
+    alice.spec({**SPEC, "list": {"cmd": "echo list >> runs.log && ls data/imgs > list.txt",
+                                 "deps": ["data/imgs"], "outs": ["list.txt"]}})
+    assert alice.run("add", "data/imgs").code == 0
+    assert alice.run("repro").code == 0 and alice.run("push").code == 0
+    runs(alice)
+    alice.git("add", "-A")
+    alice.git("commit", "-qm", "images")
+    alice.git("push", "-q", "origin", "main")
+    ci = _clone(tmp_path / "origin.git", tmp_path / "ci", "ci@example.com")
+    res = ci.run("repro", "--pull")
+    assert res.code == 0, res.text
+    assert runs(ci) == [] and ci.read("data/imgs/b.txt") == "2\n"
+    # a new file in the folder, pushed to git only: Bob's older folder is not recorded
+    bob.git("pull", "-q")
+    assert bob.run("pull").code == 0
+    alice.write("data/imgs/c.txt", "3\n")
+    assert alice.run("add", "data/imgs").code == 0
+    alice.git("commit", "-qam", "one more image")
+    alice.git("push", "-q", "origin", "main")
+    bob.git("pull", "-q")
+    res = bob.run("repro", "list")
+    assert res.code == 1 and "data/imgs" in res.err, res.text
+    assert "pipeflow pull data/imgs" in bob.run("status").err
