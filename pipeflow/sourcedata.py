@@ -16,14 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from pipeflow.errors import MissingSourceData
+from pipeflow.errors import MissingSourceData, StorageError
 from pipeflow.graph import Graph
 from pipeflow.lockfile import FileEntry, Lock, hash_info
 from pipeflow.repo import Repo
 
-STATES = ("up-to-date", "absent", "checked-out", "edited", "not-in-cache")
+SourceWord = Literal["up-to-date", "absent", "checked-out", "edited", "not-in-cache"]
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,8 @@ class SourceState:
 
     path: str
     locked: FileEntry
-    state: str
-    """One of ``STATES``: ``absent`` and ``checked-out`` restore from the cache;
+    state: SourceWord
+    """``absent`` and ``checked-out`` restore from the cache;
     ``edited`` is recorded as a new version; ``not-in-cache`` needs a pull."""
     now: str | None = None
     """The workspace content's hash; None when the path does not exist."""
@@ -68,7 +68,7 @@ def _state(repo: Repo, path: str, entry: FileEntry, now: str | None) -> SourceSt
         return SourceState(path, entry, "not-in-cache", now, by, run)
     if now is None:
         return SourceState(path, entry, "absent", now)
-    known = repo.dot.is_dir() and any(row.hash == now for row in repo.index.versions(path))
+    known = any(row.hash == now for row in repo.index.versions(path))
     return SourceState(path, entry, "checked-out" if known else "edited", now)
 
 
@@ -77,8 +77,6 @@ def _recorder(repo: Repo, path: str, oid: str) -> tuple[str | None, str | None]:
     (a colleague's records arrive with ``fetch``, possibly before the data)."""
     if not repo.dot.is_dir():
         return None, None
-    from pipeflow.errors import StorageError
-
     run = repo.index.producer(path, oid)
     if run is None:
         return None, None
