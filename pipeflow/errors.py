@@ -6,6 +6,7 @@
     ├── LockfileError             pipeline.lock cannot be read
     ├── StorageError              the cache: missing or corrupt object, failed link
     │   └── MissingSourceData     the lock's source data is in neither workspace nor cache
+    ├── SourceConflict            source data changed both in the workspace and in git (exit 1)
     ├── LockedError               another writer holds the repository lock
     ├── StageFailed               a stage's command failed (exit 1)
     ├── CheckFailed               a check found something to report (exit 1)
@@ -84,6 +85,13 @@ class MissingSourceData(StorageError):
                  ) -> None:
         super().__init__(message, hint=hint)
         self.paths = paths
+
+
+class SourceConflict(PipeflowError):
+    """The workspace's source data was edited while the lock moved (through git) to a
+    version it had not seen: recording either side would silently drop the other."""
+
+    exit_code = 1
 
 
 class LockedError(PipeflowError):

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pipeflow.errors import MissingSourceData, StorageError
+from pipeflow.errors import MissingSourceData, SourceConflict, StorageError
 from pipeflow.graph import Graph
 from pipeflow.lockfile import FileEntry, Lock, hash_info
 from pipeflow.repo import Repo
@@ -87,6 +87,12 @@ def _recorder(repo: Repo, path: str, oid: str) -> tuple[str | None, str | None]:
     return (str(user) if user else None), run
 
 
+def not_here(repo: Repo, lock: Lock) -> frozenset[str]:
+    """Sources whose locked version is not in the local cache: what a pull brings
+    that the workspace was never compared with."""
+    return frozenset(s.path for s in source_states(repo, lock) if s.state == "not-in-cache")
+
+
 def reads(graph: Graph, names: Iterable[str], path: str) -> bool:
     """Whether one of the stages ``names`` depends on source ``path`` (the path
     itself, a file inside it, or a folder holding it)."""
@@ -138,10 +144,29 @@ def missing_error(states: Sequence[SourceState], pulled_from: str | None = None
     message = ("source data the run needs is not in the local cache" + lacking
                + " (nothing was run or recorded):" + "".join(lines))
     who = ", ".join(dict.fromkeys(_who(s) for s in states))
-    get = (f"ask {who} to `pipeflow push`, then `pipeflow repro --pull`" if pulled_from
-           else "`pipeflow pull` gets the locked version "
-                f"(if the remote lacks it, ask {who} to `pipeflow push`)")
     present = [s.path for s in states if s.now is not None]
+    replacing = ", replacing the workspace's copy" if present else ""
+    get = (f"ask {who} to `pipeflow push`, then `pipeflow repro --pull`" if pulled_from
+           else f"`pipeflow pull` gets the locked version{replacing} "
+                f"(if the remote lacks it, ask {who} to `pipeflow push`)")
     add = (f"; or `pipeflow add {' '.join(present)}` records the workspace's data as a new "
            "version on purpose") if present else ""
     return MissingSourceData(message, paths=tuple(s.path for s in states), hint=get + add)
+
+
+def conflict_error(states: Sequence[SourceState], pulled_from: str) -> SourceConflict:
+    """The error ``repro --pull`` stops with when the pull brought a source version
+    the workspace was never compared with, and the workspace holds data that no
+    version recorded (an edit made while the lock moved through git)."""
+    lines = []
+    for s in states:
+        by = f", recorded by {s.recorded_by}" if s.recorded_by else ""
+        lines.append(f"\n  {s.path}: pipeline.lock has {s.locked.hash[:8]}{by} (just fetched "
+                     f"from remote '{pulled_from}'); the workspace holds "
+                     f"{(s.now or '')[:8]}, which no run recorded")
+    paths = " ".join(s.path for s in states)
+    return SourceConflict(
+        "source data changed both here and in pipeline.lock (nothing was run or recorded):"
+        + "".join(lines),
+        hint=f"`pipeflow checkout {paths}` puts the locked version in place (copy yours "
+             f"aside first), or `pipeflow add {paths}` records yours as a new version")

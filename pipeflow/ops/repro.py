@@ -74,23 +74,29 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def sync_sources(repo: Repo, graph: Graph, names: list[str],
-                 pulled_from: str | None = None) -> list[str]:
+                 pulled_from: str | None = None, unseen: frozenset[str] = frozenset()
+                 ) -> list[str]:
     """Before planning: restore source data missing from the workspace (or an older
     version checked out) from the cache, and record a new version of any source the
     user edited. A source whose locked version is not in the local cache (the lock
     moved through git, the data did not follow) stops the run when a selected stage
     reads it (MissingSourceData, before anything is written) and is left alone when
-    none does: recording the workspace's file would undo a colleague's version."""
+    none does: recording the workspace's file would undo a colleague's version.
+    ``unseen``: sources whose locked version ``--pull`` just brought; other data in
+    the workspace there is not an edit of that version (SourceConflict)."""
     from pipeflow import lockfile
     from pipeflow.lockfile import Lock, hash_info
     from pipeflow.ops.add import record_source
-    from pipeflow.sourcedata import blocking, missing_error, source_states
+    from pipeflow.sourcedata import blocking, conflict_error, missing_error, source_states
 
     lock = lockfile.read(repo.lock_path, LOCK_FILE)
     states = source_states(repo, lock)
     blocked = blocking(states, graph, names)
     if blocked:
         raise missing_error(blocked, pulled_from)
+    conflicts = [s for s in states if s.state == "edited" and s.path in unseen]
+    if conflicts and pulled_from:
+        raise conflict_error(conflicts, pulled_from)
     notes = []
     sources = dict(lock.sources)
     for s in states:
@@ -111,17 +117,21 @@ def sync_sources(repo: Repo, graph: Graph, names: list[str],
     return notes
 
 
-def _pull_first(repo: Repo, options: ReproOptions) -> Remote:
+def _pull_first(repo: Repo, options: ReproOptions) -> tuple[Remote, frozenset[str]]:
     """``--pull``: records, pointers and the lock's objects (source data and outputs)
     from the remote before anything is planned, so that sources are restored, missing
-    outputs restore instead of rerunning and run-cache hits are seen."""
+    outputs restore instead of rerunning and run-cache hits are seen. Returns the
+    remote and the sources whose locked version was not here before."""
+    from pipeflow import lockfile
     from pipeflow.ops.remotes import open_remote
     from pipeflow.ops.transfer import fetch
+    from pipeflow.sourcedata import not_here
 
     remote = open_remote(repo, options.remote)
+    unseen = not_here(repo, lockfile.read(repo.lock_path, LOCK_FILE))
     fetch(repo, options.remote)
     repo.__dict__.pop("index", None)  # re-open: fetched records get indexed
-    return remote
+    return remote, unseen
 
 
 def _dask_setup(repo: Repo, options: ReproOptions) -> tuple[Remote, str] | None:
@@ -171,8 +181,9 @@ def repro(
         graph = project.graph
         names = select(graph, resolve_targets(graph, options.targets),
                        single_item=options.single_item, downstream=options.downstream)
-        remote = _pull_first(repo, options) if options.pull else None
-        report_sources = sync_sources(repo, graph, names, remote.name if remote else None)
+        remote, unseen = _pull_first(repo, options) if options.pull else (None, frozenset())
+        report_sources = sync_sources(repo, graph, names, remote.name if remote else None,
+                                      unseen)
         check_deps_exist(graph, repo.root, names)
         planner = Planner(repo, graph, lockfile.read(repo.lock_path, LOCK_FILE))
         jobs = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)

@@ -246,3 +246,25 @@ def test_a_folder_source_travels_and_is_guarded_the_same_way(tmp_path: Path) -> 
     res = bob.run("repro", "list")
     assert res.code == 1 and "data/imgs" in res.err, res.text
     assert "pipeflow pull data/imgs" in bob.run("status").err
+
+
+def test_repro_pull_does_not_record_an_edit_over_a_version_it_just_fetched(
+        tmp_path: Path) -> None:
+    alice, bob = _team(tmp_path)
+    v2 = _alice_adds_v2_to_git_only(alice)
+    assert alice.run("push").code == 0
+    bob.write("data/raw.csv", "mine\n")  # Bob's own edit, while the lock moves in git
+    bob.git("pull", "-q")
+    lock_before = bob.read("pipeline.lock")
+    res = bob.run("repro", "--pull")
+    assert res.code == 1, res.text
+    assert "changed both here and in pipeline.lock" in res.err and v2[:8] in res.err
+    assert "pipeflow checkout data/raw.csv" in res.err and "pipeflow add data/raw.csv" in res.err
+    assert bob.read("pipeline.lock") == lock_before and bob.read("data/raw.csv") == "mine\n"
+    assert runs(bob) == []
+    # a stale copy (a version this clone knows) is simply replaced by the locked one
+    bob.write("data/raw.csv", "b\na\n")
+    res = bob.run("repro", "--pull")
+    assert res.code == 0, res.text
+    assert "restored the locked version of data/raw.csv" in res.out
+    assert bob.read("data/raw.csv") == "c\nb\na\n" and runs(bob) == ["prepare", "count"]
