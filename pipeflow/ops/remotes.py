@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pipeflow import faults
 from pipeflow.config import check_keys, read_config_file, save_config
 from pipeflow.errors import UsageError
 from pipeflow.repo import CONFIG_FILE, LOCAL_CONFIG_FILE, Repo
@@ -51,6 +52,7 @@ def _edit(repo: Repo, local: bool, change: Callable[[dict[str, Any]], None]) -> 
     with RepoLock(repo.dot / "state" / "config.lock", wait=EDIT_WAIT):
         repo.__dict__.pop("config", None)  # what an edit that held the lock wrote
         data = read_config_file(path)
+        faults.point("config.edit")  # between read and write: where edits used to race
         change(data)
         for section in [k for k, v in data.items() if v in ({}, None)]:
             del data[section]

@@ -213,7 +213,9 @@ def parallel(jobs: Iterable[Job[R]], progress: Progress | None = None, *,
     except BaseException:
         halt.set()
         pool.shutdown(wait=False, cancel_futures=True)
-        wait(futures)  # interruptible: a second Ctrl-C leaves at once
+        # a cancelled future never counts as done for wait(): wait for the running ones
+        # (interruptible: a second Ctrl-C leaves at once)
+        wait([fut for fut in futures if not fut.cancelled()])
         raise
     pool.shutdown()
     return [fut.result() for fut in futures]
