@@ -198,9 +198,9 @@ def test_a_bug_under_a_remote_call_is_an_internal_error(
     _many_files(project, tmp_path)
 
     def rejects(self: object, *args: object, **kwargs: object) -> None:
-        raise TypeError("put() got an unexpected keyword argument 'some_bad_option'")
+        raise TypeError("makedirs() got an unexpected keyword argument 'some_bad_option'")
 
-    monkeypatch.setattr(LocalFileSystem, "open", rejects)
+    monkeypatch.setattr(LocalFileSystem, "makedirs", rejects)
     res = project.run("push", "--verbose")
     assert res.code == 3, res.text
     assert "internal error: TypeError" in res.err and "Traceback" in res.err
