@@ -126,7 +126,8 @@ def _upload(remote: Remote, local: Path, kind: str, rel: str) -> Job[None]:
 
 def _local_pointers(repo: Repo) -> tuple[dict[str, Path], list[str]]:
     """This clone's run-cache pointers (relative path -> file) that name a record, and
-    the relative paths of those that are damaged (a crash of an older version)."""
+    the relative paths of those that are damaged (cut short by a crash of an older
+    pipeflow, or garbled)."""
     root = repo.records.runcache
     found: dict[str, Path] = {}
     damaged: list[str] = []
