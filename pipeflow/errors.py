@@ -10,6 +10,7 @@
     ├── LockedError               another writer holds the repository lock
     ├── StageFailed               a stage's command failed (exit 1)
     ├── CheckFailed               a check found something to report (exit 1)
+    ├── Cancelled                 work stopped on request, nothing half-done kept (exit 130)
     └── Interrupted               Ctrl-C (exit 130) or SIGTERM (exit 143) during a run
 
 Only ``pipeflow.cli`` turns these into exit codes and printed text.
@@ -115,6 +116,13 @@ class CheckFailed(PipeflowError):
     """A check (status --check, verify) found something; the report is already made."""
 
     exit_code = 1
+
+
+class Cancelled(PipeflowError):
+    """Work (transfers, for one) stopped because the run it serves was interrupted;
+    what it had half done was removed."""
+
+    exit_code = 130
 
 
 class Terminated(KeyboardInterrupt):

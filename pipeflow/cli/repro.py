@@ -134,6 +134,8 @@ def repro_command(
                                keep_going, single_item, downstream, wait, pull, remote,
                                executor, scheduler)
         report = repro(repo, options, on_event=printer.event, sink=printer.line)
+        for problem in repo.records.skipped:
+            output.warn(problem)
     outcome = report.outcome
     if not json_out:
         for note in report.sources:

@@ -51,5 +51,6 @@ def test_no_time_reported_is_unknown() -> None:
 
 def test_upload_temporaries_are_recognised() -> None:
     assert UPLOAD_TEMP.search("ab/cdef0123.tmp-0a1b2c3d")
+    assert UPLOAD_TEMP.search("ab/.cdef0123.4242.0a1b2c3d.tmp")
     assert not UPLOAD_TEMP.search("ab/cdef0123")
     assert not UPLOAD_TEMP.search("chain/00000001-ab.json")
