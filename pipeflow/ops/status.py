@@ -75,11 +75,10 @@ def status(repo: Repo, targets: list[str] | None = None) -> StatusReport:
                             "restores it")
             continue
         if now != entry.hash:
-            numbers = ({row.hash: row.number for row in repo.index.versions(path)}
-                       if repo.dot.is_dir() else {})
-            if now in numbers and entry.hash in numbers:
-                warnings.append(f"source data '{path}': v{numbers[now]} checked out, lock has "
-                                f"v{numbers[entry.hash]} (`repro` or `checkout {path}` "
+            labels = _known_labels(repo, path)
+            if now in labels and entry.hash in labels:
+                warnings.append(f"source data '{path}': {labels[now]} checked out, lock has "
+                                f"{labels[entry.hash]} (`repro` or `checkout {path}` "
                                 "restores it)")
             else:
                 warnings.append(f"source data '{path}' changed since it was added: `pipeflow "
@@ -87,3 +86,13 @@ def status(repo: Repo, targets: list[str] | None = None) -> StatusReport:
     if repo.dot.is_dir():
         repo.hasher.flush()
     return StatusReport(tuple(states[n] for n in names), tuple(warnings))
+
+
+def _known_labels(repo: Repo, path: str) -> dict[str, str]:
+    """Hash -> label of every version of ``path`` the index knows."""
+    from pipeflow.lineage.labels import version_labels
+
+    if not repo.dot.is_dir():
+        return {}
+    labels = version_labels(repo.root, repo.index)
+    return {row.hash: labels.label(path, row.hash) for row in repo.index.versions(path)}
