@@ -74,6 +74,8 @@ def versions_command(
     with Repo.find() as repo:
         listing = versions(repo, path, sort=sort)
     tag_warnings(listing.problems)
+    for change in listing.relabeled:
+        output.warn(change.message)
     rel, found = listing.path, listing.versions
     if json_out:
         output.emit_json({"schema": 1, "path": rel, "in_git": listing.in_git, "versions": [

@@ -8,6 +8,10 @@ label once shown keeps naming the same content. A version that never reached a c
 of that history (produced since the last commit, or only on another branch) has no
 number: it is shown by its hash prefix and marked local.
 
+A history can also be replaced (a fast-forward onto a colleague's merge, a rebase, a
+reset): labels then follow the new history, and ``relabel`` says which labels this
+clone showed before now name other content, so that none changes meaning silently.
+
 Each commit's lock is parsed once: the (path, hash) pairs it names are kept in the
 index database keyed by commit hash, so a later call costs one ``git log``.
 """
@@ -63,6 +67,41 @@ class VersionLabels:
         """``vN``, or ``local:<hash prefix>`` for a version no commit names."""
         n = self.number(path, oid)
         return f"v{n}" if n is not None else local_label(oid)
+
+    def relabel(self, path: str) -> list[Relabel]:
+        """The labels of ``path`` shown before that now name other content (or none);
+        then remembers the labels as they are now."""
+        now = {n: oid for oid, n in self.numbers(path).items()}
+        db = self.index.db
+        before = {int(n): str(h) for n, h in db.execute(
+            "SELECT number, hash FROM shown_labels WHERE path = ?", (path,))}
+        changed = [Relabel(path, n, old, now.get(n)) for n, old in sorted(before.items())
+                   if now.get(n) != old]
+        if changed or now.keys() - before.keys():
+            with db:
+                db.execute("DELETE FROM shown_labels WHERE path = ?", (path,))
+                db.executemany("INSERT INTO shown_labels VALUES (?, ?, ?)",
+                               [(path, n, oid) for n, oid in now.items()])
+        return changed
+
+
+@dataclass(frozen=True)
+class Relabel:
+    """A label this clone showed that names other content since its history changed."""
+
+    path: str
+    number: int
+    before: str
+    now: str | None
+    """None when the history no longer has that many versions (a reset, say)."""
+
+    @property
+    def message(self) -> str:
+        what = f"now names {self.now[:8]}" if self.now else "names no version any more"
+        return (f"v{self.number} of {self.path} {what} (it named {self.before[:8]} here "
+                "before): the first-parent history of pipeline.lock was replaced (a "
+                "fast-forward onto a colleague's merge, a rebase or a reset); hashes "
+                "do not change")
 
 
 def _git(root: Path, *args: str, stdin: bytes | None = None) -> bytes | None:

@@ -8,6 +8,7 @@ from typing import Any
 from pipeflow import lockfile
 from pipeflow.errors import UsageError
 from pipeflow.lineage import tags as tagfile
+from pipeflow.lineage.labels import Relabel
 from pipeflow.lineage.pathspec import split_spec
 from pipeflow.lineage.tags import LogProblem
 from pipeflow.lineage.versions import Version, list_versions, resolve
@@ -32,6 +33,8 @@ class VersionList:
     """False outside a git repository: every version is then local."""
     problems: tuple[LogProblem, ...]
     """Lines of the tag log that were skipped (``verify`` explains, ``--repair`` fixes)."""
+    relabeled: tuple[Relabel, ...] = ()
+    """Labels shown before in this clone that now name other content."""
 
 
 def versions(repo: Repo, target: str, *, sort: str | None = None) -> VersionList:
@@ -54,8 +57,9 @@ def versions(repo: Repo, target: str, *, sort: str | None = None) -> VersionList
                               "produces the path")
     if sort:
         found = _sorted(found, sort)
-    in_git = version_labels(repo.root, repo.index).in_git
-    return VersionList(path, found, in_git, log.problems)
+    labels = version_labels(repo.root, repo.index)
+    return VersionList(path, found, labels.in_git, log.problems,
+                       tuple(labels.relabel(path)))
 
 
 def _sorted(found: list[Version], key: str) -> list[Version]:
