@@ -235,10 +235,11 @@ def tags_of(dot: Path, path: str) -> dict[str, str]:
 def _after(when: str) -> str:
     """A time 1 ms after ``when`` (an ISO time written by :func:`iso`)."""
     try:
-        then = datetime.datetime.fromisoformat(when).timestamp()
+        then = datetime.datetime.fromisoformat(when)
     except ValueError:
         return iso(time.time())
-    return iso(then + 0.001)
+    later = then.astimezone(datetime.UTC) + datetime.timedelta(milliseconds=1)
+    return later.isoformat(timespec="milliseconds")
 
 
 def move(dot: Path, chain: str, path: str, name: str, oid: str, user: str) -> TagMove:
