@@ -13,7 +13,8 @@ reset): labels then follow the new history, and ``relabel`` says which labels th
 clone showed before now name other content, so that none changes meaning silently.
 
 Each commit's lock is parsed once: the (path, hash) pairs it names are kept in the
-index database keyed by commit hash, so a later call costs one ``git log``.
+index database keyed by commit hash, and the list of commits for the HEAD it was read
+at, so a later call costs one ``git rev-parse HEAD`` (one ``git log`` after a commit).
 """
 
 from __future__ import annotations
@@ -167,9 +168,28 @@ def _remember(root: Path, index: RunIndex, commits: Iterable[str]) -> None:
             index.db.execute("INSERT OR REPLACE INTO lock_commits VALUES (?)", (commit,))
 
 
-def version_labels(root: Path, index: RunIndex) -> VersionLabels:
-    """The labels of this clone's history (one ``git log``; new commits parsed once)."""
+def _history(root: Path, index: RunIndex) -> list[str] | None:
+    """The lock's first-parent commits, remembered for the HEAD they were read at (a
+    ``git rev-parse`` costs milliseconds; ``git log -- pipeline.lock`` grows with the
+    history)."""
+    head = _git(root, "rev-parse", "HEAD")
+    key = head.decode("ascii", "replace").strip() if head else None
+    if key:
+        row = index.db.execute("SELECT commits FROM lock_history WHERE head = ?",
+                               (key,)).fetchone()
+        if row:
+            return str(row[0]).split()
     commits = _lock_commits(root)
+    if commits is not None and key:
+        with index.db:
+            index.db.execute("DELETE FROM lock_history")
+            index.db.execute("INSERT INTO lock_history VALUES (?, ?)", (key, " ".join(commits)))
+    return commits
+
+
+def version_labels(root: Path, index: RunIndex) -> VersionLabels:
+    """The labels of this clone's history (new commits are parsed once)."""
+    commits = _history(root, index)
     if commits is None:  # outside git, or a repository with no commit yet
         return VersionLabels([], _git(root, "rev-parse", "--git-dir") is not None, index)
     _remember(root, index, commits)

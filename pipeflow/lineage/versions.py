@@ -72,7 +72,8 @@ def tagged_hashes(tags: dict[str, str]) -> dict[str, list[str]]:
 
 
 def list_versions(repo: Repo, path: str, *, current_hash: str | None = None,
-                  tags: dict[str, str] | None = None) -> list[Version]:
+                  tags: dict[str, str] | None = None,
+                  labels: VersionLabels | None = None) -> list[Version]:
     """Every version of ``path``: committed ones by label, then the local ones.
     ``tags`` (name -> hash) defaults to what the tag log says, problems unreported."""
     index = repo.index
@@ -83,7 +84,7 @@ def list_versions(repo: Repo, path: str, *, current_hash: str | None = None,
 
     out: list[Version] = []
     prev_params: dict[str, Any] | None = None
-    for number, row in ordered_rows(repo, path):
+    for number, row in ordered_rows(repo, path, labels):
         params = {f"{f}:{k}": v for f, vals in index.params_of(row.first_run).items()
                   for k, v in vals.items()}
         changed = {}

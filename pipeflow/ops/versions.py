@@ -49,15 +49,15 @@ def versions(repo: Repo, target: str, *, sort: str | None = None) -> VersionList
         raise UsageError("`versions` takes a path, not PATH@VERSION")
     current = locked.get(path)
     log = tagfile.read_log(repo.dot)
+    labels = version_labels(repo.root, repo.index)
     found = list_versions(repo, path, current_hash=current.hash if current else None,
-                          tags=log.tags_of(path))
+                          tags=log.tags_of(path), labels=labels)
     if not found:
         raise UsageError(f"'{path}' has no recorded versions",
                          hint="versions are recorded when `pipeflow repro` or `pipeflow add` "
                               "produces the path")
     if sort:
         found = _sorted(found, sort)
-    labels = version_labels(repo.root, repo.index)
     return VersionList(path, found, labels.in_git, log.problems,
                        tuple(labels.relabel(path)))
 
