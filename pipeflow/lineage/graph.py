@@ -66,7 +66,7 @@ class LineageArtifact:
     isdir: bool
     status: ArtifactStatus
     version: str | None = None
-    """The ``vN`` label of this content (None when no run produced it)."""
+    """Its label, ``vN`` or ``local:<hash prefix>`` (None when no run produced it)."""
     producer: str | None = None
     """The run (or ``add`` record) that produced it; for a file inside a folder,
     the producer of the folder."""
@@ -184,8 +184,8 @@ class _Walker:
 
     # queries ------------------------------------------------------------------
     def label(self, path: str, oid: str) -> tuple[str | None, int]:
-        """(``vN``, number of runs) of content ``oid`` of ``path``; numbering as
-        RunIndex.versions (order of first production)."""
+        """(label, number of runs) of content ``oid`` of ``path``: the label from
+        ``self.labels`` (git history), else ``vN`` in order of first production."""
         known = self._labels.get(path)
         if known is None:
             rows = self.db.execute(
