@@ -60,6 +60,11 @@ def lineage_command(
     if fmt not in FORMATS:
         raise UsageError(f"unknown format '{fmt}'", hint=f"choose one of {', '.join(FORMATS)}")
     with Repo.find() as repo:
+        if "@" in target or other is not None:  # a version may be a tag: say what was skipped
+            from pipeflow.cli.history import tag_warnings
+            from pipeflow.lineage.tags import read_log
+
+            tag_warnings(read_log(repo.dot).problems)
         if other is not None:
             from pipeflow.ops.lineage import lineage_diff
 

@@ -124,11 +124,13 @@ def _batch(data: bytes) -> Iterator[bytes | None]:
     """The blobs of ``git cat-file --batch`` output, None for each one missing."""
     at = 0
     while at < len(data):
-        end = data.index(b"\n", at)
+        end = data.find(b"\n", at)
+        if end < 0:
+            return
         header = data[at:end].split()
         at = end + 1
-        if len(header) != 3 or header[1] != b"blob":
-            yield None
+        if len(header) != 3 or header[1] != b"blob" or not header[2].isdigit():
+            yield None  # "<spec> missing": no lock at that commit
             continue
         size = int(header[2])
         yield data[at:at + size]

@@ -107,6 +107,7 @@ def _tagged_twice(p: Project) -> Path:
 
 def test_a_damaged_tag_log_reads_warns_verifies_and_repairs(project: Project) -> None:
     log = _tagged_twice(project)
+    assert "/.pipeflow/tags.jsonl merge=union" in project.read(".gitattributes")  # by `tag`
     v1 = _labels(project)["v1"]
     lines = log.read_text().splitlines()
     edited = json.loads(lines[2])
@@ -119,7 +120,9 @@ def test_a_damaged_tag_log_reads_warns_verifies_and_repairs(project: Project) ->
     assert "tags.jsonl:4: its content does not match its id" in res.err
     assert _tag_of(project, "production") == v1  # the edited line does not count
     assert _tag_of(project, "staging") != v1
-    assert project.run("checkout", f"{MODEL}@staging").code == 0
+    res = project.run("checkout", f"{MODEL}@staging")
+    assert res.code == 0 and "tags.jsonl:2: not a JSON line" in res.err
+    assert "tags.jsonl:2: not a JSON line" in project.run("lineage", f"{MODEL}@staging").err
     assert project.run("tag", f"{MODEL}@v2", "candidate").code == 0  # tag still writes
     res = project.run("verify")
     assert res.code == 1
