@@ -126,13 +126,14 @@ def _checkout_version(
     repo: Repo, path: str, version: str, lock: Lock, report: CheckoutReport
 ) -> None:
     from pipeflow.lineage.tags import read_log
-    from pipeflow.lineage.versions import list_versions, resolve
+    from pipeflow.lineage.versions import resolve
+    from pipeflow.ops.lineage import light_versions
 
     current = out_entries_all(lock).get(path)
     log = read_log(repo.dot)
     report.warnings += [f"{p.message}: skipped (`pipeflow verify` explains)"
                         for p in log.problems]
-    chosen = resolve(repo, path, version, list_versions(repo, path, tags=log.tags_of(path)))
+    chosen = resolve(repo, path, version, light_versions(repo, path, log.tags_of(path)))
     info = HashInfo(chosen.hash, chosen.size or 0, chosen.isdir)
     tried = _fetch_version(repo, info) if repo.store.missing(info) else None
     if repo.store.missing(info):

@@ -41,14 +41,17 @@ def manifests(repo: Repo) -> ManifestLookup:
     return lookup
 
 
-def light_versions(repo: Repo, path: str) -> list[Version]:
+def light_versions(repo: Repo, path: str, tags: dict[str, str] | None = None
+                   ) -> list[Version]:
     """The versions of ``path`` with tags, without the per-version params and
-    metrics ``versions`` shows: enough to resolve ``PATH@VERSION`` quickly. Lines of
-    the tag log that do not verify are skipped (``verify`` reports them)."""
+    metrics ``versions`` shows: enough to resolve ``PATH@VERSION`` quickly. ``tags``
+    (name -> hash) defaults to the tag log's valid lines (``verify`` reports the rest)."""
     from pipeflow.lineage import tags as tagfile
     from pipeflow.lineage.versions import ordered_rows, tagged_hashes
 
-    tagged = tagged_hashes(tagfile.read_log(repo.dot).tags_of(path))
+    if tags is None:
+        tags = tagfile.read_log(repo.dot).tags_of(path)
+    tagged = tagged_hashes(tags)
     return [
         Version(path=path, number=n, hash=r.hash, size=r.size, isdir=r.isdir,
                 first_run=r.first_run, first_seen=r.first_seen, runs=r.runs,

@@ -107,8 +107,9 @@ def tag(repo: Repo, target: str, name: str, *, wait: float = 0.0) -> TagResult:
         raise UsageError("give the version to tag as PATH@VERSION (vN, hash prefix or tag)")
     with RepoLock(repo.dot / "lock", wait=wait):
         log = tagfile.read_log(repo.dot)
-        found = list_versions(repo, path, tags=log.tags_of(path))
-        chosen = resolve(repo, path, version, found)
+        from pipeflow.ops.lineage import light_versions
+
+        chosen = resolve(repo, path, version, light_versions(repo, path, log.tags_of(path)))
         ensure_attributes(repo.root)
         move = tagfile.move(repo.dot, repo.records.chain, path, name, chosen.hash,
                             read_provenance(repo.root).user)
