@@ -17,7 +17,8 @@ match its body (edited by hand), or whose ``prev``/``seq`` names no line of its 
 is skipped and returned as a :class:`LogProblem`. Logs written before chains existed
 (one global ``prev`` chain of line hashes, no ``chain`` field) read as the ``legacy``
 chain. ``repair`` rewrites the log keeping every valid line and moves the others
-aside.
+aside; a repair entry (``"kind": "repair"``, the ids it removed) in the repairing
+clone's chain keeps the lines that followed a removed one valid.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import hashlib
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,8 @@ class LogProblem:
     text: str
     reason: str
     file: str = f".pipeflow/{TAGS_FILE}"
+    claimed: str | None = None
+    """The id a well-formed line claims (what the lines after it in its chain name)."""
 
     @property
     def message(self) -> str:
@@ -78,6 +81,10 @@ class TagLog:
 
     moves: tuple[TagMove, ...]
     problems: tuple[LogProblem, ...]
+    heads: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+    """Chain -> (seq, id) of its newest valid entry, repair markers included."""
+    markers: tuple[int, ...] = ()
+    """Line numbers of the valid repair markers (entries that move no tag)."""
 
     @property
     def current(self) -> dict[tuple[str, str], TagMove]:
@@ -94,10 +101,9 @@ class TagLog:
         """Tag name -> hash for one path."""
         return {name: m.hash for (p, name), m in self.current.items() if p == path}
 
-    def head(self, chain: str) -> TagMove | None:
-        """The newest valid entry of ``chain`` (highest seq, then greatest id)."""
-        own = [m for m in self.moves if m.chain == chain]
-        return max(own, key=lambda m: (m.seq, m.id)) if own else None
+    def head(self, chain: str) -> tuple[int, str] | None:
+        """(seq, id) of the newest valid entry of ``chain`` (highest seq, then id)."""
+        return self.heads.get(chain)
 
 
 def _check_name(name: str) -> None:
@@ -123,6 +129,10 @@ class _Parsed:
     """The id the line says it has (what its successor names)."""
     chain: str
     seq: int
+    problem: str | None = None
+    """Set for a well-formed line whose content does not match its id."""
+    removed: tuple[str, ...] | None = None
+    """For a repair marker: the ids of the lines ``repair`` set aside."""
 
 
 def _parse(number: int, text: str) -> _Parsed | str:
@@ -133,6 +143,8 @@ def _parse(number: int, text: str) -> _Parsed | str:
         return "not a JSON line"
     if not isinstance(body, dict):
         return "not a JSON object"
+    if body.get("kind") == "repair":
+        return _parse_marker(number, text, body)
     for key in _FIELDS:
         if not isinstance(body.get(key), str) or not body[key]:
             return f"no '{key}' string"
@@ -150,15 +162,36 @@ def _parse(number: int, text: str) -> _Parsed | str:
     if not isinstance(claimed, str):
         return "no 'id'"
     real = entry_id(body)
-    if real != claimed:
-        return (f"its content does not match its id {claimed[:12]}: the line was edited "
-                "after it was written")
-    return _Parsed(number, text, body, real, claimed, chain, seq)
+    problem = None if real == claimed else (
+        f"its content does not match its id {claimed[:12]}: the line was edited after it "
+        "was written")
+    return _Parsed(number, text, body, real, claimed, chain, seq, problem)
 
 
-def _link_problem(entry: _Parsed, claimed: dict[str, dict[str, int]]) -> str | None:
+def _parse_marker(number: int, text: str, body: dict[str, Any]) -> _Parsed | str:
+    """A repair marker: an entry of the repairing clone's chain naming the lines
+    ``repair`` set aside, so the lines that followed them still read."""
+    chain, seq, claimed, removed = (body.get("chain"), body.get("seq"), body.get("id"),
+                                    body.get("removed"))
+    if (not isinstance(chain, str) or not chain or chain == LEGACY_CHAIN
+            or not isinstance(seq, int) or isinstance(seq, bool) or seq < 1
+            or not isinstance(claimed, str) or not isinstance(body.get("prev"), str | None)
+            or not isinstance(removed, list)
+            or not all(isinstance(r, str) for r in removed)):
+        return "a repair entry without chain, seq, id and removed ids"
+    problem = None if entry_id(body) == claimed else (
+        f"its content does not match its id {claimed[:12]}: the line was edited after it "
+        "was written")
+    return _Parsed(number, text, body, entry_id(body), claimed, chain, seq, problem,
+                   tuple(removed))
+
+
+def _link_problem(entry: _Parsed, claimed: dict[str, dict[str, int]],
+                  excused: set[str]) -> str | None:
     """Why ``entry`` does not follow a line of its chain (None when it does)."""
     prev = entry.body.get("prev")
+    if prev in excused:
+        return None  # it followed a line that `repair` set aside
     if entry.chain == LEGACY_CHAIN:
         if prev is None or prev in claimed.get(LEGACY_CHAIN, {}):
             return None
@@ -192,11 +225,19 @@ def parse_log(text: str) -> TagLog:
     claimed: dict[str, dict[str, int]] = {}
     for entry in parsed:
         claimed.setdefault(entry.chain, {})[entry.claimed] = entry.seq
+    excused = {r for e in parsed if e.removed is not None and e.problem is None
+               for r in e.removed}
     moves: list[TagMove] = []
+    markers: list[int] = []
+    heads: dict[str, tuple[int, str]] = {}
     for entry in parsed:
-        reason = _link_problem(entry, claimed)
+        reason = entry.problem or _link_problem(entry, claimed, excused)
         if reason is not None:
-            problems.append(LogProblem(entry.line, entry.text, reason))
+            problems.append(LogProblem(entry.line, entry.text, reason, claimed=entry.claimed))
+            continue
+        heads[entry.chain] = max(heads.get(entry.chain, (0, "")), (entry.seq, entry.id))
+        if entry.removed is not None:
+            markers.append(entry.line)  # a repair marker moves no tag
             continue
         b = entry.body
         previous = b.get("previous")
@@ -205,7 +246,7 @@ def parse_log(text: str) -> TagLog:
                              str(b.get("user", "")), str(b.get("when", "")), entry.id,
                              entry.chain, entry.seq, entry.line))
     problems.sort(key=lambda p: p.line)
-    return TagLog(tuple(moves), tuple(problems))
+    return TagLog(tuple(moves), tuple(problems), heads, tuple(markers))
 
 
 def _read_text(path: Path) -> str:
@@ -252,22 +293,30 @@ def move(dot: Path, chain: str, path: str, name: str, oid: str, user: str) -> Ta
     if held is not None and (when, "") <= (held.when, held.id):
         # A clock behind a colleague's must not make this move lose to the one it replaces.
         when = max(when, _after(held.when))
-    head = log.head(chain)
-    body: dict[str, Any] = {
-        "chain": chain, "seq": head.seq + 1 if head else 1, "prev": head.id if head else None,
-        "path": path, "name": name, "hash": oid,
-        "previous": held.hash if held else None, "user": user, "when": when,
-    }
-    body["id"] = entry_id(body)
-    line = canonical(body).decode("utf-8", "surrogatepass")
+    body = _chained(log, chain, {"path": path, "name": name, "hash": oid,
+                                 "previous": held.hash if held else None, "user": user,
+                                 "when": when})
     tags_path = dot / TAGS_FILE
     data = _read_text(tags_path).encode("utf-8", "surrogateescape")
     if data and not data.endswith(b"\n"):
         data += b"\n"
-    atomicfile.write_bytes(tags_path, data + line.encode("utf-8") + b"\n", durable=True)
+    atomicfile.write_bytes(tags_path, data + _line(body), durable=True)
     number = data.count(b"\n") + 1
     return TagMove(path, name, oid, body["previous"], user, when, body["id"], chain,
                    body["seq"], number)
+
+
+def _chained(log: TagLog, chain: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` as the next entry of ``chain``: chain, seq, prev and id filled."""
+    head = log.head(chain)
+    body = {"chain": chain, "seq": head[0] + 1 if head else 1,
+            "prev": head[1] if head else None, **fields}
+    body["id"] = entry_id(body)
+    return body
+
+
+def _line(body: Mapping[str, Any]) -> bytes:
+    return canonical(body) + b"\n"
 
 
 @dataclass(frozen=True)
@@ -279,16 +328,24 @@ class RepairReport:
     aside: Path | None
 
 
-def repair(dot: Path) -> RepairReport:
+def repair(dot: Path, chain: str, user: str) -> RepairReport:
     """Rewrite the log with its valid lines only (in file order, which is stable) and
-    append the others, each with its reason, to ``tags.jsonl.damaged``."""
+    append the others, each with its reason, to ``tags.jsonl.damaged``. When lines
+    that others follow are set aside, a repair entry in ``chain`` names their ids, so
+    the lines after them keep reading (and the repair stays in the history)."""
     tags_path = dot / TAGS_FILE
     text = _read_text(tags_path)
     log = parse_log(text)
     if not log.problems:
         return RepairReport(len(log.moves), (), None)
     lines = text.split("\n")
-    kept = "".join(lines[m.line - 1] + "\n" for m in log.moves)
+    valid = sorted({m.line for m in log.moves} | set(log.markers))
+    kept = "".join(lines[n - 1] + "\n" for n in valid)
+    removed = sorted({p.claimed for p in log.problems if p.claimed})
+    if removed:
+        marker = _chained(log, chain, {"kind": "repair", "removed": removed, "user": user,
+                                       "when": iso(time.time())})
+        kept += _line(marker).decode("utf-8", "surrogatepass")
     aside = dot / f"{TAGS_FILE}.damaged"
     before = _read_text(aside)
     moved = "".join(
@@ -299,3 +356,4 @@ def repair(dot: Path) -> RepairReport:
                            durable=True)
     atomicfile.write_bytes(tags_path, kept.encode("utf-8", "surrogateescape"), durable=True)
     return RepairReport(len(log.moves), log.problems, aside)
+

@@ -135,7 +135,9 @@ def test_a_damaged_tag_log_reads_warns_verifies_and_repairs(project: Project) ->
     aside = [json.loads(line) for line in
              (project.root / ".pipeflow/tags.jsonl.damaged").read_text().splitlines()]
     assert [a["line"] for a in aside] == [2, 4]
-    assert len(log.read_text().splitlines()) == 3
+    repaired = log.read_text().splitlines()
+    assert len(repaired) == 4  # three moves, and a repair entry naming the edited line's id
+    assert json.loads(repaired[-1])["removed"] == [edited["id"]]
     assert project.run("versions", MODEL).err == ""
 
 

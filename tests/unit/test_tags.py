@@ -67,14 +67,41 @@ def test_a_fork_of_one_chain_reads_both_branches(tmp_path: Path) -> None:
     assert not log.problems and len(log.moves) == 3
 
 
+def test_an_edited_line_is_skipped_alone(tmp_path: Path) -> None:
+    chain = "1111111111111111"
+    for oid in (A, B, A):
+        tags.move(tmp_path, chain, "m.pkl", "production", oid, "one@x")
+    lines = _log(tmp_path).decode().splitlines()
+    middle = json.loads(lines[1])
+    middle["user"] = "someone-else@x"
+    lines[1] = json.dumps(middle)
+    log = tags.parse_log("\n".join(lines))
+    assert [p.line for p in log.problems] == [2]
+    assert "edited" in log.problems[0].reason
+    assert [m.line for m in log.moves] == [1, 3]
+    removed = tags.parse_log("\n".join([lines[0], lines[2]]))
+    assert [p.line for p in removed.problems] == [2] and "removed" in removed.problems[0].reason
+    # repair sets the edited line aside; a repair entry keeps the line after it valid
+    (tmp_path / tags.TAGS_FILE).write_text("\n".join(lines) + "\n")
+    report = tags.repair(tmp_path, "9999999999999999", "fixer@x")
+    assert report.kept == 2 and [p.line for p in report.moved] == [2]
+    after = tags.read_log(tmp_path)
+    assert not after.problems and len(after.moves) == 2
+    assert after.tags_of("m.pkl") == {"production": A}
+    moved = tags.move(tmp_path, "9999999999999999", "m.pkl", "production", B, "fixer@x")
+    assert moved.seq == 2  # after its own repair entry
+    assert not tags.read_log(tmp_path).problems
+
+
 def test_repair_keeps_valid_lines_in_order_and_sets_the_rest_aside(tmp_path: Path) -> None:
     ours, theirs = _two_clones(tmp_path)
     (tmp_path / tags.TAGS_FILE).write_bytes(ours + b"garbage\n" + theirs)
-    report = tags.repair(tmp_path)
+    report = tags.repair(tmp_path, "9999999999999999", "fixer@x")
     assert report.kept == 3 and [p.line for p in report.moved] == [3]
     assert _log(tmp_path) == ours + theirs
     assert b"garbage" in (tmp_path / "tags.jsonl.damaged").read_bytes()
-    assert tags.repair(tmp_path).aside is None  # nothing left to repair
+    again = tags.repair(tmp_path, "9999999999999999", "fixer@x")
+    assert again.aside is None  # nothing left to repair
 
 
 _BASE: list[bytes] = []
@@ -110,5 +137,5 @@ def test_any_bytes_anywhere_never_make_a_read_raise(junk: bytes, where: int,
         if where % 4 == 0:  # writing after the damage works too (fsynced: not every time)
             tags.move(dot, "3333333333333333", "m.pkl", "production", A, "three@x")
             assert tags.read_log(dot).tags_of("m.pkl") == {"production": A}
-            tags.repair(dot)
+            tags.repair(dot, "9999999999999999", "fixer@x")
             assert not tags.read_log(dot).problems
