@@ -4,8 +4,8 @@
 the last one it has seen (records are append-only, so a chain's tail is all that
 can be new); deleting the file rebuilds it from scratch. It also keeps, per git
 commit, the (path, hash) pairs that commit's ``pipeline.lock`` names
-(``lock_commits``, ``lock_paths``, ``lock_history``) and the labels ``versions`` last showed
-(``shown_labels``): see ``pipeflow.lineage.labels``. Queries — versions of a
+(``lock_commits``, ``lock_paths``, ``lock_history``) and the labels ``versions`` last showed on
+each branch (``shown_labels``): see ``pipeflow.lineage.labels``. Queries — versions of a
 path, the run that produced a content, a run's inputs — are indexed lookups, not
 scans of record files.
 """
@@ -61,8 +61,8 @@ CREATE TABLE IF NOT EXISTS lock_paths (
 CREATE INDEX IF NOT EXISTS lock_paths_path ON lock_paths(path);
 CREATE TABLE IF NOT EXISTS lock_history (head TEXT PRIMARY KEY, commits TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS shown_labels (
-    path TEXT NOT NULL, number INTEGER NOT NULL, hash TEXT NOT NULL,
-    PRIMARY KEY (path, number)
+    branch TEXT NOT NULL, path TEXT NOT NULL, number INTEGER NOT NULL, hash TEXT NOT NULL,
+    PRIMARY KEY (branch, path, number)
 );
 """
 

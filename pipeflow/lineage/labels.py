@@ -44,6 +44,8 @@ class VersionLabels:
     """First-parent commits that changed the lock, oldest first (empty outside git)."""
     in_git: bool
     index: RunIndex
+    branch: str | None = None
+    """The checked-out branch (``refs/heads/...``); None when detached or outside git."""
     _numbers: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def numbers(self, path: str) -> dict[str, int]:
@@ -70,19 +72,23 @@ class VersionLabels:
         return f"v{n}" if n is not None else local_label(oid)
 
     def relabel(self, path: str) -> list[Relabel]:
-        """The labels of ``path`` shown before that now name other content (or none);
-        then remembers the labels as they are now."""
+        """The labels of ``path`` shown before on this branch that now name other
+        content; then remembers them as they are now. A label the history no longer
+        reaches (an older commit checked out) is no change: it comes back as it was."""
+        if self.branch is None:
+            return []  # a detached HEAD looks at history; it does not replace it
         now = {n: oid for oid, n in self.numbers(path).items()}
         db = self.index.db
         before = {int(n): str(h) for n, h in db.execute(
-            "SELECT number, hash FROM shown_labels WHERE path = ?", (path,))}
-        changed = [Relabel(path, n, old, now.get(n)) for n, old in sorted(before.items())
-                   if now.get(n) != old]
-        if changed or now.keys() - before.keys():
+            "SELECT number, hash FROM shown_labels WHERE branch = ? AND path = ?",
+            (self.branch, path))}
+        changed = [Relabel(path, n, old, now[n]) for n, old in sorted(before.items())
+                   if n in now and now[n] != old]
+        fresh = [(self.branch, path, n, oid) for n, oid in now.items() if before.get(n) != oid]
+        if fresh:
             with db:
-                db.execute("DELETE FROM shown_labels WHERE path = ?", (path,))
-                db.executemany("INSERT INTO shown_labels VALUES (?, ?, ?)",
-                               [(path, n, oid) for n, oid in now.items()])
+                db.executemany("INSERT OR REPLACE INTO shown_labels VALUES (?, ?, ?, ?)",
+                               fresh)
         return changed
 
 
@@ -93,16 +99,14 @@ class Relabel:
     path: str
     number: int
     before: str
-    now: str | None
-    """None when the history no longer has that many versions (a reset, say)."""
+    now: str
 
     @property
     def message(self) -> str:
-        what = f"now names {self.now[:8]}" if self.now else "names no version any more"
-        return (f"v{self.number} of {self.path} {what} (it named {self.before[:8]} here "
-                "before): the first-parent history of pipeline.lock was replaced (a "
-                "fast-forward onto a colleague's merge, a rebase or a reset); hashes "
-                "do not change")
+        return (f"v{self.number} of {self.path} now names {self.now[:8]} (it named "
+                f"{self.before[:8]} on this branch before): the first-parent history of "
+                "pipeline.lock was replaced (a fast-forward onto a colleague's merge, a "
+                "rebase or a reset); hashes do not change")
 
 
 def _git(root: Path, *args: str, stdin: bytes | None = None) -> bytes | None:
@@ -170,12 +174,19 @@ def _remember(root: Path, index: RunIndex, commits: Iterable[str]) -> None:
             index.db.execute("INSERT OR REPLACE INTO lock_commits VALUES (?)", (commit,))
 
 
-def _history(root: Path, index: RunIndex) -> list[str] | None:
+def _head(root: Path) -> tuple[str | None, str | None]:
+    """(HEAD's commit, its branch ref or None when detached), in one ``git rev-parse``."""
+    out = _git(root, "rev-parse", "HEAD", "--symbolic-full-name", "HEAD")
+    words = out.decode("utf-8", "replace").split() if out else []
+    if len(words) != 2:
+        return None, None
+    return words[0], words[1] if words[1].startswith("refs/heads/") else None
+
+
+def _history(root: Path, index: RunIndex, key: str | None) -> list[str] | None:
     """The lock's first-parent commits, remembered for the HEAD they were read at (a
     ``git rev-parse`` costs milliseconds; ``git log -- pipeline.lock`` grows with the
     history)."""
-    head = _git(root, "rev-parse", "HEAD")
-    key = head.decode("ascii", "replace").strip() if head else None
     if key:
         row = index.db.execute("SELECT commits FROM lock_history WHERE head = ?",
                                (key,)).fetchone()
@@ -191,8 +202,9 @@ def _history(root: Path, index: RunIndex) -> list[str] | None:
 
 def version_labels(root: Path, index: RunIndex) -> VersionLabels:
     """The labels of this clone's history (new commits are parsed once)."""
-    commits = _history(root, index)
+    key, branch = _head(root)
+    commits = _history(root, index, key)
     if commits is None:  # outside git, or a repository with no commit yet
         return VersionLabels([], _git(root, "rev-parse", "--git-dir") is not None, index)
     _remember(root, index, commits)
-    return VersionLabels(commits, True, index)
+    return VersionLabels(commits, True, index, branch)

@@ -235,3 +235,24 @@ def test_outside_git_every_version_is_local(tmp_path: Path,
     assert "not in a git repository" in res.out
     body = json.loads(p.run("versions", MODEL, "--json").out)
     assert body["in_git"] is False and body["versions"][0]["local"] is True
+
+
+def test_a_label_that_changes_meaning_is_never_silent(project: Project) -> None:
+    chain(project)
+    for lr in (0.05, 0.07, 0.09):
+        _set_lr(project, lr)
+        _repro_commit(project, f"lr {lr}")
+    shown = _labels(project)
+    assert list(shown) == ["v1", "v2", "v3"]
+    project.git("checkout", "-q", "HEAD~1")  # looking at history changes nothing
+    assert project.run("versions", MODEL).err == ""
+    project.git("checkout", "-q", "main")
+    assert project.run("versions", MODEL).err == ""
+    project.git("reset", "-q", "--hard", "HEAD~1")  # v3 is no longer reached: not a change
+    assert project.run("versions", MODEL).err == ""
+    _set_lr(project, 0.11)
+    _repro_commit(project, "another v3")
+    res = project.run("versions", MODEL)
+    assert res.code == 0
+    assert f"v3 of {MODEL} now names" in res.err and f"it named {shown['v3'][:8]}" in res.err
+    assert project.run("versions", MODEL).err == ""  # said once
