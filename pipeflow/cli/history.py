@@ -78,7 +78,10 @@ def versions_command(
         output.warn(change.message)
     rel, found = listing.path, listing.versions
     if json_out:
-        output.emit_json({"schema": 1, "path": rel, "in_git": listing.in_git, "versions": [
+        output.emit_json({"schema": 1, "path": rel, "in_git": listing.in_git,
+                          "not_fetched": [{"version": label, "hash": oid}
+                                          for label, oid in listing.unfetched],
+                          "versions": [
             {"version": v.label, "local": v.local, "hash": v.hash, "size": v.size,
              "isdir": v.isdir, "first_seen": v.first_seen, "first_run": v.first_run,
              "runs": v.runs, "tags": list(v.tags), "current": v.current,
@@ -90,6 +93,10 @@ def versions_command(
     if not listing.in_git:
         output.out("not in a git repository: versions have no vN label, only their hash "
                    "(local:PREFIX)")
+    if listing.unfetched:
+        shown = ", ".join(f"{label} ({oid[:8]})" for label, oid in listing.unfetched)
+        output.out(f"named by git history but not recorded in this clone: {shown} "
+                   "(`pipeflow fetch` brings their records)")
     for v in found:
         mark = "*" if v.current else " "
         when = v.first_seen[:19].replace("T", " ")

@@ -35,6 +35,8 @@ class VersionList:
     """Lines of the tag log that were skipped (``verify`` explains, ``--repair`` fixes)."""
     relabeled: tuple[Relabel, ...] = ()
     """Labels shown before in this clone that now name other content."""
+    unfetched: tuple[tuple[str, str], ...] = ()
+    """(label, hash) of committed versions whose run records this clone lacks."""
 
 
 def versions(repo: Repo, target: str, *, sort: str | None = None) -> VersionList:
@@ -58,8 +60,12 @@ def versions(repo: Repo, target: str, *, sort: str | None = None) -> VersionList
                               "produces the path")
     if sort:
         found = _sorted(found, sort)
+    listed = {v.hash for v in found}
+    unfetched = tuple((f"v{n}", oid) for oid, n in sorted(labels.numbers(path).items(),
+                                                          key=lambda item: item[1])
+                      if oid not in listed)
     return VersionList(path, found, labels.in_git, log.problems,
-                       tuple(labels.relabel(path)))
+                       tuple(labels.relabel(path)), unfetched)
 
 
 def _sorted(found: list[Version], key: str) -> list[Version]:

@@ -193,10 +193,13 @@ def test_labels_keep_their_meaning_across_fetch_and_merge(
     assert alice.run("push").code == 0
     # Bob fast-forwards onto Alice's history: both clones now show the same labels
     bob.git("pull", "-q", "--no-rebase", "--no-edit")
-    assert bob.run("fetch").code == 0
     res = bob.run("versions", MODEL)
     assert res.code == 0, res.text
     assert f"v2 of {MODEL} now names {shown['v2'][:8]}" in res.err  # never silently
+    assert f"not recorded in this clone: v2 ({shown['v2'][:8]})" in res.out
+    assert bob.run("fetch").code == 0
+    body = json.loads(bob.run("versions", MODEL, "--json").out)
+    assert body["not_fetched"] == []
     assert _labels(bob) == _labels(alice), (_labels(bob), _labels(alice))
     res = bob.run("checkout", f"{MODEL}@v2")
     assert res.code == 0 and bob.read(MODEL).startswith("lr=0.07")
