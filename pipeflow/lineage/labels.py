@@ -3,8 +3,9 @@
 A path's versions are numbered by their first appearance in the first-parent history
 of ``pipeline.lock``, oldest first (``git log --first-parent --reverse -- pipeline.lock``
 from the project's folder). Every clone with that history computes the same numbers,
-and a merge, a pull or a fetch only adds commits after the ones already numbered, so a
-label once shown keeps naming the same content. A version that never reached a commit
+and new commits, a merge (a ``git pull`` that merges included) or a ``pipeflow fetch``
+only add versions after the ones already numbered, so a label once shown keeps naming
+the same content. A version that never reached a commit
 of that history (produced since the last commit, or only on another branch) has no
 number: it is shown by its hash prefix and marked local.
 
