@@ -56,7 +56,7 @@ class MergedLock:
         return Lock(stages=dict(sorted(stages.items())), sources=dict(sorted(sources.items())))
 
 
-def _same_result(ours: T, theirs: T) -> bool:
+def _same_result(ours: object, theirs: object) -> bool:
     """Two entries that differ only in which run produced them record the same result
     (two clones reran a stage and got identical outputs): either run is true."""
     if not isinstance(ours, StageLock) or not isinstance(theirs, StageLock):

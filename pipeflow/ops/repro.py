@@ -24,6 +24,7 @@ from pipeflow.repolock import RepoLock
 
 if TYPE_CHECKING:
     from pipeflow.execution.dask_executor import DaskExecutor
+    from pipeflow.lockfile import FileEntry
     from pipeflow.storage.remote import Remote
 
 
@@ -74,14 +75,17 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def sync_sources(repo: Repo) -> list[str]:
-    """Before planning: restore missing source data from the cache and record a new
-    version of any source whose content changed since it was added."""
-    from pipeflow import lockfile
+    """Before planning: restore missing source data from the cache, record a new
+    version of any source whose content changed since it was added, and resolve a
+    source in merge conflict by recording the workspace's version."""
+    from pipeflow import lockconflict
     from pipeflow.lockfile import Lock, hash_info
+    from pipeflow.lockmerge import MergedLock
     from pipeflow.ops.add import record_source
 
-    lock = lockfile.read(repo.lock_path, LOCK_FILE)
-    if not lock.sources:
+    merged = lockconflict.read(repo.lock_path, LOCK_FILE)
+    lock = merged.lock
+    if not lock.sources and not merged.source_conflicts:
         return []
     notes = []
     sources = dict(lock.sources)
@@ -104,9 +108,27 @@ def sync_sources(repo: Repo) -> list[str]:
                 continue
             sources[path] = record_source(repo, path)
             notes.append(f"new version of {path} recorded")
-    if sources != dict(lock.sources):
-        lockfile.write(repo.lock_path, Lock(stages=lock.stages, sources=sources))
+    for path, sides in merged.source_conflicts.items():
+        sources[path] = _resolve_source(repo, path)
+        which = {e.hash: side for e, side in zip(sides, ("ours", "theirs"), strict=True) if e}
+        notes.append(f"merge conflict on {path} resolved: recorded the workspace's version "
+                     f"({which.get(sources[path].hash, 'neither side')})")
+    if sources != dict(lock.sources) or merged.source_conflicts:
+        lockconflict.write(repo.lock_path, MergedLock(Lock(stages=lock.stages, sources=sources),
+                                                      merged.stage_conflicts))
     return notes
+
+
+def _resolve_source(repo: Repo, path: str) -> FileEntry:
+    from pipeflow.errors import LockConflictError
+    from pipeflow.ops.add import record_source
+
+    if not (repo.root / path).exists():
+        msg = (f"source data '{path}' is in merge conflict in {LOCK_FILE} (both branches "
+               "recorded a new version) and is missing from the workspace")
+        raise LockConflictError(msg, hint=f"put the version to keep at {path}, then run "
+                                          "`pipeflow repro` again: it records that one")
+    return record_source(repo, path)
 
 
 def _pull_first(repo: Repo, options: ReproOptions) -> Remote:
@@ -162,7 +184,7 @@ def repro(
     dask = _dask_setup(repo, options)
     with RepoLock(repo.dot / "lock", wait=options.wait), _sigterm_as_interrupt():
         recover(repo)
-        from pipeflow import lockfile
+        from pipeflow import lockconflict
 
         project = load_project(repo)
         graph = project.graph
@@ -170,7 +192,8 @@ def repro(
                        single_item=options.single_item, downstream=options.downstream)
         report_sources = sync_sources(repo)
         check_deps_exist(graph, repo.root, names)
-        planner = Planner(repo, graph, lockfile.read(repo.lock_path, LOCK_FILE))
+        merged = lockconflict.read(repo.lock_path, LOCK_FILE)
+        planner = Planner(repo, graph, merged.lock, conflicts=frozenset(merged.stage_conflicts))
         jobs = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
         token = uuid.uuid4().hex
         repo.state.put("run-token", token)
@@ -198,13 +221,14 @@ def repro(
 
 
 def _dry(repo: Repo, options: ReproOptions) -> ReproReport:
-    from pipeflow.ops.project import current_lock
+    from pipeflow.ops.project import current_state
 
     project = load_project(repo)
     graph = project.graph
     names = select(graph, resolve_targets(graph, options.targets),
                    single_item=options.single_item, downstream=options.downstream)
-    planner = Planner(repo, graph, current_lock(repo))
+    merged = current_state(repo)
+    planner = Planner(repo, graph, merged.lock, conflicts=frozenset(merged.stage_conflicts))
     states: dict[str, StageState] = {}
     for name in graph.order:
         states[name] = planner.evaluate(name, states, force=options.force and name in names)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeflow.gitignore import tracked_by_git
-from pipeflow.ops.project import current_lock, load_project
+from pipeflow.lockconflict import CONFLICT_REASON
+from pipeflow.ops.project import current_state, load_project
 from pipeflow.planning import Planner, StageState
 from pipeflow.repo import Repo
 from pipeflow.repolock import holder_alive, read_holder
@@ -21,10 +22,12 @@ class StatusReport:
 
     states: tuple[StageState, ...]
     warnings: tuple[str, ...] = ()
+    source_conflicts: tuple[str, ...] = ()
+    """Sources in merge conflict in pipeline.lock (stages in conflict are ``changed``)."""
 
     @property
     def up_to_date(self) -> bool:
-        return all(s.up_to_date for s in self.states)
+        return all(s.up_to_date for s in self.states) and not self.source_conflicts
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -56,8 +59,10 @@ def status(repo: Repo, targets: list[str] | None = None) -> StatusReport:
 
     project = load_project(repo)
     graph = project.graph
-    lock = current_lock(repo)
-    planner = Planner(repo, graph, lock, running=running_stages(repo))
+    merged = current_state(repo)
+    lock = merged.lock
+    planner = Planner(repo, graph, lock, running=running_stages(repo),
+                      conflicts=frozenset(merged.stage_conflicts))
     states = planner.evaluate_all(list(graph.order))
     names = select(graph, resolve_targets(graph, targets)) if targets else list(graph.order)
     warnings = []
@@ -67,6 +72,9 @@ def status(repo: Repo, targets: list[str] | None = None) -> StatusReport:
             f"git tracks the cached output '{path}': run `git rm -r --cached {path}` "
             "and commit, so the cache alone keeps its versions"
         )
+    for path in merged.source_conflicts:
+        warnings.append(f"source data '{path}': {CONFLICT_REASON} (`pipeflow repro` records "
+                        "the workspace's version)")
     for path, entry in lock.sources.items():
         try:
             now = repo.hasher.hash_path(path).hash
@@ -86,4 +94,5 @@ def status(repo: Repo, targets: list[str] | None = None) -> StatusReport:
                                 f"add {path}` (or `repro`) records the new version")
     if repo.dot.is_dir():
         repo.hasher.flush()
-    return StatusReport(tuple(states[n] for n in names), tuple(warnings))
+    return StatusReport(tuple(states[n] for n in names), tuple(warnings),
+                        tuple(merged.source_conflicts))
