@@ -63,7 +63,7 @@ def has_markers(text: str) -> bool:
 
 def _indented(key: str, body: object) -> list[str]:
     """The lines of ``key: body`` as an entry of a top-level section (2 spaces in)."""
-    return ["  " + line for line in yamlemit.dump({key: body}).splitlines()]
+    return ["  " + line for line in yamlemit.dump({key: body}).rstrip("\n").split("\n")]
 
 
 def _stage_lines(name: str, entry: StageLock | None) -> list[str]:
@@ -135,8 +135,8 @@ def _sides(text: str, file: str) -> tuple[str, str]:
     state = ""  # "", "ours", "base" or "theirs"
     allowed = {"<": ("", "ours"), "|": ("ours", "base"), "=": ("ours", "theirs"),
                "=b": ("base", "theirs"), ">": ("theirs", "")}
-    for number, line in enumerate(text.splitlines(keepends=True), 1):
-        mark = _MARK.fullmatch(line.rstrip("\r\n"))
+    for number, line in enumerate(text.split("\n"), 1):
+        mark = _MARK.fullmatch(line.rstrip("\r"))
         if mark is None:
             if state in ("", "ours"):
                 ours.append(line)
@@ -153,7 +153,7 @@ def _sides(text: str, file: str) -> tuple[str, str]:
     if state:
         msg = f"{file}: a merge conflict block is not closed (no '{'>' * _MARKER}' line)"
         raise LockfileError(msg, hint=_HAND_HINT)
-    return "".join(ours), "".join(theirs)
+    return "\n".join(ours), "\n".join(theirs)
 
 
 _HAND_HINT = (
