@@ -247,3 +247,50 @@ def test_install_outside_git_is_a_usage_error(tmp_path: Path) -> None:
     (folder / ".pipeflow").mkdir()
     res = Project(folder).run("merge-driver", "install")
     assert res.code == 2 and "git" in res.err
+
+
+def test_init_defines_the_driver_a_reader_never_writes_it_a_writer_does(
+    project: Project, tmp_path: Path
+) -> None:
+    _pipeline(project)
+    assert project.run("init").code == 0
+    assert "pipeflow merge-driver run" in project.git("config", "merge.pipeflow.driver")
+    assert project.run("repro").code == 0
+    _commit(project, "pipeline")
+    clone = tmp_path / "fresh"
+    subprocess.run(["git", "clone", "-q", str(project.root), str(clone)], check=True)
+    fresh = Project(clone)
+    config = clone / ".git/config"
+    before = config.read_bytes()
+    assert fresh.run("status").code == 0
+    assert config.read_bytes() == before  # status is a reader
+    assert fresh.run("repro").code == 0
+    assert "merge-driver run %O %A %B %P" in fresh.git("config", "merge.pipeflow.driver")
+    # a definition of the user's own is left alone
+    fresh.git("config", "merge.pipeflow.driver", "my-driver %O %A %B")
+    assert fresh.run("checkout").code == 0
+    assert fresh.git("config", "merge.pipeflow.driver").strip() == "my-driver %O %A %B"
+
+
+def test_both_branches_record_a_new_source_version(project: Project, tmp_path: Path) -> None:
+    project.write("raw.csv", "v1\n")
+    _pipeline(project)
+    assert project.run("init").code == 0
+    assert project.run("add", "raw.csv").code == 0
+    alice, bob = _team(project, tmp_path)
+    for clone, text in ((alice, "alice\n"), (bob, "bob\n")):
+        clone.write("raw.csv", text)
+        assert clone.run("add", "raw.csv").code == 0
+        _commit(clone, "new raw data")
+    alice.git("push", "-q", "origin", "main")
+    assert _merge(bob).returncode != 0
+    status = bob.run("status", "--json")
+    assert status.code == 0, status.text
+    body = json.loads(status.out)
+    assert body["up_to_date"] is False
+    assert any("raw.csv" in w and "merge conflict" in w for w in body["warnings"])
+    res = bob.run("repro")
+    assert res.code == 0, res.text
+    assert "merge conflict on raw.csv resolved: recorded the workspace's version (ours)" in res.out
+    assert "<<<<<<<" not in bob.read("pipeline.lock")
+    assert bob.run("status", "--check").code == 0
