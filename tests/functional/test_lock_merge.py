@@ -124,6 +124,14 @@ def test_branches_rerunning_different_stages(
     bob.git("push", "-q", "origin", "main")
     assert _merge(alice).returncode == 0
     assert alice.read("pipeline.lock") == bob.read("pipeline.lock")
+    assert alice.run("fetch").code == 0
+    res = alice.run("repro", "--json")  # restores bob's outputs, runs nothing
+    assert res.code == 0, res.text
+    body = json.loads(res.out)
+    assert body["ran"] == [] and sorted(body["restored"]) == ["a2", "b"]
+    assert body["lock_changed"] is False
+    assert alice.read("out/b.txt") == "b 3\n" and alice.read("out/a2.txt") == "data\n"
+    assert alice.run("status", "--check").code == 0
 
 
 def test_both_branches_change_one_stage_then_repro_resolves_it(
@@ -195,9 +203,10 @@ def test_a_resolution_that_matches_a_run_restores_from_the_run_cache(
     bob.git("checkout", "--theirs", "params.yaml")
     assert bob.run("fetch").code == 0
     (bob.root / "out/a.txt").unlink()
-    res = bob.run("repro")
+    res = bob.run("repro", "--json")
     assert res.code == 0, res.text
-    assert "restored" in res.out or "run cache" in res.out, res.out
+    body = json.loads(res.out)
+    assert body["ran"] == [] and body["restored"] == ["a"]  # alice's run, from the run cache
     assert bob.read("out/a.txt") == "a 2 1\n"
     assert "<<<<<<<" not in bob.read("pipeline.lock")
     assert bob.run("status", "--check").code == 0
