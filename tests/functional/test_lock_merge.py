@@ -160,9 +160,14 @@ def test_both_branches_change_one_stage_then_repro_resolves_it(
     assert "merge conflict in pipeline.lock: both branches changed it" in text_status.out
     assert bob.run("status", "--check").code == 1
 
-    other = bob.run("versions", "out/a.txt")
-    assert other.code == 2 and "Traceback" not in other.text
-    assert "pipeline.lock" in other.err and "pipeflow repro" in other.err
+    # every other reader of the lock stops with a clear error, never a traceback
+    for args in (("versions", "out/a.txt"), ("checkout",), ("lineage", "out/a.txt"),
+                 ("metrics", "show"), ("params", "diff"), ("verify",),
+                 ("gc", "--workspace", "--yes"), ("pull",)):
+        other = bob.run(*args)
+        assert other.code == 2, (args, other.text)
+        assert "pipeline.lock has unresolved merge conflicts (stage 'a')" in other.err
+        assert "run `pipeflow repro`" in other.err and "Traceback" not in other.text
 
     res = bob.run("repro")
     assert res.code == 0, res.text
