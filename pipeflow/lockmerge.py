@@ -47,12 +47,14 @@ class MergedLock:
         """The lock as one side (0 ours, 1 theirs) has each conflicting entry."""
         stages = dict(self.lock.stages)
         for name, pair in self.stage_conflicts.items():
-            if pair[index] is not None:
-                stages[name] = pair[index]  # type: ignore[assignment]
+            stage = pair[index]
+            if stage is not None:
+                stages[name] = stage
         sources = dict(self.lock.sources)
-        for path, spair in self.source_conflicts.items():
-            if spair[index] is not None:
-                sources[path] = spair[index]  # type: ignore[assignment]
+        for path, source_pair in self.source_conflicts.items():
+            source = source_pair[index]
+            if source is not None:
+                sources[path] = source
         return Lock(stages=dict(sorted(stages.items())), sources=dict(sorted(sources.items())))
 
 

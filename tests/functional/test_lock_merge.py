@@ -238,7 +238,7 @@ def test_driver_found_on_path_when_its_interpreter_is_gone(
     assert "<<<<<<<" not in bob.read("pipeline.lock")
 
 
-def test_install_is_idempotent_and_a_subprocess_merge_uses_it(
+def test_install_from_the_console_script_is_idempotent(
     project: Project, tmp_path: Path
 ) -> None:
     _pipeline(project)
