@@ -97,3 +97,12 @@ def test_ensure_reads_a_linked_worktrees_shared_config(tmp_path: Path) -> None:
                    check=True)
     assert mergedriver.ensure(tmp_path / "wt") is True
     assert mergedriver.ensure(repo) is False  # one config for both
+
+
+def test_both_branches_created_the_lock(tmp_path: Path) -> None:
+    # add/add: git hands over an empty base
+    o, a, b = files(tmp_path, "", dumps(Lock(stages={"a": stage("3")})),
+                    dumps(Lock(stages={"b": stage("4")})))
+    result = mergedriver.run_driver(o, a, b, "pipeline.lock")
+    assert result.exit_code == 0
+    assert loads(a.read_text()).stages == {"a": stage("3"), "b": stage("4")}
