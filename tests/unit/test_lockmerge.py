@@ -11,9 +11,14 @@ from hypothesis import strategies as st
 
 from pipeflow import lockconflict
 from pipeflow.errors import LockConflictError, LockfileError
+from pipeflow.graph import build_graph
 from pipeflow.lockfile import FileEntry, Lock, StageLock, dumps, loads
 from pipeflow.lockmerge import MergedLock, merge
+from pipeflow.planning import Planner, StageState
+from pipeflow.repo import Repo
 from tests.unit.test_lockfile import locks, stages
+from tests.unit.test_planning import Proj, reasons, words
+from tests.unit.test_planning import proj as proj  # the fixture the planning test uses
 
 H = "0123456789abcdef" * 2
 
@@ -202,3 +207,27 @@ def test_markers_anywhere_raise_only_lockfile_errors(lock: Lock, data: st.DataOb
     for read in (loads, lockconflict.parse):
         with contextlib.suppress(LockfileError):
             read(text)
+
+
+# --- planning a lock in conflict -------------------------------------------------
+
+
+def test_a_stage_in_conflict_is_changed_and_its_downstream_pending(
+    proj: Proj,
+) -> None:
+    lock = proj.record()
+    without = Lock(stages={n: s for n, s in lock.stages.items() if n != "train"})
+
+    def states() -> dict[str, StageState]:
+        with Repo(proj.root) as repo:
+            planner = Planner(repo, build_graph(proj.pipeline), without,
+                              conflicts=frozenset({"train"}))
+            return planner.evaluate_all(["prep", "train", "report"])
+
+    got = states()
+    assert words(got) == {"prep": "up-to-date", "train": "changed", "report": "pending"}
+    assert reasons(got["train"]) == [lockconflict.CONFLICT_REASON]
+    proj.with_stage("train", frozen=True)
+    frozen = states()["train"]
+    assert frozen.word == "frozen" and not frozen.up_to_date
+    assert reasons(frozen)[0].startswith(lockconflict.CONFLICT_REASON)
