@@ -4,6 +4,7 @@
     ├── UsageError                a bad command line: unknown target, bad flag value
     ├── SpecError                 pipeline.yaml / params files: names file, line, column
     ├── LockfileError             pipeline.lock cannot be read
+    │   └── LockConflictError     pipeline.lock holds merge conflicts (`repro` resolves them)
     ├── StorageError              the cache: missing or corrupt object, failed link
     │   └── MissingSourceData     the lock's source data is in neither workspace nor cache
     ├── SourceConflict            source data changed both in the workspace and in git (exit 1)
@@ -70,6 +71,10 @@ class SpecError(PipeflowError):
 
 class LockfileError(PipeflowError):
     """pipeline.lock cannot be read or has the wrong shape."""
+
+
+class LockConflictError(LockfileError):
+    """pipeline.lock holds merge conflicts: only ``status`` and ``repro`` read it then."""
 
 
 class StorageError(PipeflowError):

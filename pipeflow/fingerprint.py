@@ -63,7 +63,8 @@ class Change:
     """One reason a stage is not up to date; ``message`` is what a user reads."""
 
     kind: str
-    """new | cmd | dep | param | code | env | outs | output | always | upstream | format"""
+    """new | conflict | cmd | dep | param | code | env | outs | output | always | upstream
+    | format"""
     subject: str
     message: str
     old: Any = None

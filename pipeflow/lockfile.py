@@ -463,8 +463,14 @@ def loads(text: str, file: str = "pipeline.lock") -> Lock:
     An empty document is an empty lock. Raises LockfileError naming the file,
     the stage and the field for any deviation from the layout (YAML syntax
     errors with their line), and a clear error for a lock written by a newer
-    pipeflow.
+    pipeflow. Text with merge conflict markers raises LockConflictError naming the
+    stages in conflict (``pipeflow.lockconflict`` reads such text).
     """
+    if "<<<<<<<" in text or ">>>>>>>" in text:
+        from pipeflow import lockconflict
+
+        if lockconflict.has_markers(text):
+            raise lockconflict.conflict_error(text, file)
     return lock_from_dict(_parse(text, file, _hint(file)), file)
 
 

@@ -29,6 +29,7 @@ from pipeflow.environment import EnvironmentProbe, python_program
 from pipeflow.fingerprint import Change, Components, explain, out_label
 from pipeflow.graph import Graph, source_deps_missing
 from pipeflow.hashing import HashInfo
+from pipeflow.lockconflict import CONFLICT_REASON
 from pipeflow.lockfile import FileEntry, Lock, StageLock, file_entry, hash_info, out_entries
 from pipeflow.params import read_params, select
 from pipeflow.repo import Repo
@@ -81,11 +82,14 @@ class Planner:
         lock: Lock,
         *,
         running: frozenset[str] = frozenset(),
+        conflicts: frozenset[str] = frozenset(),
     ) -> None:
         self.repo = repo
         self.graph = graph
         self.lock = lock
         self.running = running
+        self.conflicts = conflicts
+        """Stages in merge conflict in pipeline.lock (absent from ``lock``): they run."""
         state = repo.state if repo.dot.is_dir() else None
         self.env = EnvironmentProbe(
             state.get if state else None, state.put if state else None
@@ -307,7 +311,9 @@ class Planner:
             for path in source_deps_missing(self.graph, name, self.repo.root)
         ] if any(d.hash == "" for d in comps.deps) else []
         if entry is None:
-            return StageState(name, "changed", (Change("new", "", "never run"), *absent), comps)
+            first = (Change("conflict", "", CONFLICT_REASON) if name in self.conflicts
+                     else Change("new", "", "never run"))
+            return StageState(name, "changed", (first, *absent), comps)
         reasons = explain(entry, comps) if comps.digest() != entry.fingerprint else []
         if absent:
             gone = {a.subject for a in absent}
@@ -330,6 +336,9 @@ class Planner:
 
     def _frozen(self, stage: Stage, entry: StageLock | None) -> StageState:
         """A frozen stage never runs; its missing outputs are restored when cached."""
+        if entry is None and stage.name in self.conflicts:
+            why = f"{CONFLICT_REASON} (frozen: unfreeze it to rerun, or resolve it by hand)"
+            return StageState(stage.name, "frozen", (Change("conflict", "", why),))
         if entry is None:
             return StageState(stage.name, "frozen", (Change("new", "", "frozen and never run"),))
         changes, restorable = self._output_changes(stage, entry)

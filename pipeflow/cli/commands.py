@@ -43,6 +43,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "fetch": ("pipeflow.cli.remote", "fetch_command", "command"),
     "pull": ("pipeflow.cli.remote", "pull_command", "command"),
     "gc": ("pipeflow.cli.gc", "gc_command", "command"),
+    "merge-driver": ("pipeflow.cli.mergedriver", "merge_driver_app", "factory"),
 }
 
 

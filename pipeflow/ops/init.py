@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeflow import atomicfile
+from pipeflow import atomicfile, mergedriver
 from pipeflow.gitattributes import ATTRIBUTES_FILE, ensure_attributes
 from pipeflow.repo import CONFIG_FILE, DOT, SPEC_FILE
 
@@ -39,7 +39,8 @@ stages: {}
 
 
 def init(root: Path, *, starter: bool = True) -> list[str]:
-    """Create ``.pipeflow/`` (idempotent); returns the files it created."""
+    """Create ``.pipeflow/`` (idempotent) and define the lock's merge driver in git
+    config; returns what it created."""
     created: list[str] = []
     dot = root / DOT
     dot.mkdir(parents=True, exist_ok=True)
@@ -50,6 +51,8 @@ def init(root: Path, *, starter: bool = True) -> list[str]:
             created.append(f"{DOT}/{name}")
     if ensure_attributes(root):
         created.append(ATTRIBUTES_FILE)
+    if mergedriver.ensure(root):
+        created.append("merge.pipeflow in the git config (merges pipeline.lock stage by stage)")
     for sub in ("cache", "state", "logs"):
         (dot / sub).mkdir(exist_ok=True)
     spec = root / SPEC_FILE

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pipeflow import __version__, journal, lockfile
+from pipeflow import __version__, journal, lockconflict, lockfile
 from pipeflow.errors import UsageError
 from pipeflow.graph import Graph, build_graph
-from pipeflow.lockfile import Lock
+from pipeflow.lockfile import Lock, StageLock
+from pipeflow.lockmerge import MergedLock
 from pipeflow.machinecache import machine_cache
 from pipeflow.repo import LOCK_FILE, Repo
 from pipeflow.spec.loader import load_pipeline
@@ -56,7 +58,11 @@ def load_project(repo: Repo) -> Project:
 
 
 def current_lock(repo: Repo) -> Lock:
-    """The lock as a reader sees it: pipeline.lock with the unfinished run's journal."""
+    """The lock as a reader sees it: pipeline.lock with the unfinished run's journal.
+
+    Raises LockConflictError when pipeline.lock holds merge conflicts (only ``status``
+    and ``repro`` work on such a lock: they use :func:`current_state`).
+    """
     lock = lockfile.read(repo.lock_path, LOCK_FILE)
     if not repo.dot.is_dir():
         return lock
@@ -64,37 +70,66 @@ def current_lock(repo: Repo) -> Lock:
     return journal.fold(lock, rows) if rows else lock
 
 
+def current_state(repo: Repo) -> MergedLock:
+    """:func:`current_lock`, merge conflicts included: a stage the running ``repro``
+    has finished is no longer in conflict."""
+    merged = lockconflict.read(repo.lock_path, LOCK_FILE)
+    rows = journal.entries(repo.state) if repo.dot.is_dir() else {}
+    return _fold(merged, rows) if rows else merged
+
+
+def _fold(merged: MergedLock, rows: dict[str, StageLock],
+          keep: Iterable[str] | None = None) -> MergedLock:
+    """``merged`` with journal rows applied: a stage that ran is resolved; with
+    ``keep``, a stage no longer in the pipeline is dropped, conflict or not."""
+    kept = None if keep is None else frozenset(keep)
+    conflicts = {n: pair for n, pair in merged.stage_conflicts.items()
+                 if n not in rows and (kept is None or n in kept)}
+    return MergedLock(journal.fold(merged.lock, rows, keep=keep), conflicts,
+                      merged.source_conflicts)
+
+
 def render_lock(repo: Repo, graph: Graph | None = None) -> bool:
     """Write pipeline.lock from lock + journal and empty the journal (holder of the repo lock).
 
     Returns whether the lock file changed. Objects written by the run are synced
-    first, once, so a lock never names an object a power loss could lose.
+    first, once, so a lock never names an object a power loss could lose. Merge
+    conflicts of stages that did not run stay in the file.
     """
     from pipeflow.storage.durability import sync_paths
 
     rows = journal.entries(repo.state)
-    lock = lockfile.read(repo.lock_path, LOCK_FILE)
-    new = journal.fold(lock, rows, keep=graph.order if graph else None)
-    changed = lockfile.dumps(new) != (
+    merged = _fold(lockconflict.read(repo.lock_path, LOCK_FILE), rows,
+                   keep=graph.order if graph else None)
+    text = lockconflict.render(merged)
+    changed = text != (
         repo.lock_path.read_text(encoding="utf-8") if repo.lock_path.exists() else None
     )
-    if changed and (new.stages or new.sources or repo.lock_path.exists()):
+    new = merged.lock
+    if changed and (new.stages or new.sources or not merged.clean or repo.lock_path.exists()):
         written: list[str | os.PathLike[str]] = []
         if "store" in repo.__dict__:
             written += repo.store.written()
         if "records" in repo.__dict__:
             written += repo.records.written
         sync_paths(written)
-        lockfile.write(repo.lock_path, new)
+        lockconflict.write(repo.lock_path, merged)
     repo.state.journal_clear()
     return changed
 
 
 def recover(repo: Repo) -> bool:
     """Clean up after a killed run (call holding the repo lock): end the stage
-    processes it left behind and render its journal into the lock."""
+    processes it left behind and render its journal into the lock.
+
+    Every writer calls this first, so it is also where a fresh clone gets the lock's
+    merge driver defined in its git config (not cloned): one small file read when
+    it is already there.
+    """
+    from pipeflow import mergedriver
     from pipeflow.execution.runner import kill_leftovers
 
+    mergedriver.ensure(repo.root)
     token = repo.state.get("run-token")
     if token:
         kill_leftovers(token)

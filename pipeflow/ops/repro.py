@@ -24,6 +24,7 @@ from pipeflow.repolock import RepoLock
 
 if TYPE_CHECKING:
     from pipeflow.execution.dask_executor import DaskExecutor
+    from pipeflow.lockfile import FileEntry
     from pipeflow.storage.remote import Remote
 
 
@@ -77,19 +78,24 @@ def sync_sources(repo: Repo, graph: Graph, names: list[str],
                  pulled_from: str | None = None, unseen: frozenset[str] = frozenset()
                  ) -> list[str]:
     """Before planning: restore source data missing from the workspace (or an older
-    version checked out) from the cache, and record a new version of any source the
-    user edited. A source whose locked version is not in the local cache (the lock
-    moved through git, the data did not follow) stops the run when a selected stage
-    reads it (MissingSourceData, before anything is written) and is left alone when
-    none does: recording the workspace's file would undo a colleague's version.
-    ``unseen``: sources whose locked version ``--pull`` just brought; other data in
-    the workspace there is not an edit of that version (SourceConflict)."""
-    from pipeflow import lockfile
+    version checked out) from the cache, record a new version of any source the user
+    edited, and resolve a source in merge conflict by recording the workspace's
+    version. A source whose locked version is not in the local cache (the lock moved
+    through git, the data did not follow) stops the run when a selected stage reads it
+    (MissingSourceData, before anything is written) and is left alone when none does:
+    recording the workspace's file would undo a colleague's version. ``unseen``:
+    sources whose locked version ``--pull`` just brought; other data in the workspace
+    there is not an edit of that version (SourceConflict)."""
+    from pipeflow import lockconflict
     from pipeflow.lockfile import Lock, hash_info
+    from pipeflow.lockmerge import MergedLock
     from pipeflow.ops.add import record_source
     from pipeflow.sourcedata import blocking, conflict_error, missing_error, source_states
 
-    lock = lockfile.read(repo.lock_path, LOCK_FILE)
+    merged = lockconflict.read(repo.lock_path, LOCK_FILE)
+    lock = merged.lock
+    if not lock.sources and not merged.source_conflicts:
+        return []
     states = source_states(repo, lock)
     blocked = blocking(states, graph, names)
     if blocked:
@@ -112,9 +118,27 @@ def sync_sources(repo: Repo, graph: Graph, names: list[str],
             notes.append(f"{s.path}: its locked version {s.locked.hash[:8]} is not in the "
                          "local cache; left as it is, no stage of this run reads it "
                          f"(`pipeflow pull {s.path}` gets it)")
-    if sources != dict(lock.sources):
-        lockfile.write(repo.lock_path, Lock(stages=lock.stages, sources=sources))
+    for path, sides in merged.source_conflicts.items():
+        sources[path] = _resolve_source(repo, path)
+        which = {e.hash: side for e, side in zip(sides, ("ours", "theirs"), strict=True) if e}
+        notes.append(f"merge conflict on {path} resolved: recorded the workspace's version "
+                     f"({which.get(sources[path].hash, 'neither side')})")
+    if sources != dict(lock.sources) or merged.source_conflicts:
+        lockconflict.write(repo.lock_path, MergedLock(Lock(stages=lock.stages, sources=sources),
+                                                      merged.stage_conflicts))
     return notes
+
+
+def _resolve_source(repo: Repo, path: str) -> FileEntry:
+    from pipeflow.errors import LockConflictError
+    from pipeflow.ops.add import record_source
+
+    if not (repo.root / path).exists():
+        msg = (f"source data '{path}' is in merge conflict in {LOCK_FILE} (both branches "
+               "recorded a new version) and is missing from the workspace")
+        raise LockConflictError(msg, hint=f"put the version to keep at {path}, then run "
+                                          "`pipeflow repro` again: it records that one")
+    return record_source(repo, path)
 
 
 def _pull_first(repo: Repo, options: ReproOptions) -> tuple[Remote, frozenset[str]]:
@@ -122,13 +146,13 @@ def _pull_first(repo: Repo, options: ReproOptions) -> tuple[Remote, frozenset[st
     from the remote before anything is planned, so that sources are restored, missing
     outputs restore instead of rerunning and run-cache hits are seen. Returns the
     remote and the sources whose locked version was not here before."""
-    from pipeflow import lockfile
+    from pipeflow import lockconflict
     from pipeflow.ops.remotes import open_remote
     from pipeflow.ops.transfer import fetch
     from pipeflow.sourcedata import not_here
 
     remote = open_remote(repo, options.remote)
-    unseen = not_here(repo, lockfile.read(repo.lock_path, LOCK_FILE))
+    unseen = not_here(repo, lockconflict.read(repo.lock_path, LOCK_FILE).lock)
     fetch(repo, options.remote)
     repo.__dict__.pop("index", None)  # re-open: fetched records get indexed
     return remote, unseen
@@ -175,7 +199,7 @@ def repro(
     dask = _dask_setup(repo, options)
     with RepoLock(repo.dot / "lock", wait=options.wait), _sigterm_as_interrupt():
         recover(repo)
-        from pipeflow import lockfile
+        from pipeflow import lockconflict
 
         project = load_project(repo)
         graph = project.graph
@@ -185,7 +209,8 @@ def repro(
         report_sources = sync_sources(repo, graph, names, remote.name if remote else None,
                                       unseen)
         check_deps_exist(graph, repo.root, names)
-        planner = Planner(repo, graph, lockfile.read(repo.lock_path, LOCK_FILE))
+        merged = lockconflict.read(repo.lock_path, LOCK_FILE)
+        planner = Planner(repo, graph, merged.lock, conflicts=frozenset(merged.stage_conflicts))
         jobs = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
         token = uuid.uuid4().hex
         repo.state.put("run-token", token)
@@ -212,20 +237,21 @@ def repro(
 
 
 def _dry(repo: Repo, options: ReproOptions) -> ReproReport:
-    from pipeflow.ops.project import current_lock
+    from pipeflow.ops.project import current_state
 
     project = load_project(repo)
     graph = project.graph
     names = select(graph, resolve_targets(graph, options.targets),
                    single_item=options.single_item, downstream=options.downstream)
-    lock = current_lock(repo)
+    merged = current_state(repo)
+    lock = merged.lock
     if lock.sources:
         from pipeflow.sourcedata import blocking, missing_error, source_states
 
         blocked = blocking(source_states(repo, lock), graph, names)
         if blocked:  # the real run would stop here: say so, as it would
             raise missing_error(blocked)
-    planner = Planner(repo, graph, lock)
+    planner = Planner(repo, graph, lock, conflicts=frozenset(merged.stage_conflicts))
     states: dict[str, StageState] = {}
     for name in graph.order:
         states[name] = planner.evaluate(name, states, force=options.force and name in names)

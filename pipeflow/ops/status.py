@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeflow.gitignore import tracked_by_git
-from pipeflow.ops.project import current_lock, load_project
+from pipeflow.lockconflict import CONFLICT_REASON
+from pipeflow.ops.project import current_state, load_project
 from pipeflow.planning import Planner, StageState
 from pipeflow.repo import Repo
 from pipeflow.repolock import holder_alive, read_holder
@@ -27,10 +28,13 @@ class StatusReport:
     missing_sources: tuple[str, ...] = ()
     """Sources the listed stages read whose locked version is not here: ``repro``
     would stop on them, so the workspace is not up to date whatever the stages say."""
+    source_conflicts: tuple[str, ...] = ()
+    """Sources in merge conflict in pipeline.lock (stages in conflict are ``changed``)."""
 
     @property
     def up_to_date(self) -> bool:
-        return all(s.up_to_date for s in self.states) and not self.missing_sources
+        return (all(s.up_to_date for s in self.states) and not self.missing_sources
+                and not self.source_conflicts)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -63,8 +67,10 @@ def status(repo: Repo, targets: list[str] | None = None) -> StatusReport:
 
     project = load_project(repo)
     graph = project.graph
-    lock = current_lock(repo)
-    planner = Planner(repo, graph, lock, running=running_stages(repo))
+    merged = current_state(repo)
+    lock = merged.lock
+    planner = Planner(repo, graph, lock, running=running_stages(repo),
+                      conflicts=frozenset(merged.stage_conflicts))
     states = planner.evaluate_all(list(graph.order))
     names = select(graph, resolve_targets(graph, targets)) if targets else list(graph.order)
     warnings = []
@@ -74,13 +80,16 @@ def status(repo: Repo, targets: list[str] | None = None) -> StatusReport:
             f"git tracks the cached output '{path}': run `git rm -r --cached {path}` "
             "and commit, so the cache alone keeps its versions"
         )
+    for path in merged.source_conflicts:
+        warnings.append(f"source data '{path}': {CONFLICT_REASON} (`pipeflow repro` records "
+                        "the workspace's version)")
     sources = source_states(repo, lock) if lock.sources else []
     warnings.extend(w for w in (_source_warning(repo, s) for s in sources) if w)
     if repo.dot.is_dir():
         repo.hasher.flush()
     missing = tuple(s.path for s in blocking(sources, graph, names))
     return StatusReport(tuple(states[n] for n in names), tuple(warnings), tuple(sources),
-                        missing)
+                        missing, tuple(merged.source_conflicts))
 
 
 def _source_warning(repo: Repo, source: SourceState) -> str | None:

@@ -173,7 +173,7 @@ def fetch(repo: Repo, remote_name: str | None = None, targets: list[str] | None 
     report = TransferReport(remote.name)
     have_remote = remote.objects()
     _fetch_records(repo, remote, report, progress)
-    entries = _entries(lockfile.read(repo.lock_path, LOCK_FILE), _target_paths(repo, targets))
+    entries = _fetch_entries(repo, _target_paths(repo, targets))
     # manifests first: a folder's entries are only known once its manifest is here
     manifests = [e.hash for e in entries if e.isdir and not repo.store.has(e.hash)]
     _download_objects(repo, remote, manifests, have_remote, report, progress)
@@ -187,6 +187,16 @@ def fetch(repo: Repo, remote_name: str | None = None, targets: list[str] | None 
                            f"match their hash and were rejected: {listed}",
                            hint="push them again from a clone that has good copies")
     return report
+
+
+def _fetch_entries(repo: Repo, paths: set[str] | None) -> list[FileEntry]:
+    """What fetch brings: the lock's entries; for a lock in merge conflict, both sides'
+    (so that the ``repro`` resolving it can restore whichever its inputs select)."""
+    from pipeflow import lockconflict
+
+    merged = lockconflict.read(repo.lock_path, LOCK_FILE)
+    sides = (merged.lock,) if merged.clean else (merged.side(0), merged.side(1))
+    return [e for side in sides for e in _entries(side, paths)]
 
 
 def download_objects(repo: Repo, remote: Remote, oids: Iterable[str],

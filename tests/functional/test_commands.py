@@ -286,6 +286,7 @@ def test_declared_packages_count(project: Project, tmp_path) -> None:  # type: i
     import sys
 
     install("1.0")
+    previous = os.environ.get("PYTHONPATH")  # later tests' subprocesses need it back
     os.environ["PYTHONPATH"] = str(site)
     sys.path.insert(0, str(site))
     try:
@@ -298,7 +299,10 @@ def test_declared_packages_count(project: Project, tmp_path) -> None:  # type: i
         assert "env: pfdemo 1.0 -> 1.1" in project.run("status").out
     finally:
         sys.path.remove(str(site))
-        del os.environ["PYTHONPATH"]
+        if previous is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = previous
 
 
 def test_top_level_help_lists_every_command_and_a_typo_is_suggested_once(

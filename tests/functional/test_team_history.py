@@ -182,8 +182,16 @@ def test_labels_keep_their_meaning_across_fetch_and_merge(
     assert {k: after[k] for k in shown} == shown
     assert after[f"local:{bob_version[:8]}"] == bob_version  # in no commit of this history
     bob.git("push", "-q", "origin", "main")
-    # Alice merges Bob's work (keeping her lock): her labels stay, a new one follows
-    alice.git("pull", "-q", "--no-rebase", "--no-edit", "-X", "ours")
+    # Alice merges Bob's work, keeping her lock: both changed the train stage, so the
+    # lock's merge driver leaves it in conflict, and she takes her side
+    pulled = subprocess.run(["git", "pull", "-q", "--no-rebase", "--no-edit"],
+                            cwd=alice.root, capture_output=True, text=True)
+    assert pulled.returncode != 0 and "pipeline.lock" in pulled.stdout + pulled.stderr
+    conflicted = alice.git("diff", "--name-only", "--diff-filter=U").split()
+    assert "pipeline.lock" in conflicted
+    alice.git("checkout", "--ours", "--", *conflicted)
+    alice.git("add", "--", *conflicted)
+    alice.git("commit", "-q", "--no-edit")
     merged = _labels(alice)
     assert {k: merged[k] for k in shown} == shown
     _set_lr(alice, 0.09)  # Bob's params: his version comes back from the run cache
