@@ -118,6 +118,7 @@ def repro_command(
     stale upstream. Finished stages are committed at once: a failure or interrupt
     keeps them. Exit 1 when a stage failed.
     """
+    from pipeflow.cli.signals import sigterm_as_interrupt
     from pipeflow.cli.status import print_states
     from pipeflow.errors import UsageError
     from pipeflow.ops.repro import ReproOptions, repro
@@ -126,7 +127,7 @@ def repro_command(
     if single_item and downstream:
         raise UsageError("--single-item and --downstream cannot be combined")
     printer = _Printer(jobs, quiet=json_out)
-    with Repo.find() as repo:
+    with Repo.find() as repo, sigterm_as_interrupt():
         options = ReproOptions(resolve_target_paths(repo.root, targets), force, dry, jobs,
                                keep_going, single_item, downstream, wait, pull, remote,
                                executor, scheduler)
