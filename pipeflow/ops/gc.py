@@ -14,7 +14,7 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from pipeflow import lockfile
+from pipeflow import faults, lockfile
 from pipeflow.errors import LockfileError, StorageError, UsageError
 from pipeflow.lockfile import FileEntry, Lock, out_entries
 from pipeflow.ops.project import recover
@@ -140,6 +140,7 @@ def gc(repo: Repo, scope: GcScope, *, dry: bool = False, remote: str | None = No
         keep = keep_set(repo, scope)
         present = local_objects(repo)
         for oid in sorted(present - keep):
+            faults.point("gc.remove")
             path = repo.store.path_of(oid)
             try:
                 report.removed_bytes += path.stat().st_size
@@ -156,6 +157,7 @@ def gc(repo: Repo, scope: GcScope, *, dry: bool = False, remote: str | None = No
             gone = sorted(target.objects() - keep)
             if not dry:
                 for oid in gone:
+                    faults.point("gc.remote-remove")
                     target.fs.rm_file(target.path("objects", f"{oid[:2]}/{oid[2:]}"))
             report.remote_removed = gone
     return report

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeflow import lockfile
+from pipeflow import faults, lockfile
 from pipeflow.errors import StorageError
 from pipeflow.hashing import hash_file
 from pipeflow.lockfile import FileEntry, Lock, out_entries
@@ -111,6 +111,7 @@ def push(repo: Repo, remote_name: str | None = None, targets: list[str] | None =
     remote_pointers = remote.pointers()
     new_pointers = sorted(rel for rel in pointers if rel not in remote_pointers)
     jobs += [_job(remote.upload, pointers[rel], "runcache", rel) for rel in new_pointers]
+    faults.point("push.listed")
     parallel(jobs, progress)
     report.objects, report.records, report.pointers = (
         len(send), len(new_records), len(new_pointers))
@@ -185,6 +186,7 @@ def _download_objects(repo: Repo, remote: Remote, oids: list[str], have_remote: 
         tmp = tmp_dir / f"{oid}.{secrets.token_hex(4)}"
         try:
             remote.download("objects", f"{oid[:2]}/{oid[2:]}", tmp)
+            faults.point("fetch.object")  # downloaded, not yet verified and stored
             if hash_file(tmp) != oid:
                 report.rejected.append(oid)
                 return
@@ -208,6 +210,7 @@ def _fetch_records(repo: Repo, remote: Remote, report: TransferReport,
         tmp = final.with_name(f".{final.name}.{secrets.token_hex(4)}.tmp")
         try:
             remote.download("runs", rel, tmp)
+            faults.point("fetch.record")
             try:
                 _verify_record(tmp, final.name)
             except StorageError:
@@ -223,6 +226,7 @@ def _fetch_records(repo: Repo, remote: Remote, report: TransferReport,
     for rel in sorted(remote.pointers() - set(pointers)):
         target = records.runcache / rel
         target.parent.mkdir(parents=True, exist_ok=True)
+        faults.point("fetch.pointer")
         remote.download("runcache", rel, target)
         report.pointers += 1
 

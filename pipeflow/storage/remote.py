@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from pipeflow import faults
 from pipeflow.errors import StorageError
 
 Progress = Callable[[int, int], None]
@@ -94,6 +95,7 @@ class Remote:
             if self.renames:
                 tmp = f"{target}.tmp-{secrets.token_hex(4)}"
                 self.fs.put_file(os.fspath(local), tmp)
+                faults.point("push.uploaded")  # under its temporary name, not yet renamed
                 self.fs.mv(tmp, target)
             else:
                 self.fs.put_file(os.fspath(local), target)
