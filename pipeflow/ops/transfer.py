@@ -203,6 +203,7 @@ def _fetch_records(repo: Repo, remote: Remote, report: TransferReport,
     records = repo.records
     local = {f"{chain}/{path.name}" for chain, _s, _i, path in records.iter_all()}
     todo = sorted(remote.records() - local)
+    verified: list[tuple[Path, Path]] = []
 
     def get(rel: str) -> None:
         final = records.runs / rel
@@ -215,13 +216,25 @@ def _fetch_records(repo: Repo, remote: Remote, report: TransferReport,
                 _verify_record(tmp, final.name)
             except StorageError:
                 report.rejected.append(rel)
+                tmp.unlink(missing_ok=True)
                 return
-            os.replace(tmp, final)
-            report.records += 1
-        finally:
+        except BaseException:
             tmp.unlink(missing_ok=True)
+            raise
+        verified.append((tmp, final))
 
-    parallel([_job(get, rel) for rel in todo], progress)
+    try:
+        parallel([_job(get, rel) for rel in todo], progress)
+    except BaseException:
+        for tmp, _ in verified:
+            tmp.unlink(missing_ok=True)
+        raise
+    # Placed in chain order (sequence numbers sort as text), so that a fetch stopped at
+    # any moment leaves each chain whole up to some record: verify reads a gap as a
+    # removed record.
+    for tmp, final in sorted(verified, key=lambda pair: pair[1]):
+        os.replace(tmp, final)
+        report.records += 1
     pointers = _local_pointers(repo)
     for rel in sorted(remote.pointers() - set(pointers)):
         target = records.runcache / rel
