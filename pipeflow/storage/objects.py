@@ -591,6 +591,7 @@ class ObjectStore:
                 except FileNotFoundError as exc:
                     raise _missing(entry.hash, dst) from exc
                 if right_size:
+                    faults.point("checkout.link")
                     link(src, dst)
                 else:
                     odd.append(entry)

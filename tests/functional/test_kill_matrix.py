@@ -261,6 +261,17 @@ def _prepare_checkout(world: World, case: Path) -> Project:
     return p
 
 
+def _prepare_hardlink_checkout(world: World, case: Path) -> Project:
+    p = _prepare_checkout(world, case)
+    p.write(".pipeflow/config.local", "cache:\n  link: hardlink\n")  # the link threads
+    return p
+
+
+def _check_hardlinked(world: World, p: Project) -> None:
+    _check_workspace(world, p)
+    assert (p.root / "out/d0/f0.txt").stat().st_nlink > 1  # linked, not copied
+
+
 def _prepare_add(world: World, case: Path) -> Project:
     p = _copy(world, case)
     (p.root / "data").mkdir()
@@ -283,6 +294,8 @@ COMMANDS = {c.name: c for c in [
     Command("pull", ("pull",), _clone, _check_pull, clone=True),
     Command("gc", ("gc", "--workspace", "--keep-days", "0"), _prepare_gc, _check_gc),
     Command("checkout", ("checkout",), _prepare_checkout, _check_workspace),
+    Command("checkout-hardlink", ("checkout",), _prepare_hardlink_checkout,
+            _check_hardlinked),
     Command("add", ("add", "data/big.bin"), _prepare_add, _check_add),
 ]}
 
@@ -297,10 +310,13 @@ NAMED = [
     ("gc", "gc.remove@1"), ("gc", "gc.remove@1200"),
     ("checkout", "checkout.stage"), ("checkout", "checkout.file@1"),
     ("checkout", "checkout.file@1999"), ("checkout", "checkout.render"),
+    ("checkout-hardlink", "checkout.link@1000"),
     ("add", "add.chunk@1"), ("add", "add.chunk@40"), ("add", "add.stored"),
     ("add", "add.recorded"), ("add", "add.locked"),
 ]
-RANDOM = [(name, seed) for name in COMMANDS for seed in (1, 2)]
+# two seeds per command by default; PIPEFLOW_KILL_SEEDS=N runs N (a longer soak)
+SEEDS = range(1, 1 + int(os.environ.get("PIPEFLOW_KILL_SEEDS", "2")))
+RANDOM = [(name, seed) for name in COMMANDS for seed in SEEDS]
 
 
 def _start(p: Project, args: tuple[str, ...], faults: str = "") -> subprocess.Popen[bytes]:
