@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeflow import lockfile
 from pipeflow.atomicfile import is_temp_name
 from pipeflow.hashing import hash_file
 from pipeflow.storage.links import TEMP_SUFFIX
@@ -120,8 +121,10 @@ def top(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture
-def case(top: Path, request: pytest.FixtureRequest) -> Path:
+def case(top: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A folder for one case (removed by the test when it passes, the rest with ``top``)."""
+    for key, value in {**GIT_ENV, "NO_COLOR": "1"}.items():
+        monkeypatch.setenv(key, value)
     return Path(tempfile.mkdtemp(prefix=request.node.name[:40].replace("/", "_"), dir=top))
 
 
@@ -145,6 +148,7 @@ def world(top: Path) -> World:
         _ok(p, "tag", "out@v2", "production")
         _ok(p, "push")
         _ok(p, "verify")
+        assert (p.root / ".pipeflow/tags.jsonl").is_file()
         p.git("add", "-A")
         p.git("commit", "-qm", "two versions of out/")
         big = top / "big.bin"
@@ -361,6 +365,7 @@ def _after_the_kill(world: World, command: Command, p: Project,
     after = _problems(p)
     assert [q for q in after if q not in before] == [], f"verify after the kill: {after}"
     if (p.root / "pipeline.lock").exists():
+        lockfile.loads(p.read("pipeline.lock"), "pipeline.lock")  # raises if torn
         assert isinstance(yaml.safe_load(p.read("pipeline.lock")), dict)
     tags = p.root / ".pipeflow/tags.jsonl"
     if tags.exists():
