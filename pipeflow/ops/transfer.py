@@ -186,7 +186,6 @@ def _download_objects(repo: Repo, remote: Remote, oids: list[str], have_remote: 
         tmp = tmp_dir / f"{oid}.{secrets.token_hex(4)}"
         try:
             remote.download("objects", f"{oid[:2]}/{oid[2:]}", tmp)
-            faults.point("fetch.object")  # downloaded, not yet verified and stored
             if hash_file(tmp) != oid:
                 report.rejected.append(oid)
                 return
@@ -211,7 +210,6 @@ def _fetch_records(repo: Repo, remote: Remote, report: TransferReport,
         tmp = final.with_name(f".{final.name}.{secrets.token_hex(4)}.tmp")
         try:
             remote.download("runs", rel, tmp)
-            faults.point("fetch.record")
             try:
                 _verify_record(tmp, final.name)
             except StorageError:
@@ -239,7 +237,6 @@ def _fetch_records(repo: Repo, remote: Remote, report: TransferReport,
     for rel in sorted(remote.pointers() - set(pointers)):
         target = records.runcache / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        faults.point("fetch.pointer")
         remote.download("runcache", rel, target)
         report.pointers += 1
 

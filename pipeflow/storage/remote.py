@@ -95,7 +95,7 @@ class Remote:
             if self.renames:
                 tmp = f"{target}.tmp-{secrets.token_hex(4)}"
                 self.fs.put_file(os.fspath(local), tmp)
-                faults.point("push.uploaded")  # under its temporary name, not yet renamed
+                faults.point("remote.upload")  # under its temporary name, not yet renamed
                 self.fs.mv(tmp, target)
             else:
                 self.fs.put_file(os.fspath(local), target)
@@ -104,6 +104,7 @@ class Remote:
 
     def download(self, kind: str, rel: str, local: Path) -> None:
         try:
+            faults.point("remote.download")
             self.fs.get_file(self.path(kind, rel), os.fspath(local))
         except Exception as exc:
             raise self._fail(f"download {kind}/{rel}", exc) from exc
