@@ -140,7 +140,7 @@ def gc(repo: Repo, scope: GcScope, *, dry: bool = False, remote: str | None = No
         keep = keep_set(repo, scope)
         present = local_objects(repo)
         for oid in sorted(present - keep):
-            faults.point("gc.remove")
+            faults.point("gc.delete")
             path = repo.store.path_of(oid)
             try:
                 report.removed_bytes += path.stat().st_size
@@ -157,7 +157,7 @@ def gc(repo: Repo, scope: GcScope, *, dry: bool = False, remote: str | None = No
             gone = sorted(target.objects() - keep)
             if not dry:
                 for oid in gone:
-                    faults.point("gc.remote-remove")
+                    faults.point("gc.remote.delete")
                     target.fs.rm_file(target.path("objects", f"{oid[:2]}/{oid[2:]}"))
             report.remote_removed = gone
     return report

@@ -314,7 +314,7 @@ NAMED = [
     ("fetch", "remote.download@2"), ("fetch", "remote.download@3"),
     ("fetch", "remote.download@5"), ("fetch", "remote.download@1500"),
     ("pull", "remote.download@700"), ("pull", "checkout.file@1000"),
-    ("gc", "gc.remove@1"), ("gc", "gc.remove@1200"),
+    ("gc", "gc.delete@1"), ("gc", "gc.delete@1200"),
     ("checkout", "checkout.stage"), ("checkout", "checkout.file@1"),
     ("checkout", "checkout.file@1999"), ("checkout", "checkout.render"),
     ("checkout-hardlink", "checkout.link@1000"),
