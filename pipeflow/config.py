@@ -13,7 +13,7 @@ from pipeflow.errors import Location, SpecError
 
 LINK_MODES = ("reflink-or-copy", "reflink", "copy", "hardlink")
 KNOWN: dict[str, tuple[str, ...]] = {"cache": ("dir", "link"), "core": ("remote",),
-                                     "remote": ()}
+                                     "gc": ("grace",), "remote": ()}
 """Sections and their keys; ``remote`` maps remote names to their settings."""
 SECRET_WORDS = ("secret", "password", "token", "key", "credential")
 
@@ -136,4 +136,20 @@ def load_config(shared: Path, local: Path, defaults: dict[str, Any]) -> dict[str
     if not isinstance(folder, str) or not folder:
         msg = f"cache.dir must be a folder path (got {folder!r})"
         raise SpecError(msg, _setter(layers, ("cache", "dir")))
+    _check_grace(config, layers)
     return config
+
+
+def _check_grace(config: dict[str, Any], layers: list[tuple[Path, dict[str, Any]]]) -> None:
+    from pipeflow.duration import parse_duration
+
+    section = config.get("gc")
+    if section is None:
+        return
+    if not isinstance(section, dict):
+        raise SpecError("config section 'gc' must be a mapping", _setter(layers, ("gc",)))
+    if "grace" in section:
+        try:
+            parse_duration(str(section["grace"]))
+        except ValueError as exc:
+            raise SpecError(f"gc.grace: {exc}", _setter(layers, ("gc", "grace"))) from exc

@@ -5,9 +5,12 @@
     ├── SpecError                 pipeline.yaml / params files: names file, line, column
     ├── LockfileError             pipeline.lock cannot be read
     ├── StorageError              the cache: missing or corrupt object, failed link
+    │   └── MissingSourceData     the lock's source data is in neither workspace nor cache
+    ├── SourceConflict            source data changed both in the workspace and in git (exit 1)
     ├── LockedError               another writer holds the repository lock
     ├── StageFailed               a stage's command failed (exit 1)
     ├── CheckFailed               a check found something to report (exit 1)
+    ├── Cancelled                 work stopped on request, nothing half-done kept (exit 130)
     └── Interrupted               Ctrl-C (exit 130) or SIGTERM (exit 143) during a run
 
 Only ``pipeflow.cli`` turns these into exit codes and printed text.
@@ -75,6 +78,23 @@ class StorageError(PipeflowError):
     exit_code = 1
 
 
+class MissingSourceData(StorageError):
+    """Source data the lock names is in neither the workspace nor the local cache (a
+    colleague's version that came through git without its data): exit 1."""
+
+    def __init__(self, message: str, *, paths: tuple[str, ...], hint: str | None = None
+                 ) -> None:
+        super().__init__(message, hint=hint)
+        self.paths = paths
+
+
+class SourceConflict(PipeflowError):
+    """The workspace's source data was edited while the lock moved (through git) to a
+    version it had not seen: recording either side would silently drop the other."""
+
+    exit_code = 1
+
+
 class LockedError(PipeflowError):
     """Another pipeflow process holds the repository lock."""
 
@@ -96,6 +116,13 @@ class CheckFailed(PipeflowError):
     """A check (status --check, verify) found something; the report is already made."""
 
     exit_code = 1
+
+
+class Cancelled(PipeflowError):
+    """Work (transfers, for one) stopped because the run it serves was interrupted;
+    what it had half done was removed."""
+
+    exit_code = 130
 
 
 class Terminated(KeyboardInterrupt):

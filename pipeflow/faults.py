@@ -3,8 +3,10 @@
 ``PIPEFLOW_FAULTS`` holds comma-separated rules ``NAME:ACTION[@N]``; ``NAME`` is a
 point's name (``push.object``) or a prefix ending in ``*`` (``push.*``), ``ACTION`` is
 ``kill`` (SIGKILL this process: no handler, no clean-up, as a power cut would),
-``interrupt`` (SIGINT to itself, as Ctrl-C) or ``sleep=SECONDS``; ``@N`` fires on the
-N-th pass only (the first by default for kill/interrupt, every pass for sleep).
+``interrupt`` (SIGINT to itself, as Ctrl-C), ``sleep=SECONDS`` or ``pause=PATH`` (create
+the file PATH, then wait until the test deletes it: a step held exactly as long as a
+test needs, at most 120 s); ``@N`` fires on the N-th pass only (the first by default
+for kill/interrupt/pause, every pass for sleep).
 Unset, :func:`point` costs one global lookup: the rules are parsed once, at import.
 """
 
@@ -23,6 +25,7 @@ class _Rule:
     action: str
     seconds: float
     nth: int | None
+    path: str = ""
     passes: int = 0
 
     def matches(self, name: str) -> bool:
@@ -36,11 +39,15 @@ def _parse(text: str) -> list[_Rule]:
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, _, action = item.partition(":")
         action, _, nth = action.partition("@")
-        kind, _, seconds = action.partition("=")
-        if kind not in ("kill", "interrupt", "sleep") or not name:
+        kind, _, arg = action.partition("=")
+        if kind not in ("kill", "interrupt", "sleep", "pause") or not name or (
+                kind == "pause" and not arg):
             raise ValueError(f"PIPEFLOW_FAULTS: bad rule {item!r}")
         count = int(nth) if nth else (None if kind == "sleep" else 1)
-        rules.append(_Rule(name, kind, float(seconds or 0), count))
+        if kind == "pause":
+            rules.append(_Rule(name, kind, 0.0, count, arg))
+        else:
+            rules.append(_Rule(name, kind, float(arg or 0), count))
     return rules
 
 
@@ -62,7 +69,18 @@ def point(name: str) -> None:
             continue
         if rule.action == "sleep":
             time.sleep(rule.seconds)
+        elif rule.action == "pause":
+            _pause(rule.path)
         elif rule.action == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
         else:
             os.kill(os.getpid(), signal.SIGINT)
+
+
+def _pause(path: str) -> None:
+    """Create ``path`` and wait until it is gone (the test's signal to go on)."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(f"{os.getpid()}\n")
+    deadline = time.monotonic() + 120
+    while os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)

@@ -67,4 +67,6 @@ def run(args: list[str]) -> int:
         else:
             output.err("rerun with --verbose for the traceback, and please report it")
         return EXIT_INTERNAL
+    if result == 130:  # typer turns a Ctrl-C it catches into a silent exit status 130
+        output.err("interrupted")
     return int(result) if isinstance(result, int) else 0

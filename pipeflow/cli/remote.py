@@ -106,6 +106,8 @@ def remote_app() -> typer.Typer:
 
 
 def _report(verb: str, report, json_out: bool) -> None:  # type: ignore[no-untyped-def]
+    for problem in report.skipped:
+        output.warn(problem)
     if json_out:
         output.emit_json({"schema": 1, "remote": report.remote, "objects": report.objects,
                           "records": report.records, "pointers": report.pointers,

@@ -73,7 +73,8 @@ SingleItem = Annotated[
     bool, _flag("--single-item", "-s", help="Only the targets, not their upstream.")
 ]
 Pull = Annotated[
-    bool, _flag("--pull", help="Take run-cache hits and missing outputs from the remote.")
+    bool, _flag("--pull", help="First get source data, missing outputs and run-cache hits "
+                               "from the remote.")
 ]
 RemoteOpt = Annotated[
     str | None, typer.Option("--remote", "-r",
@@ -116,7 +117,9 @@ def repro_command(
     rerun stage whose outputs come out identical does not rerun what depends on it.
     With TARGETS (stage names, template groups or output paths) only those and their
     stale upstream. Finished stages are committed at once: a failure or interrupt
-    keeps them. Exit 1 when a stage failed.
+    keeps them. Exit 1 when a stage failed, or before anything runs when pipeline.lock
+    names source data that is in neither the workspace nor the local cache (`pipeflow
+    pull` gets it; `pipeflow add PATH` records the workspace's data instead).
     """
     from pipeflow.cli.signals import sigterm_as_interrupt
     from pipeflow.cli.status import print_states
@@ -132,6 +135,8 @@ def repro_command(
                                keep_going, single_item, downstream, wait, pull, remote,
                                executor, scheduler)
         report = repro(repo, options, on_event=printer.event, sink=printer.line)
+        for problem in repo.records.skipped:
+            output.warn(problem)
     outcome = report.outcome
     if not json_out:
         for note in report.sources:

@@ -77,6 +77,9 @@ def status_command(
         else:
             print_states(report.states)
             output.out(summary(report.states))
+            if report.missing_sources:
+                output.out(f"source data not here: {', '.join(report.missing_sources)} "
+                           "(`pipeflow pull`; see the warning above)")
         if remote:
             if paths or records:
                 shown = ", ".join(paths) or "no outputs"

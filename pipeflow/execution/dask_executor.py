@@ -188,7 +188,7 @@ class DaskExecutor:
                 sources[oid] = store.path_of(oid)
                 inputs.append(Input(rel, oid, executable=bool(full.stat().st_mode
                                                               & stat.S_IXUSR)))
-        upload_missing(self.remote, sources)
+        upload_missing(self.remote, sources, self._stop)
         options = getattr(self.remote.fs, "storage_options", None) or {}
         return Task(
             stage=stage.name, cmd=stage.cmd, wdir=stage.wdir,
@@ -283,7 +283,8 @@ class DaskExecutor:
             store.add_file(tmp, oid, move=True)
 
         if todo:
-            download_verified(self.remote, todo, self.repo.cache_dir / "tmp", accept)
+            download_verified(self.remote, todo, self.repo.cache_dir / "tmp", accept,
+                              self._stop)
 
     def _failed(self, stage: Stage, started: float, log_path: Path, message: str,
                 tail: tuple[str, ...] = ()) -> RunResult:

@@ -19,6 +19,7 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from typing import Any
 
 from pipeflow.errors import PipeflowError, StorageError
 from pipeflow.hashing import Manifest, hash_file, is_hash
-from pipeflow.storage.remote import Remote, parallel, redact
+from pipeflow.storage.remote import Job, Remote, parallel, redact
 
 LOG_LIMIT = 1 << 20
 """Bytes of a stage's log sent back to the client (its end)."""
@@ -73,63 +74,66 @@ def object_rel(oid: str) -> str:
     return f"{oid[:2]}/{oid[2:]}"
 
 
-def present(remote: Remote, oids: Iterable[str]) -> set[str]:
+def present(remote: Remote, oids: Iterable[str], stop: threading.Event | None = None) -> set[str]:
     """Which of ``oids`` the remote holds: one question each for a few, one listing
     for many (a listing of a large bucket costs more than a handful of HEADs)."""
-    wanted = set(oids)
+    wanted = sorted(set(oids))
     if len(wanted) > EXISTS_ONE_BY_ONE:
-        return remote.objects() & wanted
-    found: set[str] = set()
+        return remote.objects() & set(wanted)
 
-    def ask(oid: str) -> Callable[[], None]:
-        def job() -> None:
+    def ask(oid: str) -> Job[bool]:
+        def job(_stop: threading.Event) -> bool:
             try:
-                if remote.fs.exists(remote.path("objects", object_rel(oid))):
-                    found.add(oid)
-            except Exception as exc:  # fsspec backends raise their own types
+                return bool(remote.fs.exists(remote.path("objects", object_rel(oid))))
+            except remote.errors as exc:
                 raise StorageError(f"remote '{remote.name}' ({redact(remote.url)}): cannot "
                                    f"look up objects: {redact(str(exc))}") from exc
         return job
 
-    parallel([ask(oid) for oid in sorted(wanted)], None)
-    return found
+    answers = parallel([ask(oid) for oid in wanted], stop=stop)
+    return {oid for oid, there in zip(wanted, answers, strict=True) if there}
 
 
-def upload_missing(remote: Remote, sources: Mapping[str, Path]) -> int:
-    """Upload the objects (oid -> local file) the remote lacks; returns how many."""
-    todo = sorted(set(sources) - present(remote, sources))
+def upload_missing(remote: Remote, sources: Mapping[str, Path],
+                   stop: threading.Event | None = None) -> int:
+    """Upload the objects (oid -> local file) the remote lacks; returns how many.
+    Setting ``stop`` (Ctrl-C on the client) ends it within a chunk: Cancelled."""
+    todo = sorted(set(sources) - present(remote, sources, stop))
 
-    def send(oid: str) -> Callable[[], None]:
-        return lambda: remote.upload(sources[oid], "objects", object_rel(oid))
+    def send(oid: str) -> Job[None]:
+        return lambda halt: remote.upload(sources[oid], "objects", object_rel(oid), halt)
 
-    parallel([send(oid) for oid in todo], None)
+    parallel([send(oid) for oid in todo], stop=stop)
     return len(todo)
 
 
 def download_verified(remote: Remote, oids: Iterable[str], folder: Path,
-                      accept: Callable[[Path, str], None]) -> None:
+                      accept: Callable[[Path, str], None],
+                      stop: threading.Event | None = None) -> None:
     """Download each object into ``folder``, check its bytes against its name, then hand
     the file to ``accept(path, oid)`` (which must move or copy it away); an object
     whose bytes do not match is deleted and reported, never accepted."""
     folder.mkdir(parents=True, exist_ok=True)
-    rejected: list[str] = []
+    wanted = sorted(set(oids))
 
-    def get(oid: str) -> Callable[[], None]:
-        def job() -> None:
+    def get(oid: str) -> Job[bool]:
+        def job(halt: threading.Event) -> bool:
+            """True once accepted, False when the bytes do not match ``oid``."""
             tmp = folder / f"{oid}.{os.urandom(4).hex()}.part"
             try:
-                remote.download("objects", object_rel(oid), tmp)
+                remote.download("objects", object_rel(oid), tmp, halt)
                 if hash_file(tmp) != oid:
-                    rejected.append(oid)
-                    return
+                    return False
                 accept(tmp, oid)
+                return True
             finally:
                 tmp.unlink(missing_ok=True)
         return job
 
-    parallel([get(oid) for oid in sorted(set(oids))], None)
+    accepted = parallel([get(oid) for oid in wanted], stop=stop)
+    rejected = [oid for oid, ok in zip(wanted, accepted, strict=True) if not ok]
     if rejected:
-        listed = ", ".join(o[:12] for o in sorted(rejected)[:5])
+        listed = ", ".join(o[:12] for o in rejected[:5])
         raise StorageError(f"{len(rejected)} object(s) on remote '{remote.name}' did not match "
                            f"their hash and were rejected: {listed}",
                            hint="push them again from a clone that has good copies")

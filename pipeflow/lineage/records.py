@@ -33,6 +33,15 @@ from pipeflow.errors import StorageError
 RECORD_FORMAT = 1
 RecordKind = Literal["run", "restore", "add"]
 _NAME = re.compile(r"^(\d{8})-([0-9a-f]{64})\.json$")
+_POINTER = re.compile(rb"([0-9a-f]{16}/\d{8}-[0-9a-f]{64}\.json)\n?")
+"""What a run-cache pointer holds: the path of a record below ``runs/``."""
+
+
+def parse_pointer(data: bytes) -> str | None:
+    """The record path a run-cache pointer's bytes name, or None if they are damaged
+    (truncated, garbled, or naming anything but a record file)."""
+    m = _POINTER.fullmatch(data)
+    return m.group(1).decode("ascii") if m else None
 
 
 def iso(ts: float) -> str:
@@ -96,6 +105,8 @@ class RecordStore:
         self._chain: str | None = None
         self._head: tuple[int, str | None] | None = None
         self.written: list[Path] = []
+        self.skipped: list[str] = []
+        """Damaged run-cache entries met and ignored: warnings for the user."""
 
     # chain ------------------------------------------------------------------
     @property
@@ -103,9 +114,14 @@ class RecordStore:
         """This clone's chain id (made at first use, kept in ``.pipeflow/chain``)."""
         if self._chain is None:
             try:
-                text = self.chain_file.read_text(encoding="utf-8").strip()
+                # garbled bytes fail the check below: a new chain starts, the old
+                # chain's records stay valid
+                text = self.chain_file.read_bytes().decode("ascii", "replace").strip()
             except FileNotFoundError:
                 text = ""
+            except OSError as exc:
+                raise StorageError(f"cannot read {self.chain_file}: {exc.strerror}",
+                                   hint="check its permissions") from exc
             if not re.fullmatch(r"[0-9a-f]{16}", text):
                 text = secrets.token_hex(8)
                 self.chain_file.parent.mkdir(parents=True, exist_ok=True)
@@ -196,18 +212,35 @@ class RecordStore:
         return self.read_path(self.runs / rel)
 
     def lookup(self, fingerprint: str) -> RunRecord | None:
-        """The newest successful record with ``fingerprint`` (the run cache), or None."""
+        """The newest successful record with ``fingerprint`` (the run cache), or None.
+
+        A damaged pointer or record (truncated by a crash, garbled, unreadable) is
+        skipped, noted in :attr:`skipped`, and the stage simply runs."""
         pointer = self.runcache / fingerprint[:2] / fingerprint
         try:
-            rel = pointer.read_text(encoding="utf-8").strip()
+            data = pointer.read_bytes()
         except (FileNotFoundError, NotADirectoryError):
             return None
-        if ".." in rel.split("/"):
+        except OSError as exc:
+            self._skip(f"cannot read run-cache entry {pointer}: {exc.strerror}")
             return None
+        rel = parse_pointer(data)
+        if rel is None:
+            self._skip(f"run-cache entry {pointer} is damaged (it does not name a run record)")
+            return None
+        if not (self.runs / rel).is_file():
+            return None  # the record has not been fetched (yet): not damage
         try:
             return self.read_rel(rel)
-        except StorageError:
+        except StorageError as exc:
+            self._skip(exc.message)
             return None
+
+    def _skip(self, problem: str) -> None:
+        note = (f"{problem}: ignored, the stage runs instead of being restored; "
+                "`pipeflow fetch` brings a good copy back if the remote has one")
+        if note not in self.skipped:
+            self.skipped.append(note)
 
     def iter_all(self) -> Iterator[tuple[str, int, str, Path]]:
         """(chain, seq, id, path) of every record file, chain by chain."""

@@ -89,6 +89,11 @@ def checkout(repo: Repo, targets: list[str] | None = None, *, wait: float = 0.0)
         paths = ", ".join(report.missing)
         msg = "".join([f"not in the cache, cannot restore: {paths}",
                        *(f"\n  ({problem})" for problem in report.problems)])
+        if any(path in lock.sources for path in report.missing):
+            # source data cannot be recomputed: it comes from the remote or nowhere
+            raise StorageError(msg, hint="`pipeflow pull` gets it from the remote; if the "
+                                         "remote lacks it, whoever recorded it must "
+                                         "`pipeflow push` it")
         raise StorageError(msg, hint="run `pipeflow repro` to recompute them")
     return report
 

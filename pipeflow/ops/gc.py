@@ -1,130 +1,179 @@
 """``pipeflow gc``: delete cache objects nothing refers to. Never deletes run records.
 
-An object is kept when any of these refers to it: the workspace lock, the locks of
-the chosen git revisions (``--rev``, ``--all-branches``, ``--all-commits``), a
-tagged version, a run that ended within ``--keep-days`` (default 30), or the last
-``--keep-versions`` versions of its path. Without a scope (``--workspace`` or one of
+An object is kept when a kept reference reaches it (see ``keepset``: the chosen
+locks, tags, runs within ``--keep-days``, the last ``--keep-versions``; folders
+through their manifests, fetched from the remote when missing here) or when it is
+younger than the grace period (``--grace``, config ``gc.grace``, default 2h): an
+object a colleague's push has just uploaded is not named by any record yet — push
+sends objects first and records after — so its age is what protects it, as git's
+``gc.pruneExpire`` protects fresh loose objects. Age is the file's modification
+time; a remote object whose backend reports no time counts as young.
+
+With ``--remote``, the remote's own run records and run-cache pointers are fetched
+first (records are immutable and verified by the SHA-256 in their name, so having
+them here is harmless), so what any clone pushed and ran recently is kept there.
+
+gc also removes temporary files killed commands left behind (``leftovers``), once
+they are older than the grace period. Without a scope (``--workspace`` or one of
 the git flags) gc refuses: deleting what an old commit needs should be a choice.
 """
 
 from __future__ import annotations
 
-import datetime
-import subprocess
-from collections.abc import Iterable
+import time
+from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from pipeflow import faults, lockfile
-from pipeflow.errors import LockfileError, StorageError, UsageError
-from pipeflow.lockfile import FileEntry, Lock, out_entries
+from pipeflow import faults
+from pipeflow.errors import StorageError, UsageError
+from pipeflow.ops.keepset import GcScope, KeepSet, expand, lock_entries, references
 from pipeflow.ops.project import recover
-from pipeflow.ops.transfer import local_objects, objects_for
+from pipeflow.ops.transfer import local_objects
 from pipeflow.repo import LOCK_FILE, Repo
 from pipeflow.repolock import RepoLock
+from pipeflow.storage.remote import UPLOAD_TEMP, ListedFile, Remote
+
+__all__ = ["DEFAULT_GRACE", "GcReport", "GcScope", "Side", "configured_grace", "gc"]
+
+DEFAULT_GRACE = 2 * 3600.0
+_KINDS = ("objects", "runs", "runcache")
+"""The remote's folders where an upload can leave a temporary file."""
 
 
-@dataclass(frozen=True)
-class GcScope:
-    workspace: bool = False
-    revs: tuple[str, ...] = ()
-    all_branches: bool = False
-    all_commits: bool = False
-    keep_days: int = 30
-    keep_versions: int | None = None
+@dataclass
+class Side:
+    """What gc removed (or, dry, would remove) from one store, and why the rest stays."""
 
-    @property
-    def given(self) -> bool:
-        return self.workspace or bool(self.revs) or self.all_branches or self.all_commits
+    removed: list[str] = field(default_factory=list)
+    removed_bytes: int = 0
+    kept_by: Counter[str] = field(default_factory=Counter)
+    """Reason (lock, tag, run, versions, grace) -> objects kept for it."""
+    temps_removed: list[str] = field(default_factory=list)
 
 
 @dataclass
 class GcReport:
-    kept: int = 0
-    removed: list[str] = field(default_factory=list)
-    removed_bytes: int = 0
-    remote_removed: list[str] = field(default_factory=list)
-    dry: bool = False
+    dry: bool
+    grace: float
+    local: Side = field(default_factory=Side)
+    remote_name: str | None = None
+    remote: Side | None = None
+    manifests_fetched: int = 0
+    records_fetched: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def kept(self) -> int:
+        return sum(self.local.kept_by.values())
 
 
-def _lock_entries(lock: Lock) -> list[FileEntry]:
-    entries = list(lock.sources.values())
-    for stage in lock.stages.values():
-        entries.extend(out_entries(stage).values())
-    return [e for e in entries if e.cache]
+def configured_grace(repo: Repo) -> float:
+    """The grace period from ``gc.grace`` (checked when the config is loaded)."""
+    from pipeflow.duration import parse_duration
+
+    value = (repo.config.get("gc") or {}).get("grace")
+    return DEFAULT_GRACE if value is None else parse_duration(str(value))
 
 
-def _git(repo: Repo, *args: str) -> str:
-    out = subprocess.run(["git", *args], cwd=repo.root, capture_output=True, text=True)
-    if out.returncode != 0:
-        raise UsageError(f"git {' '.join(args)} failed: {out.stderr.strip()}")
-    return out.stdout
+def _default_remote(repo: Repo) -> Remote | None:
+    """The remote a local gc may fetch a missing manifest from, if one is configured."""
+    from pipeflow.ops.remotes import open_remote
+
+    try:
+        return open_remote(repo)
+    except (UsageError, StorageError):
+        return None
 
 
-def _commits(repo: Repo, scope: GcScope) -> list[str]:
-    commits: list[str] = []
-    for rev in scope.revs:
-        commits.append(_git(repo, "rev-parse", "--verify", f"{rev}^{{commit}}").strip())
-    if scope.all_branches:
-        commits += _git(repo, "for-each-ref", "refs/heads", "--format=%(objectname)").split()
-    if scope.all_commits:
-        commits += _git(repo, "rev-list", "--all").split()
-    return list(dict.fromkeys(commits))
-
-
-def _locks_at(repo: Repo, commits: Iterable[str]) -> list[Lock]:
-    commits = list(commits)
-    if not commits:
+def _notes(keep: KeepSet) -> list[str]:
+    if not keep.unexpanded:
         return []
-    prefix = _git(repo, "rev-parse", "--show-prefix").strip()
-    locks = []
-    for commit in commits:
-        out = subprocess.run(["git", "show", f"{commit}:{prefix}{LOCK_FILE}"], cwd=repo.root,
-                             capture_output=True, text=True)
-        if out.returncode != 0:
-            continue  # no lock at that commit
-        try:
-            locks.append(lockfile.loads(out.stdout, f"{LOCK_FILE} at {commit[:8]}"))
-        except LockfileError:
+    names = ", ".join(sorted({r.path for r in keep.unexpanded})[:5])
+    return [f"{len(keep.unexpanded)} folder version(s) of recent runs or kept versions "
+            f"({names}) have no manifest here or on the remote; the clones that made them "
+            "hold their files"]
+
+
+def _plan_local(repo: Repo, keep: KeepSet, cutoff: float) -> Side:
+    """What goes from the local cache (nothing is touched yet)."""
+    from pipeflow import lockfile
+    from pipeflow.storage.leftovers import local_leftovers
+
+    side = Side()
+    for oid in sorted(local_objects(repo)):
+        reason = keep.reasons.get(oid)
+        if reason is not None:
+            side.kept_by[reason] += 1
             continue
-    return locks
+        try:
+            st = repo.store.path_of(oid).stat()
+        except FileNotFoundError:
+            continue
+        if st.st_mtime > cutoff:
+            side.kept_by["grace"] += 1
+            continue
+        side.removed.append(oid)
+        side.removed_bytes += st.st_size
+    outputs = [e.path for e in lock_entries(lockfile.read(repo.lock_path, LOCK_FILE))]
+    side.temps_removed = [str(item.path) for item in
+                          local_leftovers(repo.root, repo.dot, repo.cache_dir, outputs)
+                          if item.modified <= cutoff]
+    return side
 
 
-def keep_set(repo: Repo, scope: GcScope) -> set[str]:
-    """Every oid some reference in ``scope`` needs (folder manifests expanded)."""
-    from pipeflow.lineage import tags as tagfile
+def _delete_local(repo: Repo, side: Side) -> None:
+    for oid in side.removed:
+        faults.point("gc.delete")
+        repo.store.path_of(oid).unlink(missing_ok=True)
+    for temp in side.temps_removed:
+        Path(temp).unlink(missing_ok=True)
 
-    entries: list[FileEntry] = []
-    if scope.workspace:
-        entries += _lock_entries(lockfile.read(repo.lock_path, LOCK_FILE))
-    for lock in _locks_at(repo, _commits(repo, scope)):
-        entries += _lock_entries(lock)
-    keep = objects_for(repo, entries)
-    index = repo.index
-    folders = {str(h) for (h,) in index.db.execute("SELECT hash FROM outputs WHERE isdir = 1")}
-    versions: set[str] = set(tagfile.current(repo.dot).values())
-    cutoff = (datetime.datetime.now(datetime.UTC)
-              - datetime.timedelta(days=scope.keep_days)).isoformat()
-    rows = index.db.execute(
-        "SELECT o.hash FROM outputs o JOIN runs r ON r.id = o.run_id WHERE r.ended >= ?",
-        (cutoff,),
-    )
-    versions.update(str(oid) for (oid,) in rows)
-    if scope.keep_versions:
-        for path in index.paths():
-            versions.update(row.hash for row in index.versions(path)[-scope.keep_versions:])
-    for oid in versions:
-        keep.add(oid)
-        if oid in folders and repo.store.has(oid):
-            try:
-                keep.update(e.hash for e in repo.store.manifest(oid).entries)
-            except StorageError:
-                continue  # a corrupt manifest: verify reports it
-    return keep
+
+def _plan_remote(objects: dict[str, ListedFile], temps: dict[str, ListedFile],
+                 keep: KeepSet, cutoff: float) -> Side:
+    """What goes from the remote, by its listing (nothing is touched yet)."""
+    side = Side()
+    for oid, listed in sorted(objects.items()):
+        reason = keep.reasons.get(oid)
+        if reason is None and (listed.modified is None or listed.modified > cutoff):
+            reason = "grace"  # young, or of unknown age: a push may still need it
+        if reason is not None:
+            side.kept_by[reason] += 1
+            continue
+        side.removed.append(oid)
+        side.removed_bytes += listed.size
+    side.temps_removed = [rel for rel, listed in sorted(temps.items())
+                          if listed.modified is not None and listed.modified <= cutoff]
+    return side
+
+
+def _delete_remote(target: Remote, side: Side) -> None:
+    for oid in side.removed:
+        faults.point("gc.remote.delete")
+        target.remove("objects", f"{oid[:2]}/{oid[2:]}")
+    for rel in side.temps_removed:
+        kind, _, rest = rel.partition("/")
+        target.remove(kind, rest)
+
+
+def _remote_listing(target: Remote) -> tuple[dict[str, ListedFile], dict[str, ListedFile]]:
+    """The remote's objects (by oid) and upload temporaries (by ``kind/rel``)."""
+    objects: dict[str, ListedFile] = {}
+    temps: dict[str, ListedFile] = {}
+    for kind in _KINDS:
+        for rel, listed in target.listing(kind).items():
+            if UPLOAD_TEMP.search(rel):
+                temps[f"{kind}/{rel}"] = listed
+            elif kind == "objects" and len(rel) == 33 and rel[2] == "/":
+                objects[rel.replace("/", "")] = listed
+    return objects, temps
 
 
 def gc(repo: Repo, scope: GcScope, *, dry: bool = False, remote: str | None = None,
-       yes: bool = False, wait: float = 0.0) -> GcReport:
-    """Delete unreferenced objects locally (and on ``remote`` with ``yes``)."""
+       yes: bool = False, wait: float = 0.0, grace: float | None = None) -> GcReport:
+    """Delete unreferenced objects older than ``grace`` seconds locally (and on
+    ``remote`` with ``yes``), and old temporary files."""
     if not scope.given:
         raise UsageError(
             "gc needs a scope: which git revisions' outputs must be kept",
@@ -134,30 +183,42 @@ def gc(repo: Repo, scope: GcScope, *, dry: bool = False, remote: str | None = No
     if remote is not None and not yes and not dry:
         raise UsageError(f"gc --remote {remote} deletes data your team may share",
                          hint="add --yes to confirm, or --dry to list what would go")
-    report = GcReport(dry=dry)
+    report = GcReport(dry, configured_grace(repo) if grace is None else grace)
+    cutoff = time.time() - report.grace
     with RepoLock(repo.dot / "lock", wait=wait):
         recover(repo)
-        keep = keep_set(repo, scope)
-        present = local_objects(repo)
-        for oid in sorted(present - keep):
-            faults.point("gc.delete")
-            path = repo.store.path_of(oid)
-            try:
-                report.removed_bytes += path.stat().st_size
-                if not dry:
-                    path.unlink()
-            except FileNotFoundError:
-                continue
-            report.removed.append(oid)
-        report.kept = len(present & keep)
+        target = None
+        objects: dict[str, ListedFile] = {}
+        temps: dict[str, ListedFile] = {}
         if remote is not None:
             from pipeflow.ops.remotes import open_remote
+            from pipeflow.ops.transfer import fetch_records
 
             target = open_remote(repo, remote)
-            gone = sorted(target.objects() - keep)
-            if not dry:
-                for oid in gone:
-                    faults.point("gc.remote.delete")
-                    target.fs.rm_file(target.path("objects", f"{oid[:2]}/{oid[2:]}"))
-            report.remote_removed = gone
+            report.remote_name = target.name
+            # Listed before the records are read: an object uploaded after this is not
+            # a candidate, and one listed here has its push's records read below.
+            objects, temps = _remote_listing(target)
+            fetched = fetch_records(repo, target)
+            report.records_fetched = fetched.records
+            report.notes += [f"run record {rel} on remote '{target.name}' does not match its "
+                             "hash: skipped" for rel in fetched.rejected]
+            repo.index.refresh()
+        keep = expand(repo, references(repo, scope), target or _default_remote(repo),
+                      listed=set(objects) if target else None, required=target is not None)
+        report.manifests_fetched = keep.manifests_fetched
+        report.notes += _notes(keep)
+        report.local = _plan_local(repo, keep, cutoff)
+        if target is not None:
+            report.remote = _plan_remote(objects, temps, keep, cutoff)
+        doomed = report.local.removed + (report.remote.removed if report.remote else [])
+        if keep.refusal is not None:
+            if doomed:
+                raise keep.refusal
+            said = keep.refusal.message.removesuffix(" Nothing was deleted.")
+            report.notes.append(f"{said}; no object was old and unreferenced, so gc went on")
+        if not dry:
+            _delete_local(repo, report.local)
+            if target is not None and report.remote is not None:
+                _delete_remote(target, report.remote)
     return report

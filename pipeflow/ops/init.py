@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeflow import atomicfile
 from pipeflow.gitattributes import ATTRIBUTES_FILE, ensure_attributes
 from pipeflow.repo import CONFIG_FILE, DOT, SPEC_FILE
 
@@ -45,7 +46,7 @@ def init(root: Path, *, starter: bool = True) -> list[str]:
     for name, text in ((".gitignore", DOT_GITIGNORE), (CONFIG_FILE, CONFIG_TEXT)):
         path = dot / name
         if not path.exists():
-            path.write_text(text, encoding="utf-8")
+            atomicfile.write_text(path, text)  # a concurrent reader never sees half
             created.append(f"{DOT}/{name}")
     if ensure_attributes(root):
         created.append(ATTRIBUTES_FILE)
@@ -53,6 +54,6 @@ def init(root: Path, *, starter: bool = True) -> list[str]:
         (dot / sub).mkdir(exist_ok=True)
     spec = root / SPEC_FILE
     if starter and not spec.exists():
-        spec.write_text(STARTER_SPEC, encoding="utf-8")
+        atomicfile.write_text(spec, STARTER_SPEC)
         created.append(SPEC_FILE)
     return created

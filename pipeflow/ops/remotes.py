@@ -3,20 +3,29 @@
 URLs and shared options go in the committed ``.pipeflow/config``; per-machine
 options (``--local``) in the git-ignored ``.pipeflow/config.local``. Credentials
 come from the environment or fsspec's own configuration, never from the repo.
+
+Edits read, change and write a config file under a lock of their own
+(``.pipeflow/state/config.lock``), so two at once both land: the repository lock
+would make a ``remote add`` fail while a long ``repro`` runs, for nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pipeflow import faults
 from pipeflow.config import check_keys, read_config_file, save_config
 from pipeflow.errors import UsageError
 from pipeflow.repo import CONFIG_FILE, LOCAL_CONFIG_FILE, Repo
+from pipeflow.repolock import RepoLock
 from pipeflow.storage.remote import Remote, redact
 
 SHARED_HEADER = "# pipeflow project config (committed). Per-machine overrides: config.local.\n"
 LOCAL_HEADER = "# pipeflow per-machine config (git-ignored).\n"
+EDIT_WAIT = 30.0
+"""Seconds an edit waits for another to finish (each holds the lock for milliseconds)."""
 
 
 @dataclass(frozen=True)
@@ -32,18 +41,23 @@ def _file(repo: Repo, local: bool) -> tuple[Any, str]:
     return path, LOCAL_HEADER if local else SHARED_HEADER
 
 
-def _edit(repo: Repo, local: bool, change: Any) -> None:
+def _edit(repo: Repo, local: bool, change: Callable[[dict[str, Any]], None]) -> None:
+    """Apply ``change`` to one config file: read, change and write under the config
+    lock (atomic write), so that concurrent edits never lose one another."""
     if not repo.dot.is_dir():
         from pipeflow.ops.init import init
 
         init(repo.root, starter=False)
     path, header = _file(repo, local)
-    data = read_config_file(path)
-    change(data)
-    for section in [k for k, v in data.items() if v in ({}, None)]:
-        del data[section]
-    check_keys(data, path)  # refuse to write what could not be read back
-    save_config(path, data, header)
+    with RepoLock(repo.dot / "state" / "config.lock", wait=EDIT_WAIT):
+        repo.__dict__.pop("config", None)  # what an edit that held the lock wrote
+        data = read_config_file(path)
+        faults.point("config.edit")  # between read and write: where edits used to race
+        change(data)
+        for section in [k for k, v in data.items() if v in ({}, None)]:
+            del data[section]
+        check_keys(data, path)  # refuse to write what could not be read back
+        save_config(path, data, header)
     repo.__dict__.pop("config", None)
 
 
@@ -65,11 +79,12 @@ def add_remote(repo: Repo, name: str, url: str, *, default: bool = False,
     if "@" in url.split("//", 1)[-1].split("/", 1)[0]:
         raise UsageError(f"the URL {redact(url)} contains credentials",
                          hint="give them through the environment or fsspec's configuration")
-    existing = {r.name for r in list_remotes(repo)}
-    if name in existing and not force:
-        raise UsageError(f"remote '{name}' exists", hint="use `pipeflow remote modify` or --force")
 
     def change(data: dict[str, Any]) -> None:
+        existing = {r.name for r in list_remotes(repo)}  # read under the lock
+        if name in existing and not force:
+            raise UsageError(f"remote '{name}' exists",
+                             hint="use `pipeflow remote modify` or --force")
         data.setdefault("remote", {})[name] = {**(data.get("remote", {}).get(name) or {}),
                                                 "url": url}
         if default or not existing:
@@ -81,10 +96,10 @@ def add_remote(repo: Repo, name: str, url: str, *, default: bool = False,
 def modify_remote(repo: Repo, name: str, key: str, value: str | None, *,
                   local: bool = False) -> None:
     """Set (or with ``value`` None, unset) option ``key`` of remote ``name``."""
-    if name not in {r.name for r in list_remotes(repo)}:
-        raise UsageError(f"no remote named '{name}'", hint="`pipeflow remote list` shows them")
-
     def change(data: dict[str, Any]) -> None:
+        if name not in {r.name for r in list_remotes(repo)}:  # read under the lock
+            raise UsageError(f"no remote named '{name}'",
+                             hint="`pipeflow remote list` shows them")
         settings = data.setdefault("remote", {}).setdefault(name, {})
         if value is None:
             settings.pop(key, None)

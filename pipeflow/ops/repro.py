@@ -11,7 +11,7 @@ from pipeflow.errors import Interrupted, Terminated
 from pipeflow.execution.cancel import CancelToken
 from pipeflow.execution.runner import LineSink
 from pipeflow.execution.scheduler import EventSink, Outcome, Scheduler
-from pipeflow.graph import check_deps_exist, resolve_targets, select
+from pipeflow.graph import Graph, check_deps_exist, resolve_targets, select
 from pipeflow.ops.init import init
 from pipeflow.ops.project import load_project, recover, render_lock
 from pipeflow.planning import Planner, StageState
@@ -53,52 +53,65 @@ class ReproReport:
     """What happened to source data first: 'restored PATH' or 'new version of PATH'."""
 
 
-def sync_sources(repo: Repo) -> list[str]:
-    """Before planning: restore missing source data from the cache and record a new
-    version of any source whose content changed since it was added."""
+def sync_sources(repo: Repo, graph: Graph, names: list[str],
+                 pulled_from: str | None = None, unseen: frozenset[str] = frozenset()
+                 ) -> list[str]:
+    """Before planning: restore source data missing from the workspace (or an older
+    version checked out) from the cache, and record a new version of any source the
+    user edited. A source whose locked version is not in the local cache (the lock
+    moved through git, the data did not follow) stops the run when a selected stage
+    reads it (MissingSourceData, before anything is written) and is left alone when
+    none does: recording the workspace's file would undo a colleague's version.
+    ``unseen``: sources whose locked version ``--pull`` just brought; other data in
+    the workspace there is not an edit of that version (SourceConflict)."""
     from pipeflow import lockfile
     from pipeflow.lockfile import Lock, hash_info
     from pipeflow.ops.add import record_source
+    from pipeflow.sourcedata import blocking, conflict_error, missing_error, source_states
 
     lock = lockfile.read(repo.lock_path, LOCK_FILE)
-    if not lock.sources:
-        return []
+    states = source_states(repo, lock)
+    blocked = blocking(states, graph, names)
+    if blocked:
+        raise missing_error(blocked, pulled_from)
+    conflicts = [s for s in states if s.state == "edited" and s.path in unseen]
+    if conflicts and pulled_from:
+        raise conflict_error(conflicts, pulled_from)
     notes = []
     sources = dict(lock.sources)
-    for path, entry in lock.sources.items():
-        try:
-            now = repo.hasher.hash_path(path)
-        except FileNotFoundError:
-            if not repo.store.missing(hash_info(entry)):
-                repo.store.checkout(hash_info(entry), repo.root / path, linker=repo.linker)
-                repo.hasher.forget(path)
-                notes.append(f"restored {path}")
-            continue
-        if now.hash != entry.hash:
-            known = {row.hash for row in repo.index.versions(path)}
-            if now.hash in known and not repo.store.missing(hash_info(entry)):
-                # an older version checked out: the lock's version comes back, as for outputs
-                repo.store.checkout(hash_info(entry), repo.root / path, linker=repo.linker)
-                repo.hasher.forget(path)
-                notes.append(f"restored the locked version of {path} (another was checked out)")
-                continue
-            sources[path] = record_source(repo, path)
-            notes.append(f"new version of {path} recorded")
+    for s in states:
+        if s.state in ("absent", "checked-out"):
+            repo.store.checkout(hash_info(s.locked), repo.root / s.path, linker=repo.linker)
+            repo.hasher.forget(s.path)
+            notes.append(f"restored {s.path}" if s.state == "absent" else
+                         f"restored the locked version of {s.path} (another was checked out)")
+        elif s.state == "edited":
+            sources[s.path] = record_source(repo, s.path)
+            notes.append(f"new version of {s.path} recorded")
+        elif s.state == "not-in-cache":
+            notes.append(f"{s.path}: its locked version {s.locked.hash[:8]} is not in the "
+                         "local cache; left as it is, no stage of this run reads it "
+                         f"(`pipeflow pull {s.path}` gets it)")
     if sources != dict(lock.sources):
         lockfile.write(repo.lock_path, Lock(stages=lock.stages, sources=sources))
     return notes
 
 
-def _pull_first(repo: Repo, options: ReproOptions) -> Remote:
-    """``--pull``: records, pointers and the lock's objects from the remote first, so
-    missing outputs restore instead of rerunning and run-cache hits are seen."""
+def _pull_first(repo: Repo, options: ReproOptions) -> tuple[Remote, frozenset[str]]:
+    """``--pull``: records, pointers and the lock's objects (source data and outputs)
+    from the remote before anything is planned, so that sources are restored, missing
+    outputs restore instead of rerunning and run-cache hits are seen. Returns the
+    remote and the sources whose locked version was not here before."""
+    from pipeflow import lockfile
     from pipeflow.ops.remotes import open_remote
     from pipeflow.ops.transfer import fetch
+    from pipeflow.sourcedata import not_here
 
     remote = open_remote(repo, options.remote)
+    unseen = not_here(repo, lockfile.read(repo.lock_path, LOCK_FILE))
     fetch(repo, options.remote)
     repo.__dict__.pop("index", None)  # re-open: fetched records get indexed
-    return remote
+    return remote, unseen
 
 
 def _dask_setup(repo: Repo, options: ReproOptions) -> tuple[Remote, str] | None:
@@ -155,7 +168,9 @@ def repro(
         graph = project.graph
         names = select(graph, resolve_targets(graph, options.targets),
                        single_item=options.single_item, downstream=options.downstream)
-        report_sources = sync_sources(repo)
+        remote, unseen = _pull_first(repo, options) if options.pull else (None, frozenset())
+        report_sources = sync_sources(repo, graph, names, remote.name if remote else None,
+                                      unseen)
         check_deps_exist(graph, repo.root, names)
         planner = Planner(repo, graph, lockfile.read(repo.lock_path, LOCK_FILE))
         jobs = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
@@ -163,8 +178,7 @@ def repro(
         repo.state.put("run-token", token)
         from pipeflow.lineage.history import History
 
-        history = History(repo, remote=_pull_first(repo, options) if options.pull else None,
-                          env_probe=planner.env)
+        history = History(repo, remote=remote, env_probe=planner.env)
         executor = _dask_executor(repo, dask, sink, token)
         scheduler = Scheduler(planner, names, jobs=jobs, keep_going=options.keep_going,
                               force=options.force, on_event=on_event, sink=sink, token=token,
@@ -192,7 +206,14 @@ def _dry(repo: Repo, options: ReproOptions) -> ReproReport:
     graph = project.graph
     names = select(graph, resolve_targets(graph, options.targets),
                    single_item=options.single_item, downstream=options.downstream)
-    planner = Planner(repo, graph, current_lock(repo))
+    lock = current_lock(repo)
+    if lock.sources:
+        from pipeflow.sourcedata import blocking, missing_error, source_states
+
+        blocked = blocking(source_states(repo, lock), graph, names)
+        if blocked:  # the real run would stop here: say so, as it would
+            raise missing_error(blocked)
+    planner = Planner(repo, graph, lock)
     states: dict[str, StageState] = {}
     for name in graph.order:
         states[name] = planner.evaluate(name, states, force=options.force and name in names)

@@ -11,6 +11,7 @@ from pipeflow.ops.project import current_lock, load_project
 from pipeflow.planning import Planner, StageState
 from pipeflow.repo import Repo
 from pipeflow.repolock import holder_alive, read_holder
+from pipeflow.sourcedata import SourceState, blocking, describe, source_states
 
 STATUS_SCHEMA = 1
 
@@ -21,10 +22,15 @@ class StatusReport:
 
     states: tuple[StageState, ...]
     warnings: tuple[str, ...] = ()
+    sources: tuple[SourceState, ...] = ()
+    """Every source in the lock (``pipeflow add``), with its state."""
+    missing_sources: tuple[str, ...] = ()
+    """Sources the listed stages read whose locked version is not here: ``repro``
+    would stop on them, so the workspace is not up to date whatever the stages say."""
 
     @property
     def up_to_date(self) -> bool:
-        return all(s.up_to_date for s in self.states)
+        return all(s.up_to_date for s in self.states) and not self.missing_sources
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -36,6 +42,7 @@ class StatusReport:
                 for s in self.states
             ],
             "warnings": list(self.warnings),
+            "sources": [s.to_json() for s in self.sources],
         }
 
 
@@ -67,23 +74,29 @@ def status(repo: Repo, targets: list[str] | None = None) -> StatusReport:
             f"git tracks the cached output '{path}': run `git rm -r --cached {path}` "
             "and commit, so the cache alone keeps its versions"
         )
-    for path, entry in lock.sources.items():
-        try:
-            now = repo.hasher.hash_path(path).hash
-        except FileNotFoundError:
-            warnings.append(f"source data '{path}' is missing: `pipeflow checkout {path}` "
-                            "restores it")
-            continue
-        if now != entry.hash:
-            numbers = ({row.hash: row.number for row in repo.index.versions(path)}
-                       if repo.dot.is_dir() else {})
-            if now in numbers and entry.hash in numbers:
-                warnings.append(f"source data '{path}': v{numbers[now]} checked out, lock has "
-                                f"v{numbers[entry.hash]} (`repro` or `checkout {path}` "
-                                "restores it)")
-            else:
-                warnings.append(f"source data '{path}' changed since it was added: `pipeflow "
-                                f"add {path}` (or `repro`) records the new version")
+    sources = source_states(repo, lock) if lock.sources else []
+    warnings.extend(w for w in (_source_warning(repo, s) for s in sources) if w)
     if repo.dot.is_dir():
         repo.hasher.flush()
-    return StatusReport(tuple(states[n] for n in names), tuple(warnings))
+    missing = tuple(s.path for s in blocking(sources, graph, names))
+    return StatusReport(tuple(states[n] for n in names), tuple(warnings), tuple(sources),
+                        missing)
+
+
+def _source_warning(repo: Repo, source: SourceState) -> str | None:
+    """What ``status`` says of a source that is not as the lock records it: restore
+    it from the cache, pull it (its version is not here), or record the edit."""
+    path = source.path
+    if source.state == "absent":
+        return f"source data '{path}' is missing: `pipeflow checkout {path}` restores it"
+    if source.state == "not-in-cache":
+        return describe(source)
+    if source.state == "checked-out":
+        numbers = {row.hash: row.number for row in repo.index.versions(path)}
+        return (f"source data '{path}': v{numbers.get(source.now or '', '?')} checked out, "
+                f"lock has v{numbers.get(source.locked.hash, '?')} (`repro` or "
+                f"`checkout {path}` restores it)")
+    if source.state == "edited":
+        return (f"source data '{path}' changed since it was added: `pipeflow add {path}` "
+                "(or `repro`) records the new version")
+    return None

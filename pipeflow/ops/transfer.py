@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeflow import faults, lockfile
+from pipeflow import atomicfile, faults, lockfile
 from pipeflow.errors import StorageError
 from pipeflow.hashing import hash_file
+from pipeflow.lineage.records import parse_pointer
 from pipeflow.lockfile import FileEntry, Lock, out_entries
 from pipeflow.ops.remotes import open_remote
 from pipeflow.repo import LOCK_FILE, Repo
-from pipeflow.storage.remote import Progress, Remote, parallel
+from pipeflow.storage.remote import Job, Progress, Remote, parallel
 
 
 @dataclass
@@ -34,6 +36,8 @@ class TransferReport:
     rejected: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     """Objects the lock needs that neither side has."""
+    skipped: list[str] = field(default_factory=list)
+    """Damaged files met and left alone (run-cache pointers): warnings for the user."""
 
 
 def local_objects(repo: Repo) -> set[str]:
@@ -99,38 +103,68 @@ def push(repo: Repo, remote_name: str | None = None, targets: list[str] | None =
     send = sorted(wanted & have_local - have_remote)
     report.up_to_date = len(wanted & have_remote)
     report.missing = sorted(wanted - have_local - have_remote)
-    jobs: list[Callable[[], None]] = [
-        _job(remote.upload, repo.store.path_of(oid), "objects", f"{oid[:2]}/{oid[2:]}")
-        for oid in send
-    ]
+    objects = [_upload(remote, repo.store.path_of(oid), "objects", f"{oid[:2]}/{oid[2:]}")
+               for oid in send]
     records = repo.records
     local_records = {f"{chain}/{path.name}": path for chain, _s, _i, path in records.iter_all()}
     new_records = sorted(set(local_records) - remote.records())
-    jobs += [_job(remote.upload, local_records[rel], "runs", rel) for rel in new_records]
-    pointers = _local_pointers(repo)
+    jobs = [_upload(remote, local_records[rel], "runs", rel) for rel in new_records]
+    pointers, damaged = _local_pointers(repo)
+    report.skipped += [_damaged(repo, rel, "not pushed") for rel in damaged]
     remote_pointers = remote.pointers()
     new_pointers = sorted(rel for rel in pointers if rel not in remote_pointers)
-    jobs += [_job(remote.upload, pointers[rel], "runcache", rel) for rel in new_pointers]
+    jobs += [_upload(remote, pointers[rel], "runcache", rel) for rel in new_pointers]
+    # Objects first, records after: a record on the remote never names data that is
+    # not there yet, and between the two only gc's grace period protects the new
+    # objects (the fault point lets tests hold a push right there).
+    total = len(objects) + len(jobs)
     faults.point("push.listed")
-    parallel(jobs, progress)
+    parallel(objects, _shifted(progress, 0, total))
+    faults.point("push.records")
+    parallel(jobs, _shifted(progress, len(objects), total))
     report.objects, report.records, report.pointers = (
         len(send), len(new_records), len(new_pointers))
     return report
 
 
-def _job(fn: Callable[..., None], *args: object) -> Callable[[], None]:
-    return lambda: fn(*args)
+def _shifted(progress: Progress | None, start: int, total: int) -> Progress | None:
+    """One phase's progress, reported as part of the whole transfer."""
+    if progress is None:
+        return None
+    return lambda done, _count: progress(start + done, total)
 
 
-def _local_pointers(repo: Repo) -> dict[str, Path]:
+def _upload(remote: Remote, local: Path, kind: str, rel: str) -> Job[None]:
+    return lambda stop: remote.upload(local, kind, rel, stop)
+
+
+def _local_pointers(repo: Repo) -> tuple[dict[str, Path], list[str]]:
+    """This clone's run-cache pointers (relative path -> file) that name a record, and
+    the relative paths of those that are damaged (cut short by a crash of an older
+    pipeflow, or garbled)."""
     root = repo.records.runcache
     found: dict[str, Path] = {}
+    damaged: list[str] = []
     for folder, _dirs, files in os.walk(root):
         for name in files:
-            if not name.startswith("."):
-                path = Path(folder) / name
-                found[path.relative_to(root).as_posix()] = path
-    return found
+            if name.startswith("."):
+                continue  # a temporary name
+            path = Path(folder) / name
+            rel = path.relative_to(root).as_posix()
+            try:
+                good = parse_pointer(path.read_bytes()) is not None
+            except OSError:
+                good = False
+            if good:
+                found[rel] = path
+            else:
+                damaged.append(rel)
+    return found, sorted(damaged)
+
+
+def _damaged(repo: Repo, rel: str, what: str) -> str:
+    return (f"run-cache entry {repo.records.runcache / rel} is damaged (it does not name a "
+            f"run record): {what}")
 
 
 def fetch(repo: Repo, remote_name: str | None = None, targets: list[str] | None = None,
@@ -156,11 +190,13 @@ def fetch(repo: Repo, remote_name: str | None = None, targets: list[str] | None 
     return report
 
 
-def download_objects(repo: Repo, remote: Remote, oids: Iterable[str]) -> list[str]:
+def download_objects(repo: Repo, remote: Remote, oids: Iterable[str],
+                     listed: set[str] | None = None) -> list[str]:
     """Bring ``oids`` (those the remote has) into the local cache, verified; returns
-    the oids that could not be had (absent or rejected)."""
+    the oids that could not be had (absent or rejected). ``listed``: the remote's
+    objects, when the caller has just listed them."""
     wanted = sorted(set(oids))
-    have_remote = remote.objects() if wanted else set()
+    have_remote = listed if listed is not None else remote.objects() if wanted else set()
     report = TransferReport(remote.name)
     _download_objects(repo, remote, wanted, have_remote, report, None)
     return sorted(set(report.missing) | set(report.rejected))
@@ -182,19 +218,36 @@ def _download_objects(repo: Repo, remote: Remote, oids: list[str], have_remote: 
     tmp_dir.mkdir(parents=True, exist_ok=True)
     report.missing.extend(o for o in oids if o not in have_remote)
 
-    def get(oid: str) -> None:
-        tmp = tmp_dir / f"{oid}.{secrets.token_hex(4)}"
-        try:
-            remote.download("objects", f"{oid[:2]}/{oid[2:]}", tmp)
-            if hash_file(tmp) != oid:
-                report.rejected.append(oid)
-                return
-            repo.store.add_file(tmp, oid, move=True)
-            report.objects += 1
-        finally:
-            tmp.unlink(missing_ok=True)
+    def get(oid: str) -> Job[bool]:
+        def job(stop: threading.Event) -> bool:
+            """True once stored, False when the remote's bytes do not match ``oid``."""
+            tmp = tmp_dir / f"{oid}.{secrets.token_hex(4)}"
+            try:
+                remote.download("objects", f"{oid[:2]}/{oid[2:]}", tmp, stop)
+                if hash_file(tmp) != oid:
+                    return False
+                repo.store.add_file(tmp, oid, move=True)
+                return True
+            finally:
+                tmp.unlink(missing_ok=True)
+        return job
 
-    parallel([_job(get, oid) for oid in oids if oid in have_remote], progress)
+    present = [oid for oid in oids if oid in have_remote]
+    for oid, stored in zip(present, parallel([get(oid) for oid in present], progress),
+                           strict=True):
+        if stored:
+            report.objects += 1
+        else:
+            report.rejected.append(oid)
+
+
+def fetch_records(repo: Repo, remote: Remote) -> TransferReport:
+    """Bring the run records and run-cache pointers this clone lacks (each record
+    verified against the SHA-256 in its name; a bad one is left out and listed in
+    ``rejected``)."""
+    report = TransferReport(remote.name)
+    _fetch_records(repo, remote, report, None)
+    return report
 
 
 def _fetch_records(repo: Repo, remote: Remote, report: TransferReport,
@@ -203,26 +256,8 @@ def _fetch_records(repo: Repo, remote: Remote, report: TransferReport,
     local = {f"{chain}/{path.name}" for chain, _s, _i, path in records.iter_all()}
     todo = sorted(remote.records() - local)
     verified: list[tuple[Path, Path]] = []
-
-    def get(rel: str) -> None:
-        final = records.runs / rel
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f".{final.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            remote.download("runs", rel, tmp)
-            try:
-                _verify_record(tmp, final.name)
-            except StorageError:
-                report.rejected.append(rel)
-                tmp.unlink(missing_ok=True)
-                return
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        verified.append((tmp, final))
-
     try:
-        parallel([_job(get, rel) for rel in todo], progress)
+        oks = parallel([_get_record(repo, remote, rel, verified) for rel in todo], progress)
     except BaseException:
         for tmp, _ in verified:
             tmp.unlink(missing_ok=True)
@@ -232,13 +267,66 @@ def _fetch_records(repo: Repo, remote: Remote, report: TransferReport,
     # removed record.
     for tmp, final in sorted(verified, key=lambda pair: pair[1]):
         os.replace(tmp, final)
-        report.records += 1
-    pointers = _local_pointers(repo)
-    for rel in sorted(remote.pointers() - set(pointers)):
-        target = records.runcache / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        remote.download("runcache", rel, target)
-        report.pointers += 1
+    for rel, ok in zip(todo, oks, strict=True):
+        if ok:
+            report.records += 1
+        else:
+            report.rejected.append(rel)
+    pointers, damaged = _local_pointers(repo)
+    todo = sorted(remote.pointers() - set(pointers))  # damaged local ones come again
+    for rel, ok in zip(todo, parallel([_get_pointer(repo, remote, rel) for rel in todo]),
+                       strict=True):
+        if ok:
+            report.pointers += 1
+        else:
+            report.skipped.append(f"run-cache entry runcache/{rel} on remote '{remote.name}' "
+                                  "is damaged (it does not name a run record): not fetched")
+    fixed = set(damaged) & set(todo)
+    report.skipped += [_damaged(repo, rel, "ignored (delete it, or fetch from a remote that "
+                                           "has a good copy)")
+                       for rel in damaged if rel not in fixed]
+
+
+def _get_record(repo: Repo, remote: Remote, rel: str,
+                verified: list[tuple[Path, Path]]) -> Job[bool]:
+    """A job fetching one run record under a temporary name: True once verified (the
+    pair (temporary, final) is added to ``verified``), False if it does not verify."""
+    final = repo.records.runs / rel
+
+    def job(stop: threading.Event) -> bool:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = atomicfile.temp_name(final)
+        try:
+            remote.download("runs", rel, tmp, stop)
+            try:
+                _verify_record(tmp, final.name)
+            except StorageError:
+                tmp.unlink(missing_ok=True)
+                return False
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        verified.append((tmp, final))
+        return True
+    return job
+
+
+def _get_pointer(repo: Repo, remote: Remote, rel: str) -> Job[bool]:
+    """A job fetching one run-cache pointer: True once in place, False if damaged."""
+    final = repo.records.runcache / rel
+
+    def job(stop: threading.Event) -> bool:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = atomicfile.temp_name(final)
+        try:
+            remote.download("runcache", rel, tmp, stop)
+            if parse_pointer(tmp.read_bytes()) is None:
+                return False
+            os.replace(tmp, final)  # never a half pointer under the final name
+            return True
+        finally:
+            tmp.unlink(missing_ok=True)
+    return job
 
 
 def _verify_record(path: Path, name: str) -> None:

@@ -6,30 +6,88 @@ lacks is found by one listing per prefix (batched, not one request per object);
 transfers run in parallel; a download is verified against its hash before it enters
 the local cache, and an upload lands under a temporary name first where the file
 system allows renames, so no reader ever sees half an object.
+
+Transfers stop early: a Ctrl-C, the first error or a caller's stop event cancels
+the queued transfers, and the running ones notice between two chunks, remove their
+temporary file and end (:func:`parallel`). Only the backends' I/O errors become
+"remote failed"; anything else is a bug and travels up as such.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
+import sys
+import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TypeVar
 
 from pipeflow import faults
-from pipeflow.errors import StorageError
+from pipeflow.errors import Cancelled, StorageError
 
 Progress = Callable[[int, int], None]
 """Called with (done, total) as transfers finish."""
+R = TypeVar("R")
+Job = Callable[[threading.Event], R]
+"""A transfer: it receives the stop event and checks it between chunks."""
+
+CHUNK = 1 << 20
+"""Bytes copied between two looks at the stop event."""
+POLL = 0.1
+"""Seconds between two looks at a caller's stop event while transfers run."""
 
 _CREDENTIALS = re.compile(r"//[^/@]+@")
+# Exception roots of the storage SDKs behind fsspec backends that are not OSErrors
+# (s3fs translates most boto errors to OSError, but not e.g. NoCredentialsError). They
+# are looked up among modules already imported, so naming them costs no import.
+_SDK_ERRORS = (("botocore.exceptions", "BotoCoreError"), ("aiohttp", "ClientError"),
+               ("gcsfs.retry", "HttpError"), ("google.auth.exceptions", "GoogleAuthError"),
+               ("azure.core.exceptions", "AzureError"))
 
 
 def redact(url: str) -> str:
     """``s3://key:secret@bucket`` -> ``s3://***@bucket``: never print credentials."""
     return _CREDENTIALS.sub("//***@", url)
+
+
+@dataclass(frozen=True)
+class ListedFile:
+    """A file in a remote's listing."""
+
+    modified: float | None
+    """When it was last written (POSIX seconds), None if the backend does not say."""
+    size: int
+
+
+def io_errors() -> tuple[type[BaseException], ...]:
+    """What a backend raises when storage fails (as opposed to a bug in the caller)."""
+    found: list[type[BaseException]] = [OSError]
+    for module, name in _SDK_ERRORS:
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            found.append(cls)
+    return tuple(found)
+
+
+def _remote_temp(path: str) -> str:
+    """A temporary name beside ``path`` on the remote; like ``atomicfile.temp_name``,
+    it starts with ``.`` and ends with ``.tmp``, so listings skip it and gc knows it."""
+    folder, _, name = path.rpartition("/")
+    return f"{folder}/.{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+
+
+def _copy(src: BinaryIO, dst: BinaryIO, stop: threading.Event | None) -> None:
+    while chunk := src.read(CHUNK):
+        if stop is not None and stop.is_set():
+            raise Cancelled("transfer stopped")
+        dst.write(chunk)
+    if stop is not None and stop.is_set():
+        raise Cancelled("transfer stopped")
 
 
 class Remote:
@@ -49,11 +107,12 @@ class Remote:
         protocol = self.fs.protocol
         self.renames = (protocol if isinstance(protocol, str) else protocol[0]) in (
             "file", "local")
+        self.errors = io_errors()  # after url_to_fs: the backend's SDK is imported now
 
     def __repr__(self) -> str:
         return f"Remote({self.name!r}, {redact(self.url)!r})"
 
-    def _fail(self, what: str, exc: Exception) -> StorageError:
+    def _fail(self, what: str, exc: BaseException) -> StorageError:
         return StorageError(f"remote '{self.name}' ({redact(self.url)}): cannot {what}: "
                             f"{redact(str(exc))}")
 
@@ -69,10 +128,36 @@ class Remote:
             found = self.fs.find(prefix)
         except FileNotFoundError:
             return []
-        except Exception as exc:  # fsspec backends raise their own types
+        except self.errors as exc:
             raise self._fail(f"list {kind}", exc) from exc
         cut = len(prefix.rstrip("/")) + 1
         return [p[cut:] if p.startswith(prefix) else p.split(f"/{kind}/", 1)[-1] for p in found]
+
+    def listing(self, kind: str) -> dict[str, ListedFile]:
+        """Every file under ``kind`` (relative path) with its size and the time it was
+        last written, as the backend reports them."""
+        prefix = f"{self.base}/{kind}"
+        try:
+            if not self.fs.exists(prefix):
+                return {}
+            found = self.fs.find(prefix, detail=True)
+        except FileNotFoundError:
+            return {}
+        except self.errors as exc:
+            raise self._fail(f"list {kind}", exc) from exc
+        cut = len(prefix.rstrip("/")) + 1
+        return {(p[cut:] if p.startswith(prefix) else p.split(f"/{kind}/", 1)[-1]):
+                ListedFile(modified(info), int(info.get("size") or 0))
+                for p, info in found.items()}
+
+    def remove(self, kind: str, rel: str) -> None:
+        """Delete one file (gone already is fine: another gc may have been first)."""
+        try:
+            self.fs.rm_file(self.path(kind, rel))
+        except FileNotFoundError:
+            return
+        except self.errors as exc:
+            raise self._fail(f"delete {kind}/{rel}", exc) from exc
 
     def objects(self) -> set[str]:
         """Oids the remote holds."""
@@ -85,28 +170,52 @@ class Remote:
                 and "/." not in rel}
 
     def pointers(self) -> set[str]:
-        return {rel for rel in self._find("runcache") if "/." not in rel}
+        """Run-cache pointer paths (``ab/<fingerprint>``) the remote holds."""
+        return {rel for rel in self._find("runcache")
+                if re.fullmatch(r"[0-9a-f]{2}/[0-9a-f]+", rel)}
 
     # moving bytes -----------------------------------------------------------
-    def upload(self, local: Path, kind: str, rel: str) -> None:
+    def upload(self, local: Path, kind: str, rel: str,
+               stop: threading.Event | None = None) -> None:
+        """Copy ``local`` to ``kind/rel``; where the remote renames, through a temporary
+        name that is removed if the copy fails or ``stop`` is set."""
         target = self.path(kind, rel)
         try:
             self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
-            if self.renames:
-                tmp = f"{target}.tmp-{secrets.token_hex(4)}"
-                self.fs.put_file(os.fspath(local), tmp)
-                faults.point("remote.upload")  # under its temporary name, not yet renamed
-                self.fs.mv(tmp, target)
-            else:
+            if not self.renames:
+                # object stores publish an object whole when its upload completes:
+                # no temporary name, and one in flight is let finish
+                faults.point("remote.upload")
+                if stop is not None and stop.is_set():
+                    raise Cancelled("transfer stopped")
                 self.fs.put_file(os.fspath(local), target)
-        except Exception as exc:
+                return
+            tmp = _remote_temp(target)
+            try:
+                with open(local, "rb") as src, self.fs.open(tmp, "wb") as dst:
+                    faults.point("remote.upload")
+                    _copy(src, dst, stop)
+                self.fs.mv(tmp, target)
+            except BaseException:
+                self._remove(tmp)
+                raise
+        except self.errors as exc:
             raise self._fail(f"upload {kind}/{rel}", exc) from exc
 
-    def download(self, kind: str, rel: str, local: Path) -> None:
+    def _remove(self, path: str) -> None:
+        # absent already, or the remote is gone: gc removes what is left
+        with contextlib.suppress(*self.errors):
+            self.fs.rm_file(path)
+
+    def download(self, kind: str, rel: str, local: Path,
+                 stop: threading.Event | None = None) -> None:
+        """Copy ``kind/rel`` into ``local`` (a temporary name the caller chose and
+        removes; it is created here and must not exist)."""
         try:
-            faults.point("remote.download")
-            self.fs.get_file(self.path(kind, rel), os.fspath(local))
-        except Exception as exc:
+            with self.fs.open(self.path(kind, rel), "rb") as src, open(local, "xb") as dst:
+                faults.point("remote.download")
+                _copy(src, dst, stop)
+        except self.errors as exc:
             raise self._fail(f"download {kind}/{rel}", exc) from exc
 
     def check_reachable(self) -> None:
@@ -114,27 +223,87 @@ class Remote:
         try:
             if not self.fs.exists(self.base):
                 self.fs.makedirs(self.base, exist_ok=True)
-        except Exception as exc:
+        except self.errors as exc:
             raise self._fail("reach it", exc) from exc
 
 
-def parallel(jobs: Iterable[Callable[[], None]], progress: Progress | None,
-             workers: int = 8) -> int:
-    """Run transfer jobs on a thread pool; the first error is raised after all settle."""
+UPLOAD_TEMP = re.compile(r"(?:\.tmp-[0-9a-f]{8}|(?:^|/)\.[^/]+\.tmp)$")
+"""A name :meth:`Remote.upload` gives a file before renaming it: ``.NAME.PID.HEX.tmp``
+(see ``_remote_temp``), or ``NAME.tmp-HEX`` as earlier releases did."""
+
+_TIME_KEYS = ("mtime", "LastModified", "last_modified", "updated", "modified",
+              "timeCreated", "created", "creation_time")
+"""Where fsspec backends put a file's time (local: mtime; s3: LastModified; azure:
+last_modified; gcs: updated; memory: created), most telling first."""
+
+
+def modified(info: dict[str, Any]) -> float | None:
+    """When a listed file was last written (POSIX seconds), or None if unknown."""
+    import datetime
+
+    for key in _TIME_KEYS:
+        value = info.get(key)
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, datetime.datetime):
+            when = value
+        elif isinstance(value, str):
+            try:
+                when = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+        else:
+            continue
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.UTC)  # backends report UTC
+        return when.timestamp()
+    return None
+
+
+def parallel(jobs: Iterable[Job[R]], progress: Progress | None = None, *,
+             workers: int = 8, stop: threading.Event | None = None) -> list[R]:
+    """Run transfer jobs on a thread pool; returns their results, in order.
+
+    The first error, a Ctrl-C (KeyboardInterrupt in this thread) or ``stop`` being set
+    (raises :class:`Cancelled`) cancels the queued jobs and tells the running ones to
+    stop; they end within a chunk, and then the error is raised. Results are counted
+    by the caller from the returned values, never by the jobs from several threads.
+    """
     todo = list(jobs)
-    done = 0
-    first: BaseException | None = None
     if progress:
         progress(0, len(todo))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for fut in [pool.submit(job) for job in todo]:
-            try:
-                fut.result()
-            except BaseException as exc:  # collected: report the first after the rest
-                first = first or exc
+    if not todo:
+        return []
+    halt = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(todo)))
+    futures = [pool.submit(job, halt) for job in todo]
+    try:
+        _settle(futures, progress, stop)
+    except BaseException:
+        halt.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        # a cancelled future never counts as done for wait(): wait for the running ones
+        # (interruptible: a second Ctrl-C leaves at once)
+        wait([fut for fut in futures if not fut.cancelled()])
+        raise
+    pool.shutdown()
+    return [fut.result() for fut in futures]
+
+
+def _settle(futures: list[Future[R]], progress: Progress | None,
+            stop: threading.Event | None) -> None:
+    """Wait for every job, raising the first error as soon as it happens."""
+    pending: set[Future[R]] = set(futures)
+    done = 0
+    while pending:
+        finished, pending = wait(pending, timeout=POLL if stop else None,
+                                 return_when=FIRST_COMPLETED)
+        for fut in finished:
+            fut.result()
             done += 1
             if progress:
-                progress(done, len(todo))
-    if first is not None:
-        raise first
-    return done
+                progress(done, len(futures))
+        if stop is not None and stop.is_set():
+            raise Cancelled("transfers stopped: the run was interrupted")

@@ -68,3 +68,34 @@ def test_unreachable_s3_names_the_url(project: Project, s3_env: str) -> None:
     assert res.code == 1, res.text
     assert "s3://no-such-bucket-here/x" in res.err
     assert "testing-secret-value" not in res.text
+
+
+def test_gc_reads_object_times_from_s3(project: Project, s3_env: str) -> None:
+    chain(project)
+    assert project.run("remote", "add", "s3", "s3://team-cache/gc").code == 0
+    assert project.run("remote", "modify", "s3", "endpoint_url", s3_env, "--local").code == 0
+    assert project.run("repro").code == 0
+    project.params({"prep": {"n": 3}, "train": {"lr": 0.5, "epochs": 2}, "eval": {"k": 1}})
+    assert project.run("repro").code == 0
+    assert project.run("push").code == 0
+    args = ("gc", "--workspace", "--keep-days", "0", "--remote", "s3", "--yes", "--json")
+    young = json.loads(project.run(*args).out)["remote"]
+    assert young["removed"] == [] and young["kept_by"]["grace"] >= 1  # just pushed
+    old = json.loads(project.run(*args, "--grace", "0").out)["remote"]
+    assert len(old["removed"]) >= 1 and "grace" not in old["kept_by"]  # S3 gave its times
+    assert project.run("status", "--check").code == 0
+
+
+def test_a_bad_option_is_an_internal_error_not_a_failed_remote(
+        project: Project, s3_env: str) -> None:
+    """s3fs hands unknown options to the botocore session: a TypeError, which is no
+    I/O failure of the remote: exit 3 and, with --verbose, the traceback."""
+    chain(project)
+    project.run("repro")
+    project.run("remote", "add", "s3", "s3://team-cache/bad")
+    project.run("remote", "modify", "s3", "endpoint_url", s3_env, "--local")
+    assert project.run("remote", "modify", "s3", "some_bad_option", "1").code == 0
+    res = project.run("push", "--verbose")
+    assert res.code == 3, res.text
+    assert "internal error: TypeError" in res.err and "some_bad_option" in res.err
+    assert "Traceback" in res.err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -31,3 +32,25 @@ def test_a_kill_point_kills_on_the_named_pass_only() -> None:
                           text=True, timeout=60)
     assert proc.returncode == -9
     assert proc.stdout.split() == ["0", "1", "2"]
+
+
+def test_a_pause_point_holds_until_its_file_is_removed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    flag = tmp_path / "paused"
+    code = ("from pipeflow import faults\n"
+            "faults.point('x.step')\n"
+            "print('went on', flush=True)\n")
+    env = {**os.environ, "PIPEFLOW_FAULTS": f"x.step:pause={flag}"}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        while not flag.exists():
+            assert proc.poll() is None
+            time.sleep(0.01)
+        assert proc.poll() is None  # held at the point
+        flag.unlink()
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert out == "went on\n"
+    with pytest.raises(ValueError, match="bad rule"):
+        faults._parse("x.step:pause")
