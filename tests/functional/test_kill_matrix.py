@@ -194,6 +194,8 @@ class Command:
     """The case has its own remote (``case/store``), which the command writes."""
     clone: bool = False
     """The case is a fresh clone: its lock names records it has not fetched yet."""
+    cleanup: tuple[str, ...] = ("gc", "--workspace")
+    """The gc that must remove what temporary files the command left."""
 
 
 def _copy(world: World, case: Path) -> Project:
@@ -294,11 +296,13 @@ def _check_add(world: World, p: Project) -> None:
     assert hash_file(p.root / ".pipeflow/cache/objects" / oid[:2] / oid[2:]) == oid
 
 
+GC = ("gc", "--workspace", "--keep-days", "0")
 COMMANDS = {c.name: c for c in [
-    Command("push", ("push",), _prepare_push, _check_push, remote=True),
+    Command("push", ("push",), _prepare_push, _check_push, remote=True,
+            cleanup=("gc", "--workspace", "--remote", "origin", "--yes")),
     Command("fetch", ("fetch",), _clone, _check_fetch, clone=True),
     Command("pull", ("pull",), _clone, _check_pull, clone=True),
-    Command("gc", ("gc", "--workspace", "--keep-days", "0"), _prepare_gc, _check_gc),
+    Command("gc", GC, _prepare_gc, _check_gc, cleanup=GC),
     Command("checkout", ("checkout",), _prepare_checkout, _check_workspace),
     Command("checkout-hardlink", ("checkout",), _prepare_hardlink_checkout,
             _check_hardlinked),
@@ -382,7 +386,7 @@ def _after_the_kill(world: World, command: Command, p: Project,
     roots = [p.root, store] if command.remote else [p.root]
     for path in temp_files(*roots):
         os.utime(path, (time.time() - AGED, time.time() - AGED))
-    _ok(p, "gc", "--workspace", *(("--remote", "origin", "--yes") if command.remote else ()))
+    _ok(p, *command.cleanup)
     left = temp_files(*roots)
     assert left == [], f"temporary files neither the command nor gc cleaned: {left}"
     command.check(world, p)
