@@ -264,9 +264,13 @@ class Planner:
         """``models/m.pkl: v2 checked out, lock has v3`` when both are known versions."""
         if not self.repo.dot.is_dir():
             return None
-        numbers = {row.hash: row.number for row in self.repo.index.versions(path)}
-        if now in numbers and locked in numbers:
-            return f"{path}: v{numbers[now]} checked out, lock has v{numbers[locked]}"
+        from pipeflow.lineage.labels import version_labels
+
+        known = {row.hash for row in self.repo.index.versions(path)}
+        if now in known and locked in known:
+            labels = version_labels(self.repo.root, self.repo.index)
+            return (f"{path}: {labels.label(path, now)} checked out, lock has "
+                    f"{labels.label(path, locked)}")
         return None
 
     def _restorable(self, out: Out, rec: FileEntry) -> bool:

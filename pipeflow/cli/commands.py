@@ -162,6 +162,8 @@ def checkout_command(
     with _repo() as repo:
         report = checkout(repo, list(resolve_target_paths(repo.root, targets)) or None,
                           wait=wait)
+    for warning in report.warnings:
+        output.warn(warning)
     if json_out:
         output.emit_json({"schema": 1, "restored": report.restored,
                           "unchanged": report.unchanged, "not_run": report.not_run})

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pipeflow.cli import output
 from pipeflow.cli.options import Json, Verbose, Wait
+
+if TYPE_CHECKING:
+    from pipeflow.lineage.tags import LogProblem
 
 
 def add_command(
@@ -59,35 +63,62 @@ def versions_command(
 ) -> None:
     """List every version of a path: label, hash, size, when, run, params changed, metrics.
 
-    vN labels count versions in order of first production in this clone; the hash
-    prefix is the version's identity. `*` marks the version pipeline.lock names.
+    vN labels number versions by first appearance in the first-parent git history of
+    pipeline.lock, so they mean the same in every clone with that history; a version
+    no commit names yet is shown as local:<hash prefix>. `*` marks the version
+    pipeline.lock names.
     """
     from pipeflow.ops.versions import versions
     from pipeflow.repo import Repo
 
     with Repo.find() as repo:
-        rel, found = versions(repo, path, sort=sort)
+        listing = versions(repo, path, sort=sort)
+    tag_warnings(listing.problems)
+    for change in listing.relabeled:
+        output.warn(change.message)
+    rel, found = listing.path, listing.versions
     if json_out:
-        output.emit_json({"schema": 1, "path": rel, "versions": [
-            {"version": v.label, "hash": v.hash, "size": v.size, "isdir": v.isdir,
-             "first_seen": v.first_seen, "first_run": v.first_run, "runs": v.runs,
-             "tags": list(v.tags), "current": v.current, "in_cache": v.in_cache,
-             "params_changed": v.params_changed, "metrics": v.metrics}
+        output.emit_json({"schema": 1, "path": rel, "in_git": listing.in_git,
+                          "not_fetched": [{"version": label, "hash": oid}
+                                          for label, oid in listing.unfetched],
+                          "versions": [
+            {"version": v.label, "local": v.local, "hash": v.hash, "size": v.size,
+             "isdir": v.isdir, "first_seen": v.first_seen, "first_run": v.first_run,
+             "runs": v.runs, "tags": list(v.tags), "current": v.current,
+             "in_cache": v.in_cache, "params_changed": v.params_changed,
+             "metrics": v.metrics}
             for v in found]})
         return
     output.out(f"{rel}: {len(found)} version(s)")
+    if not listing.in_git:
+        output.out("not in a git repository: versions have no vN label, only their hash "
+                   "(local:PREFIX)")
+    if listing.unfetched:
+        shown = ", ".join(f"{label} ({oid[:8]})" for label, oid in listing.unfetched)
+        output.out(f"named by git history but not recorded in this clone: {shown} "
+                   "(`pipeflow fetch` brings their records)")
     for v in found:
         mark = "*" if v.current else " "
         when = v.first_seen[:19].replace("T", " ")
         tags = f"  [{', '.join(v.tags)}]" if v.tags else ""
         gone = "  (not in cache)" if not v.in_cache else ""
-        output.out(f"{mark} {v.label:>4}  {v.hash[:8]}  {_size(v.size):>9}  {when}  "
+        label = v.label if not v.local else "local"
+        output.out(f"{mark} {label:>5}  {v.hash[:8]}  {_size(v.size):>9}  {when}  "
                    f"run {v.first_run[:8]}{tags}{gone}")
         for key, (old, new) in v.params_changed.items():
-            output.out(f"          {key}: {old} -> {new}")
+            output.out(f"           {key}: {old} -> {new}")
         if v.metrics:
             shown = ", ".join(f"{k.split(':', 1)[-1]}={val}" for k, val in v.metrics.items())
-            output.out(f"          metrics: {shown}")
+            output.out(f"           metrics: {shown}")
+
+
+def tag_warnings(problems: Sequence[LogProblem]) -> None:
+    """One warning per skipped line of the tag log, then how to fix them."""
+    for problem in problems:
+        output.warn(f"{problem.message}: skipped")
+    if problems:
+        output.warn("`pipeflow verify` explains; `pipeflow verify --repair` sets the damaged "
+                    "lines aside")
 
 
 def tag_command(
@@ -99,13 +130,16 @@ def tag_command(
 ) -> None:
     """Point a team-shared tag at a version of a path (commit .pipeflow/tags.jsonl).
 
-    Every move is appended to the tag history (who, when, from which version), so
-    rolling back production is moving its tag and checking it out.
+    Every move is appended to this clone's chain in the tag history (who, when, from
+    which version); git merges two clones' moves by keeping both, and a tag names its
+    latest move. Rolling back production is moving its tag and checking it out.
     """
     from pipeflow.ops.versions import tag
     from pipeflow.repo import Repo
 
     with Repo.find() as repo:
-        chosen, previous = tag(repo, target, name, wait=wait)
+        result = tag(repo, target, name, wait=wait)
+    tag_warnings(result.problems)
+    chosen, previous = result.version, result.previous
     was = f" (was {previous[:8]})" if previous and previous != chosen.hash else ""
     output.out(f"{name} -> {chosen.path} {chosen.label} ({chosen.hash[:8]}){was}")

@@ -60,6 +60,11 @@ def lineage_command(
     if fmt not in FORMATS:
         raise UsageError(f"unknown format '{fmt}'", hint=f"choose one of {', '.join(FORMATS)}")
     with Repo.find() as repo:
+        if "@" in target or other is not None:  # a version may be a tag: say what was skipped
+            from pipeflow.cli.history import tag_warnings
+            from pipeflow.lineage.tags import read_log
+
+            tag_warnings(read_log(repo.dot).problems)
         if other is not None:
             from pipeflow.ops.lineage import lineage_diff
 
@@ -222,6 +227,9 @@ def params_diff(
 
 
 def verify_command(
+    repair: Annotated[bool, typer.Option(
+        "--repair", help="First rewrite .pipeflow/tags.jsonl with its valid lines; the "
+                         "damaged ones go to .pipeflow/tags.jsonl.damaged.")] = False,
     json_out: Json = False,
     verbose: Verbose = False,
 ) -> None:
@@ -229,13 +237,21 @@ def verify_command(
 
     Reports (exit 1) corrupt objects (moved aside, never served), rewritten records,
     gaps and forks in a chain, broken links, lock entries naming a missing record, and
-    a rewritten tag history. docs/history.md says what this protects against.
+    damaged lines of the tag log (file:line, what is wrong). docs/history.md says what
+    this protects against.
     """
     from pipeflow.errors import CheckFailed
     from pipeflow.ops.verify import verify
+    from pipeflow.ops.versions import repair_tags
     from pipeflow.repo import Repo
 
     with Repo.find() as repo:
+        if repair:
+            fixed = repair_tags(repo)
+            if fixed.aside is not None:
+                output.err(f"tag log repaired: kept {fixed.kept} line(s), moved "
+                           f"{len(fixed.moved)} damaged line(s) to {fixed.aside} (commit "
+                           "the repaired .pipeflow/tags.jsonl)")
         report = verify(repo)
     if json_out:
         output.emit_json(report.to_json())

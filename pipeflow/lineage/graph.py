@@ -27,6 +27,9 @@ from pipeflow.lineage.records import RunRecord
 GitTracked = Callable[[str, str], bool]
 """(commit, project-relative path) -> whether git tracks that path at that commit."""
 
+Labeler = Callable[[str, str], str]
+"""(path, hash) -> the version's label (``v3``, ``local:1a2b3c4d``)."""
+
 ArtifactStatus = Literal["output", "source", "git", "untracked", "absent"]
 """``output``: made by a stage run; ``source``: cached by ``pipeflow add``;
 ``git``: no record produced it, but git tracks the path at the commit of the run that
@@ -63,7 +66,7 @@ class LineageArtifact:
     isdir: bool
     status: ArtifactStatus
     version: str | None = None
-    """The ``vN`` label of this content (None when no run produced it)."""
+    """Its label, ``vN`` or ``local:<hash prefix>`` (None when no run produced it)."""
     producer: str | None = None
     """The run (or ``add`` record) that produced it; for a file inside a folder,
     the producer of the folder."""
@@ -164,8 +167,9 @@ def artifact_id(path: str, oid: str) -> str:
 
 class _Walker:
     def __init__(self, index: RunIndex, manifests: ManifestLookup,
-                 tracked: GitTracked | None = None) -> None:
+                 tracked: GitTracked | None = None, labels: Labeler | None = None) -> None:
         self.index = index
+        self.labels = labels
         self.db = index.db
         self.manifests = manifests
         self.tracked = tracked
@@ -180,8 +184,8 @@ class _Walker:
 
     # queries ------------------------------------------------------------------
     def label(self, path: str, oid: str) -> tuple[str | None, int]:
-        """(``vN``, number of runs) of content ``oid`` of ``path``; numbering as
-        RunIndex.versions (order of first production)."""
+        """(label, number of runs) of content ``oid`` of ``path``: the label from
+        ``self.labels`` (git history), else ``vN`` in order of first production."""
         known = self._labels.get(path)
         if known is None:
             rows = self.db.execute(
@@ -194,7 +198,9 @@ class _Walker:
             known = {str(h): (n, int(c)) for n, (h, c) in enumerate(rows, start=1)}
             self._labels[path] = known
         found = known.get(oid)
-        return (f"v{found[0]}", found[1]) if found else (None, 0)
+        if not found:
+            return None, 0
+        return (self.labels(path, oid) if self.labels else f"v{found[0]}"), found[1]
 
     def container(
         self, path: str, oid: str, before: str | None
@@ -461,6 +467,7 @@ class _Walker:
 def trace(
     index: RunIndex, path: str, oid: str, *, run_id: str | None = None,
     manifests: ManifestLookup | None = None, tracked: GitTracked | None = None,
+    labels: Labeler | None = None,
 ) -> Lineage:
     """The lineage of content ``oid`` of ``path``.
 
@@ -468,9 +475,11 @@ def trace(
     otherwise the first successful run that produced that content is used.
     ``manifests`` lets a file inside an output folder be matched to the folder
     version that holds it (without it, a file input that no run wrote directly is
-    "untracked").
+    "untracked"). ``labels`` gives each version its label (``vN`` from git history,
+    see ``pipeflow.lineage.labels``); without it versions are numbered in order of
+    first production in the index.
     """
-    walker = _Walker(index, manifests or (lambda _oid: None), tracked)
+    walker = _Walker(index, manifests or (lambda _oid: None), tracked, labels)
     return walker.walk(path, oid, run_id)
 
 

@@ -2,7 +2,10 @@
 
 ``<root>/.pipeflow/state/index.db``. On open it indexes each chain's records past
 the last one it has seen (records are append-only, so a chain's tail is all that
-can be new); deleting the file rebuilds it from scratch. Queries — versions of a
+can be new); deleting the file rebuilds it from scratch. It also keeps, per git
+commit, the (path, hash) pairs that commit's ``pipeline.lock`` names
+(``lock_commits``, ``lock_paths``, ``lock_history``) and the labels ``versions`` last showed on
+each branch (``shown_labels``): see ``pipeflow.lineage.labels``. Queries — versions of a
 path, the run that produced a content, a run's inputs — are indexed lookups, not
 scans of record files.
 """
@@ -51,6 +54,16 @@ CREATE TABLE IF NOT EXISTS metrics (
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id);
 CREATE TABLE IF NOT EXISTS heads (chain TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS broken (rel TEXT PRIMARY KEY, problem TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS lock_commits (commit_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS lock_paths (
+    commit_id TEXT NOT NULL, path TEXT NOT NULL, hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lock_paths_path ON lock_paths(path);
+CREATE TABLE IF NOT EXISTS lock_history (head TEXT PRIMARY KEY, commits TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS shown_labels (
+    branch TEXT NOT NULL, path TEXT NOT NULL, number INTEGER NOT NULL, hash TEXT NOT NULL,
+    PRIMARY KEY (branch, path, number)
+);
 """
 
 
@@ -59,7 +72,8 @@ class VersionRow:
     """One distinct content of a path, as the index knows it."""
 
     number: int
-    """``vN``: the order of first production in this clone's index (a local label)."""
+    """The order of first production in this clone's index: an internal order, not the
+    ``vN`` users see (``pipeflow.lineage.labels`` numbers those from git history)."""
     hash: str
     size: int | None
     isdir: bool

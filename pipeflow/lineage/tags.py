@@ -1,30 +1,49 @@
 """Tags: team-shared names for versions (``production``, ``staging``...).
 
-``.pipeflow/tags.jsonl`` is committed with the code and only ever appended to:
-one JSON object per move — path, tag, the version's hash, the hash it had before,
-who, when — each naming the SHA-256 of the line before it, so a rewritten history
-of moves is detectable. The current tags are the last move of each (path, name).
+``.pipeflow/tags.jsonl`` is committed with the code and only ever appended to: one
+JSON object per move — path, tag, the version's hash, the hash it had before, who,
+when. Like run records, each clone appends to its own chain: an entry names its
+clone's ``chain`` id, its ``seq`` in that chain, the ``id`` of the entry before it in
+the same chain (``prev``), and its own ``id`` (the SHA-256 of its canonical body
+without ``id``). Two clones' additions never touch the same line, so git merges the
+file by keeping both sides (``merge=union`` in ``.gitattributes``).
+
+A tag names the target of its valid move with the greatest (``when``, ``id``): the
+same answer in every clone holding the same lines, in whatever order a merge left
+them. Every move stays in the history.
+
+Reads never fail on a damaged log: a line that does not parse, whose ``id`` does not
+match its body (edited by hand), or whose ``prev``/``seq`` names no line of its chain
+is skipped and returned as a :class:`LogProblem`. Logs written before chains existed
+(one global ``prev`` chain of line hashes, no ``chain`` field) read as the ``legacy``
+chain. ``repair`` rewrites the log keeping every valid line and moves the others
+aside; a repair entry (``"kind": "repair"``, the ids it removed) in the repairing
+clone's chain keeps the lines that followed a removed one valid.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
-import os
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeflow.errors import StorageError, UsageError
-from pipeflow.lineage.records import iso
+from pipeflow import atomicfile
+from pipeflow.errors import UsageError
+from pipeflow.lineage.records import canonical, iso
 
 TAGS_FILE = "tags.jsonl"
+LEGACY_CHAIN = "legacy"
+_FIELDS = ("path", "name", "hash")
 
 
 @dataclass(frozen=True)
 class TagMove:
-    """One line of the tag log."""
+    """One valid line of the tag log."""
 
     path: str
     name: str
@@ -32,72 +51,309 @@ class TagMove:
     previous: str | None
     user: str
     when: str
-    line_hash: str
+    id: str
+    """SHA-256 of the canonical body (legacy lines: of the line's text)."""
+    chain: str
+    seq: int
+    line: int
+    """1-based line number in the file as read."""
+
+
+@dataclass(frozen=True)
+class LogProblem:
+    """A line of the tag log that reads skip."""
+
+    line: int
+    text: str
+    reason: str
+    file: str = f".pipeflow/{TAGS_FILE}"
+    claimed: str | None = None
+    """The id a well-formed line claims (what the lines after it in its chain name)."""
+
+    @property
+    def message(self) -> str:
+        return f"{self.file}:{self.line}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class TagLog:
+    """Every valid move (in file order) and the lines that were skipped."""
+
+    moves: tuple[TagMove, ...]
+    problems: tuple[LogProblem, ...]
+    heads: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+    """Chain -> (seq, id) of its newest valid entry, repair markers included."""
+    markers: tuple[int, ...] = ()
+    """Line numbers of the valid repair markers (entries that move no tag)."""
+
+    @property
+    def current(self) -> dict[tuple[str, str], TagMove]:
+        """(path, tag) -> the move that decides the tag: greatest (when, id)."""
+        best: dict[tuple[str, str], TagMove] = {}
+        for move in self.moves:
+            key = (move.path, move.name)
+            held = best.get(key)
+            if held is None or (move.when, move.id) > (held.when, held.id):
+                best[key] = move
+        return best
+
+    def tags_of(self, path: str) -> dict[str, str]:
+        """Tag name -> hash for one path."""
+        return {name: m.hash for (p, name), m in self.current.items() if p == path}
+
+    def head(self, chain: str) -> tuple[int, str] | None:
+        """(seq, id) of the newest valid entry of ``chain`` (highest seq, then id)."""
+        return self.heads.get(chain)
 
 
 def _check_name(name: str) -> None:
     looks_like_label = name.startswith("v") and name[1:].isdigit()
-    if not name or any(c in name for c in "@/ \t\n") or looks_like_label:
+    if not name or any(c in name for c in "@/ \t\n:") or looks_like_label:
         msg = f"invalid tag name {name!r}"
-        raise UsageError(msg, hint="use letters, digits, '-', '_' or '.'; not vN, no '@' or '/'")
+        raise UsageError(msg, hint="use letters, digits, '-', '_' or '.'; not vN, no '@', "
+                                   "'/' or ':'")
 
 
-def read_moves(dot: Path) -> list[TagMove]:
-    """Every move in order; raises StorageError when the log's chain is broken."""
-    path = dot / TAGS_FILE
+def entry_id(body: Mapping[str, Any]) -> str:
+    """The SHA-256 an entry is known by: its canonical body without ``id``."""
+    return hashlib.sha256(canonical({k: v for k, v in body.items() if k != "id"})).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    line: int
+    text: str
+    body: dict[str, Any]
+    id: str
+    claimed: str
+    """The id the line says it has (what its successor names)."""
+    chain: str
+    seq: int
+    problem: str | None = None
+    """Set for a well-formed line whose content does not match its id."""
+    removed: tuple[str, ...] | None = None
+    """For a repair marker: the ids of the lines ``repair`` set aside."""
+
+
+def _parse(number: int, text: str) -> _Parsed | str:
+    """One line as an entry, or the reason it is not one."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return []
-    moves: list[TagMove] = []
-    prev_hash = None
-    for number, line in enumerate(lines, start=1):
+        body = json.loads(text)
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested brackets
+        return "not a JSON line"
+    if not isinstance(body, dict):
+        return "not a JSON object"
+    if body.get("kind") == "repair":
+        return _parse_marker(number, text, body)
+    for key in _FIELDS:
+        if not isinstance(body.get(key), str) or not body[key]:
+            return f"no '{key}' string"
+    if not isinstance(body.get("when", ""), str) or not isinstance(body.get("prev"),
+                                                                    (str, type(None))):
+        return "'when' or 'prev' is not a string"
+    if "chain" not in body:  # the format before chains: the line's own hash is its id
+        line_hash = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        return _Parsed(number, text, body, line_hash, line_hash, LEGACY_CHAIN, 0)
+    chain, seq, claimed = body.get("chain"), body.get("seq"), body.get("id")
+    if not isinstance(chain, str) or not chain or chain == LEGACY_CHAIN:
+        return "'chain' is not a chain id"
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        return "'seq' is not a positive integer"
+    if not isinstance(claimed, str):
+        return "no 'id'"
+    real = entry_id(body)
+    problem = None if real == claimed else (
+        f"its content does not match its id {claimed[:12]}: the line was edited after it "
+        "was written")
+    return _Parsed(number, text, body, real, claimed, chain, seq, problem)
+
+
+def _parse_marker(number: int, text: str, body: dict[str, Any]) -> _Parsed | str:
+    """A repair marker: an entry of the repairing clone's chain naming the lines
+    ``repair`` set aside, so the lines that followed them still read."""
+    chain, seq, claimed, removed = (body.get("chain"), body.get("seq"), body.get("id"),
+                                    body.get("removed"))
+    if (not isinstance(chain, str) or not chain or chain == LEGACY_CHAIN
+            or not isinstance(seq, int) or isinstance(seq, bool) or seq < 1
+            or not isinstance(claimed, str) or not isinstance(body.get("prev"), str | None)
+            or not isinstance(removed, list)
+            or not all(isinstance(r, str) for r in removed)):
+        return "a repair entry without chain, seq, id and removed ids"
+    problem = None if entry_id(body) == claimed else (
+        f"its content does not match its id {claimed[:12]}: the line was edited after it "
+        "was written")
+    return _Parsed(number, text, body, entry_id(body), claimed, chain, seq, problem,
+                   tuple(removed))
+
+
+def _link_problem(entry: _Parsed, claimed: dict[str, dict[str, int]],
+                  excused: set[str]) -> str | None:
+    """Why ``entry`` does not follow a line of its chain (None when it does)."""
+    prev = entry.body.get("prev")
+    if prev in excused:
+        return None  # it followed a line that `repair` set aside
+    if entry.chain == LEGACY_CHAIN:
+        if prev is None or prev in claimed.get(LEGACY_CHAIN, {}):
+            return None
+        return "it names a previous line that is not in the log (a line was removed or edited)"
+    if prev is None:
+        return None if entry.seq == 1 else f"seq {entry.seq} names no previous entry"
+    before = claimed.get(entry.chain, {}).get(prev)
+    if before is None:
+        return (f"it follows entry {prev[:12]} of chain {entry.chain}, which is not in the "
+                "log (a line was removed or edited)")
+    if before != entry.seq - 1:
+        return f"seq {entry.seq} follows an entry with seq {before}"
+    return None
+
+
+def parse_log(text: str) -> TagLog:
+    """The moves and problems of a tag log's text (never raises)."""
+    parsed: list[_Parsed] = []
+    problems: list[LogProblem] = []
+    # split("\n"), not splitlines(): a JSON string may hold U+2028 and its kin.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
-        try:
-            body = json.loads(line)
-        except ValueError as exc:
-            raise StorageError(f"{path}:{number}: not a JSON line") from exc
-        if body.get("prev") != prev_hash:
-            raise StorageError(f"{path}:{number}: the tag history was rewritten "
-                               "(this line does not follow the one before it)")
-        prev_hash = hashlib.sha256(line.encode("utf-8")).hexdigest()
-        moves.append(TagMove(str(body["path"]), str(body["name"]), str(body["hash"]),
-                             body.get("previous"), str(body.get("user", "")),
-                             str(body.get("when", "")), prev_hash))
-    return moves
+        result = _parse(number, line)
+        if isinstance(result, str):
+            problems.append(LogProblem(number, line, result))
+        else:
+            parsed.append(result)
+    # A line is linked by the id it claims, so one edited line is skipped alone and the
+    # lines after it in its chain still read.
+    claimed: dict[str, dict[str, int]] = {}
+    for entry in parsed:
+        claimed.setdefault(entry.chain, {})[entry.claimed] = entry.seq
+    excused = {r for e in parsed if e.removed is not None and e.problem is None
+               for r in e.removed}
+    moves: list[TagMove] = []
+    markers: list[int] = []
+    heads: dict[str, tuple[int, str]] = {}
+    for entry in parsed:
+        reason = entry.problem or _link_problem(entry, claimed, excused)
+        if reason is not None:
+            problems.append(LogProblem(entry.line, entry.text, reason, claimed=entry.claimed))
+            continue
+        heads[entry.chain] = max(heads.get(entry.chain, (0, "")), (entry.seq, entry.id))
+        if entry.removed is not None:
+            markers.append(entry.line)  # a repair marker moves no tag
+            continue
+        b = entry.body
+        previous = b.get("previous")
+        moves.append(TagMove(b["path"], b["name"], b["hash"],
+                             previous if isinstance(previous, str) else None,
+                             str(b.get("user", "")), str(b.get("when", "")), entry.id,
+                             entry.chain, entry.seq, entry.line))
+    problems.sort(key=lambda p: p.line)
+    return TagLog(tuple(moves), tuple(problems), heads, tuple(markers))
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return ""
+    # Undecodable bytes become lines that do not parse, not a failed read.
+    return data.decode("utf-8", "surrogateescape")
+
+
+def read_log(dot: Path) -> TagLog:
+    """The tag log of the project whose ``.pipeflow`` is ``dot``."""
+    return parse_log(_read_text(dot / TAGS_FILE))
 
 
 def current(dot: Path) -> dict[tuple[str, str], str]:
     """(path, tag) -> hash of the version the tag names now."""
-    tags: dict[tuple[str, str], str] = {}
-    for move in read_moves(dot):
-        tags[(move.path, move.name)] = move.hash
-    return tags
+    return {key: move.hash for key, move in read_log(dot).current.items()}
 
 
 def tags_of(dot: Path, path: str) -> dict[str, str]:
     """Tag name -> hash for one path."""
-    return {name: h for (p, name), h in current(dot).items() if p == path}
+    return read_log(dot).tags_of(path)
 
 
-def move(dot: Path, path: str, name: str, oid: str, user: str) -> TagMove:
-    """Point tag ``name`` of ``path`` at content ``oid``, appending to the log."""
+def _after(when: str) -> str:
+    """A time 1 ms after ``when`` (an ISO time written by :func:`iso`)."""
+    try:
+        then = datetime.datetime.fromisoformat(when)
+    except ValueError:
+        return iso(time.time())
+    later = then.astimezone(datetime.UTC) + datetime.timedelta(milliseconds=1)
+    return later.isoformat(timespec="milliseconds")
+
+
+def move(dot: Path, chain: str, path: str, name: str, oid: str, user: str) -> TagMove:
+    """Point tag ``name`` of ``path`` at content ``oid``: one entry appended to this
+    clone's ``chain`` in the log (the file is rewritten atomically, never torn)."""
     _check_name(name)
-    moves = read_moves(dot)
-    previous = None
-    for m in moves:
-        if m.path == path and m.name == name:
-            previous = m.hash
-    body: dict[str, Any] = {
-        "path": path, "name": name, "hash": oid, "previous": previous, "user": user,
-        "when": iso(time.time()), "prev": moves[-1].line_hash if moves else None,
-    }
-    line = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    log = read_log(dot)
+    held = log.current.get((path, name))
+    when = iso(time.time())
+    if held is not None and (when, "") <= (held.when, held.id):
+        # A clock behind a colleague's must not make this move lose to the one it replaces.
+        when = max(when, _after(held.when))
+    body = _chained(log, chain, {"path": path, "name": name, "hash": oid,
+                                 "previous": held.hash if held else None, "user": user,
+                                 "when": when})
     tags_path = dot / TAGS_FILE
-    with open(tags_path, "a", encoding="utf-8") as fh:
-        fh.write(line + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    return TagMove(path, name, oid, previous, user, body["when"],
-                   hashlib.sha256(line.encode("utf-8")).hexdigest())
+    data = _read_text(tags_path).encode("utf-8", "surrogateescape")
+    if data and not data.endswith(b"\n"):
+        data += b"\n"
+    atomicfile.write_bytes(tags_path, data + _line(body), durable=True)
+    number = data.count(b"\n") + 1
+    return TagMove(path, name, oid, body["previous"], user, when, body["id"], chain,
+                   body["seq"], number)
+
+
+def _chained(log: TagLog, chain: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` as the next entry of ``chain``: chain, seq, prev and id filled."""
+    head = log.head(chain)
+    body = {"chain": chain, "seq": head[0] + 1 if head else 1,
+            "prev": head[1] if head else None, **fields}
+    body["id"] = entry_id(body)
+    return body
+
+
+def _line(body: Mapping[str, Any]) -> bytes:
+    return canonical(body) + b"\n"
+
+
+@dataclass(frozen=True)
+class RepairReport:
+    """What ``repair`` did: lines kept, lines moved aside and where."""
+
+    kept: int
+    moved: tuple[LogProblem, ...]
+    aside: Path | None
+
+
+def repair(dot: Path, chain: str, user: str) -> RepairReport:
+    """Rewrite the log with its valid lines only (in file order, which is stable) and
+    append the others, each with its reason, to ``tags.jsonl.damaged``. When lines
+    that others follow are set aside, a repair entry in ``chain`` names their ids, so
+    the lines after them keep reading (and the repair stays in the history)."""
+    tags_path = dot / TAGS_FILE
+    text = _read_text(tags_path)
+    log = parse_log(text)
+    if not log.problems:
+        return RepairReport(len(log.moves), (), None)
+    lines = text.split("\n")
+    valid = sorted({m.line for m in log.moves} | set(log.markers))
+    kept = "".join(lines[n - 1] + "\n" for n in valid)
+    removed = sorted({p.claimed for p in log.problems if p.claimed})
+    if removed:
+        marker = _chained(log, chain, {"kind": "repair", "removed": removed, "user": user,
+                                       "when": iso(time.time())})
+        kept += _line(marker).decode("utf-8", "surrogatepass")
+    aside = dot / f"{TAGS_FILE}.damaged"
+    before = _read_text(aside)
+    moved = "".join(
+        json.dumps({"line": p.line, "reason": p.reason, "text": p.text},
+                   ensure_ascii=False) + "\n"
+        for p in log.problems)
+    atomicfile.write_bytes(aside, (before + moved).encode("utf-8", "surrogateescape"),
+                           durable=True)
+    atomicfile.write_bytes(tags_path, kept.encode("utf-8", "surrogateescape"), durable=True)
+    return RepairReport(len(log.moves), log.problems, aside)
+

@@ -1,8 +1,10 @@
 """Versions of a path: each distinct content it has had, and ``PATH@VERSION`` syntax.
 
-A version's identity is its content hash; ``vN`` (order of first production in
-this clone's index) is a local label, always shown beside the hash prefix.
-``VERSION`` is ``vN``, a hash prefix (4+ hex digits) or a tag name.
+A version's identity is its content hash. ``vN`` numbers the versions by first
+appearance in the first-parent git history of ``pipeline.lock``
+(``pipeflow.lineage.labels``), so a label names the same content in every clone with
+that history; a version no commit names is ``local:<hash prefix>``. ``VERSION`` is
+``vN``, a hash prefix (4+ hex digits, or ``local:PREFIX``) or a tag name.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any
 
 from pipeflow.errors import UsageError
 from pipeflow.lineage import tags as tagfile
-from pipeflow.lineage.index import RunIndex
+from pipeflow.lineage.index import RunIndex, VersionRow
+from pipeflow.lineage.labels import LOCAL_PREFIX, VersionLabels, local_label, version_labels
 from pipeflow.repo import Repo
 
 _HEX = re.compile(r"^[0-9a-f]{4,32}$")
@@ -24,7 +27,8 @@ class Version:
     """One distinct content of a path, with what made it."""
 
     path: str
-    number: int
+    number: int | None
+    """N of ``vN``; None for a version no commit of the lock's history names."""
     hash: str
     size: int | None
     isdir: bool
@@ -41,21 +45,46 @@ class Version:
 
     @property
     def label(self) -> str:
-        return f"v{self.number}"
+        """``vN``, or ``local:<hash prefix>`` for a version that never reached a commit."""
+        return f"v{self.number}" if self.number is not None else local_label(self.hash)
+
+    @property
+    def local(self) -> bool:
+        return self.number is None
 
 
-def list_versions(repo: Repo, path: str, *, current_hash: str | None = None) -> list[Version]:
-    """Every version of ``path`` in order of first production."""
-    index = repo.index
-    rows = index.versions(path)
+def ordered_rows(repo: Repo, path: str, labels: VersionLabels | None = None
+                 ) -> list[tuple[int | None, VersionRow]]:
+    """(N or None, row) of every version of ``path``: committed ones by N, then the
+    local ones in order of first production."""
+    labels = labels or version_labels(repo.root, repo.index)
+    numbers = labels.numbers(path)
+    rows = [(numbers.get(row.hash), row) for row in repo.index.versions(path)]
+    return sorted(rows, key=lambda nr: (nr[0] is None, nr[0] or 0, nr[1].number))
+
+
+def tagged_hashes(tags: dict[str, str]) -> dict[str, list[str]]:
+    """Hash -> the tag names pointing at it."""
     tagged: dict[str, list[str]] = {}
-    for name, oid in tagfile.tags_of(repo.dot, path).items():
+    for name, oid in tags.items():
         tagged.setdefault(oid, []).append(name)
+    return tagged
+
+
+def list_versions(repo: Repo, path: str, *, current_hash: str | None = None,
+                  tags: dict[str, str] | None = None,
+                  labels: VersionLabels | None = None) -> list[Version]:
+    """Every version of ``path``: committed ones by label, then the local ones.
+    ``tags`` (name -> hash) defaults to what the tag log says, problems unreported."""
+    index = repo.index
+    if tags is None:
+        tags = tagfile.read_log(repo.dot).tags_of(path)
+    tagged = tagged_hashes(tags)
     from pipeflow.hashing import HashInfo
 
     out: list[Version] = []
     prev_params: dict[str, Any] | None = None
-    for row in rows:
+    for number, row in ordered_rows(repo, path, labels):
         params = {f"{f}:{k}": v for f, vals in index.params_of(row.first_run).items()
                   for k, v in vals.items()}
         changed = {}
@@ -67,7 +96,7 @@ def list_versions(repo: Repo, path: str, *, current_hash: str | None = None) -> 
         metrics = _metrics_of_version(index, path, row.hash, row.first_run)
         info = HashInfo(row.hash, row.size or 0, row.isdir)
         out.append(Version(
-            path=path, number=row.number, hash=row.hash, size=row.size, isdir=row.isdir,
+            path=path, number=number, hash=row.hash, size=row.size, isdir=row.isdir,
             first_run=row.first_run, first_seen=row.first_seen, runs=row.runs,
             tags=tuple(sorted(tagged.get(row.hash, []))),
             in_cache=not repo.store.missing(info), current=row.hash == current_hash,
@@ -101,6 +130,8 @@ def resolve(repo: Repo, path: str, version: str, versions: list[Version]) -> Ver
     found: list[Version] = []
     if re.fullmatch(r"v\d+", version):
         found = [v for v in versions if v.number == int(version[1:])]
+    if not found and version.startswith(LOCAL_PREFIX):
+        version = version.removeprefix(LOCAL_PREFIX)
     if not found:
         found = [v for v in versions if version in v.tags]
     if not found and _HEX.match(version):

@@ -30,6 +30,8 @@ class CheckoutReport:
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     """What made outputs unrestorable (a corrupt object set aside, say)."""
+    warnings: list[str] = field(default_factory=list)
+    """Damaged lines of the tag log that resolving a tag skipped."""
 
 
 def checkout(repo: Repo, targets: list[str] | None = None, *, wait: float = 0.0) -> CheckoutReport:
@@ -131,10 +133,15 @@ def _restore_source(repo: Repo, path: str, entry: FileEntry, report: CheckoutRep
 def _checkout_version(
     repo: Repo, path: str, version: str, lock: Lock, report: CheckoutReport
 ) -> None:
-    from pipeflow.lineage.versions import list_versions, resolve
+    from pipeflow.lineage.tags import read_log
+    from pipeflow.lineage.versions import resolve
+    from pipeflow.ops.lineage import light_versions
 
     current = out_entries_all(lock).get(path)
-    chosen = resolve(repo, path, version, list_versions(repo, path))
+    log = read_log(repo.dot)
+    report.warnings += [f"{p.message}: skipped (`pipeflow verify` explains)"
+                        for p in log.problems]
+    chosen = resolve(repo, path, version, light_versions(repo, path, log.tags_of(path)))
     info = HashInfo(chosen.hash, chosen.size or 0, chosen.isdir)
     tried = _fetch_version(repo, info) if repo.store.missing(info) else None
     if repo.store.missing(info):

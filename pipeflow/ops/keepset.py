@@ -153,7 +153,7 @@ def _history_refs(repo: Repo, scope: GcScope, workspace: Lock) -> list[Reference
              for oid, isdir, path, rid in rows]
     if scope.keep_versions:
         for path in index.paths():
-            refs += [Reference(row.hash, row.isdir, path, "versions", f"v{row.number}")
+            refs += [Reference(row.hash, row.isdir, path, "versions", f"version {row.hash[:8]}")
                      for row in index.versions(path)[-scope.keep_versions:]]
     return refs
 

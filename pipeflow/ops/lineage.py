@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pipeflow.errors import StorageError, UsageError
 from pipeflow.lineage.diff import LineageDiff, diff_lineages
 from pipeflow.lineage.graph import Lineage, ManifestLookup, trace
+from pipeflow.lineage.labels import version_labels
 from pipeflow.lineage.pathspec import split_spec
 from pipeflow.lineage.versions import Version, resolve
 from pipeflow.lockfile import FileEntry, Lock
@@ -40,19 +41,22 @@ def manifests(repo: Repo) -> ManifestLookup:
     return lookup
 
 
-def light_versions(repo: Repo, path: str) -> list[Version]:
+def light_versions(repo: Repo, path: str, tags: dict[str, str] | None = None
+                   ) -> list[Version]:
     """The versions of ``path`` with tags, without the per-version params and
-    metrics ``versions`` shows: enough to resolve ``PATH@VERSION`` quickly."""
+    metrics ``versions`` shows: enough to resolve ``PATH@VERSION`` quickly. ``tags``
+    (name -> hash) defaults to the tag log's valid lines (``verify`` reports the rest)."""
     from pipeflow.lineage import tags as tagfile
+    from pipeflow.lineage.versions import ordered_rows, tagged_hashes
 
-    tagged: dict[str, list[str]] = {}
-    for name, oid in tagfile.tags_of(repo.dot, path).items():
-        tagged.setdefault(oid, []).append(name)
+    if tags is None:
+        tags = tagfile.read_log(repo.dot).tags_of(path)
+    tagged = tagged_hashes(tags)
     return [
-        Version(path=path, number=r.number, hash=r.hash, size=r.size, isdir=r.isdir,
+        Version(path=path, number=n, hash=r.hash, size=r.size, isdir=r.isdir,
                 first_run=r.first_run, first_seen=r.first_seen, runs=r.runs,
                 tags=tuple(sorted(tagged.get(r.hash, []))))
-        for r in repo.index.versions(path)
+        for n, r in ordered_rows(repo, path)
     ]
 
 
@@ -145,7 +149,8 @@ def lineage(repo: Repo, target: str, version: str | None = None) -> Lineage:
     recursively the runs that made those, down to source data."""
     start = start_of(repo, target, version)
     return trace(repo.index, start.path, start.hash, run_id=start.run,
-                 manifests=manifests(repo), tracked=git_tracked(repo))
+                 manifests=manifests(repo), tracked=git_tracked(repo),
+                 labels=version_labels(repo.root, repo.index).label)
 
 
 def lineage_diff(repo: Repo, target: str, other: str) -> LineageDiff:
@@ -154,9 +159,10 @@ def lineage_diff(repo: Repo, target: str, other: str) -> LineageDiff:
     start = start_of(repo, target)
     lookup = manifests(repo)
     tracked = git_tracked(repo)
+    labels = version_labels(repo.root, repo.index).label
     old = trace(repo.index, start.path, start.hash, run_id=start.run, manifests=lookup,
-                tracked=tracked)
+                tracked=tracked, labels=labels)
     other_start = start_of(repo, start.path, other)
     new = trace(repo.index, other_start.path, other_start.hash, run_id=other_start.run,
-                manifests=lookup, tracked=tracked)
+                manifests=lookup, tracked=tracked, labels=labels)
     return diff_lineages(old, new)

@@ -109,6 +109,8 @@ def show(repo: Repo) -> list[MetricsFile]:
 def show_all_versions(repo: Repo) -> list[MetricsFile]:
     """Every version of every metrics file the index knows, oldest first per path,
     with the values recorded by the run that first produced it."""
+    from pipeflow.lineage.labels import version_labels
+    from pipeflow.lineage.versions import ordered_rows
     from pipeflow.ops.lineage import current_lock
 
     current = {m.path: m for m in lock_metrics(current_lock(repo))}
@@ -117,15 +119,16 @@ def show_all_versions(repo: Repo) -> list[MetricsFile]:
         "SELECT DISTINCT path FROM outputs WHERE kind = 'metric' ORDER BY path"
     ).fetchall()
     paths = sorted({str(r[0]) for r in rows} | set(current))
+    labels = version_labels(repo.root, index)
     out: list[MetricsFile] = []
     for path in paths:
-        for v in index.versions(path):
+        for _n, v in ordered_rows(repo, path, labels):
             stage_row = index.db.execute("SELECT stage FROM runs WHERE id = ?",
                                          (v.first_run,)).fetchone()
             values = index.metrics_of(v.first_run).get(path, {})
             now = current.get(path)
             out.append(MetricsFile(path, str(stage_row[0]) if stage_row else "", values,
-                                   v.hash, f"v{v.number}", v.first_run, v.first_seen,
+                                   v.hash, labels.label(path, v.hash), v.first_run, v.first_seen,
                                    current=now is not None and now.hash == v.hash))
     return out
 

@@ -92,11 +92,21 @@ def _source_warning(repo: Repo, source: SourceState) -> str | None:
     if source.state == "not-in-cache":
         return describe(source)
     if source.state == "checked-out":
-        numbers = {row.hash: row.number for row in repo.index.versions(path)}
-        return (f"source data '{path}': v{numbers.get(source.now or '', '?')} checked out, "
-                f"lock has v{numbers.get(source.locked.hash, '?')} (`repro` or "
+        labels = _known_labels(repo, path)
+        return (f"source data '{path}': {labels.get(source.now or '', '?')} checked out, "
+                f"lock has {labels.get(source.locked.hash, '?')} (`repro` or "
                 f"`checkout {path}` restores it)")
     if source.state == "edited":
         return (f"source data '{path}' changed since it was added: `pipeflow add {path}` "
                 "(or `repro`) records the new version")
     return None
+
+
+def _known_labels(repo: Repo, path: str) -> dict[str, str]:
+    """Hash -> label of every version of ``path`` the index knows."""
+    from pipeflow.lineage.labels import version_labels
+
+    if not repo.dot.is_dir():
+        return {}
+    labels = version_labels(repo.root, repo.index)
+    return {row.hash: labels.label(path, row.hash) for row in repo.index.versions(path)}

@@ -5,9 +5,10 @@ moved aside to ``cache/corrupt/`` so it is never served), a record whose bytes d
 not match the SHA-256 in its name (rewritten), a gap in a chain's sequence (a
 removed record), a fork (two records naming the same predecessor, or one sequence
 number used twice), a record whose ``prev`` does not name the record before it or
-names none that exists, a lock entry naming a record that does not exist, and a
-rewritten tag history. Noted but not failing: objects the lock names that the cache
-does not hold (after ``gc`` or in a fresh clone before ``pull``).
+names none that exists, a lock entry naming a record that does not exist, and each
+damaged line of the tag log (file:line and what is wrong). Noted but not failing:
+objects the lock names that the cache does not hold (after ``gc`` or in a fresh clone
+before ``pull``).
 
 What this cannot see: the newest records of a chain removed together (nothing
 names them — unless a lock does), or a history forged consistently by someone who
@@ -240,13 +241,14 @@ def _all_records(records: RecordStore) -> list[tuple[str, int, str, str]]:
 
 
 def verify_tags(repo: Repo, report: VerifyReport) -> None:
-    """The tag history's own chain of line hashes."""
-    from pipeflow.lineage.tags import read_moves
+    """Every line of the tag log: it parses, its id matches its content, and it
+    follows a line of its clone's chain. Reads skip the lines reported here."""
+    from pipeflow.lineage.tags import read_log
 
-    try:
-        read_moves(repo.dot)
-    except StorageError as exc:
-        report.problems.append(Problem("tags", ".pipeflow/tags.jsonl", exc.message))
+    for problem in read_log(repo.dot).problems:
+        report.problems.append(Problem(
+            "tags", f"{problem.file}:{problem.line}",
+            f"{problem.message} (reads skip it; `pipeflow verify --repair` sets it aside)"))
 
 
 def verify(repo: Repo, *, jobs: int | None = None) -> VerifyReport:

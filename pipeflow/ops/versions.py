@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pipeflow import lockfile
 from pipeflow.errors import UsageError
 from pipeflow.lineage import tags as tagfile
+from pipeflow.lineage.labels import Relabel
 from pipeflow.lineage.pathspec import split_spec
+from pipeflow.lineage.tags import LogProblem
 from pipeflow.lineage.versions import Version, list_versions, resolve
 from pipeflow.lockfile import FileEntry
 from pipeflow.repo import LOCK_FILE, Repo
@@ -20,22 +23,49 @@ def _locked_entries(repo: Repo) -> dict[str, FileEntry]:
     return out_entries_all(lockfile.read(repo.lock_path, LOCK_FILE))
 
 
-def versions(repo: Repo, target: str, *, sort: str | None = None) -> tuple[str, list[Version]]:
-    """Every version of the path ``target`` names, oldest first (or by ``sort``:
-    ``metrics.KEY`` ranks by a metric, highest first; ``size``; ``time``)."""
+@dataclass(frozen=True)
+class VersionList:
+    """What ``pipeflow versions PATH`` shows."""
+
+    path: str
+    versions: list[Version]
+    in_git: bool
+    """False outside a git repository: every version is then local."""
+    problems: tuple[LogProblem, ...]
+    """Lines of the tag log that were skipped (``verify`` explains, ``--repair`` fixes)."""
+    relabeled: tuple[Relabel, ...] = ()
+    """Labels shown before in this clone that now name other content."""
+    unfetched: tuple[tuple[str, str], ...] = ()
+    """(label, hash) of committed versions whose run records this clone lacks."""
+
+
+def versions(repo: Repo, target: str, *, sort: str | None = None) -> VersionList:
+    """Every version of the path ``target`` names: committed ones by label, then the
+    local ones (or by ``sort``: ``metrics.KEY`` ranks by a metric, highest first;
+    ``size``; ``time``)."""
+    from pipeflow.lineage.labels import version_labels
+
     locked = _locked_entries(repo)
     path, version = split_spec(repo, target, set(locked))
     if version is not None:
         raise UsageError("`versions` takes a path, not PATH@VERSION")
     current = locked.get(path)
-    found = list_versions(repo, path, current_hash=current.hash if current else None)
+    log = tagfile.read_log(repo.dot)
+    labels = version_labels(repo.root, repo.index)
+    found = list_versions(repo, path, current_hash=current.hash if current else None,
+                          tags=log.tags_of(path), labels=labels)
     if not found:
         raise UsageError(f"'{path}' has no recorded versions",
                          hint="versions are recorded when `pipeflow repro` or `pipeflow add` "
                               "produces the path")
     if sort:
         found = _sorted(found, sort)
-    return path, found
+    listed = {v.hash for v in found}
+    unfetched = tuple((f"v{n}", oid) for oid, n in sorted(labels.numbers(path).items(),
+                                                          key=lambda item: item[1])
+                      if oid not in listed)
+    return VersionList(path, found, labels.in_git, log.problems,
+                       tuple(labels.relabel(path)), unfetched)
 
 
 def _sorted(found: list[Version], key: str) -> list[Version]:
@@ -60,9 +90,21 @@ def _sorted(found: list[Version], key: str) -> list[Version]:
     raise UsageError(f"cannot sort by '{key}'", hint="use time, size or metrics.NAME")
 
 
-def tag(repo: Repo, target: str, name: str, *, wait: float = 0.0) -> tuple[Version, str | None]:
-    """Point tag ``name`` at ``PATH@VERSION``; returns the version and the hash the tag
-    named before (None if new)."""
+@dataclass(frozen=True)
+class TagResult:
+    """What ``pipeflow tag`` did."""
+
+    version: Version
+    previous: str | None
+    """The hash the tag named before (None if new)."""
+    problems: tuple[LogProblem, ...]
+    """Lines of the tag log that were skipped."""
+
+
+def tag(repo: Repo, target: str, name: str, *, wait: float = 0.0) -> TagResult:
+    """Point tag ``name`` at ``PATH@VERSION`` (an entry in this clone's chain of the
+    tag log); also makes sure ``.gitattributes`` lets git merge the log by union."""
+    from pipeflow.gitattributes import ensure_attributes
     from pipeflow.gitinfo import read_provenance
 
     locked = _locked_entries(repo)
@@ -70,6 +112,20 @@ def tag(repo: Repo, target: str, name: str, *, wait: float = 0.0) -> tuple[Versi
     if version is None:
         raise UsageError("give the version to tag as PATH@VERSION (vN, hash prefix or tag)")
     with RepoLock(repo.dot / "lock", wait=wait):
-        chosen = resolve(repo, path, version, list_versions(repo, path))
-        move = tagfile.move(repo.dot, path, name, chosen.hash, read_provenance(repo.root).user)
-    return chosen, move.previous
+        log = tagfile.read_log(repo.dot)
+        from pipeflow.ops.lineage import light_versions
+
+        chosen = resolve(repo, path, version, light_versions(repo, path, log.tags_of(path)))
+        ensure_attributes(repo.root)
+        move = tagfile.move(repo.dot, repo.records.chain, path, name, chosen.hash,
+                            read_provenance(repo.root).user)
+    return TagResult(chosen, move.previous, log.problems)
+
+
+def repair_tags(repo: Repo, *, wait: float = 0.0) -> tagfile.RepairReport:
+    """Rewrite the tag log keeping every valid line; damaged ones go to
+    ``.pipeflow/tags.jsonl.damaged``."""
+    from pipeflow.gitinfo import read_provenance
+
+    with RepoLock(repo.dot / "lock", wait=wait):
+        return tagfile.repair(repo.dot, repo.records.chain, read_provenance(repo.root).user)

@@ -42,3 +42,9 @@ def chain(p: Project) -> None:
             "metrics": ["metrics.json"],
         },
     })
+
+
+def commit(p: Project, message: str = "work") -> None:
+    """Commit everything (vN labels number the versions committed locks name)."""
+    p.git("add", "-A")
+    p.git("commit", "-qm", message, "--allow-empty")

@@ -11,7 +11,7 @@ import pytest
 import pipeflow
 from pipeflow.errors import SpecError, StorageError, UsageError
 from tests.conftest import Project
-from tests.functional.helpers import chain, runs
+from tests.functional.helpers import chain, commit, runs
 
 
 def test_import_pipeflow_stays_cheap() -> None:
@@ -34,10 +34,12 @@ def test_repo_repro_status_versions_lineage(project: Project,
     assert result.ok and result.ran == ("prepare", "train", "evaluate")
     assert runs(project) == ["prepare", "train", "evaluate"]
     assert repo.status().up_to_date
+    commit(project)
     project.params({"prep": {"n": 3}, "train": {"lr": 0.07, "epochs": 2}, "eval": {"k": 1}})
     changed = repo.status()
     assert "params.yaml: train.lr 0.05 -> 0.07" in changed.stages[1].reasons
     assert repo.repro("train").ran == ("train",)
+    commit(project)
     versions = repo.versions("models/model.txt")
     assert [(v.label, v.current) for v in versions] == [("v1", False), ("v2", True)]
     assert dataclasses.is_dataclass(versions[0])
@@ -72,8 +74,10 @@ def test_open_reads_a_version_from_the_cache_verified(project: Project) -> None:
     chain(project)
     repo = pipeflow.Repo(project.root)
     repo.repro()
+    commit(project)
     project.params({"prep": {"n": 2}, "train": {"lr": 0.07, "epochs": 2}, "eval": {"k": 1}})
     repo.repro()
+    commit(project)
     model = project.root / "models/model.txt"
     with pipeflow.open(model, version="v1") as f:
         assert f.read() == b"lr=0.05\na\nb\nc\n"
@@ -102,8 +106,10 @@ def test_open_a_file_inside_a_versioned_folder(project: Project) -> None:
         "params": ["n"], "outs": ["parts"]}})
     repo = pipeflow.Repo(project.root)
     repo.repro()
+    commit(project)
     project.params({"n": 2})
     repo.repro()
+    commit(project)
     with pipeflow.open(project.root / "parts/a.txt", version="v1") as f:
         assert f.read() == b"1\n"
     with pipeflow.open(project.root / "parts/a.txt") as f:

@@ -43,7 +43,7 @@ def test_gc_workspace_keeps_the_lock_tags_and_git_revisions(project: Project) ->
     versions = json.loads(project.run("versions", "models/model.txt", "--json").out)["versions"]
     v1, v2, v3 = (v["hash"] for v in versions)
     records = sorted((project.root / ".pipeflow/cache/runs").glob("*/*.json"))
-    project.run("tag", "models/model.txt@v2", "staging")
+    project.run("tag", f"models/model.txt@{v2[:8]}", "staging")  # v2, v3: local versions
     dry = json.loads(project.run("gc", "--workspace", "--keep-days", "0", "--grace", "0",
                                  "--dry", "--json").out)
     assert v1 in dry["removed"] and v2 not in dry["removed"] and v3 not in dry["removed"]
@@ -57,7 +57,7 @@ def test_gc_workspace_keeps_the_lock_tags_and_git_revisions(project: Project) ->
     assert sorted((project.root / ".pipeflow/cache/runs").glob("*/*.json")) == records
     listed = json.loads(project.run("versions", "models/model.txt", "--json").out)["versions"]
     assert [v["in_cache"] for v in listed] == [False, True, True]
-    bad = project.run("checkout", "models/model.txt@v1")
+    bad = project.run("checkout", "models/model.txt@v1")  # the committed one
     assert bad.code == 1 and "no longer in the cache" in bad.err
 
 

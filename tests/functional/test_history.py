@@ -6,7 +6,7 @@ import hashlib
 import json
 
 from tests.conftest import Project
-from tests.functional.helpers import chain, runs
+from tests.functional.helpers import chain, commit, runs
 
 
 def _records(p: Project) -> list[dict]:  # type: ignore[type-arg]
@@ -89,9 +89,11 @@ def test_run_cache_is_skipped_for_uncacheable_stages(project: Project) -> None:
 def _train_versions(p: Project) -> None:
     chain(p)
     p.run("repro")
+    commit(p, "v1")
     for lr in (0.07, 0.09):
         p.params({"prep": {"n": 3}, "train": {"lr": lr, "epochs": 2}, "eval": {"k": 1}})
         assert p.run("repro").code == 0
+        commit(p, f"lr {lr}")
     runs(p)
 
 
@@ -181,8 +183,10 @@ def test_checked_out_source_version_is_restored_not_recorded(project: Project) -
                         "deps": ["data/raw.txt"], "outs": ["o.txt"]}})
     project.run("add", "data/raw.txt")
     project.run("repro")
+    commit(project)
     project.write("data/raw.txt", "b\n")
     project.run("repro")  # records v2 of the source
+    commit(project)
     runs(project)
     assert project.run("checkout", "data/raw.txt@v1").code == 0
     assert "v1 checked out, lock has v2" in project.run("status").err
@@ -206,6 +210,7 @@ def test_model_versions_carry_their_evaluation_metrics(project: Project) -> None
     for k in (5, 9, 7):
         project.params({"train": {"k": k}})
         assert project.run("repro").code == 0, project.run("repro").text
+        commit(project)
     body = json.loads(project.run("versions", "model.txt", "--json", "--sort",
                                   "metrics.accuracy").out)
     ranked = [v["metrics"]["scores.json:accuracy"] for v in body["versions"]]

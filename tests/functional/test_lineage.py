@@ -9,6 +9,7 @@ from pathlib import Path
 import jsonschema
 
 from tests.conftest import Project
+from tests.functional.helpers import commit
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "docs/lineage.schema.json").read_text())
 
@@ -46,6 +47,7 @@ def ml_project(p: Project) -> None:
     p.git("commit", "-qm", "pipeline")
     res = p.run("repro")
     assert res.code == 0, res.text
+    commit(p, "results")  # vN labels number committed versions
 
 
 def set_params(p: Project, n: int = 3, lr: float = 0.05) -> None:
@@ -54,7 +56,7 @@ def set_params(p: Project, n: int = 3, lr: float = 0.05) -> None:
 
 def test_lineage_tree_shows_every_run_down_to_the_source(project: Project) -> None:
     ml_project(project)
-    commit = project.git("rev-parse", "HEAD").strip()
+    commit = project.git("rev-parse", "HEAD~1").strip()  # the runs' commit
     res = project.run("lineage", "metrics.json")
     assert res.code == 0, res.text
     out = res.out
@@ -88,7 +90,7 @@ def test_json_output_validates_against_the_documented_schema(project: Project) -
     assert set(runs) == {"evaluate", "train", "prepare", "add"}
     assert runs["train"]["params"] == {"params.yaml": {"train.lr": 0.05}}
     assert runs["train"]["user"] == "auditor@example.com"
-    assert runs["train"]["git"]["commit"] == project.git("rev-parse", "HEAD").strip()
+    assert runs["train"]["git"]["commit"] == project.git("rev-parse", "HEAD~1").strip()
     lock_run = project.lock()["stages"]["evaluate"]["run"]
     assert body["artifacts"][0]["producer"] == lock_run
     assert json.loads(project.run("lineage", "metrics.json", "--json").out) == body
@@ -125,6 +127,7 @@ def test_diff_shows_a_param_changed_two_stages_upstream(project: Project) -> Non
     ml_project(project)
     set_params(project, n=2)
     assert project.run("repro").code == 0
+    commit(project)
     res = project.run("lineage", "metrics.json@v1", "--diff", "v2")
     assert res.code == 0, res.text
     assert "metrics.json: v1 (" in res.out

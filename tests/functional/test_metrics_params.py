@@ -38,7 +38,9 @@ def test_metrics_show_all_versions(project: Project) -> None:
     assert project.run("repro").code == 0
     body = json.loads(project.run("metrics", "show", "--all-versions", "--json").out)
     rows = [(m["version"], m["values"]["k"], m["current"]) for m in body["metrics"]]
-    assert rows == [("v1", 1, False), ("v2", 5, True)]
+    local = f"local:{body['metrics'][1]['hash'][:8]}"
+    assert rows == [("v1", 1, False), (local, 5, True)]  # not committed yet
+    project.git("commit", "-qam", "k=5")
     text = project.run("metrics", "show", "--all-versions").out
     assert "*  metrics.json  v2" in text
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pipeflow.lineage.records import canonical
 from tests.conftest import Project
-from tests.functional.helpers import chain
+from tests.functional.helpers import chain, commit
 
 
 def records(p: Project) -> list[Path]:
@@ -92,13 +92,16 @@ def test_a_fork_in_a_chain_is_reported(project: Project) -> None:
 
 def test_a_rewritten_tag_history_is_reported(project: Project) -> None:
     ran(project)
+    commit(project)
     for lr in (0.07,):
         project.params({"prep": {"n": 3}, "train": {"lr": lr, "epochs": 2}, "eval": {"k": 1}})
         project.run("repro")
+        commit(project)
     assert project.run("tag", "models/model.txt@v1", "production").code == 0
     assert project.run("tag", "models/model.txt@v2", "production").code == 0
     log = project.root / ".pipeflow/tags.jsonl"
     lines = log.read_text().splitlines()
     log.write_text(lines[1] + "\n")  # drop the first move
     res = project.run("verify")
-    assert res.code == 1 and "[tags]" in res.out and "rewritten" in res.out
+    assert res.code == 1 and "[tags]" in res.out and "tags.jsonl:1: " in res.out
+    assert "a line was removed" in res.out

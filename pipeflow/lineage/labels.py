@@ -1,0 +1,211 @@
+"""Version labels that don't move: ``vN`` from the git history of ``pipeline.lock``.
+
+A path's versions are numbered by their first appearance in the first-parent history
+of ``pipeline.lock``, oldest first (``git log --first-parent --reverse -- pipeline.lock``
+from the project's folder). Every clone with that history computes the same numbers,
+and new commits, a merge (a ``git pull`` that merges included) or a ``pipeflow fetch``
+only add versions after the ones already numbered, so a label once shown keeps naming
+the same content. A version that never reached a commit
+of that history (produced since the last commit, or only on another branch) has no
+number: it is shown by its hash prefix and marked local.
+
+A history can also be replaced (a fast-forward onto a colleague's merge, a rebase, a
+reset): labels then follow the new history, and ``relabel`` says which labels this
+clone showed before now name other content, so that none changes meaning silently.
+
+Each commit's lock is parsed once: the (path, hash) pairs it names are kept in the
+index database keyed by commit hash, and the list of commits for the HEAD it was read
+at, so a later call costs one ``git rev-parse HEAD`` (one ``git log`` after a commit).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeflow.errors import LockfileError
+from pipeflow.lineage.index import RunIndex
+from pipeflow.repo import LOCK_FILE
+
+LOCAL_PREFIX = "local:"
+
+
+def local_label(oid: str) -> str:
+    """How a version with no number is shown."""
+    return f"{LOCAL_PREFIX}{oid[:8]}"
+
+
+@dataclass
+class VersionLabels:
+    """Numbers of the versions in this clone's first-parent history of the lock."""
+
+    commits: list[str]
+    """First-parent commits that changed the lock, oldest first (empty outside git)."""
+    in_git: bool
+    index: RunIndex
+    branch: str | None = None
+    """The checked-out branch (``refs/heads/...``); None when detached or outside git."""
+    _numbers: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def numbers(self, path: str) -> dict[str, int]:
+        """Hash -> N for every committed version of ``path``."""
+        known = self._numbers.get(path)
+        if known is None:
+            position = {c: i for i, c in enumerate(self.commits)}
+            rows = self.index.db.execute(
+                "SELECT commit_id, hash FROM lock_paths WHERE path = ?", (path,)).fetchall()
+            seen = sorted((position[str(c)], str(h)) for c, h in rows if str(c) in position)
+            known = {}
+            for _pos, oid in seen:
+                if oid not in known:
+                    known[oid] = len(known) + 1
+            self._numbers[path] = known
+        return known
+
+    def number(self, path: str, oid: str) -> int | None:
+        return self.numbers(path).get(oid)
+
+    def label(self, path: str, oid: str) -> str:
+        """``vN``, or ``local:<hash prefix>`` for a version no commit names."""
+        n = self.number(path, oid)
+        return f"v{n}" if n is not None else local_label(oid)
+
+    def relabel(self, path: str) -> list[Relabel]:
+        """The labels of ``path`` shown before on this branch that now name other
+        content; then remembers them as they are now. A label the history no longer
+        reaches (an older commit checked out) is no change: it comes back as it was."""
+        if self.branch is None:
+            return []  # a detached HEAD looks at history; it does not replace it
+        now = {n: oid for oid, n in self.numbers(path).items()}
+        db = self.index.db
+        before = {int(n): str(h) for n, h in db.execute(
+            "SELECT number, hash FROM shown_labels WHERE branch = ? AND path = ?",
+            (self.branch, path))}
+        changed = [Relabel(path, n, old, now[n]) for n, old in sorted(before.items())
+                   if n in now and now[n] != old]
+        fresh = [(self.branch, path, n, oid) for n, oid in now.items() if before.get(n) != oid]
+        if fresh:
+            with db:
+                db.executemany("INSERT OR REPLACE INTO shown_labels VALUES (?, ?, ?, ?)",
+                               fresh)
+        return changed
+
+
+@dataclass(frozen=True)
+class Relabel:
+    """A label this clone showed that names other content since its history changed."""
+
+    path: str
+    number: int
+    before: str
+    now: str
+
+    @property
+    def message(self) -> str:
+        return (f"v{self.number} of {self.path} now names {self.now[:8]} (it named "
+                f"{self.before[:8]} on this branch before): the first-parent history of "
+                "pipeline.lock was replaced (a fast-forward onto a colleague's merge, a "
+                "rebase or a reset); hashes do not change")
+
+
+def _git(root: Path, *args: str, stdin: bytes | None = None) -> bytes | None:
+    try:
+        proc = subprocess.run(["git", *args], cwd=root, input=stdin, capture_output=True)
+    except OSError:
+        return None  # no git on this machine: every version is local
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def _lock_commits(root: Path) -> list[str] | None:
+    out = _git(root, "log", "--first-parent", "--reverse", "--format=%H", "--", LOCK_FILE)
+    if out is None:
+        return None
+    return out.decode("ascii", "replace").split()
+
+
+def _batch(data: bytes) -> Iterator[bytes | None]:
+    """The blobs of ``git cat-file --batch`` output, None for each one missing."""
+    at = 0
+    while at < len(data):
+        end = data.find(b"\n", at)
+        if end < 0:
+            return
+        header = data[at:end].split()
+        at = end + 1
+        if len(header) != 3 or header[1] != b"blob" or not header[2].isdigit():
+            yield None  # "<spec> missing": no lock at that commit
+            continue
+        size = int(header[2])
+        yield data[at:at + size]
+        at += size + 1
+
+
+def _entries(blob: bytes | None, commit: str) -> list[tuple[str, str]]:
+    from pipeflow import lockfile
+
+    if blob is None:
+        return []
+    try:
+        lock = lockfile.loads(blob.decode("utf-8"), f"{LOCK_FILE} at {commit[:8]}")
+    except (LockfileError, UnicodeDecodeError):
+        return []  # a lock this pipeflow cannot read names no version
+    pairs = [(path, e.hash) for path, e in lock.sources.items()]
+    for stage in lock.stages.values():
+        pairs += [(o.path, o.hash) for o in (*stage.outs, *stage.metrics)]
+    return pairs
+
+
+def _remember(root: Path, index: RunIndex, commits: Iterable[str]) -> None:
+    """Parse and keep the lock of each commit the index does not know yet."""
+    have = {str(c) for (c,) in index.db.execute("SELECT commit_id FROM lock_commits")}
+    todo = [c for c in commits if c not in have]
+    if not todo:
+        return
+    prefix = (_git(root, "rev-parse", "--show-prefix") or b"").decode("utf-8").strip()
+    spec = "".join(f"{c}:{prefix}{LOCK_FILE}\n" for c in todo).encode("utf-8")
+    out = _git(root, "cat-file", "--batch", stdin=spec)
+    if out is None:
+        return
+    with index.db:
+        for commit, blob in zip(todo, _batch(out), strict=False):
+            index.db.executemany("INSERT INTO lock_paths VALUES (?, ?, ?)",
+                                 [(commit, p, h) for p, h in _entries(blob, commit)])
+            index.db.execute("INSERT OR REPLACE INTO lock_commits VALUES (?)", (commit,))
+
+
+def _head(root: Path) -> tuple[str | None, str | None]:
+    """(HEAD's commit, its branch ref or None when detached), in one ``git rev-parse``."""
+    out = _git(root, "rev-parse", "HEAD", "--symbolic-full-name", "HEAD")
+    words = out.decode("utf-8", "replace").split() if out else []
+    if len(words) != 2:
+        return None, None
+    return words[0], words[1] if words[1].startswith("refs/heads/") else None
+
+
+def _history(root: Path, index: RunIndex, key: str | None) -> list[str] | None:
+    """The lock's first-parent commits, remembered for the HEAD they were read at (a
+    ``git rev-parse`` costs milliseconds; ``git log -- pipeline.lock`` grows with the
+    history)."""
+    if key:
+        row = index.db.execute("SELECT commits FROM lock_history WHERE head = ?",
+                               (key,)).fetchone()
+        if row:
+            return str(row[0]).split()
+    commits = _lock_commits(root)
+    if commits is not None and key:
+        with index.db:
+            index.db.execute("DELETE FROM lock_history")
+            index.db.execute("INSERT INTO lock_history VALUES (?, ?)", (key, " ".join(commits)))
+    return commits
+
+
+def version_labels(root: Path, index: RunIndex) -> VersionLabels:
+    """The labels of this clone's history (new commits are parsed once)."""
+    key, branch = _head(root)
+    commits = _history(root, index, key)
+    if commits is None:  # outside git, or a repository with no commit yet
+        return VersionLabels([], _git(root, "rev-parse", "--git-dir") is not None, index)
+    _remember(root, index, commits)
+    return VersionLabels(commits, True, index, branch)
