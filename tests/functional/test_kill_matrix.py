@@ -136,21 +136,22 @@ def world(top: Path) -> World:
         p = Project(top / "proj")
         p.root.mkdir()
         subprocess.run(["git", "init", "-q", "-b", "main", str(p.root)], check=True)
-        p.params({"gen": {"salt": 1}})
         p.write("seed.txt", "a dependency, so that runs have run-cache pointers\n")
         p.spec({"gen": {"cmd": GEN, "deps": ["seed.txt"], "params": ["gen.salt"],
                         "outs": ["out"]}})
         store = top / "store"
         _ok(p, "remote", "add", "origin", str(store))
-        _ok(p, "repro")
-        p.params({"gen": {"salt": 2}})
-        _ok(p, "repro")
+        for salt in (1, 2):  # committed, so that v1 and v2 are labels in every clone
+            p.params({"gen": {"salt": salt}})
+            _ok(p, "repro")
+            p.git("add", "-A")
+            p.git("commit", "-qm", f"out/ with salt {salt}")
         _ok(p, "tag", "out@v2", "production")
         _ok(p, "push")
         _ok(p, "verify")
         assert (p.root / ".pipeflow/tags.jsonl").is_file()
         p.git("add", "-A")
-        p.git("commit", "-qm", "two versions of out/")
+        p.git("commit", "-qm", "out/ v2 tagged")
         big = top / "big.bin"
         with open(big, "wb") as fh:
             fh.write(os.urandom(BIG))
