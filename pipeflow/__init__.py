@@ -8,15 +8,15 @@ pipeflow`` (and ``pipeflow --version``) stay instant: not even ``typing`` is loa
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["Repo", "__version__", "open"]
+__all__ = ["CancelToken", "Repo", "__version__", "open"]
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    from pipeflow.api import Repo, open
+    from pipeflow.api import CancelToken, Repo, open
 
 
 def __getattr__(name: str) -> object:
-    if name in ("Repo", "open"):
+    if name in ("CancelToken", "Repo", "open"):
         from pipeflow import api
 
         value = getattr(api, name)

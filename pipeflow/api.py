@@ -14,6 +14,15 @@ the same ``pipeflow.errors.PipeflowError`` family the CLI reports.
     ...     data = f.read()
 
 Paths given to ``Repo`` methods are relative to the project root (or absolute).
+
+The library never touches the process's signal handlers: the host program owns its
+signals. To stop a run (from a signal handler, a timeout, another thread), pass a
+:class:`CancelToken` and call its ``cancel()``: only that run's stage processes are
+stopped, and several runs (of different projects) may go on in threads of one process.
+
+    >>> token = pipeflow.CancelToken()
+    >>> worker = threading.Thread(target=repo.repro, kwargs={"cancel": token})
+    >>> worker.start(); ...; token.cancel()   # the result says cancelled=True
 """
 
 from __future__ import annotations
@@ -25,13 +34,15 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from pipeflow.errors import StorageError, UsageError
+from pipeflow.execution.cancel import CancelToken
 
 if TYPE_CHECKING:
     from pipeflow.lineage.graph import Lineage
     from pipeflow.lineage.versions import Version
     from pipeflow.repo import Repo as CoreRepo
 
-__all__ = ["Repo", "ReproResult", "StageFailure", "StageStatus", "Status", "open"]
+__all__ = ["CancelToken", "Repo", "ReproResult", "StageFailure", "StageStatus", "Status",
+           "open"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,8 @@ class ReproResult:
     """Not run because an upstream stage failed."""
     not_started: tuple[str, ...]
     lock_changed: bool
+    cancelled: bool = False
+    """Stopped through its CancelToken: the stages that finished are in the lock."""
 
 
 @dataclass(frozen=True)
@@ -104,10 +117,13 @@ class Repo:
         single_item: bool = False,
         downstream: bool = False,
         wait: float = 0.0,
+        cancel: CancelToken | None = None,
     ) -> ReproResult:
         """Bring outputs up to date (``pipeflow repro``); stage output goes only to
         ``.pipeflow/logs/``. A failed stage is reported in the result (``ok`` False),
-        not raised; a spec or usage error is raised."""
+        not raised; a spec or usage error is raised. ``cancel.cancel()`` (from any
+        thread) stops this run: its stages get SIGTERM, no new one starts, the finished
+        ones are kept, and the result says ``cancelled``. No signal handler is touched."""
         from pipeflow.ops.repro import ReproOptions
         from pipeflow.ops.repro import repro as run_repro
 
@@ -116,13 +132,13 @@ class Repo:
         options = ReproOptions(tuple(targets), force, False, jobs, keep_going, single_item,
                                downstream, wait)
         with self._open() as repo:
-            report = run_repro(repo, options)
+            report = run_repro(repo, options, cancel=cancel)
         o = report.outcome
         return ReproResult(
             ok=o.ok, ran=tuple(o.ran), restored=tuple(o.restored), skipped=tuple(o.skipped),
             failed=tuple(StageFailure(e.stage, e.message, e.log_tail) for e in o.failed),
             blocked=tuple(o.blocked), not_started=tuple(o.not_started),
-            lock_changed=report.lock_changed,
+            lock_changed=report.lock_changed, cancelled=o.cancelled,
         )
 
     def status(self, *targets: str) -> Status:

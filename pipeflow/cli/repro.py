@@ -121,6 +121,7 @@ def repro_command(
     names source data that is in neither the workspace nor the local cache (`pipeflow
     pull` gets it; `pipeflow add PATH` records the workspace's data instead).
     """
+    from pipeflow.cli.signals import sigterm_as_interrupt
     from pipeflow.cli.status import print_states
     from pipeflow.errors import UsageError
     from pipeflow.ops.repro import ReproOptions, repro
@@ -129,7 +130,7 @@ def repro_command(
     if single_item and downstream:
         raise UsageError("--single-item and --downstream cannot be combined")
     printer = _Printer(jobs, quiet=json_out)
-    with Repo.find() as repo:
+    with Repo.find() as repo, sigterm_as_interrupt():
         options = ReproOptions(resolve_target_paths(repo.root, targets), force, dry, jobs,
                                keep_going, single_item, downstream, wait, pull, remote,
                                executor, scheduler)

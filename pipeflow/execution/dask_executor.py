@@ -25,14 +25,12 @@ import contextlib
 import importlib.util
 import os
 import shutil
-import signal
 import stat
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from pipeflow.errors import PipeflowError, StorageError, UsageError
@@ -139,35 +137,9 @@ class DaskExecutor:
             repo.linker.mode_for(repo.store.path, repo.root)
 
     def cancel(self) -> None:
-        """Stop waiting for tasks (on Ctrl-C / SIGTERM): waiting stages fail at once and
-        nothing they return is committed."""
+        """Stop waiting for tasks (the run was cancelled or interrupted): waiting stages
+        fail at once and nothing they return is committed."""
         self._stop.set()
-
-    @contextlib.contextmanager
-    def cancel_on_signals(self) -> Iterator[None]:
-        """While inside, SIGINT and SIGTERM first ``cancel`` (so the scheduler's
-        threads stop waiting on the cluster), then do what they did before."""
-        previous: dict[int, Any] = {}
-
-        def handler(signum: int, frame: FrameType | None) -> None:
-            self.cancel()
-            before = previous.get(signum)
-            if callable(before):
-                before(signum, frame)
-            elif signum == signal.SIGINT:
-                raise KeyboardInterrupt
-
-        try:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                if signal.getsignal(signum) != signal.SIG_IGN:  # ignored stays ignored
-                    previous[signum] = signal.signal(signum, handler)
-        except ValueError:  # not the main thread: leave signals alone
-            pass
-        try:
-            yield
-        finally:
-            for number, before in previous.items():
-                signal.signal(number, before)
 
     def close(self) -> None:
         """Disconnect from the scheduler (if this executor connected)."""

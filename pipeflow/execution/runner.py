@@ -13,13 +13,13 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from pipeflow.execution.cancel import CancelToken
 from pipeflow.spec.model import Stage
 
 if TYPE_CHECKING:
@@ -35,17 +35,11 @@ executor runs the command on a cluster and brings the outputs back."""
 
 TAIL_LINES = 20
 
-_live: set[subprocess.Popen[bytes]] = set()
-_live_lock = threading.Lock()
 
-
-def terminate_all() -> None:
-    """Send SIGTERM to every stage process still running (on interrupt)."""
-    with _live_lock:
-        procs = list(_live)
-    for proc in procs:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGTERM)
+def _terminate(proc: subprocess.Popen[bytes]) -> None:
+    # the command's own process group: its children go too, and no other run's
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
 
 
 @dataclass(frozen=True)
@@ -142,9 +136,11 @@ def _private_copy(path: Path) -> None:
 
 
 def run_stage(
-    root: Path, stage: Stage, log_dir: Path, sink: LineSink | None = None, token: str = ""
+    root: Path, stage: Stage, log_dir: Path, sink: LineSink | None = None, token: str = "",
+    cancel: CancelToken | None = None,
 ) -> RunResult:
-    """Run every command of ``stage``; never raises for a failing command."""
+    """Run every command of ``stage``; never raises for a failing command. ``cancel``
+    stops this stage's processes (SIGTERM) and the commands not yet started."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / log_name(stage.name)
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
@@ -155,9 +151,11 @@ def run_stage(
     started = time.time()
     code = 0
     failed: str | None = None
+    cancel = cancel or CancelToken()
     with open(log_path, "w", encoding="utf-8", errors="replace") as log:
         for cmd in stage.cmd:
-            code = _run_one(cmd, cwd, env, log, tail, stage.name, sink)
+            code = -signal.SIGTERM if cancel.cancelled else _run_one(
+                cmd, cwd, env, log, tail, stage.name, sink, cancel)
             if code != 0:
                 failed = cmd
                 break
@@ -172,6 +170,7 @@ def _run_one(
     tail: collections.deque[str],
     name: str,
     sink: LineSink | None,
+    cancel: CancelToken,
 ) -> int:
     try:
         proc = subprocess.Popen(
@@ -184,8 +183,7 @@ def _run_one(
         log.write(line + "\n")
         return 127
     assert proc.stdout is not None
-    with _live_lock:
-        _live.add(proc)
+    forget = cancel.on_cancel(lambda: _terminate(proc))
     try:
         for raw in proc.stdout:
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
@@ -196,15 +194,15 @@ def _run_one(
     finally:
         proc.stdout.close()
         code = proc.wait()
-        with _live_lock:
-            _live.discard(proc)
+        forget()
     return code
 
 
-def local_executor(root: Path, log_dir: Path, sink: LineSink | None, token: str) -> Executor:
-    """Run stages as local processes."""
+def local_executor(root: Path, log_dir: Path, sink: LineSink | None, token: str,
+                   cancel: CancelToken | None = None) -> Executor:
+    """Run stages as local processes, which ``cancel`` stops."""
 
     def run(stage: Stage, comps: Components) -> RunResult:
-        return run_stage(root, stage, log_dir, sink, token)
+        return run_stage(root, stage, log_dir, sink, token, cancel)
 
     return run

@@ -3,7 +3,9 @@
 Deciding (``Planner.evaluate``), committing and journaling happen on the calling
 thread; worker threads only wait on stage processes. On a failure no new stage
 starts unless ``keep_going``; running stages finish and are committed if they
-succeed. Dependents of a failed stage are never started.
+succeed. Dependents of a failed stage are never started. A cancel (the run's
+:class:`CancelToken`, or an exception such as Ctrl-C on the calling thread) stops
+this run's stage processes and no other run's.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Literal
 
 from pipeflow import journal
 from pipeflow.errors import StageFailed, StorageError
+from pipeflow.execution.cancel import CancelToken
 from pipeflow.execution.commit import commit_outputs, restore_outputs, restore_run_outputs
 from pipeflow.execution.runner import (
     Executor,
@@ -60,10 +63,12 @@ class Outcome:
     failed: list[StageFailed] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
     not_started: list[str] = field(default_factory=list)
+    cancelled: bool = False
+    """The run was cancelled: stages that finished are kept, the others did not run."""
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.cancelled
 
 
 class Scheduler:
@@ -82,6 +87,7 @@ class Scheduler:
         token: str = "",
         history: History | None = None,
         executor: Executor | None = None,
+        cancel: CancelToken | None = None,
     ) -> None:
         self.planner = planner
         self.repo = planner.repo
@@ -93,8 +99,9 @@ class Scheduler:
         self.sink = sink
         self.token = token
         self.history = history
+        self.cancel = cancel or CancelToken()
         self.executor = executor or local_executor(self.repo.root, self.repo.logs_dir, sink,
-                                                   token)
+                                                   token, self.cancel)
         self.states: dict[str, StageState] = {}
         self.outcome = Outcome()
         self._done: dict[str, str] = {}
@@ -111,7 +118,8 @@ class Scheduler:
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
             try:
                 while waiting or running:
-                    stop = bool(self.outcome.failed) and not self.keep_going
+                    stop = ((bool(self.outcome.failed) and not self.keep_going)
+                            or self.cancel.cancelled)
                     for name in list(waiting):
                         if stop or len(running) >= self.jobs:
                             break
@@ -133,13 +141,13 @@ class Scheduler:
                         name, comps = running.pop(fut)
                         self._complete(name, comps, fut.result())
             except BaseException:
-                from pipeflow.execution.runner import terminate_all
-
-                terminate_all()
+                self.cancel.cancel()  # this run's stage processes, no other run's
                 raise
             finally:
                 self._set_running([])
-        self.outcome.not_started = [n for n in waiting if n not in self._done]
+        stopped = [n for n, how in self._done.items() if how == "cancelled"]
+        self.outcome.not_started = stopped + [n for n in waiting if n not in self._done]
+        self.outcome.cancelled = self.cancel.cancelled
         return self.outcome
 
     def _finish(self, name: str, how: str) -> None:
@@ -223,6 +231,9 @@ class Scheduler:
 
     def _complete(self, name: str, comps: Components, result: RunResult) -> None:
         stage = self.planner.graph.pipeline.stages[name]
+        if self.cancel.cancelled and not result.ok:
+            self._finish(name, "cancelled")  # stopped on purpose: not a failed run
+            return
         error: StageFailed | None = None
         if result.error is not None:
             error = StageFailed(name, result.error, log_tail="\n".join(result.tail))

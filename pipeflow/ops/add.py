@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from pipeflow import lockfile
+from pipeflow import faults, lockfile
 from pipeflow.errors import UsageError
 from pipeflow.gitignore import ensure_ignored
 from pipeflow.lineage.records import iso
@@ -32,6 +32,7 @@ def record_source(repo: Repo, path: str) -> FileEntry:
     else:
         info = repo.hasher.hash_path(path)
         repo.store.add_file(root / path, info.hash)
+    faults.point("add.stored")
     entry = file_entry(path, info)
     prov = History(repo).provenance
     now = iso(time.time())
@@ -43,6 +44,7 @@ def record_source(repo: Repo, path: str) -> FileEntry:
                      "isdir": info.isdir, "nfiles": info.nfiles, "kind": "source"}],
     })
     repo.index.add(record)
+    faults.point("add.recorded")
     ensure_ignored(root, [path])
     return entry
 
@@ -82,6 +84,7 @@ def add(repo: Repo, paths: list[str], *, wait: float = 0.0) -> AddReport:
 
             sync_paths([*repo.store.written(), *repo.records.written])
             lockfile.write(repo.lock_path, new)
+            faults.point("add.locked")
         render_lock(repo, graph)
         repo.hasher.flush()
     return report

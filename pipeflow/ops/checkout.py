@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from pipeflow import faults
 from pipeflow.errors import StorageError, UsageError
 from pipeflow.execution.commit import restore_outputs
 from pipeflow.gitignore import ensure_ignored
@@ -68,6 +69,7 @@ def checkout(repo: Repo, targets: list[str] | None = None, *, wait: float = 0.0)
             # restore must not half-replace them); into an empty place, a missing
             # object stops the checkout of that output and leaves nothing behind.
             missing = _missing_outputs(repo, stage, entry, present_only=True)
+            faults.point("checkout.stage")
             restored: list[str] = []
             try:
                 restore_outputs(repo, stage, entry, skip=frozenset(missing), restored=restored)
@@ -80,6 +82,7 @@ def checkout(repo: Repo, targets: list[str] | None = None, *, wait: float = 0.0)
             report.missing.extend(missing)
             report.restored.extend(restored)
             report.unchanged += sum(1 for o in stage.cached_outs) - len(restored) - len(missing)
+        faults.point("checkout.render")
         render_lock(repo, graph)
         repo.hasher.flush()
     if report.problems and not report.missing:  # overcome on the second try: still said

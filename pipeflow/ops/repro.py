@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from pipeflow.errors import Interrupted, Terminated
+from pipeflow.execution.cancel import CancelToken
 from pipeflow.execution.runner import LineSink
 from pipeflow.execution.scheduler import EventSink, Outcome, Scheduler
 from pipeflow.graph import Graph, check_deps_exist, resolve_targets, select
@@ -56,22 +52,6 @@ class ReproReport:
     initialized: bool = False
     sources: list[str] = field(default_factory=list)
     """What happened to source data first: 'restored PATH' or 'new version of PATH'."""
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise Terminated()
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def sync_sources(repo: Repo, graph: Graph, names: list[str],
@@ -187,8 +167,14 @@ def repro(
     *,
     on_event: EventSink | None = None,
     sink: LineSink | None = None,
+    cancel: CancelToken | None = None,
 ) -> ReproReport:
-    """Run the selected stages whose state is not up to date, then render the lock."""
+    """Run the selected stages whose state is not up to date, then render the lock.
+
+    Installs no signal handler: the caller owns its signals. ``cancel`` stops this run
+    (only its own stage processes); so does an exception on this thread (Ctrl-C),
+    which is re-raised as :class:`Interrupted` once the finished stages are kept.
+    """
     initialized = False
     if not repo.dot.is_dir() and not options.dry:
         init(repo.root, starter=False)
@@ -197,7 +183,8 @@ def repro(
         return _dry(repo, options)
     _ = repo.config  # a bad config is reported before anything runs
     dask = _dask_setup(repo, options)
-    with RepoLock(repo.dot / "lock", wait=options.wait), _sigterm_as_interrupt():
+    cancel = cancel or CancelToken()
+    with RepoLock(repo.dot / "lock", wait=options.wait):
         recover(repo)
         from pipeflow import lockconflict
 
@@ -220,14 +207,15 @@ def repro(
         executor = _dask_executor(repo, dask, sink, token)
         scheduler = Scheduler(planner, names, jobs=jobs, keep_going=options.keep_going,
                               force=options.force, on_event=on_event, sink=sink, token=token,
-                              history=history, executor=executor)
+                              history=history, executor=executor, cancel=cancel)
         report = ReproReport(selected=names, initialized=initialized, sources=report_sources)
+        forget = cancel.on_cancel(executor.cancel) if executor else (lambda: None)
         try:
-            with executor.cancel_on_signals() if executor else contextlib.nullcontext():
-                report.outcome = scheduler.run()
+            report.outcome = scheduler.run()
         except KeyboardInterrupt as exc:
             raise Interrupted(terminated=isinstance(exc, Terminated)) from exc
         finally:
+            forget()
             if executor is not None:
                 executor.close()
             report.lock_changed = render_lock(repo, graph)

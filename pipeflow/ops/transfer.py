@@ -118,6 +118,7 @@ def push(repo: Repo, remote_name: str | None = None, targets: list[str] | None =
     # not there yet, and between the two only gc's grace period protects the new
     # objects (the fault point lets tests hold a push right there).
     total = len(objects) + len(jobs)
+    faults.point("push.listed")
     parallel(objects, _shifted(progress, 0, total))
     faults.point("push.records")
     parallel(jobs, _shifted(progress, len(objects), total))
@@ -264,8 +265,19 @@ def _fetch_records(repo: Repo, remote: Remote, report: TransferReport,
     records = repo.records
     local = {f"{chain}/{path.name}" for chain, _s, _i, path in records.iter_all()}
     todo = sorted(remote.records() - local)
-    for rel, ok in zip(todo, parallel([_get_record(repo, remote, rel) for rel in todo],
-                                      progress), strict=True):
+    verified: list[tuple[Path, Path]] = []
+    try:
+        oks = parallel([_get_record(repo, remote, rel, verified) for rel in todo], progress)
+    except BaseException:
+        for tmp, _ in verified:
+            tmp.unlink(missing_ok=True)
+        raise
+    # Placed in chain order (sequence numbers sort as text), so that a fetch stopped at
+    # any moment leaves each chain whole up to some record: verify reads a gap as a
+    # removed record.
+    for tmp, final in sorted(verified, key=lambda pair: pair[1]):
+        os.replace(tmp, final)
+    for rel, ok in zip(todo, oks, strict=True):
         if ok:
             report.records += 1
         else:
@@ -285,8 +297,10 @@ def _fetch_records(repo: Repo, remote: Remote, report: TransferReport,
                        for rel in damaged if rel not in fixed]
 
 
-def _get_record(repo: Repo, remote: Remote, rel: str) -> Job[bool]:
-    """A job fetching one run record: True once in place, False if it does not verify."""
+def _get_record(repo: Repo, remote: Remote, rel: str,
+                verified: list[tuple[Path, Path]]) -> Job[bool]:
+    """A job fetching one run record under a temporary name: True once verified (the
+    pair (temporary, final) is added to ``verified``), False if it does not verify."""
     final = repo.records.runs / rel
 
     def job(stop: threading.Event) -> bool:
@@ -297,11 +311,13 @@ def _get_record(repo: Repo, remote: Remote, rel: str) -> Job[bool]:
             try:
                 _verify_record(tmp, final.name)
             except StorageError:
+                tmp.unlink(missing_ok=True)
                 return False
-            os.replace(tmp, final)
-            return True
-        finally:
+        except BaseException:
             tmp.unlink(missing_ok=True)
+            raise
+        verified.append((tmp, final))
+        return True
     return job
 
 

@@ -34,6 +34,7 @@ from typing import TypeVar
 
 import xxhash
 
+from pipeflow import faults
 from pipeflow.errors import StorageError
 from pipeflow.hashing import (
     DirScan,
@@ -69,6 +70,7 @@ def _copy_and_hash(sfd: int, dfd: int, view: memoryview) -> tuple[str, int]:
         chunk = view[:n]
         h.update(chunk)
         total += n
+        faults.point("add.chunk")  # each MiB copied into the store (repro's commits too)
         while chunk:
             chunk = chunk[os.write(dfd, chunk) :]
     return h.hexdigest(), total
@@ -542,6 +544,7 @@ class ObjectStore:
                 if folder not in made:
                     os.makedirs(f"{dest}/{folder}", exist_ok=True)
                     made.add(folder)
+                faults.point("checkout.file")
                 # A folder we just made holds nothing to replace: each file goes straight
                 # to its final name (one directory operation instead of create + rename).
                 self._place(e.hash, f"{dest}/{e.path}", e.executable, mode, direct=fresh)
@@ -588,6 +591,7 @@ class ObjectStore:
                 except FileNotFoundError as exc:
                     raise _missing(entry.hash, dst) from exc
                 if right_size:
+                    faults.point("checkout.link")
                     link(src, dst)
                 else:
                     odd.append(entry)
