@@ -491,7 +491,7 @@ def lock_from_dict(data: Any, file: str = "pipeline.lock") -> Lock:
             f"{file} was written by a newer pipeflow (lock schema {schema}; "
             f"this pipeflow reads schema {SCHEMA_VERSION})"
         )
-        raise LockfileError(msg, hint="upgrade pipeflow: `pip install -U pipeflow`")
+        raise LockfileError(msg, hint="upgrade pipeflow to a release that reads it")
     top.fields(d, "", ("schema",), ("stages", "sources"))
     if schema != SCHEMA_VERSION or isinstance(schema, bool):
         top.fail("schema", f"expected {SCHEMA_VERSION}, got {_kind(schema)}")

@@ -70,7 +70,7 @@ def check_setup(repo: Repo, remote_name: str | None, address: str | None) -> tup
     (exit 2) when ``distributed``, a remote or an address is missing."""
     if importlib.util.find_spec("distributed") is None:
         raise UsageError("--executor dask needs the 'distributed' package",
-                         hint="pip install 'pipeflow[dask]'")
+                         hint="`pip install distributed` (Dask's scheduler client)")
     from pipeflow.ops.remotes import open_remote
 
     try:
@@ -91,7 +91,7 @@ def connect(address: str) -> Any:
         from distributed import Client
     except ImportError as exc:
         raise UsageError("--executor dask needs the 'distributed' package",
-                         hint="pip install 'pipeflow[dask]'") from exc
+                         hint="`pip install distributed` (Dask's scheduler client)") from exc
     try:
         return Client(address, timeout=CONNECT_TIMEOUT,  # type: ignore[no-untyped-call]
                       set_as_default=False)

@@ -101,7 +101,8 @@ class Remote:
 
             self.fs, self.base = fsspec.core.url_to_fs(url, **(options or {}))
         except (ImportError, ValueError) as exc:
-            hint = "install the matching extra, e.g. `pip install 'pipeflow[s3]'`"
+            hint = ("install the file system it needs: `pip install s3fs` (s3://), `gcsfs` "
+                    "(gs://) or `adlfs` (az://)")
             raise StorageError(f"remote '{name}' ({redact(url)}): {exc}", hint=hint) from exc
         self.base = self.base.rstrip("/")
         protocol = self.fs.protocol
