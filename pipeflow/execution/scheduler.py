@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import queue
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -106,6 +107,11 @@ class Scheduler:
         self.outcome = Outcome()
         self._done: dict[str, str] = {}
         self._sync_ahead = SyncAhead()
+        self._finished: queue.SimpleQueue[Future[RunResult]] = queue.SimpleQueue()
+        """Futures of stages that ended, put there by the worker threads: the main thread
+        waits on this queue, never in ``concurrent.futures.wait``, which holds every
+        future's lock while it scans them (a Ctrl-C there left locks taken and the
+        workers blocked for good as they finished)."""
 
     def _set_running(self, names: list[str]) -> None:
         self.repo.state.put("running", json.dumps(sorted(names)))
@@ -136,10 +142,9 @@ class Scheduler:
                     if not running:
                         break
                     self._set_running([n for n, _ in running.values()])
-                    done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        name, comps = running.pop(fut)
-                        self._complete(name, comps, fut.result())
+                    fut = self._next_finished()
+                    name, comps = running.pop(fut)
+                    self._complete(name, comps, fut.result())
             except BaseException:
                 self.cancel.cancel()  # this run's stage processes, no other run's
                 raise
@@ -149,6 +154,13 @@ class Scheduler:
         self.outcome.not_started = stopped + [n for n in waiting if n not in self._done]
         self.outcome.cancelled = self.cancel.cancelled
         return self.outcome
+
+    def _next_finished(self) -> Future[RunResult]:
+        while True:
+            try:
+                return self._finished.get(timeout=0.5)
+            except queue.Empty:
+                continue
 
     def _finish(self, name: str, how: str) -> None:
         self._done[name] = how
@@ -204,6 +216,7 @@ class Scheduler:
         self.emit(StageEvent("started", name, state))
         fut = pool.submit(self.executor, stage, state.components)
         running[fut] = (name, state.components)
+        fut.add_done_callback(self._finished.put)
 
     def _from_run_cache(self, stage: Stage, state: StageState) -> bool:
         """Restore the outputs of an earlier run with the same fingerprint, if any."""
