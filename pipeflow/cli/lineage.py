@@ -229,7 +229,7 @@ def params_diff(
 def verify_command(
     repair: Annotated[bool, typer.Option(
         "--repair", help="First rewrite .pipeflow/tags.jsonl with its valid lines; the "
-                         "damaged ones go to .pipeflow/tags.jsonl.damaged.")] = False,
+                         "damaged ones go to .pipeflow/state/tags.jsonl.damaged.")] = False,
     json_out: Json = False,
     verbose: Verbose = False,
 ) -> None:

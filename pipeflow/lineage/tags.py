@@ -330,7 +330,7 @@ class RepairReport:
 
 def repair(dot: Path, chain: str, user: str) -> RepairReport:
     """Rewrite the log with its valid lines only (in file order, which is stable) and
-    append the others, each with its reason, to ``tags.jsonl.damaged``. When lines
+    append the others, each with its reason, to ``state/tags.jsonl.damaged``. When lines
     that others follow are set aside, a repair entry in ``chain`` names their ids, so
     the lines after them keep reading (and the repair stays in the history)."""
     tags_path = dot / TAGS_FILE
@@ -346,7 +346,8 @@ def repair(dot: Path, chain: str, user: str) -> RepairReport:
         marker = _chained(log, chain, {"kind": "repair", "removed": removed, "user": user,
                                        "when": iso(time.time())})
         kept += _line(marker).decode("utf-8", "surrogatepass")
-    aside = dot / f"{TAGS_FILE}.damaged"
+    aside = dot / "state" / f"{TAGS_FILE}.damaged"  # git-ignored: this clone's to read
+    aside.parent.mkdir(exist_ok=True)
     before = _read_text(aside)
     moved = "".join(
         json.dumps({"line": p.line, "reason": p.reason, "text": p.text},

@@ -109,7 +109,7 @@ def push(repo: Repo, remote_name: str | None = None, targets: list[str] | None =
     local_records = {f"{chain}/{path.name}": path for chain, _s, _i, path in records.iter_all()}
     new_records = sorted(set(local_records) - remote.records())
     jobs = [_upload(remote, local_records[rel], "runs", rel) for rel in new_records]
-    pointers, damaged = _local_pointers(repo)
+    pointers, damaged = local_pointers(repo)
     report.skipped += [_damaged(repo, rel, "not pushed") for rel in damaged]
     remote_pointers = remote.pointers()
     new_pointers = sorted(rel for rel in pointers if rel not in remote_pointers)
@@ -138,7 +138,7 @@ def _upload(remote: Remote, local: Path, kind: str, rel: str) -> Job[None]:
     return lambda stop: remote.upload(local, kind, rel, stop)
 
 
-def _local_pointers(repo: Repo) -> tuple[dict[str, Path], list[str]]:
+def local_pointers(repo: Repo) -> tuple[dict[str, Path], list[str]]:
     """This clone's run-cache pointers (relative path -> file) that name a record, and
     the relative paths of those that are damaged (cut short by a crash of an older
     pipeflow, or garbled)."""
@@ -282,7 +282,7 @@ def _fetch_records(repo: Repo, remote: Remote, report: TransferReport,
             report.records += 1
         else:
             report.rejected.append(rel)
-    pointers, damaged = _local_pointers(repo)
+    pointers, damaged = local_pointers(repo)
     todo = sorted(remote.pointers() - set(pointers))  # damaged local ones come again
     for rel, ok in zip(todo, parallel([_get_pointer(repo, remote, rel) for rel in todo]),
                        strict=True):

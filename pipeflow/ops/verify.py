@@ -28,7 +28,7 @@ from pipeflow.repo import Repo
 
 ProblemKind = Literal[
     "corrupt-object", "rewritten-record", "bad-record", "gap", "fork", "broken-link",
-    "missing-record", "damaged-record", "lock-mismatch", "tags",
+    "missing-record", "damaged-record", "lock-mismatch", "tags", "damaged-pointer",
 ]
 
 
@@ -251,11 +251,25 @@ def verify_tags(repo: Repo, report: VerifyReport) -> None:
             f"{problem.message} (reads skip it; `pipeflow verify --repair` sets it aside)"))
 
 
+def verify_pointers(repo: Repo, report: VerifyReport) -> None:
+    """Every run-cache pointer names a record (a damaged one is skipped by ``repro``,
+    which then runs the stage, and fetched again by ``fetch``)."""
+    from pipeflow.ops.transfer import local_pointers
+
+    for rel in local_pointers(repo)[1]:
+        report.problems.append(Problem(
+            "damaged-pointer", rel,
+            f"run-cache entry {repo.records.runcache / rel} does not name a run record "
+            "(cut short or garbled): delete it, `pipeflow fetch` brings it again"))
+
+
 def verify(repo: Repo, *, jobs: int | None = None) -> VerifyReport:
-    """Check cache objects, record chains, the records the lock names, and tags."""
+    """Check cache objects, record chains, the records the lock names, run-cache
+    pointers, and tags."""
     report = VerifyReport()
     verify_objects(repo, report, jobs)
     good = verify_chains(repo.records, report)
     verify_lock(repo, good, report)
+    verify_pointers(repo, report)
     verify_tags(repo, report)
     return report

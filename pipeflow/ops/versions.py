@@ -124,7 +124,7 @@ def tag(repo: Repo, target: str, name: str, *, wait: float = 0.0) -> TagResult:
 
 def repair_tags(repo: Repo, *, wait: float = 0.0) -> tagfile.RepairReport:
     """Rewrite the tag log keeping every valid line; damaged ones go to
-    ``.pipeflow/tags.jsonl.damaged``."""
+    ``.pipeflow/state/tags.jsonl.damaged``."""
     from pipeflow.gitinfo import read_provenance
 
     with RepoLock(repo.dot / "lock", wait=wait):

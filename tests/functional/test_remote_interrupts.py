@@ -156,6 +156,11 @@ def test_damaged_pointer_and_record_warn_and_the_stages_run(
     other.params({"prep": {"n": 3}, "train": {"lr": 0.05, "epochs": 2}, "eval": {"k": 1}})
     garbled = _pointer(other, first["prepare"])
     garbled.write_bytes(b"\xff\xfe\x00garbage")
+    checked = other.run("verify", "--json")  # verify names it (repro skips it)
+    assert checked.code == 1
+    assert [(p["kind"], p["subject"]) for p in json.loads(checked.out)["problems"]] == [
+        ("damaged-pointer", garbled.relative_to(other.root / ".pipeflow/cache/runcache")
+         .as_posix())]
     rel = _pointer(other, first["train"]).read_text().strip()
     record = other.root / ".pipeflow/cache/runs" / rel
     record.write_bytes(record.read_bytes()[:30])

@@ -133,8 +133,10 @@ def test_a_damaged_tag_log_reads_warns_verifies_and_repairs(project: Project) ->
     assert res.code == 0, res.text
     assert "moved 2 damaged line(s)" in res.err and "tags.jsonl.damaged" in res.err
     aside = [json.loads(line) for line in
-             (project.root / ".pipeflow/tags.jsonl.damaged").read_text().splitlines()]
+             (project.root / ".pipeflow/state/tags.jsonl.damaged").read_text().splitlines()]
     assert [a["line"] for a in aside] == [2, 4]
+    assert project.git("status", "--porcelain", "--ignored", "--", ".pipeflow/state").startswith(
+        "!!")  # the set-aside lines are this clone's: git ignores them
     repaired = log.read_text().splitlines()
     assert len(repaired) == 4  # three moves, and a repair entry naming the edited line's id
     assert json.loads(repaired[-1])["removed"] == [edited["id"]]

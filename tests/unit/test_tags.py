@@ -99,7 +99,7 @@ def test_repair_keeps_valid_lines_in_order_and_sets_the_rest_aside(tmp_path: Pat
     report = tags.repair(tmp_path, "9999999999999999", "fixer@x")
     assert report.kept == 3 and [p.line for p in report.moved] == [3]
     assert _log(tmp_path) == ours + theirs
-    assert b"garbage" in (tmp_path / "tags.jsonl.damaged").read_bytes()
+    assert b"garbage" in (tmp_path / "state" / "tags.jsonl.damaged").read_bytes()
     again = tags.repair(tmp_path, "9999999999999999", "fixer@x")
     assert again.aside is None  # nothing left to repair
 
