@@ -97,11 +97,19 @@ def checkout(repo: Repo, targets: list[str] | None = None, *, wait: float = 0.0,
         paths = ", ".join(report.missing)
         msg = "".join([f"not in the cache, cannot restore: {paths}",
                        *(f"\n  ({problem})" for problem in report.problems)])
-        if any(path in lock.sources for path in report.missing):
+        sources = [path for path in report.missing if path in lock.sources]
+        if sources:
             # source data cannot be recomputed: it comes from the remote or nowhere
+            from pipeflow.lacking import lacking
+            from pipeflow.sourcedata import who
+
+            items = lacking(repo, lock, sources)
+            msg += "".join(f"\n  {item.line()}" for item in items)
+            people = ", ".join(dict.fromkeys(who(i.recorded_by) for i in items))
             raise StorageError(msg, hint="`pipeflow pull` gets it from the remote; if the "
-                                         "remote lacks it, whoever recorded it must "
-                                         "`pipeflow push` it")
+                                         f"remote lacks it (`pipeflow fetch` says so), ask "
+                                         f"{people} to run `pipeflow push` from the clone "
+                                         "that has it")
         raise StorageError(msg, hint="run `pipeflow repro` to recompute them")
     return report
 

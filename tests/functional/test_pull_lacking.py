@@ -89,3 +89,17 @@ def test_pull_says_the_remote_lacks_a_stage_output(tmp_path: Path) -> None:
     res = bob.run("repro", "count")  # the way out the message names
     assert res.code == 0, res.text
     assert bob.read("count.txt").strip() == "3"
+
+
+def test_checkout_after_fetch_names_the_version_and_who_to_ask(tmp_path: Path) -> None:
+    alice, bob = _team(tmp_path)
+    want = _alice_repros_v2(alice, "prepare", "count")
+    bob.git("pull", "-q")
+    assert bob.run("fetch").code == 0  # the records come, the data does not
+    (bob.root / "data/raw.csv").unlink()
+
+    res = bob.run("checkout")
+    assert res.code == 1, res.text
+    assert "data/raw.csv" in res.err and want["data/raw.csv"][:8] in res.err
+    assert "ask alice@example.com to run `pipeflow push`" in res.err
+    assert bob.read("count.txt").strip() == "3"  # the rest is restored
