@@ -147,12 +147,12 @@ def missing_error(states: Sequence[SourceState], pulled_from: str | None = None
     lacking = f"; remote '{pulled_from}' lacks it too" if pulled_from else ""
     message = ("source data the run needs is not in the local cache" + lacking
                + " (nothing was run or recorded):" + "".join(lines))
-    who = ", ".join(dict.fromkeys(who(s.recorded_by) for s in states))
+    people = ", ".join(dict.fromkeys(who(s.recorded_by) for s in states))
     present = [s.path for s in states if s.now is not None]
     replacing = ", replacing the workspace's copy" if present else ""
-    get = (f"ask {who} to `pipeflow push`, then `pipeflow repro --pull`" if pulled_from
+    get = (f"ask {people} to `pipeflow push`, then `pipeflow repro --pull`" if pulled_from
            else f"`pipeflow pull` gets the locked version{replacing} "
-                f"(if the remote lacks it, ask {who} to `pipeflow push`)")
+                f"(if the remote lacks it, ask {people} to `pipeflow push`)")
     add = (f"; or `pipeflow add {' '.join(present)}` records the workspace's data as a new "
            "version on purpose") if present else ""
     return MissingSourceData(message, paths=tuple(s.path for s in states), hint=get + add)
