@@ -64,7 +64,7 @@ def _state(repo: Repo, path: str, entry: FileEntry, now: str | None) -> SourceSt
         return SourceState(path, entry, "up-to-date", now)
     # no .pipeflow/ means no cache (and opening the store would create the folder)
     if not repo.dot.is_dir() or repo.store.missing(hash_info(entry)):
-        by, run = _recorder(repo, path, entry.hash)
+        by, run = recorder(repo, path, entry.hash)
         return SourceState(path, entry, "not-in-cache", now, by, run)
     if now is None:
         return SourceState(path, entry, "absent", now)
@@ -72,7 +72,7 @@ def _state(repo: Repo, path: str, entry: FileEntry, now: str | None) -> SourceSt
     return SourceState(path, entry, "checked-out" if known else "edited", now)
 
 
-def _recorder(repo: Repo, path: str, oid: str) -> tuple[str | None, str | None]:
+def recorder(repo: Repo, path: str, oid: str) -> tuple[str | None, str | None]:
     """Who recorded ``oid`` as ``path`` and in which run, if this clone has the record
     (a colleague's records arrive with ``fetch``, possibly before the data)."""
     if not repo.dot.is_dir():
@@ -111,16 +111,20 @@ def blocking(states: Iterable[SourceState], graph: Graph, names: Iterable[str]
     return [s for s in states if s.state == "not-in-cache" and reads(graph, chosen, s.path)]
 
 
-def _who(state: SourceState) -> str:
-    return state.recorded_by or "whoever recorded it (`git log pipeline.lock`)"
+def who(recorded_by: str | None) -> str:
+    """The person to ask for a push, as the user can find them."""
+    return recorded_by or "whoever recorded it (`git log pipeline.lock`)"
+
+
+def recorded(recorded_by: str | None, run: str | None) -> str:
+    """`` (recorded by WHO, run ID)``, or nothing without the run record."""
+    return f" (recorded by {recorded_by}, run {run[:12]})" if recorded_by and run else ""
 
 
 def describe(state: SourceState) -> str:
     """The sentence ``status`` warns with for a ``not-in-cache`` source."""
-    by = f" (recorded by {state.recorded_by}, run {state.run[:12]})" if (
-        state.recorded_by and state.run) else ""
-    locked = f"its locked version {state.locked.hash[:8]}{by}"
-    push = f"if the remote lacks it, ask {_who(state)} to `pipeflow push`"
+    locked = f"its locked version {state.locked.hash[:8]}{recorded(state.recorded_by, state.run)}"
+    push = f"if the remote lacks it, ask {who(state.recorded_by)} to `pipeflow push`"
     if state.now is None:
         return (f"source data '{state.path}' is missing, and {locked} is not in the local "
                 f"cache: `pipeflow pull {state.path}` gets it ({push})")
@@ -143,12 +147,12 @@ def missing_error(states: Sequence[SourceState], pulled_from: str | None = None
     lacking = f"; remote '{pulled_from}' lacks it too" if pulled_from else ""
     message = ("source data the run needs is not in the local cache" + lacking
                + " (nothing was run or recorded):" + "".join(lines))
-    who = ", ".join(dict.fromkeys(_who(s) for s in states))
+    people = ", ".join(dict.fromkeys(who(s.recorded_by) for s in states))
     present = [s.path for s in states if s.now is not None]
     replacing = ", replacing the workspace's copy" if present else ""
-    get = (f"ask {who} to `pipeflow push`, then `pipeflow repro --pull`" if pulled_from
+    get = (f"ask {people} to `pipeflow push`, then `pipeflow repro --pull`" if pulled_from
            else f"`pipeflow pull` gets the locked version{replacing} "
-                f"(if the remote lacks it, ask {who} to `pipeflow push`)")
+                f"(if the remote lacks it, ask {people} to `pipeflow push`)")
     add = (f"; or `pipeflow add {' '.join(present)}` records the workspace's data as a new "
            "version on purpose") if present else ""
     return MissingSourceData(message, paths=tuple(s.path for s in states), hint=get + add)

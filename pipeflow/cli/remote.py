@@ -105,17 +105,25 @@ def remote_app() -> typer.Typer:
     return app
 
 
-def _report(verb: str, report, json_out: bool) -> None:  # type: ignore[no-untyped-def]
+def _report(verb: str, report, json_out: bool,  # type: ignore[no-untyped-def]
+            lacking_said: bool = False) -> None:
+    """``lacking_said``: pull's error names what the remote lacks; no warning too."""
+    from pipeflow.lacking import warning
+
     for problem in report.skipped:
         output.warn(problem)
     if json_out:
         output.emit_json({"schema": 1, "remote": report.remote, "objects": report.objects,
                           "records": report.records, "pointers": report.pointers,
-                          "up_to_date": report.up_to_date, "missing": report.missing})
+                          "up_to_date": report.up_to_date, "missing": report.missing,
+                          "lacking": [item.to_json() for item in report.lacking]})
         return
     output.out(f"{verb} {report.objects} object(s), {report.records} run record(s) "
                f"({report.up_to_date} already there)")
-    if report.missing:
+    if report.lacking:
+        if not lacking_said:
+            output.warn(warning(report.lacking, report.remote))
+    elif report.missing:
         output.warn(f"{len(report.missing)} object(s) needed are on neither side "
                     "(recompute them with `pipeflow repro`)")
 
@@ -161,7 +169,8 @@ def pull_command(targets: Targets = None, remote: RemoteName = None, wait: Wait 
     with Repo.find() as repo:
         chosen = list(resolve_target_paths(repo.root, targets)) or None
         report = fetch(repo, remote, chosen, _progress("fetching", json_out))
-        done = checkout(repo, chosen, wait=wait)
-    _report("fetched", report, json_out)
+        # what was fetched is said even when the checkout then stops on what was not
+        _report("fetched", report, json_out, lacking_said=True)
+        done = checkout(repo, chosen, wait=wait, fetched_from=report.remote)
     if not json_out:
         output.out(f"restored {len(done.restored)} path(s)")

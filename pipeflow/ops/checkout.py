@@ -34,9 +34,11 @@ class CheckoutReport:
     """Damaged lines of the tag log that resolving a tag skipped."""
 
 
-def checkout(repo: Repo, targets: list[str] | None = None, *, wait: float = 0.0) -> CheckoutReport:
+def checkout(repo: Repo, targets: list[str] | None = None, *, wait: float = 0.0,
+             fetched_from: str | None = None) -> CheckoutReport:
     """Restore outputs and source data as the lock records them (default: all), or
-    one version of a path with ``PATH@VERSION``."""
+    one version of a path with ``PATH@VERSION``. ``fetched_from``: the remote a
+    ``pull`` has just fetched from (a missing object is then one that remote lacks)."""
     from pipeflow import lockfile
 
     report = CheckoutReport()
@@ -87,15 +89,27 @@ def checkout(repo: Repo, targets: list[str] | None = None, *, wait: float = 0.0)
         repo.hasher.flush()
     if report.problems and not report.missing:  # overcome on the second try: still said
         report.notes.extend(report.problems)
+    if report.missing and fetched_from is not None and not report.problems:
+        from pipeflow.lacking import error, lacking
+
+        raise error(lacking(repo, lock, report.missing), fetched_from, len(report.restored))
     if report.missing:
         paths = ", ".join(report.missing)
         msg = "".join([f"not in the cache, cannot restore: {paths}",
                        *(f"\n  ({problem})" for problem in report.problems)])
-        if any(path in lock.sources for path in report.missing):
+        sources = [path for path in report.missing if path in lock.sources]
+        if sources:
             # source data cannot be recomputed: it comes from the remote or nowhere
+            from pipeflow.lacking import lacking
+            from pipeflow.sourcedata import who
+
+            items = lacking(repo, lock, sources)
+            msg += "".join(f"\n  {item.line()}" for item in items)
+            people = ", ".join(dict.fromkeys(who(i.recorded_by) for i in items))
             raise StorageError(msg, hint="`pipeflow pull` gets it from the remote; if the "
-                                         "remote lacks it, whoever recorded it must "
-                                         "`pipeflow push` it")
+                                         f"remote lacks it (`pipeflow fetch` says so), ask "
+                                         f"{people} to run `pipeflow push` from the clone "
+                                         "that has it")
         raise StorageError(msg, hint="run `pipeflow repro` to recompute them")
     return report
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from pipeflow import atomicfile, faults, lockfile
 from pipeflow.errors import StorageError
 from pipeflow.hashing import hash_file
+from pipeflow.lacking import Lacking, lacking
 from pipeflow.lineage.records import parse_pointer
 from pipeflow.lockfile import FileEntry, Lock, out_entries
 from pipeflow.ops.remotes import open_remote
@@ -38,6 +39,8 @@ class TransferReport:
     """Objects the lock needs that neither side has."""
     skipped: list[str] = field(default_factory=list)
     """Damaged files met and left alone (run-cache pointers): warnings for the user."""
+    lacking: list[Lacking] = field(default_factory=list)
+    """``fetch``: the lock's paths whose objects are among ``missing``."""
 
 
 def local_objects(repo: Repo) -> set[str]:
@@ -174,7 +177,8 @@ def fetch(repo: Repo, remote_name: str | None = None, targets: list[str] | None 
     report = TransferReport(remote.name)
     have_remote = remote.objects()
     _fetch_records(repo, remote, report, progress)
-    entries = _fetch_entries(repo, _target_paths(repo, targets))
+    sides = _fetch_sides(repo)
+    entries = [e for side in sides for e in _entries(side, _target_paths(repo, targets))]
     # manifests first: a folder's entries are only known once its manifest is here
     manifests = [e.hash for e in entries if e.isdir and not repo.store.has(e.hash)]
     _download_objects(repo, remote, manifests, have_remote, report, progress)
@@ -182,6 +186,7 @@ def fetch(repo: Repo, remote_name: str | None = None, targets: list[str] | None 
     todo = sorted(oid for oid in wanted if not repo.store.has(oid))
     _download_objects(repo, remote, todo, have_remote, report, progress)
     report.up_to_date = len(wanted) - len(todo)
+    report.lacking = _lacking(repo, sides, entries, set(report.missing))
     if report.rejected:
         listed = ", ".join(o[:12] for o in report.rejected[:5])
         raise StorageError(f"{len(report.rejected)} item(s) on remote '{remote.name}' did not "
@@ -190,14 +195,24 @@ def fetch(repo: Repo, remote_name: str | None = None, targets: list[str] | None 
     return report
 
 
-def _fetch_entries(repo: Repo, paths: set[str] | None) -> list[FileEntry]:
-    """What fetch brings: the lock's entries; for a lock in merge conflict, both sides'
-    (so that the ``repro`` resolving it can restore whichever its inputs select)."""
+def _fetch_sides(repo: Repo) -> tuple[Lock, ...]:
+    """The locks fetch brings the entries of: the lock; for a lock in merge conflict,
+    both sides (so that the ``repro`` resolving it can restore whichever its inputs
+    select)."""
     from pipeflow import lockconflict
 
     merged = lockconflict.read(repo.lock_path, LOCK_FILE)
-    sides = (merged.lock,) if merged.clean else (merged.side(0), merged.side(1))
-    return [e for side in sides for e in _entries(side, paths)]
+    return (merged.lock,) if merged.clean else (merged.side(0), merged.side(1))
+
+
+def _lacking(repo: Repo, sides: tuple[Lock, ...], entries: list[FileEntry],
+             missing: set[str]) -> list[Lacking]:
+    """The paths among ``entries`` that a ``missing`` object leaves incomplete."""
+    if not missing:
+        return []
+    paths = {e.path for e in entries if objects_for(repo, [e]) & missing}
+    found = {item.path: item for side in sides for item in lacking(repo, side, paths)}
+    return [found[path] for path in sorted(found)]
 
 
 def download_objects(repo: Repo, remote: Remote, oids: Iterable[str],
