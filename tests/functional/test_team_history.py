@@ -289,19 +289,25 @@ def _entries(p: Project) -> dict[str, dict[str, object]]:
     return {v["hash"]: v for v in json.loads(res.out)["versions"]}
 
 
-def test_a_committed_version_off_the_first_parent_line_is_not_local(
-        project: Project, tmp_path: Path) -> None:
-    alice, bob = _team(project, tmp_path)
+def _bob_merges_alices_model(alice: Project, bob: Project) -> tuple[str, str]:
+    """Alice commits and pushes lr 0.4; Bob commits lr 0.3, merges hers keeping his
+    lock, and pushes. (Alice's model, Bob's model)."""
     _set_lr(alice, 0.4)
     _repro_commit(alice, "alice: lr 0.4")
     alice.git("push", "-q")
     assert alice.run("push").code == 0
-    hers = _labels(alice)["v2"]
     _set_lr(bob, 0.3)
     _repro_commit(bob, "bob: lr 0.3")
-    _merge_keeping_ours(bob)  # Bob merges Alice's commit, keeping his lock
+    _merge_keeping_ours(bob)
     bob.git("push", "-q")
     assert bob.run("push").code == 0
+    return _labels(alice)["v2"], _labels(bob)["v2"]
+
+
+def test_a_committed_version_off_the_first_parent_line_is_not_local(
+        project: Project, tmp_path: Path) -> None:
+    alice, bob = _team(project, tmp_path)
+    hers, _his = _bob_merges_alices_model(alice, bob)
     alice.git("pull", "-q")  # a plain pull: it fast-forwards onto Bob's merge
     assert alice.git("rev-parse", "HEAD") == bob.git("rev-parse", "HEAD")
     res = alice.run("versions", MODEL)
@@ -321,3 +327,15 @@ def test_a_committed_version_off_the_first_parent_line_is_not_local(
     fresh = [e for e in _entries(alice).values() if e["current"]]
     assert len(fresh) == 1 and fresh[0]["local"] is True and fresh[0]["committed"] is False
     assert fresh[0]["version"] == f"local:{str(fresh[0]['hash'])[:8]}"
+
+
+def test_pull_no_ff_keeps_your_numbering(project: Project, tmp_path: Path) -> None:
+    alice, bob = _team(project, tmp_path)
+    hers, his = _bob_merges_alices_model(alice, bob)
+    alice.git("pull", "-q", "--no-ff", "--no-edit")  # a merge commit, not a fast-forward
+    assert alice.git("rev-parse", "HEAD^2") == bob.git("rev-parse", "HEAD")
+    assert alice.run("fetch").code == 0
+    res = alice.run("versions", MODEL)
+    assert res.code == 0 and res.err == "", res.text
+    labels = _labels(alice)
+    assert labels["v2"] == hers and labels["v3"] == his
