@@ -164,7 +164,7 @@ def _reached_commits(root: Path, index: RunIndex) -> set[str]:
     """The commits changing the lock that any ref reaches, parsed into the index,
     remembered for the ref tips they were read at."""
     refs = ("--exclude=refs/stash", "--all")
-    tips = _git(root, "rev-parse", *refs)
+    tips = _git(root, "rev-parse", "HEAD", *refs)  # HEAD: a detached one's new commits
     if tips is None:
         return set()
     key = "refs:" + hashlib.sha1(b"\n".join(sorted(tips.split()))).hexdigest()

@@ -339,3 +339,21 @@ def test_pull_no_ff_keeps_your_numbering(project: Project, tmp_path: Path) -> No
     assert res.code == 0 and res.err == "", res.text
     labels = _labels(alice)
     assert labels["v2"] == hers and labels["v3"] == his
+
+
+def test_a_version_committed_on_another_branch_is_side_a_stashed_one_local(
+        project: Project) -> None:
+    chain(project)
+    _repro_commit(project, "v1")
+    project.git("checkout", "-q", "-b", "feature")
+    _set_lr(project, 0.07)
+    _repro_commit(project, "try lr 0.07")
+    feature = _labels(project)["v2"]
+    project.git("checkout", "-q", "main")
+    _set_lr(project, 0.09)
+    assert project.run("repro").code == 0
+    project.git("stash", "-q")  # a stash is work in progress, not a commit
+    entries = _entries(project)
+    assert entries[feature]["version"] == f"side:{feature[:8]}"
+    (stashed,) = [e for e in entries.values() if e["local"]]
+    assert stashed["committed"] is False and stashed["hash"] != feature
