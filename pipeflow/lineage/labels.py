@@ -142,7 +142,8 @@ class Relabel:
         return (f"v{self.number} of {self.path} now names {self.now[:8]} (it named "
                 f"{self.before[:8]} on this branch before): the first-parent history of "
                 "pipeline.lock was replaced (a fast-forward onto a colleague's merge, a "
-                "rebase or a reset); hashes do not change")
+                "rebase or a reset); hashes do not change, and the content it named is "
+                "still listed by its hash")
 
 
 def _git(root: Path, *args: str, stdin: bytes | None = None) -> bytes | None:
