@@ -5,8 +5,7 @@ of ``pipeline.lock``, oldest first (``git log --first-parent --reverse -- pipeli
 from the project's folder). Every clone with that history computes the same numbers,
 and new commits, a merge (a ``git pull`` that merges included) or a ``pipeflow fetch``
 only add versions after the ones already numbered, so a label once shown keeps naming
-the same content. A version that never reached a commit
-of that history (produced since the last commit, or only on another branch) has no
+the same content. A version no commit of that first-parent line names has no
 number. It is shown by its hash prefix and marked either ``side`` -- some commit
 names it, reachable from a branch, tag or remote-tracking ref of this clone but not
 on this branch's first-parent line (a colleague's merge that this clone fast-forwarded
