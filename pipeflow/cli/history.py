@@ -64,9 +64,10 @@ def versions_command(
     """List every version of a path: label, hash, size, when, run, params changed, metrics.
 
     vN labels number versions by first appearance in the first-parent git history of
-    pipeline.lock, so they mean the same in every clone with that history; a version
-    no commit names yet is shown as local:<hash prefix>. `*` marks the version
-    pipeline.lock names.
+    pipeline.lock, so they mean the same in every clone with that history. A version
+    with no number is shown by hash prefix: `side` if a commit off that line names it
+    (e.g. your own after a fast-forward onto a colleague's merge), `local` if no
+    commit does yet. `*` marks the version pipeline.lock names.
     """
     from pipeflow.ops.versions import versions
     from pipeflow.repo import Repo
@@ -82,8 +83,9 @@ def versions_command(
                           "not_fetched": [{"version": label, "hash": oid}
                                           for label, oid in listing.unfetched],
                           "versions": [
-            {"version": v.label, "local": v.local, "hash": v.hash, "size": v.size,
-             "isdir": v.isdir, "first_seen": v.first_seen, "first_run": v.first_run,
+            {"version": v.label, "local": v.local, "committed": v.committed,
+             "hash": v.hash, "size": v.size, "isdir": v.isdir,
+             "first_seen": v.first_seen, "first_run": v.first_run,
              "runs": v.runs, "tags": list(v.tags), "current": v.current,
              "in_cache": v.in_cache, "params_changed": v.params_changed,
              "metrics": v.metrics}
@@ -102,7 +104,7 @@ def versions_command(
         when = v.first_seen[:19].replace("T", " ")
         tags = f"  [{', '.join(v.tags)}]" if v.tags else ""
         gone = "  (not in cache)" if not v.in_cache else ""
-        label = v.label if not v.local else "local"
+        label = v.label.split(":", 1)[0]  # vN, side or local
         output.out(f"{mark} {label:>5}  {v.hash[:8]}  {_size(v.size):>9}  {when}  "
                    f"run {v.first_run[:8]}{tags}{gone}")
         for key, (old, new) in v.params_changed.items():

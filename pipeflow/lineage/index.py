@@ -4,10 +4,11 @@
 the last one it has seen (records are append-only, so a chain's tail is all that
 can be new); deleting the file rebuilds it from scratch. It also keeps, per git
 commit, the (path, hash) pairs that commit's ``pipeline.lock`` names
-(``lock_commits``, ``lock_paths``, ``lock_history``) and the labels ``versions`` last showed on
-each branch (``shown_labels``): see ``pipeflow.lineage.labels``. Queries — versions of a
-path, the run that produced a content, a run's inputs — are indexed lookups, not
-scans of record files.
+(``lock_commits``, ``lock_paths``; ``lock_history`` holds the first-parent commits for
+one HEAD and, under a ``refs:`` key, the commits any ref reaches) and the labels
+``versions`` last showed on each branch (``shown_labels``): see
+``pipeflow.lineage.labels``. Queries — versions of a path, the run that produced a
+content, a run's inputs — are indexed lookups, not scans of record files.
 """
 
 from __future__ import annotations

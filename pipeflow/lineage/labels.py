@@ -5,9 +5,14 @@ of ``pipeline.lock``, oldest first (``git log --first-parent --reverse -- pipeli
 from the project's folder). Every clone with that history computes the same numbers,
 and new commits, a merge (a ``git pull`` that merges included) or a ``pipeflow fetch``
 only add versions after the ones already numbered, so a label once shown keeps naming
-the same content. A version that never reached a commit
-of that history (produced since the last commit, or only on another branch) has no
-number: it is shown by its hash prefix and marked local.
+the same content. A version no commit of that first-parent line names has no
+number. It is shown by its hash prefix and marked either ``side`` -- some commit
+names it, reachable from a branch, tag or remote-tracking ref of this clone but not
+on this branch's first-parent line (a colleague's merge that this clone fast-forwarded
+onto, a branch not merged yet) -- or ``local``: no commit this clone has names it
+(produced since the last commit). Any ref rather than HEAD's history alone because
+"local" promises that the version never reached a commit: a version committed on
+another branch of this clone did. Stashes are not counted: they hold work in progress.
 
 A history can also be replaced (a fast-forward onto a colleague's merge, a rebase, a
 reset): labels then follow the new history, and ``relabel`` says which labels this
@@ -16,10 +21,14 @@ clone showed before now name other content, so that none changes meaning silentl
 Each commit's lock is parsed once: the (path, hash) pairs it names are kept in the
 index database keyed by commit hash, and the list of commits for the HEAD it was read
 at, so a later call costs one ``git rev-parse HEAD`` (one ``git log`` after a commit).
+Whether an unnumbered version is ``side`` is asked only when one is listed: the
+commits reachable from any ref are remembered for the ref tips they were read at
+(one ``git rev-parse --all``, and one ``git log --all`` after refs move).
 """
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -30,11 +39,17 @@ from pipeflow.lineage.index import RunIndex
 from pipeflow.repo import LOCK_FILE
 
 LOCAL_PREFIX = "local:"
+SIDE_PREFIX = "side:"
 
 
 def local_label(oid: str) -> str:
-    """How a version with no number is shown."""
+    """How a version that no commit names is shown."""
     return f"{LOCAL_PREFIX}{oid[:8]}"
+
+
+def side_label(oid: str) -> str:
+    """How a version that a commit names, off this branch's first-parent line, is shown."""
+    return f"{SIDE_PREFIX}{oid[:8]}"
 
 
 @dataclass
@@ -47,7 +62,10 @@ class VersionLabels:
     index: RunIndex
     branch: str | None = None
     """The checked-out branch (``refs/heads/...``); None when detached or outside git."""
+    root: Path | None = None
+    """The project's folder, to ask git which commits any ref reaches (None: none)."""
     _numbers: dict[str, dict[str, int]] = field(default_factory=dict)
+    _reached: set[str] | None = None
 
     def numbers(self, path: str) -> dict[str, int]:
         """Hash -> N for every committed version of ``path``."""
@@ -67,10 +85,26 @@ class VersionLabels:
     def number(self, path: str, oid: str) -> int | None:
         return self.numbers(path).get(oid)
 
+    def committed(self, path: str, oid: str) -> bool:
+        """Whether a commit reachable from some ref (stashes aside) names this content
+        of ``path``: true for every numbered version, and for the ``side`` ones."""
+        if self.number(path, oid) is not None:
+            return True
+        if self._reached is None:
+            self._reached = _reached_commits(self.root, self.index) if self.root else set()
+        if not self._reached:
+            return False
+        rows = self.index.db.execute(
+            "SELECT commit_id FROM lock_paths WHERE path = ? AND hash = ?", (path, oid))
+        return any(str(c) in self._reached for (c,) in rows)
+
     def label(self, path: str, oid: str) -> str:
-        """``vN``, or ``local:<hash prefix>`` for a version no commit names."""
+        """``vN``; ``side:<hash prefix>`` for a version committed off this branch's
+        first-parent line; ``local:<hash prefix>`` for one no commit names."""
         n = self.number(path, oid)
-        return f"v{n}" if n is not None else local_label(oid)
+        if n is not None:
+            return f"v{n}"
+        return side_label(oid) if self.committed(path, oid) else local_label(oid)
 
     def relabel(self, path: str) -> list[Relabel]:
         """The labels of ``path`` shown before on this branch that now name other
@@ -107,7 +141,8 @@ class Relabel:
         return (f"v{self.number} of {self.path} now names {self.now[:8]} (it named "
                 f"{self.before[:8]} on this branch before): the first-parent history of "
                 "pipeline.lock was replaced (a fast-forward onto a colleague's merge, a "
-                "rebase or a reset); hashes do not change")
+                "rebase or a reset); hashes do not change, and the content it named is "
+                "still listed by its hash")
 
 
 def _git(root: Path, *args: str, stdin: bytes | None = None) -> bytes | None:
@@ -123,6 +158,30 @@ def _lock_commits(root: Path) -> list[str] | None:
     if out is None:
         return None
     return out.decode("ascii", "replace").split()
+
+
+def _reached_commits(root: Path, index: RunIndex) -> set[str]:
+    """The commits changing the lock that any ref reaches, parsed into the index,
+    remembered for the ref tips they were read at."""
+    refs = ("--exclude=refs/stash", "--all")
+    tips = _git(root, "rev-parse", "HEAD", *refs)  # HEAD: a detached one's new commits
+    if tips is None:
+        return set()
+    key = "refs:" + hashlib.sha1(b"\n".join(sorted(tips.split()))).hexdigest()
+    row = index.db.execute("SELECT commits FROM lock_history WHERE head = ?",
+                           (key,)).fetchone()
+    if row:
+        return set(str(row[0]).split())
+    # --full-history: a merge that kept one side's lock must not hide the other side
+    out = _git(root, "log", *refs, "--full-history", "--format=%H", "--", LOCK_FILE)
+    if out is None:
+        return set()
+    commits = out.decode("ascii", "replace").split()
+    _remember(root, index, commits)
+    with index.db:
+        index.db.execute("DELETE FROM lock_history WHERE head LIKE 'refs:%'")
+        index.db.execute("INSERT INTO lock_history VALUES (?, ?)", (key, " ".join(commits)))
+    return set(commits)
 
 
 def _batch(data: bytes) -> Iterator[bytes | None]:
@@ -196,7 +255,7 @@ def _history(root: Path, index: RunIndex, key: str | None) -> list[str] | None:
     commits = _lock_commits(root)
     if commits is not None and key:
         with index.db:
-            index.db.execute("DELETE FROM lock_history")
+            index.db.execute("DELETE FROM lock_history WHERE head NOT LIKE 'refs:%'")
             index.db.execute("INSERT INTO lock_history VALUES (?, ?)", (key, " ".join(commits)))
     return commits
 
@@ -208,4 +267,4 @@ def version_labels(root: Path, index: RunIndex) -> VersionLabels:
     if commits is None:  # outside git, or a repository with no commit yet
         return VersionLabels([], _git(root, "rev-parse", "--git-dir") is not None, index)
     _remember(root, index, commits)
-    return VersionLabels(commits, True, index, branch)
+    return VersionLabels(commits, True, index, branch, root)

@@ -3,8 +3,9 @@
 A version's identity is its content hash. ``vN`` numbers the versions by first
 appearance in the first-parent git history of ``pipeline.lock``
 (``pipeflow.lineage.labels``), so a label names the same content in every clone with
-that history; a version no commit names is ``local:<hash prefix>``. ``VERSION`` is
-``vN``, a hash prefix (4+ hex digits, or ``local:PREFIX``) or a tag name.
+that history; a version that a commit off that line names is ``side:<hash prefix>``,
+one no commit names ``local:<hash prefix>``. ``VERSION`` is ``vN``, a hash prefix
+(4+ hex digits, or ``local:PREFIX`` / ``side:PREFIX``) or a tag name.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from typing import Any
 from pipeflow.errors import UsageError
 from pipeflow.lineage import tags as tagfile
 from pipeflow.lineage.index import RunIndex, VersionRow
-from pipeflow.lineage.labels import LOCAL_PREFIX, VersionLabels, local_label, version_labels
+from pipeflow.lineage.labels import (
+    LOCAL_PREFIX,
+    SIDE_PREFIX,
+    VersionLabels,
+    local_label,
+    side_label,
+    version_labels,
+)
 from pipeflow.repo import Repo
 
 _HEX = re.compile(r"^[0-9a-f]{4,32}$")
@@ -42,15 +50,26 @@ class Version:
     params_changed: dict[str, Any] = field(default_factory=dict)
     """Params that differ from the previous version's run: key -> [old, new]."""
     metrics: dict[str, Any] = field(default_factory=dict)
+    side: bool = False
+    """No number, but a commit some ref of this clone reaches names it (off this
+    branch's first-parent line: e.g. after a fast-forward onto a colleague's merge)."""
 
     @property
     def label(self) -> str:
-        """``vN``, or ``local:<hash prefix>`` for a version that never reached a commit."""
-        return f"v{self.number}" if self.number is not None else local_label(self.hash)
+        """``vN``; ``side:<hash prefix>`` for a committed version off the first-parent
+        line; ``local:<hash prefix>`` for a version that never reached a commit."""
+        if self.number is not None:
+            return f"v{self.number}"
+        return side_label(self.hash) if self.side else local_label(self.hash)
 
     @property
     def local(self) -> bool:
-        return self.number is None
+        """Whether no commit names this version."""
+        return self.number is None and not self.side
+
+    @property
+    def committed(self) -> bool:
+        return not self.local
 
 
 def ordered_rows(repo: Repo, path: str, labels: VersionLabels | None = None
@@ -80,6 +99,7 @@ def list_versions(repo: Repo, path: str, *, current_hash: str | None = None,
     if tags is None:
         tags = tagfile.read_log(repo.dot).tags_of(path)
     tagged = tagged_hashes(tags)
+    labels = labels or version_labels(repo.root, repo.index)
     from pipeflow.hashing import HashInfo
 
     out: list[Version] = []
@@ -101,6 +121,7 @@ def list_versions(repo: Repo, path: str, *, current_hash: str | None = None,
             tags=tuple(sorted(tagged.get(row.hash, []))),
             in_cache=not repo.store.missing(info), current=row.hash == current_hash,
             params_changed=changed, metrics=metrics,
+            side=number is None and labels.committed(path, row.hash),
         ))
     return out
 
@@ -130,8 +151,9 @@ def resolve(repo: Repo, path: str, version: str, versions: list[Version]) -> Ver
     found: list[Version] = []
     if re.fullmatch(r"v\d+", version):
         found = [v for v in versions if v.number == int(version[1:])]
-    if not found and version.startswith(LOCAL_PREFIX):
-        version = version.removeprefix(LOCAL_PREFIX)
+    for prefix in (LOCAL_PREFIX, SIDE_PREFIX):
+        if not found and version.startswith(prefix):
+            version = version.removeprefix(prefix)
     if not found:
         found = [v for v in versions if version in v.tags]
     if not found and _HEX.match(version):

@@ -47,16 +47,19 @@ def light_versions(repo: Repo, path: str, tags: dict[str, str] | None = None
     metrics ``versions`` shows: enough to resolve ``PATH@VERSION`` quickly. ``tags``
     (name -> hash) defaults to the tag log's valid lines (``verify`` reports the rest)."""
     from pipeflow.lineage import tags as tagfile
+    from pipeflow.lineage.labels import version_labels
     from pipeflow.lineage.versions import ordered_rows, tagged_hashes
 
     if tags is None:
         tags = tagfile.read_log(repo.dot).tags_of(path)
     tagged = tagged_hashes(tags)
+    labels = version_labels(repo.root, repo.index)
     return [
         Version(path=path, number=n, hash=r.hash, size=r.size, isdir=r.isdir,
                 first_run=r.first_run, first_seen=r.first_seen, runs=r.runs,
-                tags=tuple(sorted(tagged.get(r.hash, []))))
-        for n, r in ordered_rows(repo, path)
+                tags=tuple(sorted(tagged.get(r.hash, []))),
+                side=n is None and labels.committed(path, r.hash))
+        for n, r in ordered_rows(repo, path, labels)
     ]
 
 

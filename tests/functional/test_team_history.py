@@ -269,3 +269,93 @@ def test_a_label_that_changes_meaning_is_never_silent(project: Project) -> None:
     assert res.code == 0
     assert f"v3 of {MODEL} now names" in res.err and f"it named {shown['v3'][:8]}" in res.err
     assert project.run("versions", MODEL).err == ""  # said once
+
+
+def _merge_keeping_ours(p: Project) -> None:
+    """``git pull --no-rebase`` of a colleague's lock change; both sides changed the
+    train stage, so the lock is left in conflict and this clone keeps its own side."""
+    pulled = subprocess.run(["git", "pull", "-q", "--no-rebase", "--no-edit"],
+                            cwd=p.root, capture_output=True, text=True)
+    assert pulled.returncode != 0, pulled.stdout + pulled.stderr
+    conflicted = p.git("diff", "--name-only", "--diff-filter=U").split()
+    assert "pipeline.lock" in conflicted
+    p.git("checkout", "--ours", "--", *conflicted)
+    p.git("add", "--", *conflicted)
+    p.git("commit", "-q", "--no-edit")
+
+
+def _entries(p: Project) -> dict[str, dict[str, object]]:
+    """hash -> the version's entry in `versions --json`."""
+    res = p.run("versions", MODEL, "--json")
+    assert res.code == 0, res.text
+    return {v["hash"]: v for v in json.loads(res.out)["versions"]}
+
+
+def _bob_merges_alices_model(alice: Project, bob: Project) -> tuple[str, str]:
+    """Alice commits and pushes lr 0.4; Bob commits lr 0.3, merges hers keeping his
+    lock, and pushes. (Alice's model, Bob's model)."""
+    _set_lr(alice, 0.4)
+    _repro_commit(alice, "alice: lr 0.4")
+    alice.git("push", "-q")
+    assert alice.run("push").code == 0
+    _set_lr(bob, 0.3)
+    _repro_commit(bob, "bob: lr 0.3")
+    _merge_keeping_ours(bob)
+    bob.git("push", "-q")
+    assert bob.run("push").code == 0
+    return _labels(alice)["v2"], _labels(bob)["v2"]
+
+
+def test_a_committed_version_off_the_first_parent_line_is_not_local(
+        project: Project, tmp_path: Path) -> None:
+    alice, bob = _team(project, tmp_path)
+    hers, _his = _bob_merges_alices_model(alice, bob)
+    alice.git("pull", "-q")  # a plain pull: it fast-forwards onto Bob's merge
+    assert alice.git("rev-parse", "HEAD") == bob.git("rev-parse", "HEAD")
+    res = alice.run("versions", MODEL)
+    assert f"v2 of {MODEL} now names" in res.err and f"it named {hers[:8]}" in res.err
+    assert bob.run("fetch").code == 0  # Bob gets the records of Alice's version
+    for clone in (alice, bob):
+        entry = _entries(clone)[hers]
+        assert entry["local"] is False and entry["committed"] is True, entry
+        assert entry["version"] == f"side:{hers[:8]}"
+        assert f"  side  {hers[:8]}" in clone.run("versions", MODEL).out
+        res = clone.run("checkout", f"{MODEL}@{hers[:8]}")
+        assert res.code == 0 and clone.read(MODEL).startswith("lr=0.4"), res.text
+        assert clone.run("checkout", f"{MODEL}@side:{hers[:8]}").code == 0
+    # a version produced since the last commit is still local
+    _set_lr(alice, 0.5)
+    assert alice.run("repro").code == 0
+    fresh = [e for e in _entries(alice).values() if e["current"]]
+    assert len(fresh) == 1 and fresh[0]["local"] is True and fresh[0]["committed"] is False
+    assert fresh[0]["version"] == f"local:{str(fresh[0]['hash'])[:8]}"
+
+
+def test_pull_no_ff_keeps_your_numbering(project: Project, tmp_path: Path) -> None:
+    alice, bob = _team(project, tmp_path)
+    hers, his = _bob_merges_alices_model(alice, bob)
+    alice.git("pull", "-q", "--no-ff", "--no-edit")  # a merge commit, not a fast-forward
+    assert alice.git("rev-parse", "HEAD^2") == bob.git("rev-parse", "HEAD")
+    assert alice.run("fetch").code == 0
+    res = alice.run("versions", MODEL)
+    assert res.code == 0 and res.err == "", res.text
+    labels = _labels(alice)
+    assert labels["v2"] == hers and labels["v3"] == his
+
+
+def test_a_version_committed_on_another_branch_is_side_a_stashed_one_local(
+        project: Project) -> None:
+    chain(project)
+    _repro_commit(project, "v1")
+    project.git("checkout", "-q", "-b", "feature")
+    _set_lr(project, 0.07)
+    _repro_commit(project, "try lr 0.07")
+    feature = _labels(project)["v2"]
+    project.git("checkout", "-q", "main")
+    _set_lr(project, 0.09)
+    assert project.run("repro").code == 0
+    project.git("stash", "-q")  # a stash is work in progress, not a commit
+    entries = _entries(project)
+    assert entries[feature]["version"] == f"side:{feature[:8]}"
+    (stashed,) = [e for e in entries.values() if e["local"]]
+    assert stashed["committed"] is False and stashed["hash"] != feature
