@@ -4,7 +4,9 @@
 additions merge by keeping both (``merge=union``); ``pipeline.lock`` is merged stage by
 stage by pipeflow's own merge driver (``merge=pipeflow``, defined in the repository's
 git config by ``pipeflow merge-driver install``; without that definition git falls back
-to its ordinary text merge).
+to its ordinary text merge). The ``.gitignore`` files pipeflow appends cached outputs to
+merge by union too: two branches that each add a stage append a line at the same end of
+one file, which a line merge would call a conflict.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ ATTRIBUTES_FILE = ".gitattributes"
 PROJECT_LINES = (
     "/.pipeflow/tags.jsonl merge=union",
     "/pipeline.lock merge=pipeflow",
+    ".gitignore merge=union",
 )
 """What every project's ``.gitattributes`` holds (patterns relative to the project)."""
 

@@ -174,3 +174,5 @@ def pull_command(targets: Targets = None, remote: RemoteName = None, wait: Wait 
         done = checkout(repo, chosen, wait=wait, fetched_from=report.remote)
     if not json_out:
         output.out(f"restored {len(done.restored)} path(s)")
+        for note in done.notes:
+            output.out(note)

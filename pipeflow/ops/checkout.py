@@ -39,20 +39,26 @@ def checkout(repo: Repo, targets: list[str] | None = None, *, wait: float = 0.0,
     """Restore outputs and source data as the lock records them (default: all), or
     one version of a path with ``PATH@VERSION``. ``fetched_from``: the remote a
     ``pull`` has just fetched from (a missing object is then one that remote lacks)."""
-    from pipeflow import lockfile
+    from pipeflow import lockconflict
 
     report = CheckoutReport()
     with RepoLock(repo.dot / "lock", wait=wait):
         recover(repo)
         graph = load_project(repo).graph
-        lock = lockfile.read(repo.lock_path, LOCK_FILE)
-        declared = set(graph.producers) | set(lock.sources)
+        # a lock in merge conflict: what both sides agree on is restored; an entry in
+        # conflict is left to `repro`, but PATH@VERSION still picks a version of it
+        merged = lockconflict.read(repo.lock_path, LOCK_FILE)
+        lock = merged.lock
+        conflicted = {**merged.source_conflicts, **merged.stage_conflicts}
+        declared = set(graph.producers) | set(lock.sources) | set(merged.source_conflicts)
         stage_targets: list[str] = []
         sources: list[str] = [] if targets else sorted(lock.sources)
         for target in targets or []:
             path, version = split_spec(repo, target, declared)
             if version is not None:
                 _checkout_version(repo, path, version, lock, report)
+            elif path in conflicted or target in conflicted:
+                report.notes.append(_in_conflict(path if path in conflicted else target))
             elif path in lock.sources:
                 sources.append(path)
             else:
@@ -63,6 +69,9 @@ def checkout(repo: Repo, targets: list[str] | None = None, *, wait: float = 0.0,
             _restore_source(repo, path, lock.sources[path], report)
         for name in names:
             entry = lock.stages.get(name)
+            if entry is None and name in merged.stage_conflicts:
+                report.notes.append(_in_conflict(name))
+                continue
             if entry is None:
                 report.not_run.append(name)
                 continue
@@ -142,6 +151,11 @@ def _restore_source(repo: Repo, path: str, entry: FileEntry, report: CheckoutRep
                         hasher=repo.hasher)
     repo.hasher.forget(path)
     report.restored.append(path)
+
+
+def _in_conflict(what: str) -> str:
+    return (f"{what}: in merge conflict in {LOCK_FILE}, left as it is (`pipeflow repro` "
+            "resolves it)")
 
 
 def _checkout_version(

@@ -99,7 +99,7 @@ def sync_sources(repo: Repo, graph: Graph, names: list[str],
                          "local cache; left as it is, no stage of this run reads it "
                          f"(`pipeflow pull {s.path}` gets it)")
     for path, sides in merged.source_conflicts.items():
-        sources[path] = _resolve_source(repo, path)
+        sources[path] = _resolve_source(repo, path, sides)
         which = {e.hash: side for e, side in zip(sides, ("ours", "theirs"), strict=True) if e}
         notes.append(f"merge conflict on {path} resolved: recorded the workspace's version "
                      f"({which.get(sources[path].hash, 'neither side')})")
@@ -109,15 +109,19 @@ def sync_sources(repo: Repo, graph: Graph, names: list[str],
     return notes
 
 
-def _resolve_source(repo: Repo, path: str) -> FileEntry:
+def _resolve_source(repo: Repo, path: str,
+                    sides: tuple[FileEntry | None, FileEntry | None]) -> FileEntry:
     from pipeflow.errors import LockConflictError
     from pipeflow.ops.add import record_source
 
     if not (repo.root / path).exists():
-        msg = (f"source data '{path}' is in merge conflict in {LOCK_FILE} (both branches "
-               "recorded a new version) and is missing from the workspace")
-        raise LockConflictError(msg, hint=f"put the version to keep at {path}, then run "
-                                          "`pipeflow repro` again: it records that one")
+        ours, theirs = (e.hash[:8] if e else "removed" for e in sides)
+        msg = (f"source data '{path}' is in merge conflict in {LOCK_FILE} (one branch "
+               f"recorded {ours}, the other {theirs}) and is missing from the workspace")
+        pick = " or ".join(f"`pipeflow checkout {path}@{h}`" for h in (ours, theirs)
+                           if h != "removed")
+        raise LockConflictError(msg, hint=f"put the version to keep at {path} ({pick}), then "
+                                          "run `pipeflow repro` again: it records that one")
     return record_source(repo, path)
 
 

@@ -30,11 +30,13 @@ class StatusReport:
     would stop on them, so the workspace is not up to date whatever the stages say."""
     source_conflicts: tuple[str, ...] = ()
     """Sources in merge conflict in pipeline.lock (stages in conflict are ``changed``)."""
+    removed_conflicts: tuple[str, ...] = ()
+    """Stages in merge conflict in pipeline.lock that the pipeline no longer declares."""
 
     @property
     def up_to_date(self) -> bool:
         return (all(s.up_to_date for s in self.states) and not self.missing_sources
-                and not self.source_conflicts)
+                and not self.source_conflicts and not self.removed_conflicts)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +82,9 @@ def status(repo: Repo, targets: list[str] | None = None) -> StatusReport:
             f"git tracks the cached output '{path}': run `git rm -r --cached {path}` "
             "and commit, so the cache alone keeps its versions"
         )
+    for name in sorted(set(merged.stage_conflicts) - set(graph.pipeline.stages)):
+        warnings.append(f"stage '{name}': {CONFLICT_REASON}; it is no longer in the pipeline "
+                        "(`pipeflow repro` drops it from the lock)")
     for path in merged.source_conflicts:
         warnings.append(f"source data '{path}': {CONFLICT_REASON} (`pipeflow repro` records "
                         "the workspace's version)")
@@ -89,7 +94,8 @@ def status(repo: Repo, targets: list[str] | None = None) -> StatusReport:
         repo.hasher.flush()
     missing = tuple(s.path for s in blocking(sources, graph, names))
     return StatusReport(tuple(states[n] for n in names), tuple(warnings), tuple(sources),
-                        missing, tuple(merged.source_conflicts))
+                        missing, tuple(merged.source_conflicts),
+                        tuple(sorted(set(merged.stage_conflicts) - set(graph.pipeline.stages))))
 
 
 def _source_warning(repo: Repo, source: SourceState) -> str | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pipeflow import lockfile
 from pipeflow.errors import UsageError
 from pipeflow.lineage import tags as tagfile
 from pipeflow.lineage.labels import Relabel
@@ -18,9 +17,11 @@ from pipeflow.repolock import RepoLock
 
 
 def _locked_entries(repo: Repo) -> dict[str, FileEntry]:
+    from pipeflow import lockconflict
     from pipeflow.ops.checkout import out_entries_all
 
-    return out_entries_all(lockfile.read(repo.lock_path, LOCK_FILE))
+    # in a merge conflict, an entry in conflict has no current version
+    return out_entries_all(lockconflict.read(repo.lock_path, LOCK_FILE).lock)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ def test_init_creates_dot_folder_and_ignore_lines(project: Project) -> None:
     attrs = project.git("check-attr", "merge", "--", ".pipeflow/tags.jsonl", "pipeline.lock")
     assert ".pipeflow/tags.jsonl: merge: union" in attrs
     assert "pipeline.lock: merge: pipeflow" in attrs
+    assert "merge: union" in project.git("check-attr", "merge", "--", "data/.gitignore")
 
 
 def test_dag_formats(project: Project) -> None:

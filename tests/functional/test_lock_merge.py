@@ -160,10 +160,16 @@ def test_both_branches_change_one_stage_then_repro_resolves_it(
     assert "merge conflict in pipeline.lock: both branches changed it" in text_status.out
     assert bob.run("status", "--check").code == 1
 
+    # checkout (and so pull) restores what is not in conflict and says what it left;
+    # versions lists without a current version for a path in conflict
+    for args in (("checkout",), ("pull",)):
+        left = bob.run(*args)
+        assert left.code == 0, (args, left.text)
+        assert "a: in merge conflict in pipeline.lock, left as it is" in left.text
+    assert bob.run("versions", "out/a.txt").code == 0
     # every other reader of the lock stops with a clear error, never a traceback
-    for args in (("versions", "out/a.txt"), ("checkout",), ("lineage", "out/a.txt"),
-                 ("metrics", "show"), ("params", "diff"), ("verify",),
-                 ("gc", "--workspace", "--yes"), ("pull",)):
+    for args in (("lineage", "out/a.txt"), ("metrics", "show"), ("params", "diff"),
+                 ("verify",), ("gc", "--workspace", "--yes")):
         other = bob.run(*args)
         assert other.code == 2, (args, other.text)
         assert "pipeline.lock has unresolved merge conflicts (stage 'a')" in other.err
@@ -307,4 +313,80 @@ def test_both_branches_record_a_new_source_version(project: Project, tmp_path: P
     assert res.code == 0, res.text
     assert "merge conflict on raw.csv resolved: recorded the workspace's version (ours)" in res.out
     assert "<<<<<<<" not in bob.read("pipeline.lock")
+    assert bob.run("status", "--check").code == 0
+
+
+def test_a_source_in_conflict_missing_here_is_picked_by_checkout_at_version(
+        project: Project, tmp_path: Path) -> None:
+    """A clone with neither side's file: the error names both versions, checkout
+    PATH@VERSION works on the conflicted lock, then repro records that one."""
+    project.write("raw.csv", "v1\n")
+    _pipeline(project)
+    assert project.run("init").code == 0
+    assert project.run("add", "raw.csv").code == 0
+    alice, bob = _team(project, tmp_path)
+    hashes = {}
+    for clone, text in ((alice, "alice\n"), (bob, "bob\n")):
+        clone.write("raw.csv", text)
+        assert clone.run("add", "raw.csv").code == 0
+        assert clone.run("push").code == 0
+        hashes[text.strip()] = clone.lock()["sources"]["raw.csv"]["hash"]
+        _commit(clone, "new raw data")
+    alice.git("push", "-q", "origin", "main")
+    assert _merge(bob).returncode != 0
+    (bob.root / "raw.csv").unlink()
+    res = bob.run("repro")
+    assert res.code == 2
+    for h in hashes.values():
+        assert f"pipeflow checkout raw.csv@{h[:8]}" in res.err
+    assert bob.run("fetch").code == 0  # alice's version comes from the remote
+    assert bob.run("versions", "raw.csv").code == 0
+    res = bob.run("checkout", f"raw.csv@{hashes['alice'][:8]}")
+    assert res.code == 0, res.text
+    assert bob.read("raw.csv") == "alice\n"
+    res = bob.run("repro")
+    assert res.code == 0, res.text
+    assert "recorded the workspace's version (theirs)" in res.out
+    assert bob.lock()["sources"]["raw.csv"]["hash"] == hashes["alice"]
+
+
+def test_a_stage_one_branch_removed_keeps_status_check_failing_until_repro(
+        project: Project, tmp_path: Path) -> None:
+    alice, bob = _team(project, tmp_path)
+    spec = yaml.safe_load(alice.read("pipeline.yaml"))
+    del spec["stages"]["b"]
+    alice.write("pipeline.yaml", yaml.safe_dump(spec, sort_keys=False))
+    assert alice.run("repro").code == 0
+    _commit(alice, "drop b")
+    alice.git("push", "-q", "origin", "main")
+    _rerun(bob, "b.y", 7)
+    assert _merge(bob).returncode != 0  # the lock's entry for b: removed vs changed
+    assert "<<<<<<<" in bob.read("pipeline.lock")
+    res = bob.run("status", "--check")
+    assert res.code == 1, res.text
+    assert "stage 'b'" in res.text and "no longer in the pipeline" in res.text
+    assert bob.run("repro").code == 0
+    assert "<<<<<<<" not in bob.read("pipeline.lock")
+    assert "b" not in bob.lock()["stages"]
+    assert bob.run("status", "--check").code == 0
+
+
+def test_two_branches_adding_a_stage_each_merge_without_conflict(
+        project: Project, tmp_path: Path) -> None:
+    """Each new stage's output goes to the same .gitignore: a union merge keeps both."""
+    alice, bob = _team(project, tmp_path)
+    for clone, name in ((alice, "lint"), (bob, "summary")):
+        stages = yaml.safe_load(clone.read("pipeline.yaml"))["stages"]
+        new = {name: {"cmd": f"echo {name} > {name}.txt", "outs": [f"{name}.txt"]}}
+        # alice's stage first, bob's last: the spec's edits are far apart
+        spec = {"stages": {**new, **stages} if name == "lint" else {**stages, **new}}
+        clone.write("pipeline.yaml", yaml.safe_dump(spec, sort_keys=False))
+        assert clone.run("repro").code == 0
+        assert clone.run("push").code == 0
+        _commit(clone, f"add {name}")
+    alice.git("push", "-q", "origin", "main")
+    merged = _merge(bob)
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    assert {"/lint.txt", "/summary.txt"} <= set(bob.read(".gitignore").splitlines())
+    assert bob.run("pull").code == 0
     assert bob.run("status", "--check").code == 0
