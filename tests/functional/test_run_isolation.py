@@ -3,6 +3,7 @@ and the library never changes the process's signal handlers (issue 10, item 10).
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -45,8 +46,18 @@ class Blocked:
             time.sleep(0.02)
 
     def release(self) -> None:
-        """Let ``hold`` finish; fails (ENXIO) if its process is gone."""
-        fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+        """Let ``hold`` finish; fails (ENXIO) if no reader opens the FIFO within 30 s
+        (its process is gone). ``started`` exists a moment before ``cat`` opens the FIFO:
+        until it does, opening for writing fails with ENXIO too, so keep trying."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError as exc:
+                if exc.errno != errno.ENXIO or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
         os.write(fd, b"done\n")
         os.close(fd)
 
