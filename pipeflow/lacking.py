@@ -67,12 +67,21 @@ def _asks(items: Sequence[Lacking]) -> str:
     return f"ask {people} to run `pipeflow push` from the clone that has it"
 
 
+def _recompute(items: Sequence[Lacking]) -> str | None:
+    """The ``repro`` that recomputes the lacking stage outputs; while source data is
+    lacking too, a stage that reads it cannot run, so the hint says so."""
+    stages = sorted({i.stage for i in items if i.stage})
+    if not stages:
+        return None
+    after = (" once the source data is here" if any(i.stage is None for i in items)
+             else "")
+    return f"`pipeflow repro {' '.join(stages)}` recomputes the stage outputs{after}"
+
+
 def warning(items: Sequence[Lacking], remote: str) -> str:
     """What ``fetch`` warns with: the paths it could not get, and who can push them."""
     lines = "".join(f"\n  {i.line()}" for i in items)
-    stages = sorted({i.stage for i in items if i.stage})
-    recompute = (f"; or `pipeflow repro {' '.join(stages)}` recomputes the stage outputs"
-                 if stages else "")
+    recompute = f"; or {way}" if (way := _recompute(items)) else ""
     return (f"remote '{remote}' lacks data pipeline.lock names (not fetched):{lines}\n"
             f"  {_asks(items)}{recompute}")
 
@@ -81,10 +90,9 @@ def error(items: Sequence[Lacking], remote: str, restored: int) -> StorageError:
     """What ``pull`` stops with (exit 1) once it has restored everything else."""
     lines = "".join(f"\n  {i.line()}" for i in items)
     sources = [i for i in items if i.stage is None]
-    stages = sorted({i.stage for i in items if i.stage})
     ways = [_asks(sources or items) + ", then run this command again"]
-    if stages:
-        ways.append(f"`pipeflow repro {' '.join(stages)}` recomputes the stage outputs")
+    if way := _recompute(items):
+        ways.append(way)
     return StorageError(
         f"remote '{remote}' lacks data pipeline.lock names, so it could not be restored "
         f"(everything else was: {restored} path(s) restored):{lines}",

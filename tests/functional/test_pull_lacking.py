@@ -103,3 +103,17 @@ def test_checkout_after_fetch_names_the_version_and_who_to_ask(tmp_path: Path) -
     assert "data/raw.csv" in res.err and want["data/raw.csv"][:8] in res.err
     assert "ask alice@example.com to run `pipeflow push`" in res.err
     assert bob.read("count.txt").strip() == "3"  # the rest is restored
+
+
+def test_the_recompute_hint_waits_for_lacking_source_data(tmp_path: Path) -> None:
+    """Source data and a stage output both lacking: the stage reads that data, so
+    `repro` recomputes it only once the data is here, and the hint says so."""
+    alice, bob = _team(tmp_path)
+    want = _alice_repros_v2(alice, "prepare")  # clean.csv only: not the data, not count
+    bob.git("pull", "-q")
+    res = bob.run("pull")
+    assert res.code == 1, res.text
+    _says_the_remote_lacks(res.err, "data/raw.csv", want["data/raw.csv"])
+    _says_the_remote_lacks(res.err, "count.txt", want["count.txt"])
+    assert "`pipeflow repro count` recomputes the stage outputs once the source data is here" \
+        in res.err
