@@ -121,35 +121,32 @@ class Remote:
         return f"{self.base}/{kind}/{rel}"
 
     # listing ----------------------------------------------------------------
-    def _find(self, kind: str) -> list[str]:
-        prefix = f"{self.base}/{kind}"
-        try:
-            if not self.fs.exists(prefix):
-                return []
-            found = self.fs.find(prefix)
-        except FileNotFoundError:
-            return []
-        except self.errors as exc:
-            raise self._fail(f"list {kind}", exc) from exc
-        cut = len(prefix.rstrip("/")) + 1
-        return [p[cut:] if p.startswith(prefix) else p.split(f"/{kind}/", 1)[-1] for p in found]
-
-    def listing(self, kind: str) -> dict[str, ListedFile]:
-        """Every file under ``kind`` (relative path) with its size and the time it was
-        last written, as the backend reports them."""
+    def _walk(self, kind: str, *, detail: bool) -> dict[str, dict[str, Any]]:
+        """Every file under ``kind``: relative path -> the backend's info about it
+        (empty unless ``detail``)."""
         prefix = f"{self.base}/{kind}"
         try:
             if not self.fs.exists(prefix):
                 return {}
-            found = self.fs.find(prefix, detail=True)
+            found = self.fs.find(prefix, detail=detail)
         except FileNotFoundError:
             return {}
         except self.errors as exc:
             raise self._fail(f"list {kind}", exc) from exc
+        if not detail:
+            found = {path: {} for path in found}
         cut = len(prefix.rstrip("/")) + 1
-        return {(p[cut:] if p.startswith(prefix) else p.split(f"/{kind}/", 1)[-1]):
-                ListedFile(modified(info), int(info.get("size") or 0))
+        return {(p[cut:] if p.startswith(prefix) else p.split(f"/{kind}/", 1)[-1]): info
                 for p, info in found.items()}
+
+    def _find(self, kind: str) -> list[str]:
+        return list(self._walk(kind, detail=False))
+
+    def listing(self, kind: str) -> dict[str, ListedFile]:
+        """Every file under ``kind`` (relative path) with its size and the time it was
+        last written, as the backend reports them."""
+        return {rel: ListedFile(modified(info), int(info.get("size") or 0))
+                for rel, info in self._walk(kind, detail=True).items()}
 
     def remove(self, kind: str, rel: str) -> None:
         """Delete one file (gone already is fine: another gc may have been first)."""
