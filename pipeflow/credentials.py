@@ -41,6 +41,11 @@ pair and ``key_file``; ``credentials`` covers paths to credentials files (a path
 not itself a secret, but it is per-machine and names where one is: it belongs in
 ``config.local`` or the environment, not in the repository)."""
 
+_GLUED_ENDINGS = ("password", "passwd", "passphrase", "secret", "token", "apikey", "accesskey",
+                  "secretkey", "privatekey", "accountkey")
+"""A word ending so is secret too (``PGPASSWORD``, ``ghtoken``); not bare ``key``
+(``monkey``)."""
+
 NOT_SECRET_VALUES = frozenset({"anon", "google_default", "cloud", "browser", "cache"})
 """Modes that gcsfs accepts for ``token`` (and similar), not credentials."""
 
@@ -64,7 +69,8 @@ def is_secret_name(name: object) -> bool:
     """Does ``name`` (an option, a config key, an environment variable) look like it
     holds a credential?"""
     found = words(str(name))
-    return any(w in SECRET_WORDS for w in found) or "".join(found) in SECRET_WORDS
+    return (any(w in SECRET_WORDS or w.endswith(_GLUED_ENDINGS) for w in found)
+            or "".join(found) in SECRET_WORDS)
 
 
 def has_credentials(value: object) -> bool:
