@@ -97,7 +97,9 @@ def _check_remotes(body: dict[str, Any], path: Path) -> None:
             if secret:
                 raise SpecError(
                     f"remote '{name}': '{secret[0]}' looks like a credential in the committed "
-                    "config", Location(str(path)), hint=CREDENTIALS_HINT)
+                    "config", Location(str(path)),
+                    hint="move it to .pipeflow/config.local (git-ignored) or the environment, "
+                         "and rotate it if it was ever committed: git history keeps it")
 
 
 def save_config(path: Path, data: dict[str, Any], header: str) -> None:

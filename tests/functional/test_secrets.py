@@ -195,3 +195,19 @@ def test_the_fingerprint_key_is_shared_or_the_stage_reruns(
     monkeypatch.delenv("PIPEFLOW_FINGERPRINT_KEY")
     res = project.run("status")
     assert "PIPEFLOW_FINGERPRINT_KEY is set in one place" in res.out and SECRET not in res.out
+
+
+def test_a_credential_already_committed_is_a_located_error(project: Project,
+                                                           tmp_path: Path) -> None:
+    """A config that an older `remote modify` let a connection string into: every
+    command stops, names the file and the key, never the value, and says the fix."""
+    _with_remote(project, tmp_path)
+    config = project.root / ".pipeflow" / "config"
+    config.write_text(config.read_text().replace(
+        "url:", f"connection_string: '{CONNECTION}'\n    url:"))
+    for args in (("remote", "list", "--json"), ("push", "--verbose"), ("pull",)):
+        res = project.run(*args)
+        assert res.code == 2, (args, res.text)
+        assert ".pipeflow/config" in res.err and "'connection_string'" in res.err
+        assert "config.local" in res.err and "rotate" in res.err
+        assert SECRET not in res.text  # --verbose: the traceback neither
