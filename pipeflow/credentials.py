@@ -82,19 +82,22 @@ def has_credentials(value: object) -> bool:
 def secret_settings(settings: Mapping[Any, Any], prefix: str = "") -> list[str]:
     """Dotted names of the settings (at any depth: ``client_kwargs`` may hold keys)
     that are or carry credentials. Booleans, None and the modes of
-    :data:`NOT_SECRET_VALUES` under a secret name are settings, not secrets."""
+    :data:`NOT_SECRET_VALUES` under a secret name are settings, not secrets; a
+    mapping under a secret name (gcsfs's ``token`` as a service account) is one."""
     found: list[str] = []
     for name, value in settings.items():
         dotted = f"{prefix}{name}"
-        if isinstance(value, Mapping):
+        if is_secret_name(name) and _is_secret_value(value):
+            found.append(dotted)
+        elif isinstance(value, Mapping):
             found += secret_settings(value, dotted + ".")
-        elif has_credentials(value) or (is_secret_name(name) and _is_secret_value(value)):
+        elif has_credentials(value):
             found.append(dotted)
     return found
 
 
 def _is_secret_value(value: object) -> bool:
-    if value is None or isinstance(value, bool):
+    if value is None or isinstance(value, bool) or value == {}:
         return False
     return not (isinstance(value, str) and value.strip().lower() in NOT_SECRET_VALUES)
 
@@ -104,12 +107,21 @@ def secret_values(settings: Mapping[Any, Any]) -> tuple[str, ...]:
     that a message quoting one can be redacted."""
     found: list[str] = []
     for name, value in settings.items():
-        if isinstance(value, Mapping):
+        if is_secret_name(name) and _is_secret_value(value):
+            found += _strings(value)
+        elif isinstance(value, Mapping):
             found += secret_values(value)
-        elif isinstance(value, str | int) and not isinstance(value, bool) and (
-                is_secret_name(name) or has_credentials(value)):
-            found.append(str(value))
+        elif has_credentials(value):
+            found += _strings(value)
     return tuple(found)
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, Mapping):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _strings(v)]
+    return [] if value is None or isinstance(value, bool) else [str(value)]
 
 
 def without_secrets(settings: Mapping[str, Any]) -> dict[str, Any]:

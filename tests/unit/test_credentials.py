@@ -134,3 +134,12 @@ def test_conceal_env_hides_what_an_older_pipeflow_stored() -> None:
     assert conceal_env(env) == {"platform": "linux-x86_64", "vars": {
         "AWS_SECRET_ACCESS_KEY": "***", "DB": "postgres://***@db/x", "SEED": "1",
         "HF_TOKEN": None, "GH_TOKEN": "hidden:00ff"}}
+
+
+def test_a_mapping_under_a_secret_name_is_secret_whole() -> None:
+    from pipeflow.credentials import secret_values
+
+    settings = {"token": {"type": "service_account", "client_email": "a@b", "pk": "xyz1"},
+                "token2": "anon", "client_kwargs": {"region_name": "eu"}}
+    assert secret_settings(settings) == ["token"]
+    assert set(secret_values(settings)) == {"service_account", "a@b", "xyz1"}
