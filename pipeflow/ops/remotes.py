@@ -137,8 +137,12 @@ def _refuse_secret(name: str, key: str, value: str) -> None:
     a connection string) has no place in the committed config."""
     found = secret_settings({key: _parse(value)})
     if found:
-        what = (f"the URL {redact(value)} contains credentials" if key == "url" and
-                has_credentials(value) else f"'{key}' looks like a credential")
+        if key == "url":
+            what = f"the URL {redact(value)} contains credentials"
+        elif has_credentials(value):
+            what = f"the value of '{key}' ({redact(value)}) contains credentials"
+        else:
+            what = f"'{key}' looks like a credential"
         raise UsageError(f"remote '{name}': {what}; the committed .pipeflow/config is no "
                          "place for it", hint=CREDENTIALS_HINT)
 

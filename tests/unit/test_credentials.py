@@ -78,7 +78,7 @@ def test_redact_known_values_and_json() -> None:
 _PASSWORD = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Z"),
                                            blacklist_characters="'\"<>`"),
                     min_size=1, max_size=30)
-_USER = st.text(alphabet=string.ascii_letters + string.digits + "._-%", min_size=1, max_size=12)
+_USER = st.text(alphabet=string.ascii_letters + string.digits + "._-%@+", min_size=1, max_size=12)
 _HOST = st.from_regex(r"[a-z0-9]([a-z0-9.-]{0,20})(:[0-9]{1,5})?", fullmatch=True)
 _PATH = st.from_regex(r"(/[A-Za-z0-9._-]{0,12}){0,4}", fullmatch=True)
 _SCHEME = st.sampled_from(["https", "http", "s3", "gs", "az", "sftp", "ftp"])
