@@ -9,13 +9,16 @@ from typing import Any
 
 import yaml
 
+from pipeflow.credentials import secret_settings
 from pipeflow.errors import Location, SpecError
 
 LINK_MODES = ("reflink-or-copy", "reflink", "copy", "hardlink")
 KNOWN: dict[str, tuple[str, ...]] = {"cache": ("dir", "link"), "core": ("remote",),
                                      "gc": ("grace",), "remote": ()}
 """Sections and their keys; ``remote`` maps remote names to their settings."""
-SECRET_WORDS = ("secret", "password", "token", "key", "credential")
+CREDENTIALS_HINT = ("put it in the git-ignored .pipeflow/config.local (`pipeflow remote add|"
+                    "modify --local`), or give it through the environment or fsspec's own "
+                    "configuration (e.g. AWS_SECRET_ACCESS_KEY, AZURE_STORAGE_CONNECTION_STRING)")
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -90,13 +93,13 @@ def _check_remotes(body: dict[str, Any], path: Path) -> None:
         if not isinstance(settings, dict):
             raise SpecError(f"remote '{name}' must be a mapping with a 'url'", Location(str(path)))
         if path.name != "config.local":
-            secret = [k for k in settings if any(w in str(k).lower() for w in SECRET_WORDS)]
+            secret = secret_settings(settings)
             if secret:
                 raise SpecError(
                     f"remote '{name}': '{secret[0]}' looks like a credential in the committed "
                     "config", Location(str(path)),
-                    hint="use the environment or fsspec's own configuration, or "
-                         "`pipeflow remote modify --local` (config.local is git-ignored)")
+                    hint="move it to .pipeflow/config.local (git-ignored) or the environment, "
+                         "and rotate it if it was ever committed: git history keeps it")
 
 
 def save_config(path: Path, data: dict[str, Any], header: str) -> None:

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from pipeflow.credentials import env_value
 from pipeflow.pycommand import invocations
 from pipeflow.pydists import (
     SELF_PROBE,
@@ -197,7 +198,9 @@ class EnvironmentProbe:
         """The environment component of a stage running ``cmds`` in ``cwd``.
 
         ``variables`` are declared environment variables (``env.vars``): their
-        values count, and an unset variable is recorded as None. ``packages``
+        values count, and an unset variable is recorded as None; a variable whose
+        name or value looks like a credential is kept as a digest
+        (:func:`pipeflow.credentials.env_value`). ``packages``
         (``env.packages``) are distributions whose installed versions count, read
         for the stage's Python interpreter (``python3`` on PATH for other stages).
         ``imports`` are top-level modules the stage's code imports from outside the
@@ -207,7 +210,9 @@ class EnvironmentProbe:
         """
         env: dict[str, Any] = {"platform": platform_id()}
         if variables:
-            env["vars"] = {name: os.environ.get(name) for name in sorted(set(variables))}
+            # secret-looking variables count by a digest, never their value
+            env["vars"] = {name: env_value(name, os.environ.get(name))
+                           for name in sorted(set(variables))}
         programs = [p for p in map(python_program, cmds) if p is not None]
         if packages or imports:
             found = self._packages_of(programs[0] if programs else "python3", cwd,

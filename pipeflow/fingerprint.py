@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeflow.credentials import FINGERPRINT_KEY_VAR, conceal_var, is_digest, is_secret_name
 from pipeflow.hashing import hash_bytes
 from pipeflow.lockfile import FileEntry, StageLock
 from pipeflow.params import diff as params_diff
@@ -173,6 +174,16 @@ def diff_params(
     return changes
 
 
+def _secret_change(name: str, old: Any, new: Any) -> str:
+    said = f"env: {name} changed (a secret: values not shown)"
+    if is_digest(old) and is_digest(new) and old.split(":")[0] != new.split(":")[0]:
+        said += (f"; ${FINGERPRINT_KEY_VAR} is set in one place and not in the other "
+                 "(set it alike in every clone and CI job)")
+    elif old is not None and not is_digest(old):
+        said += "; the lock held its value in clear, the next repro replaces it"
+    return said
+
+
 def _diff_named(kind: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
     """Per-name changes of env ``vars`` (None: unset) or ``packages`` (None: absent).
 
@@ -182,7 +193,12 @@ def _diff_named(kind: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> li
     gone = "unset" if kind == "vars" else "not installed"
     changes = []
     for name in sorted(set(old) | set(new)):
-        if name in old and name in new and old[name] != new[name]:
+        if kind == "vars" and name in old and name in new and old[name] != new[name] and (
+                is_digest(old[name]) or is_digest(new[name]) or is_secret_name(name)):
+            # a secret's change is said without its values (an older lock may hold one)
+            changes.append(Change("env", name, _secret_change(name, old[name], new[name]),
+                                  conceal_var(name, old[name]), conceal_var(name, new[name])))
+        elif name in old and name in new and old[name] != new[name]:
             was = gone if old[name] is None else _show(old[name])
             now = gone if new[name] is None else _show(new[name])
             changes.append(Change("env", name, f"env: {name} {was} -> {now}",

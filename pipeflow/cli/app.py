@@ -43,9 +43,7 @@ def run(args: list[str]) -> int:
     except PipeflowError as exc:
         output.error(exc)
         if verbose:
-            import traceback
-
-            traceback.print_exc()
+            output.traceback_()
         return exc.exit_code
     except (click.exceptions.Abort, KeyboardInterrupt):
         output.err("interrupted")
@@ -61,9 +59,7 @@ def run(args: list[str]) -> int:
     except Exception as exc:
         output.err(f"internal error: {type(exc).__name__}: {exc}")
         if verbose:
-            import traceback
-
-            traceback.print_exc()
+            output.traceback_()
         else:
             output.err("rerun with --verbose for the traceback, and please report it")
         return EXIT_INTERNAL

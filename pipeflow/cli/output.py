@@ -1,4 +1,8 @@
-"""Everything pipeflow prints goes through here (styles drop away off a terminal)."""
+"""Everything pipeflow prints goes through here (styles drop away off a terminal).
+
+Every text and JSON value passes :func:`pipeflow.credentials.redact` on its way out:
+whatever a message, a record or an SDK's error quotes, URL credentials, signed
+queries and connection-string keys are never printed."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 
 import click
 
+from pipeflow.credentials import redact, redact_data
 from pipeflow.errors import PipeflowError, StageFailed
 
 WORD_STYLE = {
@@ -25,10 +30,12 @@ def styled(text: str, **style: Any) -> str:
 
 
 def out(text: str = "", **style: Any) -> None:
+    text = redact(text)
     click.echo(click.style(text, **style) if style else text)
 
 
 def err(text: str, **style: Any) -> None:
+    text = redact(text)
     click.echo(click.style(text, **style) if style else text, err=True)
 
 
@@ -37,7 +44,8 @@ def warn(text: str) -> None:
 
 
 def emit_json(body: Any) -> None:
-    sys.stdout.write(json.dumps(body, indent=2, ensure_ascii=False, default=str) + "\n")
+    body = json.loads(json.dumps(body, ensure_ascii=False, default=str))  # plain values
+    sys.stdout.write(json.dumps(redact_data(body), indent=2, ensure_ascii=False) + "\n")
 
 
 def error(exc: PipeflowError) -> None:
@@ -49,3 +57,10 @@ def error(exc: PipeflowError) -> None:
             err(f"  | {line}")
     if exc.hint:
         err(f"  hint: {exc.hint}")
+
+
+def traceback_() -> None:
+    """The traceback of the exception being handled (``--verbose``), redacted."""
+    import traceback
+
+    err(traceback.format_exc().rstrip("\n"))

@@ -52,14 +52,14 @@ def remote_app() -> typer.Typer:
 
         with Repo.find() as repo:
             add_remote(repo, name, url, default=default, local=local, force=force)
-        output.out(f"remote '{name}' -> {url}")
+        output.out(f"remote '{name}' -> {url}")  # redacted by output
 
     @app.command("list")
     def list_(json_out: Json = False, verbose: Verbose = False) -> None:
         """List remotes; the default one is marked with *."""
+        from pipeflow.credentials import redact
         from pipeflow.ops.remotes import list_remotes
         from pipeflow.repo import Repo
-        from pipeflow.storage.remote import redact
 
         with Repo.find() as repo:
             remotes = list_remotes(repo)

@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pipeflow.credentials import redact, without_secrets
 from pipeflow.errors import PipeflowError, StorageError, UsageError
 from pipeflow.execution.dask_worker import (
     Input,
@@ -46,23 +47,16 @@ from pipeflow.fingerprint import Components, diff_env
 from pipeflow.hashing import Hasher, HashInfo, hash_file
 from pipeflow.repo import Repo
 from pipeflow.spec.model import Stage
-from pipeflow.storage.remote import Remote, redact
+from pipeflow.storage.remote import Remote
 
 SCHEDULER_VAR = "PIPEFLOW_DASK_SCHEDULER"
 CONNECT_TIMEOUT = "10s"
-_SECRET_WORDS = ("key", "secret", "token", "password", "passwd", "credential", "sas",
-                 "connection_string", "auth", "session")
 
 
 def shareable_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """Storage options without anything whose name looks like a credential (at any
     depth: ``client_kwargs`` may hold keys too)."""
-    kept: dict[str, Any] = {}
-    for name, value in options.items():
-        if any(word in str(name).lower() for word in _SECRET_WORDS):
-            continue
-        kept[name] = shareable_options(value) if isinstance(value, Mapping) else value
-    return kept
+    return without_secrets(options)
 
 
 def check_setup(repo: Repo, remote_name: str | None, address: str | None) -> tuple[Remote, str]:

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeflow.credentials import redact
 from pipeflow.errors import PipeflowError, StorageError
 from pipeflow.hashing import Manifest, hash_file, is_hash
-from pipeflow.storage.remote import Job, Remote, parallel, redact
+from pipeflow.storage.remote import Job, Remote, parallel
 
 LOG_LIMIT = 1 << 20
 """Bytes of a stage's log sent back to the client (its end)."""

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pipeflow.credentials import conceal_env
 from pipeflow.errors import StorageError
 from pipeflow.lineage.index import RunIndex
 from pipeflow.lineage.records import RunRecord
@@ -329,7 +330,8 @@ class _Walker:
                     if isinstance(v, dict)},
             code=tuple(CodeFile(str(c.get("path")), str(c.get("hash") or ""))
                        for c in comps.get("code") or [] if isinstance(c, dict)),
-            env=dict(env) if isinstance(env, dict) else {},
+            # records pushed by an older pipeflow may hold a secret variable in clear
+            env=conceal_env(env) if isinstance(env, dict) else {},
             inputs=tuple(artifact_id(str(d.get("path")), str(d.get("hash") or ""))
                          for d in deps),
             outputs=tuple(self._output(str(o.get("path")), str(o.get("hash")),

@@ -2,7 +2,9 @@
 
 URLs and shared options go in the committed ``.pipeflow/config``; per-machine
 options (``--local``) in the git-ignored ``.pipeflow/config.local``. Credentials
-come from the environment or fsspec's own configuration, never from the repo.
+(see :mod:`pipeflow.credentials`) are refused in the committed config, whether set by
+``add`` or ``modify``: they come from config.local, the environment or fsspec's own
+configuration, never from the repository.
 
 Edits read, change and write a config file under a lock of their own
 (``.pipeflow/state/config.lock``), so two at once both land: the repository lock
@@ -16,11 +18,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeflow import faults
-from pipeflow.config import check_keys, read_config_file, save_config
+from pipeflow.config import CREDENTIALS_HINT, check_keys, read_config_file, save_config
+from pipeflow.credentials import (
+    has_credentials,
+    redact,
+    secret_settings,
+    unescaped_userinfo,
+)
 from pipeflow.errors import UsageError
 from pipeflow.repo import CONFIG_FILE, LOCAL_CONFIG_FILE, Repo
 from pipeflow.repolock import RepoLock
-from pipeflow.storage.remote import Remote, redact
+from pipeflow.storage.remote import Remote
 
 SHARED_HEADER = "# pipeflow project config (committed). Per-machine overrides: config.local.\n"
 LOCAL_HEADER = "# pipeflow per-machine config (git-ignored).\n"
@@ -76,9 +84,7 @@ def add_remote(repo: Repo, name: str, url: str, *, default: bool = False,
     """Add remote ``name`` at ``url``; ``default`` makes it the one push/pull use."""
     if not name or "/" in name or name.startswith("-"):
         raise UsageError(f"invalid remote name {name!r}")
-    if "@" in url.split("//", 1)[-1].split("/", 1)[0]:
-        raise UsageError(f"the URL {redact(url)} contains credentials",
-                         hint="give them through the environment or fsspec's configuration")
+    _check_url(name, url, local)
 
     def change(data: dict[str, Any]) -> None:
         existing = {r.name for r in list_remotes(repo)}  # read under the lock
@@ -95,7 +101,15 @@ def add_remote(repo: Repo, name: str, url: str, *, default: bool = False,
 
 def modify_remote(repo: Repo, name: str, key: str, value: str | None, *,
                   local: bool = False) -> None:
-    """Set (or with ``value`` None, unset) option ``key`` of remote ``name``."""
+    """Set (or with ``value`` None, unset) option ``key`` of remote ``name``.
+
+    The committed config refuses what :func:`_refuse_secret` refuses (``url``
+    included, as in :func:`add_remote`); ``local`` (config.local) takes anything."""
+    if value is not None and key == "url":
+        _check_url(name, value, local)
+    elif value is not None and not local:
+        _refuse_secret(name, key, value)
+
     def change(data: dict[str, Any]) -> None:
         if name not in {r.name for r in list_remotes(repo)}:  # read under the lock
             raise UsageError(f"no remote named '{name}'",
@@ -107,6 +121,30 @@ def modify_remote(repo: Repo, name: str, key: str, value: str | None, *,
             settings[key] = _parse(value)
 
     _edit(repo, local, change)
+
+
+def _check_url(name: str, url: str, local: bool) -> None:
+    if unescaped_userinfo(url):
+        raise UsageError(f"remote '{name}': the URL {redact(url)} holds a user name and a "
+                         "password with an unescaped '/' (every URL parser would read a "
+                         "wrong host)", hint="percent-encode it: '/' as %2F, '@' as %40")
+    if not local:
+        _refuse_secret(name, "url", url)
+
+
+def _refuse_secret(name: str, key: str, value: str) -> None:
+    """A credential (by the key's name or in the value: URL userinfo, a signed query,
+    a connection string) has no place in the committed config."""
+    found = secret_settings({key: _parse(value)})
+    if found:
+        if key == "url":
+            what = f"the URL {redact(value)} contains credentials"
+        elif has_credentials(value):
+            what = f"the value of '{key}' ({redact(value)}) contains credentials"
+        else:
+            what = f"'{key}' looks like a credential"
+        raise UsageError(f"remote '{name}': {what}; the committed .pipeflow/config is no "
+                         "place for it", hint=CREDENTIALS_HINT)
 
 
 def _parse(value: str) -> Any:

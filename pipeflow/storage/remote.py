@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Generic, TypeVar
 
 from pipeflow import faults
+from pipeflow.credentials import redact, secret_values
 from pipeflow.errors import Cancelled, StorageError
 
 Progress = Callable[[int, int], None]
@@ -41,18 +42,12 @@ CHUNK = 1 << 20
 POLL = 0.1
 """Seconds between two looks at a caller's stop event while transfers run."""
 
-_CREDENTIALS = re.compile(r"//[^/@]+@")
 # Exception roots of the storage SDKs behind fsspec backends that are not OSErrors
 # (s3fs translates most boto errors to OSError, but not e.g. NoCredentialsError). They
 # are looked up among modules already imported, so naming them costs no import.
 _SDK_ERRORS = (("botocore.exceptions", "BotoCoreError"), ("aiohttp", "ClientError"),
                ("gcsfs.retry", "HttpError"), ("google.auth.exceptions", "GoogleAuthError"),
                ("azure.core.exceptions", "AzureError"))
-
-
-def redact(url: str) -> str:
-    """``s3://key:secret@bucket`` -> ``s3://***@bucket``: never print credentials."""
-    return _CREDENTIALS.sub("//***@", url)
 
 
 @dataclass(frozen=True)
@@ -96,6 +91,8 @@ class Remote:
     def __init__(self, name: str, url: str, options: dict[str, Any] | None = None) -> None:
         self.name = name
         self.url = url
+        # an SDK's message may quote an option (adlfs: the connection string)
+        self._secrets = secret_values(options or {})
         try:
             import fsspec
 
@@ -103,7 +100,8 @@ class Remote:
         except (ImportError, ValueError) as exc:
             hint = ("install the file system it needs: `pip install s3fs` (s3://), `gcsfs` "
                     "(gs://) or `adlfs` (az://)")
-            raise StorageError(f"remote '{name}' ({redact(url)}): {exc}", hint=hint) from exc
+            said = redact(str(exc), self._secrets)
+            raise StorageError(f"remote '{name}' ({redact(url)}): {said}", hint=hint) from exc
         self.base = self.base.rstrip("/")
         protocol = self.fs.protocol
         self.renames = (protocol if isinstance(protocol, str) else protocol[0]) in (
@@ -115,7 +113,7 @@ class Remote:
 
     def _fail(self, what: str, exc: BaseException) -> StorageError:
         return StorageError(f"remote '{self.name}' ({redact(self.url)}): cannot {what}: "
-                            f"{redact(str(exc))}")
+                            f"{redact(str(exc), self._secrets)}")
 
     def path(self, kind: str, rel: str) -> str:
         return f"{self.base}/{kind}/{rel}"

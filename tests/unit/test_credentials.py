@@ -1,0 +1,145 @@
+"""pipeflow.credentials: which names are secret, URL redaction (a hypothesis property:
+for any user:password, the redacted text never holds the password), env digests."""
+
+from __future__ import annotations
+
+import string
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeflow.credentials import (
+    conceal_env,
+    env_value,
+    has_credentials,
+    is_secret_name,
+    redact,
+    redact_data,
+    secret_settings,
+    unescaped_userinfo,
+    without_secrets,
+)
+
+
+@pytest.mark.parametrize("name", [
+    "connection_string", "sas_token", "account_key", "password", "secret", "token",
+    "session_token", "client_secret", "credentials", "credentials_file", "key_file", "key",
+    "aws_secret_access_key", "AWS_SECRET_ACCESS_KEY", "AZURE_STORAGE_KEY", "accountKey",
+    "sasToken", "HF_TOKEN", "WANDB_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS", "apikey",
+    "DATABASE_PASSWORD", "PGPASSWORD".lower(), "connectionString", "AZURE_STORAGE_SAS_TOKEN",
+])
+def test_secret_names(name: str) -> None:
+    assert is_secret_name(name)
+
+
+@pytest.mark.parametrize("name", [
+    "url", "endpoint_url", "region_name", "TOKENIZERS_PARALLELISM", "OMP_NUM_THREADS",
+    "PWD", "CUDA_VISIBLE_DEVICES", "profile", "anon", "client_kwargs", "monkey", "SEED",
+])
+def test_plain_names(name: str) -> None:
+    assert not is_secret_name(name)
+
+
+def test_settings_are_searched_at_any_depth_and_by_value() -> None:
+    settings = {"url": "s3://b/x", "endpoint_url": "https://u:pw@minio:9000",
+                "client_kwargs": {"region_name": "eu", "aws_secret_access_key": "abc"},
+                "token": "anon", "anon": True, "use_ssl": False,
+                "connection_string": "AccountName=a;AccountKey=k"}
+    assert secret_settings(settings) == ["endpoint_url", "client_kwargs.aws_secret_access_key",
+                                         "connection_string"]
+    assert without_secrets(settings) == {"url": "s3://b/x", "client_kwargs": {"region_name": "eu"},
+                                         "anon": True, "use_ssl": False}
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("https://bob:S3CR3T@host/x", "https://***@host/x"),
+    ("s3://AKIA:hunter2@bucket/p", "s3://***@bucket/p"),
+    ("https://bob:a/b@c@host/p/q", "https://***@host/p/q"),  # '/' and '@' in the password
+    ("https://ghp_token123@github.com/o/r", "https://***@github.com/o/r"),
+    ("cannot open 's3://k:s@b/x': denied", "cannot open 's3://***@b/x': denied"),
+    ("see s3://bucket/models/m.pkl@v2", "see s3://bucket/models/m.pkl@v2"),  # a version
+    ("https://a.blob.core.windows.net/c?sv=1&sig=abc%3D&se=2",
+     "https://a.blob.core.windows.net/c?sv=1&sig=***&se=2"),
+    ("AccountName=a;AccountKey=abc+/==;EndpointSuffix=x",
+     "AccountName=a;AccountKey=***;EndpointSuffix=x"),
+    ("model.key_dim=64 lr=0.1", "model.key_dim=64 lr=0.1"),  # numbers are settings
+])
+def test_redact(text: str, shown: str) -> None:
+    assert redact(text) == shown
+
+
+def test_redact_known_values_and_json() -> None:
+    assert redact("auth failed for k3y-value", known=["k3y-value"]) == "auth failed for ***"
+    body = {"remotes": [{"url": "https://u:pw1234@h/x"}], "n": 3}
+    assert redact_data(body) == {"remotes": [{"url": "https://***@h/x"}], "n": 3}
+
+
+_PASSWORD = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Z"),
+                                           blacklist_characters="'\"<>`"),
+                    min_size=1, max_size=30)
+_USER = st.text(alphabet=string.ascii_letters + string.digits + "._-%@+", min_size=1, max_size=12)
+_HOST = st.from_regex(r"[a-z0-9]([a-z0-9.-]{0,20})(:[0-9]{1,5})?", fullmatch=True)
+_PATH = st.from_regex(r"(/[A-Za-z0-9._-]{0,12}){0,4}", fullmatch=True)
+_SCHEME = st.sampled_from(["https", "http", "s3", "gs", "az", "sftp", "ftp"])
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_SCHEME, _USER, _PASSWORD, _HOST, _PATH, st.sampled_from(["", "error: ", "at "]),
+       st.sampled_from(["", " failed", ": denied"]))
+def test_a_password_is_never_shown(scheme: str, user: str, password: str, host: str,
+                                   path: str, before: str, after: str) -> None:
+    """Whatever the password holds (`/`, `@`, `:`, `%`, unicode), the redacted text
+    is the URL with its userinfo replaced, so neither the password nor its tail shows."""
+    url = f"{scheme}://{user}:{password}@{host}{path}"
+    shown = redact(f"{before}{url}{after}")
+    assert shown == f"{before}{scheme}://***@{host}{path}{after}"
+    assert has_credentials(url)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_SCHEME, _HOST, _PATH)
+def test_a_url_without_credentials_is_unchanged(scheme: str, host: str, path: str) -> None:
+    url = f"{scheme}://{host}{path}"
+    assert redact(url) == url and not has_credentials(url)
+
+
+def test_unescaped_userinfo() -> None:
+    assert unescaped_userinfo("https://bob:pa/ss@host/x")
+    assert not unescaped_userinfo("https://bob:pa%2Fss@host/x")
+    assert not unescaped_userinfo("https://bob:p@ss@host/x")
+    assert not unescaped_userinfo("s3://bucket/m@v2")
+
+
+def test_env_digests(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PIPEFLOW_FINGERPRINT_KEY", raising=False)
+    digest = env_value("AWS_SECRET_ACCESS_KEY", "hunter2")
+    assert digest is not None and digest.startswith("hidden:") and "hunter2" not in digest
+    assert digest == env_value("AWS_SECRET_ACCESS_KEY", "hunter2")  # every clone, CI
+    assert digest != env_value("AWS_SECRET_ACCESS_KEY", "hunter3")  # a change reruns
+    assert digest != env_value("OTHER_TOKEN", "hunter2")  # salted by the name
+    assert env_value("OMP_NUM_THREADS", "4") == "4"
+    assert env_value("AWS_SECRET_ACCESS_KEY", None) is None
+    assert str(env_value("DATABASE_URL", "postgres://a:pw@db/x")).startswith("hidden:")
+    monkeypatch.setenv("PIPEFLOW_FINGERPRINT_KEY", "team")
+    keyed = env_value("AWS_SECRET_ACCESS_KEY", "hunter2")
+    assert keyed is not None and keyed.startswith("hidden+key:") and keyed != digest
+
+
+def test_conceal_env_hides_what_an_older_pipeflow_stored() -> None:
+    env = {"platform": "linux-x86_64", "vars": {"AWS_SECRET_ACCESS_KEY": "hunter2",
+                                                 "DB": "postgres://a:pw99@db/x",
+                                                 "SEED": "1", "HF_TOKEN": None,
+                                                 "GH_TOKEN": "hidden:00ff"}}
+    assert conceal_env(env) == {"platform": "linux-x86_64", "vars": {
+        "AWS_SECRET_ACCESS_KEY": "***", "DB": "postgres://***@db/x", "SEED": "1",
+        "HF_TOKEN": None, "GH_TOKEN": "hidden:00ff"}}
+
+
+def test_a_mapping_under_a_secret_name_is_secret_whole() -> None:
+    from pipeflow.credentials import secret_values
+
+    settings = {"token": {"type": "service_account", "client_email": "a@b", "pk": "xyz1"},
+                "token2": "anon", "client_kwargs": {"region_name": "eu"}}
+    assert secret_settings(settings) == ["token"]
+    assert set(secret_values(settings)) == {"service_account", "a@b", "xyz1"}
