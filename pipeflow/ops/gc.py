@@ -115,11 +115,25 @@ def _plan_local(repo: Repo, keep: KeepSet, cutoff: float) -> Side:
             continue
         side.removed.append(oid)
         side.removed_bytes += st.st_size
-    outputs = [e.path for e in lock_entries(lockfile.read(repo.lock_path, LOCK_FILE))]
+    outputs = {e.path for e in lock_entries(lockfile.read(repo.lock_path, LOCK_FILE))}
+    outputs |= _declared_outputs(repo)
     side.temps_removed = [str(item.path) for item in
-                          local_leftovers(repo.root, repo.dot, repo.cache_dir, outputs)
+                          local_leftovers(repo.root, repo.dot, repo.cache_dir, outputs,
+                                          output_folders=outputs)
                           if item.modified <= cutoff]
     return side
+
+
+def _declared_outputs(repo: Repo) -> set[str]:
+    """The spec's outputs (a stage killed before its first commit is in no lock yet);
+    none when the spec does not load: gc is not the place to report it."""
+    from pipeflow.errors import PipeflowError
+    from pipeflow.ops.project import load_project
+
+    try:
+        return set(load_project(repo).graph.producers)
+    except PipeflowError:
+        return set()
 
 
 def _delete_local(repo: Repo, side: Side) -> None:
@@ -186,7 +200,7 @@ def gc(repo: Repo, scope: GcScope, *, dry: bool = False, remote: str | None = No
     report = GcReport(dry, configured_grace(repo) if grace is None else grace)
     cutoff = time.time() - report.grace
     with RepoLock(repo.dot / "lock", wait=wait):
-        recover(repo)
+        recover(repo, sweep=False)
         target = None
         objects: dict[str, ListedFile] = {}
         temps: dict[str, ListedFile] = {}
