@@ -15,15 +15,30 @@ from pathlib import Path
 from pipeflow.errors import DiskFull
 
 _ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
-_SQLITE_FULL = 13
-"""``sqlite3.SQLITE_FULL``, written out so that this module imports no sqlite3."""
+_SQLITE_IOERR, _SQLITE_FULL = 10, 13
+"""``sqlite3.SQLITE_IOERR`` and ``SQLITE_FULL``, written out: no sqlite3 import here."""
 
 
-def is_disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` says the disk (or the user's quota) is full."""
+def is_disk_full(exc: BaseException, path: str | os.PathLike[str] | None = None) -> bool:
+    """Whether ``exc`` says the disk (or the user's quota) is full. SQLite reports a
+    failed write of its shared-memory file as a plain I/O error: with ``path``, such an
+    error counts when that file system has no block or no inode left."""
     if isinstance(exc, OSError):
         return exc.errno in _ERRNOS
-    return getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code == _SQLITE_FULL:
+        return True
+    return (path is not None and isinstance(code, int) and code & 0xFF == _SQLITE_IOERR
+            and _no_space(path))
+
+
+def _no_space(path: str | os.PathLike[str]) -> bool:
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail == 0 or (st.f_files > 0 and st.f_favail == 0)
 
 
 def error(exc: BaseException, path: str | os.PathLike[str] | None = None,
@@ -46,5 +61,5 @@ def error(exc: BaseException, path: str | os.PathLike[str] | None = None,
 
 def check(exc: BaseException, path: str | os.PathLike[str] | Path, what: str = "write") -> None:
     """Raise :class:`DiskFull` (from ``exc``) when ``exc`` says the disk is full."""
-    if is_disk_full(exc):
+    if is_disk_full(exc, path):
         raise error(exc, path, what) from exc
