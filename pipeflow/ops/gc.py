@@ -27,6 +27,7 @@ from pathlib import Path
 
 from pipeflow import faults
 from pipeflow.errors import StorageError, UsageError
+from pipeflow.grace import DEFAULT_GRACE, configured_grace
 from pipeflow.ops.keepset import GcScope, KeepSet, expand, lock_entries, references
 from pipeflow.ops.project import recover
 from pipeflow.ops.transfer import local_objects
@@ -36,7 +37,6 @@ from pipeflow.storage.remote import UPLOAD_TEMP, ListedFile, Remote
 
 __all__ = ["DEFAULT_GRACE", "GcReport", "GcScope", "Side", "configured_grace", "gc"]
 
-DEFAULT_GRACE = 2 * 3600.0
 _KINDS = ("objects", "runs", "runcache")
 """The remote's folders where an upload can leave a temporary file."""
 
@@ -66,14 +66,6 @@ class GcReport:
     @property
     def kept(self) -> int:
         return sum(self.local.kept_by.values())
-
-
-def configured_grace(repo: Repo) -> float:
-    """The grace period from ``gc.grace`` (checked when the config is loaded)."""
-    from pipeflow.duration import parse_duration
-
-    value = (repo.config.get("gc") or {}).get("grace")
-    return DEFAULT_GRACE if value is None else parse_duration(str(value))
 
 
 def _default_remote(repo: Repo) -> Remote | None:

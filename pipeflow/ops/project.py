@@ -122,7 +122,7 @@ def _sweep_temps(repo: Repo) -> None:
     """Remove dead writers' temporary files where a look is cheap: the download folder
     and the top folders of the project and of ``.pipeflow`` (three listings, no walk;
     the store and checkouts sweep the folders they write into as they go)."""
-    from pipeflow.ops.gc import configured_grace
+    from pipeflow.grace import configured_grace
     from pipeflow.storage.leftovers import sweep
 
     downloads = repo.cache_dir / "tmp"
