@@ -106,9 +106,9 @@ def prepare_outputs(root: Path, stage: Stage) -> None:
     left in place could be modified through its link. A dead writer's temporary files
     beside the outputs go too (one listing per folder the stage writes into).
     """
-    from pipeflow.storage.leftovers import sweep
+    from pipeflow.storage.leftovers import in_project, sweep
 
-    parents = {(root / out.path).parent for out in stage.outs}
+    parents = {p.parent for p in in_project(root, [out.path for out in stage.outs])}
     for out in stage.outs:
         path = root / out.path
         if out.persist:

@@ -96,7 +96,7 @@ def local_leftovers(root: Path, dot: Path, cache_dir: Path, output_paths: Iterab
     for folder in (dot,) if cache_dir.is_relative_to(dot) else (dot, cache_dir):
         for path in _walk(folder, cache_dir / "tmp"):
             found[path] = None
-    folders = {root} | {p.parent for p in _in_project(root, output_paths)}
+    folders = {root} | {p.parent for p in in_project(root, output_paths)}
     for folder in folders:
         for path in _shallow(folder):
             found[path] = None
@@ -151,7 +151,7 @@ def _all(folder: Path) -> Iterator[str]:
         return
 
 
-def _in_project(root: Path, rels: Iterable[str]) -> Iterator[Path]:
+def in_project(root: Path, rels: Iterable[str]) -> Iterator[Path]:
     """``root / rel`` for each ``rel`` that is a plain project path and does not leave
     the project through a link (paths come from a lock another clone may have made:
     gc never deletes outside the project because of them)."""
@@ -169,7 +169,7 @@ def _in_project(root: Path, rels: Iterable[str]) -> Iterator[Path]:
 def inside_folders(root: Path, folders: Iterable[str]) -> Iterator[str]:
     """Temporary files at any depth inside the output or source folders ``folders``
     (a checkout killed while replacing one of their files)."""
-    for top in _in_project(root, folders):
+    for top in in_project(root, folders):
         if top.is_symlink() or not top.is_dir():
             continue
         for here, dirs, files in os.walk(top):
