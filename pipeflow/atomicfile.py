@@ -42,8 +42,11 @@ def write_bytes(path: Path, data: bytes, *, durable: bool = False) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:
+            # write() and fsync() name no file: say which one (a full disk, say)
+            raise OSError(exc.errno, exc.strerror, os.fspath(path)) from exc
         raise
     if durable:
         fsync_dir(path.parent)

@@ -6,7 +6,8 @@
     ├── LockfileError             pipeline.lock cannot be read
     │   └── LockConflictError     pipeline.lock holds merge conflicts (`repro` resolves them)
     ├── StorageError              the cache: missing or corrupt object, failed link
-    │   └── MissingSourceData     the lock's source data is in neither workspace nor cache
+    │   ├── MissingSourceData     the lock's source data is in neither workspace nor cache
+    │   └── DiskFull              no space left (or quota exceeded) where pipeflow writes
     ├── SourceConflict            source data changed both in the workspace and in git (exit 1)
     ├── LockedError               another writer holds the repository lock
     ├── StageFailed               a stage's command failed (exit 1)
@@ -91,6 +92,11 @@ class MissingSourceData(StorageError):
                  ) -> None:
         super().__init__(message, hint=hint)
         self.paths = paths
+
+
+class DiskFull(StorageError):
+    """A write failed for lack of space (ENOSPC, EDQUOT, SQLite's "disk is full"):
+    exit 1, naming the path; ``pipeflow.diskfull`` makes every one of them."""
 
 
 class SourceConflict(PipeflowError):

@@ -3,15 +3,17 @@
 ``PIPEFLOW_FAULTS`` holds comma-separated rules ``NAME:ACTION[@N]``; ``NAME`` is a
 point's name (``push.object``) or a prefix ending in ``*`` (``push.*``), ``ACTION`` is
 ``kill`` (SIGKILL this process: no handler, no clean-up, as a power cut would),
-``interrupt`` (SIGINT to itself, as Ctrl-C), ``sleep=SECONDS`` or ``pause=PATH`` (create
+``interrupt`` (SIGINT to itself, as Ctrl-C), ``sleep=SECONDS``, ``pause=PATH`` (create
 the file PATH, then wait until the test deletes it: a step held exactly as long as a
-test needs, at most 120 s); ``@N`` fires on the N-th pass only (the first by default
-for kill/interrupt/pause, every pass for sleep).
+test needs, at most 120 s) or ``enospc`` (raise ``OSError(ENOSPC)`` there, as a full disk
+would at the write that follows the point); ``@N`` fires on the N-th pass only (the
+first by default for kill/interrupt/pause/enospc, every pass for sleep).
 Unset, :func:`point` costs one global lookup: the rules are parsed once, at import.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import threading
@@ -40,7 +42,7 @@ def _parse(text: str) -> list[_Rule]:
         name, _, action = item.partition(":")
         action, _, nth = action.partition("@")
         kind, _, arg = action.partition("=")
-        if kind not in ("kill", "interrupt", "sleep", "pause") or not name or (
+        if kind not in ("kill", "interrupt", "sleep", "pause", "enospc") or not name or (
                 kind == "pause" and not arg):
             raise ValueError(f"PIPEFLOW_FAULTS: bad rule {item!r}")
         count = int(nth) if nth else (None if kind == "sleep" else 1)
@@ -71,6 +73,8 @@ def point(name: str) -> None:
             time.sleep(rule.seconds)
         elif rule.action == "pause":
             _pause(rule.path)
+        elif rule.action == "enospc":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         elif rule.action == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
         else:

@@ -29,7 +29,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeflow import atomicfile, lockfile, yamlemit
+from pipeflow import atomicfile, diskfull, lockfile, yamlemit
 from pipeflow.errors import LockConflictError, LockfileError
 from pipeflow.lockfile import FileEntry, Lock, StageLock
 from pipeflow.lockmerge import MergedLock, T
@@ -120,6 +120,7 @@ def write(path: Path, merged: MergedLock) -> None:
     try:
         atomicfile.write_text(path, render(merged), durable=True)
     except OSError as exc:
+        diskfull.check(exc, path)
         msg = f"cannot write {path}: {exc.strerror or exc}"
         raise LockfileError(msg) from exc
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from pipeflow import atomicfile, yamlemit
+from pipeflow import atomicfile, diskfull, yamlemit
 from pipeflow.errors import LockfileError
 
 if TYPE_CHECKING:
@@ -231,6 +231,7 @@ def write(path: Path, lock: Lock) -> None:
     try:
         atomicfile.write_text(path, dumps(lock), durable=True)
     except OSError as exc:
+        diskfull.check(exc, path)
         msg = f"cannot write {path}: {exc.strerror or exc}"
         raise LockfileError(msg) from exc
 

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from pipeflow import diskfull, faults
 from pipeflow.errors import LockedError
 
 
@@ -29,7 +30,12 @@ def read_holder(path: Path) -> dict[str, object] | None:
 
 def holder_alive(holder: dict[str, object] | None) -> bool:
     """Whether the process named in a holder record still exists."""
-    pid = holder.get("pid") if holder else None
+    return pid_alive(holder.get("pid") if holder else None)
+
+
+def pid_alive(pid: object) -> bool:
+    """Whether a process with id ``pid`` exists on this machine (one we may not signal
+    counts as alive; anything but a positive int as dead)."""
     # 0 and negative pids name process groups for kill(): never a holder.
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
@@ -39,6 +45,8 @@ def holder_alive(holder: dict[str, object] | None) -> bool:
         return False
     except PermissionError:
         return True
+    except OverflowError:
+        return False  # larger than any pid: nobody's
     return True
 
 
@@ -63,16 +71,39 @@ class RepoLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        """Take the lock (waiting up to ``wait`` seconds) and write who holds it.
+
+        A full disk (the lock file is created, or its holder record written) is a
+        :class:`~pipeflow.errors.DiskFull` naming the file; the lock is then not held.
+        """
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            diskfull.check(exc, self.path, "create the repository lock")
+            raise
+        try:
+            self._take(fd)
+            info = {"pid": os.getpid(), "command": " ".join(["pipeflow", *sys.argv[1:]]),
+                    "started": time.time()}
+            os.ftruncate(fd, 0)
+            faults.point("repolock.write")
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+        except BaseException as exc:
+            os.close(fd)  # frees the flock too: a failed acquire holds nothing
+            if isinstance(exc, OSError):
+                diskfull.check(exc, self.path, "write the repository lock")
+            raise
+        self._fd = fd
+
+    def _take(self, fd: int) -> None:
         deadline = time.monotonic() + max(self.wait, 0.0)
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                return
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    os.close(fd)
                     holder = describe(read_holder(self.path))
                     msg = f"the repository is locked by {holder}"
                     hint = (
@@ -80,11 +111,6 @@ class RepoLock:
                     )
                     raise LockedError(msg, hint=hint) from None
                 time.sleep(0.05)
-        info = {"pid": os.getpid(), "command": " ".join(["pipeflow", *sys.argv[1:]]),
-                "started": time.time()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
-        self._fd = fd
 
     def release(self) -> None:
         if self._fd is not None:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from pipeflow import diskfull, faults
 from pipeflow.errors import StorageError
 
 SCHEMA_VERSION = 1
@@ -75,6 +76,15 @@ CREATE TABLE IF NOT EXISTS journal (
 
 
 _BUSY_TIMEOUT_MS = 10_000
+_IOERR, _FULL = 10, 13  # sqlite3.SQLITE_IOERR (low byte of its extended codes), SQLITE_FULL
+
+
+def _damaged(exc: sqlite3.DatabaseError) -> bool:
+    """Whether opening failed because of the file itself (not a database, corrupt, a
+    newer schema) rather than the disk under it: only then is it moved aside, since a
+    full disk or an I/O error says nothing against the file's contents."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is None or (code & 0xFF) not in (_IOERR, _FULL)
 
 
 class StatEntry(NamedTuple):
@@ -116,21 +126,28 @@ class StateDB:
         for what happens to a corrupt or too-new file."""
         self.path = Path(path)
         self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = self._open()
-        except sqlite3.DatabaseError:
+        except OSError as exc:
+            diskfull.check(exc, self.path, "open the state database")
+            raise
+        except sqlite3.DatabaseError as exc:
+            if not _damaged(exc):
+                raise self._open_failed(exc) from exc
             # Not a database, torn beyond SQLite's recovery, or from a newer pipeflow:
             # it only held caches, so start over and keep the old file for inspection.
             self._move_aside()
             try:
                 self._conn = self._open()
-            except sqlite3.Error as exc:
-                msg = f"cannot open the state database {self.path}: {exc}"
-                raise StorageError(msg) from exc
+            except sqlite3.Error as exc2:
+                raise self._open_failed(exc2) from exc2
         except sqlite3.Error as exc:
-            msg = f"cannot open the state database {self.path}: {exc}"
-            raise StorageError(msg) from exc
+            raise self._open_failed(exc) from exc
+
+    def _open_failed(self, exc: sqlite3.Error) -> StorageError:
+        diskfull.check(exc, self.path, "open the state database")
+        return StorageError(f"cannot open the state database {self.path}: {exc}")
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -140,6 +157,7 @@ class StateDB:
             check_same_thread=False,
         )
         try:
+            faults.point("state.open")
             conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version not in (0, SCHEMA_VERSION):
@@ -178,6 +196,7 @@ class StateDB:
         self.close()
 
     def _fail(self, what: str, exc: sqlite3.Error) -> StorageError:
+        diskfull.check(exc, self.path, f"{what} in the state database")
         return StorageError(
             f"state database {self.path}: cannot {what}: {exc}",
             hint="it holds only caches and the journal of an unfinished run; "

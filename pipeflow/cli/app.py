@@ -57,12 +57,25 @@ def run(args: list[str]) -> int:
         exc.show()
         return 2
     except Exception as exc:
-        output.err(f"internal error: {type(exc).__name__}: {exc}")
-        if verbose:
-            output.traceback_()
-        else:
-            output.err("rerun with --verbose for the traceback, and please report it")
-        return EXIT_INTERNAL
+        from pipeflow import diskfull
+
+        if not diskfull.is_disk_full(exc):
+            return _internal(exc, verbose)
+        full = diskfull.error(exc)  # a write with no message of its own: still clear
+        output.error(full)
+        return full.exit_code
     if result == 130:  # typer turns a Ctrl-C it catches into a silent exit status 130
         output.err("interrupted")
     return int(result) if isinstance(result, int) else 0
+
+
+def _internal(exc: Exception, verbose: bool) -> int:
+    """Report a bug: an exception no part of pipeflow turned into a PipeflowError."""
+    from pipeflow.cli import output
+
+    output.err(f"internal error: {type(exc).__name__}: {exc}")
+    if verbose:
+        output.traceback_()
+    else:
+        output.err("rerun with --verbose for the traceback, and please report it")
+    return EXIT_INTERNAL

@@ -120,7 +120,7 @@ def download_verified(remote: Remote, oids: Iterable[str], folder: Path,
     def get(oid: str) -> Job[bool]:
         def job(halt: threading.Event) -> bool:
             """True once accepted, False when the bytes do not match ``oid``."""
-            tmp = folder / f"{oid}.{os.urandom(4).hex()}.part"
+            tmp = folder / f"{oid}.{os.getpid()}-{os.urandom(4).hex()}.part"
             try:
                 remote.download("objects", object_rel(oid), tmp, halt)
                 if hash_file(tmp) != oid:

@@ -103,8 +103,12 @@ def prepare_outputs(root: Path, stage: Stage) -> None:
     """Remove declared outputs (a persistent one becomes a private copy) and make parents.
 
     No command ever writes into a cached object: a hardlinked or read-only file
-    left in place could be modified through its link.
+    left in place could be modified through its link. A dead writer's temporary files
+    beside the outputs go too (one listing per folder the stage writes into).
     """
+    from pipeflow.storage.leftovers import in_project, sweep
+
+    parents = {p.parent for p in in_project(root, [out.path for out in stage.outs])}
     for out in stage.outs:
         path = root / out.path
         if out.persist:
@@ -114,6 +118,7 @@ def prepare_outputs(root: Path, stage: Stage) -> None:
         elif path.is_dir():
             shutil.rmtree(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+    sweep(parents)
 
 
 def _make_private(path: Path) -> None:

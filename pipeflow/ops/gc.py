@@ -27,6 +27,7 @@ from pathlib import Path
 
 from pipeflow import faults
 from pipeflow.errors import StorageError, UsageError
+from pipeflow.grace import DEFAULT_GRACE, configured_grace
 from pipeflow.ops.keepset import GcScope, KeepSet, expand, lock_entries, references
 from pipeflow.ops.project import recover
 from pipeflow.ops.transfer import local_objects
@@ -36,7 +37,6 @@ from pipeflow.storage.remote import UPLOAD_TEMP, ListedFile, Remote
 
 __all__ = ["DEFAULT_GRACE", "GcReport", "GcScope", "Side", "configured_grace", "gc"]
 
-DEFAULT_GRACE = 2 * 3600.0
 _KINDS = ("objects", "runs", "runcache")
 """The remote's folders where an upload can leave a temporary file."""
 
@@ -66,14 +66,6 @@ class GcReport:
     @property
     def kept(self) -> int:
         return sum(self.local.kept_by.values())
-
-
-def configured_grace(repo: Repo) -> float:
-    """The grace period from ``gc.grace`` (checked when the config is loaded)."""
-    from pipeflow.duration import parse_duration
-
-    value = (repo.config.get("gc") or {}).get("grace")
-    return DEFAULT_GRACE if value is None else parse_duration(str(value))
 
 
 def _default_remote(repo: Repo) -> Remote | None:
@@ -115,11 +107,25 @@ def _plan_local(repo: Repo, keep: KeepSet, cutoff: float) -> Side:
             continue
         side.removed.append(oid)
         side.removed_bytes += st.st_size
-    outputs = [e.path for e in lock_entries(lockfile.read(repo.lock_path, LOCK_FILE))]
+    outputs = {e.path for e in lock_entries(lockfile.read(repo.lock_path, LOCK_FILE))}
+    outputs |= _declared_outputs(repo)
     side.temps_removed = [str(item.path) for item in
-                          local_leftovers(repo.root, repo.dot, repo.cache_dir, outputs)
+                          local_leftovers(repo.root, repo.dot, repo.cache_dir, outputs,
+                                          output_folders=outputs)
                           if item.modified <= cutoff]
     return side
+
+
+def _declared_outputs(repo: Repo) -> set[str]:
+    """The spec's outputs (a stage killed before its first commit is in no lock yet);
+    none when the spec does not load: gc is not the place to report it."""
+    from pipeflow.errors import PipeflowError
+    from pipeflow.ops.project import load_project
+
+    try:
+        return set(load_project(repo).graph.producers)
+    except PipeflowError:
+        return set()
 
 
 def _delete_local(repo: Repo, side: Side) -> None:
@@ -186,7 +192,7 @@ def gc(repo: Repo, scope: GcScope, *, dry: bool = False, remote: str | None = No
     report = GcReport(dry, configured_grace(repo) if grace is None else grace)
     cutoff = time.time() - report.grace
     with RepoLock(repo.dot / "lock", wait=wait):
-        recover(repo)
+        recover(repo, sweep=False)
         target = None
         objects: dict[str, ListedFile] = {}
         temps: dict[str, ListedFile] = {}

@@ -118,18 +118,32 @@ def render_lock(repo: Repo, graph: Graph | None = None) -> bool:
     return changed
 
 
-def recover(repo: Repo) -> bool:
+def _sweep_temps(repo: Repo) -> None:
+    """Remove dead writers' temporary files where a look is cheap: the download folder
+    and the top folders of the project and of ``.pipeflow`` (three listings, no walk;
+    the store and checkouts sweep the folders they write into as they go)."""
+    from pipeflow.grace import configured_grace
+    from pipeflow.storage.leftovers import sweep
+
+    downloads = repo.cache_dir / "tmp"
+    sweep([downloads, repo.dot, repo.root], grace=configured_grace(repo), everything=downloads)
+
+
+def recover(repo: Repo, *, sweep: bool = True) -> bool:
     """Clean up after a killed run (call holding the repo lock): end the stage
     processes it left behind and render its journal into the lock.
 
     Every writer calls this first, so it is also where a fresh clone gets the lock's
     merge driver defined in its git config (not cloned): one small file read when
-    it is already there.
+    it is already there, and where dead writers' temporary files go (``sweep``; gc,
+    which collects and reports them itself and deletes nothing when dry, says False).
     """
     from pipeflow import mergedriver
     from pipeflow.execution.runner import kill_leftovers
 
     mergedriver.ensure(repo.root)
+    if sweep:
+        _sweep_temps(repo)
     token = repo.state.get("run-token")
     if token:
         kill_leftovers(token)

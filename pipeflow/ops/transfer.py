@@ -246,7 +246,7 @@ def _download_objects(repo: Repo, remote: Remote, oids: list[str], have_remote: 
     def get(oid: str) -> Job[bool]:
         def job(stop: threading.Event) -> bool:
             """True once stored, False when the remote's bytes do not match ``oid``."""
-            tmp = tmp_dir / f"{oid}.{secrets.token_hex(4)}"
+            tmp = tmp_dir / f"{oid}.{os.getpid()}-{secrets.token_hex(4)}.part"
             try:
                 remote.download("objects", f"{oid[:2]}/{oid[2:]}", tmp, stop)
                 if hash_file(tmp) != oid:

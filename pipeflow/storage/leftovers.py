@@ -1,12 +1,19 @@
 """Temporary files a killed command left behind, found where pipeflow makes them.
 
 pipeflow writes every file under a temporary name first (see ``atomicfile`` and the
-object store), so a process killed mid-write leaves one behind; nothing reads them,
-and ``gc`` removes those older than its grace period (a younger one may belong to a
-command still running). Places searched: the project root and the folders of the
-lock's outputs (temporary names of the lock, ``.gitignore`` edits and checkouts),
-``.pipeflow/`` and the cache (objects, records, pointers, and ``cache/tmp/`` where
-downloads land).
+object store), so a process killed mid-write leaves one behind; nothing reads them.
+Two collectors:
+
+- ``gc`` removes every one older than its grace period (a younger one may belong to
+  a command still running), searching the project root, the folders of the lock's and
+  the spec's outputs and sources (inside folder outputs too), ``.pipeflow/`` and the
+  cache (objects, records, pointers, and ``cache/tmp/`` where downloads land);
+- the next writer (:func:`sweep`, called where it is about to write anyway) removes
+  those of a *dead* writer: the pid in the name names no process here and the file
+  has not been written for :data:`STALE_AGE` (a writer in another pid namespace, or
+  on another machine sharing the cache, keeps writing its temp, so its mtime stays
+  fresh), or older than the grace period whoever wrote it.
+  A temp of a live writer is never removed: its pid is alive, or it is fresh.
 """
 
 from __future__ import annotations
@@ -18,7 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeflow.atomicfile import is_temp_name
+from pipeflow.repolock import pid_alive
 from pipeflow.storage.links import TEMP_SUFFIX
+
+STALE_AGE = 300.0
+"""Seconds without a write after which a dead pid's temporary file is garbage."""
+
+_WRITER = re.compile(r"\.(\d{1,10})[.-][0-9a-f]+(?:-\d+)?(?:\.tmp|\.part|\.pftmp)$")
+"""The writer's pid in the names pipeflow makes: ``.NAME.PID.HEX.tmp`` (atomicfile),
+``.NAME.PID-HEX[-N].pftmp`` (store, checkouts, links), ``OID.PID-HEX.part``
+(downloads). Older names without a pid are left to gc's grace period."""
 
 _ATOMIC = re.compile(r"^\..+\.\d+\.[0-9a-f]{8}\.tmp$")
 """atomicfile's names exactly: outside pipeflow's own folders a loose ``.x.tmp``
@@ -70,17 +86,92 @@ def _shallow(folder: Path) -> Iterator[str]:
         return
 
 
-def local_leftovers(root: Path, dot: Path, cache_dir: Path,
-                    output_paths: Iterable[str]) -> list[Leftover]:
+def local_leftovers(root: Path, dot: Path, cache_dir: Path, output_paths: Iterable[str],
+                    output_folders: Iterable[str] = ()) -> list[Leftover]:
     """Temporary files in the project at ``root`` (``.pipeflow`` at ``dot``, the cache
-    at ``cache_dir``, possibly elsewhere), the folders of ``output_paths`` included."""
-    found: dict[str, None] = {}
+    at ``cache_dir``, possibly elsewhere), the folders of ``output_paths`` included and
+    everything inside ``output_folders``."""
+    found: dict[str, None] = dict.fromkeys(inside_folders(root, output_folders))
     dot, cache_dir = dot.resolve(), cache_dir.resolve()
     for folder in (dot,) if cache_dir.is_relative_to(dot) else (dot, cache_dir):
         for path in _walk(folder, cache_dir / "tmp"):
             found[path] = None
-    folders = {root} | {(root / p).parent for p in output_paths}
+    folders = {root} | {p.parent for p in in_project(root, output_paths)}
     for folder in folders:
         for path in _shallow(folder):
             found[path] = None
     return [item for path in sorted(found) if (item := _stat(path)) is not None]
+
+
+def writer_pid(name: str) -> int | None:
+    """The pid of the process that made the temporary file ``name``, if it says."""
+    found = _WRITER.search(name)
+    return int(found.group(1)) if found else None
+
+
+def stale(item: Leftover, now: float, grace: float) -> bool:
+    """Whether :func:`sweep` may remove ``item``: older than ``grace``, or left by a
+    writer that is dead here and silent for :data:`STALE_AGE` seconds."""
+    age = now - item.modified
+    if age > grace:
+        return True
+    pid = writer_pid(item.path.name)
+    return pid is not None and age > STALE_AGE and not pid_alive(pid)
+
+
+def sweep(folders: Iterable[Path], *, grace: float = float("inf"),
+          everything: Path | None = None) -> int:
+    """Remove the :func:`stale` temporary files directly in ``folders`` (no walk); in
+    ``everything`` (the cache's download folder) any file counts. Returns how many went.
+    Errors are ignored: a temp another sweeper took, or a folder we may not list, is
+    no reason to stop the command that sweeps on its way."""
+    import time
+
+    now = time.time()
+    removed = 0
+    for folder in folders:
+        names = _all(folder) if everything is not None and folder == everything else \
+            _shallow(folder)
+        for path in names:
+            item = _stat(path)
+            if item is not None and stale(item, now, grace):
+                try:
+                    os.unlink(path)
+                    removed += 1
+                except OSError:
+                    pass
+    return removed
+
+
+def _all(folder: Path) -> Iterator[str]:
+    try:
+        with os.scandir(folder) as it:
+            yield from (e.path for e in it if e.is_file(follow_symlinks=False))
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return
+
+
+def in_project(root: Path, rels: Iterable[str]) -> Iterator[Path]:
+    """``root / rel`` for each ``rel`` that is a plain project path and does not leave
+    the project through a link (paths come from a lock another clone may have made:
+    gc never deletes outside the project because of them)."""
+    from pipeflow.safepath import problem
+
+    real_root = os.path.realpath(root)
+    for rel in rels:
+        if problem(rel) is not None:
+            continue
+        real = os.path.realpath(root / rel)
+        if real == real_root or real.startswith(real_root + os.sep):
+            yield root / rel
+
+
+def inside_folders(root: Path, folders: Iterable[str]) -> Iterator[str]:
+    """Temporary files at any depth inside the output or source folders ``folders``
+    (a checkout killed while replacing one of their files)."""
+    for top in in_project(root, folders):
+        if top.is_symlink() or not top.is_dir():
+            continue
+        for here, dirs, files in os.walk(top):
+            dirs[:] = [d for d in dirs if d not in (".git", ".pipeflow")]
+            yield from (os.path.join(here, n) for n in files if _ours_anywhere(n))

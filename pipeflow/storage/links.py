@@ -52,8 +52,8 @@ def probe_reflink(cache_dir: Path, target_dir: Path) -> bool:
     exist). Clones one tiny file; False on ext4, tmpfs, across file systems, or on any
     error."""
     token = os.urandom(6).hex()
-    src = os.path.join(cache_dir, f".reflink-probe-{token}{TEMP_SUFFIX}")
-    dst = os.path.join(target_dir, f".reflink-probe-{token}-clone{TEMP_SUFFIX}")
+    src = os.path.join(cache_dir, f".reflink-probe.{os.getpid()}-{token}{TEMP_SUFFIX}")
+    dst = os.path.join(target_dir, f".reflink-probe-clone.{os.getpid()}-{token}{TEMP_SUFFIX}")
     try:
         sfd = os.open(src, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError:
@@ -76,7 +76,9 @@ def probe_reflink(cache_dir: Path, target_dir: Path) -> bool:
 
 
 def temp_path(dst: str, tag: str) -> str:
-    """A temporary name beside ``dst`` (hidden, ending in ``.pftmp``)."""
+    """A temporary name beside ``dst`` (hidden, ending in ``.pftmp``); ``tag`` starts
+    with the writer's pid and a ``-`` so that a later writer can tell a dead one's
+    leftovers (``pipeflow.storage.leftovers``)."""
     head, tail = os.path.split(dst)
     return os.path.join(head, f".{tail}.{tag}{TEMP_SUFFIX}")
 
@@ -90,7 +92,7 @@ def link_file(src: Path, dst: Path, mode: LinkMode, *, executable: bool | None =
     """
     dst_s = os.fspath(dst)
     os.makedirs(os.path.dirname(dst_s) or ".", exist_ok=True)
-    tmp = temp_path(dst_s, os.urandom(4).hex())
+    tmp = temp_path(dst_s, f"{os.getpid()}-{os.urandom(4).hex()}")
     try:
         if mode == "hardlink":
             os.link(src, tmp)

@@ -34,7 +34,7 @@ from typing import TypeVar
 
 import xxhash
 
-from pipeflow import faults
+from pipeflow import diskfull, faults
 from pipeflow.errors import StorageError
 from pipeflow.hashing import (
     DirScan,
@@ -47,6 +47,7 @@ from pipeflow.hashing import (
     is_hash,
     thread_buffer,
 )
+from pipeflow.storage.leftovers import sweep
 from pipeflow.storage.links import TEMP_SUFFIX, Linker, LinkMode, reflink_fd, temp_path
 
 _T = TypeVar("_T")
@@ -110,6 +111,7 @@ class ObjectStore:
         # Temporary names: unique per process and instance without a random call per file.
         self._tag = f"{os.getpid()}-{os.urandom(3).hex()}-"
         self._counter = itertools.count()
+        self._swept: set[str] = set()
 
     # names --------------------------------------------------------------------------
 
@@ -125,13 +127,20 @@ class ObjectStore:
     def _tmp(self, near: str) -> str:
         return temp_path(near, f"{self._tag}{next(self._counter)}")
 
+    def _sweep(self, folder: str) -> None:
+        """Remove a dead writer's temporary files from ``folder``, which this instance
+        is about to write into (once per folder: one listing, no walk)."""
+        if folder not in self._swept:
+            self._swept.add(folder)
+            sweep([Path(folder)])
+
     def _shard(self, oid: str) -> None:
         shard = oid[:2]
         if shard not in self._shards:
             try:
                 os.mkdir(f"{self._dir}/{shard}")
             except FileExistsError:
-                pass
+                self._sweep(f"{self._dir}/{shard}")
             except FileNotFoundError:
                 os.makedirs(f"{self._dir}/{shard}", exist_ok=True)
             else:
@@ -347,6 +356,7 @@ class ObjectStore:
         except BaseException as exc:
             _unlink_quietly(tmp)
             if isinstance(exc, OSError):
+                diskfull.check(exc, tmp, "write an object to")
                 raise StorageError(f"cannot write object {oid}: {exc}") from exc
             raise
         self._commit(tmp, dst)
@@ -634,6 +644,8 @@ class ObjectStore:
         src = self._p(oid)
         if mode in ("hardlink", "symlink") and executable:
             mode = "copy"  # a shared read-only inode cannot carry this path's x bit
+        if not direct:
+            self._sweep(os.path.dirname(dst))
         tmp = dst if direct else self._tmp(dst)
         try:
             if mode in ("copy", "reflink"):

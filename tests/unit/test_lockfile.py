@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeflow import lockfile
-from pipeflow.errors import LockfileError
+from pipeflow.errors import DiskFull, LockfileError
 from pipeflow.lockfile import (
     HEADER,
     FileEntry,
@@ -319,7 +319,7 @@ def test_failed_write_keeps_the_old_lock_and_no_temp_file(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(LockfileError, match=r"cannot write .*No space left"):
+    with pytest.raises(DiskFull, match=r"disk is full: cannot write .*pipeline.lock"):
         write(path, Lock())
     assert path.read_text(encoding="utf-8") == EXPECTED
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipeline.lock"]

@@ -1,0 +1,22 @@
+"""The grace period: how old an unreferenced object or a temporary file must be before
+``gc`` (or, for temporary files, the next writer) may delete it (see docs/gc.md).
+
+A module of its own so that every writer can read it without importing gc.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeflow.repo import Repo
+
+DEFAULT_GRACE = 2 * 3600.0
+
+
+def configured_grace(repo: Repo) -> float:
+    """The grace period from ``gc.grace`` (checked when the config is loaded)."""
+    from pipeflow.duration import parse_duration
+
+    value = (repo.config.get("gc") or {}).get("grace")
+    return DEFAULT_GRACE if value is None else parse_duration(str(value))
