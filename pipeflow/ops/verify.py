@@ -45,6 +45,24 @@ class Problem:
         return {"kind": self.kind, "subject": self.subject, "message": self.message}
 
 
+@dataclass(frozen=True)
+class UnsignedChain:
+    """Records of a chain this clone did not write, that no trusted key signed."""
+
+    chain: str
+    records: int
+    origin: str
+    """The remote they were fetched from (names joined by ', '), or ``unknown``."""
+    users: tuple[str, ...]
+    """Who the records say ran them (their word: nothing vouches for it)."""
+    new: bool
+    """Not seen by an earlier ``verify`` in this clone."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chain": self.chain, "records": self.records, "origin": self.origin,
+                "users": list(self.users), "new": self.new}
+
+
 @dataclass
 class VerifyReport:
     """What ``verify`` checked and found."""
@@ -55,6 +73,8 @@ class VerifyReport:
     lock_runs: int = 0
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unsigned: list[UnsignedChain] = field(default_factory=list)
+    """Informational (``ok`` stays true): records from other clones, intact but unsigned."""
 
     @property
     def ok(self) -> bool:
@@ -64,7 +84,8 @@ class VerifyReport:
         return {"schema": 1, "ok": self.ok,
                 "checked": {"objects": self.objects, "records": self.records,
                             "chains": self.chains, "lock_runs": self.lock_runs},
-                "problems": [p.to_json() for p in self.problems], "notes": self.notes}
+                "problems": [p.to_json() for p in self.problems], "notes": self.notes,
+                "unsigned": [u.to_json() for u in self.unsigned]}
 
 
 def _object_ids(objects_dir: str) -> list[str]:
@@ -263,13 +284,52 @@ def verify_pointers(repo: Repo, report: VerifyReport) -> None:
             "(cut short or garbled): delete it, `pipeflow fetch` brings it again"))
 
 
+SEEN_CHAINS = "verify:seen-chains"
+"""State key: the chains an earlier ``verify`` listed (JSON list), so new ones stand out."""
+
+
+def verify_unsigned(repo: Repo, report: VerifyReport) -> None:
+    """List, chain by chain, the records this clone did not write that no trusted key
+    signed: where they came from, who they say ran them, and whether the chain is new
+    since the last ``verify``. Not a problem (unsigned is all there is until signing
+    keys exist) but never "everything verified" either."""
+    import json
+
+    from pipeflow.lineage.trust import TrustPolicy
+
+    policy = TrustPolicy.of(repo)
+    try:
+        seen = set(json.loads(repo.state.get(SEEN_CHAINS) or "[]"))
+    except (ValueError, TypeError):
+        seen = set()  # a damaged memory: every chain is new again, nothing worse
+    for chain in repo.records.chains():
+        origins: set[str] = set()
+        count = 0
+        for seq, rid, _path in repo.records.chain_records(chain):
+            light = RunRecord(rid, chain, seq, {})  # origin and signature need no body
+            if policy.origin(light)[0] == "local" or policy.signed(light):
+                continue
+            count += 1
+            origins.add(policy.origin(light)[1] or "unknown")
+        if count:
+            users = tuple(str(u) for (u,) in repo.index.db.execute(
+                "SELECT DISTINCT user FROM runs WHERE chain = ? AND user IS NOT NULL "
+                "ORDER BY user", (chain,)))
+            report.unsigned.append(UnsignedChain(chain, count, ", ".join(sorted(origins)),
+                                                 users, chain not in seen))
+    listed = {u.chain for u in report.unsigned}
+    if not listed <= seen:
+        repo.state.put(SEEN_CHAINS, json.dumps(sorted(seen | listed)))
+
+
 def verify(repo: Repo, *, jobs: int | None = None) -> VerifyReport:
     """Check cache objects, record chains, the records the lock names, run-cache
-    pointers, and tags."""
+    pointers, and tags; list records from other clones that are unsigned."""
     report = VerifyReport()
     verify_objects(repo, report, jobs)
     good = verify_chains(repo.records, report)
     verify_lock(repo, good, report)
     verify_pointers(repo, report)
     verify_tags(repo, report)
+    verify_unsigned(repo, report)
     return report

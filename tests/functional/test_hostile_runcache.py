@@ -157,16 +157,18 @@ def test_trusting_the_remote_is_an_explicit_opt_in(project: Project, tmp_path: P
     ci, _store, rid = _attack(project, tmp_path, trust=True)
     res = ci.run("repro", "--pull")
     assert res.code == 0, res.text
-    assert "train" not in runs(ci) and ci.read(MODEL) == FORGED.replace("\n", "\n")
+    assert "train" not in runs(ci) and ci.read(MODEL) == FORGED
     text = ci.run("lineage", MODEL)
     assert text.code == 0, text.text
     assert "unsigned" in text.out and "0badc0de0badc0de" in text.out
     body = json.loads(ci.run("lineage", MODEL, "--json").out)
-    assert "unsigned" in json.dumps(body)
+    (trust,) = [r["trust"] for r in body["runs"] if r["stage"] == "train"]
+    assert trust["signed"] is False and trust["remote"] == "origin"
+    assert trust["record"].startswith("0badc0de0badc0de/") and rid in trust["record"]
 
 
 def test_verify_names_unsigned_records_from_new_chains(project: Project, tmp_path: Path) -> None:
-    ci, _store, rid = _attack(project, tmp_path)
+    ci, _store, _rid = _attack(project, tmp_path)
     assert ci.run("fetch").code == 0
     res = ci.run("verify")
     assert res.code == 0, res.text
