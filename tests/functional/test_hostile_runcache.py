@@ -194,3 +194,28 @@ def test_lineage_marks_a_record_from_the_remote(project: Project, tmp_path: Path
     assert "unsigned" in res.out and "origin" in res.out
     mine = project.run("lineage", MODEL)
     assert "unsigned" not in mine.out  # Alice's own record, in her clone
+
+
+def test_a_trusted_remote_entry_whose_chain_does_not_hold_is_not_used(
+        project: Project, tmp_path: Path) -> None:
+    """Trusting a remote's run cache trusts its writers, not any file: a record whose
+    chain has no first record (or a broken link) does not verify against its chain."""
+    origin, store = _publish(project, tmp_path, trust=True)
+    mallory = _clone(origin, tmp_path / "mallory")
+    _plant(store, _train_body(mallory), chain_id="0badc0de0badc0de", seq=2, prev="0" * 64)
+    ci = _clone(origin, tmp_path / "ci")
+    res = ci.run("repro", "--pull")
+    assert res.code == 0, res.text
+    assert "train" in runs(ci) and ci.read(MODEL) == HONEST
+    assert "0badc0de0badc0de" in res.err and "seq 1" in res.err
+    assert "trust_run_cache true" not in res.err  # trusting more would not help
+
+
+def test_trust_run_cache_takes_true_or_false_only(project: Project, tmp_path: Path) -> None:
+    assert project.run("init").code == 0
+    assert project.run("remote", "add", "origin", str(tmp_path / "store")).code == 0
+    res = project.run("remote", "modify", "origin", "trust_run_cache", "yes")
+    assert res.code == 2 and "trust_run_cache must be true or false" in res.err
+    assert "trust_run_cache:" not in project.read(".pipeflow/config")
+    assert project.run("remote", "modify", "origin", "trust_run_cache", "true").code == 0
+    assert "trust_run_cache: true" in project.read(".pipeflow/config")
