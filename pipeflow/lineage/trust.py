@@ -121,6 +121,18 @@ class TrustPolicy:
             return "local", None
         return "unknown", None
 
+    def describe_rel(self, rel: str) -> str:
+        """``unsigned, from remote 'NAME'`` (or of unknown origin) for a record file
+        ``chain/seq-sha.json`` this clone did not write; empty for its own."""
+        chain, _, name = rel.partition("/")
+        seq, _, rest = name.partition("-")
+        light = RunRecord(rest.removesuffix(".json"), chain, int(seq) if seq.isdigit() else 0,
+                          {})  # origin and signature need no body
+        origin, remote = self.origin(light)
+        if origin == "local" or self.signed(light):
+            return ""
+        return f"unsigned, from remote '{remote}'" if remote else "unsigned, origin unknown"
+
     def trusted(self, record: RunRecord) -> Trust:
         """May ``record`` skip running its stage? With the reasons when it may not."""
         origin, remote = self.origin(record)

@@ -194,6 +194,11 @@ def test_lineage_marks_a_record_from_the_remote(project: Project, tmp_path: Path
     assert "unsigned" in res.out and "origin" in res.out
     mine = project.run("lineage", MODEL)
     assert "unsigned" not in mine.out  # Alice's own record, in her clone
+    listed = bob.run("versions", MODEL)
+    assert listed.code == 0 and "(unsigned, from remote 'origin')" in listed.out
+    body = json.loads(bob.run("versions", MODEL, "--json").out)
+    assert body["versions"][0]["first_run_trust"] == "unsigned, from remote 'origin'"
+    assert "unsigned" not in project.run("versions", MODEL).out
 
 
 def test_a_trusted_remote_entry_whose_chain_does_not_hold_is_not_used(
