@@ -307,16 +307,14 @@ def verify_unsigned(repo: Repo, report: VerifyReport) -> None:
         count = 0
         for seq, rid, _path in repo.records.chain_records(chain):
             light = RunRecord(rid, chain, seq, {})  # origin and signature need no body
-            if policy.origin(light)[0] == "local" or policy.signed(light):
+            origin, remote = policy.origin(light)
+            if origin == "local" or policy.signed(light):
                 continue
             count += 1
-            origins.add(policy.origin(light)[1] or "unknown")
+            origins.add(remote or "unknown")
         if count:
-            users = tuple(str(u) for (u,) in repo.index.db.execute(
-                "SELECT DISTINCT user FROM runs WHERE chain = ? AND user IS NOT NULL "
-                "ORDER BY user", (chain,)))
             report.unsigned.append(UnsignedChain(chain, count, ", ".join(sorted(origins)),
-                                                 users, chain not in seen))
+                                                 repo.index.users(chain), chain not in seen))
     listed = {u.chain for u in report.unsigned}
     if not listed <= seen:
         repo.state.put(SEEN_CHAINS, json.dumps(sorted(seen | listed)))
