@@ -252,8 +252,9 @@ def verify_command(
 
     Reports (exit 1) corrupt objects (moved aside, never served), rewritten records,
     gaps and forks in a chain, broken links, lock entries naming a missing record, and
-    damaged lines of the tag log (file:line, what is wrong). docs/history.md says what
-    this protects against.
+    damaged lines of the tag log (file:line, what is wrong). Lists, without failing,
+    records from other clones that are unsigned (chains not seen before marked new).
+    docs/history.md says what this protects against.
     """
     from pipeflow.errors import CheckFailed
     from pipeflow.ops.verify import verify

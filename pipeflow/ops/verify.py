@@ -8,7 +8,9 @@ number used twice), a record whose ``prev`` does not name the record before it o
 names none that exists, a lock entry naming a record that does not exist, and each
 damaged line of the tag log (file:line and what is wrong). Noted but not failing:
 objects the lock names that the cache does not hold (after ``gc`` or in a fresh clone
-before ``pull``).
+before ``pull``), and, chain by chain, records this clone did not write that no trusted
+key signed (``unsigned``; chains no earlier verify listed are marked new): intact is
+not vouched for, so those are never summed up as "everything verified".
 
 What this cannot see: the newest records of a chain removed together (nothing
 names them — unless a lock does), or a history forged consistently by someone who
