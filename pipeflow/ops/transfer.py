@@ -285,8 +285,8 @@ def _fetch_records(repo: Repo, remote: Remote, report: TransferReport,
         report.skipped.append(
             f"{len(claiming)} run record(s) on remote '{remote.name}' claim this clone's own "
             f"chain {records.chain} but are not here (e.g. runs/{claiming[0]}): not fetched; "
-            "only this clone writes its chain (`pipeflow verify` on the remote's writers "
-            "may explain them)")
+            "only this clone writes its chain, so they were put there by someone else (or "
+            "this clone lost its cache: then delete .pipeflow/chain to start a new chain)")
     verified: list[tuple[Path, Path]] = []
     try:
         oks = parallel([_get_record(repo, remote, rel, verified) for rel in todo], progress)
