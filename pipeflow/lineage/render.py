@@ -252,7 +252,8 @@ def _run_label(r: LineageRun) -> str:
     params = ", ".join(f"{k}={_scalar(v)}" for values in r.params.values()
                        for k, v in values.items())
     label = f"{r.stage}\nrun {r.id[:8]}"
-    return label + (f"\n{params}" if params else "") + ("\n(PROBLEM)" if r.problem else "")
+    return (label + (f"\n{params}" if params else "") + ("\n(PROBLEM)" if r.problem else "")
+            + ("\n(unsigned, from elsewhere)" if r.trust is not None else ""))
 
 
 def _dot_quote(text: str) -> str:
@@ -349,7 +350,8 @@ def to_openlineage(lineage: Lineage) -> list[dict[str, Any]]:
                 {"fingerprint": run.fingerprint, "record": run.id,
                  "code": {c.path: c.hash for c in run.code}, "env": dict(run.env),
                  "gitCommit": run.git_commit, "dirtyPaths": list(run.dirty_paths),
-                 "user": run.user, "host": run.host}, version),
+                 "user": run.user, "host": run.host,
+                 "trust": run.trust.to_json() if run.trust is not None else None}, version),
             "pipeflow_metrics": _facet("PipeflowMetricsRunFacet",
                                        {"metrics": {p: dict(v) for p, v in run.metrics.items()}},
                                        version),

@@ -165,6 +165,13 @@ def test_trusting_the_remote_is_an_explicit_opt_in(project: Project, tmp_path: P
     (trust,) = [r["trust"] for r in body["runs"] if r["stage"] == "train"]
     assert trust["signed"] is False and trust["remote"] == "origin"
     assert trust["record"].startswith("0badc0de0badc0de/") and rid in trust["record"]
+    for fmt in ("dot", "mermaid"):
+        assert "unsigned" in ci.run("lineage", MODEL, "--format", fmt).out
+    events = [json.loads(line) for line in
+              ci.run("lineage", MODEL, "--format", "openlineage").out.splitlines()]
+    (facet,) = [e["run"]["facets"]["pipeflow_fingerprint"] for e in events
+                if e["job"]["name"] == "train"]
+    assert facet["trust"]["signed"] is False
 
 
 def test_verify_names_unsigned_records_from_new_chains(project: Project, tmp_path: Path) -> None:
