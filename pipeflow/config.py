@@ -92,6 +92,11 @@ def _check_remotes(body: dict[str, Any], path: Path) -> None:
     for name, settings in body.items():
         if not isinstance(settings, dict):
             raise SpecError(f"remote '{name}' must be a mapping with a 'url'", Location(str(path)))
+        trust = settings.get("trust_run_cache", False)
+        if not isinstance(trust, bool):
+            raise SpecError(f"remote '{name}': trust_run_cache must be true or false (got "
+                            f"{trust!r})", Location(str(path)),
+                            hint="`pipeflow remote modify NAME trust_run_cache true`")
         if path.name != "config.local":
             secret = secret_settings(settings)
             if secret:

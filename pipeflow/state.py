@@ -294,6 +294,12 @@ class StateDB:
         """Store ``value`` under ``key``, replacing any earlier value."""
         self._write("store a value", "INSERT OR REPLACE INTO kv VALUES (?, ?)", [(key, value)])
 
+    def put_many(self, items: Iterable[tuple[str, str]]) -> None:
+        """Store several (key, value) pairs in one transaction."""
+        rows = list(items)
+        if rows:
+            self._write("store values", "INSERT OR REPLACE INTO kv VALUES (?, ?)", rows)
+
     # journal ------------------------------------------------------------------------
 
     def journal_append(self, stage: str, body: str) -> None:

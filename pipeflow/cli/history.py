@@ -88,7 +88,7 @@ def versions_command(
              "first_seen": v.first_seen, "first_run": v.first_run,
              "runs": v.runs, "tags": list(v.tags), "current": v.current,
              "in_cache": v.in_cache, "params_changed": v.params_changed,
-             "metrics": v.metrics}
+             "metrics": v.metrics, "first_run_trust": listing.unsigned.get(v.first_run)}
             for v in found]})
         return
     output.out(f"{rel}: {len(found)} version(s)")
@@ -105,8 +105,10 @@ def versions_command(
         tags = f"  [{', '.join(v.tags)}]" if v.tags else ""
         gone = "  (not in cache)" if not v.in_cache else ""
         label = v.label.split(":", 1)[0]  # vN, side or local
+        unsigned = listing.unsigned.get(v.first_run)
+        trust = f" ({unsigned})" if unsigned else ""
         output.out(f"{mark} {label:>5}  {v.hash[:8]}  {_size(v.size):>9}  {when}  "
-                   f"run {v.first_run[:8]}{tags}{gone}")
+                   f"run {v.first_run[:8]}{trust}{tags}{gone}")
         for key, (old, new) in v.params_changed.items():
             output.out(f"           {key}: {old} -> {new}")
         if v.metrics:

@@ -226,6 +226,21 @@ def params_diff(
 # --- verify ------------------------------------------------------------------------
 
 
+def _print_unsigned(report: Any) -> None:
+    """Records from other clones: intact, but nothing vouches for who wrote them."""
+    for u in report.unsigned:
+        where = f"remote '{u.origin}'" if u.origin != "unknown" else "an unknown origin"
+        users = f" by {', '.join(u.users)} (their word)" if u.users else ""
+        new = " (new chain: not seen by an earlier verify)" if u.new else ""
+        output.out(f"unsigned: chain {u.chain}: {u.records} record(s) from {where}{users}"
+                   f"{new}", fg="yellow" if u.new else None)
+    if report.ok and report.unsigned:
+        total = sum(u.records for u in report.unsigned)
+        output.out(f"no damage found; {total} record(s) in {len(report.unsigned)} chain(s) "
+                   "from other clones are unsigned: intact, but nothing vouches for who "
+                   "wrote them (docs/remotes.md)")
+
+
 def verify_command(
     repair: Annotated[bool, typer.Option(
         "--repair", help="First rewrite .pipeflow/tags.jsonl with its valid lines; the "
@@ -237,8 +252,9 @@ def verify_command(
 
     Reports (exit 1) corrupt objects (moved aside, never served), rewritten records,
     gaps and forks in a chain, broken links, lock entries naming a missing record, and
-    damaged lines of the tag log (file:line, what is wrong). docs/history.md says what
-    this protects against.
+    damaged lines of the tag log (file:line, what is wrong). Lists, without failing,
+    records from other clones that are unsigned (chains not seen before marked new).
+    docs/history.md says what this protects against.
     """
     from pipeflow.errors import CheckFailed
     from pipeflow.ops.verify import verify
@@ -263,7 +279,8 @@ def verify_command(
             output.out(f"note: {note}")
         for problem in report.problems:
             output.out(f"PROBLEM [{problem.kind}] {problem.message}", fg="red")
-        if report.ok:
+        _print_unsigned(report)
+        if report.ok and not report.unsigned:
             output.out("everything verified", fg="green")
     if not report.ok:
         raise CheckFailed(f"verify found {len(report.problems)} problem(s)")

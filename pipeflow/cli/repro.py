@@ -12,6 +12,7 @@ from pipeflow.cli.options import Json, Targets, Verbose, Wait, resolve_target_pa
 
 if TYPE_CHECKING:
     from pipeflow.execution.scheduler import StageEvent
+    from pipeflow.lineage.trust import Trust
 
 
 class _Printer:
@@ -137,6 +138,10 @@ def repro_command(
         report = repro(repo, options, on_event=printer.event, sink=printer.line)
         for problem in repo.records.skipped:
             output.warn(problem)
+    for warning in report.warnings:
+        output.warn(warning)
+    if report.untrusted:
+        output.warn(untrusted_warning(report.untrusted))
     outcome = report.outcome
     if not json_out:
         for note in report.sources:
@@ -160,7 +165,9 @@ def repro_command(
             "not_started": outcome.not_started,
             "failed": [{"stage": e.stage, "message": e.message, "log_tail": e.log_tail}
                        for e in outcome.failed],
-            "lock_changed": report.lock_changed})
+            "lock_changed": report.lock_changed,
+            "untrusted": [{"stage": stage, **verdict.to_json()}
+                          for stage, verdict in report.untrusted]})
     elif not outcome.ran and not outcome.restored and outcome.ok:
         output.out("Everything is up to date.")
     elif report.lock_changed:
@@ -172,3 +179,17 @@ def repro_command(
                    "stages on)")
     if not outcome.ok:
         raise typer.Exit(1)
+
+
+def untrusted_warning(untrusted: list[tuple[str, Trust]]) -> str:
+    """One warning for every run-cache entry left unused because of its record."""
+    stages = ", ".join(dict.fromkeys(stage for stage, _ in untrusted))
+    reasons = "; ".join(dict.fromkeys(r for _, v in untrusted for r in v.reasons))
+    text = (f"ran {stages} instead of restoring from a run-cache entry that came from "
+            f"elsewhere ({reasons})")
+    if any(not v.vouched for _, v in untrusted):
+        remotes = sorted({v.remote for _, v in untrusted if v.remote})
+        name = remotes[0] if len(remotes) == 1 else "NAME"
+        text += (f". If you trust everyone who can write to the remote: `pipeflow remote "
+                 f"modify {name} trust_run_cache true` (docs/remotes.md)")
+    return text

@@ -24,7 +24,10 @@ from pipeflow.credentials import conceal_env
 from pipeflow.errors import StorageError
 from pipeflow.lineage.index import RunIndex
 from pipeflow.lineage.records import RunRecord
+from pipeflow.lineage.trust import Trust
 
+Vouch = Callable[[RunRecord], Trust]
+"""Who wrote a record, and whether anyone vouches for it (``TrustPolicy.trusted``)."""
 GitTracked = Callable[[str, str], bool]
 """(commit, project-relative path) -> whether git tracks that path at that commit."""
 
@@ -126,6 +129,8 @@ class LineageRun:
     restored_by: str | None = None
     """When the walk reached this run through a restore record: that record."""
     problem: str | None = None
+    trust: Trust | None = None
+    """Set for a record this clone did not write (from a remote, unsigned)."""
 
 
 @dataclass(frozen=True)
@@ -168,8 +173,10 @@ def artifact_id(path: str, oid: str) -> str:
 
 class _Walker:
     def __init__(self, index: RunIndex, manifests: ManifestLookup,
-                 tracked: GitTracked | None = None, labels: Labeler | None = None) -> None:
+                 tracked: GitTracked | None = None, labels: Labeler | None = None,
+                 vouch: Vouch | None = None) -> None:
         self.index = index
+        self.vouch = vouch
         self.labels = labels
         self.db = index.db
         self.manifests = manifests
@@ -340,7 +347,12 @@ class _Walker:
             metrics={str(p): dict(v) for p, v in (b.get("metrics") or {}).items()
                      if isinstance(v, dict)},
             restored_by=restored_by,
+            trust=self._trust(record),
         )
+
+    def _trust(self, record: RunRecord) -> Trust | None:
+        verdict = self.vouch(record) if self.vouch else None
+        return None if verdict is None or verdict.local else verdict
 
     def _output(self, path: str, oid: str, size: int | None, kind: str) -> RunOutput:
         return RunOutput(path, oid, size, kind, self.label(path, oid)[0])
@@ -469,7 +481,7 @@ class _Walker:
 def trace(
     index: RunIndex, path: str, oid: str, *, run_id: str | None = None,
     manifests: ManifestLookup | None = None, tracked: GitTracked | None = None,
-    labels: Labeler | None = None,
+    labels: Labeler | None = None, vouch: Vouch | None = None,
 ) -> Lineage:
     """The lineage of content ``oid`` of ``path``.
 
@@ -479,9 +491,10 @@ def trace(
     version that holds it (without it, a file input that no run wrote directly is
     "untracked"). ``labels`` gives each version its label (``vN`` from git history,
     see ``pipeflow.lineage.labels``); without it versions are numbered in order of
-    first production in the index.
+    first production in the index. ``vouch`` says who wrote a record
+    (``pipeflow.lineage.trust``): runs from a remote's unsigned records are marked.
     """
-    walker = _Walker(index, manifests or (lambda _oid: None), tracked, labels)
+    walker = _Walker(index, manifests or (lambda _oid: None), tracked, labels, vouch)
     return walker.walk(path, oid, run_id)
 
 

@@ -14,6 +14,7 @@ from pipeflow import __version__
 from pipeflow.fingerprint import Components
 from pipeflow.gitinfo import Provenance, read_provenance
 from pipeflow.lineage.records import RunRecord, iso
+from pipeflow.lineage.trust import Trust, TrustPolicy
 from pipeflow.lockfile import FileEntry, MetricEntry, StageLock
 from pipeflow.spec.model import Stage
 
@@ -67,6 +68,10 @@ class History:
     """The planner's: interpreter facts it looked up are not asked for again (each
     question can start an interpreter)."""
     _provenance: Provenance | None = None
+    untrusted: list[tuple[str, Trust]] = dataclasses.field(default_factory=list)
+    """(stage, verdict) of run-cache entries not used because their record is not
+    trusted (pipeflow.lineage.trust): those stages ran instead."""
+    _trust: TrustPolicy | None = None
 
     @property
     def provenance(self) -> Provenance:
@@ -151,6 +156,12 @@ class History:
             return None
         record = self.repo.records.lookup(comps.digest())
         if record is None or not record.ok or record.fingerprint != comps.digest():
+            return None
+        if self._trust is None:
+            self._trust = TrustPolicy.of(self.repo)
+        verdict = self._trust.trusted(record)
+        if not verdict:
+            self.untrusted.append((stage.name, verdict))
             return None
         declared = {o.path for o in stage.outs}
         outs = record.outputs

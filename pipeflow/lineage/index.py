@@ -249,6 +249,12 @@ class RunIndex:
             out.setdefault(p, {})[k] = json.loads(v)
         return out
 
+    def users(self, chain: str) -> tuple[str, ...]:
+        """The users a chain's records name (what they claim, sorted)."""
+        rows = self.db.execute("SELECT DISTINCT user FROM runs WHERE chain = ? AND user IS "
+                               "NOT NULL ORDER BY user", (chain,))
+        return tuple(str(r[0]) for r in rows)
+
     def broken(self) -> list[tuple[str, str]]:
         return [(str(a), str(b)) for a, b in self.db.execute("SELECT rel, problem FROM broken")]
 

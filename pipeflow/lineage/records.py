@@ -129,6 +129,17 @@ class RecordStore:
             self._chain = text
         return self._chain
 
+    def own_chain(self) -> str | None:
+        """This clone's chain id if it has one yet (never makes one: read commands
+        use this to tell this clone's records from fetched ones)."""
+        if self._chain is None:
+            try:
+                text = self.chain_file.read_bytes().decode("ascii", "replace").strip()
+            except OSError:
+                return None
+            return text if re.fullmatch(r"[0-9a-f]{16}", text) else None
+        return self._chain
+
     def chain_records(self, chain: str) -> list[tuple[int, str, Path]]:
         """(seq, id, path) of a chain's record files, by seq."""
         folder = self.runs / chain

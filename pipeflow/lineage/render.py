@@ -101,6 +101,8 @@ def _run_lines(run: LineageRun) -> tuple[str, list[str]]:
             details.append(f"git      {run.git_commit[:12]}")
         if run.problem:
             details.append(f"PROBLEM  {run.problem}")
+        if run.trust is not None:
+            details.append(f"trust    {run.trust.describe()}")
         return head, details
     status = "" if run.exit_status in (0, None) else f" · exit {run.exit_status}"
     duration = f" · {run.duration:.2f} s" if run.duration is not None else ""
@@ -108,6 +110,9 @@ def _run_lines(run: LineageRun) -> tuple[str, list[str]]:
     d: list[str] = []
     if run.problem:
         d.append(f"PROBLEM  {run.problem}")
+    if run.trust is not None:
+        d.append(f"trust    {run.trust.describe()}: nothing vouches for who wrote it "
+                 "(docs/remotes.md)")
     if run.restored_by:
         d.append(f"restored from the run cache by {run.restored_by[:12]}")
     if run.command:
@@ -201,6 +206,7 @@ def run_json(r: LineageRun) -> dict[str, Any]:
                      "version": o.version} for o in r.outputs],
         "metrics": {p: dict(v) for p, v in r.metrics.items()},
         "restored_by": r.restored_by, "problem": r.problem,
+        "trust": r.trust.to_json() if r.trust is not None else None,
     }
 
 
@@ -246,7 +252,8 @@ def _run_label(r: LineageRun) -> str:
     params = ", ".join(f"{k}={_scalar(v)}" for values in r.params.values()
                        for k, v in values.items())
     label = f"{r.stage}\nrun {r.id[:8]}"
-    return label + (f"\n{params}" if params else "") + ("\n(PROBLEM)" if r.problem else "")
+    return (label + (f"\n{params}" if params else "") + ("\n(PROBLEM)" if r.problem else "")
+            + ("\n(unsigned, from elsewhere)" if r.trust is not None else ""))
 
 
 def _dot_quote(text: str) -> str:
@@ -343,7 +350,8 @@ def to_openlineage(lineage: Lineage) -> list[dict[str, Any]]:
                 {"fingerprint": run.fingerprint, "record": run.id,
                  "code": {c.path: c.hash for c in run.code}, "env": dict(run.env),
                  "gitCommit": run.git_commit, "dirtyPaths": list(run.dirty_paths),
-                 "user": run.user, "host": run.host}, version),
+                 "user": run.user, "host": run.host,
+                 "trust": run.trust.to_json() if run.trust is not None else None}, version),
             "pipeflow_metrics": _facet("PipeflowMetricsRunFacet",
                                        {"metrics": {p: dict(v) for p, v in run.metrics.items()}},
                                        version),

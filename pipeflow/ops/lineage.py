@@ -151,9 +151,12 @@ def lineage(repo: Repo, target: str, version: str | None = None) -> Lineage:
     """The lineage of ``PATH[@VERSION]``: the run that made it, its inputs, and
     recursively the runs that made those, down to source data."""
     start = start_of(repo, target, version)
+    from pipeflow.lineage.trust import TrustPolicy
+
     return trace(repo.index, start.path, start.hash, run_id=start.run,
                  manifests=manifests(repo), tracked=git_tracked(repo),
-                 labels=version_labels(repo.root, repo.index).label)
+                 labels=version_labels(repo.root, repo.index).label,
+                 vouch=TrustPolicy.of(repo).trusted)
 
 
 def lineage_diff(repo: Repo, target: str, other: str) -> LineageDiff:

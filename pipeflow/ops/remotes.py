@@ -26,6 +26,7 @@ from pipeflow.credentials import (
     unescaped_userinfo,
 )
 from pipeflow.errors import UsageError
+from pipeflow.lineage.trust import TRUST_KEY
 from pipeflow.repo import CONFIG_FILE, LOCAL_CONFIG_FILE, Repo
 from pipeflow.repolock import RepoLock
 from pipeflow.storage.remote import Remote
@@ -189,4 +190,6 @@ def open_remote(repo: Repo, name: str | None = None) -> Remote:
                          hint=f"configured: {', '.join(sorted(remotes))}")
     if not info.url:
         raise UsageError(f"remote '{info.name}' has no url")
-    return Remote(info.name, info.url, info.options)
+    # pipeflow's own options are not the file system's
+    options = {k: v for k, v in info.options.items() if k != TRUST_KEY}
+    return Remote(info.name, info.url, options)

@@ -20,6 +20,7 @@ from pipeflow.repolock import RepoLock
 
 if TYPE_CHECKING:
     from pipeflow.execution.dask_executor import DaskExecutor
+    from pipeflow.lineage.trust import Trust
     from pipeflow.lockfile import FileEntry
     from pipeflow.storage.remote import Remote
 
@@ -52,6 +53,11 @@ class ReproReport:
     initialized: bool = False
     sources: list[str] = field(default_factory=list)
     """What happened to source data first: 'restored PATH' or 'new version of PATH'."""
+    warnings: list[str] = field(default_factory=list)
+    """``--pull``: what the fetch skipped (damaged files, records claiming this clone's
+    chain)."""
+    untrusted: list[tuple[str, Trust]] = field(default_factory=list)
+    """(stage, verdict): run-cache entries from a remote left unused (the stage ran)."""
 
 
 def sync_sources(repo: Repo, graph: Graph, names: list[str],
@@ -125,11 +131,13 @@ def _resolve_source(repo: Repo, path: str,
     return record_source(repo, path)
 
 
-def _pull_first(repo: Repo, options: ReproOptions) -> tuple[Remote, frozenset[str]]:
+def _pull_first(repo: Repo, options: ReproOptions
+                ) -> tuple[Remote, frozenset[str], list[str]]:
     """``--pull``: records, pointers and the lock's objects (source data and outputs)
     from the remote before anything is planned, so that sources are restored, missing
     outputs restore instead of rerunning and run-cache hits are seen. Returns the
-    remote and the sources whose locked version was not here before."""
+    remote, the sources whose locked version was not here before, and what the fetch
+    skipped."""
     from pipeflow import lockconflict
     from pipeflow.ops.remotes import open_remote
     from pipeflow.ops.transfer import fetch
@@ -137,9 +145,9 @@ def _pull_first(repo: Repo, options: ReproOptions) -> tuple[Remote, frozenset[st
 
     remote = open_remote(repo, options.remote)
     unseen = not_here(repo, lockconflict.read(repo.lock_path, LOCK_FILE).lock)
-    fetch(repo, options.remote)
+    fetched = fetch(repo, options.remote)
     repo.__dict__.pop("index", None)  # re-open: fetched records get indexed
-    return remote, unseen
+    return remote, unseen, fetched.skipped
 
 
 def _dask_setup(repo: Repo, options: ReproOptions) -> tuple[Remote, str] | None:
@@ -196,7 +204,8 @@ def repro(
         graph = project.graph
         names = select(graph, resolve_targets(graph, options.targets),
                        single_item=options.single_item, downstream=options.downstream)
-        remote, unseen = _pull_first(repo, options) if options.pull else (None, frozenset())
+        remote, unseen, skipped = (_pull_first(repo, options) if options.pull
+                                   else (None, frozenset(), []))
         report_sources = sync_sources(repo, graph, names, remote.name if remote else None,
                                       unseen)
         check_deps_exist(graph, repo.root, names)
@@ -212,7 +221,8 @@ def repro(
         scheduler = Scheduler(planner, names, jobs=jobs, keep_going=options.keep_going,
                               force=options.force, on_event=on_event, sink=sink, token=token,
                               history=history, executor=executor, cancel=cancel)
-        report = ReproReport(selected=names, initialized=initialized, sources=report_sources)
+        report = ReproReport(selected=names, initialized=initialized, sources=report_sources,
+                             warnings=skipped)
         forget = cancel.on_cancel(executor.cancel) if executor else (lambda: None)
         try:
             report.outcome = scheduler.run()
@@ -220,6 +230,7 @@ def repro(
             raise Interrupted(terminated=isinstance(exc, Terminated)) from exc
         finally:
             forget()
+            report.untrusted = history.untrusted
             if executor is not None:
                 executor.close()
             report.lock_changed = render_lock(repo, graph)

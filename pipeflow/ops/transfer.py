@@ -21,6 +21,7 @@ from pipeflow.errors import StorageError
 from pipeflow.hashing import hash_file
 from pipeflow.lacking import Lacking, lacking
 from pipeflow.lineage.records import parse_pointer
+from pipeflow.lineage.trust import remember_origins
 from pipeflow.lockfile import FileEntry, Lock, out_entries
 from pipeflow.ops.remotes import open_remote
 from pipeflow.repo import LOCK_FILE, Repo
@@ -279,7 +280,13 @@ def _fetch_records(repo: Repo, remote: Remote, report: TransferReport,
                    progress: Progress | None) -> None:
     records = repo.records
     local = {f"{chain}/{path.name}" for chain, _s, _i, path in records.iter_all()}
-    todo = sorted(remote.records() - local)
+    todo, claiming = _not_own(records.chain, remote.records() - local)
+    if claiming:
+        report.skipped.append(
+            f"{len(claiming)} run record(s) on remote '{remote.name}' claim this clone's own "
+            f"chain {records.chain} but are not here (e.g. runs/{claiming[0]}): not fetched; "
+            "only this clone writes its chain, so they were put there by someone else (or "
+            "this clone lost its cache: then delete .pipeflow/chain to start a new chain)")
     verified: list[tuple[Path, Path]] = []
     try:
         oks = parallel([_get_record(repo, remote, rel, verified) for rel in todo], progress)
@@ -292,6 +299,10 @@ def _fetch_records(repo: Repo, remote: Remote, report: TransferReport,
     # removed record.
     for tmp, final in sorted(verified, key=lambda pair: pair[1]):
         os.replace(tmp, final)
+    # Where each record came from: the run cache trusts a remote's records only as far
+    # as the project trusts that remote (pipeflow.lineage.trust).
+    remember_origins(repo.state, remote.name,
+                     (f"{final.parent.name}/{final.name}" for _tmp, final in verified))
     for rel, ok in zip(todo, oks, strict=True):
         if ok:
             report.records += 1
@@ -310,6 +321,14 @@ def _fetch_records(repo: Repo, remote: Remote, report: TransferReport,
     report.skipped += [_damaged(repo, rel, "ignored (delete it, or fetch from a remote that "
                                            "has a good copy)")
                        for rel in damaged if rel not in fixed]
+
+
+def _not_own(own: str, rels: set[str]) -> tuple[list[str], list[str]]:
+    """``rels`` split into records of other chains and those naming this clone's own
+    chain: a remote never adds to a chain only this clone writes (a planted record
+    there would pass for this clone's own work)."""
+    theirs = sorted(rel for rel in rels if rel.split("/", 1)[0] != own)
+    return theirs, sorted(rel for rel in rels if rel.split("/", 1)[0] == own)
 
 
 def _get_record(repo: Repo, remote: Remote, rel: str,

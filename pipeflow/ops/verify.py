@@ -8,7 +8,9 @@ number used twice), a record whose ``prev`` does not name the record before it o
 names none that exists, a lock entry naming a record that does not exist, and each
 damaged line of the tag log (file:line and what is wrong). Noted but not failing:
 objects the lock names that the cache does not hold (after ``gc`` or in a fresh clone
-before ``pull``).
+before ``pull``), and, chain by chain, records this clone did not write that no trusted
+key signed (``unsigned``; chains no earlier verify listed are marked new): intact is
+not vouched for, so those are never summed up as "everything verified".
 
 What this cannot see: the newest records of a chain removed together (nothing
 names them — unless a lock does), or a history forged consistently by someone who
@@ -45,6 +47,24 @@ class Problem:
         return {"kind": self.kind, "subject": self.subject, "message": self.message}
 
 
+@dataclass(frozen=True)
+class UnsignedChain:
+    """Records of a chain this clone did not write, that no trusted key signed."""
+
+    chain: str
+    records: int
+    origin: str
+    """The remote they were fetched from (names joined by ', '), or ``unknown``."""
+    users: tuple[str, ...]
+    """Who the records say ran them (their word: nothing vouches for it)."""
+    new: bool
+    """Not seen by an earlier ``verify`` in this clone."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chain": self.chain, "records": self.records, "origin": self.origin,
+                "users": list(self.users), "new": self.new}
+
+
 @dataclass
 class VerifyReport:
     """What ``verify`` checked and found."""
@@ -55,6 +75,8 @@ class VerifyReport:
     lock_runs: int = 0
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unsigned: list[UnsignedChain] = field(default_factory=list)
+    """Informational (``ok`` stays true): records from other clones, intact but unsigned."""
 
     @property
     def ok(self) -> bool:
@@ -64,7 +86,8 @@ class VerifyReport:
         return {"schema": 1, "ok": self.ok,
                 "checked": {"objects": self.objects, "records": self.records,
                             "chains": self.chains, "lock_runs": self.lock_runs},
-                "problems": [p.to_json() for p in self.problems], "notes": self.notes}
+                "problems": [p.to_json() for p in self.problems], "notes": self.notes,
+                "unsigned": [u.to_json() for u in self.unsigned]}
 
 
 def _object_ids(objects_dir: str) -> list[str]:
@@ -263,13 +286,50 @@ def verify_pointers(repo: Repo, report: VerifyReport) -> None:
             "(cut short or garbled): delete it, `pipeflow fetch` brings it again"))
 
 
+SEEN_CHAINS = "verify:seen-chains"
+"""State key: the chains an earlier ``verify`` listed (JSON list), so new ones stand out."""
+
+
+def verify_unsigned(repo: Repo, report: VerifyReport) -> None:
+    """List, chain by chain, the records this clone did not write that no trusted key
+    signed: where they came from, who they say ran them, and whether the chain is new
+    since the last ``verify``. Not a problem (unsigned is all there is until signing
+    keys exist) but never "everything verified" either."""
+    import json
+
+    from pipeflow.lineage.trust import TrustPolicy
+
+    policy = TrustPolicy.of(repo)
+    try:
+        seen = set(json.loads(repo.state.get(SEEN_CHAINS) or "[]"))
+    except (ValueError, TypeError):
+        seen = set()  # a damaged memory: every chain is new again, nothing worse
+    for chain in repo.records.chains():
+        origins: set[str] = set()
+        count = 0
+        for seq, rid, _path in repo.records.chain_records(chain):
+            light = RunRecord(rid, chain, seq, {})  # origin and signature need no body
+            origin, remote = policy.origin(light)
+            if origin == "local" or policy.signed(light):
+                continue
+            count += 1
+            origins.add(remote or "unknown")
+        if count:
+            report.unsigned.append(UnsignedChain(chain, count, ", ".join(sorted(origins)),
+                                                 repo.index.users(chain), chain not in seen))
+    listed = {u.chain for u in report.unsigned}
+    if not listed <= seen:
+        repo.state.put(SEEN_CHAINS, json.dumps(sorted(seen | listed)))
+
+
 def verify(repo: Repo, *, jobs: int | None = None) -> VerifyReport:
     """Check cache objects, record chains, the records the lock names, run-cache
-    pointers, and tags."""
+    pointers, and tags; list records from other clones that are unsigned."""
     report = VerifyReport()
     verify_objects(repo, report, jobs)
     good = verify_chains(repo.records, report)
     verify_lock(repo, good, report)
     verify_pointers(repo, report)
     verify_tags(repo, report)
+    verify_unsigned(repo, report)
     return report

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeflow.errors import UsageError
@@ -38,6 +38,9 @@ class VersionList:
     """Labels shown before in this clone that now name other content."""
     unfetched: tuple[tuple[str, str], ...] = ()
     """(label, hash) of committed versions whose run records this clone lacks."""
+    unsigned: dict[str, str] = field(default_factory=dict)
+    """First-run id -> ``unsigned, from remote 'NAME'`` for runs this clone did not
+    write (pipeflow.lineage.trust): shown beside the run, never taken as fact."""
 
 
 def versions(repo: Repo, target: str, *, sort: str | None = None) -> VersionList:
@@ -66,7 +69,20 @@ def versions(repo: Repo, target: str, *, sort: str | None = None) -> VersionList
                                                           key=lambda item: item[1])
                       if oid not in listed)
     return VersionList(path, found, labels.in_git, log.problems,
-                       tuple(labels.relabel(path)), unfetched)
+                       tuple(labels.relabel(path)), unfetched, _unsigned(repo, found))
+
+
+def _unsigned(repo: Repo, found: list[Version]) -> dict[str, str]:
+    from pipeflow.lineage.trust import TrustPolicy
+
+    policy = TrustPolicy.of(repo)
+    out: dict[str, str] = {}
+    for v in found:
+        rel = repo.index.run_rel(v.first_run)
+        what = policy.describe_rel(rel) if rel else ""
+        if what:
+            out[v.first_run] = what
+    return out
 
 
 def _sorted(found: list[Version], key: str) -> list[Version]:

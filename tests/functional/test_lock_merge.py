@@ -212,6 +212,8 @@ def test_a_resolution_that_matches_a_run_restores_from_the_run_cache(
     assert _merge(bob).returncode != 0
     # params.yaml conflicts too: bob takes alice's side of it, whose run is on the remote
     bob.git("checkout", "--theirs", "params.yaml")
+    # alice's run reaches bob through the remote: he trusts its unsigned run cache
+    assert bob.run("remote", "modify", "origin", "trust_run_cache", "true", "--local").code == 0
     assert bob.run("fetch").code == 0
     (bob.root / "out/a.txt").unlink()
     res = bob.run("repro", "--json")

@@ -124,6 +124,8 @@ def test_status_remote_and_repro_pull(project: Project, tmp_path: Path) -> None:
     runs(project)
     project.params({"prep": {"n": 3}, "train": {"lr": 0.05, "epochs": 2}, "eval": {"k": 1}})
     project.run("repro")  # back to lr 0.05 (run cache), then commit that state
+    # the team trusts its remote's unsigned run cache (the default is not to)
+    assert project.run("remote", "modify", "origin", "trust_run_cache", "true").code == 0
     project.git("add", "-A")
     project.git("commit", "-qm", "lr 0.05")
     clone = tmp_path / "c"

@@ -1,0 +1,197 @@
+"""Which run records may stand in for running a stage: the run cache's trust boundary.
+
+A run-cache hit replaces running a stage with outputs some record names, so the
+record must come from someone the project trusts. Anyone with write access to a
+remote can put a record, a pointer and objects there (issue 11: a planted record
+made CI restore a forged model). The rule, in :meth:`TrustPolicy.trusted`:
+
+- a record this clone wrote (its own chain) is trusted, as it always was; ``fetch``
+  never writes into this clone's chain, so a remote cannot put a record there;
+- a record fetched from a remote (its origin is remembered by ``fetch``) stands in
+  for a run only when it verifies against its name (SHA-256) and its chain's links
+  from the first record hold, *and* it is signed by a trusted key (a slot: keys come
+  with the registry work, DESIGN "Signatures beside, not inside") or the project
+  trusts that remote's run cache (``remote.NAME.trust_run_cache: true``);
+- a record of unknown origin (fetched before pipeflow remembered origins, its
+  memory lost, or put into a shared cache folder by another clone) counts as coming
+  from any remote: trusted only when every configured remote is.
+
+Records from a remote still serve lineage, versions and metrics, marked unsigned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from pipeflow.errors import StorageError
+from pipeflow.lineage.records import RecordStore, RunRecord
+
+if TYPE_CHECKING:
+    from pipeflow.repo import Repo
+    from pipeflow.state import StateDB
+
+Origin = Literal["local", "remote", "unknown"]
+TRUST_KEY = "trust_run_cache"
+"""The remote option that opts into that remote's unsigned run cache."""
+_ORIGIN = "record-origin:"
+"""State-database key prefix: ``record-origin:<chain>/<file>`` -> remote name."""
+
+
+@dataclass(frozen=True)
+class Trust:
+    """What pipeflow knows of who wrote a record, and whether it may skip a stage."""
+
+    usable: bool
+    """It may stand in for running its stage (a run-cache hit)."""
+    origin: Origin
+    record: str
+    """``chain/seq-sha.json``."""
+    remote: str | None = None
+    signed: bool = False
+    reasons: tuple[str, ...] = ()
+    """Why it is not usable (empty when it is)."""
+    vouched: bool = True
+    """Signed by a trusted key, from a remote whose run cache is trusted, or local."""
+
+    def __bool__(self) -> bool:
+        return self.usable
+
+    @property
+    def chain(self) -> str:
+        return self.record.split("/", 1)[0]
+
+    @property
+    def local(self) -> bool:
+        return self.origin == "local"
+
+    def describe(self) -> str:
+        """Where the record came from, in words (empty for this clone's own)."""
+        if self.local:
+            return ""
+        where = (f"from remote '{self.remote}'" if self.remote else
+                 "of unknown origin (fetched earlier, or another clone's)")
+        return f"{'signed' if self.signed else 'unsigned'} record {where}, chain {self.chain}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"origin": self.origin, "remote": self.remote, "record": self.record,
+                "signed": self.signed, "usable_for_run_cache": self.usable,
+                "reasons": list(self.reasons)}
+
+
+def remember_origins(state: StateDB, remote: str, rels: Iterable[str]) -> None:
+    """Note that the records ``rels`` (``chain/seq-sha.json``) came from ``remote``."""
+    state.put_many((_ORIGIN + rel, remote) for rel in rels)
+
+
+def origin_of(state: StateDB, rel: str) -> str | None:
+    """The remote a record was fetched from, if pipeflow remembers it."""
+    return state.get(_ORIGIN + rel)
+
+
+def trusted_remotes(config: Mapping[str, Any]) -> dict[str, bool]:
+    """Remote name -> whether the project trusts its unsigned run cache."""
+    remotes = config.get("remote") or {}
+    return {str(name): isinstance(s, dict) and s.get(TRUST_KEY) is True
+            for name, s in remotes.items()}
+
+
+class TrustPolicy:
+    """Judges records for one command (chain walks are remembered between calls)."""
+
+    def __init__(self, records: RecordStore, state: StateDB,
+                 remotes: Mapping[str, bool]) -> None:
+        self.records = records
+        self.state = state
+        self.remotes = dict(remotes)
+        self._intact: dict[str, int] = {}
+        """Chain -> the highest seq whose chain from seq 1 was checked whole."""
+
+    @classmethod
+    def of(cls, repo: Repo) -> TrustPolicy:
+        return cls(repo.records, repo.state, trusted_remotes(repo.config))
+
+    def origin(self, record: RunRecord) -> tuple[Origin, str | None]:
+        """Where ``record`` came from: this clone, a named remote, or unknown."""
+        remote = origin_of(self.state, record.rel_path)
+        if remote is not None:
+            return "remote", remote
+        if record.chain == self.records.own_chain():
+            return "local", None
+        return "unknown", None
+
+    def describe_rel(self, rel: str) -> str:
+        """``unsigned, from remote 'NAME'`` (or of unknown origin) for a record file
+        ``chain/seq-sha.json`` this clone did not write; empty for its own."""
+        chain, _, name = rel.partition("/")
+        seq, _, rest = name.partition("-")
+        light = RunRecord(rest.removesuffix(".json"), chain, int(seq) if seq.isdigit() else 0,
+                          {})  # origin and signature need no body
+        origin, remote = self.origin(light)
+        if origin == "local" or self.signed(light):
+            return ""
+        return f"unsigned, from remote '{remote}'" if remote else "unsigned, origin unknown"
+
+    def trusted(self, record: RunRecord) -> Trust:
+        """May ``record`` skip running its stage? With the reasons when it may not."""
+        origin, remote = self.origin(record)
+        if origin == "local":
+            return Trust(True, origin, record.rel_path)
+        signed = self.signed(record)
+        reasons: list[str] = []
+        broken = self._chain_problem(record)
+        if broken:
+            reasons.append(broken)
+        vouched = signed or self._remote_trusted(remote)
+        if not vouched:
+            which = (f"remote '{remote}'" if remote else
+                     "every remote (it is of unknown origin)")
+            reasons.append(f"it is unsigned and this project does not trust the run cache "
+                           f"of {which}")
+        return Trust(not reasons, origin, record.rel_path, remote, signed, tuple(reasons),
+                     vouched)
+
+    def _remote_trusted(self, remote: str | None) -> bool:
+        if remote is not None:
+            return self.remotes.get(remote, False)
+        return all(self.remotes.values())  # no remote at all: a shared local cache
+
+    def signed(self, record: RunRecord) -> bool:
+        """Signed by a trusted key. No keys exist yet: the registry work adds them
+        (an ed25519 signature stored beside the record, keys in the committed config),
+        and this is where their check goes."""
+        return False
+
+    def _chain_problem(self, record: RunRecord) -> str | None:
+        """Why the record's chain, from its first record to this one, does not hold
+        (a missing, duplicate, rewritten, moved or unlinked record), or None."""
+        chain, seq = record.chain, record.seq
+        if record.body.get("chain") != chain or record.body.get("seq") != seq:
+            return f"record {record.rel_path} does not say it is {chain}/{seq}"
+        done = self._intact.get(chain, 0)
+        if seq <= done:
+            return None
+        by_seq: dict[int, list[str]] = {}
+        paths = {}
+        for s, rid, path in self.records.chain_records(chain):
+            by_seq.setdefault(s, []).append(rid)
+            paths[rid] = path
+        prev: str | None = None if done == 0 else by_seq[done][0]
+        for s in range(done + 1, seq + 1):
+            ids = by_seq.get(s, [])
+            if len(ids) != 1:
+                return (f"chain {chain} has {len(ids)} records with seq {s}, not one "
+                        "(removed, or forked)")
+            try:
+                link = self.records.read_path(paths[ids[0]])
+            except StorageError as exc:
+                return exc.message
+            if link.body.get("chain") != chain or link.body.get("seq") != s or (
+                    link.prev != prev):
+                return f"chain {chain} does not link at seq {s}"
+            prev = link.id
+        if prev != record.id:
+            return f"record {record.rel_path} is not the one its chain holds at seq {seq}"
+        self._intact[chain] = seq
+        return None
