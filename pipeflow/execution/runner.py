@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from pipeflow import workspace_fs
 from pipeflow.execution.cancel import CancelToken
 from pipeflow.spec.model import Stage
 
@@ -103,8 +104,12 @@ def prepare_outputs(root: Path, stage: Stage) -> None:
     """Remove declared outputs (a persistent one becomes a private copy) and make parents.
 
     No command ever writes into a cached object: a hardlinked or read-only file
-    left in place could be modified through its link.
+    left in place could be modified through its link. Raises OutsideProjectError,
+    before removing anything, when an output's folder is a symlink leading out of
+    the project.
     """
+    for out in stage.outs:
+        workspace_fs.check_parents(root, out.path)
     for out in stage.outs:
         path = root / out.path
         if out.persist:
