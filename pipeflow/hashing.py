@@ -234,6 +234,13 @@ class Manifest:
         return HashInfo(self.hash, self.size, isdir=True, nfiles=len(self.entries))
 
 
+class UnsafeManifestError(StorageError):
+    """A folder manifest naming a member pipeflow must not place (``../x``,
+    ``.git/hooks/x``): exit 2, like an unsafe path in the lock."""
+
+    exit_code = 2
+
+
 _SAFE_LEN = 255
 """Paths up to this long pass the byte scan alone (no segment can exceed the limit)."""
 
@@ -245,7 +252,7 @@ def _check_safe_path(path: str) -> None:
 
     why = safepath.problem(path)
     if why is not None:
-        raise StorageError(f"directory manifest: unsafe path {path[:200]!r} (it {why})")
+        raise UnsafeManifestError(f"directory manifest: unsafe path {path[:200]!r} (it {why})")
 
 
 def _check_tree_shape(entries: tuple[ManifestEntry, ...]) -> None:

@@ -426,7 +426,7 @@ class ObjectStore:
             except StorageError as exc:
                 # Checked before any checkout writes a byte: a crafted manifest (say a
                 # member "../../x" or ".git/hooks/pre-commit") places nothing.
-                raise StorageError(
+                raise type(exc)(
                     f"folder manifest {oid}: {exc.message.removeprefix('directory manifest: ')};"
                     " nothing was written",
                     hint="the cache or the remote holds a crafted or damaged folder "
