@@ -10,7 +10,7 @@ from pipeflow.errors import StorageError, UsageError
 from pipeflow.execution.commit import restore_outputs
 from pipeflow.gitignore import ensure_ignored
 from pipeflow.graph import Graph, resolve_targets
-from pipeflow.hashing import HashInfo
+from pipeflow.hashing import HashInfo, UnsafeManifestError
 from pipeflow.lineage.pathspec import split_spec
 from pipeflow.lockfile import FileEntry, Lock, StageLock, hash_info, out_entries
 from pipeflow.ops.project import check_outputs_inside, load_project, recover, render_lock
@@ -136,7 +136,12 @@ def _check_before_writing(repo: Repo, graph: Graph, lock: Lock, sources: list[st
     for entry in entries:
         workspace_fs.check_parents(repo.root, entry.path)
         if entry.isdir and repo.store.has(entry.hash):
-            repo.store.manifest(entry.hash)
+            try:
+                repo.store.manifest(entry.hash)
+            except UnsafeManifestError:
+                raise
+            except StorageError:
+                pass  # corrupt or damaged: set aside, and reported as missing below
 
 
 def _missing_outputs(repo: Repo, stage: Stage, entry: StageLock, *, present_only: bool
