@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from pipeflow import atomicfile
+from pipeflow import atomicfile, workspace_fs
 
 _SPECIAL = set("*?[]!#\\")
 
@@ -21,7 +21,10 @@ def pattern_for(name: str) -> str:
 
 
 def ensure_ignored(root: Path, paths: Iterable[str]) -> list[Path]:
-    """Add each root-relative path to the .gitignore of its folder; returns files changed."""
+    """Add each root-relative path to the .gitignore of its folder; returns files changed.
+
+    Raises OutsideProjectError (nothing written) for a folder that is a symlink
+    leading out of the project."""
     by_folder: dict[str, list[str]] = defaultdict(list)
     for rel in paths:
         folder, _, name = rel.rpartition("/")
@@ -29,6 +32,8 @@ def ensure_ignored(root: Path, paths: Iterable[str]) -> list[Path]:
     changed = []
     for folder, names in sorted(by_folder.items()):
         ignore_file = root / folder / ".gitignore"
+        # never read or write a .gitignore through a link leading out of the project
+        workspace_fs.check_parents(root, f"{folder}/.gitignore" if folder else ".gitignore")
         try:
             text = ignore_file.read_text(encoding="utf-8")
         except FileNotFoundError:

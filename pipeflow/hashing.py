@@ -138,7 +138,9 @@ _ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
 # In manifest JSON a path is the first string of an entry: it follows '[' (and maybe
 # JSON whitespace). A match anywhere (even where no path is) only means each path is
 # checked one by one.
-_UNSAFE_SHAPES = re.compile(rb'\[[ \t\n\r]*"(?:/|"|\.\.?[/"])|//|/"|/\.\.?[/"]')
+# A ".git" or ".pipeflow" segment anywhere, too (hashes are hex: only a path can hold it).
+_UNSAFE_SHAPES = re.compile(
+    rb'\[[ \t\n\r]*"(?:/|"|\.\.?[/"])|//|/"|/\.\.?[/"]|[/"]\.(?:git|pipeflow)[/"]')
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,8 @@ class Manifest:
             if not (type(path) is str and type(oid) is str and is_hash(oid)
                     and type(size) is int and size >= 0 and type(executable) is bool):
                 raise StorageError(f"directory manifest: bad entry {item!r}")
-            if check_paths:
+            # a long path may break a length limit: the only case the scan cannot see
+            if check_paths or len(path) > _SAFE_LEN:
                 _check_safe_path(path)
             append(ManifestEntry(path, oid, size, executable))
         manifest = cls(tuple(entries))
@@ -231,13 +234,25 @@ class Manifest:
         return HashInfo(self.hash, self.size, isdir=True, nfiles=len(self.entries))
 
 
+class UnsafeManifestError(StorageError):
+    """A folder manifest naming a member pipeflow must not place (``../x``,
+    ``.git/hooks/x``): exit 2, like an unsafe path in the lock."""
+
+    exit_code = 2
+
+
+_SAFE_LEN = 255
+"""Paths up to this long pass the byte scan alone (no segment can exceed the limit)."""
+
+
 def _check_safe_path(path: str) -> None:
-    # Unsafe: empty, absolute, a NUL, or an empty, "." or ".." part. A dot part can
-    # only start the path or follow a "/", so most names need no split.
-    if (not path or path[0] == "/" or path[-1] == "/" or "//" in path or "\0" in path
-            or ((path[0] == "." or "/." in path)
-                and any(p in (".", "..") for p in path.split("/")))):
-        raise StorageError(f"directory manifest: unsafe path {path!r}")
+    # The rule of pipeflow.safepath: relative, normal, no control characters, outside
+    # .git/ and .pipeflow/, within length limits (a manifest comes from a remote).
+    from pipeflow import safepath
+
+    why = safepath.problem(path)
+    if why is not None:
+        raise UnsafeManifestError(f"directory manifest: unsafe path {path[:200]!r} (it {why})")
 
 
 def _check_tree_shape(entries: tuple[ManifestEntry, ...]) -> None:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from pipeflow import atomicfile, diskfull, yamlemit
+from pipeflow import atomicfile, diskfull, safepath, yamlemit
 from pipeflow.errors import LockfileError
 
 if TYPE_CHECKING:
@@ -278,6 +278,17 @@ class _Checker:
             self.fail(fld, f"expected a non-empty string, got {_kind(value)}")
         return value
 
+    def path(self, value: object, fld: str) -> str:
+        """A path the lock names: checked by :mod:`pipeflow.safepath` at parse time, so
+        no caller can use ``../x``, ``/etc/x`` or ``.git/hooks/x`` from a crafted lock."""
+        where = f"{self.where}: field '{fld}'" if fld else self.where
+        try:
+            return safepath.check(value, where=where)
+        except safepath.UnsafePathError as exc:
+            # A LockfileError: readers of old locks (gc, version labels) skip such a
+            # lock like any other damaged one.
+            raise LockfileError(exc.message, hint=exc.hint) from exc
+
     def hexdigest(self, value: object, fld: str, pattern: re.Pattern[str], what: str) -> str:
         if not isinstance(value, str) or not pattern.fullmatch(value):
             self.fail(fld, f"expected {what}, got {_kind(value)}")
@@ -370,7 +381,7 @@ def _entry_kwargs(
     else:
         digest = c.hexdigest(d["hash"], hash_field, _HEX32, "32 lowercase hex digits")
     return {
-        "path": path if path is not None else c.string(d["path"], _join(fld, "path")),
+        "path": path if path is not None else c.path(d["path"], _join(fld, "path")),
         "hash": digest,
         "size": c.count(d["size"], _join(fld, "size")),
         "isdir": c.flag(d.get("isdir", False), _join(fld, "isdir")),
@@ -405,6 +416,7 @@ def _stage(c: _Checker, value: object) -> StageLock:
     for file, keys in params.items():
         if not isinstance(file, str) or not file:
             c.fail("params", f"file names must be non-empty strings, got {_kind(file)}")
+        c.path(file, "params")
         c.data_mapping(keys, f"params.{file}")
     metrics = d.get("metrics", [])
     if not isinstance(metrics, list):
@@ -505,6 +517,7 @@ def lock_from_dict(data: Any, file: str = "pipeline.lock") -> Lock:
     for path, body in top.mapping(d.get("sources", {}), "sources").items():
         if not isinstance(path, str) or not path:
             top.fail("sources", f"paths must be non-empty strings, got {_kind(path)}")
+        top.path(path, "sources")
         sources[path] = _entry(_Checker(f"{file}: source '{path}'", hint), body, "", path)
     return Lock(stages=stages, sources=sources)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from pipeflow import workspace_fs
 from pipeflow.errors import StageFailed
 from pipeflow.gitignore import ensure_ignored
 from pipeflow.hashing import DirScan
@@ -48,6 +49,11 @@ def commit_outputs(repo: Repo, stage: Stage, comps: Components) -> StageLock:
     root = repo.root
     scans: dict[str, DirScan | None] = {}
     for out in stage.outs:
+        # the command may have made a folder above an output a link leading out of the
+        # project: nothing is read, stored or written through it
+        problem = workspace_fs.parent_problem(root, out.path)
+        if problem is not None:
+            raise StageFailed(stage.name, f"output {problem}")
         if not os.path.lexists(root / out.path):
             msg = f"it did not write its declared output '{out.path}'"
             raise StageFailed(stage.name, msg)
@@ -66,7 +72,7 @@ def commit_outputs(repo: Repo, stage: Stage, comps: Components) -> StageLock:
                 repo.store.add_file(root / out.path, info.hash)
         if out.cache and repo.linker.setting == "hardlink":
             # the workspace copy becomes a link to the object: one copy on disk
-            repo.store.checkout(info, root / out.path, linker=repo.linker)
+            repo.store.checkout(info, root / out.path, linker=repo.linker, root=root)
             repo.hasher.forget(out.path)
         entry = file_entry(out.path, info, cache=out.cache)
         if out.kind == "metric":

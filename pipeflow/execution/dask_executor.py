@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pipeflow import workspace_fs
 from pipeflow.credentials import redact, without_secrets
 from pipeflow.errors import PipeflowError, StorageError, UsageError
 from pipeflow.execution.dask_worker import (
@@ -255,12 +256,15 @@ class DaskExecutor:
             else:
                 files.add(info.hash)
         self._fetch(files)
+        for path, _info, _x in infos:  # all checked first: the cleanup below deletes
+            workspace_fs.check_parents(self.repo.root, path)
         placed: list[Path] = []
         try:
             for path, info, executable in infos:
                 dest = self.repo.root / path
                 placed.append(dest)
-                store.checkout(info, dest, linker=self.repo.linker, executable=executable)
+                store.checkout(info, dest, linker=self.repo.linker, executable=executable,
+                               root=self.repo.root)
         except BaseException:
             for dest in placed:
                 if dest.is_dir() and not dest.is_symlink():

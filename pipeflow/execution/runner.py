@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from pipeflow import workspace_fs
 from pipeflow.execution.cancel import CancelToken
 from pipeflow.spec.model import Stage
 
@@ -104,11 +105,15 @@ def prepare_outputs(root: Path, stage: Stage) -> None:
 
     No command ever writes into a cached object: a hardlinked or read-only file
     left in place could be modified through its link. A dead writer's temporary files
-    beside the outputs go too (one listing per folder the stage writes into).
+    beside the outputs go too (one listing per folder the stage writes into). Raises
+    OutsideProjectError, before removing anything, when an output's folder is a
+    symlink leading out of the project.
     """
     from pipeflow.storage.leftovers import in_project, sweep
 
     parents = {p.parent for p in in_project(root, [out.path for out in stage.outs])}
+    for out in stage.outs:
+        workspace_fs.check_parents(root, out.path)
     for out in stage.outs:
         path = root / out.path
         if out.persist:

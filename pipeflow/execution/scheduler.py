@@ -35,6 +35,7 @@ from pipeflow.lineage.history import History, entry_from_record
 from pipeflow.planning import Planner, StageState
 from pipeflow.spec.model import Stage
 from pipeflow.storage.durability import SyncAhead
+from pipeflow.workspace_fs import OutsideProjectError
 
 EventKind = Literal["skipped", "restored", "started", "finished", "failed", "blocked"]
 
@@ -183,7 +184,9 @@ class Scheduler:
         if state.restorable and entry is not None and (not self.force or stage.frozen):
             try:
                 restored = restore_outputs(self.repo, stage, entry)
-            except StorageError as exc:  # a corrupt object: set aside, so recompute
+            # a corrupt object: set aside, so recompute (an output whose folder leads
+            # out of the project: preparing the stage to run reports it)
+            except (StorageError, OutsideProjectError) as exc:
                 why = Change("output", "", f"cannot restore from the cache ({exc.message})")
                 state = StageState(name, "frozen" if stage.frozen else "changed", (why,),
                                    state.components)
@@ -203,10 +206,13 @@ class Scheduler:
             return
         try:
             prepare_outputs(self.repo.root, stage)
-        except OSError as exc:
-            where = exc.filename or "an output"
-            error = StageFailed(name, f"cannot clear its output {where} before running: "
-                                      f"{exc.strerror or exc}")
+        except (OSError, OutsideProjectError) as exc:
+            if isinstance(exc, OutsideProjectError):
+                error = StageFailed(name, f"did not run: output {exc.message}")
+            else:
+                where = exc.filename or "an output"
+                error = StageFailed(name, f"cannot clear its output {where} before running: "
+                                          f"{exc.strerror or exc}")
             self._finish(name, "failed")
             self.outcome.failed.append(error)
             self.emit(StageEvent("failed", name, state, error=error))
@@ -228,8 +234,10 @@ class Scheduler:
             return False
         try:
             restore_run_outputs(self.repo, stage, source.outputs)
-        except StorageError:
-            return False  # a corrupt object was set aside: run the stage instead
+        except (StorageError, OutsideProjectError):
+            # a corrupt object was set aside (or an output's folder leads out of the
+            # project, which preparing the stage reports): run the stage instead
+            return False
         self.history.record_restore(stage, comps, source, time.time())
         entry = entry_from_record(comps, source)
         journal.append(self.repo.state, stage.name, entry)

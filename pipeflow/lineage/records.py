@@ -44,6 +44,40 @@ def parse_pointer(data: bytes) -> str | None:
     return m.group(1).decode("ascii") if m else None
 
 
+def _record_paths(body: Mapping[str, Any]) -> Iterator[tuple[str, object]]:
+    """(field, path) of every project path a record names (entries of the wrong shape
+    are the type checks' business, not this walk's; ``components.outs`` holds labels,
+    not paths, and is used as text only)."""
+    outputs = body.get("outputs")
+    for i, out in enumerate(outputs if isinstance(outputs, list) else []):
+        if isinstance(out, dict):
+            yield f"outputs[{i}].path", out.get("path")
+    metrics = body.get("metrics")
+    for key in metrics if isinstance(metrics, dict) else {}:
+        yield "metrics", key
+    comps = body.get("components")
+    if isinstance(comps, dict):
+        for part in ("deps", "code"):
+            items = comps.get(part)
+            for i, item in enumerate(items if isinstance(items, list) else []):
+                if isinstance(item, dict):
+                    yield f"components.{part}[{i}].path", item.get("path")
+
+
+def unsafe_path(body: Mapping[str, Any]) -> str | None:
+    """Why a record's body names a path pipeflow must not use (``../x``, ``/etc/x``,
+    ``.git/hooks/x``: :mod:`pipeflow.safepath`), or None. Such a record is a bad
+    record: skipped with a warning, reported by ``verify``, never used."""
+    from pipeflow import safepath
+
+    for fld, path in _record_paths(body):
+        why = safepath.problem(path)
+        if why is not None:
+            shown = repr(path[:200]) if isinstance(path, str) else type(path).__name__
+            return f"field '{fld}': path {shown} {why}"
+    return None
+
+
 def iso(ts: float) -> str:
     """UTC ISO 8601 with milliseconds, as records keep times."""
     return datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat(timespec="milliseconds")
@@ -217,6 +251,11 @@ class RecordStore:
             raise StorageError(f"run record {path.name} is not JSON") from exc
         if not isinstance(body, dict):
             raise StorageError(f"run record {path.name} is not a JSON object")
+        unsafe = unsafe_path(body)
+        if unsafe is not None:
+            raise StorageError(f"run record {path.name}: {unsafe}",
+                               hint="a crafted or damaged record: it is skipped; "
+                                    "`pipeflow verify` lists it")
         return RunRecord(m.group(2), path.parent.name, int(m.group(1)), body)
 
     def read_rel(self, rel: str) -> RunRecord:

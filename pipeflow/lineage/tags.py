@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeflow import atomicfile
+from pipeflow import atomicfile, safepath
 from pipeflow.errors import UsageError
 from pipeflow.lineage.records import canonical, iso
 
@@ -151,9 +151,13 @@ def _parse(number: int, text: str) -> _Parsed | str:
     if not isinstance(body.get("when", ""), str) or not isinstance(body.get("prev"),
                                                                     (str, type(None))):
         return "'when' or 'prev' is not a string"
+    # A tag of "../x" or ".git/hooks/x" (pipeflow.safepath) is skipped like a damaged
+    # line; set as the line's problem, so the lines after it in its chain still read.
+    unsafe = safepath.problem(body["path"])
+    bad_path = None if unsafe is None else f"its path {body['path'][:200]!r} {unsafe}"
     if "chain" not in body:  # the format before chains: the line's own hash is its id
         line_hash = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-        return _Parsed(number, text, body, line_hash, line_hash, LEGACY_CHAIN, 0)
+        return _Parsed(number, text, body, line_hash, line_hash, LEGACY_CHAIN, 0, bad_path)
     chain, seq, claimed = body.get("chain"), body.get("seq"), body.get("id")
     if not isinstance(chain, str) or not chain or chain == LEGACY_CHAIN:
         return "'chain' is not a chain id"
@@ -162,7 +166,7 @@ def _parse(number: int, text: str) -> _Parsed | str:
     if not isinstance(claimed, str):
         return "no 'id'"
     real = entry_id(body)
-    problem = None if real == claimed else (
+    problem = bad_path if real == claimed else (
         f"its content does not match its id {claimed[:12]}: the line was edited after it "
         "was written")
     return _Parsed(number, text, body, real, claimed, chain, seq, problem)

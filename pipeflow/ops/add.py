@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from pipeflow import faults, lockfile
+from pipeflow import faults, lockfile, safepath, workspace_fs
 from pipeflow.errors import UsageError
 from pipeflow.gitignore import ensure_ignored
 from pipeflow.lineage.records import iso
@@ -63,6 +63,10 @@ def add(repo: Repo, paths: list[str], *, wait: float = 0.0) -> AddReport:
             path, _ = split_spec(repo, text, set())
             if path in (".", "") or path.startswith(".pipeflow") or path.startswith(".git"):
                 raise UsageError(f"cannot add '{text}': choose a data file or folder")
+            why = safepath.problem(path)  # the lock could not be read back otherwise
+            if why is not None:
+                raise UsageError(f"cannot add {text!r}: its path {why}")
+            workspace_fs.check_parents(repo.root, path)  # nothing read or written outside
             producer = graph.producer_of(path)
             if producer is not None:
                 raise UsageError(f"'{path}' is an output of stage '{producer}'",

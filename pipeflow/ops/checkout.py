@@ -5,15 +5,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from pipeflow import faults
+from pipeflow import faults, workspace_fs
 from pipeflow.errors import StorageError, UsageError
 from pipeflow.execution.commit import restore_outputs
 from pipeflow.gitignore import ensure_ignored
-from pipeflow.graph import resolve_targets
-from pipeflow.hashing import HashInfo
+from pipeflow.graph import Graph, resolve_targets
+from pipeflow.hashing import HashInfo, UnsafeManifestError
 from pipeflow.lineage.pathspec import split_spec
 from pipeflow.lockfile import FileEntry, Lock, StageLock, hash_info, out_entries
-from pipeflow.ops.project import load_project, recover, render_lock
+from pipeflow.ops.project import check_outputs_inside, load_project, recover, render_lock
 from pipeflow.repo import LOCK_FILE, Repo
 from pipeflow.repolock import RepoLock
 from pipeflow.spec.model import Stage
@@ -65,6 +65,7 @@ def checkout(repo: Repo, targets: list[str] | None = None, *, wait: float = 0.0,
                 stage_targets.append(target)
         names = (resolve_targets(graph, stage_targets) if stage_targets
                  else [] if targets else list(graph.order))
+        _check_before_writing(repo, graph, lock, sources, names)
         for path in sources:
             _restore_source(repo, path, lock.sources[path], report)
         for name in names:
@@ -123,6 +124,26 @@ def checkout(repo: Repo, targets: list[str] | None = None, *, wait: float = 0.0,
     return report
 
 
+def _check_before_writing(repo: Repo, graph: Graph, lock: Lock, sources: list[str],
+                          names: list[str]) -> None:
+    """Everything a checkout would refuse, refused before it writes anything: a path
+    whose folder is a symlink leading out of the project, and a folder manifest (in
+    the cache already: a pull has fetched them) naming a member such as ``../x``."""
+    check_outputs_inside(repo, graph, names)
+    entries = [lock.sources[path] for path in sources]
+    for name in names:
+        entries += [e for e in out_entries(lock.stages.get(name)).values() if e.cache]
+    for entry in entries:
+        workspace_fs.check_parents(repo.root, entry.path)
+        if entry.isdir and repo.store.has(entry.hash):
+            try:
+                repo.store.manifest(entry.hash)
+            except UnsafeManifestError:
+                raise
+            except StorageError:
+                pass  # corrupt or damaged: set aside, and reported as missing below
+
+
 def _missing_outputs(repo: Repo, stage: Stage, entry: StageLock, *, present_only: bool
                      ) -> list[str]:
     """Cached outputs of ``stage`` whose objects the store lacks (with
@@ -171,6 +192,7 @@ def _checkout_version(
                         for p in log.problems]
     chosen = resolve(repo, path, version, light_versions(repo, path, log.tags_of(path)))
     info = HashInfo(chosen.hash, chosen.size or 0, chosen.isdir)
+    workspace_fs.check_parents(repo.root, path)
     tried = _fetch_version(repo, info) if repo.store.missing(info) else None
     if repo.store.missing(info):
         what = f"{chosen.label} of {path} ({chosen.hash[:8]})"

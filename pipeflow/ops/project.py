@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pipeflow import __version__, journal, lockconflict, lockfile
-from pipeflow.errors import UsageError
+from pipeflow.errors import SpecError, UsageError
 from pipeflow.graph import Graph, build_graph
 from pipeflow.lockfile import Lock, StageLock
 from pipeflow.lockmerge import MergedLock
@@ -55,6 +55,26 @@ def load_project(repo: Repo) -> Project:
         remember_order=state.put if state else None,
     )
     return Project(graph)
+
+
+def check_outputs_inside(repo: Repo, graph: Graph, names: Iterable[str] | None = None) -> None:
+    """Refuse, before a write command acts, a declared output whose folder is a
+    symlink leading out of the project (``link -> /elsewhere``, ``outs: [link/out]``):
+    a SpecError at the stage's place in the spec. Write commands call it; ``status``
+    does not pay for it (it writes nothing), and every writer checks again anyway
+    (:mod:`pipeflow.workspace_fs`)."""
+    from pipeflow import workspace_fs
+
+    stages = graph.pipeline.stages
+    for name in names if names is not None else graph.order:
+        stage = stages[name]
+        for out in stage.outs:
+            problem = workspace_fs.parent_problem(repo.root, out.path)
+            if problem is not None:
+                raise SpecError(f"stage '{name}': output {problem}", stage.location,
+                                hint="pipeflow writes outputs only inside the project: "
+                                     "replace the symlink with a real folder, or declare "
+                                     "the output elsewhere")
 
 
 def current_lock(repo: Repo) -> Lock:

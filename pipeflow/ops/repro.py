@@ -13,7 +13,7 @@ from pipeflow.execution.runner import LineSink
 from pipeflow.execution.scheduler import EventSink, Outcome, Scheduler
 from pipeflow.graph import Graph, check_deps_exist, resolve_targets, select
 from pipeflow.ops.init import init
-from pipeflow.ops.project import load_project, recover, render_lock
+from pipeflow.ops.project import check_outputs_inside, load_project, recover, render_lock
 from pipeflow.planning import Planner, StageState
 from pipeflow.repo import LOCK_FILE, Repo
 from pipeflow.repolock import RepoLock
@@ -93,7 +93,8 @@ def sync_sources(repo: Repo, graph: Graph, names: list[str],
     sources = dict(lock.sources)
     for s in states:
         if s.state in ("absent", "checked-out"):
-            repo.store.checkout(hash_info(s.locked), repo.root / s.path, linker=repo.linker)
+            repo.store.checkout(hash_info(s.locked), repo.root / s.path, linker=repo.linker,
+                                root=repo.root)
             repo.hasher.forget(s.path)
             notes.append(f"restored {s.path}" if s.state == "absent" else
                          f"restored the locked version of {s.path} (another was checked out)")
@@ -204,6 +205,7 @@ def repro(
         graph = project.graph
         names = select(graph, resolve_targets(graph, options.targets),
                        single_item=options.single_item, downstream=options.downstream)
+        check_outputs_inside(repo, graph, names)
         remote, unseen, skipped = (_pull_first(repo, options) if options.pull
                                    else (None, frozenset(), []))
         report_sources = sync_sources(repo, graph, names, remote.name if remote else None,

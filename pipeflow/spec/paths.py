@@ -31,8 +31,9 @@ def resolve(path: str, wdir: str = ".") -> str:
         raise PathError("is absolute")
     if path.startswith("~"):
         raise PathError("starts with '~', which pipeflow does not expand")
-    if "\0" in path:
-        raise PathError("contains a NUL character")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in path):
+        # the rule of pipeflow.safepath: a lock naming such a path would not read back
+        raise PathError("contains a NUL or control character")
     joined = posixpath.normpath(posixpath.join(wdir, path))
     if joined == ".." or joined.startswith("../"):
         raise PathError("is outside the project")
@@ -40,9 +41,11 @@ def resolve(path: str, wdir: str = ".") -> str:
 
 
 def check_output(path: str) -> None:
-    """Refuse a resolved output path that is the root or inside ``.pipeflow/`` or ``.git/``."""
+    """Refuse a resolved output path that is the root or inside a ``.pipeflow/`` or
+    ``.git/`` folder, at any depth."""
     if path == ".":
         raise PathError("is the project root")
-    top = path.split("/", 1)[0]
-    if top in _RESERVED_DIRS:
-        raise PathError(f"is inside {top}/, which belongs to {top[1:]}")
+    # at any depth: a nested .git/ is a repository of its own (pipeflow.safepath)
+    for part in path.split("/"):
+        if part in _RESERVED_DIRS:
+            raise PathError(f"is inside {part}/, which belongs to {part[1:]}")

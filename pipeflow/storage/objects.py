@@ -34,7 +34,7 @@ from typing import TypeVar
 
 import xxhash
 
-from pipeflow import diskfull, faults
+from pipeflow import diskfull, faults, workspace_fs
 from pipeflow.errors import StorageError
 from pipeflow.hashing import (
     DirScan,
@@ -430,7 +430,18 @@ class ObjectStore:
         """The directory manifest stored as object ``oid`` (verified, memoized)."""
         found = self._manifests.get(oid)
         if found is None:
-            found = Manifest.from_bytes(self.read_bytes(oid))
+            data = self.read_bytes(oid)
+            try:
+                found = Manifest.from_bytes(data)
+            except StorageError as exc:
+                # Checked before any checkout writes a byte: a crafted manifest (say a
+                # member "../../x" or ".git/hooks/pre-commit") places nothing.
+                raise type(exc)(
+                    f"folder manifest {oid}: {exc.message.removeprefix('directory manifest: ')};"
+                    " nothing was written",
+                    hint="the cache or the remote holds a crafted or damaged folder "
+                         "manifest: ask who pushed it; `pipeflow repro` recomputes an "
+                         "output") from exc
             if found.hash != oid:
                 # Bytes are right but not canonical: not written by us.
                 raise StorageError(f"object {oid} is not a canonical directory manifest")
@@ -498,6 +509,7 @@ class ObjectStore:
         linker: Linker,
         executable: bool = False,
         hasher: Hasher | None = None,
+        root: Path | None = None,
     ) -> None:
         """Make ``dest`` hold ``info`` (a file or a directory), verifying each object as
         it is placed; a corrupt or missing object raises StorageError naming oid and
@@ -507,7 +519,15 @@ class ObjectStore:
         (ignored files included). ``executable`` is the x bit of a single file. With
         ``hasher`` (whose root contains ``dest``), files already holding the right
         bytes are left alone, and the hasher forgets ``dest`` afterwards.
+
+        ``root`` (default: the hasher's) is the project ``dest`` must stay in: a folder
+        above ``dest`` that is a symlink leading out of it is refused before anything
+        is written or pruned (:mod:`pipeflow.workspace_fs`).
         """
+        if root is None and hasher is not None:
+            root = hasher.root
+        if root is not None:
+            workspace_fs.check_place(root, dest)
         dest_s = os.path.abspath(dest)
         parent = os.path.dirname(dest_s)
         mode = linker.mode_for(self.path, Path(parent))

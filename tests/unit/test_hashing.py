@@ -16,7 +16,7 @@ import xxhash
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeflow import hashing
+from pipeflow import hashing, safepath
 from pipeflow.errors import StorageError
 from pipeflow.hashing import (
     HASH_NAME,
@@ -693,12 +693,15 @@ def test_single_files_do_not_load_the_whole_stat_cache(
     db.close()
 
 
-@settings(max_examples=400, deadline=None)
-@given(path=st.text(alphabet="ab./\0", max_size=8))
-def test_manifest_path_safety_is_exactly_no_empty_dot_or_dotdot_part(path: str) -> None:
+@settings(max_examples=1000, deadline=None)
+@given(path=st.text(alphabet="ab./\0\x1f", max_size=8)
+       | st.lists(st.sampled_from(["a", ".git", ".pipeflow", "..", ".", "", "x" * 256]),
+                  min_size=1, max_size=4).map("/".join))
+def test_manifest_path_safety_is_exactly_the_safepath_rule(path: str) -> None:
     # A manifest from a remote is hash-consistent, not trusted: a path may never
-    # climb out of the folder, be absolute, or name the folder itself.
-    unsafe = "\0" in path or any(p in ("", ".", "..") for p in path.split("/"))
+    # climb out of the folder, be absolute, name the folder itself, or reach into a
+    # .git/ or .pipeflow/ below it (pipeflow.safepath's rule).
+    unsafe = safepath.problem(path) is not None
     doc = f'{{"format":1,"entries":[[{json.dumps(path)},"{H}",1,false]]}}'.encode()
     if unsafe:
         with pytest.raises(StorageError, match="unsafe path"):
@@ -708,7 +711,8 @@ def test_manifest_path_safety_is_exactly_no_empty_dot_or_dotdot_part(path: str) 
 
 
 @settings(max_examples=400, deadline=None)
-@given(paths=st.lists(st.text(alphabet="ab./ \\\0é", max_size=6), min_size=1, max_size=3,
+@given(paths=st.lists(st.text(alphabet="ab./ \\\0ég", max_size=6) | st.just("a/.git"),
+                      min_size=1, max_size=3,
                       unique=True),
        space=st.sampled_from(["", " ", "\n", "\t "]), ascii_only=st.booleans())
 def test_manifest_safety_holds_for_any_json_spelling(
@@ -716,7 +720,7 @@ def test_manifest_safety_holds_for_any_json_spelling(
 ) -> None:
     # The fast check scans the raw bytes; JSON may spell the same document with
     # whitespace or escapes: a bad path must be refused however it is written.
-    unsafe = any("\0" in p or any(q in ("", ".", "..") for q in p.split("/")) for p in paths)
+    unsafe = any(safepath.problem(p) is not None for p in paths)
     files = set(paths)
     clash = any("/".join(p.split("/")[:i]) in files
                 for p in paths for i in range(1, len(p.split("/"))))
@@ -731,6 +735,14 @@ def test_manifest_safety_holds_for_any_json_spelling(
             Manifest.from_bytes(doc)
     else:
         assert sorted(e.path for e in Manifest.from_bytes(doc).entries) == sorted(paths)
+
+
+@pytest.mark.parametrize("member", [".git/hooks/pre-commit", "sub/.git/config",
+                                    ".pipeflow/config", "a/\u0007b", "x" * 256])
+def test_manifest_members_inside_git_or_with_controls_are_refused(member: str) -> None:
+    doc = json.dumps({"format": 1, "entries": [[member, H, 1, False]]}).encode()
+    with pytest.raises(StorageError, match="unsafe path"):
+        Manifest.from_bytes(doc)
 
 
 def test_manifest_in_another_json_encoding_gets_every_path_checked() -> None:

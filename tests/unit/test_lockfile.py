@@ -349,6 +349,12 @@ def test_surrogate_paths_survive_a_file_round_trip(tmp_path: Path) -> None:
 any_text = st.text(st.characters(exclude_categories=()), max_size=20)
 names = st.text(st.characters(exclude_categories=()), min_size=1, max_size=20)
 hashes = st.text("0123456789abcdef", min_size=32, max_size=32)
+# Paths a lock may hold (pipeflow.safepath): relative, normal, no control characters,
+# outside .git/ and .pipeflow/.
+segments = st.text(st.characters(exclude_categories=("Cc", "Cs"), exclude_characters="/"),
+                   min_size=1, max_size=8).filter(lambda s: s not in (".", "..", ".git",
+                                                                       ".pipeflow"))
+paths = st.lists(segments, min_size=1, max_size=3).map("/".join)
 counts = st.integers(min_value=0, max_value=2**64)
 scalars = (
     st.none()
@@ -364,7 +370,7 @@ values = st.recursive(
     max_leaves=6,
 )
 entry_fields: dict[str, Any] = {
-    "path": names,
+    "path": paths,
     "hash": hashes,
     "size": counts,
     "isdir": st.booleans(),
@@ -381,7 +387,7 @@ stages = st.builds(
     cmd=st.lists(any_text, max_size=3).map(tuple),
     fingerprint=hashes,
     deps=st.lists(input_entries, max_size=3).map(tuple),
-    params=st.dictionaries(names, st.dictionaries(names, values, max_size=3), max_size=2),
+    params=st.dictionaries(paths, st.dictionaries(names, values, max_size=3), max_size=2),
     code=st.lists(input_entries, max_size=2).map(tuple),
     env=st.dictionaries(names, values, max_size=3),
     outs=st.lists(entries, max_size=3).map(tuple),
@@ -391,7 +397,7 @@ stages = st.builds(
 locks = st.builds(
     Lock,
     stages=st.dictionaries(names, stages, max_size=4),
-    sources=st.dictionaries(names, entries, max_size=3).map(
+    sources=st.dictionaries(paths, entries, max_size=3).map(
         lambda d: {k: dataclasses.replace(v, path=k) for k, v in d.items()}
     ),
 )
@@ -499,3 +505,54 @@ def test_corrupted_structures_raise_only_lockfile_error(lock: Lock, data: st.Dat
     from pipeflow import yamlemit
 
     loads_or_lockfile_error(HEADER + yamlemit.dump(doc))
+
+
+# --- paths (issue 11: a crafted lock must not name a place outside the project) -----
+
+_SOURCE = "schema: 1\nsources:\n  {path}: {{hash: " + "a" * 32 + ", size: 1}}\n"
+_STAGE = ("schema: 1\nstages:\n  s:\n    cmd: x\n    fingerprint: " + "b" * 32 +
+          "\n    {field}:\n    - {{path: {path}, hash: " + "a" * 32 + ", size: 1}}\n")
+
+
+@pytest.mark.parametrize("path", [
+    "../escaped.txt", "/abs/path", ".git/hooks", ".git/hooks/pre-commit", "data/../../x",
+    "a/./b", "a//b", "a/", ".pipeflow/config", "sub/.git/config", '"a\\0b"', '"a\\nb"',
+])
+def test_a_lock_source_with_an_unsafe_path_is_refused_naming_it(path: str) -> None:
+    with pytest.raises(LockfileError) as exc:
+        loads(_SOURCE.format(path=json.dumps(path) if not path.startswith('"') else path))
+    assert "pipeline.lock" in exc.value.message and "sources" in exc.value.message
+    assert "nothing was written" in exc.value.message
+
+
+@pytest.mark.parametrize("field", ["deps", "code", "outs", "metrics"])
+@pytest.mark.parametrize("path", ["../x", "/etc/passwd", ".git/hooks/pre-commit"])
+def test_a_lock_stage_entry_with_an_unsafe_path_is_refused_naming_it(field: str,
+                                                                      path: str) -> None:
+    with pytest.raises(LockfileError) as exc:
+        loads(_STAGE.format(field=field, path=json.dumps(path)))
+    assert f"stage 's': field '{field}[0].path'" in exc.value.message
+
+
+def test_a_lock_params_file_with_an_unsafe_path_is_refused() -> None:
+    text = ("schema: 1\nstages:\n  s:\n    cmd: x\n    fingerprint: " + "b" * 32 +
+            "\n    params:\n      ../params.yaml: {lr: 1}\n")
+    with pytest.raises(LockfileError, match="params"):
+        loads(text)
+
+
+@settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=40))
+def test_any_source_path_is_refused_or_safe(path: str) -> None:
+    """Whatever string a crafted lock names as a source or an output, the parser
+    either refuses it or yields a path pipeflow.safepath accepts."""
+    from pipeflow import safepath
+
+    for text in (_SOURCE.format(path=json.dumps(path)),
+                 _STAGE.format(field="outs", path=json.dumps(path))):
+        try:
+            lock = loads(text)
+        except LockfileError:
+            continue
+        named = [*lock.sources, *(e.path for s in lock.stages.values() for e in s.outs)]
+        assert all(safepath.problem(p) is None for p in named), named

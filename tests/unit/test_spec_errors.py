@@ -257,6 +257,20 @@ CASES = [
         None,
     ),
     (
+        "output-in-nested-git",
+        "stages:\n  t:\n    cmd: x\n    outs: [sub/.git/hooks/pre-commit]\n",
+        (4, 12),
+        ["output 'sub/.git/hooks/pre-commit' of stage 't' is inside .git/"],
+        None,
+    ),
+    (
+        "output-with-control-character",
+        'stages:\n  t:\n    cmd: x\n    outs: ["a\\tb"]\n',
+        (4, 12),
+        ["contains a NUL or control character"],
+        None,
+    ),
+    (
         "home-dep",
         "stages:\n  t:\n    cmd: x\n    deps: [~/data.csv]\n",
         (4, 12),

@@ -139,3 +139,45 @@ def test_any_bytes_anywhere_never_make_a_read_raise(junk: bytes, where: int,
             assert tags.read_log(dot).tags_of("m.pkl") == {"production": A}
             tags.repair(dot, "9999999999999999", "fixer@x")
             assert not tags.read_log(dot).problems
+
+
+def _signed(body: dict[str, object]) -> str:
+    body = {k: v for k, v in body.items() if k != "id"}
+    body["id"] = tags.entry_id(body)
+    return json.dumps(body)
+
+
+def test_a_line_naming_an_unsafe_path_is_skipped_alone(tmp_path: Path) -> None:
+    # A crafted line (a valid id, a path such as ../x or .git/hooks/x) is a damaged
+    # line: skipped with its reason; the line after it in its chain still reads.
+    tags.move(tmp_path, "1111111111111111", "m.pkl", "production", A, "one@x")
+    good = _log(tmp_path).decode().strip()
+    when = "2020-01-01T00:00:00.000+00:00"
+    for bad in ("../escaped", "/etc/passwd", ".git/hooks/pre-commit", "a\x07b"):
+        first = json.loads(_signed({"chain": "2222222222222222", "seq": 1, "prev": None,
+                                    "path": bad, "name": "staging", "hash": B,
+                                    "when": when}))
+        second = _signed({"chain": "2222222222222222", "seq": 2, "prev": first["id"],
+                          "path": "m.pkl", "name": "staging", "hash": B, "when": when})
+        log = tags.parse_log("\n".join([good, json.dumps(first), second]))
+        assert [p.line for p in log.problems] == [2], bad
+        assert "path" in log.problems[0].reason
+        assert [m.line for m in log.moves] == [1, 3]
+        assert all(m.path == "m.pkl" for m in log.moves)
+
+
+def test_a_legacy_line_naming_an_unsafe_path_is_skipped() -> None:
+    line = json.dumps({"path": "../x", "name": "production", "hash": A, "prev": None})
+    log = tags.parse_log(line)
+    assert not log.moves and "path" in log.problems[0].reason
+
+
+@SETTINGS
+@given(path=st.text(max_size=30))
+def test_any_tag_path_is_skipped_or_safe(path: str) -> None:
+    from pipeflow import safepath
+
+    line = _signed({"chain": "1111111111111111", "seq": 1, "prev": None, "path": path,
+                    "name": "production", "hash": A, "when": "2020-01-01T00:00:00.000+00:00"})
+    log = tags.parse_log(line)
+    assert all(safepath.problem(m.path) is None for m in log.moves)

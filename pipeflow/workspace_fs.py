@@ -1,0 +1,111 @@
+"""Where a workspace write really lands: never outside the project, whatever links say.
+
+A repository can commit a symlink (``link -> /some/outside/dir``) and declare an
+output ``link/out``. The path is lexically fine (relative, normal: it passes
+:mod:`pipeflow.safepath`), but every write through it (a checkout, the pruning of a
+folder checkout, the removal of outputs before a stage runs, a ``.gitignore``) would
+land in the outside folder. So before pipeflow writes or deletes at a project path,
+``check_parents`` resolves the folders above it and refuses the path when one of
+them leads out of the project, or into ``.git/`` or ``.pipeflow/`` (a link
+``hooks -> .git/hooks`` inside the project is as bad as one outside it). Symlinks
+that stay inside the project keep working.
+
+How: the project root is resolved once (``realpath``); then each component of the
+path's folder below the root is ``lstat``-ed, and only a component that is a link is
+resolved and checked. That is one ``lstat`` per folder level, right before the
+operation, and nothing for a path at the root. It is a check, not an ``openat``
+walk: pipeflow's writers are path-based (the object store's checkout, shutil's copy
+and tree removal, threads placing links), and the attack this stops is a link
+*committed in the repository*, which exists before pipeflow starts. A link swapped in
+between the check and the write needs a process writing in the workspace at that
+moment (a stage's own command): such a process can already write anywhere its user
+can, so the check is not what stops it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import stat
+from pathlib import Path
+
+from pipeflow.errors import PipeflowError
+
+_RESERVED = frozenset({".git", ".pipeflow"})
+
+
+class OutsideProjectError(PipeflowError):
+    """A workspace path whose folder resolves outside the project (or into ``.git/``
+    or ``.pipeflow/``) through a symlink: nothing is written or deleted there."""
+
+    def __init__(self, rel: str, link: str, target: str, *, why: str) -> None:
+        super().__init__(
+            f"'{rel}': its folder '{link}' is a symlink to {target}, {why}; nothing was "
+            "written or deleted there",
+            hint="pipeflow writes only inside the project: replace the symlink with a real "
+                 "folder, or declare the path somewhere else",
+        )
+        self.rel = rel
+        self.link = link
+
+
+@functools.lru_cache(maxsize=8)
+def _real_root(root: str) -> str:
+    return os.path.realpath(root)
+
+
+def _problem(root_real: str, real: str) -> str | None:
+    """Why the resolved folder ``real`` is no place to write, or None."""
+    if real == root_real:
+        return None
+    if not real.startswith(root_real + "/"):
+        return "outside the project"
+    top = real[len(root_real) + 1:].split("/")
+    if any(part in _RESERVED for part in top):
+        return "inside .git/ or .pipeflow/"
+    return None
+
+
+def check_parents(root: Path | str, rel: str) -> None:
+    """Raise OutsideProjectError when a folder above the project path ``rel`` is a
+    symlink leading out of the project (or into ``.git/``/``.pipeflow/``).
+
+    ``rel`` is root-relative and normal (a spec path, or one :mod:`pipeflow.safepath`
+    accepted). Folders that do not exist yet are fine: pipeflow creates them as real
+    folders."""
+    folder = rel.rpartition("/")[0]
+    if not folder:
+        return
+    root_real = _real_root(os.fspath(root))
+    cur = root_real
+    parts = folder.split("/")
+    for i, part in enumerate(parts):
+        nxt = f"{cur}/{part}"
+        try:
+            st = os.lstat(nxt)
+        except (FileNotFoundError, NotADirectoryError):
+            return  # the rest is made by us, as real folders
+        if stat.S_ISLNK(st.st_mode):
+            nxt = os.path.realpath(nxt)
+            why = _problem(root_real, nxt)
+            if why is not None:
+                raise OutsideProjectError(rel, "/".join(parts[: i + 1]), nxt, why=why)
+        cur = nxt
+
+
+def parent_problem(root: Path | str, rel: str) -> str | None:
+    """The message of ``check_parents``' refusal of ``rel``, or None."""
+    try:
+        check_parents(root, rel)
+    except OutsideProjectError as exc:
+        return exc.message
+    return None
+
+
+def check_place(root: Path | str, place: Path | str) -> None:
+    """``check_parents`` for an absolute or cwd-relative ``place`` below ``root``; a
+    place that is not below ``root`` at all is refused too."""
+    rel = os.path.relpath(os.path.abspath(place), os.path.abspath(root))
+    if rel == ".." or rel.startswith("../"):
+        raise OutsideProjectError(rel, ".", os.path.abspath(place), why="outside the project")
+    check_parents(root, rel)
