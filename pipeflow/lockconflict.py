@@ -77,6 +77,10 @@ def _source_lines(path: str, entry: FileEntry | None) -> list[str]:
 
 
 def _block(what: str, ours: list[str], theirs: list[str]) -> list[str]:
+    # The marker line is one line whatever the name holds: a name with a line break
+    # (a crafted or damaged lock can have one) would otherwise split it in two.
+    what = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" if ord(ch) < 256
+                   else f"\\u{ord(ch):04x}" for ch in what)
     return [
         "<" * _MARKER + f" ours: both branches changed {what}; `pipeflow repro` resolves it",
         *ours,

@@ -231,3 +231,14 @@ def test_a_stage_in_conflict_is_changed_and_its_downstream_pending(
     frozen = states()["train"]
     assert frozen.word == "frozen" and not frozen.up_to_date
     assert reasons(frozen)[0].startswith(lockconflict.CONFLICT_REASON)
+
+
+def test_a_conflict_on_a_stage_whose_name_holds_a_line_break_reads_back() -> None:
+    # Found by the property above: the marker line named the stage raw, so its line
+    # break split the marker and the ours side no longer parsed.
+    name = "a\nb\x1f"
+    base, ours, theirs = (Lock(stages={name: stage(fp)}) for fp in ("0", "1", "2"))
+    merged = merge(base, ours, theirs)
+    text = lockconflict.render(merged)
+    assert "stage 'a\\x0ab\\x1f'" in text
+    assert lockconflict.parse(text) == merged
