@@ -117,7 +117,7 @@ class EnvironmentProbe:
         outputs and source data paths."""
         self._memo: dict[tuple[str, str], str | None] = {}
         self._packages: dict[tuple[str, tuple[str, ...]], dict[str, str | None]] = {}
-        self.trust = InterpreterTrust(root, managed)
+        self.trust = InterpreterTrust(root, managed, recall, remember)
         self._sites = SiteIndexes(recall, remember, allow=self.trust.allows)
         self._digests: dict[str, str] = {}
 

@@ -8,9 +8,10 @@ that runs at start-up. So an interpreter is started only when it is
 
 - outside the project (its path as found and its real path), or
 - inside a virtualenv the user made here: a folder with a ``pyvenv.cfg`` whose
-  ``home`` interpreter is outside the project, that git ignores (so it is neither
-  tracked nor in a submodule: it did not come with the clone) and that no declared
-  output or source data covers (``pipeflow pull`` did not write it), or
+  ``home`` interpreter is outside the project, that git ignores (so it is not in a
+  submodule: it did not come with the clone), in which git tracks no file (a pull
+  cannot have put a ``.pth`` file in it), and that no declared output or source data
+  covers (``pipeflow pull`` did not write it), or
 - under a folder the user trusted on this machine (``pipeflow trust venv PATH``;
   kept in the machine cache by real path, never in a file of the project).
 
@@ -23,12 +24,11 @@ by pipeflow from what it knows, without running anything.
 
 from __future__ import annotations
 
-import configparser
 import json
 import os
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pipeflow.machinecache import machine_cache
@@ -109,9 +109,16 @@ class InterpreterTrust:
     """Decides, for one project, whether an interpreter may be started."""
 
     def __init__(self, root: str | os.PathLike[str] | None,
-                 managed: Iterable[str] = ()) -> None:
+                 managed: Iterable[str] = (),
+                 recall: Callable[[str], str | None] | None = None,
+                 remember: Callable[[str, str], None] | None = None) -> None:
         """``root``: the project (None: no project, every interpreter may run);
-        ``managed``: root-relative outputs and source data paths pipeflow writes."""
+        ``managed``: root-relative outputs and source data paths pipeflow writes;
+        ``recall``/``remember``: the state database, where a venv found made here is
+        remembered until its ``pyvenv.cfg`` or git's index changes (saves two git
+        runs per command)."""
+        self._recall = recall
+        self._remember = remember
         self._root = os.path.abspath(root) if root is not None else None
         self._real_root = os.path.realpath(root) if root is not None else None
         self._managed = tuple(managed)
@@ -162,17 +169,25 @@ class InterpreterTrust:
 
     def _made_here(self, venv: str) -> bool:
         """A virtualenv made on this machine: home outside the project, ignored by git
-        (not tracked, not from a submodule), not a declared output or source."""
+        (not from a submodule), no file tracked in it, not a declared output or source."""
         assert self._real_root is not None
-        home = _venv_home(os.path.join(venv, "pyvenv.cfg"))
-        if home is None or within(os.path.realpath(home), self._real_root):
-            return False
         rel = os.path.relpath(os.path.realpath(venv), self._real_root).replace(os.sep, "/")
-        if rel.startswith("../"):
+        if rel == ".." or rel.startswith("../"):
             return False
         if any(within(rel, m) or within(m, rel) for m in self._managed):
             return False
-        return _ignored_by_git(self._real_root, rel + "/pyvenv.cfg")
+        cfg = os.path.join(venv, "pyvenv.cfg")
+        stamp = _stamp(self._real_root, cfg)
+        key = f"venv-made-here:{rel}"
+        if stamp and self._recall is not None and self._recall(key) == stamp:
+            return True
+        home = _venv_home(cfg)
+        made = (home is not None and not within(os.path.realpath(home), self._real_root)
+                and _ignored_by_git(self._real_root, rel + "/pyvenv.cfg")
+                and not _tracked_under(self._real_root, rel))
+        if made and stamp and self._remember is not None:
+            self._remember(key, stamp)
+        return made
 
 
 def _venv_folder(executable: str) -> str | None:
@@ -185,6 +200,8 @@ def _venv_folder(executable: str) -> str | None:
 
 
 def _venv_home(cfg: str) -> str | None:
+    import configparser
+
     parser = configparser.ConfigParser()
     try:
         with open(cfg, encoding="utf-8") as fh:
@@ -194,6 +211,45 @@ def _venv_home(cfg: str) -> str | None:
         return None
     home = parser.get("venv", "home", fallback=None)
     return home if home and os.path.isabs(home) else None
+
+
+def _stamp(root: str, cfg: str) -> str | None:
+    """What the made-here answer depends on: the ``pyvenv.cfg`` file (a checkout
+    replacing it changes inode and ctime) and git's index (a pull or an add that
+    tracks a file in the venv rewrites it); None when either cannot be read."""
+    dot_git = os.path.join(root, ".git")
+    try:
+        if os.path.isdir(dot_git):
+            index = os.path.join(dot_git, "index")
+        elif os.path.isfile(dot_git):
+            with open(dot_git, encoding="utf-8") as fh:
+                line = fh.read(4096).strip()
+            if not line.startswith("gitdir:"):
+                return None
+            index = os.path.join(root, line[7:].strip(), "index")
+        else:
+            index = ""
+        parts = []
+        for path in (cfg, index) if index else (cfg,):
+            st = os.stat(path)
+            parts.append(f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return "|".join(parts)
+
+
+def _tracked_under(root: str, rel: str) -> bool:
+    """Whether git tracks any file under folder ``rel`` (True when git cannot say)."""
+    if not os.path.exists(os.path.join(root, ".git")):
+        return False
+    try:
+        done = subprocess.run(
+            ["git", "--literal-pathspecs", "ls-files", "-z", "--", rel], cwd=root,
+            capture_output=True, timeout=30, stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return True
+    return done.returncode != 0 or bool(done.stdout)
 
 
 def _ignored_by_git(root: str, rel: str) -> bool:

@@ -109,3 +109,16 @@ def test_probes_run_isolated_from_slash_without_python_variables(
                     timeout=30, stage_dir=str(tmp_path))
     assert out.split(None, 2) == ["/", "1", "[]\n"]
     assert probe_env(str(tmp_path))["PYENV_DIR"] == str(tmp_path)
+
+
+def test_a_venv_where_a_pull_put_a_tracked_file_may_not(repo: Path) -> None:
+    # the user's own venv, ignored; then a pull brings a force-added .pth file into it
+    python = _venv(repo / ".venv", os.path.dirname(os.path.realpath(sys.executable)))
+    (repo / ".gitignore").write_text(".venv/\n")
+    subprocess.run(["git", "add", ".gitignore"], cwd=repo, check=True)  # an index exists
+    store: dict[str, str] = {}
+    assert InterpreterTrust(repo, recall=store.get, remember=store.__setitem__).allows(python)
+    assert list(store) == ["venv-made-here:.venv"]
+    (repo / ".venv" / "evil.pth").write_text("import os\n")
+    subprocess.run(["git", "add", "-f", ".venv/evil.pth"], cwd=repo, check=True)
+    assert not InterpreterTrust(repo, recall=store.get, remember=store.__setitem__).allows(python)
