@@ -99,10 +99,12 @@ class Refusal:
     reason: str
 
     def message(self) -> str:
+        folder = os.path.dirname(self.path)
+        if os.path.basename(folder) == "bin":  # a venv or conda env: trust all of it
+            folder = os.path.dirname(folder)
         return (f"interpreter {self.path} {self.reason}: pipeflow did not run it; the stage's "
                 f"environment counts the interpreter file's content instead of its version "
-                f"and packages (if you made it, run `pipeflow trust venv "
-                f"{os.path.dirname(os.path.dirname(self.path)) or '.'}`)")
+                f"and packages (if you made it, run `pipeflow trust venv {folder or '.'}`)")
 
 
 class InterpreterTrust:
