@@ -25,6 +25,7 @@ TRAIN = "open('out.txt','w').write('x')\nopen('m.json','w').write('{}')\n"
 READ_COMMANDS = [
     ("status",), ("status", "--json"), ("dag",), ("lineage", "out.txt"), ("versions", "out.txt"),
     ("metrics", "show"), ("params", "diff"), ("verify",),
+    ("repro", "--dry"),  # plans only: its probes follow the same rule
 ]
 
 
