@@ -15,12 +15,15 @@ import json
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pipeflow.credentials import env_value
+from pipeflow.hashing import hash_file, is_special
+from pipeflow.interptrust import InterpreterTrust, run_probe
 from pipeflow.pycommand import invocations
 from pipeflow.pydists import (
     SELF_PROBE,
@@ -54,9 +57,10 @@ def python_program(cmd: str) -> str | None:
 
 
 def _interpreter_version(found: str, cwd: str) -> tuple[str | None, bool]:
-    """``cpython-3.11.7`` for interpreter ``found`` run in ``cwd`` (a launcher may
-    choose by folder), and whether ``found`` is itself that interpreter rather than a
-    launcher running another one (only then may the answer be kept)."""
+    """``cpython-3.11.7`` for interpreter ``found`` started for a stage in ``cwd`` (a
+    pyenv shim chooses by that folder), and whether ``found`` is itself that
+    interpreter rather than a launcher running another one (only then may the answer
+    be kept). The probe runs isolated, outside the project (``pipeflow.interptrust``)."""
     real = os.path.realpath(found)
     if real == os.path.realpath(sys.executable):
         impl = platform.python_implementation().lower()
@@ -68,10 +72,7 @@ def _interpreter_version(found: str, cwd: str) -> tuple[str | None, bool]:
         f"print(json.dumps({SELF_PROBE}))"
     )
     try:
-        out = subprocess.run(
-            [found, "-c", probe], capture_output=True, text=True, timeout=30, check=True,
-            cwd=cwd,
-        ).stdout.splitlines()
+        out = run_probe(found, probe, timeout=30, stage_dir=cwd).splitlines()
     except (OSError, subprocess.SubprocessError):
         return None, False
     words = out[0].split() if out else []
@@ -109,10 +110,42 @@ class EnvironmentProbe:
         self,
         recall: Callable[[str], str | None] | None = None,
         remember: Callable[[str, str], None] | None = None,
+        root: str | os.PathLike[str] | None = None,
+        managed: Iterable[str] = (),
     ) -> None:
+        """``root``: the project, whose interpreters run only when trusted (see
+        ``pipeflow.interptrust``; None: every interpreter may run); ``managed``: its
+        outputs and source data paths."""
         self._memo: dict[tuple[str, str], str | None] = {}
         self._packages: dict[tuple[str, tuple[str, ...]], dict[str, str | None]] = {}
-        self._sites = SiteIndexes(recall, remember)
+        self.trust = InterpreterTrust(root, managed, recall, remember)
+        self._sites = SiteIndexes(recall, remember, allow=self.trust.allows)
+        self._digests: dict[str, str] = {}
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """One line per interpreter pipeflow refused to run (see ``interptrust``)."""
+        return tuple(r.message() for r in self.trust.refused.values())
+
+    def _found(self, program: str, cwd: str | os.PathLike[str] | None) -> str | None:
+        """The interpreter file ``program`` names for a stage in ``cwd``, or None."""
+        folder = os.fspath(cwd) if cwd is not None else os.getcwd()
+        if "/" in program and not os.path.isabs(program):
+            program = os.path.join(folder, program)
+        found = shutil.which(program)
+        return resolve_launcher(os.path.abspath(found), folder) if found else None
+
+    def untrusted(self, program: str, cwd: str | os.PathLike[str] | None = None) -> str | None:
+        """The content digest of interpreter ``program`` when pipeflow may not run it
+        (inside the project, not trusted); None when it may (or is not found)."""
+        found = self._found(program, cwd)
+        if found is None or self.trust.allows(found):
+            return None
+        digest = self._digests.get(found)
+        if digest is None:
+            digest = _file_digest(found)
+            self._digests[found] = digest
+        return digest
 
     def site_index(
         self, program: str, cwd: str | os.PathLike[str] | None = None
@@ -139,6 +172,7 @@ class EnvironmentProbe:
         version = key = None
         if found is not None:
             found = resolve_launcher(os.path.abspath(found), folder)
+        if found is not None and self.trust.allows(found):
             real = os.path.realpath(found)
             try:
                 key = f"python-2:{real}:{os.stat(real).st_mtime_ns}"
@@ -174,10 +208,12 @@ class EnvironmentProbe:
                     versions[name] = metadata.version(name)
                 except metadata.PackageNotFoundError:
                     versions[name] = None
+        elif found is not None and not self.trust.allows(os.path.abspath(found)):
+            versions = dict.fromkeys(names, "unknown")
         elif found is not None:
             try:
-                out = subprocess.run([found, "-c", _PACKAGES_PROBE, *names], capture_output=True,
-                                     text=True, timeout=60, check=True, cwd=cwd).stdout
+                out = run_probe(found, _PACKAGES_PROBE, names, timeout=60,
+                                stage_dir=os.fspath(cwd) if cwd is not None else None)
                 answer = json.loads(out)
                 versions = {n: answer.get(n) for n in names}
             except (OSError, subprocess.SubprocessError, ValueError):
@@ -220,6 +256,11 @@ class EnvironmentProbe:
             if found:
                 env["packages"] = found
         for program in programs:
+            digest = self.untrusted(program, cwd)
+            if digest is not None:
+                env["python"] = "unprobed"
+                env["interpreter"] = digest
+                break
             version = self.python_version(program, cwd)
             if version is None:
                 env["python"] = "unknown"
@@ -253,3 +294,17 @@ class EnvironmentProbe:
                 if normalize(name) not in taken:
                     found[name] = version
         return dict(sorted(found.items()))
+
+
+def _file_digest(path: str) -> str:
+    """The content hash of interpreter file ``path`` (links followed), or a word saying
+    why there is none; never reads a device or a kernel file."""
+    real = os.path.realpath(path)
+    if is_special(real):
+        return "special-file"
+    try:
+        if not stat.S_ISREG(os.stat(real).st_mode):
+            return "not-a-file"
+        return hash_file(real)
+    except OSError:
+        return "unreadable"

@@ -150,3 +150,24 @@ class Interrupted(PipeflowError):
             hint="`pipeflow repro` goes on from there",
         )
         self.exit_code = 143 if terminated else 130
+
+
+class OutsideProjectError(PipeflowError):
+    """A path pipeflow would read resolves outside the project (through a symlink),
+    or into ``/dev``, ``/proc`` or ``/sys``; names the path, the link and where it
+    leads."""
+
+    def __init__(self, path: str, link: str, target: str, *, special: bool,
+                 what: str = "path", hint: str | None = None) -> None:
+        where = f"'{path}'" if link == path else f"'{path}' (through the link '{link}' inside it)"
+        if special:
+            message = (f"{what} {where} leads to {target}, a device or kernel file: pipeflow "
+                       "never reads /dev, /proc or /sys")
+        else:
+            message = f"{what} {where} leads outside the project, to {target}"
+        super().__init__(message, hint=hint)
+        self.path = path
+        self.link = link
+        self.target = target
+        self.special = special
+        self.what = what

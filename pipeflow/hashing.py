@@ -12,6 +12,12 @@ UTF-8 bytes of the path. Only files count: empty subdirectories do not change th
 both the path asked for and links found inside a directory; ``Hasher.symlinks_under``
 lists the latter so that callers can refuse them in outputs.
 
+A repository is data: a committed link must not make a read command hash the machine.
+A path (or a link met while walking a directory) whose real path leaves the project
+raises ``OutsideProjectError`` unless the caller says the path is ``external`` (a
+dependency the spec marks ``external: true``); one leading into ``/dev``, ``/proc`` or
+``/sys`` raises it always, before anything there is opened or walked.
+
 The executable bit is the owner's (``st_mode & 0o100``), as git records it; the rest of
 the mode depends on the umask and is not content.
 
@@ -49,7 +55,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import xxhash
 
-from pipeflow.errors import StorageError
+from pipeflow.errors import OutsideProjectError, StorageError
 from pipeflow.ignore import IGNORABLE_NAMES, IGNORABLE_SUFFIXES, IgnoreRules
 
 if TYPE_CHECKING:
@@ -310,6 +316,10 @@ class Hasher:
         ``ignore`` defaults to the project's rules (``IgnoreRules.load(root)``)."""
         self.root = Path(root)
         self._root_str = os.fspath(self.root)
+        self._real_root = os.path.realpath(self._root_str)
+        # path -> (link, target) of the first link leading outside found under it, for
+        # paths hashed as external: a later non-external ask must still be refused
+        self._escapes: dict[str, tuple[str, str]] = {}
         self._state = state
         self._ignore = ignore if ignore is not None else IgnoreRules.load(self.root)
         self._stat_cache: dict[str, StatEntry] | None = None
@@ -325,23 +335,29 @@ class Hasher:
     def _abs(self, rel: str) -> str:
         return os.path.join(self._root_str, rel) if rel else self._root_str
 
-    def hash_path(self, rel: str) -> HashInfo:
+    def hash_path(self, rel: str, *, external: bool = False) -> HashInfo:
         """The hash of a file or directory (relative to the root; symlinks followed).
 
         Raises FileNotFoundError if it does not exist, StorageError if it is neither a
-        regular file nor a directory (or a directory holds such a thing).
+        regular file nor a directory (or a directory holds such a thing),
+        OutsideProjectError if it or a link inside it leads outside the project (unless
+        ``external``) or into /dev, /proc or /sys.
         """
         rel = normalize_rel(rel)
         info = self._memo.get(rel)
         if info is not None:
+            escape = self._escapes.get(rel)
+            if escape is not None and not external:
+                raise OutsideProjectError(rel, *escape, special=False)
             return info
         full = self._abs(rel)
+        self._check_target(rel, rel, full, external)
         try:
             st = os.stat(full)
         except NotADirectoryError as exc:
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), full) from exc
         if stat.S_ISDIR(st.st_mode):
-            info = self._dir_info(rel)
+            info = self._dir_info(rel, external)
         elif stat.S_ISREG(st.st_mode):
             info = HashInfo(self._file_hash(rel, full, st, bulk=False), st.st_size)
         else:
@@ -349,11 +365,23 @@ class Hasher:
         self._memo[rel] = info
         return info
 
-    def _dir_info(self, rel: str) -> HashInfo:
+    def _check_target(self, rel: str, link: str, full: str, external: bool) -> None:
+        """Refuse ``full`` (path ``rel``, reached through ``link``) when its real path
+        leaves the project and it is not ``external``, or lies in /dev, /proc, /sys."""
+        real = os.path.realpath(full)
+        if real == self._real_root or real.startswith(self._real_root + os.sep):
+            return
+        if is_special(real):
+            raise OutsideProjectError(rel, link, real, special=True)
+        if not external:
+            raise OutsideProjectError(rel, link, real, special=False)
+        self._escapes.setdefault(rel, (link, real))
+
+    def _dir_info(self, rel: str, external: bool = False) -> HashInfo:
         found = self._manifests.get(rel)
         if found is not None:
             return found.info()
-        scan = self.scan_dir(rel)
+        scan = self.scan_dir(rel, external=external)
         if self._state is not None and not scan.links:
             row = self._state.dir_signature(rel)
             if (
@@ -365,21 +393,29 @@ class Hasher:
         hashes = [self._file_hash(r, full, st, bulk=True) for r, _, full, st in scan.files]
         return self._adopt(scan, hashes).info()
 
-    def manifest(self, rel: str) -> Manifest:
-        """The manifest of the directory ``rel`` (memoized until ``forget``)."""
+    def manifest(self, rel: str, *, external: bool = False) -> Manifest:
+        """The manifest of the directory ``rel`` (memoized until ``forget``); refuses
+        links leading outside as ``hash_path`` does."""
         rel = normalize_rel(rel)
         found = self._manifests.get(rel)
+        escape = self._escapes.get(rel)
+        if escape is not None and not external:
+            raise OutsideProjectError(rel, *escape, special=False)
         if found is not None:
             return found
-        scan = self.scan_dir(rel)
+        self._check_target(rel, rel, self._abs(rel), external)
+        scan = self.scan_dir(rel, external=external)
         hashes = [self._file_hash(r, full, st, bulk=True) for r, _, full, st in scan.files]
         return self._adopt(scan, hashes)
 
-    def scan_dir(self, rel: str) -> DirScan:
+    def scan_dir(self, rel: str, *, external: bool = False) -> DirScan:
         """Walk directory ``rel`` with stat only (no file is read): its files, symlinks
-        and stat signature. Raises as ``manifest`` does for what a tree may not hold."""
+        and stat signature. Raises as ``manifest`` does for what a tree may not hold;
+        a link leading outside the project (unless ``external``) or into /dev, /proc or
+        /sys is refused before it is entered."""
         rel = normalize_rel(rel)
         full = self._abs(rel)
+        self._check_target(rel, rel, full, external)
         started = time.time_ns()
         st = os.stat(full)
         if not stat.S_ISDIR(st.st_mode):
@@ -388,7 +424,8 @@ class Hasher:
         files: list[tuple[str, str, str, os.stat_result]] = []
         links: list[str] = []
         keys: list[tuple[str, int, int, int, int, int, int]] = []
-        newest = self._walk(full, prefix, "", files, links, keys, {(st.st_dev, st.st_ino)})
+        newest = self._walk(full, prefix, "", files, links, keys, {(st.st_dev, st.st_ino)},
+                            (rel, external))
         # repr of str/int tuples is unambiguous, and one C-level call for the lot.
         data = _SIGNATURE_FORMAT + repr(keys).encode("utf-8", "surrogateescape")
         sorted_links = tuple(sorted(links, key=_path_key))
@@ -456,6 +493,7 @@ class Hasher:
         links: list[str],
         keys: list[tuple[str, int, int, int, int, int, int]],
         ancestors: set[tuple[int, int]],
+        top: tuple[str, bool] = ("", False),
     ) -> int:
         ignore = self._ignore
         # Without a .pipeflowignore only a few names can be ignored: test those alone.
@@ -473,6 +511,8 @@ class Hasher:
                 if ((check_all or name in IGNORABLE_NAMES or name.endswith(IGNORABLE_SUFFIXES))
                         and ignore.is_ignored_entry(name, rel, item.is_dir())):
                     continue
+                if is_link:  # judged before anything behind it is stat'ed or walked
+                    self._check_target(top[0], rel, item.path, top[1])
                 st = item.stat()  # follows symlinks
             except FileNotFoundError as exc:
                 if is_link:
@@ -497,7 +537,7 @@ class Hasher:
                     raise StorageError(f"{rel}: symlink loop (points to a directory above it)")
                 ancestors.add(key)
                 sub = self._walk(item.path, root_prefix, in_dir + "/", files, links, keys,
-                                 ancestors)
+                                 ancestors, top)
                 newest = max(newest, sub)
                 ancestors.discard(key)
             else:
@@ -558,6 +598,7 @@ class Hasher:
             self._memo.clear()
             self._manifests.clear()
             self._symlinks.clear()
+            self._escapes.clear()
             return
         prefix = rel + "/"
         parents = set()
@@ -569,6 +610,7 @@ class Hasher:
             self._memo,  # type: ignore[assignment]
             self._manifests,
             self._symlinks,
+            self._escapes,
         )
         for table in tables:
             doomed = [k for k in table if k == rel or k.startswith(prefix) or k in parents]
@@ -585,6 +627,26 @@ class Hasher:
                 self._state.put_dir_signatures(self._dirty_dirs.items())
         self._dirty.clear()
         self._dirty_dirs.clear()
+
+
+def check_inside(root: Path | str, rel: str, *, what: str = "path",
+                 hint: str | None = None) -> None:
+    """Raise OutsideProjectError when ``rel`` (root-relative) resolves outside ``root``
+    or into /dev, /proc or /sys: for files read whole (params files), not hashed."""
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(os.path.join(root, rel))
+    if real == real_root or real.startswith(real_root + os.sep):
+        return
+    raise OutsideProjectError(rel, rel, real, special=is_special(real), what=what, hint=hint)
+
+
+SPECIAL_ROOTS = ("/dev", "/proc", "/sys")
+"""Where a file is a device or a kernel view, never data: no hash walk enters them."""
+
+
+def is_special(real: str) -> bool:
+    """Whether real path ``real`` lies in ``/dev``, ``/proc`` or ``/sys``."""
+    return any(real == d or real.startswith(d + "/") for d in SPECIAL_ROOTS)
 
 
 def _trusted(entry: StatEntry, st: os.stat_result) -> bool:

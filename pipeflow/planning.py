@@ -26,9 +26,10 @@ from pipeflow.codedeps import (
 )
 from pipeflow.codehash import SourceCache
 from pipeflow.environment import EnvironmentProbe, python_program
+from pipeflow.errors import OutsideProjectError
 from pipeflow.fingerprint import Change, Components, explain, out_label
 from pipeflow.graph import Graph, source_deps_missing
-from pipeflow.hashing import HashInfo
+from pipeflow.hashing import HashInfo, check_inside
 from pipeflow.lockconflict import CONFLICT_REASON
 from pipeflow.lockfile import FileEntry, Lock, StageLock, file_entry, hash_info, out_entries
 from pipeflow.params import read_params, select
@@ -91,14 +92,16 @@ class Planner:
         self.conflicts = conflicts
         """Stages in merge conflict in pipeline.lock (absent from ``lock``): they run."""
         state = repo.state if repo.dot.is_dir() else None
+        managed = [o.path for st in graph.pipeline.stages.values() for o in st.outs]
         self.env = EnvironmentProbe(
-            state.get if state else None, state.put if state else None
+            state.get if state else None, state.put if state else None,
+            root=repo.root, managed=[*managed, *lock.sources],
         )
 
     # components -------------------------------------------------------------
-    def _hash(self, rel: str) -> HashInfo | None:
+    def _hash(self, rel: str, external: bool = False) -> HashInfo | None:
         try:
-            return self.repo.hasher.hash_path(rel)
+            return self.repo.hasher.hash_path(rel, external=external)
         except FileNotFoundError:
             return None
 
@@ -115,6 +118,8 @@ class Planner:
     def params_of(self, stage: Stage) -> dict[str, dict[str, Any]]:
         values: dict[str, dict[str, Any]] = {}
         for ref in stage.params:
+            check_inside(self.repo.root, ref.file, what=f"stage '{stage.name}': params file",
+                         hint="keep params files inside the project")
             data = read_params(self.repo.root / ref.file, name=ref.file)
             chosen = {k: _plain(v) for k, v in select(data, ref.keys).items()}
             values.setdefault(ref.file, {}).update(chosen)
@@ -126,7 +131,17 @@ class Planner:
         Code is what ``code:`` declares plus, unless ``code: {auto: false}``, what its
         Python commands run (``pipeflow.codedeps``); a Python source is hashed in
         normalized form, also as a dep when it is a source file (no stage writes it).
+        A dep, code file or params file that resolves outside the project (unless the
+        dep is ``external``) or into /dev, /proc, /sys is an error naming the stage.
         """
+        try:
+            return self._components(stage, substitute)
+        except OutsideProjectError as exc:
+            if exc.what != "path":
+                raise
+            raise _located(stage, exc) from None
+
+    def _components(self, stage: Stage, substitute: Mapping[str, FileEntry]) -> Components:
         cwd = self.repo.root / stage.wdir
         program = next((p for p in map(python_program, stage.cmd) if p is not None), None)
         scan = self._scan(stage, program)
@@ -142,7 +157,7 @@ class Planner:
             ):
                 deps.append(as_code)
                 continue
-            info = self._hash(path)
+            info = self._hash(path, external=path in stage.external)
             deps.append(file_entry(path, info) if info else FileEntry(path, "", 0))
         exact = stage.env.python == "exact"
         return Components(
@@ -352,3 +367,18 @@ class Planner:
         for name in names:
             states[name] = self.evaluate(name, states)
         return states
+
+
+def _located(stage: Stage, exc: OutsideProjectError) -> OutsideProjectError:
+    """``exc`` naming the stage and what of it the path is, with the fix."""
+    if exc.path in stage.deps:
+        what = f"stage '{stage.name}': dependency"
+        hint = ("remove the link" if exc.special else
+                f"if the stage is meant to read it, mark it in the spec: deps: "
+                f"[{{{exc.path}: {{external: true}}}}] (hashed by content all the same)")
+    else:
+        what = f"stage '{stage.name}': code"
+        hint = ("remove the link" if exc.special else
+                "keep the stage's code inside the project")
+    return OutsideProjectError(exc.path, exc.link, exc.target, special=exc.special, what=what,
+                               hint=hint)

@@ -36,9 +36,10 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlparse
 
 from pipeflow.hashing import RACY_NS, hash_bytes
+from pipeflow.interptrust import run_probe
 from pipeflow.machinecache import Facts
 
-FORMAT = 3  # 3: the path probe also says what the interpreter is (SELF_PROBE)
+FORMAT = 4  # 4: the path probe runs isolated (-I) and names the user site folder
 
 _NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 _EXTRA = re.compile(r"\bextra\b")
@@ -46,9 +47,10 @@ _EXTRA = re.compile(r"\bextra\b")
 # that runs another one (only a genuine one's answers may be shared by all projects).
 SELF_PROBE = ("[sys.executable,sys.base_prefix,"
               "os.path.realpath('/proc/self/exe') if os.path.exists('/proc/self/exe') else '']")
+# Run with -I: the user site folder is not on sys.path then, so it is named apart.
 _PATH_PROBE = (
-    "import json,os,sys;print(json.dumps([[p for p in sys.path if p],sys.prefix,sys.base_prefix,"
-    f"{SELF_PROBE}]))"
+    "import json,os,site,sys;print(json.dumps([[p for p in sys.path if p],sys.prefix,"
+    f"sys.base_prefix,{SELF_PROBE},site.getusersitepackages()]))"
 )
 
 
@@ -452,6 +454,34 @@ def _mtime(path: str) -> int:
         return -1
 
 
+def _as_the_stage_sees(isolated: list[str], prefix: str, base: str, user_site: str,
+                       venv: str | None, pythonpath: str) -> list[str]:
+    """The import path a stage's interpreter has, from the one it reported under
+    ``-I``: ``PYTHONPATH`` folders first (relative ones stay relative to the stage's
+    folder), then the user site folder before the environment's site folders when
+    Python would add it (it exists, ``PYTHONNOUSERSITE`` is unset, and a virtualenv
+    includes the system site packages)."""
+    extra = [p for p in pythonpath.split(os.pathsep) if p]
+    paths = [*extra, *isolated]
+    if user_site and os.path.isdir(user_site) and not os.environ.get("PYTHONNOUSERSITE"):
+        system_site = prefix == base or (venv is not None and _includes_system_site(venv))
+        if system_site and user_site not in paths:
+            at = next((i for i, p in enumerate(paths)
+                       if "site-packages" in p.split(os.sep) or "dist-packages" in p.split(os.sep)),
+                      len(paths))
+            paths.insert(at, user_site)
+    return paths
+
+
+def _includes_system_site(cfg: str) -> bool:
+    text = _read(cfg) or ""
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip().lower() == "include-system-site-packages":
+            return value.strip().lower() == "true"
+    return False
+
+
 class SiteIndexes:
     """``SiteIndex`` per interpreter, remembered in the machine cache and the state
     database (``recall``/``remember`` are the state database's ``get``/``put``).
@@ -461,8 +491,12 @@ class SiteIndexes:
         self,
         recall: Callable[[str], str | None] | None = None,
         remember: Callable[[str, str], None] | None = None,
+        allow: Callable[[str], bool] | None = None,
     ) -> None:
+        """``allow(path)`` says whether interpreter ``path`` may be started (see
+        ``pipeflow.interptrust``); None: any."""
         self.facts = Facts(recall, remember)
+        self._allow = allow
         self._memo: dict[tuple[str, str], SiteIndex | None] = {}
 
     def for_program(
@@ -481,7 +515,8 @@ class SiteIndexes:
         found = shutil.which(program)
         if found is not None:
             found = resolve_launcher(os.path.abspath(found), folder)
-            probed = self._path_of(found, folder)
+            allowed = self._allow is None or self._allow(found)
+            probed = self._path_of(found, folder) if allowed else None
             if probed is not None:
                 index = self._index(found, *probed)
         self._memo[memo_key] = index
@@ -508,16 +543,18 @@ class SiteIndexes:
         fresh = text is None
         if text is None:
             try:
-                proc = subprocess.run([found, "-c", _PATH_PROBE], capture_output=True, text=True,
-                                      timeout=60, check=True, cwd=cwd)
+                out = run_probe(found, _PATH_PROBE, timeout=60, stage_dir=cwd)
             except (OSError, subprocess.SubprocessError):
                 return None
-            lines = proc.stdout.strip().splitlines()
+            lines = out.strip().splitlines()
             text = lines[-1] if lines else ""  # a sitecustomize may print first
         try:
-            paths, prefix, base, said = json.loads(text)
+            isolated, prefix, base, said, user_site = json.loads(text)
             genuine = is_genuine(real, said)
-            result = ([os.path.normpath(os.path.join(cwd, str(p))) for p in paths],
+            paths = _as_the_stage_sees(
+                [str(p) for p in isolated], str(prefix), str(base), str(user_site), venv,
+                pythonpath)
+            result = ([os.path.normpath(os.path.join(cwd, p)) for p in paths],
                       str(prefix), str(base), genuine)
         except (ValueError, TypeError):
             return None  # not a Python we can ask (or junk in the cache)

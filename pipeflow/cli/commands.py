@@ -44,6 +44,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "pull": ("pipeflow.cli.remote", "pull_command", "command"),
     "gc": ("pipeflow.cli.gc", "gc_command", "command"),
     "merge-driver": ("pipeflow.cli.mergedriver", "merge_driver_app", "factory"),
+    "trust": ("pipeflow.cli.trust", "trust_app", "factory"),
 }
 
 

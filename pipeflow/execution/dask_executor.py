@@ -173,7 +173,9 @@ class DaskExecutor:
             if not full.exists():
                 continue  # the command will say what it misses, as it would locally
             if full.is_dir():
-                info = store.add_tree(repo.root, rel, hasher)
+                # deps were judged by the planner; an external one may lie outside
+                scan = hasher.scan_dir(rel, external=rel in stage.external)
+                info = store.add_tree(repo.root, rel, hasher, scan)
                 sources[info.hash] = store.path_of(info.hash)
                 sources.update((e.hash, store.path_of(e.hash))
                                for e in store.manifest(info.hash).entries)

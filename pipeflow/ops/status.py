@@ -75,7 +75,7 @@ def status(repo: Repo, targets: list[str] | None = None) -> StatusReport:
                       conflicts=frozenset(merged.stage_conflicts))
     states = planner.evaluate_all(list(graph.order))
     names = select(graph, resolve_targets(graph, targets)) if targets else list(graph.order)
-    warnings = []
+    warnings = list(planner.env.warnings)
     cached = [o.path for n in graph.order for o in graph.pipeline.stages[n].outs if o.cache]
     for path in tracked_by_git(repo.root, cached):
         warnings.append(

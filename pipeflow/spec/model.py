@@ -59,6 +59,8 @@ class Stage:
     cmd: tuple[str, ...]
     wdir: str = "."
     deps: tuple[str, ...] = ()
+    external: frozenset[str] = frozenset()
+    """Deps the spec marks ``external: true``: they may resolve outside the project."""
     params: tuple[ParamRef, ...] = ()
     outs: tuple[Out, ...] = ()
     code: tuple[str, ...] = ()

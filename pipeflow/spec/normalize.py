@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from pipeflow.errors import Location
+from pipeflow.hashing import check_inside
 from pipeflow.params import (
     PARAMS_SUFFIXES,
     MissingParamError,
@@ -41,12 +42,14 @@ def build_stage(
     body = inst.body
     wdir = b.wdir(body.get("wdir"))
     code, code_auto = b.code(body.get("code"), wdir)
+    deps = b.deps(body.get("deps"), wdir)
     desc = body.get("desc")
     return Stage(
         name=inst.name,
         cmd=b.cmd(body["cmd"]),
         wdir=wdir,
-        deps=b.path_list(body.get("deps"), "deps", "dependency", wdir),
+        deps=tuple(deps),
+        external=frozenset(p for p, ext in deps.items() if ext),
         params=b.params(body.get("params"), wdir, root),
         outs=b.outs(body.get("outs"), body.get("metrics"), wdir),
         code=code,
@@ -131,6 +134,20 @@ class _Builder:
 
     def path_list(self, raw: list[str] | None, field: str, what: str, wdir: str) -> tuple[str, ...]:
         return _dedupe(self.resolved(p, (field, i), what, wdir) for i, p in enumerate(raw or ()))
+
+    def deps(self, raw: list[Any] | None, wdir: str) -> dict[str, bool]:
+        """Dep path -> whether it is ``external`` (first entry of a path wins)."""
+        found: dict[str, bool] = {}
+        for i, entry in enumerate(raw or ()):
+            if isinstance(entry, str):
+                path = self.resolved(entry, ("deps", i), "dependency", wdir)
+                external = False
+            else:
+                name, options = next(iter(entry.items()))
+                path = self.resolved(name, ("deps", i, name), "dependency", wdir, at_key=True)
+                external = bool((options or {}).get("external", False))
+            found.setdefault(path, external)
+        return found
 
     def code(self, raw: Any, wdir: str) -> tuple[tuple[str, ...], bool]:
         if isinstance(raw, Mapping):
@@ -224,6 +241,8 @@ class _Builder:
     def _check_params(
         self, root: Path, file: str, keys: dict[str, YamlPath] | None, site: YamlPath
     ) -> None:
+        check_inside(root, file, what=f"params file of {self.owner}",
+                     hint="keep params files inside the project")
         try:
             data = read_params(root / file, name=file)
         except ParamsFileNotFound:

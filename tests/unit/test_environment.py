@@ -232,15 +232,17 @@ def test_a_user_site_folder_made_later_is_seen(tmp_path: Path,
     assert len({repr(before), repr(middle), repr(_user_site_stamp())}) == 3
 
 
-def test_a_launcher_is_asked_by_every_process_in_the_stage_folder(
+def test_a_launcher_is_asked_isolated_outside_the_stage_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A launcher (mise-style: it picks a Python by the folder's files) whose answer may
-    # change with what it reads is never remembered, and is asked where the stage runs.
+    # A launcher (mise-style: it would pick a Python by the folder's files, which a
+    # clone controls) is asked from /, with -I and without PYTHON* variables; its
+    # answer, which may change with what it reads, is never remembered.
     monkeypatch.setenv("PIPEFLOW_MACHINE_CACHE", str(tmp_path / "machine.db"))
+    monkeypatch.setenv("PYTHONSTARTUP", "/x/startup.py")
     exe = tmp_path / "bin" / "pyl"
     exe.parent.mkdir()
-    exe.write_text(f'#!/bin/sh\necho run >> "{tmp_path}/runs"\n'
+    exe.write_text(f'#!/bin/sh\necho "$(pwd) $1 ${{PYTHONSTARTUP:-none}}" >> "{tmp_path}/runs"\n'
                    'if [ -e .use-old ]; then echo cpython 3 9 1; else echo cpython 3 12 1; fi\n'
                    'echo \'["/opt/py/bin/python", "/opt/py", "/opt/py/bin/python3.12"]\'\n')
     exe.chmod(0o755)
@@ -249,12 +251,12 @@ def test_a_launcher_is_asked_by_every_process_in_the_stage_folder(
     (tmp_path / "old" / ".use-old").write_text("")
     store: dict[str, str] = {}
     probe = EnvironmentProbe(store.get, store.__setitem__)
-    assert probe.python_version("pyl", tmp_path / "old") == "cpython-3.9.1"
-    assert probe.python_version("pyl", tmp_path) == "cpython-3.12.1"
+    assert probe.python_version("pyl", tmp_path / "old") == "cpython-3.12.1"
+    assert (tmp_path / "runs").read_text() == "/ -I none\n"
     assert store == {}  # nothing kept for another process
-    (tmp_path / ".use-old").write_text("")  # the user switches this folder's Python
     assert EnvironmentProbe(store.get, store.__setitem__).python_version(
-        "pyl", tmp_path) == "cpython-3.9.1"
+        "pyl", tmp_path) == "cpython-3.12.1"
+    assert (tmp_path / "runs").read_text().count("\n") == 2
 
 
 def test_machine_cache_that_cannot_be_written_is_a_no_op(tmp_path: Path) -> None:

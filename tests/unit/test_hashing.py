@@ -751,3 +751,64 @@ def test_manifest_in_another_json_encoding_gets_every_path_checked() -> None:
     for codec in ("utf-16-le", "utf-16-be", "utf-16", "utf-32-le"):
         with pytest.raises(StorageError, match="unsafe path"):
             Manifest.from_bytes(doc.encode(codec))
+
+
+# --- reading outside the project (issue 11, item 3) -----------------------------------
+
+
+def _outside_project(tmp_path: Path) -> tuple[Path, Path]:
+    root = tmp_path / "proj"
+    outside = tmp_path / "outside"
+    (outside / "deep").mkdir(parents=True)
+    (outside / "deep" / "f.txt").write_bytes(b"outside")
+    root.mkdir()
+    return root, outside
+
+
+def test_a_path_linked_outside_is_refused_unless_external(tmp_path: Path) -> None:
+    from pipeflow.errors import OutsideProjectError
+
+    root, outside = _outside_project(tmp_path)
+    (root / "raw").symlink_to(outside)
+    hasher = Hasher(root, None, IgnoreRules())
+    with pytest.raises(OutsideProjectError, match="leads outside the project") as caught:
+        hasher.hash_path("raw")
+    assert caught.value.target == str(outside.resolve())
+    assert hasher.files_read == 0
+    info = hasher.hash_path("raw", external=True)
+    assert info.isdir and hasher.files_read == 1
+    with pytest.raises(OutsideProjectError):  # memoized, still refused for a non-external ask
+        hasher.hash_path("raw")
+
+
+def test_a_link_inside_a_folder_is_judged_before_it_is_walked(tmp_path: Path) -> None:
+    from pipeflow.errors import OutsideProjectError
+
+    root, outside = _outside_project(tmp_path)
+    write(root / "raw" / "a.txt")
+    (root / "raw" / "more").symlink_to(outside)
+    hasher = Hasher(root, None, IgnoreRules())
+    with pytest.raises(OutsideProjectError, match="through the link 'raw/more'"):
+        hasher.hash_path("raw")
+    with pytest.raises(OutsideProjectError):
+        hasher.manifest("raw")
+    assert hasher.hash_path("raw", external=True).nfiles == 2
+    (root / "raw" / "more").unlink()
+    write(root / "data" / "b.txt")
+    (root / "raw" / "more").symlink_to(root / "data")  # inside: followed, as ever
+    hasher.forget("raw")
+    assert hasher.hash_path("raw").nfiles == 2
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "/dev/null", "/proc/self", "/sys"])
+def test_dev_proc_sys_are_never_entered(tmp_path: Path, target: str) -> None:
+    from pipeflow.errors import OutsideProjectError
+
+    root = tmp_path / "proj"
+    (root / "raw").mkdir(parents=True)
+    (root / "raw" / "x").symlink_to(target)
+    hasher = Hasher(root, None, IgnoreRules())
+    for rel, external in (("raw/x", False), ("raw/x", True), ("raw", True)):
+        with pytest.raises(OutsideProjectError, match="device or kernel") as caught:
+            hasher.hash_path(rel, external=external)
+        assert caught.value.special

@@ -10,6 +10,7 @@ import pytest
 
 from pipeflow import params as params_module
 from pipeflow.graph import build_graph
+from pipeflow.hashing import hash_file
 from pipeflow.lockfile import FileEntry, Lock, MetricEntry, StageLock
 from pipeflow.ops.init import init
 from pipeflow.lockfile import file_entry
@@ -320,6 +321,14 @@ def test_relative_interpreter_resolved_in_the_stage_wdir(
     (proj.root / "src").mkdir()
     proj.with_stage("report", cmd=("../venv/bin/python report.py",), wdir="src")
     monkeypatch.chdir(tmp_path)  # pipeflow started from outside the stage's folder
+    # inside the project and not trusted: never run, its content counts instead
+    state = proj.states(Lock())["report"]
+    assert state.components is not None
+    assert state.components.env["python"] == "unprobed"
+    assert state.components.env["interpreter"] == hash_file(exe)
+    from pipeflow.interptrust import trust_folder
+
+    trust_folder(str(proj.root / "venv"))
     state = proj.states(Lock())["report"]
     assert state.components is not None
     assert state.components.env["python"] == "cpython-3.77"

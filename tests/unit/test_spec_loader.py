@@ -261,3 +261,16 @@ def test_schema_rejects_what_loader_rejects_and_accepts_templates() -> None:
         {"stages": {}, "params": ["p.yaml"]},
     ):
         assert list(v.iter_errors(bad)), bad
+
+
+def test_a_dep_may_be_marked_external(tmp_path: Path) -> None:
+    from pipeflow.errors import SpecError
+
+    (tmp_path / "sub").mkdir()
+    stage = load(tmp_path, "stages:\n  s:\n    cmd: x\n    wdir: sub\n"
+                 "    deps: [a, {raw: {external: true}}, {b: {external: false}}, {c: null}]\n"
+                 ).stages["s"]
+    assert stage.deps == ("sub/a", "sub/raw", "sub/b", "sub/c")
+    assert stage.external == frozenset({"sub/raw"})
+    with pytest.raises(SpecError, match="externl"):
+        load(tmp_path, "stages:\n  s:\n    cmd: x\n    deps: [{raw: {externl: true}}]\n")
