@@ -27,14 +27,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pipeflow import atomicfile
+from pipeflow import atomicfile, safeload
 from pipeflow.errors import StorageError
+from pipeflow.lineage import recordshape
 
 RECORD_FORMAT = 1
 RecordKind = Literal["run", "restore", "add"]
 _NAME = re.compile(r"^(\d{8})-([0-9a-f]{64})\.json$")
 _POINTER = re.compile(rb"([0-9a-f]{16}/\d{8}-[0-9a-f]{64}\.json)\n?")
 """What a run-cache pointer holds: the path of a record below ``runs/``."""
+
+
+_BAD_FILE = safeload.plain(StorageError)
 
 
 def parse_pointer(data: bytes) -> str | None:
@@ -193,19 +197,22 @@ class RecordStore:
         m = _NAME.match(path.name)
         if not m:
             raise StorageError(f"not a run record file name: {path.name}")
+        rel = f"{path.parent.name}/{path.name}"
         try:
+            safeload.check_size(path.stat().st_size, rel, "record", _BAD_FILE)
             data = path.read_bytes()
         except OSError as exc:
             raise StorageError(f"cannot read run record {path}: {exc.strerror}") from exc
         if hashlib.sha256(data).hexdigest() != m.group(2):
             raise StorageError(f"run record {path.name} does not match its hash: it was "
                                "modified after it was written")
-        try:
-            body = json.loads(data)
-        except ValueError as exc:
-            raise StorageError(f"run record {path.name} is not JSON") from exc
+        body = safeload.load_json(data, f"run record {rel}", "record", _BAD_FILE,
+                                  errors="surrogatepass")
         if not isinstance(body, dict):
-            raise StorageError(f"run record {path.name} is not a JSON object")
+            raise StorageError(f"run record {rel} is not a JSON object")
+        bad = recordshape.problem(body)
+        if bad is not None:
+            raise StorageError(f"run record {rel}: {bad}")
         return RunRecord(m.group(2), path.parent.name, int(m.group(1)), body)
 
     def read_rel(self, rel: str) -> RunRecord:
