@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import xxhash
 
+from pipeflow import safeload
 from pipeflow.errors import StorageError
 from pipeflow.ignore import IGNORABLE_NAMES, IGNORABLE_SUFFIXES, IgnoreRules
 
@@ -182,10 +183,14 @@ class Manifest:
         """Parse canonical bytes; raises StorageError for anything that is not a manifest
         (including unsafe paths such as ``../x``, duplicates, or a file that is also a
         directory)."""
+        safeload.check_size(len(data), "directory manifest", "manifest",
+                            safeload.plain(StorageError))
         try:
             doc = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise StorageError(f"not a directory manifest: {exc}") from exc
+        except RecursionError:
+            raise StorageError("not a directory manifest (it nests too deeply)") from None
         if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT:
             raise StorageError("not a directory manifest (unknown format)")
         raw = doc.get("entries")

@@ -51,9 +51,9 @@ class Limits:
 
 
 KINDS: dict[str, Limits] = {
-    # A 2,000-stage spec is about 0.5 MB; 64 MB would take a minute to parse.
-    "spec": Limits("spec", 16 * MiB),
-    "params": Limits("params", 16 * MiB),
+    # A 2,000-stage spec is about 0.5 MB (0.2 s to parse); a 45 MB one took minutes.
+    "spec": Limits("spec", 4 * MiB),
+    "params": Limits("params", 4 * MiB),
     # A lock of 2,000 stages with 20 inputs each is about 4 MB.
     "lock": Limits("lock", 64 * MiB, max_nodes=5_000_000),
     # A 100,000-file manifest is about 9 MB; this allows about 2.5 million files.
@@ -63,6 +63,10 @@ KINDS: dict[str, Limits] = {
     "config": Limits("config", 1 * MiB, max_nodes=100_000),
     "tagline": Limits("tagline", 64 * 1024, max_depth=20, max_nodes=10_000),
 }
+
+MAX_STAGES = 20_000
+"""Stages one spec may declare (templates included): ten times a large real project;
+building each costs milliseconds, so 150,000 tiny stages took most of a minute."""
 
 ErrorFactory = Callable[[str, Location], PipeflowError]
 """Builds the caller's error class from a message and where it happened."""
