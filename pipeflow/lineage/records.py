@@ -41,6 +41,13 @@ _POINTER = re.compile(rb"([0-9a-f]{16}/\d{8}-[0-9a-f]{64}\.json)\n?")
 _BAD_FILE = safeload.plain(StorageError)
 
 
+def read_pointer(path: Path) -> bytes:
+    """A pointer file's bytes, at most one past what a pointer may hold (a huge file
+    from a remote is refused by :func:`parse_pointer` without being read whole)."""
+    with open(path, "rb") as f:
+        return f.read(safeload.limits("pointer").max_bytes + 1)
+
+
 def parse_pointer(data: bytes) -> str | None:
     """The record path a run-cache pointer's bytes name, or None if they are damaged
     (truncated, garbled, or naming anything but a record file)."""
@@ -91,7 +98,7 @@ class RunRecord:
 
     @property
     def outputs(self) -> list[dict[str, Any]]:
-        outs = self.body.get("outputs", [])
+        outs = self.body.get("outputs") or []
         return [o for o in outs if isinstance(o, dict)]
 
     @property
@@ -225,7 +232,7 @@ class RecordStore:
         skipped, noted in :attr:`skipped`, and the stage simply runs."""
         pointer = self.runcache / fingerprint[:2] / fingerprint
         try:
-            data = pointer.read_bytes()
+            data = read_pointer(pointer)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
