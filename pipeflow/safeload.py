@@ -156,7 +156,7 @@ def _c_load(text: str) -> Any:
 
 def bound(value: Any, file: str, kind: str, error: ErrorFactory = spec_error) -> None:
     """Refuse a value nested deeper, or expanding to more nodes, than ``kind`` allows,
-    or containing itself (``&a [*a]``).
+    or containing itself (``&a [*a]``); the message names the key path.
 
     Iterative, and each shared container is measured once: a billion-laughs value
     costs the steps of its text, not of its expansion."""
@@ -165,33 +165,40 @@ def bound(value: Any, file: str, kind: str, error: ErrorFactory = spec_error) ->
     lim = limits(kind)
     measured: dict[int, tuple[int, int]] = {}  # id -> (nodes when expanded, height)
     open_: set[int] = set()  # the containers on the current path (DFS)
-    stack: list[tuple[Any, bool]] = [(value, False)]
+    stack: list[tuple[Any, bool, tuple[Any, ...]]] = [(value, False, ())]
     while stack:
-        item, children_done = stack.pop()
+        item, children_done, path = stack.pop()
         key = id(item)
         if key in measured:
             continue
-        kids = list(item.values() if isinstance(item, dict) else item)
+        pairs = list(item.items() if isinstance(item, dict) else enumerate(item))
         if not children_done:
             if key in open_:
-                raise error("a value contains itself (a YAML alias inside its own anchor)",
-                            Location(file))
+                raise error(f"{_at(path)}a value contains itself (a YAML alias inside "
+                            "its own anchor)", Location(file))
             open_.add(key)
-            stack.append((item, True))
-            stack.extend((c, False) for c in kids if isinstance(c, dict | list))
+            stack.append((item, True, path))
+            stack.extend((c, False, (*path, k)) for k, c in pairs if isinstance(c, dict | list))
             continue
         open_.discard(key)
         nodes, height = 1 + (len(item) if isinstance(item, dict) else 0), 1
-        for c in kids:
+        for _k, c in pairs:
             n, h = measured[id(c)] if isinstance(c, dict | list) else (1, 0)
             nodes, height = nodes + n, max(height, h + 1)
         if height > lim.max_depth:
-            raise error(_too_deep(lim), Location(file))
+            raise error(f"{_at(path)}{_too_deep(lim)}", Location(file))
         if nodes > lim.max_nodes:
-            msg = (f"the document expands to more than {lim.max_nodes:,} values "
+            msg = (f"{_at(path)}the value expands to more than {lim.max_nodes:,} values "
                    "(YAML aliases repeating one another?)")
             raise error(msg, Location(file))
         measured[key] = (nodes, height)
+
+
+def _at(path: tuple[Any, ...]) -> str:
+    """The key path of a value, as ``a.b.0.c: `` (shortened past 80 characters)."""
+    text = ".".join(str(p) for p in path)
+    text = text if len(text) <= 80 else text[:77] + "..."
+    return f"{text}: " if text else ""
 
 
 def _too_deep(lim: Limits) -> str:
