@@ -473,7 +473,7 @@ def loads(text: str, file: str = "pipeline.lock") -> Lock:
             raise lockconflict.conflict_error(text, file)
     data = _parse(text, file, _hint(file))
     if "*" in text:  # our emitter writes no aliases: bound what someone else's do
-        safeload.bound(data, file, "lock", safeload.plain(LockfileError))
+        safeload.bound(data, file, "lock", safeload.plain(LockfileError, _hint(file)))
     return lock_from_dict(data, file)
 
 
@@ -521,7 +521,8 @@ def read(path: Path, name: str | None = None) -> Lock:
     except OSError as exc:
         msg = f"cannot read {name or path}: {exc.strerror or exc}"
         raise LockfileError(msg) from exc
-    safeload.check_size(len(raw), name or str(path), "lock", safeload.plain(LockfileError))
+    shown = name or str(path)
+    safeload.check_size(len(raw), shown, "lock", safeload.plain(LockfileError, _hint(shown)))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -89,9 +89,9 @@ def spec_error(message: str, where: Location) -> PipeflowError:
     return SpecError(message, where)
 
 
-def plain(cls: type[PipeflowError]) -> ErrorFactory:
-    """An ErrorFactory for error classes that take only a message."""
-    return lambda message, where: cls(f"{where}: {message}")
+def plain(cls: type[PipeflowError], hint: str | None = None) -> ErrorFactory:
+    """An ErrorFactory for error classes that take a message (and a hint)."""
+    return lambda message, where: cls(f"{where}: {message}", hint=hint)
 
 
 def check_size(size: int, file: str, kind: str, error: ErrorFactory = spec_error) -> None:
