@@ -145,3 +145,24 @@ def test_a_binary_run_cache_pointer_is_skipped(project: Project, tmp_path: Path)
     r = project.cli("push")
     assert r.code == 0 and "damaged" in r.text and "not pushed" in r.text, r.text
     _no_crash(project, "repro", "--force")
+
+
+def test_a_manifest_path_3000_folders_deep_is_refused(project: Project) -> None:
+    from pipeflow.hashing import Manifest, ManifestEntry
+
+    _one_stage(project)
+    lock = project.read("pipeline.lock")
+    old = project.lock()["stages"]["train"]["outs"][0]["hash"]
+    raw = project.lock()["stages"]["train"]["deps"][0]["hash"]
+    deep = Manifest((ManifestEntry("a/" * 3000 + "f", raw, 3, False),))
+    oid = deep.hash
+    obj = project.root / ".pipeflow/cache/objects" / oid[:2] / oid[2:]
+    obj.parent.mkdir(parents=True, exist_ok=True)
+    obj.write_bytes(deep.to_bytes())
+    project.write("pipeline.lock", lock.replace(old, oid))
+    import shutil
+
+    shutil.rmtree(project.root / "models")
+    r = project.cli("checkout", "models")
+    assert r.code == 1 and "nested deeper than 128" in r.text, r.text
+    assert not (project.root / "models").exists()
