@@ -166,3 +166,22 @@ def test_a_manifest_path_3000_folders_deep_is_refused(project: Project) -> None:
     r = project.cli("checkout", "models")
     assert r.code == 1 and "nested deeper than 128" in r.text, r.text
     assert not (project.root / "models").exists()
+
+
+def test_a_bad_record_fetched_from_a_remote_leaves_versions_and_lineage_working(
+        project: Project, tmp_path: Path) -> None:
+    _one_stage(project)
+    store = tmp_path / "store"
+    assert project.run("remote", "add", "origin", str(store)).code == 0
+    assert project.run("push").code == 0
+    chain = next((store / "runs").iterdir())
+    first = next(chain.iterdir())
+    body = {**json.loads(first.read_bytes()), "seq": 2, "prev": first.name[9:-5],
+            "outputs": 5}
+    data = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    (chain / f"00000002-{hashlib.sha256(data).hexdigest()}.json").write_bytes(data)
+    assert project.cli("fetch").code == 0
+    for command in (("versions", "models"), ("lineage", "models"), ("versions", "models")):
+        r = project.cli(*command)
+        assert r.code == 0, r.text
+    assert project.cli("verify").code == 1
