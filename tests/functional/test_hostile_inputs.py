@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -147,25 +149,35 @@ def test_a_binary_run_cache_pointer_is_skipped(project: Project, tmp_path: Path)
     _no_crash(project, "repro", "--force")
 
 
-def test_a_manifest_path_3000_folders_deep_is_refused(project: Project) -> None:
+def _deep_path_manifest(raw: str) -> bytes:
     from pipeflow.hashing import Manifest, ManifestEntry
+
+    return Manifest((ManifestEntry("a/" * 3000 + "f", raw, 3, False),)).to_bytes()
+
+
+@pytest.mark.parametrize(("manifest", "expected"), [
+    (_deep_path_manifest, "nested deeper than 128"),
+    (lambda raw: b'{"format":1,"entries":' + b"[" * 5000 + b"]" * 5000 + b"}",
+     "nests too deeply"),
+], ids=["path-3000-folders", "json-5000-levels"])
+def test_a_crafted_folder_manifest_is_refused(
+        project: Project, manifest: Callable[[str], bytes], expected: str) -> None:
+    from pipeflow.hashing import hash_bytes
 
     _one_stage(project)
     lock = project.read("pipeline.lock")
     old = project.lock()["stages"]["train"]["outs"][0]["hash"]
-    raw = project.lock()["stages"]["train"]["deps"][0]["hash"]
-    deep = Manifest((ManifestEntry("a/" * 3000 + "f", raw, 3, False),))
-    oid = deep.hash
+    data = manifest(project.lock()["stages"]["train"]["deps"][0]["hash"])
+    oid = hash_bytes(data)  # a remote would serve it under its real hash
     obj = project.root / ".pipeflow/cache/objects" / oid[:2] / oid[2:]
     obj.parent.mkdir(parents=True, exist_ok=True)
-    obj.write_bytes(deep.to_bytes())
+    obj.write_bytes(data)
     project.write("pipeline.lock", lock.replace(old, oid))
-    import shutil
-
     shutil.rmtree(project.root / "models")
     r = project.cli("checkout", "models")
-    assert r.code == 1 and "nested deeper than 128" in r.text, r.text
+    assert r.code == 1 and expected in r.text, r.text
     assert not (project.root / "models").exists()
+    _no_crash(project, "status")
 
 
 def test_a_bad_record_fetched_from_a_remote_leaves_versions_and_lineage_working(
