@@ -109,7 +109,11 @@ def build_pipeline(root: Path, doc: Document) -> Pipeline:
     positions = doc.key_positions(("stages",))
     stages: dict[str, Stage] = {}
     for name, entry in (data.get("stages") or {}).items():
-        for inst in expand(name, entry, ctx):
+        instances = expand(name, entry, ctx)
+        if len(stages) + len(instances) > safeload.MAX_STAGES:
+            raise SpecProblem(f"the spec stands for more than {safeload.MAX_STAGES:,} stages "
+                              "(templates included)", ("stages", name), at_key=True)
+        for inst in instances:
             if inst.name in stages:
                 raise SpecProblem(
                     f"stage name '{inst.name}' (made by '{name}') is used twice",

@@ -138,6 +138,18 @@ def test_a_huge_spec_is_refused_at_once(project: Project) -> None:
     assert r.code == 2 and "pipeline.yaml" in r.err and "PIPEFLOW_MAX_SPEC_MB" in r.err
 
 
+def test_a_matrix_bomb_fails_fast(project: Project) -> None:
+    _one_stage(project)
+    axis = "[" + ",".join(map(str, range(1000))) + "]"
+    project.write("pipeline.yaml", f"stages:\n  s:\n    matrix:\n      a: {axis}\n"
+                  f"      b: {axis}\n    do:\n      cmd: echo ${{item.a}}\n"
+                  "      outs: ['o_${item.a}_${item.b}']\n")
+    started = time.monotonic()
+    r = project.cli("status", timeout=30)
+    assert time.monotonic() - started < 5
+    assert r.code == 2 and "pipeline.yaml:4:" in r.err and "1,000,000 stages" in r.err, r.text
+
+
 def test_a_binary_run_cache_pointer_is_skipped(project: Project, tmp_path: Path) -> None:
     _one_stage(project)
     pointer = next((project.root / ".pipeflow/cache/runcache").glob("*/*"))
