@@ -54,6 +54,7 @@ KINDS: dict[str, Limits] = {
     # A 2,000-stage spec is about 0.5 MB (0.2 s to parse); a 45 MB one took minutes.
     "spec": Limits("spec", 4 * MiB),
     "params": Limits("params", 4 * MiB),
+    "metrics": Limits("metrics", 4 * MiB),
     # A lock of 2,000 one-input stages is 1.4 MB, with 20 inputs each about 5 MB.
     "lock": Limits("lock", 16 * MiB, max_nodes=5_000_000),
     # A 100,000-file manifest is 8.5 MB (0.6 s to read); this allows 3 million files.

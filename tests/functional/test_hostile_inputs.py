@@ -150,6 +150,17 @@ def test_a_matrix_bomb_fails_fast(project: Project) -> None:
     assert r.code == 2 and "pipeline.yaml:4:" in r.err and "1,000,000 stages" in r.err, r.text
 
 
+def test_a_stage_writing_a_metrics_bomb_fails_fast(project: Project) -> None:
+    project.write("bomb.yaml", BOMB)
+    project.spec({"s": {"cmd": "cp bomb.yaml m.yaml", "deps": ["bomb.yaml"],
+                        "metrics": ["m.yaml"]}})
+    assert project.run("init").code == 0
+    started = time.monotonic()
+    r = project.cli("repro", timeout=30)
+    assert time.monotonic() - started < 5
+    assert r.code == 1 and "metrics file 'm.yaml'" in r.err and "expands" in r.err, r.text
+
+
 def test_a_binary_run_cache_pointer_is_skipped(project: Project, tmp_path: Path) -> None:
     _one_stage(project)
     pointer = next((project.root / ".pipeflow/cache/runcache").glob("*/*"))

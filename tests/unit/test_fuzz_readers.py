@@ -30,6 +30,7 @@ from pipeflow.errors import PipeflowError
 from pipeflow.hashing import Manifest
 from pipeflow.lineage import tags
 from pipeflow.lineage.records import RecordStore, parse_pointer
+from pipeflow.metrics import read_metrics
 from pipeflow.params import clear_cache, parse_params
 from pipeflow.spec.loader import load_pipeline
 
@@ -191,6 +192,14 @@ def test_record(data: bytes, workdir: Path) -> None:
 def test_pointer(data: bytes) -> None:
     rel = parse_pointer(data)
     assert rel is None or rel.count("/") == 1
+
+
+@FUZZ
+@given(data=hostile(b'{"acc": 0.9, "loss": [1, 2]}'), suffix=st.sampled_from([".json", ".yaml"]))
+def test_metrics(data: bytes, suffix: str, workdir: Path) -> None:
+    path = workdir / f"metrics{suffix}"
+    path.write_bytes(data)
+    holds(lambda: read_metrics(path, "train", path.name))
 
 
 # --- config and tag logs -------------------------------------------------------
