@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from pipeflow import safeload
 from pipeflow.credentials import secret_settings
 from pipeflow.errors import Location, SpecError
 
@@ -23,16 +24,20 @@ CREDENTIALS_HINT = ("put it in the git-ignored .pipeflow/config.local (`pipeflow
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         return {}
     try:
-        data = yaml.safe_load(text)
+        data = safeload.load_yaml(raw, str(path), "config")
+        if data is not None:
+            safeload.bound(data, str(path), "config")
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         loc = Location(str(path), mark.line + 1, mark.column + 1) if mark else Location(str(path))
         msg = f"config is not valid YAML: {getattr(exc, 'problem', exc)}"
         raise SpecError(msg, loc) from exc
+    except (ValueError, TypeError) as exc:  # a constructor's: "2024-13-45", "!!int x"
+        raise SpecError(f"config is not valid YAML: {exc}", Location(str(path))) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

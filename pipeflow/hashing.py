@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import xxhash
 
+from pipeflow import safeload, safepath
 from pipeflow.errors import OutsideProjectError, StorageError
 from pipeflow.ignore import IGNORABLE_NAMES, IGNORABLE_SUFFIXES, IgnoreRules
 
@@ -190,10 +191,14 @@ class Manifest:
         """Parse canonical bytes; raises StorageError for anything that is not a manifest
         (including unsafe paths such as ``../x``, duplicates, or a file that is also a
         directory)."""
+        safeload.check_size(len(data), "directory manifest", "manifest",
+                            safeload.plain(StorageError))
         try:
             doc = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise StorageError(f"not a directory manifest: {exc}") from exc
+        except RecursionError:
+            raise StorageError("not a directory manifest (it nests too deeply)") from None
         if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT:
             raise StorageError("not a directory manifest (unknown format)")
         raw = doc.get("entries")
@@ -262,18 +267,24 @@ def _check_safe_path(path: str) -> None:
 
 
 def _check_tree_shape(entries: tuple[ManifestEntry, ...]) -> None:
-    files: set[str] = set()
-    dirs: set[str] = set()
+    # Folders are numbered by (parent number, name), so a path costs one step per
+    # segment: joining every prefix was quadratic in depth (minutes for a crafted
+    # manifest of deep, distinct paths).
+    folders: dict[tuple[int, str], int] = {}
+    files: dict[tuple[int, str], str] = {}
     for e in entries:
         path = e.path
-        if path in files:
+        *parents, name = path.split("/")
+        if len(parents) >= safepath.MAX_DEPTH:  # safepath's rule, checked here for free
+            raise StorageError(f"directory manifest: {path[:80]!r}... is nested deeper than "
+                               f"{safepath.MAX_DEPTH} folders")
+        parent = 0
+        for part in parents:
+            parent = folders.setdefault((parent, part), len(folders) + 1)
+        if (parent, name) in files:
             raise StorageError(f"directory manifest: duplicate path {path!r}")
-        files.add(path)
-        if "/" in path:
-            parts = path.split("/")
-            for i in range(1, len(parts)):
-                dirs.add("/".join(parts[:i]))
-    clash = files & dirs
+        files[(parent, name)] = path
+    clash = [path for key, path in files.items() if key in folders]
     if clash:
         raise StorageError(f"directory manifest: {min(clash)!r} is both a file and a directory")
 

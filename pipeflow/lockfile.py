@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from pipeflow import atomicfile, diskfull, safepath, yamlemit
+from pipeflow import atomicfile, diskfull, safeload, safepath, yamlemit
 from pipeflow.errors import LockfileError
 
 if TYPE_CHECKING:
@@ -484,7 +484,10 @@ def loads(text: str, file: str = "pipeline.lock") -> Lock:
 
         if lockconflict.has_markers(text):
             raise lockconflict.conflict_error(text, file)
-    return lock_from_dict(_parse(text, file, _hint(file)), file)
+    data = _parse(text, file, _hint(file))
+    if "*" in text:  # our emitter writes no aliases: bound what someone else's do
+        safeload.bound(data, file, "lock", safeload.plain(LockfileError, _hint(file)))
+    return lock_from_dict(data, file)
 
 
 def lock_from_dict(data: Any, file: str = "pipeline.lock") -> Lock:
@@ -532,6 +535,8 @@ def read(path: Path, name: str | None = None) -> Lock:
     except OSError as exc:
         msg = f"cannot read {name or path}: {exc.strerror or exc}"
         raise LockfileError(msg) from exc
+    shown = name or str(path)
+    safeload.check_size(len(raw), shown, "lock", safeload.plain(LockfileError, _hint(shown)))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

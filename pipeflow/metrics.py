@@ -8,7 +8,8 @@ from typing import Any
 
 import yaml
 
-from pipeflow.errors import StageFailed
+from pipeflow import safeload
+from pipeflow.errors import Location, StageFailed
 
 
 def flatten_scalars(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -39,9 +40,16 @@ def read_metrics(path: Path, stage: str, rel: str) -> dict[str, Any]:
         msg = f"cannot read metrics file '{rel}': {exc.strerror or exc}"
         raise StageFailed(stage, msg) from exc
     is_json = path.suffix.lower() == ".json"
+
+    def bad(message: str, _where: Location) -> StageFailed:
+        return StageFailed(stage, f"metrics file '{rel}': {message}")
+
     try:
-        data = json.loads(text) if is_json else yaml.safe_load(text)
+        data = json.loads(text) if is_json else safeload.load_yaml(text, rel, "metrics", bad)
+        safeload.bound(data, rel, "metrics", bad)  # flatten_scalars recurses
     except (ValueError, yaml.YAMLError) as exc:
         msg = f"metrics file '{rel}' is not valid {'JSON' if is_json else 'YAML'}"
         raise StageFailed(stage, f"{msg}: {exc}") from exc
+    except RecursionError:
+        raise bad("values nest too deeply", Location(rel)) from None
     return dict(sorted(flatten_scalars(data).items()))

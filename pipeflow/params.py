@@ -25,6 +25,7 @@ from typing import Any, Final
 
 import yaml
 
+from pipeflow import safeload
 from pipeflow.errors import Location, PipeflowError, SpecError
 
 PARAMS_SUFFIXES: Final = (".yaml", ".yml", ".json", ".toml")
@@ -129,11 +130,10 @@ def read_params(path: Path, *, name: str | None = None) -> dict[str, Any]:
 
 
 def parse_params(raw: bytes, suffix: str, name: str) -> dict[str, Any]:
-    """Parse params bytes in the format ``suffix`` names; errors are SpecError in ``name``."""
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"params file is not UTF-8 text ({exc.reason})", Location(name)) from None
+    """Parse params bytes in the format ``suffix`` names; errors are SpecError in ``name``
+    (also for a file past the limits of :mod:`pipeflow.safeload`)."""
+    safeload.check_size(len(raw), name, "params")
+    text = safeload.decode(raw, name)
     if suffix == ".json":
         data = _parse_json(text, name)
     elif suffix == ".toml":
@@ -142,6 +142,8 @@ def parse_params(raw: bytes, suffix: str, name: str) -> dict[str, Any]:
         data = _parse_yaml(text, name)
     if data is None:
         return {}
+    if suffix != ".toml":  # TOML has no aliases, and its parser bounds nesting
+        safeload.bound(data, name, "params")
     if not isinstance(data, dict):
         kind = type(data).__name__
         raise SpecError(
@@ -162,6 +164,8 @@ def _parse_yaml(text: str, name: str) -> Any:
     except (yaml.YAMLError, ValueError, TypeError) as exc:
         # ValueError: a plain scalar that looks like a date but is none (2024-13-45)
         raise SpecError(f"cannot parse YAML: {exc}", Location(name)) from None
+    except RecursionError:
+        raise SpecError("YAML nests too deeply", Location(name)) from None
 
 
 def _parse_json(text: str, name: str) -> Any:

@@ -21,6 +21,9 @@ from pipeflow.errors import PipeflowError
 # A whole path and one segment, as Linux file systems bound them.
 MAX_PATH = 4096
 MAX_SEGMENT = 255
+# Folders a path may be nested in: os.makedirs recurses once per level (a 3,000-level
+# path in a manifest crashed checkout), and no real project comes near 128.
+MAX_DEPTH = 128
 # Directories that belong to git and to pipeflow: never written through data.
 RESERVED = frozenset({".git", ".pipeflow"})
 
@@ -53,6 +56,8 @@ def problem(path: object) -> str | None:
     if path.startswith("/"):
         return "is absolute"
     segments = path.split("/")
+    if len(segments) > MAX_DEPTH:
+        return f"is nested deeper than {MAX_DEPTH} folders"
     for seg in segments:
         if seg in ("", ".", ".."):
             return "is not a normal relative path (empty, '.' or '..' segment)"

@@ -12,6 +12,7 @@ from pipeflow.cli.options import Json, Verbose, Wait
 
 if TYPE_CHECKING:
     from pipeflow.lineage.tags import LogProblem
+    from pipeflow.repo import Repo
 
 
 def add_command(
@@ -74,6 +75,7 @@ def versions_command(
 
     with Repo.find() as repo:
         listing = versions(repo, path, sort=sort)
+        record_warnings(repo)
     tag_warnings(listing.problems)
     for change in listing.relabeled:
         output.warn(change.message)
@@ -114,6 +116,14 @@ def versions_command(
         if v.metrics:
             shown = ", ".join(f"{k.split(':', 1)[-1]}={val}" for k, val in v.metrics.items())
             output.out(f"           metrics: {shown}")
+
+
+def record_warnings(repo: Repo) -> None:
+    """One warning per damaged run record this command met and skipped (if the
+    command opened the index at all)."""
+    index = repo.__dict__.get("index")  # a cached_property: never open it just for this
+    for problem in index.skipped if index is not None else ():
+        output.warn(problem)
 
 
 def tag_warnings(problems: Sequence[LogProblem]) -> None:

@@ -59,6 +59,8 @@ def lineage_command(
         fmt = "json"
     if fmt not in FORMATS:
         raise UsageError(f"unknown format '{fmt}'", hint=f"choose one of {', '.join(FORMATS)}")
+    from pipeflow.cli.history import record_warnings
+
     with Repo.find() as repo:
         if "@" in target or other is not None:  # a version may be a tag: say what was skipped
             from pipeflow.cli.history import tag_warnings
@@ -79,6 +81,7 @@ def lineage_command(
         from pipeflow.ops.lineage import lineage
 
         result = lineage(repo, target)
+        record_warnings(repo)
     output.out(render(result, fmt).rstrip("\n"))
     if result.problems and fmt != "text":
         output.warn(f"{len(result.problems)} damaged record(s) on the way: run `pipeflow "

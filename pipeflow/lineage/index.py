@@ -88,6 +88,8 @@ class RunIndex:
 
     def __init__(self, path: Path, records: RecordStore) -> None:
         self.records = records
+        self.skipped: list[str] = []
+        """Damaged records met by this process's refresh: warnings for the user."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = self._open(path)
 
@@ -132,6 +134,8 @@ class RunIndex:
                     except StorageError as exc:
                         self.db.execute("INSERT OR REPLACE INTO broken VALUES (?, ?)",
                                         (f"{chain}/{path.name}", exc.message))
+                        self.skipped.append(f"{exc.message}: skipped (`pipeflow verify` "
+                                            "lists damaged records)")
                         continue
                     self._insert(record)
                     added += 1

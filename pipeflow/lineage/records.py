@@ -27,14 +27,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pipeflow import atomicfile
+from pipeflow import atomicfile, safeload
 from pipeflow.errors import StorageError
+from pipeflow.lineage import recordshape
 
 RECORD_FORMAT = 1
 RecordKind = Literal["run", "restore", "add"]
 _NAME = re.compile(r"^(\d{8})-([0-9a-f]{64})\.json$")
 _POINTER = re.compile(rb"([0-9a-f]{16}/\d{8}-[0-9a-f]{64}\.json)\n?")
 """What a run-cache pointer holds: the path of a record below ``runs/``."""
+
+
+_BAD_FILE = safeload.plain(StorageError)
+
+
+def read_pointer(path: Path) -> bytes:
+    """A pointer file's bytes, at most one past what a pointer may hold (a huge file
+    from a remote is refused by :func:`parse_pointer` without being read whole)."""
+    with open(path, "rb") as f:
+        return f.read(safeload.limits("pointer").max_bytes + 1)
 
 
 def parse_pointer(data: bytes) -> str | None:
@@ -121,7 +132,7 @@ class RunRecord:
 
     @property
     def outputs(self) -> list[dict[str, Any]]:
-        outs = self.body.get("outputs", [])
+        outs = self.body.get("outputs") or []
         return [o for o in outs if isinstance(o, dict)]
 
     @property
@@ -238,22 +249,22 @@ class RecordStore:
         m = _NAME.match(path.name)
         if not m:
             raise StorageError(f"not a run record file name: {path.name}")
+        rel = f"{path.parent.name}/{path.name}"
         try:
+            safeload.check_size(path.stat().st_size, rel, "record", _BAD_FILE)
             data = path.read_bytes()
         except OSError as exc:
             raise StorageError(f"cannot read run record {path}: {exc.strerror}") from exc
         if hashlib.sha256(data).hexdigest() != m.group(2):
             raise StorageError(f"run record {path.name} does not match its hash: it was "
                                "modified after it was written")
-        try:
-            body = json.loads(data)
-        except ValueError as exc:
-            raise StorageError(f"run record {path.name} is not JSON") from exc
+        body = safeload.load_json(data, f"run record {rel}", "record", _BAD_FILE,
+                                  errors="surrogatepass")
         if not isinstance(body, dict):
-            raise StorageError(f"run record {path.name} is not a JSON object")
-        unsafe = unsafe_path(body)
-        if unsafe is not None:
-            raise StorageError(f"run record {path.name}: {unsafe}",
+            raise StorageError(f"run record {rel} is not a JSON object")
+        bad = recordshape.problem(body) or unsafe_path(body)
+        if bad is not None:
+            raise StorageError(f"run record {rel}: {bad}",
                                hint="a crafted or damaged record: it is skipped; "
                                     "`pipeflow verify` lists it")
         return RunRecord(m.group(2), path.parent.name, int(m.group(1)), body)
@@ -268,7 +279,7 @@ class RecordStore:
         skipped, noted in :attr:`skipped`, and the stage simply runs."""
         pointer = self.runcache / fingerprint[:2] / fingerprint
         try:
-            data = pointer.read_bytes()
+            data = read_pointer(pointer)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:

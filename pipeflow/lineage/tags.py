@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeflow import atomicfile, safepath
-from pipeflow.errors import UsageError
+from pipeflow import atomicfile, safeload, safepath
+from pipeflow.errors import PipeflowError, UsageError
 from pipeflow.lineage.records import canonical, iso
 
 TAGS_FILE = "tags.jsonl"
@@ -137,12 +137,23 @@ class _Parsed:
 
 def _parse(number: int, text: str) -> _Parsed | str:
     """One line as an entry, or the reason it is not one."""
+    if len(text) > safeload.limits("tagline").max_bytes:
+        return "longer than a tag log line may be"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # bytes the read could not decode (surrogateescape)
+            return "not UTF-8 text"
     try:
         body = json.loads(text)
     except (ValueError, RecursionError):  # RecursionError: absurdly nested brackets
         return "not a JSON line"
     if not isinstance(body, dict):
         return "not a JSON object"
+    try:
+        safeload.bound(body, TAGS_FILE, "tagline")
+    except PipeflowError as exc:
+        return exc.message.split(": ", 1)[-1]
     if body.get("kind") == "repair":
         return _parse_marker(number, text, body)
     for key in _FIELDS:

@@ -20,7 +20,7 @@ from pipeflow import atomicfile, faults, lockfile
 from pipeflow.errors import StorageError
 from pipeflow.hashing import hash_file
 from pipeflow.lacking import Lacking, lacking
-from pipeflow.lineage.records import parse_pointer
+from pipeflow.lineage.records import parse_pointer, read_pointer
 from pipeflow.lineage.trust import remember_origins
 from pipeflow.lockfile import FileEntry, Lock, out_entries
 from pipeflow.ops.remotes import open_remote
@@ -156,7 +156,7 @@ def local_pointers(repo: Repo) -> tuple[dict[str, Path], list[str]]:
             path = Path(folder) / name
             rel = path.relative_to(root).as_posix()
             try:
-                good = parse_pointer(path.read_bytes()) is not None
+                good = parse_pointer(read_pointer(path)) is not None
             except OSError:
                 good = False
             if good:
@@ -364,7 +364,7 @@ def _get_pointer(repo: Repo, remote: Remote, rel: str) -> Job[bool]:
         tmp = atomicfile.temp_name(final)
         try:
             remote.download("runcache", rel, tmp, stop)
-            if parse_pointer(tmp.read_bytes()) is None:
+            if parse_pointer(read_pointer(tmp)) is None:
                 return False
             os.replace(tmp, final)  # never a half pointer under the final name
             return True

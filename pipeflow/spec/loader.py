@@ -18,6 +18,7 @@ from typing import Any
 
 import xxhash
 
+from pipeflow import safeload
 from pipeflow.errors import Location, SpecError
 from pipeflow.params import PARAMS_SUFFIXES, ParamsFileNotFound, read_params
 from pipeflow.spec.interpolate import Context
@@ -69,17 +70,21 @@ def load_pipeline(
         ) from None
     except OSError as exc:
         raise SpecError(f"cannot read {spec_name}: {exc.strerror}", Location(spec_name)) from exc
+    safeload.check_size(len(raw), spec_name, "spec")
     digest = spec_digest(raw)
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"not UTF-8 text ({exc.reason})", Location(spec_name)) from None
+    text = safeload.decode(raw, spec_name)
     must_validate = is_validated is None or not is_validated(digest)
     doc = parse(text, spec_name, find_duplicate_keys=must_validate)
+    if "*" in text:  # aliases: bound their expansion before anything walks the values
+        safeload.bound(doc.data, spec_name, "spec")
     validated_now = False
     if must_validate or not isinstance(doc.data, dict):
         validate(doc)
         validated_now = True
+    stages = doc.data.get("stages") if isinstance(doc.data, dict) else None
+    if isinstance(stages, dict) and len(stages) > safeload.MAX_STAGES:
+        raise SpecError(f"{len(stages):,} stages is more than a spec may declare "
+                        f"({safeload.MAX_STAGES:,})", Location(spec_name))
     try:
         pipeline = build_pipeline(root, doc)
     except SpecProblem as problem:
@@ -104,7 +109,11 @@ def build_pipeline(root: Path, doc: Document) -> Pipeline:
     positions = doc.key_positions(("stages",))
     stages: dict[str, Stage] = {}
     for name, entry in (data.get("stages") or {}).items():
-        for inst in expand(name, entry, ctx):
+        instances = expand(name, entry, ctx)
+        if len(stages) + len(instances) > safeload.MAX_STAGES:
+            raise SpecProblem(f"the spec stands for more than {safeload.MAX_STAGES:,} stages "
+                              "(templates included)", ("stages", name), at_key=True)
+        for inst in instances:
             if inst.name in stages:
                 raise SpecProblem(
                     f"stage name '{inst.name}' (made by '{name}') is used twice",

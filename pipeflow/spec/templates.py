@@ -16,12 +16,14 @@ Naming (``name`` is the template's key in ``stages:``):
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pipeflow.params import key_text
+from pipeflow.safeload import MAX_STAGES
 from pipeflow.spec.interpolate import Context, interpolate_value, render
 from pipeflow.spec.yamlpos import SpecProblem, YamlPath
 
@@ -51,6 +53,7 @@ def expand(name: str, entry: Mapping[str, Any], ctx: Context) -> list[Instance]:
 def _foreach(name: str, entry: Mapping[str, Any], ctx: Context, src: YamlPath) -> list[Instance]:
     where = (*src, "foreach")
     items = _collection(entry["foreach"], ctx, where, f"'foreach' of stage '{name}'")
+    _check_count(len(items), name, where)
     body, body_src = entry["do"], (*src, "do")
     if isinstance(items, Mapping):
         out = []
@@ -83,6 +86,7 @@ def _matrix(name: str, entry: Mapping[str, Any], ctx: Context, src: YamlPath) ->
                 f"matrix axis '{axis}' of stage '{name}' must be a list, got a mapping", where
             )
         axes.append((axis, resolved, _labels(resolved)))
+    _check_count(math.prod(len(values) for _, values, _ in axes), name, (*src, "matrix"))
     body, body_src = entry["do"], (*src, "do")
     out = []
     for combo in itertools.product(*(range(len(values)) for _, values, _ in axes)):
@@ -90,6 +94,14 @@ def _matrix(name: str, entry: Mapping[str, Any], ctx: Context, src: YamlPath) ->
         label = "-".join(labels[i] for (_, _, labels), i in zip(axes, combo, strict=True))
         out.append(Instance(f"{name}@{label}", body, body_src, ctx.child({"item": item})))
     return out
+
+
+def _check_count(count: int, name: str, where: YamlPath) -> None:
+    """A template may not stand for more stages than a spec may declare: a 300-byte
+    matrix of two 1,000-value axes ran for minutes before this."""
+    if count > MAX_STAGES:
+        raise SpecProblem(f"stage '{name}' stands for {count:,} stages, more than a spec "
+                          f"may declare ({MAX_STAGES:,})", where)
 
 
 def _collection(

@@ -50,6 +50,9 @@ _SDK_ERRORS = (("botocore.exceptions", "BotoCoreError"), ("aiohttp", "ClientErro
                ("azure.core.exceptions", "AzureError"))
 
 
+_RECORD_NAME = re.compile(r"[0-9a-f]{16}/\d{8}-[0-9a-f]{64}\.json")
+
+
 @dataclass(frozen=True)
 class ListedFile:
     """A file in a remote's listing."""
@@ -162,8 +165,9 @@ class Remote:
 
     def records(self) -> set[str]:
         """Run record paths (``chain/seq-id.json``) the remote holds."""
-        return {rel for rel in self._find("runs") if rel.endswith(".json")
-                and "/." not in rel}
+        # only names a record can have: anything else (no '-', a stray file, a
+        # temporary upload) is not fetched, not read, not compared
+        return {rel for rel in self._find("runs") if _RECORD_NAME.fullmatch(rel)}
 
     def pointers(self) -> set[str]:
         """Run-cache pointer paths (``ab/<fingerprint>``) the remote holds."""

@@ -254,7 +254,7 @@ def test_newer_schema_is_a_clear_error() -> None:
         (
             f"schema: 1\nstages:\n  t:\n    cmd: x\n    fingerprint: {H1}\n"
             "    env:\n      deep: &a [*a]\n",
-            "stage 't': field 'env.deep",
+            "stages.t.env.deep.0: a value contains itself",
         ),
         ("schema: !!int x\n", "pipeline.lock: not valid YAML"),
         ("schema: 1\nwhen: 2001-02-30\n", "pipeline.lock: not valid YAML"),
