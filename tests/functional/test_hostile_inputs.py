@@ -178,13 +178,15 @@ def _deep_path_manifest(raw: str) -> bytes:
     return Manifest((ManifestEntry("a/" * 3000 + "f", raw, 3, False),)).to_bytes()
 
 
-@pytest.mark.parametrize(("manifest", "expected"), [
-    (_deep_path_manifest, "nested deeper than 128"),
+# An unsafe member path is a crafted manifest (exit 2, named); one that does not parse
+# is treated as damaged, like a missing object (exit 1).
+@pytest.mark.parametrize(("manifest", "code", "expected"), [
+    (_deep_path_manifest, 2, "unsafe path"),
     (lambda raw: b'{"format":1,"entries":' + b"[" * 5000 + b"]" * 5000 + b"}",
-     "nests too deeply"),
+     1, "nests too deeply"),
 ], ids=["path-3000-folders", "json-5000-levels"])
 def test_a_crafted_folder_manifest_is_refused(
-        project: Project, manifest: Callable[[str], bytes], expected: str) -> None:
+        project: Project, manifest: Callable[[str], bytes], code: int, expected: str) -> None:
     from pipeflow.hashing import hash_bytes
 
     _one_stage(project)
@@ -198,7 +200,8 @@ def test_a_crafted_folder_manifest_is_refused(
     project.write("pipeline.lock", lock.replace(old, oid))
     shutil.rmtree(project.root / "models")
     r = project.cli("checkout", "models")
-    assert r.code == 1 and expected in r.text, r.text
+    assert r.code == code and expected in r.text, r.text
+    assert "Traceback" not in r.text
     assert not (project.root / "models").exists()
     _no_crash(project, "status")
 
@@ -209,12 +212,14 @@ def test_a_bad_record_fetched_from_a_remote_leaves_versions_and_lineage_working(
     store = tmp_path / "store"
     assert project.run("remote", "add", "origin", str(store)).code == 0
     assert project.run("push").code == 0
-    chain = next((store / "runs").iterdir())
-    first = next(chain.iterdir())
-    body = {**json.loads(first.read_bytes()), "seq": 2, "prev": first.name[9:-5],
-            "outputs": 5}
+    own = next((store / "runs").iterdir())
+    first = next(own.iterdir())
+    # A teammate's chain (fetch never writes into this clone's own chain).
+    chain = store / "runs" / "0123456789abcdef"
+    chain.mkdir()
+    body = {**json.loads(first.read_bytes()), "chain": chain.name, "outputs": 5}
     data = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-    (chain / f"00000002-{hashlib.sha256(data).hexdigest()}.json").write_bytes(data)
+    (chain / f"00000001-{hashlib.sha256(data).hexdigest()}.json").write_bytes(data)
     assert project.cli("fetch").code == 0
     for command in (("versions", "models"), ("lineage", "models"), ("versions", "models")):
         r = project.cli(*command)
