@@ -69,8 +69,10 @@ def _setter(layers: list[tuple[Path, dict[str, Any]]], keys: tuple[str, ...]) ->
     return Location(str(layers[0][0]))
 
 
-def check_keys(data: dict[str, Any], path: Path) -> None:
-    """Unknown sections and keys are typos until proven otherwise: say so."""
+def check_keys(data: dict[str, Any], path: Path, *, credentials: bool = True) -> None:
+    """Unknown sections and keys are typos until proven otherwise: say so. With
+    ``credentials`` False a credential in the committed config is let through (an edit
+    reads the file so, and can then remove it; what it writes is checked in full)."""
     import difflib
 
     for section, body in data.items():
@@ -82,7 +84,7 @@ def check_keys(data: dict[str, Any], path: Path) -> None:
         if not isinstance(body, dict):
             continue  # reported with its file by the checks after the merge
         if section == "remote":
-            _check_remotes(body, path)
+            _check_remotes(body, path, credentials)
             continue
         for key in body:
             if key not in KNOWN[section]:
@@ -93,7 +95,7 @@ def check_keys(data: dict[str, Any], path: Path) -> None:
                                 Location(str(path)), hint=hint)
 
 
-def _check_remotes(body: dict[str, Any], path: Path) -> None:
+def _check_remotes(body: dict[str, Any], path: Path, credentials: bool) -> None:
     for name, settings in body.items():
         if not isinstance(settings, dict):
             raise SpecError(f"remote '{name}' must be a mapping with a 'url'", Location(str(path)))
@@ -102,14 +104,16 @@ def _check_remotes(body: dict[str, Any], path: Path) -> None:
             raise SpecError(f"remote '{name}': trust_run_cache must be true or false (got "
                             f"{trust!r})", Location(str(path)),
                             hint="`pipeflow remote modify NAME trust_run_cache true`")
-        if path.name != "config.local":
+        if credentials and path.name != "config.local":
             secret = secret_settings(settings)
             if secret:
                 raise SpecError(
                     f"remote '{name}': '{secret[0]}' looks like a credential in the committed "
                     "config", Location(str(path)),
-                    hint="move it to .pipeflow/config.local (git-ignored) or the environment, "
-                         "and rotate it if it was ever committed: git history keeps it")
+                    hint=f"move it to .pipeflow/config.local (`pipeflow remote modify {name} "
+                         f"{secret[0]} VALUE --local`) or the environment, then `pipeflow "
+                         f"remote modify {name} {secret[0]} --unset`; rotate it if it was "
+                         "ever committed: git history keeps it")
 
 
 def save_config(path: Path, data: dict[str, Any], header: str) -> None:
@@ -120,10 +124,11 @@ def save_config(path: Path, data: dict[str, Any], header: str) -> None:
     atomicfile.write_text(path, header + (dump(data) if data else "{}\n"), durable=True)
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
-    """One config file's own contents (no defaults, no merge)."""
+def read_config_file(path: Path, *, credentials: bool = True) -> dict[str, Any]:
+    """One config file's own contents (no defaults, no merge); ``credentials`` as in
+    :func:`check_keys`."""
     data = _read(path)
-    check_keys(data, path)
+    check_keys(data, path, credentials=credentials)
     return data
 
 

@@ -60,7 +60,9 @@ def _edit(repo: Repo, local: bool, change: Callable[[dict[str, Any]], None]) -> 
     path, header = _file(repo, local)
     with RepoLock(repo.dot / "state" / "config.lock", wait=EDIT_WAIT):
         repo.__dict__.pop("config", None)  # what an edit that held the lock wrote
-        data = read_config_file(path)
+        # A credential someone committed by hand must not block the edit that removes
+        # it; what is written is checked in full below.
+        data = read_config_file(path, credentials=False)
         faults.point("config.edit")  # between read and write: where edits used to race
         change(data)
         for section in [k for k, v in data.items() if v in ({}, None)]:
@@ -112,7 +114,7 @@ def modify_remote(repo: Repo, name: str, key: str, value: str | None, *,
         _refuse_secret(name, key, value)
 
     def change(data: dict[str, Any]) -> None:
-        if name not in {r.name for r in list_remotes(repo)}:  # read under the lock
+        if name not in _names(repo):  # read under the lock
             raise UsageError(f"no remote named '{name}'",
                              hint="`pipeflow remote list` shows them")
         settings = data.setdefault("remote", {}).setdefault(name, {})
@@ -158,8 +160,17 @@ def _parse(value: str) -> Any:
         return value
 
 
+def _names(repo: Repo) -> set[str]:
+    """The remotes either config file names (read as an edit reads them)."""
+    names: set[str] = set()
+    for local in (False, True):
+        remotes = read_config_file(_file(repo, local)[0], credentials=False).get("remote")
+        names.update(remotes if isinstance(remotes, dict) else ())
+    return names
+
+
 def remove_remote(repo: Repo, name: str) -> None:
-    if name not in {r.name for r in list_remotes(repo)}:
+    if name not in _names(repo):
         raise UsageError(f"no remote named '{name}'", hint="`pipeflow remote list` shows them")
     for local in (False, True):
         def change(data: dict[str, Any]) -> None:

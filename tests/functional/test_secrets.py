@@ -211,3 +211,23 @@ def test_a_credential_already_committed_is_a_located_error(project: Project,
         assert ".pipeflow/config" in res.err and "'connection_string'" in res.err
         assert "config.local" in res.err and "rotate" in res.err
         assert SECRET not in res.text  # --verbose: the traceback neither
+
+
+def test_a_committed_credential_can_be_moved_out_with_pipeflow_itself(
+        project: Project, tmp_path: Path) -> None:
+    """The fix the error names works: the edit that removes the credential is not
+    blocked by it, and nothing else may be added while it is there."""
+    _with_remote(project, tmp_path)
+    config = project.root / ".pipeflow" / "config"
+    config.write_text(config.read_text().replace(
+        "url:", f"connection_string: '{CONNECTION}'\n    url:"))
+    res = project.run("remote", "list")
+    assert res.code == 2 and "remote modify origin connection_string --unset" in res.err
+    assert project.run("remote", "modify", "origin", "region", "eu").code == 2
+    res = project.run("remote", "modify", "origin", "connection_string", CONNECTION, "--local")
+    assert res.code == 0, res.text
+    res = project.run("remote", "modify", "origin", "connection_string", "--unset")
+    assert res.code == 0, res.text
+    assert SECRET not in config.read_text()
+    assert SECRET in (project.root / ".pipeflow" / "config.local").read_text()
+    assert project.run("remote", "list").code == 0
