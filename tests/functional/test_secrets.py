@@ -231,3 +231,45 @@ def test_a_committed_credential_can_be_moved_out_with_pipeflow_itself(
     assert SECRET not in config.read_text()
     assert SECRET in (project.root / ".pipeflow" / "config.local").read_text()
     assert project.run("remote", "list").code == 0
+
+
+# -- what is not a credential --------------------------------------------------------------
+
+def test_storage_settings_that_are_not_credentials_are_accepted(project: Project,
+                                                                 tmp_path: Path) -> None:
+    """A MinIO/Ceph remote's `signature_version` and a KMS key's ARN made every command,
+    `status` included, exit 2 ("rotate it"); nested settings are checked by name."""
+    _with_remote(project, tmp_path)
+    config = project.root / ".pipeflow" / "config"
+    config.write_text(config.read_text().replace("url:", (
+        "config_kwargs: {signature_version: s3v4}\n"
+        "    s3_additional_kwargs: {ServerSideEncryption: 'aws:kms', "
+        "SSEKMSKeyId: 'arn:aws:kms:eu-west-1:111:key/abc'}\n"
+        "    session_kwargs: {region_name: eu-west-1}\n    url:")))
+    for args in (("status",), ("remote", "list")):
+        res = project.run(*args)
+        assert res.code == 0, (args, res.text)
+    assert project.run("remote", "modify", "origin", "signature_version", "s3v4").code == 0
+    config.write_text(config.read_text().replace(
+        "region_name: eu-west-1", f"aws_session_token: '{SECRET}'"))
+    res = project.run("remote", "list")
+    assert res.code == 2 and "'session_kwargs.aws_session_token'" in res.err, res.text
+
+
+def test_plain_env_vars_keep_their_values(project: Project,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """`SORT_KEY`, `AUTH_MODE`, `SESSION_ID`... are settings: the lock keeps their
+    values and status says what changed."""
+    names = ["AUTH_MODE", "SORT_KEY", "KEY_COLUMN", "PRIVATE_DATA_DIR",
+             "CONNECTION_POOL_SIZE", "SESSION_ID"]
+    project.write("in.txt", "x\n")
+    project.spec({"s": {"cmd": "cp in.txt out.txt", "deps": ["in.txt"], "outs": ["out.txt"],
+                        "env": {"vars": names}}})
+    for name in names:
+        monkeypatch.setenv(name, "one")
+    assert project.run("repro").code == 0
+    assert project.lock()["stages"]["s"]["env"]["vars"] == dict.fromkeys(names, "one")
+    monkeypatch.setenv("SORT_KEY", "two")
+    res = project.run("status")
+    assert "SORT_KEY 'one' -> 'two'" in res.out or "SORT_KEY one -> two" in res.out, res.out
+    assert "values not shown" not in res.out
