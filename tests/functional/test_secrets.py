@@ -273,3 +273,19 @@ def test_plain_env_vars_keep_their_values(project: Project,
     res = project.run("status")
     assert "SORT_KEY 'one' -> 'two'" in res.out or "SORT_KEY one -> two" in res.out, res.out
     assert "values not shown" not in res.out
+
+
+@pytest.mark.parametrize("where", [(), ("--local",)])
+def test_a_wrong_value_is_the_value_given_not_a_config_file(
+        project: Project, tmp_path: Path, where: tuple[str, ...]) -> None:
+    """`trust_run_cache maybe --local` named config.local as if that file held the bad
+    value, though nothing was written: the error is the value given."""
+    _with_remote(project, tmp_path)
+    before = {p.name: p.read_bytes() for p in (project.root / ".pipeflow").glob("config*")}
+    res = project.run("remote", "modify", "origin", "trust_run_cache", "maybe", *where)
+    assert res.code == 2, res.text
+    assert "trust_run_cache must be true or false; the value given, 'maybe', is not" in res.err
+    assert "nothing was written" in res.err and "config" not in res.err.split("hint")[0]
+    assert before == {p.name: p.read_bytes()
+                      for p in (project.root / ".pipeflow").glob("config*")}
+    assert project.run("remote", "modify", "origin", "trust_run_cache", "true", *where).code == 0
