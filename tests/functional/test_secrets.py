@@ -289,3 +289,23 @@ def test_a_wrong_value_is_the_value_given_not_a_config_file(
     assert before == {p.name: p.read_bytes()
                       for p in (project.root / ".pipeflow").glob("config*")}
     assert project.run("remote", "modify", "origin", "trust_run_cache", "true", *where).code == 0
+
+
+def test_remote_modify_help_gives_examples_that_work(project: Project, tmp_path: Path) -> None:
+    """Each example of `remote modify --help` runs as shown (a credential with --local)."""
+    import shlex
+
+    _with_remote(project, tmp_path)
+    res = project.run("remote", "modify", "--help")
+    assert res.code == 0 and "Examples:" in res.out, res.text
+    examples = [line.strip() for line in res.out.splitlines()
+                if line.strip().startswith("pipeflow remote modify ")]
+    assert any("--local" in e for e in examples) and any("--unset" in e for e in examples)
+    assert any("trust_run_cache true" in e for e in examples)
+    assert any(e.endswith("--local") and "secret" in e for e in examples)
+    for example in examples:
+        args = [{"$MINIO_SECRET": SECRET, "$AZ_CONN": CONNECTION}.get(a, a)
+                for a in shlex.split(example.replace('"', ""))[1:]]
+        res = project.run(*args)
+        assert res.code == 0, (example, res.text)
+    assert SECRET not in project.read(".pipeflow/config")
