@@ -309,12 +309,21 @@ _MEMO: dict[tuple[str, str, str], str] = {}
 
 
 def _digest(name: str, value: str, key: str) -> str:
+    """The digest, computed once per machine: scrypt is slow on purpose, and every
+    command that fingerprints the stage needs it (see :mod:`pipeflow.digestcache`)."""
+    from pipeflow import digestcache
+
     memo = (name, value, key)
     if memo not in _MEMO:
-        salt = _DOMAIN + name.encode() + b"\x00" + key.encode()
-        raw = hashlib.scrypt(value.encode("utf-8", "surrogateescape"), salt=salt,
-                             n=2**14, r=8, p=1, dklen=16)
-        _MEMO[memo] = (DIGEST_PREFIXES[1] if key else DIGEST_PREFIXES[0]) + raw.hex()
+        prefix = DIGEST_PREFIXES[1] if key else DIGEST_PREFIXES[0]
+        found = digestcache.recall(name, value, key)
+        if found is None or not re.fullmatch(re.escape(prefix) + "[0-9a-f]{32}", found):
+            salt = _DOMAIN + name.encode() + b"\x00" + key.encode()
+            raw = hashlib.scrypt(value.encode("utf-8", "surrogateescape"), salt=salt,
+                                 n=2**14, r=8, p=1, dklen=16)
+            found = prefix + raw.hex()
+            digestcache.remember(name, value, key, found)
+        _MEMO[memo] = found
     return _MEMO[memo]
 
 
