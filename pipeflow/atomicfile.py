@@ -26,13 +26,14 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(".") and name.endswith(TMP_SUFFIX)
 
 
-def write_bytes(path: Path, data: bytes, *, durable: bool = False) -> None:
-    """Replace ``path`` with ``data`` atomically; raises OSError (nothing left behind)."""
+def write_bytes(path: Path, data: bytes, *, durable: bool = False, mode: int = 0o666) -> None:
+    """Replace ``path`` with ``data`` atomically; raises OSError (nothing left behind).
+    ``mode`` (before the umask): 0o600 for a file only its owner may read."""
     tmp = temp_name(path)
     try:
         # O_EXCL: never write through a file or link someone else put there; 0o666 lets
         # the user's umask decide the mode, as for any new file.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
         try:
             view = memoryview(data)
             while view:
@@ -52,9 +53,9 @@ def write_bytes(path: Path, data: bytes, *, durable: bool = False) -> None:
         fsync_dir(path.parent)
 
 
-def write_text(path: Path, text: str, *, durable: bool = False) -> None:
+def write_text(path: Path, text: str, *, durable: bool = False, mode: int = 0o666) -> None:
     """:func:`write_bytes` of ``text`` in UTF-8."""
-    write_bytes(path, text.encode("utf-8"), durable=durable)
+    write_bytes(path, text.encode("utf-8"), durable=durable, mode=mode)
 
 
 def fsync_dir(folder: Path) -> None:

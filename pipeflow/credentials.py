@@ -7,10 +7,13 @@ and every read of ``.pipeflow/config``), the options sent to Dask workers, the
 shown (messages, lineage, ``--json``, tracebacks).
 
 - A *name* looks secret when one of its words (split at ``_``, ``-``, ``.``, spaces
-  and camelCase humps, case-insensitive) is in :data:`SECRET_WORDS`, e.g.
-  ``connection_string``, ``sas_token``, ``AZURE_STORAGE_KEY``,
-  ``aws_secret_access_key``, ``credentials_file``. Whole words, so
-  ``TOKENIZERS_PARALLELISM`` is not a secret.
+  and camelCase humps, case-insensitive) is in :data:`SECRET_WORDS` (``sas_token``,
+  ``aws_secret_access_key``, ``credentials_file``), when it ends in ``key``, ``auth``
+  or ``signature`` (``AZURE_STORAGE_KEY``, ``basic_auth``; not ``SORT_KEY``, a key
+  of data), holds ``key_file``/``key_path`` or an access key's id, or says
+  ``connection_string``; unless it is a known storage setting
+  (:data:`NOT_SECRET_NAMES`: ``signature_version``, ``SSEKMSKeyId``). Whole words,
+  so ``TOKENIZERS_PARALLELISM``, ``AUTH_MODE`` and ``SESSION_ID`` are not secrets.
 - A *value* carries credentials when it holds a URL with userinfo
   (``https://bob:pw@host``), a credential-named query parameter (``?sig=``) or a
   ``Key=value`` pair of a connection string (``AccountKey=...``).
@@ -20,26 +23,70 @@ shown (messages, lineage, ``--json``, tracebacks).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 SECRET_WORDS = frozenset({
-    # the words themselves
-    "password", "passwd", "passphrase", "secret", "secrets", "token", "key", "keys",
-    "credential", "credentials", "creds", "auth", "sas", "signature", "sig", "private",
-    "connection", "dsn", "cookie", "session",
+    # a secret wherever they stand in a name
+    "password", "passwd", "passphrase", "secret", "secrets", "token", "credential",
+    "credentials", "creds", "sas", "dsn", "cookie",
     # the same glued together, as SDKs and fsspec backends spell them
     "apikey", "accesskey", "secretkey", "privatekey", "accountkey", "sastoken",
     "authtoken", "accesstoken", "refreshtoken", "sessiontoken", "idtoken",
     "clientsecret", "connectionstring", "connstr", "keyfile", "sharedaccesskey",
     "sharedaccesssignature",
 })
-"""Words that make a name credential-like. ``key`` covers s3fs's ``key``/``secret``
-pair and ``key_file``; ``credentials`` covers paths to credentials files (a path is
-not itself a secret, but it is per-machine and names where one is: it belongs in
-``config.local`` or the environment, not in the repository)."""
+"""Words that make a name credential-like wherever they stand. ``credentials`` covers
+paths to credentials files (a path is not itself a secret, but it is per-machine and
+names where one is: it belongs in ``config.local`` or the environment, not in the
+repository). ``key``, ``auth``, ``signature``, ``connection`` and the like are secret
+only in some combinations: see :func:`is_secret_name`."""
+
+LAST_WORD_SECRETS = frozenset({"key", "keys", "auth", "signature", "sig"})
+"""Secret as the last word of a name (``account_key``, ``basic_auth``,
+``X-Amz-Signature``, ``sig``), not before another word (``KEY_COLUMN``,
+``AUTH_MODE``, ``signature_version``)."""
+
+DATA_KEY_QUALIFIERS = frozenset({
+    "sort", "partition", "hash", "range", "foreign", "join", "group",
+    "index", "lookup", "cache", "dict", "map", "row", "column", "col", "merge", "shard",
+    "cluster", "order", "label", "target", "feature", "unique", "composite", "natural",
+    "surrogate", "dedup", "split", "public", "kms", "record", "item", "lock",
+})
+"""Words before a final ``key`` that make it a key of data (``SORT_KEY``,
+``partition_key``) or a public identifier (``public_key``, ``kms_key``), not a
+credential. Not ``primary``: Azure's "primary key" is an account key."""
+
+_KEY_PATH_WORDS = frozenset({"file", "files", "path", "filename", "pem", "material", "b64",
+                             "base64", "data", "json"})
+"""``key`` followed by one of these names where a key is or the key itself
+(``key_file``, ``PRIVATE_KEY_PATH``, ``SSH_KEY_PEM``): per-machine, a credential."""
+
+_PAIRED_ID_WORDS = frozenset({"access", "private", "secret", "api", "client"})
+"""``<word>_key_id`` is half of a credential pair (``aws_access_key_id``, a service
+account's ``private_key_id``): it names the account the secret unlocks and secret
+scanners flag it, so it goes where its secret goes. ``SSEKMSKeyId``/``kms_key_id``
+(an encryption key's ARN) is not."""
+
+_SECRET_PAIRS = frozenset({("connection", "string"), ("connection", "str"),
+                           ("conn", "string"), ("conn", "str")})
+"""Adjacent words that name a secret (``AZURE_STORAGE_CONNECTION_STRING``); alone,
+``connection`` is a setting (``CONNECTION_POOL_SIZE``)."""
+
+NOT_SECRET_NAMES = frozenset({
+    "signatureversion", "ssekmskeyid", "kmskeyid", "serversideencryption",
+    "sessionkwargs", "configkwargs", "clientkwargs", "endpointurl", "regionname",
+    "s3additionalkwargs", "sessionname", "rolesessionname", "authmode", "authtype",
+    "keyvaulturl",
+})
+"""Settings of the storage libraries (fsspec, s3fs, gcsfs, adlfs, boto) known not to
+be credentials, by their words glued (``signature_version`` and ``signatureVersion``
+alike). Their values are still searched (``endpoint_url`` with userinfo is refused)
+and the settings nested under them are checked by their own names
+(``client_kwargs.aws_secret_access_key`` is a credential)."""
 
 _GLUED_ENDINGS = ("password", "passwd", "passphrase", "secret", "token", "apikey", "accesskey",
                   "secretkey", "privatekey", "accountkey")
@@ -67,10 +114,31 @@ def words(name: str) -> list[str]:
 
 def is_secret_name(name: object) -> bool:
     """Does ``name`` (an option, a config key, an environment variable) look like it
-    holds a credential?"""
+    holds a credential? See the word lists above; an unknown ``*_key`` counts as a
+    credential (the safe side: its value is hidden, or it goes to config.local)."""
     found = words(str(name))
-    return (any(w in SECRET_WORDS or w.endswith(_GLUED_ENDINGS) for w in found)
-            or "".join(found) in SECRET_WORDS)
+    glued = "".join(found)
+    if glued in NOT_SECRET_NAMES:
+        return False
+    if glued in SECRET_WORDS or any(w in SECRET_WORDS or w.endswith(_GLUED_ENDINGS)
+                                    for w in found):
+        return True
+    if any(pair in _SECRET_PAIRS for pair in itertools.pairwise(found)):
+        return True
+    return any(_is_secret_word_at(found, i) for i in range(len(found)))
+
+
+def _is_secret_word_at(found: list[str], i: int) -> bool:
+    """Is ``found[i]`` a ``key``/``auth``/``signature`` that means a credential here?"""
+    word, before = found[i], found[i - 1] if i else ""
+    after = found[i + 1] if i + 1 < len(found) else ""
+    if word not in LAST_WORD_SECRETS:
+        return False
+    if not after:
+        return not (word in ("key", "keys") and before in DATA_KEY_QUALIFIERS)
+    if word in ("key", "keys"):
+        return after in _KEY_PATH_WORDS or (after == "id" and before in _PAIRED_ID_WORDS)
+    return False
 
 
 def has_credentials(value: object) -> bool:
@@ -241,12 +309,21 @@ _MEMO: dict[tuple[str, str, str], str] = {}
 
 
 def _digest(name: str, value: str, key: str) -> str:
+    """The digest, computed once per machine: scrypt is slow on purpose, and every
+    command that fingerprints the stage needs it (see :mod:`pipeflow.digestcache`)."""
+    from pipeflow import digestcache
+
     memo = (name, value, key)
     if memo not in _MEMO:
-        salt = _DOMAIN + name.encode() + b"\x00" + key.encode()
-        raw = hashlib.scrypt(value.encode("utf-8", "surrogateescape"), salt=salt,
-                             n=2**14, r=8, p=1, dklen=16)
-        _MEMO[memo] = (DIGEST_PREFIXES[1] if key else DIGEST_PREFIXES[0]) + raw.hex()
+        prefix = DIGEST_PREFIXES[1] if key else DIGEST_PREFIXES[0]
+        found = digestcache.recall(name, value, key)
+        if found is None or not re.fullmatch(re.escape(prefix) + "[0-9a-f]{32}", found):
+            salt = _DOMAIN + name.encode() + b"\x00" + key.encode()
+            raw = hashlib.scrypt(value.encode("utf-8", "surrogateescape"), salt=salt,
+                                 n=2**14, r=8, p=1, dklen=16)
+            found = prefix + raw.hex()
+            digestcache.remember(name, value, key, found)
+        _MEMO[memo] = found
     return _MEMO[memo]
 
 

@@ -181,6 +181,10 @@ def _secret_change(name: str, old: Any, new: Any) -> str:
                  "(set it alike in every clone and CI job)")
     elif old is not None and not is_digest(old):
         said += "; the lock held its value in clear, the next repro replaces it"
+    elif is_digest(old) and new is not None and not is_digest(new):
+        # an older pipeflow took SORT_KEY, SESSION_ID... for secrets: say why it reruns
+        said = (f"env: {name} is no longer taken for a secret: its value counts from now "
+                "on (the lock held a digest; the stage reruns once)")
     return said
 
 

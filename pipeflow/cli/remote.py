@@ -74,14 +74,30 @@ def remote_app() -> typer.Typer:
 
     @app.command("modify")
     def modify(
-        name: str,
+        name: Annotated[str, typer.Argument(help="The remote, e.g. origin.")],
         key: Annotated[str, typer.Argument(help="url, or an fsspec option (endpoint_url, ...).")],
         value: Annotated[str | None, typer.Argument(help="New value (omit with --unset).")] = None,
         unset: Annotated[bool, typer.Option("--unset", help="Remove the option.")] = False,
         local: Local = False,
         verbose: Verbose = False,
     ) -> None:
-        """Set or unset an option of a remote."""
+        """Set or unset an option of a remote.
+
+        KEY is url, trust_run_cache, or an fsspec option of the remote's filesystem.
+        A credential (a password, a secret key, a token, a connection string) goes to
+        the git-ignored .pipeflow/config.local with --local: the committed config
+        refuses it (docs/remotes.md, "Credentials").
+
+        \b
+        Examples:
+          pipeflow remote modify origin endpoint_url https://minio.internal:9000
+          pipeflow remote modify origin trust_run_cache true
+          pipeflow remote modify origin profile ci --local
+          pipeflow remote modify origin secret "$MINIO_SECRET" --local
+          pipeflow remote modify origin connection_string "$AZ_CONN" --local
+          pipeflow remote modify origin endpoint_url --unset
+          pipeflow remote modify origin secret --unset --local
+        """
         from pipeflow.errors import UsageError
         from pipeflow.ops.remotes import modify_remote
         from pipeflow.repo import Repo

@@ -107,7 +107,12 @@ def modify_remote(repo: Repo, name: str, key: str, value: str | None, *,
     """Set (or with ``value`` None, unset) option ``key`` of remote ``name``.
 
     The committed config refuses what :func:`_refuse_secret` refuses (``url``
-    included, as in :func:`add_remote`); ``local`` (config.local) takes anything."""
+    included, as in :func:`add_remote`); ``local`` (config.local) takes anything.
+    A value the option cannot take is refused before any file is read or written."""
+    if value is not None and key == TRUST_KEY and not isinstance(_parse(value), bool):
+        raise UsageError(f"remote '{name}': {TRUST_KEY} must be true or false; the value "
+                         f"given, {value!r}, is not (nothing was written)",
+                         hint=f"`pipeflow remote modify {name} {TRUST_KEY} true`")
     if value is not None and key == "url":
         _check_url(name, value, local)
     elif value is not None and not local:

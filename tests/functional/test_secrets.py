@@ -231,3 +231,81 @@ def test_a_committed_credential_can_be_moved_out_with_pipeflow_itself(
     assert SECRET not in config.read_text()
     assert SECRET in (project.root / ".pipeflow" / "config.local").read_text()
     assert project.run("remote", "list").code == 0
+
+
+# -- what is not a credential --------------------------------------------------------------
+
+def test_storage_settings_that_are_not_credentials_are_accepted(project: Project,
+                                                                 tmp_path: Path) -> None:
+    """A MinIO/Ceph remote's `signature_version` and a KMS key's ARN made every command,
+    `status` included, exit 2 ("rotate it"); nested settings are checked by name."""
+    _with_remote(project, tmp_path)
+    config = project.root / ".pipeflow" / "config"
+    config.write_text(config.read_text().replace("url:", (
+        "config_kwargs: {signature_version: s3v4}\n"
+        "    s3_additional_kwargs: {ServerSideEncryption: 'aws:kms', "
+        "SSEKMSKeyId: 'arn:aws:kms:eu-west-1:111:key/abc'}\n"
+        "    session_kwargs: {region_name: eu-west-1}\n    url:")))
+    for args in (("status",), ("remote", "list")):
+        res = project.run(*args)
+        assert res.code == 0, (args, res.text)
+    assert project.run("remote", "modify", "origin", "signature_version", "s3v4").code == 0
+    config.write_text(config.read_text().replace(
+        "region_name: eu-west-1", f"aws_session_token: '{SECRET}'"))
+    res = project.run("remote", "list")
+    assert res.code == 2 and "'session_kwargs.aws_session_token'" in res.err, res.text
+
+
+def test_plain_env_vars_keep_their_values(project: Project,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """`SORT_KEY`, `AUTH_MODE`, `SESSION_ID`... are settings: the lock keeps their
+    values and status says what changed."""
+    names = ["AUTH_MODE", "SORT_KEY", "KEY_COLUMN", "PRIVATE_DATA_DIR",
+             "CONNECTION_POOL_SIZE", "SESSION_ID"]
+    project.write("in.txt", "x\n")
+    project.spec({"s": {"cmd": "cp in.txt out.txt", "deps": ["in.txt"], "outs": ["out.txt"],
+                        "env": {"vars": names}}})
+    for name in names:
+        monkeypatch.setenv(name, "one")
+    assert project.run("repro").code == 0
+    assert project.lock()["stages"]["s"]["env"]["vars"] == dict.fromkeys(names, "one")
+    monkeypatch.setenv("SORT_KEY", "two")
+    res = project.run("status")
+    assert "SORT_KEY 'one' -> 'two'" in res.out or "SORT_KEY one -> two" in res.out, res.out
+    assert "values not shown" not in res.out
+
+
+@pytest.mark.parametrize("where", [(), ("--local",)])
+def test_a_wrong_value_is_the_value_given_not_a_config_file(
+        project: Project, tmp_path: Path, where: tuple[str, ...]) -> None:
+    """`trust_run_cache maybe --local` named config.local as if that file held the bad
+    value, though nothing was written: the error is the value given."""
+    _with_remote(project, tmp_path)
+    before = {p.name: p.read_bytes() for p in (project.root / ".pipeflow").glob("config*")}
+    res = project.run("remote", "modify", "origin", "trust_run_cache", "maybe", *where)
+    assert res.code == 2, res.text
+    assert "trust_run_cache must be true or false; the value given, 'maybe', is not" in res.err
+    assert "nothing was written" in res.err and "config" not in res.err.split("hint")[0]
+    assert before == {p.name: p.read_bytes()
+                      for p in (project.root / ".pipeflow").glob("config*")}
+    assert project.run("remote", "modify", "origin", "trust_run_cache", "true", *where).code == 0
+
+
+def test_remote_modify_help_gives_examples_that_work(project: Project, tmp_path: Path) -> None:
+    """Each example of `remote modify --help` runs as shown (a credential with --local)."""
+    import shlex
+
+    _with_remote(project, tmp_path)
+    res = project.run("remote", "modify", "--help")
+    assert res.code == 0 and "Examples:" in res.out, res.text
+    examples = [line.strip() for line in res.out.splitlines()
+                if line.strip().startswith("pipeflow remote modify ")]
+    assert any("--local" in e for e in examples) and any("--unset" in e for e in examples)
+    assert any("trust_run_cache true" in e for e in examples)
+    assert any(e.endswith("--local") and "secret" in e for e in examples)
+    for example in examples:
+        args = [{"$MINIO_SECRET": SECRET, "$AZ_CONN": CONNECTION}.get(a, a)
+                for a in shlex.split(example.replace('"', ""))[1:]]
+        res = project.run(*args)
+        assert res.code == 0, (example, res.text)
+    assert SECRET not in project.read(".pipeflow/config")

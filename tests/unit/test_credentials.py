@@ -143,3 +143,49 @@ def test_a_mapping_under_a_secret_name_is_secret_whole() -> None:
                 "token2": "anon", "client_kwargs": {"region_name": "eu"}}
     assert secret_settings(settings) == ["token"]
     assert set(secret_values(settings)) == {"service_account", "a@b", "xyz1"}
+
+
+@pytest.mark.parametrize(("name", "secret"), [
+    # storage settings that the old word list refused (a remote using them made every
+    # command exit 2): names of settings, not credentials
+    ("signature_version", False),  # MinIO/Ceph config_kwargs: s3v4
+    ("signatureVersion", False),
+    ("SSEKMSKeyId", False),  # a KMS key's ARN: who may decrypt is IAM's business
+    ("kms_key_id", False),
+    ("ServerSideEncryption", False),
+    ("session_kwargs", False), ("config_kwargs", False), ("client_kwargs", False),
+    ("s3_additional_kwargs", False), ("endpoint_url", False), ("region_name", False),
+    # ordinary env.vars whose values the old list hid
+    ("AUTH_MODE", False), ("SORT_KEY", False), ("KEY_COLUMN", False),
+    ("PRIVATE_DATA_DIR", False), ("CONNECTION_POOL_SIZE", False),
+    ("SESSION_ID", False),  # a run's id in a pipeline; a web session travels as a cookie
+    ("partition_key", False), ("public_key", False), ("key_dim", False),
+    ("TOKENIZERS_PARALLELISM", False), ("monkey", False),
+    # real secrets stay secret
+    ("private_key", True), ("PRIVATE_KEY_PATH", True),  # where a key is: per-machine
+    ("auth_token", True), ("session_token", True), ("aws_session_token", True),
+    ("connection_string", True), ("AZURE_STORAGE_CONNECTION_STRING", True),
+    ("account_key", True), ("AZURE_STORAGE_KEY", True), ("WANDB_API_KEY", True),
+    ("SSECustomerKey", True),  # the encryption key itself, unlike SSEKMSKeyId
+    ("primary_key", True),  # Azure's "primary key" is an account key; a DB's is rarer
+    ("key", True),  # s3fs: the access key id of the key/secret pair
+    ("aws_access_key_id", True),  # half of a pair: goes where its secret goes
+    ("private_key_id", True),  # a service account's, likewise
+    ("key_file", True), ("keyfile", True),
+    ("UNKNOWN_KEY", True),  # an unknown *_key: the safe side
+    ("basic_auth", True), ("auth", True),  # credentials themselves (user:password)
+    ("sig", True), ("X-Amz-Signature", True),  # a signed URL's query
+    ("X-Amz-Security-Token", True), ("sas_token", True), ("client_secret", True),
+    ("SENTRY_DSN", True), ("session_cookie", True), ("PGPASSWORD", True),
+])
+def test_which_names_are_secret(name: str, secret: bool) -> None:
+    assert is_secret_name(name) is secret
+
+
+def test_known_storage_settings_pass_and_nested_ones_are_checked_by_name() -> None:
+    settings = {"url": "s3://b/x", "config_kwargs": {"signature_version": "s3v4"},
+                "s3_additional_kwargs": {"ServerSideEncryption": "aws:kms",
+                                         "SSEKMSKeyId": "arn:aws:kms:eu:1:key/abc"},
+                "session_kwargs": {"aws_session_token": "FwoG123", "region_name": "eu"},
+                "endpoint_url": "https://u:pw@minio:9000"}
+    assert secret_settings(settings) == ["session_kwargs.aws_session_token", "endpoint_url"]

@@ -224,6 +224,17 @@ def test_explain_declared_variables() -> None:
     ]
 
 
+def test_explain_a_variable_no_longer_taken_for_a_secret() -> None:
+    """An older pipeflow kept SESSION_ID as a digest; now its value counts: the one
+    rerun this causes says why."""
+    old = comps(env={"platform": "p", "vars": {"SESSION_ID": "hidden:" + "0" * 32}})
+    new = comps(env={"platform": "p", "vars": {"SESSION_ID": "run-42"}})
+    said = messages(old, new)
+    assert said == ["env: SESSION_ID is no longer taken for a secret: its value counts from "
+                    "now on (the lock held a digest; the stage reruns once)"]
+    assert "run-42" not in said[0]
+
+
 def test_explain_outs_added_and_removed() -> None:
     new = comps(outs=(out_label("model.pkl", "out", True, False),
                       out_label("plots", "out", True, False)))
