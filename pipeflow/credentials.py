@@ -32,7 +32,8 @@ from typing import Any
 SECRET_WORDS = frozenset({
     # a secret wherever they stand in a name
     "password", "passwd", "passphrase", "secret", "secrets", "token", "credential",
-    "credentials", "creds", "sas", "dsn", "cookie",
+    "credentials", "creds", "sas", "dsn", "cookie", "jwt", "bearer",
+    "pass",  # DB_PASS, SMTP_PASS
     # the same glued together, as SDKs and fsspec backends spell them
     "apikey", "accesskey", "secretkey", "privatekey", "accountkey", "sastoken",
     "authtoken", "accesstoken", "refreshtoken", "sessiontoken", "idtoken",
@@ -45,10 +46,12 @@ names where one is: it belongs in ``config.local`` or the environment, not in th
 repository). ``key``, ``auth``, ``signature``, ``connection`` and the like are secret
 only in some combinations: see :func:`is_secret_name`."""
 
-LAST_WORD_SECRETS = frozenset({"key", "keys", "auth", "signature", "sig"})
+LAST_WORD_SECRETS = frozenset({"key", "keys", "auth", "signature", "sig", "pat", "pwd"})
 """Secret as the last word of a name (``account_key``, ``basic_auth``,
-``X-Amz-Signature``, ``sig``), not before another word (``KEY_COLUMN``,
-``AUTH_MODE``, ``signature_version``)."""
+``X-Amz-Signature``, ``sig``, ``GITHUB_PAT``: a personal access token,
+``MYSQL_PWD``), not before another word (``KEY_COLUMN``, ``AUTH_MODE``,
+``signature_version``). ``pwd`` needs a word before it: ``PWD`` alone is the
+shell's folder."""
 
 DATA_KEY_QUALIFIERS = frozenset({
     "sort", "partition", "hash", "range", "foreign", "join", "group",
@@ -135,6 +138,8 @@ def _is_secret_word_at(found: list[str], i: int) -> bool:
     if word not in LAST_WORD_SECRETS:
         return False
     if not after:
+        if word == "pwd":
+            return bool(before)
         return not (word in ("key", "keys") and before in DATA_KEY_QUALIFIERS)
     if word in ("key", "keys"):
         return after in _KEY_PATH_WORDS or (after == "id" and before in _PAIRED_ID_WORDS)

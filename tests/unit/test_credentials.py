@@ -177,6 +177,9 @@ def test_a_mapping_under_a_secret_name_is_secret_whole() -> None:
     ("sig", True), ("X-Amz-Signature", True),  # a signed URL's query
     ("X-Amz-Security-Token", True), ("sas_token", True), ("client_secret", True),
     ("SENTRY_DSN", True), ("session_cookie", True), ("PGPASSWORD", True),
+    # short forms a review found stored in clear
+    ("MYSQL_PWD", True), ("DB_PASS", True), ("SMTP_PASS", True), ("CI_JOB_JWT", True),
+    ("GITHUB_PAT", True), ("BEARER", True), ("PAT_SIZE", False), ("PASSES", False),
 ])
 def test_which_names_are_secret(name: str, secret: bool) -> None:
     assert is_secret_name(name) is secret
