@@ -8,6 +8,7 @@ the exact command, and that an external source is read but never written through
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -89,6 +90,8 @@ def test_an_external_source_is_read_but_never_written_through(
     before = _snapshot(shared)
     status = project.cli("status")
     assert status.code == 0 and "data" in status.text and "changed" in status.text
+    (source,) = json.loads(project.cli("status", "--json").out)["sources"]
+    assert source["external"] is True and source["state"] == "edited"
     for args in (("checkout",), ("checkout", "data")):
         res = project.cli(*args)
         assert res.code == 0, (args, res.text)
