@@ -86,6 +86,9 @@ class FileEntry:
     isdir: bool = False
     nfiles: int | None = None
     cache: bool = True
+    external: bool = field(default=False, kw_only=True)  # last: MetricEntry adds values
+    """A source read through a link leading outside the project (``add --external``):
+    read and versioned, never written through."""
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,8 @@ def _entry_to_dict(entry: FileEntry, *, with_path: bool = True) -> dict[str, Any
         out["nfiles"] = entry.nfiles
     if not entry.cache:
         out["cache"] = False
+    if entry.external:
+        out["external"] = True
     if isinstance(entry, MetricEntry) and entry.values:
         out["values"] = _canonical(entry.values)
     return out
@@ -357,9 +362,13 @@ def _entry(
     c: _Checker, value: object, fld: str, path: str | None = None, *, inputs: bool = False
 ) -> FileEntry:
     d = c.mapping(value, fld)
-    required = ("hash", "size") if path is not None else ("path", "hash", "size")
-    c.fields(d, fld, required, _ENTRY_FIELDS)
-    return FileEntry(**_entry_kwargs(c, d, fld, path, inputs=inputs))
+    if path is None:
+        c.fields(d, fld, ("path", "hash", "size"), _ENTRY_FIELDS)
+        return FileEntry(**_entry_kwargs(c, d, fld, path, inputs=inputs))
+    # a source (keyed by its path) may be external: read through a link leading out
+    c.fields(d, fld, ("hash", "size"), (*_ENTRY_FIELDS, "external"))
+    external = c.flag(d.get("external", False), _join(fld, "external"))
+    return FileEntry(**_entry_kwargs(c, d, fld, path, inputs=inputs), external=external)
 
 
 def _metric(c: _Checker, value: object, fld: str) -> MetricEntry:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pipeflow.errors import MissingSourceData, SourceConflict, StorageError
+from pipeflow.errors import MissingSourceData, OutsideProjectError, SourceConflict, StorageError
 from pipeflow.graph import Graph
 from pipeflow.lockfile import FileEntry, Lock, hash_info
 from pipeflow.repo import Repo
@@ -42,7 +42,8 @@ class SourceState:
     run: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "state": self.state, "locked": self.locked.hash,
+        return {"path": self.path, "state": self.state, "external": self.locked.external,
+                "locked": self.locked.hash,
                 "workspace": self.now, "recorded_by": self.recorded_by, "run": self.run}
 
 
@@ -51,12 +52,53 @@ def source_states(repo: Repo, lock: Lock) -> list[SourceState]:
     local cache; writes nothing but the stat cache)."""
     states = []
     for path, entry in sorted(lock.sources.items()):
-        try:
-            now: str | None = repo.hasher.hash_path(path).hash
-        except FileNotFoundError:
-            now = None
-        states.append(_state(repo, path, entry, now))
+        states.append(_state(repo, path, entry, hash_source(repo, path, entry.external)))
     return states
+
+
+def outside_hint(path: str, *, locked: bool = True) -> str:
+    """The ways out for a source that leads outside the project without ``external``
+    (``locked``: the lock already lists it, so dropping it is one of them)."""
+    drop = (f"; or drop the source: delete its entry '{path}' under `sources:` in "
+            "pipeline.lock" if locked else "")
+    return (f"copy the data into the project (replace the link '{path}' by a folder or "
+            f"file holding it) and run `pipeflow add {path}`; or read it where it is with "
+            f"`pipeflow add --external {path}` (versioned, never written through){drop} "
+            "(docs/lockfile.md#external-sources)")
+
+
+def hash_source(repo: Repo, path: str, external: bool, *, where: str = "pipeline.lock: sources:"
+                ) -> str | None:
+    """The workspace content's hash of source ``path`` (None when it does not exist).
+    A source leading outside the project is read only when ``external``; otherwise
+    the error names ``where`` the source is recorded and the ways out."""
+    try:
+        return repo.hasher.hash_path(path, external=external).hash
+    except FileNotFoundError:
+        return None
+    except OutsideProjectError as exc:
+        if exc.special:
+            raise
+        raise OutsideProjectError(exc.path, exc.link, exc.target, special=False,
+                                  what=f"{where} source",
+                                  hint=outside_hint(path, locked=where.startswith("pipeline"))
+                                  ) from None
+
+
+def external_note(path: str, entry: FileEntry) -> str:
+    """Why an external source that differs from the lock was left as it is."""
+    return (f"external source '{path}' differs from its locked version "
+            f"{entry.hash[:8]} and was left as it is: pipeflow never writes through a link "
+            f"leading outside the project (update the data where it lives, or "
+            f"`pipeflow add {path}` records what is there now)")
+
+
+def leads_outside(repo: Repo, path: str) -> bool:
+    """Whether ``path`` or a folder above it is a link leading out of the project:
+    a checkout there would write outside, so an external source is then left as it is."""
+    from pipeflow.workspace_fs import parent_problem
+
+    return parent_problem(repo.root, f"{path}/_") is not None
 
 
 def _state(repo: Repo, path: str, entry: FileEntry, now: str | None) -> SourceState:

@@ -113,6 +113,6 @@ def _text(report: GcReport) -> None:
         output.out(f"{verb} {len(report.remote.removed)} object(s), "
                    f"{report.remote.removed_bytes} bytes{where}; "
                    f"{_kept(report.remote)}"
-                   + (f"; {temps} temporary upload file(s)" if temps else ""))
+                   + (f"; {verb} {temps} temporary upload file(s)" if temps else ""))
     for note in report.notes:
         output.err(f"note: {note}")

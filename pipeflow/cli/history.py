@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 def add_command(
     paths: Annotated[list[str], typer.Argument(help="Files or folders of source data.")],
+    external: Annotated[bool, typer.Option(
+        "--external", help="The path is a link leading outside the project (a shared "
+        "dataset): read and version it there; checkout never writes through it.")] = False,
     wait: Wait = 0.0,
     json_out: Json = False,
     verbose: Verbose = False,
@@ -30,14 +33,16 @@ def add_command(
     from pipeflow.repo import Repo
 
     with Repo.find() as repo:
-        report = add(repo, paths, wait=wait)
+        report = add(repo, paths, wait=wait, external=external)
     if json_out:
         output.emit_json({"schema": 1, "added": [
-            {"path": e.path, "hash": e.hash, "size": e.size} for e in report.added],
+            {"path": e.path, "hash": e.hash, "size": e.size, "external": e.external}
+            for e in report.added],
             "unchanged": report.unchanged})
         return
     for entry in report.added:
-        output.out(f"added {entry.path} ({entry.hash[:8]}, {entry.size} bytes)")
+        kind = ", external" if entry.external else ""
+        output.out(f"added {entry.path} ({entry.hash[:8]}, {entry.size} bytes{kind})")
     for path in report.unchanged:
         output.out(f"{path} unchanged since it was added")
 

@@ -185,11 +185,13 @@ def untrusted_warning(untrusted: list[tuple[str, Trust]]) -> str:
     """One warning for every run-cache entry left unused because of its record."""
     stages = ", ".join(dict.fromkeys(stage for stage, _ in untrusted))
     reasons = "; ".join(dict.fromkeys(r for _, v in untrusted for r in v.reasons))
-    text = (f"ran {stages} instead of restoring from a run-cache entry that came from "
-            f"elsewhere ({reasons})")
-    if any(not v.vouched for _, v in untrusted):
-        remotes = sorted({v.remote for _, v in untrusted if v.remote})
-        name = remotes[0] if len(remotes) == 1 else "NAME"
-        text += (f". If you trust everyone who can write to the remote: `pipeflow remote "
-                 f"modify {name} trust_run_cache true` (docs/remotes.md)")
+    text = (f"ran {stages} instead of restoring from run-cache entries made elsewhere: "
+            f"{reasons}")
+    remotes = sorted({n for _, v in untrusted if not v.vouched for n in v.untrusted_remotes})
+    if remotes:
+        commands = " and ".join(f"`pipeflow remote modify {n} trust_run_cache true`"
+                                for n in remotes)
+        whom = "that remote" if len(remotes) == 1 else "those remotes"
+        text += (f". If you trust everyone who can write to {whom}, run {commands} "
+                 "(add --local for this machine only; docs/remotes.md)")
     return text

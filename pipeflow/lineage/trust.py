@@ -54,6 +54,8 @@ class Trust:
     """Why it is not usable (empty when it is)."""
     vouched: bool = True
     """Signed by a trusted key, from a remote whose run cache is trusted, or local."""
+    untrusted_remotes: tuple[str, ...] = ()
+    """The configured remotes whose ``trust_run_cache`` would vouch for it (when not)."""
 
     def __bool__(self) -> bool:
         return self.usable
@@ -144,13 +146,25 @@ class TrustPolicy:
         if broken:
             reasons.append(broken)
         vouched = signed or self._remote_trusted(remote)
+        needs: tuple[str, ...] = ()
         if not vouched:
-            which = (f"remote '{remote}'" if remote else
-                     "every remote (it is of unknown origin)")
-            reasons.append(f"it is unsigned and this project does not trust the run cache "
-                           f"of {which}")
+            needs = (remote,) if remote else tuple(
+                sorted(n for n, ok in self.remotes.items() if not ok))
+            reasons.append(self._distrust(remote, needs))
         return Trust(not reasons, origin, record.rel_path, remote, signed, tuple(reasons),
-                     vouched)
+                     vouched, needs)
+
+    @staticmethod
+    def _distrust(remote: str | None, needs: tuple[str, ...]) -> str:
+        """Why an unsigned record is not vouched for, naming the remote(s)."""
+        if remote:
+            return (f"the record is unsigned and came from remote '{remote}', whose run "
+                    "cache this project does not trust")
+        names = ", ".join(f"'{n}'" for n in needs)
+        return ("the record is unsigned and of unknown origin (another clone wrote it into "
+                "a shared cache folder, or it was fetched before pipeflow remembered origins), "
+                "so it may come from any remote, and this project does not trust the run "
+                f"cache of remote{'s' if len(needs) > 1 else ''} {names}")
 
     def _remote_trusted(self, remote: str | None) -> bool:
         if remote is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pipeflow import faults, lockfile, safepath, workspace_fs
 from pipeflow.errors import UsageError
@@ -22,18 +22,22 @@ class AddReport:
     unchanged: list[str] = field(default_factory=list)
 
 
-def record_source(repo: Repo, path: str) -> FileEntry:
-    """Store ``path`` (file or folder) and write an ``add`` run record for it."""
+def record_source(repo: Repo, path: str, *, external: bool = False) -> FileEntry:
+    """Store ``path`` (file or folder) and write an ``add`` run record for it;
+    ``external``: it may be read through a link leading outside the project."""
     from pipeflow.lineage.history import History
+    from pipeflow.sourcedata import hash_source
 
     root = repo.root
+    hash_source(repo, path, external)  # refuses a path leading outside, with the ways out
     if (root / path).is_dir():
-        info = repo.store.add_tree(root, path, repo.hasher)
+        scan = repo.hasher.scan_dir(path, external=external)
+        info = repo.store.add_tree(root, path, repo.hasher, scan)
     else:
-        info = repo.hasher.hash_path(path)
+        info = repo.hasher.hash_path(path, external=external)
         repo.store.add_file(root / path, info.hash)
     faults.point("add.stored")
-    entry = file_entry(path, info)
+    entry = replace(file_entry(path, info), external=external)
     prov = History(repo).provenance
     now = iso(time.time())
     record = repo.records.append({
@@ -49,9 +53,13 @@ def record_source(repo: Repo, path: str) -> FileEntry:
     return entry
 
 
-def add(repo: Repo, paths: list[str], *, wait: float = 0.0) -> AddReport:
-    """Cache and version each of ``paths`` under ``sources:`` in the lock."""
+def add(repo: Repo, paths: list[str], *, wait: float = 0.0, external: bool = False
+        ) -> AddReport:
+    """Cache and version each of ``paths`` under ``sources:`` in the lock;
+    ``external``: read them through links leading outside the project (kept for a
+    source the lock already marks external)."""
     from pipeflow.lineage.pathspec import split_spec
+    from pipeflow.sourcedata import hash_source
 
     report = AddReport()
     with RepoLock(repo.dot / "lock", wait=wait):
@@ -74,12 +82,14 @@ def add(repo: Repo, paths: list[str], *, wait: float = 0.0) -> AddReport:
             if not (repo.root / path).exists():
                 raise UsageError(f"'{text}' does not exist")
             repo.hasher.forget(path)
-            current = repo.hasher.hash_path(path)
             known = sources.get(path)
-            if known is not None and known.hash == current.hash:
+            outside = external or (known is not None and known.external)
+            where = "pipeline.lock: sources:" if known is not None else "cannot add:"
+            current = hash_source(repo, path, outside, where=where)
+            if known is not None and known.hash == current and known.external == outside:
                 report.unchanged.append(path)
                 continue
-            entry = record_source(repo, path)
+            entry = record_source(repo, path, external=outside)
             sources[path] = entry
             report.added.append(entry)
         new = Lock(stages=lock.stages, sources=dict(sorted(sources.items())))

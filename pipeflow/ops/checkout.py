@@ -158,12 +158,15 @@ def _missing_outputs(repo: Repo, stage: Stage, entry: StageLock, *, present_only
 
 
 def _restore_source(repo: Repo, path: str, entry: FileEntry, report: CheckoutReport) -> None:
-    try:
-        now = repo.hasher.hash_path(path)
-    except FileNotFoundError:
-        now = None
-    if now is not None and now.hash == entry.hash:
+    from pipeflow.sourcedata import external_note, hash_source, leads_outside
+
+    now = hash_source(repo, path, entry.external)
+    if now is not None and now == entry.hash:
         report.unchanged += 1
+        return
+    if entry.external and leads_outside(repo, path):
+        # read there, never written: the data outside is someone else's to change
+        report.notes.append(external_note(path, entry))
         return
     if repo.store.missing(hash_info(entry)):
         report.missing.append(path)

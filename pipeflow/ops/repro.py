@@ -76,7 +76,14 @@ def sync_sources(repo: Repo, graph: Graph, names: list[str],
     from pipeflow.lockfile import Lock, hash_info
     from pipeflow.lockmerge import MergedLock
     from pipeflow.ops.add import record_source
-    from pipeflow.sourcedata import blocking, conflict_error, missing_error, source_states
+    from pipeflow.sourcedata import (
+        blocking,
+        conflict_error,
+        external_note,
+        leads_outside,
+        missing_error,
+        source_states,
+    )
 
     merged = lockconflict.read(repo.lock_path, LOCK_FILE)
     lock = merged.lock
@@ -92,14 +99,17 @@ def sync_sources(repo: Repo, graph: Graph, names: list[str],
     notes = []
     sources = dict(lock.sources)
     for s in states:
-        if s.state in ("absent", "checked-out"):
+        if s.state in ("absent", "checked-out") and s.locked.external and leads_outside(
+                repo, s.path):
+            notes.append(external_note(s.path, s.locked))
+        elif s.state in ("absent", "checked-out"):
             repo.store.checkout(hash_info(s.locked), repo.root / s.path, linker=repo.linker,
                                 root=repo.root)
             repo.hasher.forget(s.path)
             notes.append(f"restored {s.path}" if s.state == "absent" else
                          f"restored the locked version of {s.path} (another was checked out)")
         elif s.state == "edited":
-            sources[s.path] = record_source(repo, s.path)
+            sources[s.path] = record_source(repo, s.path, external=s.locked.external)
             notes.append(f"new version of {s.path} recorded")
         elif s.state == "not-in-cache":
             notes.append(f"{s.path}: its locked version {s.locked.hash[:8]} is not in the "
@@ -129,7 +139,7 @@ def _resolve_source(repo: Repo, path: str,
                            if h != "removed")
         raise LockConflictError(msg, hint=f"put the version to keep at {path} ({pick}), then "
                                           "run `pipeflow repro` again: it records that one")
-    return record_source(repo, path)
+    return record_source(repo, path, external=any(e.external for e in sides if e))
 
 
 def _pull_first(repo: Repo, options: ReproOptions

@@ -109,7 +109,15 @@ class _Builder:
     def _path_problem(
         self, what: str, text: str, reason: str, path: YamlPath, wdir: str, at_key: bool
     ) -> SpecProblem:
-        if reason == "is outside the project":
+        if what == "dependency" and (reason == "is absolute" or (
+                reason == "is outside the project" and wdir == ".")):
+            # a dep outside is read through a link in the project that the spec marks
+            # external: the spec names project paths only, the link says where they lead
+            name = text.rstrip("/").rsplit("/", 1)[-1] or "data"
+            hint = (f"link it into the project and mark the link external: "
+                    f"`ln -s {text} {name}`, then `- {name}: {{external: true}}` in deps "
+                    "(docs/spec.md)")
+        elif reason == "is outside the project":
             if wdir != ".":
                 hint = f"paths of this stage are relative to its wdir '{wdir}'"
             else:

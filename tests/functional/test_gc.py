@@ -308,6 +308,19 @@ def test_old_temporary_files_go_young_ones_stay(project: Project, tmp_path: Path
     assert p.run("status", "--check").code == 0
 
 
+def test_text_report_says_removed_for_temporary_upload_files(project: Project,
+                                                           tmp_path: Path) -> None:
+    team = _team(project, tmp_path)
+    stale = team.store / "objects/ab/cdef.tmp-0a1b2c3d"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_text("half uploaded")
+    _age(stale.parent, 3 * 3600, stale.name)
+    res = team.alice.run("gc", "--workspace", "--remote", "origin", "--yes")
+    assert res.code == 0, res.text
+    assert "; removed 1 temporary upload file(s)" in res.out, res.out
+    assert not stale.exists()
+
+
 def test_dry_run_says_why_objects_stay_and_grace_comes_from_option_or_config(
         project: Project) -> None:
     _three_versions(project)

@@ -231,3 +231,44 @@ def test_trust_run_cache_takes_true_or_false_only(project: Project, tmp_path: Pa
     assert "trust_run_cache:" not in project.read(".pipeflow/config")
     assert project.run("remote", "modify", "origin", "trust_run_cache", "true").code == 0
     assert "trust_run_cache: true" in project.read(".pipeflow/config")
+
+
+def _two_clones_one_cache_folder(tmp_path: Path, *, remote: bool) -> tuple[Project, Project]:
+    """Alice commits the chain; two clones of it on this machine share one cache folder
+    (``cache.dir`` in each one's config.local); the first has run everything."""
+    alice = Project(tmp_path / "alice")
+    alice.root.mkdir()
+    alice.git("init", "-q", "-b", "main")
+    assert alice.run("init").code == 0
+    chain(alice)
+    if remote:
+        assert alice.run("remote", "add", "origin", str(tmp_path / "store")).code == 0
+    commit(alice, "chain")
+    shared = tmp_path / "shared-cache"
+    clones = []
+    for name in ("first", "second"):
+        clone = _clone(alice.root, tmp_path / name)
+        clone.write(".pipeflow/config.local", f"cache:\n  dir: {shared}\n")
+        clones.append(clone)
+    assert clones[0].run("repro").code == 0
+    return clones[0], clones[1]
+
+
+def test_a_shared_cache_folder_with_a_remote_says_why_and_names_the_remote(
+        project: Project, tmp_path: Path) -> None:
+    _first, second = _two_clones_one_cache_folder(tmp_path, remote=True)
+    res = second.run("repro")
+    assert res.code == 0, res.text
+    assert "train" in runs(second), "ran: the other clone's records are of unknown origin"
+    assert "shared cache folder" in res.err and "unknown origin" in res.err, res.err
+    assert "`pipeflow remote modify origin trust_run_cache true`" in res.err
+    assert "NAME" not in res.err and "trust the run cache of every remote" not in res.err
+    assert res.err.count("trust_run_cache true") == 1
+
+
+def test_a_shared_cache_folder_without_a_remote_restores(project: Project,
+                                                         tmp_path: Path) -> None:
+    _first, second = _two_clones_one_cache_folder(tmp_path, remote=False)
+    res = second.run("repro", "--json")
+    assert res.code == 0, res.text
+    assert set(json.loads(res.out)["restored"]) == {"prepare", "train", "evaluate"}

@@ -157,6 +157,20 @@ def test_source_key_must_match_entry_path() -> None:
         dumps(Lock(sources={"a": FileEntry("b", H1, 1)}))
 
 
+def test_a_source_may_be_external_an_output_may_not() -> None:
+    lock = Lock(sources={"data": FileEntry("data", H1, 2, True, 1, external=True)})
+    text = dumps(lock)
+    assert "    external: true\n" in text
+    assert loads(text) == lock
+    assert "external" not in dumps(Lock(sources={"d": FileEntry("d", H1, 2)}))
+    with pytest.raises(LockfileError, match=r"source 'data'.*external.*true or false"):
+        loads(text.replace("external: true", "external: 'yes'"))
+    out = Lock(stages={"t": StageLock(cmd=("x",), fingerprint=H1,
+                                      outs=(FileEntry("m", H1, 1),))})
+    with pytest.raises(LockfileError, match="external"):
+        loads(dumps(out).replace("    size: 1\n", "    size: 1\n    external: true\n"))
+
+
 def error_for(text: str, file: str = "pipeline.lock") -> LockfileError:
     with pytest.raises(LockfileError) as info:
         loads(text, file)
@@ -397,8 +411,8 @@ stages = st.builds(
 locks = st.builds(
     Lock,
     stages=st.dictionaries(names, stages, max_size=4),
-    sources=st.dictionaries(paths, entries, max_size=3).map(
-        lambda d: {k: dataclasses.replace(v, path=k) for k, v in d.items()}
+    sources=st.dictionaries(paths, st.tuples(entries, st.booleans()), max_size=3).map(
+        lambda d: {k: dataclasses.replace(v, path=k, external=x) for k, (v, x) in d.items()}
     ),
 )
 

@@ -59,7 +59,7 @@ def test_a_remote_record_needs_the_remote_trusted(store: RecordStore, state: Sta
     remember_origins(state, "origin", [r.rel_path for r in records])
     no = TrustPolicy(store, state, {"origin": False}).trusted(records[-1])
     assert not no and no.remote == "origin" and not no.vouched
-    assert "does not trust the run cache of remote 'origin'" in no.reasons[0]
+    assert "came from remote 'origin', whose run cache this project does not trust" in no.reasons[0]
     assert "unsigned record from remote 'origin'" in no.describe()
     yes = TrustPolicy(store, state, {"origin": True}).trusted(records[-1])
     assert yes and yes.origin == "remote" and not yes.signed
