@@ -129,3 +129,33 @@ def test_trust_help_has_examples(project: Project) -> None:
     for command in ("venv", "list", "remove"):
         res = project.cli("trust", command, "--help")
         assert res.code == 0 and "Examples:" in res.out and "  pipeflow trust" in res.out
+
+
+def test_a_git_ignored_copies_venv_needs_no_trust(project: Project) -> None:
+    # as docs/code-awareness.md says: --copies or not, an ignored venv made here passes
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--copies",
+                    str(project.root / ".venv")], check=True)
+    assert not (project.root / ".venv" / "bin" / "python").is_symlink()
+    project.write(".gitignore", ".venv/\n")
+    _stage(project, ".venv/bin/python")
+    assert project.run("repro").code == 0
+    assert project.lock()["stages"]["train"]["env"]["python"].startswith("cpython-")
+    status = project.cli("status")
+    assert status.code == 0 and status.err == "", status.text
+
+
+def test_a_conda_env_is_trusted_once_the_user_says_so(project: Project) -> None:
+    env = project.root / "envs" / "ml"
+    (env / "conda-meta").mkdir(parents=True)
+    (env / "bin").mkdir()
+    (env / "bin" / "python").write_text(f'#!/bin/sh\nexec {REAL_PYTHON} "$@"\n')
+    (env / "bin" / "python").chmod(0o755)
+    project.write(".gitignore", "envs/\n")
+    _stage(project, "envs/ml/bin/python")
+    status = project.cli("status")
+    assert ("interpreter envs/ml/bin/python is in the conda env envs/ml, which pipeflow does "
+            "not trust by itself") in status.err and "`pipeflow trust venv envs/ml`" in status.err
+    assert project.cli("trust", "venv", "envs/ml").code == 0
+    assert project.run("repro").code == 0
+    assert project.lock()["stages"]["train"]["env"]["python"].startswith("cpython-")
+    assert project.cli("status").err == ""
