@@ -71,9 +71,9 @@ class Refusal:
     hint: str
 
     def message(self) -> str:
-        return (f"interpreter {self.path} {self.reason}: pipeflow did not run it; the stage's "
-                f"environment counts the interpreter file's content instead of its version "
-                f"and packages ({self.hint})")
+        return (f"interpreter {self.path} {self.reason}: pipeflow did not run it, so the "
+                f"stage's environment counts the interpreter file's content instead of its "
+                f"version and packages. To fix: {self.hint}")
 
 
 NOT_AN_ENV_HINT = ("pipeflow runs an interpreter inside the project only from a virtualenv "

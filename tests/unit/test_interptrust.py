@@ -162,3 +162,21 @@ def test_a_venv_where_a_pull_put_a_tracked_file_may_not(repo: Path) -> None:
     (repo / ".venv" / "evil.pth").write_text("import os\n")
     subprocess.run(["git", "add", "-f", ".venv/evil.pth"], cwd=repo, check=True)
     assert not InterpreterTrust(repo, recall=store.get, remember=store.__setitem__).allows(python)
+
+
+def test_trusted_folders_are_listed_and_removed(repo: Path, tmp_path: Path) -> None:
+    from pipeflow.trustedenvs import trusted_folders, untrust_folder
+
+    _venv(repo / "a", "/usr/bin")
+    _venv(repo / "b", "/usr/bin")
+    real_a, real_b = (trust_folder(str(repo / n), str(repo)) for n in "ab")
+    assert [t.path for t in trusted_folders()] == sorted([real_a, real_b])
+    (repo / "b" / "pyvenv.cfg").unlink()  # no longer a venv: listed, marked, not used
+    assert [t.ignored for t in trusted_folders()] == [None, "it is neither a virtualenv "
+                                                            "nor a conda env"]
+    assert untrust_folder(str(repo / "a")) == real_a
+    import shutil
+
+    shutil.rmtree(repo / "b")
+    assert untrust_folder(real_b) == real_b  # gone from disk: removed as listed
+    assert trusted_folders() == []
