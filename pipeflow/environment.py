@@ -148,6 +148,8 @@ class EnvironmentProbe:
             how = (f"make it: `python3 -m venv {env_dir}`, then install what the stage needs"
                    if os.path.basename(os.path.dirname(shown)) == "bin" and env_dir
                    else "create it or change the stage's cmd")
+            if os.path.islink(path):  # a venv whose base python was removed
+                how = f"it is a link to nothing: {how}"
         self._missing.setdefault(shown, f"interpreter {shown} does not exist, so the stage's "
                                         f"python version and packages are unknown ({how})")
 

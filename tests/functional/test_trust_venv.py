@@ -159,3 +159,19 @@ def test_a_conda_env_is_trusted_once_the_user_says_so(project: Project) -> None:
     assert project.run("repro").code == 0
     assert project.lock()["stages"]["train"]["env"]["python"].startswith("cpython-")
     assert project.cli("status").err == ""
+
+
+def test_a_venv_whose_base_python_is_gone_is_named(project: Project, tmp_path: Path) -> None:
+    base = tmp_path / "base-python"
+    base.symlink_to(REAL_PYTHON)
+    _venv(project.root / ".venv")
+    project.write(".gitignore", ".venv/\n")
+    python = project.root / ".venv" / "bin" / "python"
+    python.unlink()
+    python.symlink_to(base)
+    _stage(project, ".venv/bin/python")
+    assert project.run("repro").code == 0
+    base.unlink()  # the python the venv was made from was uninstalled
+    status = project.cli("status")
+    assert "interpreter .venv/bin/python does not exist" in status.err
+    assert "it is a link to nothing: make it: `python3 -m venv .venv`" in status.err
