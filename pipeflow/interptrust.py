@@ -130,15 +130,17 @@ class InterpreterTrust:
             return None
         shown = self._shown(found)
         venv = _venv_folder(found)
-        if venv is not None and within(self._real_root, os.path.realpath(venv)):
-            # the project itself (or a folder above it) as a virtualenv: never trusted,
+        conda = _conda_folder(found) if venv is None else None
+        env = venv or conda
+        if env is not None and within(self._real_root, os.path.realpath(env)):
+            # the project itself (or a folder above it) as an environment: never trusted,
             # and no hint may name `.` (trusting it would cover every later pull)
-            return Refusal(shown, f"is beside a pyvenv.cfg that makes "
-                                  f"{self._shown(venv)} a virtualenv, and that folder holds "
-                                  "the whole project", NOT_AN_ENV_HINT)
+            marker = "pyvenv.cfg" if venv else "conda-meta/"
+            return Refusal(shown, f"is beside a {marker} that makes {self._shown(env)} an "
+                                  "environment, and that folder holds the whole project",
+                           NOT_AN_ENV_HINT)
         if venv is not None:
             return self._venv_refusal(shown, venv)
-        conda = _conda_folder(found)
         if conda is not None:
             rel = self._shown(conda)
             return Refusal(shown, f"is in the conda env {rel}, which pipeflow does not trust "

@@ -69,13 +69,15 @@ def test_a_link_inside_to_an_outside_interpreter_runs_that_interpreter(repo: Pat
     assert InterpreterTrust(repo).allows(str(repo / "python"))
 
 
-@pytest.mark.parametrize("marker", ["pyvenv.cfg", "../pyvenv.cfg", "python._pth"])
+@pytest.mark.parametrize("marker", ["pyvenv.cfg", "../pyvenv.cfg", "python._pth",
+                                    "../conda-meta/history"])
 def test_a_link_beside_a_file_python_reads_at_start_is_refused(repo: Path,
                                                                marker: str) -> None:
     # pyvenv.cfg beside the link or one folder up makes Python read that folder's
     # lib/ (and its .pth files); <name>._pth replaces its import path
     (repo / "bin").mkdir()
     (repo / "bin" / "python").symlink_to(os.path.realpath(sys.executable))
+    (repo / "bin" / marker).parent.mkdir(exist_ok=True)
     (repo / "bin" / marker).write_text("home = /usr/bin\n")
     trust = InterpreterTrust(repo)
     assert not trust.allows(str(repo / "bin" / "python"))
