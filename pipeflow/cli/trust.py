@@ -24,8 +24,8 @@ def _project_root() -> str | None:
 
 
 def trust_app() -> typer.Typer:
-    app = typer.Typer(help="Trust a virtualenv or conda env inside the project (this machine "
-                           "only), list and remove trusts.",
+    app = typer.Typer(help="Trust a virtualenv or conda env so status and repro may ask its "
+                           "interpreters (this machine only); list and remove trusts.",
                       no_args_is_help=True, rich_markup_mode=None)
 
     @app.command("venv")
