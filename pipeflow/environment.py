@@ -121,11 +121,37 @@ class EnvironmentProbe:
         self.trust = InterpreterTrust(root, managed, recall, remember)
         self._sites = SiteIndexes(recall, remember, allow=self.trust.allows)
         self._digests: dict[str, str] = {}
+        self._root = os.path.abspath(root) if root is not None else None
+        self._missing: dict[str, str] = {}
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        """One line per interpreter pipeflow refused to run (see ``interptrust``)."""
-        return tuple(r.message() for r in self.trust.refused.values())
+        """One line per interpreter pipeflow refused to run (see ``interptrust``) or
+        did not find."""
+        return (tuple(r.message() for r in self.trust.refused.values())
+                + tuple(self._missing.values()))
+
+    def _note_missing(self, program: str, cwd: str | os.PathLike[str] | None) -> None:
+        """Keep a warning when the interpreter ``program`` names does not exist (a
+        fresh clone before its venv is made): the environment says only "unknown"."""
+        if self._found(program, cwd) is not None:
+            return
+        if "/" not in program:
+            shown = program
+            how = f"`{program}` is not on PATH: install it or change the stage's cmd"
+        else:
+            folder = os.fspath(cwd) if cwd is not None else os.getcwd()
+            path = os.path.normpath(os.path.join(folder, program))
+            shown = (os.path.relpath(path, self._root)
+                     if self._root and (path + os.sep).startswith(self._root + os.sep) else path)
+            env_dir = os.path.dirname(os.path.dirname(shown))
+            how = (f"make it: `python3 -m venv {env_dir}`, then install what the stage needs"
+                   if os.path.basename(os.path.dirname(shown)) == "bin" and env_dir
+                   else "create it or change the stage's cmd")
+            if os.path.islink(path):  # a venv whose base python was removed
+                how = f"it is a link to nothing: {how}"
+        self._missing.setdefault(shown, f"interpreter {shown} does not exist, so the stage's "
+                                        f"python version and packages are unknown ({how})")
 
     def _found(self, program: str, cwd: str | os.PathLike[str] | None) -> str | None:
         """The interpreter file ``program`` names for a stage in ``cwd``, or None."""
@@ -264,6 +290,7 @@ class EnvironmentProbe:
             version = self.python_version(program, cwd)
             if version is None:
                 env["python"] = "unknown"
+                self._note_missing(program, cwd)
             else:
                 impl, _, full = version.partition("-")
                 parts = full.split(".")

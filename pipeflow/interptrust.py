@@ -7,13 +7,19 @@ shell script, or a committed virtualenv whose ``site-packages`` holds a ``.pth``
 that runs at start-up. So an interpreter is started only when it is
 
 - outside the project (its path as found and its real path), or
+- a link in the project to an interpreter outside it, with no ``pyvenv.cfg`` beside
+  it or one folder up and no ``<name>._pth`` beside it (the only files of the link's
+  folders Python reads at start-up; it finds its library by its real path): running
+  it runs that interpreter, whoever committed the link, or
 - inside a virtualenv the user made here: a folder with a ``pyvenv.cfg`` whose
   ``home`` interpreter is outside the project, that git ignores (so it is not in a
   submodule: it did not come with the clone), in which git tracks no file (a pull
   cannot have put a ``.pth`` file in it), and that no declared output or source data
   covers (``pipeflow pull`` did not write it), or
-- under a folder the user trusted on this machine (``pipeflow trust venv PATH``;
-  kept in the machine cache by real path, never in a file of the project).
+- under an environment the user trusted on this machine (``pipeflow trust venv PATH``,
+  see ``pipeflow.trustedenvs``).
+
+Each refusal says its own reason and the fix that fits it.
 
 A probe runs with ``-I`` (isolated: no script folder or cwd on ``sys.path``, no user
 site, ``PYTHON*`` variables ignored), from ``/`` rather than the stage's folder, and
@@ -24,21 +30,16 @@ by pipeflow from what it knows, without running anything.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from pipeflow.machinecache import machine_cache
+from pipeflow.trustedenvs import env_kind, is_trusted_folder, trust_folder, within
+
+__all__ = ["InterpreterTrust", "Refusal", "probe_env", "run_probe", "trust_folder"]
 
 NEUTRAL_CWD = "/"
-
-
-def within(path: str, folder: str) -> bool:
-    """Whether ``path`` is ``folder`` or below it (both absolute, normalized)."""
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def probe_env(stage_dir: str | None = None) -> dict[str, str]:
@@ -60,51 +61,24 @@ def run_probe(found: str, code: str, args: Iterable[str] = (), *, timeout: float
     ).stdout
 
 
-_TRUST_PREFIX = "trusted-interpreter-folder:"
-
-
-def trust_folder(folder: str) -> str:
-    """Record ``folder`` (a virtualenv or any folder holding interpreters) as trusted
-    on this machine; returns its real path. Raises OSError when it is not a folder or
-    the record cannot be kept."""
-    real = os.path.realpath(folder)
-    if not os.path.isdir(real):
-        raise NotADirectoryError(f"{folder}: not a folder")
-    cache = machine_cache()
-    cache.put(_TRUST_PREFIX + real, json.dumps({"trusted_ns": time.time_ns()}))
-    if cache.get(_TRUST_PREFIX + real) is None:
-        raise OSError(f"cannot write the machine cache {cache.path}")
-    return real
-
-
-def is_trusted_folder(real: str) -> bool:
-    """Whether real path ``real`` is at or below a folder recorded by ``trust_folder``."""
-    cache = machine_cache()
-    folder = real
-    while True:
-        if cache.get(_TRUST_PREFIX + folder) is not None:
-            return True
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return False
-        folder = parent
-
-
 @dataclass(frozen=True)
 class Refusal:
-    """An interpreter pipeflow did not start, and why (for one warning)."""
+    """An interpreter pipeflow did not start, why, and what the user can do."""
 
     path: str
     """As the stage names it, relative to the project root when inside it."""
     reason: str
+    hint: str
 
     def message(self) -> str:
-        folder = os.path.dirname(self.path)
-        if os.path.basename(folder) == "bin":  # a venv or conda env: trust all of it
-            folder = os.path.dirname(folder)
-        return (f"interpreter {self.path} {self.reason}: pipeflow did not run it; the stage's "
-                f"environment counts the interpreter file's content instead of its version "
-                f"and packages (if you made it, run `pipeflow trust venv {folder or '.'}`)")
+        return (f"interpreter {self.path} {self.reason}: pipeflow did not run it, so the "
+                f"stage's environment counts the interpreter file's content instead of its "
+                f"version and packages. To fix: {self.hint}")
+
+
+NOT_AN_ENV_HINT = ("pipeflow runs an interpreter inside the project only from a virtualenv "
+                   "or conda env you made, e.g. `python3 -m venv .venv` with `.venv/` in "
+                   ".gitignore; or name an interpreter outside the project in the stage's cmd")
 
 
 class InterpreterTrust:
@@ -149,17 +123,64 @@ class InterpreterTrust:
         return self._memo[found] is None
 
     def _judge(self, found: str) -> Refusal | None:
+        assert self._real_root is not None
         if not self._inside(found):
             return None
-        if is_trusted_folder(os.path.realpath(os.path.dirname(found))):
+        if is_trusted_folder(os.path.realpath(os.path.dirname(found)), self._real_root):
             return None
         shown = self._shown(found)
         venv = _venv_folder(found)
-        if venv is None:
-            return Refusal(shown, "is inside the project")
-        if self._made_here(venv):
+        conda = _conda_folder(found) if venv is None else None
+        env = venv or conda
+        if env is not None and within(self._real_root, os.path.realpath(env)):
+            # the project itself (or a folder above it) as an environment: never trusted,
+            # and no hint may name `.` (trusting it would cover every later pull)
+            marker = "pyvenv.cfg" if venv else "conda-meta/"
+            return Refusal(shown, f"is beside a {marker} that makes {self._shown(env)} an "
+                                  "environment, and that folder holds the whole project",
+                           NOT_AN_ENV_HINT)
+        if venv is not None:
+            return self._venv_refusal(shown, venv)
+        if conda is not None:
+            rel = self._shown(conda)
+            return Refusal(shown, f"is in the conda env {rel}, which pipeflow does not trust "
+                                  "by itself", f"if you made it: `pipeflow trust venv {rel}`")
+        if os.path.isfile(found + "._pth"):
+            return Refusal(shown, f"has a {os.path.basename(found)}._pth file beside it in the "
+                                  "project, which would set its import path", NOT_AN_ENV_HINT)
+        if not self._runs_inside(found):
+            # a link to an interpreter outside, with no pyvenv.cfg or ._pth that would
+            # make Python read the project: running it runs that interpreter
             return None
-        return Refusal(shown, "is in a virtualenv that came with the repository or a pull")
+        return Refusal(shown, "is a file inside the project, not in a virtualenv",
+                       NOT_AN_ENV_HINT)
+
+    def _runs_inside(self, found: str) -> bool:
+        assert self._real_root is not None
+        return within(os.path.realpath(found), self._real_root)
+
+    def _venv_refusal(self, shown: str, venv: str) -> Refusal | None:
+        rel = self._shown(venv)
+        why = self._not_made_here(venv)
+        if why is None:
+            return None
+        trust = f"`pipeflow trust venv {rel}`"
+        reasons = {
+            "outside": (f"is in the virtualenv {rel}, reached through a link out of the project",
+                        f"if you made it: {trust}"),
+            "managed": (f"is in {rel}, which pipeflow writes as a stage output or source data "
+                        "(`pipeflow pull` fills it)", f"if you checked it: {trust}"),
+            "home": (f"is in the virtualenv {rel}, whose pyvenv.cfg names no base interpreter "
+                     "outside the project", f"make it with `python3 -m venv {rel}` using a "
+                     f"python outside the project, or if you made it: {trust}"),
+            "tracked": (f"is in the virtualenv {rel}, where git tracks files: they came with "
+                        "the repository or a pull", "if you made it and checked what git "
+                        f"tracks there (`git ls-files {rel}`): {trust}"),
+            "not-ignored": (f"is in the virtualenv {rel}, which git does not ignore",
+                            f"add `{rel}/` to .gitignore (or run {trust})"),
+        }
+        reason, hint = reasons[why]
+        return Refusal(shown, reason, hint)
 
     def _shown(self, found: str) -> str:
         assert self._root is not None and self._real_root is not None
@@ -169,27 +190,31 @@ class InterpreterTrust:
                 return os.path.relpath(absolute, root)
         return absolute
 
-    def _made_here(self, venv: str) -> bool:
-        """A virtualenv made on this machine: home outside the project, ignored by git
-        (not from a submodule), no file tracked in it, not a declared output or source."""
+    def _not_made_here(self, venv: str) -> str | None:
+        """None for a virtualenv made on this machine (home outside the project, ignored
+        by git so not from a submodule, no file tracked in it, not a declared output
+        or source); else the first reason it is not, as a ``_venv_refusal`` key."""
         assert self._real_root is not None
         rel = os.path.relpath(os.path.realpath(venv), self._real_root).replace(os.sep, "/")
         if rel == ".." or rel.startswith("../"):
-            return False
+            return "outside"
         if any(within(rel, m) or within(m, rel) for m in self._managed):
-            return False
+            return "managed"
         cfg = os.path.join(venv, "pyvenv.cfg")
         stamp = _stamp(self._real_root, cfg)
         key = f"venv-made-here:{rel}"
         if stamp and self._recall is not None and self._recall(key) == stamp:
-            return True
+            return None
         home = _venv_home(cfg)
-        made = (home is not None and not within(os.path.realpath(home), self._real_root)
-                and _ignored_by_git(self._real_root, rel + "/pyvenv.cfg")
-                and not _tracked_under(self._real_root, rel))
-        if made and stamp and self._remember is not None:
+        if home is None or within(os.path.realpath(home), self._real_root):
+            return "home"
+        if _tracked_under(self._real_root, rel):
+            return "tracked"
+        if not _ignored_by_git(self._real_root, rel + "/pyvenv.cfg"):
+            return "not-ignored"
+        if stamp and self._remember is not None:
             self._remember(key, stamp)
-        return made
+        return None
 
 
 def _venv_folder(executable: str) -> str | None:
@@ -197,6 +222,15 @@ def _venv_folder(executable: str) -> str | None:
     here = os.path.dirname(os.path.abspath(executable))
     for folder in (here, os.path.dirname(here)):
         if os.path.isfile(os.path.join(folder, "pyvenv.cfg")):
+            return folder
+    return None
+
+
+def _conda_folder(executable: str) -> str | None:
+    """The conda env folder (holding ``conda-meta/``) of ``executable``, if any."""
+    here = os.path.dirname(os.path.abspath(executable))
+    for folder in (here, os.path.dirname(here)):
+        if env_kind(folder) == "conda env":
             return folder
     return None
 

@@ -83,6 +83,32 @@ class MachineCache:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))
 
+    def with_prefix(self, prefix: str) -> list[tuple[str, str]]:
+        """Every (key, value) whose key starts with ``prefix``, by key; [] when the
+        cache cannot be read."""
+        with self._lock:
+            conn = self._connect()
+            if conn is None:
+                return []
+            try:
+                rows = conn.execute("SELECT key, value FROM kv WHERE substr(key, 1, ?) = ? "
+                                    "ORDER BY key", (len(prefix), prefix)).fetchall()
+            except sqlite3.Error:
+                return []
+        return [(str(k), str(v)) for k, v in rows]
+
+    def delete(self, key: str) -> bool:
+        """Forget ``key``; whether it was there (False also when the cache cannot be
+        written)."""
+        with self._lock:
+            conn = self._connect()
+            if conn is None:
+                return False
+            try:
+                return conn.execute("DELETE FROM kv WHERE key = ?", (key,)).rowcount > 0
+            except sqlite3.Error:
+                return False
+
 
 @cache
 def _open(path: str) -> MachineCache:

@@ -77,9 +77,15 @@ def test_a_shipped_interpreter_script_is_never_run(project: Project, tmp_path: P
     victim = clone(project, tmp_path)
     run_all(victim, marker)
     status = victim.cli("status")
-    assert "venv/bin/python" in status.text and "pipeflow trust venv venv" in status.text
-    assert status.text.count("pipeflow trust venv") == 1
-    # the user trusts it (their call): then it is asked, and the marker appears
+    assert "venv/bin/python is a file inside the project, not in a virtualenv" in status.text
+    assert status.text.count("venv/bin/python") == 1 and "trust venv" not in status.text
+    # not an environment: it cannot be trusted either
+    refused = victim.cli("trust", "venv", "venv")
+    assert refused.code == 2 and "neither a virtualenv nor a conda env" in refused.err
+    victim.cli("status")
+    assert not marker.exists()
+    # once it is a venv the user made (their call): then it is asked, and the marker appears
+    victim.write("venv/pyvenv.cfg", "home = /usr/bin\n")
     assert victim.cli("trust", "venv", "venv").code == 0
     victim.cli("status")
     assert marker.exists()

@@ -44,13 +44,54 @@ def test_a_file_inside_the_project_may_not(repo: Path) -> None:
     assert not trust.allows(_script(repo / "venv" / "bin" / "python"))
     [refusal] = trust.refused.values()
     assert refusal.path == "venv/bin/python"
-    assert "pipeflow trust venv venv" in refusal.message()
+    assert "not in a virtualenv" in refusal.reason
+    assert "trust venv" not in refusal.message()  # `trust venv venv` would be refused
 
 
-def test_a_link_inside_to_an_outside_interpreter_is_still_inside(repo: Path) -> None:
+def test_a_script_in_a_committed_venv_names_the_venv_to_trust(repo: Path) -> None:
+    python = _script(repo / "venv" / "bin" / "python")
+    (repo / "venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    subprocess.run(["git", "add", "venv"], cwd=repo, check=True)
+    trust = InterpreterTrust(repo)
+    assert not trust.allows(python)
+    [refusal] = trust.refused.values()
+    assert "git tracks files" in refusal.reason
+    assert "`pipeflow trust venv venv`" in refusal.message()
+
+
+def test_a_link_inside_to_an_outside_interpreter_runs_that_interpreter(repo: Path) -> None:
+    # committed or not, it starts the outside interpreter, which finds its library
+    # by its real path: nothing of the project is read
     (repo / "bin").mkdir()
     (repo / "bin" / "python").symlink_to(os.path.realpath(sys.executable))
-    assert not InterpreterTrust(repo).allows(str(repo / "bin" / "python"))
+    (repo / "python").symlink_to(os.path.realpath(sys.executable))
+    assert InterpreterTrust(repo).allows(str(repo / "bin" / "python"))
+    assert InterpreterTrust(repo).allows(str(repo / "python"))
+
+
+@pytest.mark.parametrize("marker", ["pyvenv.cfg", "../pyvenv.cfg", "python._pth",
+                                    "../conda-meta/history"])
+def test_a_link_beside_a_file_python_reads_at_start_is_refused(repo: Path,
+                                                               marker: str) -> None:
+    # pyvenv.cfg beside the link or one folder up makes Python read that folder's
+    # lib/ (and its .pth files); <name>._pth replaces its import path
+    (repo / "bin").mkdir()
+    (repo / "bin" / "python").symlink_to(os.path.realpath(sys.executable))
+    (repo / "bin" / marker).parent.mkdir(exist_ok=True)
+    (repo / "bin" / marker).write_text("home = /usr/bin\n")
+    trust = InterpreterTrust(repo)
+    assert not trust.allows(str(repo / "bin" / "python"))
+    [refusal] = trust.refused.values()
+    assert "trust venv ." not in refusal.message()
+
+
+def test_an_old_trust_of_the_project_root_no_longer_counts(repo: Path) -> None:
+    # an older pipeflow let `trust venv .` record the whole project
+    from pipeflow.machinecache import machine_cache
+
+    machine_cache().put("trusted-interpreter-folder:" + os.path.realpath(repo), "{}")
+    (repo / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    assert not InterpreterTrust(repo).allows(_script(repo / "tools" / "python"))
 
 
 def test_an_outside_link_into_the_project_is_inside(repo: Path, tmp_path: Path) -> None:
@@ -90,8 +131,9 @@ def test_a_venv_whose_home_is_inside_may_not(repo: Path) -> None:
 
 def test_a_folder_the_user_trusted_may_run(repo: Path) -> None:
     python = _script(repo / "venv" / "bin" / "python")
+    (repo / "venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
     assert not InterpreterTrust(repo).allows(python)
-    trust_folder(str(repo / "venv"))
+    trust_folder(str(repo / "venv"), str(repo))
     assert InterpreterTrust(repo).allows(python)
     assert not InterpreterTrust(repo).allows(_script(repo / "other" / "python"))
 
@@ -122,3 +164,21 @@ def test_a_venv_where_a_pull_put_a_tracked_file_may_not(repo: Path) -> None:
     (repo / ".venv" / "evil.pth").write_text("import os\n")
     subprocess.run(["git", "add", "-f", ".venv/evil.pth"], cwd=repo, check=True)
     assert not InterpreterTrust(repo, recall=store.get, remember=store.__setitem__).allows(python)
+
+
+def test_trusted_folders_are_listed_and_removed(repo: Path, tmp_path: Path) -> None:
+    from pipeflow.trustedenvs import trusted_folders, untrust_folder
+
+    _venv(repo / "a", "/usr/bin")
+    _venv(repo / "b", "/usr/bin")
+    real_a, real_b = (trust_folder(str(repo / n), str(repo)) for n in "ab")
+    assert [t.path for t in trusted_folders()] == sorted([real_a, real_b])
+    (repo / "b" / "pyvenv.cfg").unlink()  # no longer a venv: listed, marked, not used
+    assert [t.ignored for t in trusted_folders()] == [None, "it is neither a virtualenv "
+                                                            "nor a conda env"]
+    assert untrust_folder(str(repo / "a")) == real_a
+    import shutil
+
+    shutil.rmtree(repo / "b")
+    assert untrust_folder(real_b) == real_b  # gone from disk: removed as listed
+    assert trusted_folders() == []

@@ -328,6 +328,7 @@ def test_relative_interpreter_resolved_in_the_stage_wdir(
     assert state.components.env["interpreter"] == hash_file(exe)
     from pipeflow.interptrust import trust_folder
 
+    (proj.root / "venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")  # a venv
     trust_folder(str(proj.root / "venv"))
     state = proj.states(Lock())["report"]
     assert state.components is not None
