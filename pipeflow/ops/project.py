@@ -29,7 +29,7 @@ class Project:
 
 def load_project(repo: Repo) -> Project:
     """Load, validate and order the pipeline (validation remembered per spec digest)."""
-    if not repo.spec_path.is_file():
+    if not os.path.lexists(repo.spec_path):  # a link or device: the loader says what
         msg = f"no pipeline.yaml in {repo.root}"
         raise UsageError(msg, hint="write one (see `pipeflow init` for a starter)")
     has_state = repo.dot.is_dir()
