@@ -29,7 +29,7 @@ def ensure_attributes(root: Path, lines: tuple[str, ...] = PROJECT_LINES) -> boo
     """Add the missing ``lines`` to ``root/.gitattributes``; returns whether it changed."""
     path = root / ATTRIBUTES_FILE
     # rewritten below: a link is refused, never read (it would copy what it names in)
-    text = projectfile.read_text(path, "ignore", name=ATTRIBUTES_FILE) or ""
+    text = projectfile.read_text(path, "rules", name=ATTRIBUTES_FILE) or ""
     present = {line.strip() for line in text.splitlines()}
     missing = [line for line in lines if line not in present]
     if not missing:

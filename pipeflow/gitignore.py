@@ -36,7 +36,7 @@ def ensure_ignored(root: Path, paths: Iterable[str]) -> list[Path]:
         # never read or write a .gitignore through a link leading out of the project,
         # nor read one that is a link itself (the rewrite would copy what it names in)
         workspace_fs.check_parents(root, rel)
-        text = projectfile.read_text(ignore_file, "ignore", name=rel) or ""
+        text = projectfile.read_text(ignore_file, "rules", name=rel) or ""
         present = set(text.splitlines())
         missing = [p for p in dict.fromkeys(pattern_for(n) for n in names) if p not in present]
         if not missing:

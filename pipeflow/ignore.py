@@ -34,7 +34,7 @@ IGNORABLE_SUFFIXES = _BUILTIN_SUFFIXES
 def read_patterns(root: Path) -> list[str]:
     """The lines of ``root/.pipeflowignore`` (none when there is no such file); a link
     leading out of the project or to a device, or a file past 4 MB, is a SpecError."""
-    text = projectfile.read_text(root / IGNORE_FILE, "ignore", name=IGNORE_FILE, inside=root)
+    text = projectfile.read_text(root / IGNORE_FILE, "rules", name=IGNORE_FILE, inside=root)
     return text.splitlines() if text is not None else []
 
 

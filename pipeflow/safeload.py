@@ -64,9 +64,9 @@ KINDS: dict[str, Limits] = {
     "config": Limits("config", 1 * MiB, max_nodes=100_000),
     "tagline": Limits("tagline", 64 * 1024, max_depth=20, max_nodes=10_000),
     # Read whole before parsing (pipeflow.projectfile): the tag log (1,000 lines of
-    # 64 KB), and .pipeflowignore, .gitignore, .gitattributes (a few KB in real use).
+    # 64 KB), and the rules files .pipeflowignore, .gitignore, .gitattributes (a few KB).
     "tags": Limits("tags", 64 * MiB),
-    "ignore": Limits("ignore", 4 * MiB),
+    "rules": Limits("rules", 4 * MiB),
 }
 
 MAX_STAGES = 20_000
