@@ -129,7 +129,8 @@ def test_a_committed_dotpipeflow_link_is_refused_before_anything_is_written(
     attack.link(rel, target)
     attack.publish()
     victim = attack.victim()
-    for args in (("status",), ("gc", "--workspace", "--yes"), ("pull",), ("repro",)):
+    for args in (("status",), ("gc", "--workspace", "--yes"), ("pull",), ("repro",),
+                 ("init",)):
         _refused(victim.run(*args), f"{rel} is a symlink", f"rm {rel}")
         assert _snapshot(attack.canary) == attack.before, args
     assert (attack.canary / "sub" / ".draft.tmp").exists()

@@ -71,3 +71,12 @@ def test_past_the_limit_is_refused_before_reading(tmp_path: Path,
         projectfile.read(big, "rules")
     monkeypatch.setenv("PIPEFLOW_MAX_RULES_MB", "8")
     assert len(projectfile.read(big, "rules") or b"") == 5 * 1024 * 1024
+
+
+def test_a_python_version_file_linked_to_a_kernel_file_is_not_read(tmp_path: Path) -> None:
+    from pipeflow.pydists import _versions_in
+
+    (tmp_path / "ok").write_text("3.11.7\n")
+    os.symlink("/proc/self/environ", tmp_path / "bad")  # a regular file to fstat
+    assert _versions_in(str(tmp_path / "ok")) == ["3.11.7"]
+    assert _versions_in(str(tmp_path / "bad")) is None
