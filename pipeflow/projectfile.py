@@ -98,17 +98,20 @@ def _check_place(path: Path, shown: str, st: os.stat_result,
             raise error(f"leads to {real}, a device or kernel file: pipeflow never reads "
                         "/dev, /proc or /sys", Location(shown))
         return
-    real = os.path.realpath(path)
-    if is_special(real):
-        raise _with_hint(error(f"is a symlink to {real}, a device or kernel file: pipeflow "
-                               "never reads /dev, /proc or /sys", Location(shown)),
+    resolved = os.path.realpath(path)
+    target = os.readlink(path)
+    # both when they differ: "/dev/stdin (/proc/1/fd/pipe:[9])", "../x (/home/u/x)"
+    where = resolved if target == resolved else f"{target} ({resolved})"
+    if is_special(resolved):
+        raise _with_hint(error(f"is a symlink to {where}, a device or kernel file: "
+                               "pipeflow never reads /dev, /proc or /sys", Location(shown)),
                          _OUTSIDE_HINT.format(name=shown))
     if inside is None:
-        raise _with_hint(error(f"is a symlink (to {real}); nothing was read through it",
+        raise _with_hint(error(f"is a symlink (to {where}); nothing was read through it",
                                Location(shown)), _LINK_HINT.format(name=shown))
     root = os.path.realpath(inside)
-    if real != root and not real.startswith(root + os.sep):
-        raise _with_hint(error(f"is a symlink leading outside the project, to {real}; "
+    if resolved != root and not resolved.startswith(root + os.sep):
+        raise _with_hint(error(f"is a symlink leading outside the project, to {where}; "
                                "nothing was read through it", Location(shown)),
                          _OUTSIDE_HINT.format(name=shown))
 
