@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from pipeflow import safeload
+from pipeflow import projectfile, safeload
 from pipeflow.credentials import secret_settings
 from pipeflow.errors import Location, SpecError
 
@@ -23,9 +23,8 @@ CREDENTIALS_HINT = ("put it in the git-ignored .pipeflow/config.local (`pipeflow
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    raw = projectfile.read(path, "config")  # never through a link, nor past its limit
+    if raw is None:
         return {}
     try:
         data = safeload.load_yaml(raw, str(path), "config")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeflow import atomicfile
+from pipeflow import atomicfile, projectfile
 
 ATTRIBUTES_FILE = ".gitattributes"
 
@@ -28,10 +28,8 @@ PROJECT_LINES = (
 def ensure_attributes(root: Path, lines: tuple[str, ...] = PROJECT_LINES) -> bool:
     """Add the missing ``lines`` to ``root/.gitattributes``; returns whether it changed."""
     path = root / ATTRIBUTES_FILE
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        text = ""
+    # rewritten below: a link is refused, never read (it would copy what it names in)
+    text = projectfile.read_text(path, "rules", name=ATTRIBUTES_FILE) or ""
     present = {line.strip() for line in text.splitlines()}
     missing = [line for line in lines if line not in present]
     if not missing:

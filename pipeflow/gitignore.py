@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from pipeflow import atomicfile, workspace_fs
+from pipeflow import atomicfile, projectfile, workspace_fs
 
 _SPECIAL = set("*?[]!#\\")
 
@@ -32,12 +32,11 @@ def ensure_ignored(root: Path, paths: Iterable[str]) -> list[Path]:
     changed = []
     for folder, names in sorted(by_folder.items()):
         ignore_file = root / folder / ".gitignore"
-        # never read or write a .gitignore through a link leading out of the project
-        workspace_fs.check_parents(root, f"{folder}/.gitignore" if folder else ".gitignore")
-        try:
-            text = ignore_file.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            text = ""
+        rel = f"{folder}/.gitignore" if folder else ".gitignore"
+        # never read or write a .gitignore through a link leading out of the project,
+        # nor read one that is a link itself (the rewrite would copy what it names in)
+        workspace_fs.check_parents(root, rel)
+        text = projectfile.read_text(ignore_file, "rules", name=rel) or ""
         present = set(text.splitlines())
         missing = [p for p in dict.fromkeys(pattern_for(n) for n in names) if p not in present]
         if not missing:

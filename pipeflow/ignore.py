@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from pipeflow import projectfile
+
 IGNORE_FILE = ".pipeflowignore"
 
 _BUILTIN_DIRS = frozenset({"__pycache__", ".ipynb_checkpoints", ".git", ".pipeflow"})
@@ -29,6 +31,13 @@ when there is no ``.pipeflowignore``)."""
 IGNORABLE_SUFFIXES = _BUILTIN_SUFFIXES
 
 
+def read_patterns(root: Path) -> list[str]:
+    """The lines of ``root/.pipeflowignore`` (none when there is no such file); a link
+    leading out of the project or to a device, or a file past 4 MB, is a SpecError."""
+    text = projectfile.read_text(root / IGNORE_FILE, "rules", name=IGNORE_FILE, inside=root)
+    return text.splitlines() if text is not None else []
+
+
 class IgnoreRules:
     """The ignore rules of one project: built-ins plus optional gitignore patterns."""
 
@@ -37,12 +46,7 @@ class IgnoreRules:
         one) plus extra gitignore-syntax ``patterns``; with neither, built-ins only."""
         lines = list(patterns)
         if root is not None:
-            try:
-                text = (Path(root) / IGNORE_FILE).read_text(encoding="utf-8")
-            except FileNotFoundError:
-                pass
-            else:
-                lines.extend(text.splitlines())
+            lines.extend(read_patterns(Path(root)))
         self._spec: Any = None
         if any(line.strip() and not line.startswith("#") for line in lines):
             import pathspec  # only projects with a .pipeflowignore pay for the import

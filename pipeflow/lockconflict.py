@@ -29,7 +29,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeflow import atomicfile, diskfull, lockfile, yamlemit
+from pipeflow import atomicfile, diskfull, lockfile, projectfile, safeload, yamlemit
 from pipeflow.errors import LockConflictError, LockfileError
 from pipeflow.lockfile import FileEntry, Lock, StageLock
 from pipeflow.lockmerge import MergedLock, T
@@ -237,13 +237,11 @@ def conflict_error(text: str, file: str) -> LockfileError:
 
 def read(path: Path, name: str | None = None) -> MergedLock:
     """Read the lock file at ``path``, conflicts included; empty when there is none."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    shown = name or str(path)
+    raw = projectfile.read(path, "lock", name=shown,
+                           error=safeload.plain(LockfileError, lockfile.lock_hint(shown)))
+    if raw is None:
         return MergedLock(Lock())
-    except OSError as exc:
-        msg = f"cannot read {name or path}: {exc.strerror or exc}"
-        raise LockfileError(msg) from exc
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

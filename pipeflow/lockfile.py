@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from pipeflow import atomicfile, diskfull, safeload, safepath, yamlemit
+from pipeflow import atomicfile, diskfull, projectfile, safeload, safepath, yamlemit
 from pipeflow.errors import LockfileError
 
 if TYPE_CHECKING:
@@ -249,6 +249,10 @@ def _hint(file: str) -> str:
         f"restore it with `git checkout {file}` (or resolve its merge conflict), or delete "
         "it and run `pipeflow repro`: stages then rerun"
     )
+
+
+lock_hint = _hint
+"""How to repair an unreadable lock (for the conflict reader's errors too)."""
 
 
 class _Checker:
@@ -537,15 +541,12 @@ def lock_from_dict(data: Any, file: str = "pipeline.lock") -> Lock:
 def read(path: Path, name: str | None = None) -> Lock:
     """Read the lock file at ``path`` (``name`` is how messages show it); an empty
     Lock when there is none."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return Lock()
-    except OSError as exc:
-        msg = f"cannot read {name or path}: {exc.strerror or exc}"
-        raise LockfileError(msg) from exc
     shown = name or str(path)
-    safeload.check_size(len(raw), shown, "lock", safeload.plain(LockfileError, _hint(shown)))
+    # a link is refused (pipeflow rewrites the lock), a device never read
+    raw = projectfile.read(path, "lock", name=shown,
+                           error=safeload.plain(LockfileError, _hint(shown)))
+    if raw is None:
+        return Lock()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -126,8 +126,10 @@ def install(root: Path, python: str | None = None) -> Installed:
 
 
 def ensure(root: Path) -> bool:
-    """Define the driver when the repository's config lacks it; never fails (a writing
-    command must not stop over this). Returns whether it defined it now.
+    """Define the driver when the repository's config lacks it; never fails over git
+    (a writing command must not stop over this). Returns whether it defined it now.
+    A ``.gitattributes`` that is a symlink or a device does stop it (exit 2, named):
+    that file came from the repository, and nothing is read through it.
 
     The common case costs one read of ``.git/config``; git runs only when it is
     missing. A definition already there (the user's own, too) is left alone.

@@ -17,6 +17,7 @@ import difflib
 import json
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -25,7 +26,7 @@ from typing import Any, Final
 
 import yaml
 
-from pipeflow import safeload
+from pipeflow import projectfile, safeload
 from pipeflow.errors import Location, PipeflowError, SpecError
 
 PARAMS_SUFFIXES: Final = (".yaml", ".yml", ".json", ".toml")
@@ -95,12 +96,15 @@ class ParamChange:
         return self.new is ABSENT
 
 
-def read_params(path: Path, *, name: str | None = None) -> dict[str, Any]:
+def read_params(path: Path, *, name: str | None = None,
+                root: Path | None = None) -> dict[str, Any]:
     """Parse a params file by its suffix (.yaml/.yml, .json, .toml); cached, read-only.
 
     ``name`` is how errors name the file (default: ``path`` as given). Raises
     ParamsFileNotFound when it does not exist and SpecError, with line and column
     where the parser gives them, when it cannot be read or is not a mapping.
+    ``root``: the project, where a symlink must lead (callers without it check the
+    file with ``check_inside`` first); a device or a pipe is never read.
     """
     shown = name if name is not None else str(path)
     if path.suffix.lower() not in PARAMS_SUFFIXES:
@@ -118,12 +122,11 @@ def read_params(path: Path, *, name: str | None = None) -> dict[str, Any]:
     cached = _cache.get(key)
     if cached is not None:
         return cached
-    try:
-        raw = path.read_bytes()
-    except IsADirectoryError:
-        raise SpecError("params file is a directory", Location(shown)) from None
-    except OSError as exc:
-        raise SpecError(f"cannot read params file: {exc.strerror}", Location(shown)) from exc
+    if stat.S_ISDIR(st.st_mode):
+        raise SpecError("params file is a directory", Location(shown))
+    raw = projectfile.read(path, "params", name=shown, inside=root or Path(path.anchor or "/"))
+    if raw is None:
+        raise ParamsFileNotFound(shown)
     data = parse_params(raw, path.suffix.lower(), shown)
     _cache[key] = data
     return data

@@ -120,7 +120,7 @@ class Planner:
         for ref in stage.params:
             check_inside(self.repo.root, ref.file, what=f"stage '{stage.name}': params file",
                          hint="keep params files inside the project")
-            data = read_params(self.repo.root / ref.file, name=ref.file)
+            data = read_params(self.repo.root / ref.file, name=ref.file, root=self.repo.root)
             chosen = {k: _plain(v) for k, v in select(data, ref.keys).items()}
             values.setdefault(ref.file, {}).update(chosen)
         return {f: dict(sorted(v.items())) for f, v in sorted(values.items())}

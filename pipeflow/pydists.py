@@ -33,8 +33,11 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from pipeflow import projectfile
+from pipeflow.errors import PipeflowError
 from pipeflow.hashing import RACY_NS, hash_bytes
 from pipeflow.interptrust import run_probe
 from pipeflow.machinecache import Facts
@@ -426,9 +429,12 @@ def _local_version_file(start: str) -> list[str] | None:
 
 def _versions_in(path: str) -> list[str] | None:
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError):
+        # a committed .python-version: a regular file of a few bytes, never a device
+        raw = projectfile.read(Path(path), "pointer", inside=Path("/"))
+        text = raw.decode("utf-8") if raw is not None else None
+    except (PipeflowError, UnicodeDecodeError):
+        return None
+    if text is None:
         return None
     return [word for line in text.splitlines() if not line.lstrip().startswith("#")
             for word in line.split()]

@@ -6,12 +6,13 @@ A small holder of places and handles; the verbs live in ``pipeflow.ops``.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeflow.errors import UsageError
+from pipeflow.errors import PipeflowError, UsageError
 
 if TYPE_CHECKING:
     from pipeflow.hashing import Hasher
@@ -30,6 +31,44 @@ LOCAL_CONFIG_FILE = "config.local"
 
 DEFAULT_CONFIG: dict[str, Any] = {"cache": {"dir": "cache", "link": "reflink-or-copy"}}
 
+OWN_PLACES = (
+    "state", "state/state.db", "state/index.db", "cache", "cache/objects", "cache/runs",
+    "cache/runcache", "cache/tmp", "logs", "tmp", "lock", "chain", CONFIG_FILE,
+    LOCAL_CONFIG_FILE, "tags.jsonl",
+)
+"""What pipeflow writes, deletes or reads under ``.pipeflow/``: none may be a link."""
+
+
+class UnsafeProjectError(PipeflowError):
+    """``.pipeflow`` or a place pipeflow keeps under it is a symlink: git commits links,
+    so a clone could point pipeflow's state, cache and lock at any folder."""
+
+
+def check_dot(root: Path) -> None:
+    """Refuse ``root/.pipeflow``, or one of its :data:`OWN_PLACES`, that is a symlink
+    (one ``lstat`` each, before anything is read or written there).
+
+    A cache elsewhere is configured with ``cache.dir``, which this does not check."""
+    for rel in ("", *OWN_PLACES):
+        name = f"{DOT}/{rel}" if rel else DOT
+        try:
+            st = os.lstat(root / name)
+        except OSError:  # absent (made later, as a real folder) or below a non-folder
+            if not rel:
+                return
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            target = os.path.realpath(root / name)
+            msg = (f"{name} is a symlink (to {target}): pipeflow keeps its state, cache "
+                   "and lock there and never follows a link out of them; nothing was read "
+                   "or written")
+            hint = (f"a clone can commit such a link: remove it (`rm {name}`) and check "
+                    f"where it came from (`git log -- {name}`); for a cache elsewhere set "
+                    "`cache.dir` in .pipeflow/config.local instead")
+            raise UnsafeProjectError(msg, hint=hint)
+        if not rel and not stat.S_ISDIR(st.st_mode):
+            return  # not a project folder: find_root and init say so
+
 
 def find_root(start: Path) -> Path:
     """The nearest folder at or above ``start`` holding ``.pipeflow/`` or a pipeline.yaml."""
@@ -46,10 +85,14 @@ def find_root(start: Path) -> Path:
 
 @dataclass
 class Repo:
-    """A pipeflow project on disk. Opening one touches nothing; handles open lazily."""
+    """A pipeflow project on disk. Opening one writes nothing (it only checks that
+    ``.pipeflow`` holds no symlink: :func:`check_dot`); handles open lazily."""
 
     root: Path
     _closers: list[Any] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        check_dot(self.root)
 
     @classmethod
     def find(cls, start: Path | str | None = None) -> Repo:

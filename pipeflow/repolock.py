@@ -15,15 +15,17 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from pipeflow import diskfull, faults
-from pipeflow.errors import LockedError
+from pipeflow import diskfull, faults, projectfile
+from pipeflow.errors import LockedError, PipeflowError
 
 
 def read_holder(path: Path) -> dict[str, object] | None:
     """Who wrote the lock file last (may be stale: check the pid)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8") or "null")
-    except (OSError, ValueError):
+        # a link, a device or a huge file here came from elsewhere: no holder
+        raw = projectfile.read(path, "config")  # a holder record: well under 1 MB
+        data = json.loads(raw.decode("utf-8") if raw else "null")
+    except (PipeflowError, ValueError):
         return None
     return data if isinstance(data, dict) else None
 

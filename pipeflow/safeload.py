@@ -63,6 +63,10 @@ KINDS: dict[str, Limits] = {
     "pointer": Limits("pointer", 4096),
     "config": Limits("config", 1 * MiB, max_nodes=100_000),
     "tagline": Limits("tagline", 64 * 1024, max_depth=20, max_nodes=10_000),
+    # Read whole before parsing (pipeflow.projectfile): the tag log (1,000 lines of
+    # 64 KB), and the rules files .pipeflowignore, .gitignore, .gitattributes (a few KB).
+    "tags": Limits("tags", 64 * MiB),
+    "rules": Limits("rules", 4 * MiB),
 }
 
 MAX_STAGES = 20_000

@@ -46,6 +46,7 @@ from pipeflow.execution.dask_worker import (
 from pipeflow.execution.runner import LineSink, RunResult, log_name
 from pipeflow.fingerprint import Components, diff_env
 from pipeflow.hashing import Hasher, HashInfo, hash_file
+from pipeflow.ignore import read_patterns
 from pipeflow.repo import Repo
 from pipeflow.spec.model import Stage
 from pipeflow.storage.remote import Remote
@@ -115,11 +116,7 @@ class DaskExecutor:
         remote.check_reachable()
         self.client = client if client is not None else connect(address)
         self._own_client = client is None
-        try:
-            text = (repo.root / ".pipeflowignore").read_text(encoding="utf-8")
-        except FileNotFoundError:
-            text = ""
-        self._ignore = tuple(text.splitlines())
+        self._ignore = tuple(read_patterns(repo.root))
         self._warm_up()
 
     def _warm_up(self) -> None:

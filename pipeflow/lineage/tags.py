@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeflow import atomicfile, safeload, safepath
+from pipeflow import atomicfile, projectfile, safeload, safepath
 from pipeflow.errors import PipeflowError, UsageError
 from pipeflow.lineage.records import canonical, iso
 
@@ -265,9 +265,11 @@ def parse_log(text: str) -> TagLog:
 
 
 def _read_text(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    # pipeflow rewrites the log: a link is refused, never read (a rewrite would copy
+    # the file it names into the log the team pushes), and so is a device
+    data = projectfile.read(path, "tags", name=f"{path.parent.name}/{path.name}",
+                            error=safeload.plain(PipeflowError))
+    if data is None:
         return ""
     # Undecodable bytes become lines that do not parse, not a failed read.
     return data.decode("utf-8", "surrogateescape")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pipeflow import atomicfile, mergedriver
 from pipeflow.gitattributes import ATTRIBUTES_FILE, ensure_attributes
-from pipeflow.repo import CONFIG_FILE, DOT, SPEC_FILE
+from pipeflow.repo import CONFIG_FILE, DOT, SPEC_FILE, check_dot
 
 DOT_GITIGNORE = """\
 # pipeflow: per-machine state, never committed (config is committed)
@@ -42,6 +42,7 @@ def init(root: Path, *, starter: bool = True) -> list[str]:
     """Create ``.pipeflow/`` (idempotent) and define the lock's merge driver in git
     config; returns what it created."""
     created: list[str] = []
+    check_dot(root)  # a committed `.pipeflow -> elsewhere` is refused, never written into
     dot = root / DOT
     dot.mkdir(parents=True, exist_ok=True)
     for name, text in ((".gitignore", DOT_GITIGNORE), (CONFIG_FILE, CONFIG_TEXT)):

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pipeflow import __version__, journal, lockconflict, lockfile
+from pipeflow import __version__, journal, lockconflict, lockfile, projectfile
 from pipeflow.errors import SpecError, UsageError
 from pipeflow.graph import Graph, build_graph
 from pipeflow.lockfile import Lock, StageLock
@@ -29,7 +29,7 @@ class Project:
 
 def load_project(repo: Repo) -> Project:
     """Load, validate and order the pipeline (validation remembered per spec digest)."""
-    if not repo.spec_path.is_file():
+    if not os.path.lexists(repo.spec_path):  # a link or device: the loader says what
         msg = f"no pipeline.yaml in {repo.root}"
         raise UsageError(msg, hint="write one (see `pipeflow init` for a starter)")
     has_state = repo.dot.is_dir()
@@ -122,9 +122,9 @@ def render_lock(repo: Repo, graph: Graph | None = None) -> bool:
     merged = _fold(lockconflict.read(repo.lock_path, LOCK_FILE), rows,
                    keep=graph.order if graph else None)
     text = lockconflict.render(merged)
-    changed = text != (
-        repo.lock_path.read_text(encoding="utf-8") if repo.lock_path.exists() else None
-    )
+    old = projectfile.read_text(repo.lock_path, "lock", name=LOCK_FILE)  # read above
+    # universal newlines, as text mode reads: a CRLF lock is not rewritten for that alone
+    changed = text != (old.replace("\r\n", "\n") if old is not None else None)
     new = merged.lock
     if changed and (new.stages or new.sources or not merged.clean or repo.lock_path.exists()):
         written: list[str | os.PathLike[str]] = []

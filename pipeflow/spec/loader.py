@@ -18,8 +18,9 @@ from typing import Any
 
 import xxhash
 
-from pipeflow import safeload
+from pipeflow import projectfile, safeload
 from pipeflow.errors import Location, SpecError
+from pipeflow.hashing import check_inside
 from pipeflow.params import PARAMS_SUFFIXES, ParamsFileNotFound, read_params
 from pipeflow.spec.interpolate import Context
 from pipeflow.spec.model import Pipeline, Stage
@@ -61,16 +62,12 @@ def load_pipeline(
     Schema validation is skipped when ``is_validated(digest)`` is true; the
     caller records ``digest`` as validated when ``validated_now`` is true.
     """
-    try:
-        raw = (root / spec_name).read_bytes()
-    except FileNotFoundError:
+    raw = projectfile.read(root / spec_name, "spec", name=spec_name, inside=root)
+    if raw is None:
         raise SpecError(
             f"no {spec_name} in {root}",
             hint="write one (see docs/spec.md), or run 'pipeflow init' for a starter",
-        ) from None
-    except OSError as exc:
-        raise SpecError(f"cannot read {spec_name}: {exc.strerror}", Location(spec_name)) from exc
-    safeload.check_size(len(raw), spec_name, "spec")
+        )
     digest = spec_digest(raw)
     text = safeload.decode(raw, spec_name)
     must_validate = is_validated is None or not is_validated(digest)
@@ -133,8 +130,9 @@ def _variables(root: Path, raw: Any) -> dict[str, Any]:
     """What ``${...}`` sees: params.yaml at the root, then each ``vars`` entry (later wins)."""
     merged: dict[str, Any] = {}
     default = root / DEFAULT_PARAMS
+    check_inside(root, DEFAULT_PARAMS, what="params file", hint=_INSIDE_HINT)
     if default.is_file():
-        merged = _merge(merged, read_params(default, name=DEFAULT_PARAMS))
+        merged = _merge(merged, read_params(default, name=DEFAULT_PARAMS, root=root))
     if isinstance(raw, list):
         entries: list[tuple[Any, YamlPath]] = [(e, ("vars", i)) for i, e in enumerate(raw)]
     else:
@@ -147,6 +145,9 @@ def _variables(root: Path, raw: Any) -> dict[str, Any]:
     return merged
 
 
+_INSIDE_HINT = "keep params and vars files inside the project"
+
+
 def _vars_file(root: Path, name: str, where: YamlPath) -> Mapping[str, Any]:
     try:
         file = resolve(name)
@@ -154,8 +155,10 @@ def _vars_file(root: Path, name: str, where: YamlPath) -> Mapping[str, Any]:
         raise SpecProblem(f"vars file '{name}' {exc}", where) from None
     if Path(file).suffix.lower() not in PARAMS_SUFFIXES:
         raise SpecProblem(f"vars file '{file}' must be .yaml, .yml, .json or .toml", where)
+    # read whole and interpolated into commands that status prints: never from outside
+    check_inside(root, file, what="vars file", hint=_INSIDE_HINT)
     try:
-        return read_params(root / file, name=file)
+        return read_params(root / file, name=file, root=root)
     except ParamsFileNotFound:
         raise SpecProblem(f"vars file '{file}' does not exist", where) from None
 

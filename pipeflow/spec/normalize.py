@@ -252,7 +252,7 @@ class _Builder:
         check_inside(root, file, what=f"params file of {self.owner}",
                      hint="keep params files inside the project")
         try:
-            data = read_params(root / file, name=file)
+            data = read_params(root / file, name=file, root=root)
         except ParamsFileNotFound:
             raise SpecProblem(
                 f"params file '{file}' read by {self.owner} does not exist",
