@@ -187,7 +187,7 @@ def untrusted_warning(untrusted: list[tuple[str, Trust]]) -> str:
     reasons = "; ".join(dict.fromkeys(r for _, v in untrusted for r in v.reasons))
     text = (f"ran {stages} instead of restoring from a run-cache entry that came from "
             f"elsewhere ({reasons})")
-    if any(not v.vouched for _, v in untrusted):
+    if any(not v.vouched and v.origin != "git" for _, v in untrusted):
         remotes = sorted({v.remote for _, v in untrusted if v.remote})
         name = remotes[0] if len(remotes) == 1 else "NAME"
         text += (f". If you trust everyone who can write to the remote: `pipeflow remote "

@@ -151,3 +151,61 @@ def test_sweeps_and_gc_remove_only_pipeflow_names_in_the_cache_folder(
     os.utime(dead, (OLD, OLD))
     assert victim.run("pull").code == 0 and not dead.exists()
     assert (home / "tmp/thesis.tex").read_text() == "thesis"
+
+
+# --- pipeflow's own state committed into the repository ---------------------------
+
+
+def committed_state(attacker: Project, tmp_path: Path) -> tuple[Path, str]:
+    """The attacker runs ``make`` on data 'A', then on 'B', and force-adds their chain
+    id and cache (records of both runs, pointers, objects) to git. Returns the origin
+    and the attacker's chain id."""
+    origin = published(attacker, tmp_path)
+    attacker.spec({"make": {"cmd": "echo make >> runs.log && mkdir -p out && "
+                                   "cp data.txt out/model.txt",
+                            "deps": ["data.txt"], "outs": ["out/model.txt"]}})
+    attacker.write(".gitignore", "runs.log\n")
+    for text in ("A\n", "B\n"):
+        attacker.write("data.txt", text)
+        assert attacker.run("add", "data.txt").code == 0
+        assert attacker.run("repro").code == 0
+    attacker.git("add", "-f", ".pipeflow/chain", ".pipeflow/cache")
+    commit(attacker, "per-clone files")
+    attacker.git("push", "-q")
+    return origin, attacker.read(".pipeflow/chain").strip()
+
+
+def test_a_committed_chain_and_cache_are_not_this_clones_own(
+        project: Project, tmp_path: Path) -> None:
+    origin, theirs = committed_state(project, tmp_path)
+    victim = clone(origin, tmp_path / "victim")
+    res = victim.run("verify")
+    assert res.code == 1 and "everything verified" not in res.out, res.text
+    assert "committed-state" in res.out and "git rm -r --cached .pipeflow/cache " \
+        ".pipeflow/chain" in res.out, res.out
+    assert f"chain {theirs}" in res.out and "from git" in res.out
+    lineage = victim.run("lineage", "out/model.txt")
+    assert "came through git" in lineage.out, lineage.text
+    status = victim.run("status")
+    assert status.code == 0 and "tracked by git" in status.err, status.text
+    assert "git rm -r --cached" in status.err
+    # the run cache holds the attacker's run on 'A': the victim's 'A' runs anyway
+    victim.write("data.txt", "A\n")
+    assert victim.run("add", "data.txt").code == 0
+    res = victim.run("repro")
+    assert res.code == 0, res.text
+    assert victim.read("runs.log").split() == ["make"], res.text
+    assert "came through git" in res.err
+    # and the victim's records go into a chain of its own
+    mine = victim.read(".pipeflow/chain").strip()
+    assert mine != theirs and len(mine) == 16
+    assert (victim.root / ".pipeflow/cache/runs" / mine).is_dir()
+    assert len(list((victim.root / ".pipeflow/cache/runs" / theirs).iterdir())) == len(
+        list((project.root / ".pipeflow/cache/runs" / theirs).iterdir()))
+    # once untracked (the hint's command), the clone's own chain is its own
+    victim.git("rm", "-r", "-q", "--cached", ".pipeflow/cache", ".pipeflow/chain")
+    assert "tracked by git" not in victim.run("status").err
+    assert victim.read(".pipeflow/chain").strip() == mine
+    res = victim.run("lineage", "out/model.txt")  # its run is this clone's own
+    assert res.code == 0 and "came through git" not in res.out, res.text
+    assert res.out.splitlines()[2].strip().startswith("command"), res.out
