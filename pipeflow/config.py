@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any
 
@@ -153,8 +154,43 @@ def load_config(shared: Path, local: Path, defaults: dict[str, Any]) -> dict[str
     if not isinstance(folder, str) or not folder:
         msg = f"cache.dir must be a folder path (got {folder!r})"
         raise SpecError(msg, _setter(layers, ("cache", "dir")))
+    where = _setter(layers, ("cache", "dir"))
+    if where.file != str(local):
+        _check_shared_cache_dir(folder, shared, where)
     _check_grace(config, layers)
     return config
+
+
+def _cache_dir_problem(folder: str, dot: Path) -> str | None:
+    """Why the committed ``cache.dir`` value ``folder`` (relative to ``.pipeflow/``
+    at ``dot``) leaves the project, or None."""
+    if folder.startswith("~") or os.path.isabs(folder) or "\0" in folder:
+        return "is not a path inside the project"
+    rel = os.path.normpath(os.path.join(dot.name, folder))
+    parts = rel.split(os.sep)
+    if rel == "." or parts[0] == "..":
+        return "leads out of the project" if parts[0] == ".." else "is the project folder"
+    if ".git" in parts:
+        return "leads into .git/"
+    root = os.path.realpath(dot.parent)
+    real = os.path.realpath(os.path.join(dot.parent, rel))
+    if real != root and not real.startswith(root + os.sep):
+        return f"resolves out of the project through a symlink (to {real})"
+    return None
+
+
+def _check_shared_cache_dir(folder: str, shared: Path, where: Location) -> None:
+    """The committed config (or a default) may only place the cache inside the
+    project: a clone must not make pull write, or gc delete, in ``~`` or in another
+    project's cache. A folder elsewhere is this machine's choice: config.local."""
+    why = _cache_dir_problem(folder, shared.parent)
+    if why is not None:
+        raise SpecError(
+            f"cache.dir {folder!r} {why}: the committed config may only place the cache "
+            "inside the project", where,
+            hint=f"a cache outside the project is this machine's choice: set it in the "
+                 f"git-ignored {shared.parent.name}/config.local (`cache: {{dir: PATH}}`) and "
+                 f"remove it from {shared.parent.name}/{shared.name}")
 
 
 def _check_grace(config: dict[str, Any], layers: list[tuple[Path, dict[str, Any]]]) -> None:

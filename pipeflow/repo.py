@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pipeflow.errors import PipeflowError, UsageError
 
 if TYPE_CHECKING:
+    from pipeflow.committedstate import TrackedState
     from pipeflow.hashing import Hasher
     from pipeflow.ignore import IgnoreRules
     from pipeflow.lineage.index import RunIndex
@@ -168,7 +169,22 @@ class Repo:
         """Run records and run-cache pointers (beside the objects, so they travel)."""
         from pipeflow.lineage.records import RecordStore
 
-        return RecordStore(self.cache_dir, self.dot / "chain")
+        def came_through_git(path: Path, data: bytes) -> bool:
+            rel = os.path.relpath(path, self.root).replace(os.sep, "/")
+            return self.committed.same_as_git(rel, data)
+
+        return RecordStore(self.cache_dir, self.dot / "chain", came_through_git)
+
+    @cached_property
+    def committed(self) -> TrackedState:
+        """pipeflow's own state that git tracks (someone committed it): never this
+        clone's (:mod:`pipeflow.committedstate`)."""
+        from pipeflow.committedstate import TrackedState, tracked_state
+
+        if not self.dot.is_dir():
+            return TrackedState()
+        state = self.state
+        return tracked_state(self.root, self.cache_dir, state.get, state.put)
 
     @cached_property
     def index(self) -> RunIndex:

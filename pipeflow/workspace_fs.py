@@ -49,6 +49,36 @@ class OutsideProjectError(PipeflowError):
         self.link = link
 
 
+ENV_MARKERS = ("pyvenv.cfg", "conda-meta")
+"""What makes a folder a Python environment (virtualenv/venv, conda)."""
+
+
+class EnvironmentFolderError(OutsideProjectError):
+    """A workspace path inside a Python environment (a folder holding ``pyvenv.cfg``
+    or ``conda-meta/``): a file pipeflow put there (a ``.pth``, a module, a script in
+    ``bin/``) would run the next time anyone uses that environment."""
+
+    def __init__(self, rel: str, env: str, marker: str) -> None:
+        PipeflowError.__init__(
+            self,
+            f"'{rel}' is inside the Python environment '{env}' (it holds {marker}); "
+            "pipeflow never writes there, and nothing was written or deleted",
+            hint="a file in a virtualenv or conda env runs when the environment is used: "
+                 "keep data and outputs outside it, and remove the entry from "
+                 "pipeline.lock or the spec",
+        )
+        self.rel = rel
+        self.link = env
+
+
+def _env_marker(folder: str) -> str | None:
+    """The marker that makes ``folder`` a Python environment, or None."""
+    for marker in ENV_MARKERS:
+        if os.path.lexists(f"{folder}/{marker}"):
+            return marker
+    return None
+
+
 @functools.lru_cache(maxsize=8)
 def _real_root(root: str) -> str:
     return os.path.realpath(root)
@@ -68,28 +98,33 @@ def _problem(root_real: str, real: str) -> str | None:
 
 def check_parents(root: Path | str, rel: str) -> None:
     """Raise OutsideProjectError when a folder above the project path ``rel`` is a
-    symlink leading out of the project (or into ``.git/``/``.pipeflow/``).
+    symlink leading out of the project (or into ``.git/``/``.pipeflow/``), and
+    EnvironmentFolderError when ``rel`` is in (or is) a virtualenv or conda env.
 
     ``rel`` is root-relative and normal (a spec path, or one :mod:`pipeflow.safepath`
     accepted). Folders that do not exist yet are fine: pipeflow creates them as real
-    folders."""
-    folder = rel.rpartition("/")[0]
-    if not folder:
+    folders (and a folder it creates is no environment)."""
+    if rel in ("", "."):
         return
     root_real = _real_root(os.fspath(root))
     cur = root_real
-    parts = folder.split("/")
+    parts = rel.split("/")
     for i, part in enumerate(parts):
         nxt = f"{cur}/{part}"
         try:
             st = os.lstat(nxt)
         except (FileNotFoundError, NotADirectoryError):
             return  # the rest is made by us, as real folders
+        if not stat.S_ISDIR(st.st_mode) and i == len(parts) - 1:
+            return  # the file itself: its folders were checked
         if stat.S_ISLNK(st.st_mode):
             nxt = os.path.realpath(nxt)
             why = _problem(root_real, nxt)
             if why is not None:
                 raise OutsideProjectError(rel, "/".join(parts[: i + 1]), nxt, why=why)
+        marker = _env_marker(nxt)  # two stats per existing folder, no read
+        if marker is not None:
+            raise EnvironmentFolderError(rel, "/".join(parts[: i + 1]), marker)
         cur = nxt
 
 

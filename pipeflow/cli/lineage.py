@@ -232,7 +232,9 @@ def params_diff(
 def _print_unsigned(report: Any) -> None:
     """Records from other clones: intact, but nothing vouches for who wrote them."""
     for u in report.unsigned:
-        where = f"remote '{u.origin}'" if u.origin != "unknown" else "an unknown origin"
+        where = ("an unknown origin" if u.origin == "unknown" else
+                 "git (committed into the repository)" if u.origin == "git" else
+                 f"remote '{u.origin}'")
         users = f" by {', '.join(u.users)} (their word)" if u.users else ""
         new = " (new chain: not seen by an earlier verify)" if u.new else ""
         output.out(f"unsigned: chain {u.chain}: {u.records} record(s) from {where}{users}"

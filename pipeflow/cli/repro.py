@@ -187,7 +187,8 @@ def untrusted_warning(untrusted: list[tuple[str, Trust]]) -> str:
     reasons = "; ".join(dict.fromkeys(r for _, v in untrusted for r in v.reasons))
     text = (f"ran {stages} instead of restoring from run-cache entries made elsewhere: "
             f"{reasons}")
-    remotes = sorted({n for _, v in untrusted if not v.vouched for n in v.untrusted_remotes})
+    remotes = sorted({n for _, v in untrusted if not v.vouched and v.origin != "git"
+                      for n in v.untrusted_remotes})
     if remotes:
         commands = " and ".join(f"`pipeflow remote modify {n} trust_run_cache true`"
                                 for n in remotes)

@@ -22,7 +22,7 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -143,31 +143,50 @@ class RunRecord:
 class RecordStore:
     """Records and run-cache pointers under the cache folder."""
 
-    def __init__(self, cache_dir: Path, chain_file: Path) -> None:
+    def __init__(self, cache_dir: Path, chain_file: Path,
+                 came_through_git: Callable[[Path, bytes], bool] | None = None) -> None:
+        """``came_through_git(path, data)``: whether the file ``path`` holding ``data``
+        is exactly what git tracks (:mod:`pipeflow.committedstate`): such a chain file
+        is someone else's, never adopted."""
         self.runs = cache_dir / "runs"
         self.runcache = cache_dir / "runcache"
         self.chain_file = chain_file
+        self._came_through_git = came_through_git
         self._chain: str | None = None
+        self._read: str | None = None
         self._head: tuple[int, str | None] | None = None
         self.written: list[Path] = []
         self.skipped: list[str] = []
         """Damaged run-cache entries met and ignored: warnings for the user."""
 
     # chain ------------------------------------------------------------------
+    def _read_chain(self) -> str:
+        """The chain id the chain file holds, or "" when it holds none this clone may
+        adopt: missing, garbled, or committed in git (someone else's chain)."""
+        if self._read is None:
+            try:
+                data = self.chain_file.read_bytes()[:4096]
+            except FileNotFoundError:
+                data = b""
+            except OSError as exc:
+                raise StorageError(f"cannot read {self.chain_file}: {exc.strerror}",
+                                   hint="check its permissions") from exc
+            # garbled bytes fail the check: a new chain starts, the old chain's
+            # records stay valid
+            text = data.decode("ascii", "replace").strip()
+            if not re.fullmatch(r"[0-9a-f]{16}", text) or (
+                    self._came_through_git is not None
+                    and self._came_through_git(self.chain_file, data)):
+                text = ""
+            self._read = text
+        return self._read
+
     @property
     def chain(self) -> str:
         """This clone's chain id (made at first use, kept in ``.pipeflow/chain``)."""
         if self._chain is None:
-            try:
-                # garbled bytes fail the check below: a new chain starts, the old
-                # chain's records stay valid
-                text = self.chain_file.read_bytes().decode("ascii", "replace").strip()
-            except FileNotFoundError:
-                text = ""
-            except OSError as exc:
-                raise StorageError(f"cannot read {self.chain_file}: {exc.strerror}",
-                                   hint="check its permissions") from exc
-            if not re.fullmatch(r"[0-9a-f]{16}", text):
+            text = self._read_chain()
+            if not text:
                 text = secrets.token_hex(8)
                 self.chain_file.parent.mkdir(parents=True, exist_ok=True)
                 atomicfile.write_bytes(self.chain_file, (text + "\n").encode())
@@ -179,10 +198,9 @@ class RecordStore:
         use this to tell this clone's records from fetched ones)."""
         if self._chain is None:
             try:
-                text = self.chain_file.read_bytes().decode("ascii", "replace").strip()
-            except OSError:
+                return self._read_chain() or None
+            except StorageError:
                 return None
-            return text if re.fullmatch(r"[0-9a-f]{16}", text) else None
         return self._chain
 
     def chain_records(self, chain: str) -> list[tuple[int, str, Path]]:

@@ -12,6 +12,9 @@ made CI restore a forged model). The rule, in :meth:`TrustPolicy.trusted`:
   from the first record hold, *and* it is signed by a trusted key (a slot: keys come
   with the registry work, DESIGN "Signatures beside, not inside") or the project
   trusts that remote's run cache (``remote.NAME.trust_run_cache: true``);
+- a record that came through git (someone committed ``.pipeflow/cache``; see
+  :mod:`pipeflow.committedstate`) is never this clone's, whatever chain it is in,
+  and never stands in for a run;
 - a record of unknown origin (fetched before pipeflow remembered origins, its
   memory lost, or put into a shared cache folder by another clone) counts as coming
   from any remote: trusted only when every configured remote is.
@@ -21,7 +24,7 @@ Records from a remote still serve lineage, versions and metrics, marked unsigned
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -32,7 +35,7 @@ if TYPE_CHECKING:
     from pipeflow.repo import Repo
     from pipeflow.state import StateDB
 
-Origin = Literal["local", "remote", "unknown"]
+Origin = Literal["local", "remote", "unknown", "git"]
 TRUST_KEY = "trust_run_cache"
 """The remote option that opts into that remote's unsigned run cache."""
 _ORIGIN = "record-origin:"
@@ -73,6 +76,8 @@ class Trust:
         if self.local:
             return ""
         where = (f"from remote '{self.remote}'" if self.remote else
+                 "that came through git (committed into the repository)"
+                 if self.origin == "git" else
                  "of unknown origin (fetched earlier, or another clone's)")
         return f"{'signed' if self.signed else 'unsigned'} record {where}, chain {self.chain}"
 
@@ -103,8 +108,12 @@ class TrustPolicy:
     """Judges records for one command (chain walks are remembered between calls)."""
 
     def __init__(self, records: RecordStore, state: StateDB,
-                 remotes: Mapping[str, bool]) -> None:
+                 remotes: Mapping[str, bool],
+                 via_git: Callable[[str], bool] | None = None) -> None:
+        """``via_git(rel)``: whether the record file ``chain/seq-sha.json`` is tracked
+        by git (it came through git, not from this clone or a remote)."""
         self.records = records
+        self.via_git = via_git
         self.state = state
         self.remotes = dict(remotes)
         self._intact: dict[str, int] = {}
@@ -112,10 +121,20 @@ class TrustPolicy:
 
     @classmethod
     def of(cls, repo: Repo) -> TrustPolicy:
-        return cls(repo.records, repo.state, trusted_remotes(repo.config))
+        import os
+
+        runs = os.path.relpath(repo.records.runs, repo.root).replace(os.sep, "/")
+
+        def via_git(rel: str) -> bool:
+            committed = repo.committed
+            return bool(committed) and committed.tracked(f"{runs}/{rel}")
+
+        return cls(repo.records, repo.state, trusted_remotes(repo.config), via_git)
 
     def origin(self, record: RunRecord) -> tuple[Origin, str | None]:
-        """Where ``record`` came from: this clone, a named remote, or unknown."""
+        """Where ``record`` came from: this clone, a named remote, git, or unknown."""
+        if self.via_git is not None and self.via_git(record.rel_path):
+            return "git", None
         remote = origin_of(self.state, record.rel_path)
         if remote is not None:
             return "remote", remote
@@ -133,6 +152,8 @@ class TrustPolicy:
         origin, remote = self.origin(light)
         if origin == "local" or self.signed(light):
             return ""
+        if origin == "git":
+            return "unsigned, came through git"
         return f"unsigned, from remote '{remote}'" if remote else "unsigned, origin unknown"
 
     def trusted(self, record: RunRecord) -> Trust:
@@ -141,6 +162,10 @@ class TrustPolicy:
         if origin == "local":
             return Trust(True, origin, record.rel_path)
         signed = self.signed(record)
+        if origin == "git":
+            return Trust(False, origin, record.rel_path, None, signed,
+                         ("it came through git (committed into the repository), not from "
+                          "this clone or a remote",), False)
         reasons: list[str] = []
         broken = self._chain_problem(record)
         if broken:

@@ -62,6 +62,10 @@ def add(repo: Repo, paths: list[str], *, wait: float = 0.0, external: bool = Fal
     from pipeflow.sourcedata import hash_source
 
     report = AddReport()
+    if not repo.dot.is_dir():  # as repro does: the cache and chain stay out of git
+        from pipeflow.ops.init import init
+
+        init(repo.root, starter=False)
     with RepoLock(repo.dot / "lock", wait=wait):
         recover(repo)
         graph = load_project(repo).graph

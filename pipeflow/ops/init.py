@@ -22,7 +22,7 @@ DOT_GITIGNORE = """\
 CONFIG_TEXT = """\
 # pipeflow project config (committed). Per-machine overrides go in config.local.
 cache:
-  dir: cache              # relative to .pipeflow/, or an absolute path
+  dir: cache              # relative to .pipeflow/; a folder outside the project: config.local only
   link: reflink-or-copy   # reflink-or-copy | reflink | copy | hardlink
 """
 

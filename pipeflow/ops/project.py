@@ -146,7 +146,7 @@ def _sweep_temps(repo: Repo) -> None:
     from pipeflow.storage.leftovers import sweep
 
     downloads = repo.cache_dir / "tmp"
-    sweep([downloads, repo.dot, repo.root], grace=configured_grace(repo), everything=downloads)
+    sweep([downloads, repo.dot, repo.root], grace=configured_grace(repo))
 
 
 def recover(repo: Repo, *, sweep: bool = True) -> bool:

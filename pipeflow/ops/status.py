@@ -82,6 +82,9 @@ def status(repo: Repo, targets: list[str] | None = None) -> StatusReport:
             f"git tracks the cached output '{path}': run `git rm -r --cached {path}` "
             "and commit, so the cache alone keeps its versions"
         )
+    if repo.dot.is_dir() and repo.committed:
+        said, hint = repo.committed.message()
+        warnings.append(f"{said}; {hint}")
     for name in sorted(set(merged.stage_conflicts) - set(graph.pipeline.stages)):
         warnings.append(f"stage '{name}': {CONFLICT_REASON}; it is no longer in the pipeline "
                         "(`pipeflow repro` drops it from the lock)")

@@ -31,6 +31,7 @@ from pipeflow.repo import Repo
 ProblemKind = Literal[
     "corrupt-object", "rewritten-record", "bad-record", "gap", "fork", "broken-link",
     "missing-record", "damaged-record", "lock-mismatch", "tags", "damaged-pointer",
+    "committed-state",
 ]
 
 
@@ -54,7 +55,8 @@ class UnsignedChain:
     chain: str
     records: int
     origin: str
-    """The remote they were fetched from (names joined by ', '), or ``unknown``."""
+    """The remote they were fetched from (names joined by ', '), ``git`` (they are
+    tracked by git: someone committed them), or ``unknown``."""
     users: tuple[str, ...]
     """Who the records say ran them (their word: nothing vouches for it)."""
     new: bool
@@ -313,7 +315,7 @@ def verify_unsigned(repo: Repo, report: VerifyReport) -> None:
             if origin == "local" or policy.signed(light):
                 continue
             count += 1
-            origins.add(remote or "unknown")
+            origins.add(remote or ("git" if origin == "git" else "unknown"))
         if count:
             report.unsigned.append(UnsignedChain(chain, count, ", ".join(sorted(origins)),
                                                  repo.index.users(chain), chain not in seen))
@@ -332,4 +334,14 @@ def verify(repo: Repo, *, jobs: int | None = None) -> VerifyReport:
     verify_pointers(repo, report)
     verify_tags(repo, report)
     verify_unsigned(repo, report)
+    verify_untracked(repo, report)
     return report
+
+
+def verify_untracked(repo: Repo, report: VerifyReport) -> None:
+    """pipeflow's own per-clone state that git tracks is a problem: someone committed
+    it, and a clone must not take it for its own."""
+    if repo.committed:
+        said, hint = repo.committed.message()
+        report.problems.append(Problem("committed-state", ".pipeflow",
+                                       f"{said}; {hint}"))

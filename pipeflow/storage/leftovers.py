@@ -14,6 +14,8 @@ Two collectors:
   on another machine sharing the cache, keeps writing its temp, so its mtime stays
   fresh), or older than the grace period whoever wrote it.
   A temp of a live writer is never removed: its pid is alive, or it is fresh.
+
+Only exact pipeflow temp names (:func:`is_ours`) are ever removed, wherever they are.
 """
 
 from __future__ import annotations
@@ -24,9 +26,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeflow.atomicfile import is_temp_name
 from pipeflow.repolock import pid_alive
-from pipeflow.storage.links import TEMP_SUFFIX
 
 STALE_AGE = 300.0
 """Seconds without a write after which a dead pid's temporary file is garbage."""
@@ -36,9 +36,15 @@ _WRITER = re.compile(r"\.(\d{1,10})[.-][0-9a-f]+(?:-\d+)?(?:\.tmp|\.part|\.pftmp
 ``.NAME.PID-HEX[-N].pftmp`` (store, checkouts, links), ``OID.PID-HEX.part``
 (downloads). Older names without a pid are left to gc's grace period."""
 
-_ATOMIC = re.compile(r"^\..+\.\d+\.[0-9a-f]{8}\.tmp$")
-"""atomicfile's names exactly: outside pipeflow's own folders a loose ``.x.tmp``
-may be the user's."""
+_ATOMIC = re.compile(r"^\..+\.\d{1,10}\.[0-9a-f]{8}\.tmp$")
+"""atomicfile's names: ``.NAME.PID.HEX8.tmp``."""
+_PFTMP = re.compile(r"^\..+\.\d{1,10}-[0-9a-f]{1,16}(?:-\d+)?\.pftmp$")
+"""The store's, checkouts' and links' names: ``.NAME.PID-HEX[-N].pftmp``."""
+_PART = re.compile(r"^[0-9a-f]{16,64}\.\d{1,10}-[0-9a-f]{8}\.part$")
+"""Downloads in ``<cache>/tmp``: ``OID.PID-HEX8.part``."""
+CACHE_FOLDERS = ("objects", "runs", "runcache", "tmp")
+"""The folders pipeflow makes in the cache: the only ones gc searches there (the
+cache may be a folder the user shares with other files, e.g. ``~`` by mistake)."""
 
 
 @dataclass(frozen=True)
@@ -50,12 +56,12 @@ class Leftover:
     size: int
 
 
-def _ours_anywhere(name: str) -> bool:
-    return name.endswith(TEMP_SUFFIX) or _ATOMIC.match(name) is not None
-
-
-def _ours_inside(name: str) -> bool:
-    return name.endswith(TEMP_SUFFIX) or is_temp_name(name)
+def is_ours(name: str) -> bool:
+    """Whether ``name`` is exactly a temporary name pipeflow makes. Nothing else is
+    ever removed as a leftover, wherever it is: a plain file in ``<cache>/tmp`` or a
+    ``.notes.tmp`` of the user's is not pipeflow's to delete."""
+    return (_PFTMP.match(name) is not None or _ATOMIC.match(name) is not None
+            or _PART.match(name) is not None)
 
 
 def _stat(path: str) -> Leftover | None:
@@ -66,21 +72,21 @@ def _stat(path: str) -> Leftover | None:
     return Leftover(Path(path), st.st_mtime, st.st_size)
 
 
-def _walk(folder: Path, cache_tmp: Path) -> Iterator[str]:
-    """Temporary files under ``folder`` (pipeflow's own: every temp name counts)."""
-    tmp_s = os.fspath(cache_tmp)
-    for here, _dirs, files in os.walk(folder):
-        everything = here == tmp_s  # downloads wait here under plain names
-        for name in files:
-            if everything or _ours_inside(name):
-                yield os.path.join(here, name)
+def _walk(folder: Path, skip: Path | None = None) -> Iterator[str]:
+    """Temporary files at any depth under ``folder`` (not following links), the
+    subtree ``skip`` left out."""
+    skip_s = os.fspath(skip) if skip is not None else None
+    for here, dirs, files in os.walk(folder):
+        if skip_s is not None:
+            dirs[:] = [d for d in dirs if os.path.join(here, d) != skip_s]
+        yield from (os.path.join(here, n) for n in files if is_ours(n))
 
 
 def _shallow(folder: Path) -> Iterator[str]:
     try:
         with os.scandir(folder) as it:
             for entry in it:
-                if entry.is_file(follow_symlinks=False) and _ours_anywhere(entry.name):
+                if entry.is_file(follow_symlinks=False) and is_ours(entry.name):
                     yield entry.path
     except (FileNotFoundError, NotADirectoryError, PermissionError):
         return
@@ -93,9 +99,10 @@ def local_leftovers(root: Path, dot: Path, cache_dir: Path, output_paths: Iterab
     everything inside ``output_folders``."""
     found: dict[str, None] = dict.fromkeys(inside_folders(root, output_folders))
     dot, cache_dir = dot.resolve(), cache_dir.resolve()
-    for folder in (dot,) if cache_dir.is_relative_to(dot) else (dot, cache_dir):
-        for path in _walk(folder, cache_dir / "tmp"):
-            found[path] = None
+    found.update(dict.fromkeys(_walk(dot, skip=cache_dir)))
+    found.update(dict.fromkeys(_shallow(cache_dir)))  # reflink probes
+    for sub in CACHE_FOLDERS:  # never the rest of the cache's folder
+        found.update(dict.fromkeys(_walk(cache_dir / sub)))
     folders = {root} | {p.parent for p in in_project(root, output_paths)}
     for folder in folders:
         for path in _shallow(folder):
@@ -119,20 +126,17 @@ def stale(item: Leftover, now: float, grace: float) -> bool:
     return pid is not None and age > STALE_AGE and not pid_alive(pid)
 
 
-def sweep(folders: Iterable[Path], *, grace: float = float("inf"),
-          everything: Path | None = None) -> int:
-    """Remove the :func:`stale` temporary files directly in ``folders`` (no walk); in
-    ``everything`` (the cache's download folder) any file counts. Returns how many went.
-    Errors are ignored: a temp another sweeper took, or a folder we may not list, is
-    no reason to stop the command that sweeps on its way."""
+def sweep(folders: Iterable[Path], *, grace: float = float("inf")) -> int:
+    """Remove the :func:`stale` temporary files directly in ``folders`` (no walk; only
+    names :func:`is_ours` accepts). Returns how many went. Errors are ignored: a temp
+    another sweeper took, or a folder we may not list, is no reason to stop the
+    command that sweeps on its way."""
     import time
 
     now = time.time()
     removed = 0
     for folder in folders:
-        names = _all(folder) if everything is not None and folder == everything else \
-            _shallow(folder)
-        for path in names:
+        for path in _shallow(folder):
             item = _stat(path)
             if item is not None and stale(item, now, grace):
                 try:
@@ -141,14 +145,6 @@ def sweep(folders: Iterable[Path], *, grace: float = float("inf"),
                 except OSError:
                     pass
     return removed
-
-
-def _all(folder: Path) -> Iterator[str]:
-    try:
-        with os.scandir(folder) as it:
-            yield from (e.path for e in it if e.is_file(follow_symlinks=False))
-    except (FileNotFoundError, NotADirectoryError, PermissionError):
-        return
 
 
 def in_project(root: Path, rels: Iterable[str]) -> Iterator[Path]:
@@ -174,4 +170,4 @@ def inside_folders(root: Path, folders: Iterable[str]) -> Iterator[str]:
             continue
         for here, dirs, files in os.walk(top):
             dirs[:] = [d for d in dirs if d not in (".git", ".pipeflow")]
-            yield from (os.path.join(here, n) for n in files if _ours_anywhere(n))
+            yield from (os.path.join(here, n) for n in files if is_ours(n))

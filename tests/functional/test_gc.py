@@ -282,16 +282,19 @@ def test_old_temporary_files_go_young_ones_stay(project: Project, tmp_path: Path
     p = team.alice
     cache = p.root / ".pipeflow/cache"
     chain_dir = next((cache / "runs").iterdir())
-    ours = [cache / "objects/ab/.cdef.123-abcdef-0.pftmp", cache / "tmp/abcd.0a1b2c3d",
-            chain_dir / ".00000009-abc.json.0a1b2c3d.tmp",
+    ours = [cache / "objects/ab/.cdef.123-abcdef-0.pftmp",
+            cache / "tmp" / f"{'ab' * 16}.123-0a1b2c3d.part",
+            chain_dir / ".00000009-abc.json.77.0a1b2c3d.tmp",
             p.root / ".pipeline.lock.77.0a1b2c3d.tmp",
             p.root / ".pipeflow/.config.77.0a1b2c3d.tmp",
             p.root / "data/.prepared.txt.9-ab-1.pftmp"]
     remote = [team.store / "objects/ab/cdef.tmp-0a1b2c3d",
               team.store / "runs" / chain_dir.name / "00000009-abc.json.tmp-1a2b3c4d"]
-    users = p.root / ".notes.tmp"  # not a name pipeflow makes
-    old = [*ours, *remote, users]
-    young = [cache / "objects/ab/.cdef.123-abcdef-1.pftmp", cache / "tmp/abcd.9f8e7d6c",
+    # not names pipeflow makes, even in its own folders
+    users = [p.root / ".notes.tmp", cache / "tmp/notes.txt", chain_dir / ".draft.tmp"]
+    old = [*ours, *remote, *users]
+    young = [cache / "objects/ab/.cdef.123-abcdef-1.pftmp",
+             cache / "tmp" / f"{'cd' * 16}.123-9f8e7d6c.part",
              team.store / "objects/ab/cdef.tmp-9f8e7d6c"]
     for f in old + young:
         f.parent.mkdir(parents=True, exist_ok=True)
@@ -304,7 +307,7 @@ def test_old_temporary_files_go_young_ones_stay(project: Project, tmp_path: Path
     assert len(body["temps_removed"]) == len(ours)
     assert len(body["remote"]["temps_removed"]) == len(remote)
     assert not any(f.exists() for f in ours + remote)
-    assert all(f.exists() for f in [*young, users])
+    assert all(f.exists() for f in [*young, *users])
     assert p.run("status", "--check").code == 0
 
 
