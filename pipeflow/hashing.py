@@ -145,9 +145,11 @@ _ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
 # In manifest JSON a path is the first string of an entry: it follows '[' (and maybe
 # JSON whitespace). A match anywhere (even where no path is) only means each path is
 # checked one by one.
-# A ".git" or ".pipeflow" segment anywhere, too (hashes are hex: only a path can hold it).
+# A ".git" or ".pipeflow" segment anywhere, too, in any case and with trailing dots or
+# spaces (pipeflow.safepath.is_reserved; hashes are hex: only a path can hold it).
 _UNSAFE_SHAPES = re.compile(
-    rb'\[[ \t\n\r]*"(?:/|"|\.\.?[/"])|//|/"|/\.\.?[/"]|[/"]\.(?:git|pipeflow)[/"]')
+    rb'\[[ \t\n\r]*"(?:/|"|\.\.?[/"])|//|/"|/\.\.?[/"]|[/"]\.(?:git|pipeflow)[. ]*[/"]',
+    re.IGNORECASE)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,13 @@ class UnsafePathError(PipeflowError):
         self.where = where
 
 
+def is_reserved(segment: str) -> bool:
+    """Is ``segment`` git's or pipeflow's folder on some file system? Case-insensitive
+    (macOS and Windows file systems: ``.GIT`` is ``.git`` there), and trailing dots and
+    spaces ignored (Windows drops them: ``.git.`` is ``.git``)."""
+    return segment.rstrip(". ").lower() in RESERVED
+
+
 def problem(path: object) -> str | None:
     """Why ``path`` is not a plain project path, or None when it is one."""
     if not isinstance(path, str):
@@ -63,8 +70,10 @@ def problem(path: object) -> str | None:
             return "is not a normal relative path (empty, '.' or '..' segment)"
         if len(seg.encode("utf-8", "surrogatepass")) > MAX_SEGMENT:
             return f"has a segment longer than {MAX_SEGMENT} bytes"
-        if seg in RESERVED:
-            return f"goes into {seg}/, which belongs to {seg[1:]}"
+        if is_reserved(seg):
+            name = seg.rstrip(". ").lower()
+            alias = "" if seg == name else f" ({name}/ on some file systems)"
+            return f"goes into {seg}/{alias}, which belongs to {name[1:]}"
     return None
 
 

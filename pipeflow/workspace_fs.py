@@ -30,8 +30,7 @@ import stat
 from pathlib import Path
 
 from pipeflow.errors import PipeflowError
-
-_RESERVED = frozenset({".git", ".pipeflow"})
+from pipeflow.safepath import is_reserved
 
 
 class OutsideProjectError(PipeflowError):
@@ -91,7 +90,7 @@ def _problem(root_real: str, real: str) -> str | None:
     if not real.startswith(root_real + "/"):
         return "outside the project"
     top = real[len(root_real) + 1:].split("/")
-    if any(part in _RESERVED for part in top):
+    if any(is_reserved(part) for part in top):
         return "inside .git/ or .pipeflow/"
     return None
 

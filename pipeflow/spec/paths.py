@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import posixpath
 
-# Outputs must not land in pipeflow's or git's own state.
-_RESERVED_DIRS = (".pipeflow", ".git")
-
 
 class PathError(ValueError):
     """A spec path that cannot be used; the message says why, without naming the path."""
@@ -46,6 +43,9 @@ def check_output(path: str) -> None:
     if path == ".":
         raise PathError("is the project root")
     # at any depth: a nested .git/ is a repository of its own (pipeflow.safepath)
+    from pipeflow.safepath import is_reserved
+
     for part in path.split("/"):
-        if part in _RESERVED_DIRS:
-            raise PathError(f"is inside {part}/, which belongs to {part[1:]}")
+        if is_reserved(part):
+            name = part.rstrip(". ").lower()
+            raise PathError(f"is inside {part}/, which belongs to {name[1:]}")

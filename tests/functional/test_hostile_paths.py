@@ -282,3 +282,21 @@ def test_a_symlink_inside_the_project_pointing_inside_still_works(tmp_path: Path
     res = victim.run("pull")
     assert res.code == 0, res.text
     assert (victim.root / "real/models/w.bin").read_text() == "weights\n"
+
+
+def test_git_folder_spelled_another_way_is_refused_too(tmp_path: Path) -> None:
+    """`.GIT/hooks` is `.git/hooks` on macOS and Windows file systems, `.git./x` on
+    Windows: refused on every system, so a lock cannot reach the hooks there."""
+    team = Team(tmp_path)
+    team.source_as("hooks", ".GIT/hooks")
+    victim = team.victim()
+    _refused(victim.run("pull"), "pipeline.lock", ".GIT/hooks", ".git/ on some file systems")
+    assert not (victim.root / ".GIT").exists()
+    oid = _crafted_folder(team, ".Git./hooks/pre-commit")
+    lock = team.attacker.lock()
+    del lock["sources"][".GIT/hooks"]  # type: ignore[index]
+    lock["sources"]["folder"] = {"hash": oid, "size": 10, "isdir": True, "nfiles": 1}  # type: ignore[index]
+    team.publish(lock)
+    victim.git("pull", "-q")
+    _refused(victim.run("pull"), oid, ".Git./hooks/pre-commit")
+    assert not (victim.root / "folder").exists()

@@ -23,7 +23,8 @@ def test_plain_project_paths_pass(path: str) -> None:
     ("../escaped.txt", "'..'"), ("/etc/passwd", "absolute"), (".git/hooks", ".git/"),
     ("data/.git/config", ".git/"), (".pipeflow/config", ".pipeflow/"), ("a/./b", "'.'"),
     ("a//b", "empty"), ("a/", "empty"), ("", "empty"), ("a\0b", "NUL"), ("a\nb", "control"),
-    ("x" * 256, "segment"), ("a/" * 2100 + "b", "4096"), (5, "not a string"), (None, "string"),
+    (".GIT/hooks/pre-commit", ".git/ on some"), ("a/.Pipeflow/config", ".pipeflow/ on some"),
+    (".git./config", ".git/ on some"), ("x" * 256, "segment"), ("a/" * 2100 + "b", "4096"), (5, "not a string"), (None, "string"),
 ])
 def test_unsafe_paths_are_refused_naming_the_entry(path: object, why: str) -> None:
     with pytest.raises(UnsafePathError) as err:
@@ -38,4 +39,5 @@ def test_whatever_passes_stays_inside_the_project(path: str) -> None:
         joined = posixpath.normpath(posixpath.join("/project", path))
         assert joined.startswith("/project/")
         assert joined == f"/project/{path}"
-        assert not {".git", ".pipeflow"} & set(path.split("/"))
+        assert not any(safepath.is_reserved(seg) for seg in path.split("/"))
+        assert not {".git", ".pipeflow"} & {seg.lower() for seg in path.split("/")}
