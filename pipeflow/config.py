@@ -202,7 +202,25 @@ def _check_grace(config: dict[str, Any], layers: list[tuple[Path, dict[str, Any]
     if not isinstance(section, dict):
         raise SpecError("config section 'gc' must be a mapping", _setter(layers, ("gc",)))
     if "grace" in section:
+        where = _setter(layers, ("gc", "grace"))
         try:
-            parse_duration(str(section["grace"]))
+            seconds = parse_duration(str(section["grace"]))
         except ValueError as exc:
-            raise SpecError(f"gc.grace: {exc}", _setter(layers, ("gc", "grace"))) from exc
+            raise SpecError(f"gc.grace: {exc}", where) from exc
+        _check_shared_grace(seconds, str(section["grace"]), where, layers)
+
+
+def _check_shared_grace(seconds: float, value: str, where: Location,
+                        layers: list[tuple[Path, dict[str, Any]]]) -> None:
+    """The grace period protects what a push or a writer is still putting in place: a
+    repository may not shorten it for everyone who clones it (config.local may)."""
+    from pipeflow.grace import DEFAULT_GRACE
+
+    shared = layers[0][0]
+    if where.file == str(shared) and seconds < DEFAULT_GRACE:
+        raise SpecError(
+            f"gc.grace {value!r} is shorter than the default ({DEFAULT_GRACE / 3600:g}h): "
+            "the committed config may only lengthen it", where,
+            hint=f"a shorter grace period is this machine's choice: set it in the git-ignored "
+                 f"{shared.parent.name}/config.local (`gc: {{grace: {value}}}`) or pass "
+                 f"`gc --grace`, and remove it from {shared.parent.name}/{shared.name}")

@@ -27,6 +27,7 @@ from pipeflow.credentials import (
 )
 from pipeflow.errors import UsageError
 from pipeflow.lineage.trust import TRUST_KEY
+from pipeflow.remotepolicy import check_committed
 from pipeflow.repo import CONFIG_FILE, LOCAL_CONFIG_FILE, Repo
 from pipeflow.repolock import RepoLock
 from pipeflow.storage.remote import Remote
@@ -88,6 +89,7 @@ def add_remote(repo: Repo, name: str, url: str, *, default: bool = False,
     if not name or "/" in name or name.startswith("-"):
         raise UsageError(f"invalid remote name {name!r}")
     _check_url(name, url, local)
+    _check_setting(repo, name, "url", url, local)
 
     def change(data: dict[str, Any]) -> None:
         existing = {r.name for r in list_remotes(repo)}  # read under the lock
@@ -117,6 +119,8 @@ def modify_remote(repo: Repo, name: str, key: str, value: str | None, *,
         _check_url(name, value, local)
     elif value is not None and not local:
         _refuse_secret(name, key, value)
+    if value is not None:
+        _check_setting(repo, name, key, value, local)
 
     def change(data: dict[str, Any]) -> None:
         if name not in _names(repo):  # read under the lock
@@ -129,6 +133,13 @@ def modify_remote(repo: Repo, name: str, key: str, value: str | None, *,
             settings[key] = _parse(value)
 
     _edit(repo, local, change)
+
+
+def _check_setting(repo: Repo, name: str, key: str, value: str, local: bool) -> None:
+    """Refuse to write into the committed config what :func:`open_remote` refuses."""
+    if not local and key != TRUST_KEY:
+        check_committed(name, {key: _parse(value)}, _file(repo, False)[0], repo.root,
+                        repo.cache_dir)
 
 
 def _check_url(name: str, url: str, local: bool) -> None:
@@ -206,6 +217,20 @@ def open_remote(repo: Repo, name: str | None = None) -> Remote:
                          hint=f"configured: {', '.join(sorted(remotes))}")
     if not info.url:
         raise UsageError(f"remote '{info.name}' has no url")
+    _check_committed(repo, info.name)
     # pipeflow's own options are not the file system's
     options = {k: v for k, v in info.options.items() if k != TRUST_KEY}
     return Remote(info.name, info.url, options)
+
+
+def _check_committed(repo: Repo, name: str) -> None:
+    """What the committed config says about remote ``name`` and config.local does not
+    replace must be a plain storage location (:mod:`pipeflow.remotepolicy`)."""
+    shared, _ = _file(repo, False)
+    local_settings = (read_config_file(_file(repo, True)[0]).get("remote") or {}).get(name)
+    settings = dict((read_config_file(shared).get("remote") or {}).get(name) or {})
+    for key, value in (local_settings or {}).items():
+        if not isinstance(value, dict):  # a mapping is merged key by key, not replaced
+            settings.pop(key, None)
+    settings.pop(TRUST_KEY, None)
+    check_committed(name, settings, shared, repo.root, repo.cache_dir)

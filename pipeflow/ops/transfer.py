@@ -111,10 +111,11 @@ def push(repo: Repo, remote_name: str | None = None, targets: list[str] | None =
                for oid in send]
     records = repo.records
     local_records = {f"{chain}/{path.name}": path for chain, _s, _i, path in records.iter_all()}
-    new_records = sorted(set(local_records) - remote.records())
-    jobs = [_upload(remote, local_records[rel], "runs", rel) for rel in new_records]
     pointers, damaged = local_pointers(repo)
     report.skipped += [_damaged(repo, rel, "not pushed") for rel in damaged]
+    report.skipped += _drop_via_git(repo, local_records, pointers)
+    new_records = sorted(set(local_records) - remote.records())
+    jobs = [_upload(remote, local_records[rel], "runs", rel) for rel in new_records]
     remote_pointers = remote.pointers()
     new_pointers = sorted(rel for rel in pointers if rel not in remote_pointers)
     jobs += [_upload(remote, pointers[rel], "runcache", rel) for rel in new_pointers]
@@ -164,6 +165,26 @@ def local_pointers(repo: Repo) -> tuple[dict[str, Path], list[str]]:
             else:
                 damaged.append(rel)
     return found, sorted(damaged)
+
+
+def _drop_via_git(repo: Repo, records: dict[str, Path], pointers: dict[str, Path]
+                  ) -> list[str]:
+    """Remove from ``records`` and ``pointers`` the files that came through git: they
+    are not this clone's, and a push would pass them off as its own to everyone who
+    fetches (see :mod:`pipeflow.committedstate`). Returns the warning, if any."""
+    committed = repo.committed
+    if not committed:
+        return []
+    dropped = 0
+    for found in (records, pointers):
+        for rel, path in list(found.items()):
+            if committed.tracked(os.path.relpath(path, repo.root).replace(os.sep, "/")):
+                del found[rel]
+                dropped += 1
+    if not dropped:
+        return []
+    return [f"{dropped} run record(s) and run-cache pointer(s) came through git, not from "
+            "this clone: not pushed"]
 
 
 def _damaged(repo: Repo, rel: str, what: str) -> str:

@@ -335,9 +335,15 @@ def test_dry_run_says_why_objects_stay_and_grace_comes_from_option_or_config(
     assert f"would remove {v1['hash']}" in res.out and "by grace" not in res.out
     bad = project.run("gc", "--workspace", "--grace", "30")
     assert bad.code == 2 and "unit" in bad.err
-    project.write(".pipeflow/config", "gc:\n  grace: 0\n")
+    project.write(".pipeflow/config.local", "gc:\n  grace: 0\n")  # this machine's choice
     assert v1["hash"] in json.loads(project.run(
         "gc", "--workspace", "--keep-days", "0", "--dry", "--json").out)["removed"]
+    project.write(".pipeflow/config.local", "")
+    project.write(".pipeflow/config", "gc:\n  grace: 0\n")  # a repository's: refused
+    bad = project.run("gc", "--workspace", "--keep-days", "0", "--dry")
+    assert bad.code == 2 and "only lengthen" in bad.err and "config.local" in bad.err
+    project.write(".pipeflow/config", "gc:\n  grace: 3h\n")
+    assert project.run("gc", "--workspace", "--dry").code == 0
     project.write(".pipeflow/config", "gc:\n  grace: soon\n")
     bad = project.run("gc", "--workspace")
     assert bad.code == 2 and "gc.grace" in bad.err and ".pipeflow/config" in bad.err
