@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -107,11 +108,14 @@ class TagLog:
 
 
 def _check_name(name: str) -> None:
-    looks_like_label = name.startswith("v") and name[1:].isdigit()
-    if not name or any(c in name for c in "@/ \t\n:") or looks_like_label:
+    # vN and hex strings read as a version label and a hash prefix in PATH@VERSION
+    looks_like_version = ((name.startswith("v") and name[1:].isdigit())
+                          or re.fullmatch(r"[0-9a-f]{4,}", name) is not None)
+    if not name or any(c in name for c in "@/ \t\n:") or looks_like_version:
         msg = f"invalid tag name {name!r}"
-        raise UsageError(msg, hint="use letters, digits, '-', '_' or '.'; not vN, no '@', "
-                                   "'/' or ':'")
+        raise UsageError(msg, hint="use letters, digits, '-', '_' or '.'; not vN or a "
+                                   "hex string (they read as a version or a hash prefix), "
+                                   "no '@', '/' or ':'")
 
 
 def entry_id(body: Mapping[str, Any]) -> str:

@@ -154,10 +154,12 @@ def resolve(repo: Repo, path: str, version: str, versions: list[Version]) -> Ver
     for prefix in (LOCAL_PREFIX, SIDE_PREFIX):
         if not found and version.startswith(prefix):
             version = version.removeprefix(prefix)
-    if not found:
-        found = [v for v in versions if version in v.tags]
+    # A hash prefix before a tag: a tag named like a prefix (a crafted tag log line can
+    # have any name) must not redirect `PATH@6bba86c7` to another content.
     if not found and _HEX.match(version):
         found = [v for v in versions if v.hash.startswith(version)]
+    if not found:
+        found = [v for v in versions if version in v.tags]
     if len(found) == 1:
         return found[0]
     listing = ", ".join(f"{v.label} ({v.hash[:8]})" for v in versions[-12:])

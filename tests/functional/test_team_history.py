@@ -359,3 +359,23 @@ def test_a_version_committed_on_another_branch_is_side_a_stashed_one_local(
     assert entries[feature]["version"] == f"side:{feature[:8]}"
     (stashed,) = [e for e in entries.values() if e["local"]]
     assert stashed["committed"] is False and stashed["hash"] != feature
+
+
+def test_a_tag_named_like_a_hash_prefix_redirects_nothing(project: Project) -> None:
+    """A crafted tag log line may name a tag after v1's hash prefix and point it at v2:
+    `PATH@<prefix>` still names v1, and `tag` refuses such names itself."""
+    from pipeflow.lineage import tags as tagfile
+
+    _tagged_twice(project)
+    labels = _labels(project)
+    prefix = labels["v1"][:8]
+    log = tagfile.read_log(project.root / ".pipeflow")
+    body = tagfile._chained(log, "c0ffee00c0ffee00", {
+        "path": MODEL, "name": prefix, "hash": labels["v2"], "previous": None,
+        "user": "mallory", "when": "2026-01-01T00:00:00.000+00:00"})
+    with (project.root / ".pipeflow/tags.jsonl").open("ab") as f:
+        f.write(tagfile._line(body))
+    res = project.run("checkout", f"{MODEL}@{prefix}")
+    assert res.code == 0 and f"(v1, {prefix})" in res.out, res.text
+    res = project.run("tag", f"{MODEL}@v2", "cafe1234")
+    assert res.code == 2 and "hash prefix" in res.err, res.text
