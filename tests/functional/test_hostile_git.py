@@ -66,3 +66,26 @@ def test_a_committed_bare_repository_lookalike_is_never_used_by_git(tmp_path: Pa
     # at ml/ is seen as tracked there
     assert "ml/config" not in _git(tmp_path / "victim", "status", "--porcelain")
     assert victim.run("versions", "out/model.txt").code == 0
+
+
+def test_a_committed_venv_in_a_subfolder_project_is_not_made_here(tmp_path: Path) -> None:
+    """The made-here test of a venv asks git what it tracks; for a project in a
+    subfolder of the repository it used to look for ``.git`` in the project folder
+    only, so a committed venv there counted as made on this machine."""
+    marker = tmp_path / "MARKER"
+    mono = tmp_path / "mono"
+    _git(tmp_path, "init", "-q", "-b", "main", str(mono))
+    ml = Project(mono / "ml")
+    ml.root.mkdir()
+    assert ml.run("init").code == 0
+    ml.write("tools/venv/pyvenv.cfg", "home = /usr/bin\n")
+    ml.write("tools/venv/bin/python",
+             f"#!/bin/sh\necho ran >> {marker}\nexec /usr/bin/python3 \"$@\"\n").chmod(0o755)
+    ml.spec({"make": {"cmd": "tools/venv/bin/python -c 'open(\"out.txt\", \"w\")'",
+                      "outs": ["out.txt"]}})
+    assert ml.run("repro").code == 0  # running the stage runs it: that is repro's job
+    commit(Project(mono), "a committed venv")
+    marker.unlink()
+    res = ml.run("status")
+    assert not marker.exists(), "status ran the committed venv's python"
+    assert "tools/venv/bin/python" in res.err + res.out, res.text
