@@ -25,6 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeflow import gitcmd
+
 MEANT_TO_BE_COMMITTED = frozenset({"config", ".gitignore", "tags.jsonl"})
 """The files of ``.pipeflow/`` a project commits (see ``pipeflow.ops.init``)."""
 UNTRACK_HINT = ("pipeflow's own state never comes through git: untrack it with `git rm -r "
@@ -94,9 +96,7 @@ def _git_index(root: Path) -> Path | None:
 
 def _ls_files(root: Path, pathspecs: list[str]) -> dict[str, str]:
     try:
-        out = subprocess.run(
-            ["git", "--literal-pathspecs", "ls-files", "-s", "-z", "--", *pathspecs],
-            cwd=root, capture_output=True, timeout=60)
+        out = gitcmd.run(root, "--literal-pathspecs", "ls-files", "-s", "-z", "--", *pathspecs)
     except (OSError, subprocess.SubprocessError):
         return {}
     if out.returncode != 0:

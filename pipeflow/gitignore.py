@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from pipeflow import atomicfile, projectfile, workspace_fs
+from pipeflow import atomicfile, gitcmd, projectfile, workspace_fs
 
 _SPECIAL = set("*?[]!#\\")
 
@@ -54,11 +54,8 @@ def tracked_by_git(root: Path, paths: list[str]) -> list[str]:
     if not paths:
         return []
     try:
-        out = subprocess.run(
-            # literal: an output named ':x' or 'a*' is a path, not pathspec magic or a glob
-            ["git", "--literal-pathspecs", "ls-files", "-z", "--", *paths],
-            cwd=root, capture_output=True, timeout=30,
-        )
+        # literal: an output named ':x' or 'a*' is a path, not pathspec magic or a glob
+        out = gitcmd.run(root, "--literal-pathspecs", "ls-files", "-z", "--", *paths, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return []
     if out.returncode != 0:

@@ -12,6 +12,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeflow import gitcmd
+
 
 @dataclass(frozen=True)
 class Provenance:
@@ -25,7 +27,7 @@ class Provenance:
 
 def _git(root: Path, *args: str) -> str | None:
     try:
-        out = subprocess.run(["git", *args], cwd=root, capture_output=True, timeout=30)
+        out = gitcmd.run(root, *args, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None
     if out.returncode != 0:

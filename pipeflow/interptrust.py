@@ -34,7 +34,9 @@ import os
 import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
+from pipeflow import gitcmd
 from pipeflow.trustedenvs import env_kind, is_trusted_folder, trust_folder, within
 
 __all__ = ["InterpreterTrust", "Refusal", "probe_env", "run_probe", "trust_folder"]
@@ -276,13 +278,11 @@ def _stamp(root: str, cfg: str) -> str | None:
 
 def _tracked_under(root: str, rel: str) -> bool:
     """Whether git tracks any file under folder ``rel`` (True when git cannot say)."""
-    if not os.path.exists(os.path.join(root, ".git")):
+    if gitcmd.locate(Path(root)) is None:
         return False
     try:
-        done = subprocess.run(
-            ["git", "--literal-pathspecs", "ls-files", "-z", "--", rel], cwd=root,
-            capture_output=True, timeout=30, stdin=subprocess.DEVNULL,
-        )
+        done = gitcmd.run(Path(root), "--literal-pathspecs", "ls-files", "-z", "--", rel,
+                          timeout=30)
     except (OSError, subprocess.SubprocessError):
         return True
     return done.returncode != 0 or bool(done.stdout)
@@ -291,13 +291,10 @@ def _tracked_under(root: str, rel: str) -> bool:
 def _ignored_by_git(root: str, rel: str) -> bool:
     """Whether git ignores ``rel``; True outside a git work tree (nothing came with a
     clone). A tracked file, or one inside a submodule, is not ignored."""
-    if not os.path.exists(os.path.join(root, ".git")):
+    if gitcmd.locate(Path(root)) is None:
         return True
     try:
-        done = subprocess.run(
-            ["git", "check-ignore", "-q", "--", rel], cwd=root,
-            capture_output=True, timeout=30, stdin=subprocess.DEVNULL,
-        )
+        done = gitcmd.run(Path(root), "check-ignore", "-q", "--", rel, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return False
     return done.returncode == 0

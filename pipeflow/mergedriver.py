@@ -23,7 +23,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeflow import atomicfile, lockconflict, lockfile
+from pipeflow import atomicfile, gitcmd, lockconflict, lockfile
 from pipeflow.lockfile import Lock
 from pipeflow.lockmerge import MergedLock, merge
 
@@ -46,9 +46,13 @@ def driver_command(python: str | None = None) -> str:
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str] | None:
     try:
-        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                              timeout=30)
+        done = gitcmd.run(root, *args, timeout=30)
     except (OSError, subprocess.SubprocessError):
+        return None
+    try:
+        return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(),
+                                           done.stderr.decode("utf-8", "replace"))
+    except UnicodeDecodeError:
         return None
 
 
@@ -189,11 +193,9 @@ def run_driver(base: Path, ours: Path, theirs: Path, name: str) -> DriverResult:
 
 
 def _text_merge(base: Path, ours: Path, theirs: Path) -> int:
-    done = subprocess.run(
-        ["git", "merge-file", "-L", "ours", "-L", "base", "-L", "theirs",
-         str(ours), str(base), str(theirs)],
-        capture_output=True, timeout=60, check=False,
-    )
+    paths = [str(p.absolute()) for p in (ours, base, theirs)]
+    done = gitcmd.run(Path.cwd(), "merge-file", "-L", "ours", "-L", "base", "-L", "theirs",
+                      *paths, repo_optional=True)
     # merge-file exits with the number of conflicts (negative on error). Even a clean
     # text merge of a lock pipeflow cannot read is reported as a conflict: someone
     # has to look at it.

@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 from pipeflow.errors import PipeflowError
@@ -70,6 +71,34 @@ class EnvironmentFolderError(OutsideProjectError):
         self.link = env
 
 
+class EnvironmentInDataError(PipeflowError):
+    """Cached data that would make a Python environment where it is checked out: a
+    ``pyvenv.cfg`` or ``conda-meta`` anywhere in it. A folder pipeflow writes is no
+    environment when the write starts, so the check of existing folders cannot see it;
+    once the lock entry is gone it would look like a venv made here (issue 11)."""
+
+    def __init__(self, entry: str, member: str) -> None:
+        super().__init__(
+            f"pipeline.lock entry '{entry}' holds '{member}', which would make it (or a "
+            "folder in it) a Python environment; checkout and pull never write one, and "
+            "nothing was written",
+            hint="an environment is made on each machine (`python3 -m venv`, or a stage "
+                 "that builds it), never restored from the cache: remove the entry from "
+                 "pipeline.lock and keep the environment out of source data and outputs",
+        )
+        self.entry = entry
+        self.member = member
+
+
+def check_not_environment(entry: str, members: Iterable[str] = ()) -> None:
+    """Raise EnvironmentInDataError when the lock entry ``entry`` (a file path, or a
+    folder with the manifest member paths ``members``) names ``pyvenv.cfg`` or
+    ``conda-meta`` at any depth."""
+    for rel, shown in ((entry, entry), *((m, f"{entry}/{m}") for m in members)):
+        if any(part in ENV_MARKERS for part in rel.split("/")):
+            raise EnvironmentInDataError(entry, shown)
+
+
 def _env_marker(folder: str) -> str | None:
     """The marker that makes ``folder`` a Python environment, or None."""
     for marker in ENV_MARKERS:
@@ -95,14 +124,17 @@ def _problem(root_real: str, real: str) -> str | None:
     return None
 
 
-def check_parents(root: Path | str, rel: str) -> None:
+def check_parents(root: Path | str, rel: str, *, made_by_stage: bool = False) -> None:
     """Raise OutsideProjectError when a folder above the project path ``rel`` is a
     symlink leading out of the project (or into ``.git/``/``.pipeflow/``), and
     EnvironmentFolderError when ``rel`` is in (or is) a virtualenv or conda env.
 
     ``rel`` is root-relative and normal (a spec path, or one :mod:`pipeflow.safepath`
     accepted). Folders that do not exist yet are fine: pipeflow creates them as real
-    folders (and a folder it creates is no environment)."""
+    folders (and a checkout never writes a folder that is an environment:
+    ``check_not_environment``). ``made_by_stage``: ``rel`` is a stage's declared
+    output that ``repro`` removes and stores; it may itself be an environment the
+    stage builds (its command runs anyway), a folder above it may not."""
     if rel in ("", "."):
         return
     root_real = _real_root(os.fspath(root))
@@ -122,15 +154,15 @@ def check_parents(root: Path | str, rel: str) -> None:
             if why is not None:
                 raise OutsideProjectError(rel, "/".join(parts[: i + 1]), nxt, why=why)
         marker = _env_marker(nxt)  # two stats per existing folder, no read
-        if marker is not None:
+        if marker is not None and not (made_by_stage and i == len(parts) - 1):
             raise EnvironmentFolderError(rel, "/".join(parts[: i + 1]), marker)
         cur = nxt
 
 
-def parent_problem(root: Path | str, rel: str) -> str | None:
+def parent_problem(root: Path | str, rel: str, *, made_by_stage: bool = False) -> str | None:
     """The message of ``check_parents``' refusal of ``rel``, or None."""
     try:
-        check_parents(root, rel)
+        check_parents(root, rel, made_by_stage=made_by_stage)
     except OutsideProjectError as exc:
         return exc.message
     return None

@@ -51,7 +51,7 @@ def commit_outputs(repo: Repo, stage: Stage, comps: Components) -> StageLock:
     for out in stage.outs:
         # the command may have made a folder above an output a link leading out of the
         # project: nothing is read, stored or written through it
-        problem = workspace_fs.parent_problem(root, out.path)
+        problem = workspace_fs.parent_problem(root, out.path, made_by_stage=True)
         if problem is not None:
             raise StageFailed(stage.name, f"output {problem}")
         if not os.path.lexists(root / out.path):

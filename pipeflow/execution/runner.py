@@ -113,7 +113,7 @@ def prepare_outputs(root: Path, stage: Stage) -> None:
 
     parents = {p.parent for p in in_project(root, [out.path for out in stage.outs])}
     for out in stage.outs:
-        workspace_fs.check_parents(root, out.path)
+        workspace_fs.check_parents(root, out.path, made_by_stage=True)
     for out in stage.outs:
         path = root / out.path
         if out.persist:

@@ -34,6 +34,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeflow import gitcmd
 from pipeflow.errors import LockfileError
 from pipeflow.lineage.index import RunIndex
 from pipeflow.repo import LOCK_FILE
@@ -147,8 +148,8 @@ class Relabel:
 
 def _git(root: Path, *args: str, stdin: bytes | None = None) -> bytes | None:
     try:
-        proc = subprocess.run(["git", *args], cwd=root, input=stdin, capture_output=True)
-    except OSError:
+        proc = gitcmd.run(root, *args, stdin=stdin, timeout=300)
+    except (OSError, subprocess.SubprocessError):
         return None  # no git on this machine: every version is local
     return proc.stdout if proc.returncode == 0 else None
 

@@ -135,13 +135,15 @@ def _check_before_writing(repo: Repo, graph: Graph, lock: Lock, sources: list[st
         entries += [e for e in out_entries(lock.stages.get(name)).values() if e.cache]
     for entry in entries:
         workspace_fs.check_parents(repo.root, entry.path)
+        members: list[str] = []
         if entry.isdir and repo.store.has(entry.hash):
             try:
-                repo.store.manifest(entry.hash)
+                members = [m.path for m in repo.store.manifest(entry.hash).entries]
             except UnsafeManifestError:
                 raise
             except StorageError:
                 pass  # corrupt or damaged: set aside, and reported as missing below
+        workspace_fs.check_not_environment(entry.path, members)
 
 
 def _missing_outputs(repo: Repo, stage: Stage, entry: StageLock, *, present_only: bool
@@ -204,6 +206,8 @@ def _checkout_version(
             else f"{what} is no longer in the cache",
             hint="`pipeflow versions` marks the versions the cache has; a colleague who "
                  "has it can `pipeflow push`")
+    members = [m.path for m in repo.store.manifest(info.hash).entries] if info.isdir else []
+    workspace_fs.check_not_environment(path, members)
     repo.store.checkout(info, repo.root / path, linker=repo.linker, hasher=repo.hasher)
     repo.hasher.forget(path)
     ensure_ignored(repo.root, [path])

@@ -21,7 +21,7 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pipeflow import lockfile
+from pipeflow import gitcmd, lockfile
 from pipeflow.errors import LockfileError, StorageError, UsageError
 from pipeflow.hashing import Manifest, is_hash
 from pipeflow.lockfile import FileEntry, Lock, out_entries
@@ -84,10 +84,14 @@ class KeepSet:
 # references -----------------------------------------------------------------------
 
 def _git(repo: Repo, *args: str) -> str:
-    out = subprocess.run(["git", *args], cwd=repo.root, capture_output=True, text=True)
+    try:
+        out = gitcmd.run(repo.root, *args, timeout=300)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise UsageError(f"cannot run git {' '.join(args)}: {exc}") from exc
     if out.returncode != 0:
-        raise UsageError(f"git {' '.join(args)} failed: {out.stderr.strip()}")
-    return out.stdout
+        stderr = out.stderr.decode("utf-8", "replace").strip()
+        raise UsageError(f"git {' '.join(args)} failed: {stderr}")
+    return out.stdout.decode("utf-8", "surrogateescape")
 
 
 def _commits(repo: Repo, scope: GcScope) -> list[str]:
@@ -106,12 +110,16 @@ def _locks_at(repo: Repo, commits: list[str]) -> Iterable[tuple[str, Lock]]:
         return
     prefix = _git(repo, "rev-parse", "--show-prefix").strip()
     for commit in commits:
-        out = subprocess.run(["git", "show", f"{commit}:{prefix}{LOCK_FILE}"], cwd=repo.root,
-                             capture_output=True, text=True)
+        try:
+            out = gitcmd.run(repo.root, "show", "--no-textconv", "--no-ext-diff",
+                             f"{commit}:{prefix}{LOCK_FILE}")
+        except (OSError, subprocess.SubprocessError):
+            continue
         if out.returncode != 0:
             continue  # no lock at that commit
+        text = out.stdout.decode("utf-8", "replace")
         try:
-            yield commit, lockfile.loads(out.stdout, f"{LOCK_FILE} at {commit[:8]}")
+            yield commit, lockfile.loads(text, f"{LOCK_FILE} at {commit[:8]}")
         except LockfileError:
             continue
 

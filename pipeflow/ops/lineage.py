@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
+from pipeflow import gitcmd
 from pipeflow.errors import StorageError, UsageError
 from pipeflow.lineage.diff import LineageDiff, diff_lineages
 from pipeflow.lineage.graph import Lineage, ManifestLookup, trace
@@ -127,19 +130,16 @@ def start_of(repo: Repo, target: str, version: str | None = None) -> Start:
 def git_tracked(repo: Repo) -> Callable[[str, str], bool]:
     """(commit, project path) -> tracked by git at that commit; one ``git ls-tree``
     per commit, only for commits a lineage asks about."""
-    import subprocess
-
     files: dict[str, frozenset[str]] = {}
     prefix: list[str] = []
 
     def tracked(commit: str, path: str) -> bool:
         if commit not in files:
             if not prefix:
-                where = subprocess.run(["git", "rev-parse", "--show-prefix"], cwd=repo.root,
-                                       capture_output=True, text=True)
-                prefix.append(where.stdout.strip() if where.returncode == 0 else "")
-            tree = subprocess.run(["git", "ls-tree", "-r", "-z", "--name-only", commit],
-                                  cwd=repo.root, capture_output=True)
+                where = _git(repo.root, "rev-parse", "--show-prefix")
+                prefix.append(where.stdout.decode("utf-8", "surrogateescape").strip()
+                              if where.returncode == 0 else "")
+            tree = _git(repo.root, "ls-tree", "-r", "-z", "--name-only", commit)
             names = tree.stdout.decode("utf-8", "surrogateescape").split("\0")
             files[commit] = frozenset(names) if tree.returncode == 0 else frozenset()
         return prefix[0] + path in files[commit]
@@ -172,3 +172,11 @@ def lineage_diff(repo: Repo, target: str, other: str) -> LineageDiff:
     new = trace(repo.index, other_start.path, other_start.hash, run_id=other_start.run,
                 manifests=lookup, tracked=tracked, labels=labels)
     return diff_lineages(old, new)
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """``git ARGS`` (pinned and hardened); a failed run when git cannot be run."""
+    try:
+        return gitcmd.run(root, *args)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return subprocess.CompletedProcess(list(args), 1, b"", str(exc).encode())

@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeflow import lockfile
+from pipeflow import gitcmd, lockfile
 from pipeflow.errors import UsageError
 from pipeflow.lockfile import Lock
 from pipeflow.repo import LOCK_FILE, Repo
@@ -76,16 +76,18 @@ def lock_at(repo: Repo, rev: str) -> tuple[Lock, bool]:
     UsageError when ``rev`` is not a revision of the repository around the project.
     """
     try:
-        check = subprocess.run(["git", "rev-parse", "--verify", "-q", f"{rev}^{{commit}}"],
-                               cwd=repo.root, capture_output=True, timeout=60)
+        check = gitcmd.run(repo.root, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}")
     except (OSError, subprocess.SubprocessError) as exc:
         raise UsageError(f"cannot run git to read revision '{rev}': {exc}") from exc
     if check.returncode != 0:
         raise UsageError(f"'{rev}' is not a git revision here",
                          hint="give a commit, branch or tag (e.g. HEAD~1, main, v1.0); "
                               "the project must be inside a git repository with commits")
-    shown = subprocess.run(["git", "show", f"{rev}:./{LOCK_FILE}"], cwd=repo.root,
-                           capture_output=True, timeout=60)
+    try:
+        shown = gitcmd.run(repo.root, "show", "--no-textconv", "--no-ext-diff",
+                           f"{rev}:./{LOCK_FILE}")
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise UsageError(f"cannot run git to read revision '{rev}': {exc}") from exc
     if shown.returncode != 0:
         return Lock(), False
     text = shown.stdout.decode("utf-8", "replace")

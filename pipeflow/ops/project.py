@@ -57,19 +57,21 @@ def load_project(repo: Repo) -> Project:
     return Project(graph)
 
 
-def check_outputs_inside(repo: Repo, graph: Graph, names: Iterable[str] | None = None) -> None:
+def check_outputs_inside(repo: Repo, graph: Graph, names: Iterable[str] | None = None, *,
+                         running: bool = False) -> None:
     """Refuse, before a write command acts, a declared output whose folder is a
     symlink leading out of the project (``link -> /elsewhere``, ``outs: [link/out]``):
     a SpecError at the stage's place in the spec. Write commands call it; ``status``
     does not pay for it (it writes nothing), and every writer checks again anyway
-    (:mod:`pipeflow.workspace_fs`)."""
+    (:mod:`pipeflow.workspace_fs`). ``running``: repro, whose stages may build an
+    environment as an output (never restored by a checkout)."""
     from pipeflow import workspace_fs
 
     stages = graph.pipeline.stages
     for name in names if names is not None else graph.order:
         stage = stages[name]
         for out in stage.outs:
-            problem = workspace_fs.parent_problem(repo.root, out.path)
+            problem = workspace_fs.parent_problem(repo.root, out.path, made_by_stage=running)
             if problem is not None:
                 raise SpecError(f"stage '{name}': output {problem}", stage.location,
                                 hint="pipeflow writes outputs only inside the project: "

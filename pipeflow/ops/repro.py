@@ -215,7 +215,7 @@ def repro(
         graph = project.graph
         names = select(graph, resolve_targets(graph, options.targets),
                        single_item=options.single_item, downstream=options.downstream)
-        check_outputs_inside(repo, graph, names)
+        check_outputs_inside(repo, graph, names, running=True)
         remote, unseen, skipped = (_pull_first(repo, options) if options.pull
                                    else (None, frozenset(), []))
         report_sources = sync_sources(repo, graph, names, remote.name if remote else None,

@@ -68,3 +68,76 @@ def test_a_spec_output_inside_an_environment_is_a_spec_error(project: Project) -
     assert res.code == 2 and "stage 'make'" in res.err and "Python environment" in res.err, \
         res.text
     assert snapshot(project.root / ".venv") == before
+
+
+def _stage_venv(project: Project, marker: Path) -> None:
+    """A folder that is a virtualenv whose bin/python runs a script (the attacker's)."""
+    project.write("tools/venv/pyvenv.cfg", "home = /usr/bin\nversion = 3.11.7\n")
+    python = project.write("tools/venv/bin/python",
+                           f"#!/bin/sh\necho ran >> {marker}\nexec /usr/bin/python3 \"$@\"\n")
+    python.chmod(0o755)
+
+
+def test_pull_never_writes_a_folder_that_is_an_environment(
+        project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review 2 #2: a folder source holding pyvenv.cfg and bin/python, written by pull,
+    later dropped from the lock, would count as a venv made here and run in status."""
+    from pipeflow import workspace_fs
+
+    origin = published(project, tmp_path)
+    marker = tmp_path / "MARKER"
+    _stage_venv(project, marker)
+    with monkeypatch.context() as patched:  # the attacker's pipeflow, check removed
+        patched.setattr(workspace_fs, "ENV_MARKERS", ())
+        assert project.run("add", "tools/venv").code == 0
+    assert project.run("push").code == 0
+    project.spec({"make": {"cmd": "tools/venv/bin/python -c 'print(1)' > out/model.txt",
+                           "deps": ["data.txt"], "outs": ["out/model.txt"]}})
+    import shutil
+
+    shutil.rmtree(project.root / "tools/venv")
+    commit(project, "A: tools as source data")
+    project.git("push", "-q")
+    victim = clone(origin, tmp_path / "victim")
+    for args in (("pull",), ("checkout",), ("checkout", "tools/venv")):
+        res = victim.run(*args)
+        assert res.code == 2, (args, res.text)
+        assert "'tools/venv'" in res.err and "tools/venv/pyvenv.cfg" in res.err, res.err
+        assert "Traceback" not in res.text
+        assert not (victim.root / "tools/venv").exists()
+    # commit B drops the entry: the folder is still never written, status runs nothing
+    lock = project.lock()
+    added = str(lock["sources"].pop("tools/venv")["hash"])
+    import yaml
+
+    project.write("pipeline.lock", yaml.safe_dump(lock, sort_keys=False))
+    commit(project, "B")
+    project.git("push", "-q")
+    victim.git("pull", "-q")
+    res = victim.run("checkout", f"tools/venv@{added[:8]}")
+    assert res.code == 2 and "tools/venv/pyvenv.cfg" in res.err, res.text
+    assert not (victim.root / "tools/venv").exists()
+    victim.run("status")
+    assert not marker.exists()
+
+
+def test_a_stage_building_a_venv_as_its_output_still_runs(project: Project) -> None:
+    """Only a checkout from the cache refuses an environment; the stage that builds
+    one runs, reruns (its old output removed) and stores it."""
+    import shutil
+
+    assert project.run("init").code == 0
+    project.write("req.txt", "one\n")
+    # (outputs holding symlinks are not supported yet: a venv of copies, without lib64)
+    project.spec({"env": {"cmd": "python3 -m venv --copies --without-pip build/venv && "
+                                 "rm -f build/venv/lib64 && cp req.txt build/venv/",
+                          "deps": ["req.txt"], "outs": ["build/venv"]}})
+    for text in ("one\n", "two\n"):
+        project.write("req.txt", text)
+        res = project.run("repro")
+        assert res.code == 0, res.text
+        assert (project.root / "build/venv/req.txt").read_text() == text
+    shutil.rmtree(project.root / "build/venv")
+    res = project.run("checkout")
+    assert res.code == 2 and "build/venv/pyvenv.cfg" in res.err, res.text
+    assert not (project.root / "build/venv").exists()
