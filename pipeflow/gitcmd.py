@@ -119,3 +119,20 @@ def run(root: Path, *args: str, stdin: bytes | None = None, timeout: float = 60,
          *_HARDENED, *args],
         cwd=root, env=_env(), input=stdin, capture_output=True, timeout=timeout,
         stdin=None if stdin is not None else subprocess.DEVNULL)
+
+
+def blob_sizes(root: Path, specs: list[str]) -> list[int | None]:
+    """The size of each blob ``REV:PATH`` names (None where there is none), from one
+    ``git cat-file --batch-check``: read before a blob, so that a huge file in an old
+    commit is refused by its size instead of being read into memory."""
+    if not specs:
+        return []
+    out = run(root, "cat-file", "--batch-check",
+              stdin="".join(f"{s}\n" for s in specs).encode("utf-8", "surrogateescape"))
+    lines = out.stdout.split(b"\n") if out.returncode == 0 else []
+    sizes: list[int | None] = []
+    for i in range(len(specs)):
+        fields = lines[i].split() if i < len(lines) else []
+        ok = len(fields) == 3 and fields[1] == b"blob" and fields[2].isdigit()
+        sizes.append(int(fields[2]) if ok else None)
+    return sizes

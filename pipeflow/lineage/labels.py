@@ -34,7 +34,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeflow import gitcmd
+from pipeflow import gitcmd, safeload
 from pipeflow.errors import LockfileError
 from pipeflow.lineage.index import RunIndex
 from pipeflow.repo import LOCK_FILE
@@ -224,12 +224,21 @@ def _remember(root: Path, index: RunIndex, commits: Iterable[str]) -> None:
     if not todo:
         return
     prefix = (_git(root, "rev-parse", "--show-prefix") or b"").decode("utf-8").strip()
-    spec = "".join(f"{c}:{prefix}{LOCK_FILE}\n" for c in todo).encode("utf-8")
-    out = _git(root, "cat-file", "--batch", stdin=spec)
+    # Sizes first: a lock too big to be one (a crafted commit) is never read.
+    try:
+        sizes = gitcmd.blob_sizes(root, [f"{c}:{prefix}{LOCK_FILE}" for c in todo])
+    except (OSError, subprocess.SubprocessError):
+        return
+    limit = safeload.limits("lock").max_bytes
+    readable = [c for c, size in zip(todo, sizes, strict=True)
+                if size is not None and size <= limit]
+    spec = "".join(f"{c}:{prefix}{LOCK_FILE}\n" for c in readable).encode("utf-8")
+    out = _git(root, "cat-file", "--batch", stdin=spec) if readable else b""
     if out is None:
         return
+    blobs = dict(zip(readable, _batch(out), strict=False))
     with index.db:
-        for commit, blob in zip(todo, _batch(out), strict=False):
+        for commit, blob in ((c, blobs.get(c)) for c in todo):
             index.db.executemany("INSERT INTO lock_paths VALUES (?, ?, ?)",
                                  [(commit, p, h) for p, h in _entries(blob, commit)])
             index.db.execute("INSERT OR REPLACE INTO lock_commits VALUES (?)", (commit,))

@@ -21,7 +21,7 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pipeflow import gitcmd, lockfile
+from pipeflow import gitcmd, lockfile, safeload
 from pipeflow.errors import LockfileError, StorageError, UsageError
 from pipeflow.hashing import Manifest, is_hash
 from pipeflow.lockfile import FileEntry, Lock, out_entries
@@ -109,7 +109,14 @@ def _locks_at(repo: Repo, commits: list[str]) -> Iterable[tuple[str, Lock]]:
     if not commits:
         return
     prefix = _git(repo, "rev-parse", "--show-prefix").strip()
-    for commit in commits:
+    try:
+        sizes = gitcmd.blob_sizes(repo.root, [f"{c}:{prefix}{LOCK_FILE}" for c in commits])
+    except (OSError, subprocess.SubprocessError):
+        return
+    limit = safeload.limits("lock").max_bytes
+    for commit, size in zip(commits, sizes, strict=True):
+        if size is None or size > limit:
+            continue  # no lock at that commit, or one too big to be a lock (docs/limits.md)
         try:
             out = gitcmd.run(repo.root, "show", "--no-textconv", "--no-ext-diff",
                              f"{commit}:{prefix}{LOCK_FILE}")

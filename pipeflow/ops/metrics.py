@@ -10,8 +10,8 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeflow import gitcmd, lockfile
-from pipeflow.errors import UsageError
+from pipeflow import gitcmd, lockfile, safeload
+from pipeflow.errors import LockfileError, UsageError
 from pipeflow.lockfile import Lock
 from pipeflow.repo import LOCK_FILE, Repo
 
@@ -84,6 +84,11 @@ def lock_at(repo: Repo, rev: str) -> tuple[Lock, bool]:
                          hint="give a commit, branch or tag (e.g. HEAD~1, main, v1.0); "
                               "the project must be inside a git repository with commits")
     try:
+        (size,) = gitcmd.blob_sizes(repo.root, [f"{rev}:./{LOCK_FILE}"])
+        if size is None:
+            return Lock(), False
+        safeload.check_size(size, f"{LOCK_FILE} at {rev}", "lock",
+                            safeload.plain(LockfileError))
         shown = gitcmd.run(repo.root, "show", "--no-textconv", "--no-ext-diff",
                            f"{rev}:./{LOCK_FILE}")
     except (OSError, subprocess.SubprocessError) as exc:

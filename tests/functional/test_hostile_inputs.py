@@ -225,3 +225,37 @@ def test_a_bad_record_fetched_from_a_remote_leaves_versions_and_lineage_working(
         r = project.cli(*command)
         assert r.code == 0, r.text
     assert project.cli("verify").code == 1
+
+
+def test_a_huge_lock_in_an_old_commit_is_refused_by_its_size_unread(
+        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A commit in the history may hold any pipeline.lock (a 400 MB one is a few MB in
+    git): `metrics diff`, `params diff`, `versions` and `gc --rev` learn its size from
+    git first and never read it."""
+    from pipeflow import gitcmd
+    from tests.functional.helpers import commit
+
+    project.git("init", "-q")
+    _one_stage(project)
+    lock = project.read("pipeline.lock")
+    project.write("pipeline.lock", "#" * (17 * 2**20) + "\n")  # past the 16 MB limit
+    commit(project, "huge")
+    project.write("pipeline.lock", lock)
+    commit(project, "back")
+    huge = project.git("rev-parse", "HEAD~1").strip()
+    read: list[str] = []  # what git was asked to hand over whole
+    real = gitcmd.run
+
+    def spy(root: Path, *args: str, **kw: object) -> object:
+        if args[:1] == ("show",) or "--batch" in args:
+            read.append(" ".join(args) + " " + str(kw.get("stdin") or b"", "utf-8"))
+        return real(root, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(gitcmd, "run", spy)
+    for args in (("metrics", "diff", "HEAD~1"), ("params", "diff", "HEAD~1")):
+        r = project.run(*args)
+        assert r.code == 2 and "pipeline.lock at HEAD~1" in r.err and "MB" in r.err, r.text
+    assert project.run("versions", "models").code == 0
+    assert project.run("gc", "--rev", huge, "--dry").code == 0
+    assert read, "the spy saw no read at all: it watches the wrong calls"
+    assert not [r for r in read if "HEAD~1" in r or huge in r], read
