@@ -80,3 +80,22 @@ def test_a_python_version_file_linked_to_a_kernel_file_is_not_read(tmp_path: Pat
     os.symlink("/proc/self/environ", tmp_path / "bad")  # a regular file to fstat
     assert _versions_in(str(tmp_path / "ok")) == ["3.11.7"]
     assert _versions_in(str(tmp_path / "bad")) is None
+
+
+def test_a_project_in_dev_shm_is_read_like_any_other() -> None:
+    """/dev/shm is a tmpfs of ordinary files (the kill matrix runs its projects there):
+    only devices and kernel views are refused."""
+    import os
+    import tempfile
+
+    from pipeflow import projectfile
+    from pipeflow.hashing import is_special
+
+    if not os.path.isdir("/dev/shm"):
+        pytest.skip("no /dev/shm here")
+    assert is_special("/dev/zero") and is_special("/proc/self/environ")
+    assert not is_special("/dev/shm/p/.gitattributes")
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as folder:
+        path = Path(folder) / ".gitattributes"
+        path.write_text("x merge=union\n")
+        assert projectfile.read_text(path, "rules") == "x merge=union\n"
