@@ -81,7 +81,9 @@ class Glob:
             self._exact = "".join(t for t in self._tokens if isinstance(t, str))
         self.stars = self._tokens.count(_STAR)
         if self._exact is None and self.stars <= 1:  # one star backtracks once over a name
-            self._regex = re.compile(self.regex_text(), re.DOTALL)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # as in _bracket
+                self._regex = re.compile(self.regex_text(), re.DOTALL)
         self._stars = sum(1 << k for k, t in enumerate(self._tokens) if t is _STAR)
         self._any = sum(1 << k for k, t in enumerate(self._tokens) if t is _ANY)
         self._literals: dict[str, int] = {}
@@ -307,7 +309,9 @@ def _whole_regex(globs: Sequence[Glob | None], dir_only: bool) -> re.Pattern[str
         parts.append(glob.regex_text())
         if i == last:
             parts.append(r"(?:(?P<d>/)|\Z)")
-    return re.compile("".join(parts), re.DOTALL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "possible nested set" for '[[:alpha:]]'
+        return re.compile("".join(parts), re.DOTALL)
 
 
 def _match(globs: tuple[Glob | None, ...], names: list[str], dir_only: bool) -> int:
