@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeflow.errors import LockfileError
-from pipeflow.lineage.index import RunIndex
+from pipeflow.lineage.index import RunIndex, sql_text
 from pipeflow.repo import LOCK_FILE
 
 LOCAL_PREFIX = "local:"
@@ -73,7 +73,8 @@ class VersionLabels:
         if known is None:
             position = {c: i for i, c in enumerate(self.commits)}
             rows = self.index.db.execute(
-                "SELECT commit_id, hash FROM lock_paths WHERE path = ?", (path,)).fetchall()
+                "SELECT commit_id, hash FROM lock_paths WHERE path = ?",
+                (sql_text(path),)).fetchall()
             seen = sorted((position[str(c)], str(h)) for c, h in rows if str(c) in position)
             known = {}
             for _pos, oid in seen:
@@ -95,7 +96,7 @@ class VersionLabels:
         if not self._reached:
             return False
         rows = self.index.db.execute(
-            "SELECT commit_id FROM lock_paths WHERE path = ? AND hash = ?", (path, oid))
+            "SELECT commit_id FROM lock_paths WHERE path = ? AND hash = ?", (sql_text(path), oid))
         return any(str(c) in self._reached for (c,) in rows)
 
     def label(self, path: str, oid: str) -> str:
@@ -230,7 +231,7 @@ def _remember(root: Path, index: RunIndex, commits: Iterable[str]) -> None:
     with index.db:
         for commit, blob in zip(todo, _batch(out), strict=False):
             index.db.executemany("INSERT INTO lock_paths VALUES (?, ?, ?)",
-                                 [(commit, p, h) for p, h in _entries(blob, commit)])
+                                 [(commit, sql_text(p), h) for p, h in _entries(blob, commit)])
             index.db.execute("INSERT OR REPLACE INTO lock_commits VALUES (?)", (commit,))
 
 
