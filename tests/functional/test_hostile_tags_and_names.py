@@ -77,3 +77,24 @@ def test_a_lock_path_with_surrogates_never_crashes_versions_or_lineage(
     commit(project, "restored")
 
 
+
+
+def test_tag_fails_when_its_move_does_not_decide_the_tag(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever outranks it, `tag` never reports a move that did not win."""
+    from pipeflow.lineage import tags
+
+    model(project)
+    real_move = tags.move
+
+    def move_then_outranked(*args: object, **kwargs: object) -> tags.TagMove:
+        done = real_move(*args, **kwargs)  # type: ignore[arg-type]
+        plant(project, "2020-01-01T00:00:00.000+00:00")
+        monkeypatch.setattr(tags.TagLog, "tags_of", lambda self, path: {"production": "0" * 32})
+        return done
+
+    monkeypatch.setattr(tags, "move", move_then_outranked)
+    result = project.run("tag", "model.txt@v1", "production")
+    assert result.code == 1, result.text
+    assert "still names 00000000" in result.err and "pipeflow verify" in result.err
