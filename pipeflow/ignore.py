@@ -4,8 +4,9 @@ The built-ins (``__pycache__/``, ``*.pyc``, ``.DS_Store``, ``.ipynb_checkpoints/
 ``.git/``, ``.pipeflow/``) are matched by name, at any depth, without ``pathspec``.
 ``<root>/.pipeflowignore`` uses gitignore syntax (patterns, ``!`` negation, a leading
 ``/`` anchors to the root, a trailing ``/`` matches directories only); only the file at
-the project root is read. ``pathspec`` is imported only when that file exists, so a
-project without one pays nothing.
+the project root is read. The file comes with a clone, so its patterns are matched by
+:mod:`pipeflow.wildmatch`, in time linear in the path whatever a line says (a regular
+expression per pattern let one crafted line stall ``status`` for hours).
 
 As in git, a file inside an ignored directory stays ignored even if a later ``!``
 pattern names it: the directory walk never enters an ignored directory.
@@ -15,9 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
-from pipeflow import projectfile
+from pipeflow import projectfile, wildmatch
 
 IGNORE_FILE = ".pipeflowignore"
 
@@ -44,14 +44,9 @@ class IgnoreRules:
     def __init__(self, root: Path | None = None, *, patterns: Iterable[str] = ()) -> None:
         """Rules of the project at ``root`` (reads ``<root>/.pipeflowignore`` if there is
         one) plus extra gitignore-syntax ``patterns``; with neither, built-ins only."""
-        lines = list(patterns)
+        self._patterns = wildmatch.parse(patterns, IGNORE_FILE)
         if root is not None:
-            lines.extend(read_patterns(Path(root)))
-        self._spec: Any = None
-        if any(line.strip() and not line.startswith("#") for line in lines):
-            import pathspec  # only projects with a .pipeflowignore pay for the import
-
-            self._spec = pathspec.GitIgnoreSpec.from_lines(lines)
+            self._patterns += wildmatch.parse(read_patterns(Path(root)), IGNORE_FILE)
 
     @classmethod
     def load(cls, root: Path) -> IgnoreRules:
@@ -61,7 +56,7 @@ class IgnoreRules:
     @property
     def has_patterns(self) -> bool:
         """True when a ``.pipeflowignore`` contributed patterns."""
-        return self._spec is not None
+        return bool(self._patterns)
 
     def is_ignored(self, rel_posix_path: str, is_dir: bool) -> bool:
         """Whether the root-relative POSIX path (a directory if ``is_dir``) is skipped.
@@ -85,12 +80,12 @@ class IgnoreRules:
             return True
         if name in _BUILTIN_FILES or name.endswith(_BUILTIN_SUFFIXES):
             return True
-        return self._spec is not None and self._pattern_match(rel_posix_path, is_dir)
+        return bool(self._patterns) and self._pattern_match(rel_posix_path, is_dir)
 
     def _pattern_match(self, rel_posix_path: str, is_dir: bool) -> bool:
-        if self._spec is None:
+        if not self._patterns:
             return False
-        # pathspec matches directory-only patterns ("build/") against a trailing slash,
-        # and files under an ignored directory through the directory's own pattern.
+        # Directory-only patterns ("build/") match a directory by its trailing slash, and
+        # files under an ignored directory through the directory's own pattern.
         path = rel_posix_path + "/" if is_dir else rel_posix_path
-        return bool(self._spec.match_file(path))
+        return wildmatch.ignored(self._patterns, path)

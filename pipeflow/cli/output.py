@@ -29,13 +29,23 @@ def styled(text: str, **style: Any) -> str:
     return click.style(text, **style)
 
 
+def printable(text: str) -> str:
+    """``text`` with lone surrogates (file names that are not UTF-8, read with
+    surrogateescape) written as ``\\udcff``: printing them raised UnicodeEncodeError."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def out(text: str = "", **style: Any) -> None:
-    text = redact(text)
+    text = printable(redact(text))
     click.echo(click.style(text, **style) if style else text)
 
 
 def err(text: str, **style: Any) -> None:
-    text = redact(text)
+    text = printable(redact(text))
     click.echo(click.style(text, **style) if style else text, err=True)
 
 
@@ -45,7 +55,8 @@ def warn(text: str) -> None:
 
 def emit_json(body: Any) -> None:
     body = json.loads(json.dumps(body, ensure_ascii=False, default=str))  # plain values
-    sys.stdout.write(json.dumps(redact_data(body), indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(printable(json.dumps(redact_data(body), indent=2, ensure_ascii=False))
+                     + "\n")
 
 
 def error(exc: PipeflowError) -> None:

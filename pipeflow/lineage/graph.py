@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pipeflow.credentials import conceal_env
 from pipeflow.errors import StorageError
-from pipeflow.lineage.index import RunIndex
+from pipeflow.lineage.index import RunIndex, sql_text
 from pipeflow.lineage.records import RunRecord
 from pipeflow.lineage.trust import Trust
 
@@ -201,7 +201,7 @@ class _Walker:
                    JOIN runs r ON r.id = o.run_id
                    WHERE o.path = ? AND r.exit_status = 0
                    GROUP BY o.hash ORDER BY MIN(r.ended), o.hash""",
-                (path,),
+                (sql_text(path),),
             ).fetchall()
             known = {str(h): (n, int(c)) for n, (h, c) in enumerate(rows, start=1)}
             self._labels[path] = known
@@ -227,7 +227,7 @@ class _Walker:
                 JOIN runs r ON r.id = o.run_id
                 WHERE o.path IN ({marks}) AND o.isdir = 1 AND r.exit_status = 0
                 ORDER BY LENGTH(o.path) DESC, r.ended DESC, r.seq DESC""",
-            prefixes,
+            [sql_text(p) for p in prefixes],
         ).fetchall()
         if not rows:
             return None
@@ -473,7 +473,8 @@ class _Walker:
         if known is not None:
             return known
         row = self.db.execute(
-            "SELECT size, isdir FROM outputs WHERE path = ? AND hash = ? LIMIT 1", (path, oid)
+            "SELECT size, isdir FROM outputs WHERE path = ? AND hash = ? LIMIT 1",
+            (sql_text(path), oid)
         ).fetchone()
         return (_int(row[0]), bool(row[1])) if row else (None, False)
 

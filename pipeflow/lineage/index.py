@@ -164,15 +164,17 @@ class RunIndex:
         )
         self.db.executemany(
             "INSERT INTO outputs VALUES (?,?,?,?,?,?,?)",
-            [(record.id, o.get("path"), o.get("hash"), o.get("size"), int(bool(o.get("isdir"))),
-              o.get("nfiles"), o.get("kind", "out")) for o in record.outputs],
+            [(record.id, sql_text(o.get("path")), o.get("hash"), o.get("size"),
+              int(bool(o.get("isdir"))), o.get("nfiles"), o.get("kind", "out"))
+             for o in record.outputs],
         )
         comps = b.get("components") or {}
         rows = []
         for role in ("deps", "code"):
             for entry in comps.get(role) or []:
                 if isinstance(entry, dict):
-                    rows.append((record.id, role, entry.get("path"), entry.get("hash")))
+                    rows.append((record.id, role, sql_text(entry.get("path")),
+                                 entry.get("hash")))
         self.db.executemany("INSERT INTO inputs VALUES (?,?,?,?)", rows)
         params = comps.get("params") or {}
         self.db.executemany(
@@ -184,7 +186,7 @@ class RunIndex:
         metrics = b.get("metrics") or {}
         self.db.executemany(
             "INSERT INTO metrics VALUES (?,?,?,?)",
-            [(record.id, p, k, json.dumps(v)) for p, values in metrics.items()
+            [(record.id, sql_text(p), sql_text(k), json.dumps(v)) for p, values in metrics.items()
              if isinstance(values, dict) for k, v in values.items()],
         )
 
@@ -198,7 +200,7 @@ class RunIndex:
             WHERE o.path = ? AND r.exit_status = 0
             GROUP BY o.hash ORDER BY MIN(r.ended), o.hash
             """,
-            (path,),
+            (sql_text(path),),
         ).fetchall()
         out = []
         for number, (oid, size, isdir, first, count) in enumerate(rows, start=1):
@@ -206,7 +208,7 @@ class RunIndex:
                 """SELECT r.id FROM outputs o JOIN runs r ON r.id = o.run_id
                    WHERE o.path = ? AND o.hash = ? AND r.exit_status = 0
                    ORDER BY r.ended, r.seq LIMIT 1""",
-                (path, oid),
+                (sql_text(path), oid),
             ).fetchone()[0]
             out.append(VersionRow(number, oid, size, bool(isdir), first_run, first, count))
         return out
@@ -217,7 +219,7 @@ class RunIndex:
             """SELECT r.id FROM outputs o JOIN runs r ON r.id = o.run_id
                WHERE o.path = ? AND o.hash = ? AND r.exit_status = 0
                ORDER BY r.ended, r.seq LIMIT 1""",
-            (path, oid),
+            (sql_text(path), oid),
         ).fetchone()
         return str(row[0]) if row else None
 
@@ -264,3 +266,18 @@ class RunIndex:
 
     def paths(self) -> Iterable[str]:
         return [str(r[0]) for r in self.db.execute("SELECT DISTINCT path FROM outputs")]
+
+
+def sql_text(value: object) -> object:
+    """A text value as SQLite can store it: a lone surrogate (a non-UTF-8 file name
+    read with surrogateescape, or a ``\\udcff`` escape in a record's JSON) is written
+    as ``\\udcff`` (SQLite refused the text, and ``versions``/``lineage`` crashed).
+    A name spelling that escape itself shares its rows: the index only narrows which
+    records and commits to read."""
+    if not isinstance(value, str):
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value

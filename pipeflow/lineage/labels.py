@@ -36,7 +36,7 @@ from pathlib import Path
 
 from pipeflow import gitcmd, safeload
 from pipeflow.errors import LockfileError
-from pipeflow.lineage.index import RunIndex
+from pipeflow.lineage.index import RunIndex, sql_text
 from pipeflow.repo import LOCK_FILE
 
 LOCAL_PREFIX = "local:"
@@ -74,7 +74,8 @@ class VersionLabels:
         if known is None:
             position = {c: i for i, c in enumerate(self.commits)}
             rows = self.index.db.execute(
-                "SELECT commit_id, hash FROM lock_paths WHERE path = ?", (path,)).fetchall()
+                "SELECT commit_id, hash FROM lock_paths WHERE path = ?",
+                (sql_text(path),)).fetchall()
             seen = sorted((position[str(c)], str(h)) for c, h in rows if str(c) in position)
             known = {}
             for _pos, oid in seen:
@@ -96,7 +97,7 @@ class VersionLabels:
         if not self._reached:
             return False
         rows = self.index.db.execute(
-            "SELECT commit_id FROM lock_paths WHERE path = ? AND hash = ?", (path, oid))
+            "SELECT commit_id FROM lock_paths WHERE path = ? AND hash = ?", (sql_text(path), oid))
         return any(str(c) in self._reached for (c,) in rows)
 
     def label(self, path: str, oid: str) -> str:
@@ -240,7 +241,7 @@ def _remember(root: Path, index: RunIndex, commits: Iterable[str]) -> None:
     with index.db:
         for commit, blob in ((c, blobs.get(c)) for c in todo):
             index.db.executemany("INSERT INTO lock_paths VALUES (?, ?, ?)",
-                                 [(commit, p, h) for p, h in _entries(blob, commit)])
+                                 [(commit, sql_text(p), h) for p, h in _entries(blob, commit)])
             index.db.execute("INSERT OR REPLACE INTO lock_commits VALUES (?)", (commit,))
 
 

@@ -39,6 +39,9 @@ from pipeflow.lineage.records import canonical, iso
 
 TAGS_FILE = "tags.jsonl"
 LEGACY_CHAIN = "legacy"
+# How far ahead of this machine's clock a move's time may be (a colleague's clock
+# running fast). A later time would pin the tag: no honest move could follow it.
+CLOCK_SKEW = datetime.timedelta(days=1)
 _FIELDS = ("path", "name", "hash")
 
 
@@ -166,10 +169,12 @@ def _parse(number: int, text: str) -> _Parsed | str:
     if not isinstance(body.get("when", ""), str) or not isinstance(body.get("prev"),
                                                                     (str, type(None))):
         return "'when' or 'prev' is not a string"
-    # A tag of "../x" or ".git/hooks/x" (pipeflow.safepath) is skipped like a damaged
-    # line; set as the line's problem, so the lines after it in its chain still read.
+    # A tag of "../x" or ".git/hooks/x" (pipeflow.safepath), or a time that is no time
+    # or lies in the future, is skipped like a damaged line; set as the line's problem,
+    # so the lines after it in its chain still read.
     unsafe = safepath.problem(body["path"])
     bad_path = None if unsafe is None else f"its path {body['path'][:200]!r} {unsafe}"
+    bad_path = bad_path or _when_problem(body.get("when"))
     if "chain" not in body:  # the format before chains: the line's own hash is its id
         line_hash = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
         return _Parsed(number, text, body, line_hash, line_hash, LEGACY_CHAIN, 0, bad_path)
@@ -185,6 +190,22 @@ def _parse(number: int, text: str) -> _Parsed | str:
         f"its content does not match its id {claimed[:12]}: the line was edited after it "
         "was written")
     return _Parsed(number, text, body, real, claimed, chain, seq, problem)
+
+
+def _when_problem(when: object) -> str | None:
+    """Why a move's ``when`` cannot order it (None when it can): it must be an ISO-8601
+    time with its UTC offset, no later than now plus :data:`CLOCK_SKEW`."""
+    if when is None:
+        return None  # lines from before 'when' was written sort first
+    try:
+        then = datetime.datetime.fromisoformat(str(when))
+        if then.tzinfo is None:
+            return f"its time {str(when)[:40]!r} has no UTC offset"
+        if then - CLOCK_SKEW > datetime.datetime.now(datetime.UTC):
+            return f"its time {str(when)[:40]!r} is in the future (it would pin the tag)"
+    except (ValueError, OverflowError):
+        return f"its time {str(when)[:40]!r} is not an ISO-8601 time"
+    return None
 
 
 def _parse_marker(number: int, text: str, body: dict[str, Any]) -> _Parsed | str:
@@ -298,9 +319,9 @@ def _after(when: str) -> str:
     """A time 1 ms after ``when`` (an ISO time written by :func:`iso`)."""
     try:
         then = datetime.datetime.fromisoformat(when)
-    except ValueError:
+        later = then.astimezone(datetime.UTC) + datetime.timedelta(milliseconds=1)
+    except (ValueError, OverflowError):  # read_log skips such lines; never a crash
         return iso(time.time())
-    later = then.astimezone(datetime.UTC) + datetime.timedelta(milliseconds=1)
     return later.isoformat(timespec="milliseconds")
 
 

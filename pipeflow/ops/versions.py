@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeflow.errors import UsageError
+from pipeflow.errors import CheckFailed, UsageError
 from pipeflow.lineage import tags as tagfile
 from pipeflow.lineage.labels import Relabel
 from pipeflow.lineage.pathspec import split_spec
@@ -136,6 +136,12 @@ def tag(repo: Repo, target: str, name: str, *, wait: float = 0.0) -> TagResult:
         ensure_attributes(repo.root)
         move = tagfile.move(repo.dot, repo.records.chain, path, name, chosen.hash,
                             read_provenance(repo.root).user)
+        now = tagfile.read_log(repo.dot).tags_of(path).get(name)
+    if now != chosen.hash:  # the move was written, yet another line still decides
+        msg = (f"tag '{name}' of {path} still names {str(now)[:8]} after moving it to "
+               f"{chosen.hash[:8]}: a line of .pipeflow/tags.jsonl outranks every new move")
+        raise CheckFailed(msg, hint="run `pipeflow verify` to see the damaged lines, "
+                                    "`pipeflow verify --repair` to set them aside")
     return TagResult(chosen, move.previous, log.problems)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import tempfile
 from pathlib import Path
@@ -46,7 +47,8 @@ def test_merged_moves_resolve_the_same_in_any_order(tmp_path: Path) -> None:
 def test_a_new_move_wins_even_with_a_clock_behind(tmp_path: Path) -> None:
     tags.move(tmp_path, "1111111111111111", "m.pkl", "production", A, "one@x")
     line = json.loads(_log(tmp_path))
-    line["when"] = "2999-01-01T00:00:00.000+00:00"  # a colleague's clock far ahead
+    ahead = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=12)
+    line["when"] = ahead.isoformat(timespec="milliseconds")  # a colleague's clock ahead
     line["id"] = tags.entry_id(line)
     (tmp_path / tags.TAGS_FILE).write_text(json.dumps(line) + "\n")
     moved = tags.move(tmp_path, "2222222222222222", "m.pkl", "production", B, "two@x")
