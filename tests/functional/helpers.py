@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tests.conftest import Project
 
 
@@ -48,3 +50,22 @@ def commit(p: Project, message: str = "work") -> None:
     """Commit everything (vN labels number the versions committed locks name)."""
     p.git("add", "-A")
     p.git("commit", "-qm", message, "--allow-empty")
+
+
+def snapshot(folder: Path) -> dict[str, bytes | str]:
+    """Every entry below ``folder`` with its bytes (a link: its target; a folder:
+    "dir"): a canary outside the project is compared before and after an attack."""
+    import os
+
+    seen: dict[str, bytes | str] = {}
+    for dirpath, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            path = Path(dirpath) / name
+            rel = str(path.relative_to(folder))
+            if path.is_symlink():
+                seen[rel] = "-> " + os.readlink(path)
+            elif path.is_file():
+                seen[rel] = path.read_bytes()
+            else:
+                seen[rel] = "dir"
+    return seen

@@ -21,26 +21,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import GIT_ENV, Project
+from tests.functional.helpers import snapshot
 
 SECRET = "SECRET-OUTSIDE-0451"
 SPEC = {"make": {"cmd": "mkdir -p out && cp data.txt out/model.txt", "deps": ["data.txt"],
                  "params": ["train.lr"], "outs": ["out/model.txt"]}}
 
 
-def _snapshot(folder: Path) -> dict[str, bytes | str]:
-    """Every entry below ``folder`` with its bytes (a link: its target)."""
-    seen: dict[str, bytes | str] = {}
-    for dirpath, dirs, files in os.walk(folder):
-        for name in dirs + files:
-            path = Path(dirpath) / name
-            rel = str(path.relative_to(folder))
-            if path.is_symlink():
-                seen[rel] = "-> " + os.readlink(path)
-            elif path.is_file():
-                seen[rel] = path.read_bytes()
-            else:
-                seen[rel] = "dir"
-    return seen
 
 
 class Attack:
@@ -69,7 +56,7 @@ class Attack:
         assert a.run("repro").code == 0
         assert a.run("push").code == 0
         self.publish("init")
-        self.before = _snapshot(self.canary)
+        self.before = snapshot(self.canary)
 
     def _clone(self, folder: Path) -> Project:
         subprocess.run(["git", "clone", "-q", str(self.origin), str(folder)], check=True,
@@ -96,7 +83,7 @@ class Attack:
         return self._clone(self.tmp / "victim")
 
     def assert_nothing_leaked(self, victim: Project) -> None:
-        assert _snapshot(self.canary) == self.before
+        assert snapshot(self.canary) == self.before
         for dirpath, _dirs, files in os.walk(victim.root):
             if "/.git" in dirpath + "/" and ".git" in Path(dirpath).parts:
                 continue
@@ -132,7 +119,7 @@ def test_a_committed_dotpipeflow_link_is_refused_before_anything_is_written(
     for args in (("status",), ("gc", "--workspace", "--yes"), ("pull",), ("repro",),
                  ("init",)):
         _refused(victim.run(*args), f"{rel} is a symlink", f"rm {rel}")
-        assert _snapshot(attack.canary) == attack.before, args
+        assert snapshot(attack.canary) == attack.before, args
     assert (attack.canary / "sub" / ".draft.tmp").exists()
 
 
@@ -225,7 +212,7 @@ class _Res:
 def test_a_vars_file_linked_outside_is_refused_and_never_printed(tmp_path: Path) -> None:
     attack = Attack(tmp_path)
     (attack.canary / "hosts.yml").write_text("token: ghp_OUTSIDE_SECRET\n")
-    attack.before = _snapshot(attack.canary)
+    attack.before = snapshot(attack.canary)
     a = attack.attacker
     spec = a.read("pipeline.yaml").replace("cp data.txt out/model.txt",
                                            "cp data.txt out/model.txt ${token}")
@@ -237,4 +224,4 @@ def test_a_vars_file_linked_outside_is_refused_and_never_printed(tmp_path: Path)
         res = victim.run(*args)
         _refused(res, "vars file 'vv.yaml' leads outside the project")
         assert "ghp_OUTSIDE_SECRET" not in res.text
-    assert _snapshot(attack.canary) == attack.before
+    assert snapshot(attack.canary) == attack.before

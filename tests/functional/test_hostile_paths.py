@@ -19,6 +19,7 @@ import xxhash
 import yaml
 
 from tests.conftest import Project
+from tests.functional.helpers import snapshot
 
 SPEC = {"count": {"cmd": "wc -l < data/raw.txt > count.txt", "deps": ["data/raw.txt"],
                   "outs": ["count.txt"]}}
@@ -30,20 +31,6 @@ def _clone(origin: Path, folder: Path) -> Project:
     return Project(folder)
 
 
-def _snapshot(folder: Path) -> dict[str, bytes | str]:
-    """Every entry below ``folder`` with its bytes (a link: its target)."""
-    seen: dict[str, bytes | str] = {}
-    for dirpath, dirs, files in os.walk(folder):
-        for name in dirs + files:
-            path = Path(dirpath) / name
-            rel = str(path.relative_to(folder))
-            if path.is_symlink():
-                seen[rel] = "-> " + os.readlink(path)
-            elif path.is_file():
-                seen[rel] = path.read_bytes()
-            else:
-                seen[rel] = "dir"
-    return seen
 
 
 class Team:
@@ -106,37 +93,37 @@ def test_a_source_climbing_out_of_the_project_is_refused_and_nothing_written(
         tmp_path: Path) -> None:
     team = Team(tmp_path)
     team.source_as("data/raw.txt", "../escaped.txt")
-    before = _snapshot(tmp_path / "outside")
+    before = snapshot(tmp_path / "outside")
     victim = team.victim()
     _refused(victim.run("pull"), "pipeline.lock", "../escaped.txt", "nothing was written")
     assert not (tmp_path / "escaped.txt").exists()
     _refused(victim.run("checkout"), "pipeline.lock", "../escaped.txt")
     _refused(victim.run("status"), "pipeline.lock", "../escaped.txt")
     assert not (tmp_path / "escaped.txt").exists()
-    assert _snapshot(tmp_path / "outside") == before
+    assert snapshot(tmp_path / "outside") == before
 
 
 def test_an_absolute_source_is_refused(tmp_path: Path) -> None:
     team = Team(tmp_path)
     target = tmp_path / "outside" / "written.txt"
     team.source_as("data/raw.txt", str(target))
-    before = _snapshot(tmp_path / "outside")
+    before = snapshot(tmp_path / "outside")
     victim = team.victim()
     _refused(victim.run("pull"), "pipeline.lock", "is absolute")
     _refused(victim.cli("checkout"), "pipeline.lock", "is absolute")
     assert not target.exists()
-    assert _snapshot(tmp_path / "outside") == before
+    assert snapshot(tmp_path / "outside") == before
 
 
 def test_a_folder_source_naming_an_outside_folder_deletes_nothing_there(
         tmp_path: Path) -> None:
     team = Team(tmp_path)
     team.source_as("folder", "../outside/models")
-    before = _snapshot(tmp_path / "outside")
+    before = snapshot(tmp_path / "outside")
     victim = team.victim()
     _refused(victim.run("pull"), "pipeline.lock", "../outside/models")
     _refused(victim.run("checkout"), "pipeline.lock", "../outside/models")
-    assert _snapshot(tmp_path / "outside") == before
+    assert snapshot(tmp_path / "outside") == before
     assert (tmp_path / "outside/models/keep.bin").read_text() == "keep me too\n"
 
 
@@ -144,10 +131,10 @@ def test_a_source_in_git_hooks_replaces_no_hook_and_runs_nothing(tmp_path: Path)
     team = Team(tmp_path)
     team.source_as("hooks", ".git/hooks")
     victim = team.victim()
-    hooks_before = _snapshot(victim.root / ".git/hooks")
+    hooks_before = snapshot(victim.root / ".git/hooks")
     _refused(victim.run("pull"), "pipeline.lock", ".git/hooks", "goes into .git/")
     _refused(victim.run("checkout"), "pipeline.lock", ".git/hooks")
-    assert _snapshot(victim.root / ".git/hooks") == hooks_before
+    assert snapshot(victim.root / ".git/hooks") == hooks_before
     victim.write("notes.txt", "mine\n")
     victim.git("add", "notes.txt")
     victim.git("commit", "-qm", "my work")
@@ -175,13 +162,13 @@ def test_a_manifest_member_climbing_out_is_refused(tmp_path: Path) -> None:
     lock = team.attacker.lock()
     lock["sources"]["folder"] = {"hash": oid, "size": 10, "isdir": True, "nfiles": 1}  # type: ignore[index]
     team.publish(lock)
-    before = _snapshot(tmp_path / "outside")
+    before = snapshot(tmp_path / "outside")
     victim = team.victim()
     _refused(victim.run("pull"), oid, "../../escaped.txt", "nothing was written")
     _refused(victim.run("checkout"), oid, "../../escaped.txt")
     assert not (tmp_path / "escaped.txt").exists()
     assert not (victim.root / "escaped.txt").exists()
-    assert _snapshot(tmp_path / "outside") == before
+    assert snapshot(tmp_path / "outside") == before
 
 
 def test_a_manifest_member_in_git_hooks_is_refused(tmp_path: Path) -> None:
@@ -242,14 +229,14 @@ def _linked_team(tmp_path: Path, target: str) -> Team:
 def test_an_output_under_a_symlink_leading_out_is_refused_by_every_writer(
         tmp_path: Path) -> None:
     team = _linked_team(tmp_path, str(tmp_path / "outside"))
-    before = _snapshot(tmp_path / "outside")
+    before = snapshot(tmp_path / "outside")
     victim = team.victim()
     assert (victim.root / "link").is_symlink()
     for command in (("pull",), ("checkout",), ("repro",), ("repro", "--force"),
                     ("checkout", "link/models")):
         res = victim.run(*command)
         _refused(res, "link/models", "'link' is a symlink to", "outside the project")
-        assert _snapshot(tmp_path / "outside") == before, command
+        assert snapshot(tmp_path / "outside") == before, command
     # the spec error is located at the stage
     assert "pipeline.yaml:" in victim.run("repro").text
     assert not (tmp_path / "outside/.gitignore").exists()
@@ -259,12 +246,12 @@ def test_an_output_under_a_symlink_leading_out_is_refused_by_every_writer(
 def test_an_output_under_a_symlink_into_git_is_refused(tmp_path: Path) -> None:
     team = _linked_team(tmp_path, ".git")
     victim = team.victim()
-    hooks = _snapshot(victim.root / ".git/hooks")
+    hooks = snapshot(victim.root / ".git/hooks")
     _refused(victim.run("pull"), "link/models", "inside .git/ or .pipeflow/")
     _refused(victim.run("repro"), "link/models", "inside .git/ or .pipeflow/")
     assert not (victim.root / ".git/models").exists()
     assert not (victim.root / ".git/.gitignore").exists()
-    assert _snapshot(victim.root / ".git/hooks") == hooks
+    assert snapshot(victim.root / ".git/hooks") == hooks
 
 
 def test_a_symlink_inside_the_project_pointing_inside_still_works(tmp_path: Path) -> None:
