@@ -77,21 +77,8 @@ def _blob_id(data: bytes) -> str:
 
 def _git_index(root: Path) -> Path | None:
     """The git index of the repository holding ``root`` (a worktree's too), or None."""
-    for folder in (root, *root.parents):
-        dotgit = folder / ".git"
-        if dotgit.is_dir():
-            return dotgit / "index"
-        if dotgit.is_file():
-            try:
-                text = dotgit.read_text(encoding="utf-8", errors="replace")[:4096]
-            except OSError:
-                return None
-            line = text.strip()
-            if line.startswith("gitdir:"):
-                gitdir = Path(line[len("gitdir:"):].strip())
-                return (folder / gitdir if not gitdir.is_absolute() else gitdir) / "index"
-            return None
-    return None
+    git_dir = gitcmd.git_dir_of(root)
+    return git_dir / "index" if git_dir is not None else None
 
 
 def _ls_files(root: Path, pathspecs: list[str]) -> dict[str, str]:

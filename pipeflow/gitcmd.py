@@ -41,21 +41,37 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in _REPO_VARS}
 
 
-def work_tree_of(start: Path) -> Path | None:
-    """The nearest folder at or above ``start`` holding a ``.git`` folder or a
-    ``gitdir:`` file (a linked worktree or submodule), found without git."""
+def _found(start: Path) -> tuple[Path, Path] | None:
+    """(work tree, git dir) of the nearest folder at or above ``start`` holding a
+    ``.git`` folder or a ``gitdir:`` file (a linked worktree or submodule), found
+    without git."""
     for folder in (start, *start.parents):
         dotgit = folder / ".git"
         if dotgit.is_dir():
-            return folder
+            return folder, dotgit
         if dotgit.is_file():
             try:
                 with open(dotgit, encoding="utf-8", errors="replace") as fh:
-                    head = fh.read(4096)
+                    head = fh.read(4096).strip()
             except OSError:
                 return None
-            return folder if head.startswith("gitdir:") else None
+            if not head.startswith("gitdir:"):
+                return None
+            return folder, folder / head[len("gitdir:"):].strip()  # an absolute one stays
     return None
+
+
+def work_tree_of(start: Path) -> Path | None:
+    """The work tree around ``start``, found without git (see :func:`_found`)."""
+    found = _found(start)
+    return found[0] if found else None
+
+
+def git_dir_of(start: Path) -> Path | None:
+    """The git dir of the repository around ``start`` (a linked worktree's own), found
+    without git: for the quick file checks (index, config) that need no git call."""
+    found = _found(start)
+    return found[1] if found else None
 
 
 @dataclass(frozen=True)

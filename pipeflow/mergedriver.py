@@ -58,24 +58,14 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str] | None:
 
 def _config_file(root: Path) -> Path | None:
     """The repository's own config file (shared by its worktrees), found without git."""
-    for folder in (root, *root.parents):
-        dotgit = folder / ".git"
-        if dotgit.is_dir():
-            return dotgit / "config"
-        if dotgit.is_file():
-            try:
-                text = dotgit.read_text(encoding="utf-8")
-            except OSError:
-                return None
-            if not text.startswith("gitdir:"):
-                return None
-            gitdir = (folder / text[len("gitdir:"):].strip()).resolve()
-            try:  # a linked worktree: its config is the main repository's
-                common = (gitdir / "commondir").read_text(encoding="utf-8").strip()
-            except OSError:
-                return gitdir / "config"
-            return (gitdir / common).resolve() / "config"
-    return None
+    git_dir = gitcmd.git_dir_of(root)
+    if git_dir is None:
+        return None
+    try:  # a linked worktree: its config is the main repository's
+        common = (git_dir / "commondir").read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return git_dir / "config"
+    return (git_dir / common).resolve() / "config"
 
 
 def _defined(config: Path | None) -> bool:
