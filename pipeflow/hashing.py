@@ -382,7 +382,7 @@ class Hasher:
         """Refuse ``full`` (path ``rel``, reached through ``link``) when its real path
         leaves the project and it is not ``external``, or lies in /dev, /proc, /sys."""
         real = os.path.realpath(full)
-        if real == self._real_root or real.startswith(self._real_root + os.sep):
+        if safepath.within(real, self._real_root):
             return
         if is_special(real):
             raise OutsideProjectError(rel, link, real, special=True)
@@ -648,7 +648,7 @@ def check_inside(root: Path | str, rel: str, *, what: str = "path",
     or into /dev, /proc or /sys: for files read whole (params files), not hashed."""
     real_root = os.path.realpath(root)
     real = os.path.realpath(os.path.join(root, rel))
-    if real == real_root or real.startswith(real_root + os.sep):
+    if safepath.within(real, real_root):
         return
     raise OutsideProjectError(rel, rel, real, special=is_special(real), what=what, hint=hint)
 

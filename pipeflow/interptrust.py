@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeflow import gitcmd
-from pipeflow.trustedenvs import env_kind, is_trusted_folder, trust_folder, within
+from pipeflow.safepath import within
+from pipeflow.trustedenvs import env_kind, is_trusted_folder, trust_folder
 
 __all__ = ["InterpreterTrust", "Refusal", "probe_env", "run_probe", "trust_folder"]
 

@@ -41,6 +41,7 @@ from pipeflow.errors import PipeflowError
 from pipeflow.hashing import RACY_NS, hash_bytes
 from pipeflow.interptrust import run_probe
 from pipeflow.machinecache import Facts
+from pipeflow.safepath import within
 
 FORMAT = 4  # 4: the path probe runs isolated (-I) and names the user site folder
 
@@ -129,7 +130,7 @@ class SiteIndex:
             dist = self.dists.get(key)
             if dist is None:
                 continue
-            if not (inside and dist.location and _is_within(dist.location, inside)):
+            if not (inside and dist.location and within(dist.location, inside)):
                 found[dist.name] = dist.version
             todo.extend(dist.requires)
         return dict(sorted(found.items()))
@@ -142,9 +143,9 @@ class SiteIndex:
         found = []
         for path in self.paths:
             parts = path.split(os.sep)
-            if not _is_within(path, inside) or "site-packages" in parts or "dist-packages" in parts:
+            if not within(path, inside) or "site-packages" in parts or "dist-packages" in parts:
                 continue
-            if any(_is_within(path, prefix) for prefix in self.prefixes):
+            if any(within(path, prefix) for prefix in self.prefixes):
                 continue
             found.append(path)
         return found
@@ -176,10 +177,6 @@ class SiteIndex:
             provides={k: tuple(v) for k, v in d["provides"].items()},
             editable=dict(d["editable"]),
         )
-
-
-def _is_within(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 # --- reading metadata ---------------------------------------------------------------

@@ -43,6 +43,11 @@ class UnsafePathError(PipeflowError):
         self.where = where
 
 
+def within(path: str, folder: str) -> bool:
+    """Whether the absolute, normalized ``path`` is ``folder`` or below it."""
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
 def is_reserved(segment: str) -> bool:
     """Is ``segment`` git's or pipeflow's folder on some file system? Case-insensitive
     (macOS and Windows file systems: ``.GIT`` is ``.git`` there), and trailing dots and

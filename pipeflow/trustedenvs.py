@@ -18,16 +18,12 @@ from dataclasses import dataclass
 
 from pipeflow.errors import UsageError
 from pipeflow.machinecache import machine_cache
+from pipeflow.safepath import within
 
 _PREFIX = "trusted-interpreter-folder:"
 
 WHAT_IS_A_VENV = ("a virtualenv is a folder made by `python3 -m venv FOLDER` (it holds "
                   "pyvenv.cfg); a conda env holds conda-meta/")
-
-
-def within(path: str, folder: str) -> bool:
-    """Whether ``path`` is ``folder`` or below it (both absolute, normalized)."""
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def env_kind(folder: str) -> str | None:

@@ -151,14 +151,14 @@ def in_project(root: Path, rels: Iterable[str]) -> Iterator[Path]:
     """``root / rel`` for each ``rel`` that is a plain project path and does not leave
     the project through a link (paths come from a lock another clone may have made:
     gc never deletes outside the project because of them)."""
-    from pipeflow.safepath import problem
+    from pipeflow.safepath import problem, within
 
     real_root = os.path.realpath(root)
     for rel in rels:
         if problem(rel) is not None:
             continue
         real = os.path.realpath(root / rel)
-        if real == real_root or real.startswith(real_root + os.sep):
+        if within(real, real_root):
             yield root / rel
 
 
