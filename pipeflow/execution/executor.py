@@ -1,0 +1,102 @@
+"""The executor seam: what runs a stage's command for the scheduler, and by which name.
+
+The scheduler owns concurrency (``--jobs`` worker threads, keep-going, skipping the
+dependents of a failure); an executor only runs one stage when asked, blocking the
+worker thread that asked, and says how it ended. ``run`` is called from several
+threads at once, so an executor keeps no per-call state on ``self`` without a lock.
+
+Engines are found by name in a registry the CLI and ``ops`` read; a factory is named
+by a ``"module:function"`` string so that choosing ``local`` never imports Dask.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from pipeflow.errors import UsageError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from pipeflow.execution.cancel import CancelToken
+    from pipeflow.execution.runner import LineSink, RunResult
+    from pipeflow.fingerprint import Components
+    from pipeflow.repo import Repo
+    from pipeflow.spec.model import Stage
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs stages; a context manager whose exit closes it."""
+
+    def run(self, stage: Stage, components: Components) -> RunResult:
+        """Run ``stage`` so its outputs end up in the workspace; block until it ended."""
+        ...
+
+    def cancel(self) -> None:
+        """Stop every stage this executor is running (called from another thread)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the executor holds (connections, workers); idempotent."""
+        ...
+
+    def __enter__(self) -> Executor: ...
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class ExecutorContext:
+    """What every factory is given: the project, where output lines go, the run's
+    token (set in every stage process), the run's cancel token, the remote named
+    on the command line, and the engine's own options (``scheduler=...``)."""
+
+    repo: Repo
+    token: str
+    cancel: CancelToken
+    sink: LineSink | None = None
+    remote: str | None = None
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+Factory = Callable[[ExecutorContext], Executor]
+
+_REGISTRY: dict[str, str | Factory] = {
+    "local": "pipeflow.execution.local:create",
+    "dask": "pipeflow.execution.dask_executor:create",
+}
+
+
+def register(name: str, factory: str | Factory) -> None:
+    """Make ``--executor NAME`` create executors with ``factory`` (a callable, or a
+    ``"module:function"`` string imported on first use)."""
+    _REGISTRY[name] = factory
+
+
+def names() -> list[str]:
+    """The registered executor names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def factory_for(name: str) -> Factory:
+    """The factory registered as ``name``; :class:`UsageError` naming the known ones."""
+    found = _REGISTRY.get(name)
+    if found is None:
+        raise UsageError(f"unknown executor {name!r}",
+                         hint=f"use one of: {', '.join(names())}")
+    if callable(found):
+        return found
+    module, _, attr = found.partition(":")
+    made: Factory = getattr(importlib.import_module(module), attr)
+    return made
+
+
+def create(name: str, context: ExecutorContext) -> Executor:
+    """A new executor of engine ``name``; raises the factory's errors (a missing
+    scheduler address is a UsageError) before anything runs."""
+    return factory_for(name)(context)
