@@ -84,11 +84,11 @@ RemoteOpt = Annotated[
     str | None, typer.Option("--remote", "-r",
                              help="Remote for --pull and --executor dask (default: the default).")
 ]
+_ELSEWHERE = [n for n in executor_names() if n != "local"]
 ExecutorOpt = Annotated[
-    str, typer.Option("--executor", metavar="|".join(executor_names()),
-                      help="Where stages run: local (here) or another registered engine "
-                           f"({', '.join(n for n in executor_names() if n != 'local')}; "
-                           "dask: as tasks on a Dask cluster).")
+    str, typer.Option("--executor", metavar="|".join(["local", *_ELSEWHERE]),
+                      help="Where stages run: here, or with a registered engine (dask: as "
+                           "tasks on a Dask cluster).")
 ]
 SchedulerOpt = Annotated[
     str | None, typer.Option("--scheduler", metavar="ADDRESS",

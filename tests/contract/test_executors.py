@@ -209,7 +209,12 @@ def test_close_twice_is_fine_and_the_context_manager_closes(engine: Engine) -> N
         assert isinstance(made, Executor)
         closed: list[bool] = []
         close = made.close
-        made.close = lambda: (closed.append(True), close())[1]  # type: ignore[method-assign]
+
+        def counting_close() -> None:
+            closed.append(True)
+            close()
+
+        made.close = counting_close  # type: ignore[method-assign]
         with made as entered:
             assert entered is made
         assert closed == [True]
