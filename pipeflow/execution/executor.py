@@ -6,7 +6,9 @@ worker thread that asked, and says how it ended. ``run`` is called from several
 threads at once, so an executor keeps no per-call state on ``self`` without a lock.
 
 Engines are found by name in a registry the CLI and ``ops`` read; a factory is named
-by a ``"module:function"`` string so that choosing ``local`` never imports Dask.
+by a ``"module:function"`` string so that choosing ``local`` never imports Dask. The
+registry also knows the names of each engine's own options (``dask``: ``scheduler``),
+so that ``repro``'s options are checked, the engine unimported, before anything runs.
 """
 
 from __future__ import annotations
