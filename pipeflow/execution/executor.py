@@ -39,7 +39,8 @@ class Executor(Protocol):
         ...
 
     def cancel(self) -> None:
-        """Stop every stage this executor is running (called from another thread)."""
+        """Stop every stage this executor is running (called from another thread); a
+        cancelled executor serves no further stage (one executor serves one run)."""
         ...
 
     def close(self) -> None:

@@ -175,12 +175,15 @@ def test_the_stage_sees_its_run_token(engine: Engine) -> None:
 def test_cancel_from_another_thread_stops_a_long_stage(engine: Engine) -> None:
     p = engine.project
     started, release = engine.shared / "started", engine.shared / "release"
+    after = engine.shared / "ran-after"
     p.spec({"long": {"cmd": f"touch {started}; " + _waits_for(release, "echo done > o.txt"),
-                     "outs": ["o.txt"]}})
+                     "outs": ["o.txt"]},
+            "after": {"cmd": f"touch {after}"}})
     results: list[RunResult] = []
     try:
         with engine.executor() as (repo, ex):
             stage, comps = engine.prepare(repo, "long")
+            later = engine.prepare(repo, "after")
             worker = threading.Thread(target=lambda: results.append(ex.run(stage, comps)))
             worker.start()
             _wait_for(started)
@@ -189,6 +192,7 @@ def test_cancel_from_another_thread_stops_a_long_stage(engine: Engine) -> None:
             worker.join(PROMPT)
             assert not worker.is_alive(), "run() did not return after cancel()"
             assert time.monotonic() - asked < PROMPT
+            assert not ex.run(*later).ok and not after.exists()  # it serves one run
         assert len(results) == 1 and not results[0].ok
         assert not (p.root / "o.txt").exists()
         deadline = time.monotonic() + PROMPT
