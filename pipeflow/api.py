@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -70,6 +71,8 @@ class ReproResult:
     lock_changed: bool
     cancelled: bool = False
     """Stopped through its CancelToken: the stages that finished are in the lock."""
+    planned: tuple[StageStatus, ...] = ()
+    """With ``dry``: each selected stage's state and why (nothing ran)."""
 
 
 @dataclass(frozen=True)
@@ -112,25 +115,38 @@ class Repo:
         self,
         *targets: str,
         force: bool = False,
+        dry: bool = False,
         jobs: int = 1,
         keep_going: bool = False,
         single_item: bool = False,
         downstream: bool = False,
+        pull: bool = False,
+        remote: str | None = None,
+        executor: str = "local",
+        scheduler: str | None = None,
+        executor_options: Mapping[str, str] | None = None,
         wait: float = 0.0,
         cancel: CancelToken | None = None,
     ) -> ReproResult:
-        """Bring outputs up to date (``pipeflow repro``); stage output goes only to
-        ``.pipeflow/logs/``. A failed stage is reported in the result (``ok`` False),
-        not raised; a spec or usage error is raised. ``cancel.cancel()`` (from any
-        thread) stops this run: its stages get SIGTERM, no new one starts, the finished
-        ones are kept, and the result says ``cancelled``. No signal handler is touched."""
+        """Bring outputs up to date (``pipeflow repro``, with the same options and the
+        same UsageErrors); stage output goes only to ``.pipeflow/logs/``. A failed stage
+        is reported in the result (``ok`` False), not raised; a spec or usage error is
+        raised. ``executor``: a registered engine (``local``, ``dask`` with
+        ``scheduler``); ``executor_options``: an engine's other options. ``dry``: run
+        nothing, the result's ``planned`` says what would run and why.
+        ``cancel.cancel()`` (from any thread) stops this run: its stages get SIGTERM, no
+        new one starts, the finished ones are kept, and the result says ``cancelled``.
+        No signal handler is touched."""
         from pipeflow.ops.repro import ReproOptions
         from pipeflow.ops.repro import repro as run_repro
 
-        if single_item and downstream:
-            raise UsageError("single_item and downstream cannot be combined")
-        options = ReproOptions(tuple(targets), force, False, jobs, keep_going, single_item,
-                               downstream, wait)
+        engine = dict(executor_options or {})
+        if scheduler is not None:
+            engine["scheduler"] = scheduler
+        options = ReproOptions(
+            targets=targets, force=force, dry=dry, jobs=jobs, keep_going=keep_going,
+            single_item=single_item, downstream=downstream, wait=wait, pull=pull,
+            remote=remote, executor=executor, executor_options=engine)
         with self._open() as repo:
             report = run_repro(repo, options, cancel=cancel)
         o = report.outcome
@@ -139,6 +155,8 @@ class Repo:
             failed=tuple(StageFailure(e.stage, e.message, e.log_tail) for e in o.failed),
             blocked=tuple(o.blocked), not_started=tuple(o.not_started),
             lock_changed=report.lock_changed, cancelled=o.cancelled,
+            planned=tuple(StageStatus(s.name, s.word, tuple(c.message for c in s.reasons))
+                          for s in report.plan),
         )
 
     def status(self, *targets: str) -> Status:

@@ -15,6 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
+# the ``address`` fixture: a real Dask cluster on 127.0.0.1, started only for a test asking
+pytest_plugins = ["tests.daskcluster"]
+
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test User",
     "GIT_AUTHOR_EMAIL": "test@example.com",

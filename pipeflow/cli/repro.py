@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -9,10 +10,12 @@ import typer
 
 from pipeflow.cli import output
 from pipeflow.cli.options import Json, Targets, Verbose, Wait, resolve_target_paths
+from pipeflow.execution.executor import names as executor_names
 
 if TYPE_CHECKING:
     from pipeflow.execution.scheduler import StageEvent
     from pipeflow.lineage.trust import Trust
+    from pipeflow.ops.repro import ReproReport
 
 
 class _Printer:
@@ -81,14 +84,16 @@ RemoteOpt = Annotated[
     str | None, typer.Option("--remote", "-r",
                              help="Remote for --pull and --executor dask (default: the default).")
 ]
+_ELSEWHERE = [n for n in executor_names() if n != "local"]
 ExecutorOpt = Annotated[
-    str, typer.Option("--executor", metavar="local|dask",
-                      help="Where stages run: here, or as tasks on a Dask cluster.")
+    str, typer.Option("--executor", metavar="|".join(["local", *_ELSEWHERE]),
+                      help="Where stages run: here, or with a registered engine (dask: as "
+                           "tasks on a Dask cluster).")
 ]
 SchedulerOpt = Annotated[
     str | None, typer.Option("--scheduler", metavar="ADDRESS",
-                             help="Dask scheduler for --executor dask, e.g. tcp://host:8786 "
-                                  "(default: $PIPEFLOW_DASK_SCHEDULER).")
+                             help="The scheduler of an --executor that has one (dask: e.g. "
+                                  "tcp://host:8786; default $PIPEFLOW_DASK_SCHEDULER).")
 ]
 Downstream = Annotated[
     bool, _flag("--downstream", help="The targets and everything downstream of them.")
@@ -123,21 +128,25 @@ def repro_command(
     pull` gets it; `pipeflow add PATH` records the workspace's data instead).
     """
     from pipeflow.cli.signals import sigterm_as_interrupt
-    from pipeflow.cli.status import print_states
-    from pipeflow.errors import UsageError
     from pipeflow.ops.repro import ReproOptions, repro
     from pipeflow.repo import Repo
 
-    if single_item and downstream:
-        raise UsageError("--single-item and --downstream cannot be combined")
+    # checked before the project is looked for, as the API checks them
+    options = ReproOptions(
+        force=force, dry=dry, jobs=jobs, keep_going=keep_going, single_item=single_item,
+        downstream=downstream, wait=wait, pull=pull, remote=remote, executor=executor,
+        executor_options={"scheduler": scheduler} if scheduler else {})
     printer = _Printer(jobs, quiet=json_out)
     with Repo.find() as repo, sigterm_as_interrupt():
-        options = ReproOptions(resolve_target_paths(repo.root, targets), force, dry, jobs,
-                               keep_going, single_item, downstream, wait, pull, remote,
-                               executor, scheduler)
+        options = dataclasses.replace(options,
+                                      targets=resolve_target_paths(repo.root, targets))
         report = repro(repo, options, on_event=printer.event, sink=printer.line)
         for problem in repo.records.skipped:
             output.warn(problem)
+    _print_report(report, dry=dry, json_out=json_out)
+
+
+def _print_report(report: ReproReport, *, dry: bool, json_out: bool) -> None:
     for warning in report.warnings:
         output.warn(warning)
     if report.untrusted:
@@ -147,16 +156,7 @@ def repro_command(
         for note in report.sources:
             output.out(f"source data: {note}")
     if dry:
-        if json_out:
-            output.emit_json({"schema": 1, "dry": True, "stages": [
-                {"name": s.name, "status": s.word, "reasons": [c.to_json() for c in s.reasons]}
-                for s in report.plan]})
-            return
-        todo = [s for s in report.plan if not s.up_to_date]
-        if not todo:
-            output.out("Everything is up to date: nothing would run.")
-        else:
-            print_states(todo)
+        _print_plan(report, json_out=json_out)
         return
     if json_out:
         output.emit_json({
@@ -179,6 +179,21 @@ def repro_command(
                    "stages on)")
     if not outcome.ok:
         raise typer.Exit(1)
+
+
+def _print_plan(report: ReproReport, *, json_out: bool) -> None:
+    from pipeflow.cli.status import print_states
+
+    if json_out:
+        output.emit_json({"schema": 1, "dry": True, "stages": [
+            {"name": s.name, "status": s.word, "reasons": [c.to_json() for c in s.reasons]}
+            for s in report.plan]})
+        return
+    todo = [s for s in report.plan if not s.up_to_date]
+    if not todo:
+        output.out("Everything is up to date: nothing would run.")
+    else:
+        print_states(todo)
 
 
 def untrusted_warning(untrusted: list[tuple[str, Trust]]) -> str:

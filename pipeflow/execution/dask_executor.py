@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeflow import workspace_fs
 from pipeflow.credentials import redact, without_secrets
@@ -50,6 +50,9 @@ from pipeflow.ignore import read_patterns
 from pipeflow.repo import Repo
 from pipeflow.spec.model import Stage
 from pipeflow.storage.remote import Remote
+
+if TYPE_CHECKING:
+    from pipeflow.execution.executor import ExecutorContext
 
 SCHEDULER_VAR = "PIPEFLOW_DASK_SCHEDULER"
 CONNECT_TIMEOUT = "10s"
@@ -158,6 +161,8 @@ class DaskExecutor:
             # never raise: an exception here would stop the whole scheduler
             message = exc.message if isinstance(exc, PipeflowError) else str(exc)
             return self._failed(stage, started, log_path, redact(message))
+
+    run = __call__  # the Executor protocol's name
 
     def task(self, stage: Stage, comps: Components) -> Task:
         """Store the stage's inputs, upload what the remote lacks, describe the tree."""
@@ -316,3 +321,10 @@ def _task_failure(exc: BaseException) -> str:
     if isinstance(exc, PipeflowError):
         return redact(exc.message)
     return f"the task failed on the cluster: {type(exc).__name__}: {redact(str(exc))}"
+
+
+def create(context: ExecutorContext) -> DaskExecutor:
+    """The ``dask`` engine: option ``scheduler`` (or $PIPEFLOW_DASK_SCHEDULER) and the
+    run's remote, checked (UsageError) before anything runs."""
+    remote, address = check_setup(context.repo, context.remote, context.options.get("scheduler"))
+    return DaskExecutor(context.repo, remote, address, sink=context.sink, token=context.token)

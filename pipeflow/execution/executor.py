@@ -6,7 +6,9 @@ worker thread that asked, and says how it ended. ``run`` is called from several
 threads at once, so an executor keeps no per-call state on ``self`` without a lock.
 
 Engines are found by name in a registry the CLI and ``ops`` read; a factory is named
-by a ``"module:function"`` string so that choosing ``local`` never imports Dask.
+by a ``"module:function"`` string so that choosing ``local`` never imports Dask. The
+registry also knows the names of each engine's own options (``dask``: ``scheduler``),
+so that ``repro``'s options are checked, the engine unimported, before anything runs.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ class Executor(Protocol):
         ...
 
     def cancel(self) -> None:
-        """Stop every stage this executor is running (called from another thread)."""
+        """Stop every stage this executor is running (called from another thread); a
+        cancelled executor serves no further stage (one executor serves one run)."""
         ...
 
     def close(self) -> None:
@@ -66,16 +69,24 @@ class ExecutorContext:
 
 Factory = Callable[[ExecutorContext], Executor]
 
-_REGISTRY: dict[str, str | Factory] = {
-    "local": "pipeflow.execution.local:create",
-    "dask": "pipeflow.execution.dask_executor:create",
+
+@dataclass(frozen=True)
+class _Engine:
+    factory: str | Factory
+    options: tuple[str, ...]
+
+
+_REGISTRY: dict[str, _Engine] = {
+    "local": _Engine("pipeflow.execution.local:create", ()),
+    "dask": _Engine("pipeflow.execution.dask_executor:create", ("scheduler",)),
 }
 
 
-def register(name: str, factory: str | Factory) -> None:
+def register(name: str, factory: str | Factory, options: tuple[str, ...] = ()) -> None:
     """Make ``--executor NAME`` create executors with ``factory`` (a callable, or a
-    ``"module:function"`` string imported on first use)."""
-    _REGISTRY[name] = factory
+    ``"module:function"`` string imported on first use). ``options``: the names of the
+    engine's own options (``scheduler``); any other is refused before anything runs."""
+    _REGISTRY[name] = _Engine(factory, tuple(options))
 
 
 def names() -> list[str]:
@@ -83,12 +94,28 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def factory_for(name: str) -> Factory:
-    """The factory registered as ``name``; :class:`UsageError` naming the known ones."""
+def _engine(name: str) -> _Engine:
     found = _REGISTRY.get(name)
     if found is None:
         raise UsageError(f"unknown executor {name!r}",
                          hint=f"use one of: {', '.join(names())}")
+    return found
+
+
+def check_options(name: str, options: Mapping[str, str]) -> None:
+    """:class:`UsageError` unless ``name`` is registered and takes every option in
+    ``options``; imports nothing of the engine."""
+    takes = _engine(name).options
+    for key in options:
+        if key not in takes:
+            which = f"its options are {', '.join(takes)}" if takes else "it takes no options"
+            raise UsageError(f"--{key} is not an option of executor {name!r} ({which})",
+                             hint=f"drop --{key}, or choose an executor that takes it")
+
+
+def factory_for(name: str) -> Factory:
+    """The factory registered as ``name``; :class:`UsageError` naming the known ones."""
+    found = _engine(name).factory
     if callable(found):
         return found
     module, _, attr = found.partition(":")
@@ -99,4 +126,5 @@ def factory_for(name: str) -> Factory:
 def create(name: str, context: ExecutorContext) -> Executor:
     """A new executor of engine ``name``; raises the factory's errors (a missing
     scheduler address is a UsageError) before anything runs."""
+    check_options(name, context.options)
     return factory_for(name)(context)

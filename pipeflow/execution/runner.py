@@ -17,22 +17,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from pipeflow import workspace_fs
 from pipeflow.execution.cancel import CancelToken
 from pipeflow.spec.model import Stage
 
-if TYPE_CHECKING:
-    from pipeflow.fingerprint import Components
-
 LineSink = Callable[[str, str], None]
 """Called with (stage name, one line of its output without the newline)."""
-
-Executor = Callable[["Stage", "Components"], "RunResult"]
-"""Runs one stage (outputs end up in the workspace) and says how it ended; called on a
-worker thread of the scheduler. The local executor wraps ``run_stage``; the Dask
-executor runs the command on a cluster and brings the outputs back."""
 
 TAIL_LINES = 20
 
@@ -207,12 +199,3 @@ def _run_one(
         forget()
     return code
 
-
-def local_executor(root: Path, log_dir: Path, sink: LineSink | None, token: str,
-                   cancel: CancelToken | None = None) -> Executor:
-    """Run stages as local processes, which ``cancel`` stops."""
-
-    def run(stage: Stage, comps: Components) -> RunResult:
-        return run_stage(root, stage, log_dir, sink, token, cancel)
-
-    return run

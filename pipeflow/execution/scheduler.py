@@ -23,13 +23,9 @@ from pipeflow import journal
 from pipeflow.errors import StageFailed, StorageError
 from pipeflow.execution.cancel import CancelToken
 from pipeflow.execution.commit import commit_outputs, restore_outputs, restore_run_outputs
-from pipeflow.execution.runner import (
-    Executor,
-    LineSink,
-    RunResult,
-    local_executor,
-    prepare_outputs,
-)
+from pipeflow.execution.executor import Executor
+from pipeflow.execution.local import LocalExecutor
+from pipeflow.execution.runner import LineSink, RunResult, prepare_outputs
 from pipeflow.fingerprint import Change, Components
 from pipeflow.lineage.history import History, entry_from_record
 from pipeflow.planning import Planner, StageState
@@ -102,8 +98,9 @@ class Scheduler:
         self.token = token
         self.history = history
         self.cancel = cancel or CancelToken()
-        self.executor = executor or local_executor(self.repo.root, self.repo.logs_dir, sink,
-                                                   token, self.cancel)
+        # the caller owns (and closes) the executor it passes; the default one holds nothing
+        self.executor: Executor = executor or LocalExecutor(
+            self.repo.root, self.repo.logs_dir, sink=sink, token=token, cancel=self.cancel)
         self.states: dict[str, StageState] = {}
         self.outcome = Outcome()
         self._done: dict[str, str] = {}
@@ -220,7 +217,7 @@ class Scheduler:
         for out in stage.outs:
             self.repo.hasher.forget(out.path)
         self.emit(StageEvent("started", name, state))
-        fut = pool.submit(self.executor, stage, state.components)
+        fut = pool.submit(self.executor.run, stage, state.components)
         running[fut] = (name, state.components)
         fut.add_done_callback(self._finished.put)
 

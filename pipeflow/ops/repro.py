@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from pipeflow.errors import Interrupted, Terminated
+from pipeflow.errors import Interrupted, Terminated, UsageError
 from pipeflow.execution.cancel import CancelToken
+from pipeflow.execution.executor import Executor, ExecutorContext, check_options, create
 from pipeflow.execution.runner import LineSink
 from pipeflow.execution.scheduler import EventSink, Outcome, Scheduler
 from pipeflow.graph import Graph, check_deps_exist, resolve_targets, select
@@ -19,18 +22,22 @@ from pipeflow.repo import LOCK_FILE, Repo
 from pipeflow.repolock import RepoLock
 
 if TYPE_CHECKING:
-    from pipeflow.execution.dask_executor import DaskExecutor
     from pipeflow.lineage.trust import Trust
     from pipeflow.lockfile import FileEntry
+    from pipeflow.sourcedata import SourceState
     from pipeflow.storage.remote import Remote
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ReproOptions:
+    """What ``repro`` is asked to do, checked once here (UsageError) for the CLI and
+    the Python API alike, before anything is read or run."""
+
     targets: tuple[str, ...] = ()
     force: bool = False
     dry: bool = False
     jobs: int = 1
+    """Stages at once; 0: one per CPU."""
     keep_going: bool = False
     single_item: bool = False
     downstream: bool = False
@@ -38,8 +45,24 @@ class ReproOptions:
     pull: bool = False
     remote: str | None = None
     executor: str = "local"
-    """``local`` or ``dask`` (then ``scheduler``, or PIPEFLOW_DASK_SCHEDULER, and a remote)."""
-    scheduler: str | None = None
+    """A name in the executor registry (``pipeflow.execution.executor.names()``)."""
+    executor_options: Mapping[str, str] = field(default_factory=dict)
+    """The engine's own options, e.g. ``{"scheduler": "tcp://host:8786"}`` for ``dask``."""
+
+    def __post_init__(self) -> None:
+        # a list given by a caller becomes the tuple a frozen value promises
+        object.__setattr__(self, "targets", tuple(self.targets))
+        object.__setattr__(self, "executor_options",
+                           MappingProxyType(dict(self.executor_options)))
+        if self.jobs < 0:
+            raise UsageError(f"--jobs must be 0 (one per CPU) or more (got {self.jobs})")
+        if self.wait < 0:
+            raise UsageError(f"--wait must be 0 seconds or more (got {self.wait})")
+        if self.single_item and self.downstream:
+            raise UsageError("--single-item and --downstream cannot be combined",
+                             hint="--single-item runs only the targets, --downstream the "
+                                  "targets and everything after them: choose one")
+        check_options(self.executor, self.executor_options)
 
 
 @dataclass
@@ -73,17 +96,9 @@ def sync_sources(repo: Repo, graph: Graph, names: list[str],
     sources whose locked version ``--pull`` just brought; other data in the workspace
     there is not an edit of that version (SourceConflict)."""
     from pipeflow import lockconflict
-    from pipeflow.lockfile import Lock, hash_info
+    from pipeflow.lockfile import Lock
     from pipeflow.lockmerge import MergedLock
-    from pipeflow.ops.add import record_source
-    from pipeflow.sourcedata import (
-        blocking,
-        conflict_error,
-        external_note,
-        leads_outside,
-        missing_error,
-        source_states,
-    )
+    from pipeflow.sourcedata import blocking, conflict_error, missing_error, source_states
 
     merged = lockconflict.read(repo.lock_path, LOCK_FILE)
     lock = merged.lock
@@ -96,25 +111,8 @@ def sync_sources(repo: Repo, graph: Graph, names: list[str],
     conflicts = [s for s in states if s.state == "edited" and s.path in unseen]
     if conflicts and pulled_from:
         raise conflict_error(conflicts, pulled_from)
-    notes = []
     sources = dict(lock.sources)
-    for s in states:
-        if s.state in ("absent", "checked-out") and s.locked.external and leads_outside(
-                repo, s.path):
-            notes.append(external_note(s.path, s.locked))
-        elif s.state in ("absent", "checked-out"):
-            repo.store.checkout(hash_info(s.locked), repo.root / s.path, linker=repo.linker,
-                                root=repo.root)
-            repo.hasher.forget(s.path)
-            notes.append(f"restored {s.path}" if s.state == "absent" else
-                         f"restored the locked version of {s.path} (another was checked out)")
-        elif s.state == "edited":
-            sources[s.path] = record_source(repo, s.path, external=s.locked.external)
-            notes.append(f"new version of {s.path} recorded")
-        elif s.state == "not-in-cache":
-            notes.append(f"{s.path}: its locked version {s.locked.hash[:8]} is not in the "
-                         "local cache; left as it is, no stage of this run reads it "
-                         f"(`pipeflow pull {s.path}` gets it)")
+    notes = [_sync_source(repo, s, sources) for s in states]
     for path, sides in merged.source_conflicts.items():
         sources[path] = _resolve_source(repo, path, sides)
         which = {e.hash: side for e, side in zip(sides, ("ours", "theirs"), strict=True) if e}
@@ -123,7 +121,33 @@ def sync_sources(repo: Repo, graph: Graph, names: list[str],
     if sources != dict(lock.sources) or merged.source_conflicts:
         lockconflict.write(repo.lock_path, MergedLock(Lock(stages=lock.stages, sources=sources),
                                                       merged.stage_conflicts))
-    return notes
+    return [note for note in notes if note]
+
+
+def _sync_source(repo: Repo, s: SourceState, sources: dict[str, FileEntry]) -> str:
+    """Bring one source in line with the lock (or record the user's edit in
+    ``sources``); says what it did, or "" when nothing."""
+    from pipeflow.lockfile import hash_info
+    from pipeflow.ops.add import record_source
+    from pipeflow.sourcedata import external_note, leads_outside
+
+    if s.state in ("absent", "checked-out") and s.locked.external and leads_outside(
+            repo, s.path):
+        return external_note(s.path, s.locked)
+    if s.state in ("absent", "checked-out"):
+        repo.store.checkout(hash_info(s.locked), repo.root / s.path, linker=repo.linker,
+                            root=repo.root)
+        repo.hasher.forget(s.path)
+        return (f"restored {s.path}" if s.state == "absent" else
+                f"restored the locked version of {s.path} (another was checked out)")
+    if s.state == "edited":
+        sources[s.path] = record_source(repo, s.path, external=s.locked.external)
+        return f"new version of {s.path} recorded"
+    if s.state == "not-in-cache":
+        return (f"{s.path}: its locked version {s.locked.hash[:8]} is not in the local "
+                "cache; left as it is, no stage of this run reads it "
+                f"(`pipeflow pull {s.path}` gets it)")
+    return ""
 
 
 def _resolve_source(repo: Repo, path: str,
@@ -161,29 +185,6 @@ def _pull_first(repo: Repo, options: ReproOptions
     return remote, unseen, fetched.skipped
 
 
-def _dask_setup(repo: Repo, options: ReproOptions) -> tuple[Remote, str] | None:
-    """For ``--executor dask``: its remote and scheduler address, checked before
-    anything runs (UsageError when one is missing)."""
-    from pipeflow.errors import UsageError
-
-    if options.executor == "local":
-        return None
-    if options.executor != "dask":
-        raise UsageError(f"unknown executor {options.executor!r}", hint="use local or dask")
-    from pipeflow.execution.dask_executor import check_setup
-
-    return check_setup(repo, options.remote, options.scheduler)
-
-
-def _dask_executor(repo: Repo, setup: tuple[Remote, str] | None, sink: LineSink | None,
-                   token: str) -> DaskExecutor | None:
-    if setup is None:
-        return None
-    from pipeflow.execution.dask_executor import DaskExecutor
-
-    return DaskExecutor(repo, setup[0], setup[1], sink=sink, token=token)
-
-
 def repro(
     repo: Repo,
     options: ReproOptions,
@@ -194,6 +195,8 @@ def repro(
 ) -> ReproReport:
     """Run the selected stages whose state is not up to date, then render the lock.
 
+    The executor (``options.executor``, from the registry) is made first: an unknown
+    name, a missing scheduler address or remote is a UsageError before anything runs.
     Installs no signal handler: the caller owns its signals. ``cancel`` stops this run
     (only its own stage processes); so does an exception on this thread (Ctrl-C),
     which is re-raised as :class:`Interrupted` once the finished stages are kept.
@@ -205,50 +208,75 @@ def repro(
     if options.dry:
         return _dry(repo, options)
     _ = repo.config  # a bad config is reported before anything runs
-    dask = _dask_setup(repo, options)
     cancel = cancel or CancelToken()
-    with RepoLock(repo.dot / "lock", wait=options.wait):
+    token = uuid.uuid4().hex
+    context = ExecutorContext(repo, token, cancel, sink=sink, remote=options.remote,
+                              options=options.executor_options)
+    with (create(options.executor, context) as executor,
+          RepoLock(repo.dot / "lock", wait=options.wait)):
         recover(repo)
-        from pipeflow import lockconflict
-
-        project = load_project(repo)
-        graph = project.graph
-        names = select(graph, resolve_targets(graph, options.targets),
-                       single_item=options.single_item, downstream=options.downstream)
-        check_outputs_inside(repo, graph, names, running=True)
-        remote, unseen, skipped = (_pull_first(repo, options) if options.pull
-                                   else (None, frozenset(), []))
-        report_sources = sync_sources(repo, graph, names, remote.name if remote else None,
-                                      unseen)
-        check_deps_exist(graph, repo.root, names)
-        merged = lockconflict.read(repo.lock_path, LOCK_FILE)
-        planner = Planner(repo, graph, merged.lock, conflicts=frozenset(merged.stage_conflicts))
-        jobs = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
-        token = uuid.uuid4().hex
-        repo.state.put("run-token", token)
-        from pipeflow.lineage.history import History
-
-        history = History(repo, remote=remote, env_probe=planner.env)
-        executor = _dask_executor(repo, dask, sink, token)
-        scheduler = Scheduler(planner, names, jobs=jobs, keep_going=options.keep_going,
-                              force=options.force, on_event=on_event, sink=sink, token=token,
-                              history=history, executor=executor, cancel=cancel)
-        report = ReproReport(selected=names, initialized=initialized, sources=report_sources,
-                             warnings=skipped)
-        forget = cancel.on_cancel(executor.cancel) if executor else (lambda: None)
-        try:
-            report.outcome = scheduler.run()
-        except KeyboardInterrupt as exc:
-            raise Interrupted(terminated=isinstance(exc, Terminated)) from exc
-        finally:
-            forget()
-            report.untrusted = history.untrusted
-            if executor is not None:
-                executor.close()
-            report.lock_changed = render_lock(repo, graph)
-            repo.hasher.flush()
-            repo.state.put("run-token", "")
+        planner, remote, report = _plan(repo, options)
+        report.initialized = initialized
+        run = _Run(executor, token, cancel, on_event, sink)
+        _execute(repo, options, planner, remote, run, report)
         return report
+
+
+def _plan(repo: Repo, options: ReproOptions) -> tuple[Planner, Remote | None, ReproReport]:
+    """Holding the repo lock: select the stages, ``--pull``, sync the source data and
+    check the deps; the planner over the lock as it then is."""
+    from pipeflow import lockconflict
+
+    graph = load_project(repo).graph
+    names = select(graph, resolve_targets(graph, options.targets),
+                   single_item=options.single_item, downstream=options.downstream)
+    check_outputs_inside(repo, graph, names, running=True)
+    remote, unseen, skipped = (_pull_first(repo, options) if options.pull
+                               else (None, frozenset(), []))
+    report_sources = sync_sources(repo, graph, names, remote.name if remote else None,
+                                  unseen)
+    check_deps_exist(graph, repo.root, names)
+    merged = lockconflict.read(repo.lock_path, LOCK_FILE)
+    planner = Planner(repo, graph, merged.lock, conflicts=frozenset(merged.stage_conflicts))
+    return planner, remote, ReproReport(selected=names, sources=report_sources,
+                                        warnings=skipped)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What one run's stages are run with."""
+
+    executor: Executor
+    token: str
+    cancel: CancelToken
+    on_event: EventSink | None
+    sink: LineSink | None
+
+
+def _execute(repo: Repo, options: ReproOptions, planner: Planner, remote: Remote | None,
+             run: _Run, report: ReproReport) -> None:
+    """Schedule the selected stages; whatever happens, render the lock from what
+    finished."""
+    from pipeflow.lineage.history import History
+
+    jobs = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
+    repo.state.put("run-token", run.token)
+    history = History(repo, remote=remote, env_probe=planner.env)
+    scheduler = Scheduler(planner, report.selected, jobs=jobs, keep_going=options.keep_going,
+                          force=options.force, on_event=run.on_event, sink=run.sink,
+                          token=run.token, history=history, executor=run.executor,
+                          cancel=run.cancel)
+    forget = run.cancel.on_cancel(run.executor.cancel)
+    try:
+        report.outcome = scheduler.run()
+    except KeyboardInterrupt as exc:
+        raise Interrupted(terminated=isinstance(exc, Terminated)) from exc
+    finally:
+        forget()
+        report.untrusted = history.untrusted
+        report.lock_changed = render_lock(repo, planner.graph)
+        repo.hasher.flush()
+        repo.state.put("run-token", "")
 
 
 def _dry(repo: Repo, options: ReproOptions) -> ReproReport:
