@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from pipeflow.config import TRUST_KEY
+from pipeflow.config import TRUST_KEY as TRUST_KEY  # where ops/remotes reads it
 from pipeflow.errors import StorageError
 from pipeflow.lineage.records import RecordStore, RunRecord
 

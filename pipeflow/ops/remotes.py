@@ -18,13 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeflow import faults
-from pipeflow.config import (
-    CREDENTIALS_HINT,
-    TRUST_KEY,
-    check_keys,
-    read_config_file,
-    save_config,
-)
+from pipeflow.config import CREDENTIALS_HINT, check_keys, read_config_file, save_config
 from pipeflow.credentials import (
     has_credentials,
     redact,
@@ -32,6 +26,7 @@ from pipeflow.credentials import (
     unescaped_userinfo,
 )
 from pipeflow.errors import UsageError
+from pipeflow.lineage.trust import TRUST_KEY
 from pipeflow.remotepolicy import check_committed
 from pipeflow.repo import CONFIG_FILE, LOCAL_CONFIG_FILE, Repo
 from pipeflow.repolock import RepoLock
