@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from pipeflow.errors import PipeflowError, UsageError
 
 if TYPE_CHECKING:
+    import pipeflow.config
     from pipeflow.committedstate import TrackedState
-    from pipeflow.config import Config
     from pipeflow.hashing import Hasher
     from pipeflow.ignore import IgnoreRules
     from pipeflow.lineage.index import RunIndex
@@ -117,7 +117,7 @@ class Repo:
         return self.dot / "logs"
 
     @cached_property
-    def config(self) -> Config:
+    def config(self) -> pipeflow.config.Config:
         """Project config merged with the per-machine ``config.local``."""
         from pipeflow.config import load
 
