@@ -58,7 +58,7 @@ _READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
 
 def _view() -> memoryview:
-    """This thread's copy buffer (``hashing.BUF_SIZE``): the store may be used from threads."""
+    """This thread's 1 MiB copy buffer: the store may be used from several threads."""
     return memoryview(thread_buffer())
 
 
@@ -71,7 +71,7 @@ def _copy_and_hash(sfd: int, dfd: int, view: memoryview) -> tuple[str, int]:
         chunk = view[:n]
         h.update(chunk)
         total += n
-        faults.point("add.chunk")  # each buffer copied into the store (repro's commits too)
+        faults.point("add.chunk")  # each MiB copied into the store (repro's commits too)
         while chunk:
             chunk = chunk[os.write(dfd, chunk) :]
     return h.hexdigest(), total
@@ -587,10 +587,10 @@ class ObjectStore:
         """Fill the new folder ``dest`` with links: per file a ``stat`` (the size
         check of ``_place``) and a link straight to its final name, nothing else.
 
-        A big folder is filled by a few threads at once (both calls release the GIL, so
-        even two cores fill it sooner; benchmarks/RESULTS.md). Files that need more (an
-        executable is copied, a wrong size is read and verified) are placed afterwards,
-        one by one."""
+        A big folder is filled by a few threads at once (both calls release the GIL):
+        10,000 links took 0.155 s with two threads against 0.187 s with one on a
+        2-core machine. Files that need more (an executable is copied, a wrong size is
+        read and verified) are placed afterwards, one by one."""
         base = self._dir  # the manifest's oids were checked when it was read
         link = os.link if mode == "hardlink" else os.symlink
         made = {""}
