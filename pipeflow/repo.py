@@ -12,10 +12,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeflow.config import DEFAULT_CONFIG, Config
 from pipeflow.errors import PipeflowError, UsageError
 
 if TYPE_CHECKING:
-    import pipeflow.config
     from pipeflow.committedstate import TrackedState
     from pipeflow.hashing import Hasher
     from pipeflow.ignore import IgnoreRules
@@ -117,11 +117,11 @@ class Repo:
         return self.dot / "logs"
 
     @cached_property
-    def config(self) -> pipeflow.config.Config:
+    def config(self) -> Config:
         """Project config merged with the per-machine ``config.local``."""
         from pipeflow.config import load
 
-        return load(self.dot / CONFIG_FILE, self.dot / LOCAL_CONFIG_FILE)
+        return load(self.dot / CONFIG_FILE, self.dot / LOCAL_CONFIG_FILE, DEFAULT_CONFIG)
 
     @property
     def cache_dir(self) -> Path:

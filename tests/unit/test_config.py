@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeflow.config import DEFAULT_CONFIG, LINK_MODES, load_config
+from pipeflow.config import LINK_MODES, load_config
 from pipeflow.errors import Location, SpecError
+from pipeflow.repo import DEFAULT_CONFIG
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from pipeflow import atomicfile
-from pipeflow.config import DEFAULT_CONFIG, load_config
+from pipeflow.config import load_config
 from pipeflow.errors import SpecError
+from pipeflow.repo import DEFAULT_CONFIG
 from pipeflow.storage.leftovers import is_ours, writer_pid
 from pipeflow.storage.links import temp_path
 
