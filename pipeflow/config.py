@@ -1,10 +1,17 @@
 """Project config (``.pipeflow/config``, committed) and per-machine overrides
-(``.pipeflow/config.local``, git-ignored): YAML mappings merged key by key."""
+(``.pipeflow/config.local``, git-ignored): YAML mappings merged key by key, read as
+a typed :class:`Config` whose field defaults are the only defaults.
+
+Bad values raise SpecError naming the file that set them (config errors will get a
+class of their own with the exception tree of issue 12).
+"""
 
 from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +20,139 @@ import yaml
 from pipeflow import projectfile, safeload
 from pipeflow.credentials import secret_settings
 from pipeflow.errors import Location, SpecError
+from pipeflow.grace import DEFAULT_GRACE
+from pipeflow.params import deep_merge
 
 LINK_MODES = ("reflink-or-copy", "reflink", "copy", "hardlink")
+"""The ``cache.link`` settings (storage's ``LinkSetting`` without its unused symlink)."""
+TRUST_KEY = "trust_run_cache"
+"""The remote option that opts into that remote's unsigned run cache."""
 KNOWN: dict[str, tuple[str, ...]] = {"cache": ("dir", "link"), "core": ("remote",),
                                      "gc": ("grace",), "remote": ()}
 """Sections and their keys; ``remote`` maps remote names to their settings."""
 CREDENTIALS_HINT = ("put it in the git-ignored .pipeflow/config.local (`pipeflow remote add|"
                     "modify --local`), or give it through the environment or fsspec's own "
                     "configuration (e.g. AWS_SECRET_ACCESS_KEY, AZURE_STORAGE_CONNECTION_STRING)")
+
+
+Where = Callable[[tuple[str, ...]], Location]
+"""The file that set a key (given as its path of keys): where an error points."""
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """``cache:``: where the object store is and how outputs reach the workspace."""
+
+    dir: str = "cache"
+    """Relative to ``.pipeflow/``; ``~`` and absolute paths only from config.local."""
+    link: str = "reflink-or-copy"
+    """One of :data:`LINK_MODES`."""
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """``core:``: project-wide choices."""
+
+    remote: str | None = None
+    """The remote push and pull use without ``-r``."""
+
+
+@dataclass(frozen=True)
+class GcConfig:
+    """``gc:``: garbage collection."""
+
+    grace: float = DEFAULT_GRACE
+    """Seconds an unreferenced object or a temporary file is left alone."""
+
+
+@dataclass(frozen=True)
+class RemoteConfig:
+    """``remote.NAME:``: one remote's settings."""
+
+    name: str
+    url: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """Every setting but ``url``, as written (fsspec's options and pipeflow's own)."""
+    trust_run_cache: bool = False
+
+    @property
+    def fs_options(self) -> dict[str, Any]:
+        """The options for the file system (pipeflow's own taken out)."""
+        return {k: v for k, v in self.options.items() if k != TRUST_KEY}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The merged config of a project, validated. ``raw`` is the merged mapping as
+    read (never changed), for what takes arbitrary keys."""
+
+    cache: CacheConfig = CacheConfig()
+    core: CoreConfig = CoreConfig()
+    gc: GcConfig = GcConfig()
+    remotes: Mapping[str, RemoteConfig] = field(default_factory=dict)
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], where: Path | Where) -> Config:
+        """Validate ``data`` (a config file's mapping, or several merged over
+        :data:`DEFAULT_CONFIG`); ``where`` is the file, or says which file set a key.
+        Raises SpecError naming that file and the key."""
+        at: Where = where if callable(where) else (lambda _keys: Location(str(where)))
+        sections = {name: _section(data, name, at) for name in KNOWN}
+        remotes = {str(name): _remote(str(name), settings, at)
+                   for name, settings in sections["remote"].items()}
+        remote = sections["core"].get("remote")  # not a string: names no remote, as ever
+        return cls(cache=_cache(sections["cache"], at),
+                   core=CoreConfig(remote if isinstance(remote, str) else None),
+                   gc=GcConfig(_grace(sections["gc"], at)), remotes=remotes, raw=data)
+
+
+DEFAULT_CONFIG: dict[str, Any] = {"cache": asdict(CacheConfig())}
+"""What no file need say (the other defaults are the fields' own: absent from here)."""
+
+
+def _section(data: Mapping[str, Any], name: str, at: Where) -> Mapping[str, Any]:
+    body = data.get(name)
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise SpecError(f"config section '{name}' must be a mapping", at((name,)))
+    return body
+
+
+def _cache(section: Mapping[str, Any], at: Where) -> CacheConfig:
+    link = section.get("link", CacheConfig.link)
+    if link not in LINK_MODES:
+        msg = f"cache.link is {link!r}; choose one of {', '.join(LINK_MODES)}"
+        raise SpecError(msg, at(("cache", "link")))
+    folder = section.get("dir", CacheConfig.dir)
+    if not isinstance(folder, str) or not folder:
+        msg = f"cache.dir must be a folder path (got {folder!r})"
+        raise SpecError(msg, at(("cache", "dir")))
+    return CacheConfig(dir=folder, link=link)
+
+
+def _grace(section: Mapping[str, Any], at: Where) -> float:
+    from pipeflow.duration import parse_duration
+
+    if "grace" not in section:
+        return DEFAULT_GRACE
+    try:
+        return parse_duration(str(section["grace"]))
+    except ValueError as exc:
+        raise SpecError(f"gc.grace: {exc}", at(("gc", "grace"))) from exc
+
+
+def _remote(name: str, settings: Any, at: Where) -> RemoteConfig:
+    if not isinstance(settings, dict):
+        raise SpecError(f"remote '{name}' must be a mapping with a 'url'", at(("remote", name)))
+    trust = settings.get(TRUST_KEY, False)
+    if not isinstance(trust, bool):
+        raise SpecError(f"remote '{name}': {TRUST_KEY} must be true or false (got "
+                        f"{trust!r})", at(("remote", name, TRUST_KEY)),
+                        hint=f"`pipeflow remote modify {name} {TRUST_KEY} true`")
+    options = {k: v for k, v in settings.items() if k != "url"}
+    return RemoteConfig(name, str(settings.get("url", "")), options, trust)
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -43,17 +175,6 @@ def _read(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SpecError("config must be a mapping of sections", Location(str(path)))
     return data
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    for key, value in extra.items():
-        if value is None:
-            continue  # an empty section or key (all commented out) keeps what is below
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
-    return base
 
 
 def _setter(layers: list[tuple[Path, dict[str, Any]]], keys: tuple[str, ...]) -> Location:
@@ -97,13 +218,7 @@ def check_keys(data: dict[str, Any], path: Path, *, credentials: bool = True) ->
 
 def _check_remotes(body: dict[str, Any], path: Path, credentials: bool) -> None:
     for name, settings in body.items():
-        if not isinstance(settings, dict):
-            raise SpecError(f"remote '{name}' must be a mapping with a 'url'", Location(str(path)))
-        trust = settings.get("trust_run_cache", False)
-        if not isinstance(trust, bool):
-            raise SpecError(f"remote '{name}': trust_run_cache must be true or false (got "
-                            f"{trust!r})", Location(str(path)),
-                            hint="`pipeflow remote modify NAME trust_run_cache true`")
+        _remote(str(name), settings, lambda keys: Location(str(path)))
         if credentials and path.name != "config.local":
             secret = secret_settings(settings)
             if secret:
@@ -132,7 +247,8 @@ def read_config_file(path: Path, *, credentials: bool = True) -> dict[str, Any]:
     return data
 
 
-def load_config(shared: Path, local: Path, defaults: dict[str, Any]) -> dict[str, Any]:
+def load(shared: Path, local: Path,
+         defaults: Mapping[str, Any] = DEFAULT_CONFIG) -> Config:
     """Defaults, then the committed config, then the local one.
 
     A bad value raises SpecError naming the file that set it.
@@ -140,25 +256,24 @@ def load_config(shared: Path, local: Path, defaults: dict[str, Any]) -> dict[str
     layers = [(shared, _read(shared)), (local, _read(local))]
     for path, data in layers:
         check_keys(data, path)
-    config = copy.deepcopy(defaults)
+    merged: dict[str, Any] = copy.deepcopy(dict(defaults))
     for _path, data in layers:
-        config = _merge(config, data)
-    cache = config.get("cache")
-    if not isinstance(cache, dict):
-        raise SpecError("config section 'cache' must be a mapping", _setter(layers, ("cache",)))
-    link = cache.get("link")
-    if link not in LINK_MODES:
-        msg = f"cache.link is {link!r}; choose one of {', '.join(LINK_MODES)}"
-        raise SpecError(msg, _setter(layers, ("cache", "link")))
-    folder = cache.get("dir")
-    if not isinstance(folder, str) or not folder:
-        msg = f"cache.dir must be a folder path (got {folder!r})"
-        raise SpecError(msg, _setter(layers, ("cache", "dir")))
+        merged = deep_merge(merged, data, none_keeps=True)
+    config = Config.from_mapping(merged, lambda keys: _setter(layers, keys))
     where = _setter(layers, ("cache", "dir"))
     if where.file != str(local):
-        _check_shared_cache_dir(folder, shared, where)
-    _check_grace(config, layers)
+        _check_shared_cache_dir(config.cache.dir, shared, where)
+    gc = merged.get("gc")
+    if isinstance(gc, dict) and "grace" in gc:
+        _check_shared_grace(config.gc.grace, str(gc["grace"]),
+                            _setter(layers, ("gc", "grace")), layers)
     return config
+
+
+def load_config(shared: Path, local: Path,
+                defaults: Mapping[str, Any] = DEFAULT_CONFIG) -> dict[str, Any]:
+    """The merged mapping :func:`load` reads (checked the same way)."""
+    return dict(load(shared, local, defaults).raw)
 
 
 def _cache_dir_problem(folder: str, dot: Path) -> str | None:
@@ -193,29 +308,10 @@ def _check_shared_cache_dir(folder: str, shared: Path, where: Location) -> None:
                  f"remove it from {shared.parent.name}/{shared.name}")
 
 
-def _check_grace(config: dict[str, Any], layers: list[tuple[Path, dict[str, Any]]]) -> None:
-    from pipeflow.duration import parse_duration
-
-    section = config.get("gc")
-    if section is None:
-        return
-    if not isinstance(section, dict):
-        raise SpecError("config section 'gc' must be a mapping", _setter(layers, ("gc",)))
-    if "grace" in section:
-        where = _setter(layers, ("gc", "grace"))
-        try:
-            seconds = parse_duration(str(section["grace"]))
-        except ValueError as exc:
-            raise SpecError(f"gc.grace: {exc}", where) from exc
-        _check_shared_grace(seconds, str(section["grace"]), where, layers)
-
-
 def _check_shared_grace(seconds: float, value: str, where: Location,
                         layers: list[tuple[Path, dict[str, Any]]]) -> None:
     """The grace period protects what a push or a writer is still putting in place: a
     repository may not shorten it for everyone who clones it (config.local may)."""
-    from pipeflow.grace import DEFAULT_GRACE
-
     shared = layers[0][0]
     if where.file == str(shared) and seconds < DEFAULT_GRACE:
         raise SpecError(

@@ -298,7 +298,7 @@ def env_value(name: str, value: str | None) -> str | None:
     a secret (by name or by value) a digest, so a changed secret still reruns the
     stage while the lock, the records and lineage never hold it.
 
-    The digest is scrypt (n=2**14, r=8: ~50 ms and 16 MiB a guess) over the value,
+    The digest is scrypt (n=2**14, r=8: 16 MiB of memory and slow, each guess) over the value,
     salted with the variable's name and, when set, ``$PIPEFLOW_FINGERPRINT_KEY``.
     Without the key the digest is the same in every clone and CI job (the run cache
     is shared) but a short secret can be guessed offline, slowly; with the key,

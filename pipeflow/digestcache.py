@@ -1,13 +1,14 @@
 """This machine's memory of the digests of secret ``env.vars``.
 
-A secret variable counts in a stage's fingerprint by a slow salted digest (scrypt,
-~50 ms, see :func:`pipeflow.credentials.env_value`), so that the digest in
-``pipeline.lock`` cannot be guessed fast. Every command that fingerprints stages
-(``status`` included) needs it again; recomputing it cost a no-op ``status`` 58 ms per
-variable. So the digest is kept in the machine cache (``pipeflow.machinecache``),
-found by a fast hash of the variable — but a KEYED one (BLAKE2b keyed with 32 random
-bytes of this machine), never the value and never an unkeyed hash of it: reading the
-machine cache alone gives no way to test a guess, fast or slow.
+A secret variable counts in a stage's fingerprint by a slow salted digest (scrypt, see
+:func:`pipeflow.credentials.env_value`), so that the digest in ``pipeline.lock`` cannot
+be guessed fast. Every command that fingerprints stages (``status`` included) needs it
+again, and recomputing it would make every no-op ``status`` pay that slowness once per
+variable (benchmarks/RESULTS.md). So the digest is kept in the machine cache
+(``pipeflow.machinecache``), found by a fast hash of the variable — but a KEYED one
+(BLAKE2b keyed with 32 random bytes of this machine), never the value and never an
+unkeyed hash of it: reading the machine cache alone gives no way to test a guess, fast
+or slow.
 
 The key lives beside the machine cache in ``env-digest.key``, readable by its owner
 only (0600); a key file that others may read or that another user owns is not used

@@ -83,8 +83,11 @@ def point(name: str) -> None:
 
 def _pause(path: str) -> None:
     """Create ``path`` and wait until it is gone (the test's signal to go on)."""
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(f"{os.getpid()}\n")
+    from pathlib import Path
+
+    from pipeflow import atomicfile
+
+    atomicfile.write_text(Path(path), f"{os.getpid()}\n")  # a test that reads it sees it whole
     deadline = time.monotonic() + 120
     while os.path.exists(path) and time.monotonic() < deadline:
         time.sleep(0.01)

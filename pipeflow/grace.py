@@ -16,7 +16,4 @@ DEFAULT_GRACE = 2 * 3600.0
 
 def configured_grace(repo: Repo) -> float:
     """The grace period from ``gc.grace`` (checked when the config is loaded)."""
-    from pipeflow.duration import parse_duration
-
-    value = (repo.config.get("gc") or {}).get("grace")
-    return DEFAULT_GRACE if value is None else parse_duration(str(value))
+    return repo.config.gc.grace

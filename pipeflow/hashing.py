@@ -65,8 +65,8 @@ if TYPE_CHECKING:
 HASH_NAME = "xxh3-128"
 HASH_HEX_LEN = 32
 BUF_SIZE = 1 << 17
-"""128 KiB: stays in L2 between the kernel's copy and the hash; measured faster than
-1 MiB on a cold process over a warm 2 GiB file (benchmarks/RESULTS.md, W3)."""
+"""Small enough to stay in the CPU's cache between the kernel's copy and the hash,
+large enough that the per-read overhead does not count (benchmarks/RESULTS.md, W3)."""
 
 MANIFEST_FORMAT = 1
 _SIGNATURE_FORMAT = b"dirsig-1\n"

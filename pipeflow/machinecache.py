@@ -2,7 +2,7 @@
 and which spec texts passed schema validation.
 
 Asking an interpreter for its version or its import path means starting it (through a
-pyenv shim, a shell script, that costs ~0.1 s), and reading what is installed for it
+pyenv shim, a shell script, slow next to a no-op command), and reading what is installed for it
 means reading every ``*.dist-info`` on that path. The answers depend on the
 interpreter binary and the folders of its path, not on the project, so they are kept
 here, keyed by real paths and modification times (see ``pipeflow.pydists``), and a

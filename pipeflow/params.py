@@ -254,6 +254,26 @@ def flatten(data: Mapping[Any, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def deep_merge(base: Mapping[Any, Any], over: Mapping[Any, Any], *,
+               none_keeps: bool = False) -> dict[Any, Any]:
+    """``over`` on top of ``base``: mappings merged key by key, any other value
+    replaced; neither input is changed (values not merged are shared, not copied).
+
+    With ``none_keeps`` a None in ``over`` sets nothing: in a config file an empty
+    section or key (everything under it commented out) keeps what is below.
+    """
+    out = dict(base)
+    for key, value in over.items():
+        if value is None and none_keeps:
+            continue
+        below = out.get(key)
+        if isinstance(below, Mapping) and isinstance(value, Mapping):
+            out[key] = deep_merge(below, value, none_keeps=none_keeps)
+        else:
+            out[key] = value
+    return out
+
+
 def select(data: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     """The flat dotted-key -> value map of what a stage reads from ``data``.
 

@@ -119,8 +119,8 @@ def invocations(cmd: str, wdir: str = "") -> tuple[Invocation, ...]:
 
     Follows ``cd DIR`` between commands; skips ``VAR=value``, ``env``, ``exec``,
     ``time``, ``nohup`` prefixes and redirections. Memoized: the planner, the
-    environment probe and code detection each ask about every command, and shlex
-    costs ~0.1 ms a command.
+    environment probe and code detection each ask about every command, and shlex is
+    slow enough for three passes to show in a large pipeline's no-op status.
     """
     found: list[Invocation] = []
     cwd = "" if wdir in ("", ".") else wdir

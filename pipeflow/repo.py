@@ -12,6 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeflow.config import DEFAULT_CONFIG, Config
 from pipeflow.errors import PipeflowError, UsageError
 
 if TYPE_CHECKING:
@@ -29,8 +30,6 @@ SPEC_FILE = "pipeline.yaml"
 LOCK_FILE = "pipeline.lock"
 CONFIG_FILE = "config"
 LOCAL_CONFIG_FILE = "config.local"
-
-DEFAULT_CONFIG: dict[str, Any] = {"cache": {"dir": "cache", "link": "reflink-or-copy"}}
 
 OWN_PLACES = (
     "state", "state/state.db", "state/index.db", "cache", "cache/objects", "cache/runs",
@@ -118,15 +117,15 @@ class Repo:
         return self.dot / "logs"
 
     @cached_property
-    def config(self) -> dict[str, Any]:
+    def config(self) -> Config:
         """Project config merged with the per-machine ``config.local``."""
-        from pipeflow.config import load_config
+        from pipeflow.config import load
 
-        return load_config(self.dot / CONFIG_FILE, self.dot / LOCAL_CONFIG_FILE, DEFAULT_CONFIG)
+        return load(self.dot / CONFIG_FILE, self.dot / LOCAL_CONFIG_FILE, DEFAULT_CONFIG)
 
     @property
     def cache_dir(self) -> Path:
-        configured = os.path.expanduser(str(self.config["cache"]["dir"]))
+        configured = os.path.expanduser(self.config.cache.dir)
         return (self.dot / configured).resolve() if not os.path.isabs(configured) else Path(
             configured
         )
@@ -156,7 +155,7 @@ class Repo:
     def linker(self) -> Linker:
         from pipeflow.storage.links import Linker
 
-        return Linker(self.cache_dir, self.root, str(self.config["cache"]["link"]), self.state)
+        return Linker(self.cache_dir, self.root, self.config.cache.link, self.state)
 
     @cached_property
     def store(self) -> ObjectStore:

@@ -51,13 +51,14 @@ class Limits:
 
 
 KINDS: dict[str, Limits] = {
-    # A 2,000-stage spec is about 0.5 MB (0.2 s to parse); a 45 MB one took minutes.
+    # Parsing time grows with the size: 4 MiB is far above a 2,000-stage spec (about
+    # 0.5 MB) and far below what takes minutes (benchmarks/RESULTS.md).
     "spec": Limits("spec", 4 * MiB),
     "params": Limits("params", 4 * MiB),
     "metrics": Limits("metrics", 4 * MiB),
     # A lock of 2,000 one-input stages is 1.4 MB, with 20 inputs each about 5 MB.
     "lock": Limits("lock", 16 * MiB, max_nodes=5_000_000),
-    # A 100,000-file manifest is 8.5 MB (0.6 s to read); this allows 3 million files.
+    # A 100,000-file manifest is about 8.5 MB: this allows about 3 million files.
     "manifest": Limits("manifest", 256 * MiB),
     "record": Limits("record", 16 * MiB),
     "pointer": Limits("pointer", 4096),
@@ -71,7 +72,8 @@ KINDS: dict[str, Limits] = {
 
 MAX_STAGES = 20_000
 """Stages one spec may declare (templates included): ten times a large real project;
-building each costs milliseconds, so 150,000 tiny stages took most of a minute."""
+every stage costs build time, so a spec of far more would hang every command instead
+of failing it (benchmarks/RESULTS.md)."""
 
 ErrorFactory = Callable[[str, Location], PipeflowError]
 """Builds the caller's error class from a message and where it happened."""

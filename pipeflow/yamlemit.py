@@ -1,7 +1,7 @@
 """A small, fast, deterministic emitter of a YAML subset, and the matching reader.
 
 pipeflow writes ``pipeline.lock`` with this module instead of a round-trip YAML
-library: rendering a 200-stage lock costs a few milliseconds, and the output is a
+library: rendering is a small part of any run that writes the lock, and the output is a
 pure function of the value (block style, 2-space indentation, mapping keys in the
 order the caller gives them). Anything it writes reads back equal through
 ``yaml.load(text, Loader=yaml.CSafeLoader)`` — PyYAML's YAML 1.1 resolver is the

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from pipeflow.config import TRUST_KEY as TRUST_KEY  # where ops/remotes reads it
 from pipeflow.errors import StorageError
 from pipeflow.lineage.records import RecordStore, RunRecord
 
@@ -36,8 +37,6 @@ if TYPE_CHECKING:
     from pipeflow.state import StateDB
 
 Origin = Literal["local", "remote", "unknown", "git"]
-TRUST_KEY = "trust_run_cache"
-"""The remote option that opts into that remote's unsigned run cache."""
 _ORIGIN = "record-origin:"
 """State-database key prefix: ``record-origin:<chain>/<file>`` -> remote name."""
 
@@ -129,7 +128,7 @@ class TrustPolicy:
             committed = repo.committed
             return bool(committed) and committed.tracked(f"{runs}/{rel}")
 
-        return cls(repo.records, repo.state, trusted_remotes(repo.config), via_git)
+        return cls(repo.records, repo.state, trusted_remotes(repo.config.raw), via_git)
 
     def origin(self, record: RunRecord) -> tuple[Origin, str | None]:
         """Where ``record`` came from: this clone, a named remote, git, or unknown."""

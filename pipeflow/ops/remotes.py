@@ -75,12 +75,8 @@ def _edit(repo: Repo, local: bool, change: Callable[[dict[str, Any]], None]) -> 
 
 def list_remotes(repo: Repo) -> list[RemoteInfo]:
     config = repo.config
-    default = (config.get("core") or {}).get("remote")
-    out = []
-    for name, settings in sorted((config.get("remote") or {}).items()):
-        options = {k: v for k, v in settings.items() if k != "url"}
-        out.append(RemoteInfo(name, str(settings.get("url", "")), name == default, options))
-    return out
+    return [RemoteInfo(name, r.url, name == config.core.remote, dict(r.options))
+            for name, r in sorted(config.remotes.items())]
 
 
 def add_remote(repo: Repo, name: str, url: str, *, default: bool = False,
@@ -219,8 +215,7 @@ def open_remote(repo: Repo, name: str | None = None) -> Remote:
         raise UsageError(f"remote '{info.name}' has no url")
     _check_committed(repo, info.name)
     # pipeflow's own options are not the file system's
-    options = {k: v for k, v in info.options.items() if k != TRUST_KEY}
-    return Remote(info.name, info.url, options)
+    return Remote(info.name, info.url, repo.config.remotes[info.name].fs_options)
 
 
 def _check_committed(repo: Repo, name: str) -> None:

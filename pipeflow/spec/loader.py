@@ -21,7 +21,7 @@ import xxhash
 from pipeflow import projectfile, safeload
 from pipeflow.errors import Location, SpecError
 from pipeflow.hashing import check_inside
-from pipeflow.params import PARAMS_SUFFIXES, ParamsFileNotFound, read_params
+from pipeflow.params import PARAMS_SUFFIXES, ParamsFileNotFound, deep_merge, read_params
 from pipeflow.spec.interpolate import Context
 from pipeflow.spec.model import Pipeline, Stage
 from pipeflow.spec.normalize import DEFAULT_PARAMS, build_stage, env_of
@@ -132,16 +132,16 @@ def _variables(root: Path, raw: Any) -> dict[str, Any]:
     default = root / DEFAULT_PARAMS
     check_inside(root, DEFAULT_PARAMS, what="params file", hint=_INSIDE_HINT)
     if default.is_file():
-        merged = _merge(merged, read_params(default, name=DEFAULT_PARAMS, root=root))
+        merged = deep_merge(merged, read_params(default, name=DEFAULT_PARAMS, root=root))
     if isinstance(raw, list):
         entries: list[tuple[Any, YamlPath]] = [(e, ("vars", i)) for i, e in enumerate(raw)]
     else:
         entries = [(raw, ("vars",))] if raw else []
     for entry, where in entries:
         if isinstance(entry, Mapping):
-            merged = _merge(merged, entry)
+            merged = deep_merge(merged, entry)
         else:
-            merged = _merge(merged, _vars_file(root, str(entry), where))
+            merged = deep_merge(merged, _vars_file(root, str(entry), where))
     return merged
 
 
@@ -161,15 +161,3 @@ def _vars_file(root: Path, name: str, where: YamlPath) -> Mapping[str, Any]:
         return read_params(root / file, name=file, root=root)
     except ParamsFileNotFound:
         raise SpecProblem(f"vars file '{file}' does not exist", where) from None
-
-
-def _merge(base: Mapping[Any, Any], over: Mapping[Any, Any]) -> dict[Any, Any]:
-    """``over`` on top of ``base``, mappings merged key by key; inputs untouched."""
-    out = dict(base)
-    for key, value in over.items():
-        below = out.get(key)
-        if isinstance(below, Mapping) and isinstance(value, Mapping):
-            out[key] = _merge(below, value)
-        else:
-            out[key] = value
-    return out
