@@ -141,6 +141,9 @@ class Dispatcher:
             what = "; ".join(diffs) or "its component is not the client's"
             return _failed(stage, started, log_path,
                            f"environment differs on the worker: {what}", tail)
+        if self.stop.is_set():  # it ended as the run was cancelled: take nothing
+            return _failed(stage, started, log_path, "interrupted while it ran elsewhere; "
+                                                     "nothing of it was committed", tail)
         if answer.returncode != 0:
             return RunResult(stage.name, answer.returncode, started, ended, log_path, tail,
                              answer.failed_cmd)

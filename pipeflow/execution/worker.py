@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import stat
 import sys
 import time
@@ -28,6 +29,7 @@ from typing import Any
 
 from pipeflow.credentials import redact
 from pipeflow.errors import PipeflowError
+from pipeflow.execution.cancel import CancelToken
 from pipeflow.execution.outputcheck import check_output
 from pipeflow.execution.staging import check_rel, make_scratch, materialize
 from pipeflow.execution.task import Answer, Task, TaskOutput, plain
@@ -86,7 +88,7 @@ def _log_text(path: Path) -> str:
     return data.decode("utf-8", "replace")
 
 
-def _run_in(scratch: Path, task: Task, started: float) -> Answer:
+def _run_in(scratch: Path, task: Task, started: float, cancel: CancelToken | None) -> Answer:
     from pipeflow.execution.runner import run_stage
     from pipeflow.spec.model import Stage
 
@@ -105,7 +107,7 @@ def _run_in(scratch: Path, task: Task, started: float) -> Answer:
         # the client names the differences; running would be wasted
         return Answer(started, time.time(), env=env)
     stage = Stage(name=task.stage, cmd=task.cmd, wdir=task.wdir)
-    result = run_stage(work, stage, scratch / "logs", None, task.token)
+    result = run_stage(work, stage, scratch / "logs", None, task.token, cancel)
     outputs: list[TaskOutput] = []
     if result.returncode == 0:
         outputs, sources = _outputs(task, work, objs)
@@ -114,14 +116,15 @@ def _run_in(scratch: Path, task: Task, started: float) -> Answer:
                   _log_text(result.log_path), tuple(outputs), env, result.failed_cmd)
 
 
-def run_task(task: Task) -> Answer:
+def run_task(task: Task, cancel: CancelToken | None = None) -> Answer:
     """Run ``task`` on this machine; see the module docstring. Never raises for an
-    expected failure: it comes back as ``error``."""
+    expected failure: it comes back as ``error``. ``cancel`` stops the stage's
+    processes (SIGTERM) as it does a local run's."""
     started = time.time()
     scratch: Path | None = None
     try:
         scratch = make_scratch(task.client_root)
-        return _run_in(scratch, task, started)
+        return _run_in(scratch, task, started, cancel)
     except (PipeflowError, OSError) as exc:
         message = exc.message if isinstance(exc, PipeflowError) else str(exc)
         return Answer(started, time.time(), error=redact(message))
@@ -137,13 +140,16 @@ def run_json(task_json: str) -> str:
 
 def main() -> int:
     """``python -m pipeflow.execution.worker``: one Task JSON on stdin, its Answer JSON
-    on stdout; exit status 2 for a task that cannot be read."""
+    on stdout; exit status 2 for a task that cannot be read. SIGTERM stops the
+    stage's processes, and the answer says how they ended."""
+    cancel = CancelToken()
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: cancel.cancel())
     try:
         task = Task.from_json(sys.stdin.buffer.read())
     except PipeflowError as exc:
         sys.stderr.write(f"pipeflow worker: {exc}\n")
         return 2
-    sys.stdout.write(run_task(task).to_json() + "\n")
+    sys.stdout.write(run_task(task, cancel).to_json() + "\n")
     return 0
 
 
