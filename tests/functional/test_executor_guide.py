@@ -92,3 +92,39 @@ def test_the_guide_engine_needs_a_remote(project: Project, engine: types.ModuleT
     res = project.run("repro", "--executor", "subprocess")
     assert res.code == 2 and "no remote configured" in res.err
     assert not (project.root / "runs.log").exists()
+
+
+def test_the_guide_engine_keeps_the_executor_protocol(
+        project: Project, tmp_path: Path, engine: types.ModuleType) -> None:
+    """Made through the registry and driven as the scheduler drives it: a stage's
+    outputs land in the workspace, its lines reach the sink, cancel and close are safe
+    to call."""
+    from functools import partial
+
+    from pipeflow.execution.cancel import CancelToken
+    from pipeflow.execution.executor import Executor, ExecutorContext, create
+    from pipeflow.lockfile import Lock
+    from pipeflow.ops.project import load_project
+    from pipeflow.ops.remotes import open_remote
+    from pipeflow.planning import Planner
+    from pipeflow.repo import Repo
+
+    project.write("in.txt", "x\n")
+    project.spec({"copy": {"cmd": "cp in.txt out.txt && echo copied", "deps": ["in.txt"],
+                           "outs": ["out.txt"]}})
+    _with_remote(project, tmp_path)
+    lines: list[tuple[str, str]] = []
+    with Repo(project.root) as repo:
+        context = ExecutorContext(repo, "token", CancelToken(),
+                                  sink=lambda stage, line: lines.append((stage, line)),
+                                  open_remote=partial(open_remote, repo))
+        with create("subprocess", context) as made:
+            assert isinstance(made, Executor)
+            graph = load_project(repo).graph
+            comps = Planner(repo, graph, Lock()).evaluate("copy", {}).components
+            result = made.run(graph.pipeline.stages["copy"], comps)
+            made.close()
+        made.cancel()
+    assert result.ok, result
+    assert project.read("out.txt") == "x\n"
+    assert ("copy", "copied") in lines
