@@ -1,9 +1,10 @@
 """The Dask engine: each ready stage runs as one task on a Dask distributed cluster.
 
 Only what is Dask's lives here: connect to the scheduler, submit a task's JSON to
-``worker.run_json`` (retried once by Dask if it raises, rerun if its worker dies),
-wait, cancel, close. Staging inputs, checking the answer and placing the outputs are
-every engine's (``dispatch``); the worker side is ``worker``. See docs/dask.md.
+``dask_worker.run`` (retried once by Dask if it raises, rerun if its worker dies),
+wait, cancel (which also stops a running task's processes), close. Staging inputs,
+checking the answer and placing the outputs are every engine's (``dispatch``); the
+worker side is ``worker``. See docs/dask.md.
 """
 
 from __future__ import annotations
@@ -104,13 +105,15 @@ class DaskExecutor:
         return self.dispatcher.task(stage, comps)
 
     def _send(self, task: Task) -> Answer:
-        from pipeflow.execution.worker import run_json
+        from pipeflow.execution import dask_worker
 
         key = f"pipeflow-{task.stage}-{uuid.uuid4().hex[:8]}"
-        future = self.client.submit(run_json, task.to_json(), key=key, pure=False, retries=1)
+        future = self.client.submit(dask_worker.run, task.to_json(), key, key=key,
+                                    pure=False, retries=1)
         while not future.done():
             if self.dispatcher.stop.wait(0.2):
                 future.cancel()
+                dask_worker.stop_event(key, self.client).set()  # a running task stops
                 raise PipeflowError("interrupted while it ran on the cluster; nothing of "
                                     "it was committed")
         try:
