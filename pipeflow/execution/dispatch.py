@@ -86,6 +86,8 @@ class Dispatcher:
         started = time.time()
         try:
             _write_log(log_path, "")  # as a local run does: this run's log only
+            if self.stop.is_set():  # one executor serves one run: nothing after cancel
+                return _failed(stage, started, log_path, "not started: the run was cancelled")
             answer = send(self.task(stage, comps))
             return self._finish(stage, comps, answer, log_path)
         except (PipeflowError, OSError) as exc:
