@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
-from pipeflow import workspace_fs
 from pipeflow.errors import StageFailed
+from pipeflow.execution.outputcheck import OutputRefused, check_output
 from pipeflow.gitignore import ensure_ignored
 from pipeflow.hashing import DirScan
 from pipeflow.lockfile import (
@@ -18,27 +17,10 @@ from pipeflow.lockfile import (
     out_entries,
 )
 from pipeflow.repo import Repo
-from pipeflow.spec.model import Out, Stage
+from pipeflow.spec.model import Stage
 
 if TYPE_CHECKING:
     from pipeflow.fingerprint import Components
-
-
-def _scan_output(repo: Repo, stage: Stage, out: Out) -> DirScan | None:
-    """Refuse a symlink as or inside an output; return the walk of a directory output
-    (its files are stored from it, so the tree is walked once)."""
-    path = repo.root / out.path
-    if path.is_symlink():
-        msg = f"output '{out.path}' is a symlink; write a real file or folder there"
-        raise StageFailed(stage.name, msg)
-    if not path.is_dir():
-        return None
-    scan = repo.hasher.scan_dir(out.path)
-    if scan.links:
-        msg = (f"output '{out.path}' contains a symlink: {out.path}/{scan.links[0]} "
-               "(not supported yet)")
-        raise StageFailed(stage.name, msg)
-    return scan
 
 
 def commit_outputs(repo: Repo, stage: Stage, comps: Components) -> StageLock:
@@ -49,16 +31,10 @@ def commit_outputs(repo: Repo, stage: Stage, comps: Components) -> StageLock:
     root = repo.root
     scans: dict[str, DirScan | None] = {}
     for out in stage.outs:
-        # the command may have made a folder above an output a link leading out of the
-        # project: nothing is read, stored or written through it
-        problem = workspace_fs.parent_problem(root, out.path, made_by_stage=True)
-        if problem is not None:
-            raise StageFailed(stage.name, f"output {problem}")
-        if not os.path.lexists(root / out.path):
-            msg = f"it did not write its declared output '{out.path}'"
-            raise StageFailed(stage.name, msg)
-        repo.hasher.forget(out.path)
-        scans[out.path] = _scan_output(repo, stage, out)
+        try:  # the same checks a remote worker applies to what it sends back
+            scans[out.path] = check_output(root, out.path, repo.hasher)
+        except OutputRefused as exc:
+            raise StageFailed(stage.name, exc.message) from exc
     outs: list[FileEntry] = []
     metrics: list[MetricEntry] = []
     for out in stage.outs:

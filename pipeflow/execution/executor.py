@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from pipeflow.fingerprint import Components
     from pipeflow.repo import Repo
     from pipeflow.spec.model import Stage
+    from pipeflow.storage.remote import Remote
 
 
 @runtime_checkable
@@ -65,6 +66,10 @@ class ExecutorContext:
     sink: LineSink | None = None
     remote: str | None = None
     options: Mapping[str, str] = field(default_factory=dict)
+    open_remote: Callable[[str | None], Remote] | None = None
+    """Opens a configured remote by name (None: the default one), for engines that
+    exchange bytes through a remote; ``ops`` passes it (the project's remote settings
+    are read above this layer), and only engines that need a remote call it."""
 
 
 Factory = Callable[[ExecutorContext], Executor]

@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeflow.errors import Cancelled, StorageError
-from pipeflow.execution.dask_worker import upload_missing
 from pipeflow.hashing import hash_file
 from pipeflow.lineage.records import parse_pointer
+from pipeflow.storage.exchange import upload_missing
 from pipeflow.storage.remote import Remote, parallel
 
 POINTER = b"0123456789abcdef/00000007-" + b"a" * 64 + b".json\n"
