@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from pipeflow.spec.model import Stage
     from pipeflow.storage.remote import Remote
 
-__all__ = ["DaskExecutor", "check_setup", "connect", "create", "shareable_options"]
+__all__ = ["DaskExecutor", "connect", "create", "shareable_options"]
 
 SCHEDULER_VAR = "PIPEFLOW_DASK_SCHEDULER"
 CONNECT_TIMEOUT = "10s"
@@ -57,14 +57,6 @@ def setup(open_remote: Callable[[str | None], Remote], remote_name: str | None,
                          hint=f"pass --scheduler tcp://HOST:PORT or set {SCHEDULER_VAR}")
     return remote, address
 
-
-def check_setup(repo: Repo, remote_name: str | None, address: str | None) -> tuple[Remote, str]:
-    """TRANSITIONAL, for today's ``ops/repro.py``: :func:`setup` with the project's
-    remotes. Goes once ``ops`` creates executors through the registry (issue 12), and
-    with it this module's last import of ``ops``."""
-    from pipeflow.ops.remotes import open_remote
-
-    return setup(lambda name: open_remote(repo, name), remote_name, address)
 
 
 def connect(address: str) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Mapping
@@ -210,8 +211,11 @@ def repro(
     _ = repo.config  # a bad config is reported before anything runs
     cancel = cancel or CancelToken()
     token = uuid.uuid4().hex
+    from pipeflow.ops.remotes import open_remote  # engines that need one open it
+
     context = ExecutorContext(repo, token, cancel, sink=sink, remote=options.remote,
-                              options=options.executor_options)
+                              options=options.executor_options,
+                              open_remote=functools.partial(open_remote, repo))
     with (create(options.executor, context) as executor,
           RepoLock(repo.dot / "lock", wait=options.wait)):
         recover(repo)

@@ -8,6 +8,7 @@ its setup is in ``_options``).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import threading
@@ -28,6 +29,7 @@ from pipeflow.execution.runner import RUN_VAR, RunResult, prepare_outputs
 from pipeflow.graph import build_graph
 from pipeflow.lockfile import Lock
 from pipeflow.ops.project import load_project
+from pipeflow.ops.remotes import open_remote
 from pipeflow.planning import Planner
 from pipeflow.repo import Repo
 from tests.conftest import Project
@@ -42,10 +44,7 @@ for _module in ENGINE_MODULES:
 PROMPT = 15.0
 """Seconds within which a cancelled stage must have returned (and its processes gone)."""
 
-KNOWN_GAPS = {
-    "dask": "cancel stops waiting for the task, but the worker's stage process runs on "
-            "until its command ends (dask_worker has no way to stop it yet)",
-}
+KNOWN_GAPS: dict[str, str] = {}
 """Engines that do not yet keep one clause of the contract: xfail there, not strict,
 so that the engine fixing it shows up as XPASS."""
 
@@ -76,7 +75,8 @@ class Engine:
     def executor(self, *, sink: Any = None) -> Iterator[tuple[Repo, Executor]]:
         with Repo(self.project.root) as repo:
             context = ExecutorContext(repo, self.token, CancelToken(), sink=sink,
-                                      options=self.options)
+                                      options=self.options,
+                                      open_remote=functools.partial(open_remote, repo))
             with registry.create(self.name, context) as made:
                 yield repo, made
 
@@ -208,7 +208,8 @@ def test_cancel_from_another_thread_stops_a_long_stage(engine: Engine) -> None:
 
 def test_close_twice_is_fine_and_the_context_manager_closes(engine: Engine) -> None:
     with Repo(engine.project.root) as repo:
-        context = ExecutorContext(repo, engine.token, CancelToken(), options=engine.options)
+        context = ExecutorContext(repo, engine.token, CancelToken(), options=engine.options,
+                                  open_remote=functools.partial(open_remote, repo))
         made = registry.create(engine.name, context)
         assert isinstance(made, Executor)
         closed: list[bool] = []

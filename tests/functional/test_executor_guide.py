@@ -18,11 +18,6 @@ from tests.functional.helpers import chain
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "executors.md"
 
-NEEDS_SEAM = pytest.mark.xfail(
-    strict=True, reason="repro makes its executor through the registry only with "
-                        "issue12-seam's ops/repro.py (and ExecutorContext.open_remote passed "
-                        "there): remove this marker when both branches are merged")
-
 
 def guide_code() -> str:
     blocks = re.findall(r"```python\n(.*?)```", GUIDE.read_text(encoding="utf-8"), re.S)
@@ -53,7 +48,6 @@ def _with_remote(p: Project, tmp_path: Path) -> None:
     assert p.run("remote", "add", "origin", str(tmp_path / "store")).code == 0
 
 
-@NEEDS_SEAM
 def test_the_guide_engine_runs_a_pipeline_as_a_local_run_does(
         project: Project, tmp_path: Path, engine: types.ModuleType) -> None:
     from pipeflow.execution.executor import names
@@ -78,7 +72,6 @@ def test_the_guide_engine_runs_a_pipeline_as_a_local_run_does(
     assert project.run("status", "--check").code == 0
 
 
-@NEEDS_SEAM
 def test_the_guide_engine_refuses_what_commit_refuses(
         project: Project, tmp_path: Path, engine: types.ModuleType) -> None:
     project.write("in.txt", "x\n")
@@ -94,7 +87,6 @@ def test_the_guide_engine_refuses_what_commit_refuses(
     assert not (project.root / "pipeline.lock").exists()
 
 
-@NEEDS_SEAM
 def test_the_guide_engine_needs_a_remote(project: Project, engine: types.ModuleType) -> None:
     chain(project)
     res = project.run("repro", "--executor", "subprocess")
