@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from pipeflow.ignore import IgnoreRules
     from pipeflow.lineage.index import RunIndex
     from pipeflow.lineage.records import RecordStore
+    from pipeflow.repolock import RepoLock
     from pipeflow.state import StateDB
     from pipeflow.storage.links import Linker
     from pipeflow.storage.objects import ObjectStore
@@ -195,6 +196,45 @@ class Repo:
         self._closers.append(index)
         index.refresh()
         return index
+
+    def reload_config(self) -> None:
+        """Read the config files again on next use (after an edit wrote them)."""
+        self.__dict__.pop("config", None)
+
+    def reopen_index(self) -> None:
+        """Open the run index afresh on next use, indexing the records that arrived
+        since (a fetch). The old handle stays open until :meth:`close`: whoever took
+        it during the fetch may still read through it."""
+        self.__dict__.pop("index", None)
+
+    def open_index(self) -> RunIndex | None:
+        """The run index if this session opened it, else None (never opens it)."""
+        index: RunIndex | None = self.__dict__.get("index")
+        return index
+
+    def written(self) -> list[str | os.PathLike[str]]:
+        """What the object store and the run records wrote in this session, for one
+        batched sync (neither is opened just to ask)."""
+        paths: list[str | os.PathLike[str]] = []
+        if "store" in self.__dict__:
+            paths += self.store.written()
+        if "records" in self.__dict__:
+            paths += self.records.written
+        return paths
+
+    def lock(self, *, wait: float = 0.0) -> RepoLock:
+        """The repository lock (a context manager; :mod:`pipeflow.repolock`): one
+        writer at a time, waiting up to ``wait`` seconds for another to finish."""
+        from pipeflow.repolock import RepoLock
+
+        return RepoLock(self.dot / "lock", wait=wait)
+
+    def config_lock(self, *, wait: float = 0.0) -> RepoLock:
+        """The lock config edits take (not the repository lock: a ``remote add``
+        must not wait for a long ``repro``)."""
+        from pipeflow.repolock import RepoLock
+
+        return RepoLock(self.dot / "state" / "config.lock", wait=wait)
 
     def close(self) -> None:
         """Flush the stat cache and close the state database."""

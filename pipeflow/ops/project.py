@@ -129,12 +129,7 @@ def render_lock(repo: Repo, graph: Graph | None = None) -> bool:
     changed = text != (old.replace("\r\n", "\n") if old is not None else None)
     new = merged.lock
     if changed and (new.stages or new.sources or not merged.clean or repo.lock_path.exists()):
-        written: list[str | os.PathLike[str]] = []
-        if "store" in repo.__dict__:
-            written += repo.store.written()
-        if "records" in repo.__dict__:
-            written += repo.records.written
-        sync_paths(written)
+        sync_paths(repo.written())
         lockconflict.write(repo.lock_path, merged)
     repo.state.journal_clear()
     return changed

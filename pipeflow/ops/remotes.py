@@ -29,7 +29,6 @@ from pipeflow.errors import UsageError
 from pipeflow.lineage.trust import TRUST_KEY
 from pipeflow.remotepolicy import check_committed
 from pipeflow.repo import CONFIG_FILE, LOCAL_CONFIG_FILE, Repo
-from pipeflow.repolock import RepoLock
 from pipeflow.storage.remote import Remote
 
 SHARED_HEADER = "# pipeflow project config (committed). Per-machine overrides: config.local.\n"
@@ -59,8 +58,8 @@ def _edit(repo: Repo, local: bool, change: Callable[[dict[str, Any]], None]) -> 
 
         init(repo.root, starter=False)
     path, header = _file(repo, local)
-    with RepoLock(repo.dot / "state" / "config.lock", wait=EDIT_WAIT):
-        repo.__dict__.pop("config", None)  # what an edit that held the lock wrote
+    with repo.config_lock(wait=EDIT_WAIT):
+        repo.reload_config()  # what an edit that held the lock wrote
         # A credential someone committed by hand must not block the edit that removes
         # it; what is written is checked in full below.
         data = read_config_file(path, credentials=False)
@@ -70,7 +69,7 @@ def _edit(repo: Repo, local: bool, change: Callable[[dict[str, Any]], None]) -> 
             del data[section]
         check_keys(data, path)  # refuse to write what could not be read back
         save_config(path, data, header)
-    repo.__dict__.pop("config", None)
+    repo.reload_config()
 
 
 def list_remotes(repo: Repo) -> list[RemoteInfo]:

@@ -16,7 +16,6 @@ from pipeflow.ops.init import init
 from pipeflow.ops.project import check_outputs_inside, load_project, recover, render_lock
 from pipeflow.planning import Planner, StageState
 from pipeflow.repo import LOCK_FILE, Repo
-from pipeflow.repolock import RepoLock
 
 if TYPE_CHECKING:
     from pipeflow.execution.dask_executor import DaskExecutor
@@ -157,7 +156,7 @@ def _pull_first(repo: Repo, options: ReproOptions
     remote = open_remote(repo, options.remote)
     unseen = not_here(repo, lockconflict.read(repo.lock_path, LOCK_FILE).lock)
     fetched = fetch(repo, options.remote)
-    repo.__dict__.pop("index", None)  # re-open: fetched records get indexed
+    repo.reopen_index()  # fetched records get indexed
     return remote, unseen, fetched.skipped
 
 
@@ -207,7 +206,7 @@ def repro(
     _ = repo.config  # a bad config is reported before anything runs
     dask = _dask_setup(repo, options)
     cancel = cancel or CancelToken()
-    with RepoLock(repo.dot / "lock", wait=options.wait):
+    with repo.lock(wait=options.wait):
         recover(repo)
         from pipeflow import lockconflict
 
