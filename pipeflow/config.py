@@ -12,7 +12,7 @@ import yaml
 
 from pipeflow import projectfile, safeload
 from pipeflow.credentials import secret_settings
-from pipeflow.errors import Location, SpecError
+from pipeflow.errors import ConfigError, Location, PipeflowError
 
 LINK_MODES = ("reflink-or-copy", "reflink", "copy", "hardlink")
 KNOWN: dict[str, tuple[str, ...]] = {"cache": ("dir", "link"), "core": ("remote",),
@@ -23,25 +23,31 @@ CREDENTIALS_HINT = ("put it in the git-ignored .pipeflow/config.local (`pipeflow
                     "configuration (e.g. AWS_SECRET_ACCESS_KEY, AZURE_STORAGE_CONNECTION_STRING)")
 
 
+def config_error(message: str, where: Location) -> PipeflowError:
+    """The error factory :mod:`pipeflow.safeload` and :mod:`pipeflow.projectfile` take."""
+    return ConfigError(message, where)
+
+
 def _read(path: Path) -> dict[str, Any]:
-    raw = projectfile.read(path, "config")  # never through a link, nor past its limit
+    # never through a link, nor past its limit
+    raw = projectfile.read(path, "config", error=config_error)
     if raw is None:
         return {}
     try:
-        data = safeload.load_yaml(raw, str(path), "config")
+        data = safeload.load_yaml(raw, str(path), "config", config_error)
         if data is not None:
-            safeload.bound(data, str(path), "config")
+            safeload.bound(data, str(path), "config", config_error)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         loc = Location(str(path), mark.line + 1, mark.column + 1) if mark else Location(str(path))
         msg = f"config is not valid YAML: {getattr(exc, 'problem', exc)}"
-        raise SpecError(msg, loc) from exc
+        raise ConfigError(msg, loc) from exc
     except (ValueError, TypeError) as exc:  # a constructor's: "2024-13-45", "!!int x"
-        raise SpecError(f"config is not valid YAML: {exc}", Location(str(path))) from None
+        raise ConfigError(f"config is not valid YAML: {exc}", Location(str(path))) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise SpecError("config must be a mapping of sections", Location(str(path)))
+        raise ConfigError("config must be a mapping of sections", Location(str(path)))
     return data
 
 
@@ -79,7 +85,7 @@ def check_keys(data: dict[str, Any], path: Path, *, credentials: bool = True) ->
         if section not in KNOWN:
             close = difflib.get_close_matches(str(section), list(KNOWN), n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(KNOWN)}"
-            raise SpecError(f"unknown config section '{section}'", Location(str(path)),
+            raise ConfigError(f"unknown config section '{section}'", Location(str(path)),
                             hint=hint)
         if not isinstance(body, dict):
             continue  # reported with its file by the checks after the merge
@@ -91,23 +97,24 @@ def check_keys(data: dict[str, Any], path: Path, *, credentials: bool = True) ->
                 close = difflib.get_close_matches(str(key), KNOWN[section], n=1)
                 hint = (f"did you mean '{section}.{close[0]}'?" if close
                         else f"known: {', '.join(KNOWN[section])}")
-                raise SpecError(f"unknown config key '{section}.{key}'",
+                raise ConfigError(f"unknown config key '{section}.{key}'",
                                 Location(str(path)), hint=hint)
 
 
 def _check_remotes(body: dict[str, Any], path: Path, credentials: bool) -> None:
     for name, settings in body.items():
         if not isinstance(settings, dict):
-            raise SpecError(f"remote '{name}' must be a mapping with a 'url'", Location(str(path)))
+            raise ConfigError(f"remote '{name}' must be a mapping with a 'url'",
+                              Location(str(path)))
         trust = settings.get("trust_run_cache", False)
         if not isinstance(trust, bool):
-            raise SpecError(f"remote '{name}': trust_run_cache must be true or false (got "
+            raise ConfigError(f"remote '{name}': trust_run_cache must be true or false (got "
                             f"{trust!r})", Location(str(path)),
                             hint="`pipeflow remote modify NAME trust_run_cache true`")
         if credentials and path.name != "config.local":
             secret = secret_settings(settings)
             if secret:
-                raise SpecError(
+                raise ConfigError(
                     f"remote '{name}': '{secret[0]}' looks like a credential in the committed "
                     "config", Location(str(path)),
                     hint=f"move it to .pipeflow/config.local (`pipeflow remote modify {name} "
@@ -135,7 +142,7 @@ def read_config_file(path: Path, *, credentials: bool = True) -> dict[str, Any]:
 def load_config(shared: Path, local: Path, defaults: dict[str, Any]) -> dict[str, Any]:
     """Defaults, then the committed config, then the local one.
 
-    A bad value raises SpecError naming the file that set it.
+    A bad value raises ConfigError naming the file that set it.
     """
     layers = [(shared, _read(shared)), (local, _read(local))]
     for path, data in layers:
@@ -145,15 +152,15 @@ def load_config(shared: Path, local: Path, defaults: dict[str, Any]) -> dict[str
         config = _merge(config, data)
     cache = config.get("cache")
     if not isinstance(cache, dict):
-        raise SpecError("config section 'cache' must be a mapping", _setter(layers, ("cache",)))
+        raise ConfigError("config section 'cache' must be a mapping", _setter(layers, ("cache",)))
     link = cache.get("link")
     if link not in LINK_MODES:
         msg = f"cache.link is {link!r}; choose one of {', '.join(LINK_MODES)}"
-        raise SpecError(msg, _setter(layers, ("cache", "link")))
+        raise ConfigError(msg, _setter(layers, ("cache", "link")))
     folder = cache.get("dir")
     if not isinstance(folder, str) or not folder:
         msg = f"cache.dir must be a folder path (got {folder!r})"
-        raise SpecError(msg, _setter(layers, ("cache", "dir")))
+        raise ConfigError(msg, _setter(layers, ("cache", "dir")))
     where = _setter(layers, ("cache", "dir"))
     if where.file != str(local):
         _check_shared_cache_dir(folder, shared, where)
@@ -185,7 +192,7 @@ def _check_shared_cache_dir(folder: str, shared: Path, where: Location) -> None:
     project's cache. A folder elsewhere is this machine's choice: config.local."""
     why = _cache_dir_problem(folder, shared.parent)
     if why is not None:
-        raise SpecError(
+        raise ConfigError(
             f"cache.dir {folder!r} {why}: the committed config may only place the cache "
             "inside the project", where,
             hint=f"a cache outside the project is this machine's choice: set it in the "
@@ -200,13 +207,13 @@ def _check_grace(config: dict[str, Any], layers: list[tuple[Path, dict[str, Any]
     if section is None:
         return
     if not isinstance(section, dict):
-        raise SpecError("config section 'gc' must be a mapping", _setter(layers, ("gc",)))
+        raise ConfigError("config section 'gc' must be a mapping", _setter(layers, ("gc",)))
     if "grace" in section:
         where = _setter(layers, ("gc", "grace"))
         try:
             seconds = parse_duration(str(section["grace"]))
         except ValueError as exc:
-            raise SpecError(f"gc.grace: {exc}", where) from exc
+            raise ConfigError(f"gc.grace: {exc}", where) from exc
         _check_shared_grace(seconds, str(section["grace"]), where, layers)
 
 
@@ -218,7 +225,7 @@ def _check_shared_grace(seconds: float, value: str, where: Location,
 
     shared = layers[0][0]
     if where.file == str(shared) and seconds < DEFAULT_GRACE:
-        raise SpecError(
+        raise ConfigError(
             f"gc.grace {value!r} is shorter than the default ({DEFAULT_GRACE / 3600:g}h): "
             "the committed config may only lengthen it", where,
             hint=f"a shorter grace period is this machine's choice: set it in the git-ignored "

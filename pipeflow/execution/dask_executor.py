@@ -35,7 +35,7 @@ from typing import Any
 
 from pipeflow import workspace_fs
 from pipeflow.credentials import redact, without_secrets
-from pipeflow.errors import PipeflowError, StorageError, UsageError
+from pipeflow.errors import PipeflowError, StorageError, TaskFailed, UsageError
 from pipeflow.execution.dask_worker import (
     Input,
     Task,
@@ -199,12 +199,12 @@ class DaskExecutor:
         while not future.done():
             if self._stop.wait(0.2):
                 future.cancel()
-                raise PipeflowError("interrupted while it ran on the cluster; nothing of "
+                raise TaskFailed("interrupted while it ran on the cluster; nothing of "
                                     "it was committed")
         try:
             answer: dict[str, Any] = future.result()
         except Exception as exc:  # whatever the task or Dask raised: the stage fails
-            raise PipeflowError(_task_failure(exc)) from exc
+            raise TaskFailed(_task_failure(exc)) from exc
         finally:
             future.release()
         return answer
@@ -242,7 +242,7 @@ class DaskExecutor:
         store = self.repo.store
         declared = sorted(o.path for o in stage.outs)
         if sorted(str(o["path"]) for o in outputs) != declared:
-            raise PipeflowError(f"the worker returned outputs "
+            raise TaskFailed(f"the worker returned outputs "
                                 f"{sorted(str(o['path']) for o in outputs)}, not {declared}")
         infos = [(str(o["path"]), HashInfo(str(o["hash"]), int(o["size"]), bool(o["isdir"]),
                                             o.get("nfiles")), bool(o.get("executable")))
