@@ -184,8 +184,7 @@ class Repo:
 
         if not self.dot.is_dir():
             return TrackedState()
-        state = self.state
-        return tracked_state(self.root, self.cache_dir, state.get, state.put)
+        return tracked_state(self.root, self.cache_dir, self.state)
 
     @cached_property
     def index(self) -> RunIndex:

@@ -49,11 +49,7 @@ def load_project(repo: Repo) -> Project:
         if state is not None:
             state.put("valid:" + loaded.digest, "1")
         machine.put(shared + loaded.digest, "1")
-    graph = build_graph(
-        loaded.pipeline,
-        cached_order=state.get if state else None,
-        remember_order=state.put if state else None,
-    )
+    graph = build_graph(loaded.pipeline, state=state)
     return Project(graph)
 
 
