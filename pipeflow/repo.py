@@ -92,8 +92,17 @@ class Repo:
 
     root: Path
     _closers: list[Any] = field(default_factory=list, repr=False)
+    dot: Path = field(init=False, repr=False, compare=False)
+    """``.pipeflow/``: state, cache, lock and config."""
+    spec_path: Path = field(init=False, repr=False, compare=False)
+    lock_path: Path = field(init=False, repr=False, compare=False)
+    logs_dir: Path = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self.dot = self.root / DOT
+        self.spec_path = self.root / SPEC_FILE
+        self.lock_path = self.root / LOCK_FILE
+        self.logs_dir = self.dot / "logs"
         check_dot(self.root)
 
     @classmethod
@@ -102,22 +111,6 @@ class Repo:
         return cls(find_root(Path(start) if start is not None else Path.cwd()))
 
     # places -----------------------------------------------------------------
-    @property
-    def dot(self) -> Path:
-        return self.root / DOT
-
-    @property
-    def spec_path(self) -> Path:
-        return self.root / SPEC_FILE
-
-    @property
-    def lock_path(self) -> Path:
-        return self.root / LOCK_FILE
-
-    @property
-    def logs_dir(self) -> Path:
-        return self.dot / "logs"
-
     @cached_property
     def config(self) -> dict[str, Any]:
         """Project config merged with the per-machine ``config.local``."""
@@ -227,13 +220,6 @@ class Repo:
         from pipeflow.repolock import RepoLock
 
         return RepoLock(self.dot / "lock", wait=wait)
-
-    def config_lock(self, *, wait: float = 0.0) -> RepoLock:
-        """The lock config edits take (not the repository lock: a ``remote add``
-        must not wait for a long ``repro``)."""
-        from pipeflow.repolock import RepoLock
-
-        return RepoLock(self.dot / "state" / "config.lock", wait=wait)
 
     def close(self) -> None:
         """Flush the stat cache and close the state database."""

@@ -29,6 +29,7 @@ from pipeflow.errors import UsageError
 from pipeflow.lineage.trust import TRUST_KEY
 from pipeflow.remotepolicy import check_committed
 from pipeflow.repo import CONFIG_FILE, LOCAL_CONFIG_FILE, Repo
+from pipeflow.repolock import RepoLock
 from pipeflow.storage.remote import Remote
 
 SHARED_HEADER = "# pipeflow project config (committed). Per-machine overrides: config.local.\n"
@@ -58,7 +59,8 @@ def _edit(repo: Repo, local: bool, change: Callable[[dict[str, Any]], None]) -> 
 
         init(repo.root, starter=False)
     path, header = _file(repo, local)
-    with repo.config_lock(wait=EDIT_WAIT):
+    # not the repository lock: a `remote add` must not wait for a long `repro`
+    with RepoLock(repo.dot / "state" / "config.lock", wait=EDIT_WAIT):
         repo.reload_config()  # what an edit that held the lock wrote
         # A credential someone committed by hand must not block the edit that removes
         # it; what is written is checked in full below.
