@@ -1,4 +1,10 @@
-"""``pipeflow lineage PATH[@VERSION] [--diff OTHER]``: where one output version came from."""
+"""``pipeflow lineage PATH[@VERSION] [--diff OTHER]``: where one output version came from.
+
+The verbs the CLI and the Python API call: :func:`lineage`, :func:`lineage_diff`,
+:func:`versions_of` and :func:`content_at`; the helpers other verbs share:
+:func:`current_lock`, :func:`locked_paths`, :func:`light_versions`, :func:`start_of`,
+:func:`manifests` and :func:`git_tracked`.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,9 @@ from pipeflow.lineage.pathspec import split_spec
 from pipeflow.lineage.versions import Version, list_versions, resolve
 from pipeflow.lockfile import FileEntry, Lock
 from pipeflow.repo import LOCK_FILE, Repo
+
+__all__ = ["Content", "Start", "content_at", "current_lock", "git_tracked", "light_versions",
+           "lineage", "lineage_diff", "locked_paths", "manifests", "start_of", "versions_of"]
 
 
 @dataclass(frozen=True)

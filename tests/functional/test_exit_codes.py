@@ -57,3 +57,24 @@ def test_a_committed_remote_that_names_a_local_path_is_a_config_error(
 
     with Repo(project.root) as repo, pytest.raises(pipeflow.ConfigError, match="memory"):
         open_remote(repo, None)
+
+
+def test_the_api_returns_only_types_pipeflow_exports(project: Project) -> None:
+    chain(project)
+    repo = pipeflow.Repo(project.root)
+    assert isinstance(repo.repro(), pipeflow.ReproResult)
+    status = repo.status()
+    assert isinstance(status, pipeflow.Status)
+    assert all(isinstance(s, pipeflow.StageStatus) for s in status.stages)
+    [version] = repo.versions("models/model.txt")
+    assert isinstance(version, pipeflow.Version)
+    tree = repo.lineage("models/model.txt")
+    assert isinstance(tree, pipeflow.Lineage)
+    assert isinstance(tree.root, pipeflow.LineageArtifact)
+    run = tree.producer_of(tree.root)
+    assert isinstance(run, pipeflow.LineageRun)
+    assert all(isinstance(o, pipeflow.RunOutput) for o in run.outputs)
+    assert all(isinstance(c, pipeflow.CodeFile) for c in run.code)
+    assert run.trust is None or isinstance(run.trust, pipeflow.Trust)
+    with pytest.raises(pipeflow.UsageError, match="no recorded versions"):
+        pipeflow.open(project.root / "data/raw.txt", version="v1")
