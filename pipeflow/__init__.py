@@ -24,8 +24,8 @@ _API = ("CancelToken", "Repo", "ReproResult", "StageFailure", "StageStatus", "St
 _LINEAGE = ("CodeFile", "Lineage", "LineageArtifact", "LineageRun", "RunOutput", "Within")
 _ERRORS = ("Cancelled", "CheckFailed", "ConfigError", "DiskFull", "Interrupted", "Location",
            "LockConflictError", "LockedError", "LockfileError", "LockfileWriteError",
-           "MissingSourceData", "OutsideProjectError", "PipeflowError", "SourceConflict",
-           "SpecError", "StageFailed", "StorageError", "TaskFailed", "UsageError")
+           "MissingSourceData", "OutsideProjectError", "PipeflowError", "RepoLockError",
+           "SourceConflict", "SpecError", "StageFailed", "StorageError", "TaskFailed", "UsageError")
 
 _HOME: dict[str, str] = {
     **dict.fromkeys(_API, "pipeflow.api"),
@@ -42,8 +42,8 @@ __all__ = [
     "CancelToken", "Cancelled", "CheckFailed", "CodeFile", "ConfigError", "DiskFull",
     "Interrupted", "Lineage", "LineageArtifact", "LineageRun", "Location",
     "LockConflictError", "LockedError", "LockfileError", "LockfileWriteError",
-    "MissingSourceData", "OutsideProjectError", "PipeflowError", "Repo", "ReproResult",
-    "RunOutput", "SourceConflict", "SpecError", "StageFailed", "StageFailure",
+    "MissingSourceData", "OutsideProjectError", "PipeflowError", "Repo", "RepoLockError",
+    "ReproResult", "RunOutput", "SourceConflict", "SpecError", "StageFailed", "StageFailure",
     "StageStatus", "Status", "StorageError", "TaskFailed", "Trust", "UnsafePathError",
     "UnsafeProjectError", "UsageError", "Version", "Within", "__version__", "open",
 ]
@@ -73,6 +73,7 @@ if TYPE_CHECKING:
         MissingSourceData,
         OutsideProjectError,
         PipeflowError,
+        RepoLockError,
         SourceConflict,
         SpecError,
         StageFailed,

@@ -24,7 +24,9 @@ The tree, with the exit code of each branch (a class not marked has its parent's
     │   ├── DiskFull                no space left (or quota exceeded) where pipeflow writes
     │   └── hashing.UnsafeManifestError   a folder manifest names an unsafe member (exit 2)
     ├── SourceConflict              exit 1: source data changed both here and in git
-    ├── LockedError                 exit 1: another writer holds the repository lock
+    ├── RepoLockError               exit 1: the repository lock cannot be taken: its file
+    │   │                           (.pipeflow/lock) cannot be made or written
+    │   └── LockedError             another writer holds it
     ├── StageFailed                 exit 1: a stage's command failed
     ├── TaskFailed                  exit 1: an executor's task failed or answered wrongly
     │                               (the runner reports it as a failed stage)
@@ -148,10 +150,15 @@ class SourceConflict(PipeflowError):
     exit_code = 1
 
 
-class LockedError(PipeflowError):
-    """Another pipeflow process holds the repository lock."""
+class RepoLockError(PipeflowError):
+    """The repository lock cannot be taken: its file cannot be created or written
+    (permissions, a read-only file system, a folder in its place)."""
 
     exit_code = 1
+
+
+class LockedError(RepoLockError):
+    """Another pipeflow process holds the repository lock."""
 
 
 class StageFailed(PipeflowError):

@@ -30,6 +30,19 @@ def test_a_lock_that_cannot_be_written_is_an_io_failure_exit_1(
     assert "internal error" not in result.err
 
 
+def test_a_repository_lock_that_cannot_be_made_is_an_io_failure_exit_1(
+        project: Project) -> None:
+    chain(project)
+    assert project.run("init").code == 0
+    (project.root / ".pipeflow" / "lock").mkdir()  # a folder where the lock file goes
+    result = project.run("repro")
+    assert result.code == 1, result.text  # was 3, "internal error", as if it were a bug
+    assert "cannot take the repository lock" in result.err
+    assert "internal error" not in result.err
+    with pytest.raises(pipeflow.RepoLockError):
+        pipeflow.Repo(project.root).repro()
+
+
 def test_a_bad_config_is_a_config_error_exit_2(project: Project) -> None:
     chain(project)
     assert project.run("init").code == 0

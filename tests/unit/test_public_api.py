@@ -49,10 +49,12 @@ def test_each_branch_has_the_exit_code_its_docstring_draws() -> None:
         pipeflow.PipeflowError: 2, pipeflow.UsageError: 2, pipeflow.SpecError: 2,
         pipeflow.ConfigError: 2, pipeflow.LockfileError: 2, pipeflow.LockfileWriteError: 1,
         pipeflow.StorageError: 1, pipeflow.DiskFull: 1, pipeflow.SourceConflict: 1,
-        pipeflow.LockedError: 1, pipeflow.TaskFailed: 1, pipeflow.CheckFailed: 1,
+        pipeflow.RepoLockError: 1, pipeflow.LockedError: 1, pipeflow.TaskFailed: 1,
+        pipeflow.CheckFailed: 1,
         pipeflow.Cancelled: 130,
     }
     for cls, code in codes.items():
         assert cls.exit_code == code, cls
         assert cls.__name__ in doc, cls
     assert not issubclass(pipeflow.ConfigError, pipeflow.SpecError)
+    assert issubclass(pipeflow.LockedError, pipeflow.RepoLockError)
