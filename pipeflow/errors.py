@@ -39,7 +39,8 @@ exit 143 through :class:`Interrupted`), and any other exception, which is a bug 
 pipeflow: the CLI says "internal error" and exits 3. A programming error (a function
 called wrongly) raises a plain ``ValueError``/``TypeError``, never a UsageError.
 Classes named with a module live there (``pipeflow.params``, ...); the rest here.
-Every public class is also importable from ``pipeflow`` itself.
+These, ``UnsafePathError`` and ``UnsafeProjectError`` are importable from ``pipeflow``
+itself; catch the others through their parent.
 
 Only ``pipeflow.cli`` turns these into exit codes and printed text.
 """
