@@ -1,25 +1,110 @@
 """pipeflow: declarative, reproducible pipelines for ML and data work.
 
-The Python API — ``pipeflow.Repo(path)`` and ``pipeflow.open(path, version=...)`` —
-lives in :mod:`pipeflow.api` and is imported on first use, so that ``import
-pipeflow`` (and ``pipeflow --version``) stay instant: not even ``typing`` is loaded.
+The public Python API, all importable from here (docs/api.md describes it):
+
+- the project and reading outputs: :class:`Repo`, :func:`open`, :class:`CancelToken`;
+- what its methods return: :class:`ReproResult` (with :class:`StageFailure`),
+  :class:`Status` (with :class:`StageStatus`), :class:`Version`, and :class:`Lineage`
+  (with :class:`LineageArtifact`, :class:`LineageRun`, :class:`RunOutput`,
+  :class:`CodeFile`, :class:`Within`, :class:`Trust`);
+- the errors: :class:`PipeflowError` and its family (the tree is drawn in
+  :mod:`pipeflow.errors`), with :class:`Location` for the place a SpecError or
+  ConfigError names.
+
+Each name is imported from its module on first use, so that ``import pipeflow`` (and
+``pipeflow --version``) stay instant: not even ``typing`` is loaded.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["CancelToken", "Repo", "__version__", "open"]
+
+_API = ("CancelToken", "Repo", "ReproResult", "StageFailure", "StageStatus", "Status",
+        "open")
+_LINEAGE = ("CodeFile", "Lineage", "LineageArtifact", "LineageRun", "RunOutput", "Within")
+_ERRORS = ("Cancelled", "CheckFailed", "ConfigError", "DiskFull", "Interrupted", "Location",
+           "LockConflictError", "LockedError", "LockfileError", "LockfileWriteError",
+           "MissingSourceData", "OutsideProjectError", "PipeflowError", "RepoLockError",
+           "SourceConflict", "SpecError", "StageFailed", "StorageError", "TaskFailed", "UsageError")
+
+_HOME: dict[str, str] = {
+    **dict.fromkeys(_API, "pipeflow.api"),
+    **dict.fromkeys(_LINEAGE, "pipeflow.lineage.graph"),
+    "Trust": "pipeflow.lineage.trust",
+    "Version": "pipeflow.lineage.versions",
+    **dict.fromkeys(_ERRORS, "pipeflow.errors"),
+    "UnsafePathError": "pipeflow.safepath",
+    "UnsafeProjectError": "pipeflow.repo",
+}
+"""Public name -> the module that defines it."""
+
+__all__ = [
+    "CancelToken", "Cancelled", "CheckFailed", "CodeFile", "ConfigError", "DiskFull",
+    "Interrupted", "Lineage", "LineageArtifact", "LineageRun", "Location",
+    "LockConflictError", "LockedError", "LockfileError", "LockfileWriteError",
+    "MissingSourceData", "OutsideProjectError", "PipeflowError", "Repo", "RepoLockError",
+    "ReproResult", "RunOutput", "SourceConflict", "SpecError", "StageFailed", "StageFailure",
+    "StageStatus", "Status", "StorageError", "TaskFailed", "Trust", "UnsafePathError",
+    "UnsafeProjectError", "UsageError", "Version", "Within", "__version__", "open",
+]
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    from pipeflow.api import CancelToken, Repo, open
+    from pipeflow.api import (
+        CancelToken,
+        Repo,
+        ReproResult,
+        StageFailure,
+        StageStatus,
+        Status,
+        open,
+    )
+    from pipeflow.errors import (
+        Cancelled,
+        CheckFailed,
+        ConfigError,
+        DiskFull,
+        Interrupted,
+        Location,
+        LockConflictError,
+        LockedError,
+        LockfileError,
+        LockfileWriteError,
+        MissingSourceData,
+        OutsideProjectError,
+        PipeflowError,
+        RepoLockError,
+        SourceConflict,
+        SpecError,
+        StageFailed,
+        StorageError,
+        TaskFailed,
+        UsageError,
+    )
+    from pipeflow.lineage.graph import (
+        CodeFile,
+        Lineage,
+        LineageArtifact,
+        LineageRun,
+        RunOutput,
+        Within,
+    )
+    from pipeflow.lineage.trust import Trust
+    from pipeflow.lineage.versions import Version
+    from pipeflow.repo import UnsafeProjectError
+    from pipeflow.safepath import UnsafePathError
 
 
 def __getattr__(name: str) -> object:
-    if name in ("CancelToken", "Repo", "open"):
-        from pipeflow import api
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'pipeflow' has no attribute {name!r}")
+    import importlib
 
-        value = getattr(api, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'pipeflow' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOME})

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CancelToken", "Repo", "ReproResult", "StageFailure", "StageStatus", "Status",
            "open"]
+"""What this module defines for the public API; :mod:`pipeflow` re-exports it, with the
+lineage and version types the methods return and the errors they raise."""
 
 
 @dataclass(frozen=True)
@@ -174,56 +176,21 @@ class Repo:
 
     def lineage(self, path: str, version: str | None = None) -> Lineage:
         """Where ``path`` (at ``version``: vN, hash prefix or tag; default the version
-        the lock names) came from: a :class:`pipeflow.lineage.graph.Lineage`."""
+        the lock names) came from: a :class:`pipeflow.Lineage` (its artifacts and
+        runs are :class:`pipeflow.LineageArtifact` and :class:`pipeflow.LineageRun`)."""
         from pipeflow.ops.lineage import lineage as run_lineage
 
         with self._open() as repo:
             return run_lineage(repo, self._abs(path), version)
 
     def versions(self, path: str) -> list[Version]:
-        """Every version of ``path``, oldest first (empty when it has none)."""
-        from pipeflow.lineage.versions import list_versions
-        from pipeflow.ops.lineage import locked_paths
+        """Every version of ``path``, oldest first (empty when it has none): a list
+        of :class:`pipeflow.Version`."""
+        from pipeflow.ops.lineage import versions_of
 
         with self._open() as repo:
-            entries, _ = locked_paths(repo)
             rel = os.path.relpath(self._abs(path), self.root).replace(os.sep, "/")
-            current = entries.get(rel)
-            return list_versions(repo, rel, current_hash=current.hash if current else None)
-
-
-def _content(repo: CoreRepo, path: str, version: str | None) -> tuple[str, bool]:
-    """(object id, isdir) of ``path`` at ``version`` (a file inside a versioned
-    folder takes the folder's version)."""
-    from pipeflow.lineage.versions import resolve
-    from pipeflow.ops.lineage import light_versions, manifests, start_of
-
-    if version is None:
-        start = start_of(repo, path)
-        versions = light_versions(repo, os.path.relpath(path, repo.root))
-        isdir = any(v.hash == start.hash and v.isdir for v in versions)
-        return start.hash, isdir
-    rel = os.path.relpath(path, repo.root).replace(os.sep, "/")
-    own = light_versions(repo, rel)
-    if own:
-        chosen = resolve(repo, rel, version, own)
-        return chosen.hash, chosen.isdir
-    parts = rel.split("/")
-    for i in range(len(parts) - 1, 0, -1):
-        folder = "/".join(parts[:i])
-        found = light_versions(repo, folder)
-        if not found:
-            continue
-        chosen = resolve(repo, folder, version, found)
-        listing = manifests(repo)(chosen.hash)
-        if listing is None:
-            raise StorageError(f"{folder} {chosen.label} ({chosen.hash[:8]}) is not in the "
-                               "cache", hint="`pipeflow fetch` gets it from a remote")
-        oid = listing.get("/".join(parts[i:]))
-        if oid is None:
-            raise UsageError(f"{folder} {chosen.label} has no file '{'/'.join(parts[i:])}'")
-        return oid, False
-    raise UsageError(f"'{rel}' has no recorded versions")
+            return versions_of(repo, rel)
 
 
 def open(  # shadows the builtin on purpose: pipeflow.open reads like it
@@ -241,6 +208,7 @@ def open(  # shadows the builtin on purpose: pipeflow.open reads like it
     (a binary file object) or ``"r"``/``"rt"`` (text, ``encoding`` default UTF-8).
     A file inside an output folder takes the folder's version.
     """
+    from pipeflow.ops.lineage import content_at
     from pipeflow.repo import Repo as CoreRepo
     from pipeflow.repo import find_root
 
@@ -249,10 +217,10 @@ def open(  # shadows the builtin on purpose: pipeflow.open reads like it
                          f"(got {mode!r})")
     absolute = os.path.abspath(path)
     with CoreRepo(find_root(Path(absolute).parent)) as repo:
-        oid, isdir = _content(repo, absolute, version)
-        if isdir:
+        content = content_at(repo, absolute, version)
+        if content.isdir:
             raise UsageError(f"'{path}' is a folder", hint="open a file inside it")
-        handle = _verified(repo, oid, str(path))
+        handle = _verified(repo, content.oid, str(path))
     if mode == "rb":
         return handle
     return io.TextIOWrapper(handle, encoding=encoding or "utf-8")

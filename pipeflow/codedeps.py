@@ -29,15 +29,18 @@ import json
 import os
 import posixpath
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeflow import codehash
 from pipeflow.codehash import ImportRef, SourceCache, SourceFacts, analyze
 from pipeflow.hashing import hash_bytes
 from pipeflow.pycommand import UNRESOLVED, Invocation, invocations
+
+if TYPE_CHECKING:
+    from pipeflow.keyvalue import KeyValue
 
 FORMAT = 1
 """Of the scan results remembered in the state database."""
@@ -334,7 +337,7 @@ class _Walk:
 class CodeDetector:
     """Finds the code of stages (see the module docstring); one per process.
 
-    A scan's result is remembered (``recall``/``remember``: the state database) with
+    A scan's result is remembered (``state``: the state database) with
     the content hash of every file and the listing of every folder it looked at; the
     next scan of the same commands checks those (a stat per file, through the stat
     cache, and a listing per folder) instead of walking the imports again.
@@ -344,14 +347,12 @@ class CodeDetector:
         self,
         root: Path,
         sources: SourceCache,
-        recall: Callable[[str], str | None] | None = None,
-        remember: Callable[[str, str], None] | None = None,
+        state: KeyValue | None = None,
     ) -> None:
         self.root = Path(root)
         self.root_str = os.path.abspath(self.root)
         self.sources = sources
-        self._recall = recall
-        self._remember = remember
+        self._state = state
         self._inline: dict[str, SourceFacts] = {}
         self.walked = 0  # scans that walked the imports (tests, benchmarks)
 
@@ -378,7 +379,7 @@ class CodeDetector:
         what = json.dumps([codehash.FORMAT, sys.version_info[:2], [list(astuple(r)) for r in runs],
                            wdir, inside, editable])
         key = f"codescan:{FORMAT}:{hash_bytes(what.encode('utf-8', 'surrogatepass'))}"
-        text = self._recall(key) if self._recall else None
+        text = self._state.get(key) if self._state is not None else None
         if text is not None:
             try:
                 doc = json.loads(text)
@@ -389,9 +390,9 @@ class CodeDetector:
         reads = _Reads(self.sources)
         result = self._walk(runs, wdir, inside, editable, reads)
         self.walked += 1
-        if self._remember:
+        if self._state is not None:
             doc = {"reads": reads.record(), "scan": result.to_json()}
-            self._remember(key, json.dumps(doc, separators=(",", ":")))
+            self._state.put(key, json.dumps(doc, separators=(",", ":")))
         return result
 
     def _walk(self, runs: list[Invocation], wdir: str, paths: list[str],

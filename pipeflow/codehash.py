@@ -34,9 +34,12 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeflow.hashing import HashInfo, hash_bytes
+
+if TYPE_CHECKING:
+    from pipeflow.keyvalue import KeyValue
 
 FORMAT = 1
 """Changes whenever the serialization or the facts would: old cache entries are unused."""
@@ -261,7 +264,7 @@ def analyze(source: bytes | str) -> SourceFacts:
 class SourceCache:
     """``SourceFacts`` of workspace files, by raw content hash.
 
-    ``hash_path`` is the Hasher's (stat cache and memo), ``recall``/``remember`` the
+    ``hash_path`` is the Hasher's (stat cache and memo), ``state`` the
     state database's ``get``/``put``; facts are computed from the bytes only for a
     content seen for the first time.
     """
@@ -270,13 +273,11 @@ class SourceCache:
         self,
         root: Path,
         hash_path: Callable[[str], HashInfo],
-        recall: Callable[[str], str | None] | None = None,
-        remember: Callable[[str, str], None] | None = None,
+        state: KeyValue | None = None,
     ) -> None:
         self.root = Path(root)
         self._hash_path = hash_path
-        self._recall = recall
-        self._remember = remember
+        self._state = state
         self._memo: dict[str, SourceFacts] = {}
         self.parsed = 0  # how many sources were actually parsed (tests, benchmarks)
 
@@ -296,7 +297,7 @@ class SourceCache:
         if found is not None:
             return found
         key = f"{_FACTS_KEY}:{info.hash}"
-        text = self._recall(key) if self._recall else None
+        text = self._state.get(key) if self._state is not None else None
         if text is not None:
             try:
                 found = SourceFacts.from_json(text)
@@ -309,8 +310,8 @@ class SourceCache:
                 return None
             found = analyze(data)
             self.parsed += 1
-            if hash_bytes(data) == info.hash and self._remember:
+            if hash_bytes(data) == info.hash and self._state is not None:
                 # only when the bytes are those the key names (not rewritten meanwhile)
-                self._remember(key, found.to_json())
+                self._state.put(key, found.to_json())
         self._memo[info.hash] = found
         return found

@@ -21,11 +21,15 @@ import hashlib
 import json
 import os
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeflow import gitcmd
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from pipeflow.keyvalue import KeyValue
 
 MEANT_TO_BE_COMMITTED = frozenset({"config", ".gitignore", "tags.jsonl"})
 """The files of ``.pipeflow/`` a project commits (see ``pipeflow.ops.init``)."""
@@ -97,11 +101,10 @@ def _ls_files(root: Path, pathspecs: list[str]) -> dict[str, str]:
     return blobs
 
 
-def tracked_state(root: Path, cache_dir: Path, get: Callable[[str], str | None] | None,
-                  put: Callable[[str, str], None] | None) -> TrackedState:
+def tracked_state(root: Path, cache_dir: Path, state: KeyValue | None) -> TrackedState:
     """What of ``.pipeflow/`` (and of the cache at ``cache_dir`` if it sits in the
-    project) git tracks, other than the files meant to be committed. ``get``/``put``
-    remember the answer in the state database for as long as the git index is the
+    project) git tracks, other than the files meant to be committed. ``state`` keeps
+    the answer in the state database for as long as the git index is the
     same file (its size, time and inode)."""
     index = _git_index(root)
     if index is None:
@@ -116,9 +119,9 @@ def tracked_state(root: Path, cache_dir: Path, get: Callable[[str], str | None] 
             ".pipeflow/")):
         specs.append(cache_rel)
     stamp = [st.st_size, st.st_mtime_ns, st.st_ino, specs]
-    if get is not None:
+    if state is not None:
         try:
-            cached = json.loads(get(_KEY) or "null")
+            cached = json.loads(state.get(_KEY) or "null")
             if isinstance(cached, dict) and cached.get("index") == stamp and isinstance(
                     cached.get("blobs"), dict):
                 return TrackedState({str(k): str(v) for k, v in cached["blobs"].items()})
@@ -127,6 +130,6 @@ def tracked_state(root: Path, cache_dir: Path, get: Callable[[str], str | None] 
     blobs = {rel: blob for rel, blob in _ls_files(root, specs).items()
              if not (rel.startswith(".pipeflow/")
                      and rel.removeprefix(".pipeflow/") in MEANT_TO_BE_COMMITTED)}
-    if put is not None:
-        put(_KEY, json.dumps({"index": stamp, "blobs": blobs}))
+    if state is not None:
+        state.put(_KEY, json.dumps({"index": stamp, "blobs": blobs}))
     return TrackedState(blobs)

@@ -2,8 +2,8 @@
 (``.pipeflow/config.local``, git-ignored): YAML mappings merged key by key, read as
 a typed :class:`Config` whose field defaults are the only defaults.
 
-Bad values raise SpecError naming the file that set them (config errors will get a
-class of their own with the exception tree of issue 12).
+Bad values raise :class:`~pipeflow.errors.ConfigError` (exit 2) naming the file that
+set them.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import yaml
 
 from pipeflow import projectfile, safeload
 from pipeflow.credentials import secret_settings
-from pipeflow.errors import Location, SpecError
+from pipeflow.errors import ConfigError, Location, PipeflowError
 from pipeflow.grace import DEFAULT_GRACE
 from pipeflow.params import deep_merge
 
@@ -96,7 +96,7 @@ class Config:
     def from_mapping(cls, data: Mapping[str, Any], where: Path | Where) -> Config:
         """Validate ``data`` (a config file's mapping, or several merged over
         :data:`DEFAULT_CONFIG`); ``where`` is the file, or says which file set a key.
-        Raises SpecError naming that file and the key."""
+        Raises ConfigError naming that file and the key."""
         at: Where = where if callable(where) else (lambda _keys: Location(str(where)))
         sections = {name: _section(data, name, at) for name in KNOWN}
         remotes = {str(name): _remote(str(name), settings, at)
@@ -116,7 +116,7 @@ def _section(data: Mapping[str, Any], name: str, at: Where) -> Mapping[str, Any]
     if body is None:
         return {}
     if not isinstance(body, dict):
-        raise SpecError(f"config section '{name}' must be a mapping", at((name,)))
+        raise ConfigError(f"config section '{name}' must be a mapping", at((name,)))
     return body
 
 
@@ -124,11 +124,11 @@ def _cache(section: Mapping[str, Any], at: Where) -> CacheConfig:
     link = section.get("link", CacheConfig.link)
     if link not in LINK_MODES:
         msg = f"cache.link is {link!r}; choose one of {', '.join(LINK_MODES)}"
-        raise SpecError(msg, at(("cache", "link")))
+        raise ConfigError(msg, at(("cache", "link")))
     folder = section.get("dir", CacheConfig.dir)
     if not isinstance(folder, str) or not folder:
         msg = f"cache.dir must be a folder path (got {folder!r})"
-        raise SpecError(msg, at(("cache", "dir")))
+        raise ConfigError(msg, at(("cache", "dir")))
     return CacheConfig(dir=folder, link=link)
 
 
@@ -140,40 +140,46 @@ def _grace(section: Mapping[str, Any], at: Where) -> float:
     try:
         return parse_duration(str(section["grace"]))
     except ValueError as exc:
-        raise SpecError(f"gc.grace: {exc}", at(("gc", "grace"))) from exc
+        raise ConfigError(f"gc.grace: {exc}", at(("gc", "grace"))) from exc
 
 
 def _remote(name: str, settings: Any, at: Where) -> RemoteConfig:
     if not isinstance(settings, dict):
-        raise SpecError(f"remote '{name}' must be a mapping with a 'url'", at(("remote", name)))
+        raise ConfigError(f"remote '{name}' must be a mapping with a 'url'", at(("remote", name)))
     trust = settings.get(TRUST_KEY, False)
     if not isinstance(trust, bool):
-        raise SpecError(f"remote '{name}': {TRUST_KEY} must be true or false (got "
+        raise ConfigError(f"remote '{name}': {TRUST_KEY} must be true or false (got "
                         f"{trust!r})", at(("remote", name, TRUST_KEY)),
                         hint=f"`pipeflow remote modify {name} {TRUST_KEY} true`")
     options = {k: v for k, v in settings.items() if k != "url"}
     return RemoteConfig(name, str(settings.get("url", "")), options, trust)
 
 
+def config_error(message: str, where: Location) -> PipeflowError:
+    """The error factory :mod:`pipeflow.safeload` and :mod:`pipeflow.projectfile` take."""
+    return ConfigError(message, where)
+
+
 def _read(path: Path) -> dict[str, Any]:
-    raw = projectfile.read(path, "config")  # never through a link, nor past its limit
+    # never through a link, nor past its limit
+    raw = projectfile.read(path, "config", error=config_error)
     if raw is None:
         return {}
     try:
-        data = safeload.load_yaml(raw, str(path), "config")
+        data = safeload.load_yaml(raw, str(path), "config", config_error)
         if data is not None:
-            safeload.bound(data, str(path), "config")
+            safeload.bound(data, str(path), "config", config_error)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         loc = Location(str(path), mark.line + 1, mark.column + 1) if mark else Location(str(path))
         msg = f"config is not valid YAML: {getattr(exc, 'problem', exc)}"
-        raise SpecError(msg, loc) from exc
+        raise ConfigError(msg, loc) from exc
     except (ValueError, TypeError) as exc:  # a constructor's: "2024-13-45", "!!int x"
-        raise SpecError(f"config is not valid YAML: {exc}", Location(str(path))) from None
+        raise ConfigError(f"config is not valid YAML: {exc}", Location(str(path))) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise SpecError("config must be a mapping of sections", Location(str(path)))
+        raise ConfigError("config must be a mapping of sections", Location(str(path)))
     return data
 
 
@@ -200,7 +206,7 @@ def check_keys(data: dict[str, Any], path: Path, *, credentials: bool = True) ->
         if section not in KNOWN:
             close = difflib.get_close_matches(str(section), list(KNOWN), n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(KNOWN)}"
-            raise SpecError(f"unknown config section '{section}'", Location(str(path)),
+            raise ConfigError(f"unknown config section '{section}'", Location(str(path)),
                             hint=hint)
         if not isinstance(body, dict):
             continue  # reported with its file by the checks after the merge
@@ -212,7 +218,7 @@ def check_keys(data: dict[str, Any], path: Path, *, credentials: bool = True) ->
                 close = difflib.get_close_matches(str(key), KNOWN[section], n=1)
                 hint = (f"did you mean '{section}.{close[0]}'?" if close
                         else f"known: {', '.join(KNOWN[section])}")
-                raise SpecError(f"unknown config key '{section}.{key}'",
+                raise ConfigError(f"unknown config key '{section}.{key}'",
                                 Location(str(path)), hint=hint)
 
 
@@ -222,7 +228,7 @@ def _check_remotes(body: dict[str, Any], path: Path, credentials: bool) -> None:
         if credentials and path.name != "config.local":
             secret = secret_settings(settings)
             if secret:
-                raise SpecError(
+                raise ConfigError(
                     f"remote '{name}': '{secret[0]}' looks like a credential in the committed "
                     "config", Location(str(path)),
                     hint=f"move it to .pipeflow/config.local (`pipeflow remote modify {name} "
@@ -251,7 +257,7 @@ def load(shared: Path, local: Path,
          defaults: Mapping[str, Any] = DEFAULT_CONFIG) -> Config:
     """Defaults, then the committed config, then the local one.
 
-    A bad value raises SpecError naming the file that set it.
+    A bad value raises ConfigError naming the file that set it.
     """
     layers = [(shared, _read(shared)), (local, _read(local))]
     for path, data in layers:
@@ -300,7 +306,7 @@ def _check_shared_cache_dir(folder: str, shared: Path, where: Location) -> None:
     project's cache. A folder elsewhere is this machine's choice: config.local."""
     why = _cache_dir_problem(folder, shared.parent)
     if why is not None:
-        raise SpecError(
+        raise ConfigError(
             f"cache.dir {folder!r} {why}: the committed config may only place the cache "
             "inside the project", where,
             hint=f"a cache outside the project is this machine's choice: set it in the "
@@ -314,7 +320,7 @@ def _check_shared_grace(seconds: float, value: str, where: Location,
     repository may not shorten it for everyone who clones it (config.local may)."""
     shared = layers[0][0]
     if where.file == str(shared) and seconds < DEFAULT_GRACE:
-        raise SpecError(
+        raise ConfigError(
             f"gc.grace {value!r} is shorter than the default ({DEFAULT_GRACE / 3600:g}h): "
             "the committed config may only lengthen it", where,
             hint=f"a shorter grace period is this machine's choice: set it in the git-ignored "

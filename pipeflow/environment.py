@@ -18,8 +18,8 @@ import shutil
 import stat
 import subprocess
 import sys
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from pipeflow.credentials import env_value
 from pipeflow.hashing import hash_file, is_special
@@ -33,6 +33,9 @@ from pipeflow.pydists import (
     normalize,
     resolve_launcher,
 )
+
+if TYPE_CHECKING:
+    from pipeflow.keyvalue import KeyValue
 
 
 def platform_id() -> str:
@@ -101,15 +104,14 @@ print(json.dumps(out))
 class EnvironmentProbe:
     """Environment components, with interpreter versions looked up once per process.
 
-    ``remember``/``recall`` (the state database) and, for interpreter binaries, the
+    ``state`` (the state database) and, for interpreter binaries, the
     machine cache (``pipeflow.machinecache``) keep interpreter versions across
     processes, keyed by the interpreter's real path and modification time.
     """
 
     def __init__(
         self,
-        recall: Callable[[str], str | None] | None = None,
-        remember: Callable[[str, str], None] | None = None,
+        state: KeyValue | None = None,
         root: str | os.PathLike[str] | None = None,
         managed: Iterable[str] = (),
     ) -> None:
@@ -118,8 +120,8 @@ class EnvironmentProbe:
         outputs and source data paths."""
         self._memo: dict[tuple[str, str], str | None] = {}
         self._packages: dict[tuple[str, tuple[str, ...]], dict[str, str | None]] = {}
-        self.trust = InterpreterTrust(root, managed, recall, remember)
-        self._sites = SiteIndexes(recall, remember, allow=self.trust.allows)
+        self.trust = InterpreterTrust(root, managed, state)
+        self._sites = SiteIndexes(state, allow=self.trust.allows)
         self._digests: dict[str, str] = {}
         self._root = os.path.abspath(root) if root is not None else None
         self._missing: dict[str, str] = {}

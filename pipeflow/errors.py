@@ -1,19 +1,46 @@
 """The errors pipeflow raises, each carrying the message a user reads.
 
-    PipeflowError                 exit 2 unless said otherwise
-    ├── UsageError                a bad command line: unknown target, bad flag value
-    ├── SpecError                 pipeline.yaml / params files: names file, line, column
-    ├── LockfileError             pipeline.lock cannot be read
-    │   └── LockConflictError     pipeline.lock holds merge conflicts (`repro` resolves them)
-    ├── StorageError              the cache: missing or corrupt object, failed link
-    │   ├── MissingSourceData     the lock's source data is in neither workspace nor cache
-    │   └── DiskFull              no space left (or quota exceeded) where pipeflow writes
-    ├── SourceConflict            source data changed both in the workspace and in git (exit 1)
-    ├── LockedError               another writer holds the repository lock
-    ├── StageFailed               a stage's command failed (exit 1)
-    ├── CheckFailed               a check found something to report (exit 1)
-    ├── Cancelled                 work stopped on request, nothing half-done kept (exit 130)
-    └── Interrupted               Ctrl-C (exit 130) or SIGTERM (exit 143) during a run
+Every error pipeflow raises on purpose is a :class:`PipeflowError`; its ``exit_code``
+is what ``pipeflow`` exits with (``pipeflow.cli.app`` is the one place that maps it).
+The tree, with the exit code of each branch (a class not marked has its parent's)::
+
+    PipeflowError                   exit 2: the input is wrong, nothing was done
+    ├── UsageError                  a command line or API call asks for what cannot be
+    │                               done: unknown target, bad flag value, no project
+    ├── SpecError                   pipeline.yaml, params files: names file, line, column
+    │   └── params.ParamsFileNotFound   a params file the spec names does not exist
+    ├── ConfigError                 .pipeflow/config, config.local: names the file (and line)
+    ├── LockfileError               pipeline.lock cannot be read or has the wrong shape
+    │   ├── LockConflictError       it holds merge conflicts (`repro` resolves them)
+    │   └── LockfileWriteError      it cannot be written: an I/O failure (exit 1)
+    ├── OutsideProjectError         a path read leads outside the project (or into /dev)
+    ├── workspace_fs.OutsideProjectError   a path written has a folder symlinked outside
+    │   └── workspace_fs.EnvironmentFolderError   ... or lies inside a Python environment
+    ├── workspace_fs.EnvironmentInDataError  cached data that would make a Python env
+    ├── safepath.UnsafePathError    a path read from a file (lock, manifest, record) is unsafe
+    ├── repo.UnsafeProjectError     .pipeflow (or a place in it) is a symlink
+    ├── StorageError                exit 1: the cache cannot give or take what was asked
+    │   ├── MissingSourceData       the lock's source data is in neither workspace nor cache
+    │   ├── DiskFull                no space left (or quota exceeded) where pipeflow writes
+    │   └── hashing.UnsafeManifestError   a folder manifest names an unsafe member (exit 2)
+    ├── SourceConflict              exit 1: source data changed both here and in git
+    ├── RepoLockError               exit 1: the repository lock cannot be taken: its file
+    │   │                           (.pipeflow/lock) cannot be made or written
+    │   └── LockedError             another writer holds it
+    ├── StageFailed                 exit 1: a stage's command failed
+    ├── TaskFailed                  exit 1: an executor's task failed or answered wrongly
+    │                               (the runner reports it as a failed stage)
+    ├── CheckFailed                 exit 1: a check found something to report
+    ├── Cancelled                   exit 130: work stopped on request, nothing half-done kept
+    └── Interrupted                 exit 130 (Ctrl-C) or 143 (SIGTERM) during a run
+
+Outside the tree: ``Terminated`` (a ``KeyboardInterrupt``: SIGTERM raised like Ctrl-C,
+exit 143 through :class:`Interrupted`), and any other exception, which is a bug in
+pipeflow: the CLI says "internal error" and exits 3. A programming error (a function
+called wrongly) raises a plain ``ValueError``/``TypeError``, never a UsageError.
+Classes named with a module live there (``pipeflow.params``, ...); the rest here.
+These, ``UnsafePathError`` and ``UnsafeProjectError`` are importable from ``pipeflow``
+itself; catch the others through their parent.
 
 Only ``pipeflow.cli`` turns these into exit codes and printed text.
 """
@@ -70,12 +97,30 @@ class SpecError(PipeflowError):
         self.location = location
 
 
+class ConfigError(PipeflowError):
+    """``.pipeflow/config`` or ``config.local`` is wrong; says which file (and where)."""
+
+    def __init__(
+        self, message: str, location: Location | None = None, *, hint: str | None = None
+    ) -> None:
+        text = f"{location}: {message}" if location else message
+        super().__init__(text, hint=hint)
+        self.location = location
+
+
 class LockfileError(PipeflowError):
     """pipeline.lock cannot be read or has the wrong shape."""
 
 
 class LockConflictError(LockfileError):
     """pipeline.lock holds merge conflicts: only ``status`` and ``repro`` read it then."""
+
+
+class LockfileWriteError(LockfileError):
+    """pipeline.lock cannot be written (permissions, a read-only file system): an I/O
+    failure, not bad input."""
+
+    exit_code = 1
 
 
 class StorageError(PipeflowError):
@@ -106,10 +151,15 @@ class SourceConflict(PipeflowError):
     exit_code = 1
 
 
-class LockedError(PipeflowError):
-    """Another pipeflow process holds the repository lock."""
+class RepoLockError(PipeflowError):
+    """The repository lock cannot be taken: its file cannot be created or written
+    (permissions, a read-only file system, a folder in its place)."""
 
     exit_code = 1
+
+
+class LockedError(RepoLockError):
+    """Another pipeflow process holds the repository lock."""
 
 
 class StageFailed(PipeflowError):
@@ -121,6 +171,13 @@ class StageFailed(PipeflowError):
         super().__init__(f"stage '{stage}' failed: {message}")
         self.stage = stage
         self.log_tail = log_tail
+
+
+class TaskFailed(PipeflowError):
+    """A task an executor ran elsewhere failed, was interrupted, or answered with
+    something other than what was asked; the runner reports the stage as failed."""
+
+    exit_code = 1
 
 
 class CheckFailed(PipeflowError):

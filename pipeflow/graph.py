@@ -14,13 +14,17 @@ import bisect
 import heapq
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeflow.errors import SpecError, UsageError
 from pipeflow.hashing import hash_bytes
 from pipeflow.spec.model import Pipeline
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from pipeflow.keyvalue import KeyValue
 
 
 @dataclass(frozen=True)
@@ -218,14 +222,13 @@ def _valid_order(candidate: object, ups: dict[str, set[str]]) -> bool:
 def build_graph(
     pipeline: Pipeline,
     *,
-    cached_order: Callable[[str], str | None] | None = None,
-    remember_order: Callable[[str, str], None] | None = None,
+    state: KeyValue | None = None,
 ) -> Graph:
     """Check the pipeline and order it; uses a remembered order when the structure is known."""
     producers = _producers(pipeline)
     ups = _edges(pipeline, producers)
     key = "topo:" + _structure_digest(pipeline)
-    known = cached_order(key) if cached_order else None
+    known = state.get(key) if state is not None else None
     order: list[str] | None = None
     if known is not None:
         try:
@@ -236,8 +239,8 @@ def build_graph(
             order = candidate
     if order is None:
         order = _check_self_and_cycles(pipeline, ups)
-        if remember_order:
-            remember_order(key, json.dumps(order))
+        if state is not None:
+            state.put(key, json.dumps(order))
     position = {name: i for i, name in enumerate(order)}
     upstream = {n: tuple(sorted(ups[n], key=position.__getitem__)) for n in order}
     down: dict[str, list[str]] = {n: [] for n in order}

@@ -32,13 +32,17 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeflow import gitcmd
 from pipeflow.safepath import within
 from pipeflow.trustedenvs import env_kind, is_trusted_folder, trust_folder
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from pipeflow.keyvalue import KeyValue
 
 __all__ = ["InterpreterTrust", "Refusal", "probe_env", "run_probe", "trust_folder"]
 
@@ -89,15 +93,13 @@ class InterpreterTrust:
 
     def __init__(self, root: str | os.PathLike[str] | None,
                  managed: Iterable[str] = (),
-                 recall: Callable[[str], str | None] | None = None,
-                 remember: Callable[[str, str], None] | None = None) -> None:
+                 state: KeyValue | None = None) -> None:
         """``root``: the project (None: no project, every interpreter may run);
         ``managed``: root-relative outputs and source data paths pipeflow writes;
-        ``recall``/``remember``: the state database, where a venv found made here is
+        ``state``: the state database, where a venv found made here is
         remembered until its ``pyvenv.cfg`` or git's index changes (saves two git
         runs per command)."""
-        self._recall = recall
-        self._remember = remember
+        self._state = state
         self._root = os.path.abspath(root) if root is not None else None
         self._real_root = os.path.realpath(root) if root is not None else None
         self._managed = tuple(managed)
@@ -206,7 +208,7 @@ class InterpreterTrust:
         cfg = os.path.join(venv, "pyvenv.cfg")
         stamp = _stamp(self._real_root, cfg)
         key = f"venv-made-here:{rel}"
-        if stamp and self._recall is not None and self._recall(key) == stamp:
+        if stamp and self._state is not None and self._state.get(key) == stamp:
             return None
         home = _venv_home(cfg)
         if home is None or within(os.path.realpath(home), self._real_root):
@@ -215,8 +217,8 @@ class InterpreterTrust:
             return "tracked"
         if not _ignored_by_git(self._real_root, rel + "/pyvenv.cfg"):
             return "not-ignored"
-        if stamp and self._remember is not None:
-            self._remember(key, stamp)
+        if stamp and self._state is not None:
+            self._state.put(key, stamp)
         return None
 
 

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pipeflow import atomicfile, diskfull, lockfile, projectfile, safeload, yamlemit
-from pipeflow.errors import LockConflictError, LockfileError
+from pipeflow.errors import LockConflictError, LockfileError, LockfileWriteError
 from pipeflow.lockfile import FileEntry, Lock, StageLock
 from pipeflow.lockmerge import MergedLock, T
 
@@ -126,7 +126,7 @@ def write(path: Path, merged: MergedLock) -> None:
     except OSError as exc:
         diskfull.check(exc, path)
         msg = f"cannot write {path}: {exc.strerror or exc}"
-        raise LockfileError(msg) from exc
+        raise LockfileWriteError(msg) from exc
 
 
 # --- reading ---------------------------------------------------------------

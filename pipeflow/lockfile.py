@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from pipeflow import atomicfile, diskfull, projectfile, safeload, safepath, yamlemit
-from pipeflow.errors import LockfileError
+from pipeflow.errors import LockfileError, LockfileWriteError
 
 if TYPE_CHECKING:
     from pipeflow.hashing import HashInfo
@@ -238,7 +238,7 @@ def write(path: Path, lock: Lock) -> None:
     except OSError as exc:
         diskfull.check(exc, path)
         msg = f"cannot write {path}: {exc.strerror or exc}"
-        raise LockfileError(msg) from exc
+        raise LockfileWriteError(msg) from exc
 
 
 # --- reading ---------------------------------------------------------------

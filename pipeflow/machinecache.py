@@ -26,9 +26,12 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from pipeflow.keyvalue import KeyValue
 
 
 def machine_cache_path() -> Path:
@@ -123,15 +126,13 @@ def machine_cache() -> MachineCache:
 class Facts:
     """Interpreter facts looked up in the machine cache (where only answers given
     with ``shared`` are kept) before the project's state database
-    (``recall``/``remember``)."""
+    (``state``)."""
 
     def __init__(
         self,
-        recall: Callable[[str], str | None] | None = None,
-        remember: Callable[[str, str], None] | None = None,
+        state: KeyValue | None = None,
     ) -> None:
-        self._recall = recall
-        self._remember = remember
+        self._state = state
 
     def get(self, key: str, shared: bool) -> str | None:
         """The value under ``key``, or None."""
@@ -139,11 +140,11 @@ class Facts:
             found = machine_cache().get(key)
             if found is not None:
                 return found
-        return self._recall(key) if self._recall else None
+        return self._state.get(key) if self._state is not None else None
 
     def put(self, key: str, value: str, shared: bool) -> None:
         """Keep ``value`` under ``key``."""
         if shared:
             machine_cache().put(key, value)
-        if self._remember:
-            self._remember(key, value)
+        if self._state is not None:
+            self._state.put(key, value)

@@ -94,8 +94,7 @@ class Planner:
         state = repo.state if repo.dot.is_dir() else None
         managed = [o.path for st in graph.pipeline.stages.values() for o in st.outs]
         self.env = EnvironmentProbe(
-            state.get if state else None, state.put if state else None,
-            root=repo.root, managed=[*managed, *lock.sources],
+            state, root=repo.root, managed=[*managed, *lock.sources],
         )
 
     # components -------------------------------------------------------------
@@ -177,14 +176,12 @@ class Planner:
     def _sources(self) -> SourceCache:
         """Facts of Python sources by content hash, remembered in the state database."""
         state = self.repo.state if self.repo.dot.is_dir() else None
-        return SourceCache(self.repo.root, self.repo.hasher.hash_path,
-                           state.get if state else None, state.put if state else None)
+        return SourceCache(self.repo.root, self.repo.hasher.hash_path, state)
 
     @cached_property
     def _detector(self) -> CodeDetector:
         state = self.repo.state if self.repo.dot.is_dir() else None
-        return CodeDetector(self.repo.root, self._sources,
-                            state.get if state else None, state.put if state else None)
+        return CodeDetector(self.repo.root, self._sources, state)
 
     def _scan(self, stage: Stage, program: str | None) -> CodeScan:
         if not stage.code_auto or program is None:

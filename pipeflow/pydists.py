@@ -43,6 +43,10 @@ from pipeflow.interptrust import run_probe
 from pipeflow.machinecache import Facts
 from pipeflow.safepath import within
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from pipeflow.keyvalue import KeyValue
+
 FORMAT = 4  # 4: the path probe runs isolated (-I) and names the user site folder
 
 _NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -487,18 +491,17 @@ def _includes_system_site(cfg: str) -> bool:
 
 class SiteIndexes:
     """``SiteIndex`` per interpreter, remembered in the machine cache and the state
-    database (``recall``/``remember`` are the state database's ``get``/``put``).
+    database (``state``).
     """
 
     def __init__(
         self,
-        recall: Callable[[str], str | None] | None = None,
-        remember: Callable[[str, str], None] | None = None,
+        state: KeyValue | None = None,
         allow: Callable[[str], bool] | None = None,
     ) -> None:
         """``allow(path)`` says whether interpreter ``path`` may be started (see
         ``pipeflow.interptrust``); None: any."""
-        self.facts = Facts(recall, remember)
+        self.facts = Facts(state)
         self._allow = allow
         self._memo: dict[tuple[str, str], SiteIndex | None] = {}
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeflow.errors import Location, SpecError
+from pipeflow.errors import ConfigError, Location
 
 STORAGE_PROTOCOLS = frozenset({
     "file", "local", "s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "http",
@@ -108,12 +108,12 @@ def check_committed(name: str, settings: Mapping[str, Any], where: Path, root: P
         if why is not None:
             from pipeflow.credentials import redact
 
-            raise SpecError(f"remote '{name}': url {redact(url)!r} {why}; the committed "
+            raise ConfigError(f"remote '{name}': url {redact(url)!r} {why}; the committed "
                             "config may only name a plain storage location",
                             Location(str(where)), hint=_hint(where))
     options = {k: v for k, v in settings.items() if k != "url"}
     bad = options_problem(options)
     if bad is not None:
-        raise SpecError(f"remote '{name}': option '{bad}' names a local path or another "
+        raise ConfigError(f"remote '{name}': option '{bad}' names a local path or another "
                         "file system; the committed config may not set it",
                         Location(str(where)), hint=_hint(where))

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pipeflow.ignore import IgnoreRules
     from pipeflow.lineage.index import RunIndex
     from pipeflow.lineage.records import RecordStore
+    from pipeflow.repolock import RepoLock
     from pipeflow.state import StateDB
     from pipeflow.storage.links import Linker
     from pipeflow.storage.objects import ObjectStore
@@ -90,8 +91,17 @@ class Repo:
 
     root: Path
     _closers: list[Any] = field(default_factory=list, repr=False)
+    dot: Path = field(init=False, repr=False, compare=False)
+    """``.pipeflow/``: state, cache, lock and config."""
+    spec_path: Path = field(init=False, repr=False, compare=False)
+    lock_path: Path = field(init=False, repr=False, compare=False)
+    logs_dir: Path = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self.dot = self.root / DOT
+        self.spec_path = self.root / SPEC_FILE
+        self.lock_path = self.root / LOCK_FILE
+        self.logs_dir = self.dot / "logs"
         check_dot(self.root)
 
     @classmethod
@@ -100,22 +110,6 @@ class Repo:
         return cls(find_root(Path(start) if start is not None else Path.cwd()))
 
     # places -----------------------------------------------------------------
-    @property
-    def dot(self) -> Path:
-        return self.root / DOT
-
-    @property
-    def spec_path(self) -> Path:
-        return self.root / SPEC_FILE
-
-    @property
-    def lock_path(self) -> Path:
-        return self.root / LOCK_FILE
-
-    @property
-    def logs_dir(self) -> Path:
-        return self.dot / "logs"
-
     @cached_property
     def config(self) -> Config:
         """Project config merged with the per-machine ``config.local``."""
@@ -182,8 +176,7 @@ class Repo:
 
         if not self.dot.is_dir():
             return TrackedState()
-        state = self.state
-        return tracked_state(self.root, self.cache_dir, state.get, state.put)
+        return tracked_state(self.root, self.cache_dir, self.state)
 
     @cached_property
     def index(self) -> RunIndex:
@@ -194,6 +187,38 @@ class Repo:
         self._closers.append(index)
         index.refresh()
         return index
+
+    def reload_config(self) -> None:
+        """Read the config files again on next use (after an edit wrote them)."""
+        self.__dict__.pop("config", None)
+
+    def reopen_index(self) -> None:
+        """Open the run index afresh on next use, indexing the records that arrived
+        since (a fetch). The old handle stays open until :meth:`close`: whoever took
+        it during the fetch may still read through it."""
+        self.__dict__.pop("index", None)
+
+    def open_index(self) -> RunIndex | None:
+        """The run index if this session opened it, else None (never opens it)."""
+        index: RunIndex | None = self.__dict__.get("index")
+        return index
+
+    def written(self) -> list[str | os.PathLike[str]]:
+        """What the object store and the run records wrote in this session, for one
+        batched sync (neither is opened just to ask)."""
+        paths: list[str | os.PathLike[str]] = []
+        if "store" in self.__dict__:
+            paths += self.store.written()
+        if "records" in self.__dict__:
+            paths += self.records.written
+        return paths
+
+    def lock(self, *, wait: float = 0.0) -> RepoLock:
+        """The repository lock (a context manager; :mod:`pipeflow.repolock`): one
+        writer at a time, waiting up to ``wait`` seconds for another to finish."""
+        from pipeflow.repolock import RepoLock
+
+        return RepoLock(self.dot / "lock", wait=wait)
 
     def close(self) -> None:
         """Flush the stat cache and close the state database."""

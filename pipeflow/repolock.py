@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 from pipeflow import diskfull, faults, projectfile
-from pipeflow.errors import LockedError, PipeflowError
+from pipeflow.errors import LockedError, PipeflowError, RepoLockError
 
 
 def read_holder(path: Path) -> dict[str, object] | None:
@@ -64,6 +64,12 @@ def describe(holder: dict[str, object] | None) -> str:
     return f"pid {holder.get('pid')} (`{holder.get('command')}`, started {when})"
 
 
+def _unwritable(path: Path, exc: OSError) -> RepoLockError:
+    msg = f"cannot take the repository lock {path}: {exc.strerror or exc}"
+    return RepoLockError(msg, hint="pipeflow writes its lock there: make the folder "
+                                   "writable (and remove whatever else is in its place)")
+
+
 class RepoLock:
     """Context manager holding the exclusive repository lock."""
 
@@ -83,7 +89,7 @@ class RepoLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             diskfull.check(exc, self.path, "create the repository lock")
-            raise
+            raise _unwritable(self.path, exc) from exc
         try:
             self._take(fd)
             info = {"pid": os.getpid(), "command": " ".join(["pipeflow", *sys.argv[1:]]),
@@ -95,6 +101,7 @@ class RepoLock:
             os.close(fd)  # frees the flock too: a failed acquire holds nothing
             if isinstance(exc, OSError):
                 diskfull.check(exc, self.path, "write the repository lock")
+                raise _unwritable(self.path, exc) from exc
             raise
         self._fd = fd
 

@@ -1,7 +1,10 @@
 """The ``pipeflow`` command: typer wiring and the one place errors become exit codes.
 
-Exit status: 0 success; 1 a stage or check failed; 2 a usage or spec error;
-3 pipeflow itself failed (a bug: rerun with --verbose and report the traceback).
+Exit status: 0 success; 2 the input is wrong (usage, spec, config, an unreadable lock);
+1 the work failed (a stage, a check, the cache, an I/O failure such as a lock that
+cannot be written, another writer holding the lock); 130 interrupted (143 SIGTERM);
+3 pipeflow itself failed (a bug: rerun with --verbose and report the traceback). Each
+error carries its own code: the tree is drawn in :mod:`pipeflow.errors`.
 """
 
 from __future__ import annotations

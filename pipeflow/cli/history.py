@@ -126,7 +126,7 @@ def versions_command(
 def record_warnings(repo: Repo) -> None:
     """One warning per damaged run record this command met and skipped (if the
     command opened the index at all)."""
-    index = repo.__dict__.get("index")  # a cached_property: never open it just for this
+    index = repo.open_index()  # never open it just for this
     for problem in index.skipped if index is not None else ():
         output.warn(problem)
 

@@ -15,7 +15,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from pipeflow.credentials import redact
-from pipeflow.errors import PipeflowError, UsageError
+from pipeflow.errors import PipeflowError, TaskFailed, UsageError
 from pipeflow.execution.dispatch import Dispatcher, shareable_options
 from pipeflow.execution.runner import LineSink, RunResult
 from pipeflow.execution.task import Answer, Task
@@ -106,12 +106,12 @@ class DaskExecutor:
             if self.dispatcher.stop.wait(0.2):
                 future.cancel()
                 dask_worker.stop_event(key, self.client).set()  # a running task stops
-                raise PipeflowError("interrupted while it ran on the cluster; nothing of "
+                raise TaskFailed("interrupted while it ran on the cluster; nothing of "
                                     "it was committed")
         try:
             answer = str(future.result())
         except Exception as exc:  # whatever the task or Dask raised: the stage fails
-            raise PipeflowError(_task_failure(exc)) from exc
+            raise TaskFailed(_task_failure(exc)) from exc
         finally:
             future.release()
         return Answer.from_json(answer)

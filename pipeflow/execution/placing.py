@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pipeflow import workspace_fs
-from pipeflow.errors import PipeflowError
+from pipeflow.errors import TaskFailed
 from pipeflow.execution.task import TaskOutput
 from pipeflow.hashing import HashInfo
 from pipeflow.repo import Repo
@@ -33,13 +33,13 @@ def fetch(repo: Repo, remote: Remote, oids: Iterable[str],
 
 def place_outputs(repo: Repo, remote: Remote, declared: Iterable[str],
                   outputs: Iterable[TaskOutput], stop: threading.Event | None = None) -> None:
-    """Download (verified) and check out what the worker made; PipeflowError when it
+    """Download (verified) and check out what the worker made; TaskFailed when it
     is not exactly the ``declared`` outputs, and on any failure nothing of it stays
     in the workspace."""
     store, outputs = repo.store, list(outputs)
     wanted, got = sorted(declared), sorted(o.path for o in outputs)
     if got != wanted:
-        raise PipeflowError(f"the worker returned outputs {got}, not {wanted}")
+        raise TaskFailed(f"the worker returned outputs {got}, not {wanted}")
     fetch(repo, remote, {o.oid for o in outputs if o.isdir}, stop)
     files: set[str] = set()
     for out in outputs:

@@ -145,7 +145,7 @@ class History:
             from pipeflow.environment import EnvironmentProbe
 
             state = self.repo.state
-            self.env_probe = EnvironmentProbe(state.get, state.put, root=self.repo.root)
+            self.env_probe = EnvironmentProbe(state, root=self.repo.root)
         return self.env_probe.component(stage.cmd, python_exact=True, variables=stage.env.vars,
                                cwd=self.repo.root / stage.wdir, packages=stage.env.packages)
 

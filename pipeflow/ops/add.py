@@ -12,7 +12,6 @@ from pipeflow.lineage.records import iso
 from pipeflow.lockfile import FileEntry, Lock, file_entry
 from pipeflow.ops.project import load_project, recover, render_lock
 from pipeflow.repo import LOCK_FILE, Repo
-from pipeflow.repolock import RepoLock
 
 
 @dataclass
@@ -66,7 +65,7 @@ def add(repo: Repo, paths: list[str], *, wait: float = 0.0, external: bool = Fal
         from pipeflow.ops.init import init
 
         init(repo.root, starter=False)
-    with RepoLock(repo.dot / "lock", wait=wait):
+    with repo.lock(wait=wait):
         recover(repo)
         graph = load_project(repo).graph
         lock = lockfile.read(repo.lock_path, LOCK_FILE)

@@ -15,7 +15,6 @@ from pipeflow.lineage.pathspec import split_spec
 from pipeflow.lockfile import FileEntry, Lock, StageLock, hash_info, out_entries
 from pipeflow.ops.project import check_outputs_inside, load_project, recover, render_lock
 from pipeflow.repo import LOCK_FILE, Repo
-from pipeflow.repolock import RepoLock
 from pipeflow.spec.model import Stage
 
 
@@ -42,7 +41,7 @@ def checkout(repo: Repo, targets: list[str] | None = None, *, wait: float = 0.0,
     from pipeflow import lockconflict
 
     report = CheckoutReport()
-    with RepoLock(repo.dot / "lock", wait=wait):
+    with repo.lock(wait=wait):
         recover(repo)
         graph = load_project(repo).graph
         # a lock in merge conflict: what both sides agree on is restored; an entry in

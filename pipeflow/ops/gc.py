@@ -32,7 +32,6 @@ from pipeflow.ops.keepset import GcScope, KeepSet, expand, lock_entries, referen
 from pipeflow.ops.project import recover
 from pipeflow.ops.transfer import local_objects
 from pipeflow.repo import LOCK_FILE, Repo
-from pipeflow.repolock import RepoLock
 from pipeflow.storage.remote import UPLOAD_TEMP, ListedFile, Remote
 
 __all__ = ["DEFAULT_GRACE", "GcReport", "GcScope", "Side", "configured_grace", "gc"]
@@ -191,7 +190,7 @@ def gc(repo: Repo, scope: GcScope, *, dry: bool = False, remote: str | None = No
                          hint="add --yes to confirm, or --dry to list what would go")
     report = GcReport(dry, configured_grace(repo) if grace is None else grace)
     cutoff = time.time() - report.grace
-    with RepoLock(repo.dot / "lock", wait=wait):
+    with repo.lock(wait=wait):
         recover(repo, sweep=False)
         target = None
         objects: dict[str, ListedFile] = {}

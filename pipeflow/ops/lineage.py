@@ -1,7 +1,14 @@
-"""``pipeflow lineage PATH[@VERSION] [--diff OTHER]``: where one output version came from."""
+"""``pipeflow lineage PATH[@VERSION] [--diff OTHER]``: where one output version came from.
+
+The verbs the CLI and the Python API call: :func:`lineage`, :func:`lineage_diff`,
+:func:`versions_of` and :func:`content_at`; the helpers other verbs share:
+:func:`current_lock`, :func:`locked_paths`, :func:`light_versions`, :func:`start_of`,
+:func:`manifests` and :func:`git_tracked`.
+"""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -13,9 +20,12 @@ from pipeflow.lineage.diff import LineageDiff, diff_lineages
 from pipeflow.lineage.graph import Lineage, ManifestLookup, trace
 from pipeflow.lineage.labels import version_labels
 from pipeflow.lineage.pathspec import split_spec
-from pipeflow.lineage.versions import Version, resolve
+from pipeflow.lineage.versions import Version, list_versions, resolve
 from pipeflow.lockfile import FileEntry, Lock
 from pipeflow.repo import LOCK_FILE, Repo
+
+__all__ = ["Content", "Start", "content_at", "current_lock", "git_tracked", "light_versions",
+           "lineage", "lineage_diff", "locked_paths", "manifests", "start_of", "versions_of"]
 
 
 @dataclass(frozen=True)
@@ -125,6 +135,53 @@ def start_of(repo: Repo, target: str, version: str | None = None) -> Start:
     raise UsageError(f"'{path}' has no recorded history",
                      hint="lineage starts from an output of a stage that has run or from "
                           "data recorded with `pipeflow add`")
+
+
+def versions_of(repo: Repo, path: str) -> list[Version]:
+    """Every version of the project path ``path``, oldest first (empty when it has
+    none), with per-version params and metrics: what ``pipeflow.Repo.versions`` returns."""
+    entries, _ = locked_paths(repo)
+    current = entries.get(path)
+    return list_versions(repo, path, current_hash=current.hash if current else None)
+
+
+@dataclass(frozen=True)
+class Content:
+    """What a path holds at one version: an object id, and whether it is a folder's."""
+
+    oid: str
+    isdir: bool
+
+
+def content_at(repo: Repo, path: str, version: str | None = None) -> Content:
+    """The content of ``path`` (absolute, or relative to the current directory) at
+    ``version`` (vN, hash prefix or tag; None: what the lock names). A file inside a
+    versioned folder takes the folder's version."""
+    rel = os.path.relpath(path, repo.root).replace(os.sep, "/")
+    if version is None:
+        start = start_of(repo, path)
+        isdir = any(v.hash == start.hash and v.isdir for v in light_versions(repo, rel))
+        return Content(start.hash, isdir)
+    own = light_versions(repo, rel)
+    if own:
+        chosen = resolve(repo, rel, version, own)
+        return Content(chosen.hash, chosen.isdir)
+    parts = rel.split("/")
+    for i in range(len(parts) - 1, 0, -1):
+        folder, inner = "/".join(parts[:i]), "/".join(parts[i:])
+        found = light_versions(repo, folder)
+        if not found:
+            continue
+        chosen = resolve(repo, folder, version, found)
+        listing = manifests(repo)(chosen.hash)
+        if listing is None:
+            raise StorageError(f"{folder} {chosen.label} ({chosen.hash[:8]}) is not in the "
+                               "cache", hint="`pipeflow fetch` gets it from a remote")
+        oid = listing.get(inner)
+        if oid is None:
+            raise UsageError(f"{folder} {chosen.label} has no file '{inner}'")
+        return Content(oid, False)
+    raise UsageError(f"'{rel}' has no recorded versions")
 
 
 def git_tracked(repo: Repo) -> Callable[[str, str], bool]:

@@ -49,11 +49,7 @@ def load_project(repo: Repo) -> Project:
         if state is not None:
             state.put("valid:" + loaded.digest, "1")
         machine.put(shared + loaded.digest, "1")
-    graph = build_graph(
-        loaded.pipeline,
-        cached_order=state.get if state else None,
-        remember_order=state.put if state else None,
-    )
+    graph = build_graph(loaded.pipeline, state=state)
     return Project(graph)
 
 
@@ -129,12 +125,7 @@ def render_lock(repo: Repo, graph: Graph | None = None) -> bool:
     changed = text != (old.replace("\r\n", "\n") if old is not None else None)
     new = merged.lock
     if changed and (new.stages or new.sources or not merged.clean or repo.lock_path.exists()):
-        written: list[str | os.PathLike[str]] = []
-        if "store" in repo.__dict__:
-            written += repo.store.written()
-        if "records" in repo.__dict__:
-            written += repo.records.written
-        sync_paths(written)
+        sync_paths(repo.written())
         lockconflict.write(repo.lock_path, merged)
     repo.state.journal_clear()
     return changed

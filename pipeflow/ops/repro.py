@@ -20,7 +20,6 @@ from pipeflow.ops.init import init
 from pipeflow.ops.project import check_outputs_inside, load_project, recover, render_lock
 from pipeflow.planning import Planner, StageState
 from pipeflow.repo import LOCK_FILE, Repo
-from pipeflow.repolock import RepoLock
 
 if TYPE_CHECKING:
     from pipeflow.lineage.trust import Trust
@@ -182,7 +181,7 @@ def _pull_first(repo: Repo, options: ReproOptions
     remote = open_remote(repo, options.remote)
     unseen = not_here(repo, lockconflict.read(repo.lock_path, LOCK_FILE).lock)
     fetched = fetch(repo, options.remote)
-    repo.__dict__.pop("index", None)  # re-open: fetched records get indexed
+    repo.reopen_index()  # fetched records get indexed
     return remote, unseen, fetched.skipped
 
 
@@ -217,7 +216,7 @@ def repro(
                               options=options.executor_options,
                               open_remote=functools.partial(open_remote, repo))
     with (create(options.executor, context) as executor,
-          RepoLock(repo.dot / "lock", wait=options.wait)):
+          repo.lock(wait=options.wait)):
         recover(repo)
         planner, remote, report = _plan(repo, options)
         report.initialized = initialized

@@ -13,7 +13,6 @@ from pipeflow.lineage.tags import LogProblem
 from pipeflow.lineage.versions import Version, list_versions, resolve
 from pipeflow.lockfile import FileEntry
 from pipeflow.repo import LOCK_FILE, Repo
-from pipeflow.repolock import RepoLock
 
 
 def _locked_entries(repo: Repo) -> dict[str, FileEntry]:
@@ -128,7 +127,7 @@ def tag(repo: Repo, target: str, name: str, *, wait: float = 0.0) -> TagResult:
     path, version = split_spec(repo, target, set(locked))
     if version is None:
         raise UsageError("give the version to tag as PATH@VERSION (vN, hash prefix or tag)")
-    with RepoLock(repo.dot / "lock", wait=wait):
+    with repo.lock(wait=wait):
         log = tagfile.read_log(repo.dot)
         from pipeflow.ops.lineage import light_versions
 
@@ -150,5 +149,5 @@ def repair_tags(repo: Repo, *, wait: float = 0.0) -> tagfile.RepairReport:
     ``.pipeflow/state/tags.jsonl.damaged``."""
     from pipeflow.gitinfo import read_provenance
 
-    with RepoLock(repo.dot / "lock", wait=wait):
+    with repo.lock(wait=wait):
         return tagfile.repair(repo.dot, repo.records.chain, read_provenance(repo.root).user)

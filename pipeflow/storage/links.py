@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
 
-from pipeflow.errors import StorageError, UsageError
+from pipeflow.errors import ConfigError, StorageError
 
 if TYPE_CHECKING:
     from pipeflow.state import StateDB
@@ -113,7 +113,7 @@ def link_file(src: Path, dst: Path, mode: LinkMode, *, executable: bool | None =
                 os.close(sfd)
             _set_exec(tmp, src, executable)
         else:
-            raise UsageError(f"unknown link mode {mode!r}")
+            raise ValueError(f"unknown link mode {mode!r}")  # a caller's bug
         os.replace(tmp, dst_s)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -161,7 +161,7 @@ class Linker:
         """``cache_dir`` and ``workspace`` are the defaults of ``mode_for``; ``setting``
         is a ``cache.link`` value (see ``LINK_SETTINGS``)."""
         if setting not in LINK_SETTINGS:
-            raise UsageError(
+            raise ConfigError(
                 f"cache.link: unknown link type {setting!r}",
                 hint=f"use one of: {', '.join(LINK_SETTINGS)}",
             )
@@ -213,7 +213,7 @@ class Linker:
         cache_dir = cache_dir if cache_dir is not None else self.cache_dir
         target_dir = target_dir if target_dir is not None else self.workspace
         if cache_dir is None or target_dir is None:
-            raise UsageError("Linker.mode_for needs a cache folder and a target folder")
+            raise TypeError("Linker.mode_for needs a cache folder and a target folder")
         return cache_dir, target_dir
 
     def store_mode(self, src_dir: Path, store_dir: Path) -> Literal["reflink", "copy"]:

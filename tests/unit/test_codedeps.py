@@ -10,6 +10,7 @@ import pytest
 from pipeflow.codedeps import CodeDetector, CodeScan, describe_map_change
 from pipeflow.codehash import SourceCache, analyze
 from pipeflow.hashing import Hasher
+from pipeflow.keyvalue import MemoryStore
 from pipeflow.pycommand import Invocation, invocations
 
 
@@ -74,7 +75,7 @@ class Tree:
         hasher = Hasher(self.root, None)
         sources = SourceCache(self.root, hasher.hash_path)
         if remember:
-            return CodeDetector(self.root, sources, self.store.get, self.store.__setitem__)
+            return CodeDetector(self.root, sources, MemoryStore(self.store))
         return CodeDetector(self.root, sources)
 
     def scan(self, *cmds: str, wdir: str = "", **kw: object) -> CodeScan:

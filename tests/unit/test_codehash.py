@@ -20,6 +20,7 @@ from pipeflow.codehash import (
     tree_hash,
 )
 from pipeflow.hashing import Hasher, hash_bytes
+from pipeflow.keyvalue import MemoryStore
 
 BASE = '''"""Module docstring."""
 import os
@@ -239,7 +240,7 @@ def test_source_cache_parses_each_content_once(tmp_path: Path) -> None:
 
     def cache() -> SourceCache:
         hasher = Hasher(tmp_path, None)
-        return SourceCache(tmp_path, hasher.hash_path, store.get, store.__setitem__)
+        return SourceCache(tmp_path, hasher.hash_path, MemoryStore(store))
 
     first = cache()
     facts = first.facts("m.py")
@@ -262,12 +263,11 @@ def test_source_cache_missing_folder_and_damaged_entries(tmp_path: Path) -> None
     (tmp_path / "m.py").write_text("import a\n")
     hasher = Hasher(tmp_path, None)
     store: dict[str, str] = {}
-    cache = SourceCache(tmp_path, hasher.hash_path, store.get, store.__setitem__)
+    cache = SourceCache(tmp_path, hasher.hash_path, MemoryStore(store))
     assert cache.facts("missing.py") is None
     assert cache.facts("pkg") is None
     assert cache.facts("m.py") is not None
     [key] = store
     store[key] = "{not json"
-    again = SourceCache(tmp_path, Hasher(tmp_path, None).hash_path, store.get,
-                        store.__setitem__)
+    again = SourceCache(tmp_path, Hasher(tmp_path, None).hash_path, MemoryStore(store))
     assert again.facts("m.py") == analyze("import a\n") and again.parsed == 1

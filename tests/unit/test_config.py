@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeflow.config import LINK_MODES, load_config
-from pipeflow.errors import Location, SpecError
+from pipeflow.errors import ConfigError, Location
 from pipeflow.repo import DEFAULT_CONFIG
 
 
@@ -53,12 +53,12 @@ def test_empty_section_or_key_keeps_the_value_below(files: tuple[Path, Path]) ->
 def test_unknown_section_and_key_name_their_file(files: tuple[Path, Path]) -> None:
     shared, local = files
     local.write_text("cahce:\n  link: copy\n")
-    with pytest.raises(SpecError, match="unknown config section 'cahce'") as err:
+    with pytest.raises(ConfigError, match="unknown config section 'cahce'") as err:
         load_config(shared, local, DEFAULT_CONFIG)
     assert err.value.location == Location(str(local)) and err.value.hint == "did you mean 'cache'?"
     local.write_text("")
     shared.write_text("cache:\n  lnk: copy\n")
-    with pytest.raises(SpecError, match=r"unknown config key 'cache\.lnk'") as err:
+    with pytest.raises(ConfigError, match=r"unknown config key 'cache\.lnk'") as err:
         load_config(shared, local, DEFAULT_CONFIG)
     assert err.value.location == Location(str(shared))
 
@@ -66,7 +66,7 @@ def test_unknown_section_and_key_name_their_file(files: tuple[Path, Path]) -> No
 def test_bad_cache_dir(files: tuple[Path, Path]) -> None:
     shared, local = files
     local.write_text("cache:\n  dir: [a, b]\n")
-    with pytest.raises(SpecError, match=r"cache\.dir must be a folder path") as err:
+    with pytest.raises(ConfigError, match=r"cache\.dir must be a folder path") as err:
         load_config(shared, local, DEFAULT_CONFIG)
     assert err.value.location == Location(str(local))
 
@@ -81,7 +81,7 @@ def test_every_link_mode_accepted(files: tuple[Path, Path], mode: str) -> None:
 def test_bad_link_mode_names_the_shared_file(files: tuple[Path, Path]) -> None:
     shared, local = files
     shared.write_text("cache:\n  link: symlink\n")
-    with pytest.raises(SpecError) as err:
+    with pytest.raises(ConfigError) as err:
         load_config(shared, local, DEFAULT_CONFIG)
     assert err.value.location == Location(str(shared))
     assert str(err.value).startswith(f"{shared}: cache.link is 'symlink'; choose one of ")
@@ -92,7 +92,7 @@ def test_bad_link_mode_names_the_local_file(files: tuple[Path, Path]) -> None:
     shared, local = files
     shared.write_text("cache:\n  link: copy\n")
     local.write_text("cache:\n  link: hard-link\n")
-    with pytest.raises(SpecError) as err:
+    with pytest.raises(ConfigError) as err:
         load_config(shared, local, DEFAULT_CONFIG)
     assert err.value.location == Location(str(local))
 
@@ -107,7 +107,7 @@ def test_local_fixes_a_bad_shared_link_mode(files: tuple[Path, Path]) -> None:
 def test_cache_section_not_a_mapping(files: tuple[Path, Path]) -> None:
     shared, local = files
     local.write_text("cache: 5\n")
-    with pytest.raises(SpecError, match="section 'cache' must be a mapping") as err:
+    with pytest.raises(ConfigError, match="section 'cache' must be a mapping") as err:
         load_config(shared, local, DEFAULT_CONFIG)
     assert err.value.location == Location(str(local))
 
@@ -115,7 +115,7 @@ def test_cache_section_not_a_mapping(files: tuple[Path, Path]) -> None:
 def test_invalid_yaml_names_file_line_and_column(files: tuple[Path, Path]) -> None:
     shared, local = files
     shared.write_text("cache:\n  link: [copy\n")
-    with pytest.raises(SpecError, match="config is not valid YAML") as err:
+    with pytest.raises(ConfigError, match="config is not valid YAML") as err:
         load_config(shared, local, DEFAULT_CONFIG)
     loc = err.value.location
     assert loc is not None and loc.file == str(shared) and loc.line is not None
@@ -124,6 +124,6 @@ def test_invalid_yaml_names_file_line_and_column(files: tuple[Path, Path]) -> No
 def test_config_not_a_mapping(files: tuple[Path, Path]) -> None:
     shared, local = files
     local.write_text("- a\n- b\n")
-    with pytest.raises(SpecError, match="config must be a mapping of sections") as err:
+    with pytest.raises(ConfigError, match="config must be a mapping of sections") as err:
         load_config(shared, local, DEFAULT_CONFIG)
     assert err.value.location == Location(str(local))

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeflow.config import DEFAULT_CONFIG, LINK_MODES, CacheConfig, Config, load
-from pipeflow.errors import Location, SpecError
+from pipeflow.errors import Location, ConfigError
 from pipeflow.grace import DEFAULT_GRACE
 
 
@@ -44,12 +44,12 @@ def test_config_typed_fields_and_raw_options(files: tuple[Path, Path]) -> None:
 
 def test_from_mapping_names_the_file_and_key(tmp_path: Path) -> None:
     where = tmp_path / "config"
-    with pytest.raises(SpecError, match=r"cache\.link is 'nope'") as err:
+    with pytest.raises(ConfigError, match=r"cache\.link is 'nope'") as err:
         Config.from_mapping({"cache": {"link": "nope"}}, where)
     assert err.value.location == Location(str(where))
-    with pytest.raises(SpecError, match=r"gc\.grace: '30' is not a duration"):
+    with pytest.raises(ConfigError, match=r"gc\.grace: '30' is not a duration"):
         Config.from_mapping({"gc": {"grace": 30}}, where)
-    with pytest.raises(SpecError, match="trust_run_cache must be true or false"):
+    with pytest.raises(ConfigError, match="trust_run_cache must be true or false"):
         Config.from_mapping({"remote": {"o": {"url": "x", "trust_run_cache": "yes"}}}, where)
     assert Config.from_mapping({"cache": {"dir": "c2"}}, where).cache.link == "reflink-or-copy"
 
@@ -60,7 +60,7 @@ def test_a_section_that_is_not_a_mapping_names_its_file(files: tuple[Path, Path]
     # core: and remote: were not checked: `remote list` crashed on them
     shared, local = files
     local.write_text(f"{section}: 5\n")
-    with pytest.raises(SpecError, match=f"section '{section}' must be a mapping") as err:
+    with pytest.raises(ConfigError, match=f"section '{section}' must be a mapping") as err:
         load(shared, local)
     assert err.value.location == Location(str(local))
 

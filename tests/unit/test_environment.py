@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeflow.environment import EnvironmentProbe, platform_id, python_program
+from pipeflow.keyvalue import MemoryStore
 
 
 @pytest.mark.parametrize(
@@ -97,13 +98,13 @@ def test_component_probes_another_interpreter(fake_python: Path) -> None:
 
 def test_versions_remembered_across_processes(fake_python: Path) -> None:
     store: dict[str, str] = {}
-    first = EnvironmentProbe(store.get, store.__setitem__)
+    first = EnvironmentProbe(MemoryStore(store))
     assert first.python_version("python3.77") == "pypy-3.77.5"
     [(key, value)] = store.items()
     real = os.path.realpath(fake_python / "bin" / "python3.77")
     assert key.startswith(f"python-2:{real}:") and value == "pypy-3.77.5"
     # a new process finds the answer kept and does not run the interpreter again
-    second = EnvironmentProbe(store.get, store.__setitem__)
+    second = EnvironmentProbe(MemoryStore(store))
     assert second.component(("python3.77 x.py",), python_exact=True)["python"] == "pypy-3.77.5"
     assert (fake_python / "runs").read_text() == "run\n"
     # the project's own copy answers when the machine cache has nothing
@@ -111,7 +112,7 @@ def test_versions_remembered_across_processes(fake_python: Path) -> None:
 
     machine_cache().path.unlink()
     store[key] = "pypy-3.77.9"
-    with_new_cache = EnvironmentProbe(store.get, store.__setitem__)
+    with_new_cache = EnvironmentProbe(MemoryStore(store))
     from pipeflow import machinecache
 
     machinecache._open.cache_clear()
@@ -175,9 +176,9 @@ def test_a_genuine_interpreter_is_asked_once_per_machine(
     _genuine(tmp_path / "bin", "python3.77", "pypy-3.77.5")
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
     one: dict[str, str] = {}
-    assert EnvironmentProbe(one.get, one.__setitem__).python_version("python3.77") == "pypy-3.77.5"
+    assert EnvironmentProbe(MemoryStore(one)).python_version("python3.77") == "pypy-3.77.5"
     other: dict[str, str] = {}  # another project: an empty state database
-    assert EnvironmentProbe(other.get, other.__setitem__).python_version("python3.77") == (
+    assert EnvironmentProbe(MemoryStore(other)).python_version("python3.77") == (
         "pypy-3.77.5")
     assert (tmp_path / "bin" / "runs").read_text() == "run\n"  # asked once for both
     assert one  # the project that asked keeps its own copy too
@@ -191,8 +192,8 @@ def test_a_launcher_binary_is_asked_again_in_every_project(
     monkeypatch.setenv("PIPEFLOW_MACHINE_CACHE", str(tmp_path / "machine.db"))
     _genuine(tmp_path / "bin", "python", "cpython-3.12.1", reports="/opt/py/3.12.1/bin/python")
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
-    assert EnvironmentProbe({}.get, {}.__setitem__).python_version("python") == "cpython-3.12.1"
-    assert EnvironmentProbe({}.get, {}.__setitem__).python_version("python") == "cpython-3.12.1"
+    assert EnvironmentProbe(MemoryStore({})).python_version("python") == "cpython-3.12.1"
+    assert EnvironmentProbe(MemoryStore({})).python_version("python") == "cpython-3.12.1"
     assert (tmp_path / "bin" / "runs").read_text() == "run\nrun\n"
 
 
@@ -250,11 +251,11 @@ def test_a_launcher_is_asked_isolated_outside_the_stage_folder(
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / ".use-old").write_text("")
     store: dict[str, str] = {}
-    probe = EnvironmentProbe(store.get, store.__setitem__)
+    probe = EnvironmentProbe(MemoryStore(store))
     assert probe.python_version("pyl", tmp_path / "old") == "cpython-3.12.1"
     assert (tmp_path / "runs").read_text() == "/ -I none\n"
     assert store == {}  # nothing kept for another process
-    assert EnvironmentProbe(store.get, store.__setitem__).python_version(
+    assert EnvironmentProbe(MemoryStore(store)).python_version(
         "pyl", tmp_path) == "cpython-3.12.1"
     assert (tmp_path / "runs").read_text().count("\n") == 2
 

@@ -287,12 +287,12 @@ def _stages() -> tuple[Stage, ...]:
 
 def test_order_is_remembered_and_reused() -> None:
     store = Store()
-    first = build_graph(pipeline(*_stages()), cached_order=store.get, remember_order=store.put)
+    first = build_graph(pipeline(*_stages()), state=store)
     assert first.order == ("a", "b", "c")
     assert store.puts == 1
     [(key, value)] = store.data.items()
     assert key.startswith("topo:") and json.loads(value) == ["a", "b", "c"]
-    again = build_graph(pipeline(*_stages()), cached_order=store.get, remember_order=store.put)
+    again = build_graph(pipeline(*_stages()), state=store)
     assert again.order == first.order
     assert again.upstream == first.upstream and again.downstream == first.downstream
     assert store.puts == 1  # nothing new to remember
@@ -300,9 +300,9 @@ def test_order_is_remembered_and_reused() -> None:
 
 def test_changed_structure_uses_a_new_key() -> None:
     store = Store()
-    build_graph(pipeline(*_stages()), cached_order=store.get, remember_order=store.put)
+    build_graph(pipeline(*_stages()), state=store)
     changed = (*_stages(), stage("d", deps=("c",)))
-    g = build_graph(pipeline(*changed), cached_order=store.get, remember_order=store.put)
+    g = build_graph(pipeline(*changed), state=store)
     assert g.order == ("a", "b", "c", "d")
     assert len(store.data) == 2
 
@@ -320,33 +320,32 @@ def test_changed_structure_uses_a_new_key() -> None:
     ],
 )
 def test_stale_remembered_order_is_ignored(stale: str) -> None:
-    seen: list[tuple[str, str]] = []
-
-    def remember(key: str, value: str) -> None:
-        seen.append((key, value))
-
-    g = build_graph(pipeline(*_stages()), cached_order=lambda _key: stale,
-                    remember_order=remember)
+    store = Store()
+    store.get = lambda _key: stale  # type: ignore[method-assign]
+    g = build_graph(pipeline(*_stages()), state=store)
     assert g.order == ("a", "b", "c")
-    assert [json.loads(v) for _k, v in seen] == [["a", "b", "c"]]
+    assert [json.loads(v) for v in store.data.values()] == [["a", "b", "c"]]
 
 
 def test_stale_order_does_not_hide_a_cycle() -> None:
     looped = (stage("a", deps=("b",), outs=("a",)), stage("b", deps=("a",), outs=("b",)))
+    store = Store()
+    store.get = lambda _key: '["a", "b"]'  # type: ignore[method-assign]
     with pytest.raises(SpecError, match="cycle"):
-        build_graph(pipeline(*looped), cached_order=lambda _key: '["a", "b"]')
+        build_graph(pipeline(*looped), state=store)
 
 
 def test_ordering_never_imports_networkx() -> None:
     """In a fresh interpreter, a structure is ordered (remembered or not) without
     networkx: its import alone costs ~0.1 s."""
     store = Store()
-    build_graph(pipeline(*_stages()), cached_order=store.get, remember_order=store.put)
+    build_graph(pipeline(*_stages()), state=store)
     script = textwrap.dedent(
         """
         import json, sys
         from pipeflow.errors import Location
         from pipeflow.graph import build_graph
+        from pipeflow.keyvalue import MemoryStore
         from pipeflow.spec.model import Out, Pipeline, Stage
 
         store = json.loads(sys.argv[1])
@@ -356,8 +355,7 @@ def test_ordering_never_imports_networkx() -> None:
                          location=Location("pipeline.yaml", 1, 3))
         stages = (stage("c", ["b"], ["c"]), stage("a", [], ["a"]), stage("b", ["a"], ["b"]))
         before = "networkx" in sys.modules
-        g = build_graph(Pipeline({s.name: s for s in stages}), cached_order=store.get,
-                        remember_order=store.__setitem__)
+        g = build_graph(Pipeline({s.name: s for s in stages}), state=MemoryStore(store))
         print(json.dumps([before, "networkx" in sys.modules, list(g.order)]))
         """
     )

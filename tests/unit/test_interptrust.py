@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeflow.interptrust import InterpreterTrust, probe_env, run_probe, trust_folder
+from pipeflow.keyvalue import MemoryStore
 
 
 @pytest.fixture
@@ -159,11 +160,11 @@ def test_a_venv_where_a_pull_put_a_tracked_file_may_not(repo: Path) -> None:
     (repo / ".gitignore").write_text(".venv/\n")
     subprocess.run(["git", "add", ".gitignore"], cwd=repo, check=True)  # an index exists
     store: dict[str, str] = {}
-    assert InterpreterTrust(repo, recall=store.get, remember=store.__setitem__).allows(python)
+    assert InterpreterTrust(repo, state=MemoryStore(store)).allows(python)
     assert list(store) == ["venv-made-here:.venv"]
     (repo / ".venv" / "evil.pth").write_text("import os\n")
     subprocess.run(["git", "add", "-f", ".venv/evil.pth"], cwd=repo, check=True)
-    assert not InterpreterTrust(repo, recall=store.get, remember=store.__setitem__).allows(python)
+    assert not InterpreterTrust(repo, state=MemoryStore(store)).allows(python)
 
 
 def test_trusted_folders_are_listed_and_removed(repo: Path, tmp_path: Path) -> None:

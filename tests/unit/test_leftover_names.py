@@ -10,7 +10,7 @@ import pytest
 
 from pipeflow import atomicfile
 from pipeflow.config import load_config
-from pipeflow.errors import SpecError
+from pipeflow.errors import ConfigError
 from pipeflow.repo import DEFAULT_CONFIG
 from pipeflow.storage.leftovers import is_ours, writer_pid
 from pipeflow.storage.links import temp_path
@@ -40,7 +40,7 @@ def test_committed_cache_dir_must_stay_in_the_project(tmp_path: Path, value: str
     dot = tmp_path / "proj/.pipeflow"
     dot.mkdir(parents=True)
     (dot / "config").write_text(f"cache:\n  dir: {value!r}\n")
-    with pytest.raises(SpecError, match=r"cache\.dir") as err:
+    with pytest.raises(ConfigError, match=r"cache\.dir") as err:
         load_config(dot / "config", dot / "config.local", DEFAULT_CONFIG)
     assert err.value.location is not None and err.value.location.file == str(dot / "config")
     assert "config.local" in (err.value.hint or "")

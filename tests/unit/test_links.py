@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeflow.errors import StorageError, UsageError
+from pipeflow.errors import ConfigError, StorageError
 from pipeflow.state import StateDB
 from pipeflow.storage import links
 from pipeflow.storage.links import LINK_SETTINGS, Linker, link_file, probe_reflink
@@ -108,7 +108,7 @@ def test_reflink_mode_fails_cleanly_where_unsupported(tmp_path: Path) -> None:
 
 def test_linker_rejects_unknown_setting() -> None:
     assert "reflink-or-copy" in LINK_SETTINGS
-    with pytest.raises(UsageError, match="unknown link type"):
+    with pytest.raises(ConfigError, match="unknown link type"):
         Linker(setting="softlink")
 
 
@@ -207,5 +207,5 @@ def test_stale_remembered_reflink_falls_back_to_copy(tmp_path: Path) -> None:
 
 
 def test_mode_for_needs_folders() -> None:
-    with pytest.raises(UsageError):
+    with pytest.raises(TypeError):  # a caller's bug, not the user's: exit 3
         Linker(setting="reflink-or-copy").mode_for()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeflow import pydists
+from pipeflow.keyvalue import MemoryStore
 from pipeflow.pydists import (
     Distribution,
     SiteIndex,
@@ -184,7 +185,7 @@ def test_a_venv_is_another_interpreter(venv: Path, tmp_path: Path) -> None:
     dist_info(_site(venv), "venvonly", "1.0", top=["venvonly"])
     os.utime(_site(venv), ns=(0, 0))  # old enough to be remembered
     store: dict[str, str] = {}
-    index = SiteIndexes(store.get, store.__setitem__).for_program(str(python))
+    index = SiteIndexes(MemoryStore(store)).for_program(str(python))
     assert index is not None and index.version("venvonly") == "1.0"
     assert str(_site(venv)) in index.paths
     assert index.version("pyyaml") is not None  # --system-site-packages
@@ -202,7 +203,7 @@ def test_remembered_across_processes_until_a_folder_changes(
     dist_info(site, "cached", "1.0", top=["cached"])
     os.utime(site, ns=(0, 0))
     store: dict[str, str] = {}
-    assert SiteIndexes(store.get, store.__setitem__).for_program(python).version(  # type: ignore[union-attr]
+    assert SiteIndexes(MemoryStore(store)).for_program(python).version(  # type: ignore[union-attr]
         "cached") == "1.0"
 
     def no_run(*args: object, **kwargs: object) -> None:
@@ -210,14 +211,14 @@ def test_remembered_across_processes_until_a_folder_changes(
 
     monkeypatch.setattr(pydists.subprocess, "run", no_run)
     monkeypatch.setattr(pydists, "build_index", no_run)
-    again = SiteIndexes(store.get, store.__setitem__).for_program(python)
+    again = SiteIndexes(MemoryStore(store)).for_program(python)
     assert again is not None and again.version("cached") == "1.0"
     monkeypatch.undo()
     # an upgrade renames the dist-info folder: the site folder's mtime moves
     (site / "cached-1.0.dist-info").rename(site / "cached-1.1.dist-info")
     meta = site / "cached-1.1.dist-info" / "METADATA"
     meta.write_text(meta.read_text().replace("1.0", "1.1"))
-    fresh = SiteIndexes(store.get, store.__setitem__).for_program(python)
+    fresh = SiteIndexes(MemoryStore(store)).for_program(python)
     assert fresh is not None and fresh.version("cached") == "1.1"
 
 
@@ -227,7 +228,7 @@ def test_recently_changed_folders_are_not_remembered(tmp_path: Path,
     dist_info(site, "young", "1.0", top=["young"])
     monkeypatch.setenv("PYTHONPATH", str(site))
     store: dict[str, str] = {}
-    venvless = SiteIndexes(store.get, store.__setitem__)
+    venvless = SiteIndexes(MemoryStore(store))
     # a fresh interpreter process sees PYTHONPATH; the folder was changed just now
     python3 = os.path.realpath(sys.executable)
     index = venvless._index(python3, [str(site)], sys.prefix, sys.base_prefix)
