@@ -44,7 +44,8 @@ from pipeflow.storage.remote import Remote
 
 Send = Callable[[Task], Answer]
 """An engine's part: run the task on a worker, block until it ended, return its
-answer; raise TaskFailed (a PipeflowError) when it cannot (the stage then fails with that message)."""
+answer; raise TaskFailed (a PipeflowError) when it cannot (the stage then fails with
+that message)."""
 
 
 def shareable_options(options: Mapping[str, Any]) -> dict[str, Any]:
