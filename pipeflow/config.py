@@ -13,8 +13,8 @@ import yaml
 from pipeflow import projectfile, safeload
 from pipeflow.credentials import secret_settings
 from pipeflow.errors import Location, SpecError
+from pipeflow.storage.links import LINK_SETTINGS
 
-LINK_MODES = ("reflink-or-copy", "reflink", "copy", "hardlink")
 KNOWN: dict[str, tuple[str, ...]] = {"cache": ("dir", "link"), "core": ("remote",),
                                      "gc": ("grace",), "remote": ()}
 """Sections and their keys; ``remote`` maps remote names to their settings."""
@@ -147,8 +147,8 @@ def load_config(shared: Path, local: Path, defaults: dict[str, Any]) -> dict[str
     if not isinstance(cache, dict):
         raise SpecError("config section 'cache' must be a mapping", _setter(layers, ("cache",)))
     link = cache.get("link")
-    if link not in LINK_MODES:
-        msg = f"cache.link is {link!r}; choose one of {', '.join(LINK_MODES)}"
+    if link not in LINK_SETTINGS:
+        msg = f"cache.link is {link!r}; choose one of {', '.join(LINK_SETTINGS)}"
         raise SpecError(msg, _setter(layers, ("cache", "link")))
     folder = cache.get("dir")
     if not isinstance(folder, str) or not folder:
