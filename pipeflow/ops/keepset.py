@@ -206,7 +206,7 @@ def _manifests(repo: Repo, oids: set[str], remote: Remote | None, listed: set[st
     """The manifests of ``oids``, those missing here downloaded from ``remote``. A
     remote that cannot be reached fails gc if ``required`` (it cleans that remote),
     else counts as one that has none of them."""
-    from pipeflow.ops.transfer import download_objects
+    from pipeflow.storage.exchange import download_objects
 
     found = _read_manifests(repo, oids)
     missing = sorted(oids - set(found))
@@ -214,7 +214,7 @@ def _manifests(repo: Repo, oids: set[str], remote: Remote | None, listed: set[st
         return _Found(found, 0, frozenset())
     try:
         have = listed if listed is not None else remote.objects()
-        failed = set(download_objects(repo, remote, missing, have))
+        failed = set(download_objects(repo.store, remote, missing, have))
     except StorageError as exc:
         if required:
             raise

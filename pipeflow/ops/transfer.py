@@ -23,6 +23,7 @@ from pipeflow.lineage.trust import remember_origins
 from pipeflow.lockfile import FileEntry, Lock, out_entries
 from pipeflow.ops.remotes import open_remote
 from pipeflow.repo import LOCK_FILE, Repo
+from pipeflow.storage import exchange
 from pipeflow.storage.remote import Job, Progress, Remote, parallel
 
 
@@ -90,7 +91,6 @@ def push(repo: Repo, remote_name: str | None = None, targets: list[str] | None =
     send = sorted(wanted & have_local - have_remote)
     report.up_to_date = len(wanted & have_remote)
     report.missing = sorted(wanted - have_local - have_remote)
-    objects = [_upload_object(remote, repo, oid) for oid in send]
     records = repo.records
     local_records = {f"{chain}/{path.name}": path for chain, _s, _i, path in records.iter_all()}
     pointers, damaged = local_pointers(repo)
@@ -104,11 +104,11 @@ def push(repo: Repo, remote_name: str | None = None, targets: list[str] | None =
     # Objects first, records after: a record on the remote never names data that is
     # not there yet, and between the two only gc's grace period protects the new
     # objects (the fault point lets tests hold a push right there).
-    total = len(objects) + len(jobs)
+    total = len(send) + len(jobs)
     faults.point("push.listed")
-    parallel(objects, _shifted(progress, 0, total))
+    exchange.push_objects(repo.store, remote, send, _shifted(progress, 0, total))
     faults.point("push.records")
-    parallel(jobs, _shifted(progress, len(objects), total))
+    parallel(jobs, _shifted(progress, len(send), total))
     report.objects, report.records, report.pointers = (
         len(send), len(new_records), len(new_pointers))
     return report
@@ -123,10 +123,6 @@ def _shifted(progress: Progress | None, start: int, total: int) -> Progress | No
 
 def _upload(remote: Remote, local: Path, kind: str, rel: str) -> Job[None]:
     return lambda stop: remote.upload(local, kind, rel, stop)
-
-
-def _upload_object(remote: Remote, repo: Repo, oid: str) -> Job[None]:
-    return lambda stop: remote.upload_object(oid, repo.store.path_of(oid), stop)
 
 
 def local_pointers(repo: Repo) -> tuple[dict[str, Path], list[str]]:
@@ -225,14 +221,8 @@ def _lacking(repo: Repo, sides: tuple[Lock, ...], entries: list[FileEntry],
 
 def download_objects(repo: Repo, remote: Remote, oids: Iterable[str],
                      listed: set[str] | None = None) -> list[str]:
-    """Bring ``oids`` (those the remote has) into the local cache, verified; returns
-    the oids that could not be had (absent or rejected). ``listed``: the remote's
-    objects, when the caller has just listed them."""
-    wanted = sorted(set(oids))
-    have_remote = listed if listed is not None else remote.objects() if wanted else set()
-    report = TransferReport(remote.name)
-    _download_objects(repo, remote, wanted, have_remote, report, None)
-    return sorted(set(report.missing) | set(report.rejected))
+    """:func:`pipeflow.storage.exchange.download_objects` into the project's store."""
+    return exchange.download_objects(repo.store, remote, oids, listed)
 
 
 def unpushed(repo: Repo, remote_name: str | None = None) -> tuple[list[str], int]:
@@ -247,22 +237,10 @@ def unpushed(repo: Repo, remote_name: str | None = None) -> tuple[list[str], int
 
 def _download_objects(repo: Repo, remote: Remote, oids: list[str], have_remote: set[str],
                       report: TransferReport, progress: Progress | None) -> None:
-    report.missing.extend(o for o in oids if o not in have_remote)
-
-    def get(oid: str) -> Job[bool]:
-        def job(stop: threading.Event) -> bool:
-            """True once stored, False when the remote's bytes do not match ``oid``."""
-            return repo.store.add_fetched(
-                oid, lambda tmp: remote.download_object(oid, tmp, stop))
-        return job
-
-    present = [oid for oid in oids if oid in have_remote]
-    for oid, stored in zip(present, parallel([get(oid) for oid in present], progress),
-                           strict=True):
-        if stored:
-            report.objects += 1
-        else:
-            report.rejected.append(oid)
+    got = exchange.fetch_objects(repo.store, remote, oids, have_remote, progress)
+    report.objects += got.stored
+    report.missing += got.missing
+    report.rejected += got.rejected
 
 
 def fetch_records(repo: Repo, remote: Remote) -> TransferReport:

@@ -93,3 +93,20 @@ def test_survey_splits_objects_from_upload_leftovers(store: ObjectStore, tmp_pat
     assert set(survey.objects) == {oid} and survey.objects[oid].size == 4
     assert sorted(survey.temps) == [f"objects/{oid[:2]}/.{oid[2:]}.77.0a1b2c3d.tmp",
                                     "runs/c/.r.json.77.0a1b2c3d.tmp"]
+
+
+def test_exchange_pushes_and_fetches_by_id(store: ObjectStore, tmp_path: Path) -> None:
+    from pipeflow.storage.exchange import download_objects, fetch_objects, push_objects
+
+    remote = Remote("r", str(tmp_path / "remote"))
+    good, bad = store.add_bytes(b"good"), store.add_bytes(b"bad")
+    push_objects(store, remote, [good, bad])
+    [placed] = [Path(d) / n for d, _s, names in os.walk(tmp_path / "remote") for n in names
+                if n == bad[2:]]
+    placed.write_bytes(b"evil")
+    absent = hash_bytes(b"never pushed")
+    clone = ObjectStore(tmp_path / "clone" / "objects", Linker(setting="copy"))
+    got = fetch_objects(clone, remote, [good, bad, absent], remote.objects())
+    assert (got.stored, got.missing, got.rejected) == (1, (absent,), (bad,))
+    assert clone.iter_oids() == [good]
+    assert download_objects(clone, remote, [bad, absent, good]) == sorted([bad, absent])
