@@ -37,7 +37,8 @@ class Checkout:
 
     def __init__(self, store: ObjectStore, temps: TempNames) -> None:
         self._store = store
-        # Absolute: the folder a link mode is probed for, whatever the current directory.
+        # Absolute: objects are opened and linked by this path, whatever the current
+        # directory later.
         self._dir = os.path.abspath(store.path)
         self._temps = temps
 

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
 
 from pipeflow.errors import StorageError, UsageError
-from pipeflow.storage.leftovers import TEMP_SUFFIX
 
 if TYPE_CHECKING:
     from pipeflow.state import StateDB
@@ -50,6 +49,9 @@ def probe_reflink(cache_dir: Path, target_dir: Path) -> bool:
     """Whether a file in ``cache_dir`` can be reflinked into ``target_dir`` (both must
     exist). Clones one tiny file; False on ext4, tmpfs, across file systems, or on any
     error."""
+    # here, not at the top: the config reads LINK_SETTINGS on every command's start
+    from pipeflow.storage.leftovers import TEMP_SUFFIX
+
     token = os.urandom(6).hex()
     src = os.path.join(cache_dir, f".reflink-probe.{os.getpid()}-{token}{TEMP_SUFFIX}")
     dst = os.path.join(target_dir, f".reflink-probe-clone.{os.getpid()}-{token}{TEMP_SUFFIX}")
