@@ -18,7 +18,13 @@ TMP_SUFFIX = ".tmp"
 
 def temp_name(path: Path) -> Path:
     """A fresh temporary name beside ``path`` (same folder, so the rename is atomic)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TMP_SUFFIX}")
+    return path.with_name(temp_filename(path.name))
+
+
+def temp_filename(name: str) -> str:
+    """A fresh temporary file name for a file called ``name``, for a folder that is
+    not a local path (a remote's)."""
+    return f".{name}.{os.getpid()}.{secrets.token_hex(4)}{TMP_SUFFIX}"
 
 
 def is_temp_name(name: str) -> bool:
@@ -70,3 +76,29 @@ def fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+class Staged:
+    """A file filled under a temporary name beside ``path`` (by a download, say),
+    then put in place by :meth:`publish`, which may wait until its siblings are
+    checked too. As a context manager it is removed on the way out unless
+    published: ``with Staged(final) as staged: fill(staged.tmp); staged.publish()``.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tmp = temp_name(path)
+
+    def publish(self) -> None:
+        """Rename the temporary file over ``path``."""
+        os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        """Remove the temporary file, if it is there."""
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> Staged:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.discard()

@@ -22,9 +22,8 @@ from pipeflow.credentials import secret_settings
 from pipeflow.errors import ConfigError, Location, PipeflowError
 from pipeflow.grace import DEFAULT_GRACE
 from pipeflow.params import deep_merge
+from pipeflow.storage.links import LINK_SETTINGS
 
-LINK_MODES = ("reflink-or-copy", "reflink", "copy", "hardlink")
-"""The ``cache.link`` settings (storage's ``LinkSetting`` without its unused symlink)."""
 TRUST_KEY = "trust_run_cache"
 """The remote option that opts into that remote's unsigned run cache."""
 KNOWN: dict[str, tuple[str, ...]] = {"cache": ("dir", "link"), "core": ("remote",),
@@ -46,7 +45,7 @@ class CacheConfig:
     dir: str = "cache"
     """Relative to ``.pipeflow/``; ``~`` and absolute paths only from config.local."""
     link: str = "reflink-or-copy"
-    """One of :data:`LINK_MODES`."""
+    """One of :data:`LINK_SETTINGS`."""
 
 
 @dataclass(frozen=True)
@@ -122,8 +121,8 @@ def _section(data: Mapping[str, Any], name: str, at: Where) -> Mapping[str, Any]
 
 def _cache(section: Mapping[str, Any], at: Where) -> CacheConfig:
     link = section.get("link", CacheConfig.link)
-    if link not in LINK_MODES:
-        msg = f"cache.link is {link!r}; choose one of {', '.join(LINK_MODES)}"
+    if link not in LINK_SETTINGS:
+        msg = f"cache.link is {link!r}; choose one of {', '.join(LINK_SETTINGS)}"
         raise ConfigError(msg, at(("cache", "link")))
     folder = section.get("dir", CacheConfig.dir)
     if not isinstance(folder, str) or not folder:

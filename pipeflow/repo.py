@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from pipeflow.repolock import RepoLock
     from pipeflow.state import StateDB
     from pipeflow.storage.links import Linker
-    from pipeflow.storage.objects import ObjectStore
+    from pipeflow.storage.store import ObjectStore
 
 DOT = ".pipeflow"
 SPEC_FILE = "pipeline.yaml"
@@ -153,7 +153,7 @@ class Repo:
 
     @cached_property
     def store(self) -> ObjectStore:
-        from pipeflow.storage.objects import ObjectStore
+        from pipeflow.storage.store import ObjectStore
 
         return ObjectStore(self.cache_dir / "objects", self.linker)
 

@@ -87,6 +87,71 @@ def _damaged(exc: sqlite3.DatabaseError) -> bool:
     return code is None or (code & 0xFF) not in (_IOERR, _FULL)
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) the database at ``path``; a damaged or too-new file is
+    moved aside and a fresh one made (see the module docstring)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return _open(path)
+    except OSError as exc:
+        diskfull.check(exc, path, "open the state database")
+        raise
+    except sqlite3.DatabaseError as exc:
+        if not _damaged(exc):
+            raise _open_failed(path, exc) from exc
+        # Not a database, torn beyond SQLite's recovery, or from a newer pipeflow:
+        # it only held caches, so start over and keep the old file for inspection.
+        _move_aside(path)
+        try:
+            return _open(path)
+        except sqlite3.Error as exc2:
+            raise _open_failed(path, exc2) from exc2
+    except sqlite3.Error as exc:
+        raise _open_failed(path, exc) from exc
+
+
+def _open_failed(path: Path, exc: sqlite3.Error) -> StorageError:
+    diskfull.check(exc, path, "open the state database")
+    return StorageError(f"cannot open the state database {path}: {exc}")
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        path,
+        timeout=_BUSY_TIMEOUT_MS / 1000,
+        isolation_level=None,  # autocommit; transactions are explicit in StateDB._write
+        check_same_thread=False,
+    )
+    try:
+        faults.point("state.open")
+        conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):
+            raise sqlite3.DatabaseError(f"unknown schema version {version}")
+        if version == 0:
+            # journal_mode=WAL is persistent in the file: set it once, at creation.
+            conn.execute("PRAGMA journal_mode=WAL")
+            # One transaction, so a concurrent opener never sees half a schema.
+            conn.executescript(
+                f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;"
+            )
+        conn.execute("PRAGMA synchronous=NORMAL")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _move_aside(path: Path) -> None:
+    stamp = time.time_ns()
+    for suffix in ("", "-wal", "-shm"):
+        src = Path(f"{path}{suffix}")
+        if suffix and not src.exists():
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(src, f"{path}.bad-{stamp}{suffix}")
+
+
 class StatEntry(NamedTuple):
     """What the stat cache knows of one file: its stat key, its hash, when recorded.
     (A named tuple: tens of thousands are made per big directory.)
@@ -126,63 +191,7 @@ class StateDB:
         for what happens to a corrupt or too-new file."""
         self.path = Path(path)
         self._lock = threading.Lock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = self._open()
-        except OSError as exc:
-            diskfull.check(exc, self.path, "open the state database")
-            raise
-        except sqlite3.DatabaseError as exc:
-            if not _damaged(exc):
-                raise self._open_failed(exc) from exc
-            # Not a database, torn beyond SQLite's recovery, or from a newer pipeflow:
-            # it only held caches, so start over and keep the old file for inspection.
-            self._move_aside()
-            try:
-                self._conn = self._open()
-            except sqlite3.Error as exc2:
-                raise self._open_failed(exc2) from exc2
-        except sqlite3.Error as exc:
-            raise self._open_failed(exc) from exc
-
-    def _open_failed(self, exc: sqlite3.Error) -> StorageError:
-        diskfull.check(exc, self.path, "open the state database")
-        return StorageError(f"cannot open the state database {self.path}: {exc}")
-
-    def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path,
-            timeout=_BUSY_TIMEOUT_MS / 1000,
-            isolation_level=None,  # autocommit; transactions are explicit below
-            check_same_thread=False,
-        )
-        try:
-            faults.point("state.open")
-            conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
-                raise sqlite3.DatabaseError(f"unknown schema version {version}")
-            if version == 0:
-                # journal_mode=WAL is persistent in the file: set it once, at creation.
-                conn.execute("PRAGMA journal_mode=WAL")
-                # One transaction, so a concurrent opener never sees half a schema.
-                conn.executescript(
-                    f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;"
-                )
-            conn.execute("PRAGMA synchronous=NORMAL")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _move_aside(self) -> None:
-        stamp = time.time_ns()
-        for suffix in ("", "-wal", "-shm"):
-            src = Path(f"{self.path}{suffix}")
-            if suffix and not src.exists():
-                continue
-            with contextlib.suppress(FileNotFoundError):
-                os.replace(src, f"{self.path}.bad-{stamp}{suffix}")
+        self._conn = _connect(self.path)
 
     def close(self) -> None:
         """Close the connection (idempotent)."""

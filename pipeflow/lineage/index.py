@@ -83,6 +83,17 @@ class VersionRow:
     runs: int
 
 
+@dataclass(frozen=True)
+class RunOutput:
+    """One output of an indexed run."""
+
+    hash: str
+    isdir: bool
+    path: str
+    run: str
+    """The run's id."""
+
+
 class RunIndex:
     """Indexed queries over run records."""
 
@@ -227,12 +238,6 @@ class RunIndex:
         row = self.db.execute("SELECT rel FROM runs WHERE id = ?", (run_id,)).fetchone()
         return str(row[0]) if row else None
 
-    def find_runs(self, prefix: str) -> list[str]:
-        """Run ids starting with ``prefix``."""
-        rows = self.db.execute("SELECT id FROM runs WHERE id LIKE ? || '%' LIMIT 10",
-                               (prefix,)).fetchall()
-        return [str(r[0]) for r in rows]
-
     def record(self, run_id: str) -> RunRecord:
         rel = self.run_rel(run_id)
         if rel is None:
@@ -263,6 +268,18 @@ class RunIndex:
 
     def broken(self) -> list[tuple[str, str]]:
         return [(str(a), str(b)) for a, b in self.db.execute("SELECT rel, problem FROM broken")]
+
+    def folder_hashes(self) -> set[str]:
+        """The contents of every folder output of an indexed run."""
+        return {str(h) for (h,) in self.db.execute("SELECT hash FROM outputs WHERE isdir = 1")}
+
+    def outputs_since(self, ended: str) -> list[RunOutput]:
+        """The outputs of every run that ended at ``ended`` (ISO time) or later."""
+        rows = self.db.execute(
+            "SELECT o.hash, o.isdir, o.path, r.id FROM outputs o JOIN runs r ON r.id = o.run_id "
+            "WHERE r.ended >= ?", (ended,))
+        return [RunOutput(str(oid), bool(isdir), str(path), str(rid))
+                for oid, isdir, path, rid in rows]
 
     def paths(self) -> Iterable[str]:
         return [str(r[0]) for r in self.db.execute("SELECT DISTINCT path FROM outputs")]

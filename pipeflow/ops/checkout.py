@@ -220,7 +220,7 @@ def _fetch_version(repo: Repo, info: HashInfo) -> str | None:
     """Bring a version's objects from the default remote, when one is configured;
     returns the remote's name (None when there is none to ask)."""
     from pipeflow.ops.remotes import list_remotes, open_remote
-    from pipeflow.ops.transfer import download_objects
+    from pipeflow.storage.exchange import download_objects
 
     if not list_remotes(repo):
         return None
@@ -228,8 +228,8 @@ def _fetch_version(repo: Repo, info: HashInfo) -> str | None:
         remote = open_remote(repo)
     except UsageError:
         return None  # several remotes and no default: the missing-object error says it
-    download_objects(repo, remote, [info.hash])  # a folder's manifest first
-    download_objects(repo, remote, repo.store.missing(info))
+    download_objects(repo.store, remote, [info.hash])  # a folder's manifest first
+    download_objects(repo.store, remote, repo.store.missing(info))
     return remote.name
 
 

@@ -30,14 +30,10 @@ from pipeflow.errors import StorageError, UsageError
 from pipeflow.grace import DEFAULT_GRACE, configured_grace
 from pipeflow.ops.keepset import GcScope, KeepSet, expand, lock_entries, references
 from pipeflow.ops.project import recover
-from pipeflow.ops.transfer import local_objects
 from pipeflow.repo import LOCK_FILE, Repo
-from pipeflow.storage.remote import UPLOAD_TEMP, ListedFile, Remote
+from pipeflow.storage.remote import ListedFile, Remote
 
 __all__ = ["DEFAULT_GRACE", "GcReport", "GcScope", "Side", "configured_grace", "gc"]
-
-_KINDS = ("objects", "runs", "runcache")
-"""The remote's folders where an upload can leave a temporary file."""
 
 
 @dataclass
@@ -92,7 +88,7 @@ def _plan_local(repo: Repo, keep: KeepSet, cutoff: float) -> Side:
     from pipeflow.storage.leftovers import local_leftovers
 
     side = Side()
-    for oid in sorted(local_objects(repo)):
+    for oid in repo.store.iter_oids():
         reason = keep.reasons.get(oid)
         if reason is not None:
             side.kept_by[reason] += 1
@@ -130,7 +126,7 @@ def _declared_outputs(repo: Repo) -> set[str]:
 def _delete_local(repo: Repo, side: Side) -> None:
     for oid in side.removed:
         faults.point("gc.delete")
-        repo.store.path_of(oid).unlink(missing_ok=True)
+        repo.store.remove(oid)
     for temp in side.temps_removed:
         Path(temp).unlink(missing_ok=True)
 
@@ -156,23 +152,10 @@ def _plan_remote(objects: dict[str, ListedFile], temps: dict[str, ListedFile],
 def _delete_remote(target: Remote, side: Side) -> None:
     for oid in side.removed:
         faults.point("gc.remote.delete")
-        target.remove("objects", f"{oid[:2]}/{oid[2:]}")
+        target.remove_object(oid)
     for rel in side.temps_removed:
         kind, _, rest = rel.partition("/")
         target.remove(kind, rest)
-
-
-def _remote_listing(target: Remote) -> tuple[dict[str, ListedFile], dict[str, ListedFile]]:
-    """The remote's objects (by oid) and upload temporaries (by ``kind/rel``)."""
-    objects: dict[str, ListedFile] = {}
-    temps: dict[str, ListedFile] = {}
-    for kind in _KINDS:
-        for rel, listed in target.listing(kind).items():
-            if UPLOAD_TEMP.search(rel):
-                temps[f"{kind}/{rel}"] = listed
-            elif kind == "objects" and len(rel) == 33 and rel[2] == "/":
-                objects[rel.replace("/", "")] = listed
-    return objects, temps
 
 
 def gc(repo: Repo, scope: GcScope, *, dry: bool = False, remote: str | None = None,
@@ -203,7 +186,8 @@ def gc(repo: Repo, scope: GcScope, *, dry: bool = False, remote: str | None = No
             report.remote_name = target.name
             # Listed before the records are read: an object uploaded after this is not
             # a candidate, and one listed here has its push's records read below.
-            objects, temps = _remote_listing(target)
+            survey = target.survey()
+            objects, temps = survey.objects, survey.temps
             fetched = fetch_records(repo, target)
             report.records_fetched = fetched.records
             report.notes += [f"run record {rel} on remote '{target.name}' does not match its "

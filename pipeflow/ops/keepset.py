@@ -155,17 +155,14 @@ def _history_refs(repo: Repo, scope: GcScope, workspace: Lock) -> list[Reference
     from pipeflow.lineage import tags as tagfile
 
     index = repo.index
-    folders = {str(h) for (h,) in index.db.execute("SELECT hash FROM outputs WHERE isdir = 1")}
+    folders = index.folder_hashes()
     folders |= {e.hash for e in lock_entries(workspace) if e.isdir}
     refs = [Reference(oid, oid in folders, path, "tag", f"tag {name}")
             for (path, name), oid in tagfile.current(repo.dot).items()]
     cutoff = (datetime.datetime.now(datetime.UTC)
               - datetime.timedelta(days=scope.keep_days)).isoformat()
-    rows = index.db.execute(
-        "SELECT o.hash, o.isdir, o.path, r.id FROM outputs o JOIN runs r ON r.id = o.run_id "
-        "WHERE r.ended >= ?", (cutoff,))
-    refs += [Reference(str(oid), bool(isdir), str(path), "run", f"run {str(rid)[:12]}")
-             for oid, isdir, path, rid in rows]
+    refs += [Reference(out.hash, out.isdir, out.path, "run", f"run {out.run[:12]}")
+             for out in index.outputs_since(cutoff)]
     if scope.keep_versions:
         for path in index.paths():
             refs += [Reference(row.hash, row.isdir, path, "versions", f"version {row.hash[:8]}")
@@ -209,7 +206,7 @@ def _manifests(repo: Repo, oids: set[str], remote: Remote | None, listed: set[st
     """The manifests of ``oids``, those missing here downloaded from ``remote``. A
     remote that cannot be reached fails gc if ``required`` (it cleans that remote),
     else counts as one that has none of them."""
-    from pipeflow.ops.transfer import download_objects
+    from pipeflow.storage.exchange import download_objects
 
     found = _read_manifests(repo, oids)
     missing = sorted(oids - set(found))
@@ -217,7 +214,7 @@ def _manifests(repo: Repo, oids: set[str], remote: Remote | None, listed: set[st
         return _Found(found, 0, frozenset())
     try:
         have = listed if listed is not None else remote.objects()
-        failed = set(download_objects(repo, remote, missing, have))
+        failed = set(download_objects(repo.store, remote, missing, have))
     except StorageError as exc:
         if required:
             raise

@@ -10,7 +10,6 @@ work in a colleague's clone.
 from __future__ import annotations
 
 import os
-import secrets
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,13 +17,13 @@ from pathlib import Path
 
 from pipeflow import atomicfile, faults, lockfile
 from pipeflow.errors import StorageError
-from pipeflow.hashing import hash_file
 from pipeflow.lacking import Lacking, lacking
 from pipeflow.lineage.records import parse_pointer, read_pointer
 from pipeflow.lineage.trust import remember_origins
 from pipeflow.lockfile import FileEntry, Lock, out_entries
 from pipeflow.ops.remotes import open_remote
 from pipeflow.repo import LOCK_FILE, Repo
+from pipeflow.storage import exchange
 from pipeflow.storage.remote import Job, Progress, Remote, parallel
 
 
@@ -42,21 +41,6 @@ class TransferReport:
     """Damaged files met and left alone (run-cache pointers): warnings for the user."""
     lacking: list[Lacking] = field(default_factory=list)
     """``fetch``: the lock's paths whose objects are among ``missing``."""
-
-
-def local_objects(repo: Repo) -> set[str]:
-    root = repo.cache_dir / "objects"
-    found: set[str] = set()
-    try:
-        shards = list(os.scandir(root))
-    except FileNotFoundError:
-        return found
-    for shard in shards:
-        if len(shard.name) == 2 and shard.is_dir():
-            for entry in os.scandir(shard.path):
-                if len(entry.name) == 30 and not entry.name.startswith("."):
-                    found.add(shard.name + entry.name)
-    return found
 
 
 def _entries(lock: Lock, paths: set[str] | None) -> list[FileEntry]:
@@ -98,7 +82,7 @@ def push(repo: Repo, remote_name: str | None = None, targets: list[str] | None =
     remote.check_reachable()
     report = TransferReport(remote.name)
     paths = _target_paths(repo, targets)
-    have_local = local_objects(repo)
+    have_local = set(repo.store.iter_oids())
     if paths is None:
         wanted = have_local
     else:
@@ -107,8 +91,6 @@ def push(repo: Repo, remote_name: str | None = None, targets: list[str] | None =
     send = sorted(wanted & have_local - have_remote)
     report.up_to_date = len(wanted & have_remote)
     report.missing = sorted(wanted - have_local - have_remote)
-    objects = [_upload(remote, repo.store.path_of(oid), "objects", f"{oid[:2]}/{oid[2:]}")
-               for oid in send]
     records = repo.records
     local_records = {f"{chain}/{path.name}": path for chain, _s, _i, path in records.iter_all()}
     pointers, damaged = local_pointers(repo)
@@ -122,11 +104,11 @@ def push(repo: Repo, remote_name: str | None = None, targets: list[str] | None =
     # Objects first, records after: a record on the remote never names data that is
     # not there yet, and between the two only gc's grace period protects the new
     # objects (the fault point lets tests hold a push right there).
-    total = len(objects) + len(jobs)
+    total = len(send) + len(jobs)
     faults.point("push.listed")
-    parallel(objects, _shifted(progress, 0, total))
+    exchange.push_objects(repo.store, remote, send, _shifted(progress, 0, total))
     faults.point("push.records")
-    parallel(jobs, _shifted(progress, len(objects), total))
+    parallel(jobs, _shifted(progress, len(send), total))
     report.objects, report.records, report.pointers = (
         len(send), len(new_records), len(new_pointers))
     return report
@@ -239,14 +221,8 @@ def _lacking(repo: Repo, sides: tuple[Lock, ...], entries: list[FileEntry],
 
 def download_objects(repo: Repo, remote: Remote, oids: Iterable[str],
                      listed: set[str] | None = None) -> list[str]:
-    """Bring ``oids`` (those the remote has) into the local cache, verified; returns
-    the oids that could not be had (absent or rejected). ``listed``: the remote's
-    objects, when the caller has just listed them."""
-    wanted = sorted(set(oids))
-    have_remote = listed if listed is not None else remote.objects() if wanted else set()
-    report = TransferReport(remote.name)
-    _download_objects(repo, remote, wanted, have_remote, report, None)
-    return sorted(set(report.missing) | set(report.rejected))
+    """:func:`pipeflow.storage.exchange.download_objects` into the project's store."""
+    return exchange.download_objects(repo.store, remote, oids, listed)
 
 
 def unpushed(repo: Repo, remote_name: str | None = None) -> tuple[list[str], int]:
@@ -261,31 +237,10 @@ def unpushed(repo: Repo, remote_name: str | None = None) -> tuple[list[str], int
 
 def _download_objects(repo: Repo, remote: Remote, oids: list[str], have_remote: set[str],
                       report: TransferReport, progress: Progress | None) -> None:
-    tmp_dir = repo.cache_dir / "tmp"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    report.missing.extend(o for o in oids if o not in have_remote)
-
-    def get(oid: str) -> Job[bool]:
-        def job(stop: threading.Event) -> bool:
-            """True once stored, False when the remote's bytes do not match ``oid``."""
-            tmp = tmp_dir / f"{oid}.{os.getpid()}-{secrets.token_hex(4)}.part"
-            try:
-                remote.download("objects", f"{oid[:2]}/{oid[2:]}", tmp, stop)
-                if hash_file(tmp) != oid:
-                    return False
-                repo.store.add_file(tmp, oid, move=True)
-                return True
-            finally:
-                tmp.unlink(missing_ok=True)
-        return job
-
-    present = [oid for oid in oids if oid in have_remote]
-    for oid, stored in zip(present, parallel([get(oid) for oid in present], progress),
-                           strict=True):
-        if stored:
-            report.objects += 1
-        else:
-            report.rejected.append(oid)
+    got = exchange.fetch_objects(repo.store, remote, oids, have_remote, progress)
+    report.objects += got.stored
+    report.missing += got.missing
+    report.rejected += got.rejected
 
 
 def fetch_records(repo: Repo, remote: Remote) -> TransferReport:
@@ -308,22 +263,22 @@ def _fetch_records(repo: Repo, remote: Remote, report: TransferReport,
             f"chain {records.chain} but are not here (e.g. runs/{claiming[0]}): not fetched; "
             "only this clone writes its chain, so they were put there by someone else (or "
             "this clone lost its cache: then delete .pipeflow/chain to start a new chain)")
-    verified: list[tuple[Path, Path]] = []
+    verified: list[atomicfile.Staged] = []
     try:
         oks = parallel([_get_record(repo, remote, rel, verified) for rel in todo], progress)
     except BaseException:
-        for tmp, _ in verified:
-            tmp.unlink(missing_ok=True)
+        for staged in verified:
+            staged.discard()
         raise
     # Placed in chain order (sequence numbers sort as text), so that a fetch stopped at
     # any moment leaves each chain whole up to some record: verify reads a gap as a
     # removed record.
-    for tmp, final in sorted(verified, key=lambda pair: pair[1]):
-        os.replace(tmp, final)
+    for staged in sorted(verified, key=lambda staged: staged.path):
+        staged.publish()
     # Where each record came from: the run cache trusts a remote's records only as far
     # as the project trusts that remote (pipeflow.lineage.trust).
     remember_origins(repo.state, remote.name,
-                     (f"{final.parent.name}/{final.name}" for _tmp, final in verified))
+                     (f"{s.path.parent.name}/{s.path.name}" for s in verified))
     for rel, ok in zip(todo, oks, strict=True):
         if ok:
             report.records += 1
@@ -353,25 +308,25 @@ def _not_own(own: str, rels: set[str]) -> tuple[list[str], list[str]]:
 
 
 def _get_record(repo: Repo, remote: Remote, rel: str,
-                verified: list[tuple[Path, Path]]) -> Job[bool]:
-    """A job fetching one run record under a temporary name: True once verified (the
-    pair (temporary, final) is added to ``verified``), False if it does not verify."""
+                verified: list[atomicfile.Staged]) -> Job[bool]:
+    """A job fetching one run record under a temporary name: True once verified (it
+    is added to ``verified``, to be published), False if it does not verify."""
     final = repo.records.runs / rel
 
     def job(stop: threading.Event) -> bool:
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = atomicfile.temp_name(final)
+        staged = atomicfile.Staged(final)
         try:
-            remote.download("runs", rel, tmp, stop)
+            remote.download("runs", rel, staged.tmp, stop)
             try:
-                _verify_record(tmp, final.name)
+                _verify_record(staged.tmp, final.name)
             except StorageError:
-                tmp.unlink(missing_ok=True)
+                staged.discard()
                 return False
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            staged.discard()
             raise
-        verified.append((tmp, final))
+        verified.append(staged)
         return True
     return job
 
@@ -382,15 +337,12 @@ def _get_pointer(repo: Repo, remote: Remote, rel: str) -> Job[bool]:
 
     def job(stop: threading.Event) -> bool:
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = atomicfile.temp_name(final)
-        try:
-            remote.download("runcache", rel, tmp, stop)
-            if parse_pointer(read_pointer(tmp)) is None:
+        with atomicfile.Staged(final) as staged:
+            remote.download("runcache", rel, staged.tmp, stop)
+            if parse_pointer(read_pointer(staged.tmp)) is None:
                 return False
-            os.replace(tmp, final)  # never a half pointer under the final name
+            staged.publish()  # never a half pointer under the final name
             return True
-        finally:
-            tmp.unlink(missing_ok=True)
     return job
 
 

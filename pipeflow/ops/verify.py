@@ -92,31 +92,13 @@ class VerifyReport:
                 "unsigned": [u.to_json() for u in self.unsigned]}
 
 
-def _object_ids(objects_dir: str) -> list[str]:
-    out: list[str] = []
-    try:
-        shards = sorted(os.listdir(objects_dir))
-    except FileNotFoundError:
-        return []
-    for shard in shards:
-        if len(shard) != 2:
-            continue
-        try:
-            names = os.listdir(os.path.join(objects_dir, shard))
-        except NotADirectoryError:
-            continue
-        # Temporary names (hidden, ``.pftmp``) are a killed writer's garbage, not objects.
-        out.extend(shard + name for name in sorted(names) if len(name) == 30)
-    return out
-
-
 def verify_objects(repo: Repo, report: VerifyReport, jobs: int | None = None) -> None:
     """Re-hash every object in the cache, a few threads at once (hashing releases
     the GIL, so this runs at disk speed rather than one core's)."""
     from concurrent.futures import ThreadPoolExecutor
 
     store = repo.store
-    oids = _object_ids(str(store.path))
+    oids = store.iter_oids()
     report.objects = len(oids)
     workers = jobs or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -1,4 +1,5 @@
-"""Temporary files a killed command left behind, found where pipeflow makes them.
+"""Temporary files: the names the store and checkouts give them, and those a killed
+command left behind, found where pipeflow makes them.
 
 pipeflow writes every file under a temporary name first (see ``atomicfile`` and the
 object store), so a process killed mid-write leaves one behind; nothing reads them.
@@ -20,6 +21,7 @@ Only exact pipeflow temp names (:func:`is_ours`) are ever removed, wherever they
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -27,6 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeflow.repolock import pid_alive
+
+TEMP_SUFFIX = ".pftmp"
+"""The end of the temporary names the store and checkouts make (:func:`temp_path`)."""
 
 STALE_AGE = 300.0
 """Seconds without a write after which a dead pid's temporary file is garbage."""
@@ -45,6 +50,35 @@ _PART = re.compile(r"^[0-9a-f]{16,64}\.\d{1,10}-[0-9a-f]{8}\.part$")
 CACHE_FOLDERS = ("objects", "runs", "runcache", "tmp")
 """The folders pipeflow makes in the cache: the only ones gc searches there (the
 cache may be a folder the user shares with other files, e.g. ``~`` by mistake)."""
+
+
+def temp_path(dst: str, tag: str) -> str:
+    """A temporary name beside ``dst`` (hidden, ending in ``.pftmp``); ``tag`` starts
+    with the writer's pid and a ``-`` so that a later writer can tell a dead one's
+    leftovers."""
+    head, tail = os.path.split(dst)
+    return os.path.join(head, f".{tail}.{tag}{TEMP_SUFFIX}")
+
+
+class TempNames:
+    """One writer's temporary names, unique per process and instance without a random
+    call per file, and the sweep of a dead writer's leftovers from each folder it is
+    about to write into (once per folder: one listing, no walk)."""
+
+    def __init__(self) -> None:
+        self.tag = f"{os.getpid()}-{os.urandom(3).hex()}-"
+        self._counter = itertools.count()
+        self._swept: set[str] = set()
+
+    def beside(self, dst: str) -> str:
+        """A fresh temporary name in ``dst``'s folder."""
+        return temp_path(dst, f"{self.tag}{next(self._counter)}")
+
+    def sweep_once(self, folder: str) -> None:
+        """Remove the stale temporary files in ``folder``, the first time it is named."""
+        if folder not in self._swept:
+            self._swept.add(folder)
+            sweep([Path(folder)])
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,11 @@
-"""How files get from the cache to the workspace: reflink, copy, hardlink or symlink.
+"""How files get from the cache to the workspace: reflink, copy or hardlink.
 
-``cache.link`` is one of ``reflink-or-copy`` (default), ``reflink``, ``copy``,
-``hardlink``, ``symlink``. Reflink support is probed once per pair of file systems
+``cache.link`` is one of :data:`LINK_SETTINGS`: ``reflink-or-copy`` (default),
+``reflink``, ``copy``, ``hardlink``. Reflink support is probed once per pair of file systems
 (cache, workspace), never per file: the probe clones a tiny file with the ``FICLONE``
 ioctl and remembers the answer for the life of the ``Linker``.
 
-Hardlinks and symlinks share one inode between every path with the same content, so
+Hardlinks share one inode between every path with the same content, so
 they cannot carry a per-path executable bit, and objects are read-only (0444): an
 executable file is therefore always copied (or reflinked), never linked.
 """
@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import stat
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
@@ -25,16 +23,16 @@ from pipeflow.errors import ConfigError, StorageError
 if TYPE_CHECKING:
     from pipeflow.state import StateDB
 
-LinkMode = Literal["reflink", "copy", "hardlink", "symlink"]
-LinkSetting = Literal["reflink-or-copy", "reflink", "copy", "hardlink", "symlink"]
+LinkMode = Literal["reflink", "copy", "hardlink"]
+"""How one object is placed (what a setting resolves to)."""
+LinkSetting = Literal["reflink-or-copy", "reflink", "copy", "hardlink"]
 LINK_SETTINGS: tuple[str, ...] = get_args(LinkSetting)
+"""The values ``cache.link`` accepts: the one list the config and the Linker check."""
 DEFAULT_LINK: LinkSetting = "reflink-or-copy"
 
 # _IOW(0x94, 9, int) from <linux/fs.h>; the same number on every Linux architecture
 # pipeflow supports.
 FICLONE = 0x40049409
-
-TEMP_SUFFIX = ".pftmp"
 
 
 def reflink_fd(src_fd: int, dst_fd: int) -> None:
@@ -51,6 +49,9 @@ def probe_reflink(cache_dir: Path, target_dir: Path) -> bool:
     """Whether a file in ``cache_dir`` can be reflinked into ``target_dir`` (both must
     exist). Clones one tiny file; False on ext4, tmpfs, across file systems, or on any
     error."""
+    # here, not at the top: the config reads LINK_SETTINGS on every command's start
+    from pipeflow.storage.leftovers import TEMP_SUFFIX
+
     token = os.urandom(6).hex()
     src = os.path.join(cache_dir, f".reflink-probe.{os.getpid()}-{token}{TEMP_SUFFIX}")
     dst = os.path.join(target_dir, f".reflink-probe-clone.{os.getpid()}-{token}{TEMP_SUFFIX}")
@@ -73,63 +74,6 @@ def probe_reflink(cache_dir: Path, target_dir: Path) -> bool:
         for path in (src, dst):
             with contextlib.suppress(OSError):
                 os.unlink(path)
-
-
-def temp_path(dst: str, tag: str) -> str:
-    """A temporary name beside ``dst`` (hidden, ending in ``.pftmp``); ``tag`` starts
-    with the writer's pid and a ``-`` so that a later writer can tell a dead one's
-    leftovers (``pipeflow.storage.leftovers``)."""
-    head, tail = os.path.split(dst)
-    return os.path.join(head, f".{tail}.{tag}{TEMP_SUFFIX}")
-
-
-def link_file(src: Path, dst: Path, mode: LinkMode, *, executable: bool | None = None) -> None:
-    """Place ``src`` at ``dst`` by ``mode``, atomically: written under a temporary name
-    in ``dst``'s folder (created if needed), then renamed over ``dst``.
-
-    For reflink and copy, ``executable`` sets the owner/group/other x bits where r is
-    set (None: as on ``src``); hardlinks and symlinks share ``src``'s mode.
-    """
-    dst_s = os.fspath(dst)
-    os.makedirs(os.path.dirname(dst_s) or ".", exist_ok=True)
-    tmp = temp_path(dst_s, f"{os.getpid()}-{os.urandom(4).hex()}")
-    try:
-        if mode == "hardlink":
-            os.link(src, tmp)
-        elif mode == "symlink":
-            os.symlink(os.path.abspath(src), tmp)
-        elif mode == "copy":
-            shutil.copyfile(src, tmp)  # sendfile / copy_file_range inside
-            _set_exec(tmp, src, executable)
-        elif mode == "reflink":
-            sfd = os.open(src, os.O_RDONLY)
-            try:
-                dfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-                try:
-                    reflink_fd(sfd, dfd)
-                finally:
-                    os.close(dfd)
-            finally:
-                os.close(sfd)
-            _set_exec(tmp, src, executable)
-        else:
-            raise ValueError(f"unknown link mode {mode!r}")  # a caller's bug
-        os.replace(tmp, dst_s)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            msg = f"cannot {mode} {src} to {dst}: {exc.strerror or exc}"
-            raise StorageError(msg) from exc
-        raise
-
-
-def _set_exec(path: str, src: Path, executable: bool | None) -> None:
-    if executable is None:
-        executable = bool(os.stat(src).st_mode & stat.S_IXUSR)
-    if executable:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-        os.chmod(path, mode | ((mode & 0o444) >> 2))
 
 
 def _existing_dir(path: Path) -> Path:
@@ -196,7 +140,7 @@ class Linker:
         """The mode to place objects from ``cache_dir`` into ``target_dir`` (default:
         the folders given at construction)."""
         setting = self.setting
-        if setting in ("copy", "hardlink", "symlink"):
+        if setting in ("copy", "hardlink"):
             return setting  # type: ignore[return-value]
         cache_dir, target_dir = self._folders(cache_dir, target_dir)
         if self.can_reflink(cache_dir, target_dir):
@@ -223,16 +167,3 @@ class Linker:
         if self.setting != "copy" and self.can_reflink(src_dir, store_dir):
             return "reflink"
         return "copy"
-
-    def link(self, src: Path, dst: Path, *, executable: bool) -> None:
-        """Place ``src`` at ``dst`` in the resolved mode (``link_file``), keeping the
-        executable bit (an executable file is never hard- or symlinked)."""
-        mode = self.mode_for(Path(src).parent, Path(dst).parent)
-        if executable and mode in ("hardlink", "symlink"):
-            mode = "copy"
-        try:
-            link_file(src, dst, mode, executable=executable)
-        except StorageError:
-            if mode != "reflink" or self.setting == "reflink":
-                raise
-            link_file(src, dst, "copy", executable=executable)

@@ -19,7 +19,6 @@ import contextlib
 import os
 import queue
 import re
-import secrets
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -27,9 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Generic, TypeVar
 
-from pipeflow import faults
+from pipeflow import atomicfile, faults
 from pipeflow.credentials import redact, secret_values
 from pipeflow.errors import Cancelled, StorageError
+from pipeflow.hashing import hash_file
+from pipeflow.storage.layout import is_object_key, object_key, oid_of
 
 Progress = Callable[[int, int], None]
 """Called with (done, total) as transfers finish."""
@@ -62,6 +63,20 @@ class ListedFile:
     size: int
 
 
+@dataclass(frozen=True)
+class Survey:
+    """What ``gc`` judges on a remote: its objects and the temporary files uploads left."""
+
+    objects: dict[str, ListedFile]
+    """Object id -> its listing."""
+    temps: dict[str, ListedFile]
+    """``kind/rel`` -> its listing, for each upload's temporary file."""
+
+
+_UPLOAD_KINDS = ("objects", "runs", "runcache")
+"""The remote's folders where an upload can leave a temporary file."""
+
+
 def io_errors() -> tuple[type[BaseException], ...]:
     """What a backend raises when storage fails (as opposed to a bug in the caller)."""
     found: list[type[BaseException]] = [OSError]
@@ -73,10 +88,10 @@ def io_errors() -> tuple[type[BaseException], ...]:
 
 
 def _remote_temp(path: str) -> str:
-    """A temporary name beside ``path`` on the remote; like ``atomicfile.temp_name``,
-    it starts with ``.`` and ends with ``.tmp``, so listings skip it and gc knows it."""
+    """A temporary name beside ``path`` on the remote, as ``atomicfile`` names them
+    (hidden, ending ``.tmp``), so listings skip it and gc knows it."""
     folder, _, name = path.rpartition("/")
-    return f"{folder}/.{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    return f"{folder}/{atomicfile.temp_filename(name)}"
 
 
 def _copy(src: BinaryIO, dst: BinaryIO, stop: threading.Event | None) -> None:
@@ -159,9 +174,20 @@ class Remote:
             raise self._fail(f"delete {kind}/{rel}", exc) from exc
 
     def objects(self) -> set[str]:
-        """Oids the remote holds."""
-        return {rel.replace("/", "") for rel in self._find("objects")
-                if re.fullmatch(r"[0-9a-f]{2}/[0-9a-f]{30}", rel)}
+        """Oids the remote holds (one listing)."""
+        return {oid_of(rel) for rel in self._find("objects") if is_object_key(rel)}
+
+    def survey(self) -> Survey:
+        """The objects, and the temporary files uploads left (one listing per folder)."""
+        objects: dict[str, ListedFile] = {}
+        temps: dict[str, ListedFile] = {}
+        for kind in _UPLOAD_KINDS:
+            for rel, listed in self.listing(kind).items():
+                if UPLOAD_TEMP.search(rel):
+                    temps[f"{kind}/{rel}"] = listed
+                elif kind == "objects" and is_object_key(rel):
+                    objects[oid_of(rel)] = listed
+        return Survey(objects, temps)
 
     def records(self) -> set[str]:
         """Run record paths (``chain/seq-id.json``) the remote holds."""
@@ -217,6 +243,29 @@ class Remote:
                 _copy(src, dst, stop)
         except self.errors as exc:
             raise self._fail(f"download {kind}/{rel}", exc) from exc
+
+    # objects, by id -------------------------------------------------------
+    def has_object(self, oid: str) -> bool:
+        """Whether the remote holds object ``oid`` (one question, no listing)."""
+        try:
+            return bool(self.fs.exists(self.path("objects", object_key(oid))))
+        except self.errors as exc:
+            raise self._fail("look up objects", exc) from exc
+
+    def upload_object(self, oid: str, local: Path, stop: threading.Event | None = None) -> None:
+        """Copy the local file ``local``, object ``oid``'s bytes, to the remote."""
+        self.upload(local, "objects", object_key(oid), stop)
+
+    def download_object(self, oid: str, local: Path,
+                        stop: threading.Event | None = None) -> bool:
+        """Copy object ``oid`` into ``local`` (a new file the caller chose and removes);
+        whether its bytes hash to ``oid`` (a file that does not is never to be used)."""
+        self.download("objects", object_key(oid), local, stop)
+        return hash_file(local) == oid
+
+    def remove_object(self, oid: str) -> None:
+        """Delete object ``oid`` (gone already is fine)."""
+        self.remove("objects", object_key(oid))
 
     def check_reachable(self) -> None:
         """Fail early, naming the URL, when the remote cannot be listed or created."""

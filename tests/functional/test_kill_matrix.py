@@ -33,7 +33,7 @@ import yaml
 from pipeflow import lockfile
 from pipeflow.atomicfile import is_temp_name
 from pipeflow.hashing import hash_file
-from pipeflow.storage.links import TEMP_SUFFIX
+from pipeflow.storage.leftovers import TEMP_SUFFIX
 from tests.conftest import GIT_ENV, Project
 
 NFILES = 2000

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeflow.config import LINK_MODES, load_config
+from pipeflow.config import load_config
 from pipeflow.errors import ConfigError, Location
 from pipeflow.repo import DEFAULT_CONFIG
+from pipeflow.storage.links import LINK_SETTINGS as LINK_MODES
 
 
 @pytest.fixture
@@ -125,5 +126,17 @@ def test_config_not_a_mapping(files: tuple[Path, Path]) -> None:
     shared, local = files
     local.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="config must be a mapping of sections") as err:
+        load_config(shared, local, DEFAULT_CONFIG)
+    assert err.value.location == Location(str(local))
+
+
+@pytest.mark.parametrize("mode", ["symlink", "softlink"])
+def test_an_unknown_link_mode_names_the_file_and_the_choices(
+    files: tuple[Path, Path], mode: str
+) -> None:
+    shared, local = files
+    local.write_text(f"cache:\n  link: {mode}\n")
+    with pytest.raises(ConfigError, match=r"cache\.link is .*; choose one of reflink-or-copy, "
+                                        r"reflink, copy, hardlink$") as err:
         load_config(shared, local, DEFAULT_CONFIG)
     assert err.value.location == Location(str(local))

@@ -12,8 +12,7 @@ from pipeflow import atomicfile
 from pipeflow.config import load_config
 from pipeflow.errors import ConfigError
 from pipeflow.repo import DEFAULT_CONFIG
-from pipeflow.storage.leftovers import is_ours, writer_pid
-from pipeflow.storage.links import temp_path
+from pipeflow.storage.leftovers import is_ours, temp_path, writer_pid
 
 
 def test_the_names_pipeflow_makes_are_its_own() -> None:

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import os
-import shutil
-import stat
 from pathlib import Path
 
 import pytest
 
 from pipeflow.errors import ConfigError, StorageError
+from pipeflow.hashing import HashInfo
 from pipeflow.state import StateDB
 from pipeflow.storage import links
-from pipeflow.storage.links import LINK_SETTINGS, Linker, link_file, probe_reflink
-
-
-def leftovers(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.name.endswith(links.TEMP_SUFFIX)]
+from pipeflow.storage.links import LINK_SETTINGS, Linker, probe_reflink
+from pipeflow.storage.store import ObjectStore
 
 
 def obj(tmp_path: Path, data: bytes = b"payload", mode: int = 0o444) -> Path:
@@ -48,68 +44,11 @@ def test_probe_reflink_false_where_unsupported(tmp_path: Path) -> None:
     assert probe_reflink(tmp_path / "missing", tmp_path) is False
 
 
-def test_copy_makes_an_independent_writable_file(tmp_path: Path) -> None:
-    src = obj(tmp_path)
-    dst = tmp_path / "ws" / "deep" / "out.bin"  # parent folders created
-    link_file(src, dst, "copy")
-    assert dst.read_bytes() == b"payload"
-    assert os.stat(dst).st_ino != os.stat(src).st_ino
-    assert os.access(dst, os.W_OK)
-    assert not os.stat(dst).st_mode & stat.S_IXUSR
-    link_file(src, dst, "copy", executable=True)  # replaces the existing file
-    assert os.stat(dst).st_mode & stat.S_IXUSR
-    assert leftovers(tmp_path) == []
-
-
-def test_copy_keeps_the_source_exec_bit_by_default(tmp_path: Path) -> None:
-    src = obj(tmp_path, mode=0o555)
-    link_file(src, tmp_path / "x", "copy")
-    assert os.stat(tmp_path / "x").st_mode & stat.S_IXUSR
-
-
-def test_hardlink_and_symlink(tmp_path: Path) -> None:
-    src = obj(tmp_path)
-    link_file(src, tmp_path / "hard", "hardlink")
-    assert os.stat(tmp_path / "hard").st_ino == os.stat(src).st_ino
-    link_file(src, tmp_path / "soft", "symlink")
-    assert os.path.islink(tmp_path / "soft")
-    assert os.path.realpath(tmp_path / "soft") == os.path.realpath(src)
-    assert (tmp_path / "soft").read_bytes() == b"payload"
-    assert leftovers(tmp_path) == []
-
-
-def test_failed_link_raises_storage_error_and_leaves_no_temp(tmp_path: Path) -> None:
-    src = obj(tmp_path)
-    dst = tmp_path / "ws" / "x"
-    (tmp_path / "ws" / "x").mkdir(parents=True)
-    (tmp_path / "ws" / "x" / "inside").write_text("a directory in the way")
-    with pytest.raises(StorageError, match="cannot copy"):
-        link_file(src, dst, "copy")
-    assert leftovers(tmp_path) == []
-    with pytest.raises(StorageError):
-        link_file(tmp_path / "no-such-object", tmp_path / "y", "hardlink")
-
-
-def test_reflink_mode_fails_cleanly_where_unsupported(tmp_path: Path) -> None:
-    shm = on_tmpfs()
-    if shm is None:
-        pytest.skip("no tmpfs")
-    folder = shm / f"pipeflow-test-{os.getpid()}"
-    folder.mkdir()
-    try:
-        src = obj(folder)
-        with pytest.raises(StorageError, match="cannot reflink"):
-            link_file(src, folder / "dst", "reflink")
-        assert leftovers(folder) == []
-        assert not (folder / "dst").exists()
-    finally:
-        shutil.rmtree(folder)
-
-
-def test_linker_rejects_unknown_setting() -> None:
+@pytest.mark.parametrize("setting", ["softlink", "symlink"])
+def test_linker_rejects_unknown_setting(setting: str) -> None:
     assert "reflink-or-copy" in LINK_SETTINGS
     with pytest.raises(ConfigError, match="unknown link type"):
-        Linker(setting="softlink")
+        Linker(setting=setting)
 
 
 def test_linker_probes_once_per_device_pair(
@@ -155,21 +94,8 @@ def test_fixed_settings_need_no_probe(tmp_path: Path, monkeypatch: pytest.Monkey
         raise AssertionError("probed")
 
     monkeypatch.setattr(links, "probe_reflink", boom)
-    for setting in ("copy", "hardlink", "symlink"):
+    for setting in ("copy", "hardlink"):
         assert Linker(setting=setting).mode_for(tmp_path, tmp_path) == setting
-
-
-def test_linker_link_keeps_exec_bit_and_never_links_executables(tmp_path: Path) -> None:
-    src = obj(tmp_path)
-    linker = Linker(setting="hardlink")
-    linker.link(src, tmp_path / "data", executable=False)
-    assert os.stat(tmp_path / "data").st_ino == os.stat(src).st_ino
-    linker.link(src, tmp_path / "tool", executable=True)
-    assert os.stat(tmp_path / "tool").st_ino != os.stat(src).st_ino
-    assert os.stat(tmp_path / "tool").st_mode & stat.S_IXUSR
-    assert not os.stat(src).st_mode & stat.S_IXUSR  # the object is untouched
-    Linker(setting="copy").link(src, tmp_path / "c", executable=True)
-    assert os.stat(tmp_path / "c").st_mode & stat.S_IXUSR
 
 
 def test_linker_remembers_probe_in_state_db(
@@ -201,7 +127,9 @@ def test_stale_remembered_reflink_falls_back_to_copy(tmp_path: Path) -> None:
     if probe_reflink(tmp_path, tmp_path):
         pytest.skip("this file system really reflinks")
     assert linker.mode_for() == "reflink"
-    linker.link(src, tmp_path / "out", executable=False)
+    store = ObjectStore(tmp_path / "objects", Linker(setting="copy"))
+    oid = store.add_file(src)
+    store.checkout(HashInfo(oid, 7), tmp_path / "out", linker=linker)
     assert (tmp_path / "out").read_bytes() == b"payload"
     db.close()
 

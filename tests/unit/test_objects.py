@@ -19,9 +19,10 @@ from hypothesis import strategies as st
 from pipeflow.errors import StorageError
 from pipeflow.hashing import BUF_SIZE, Hasher, HashInfo, Manifest, hash_bytes
 from pipeflow.ignore import IgnoreRules
-from pipeflow.storage import durability, objects
-from pipeflow.storage.links import TEMP_SUFFIX, Linker
-from pipeflow.storage.objects import ObjectStore
+from pipeflow.storage import checkout, durability, links
+from pipeflow.storage.leftovers import TEMP_SUFFIX
+from pipeflow.storage.links import Linker
+from pipeflow.storage.store import ObjectStore
 
 
 def write(path: Path, data: bytes = b"x", *, executable: bool = False) -> Path:
@@ -260,7 +261,7 @@ def truncate(path: Path) -> None:
 @pytest.mark.parametrize(("mode", "damage"), [
     ("copy", corrupt), ("reflink-or-copy", corrupt),
     # A link copies no bytes: into a new place it is checked by size, not re-read.
-    ("hardlink", truncate), ("symlink", truncate),
+    ("hardlink", truncate),
 ])
 def test_corrupt_object_never_reaches_dest(
     tmp_path: Path, mode: str, damage: Callable[[Path], None]
@@ -277,7 +278,7 @@ def test_corrupt_object_never_reaches_dest(
     assert not store.has(oid)
 
 
-@pytest.mark.parametrize("mode", ["hardlink", "symlink"])
+@pytest.mark.parametrize("mode", ["hardlink"])
 def test_link_checkout_reads_objects_only_when_replacing_a_file(
     tmp_path: Path, mode: str
 ) -> None:
@@ -338,14 +339,6 @@ def test_hardlink_checkout_shares_read_only_objects(tmp_path: Path, store: Objec
     assert Hasher(tmp_path, None).hash_path("out") == info
 
 
-def test_symlink_checkout(tmp_path: Path, store: ObjectStore) -> None:
-    write(tmp_path / "d" / "f", b"content")
-    info = store.add_tree(tmp_path, "d", Hasher(tmp_path, None))
-    store.checkout(info, tmp_path / "out", linker=Linker(setting="symlink"))
-    assert os.path.islink(tmp_path / "out" / "f")
-    assert Hasher(tmp_path, None).hash_path("out") == info
-
-
 def test_checkout_with_hasher_leaves_unchanged_files_alone(
     tmp_path: Path, store: ObjectStore
 ) -> None:
@@ -370,7 +363,7 @@ def test_reflink_paths_verify_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     def no_clone(src_fd: int, dst_fd: int) -> None:
         raise OSError(22, "cannot clone this one")
 
-    monkeypatch.setattr(objects, "reflink_fd", no_clone)
+    monkeypatch.setattr(links, "reflink_fd", no_clone)
     store = ObjectStore(tmp_path / "objects")
     src = write(tmp_path / "f", b"bytes")
     oid = store.add_file(src)
@@ -391,7 +384,7 @@ def test_reflink_clone_is_verified(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     def fake_clone(src_fd: int, dst_fd: int) -> None:
         os.write(dst_fd, os.pread(src_fd, 1 << 20, 0))  # what a clone would make visible
 
-    monkeypatch.setattr(objects, "reflink_fd", fake_clone)
+    monkeypatch.setattr(links, "reflink_fd", fake_clone)
     store = ObjectStore(tmp_path / "objects")
     oid = store.add_file(write(tmp_path / "f", b"cloned"))
     store.checkout(HashInfo(oid, 6), tmp_path / "out", linker=Linker())
@@ -510,7 +503,7 @@ TREES = st.dictionaries(_PATH, st.tuples(st.binary(max_size=64), st.booleans()),
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(files=TREES.filter(_tree_ok), mode=st.sampled_from(["copy", "hardlink", "symlink"]))
+@given(files=TREES.filter(_tree_ok), mode=st.sampled_from(["copy", "hardlink"]))
 def test_add_tree_then_checkout_reproduces_the_tree(
     files: dict[str, tuple[bytes, bool]], mode: str
 ) -> None:
@@ -567,7 +560,7 @@ def test_add_tree_reads_each_new_file_once_and_matches_the_manifest(
         copies.append(src)
         return "", 0
 
-    monkeypatch.setattr(again, "_copy_in", no_copy)
+    monkeypatch.setattr(again._writer, "_copy_in", no_copy)
     assert again.add_tree(tmp_path, "d", Hasher(tmp_path, db)) == info
     assert copies == [] and again.written() == []
     db.close()
@@ -610,7 +603,7 @@ def test_add_tree_files_around_the_buffer_size(tmp_path: Path, store: ObjectStor
     assert temps(tmp_path) == []
 
 
-@pytest.mark.parametrize("setting", ["copy", "hardlink", "symlink"])
+@pytest.mark.parametrize("setting", ["copy", "hardlink"])
 @pytest.mark.parametrize("fresh", [True, False])
 def test_directory_checkout_into_new_or_existing_folder(
     tmp_path: Path, store: ObjectStore, setting: str, fresh: bool,
@@ -646,19 +639,19 @@ def link_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     the machine's cores; the list receives the number of shares of each threaded
     fill."""
     calls: list[int] = []
-    real = objects._in_threads
+    real = checkout.in_threads
 
     def counted(work: Any, shares: list[Any]) -> Any:
         calls.append(len(shares))
         return real(work, shares)
 
-    monkeypatch.setattr(objects, "_LINKS_PER_THREAD", 1)
-    monkeypatch.setattr(objects.os, "cpu_count", lambda: 4)
-    monkeypatch.setattr(objects, "_in_threads", counted)
+    monkeypatch.setattr(checkout, "_LINKS_PER_THREAD", 1)
+    monkeypatch.setattr(checkout.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(checkout, "in_threads", counted)
     return calls
 
 
-@pytest.mark.parametrize("mode", ["hardlink", "symlink"])
+@pytest.mark.parametrize("mode", ["hardlink"])
 def test_a_big_fresh_folder_is_linked_by_several_threads(
     tmp_path: Path, store: ObjectStore, mode: str, link_threads: list[int]
 ) -> None:
@@ -694,7 +687,7 @@ def _slow_links(monkeypatch: pytest.MonkeyPatch, first: Callable[[], None] | Non
         time.sleep(delay)
         real_link(src, dst)
 
-    monkeypatch.setattr(objects.os, "link", link)
+    monkeypatch.setattr(checkout.os, "link", link)
     return made
 
 

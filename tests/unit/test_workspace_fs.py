@@ -70,7 +70,7 @@ def test_a_project_root_reached_through_a_link_works(tmp_path: Path, root: Path)
 def test_checkout_refuses_before_writing(root: Path, tmp_path: Path) -> None:
     from pipeflow.hashing import HashInfo
     from pipeflow.storage.links import Linker
-    from pipeflow.storage.objects import ObjectStore
+    from pipeflow.storage.store import ObjectStore
 
     store = ObjectStore(tmp_path / "store")
     oid = store.add_bytes(b"data\n")
