@@ -10,7 +10,7 @@ import pytest
 from pipeflow.config import load_config
 from pipeflow.errors import ConfigError, Location
 from pipeflow.repo import DEFAULT_CONFIG
-from pipeflow.storage.links import LINK_SETTINGS as LINK_MODES
+from pipeflow.storage.links import LINK_SETTINGS
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def test_bad_cache_dir(files: tuple[Path, Path]) -> None:
     assert err.value.location == Location(str(local))
 
 
-@pytest.mark.parametrize("mode", LINK_MODES)
+@pytest.mark.parametrize("mode", LINK_SETTINGS)
 def test_every_link_mode_accepted(files: tuple[Path, Path], mode: str) -> None:
     shared, local = files
     shared.write_text(f"cache:\n  link: {mode}\n")

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeflow.config import DEFAULT_CONFIG, LINK_MODES, CacheConfig, Config, load
+from pipeflow.config import DEFAULT_CONFIG, CacheConfig, Config, load
+from pipeflow.storage.links import LINK_SETTINGS
 from pipeflow.errors import Location, ConfigError
 from pipeflow.grace import DEFAULT_GRACE
 
@@ -70,7 +71,7 @@ SETTINGS = st.dictionaries(st.sampled_from(["region", "profile", "anon", "endpoi
 
 
 @given(url=st.text(max_size=20), settings=SETTINGS, trust=st.booleans(),
-       link=st.sampled_from(LINK_MODES))
+       link=st.sampled_from(LINK_SETTINGS))
 def test_from_mapping_keeps_every_remote_option(url: str, settings: dict[str, object],
                                                 trust: bool, link: str) -> None:
     raw = {"cache": {"dir": "cache", "link": link},
