@@ -38,7 +38,8 @@ from urllib.parse import unquote, urlparse
 
 from pipeflow import projectfile
 from pipeflow.errors import PipeflowError
-from pipeflow.hashing import RACY_NS, hash_bytes
+from pipeflow.hasher import RACY_NS
+from pipeflow.hashing import hash_bytes
 from pipeflow.interptrust import run_probe
 from pipeflow.machinecache import Facts
 from pipeflow.safepath import within

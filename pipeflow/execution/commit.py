@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from pipeflow import workspace_fs
 from pipeflow.errors import StageFailed
 from pipeflow.gitignore import ensure_ignored
-from pipeflow.hashing import DirScan
+from pipeflow.hasher import DirScan
 from pipeflow.lockfile import (
     FileEntry,
     MetricEntry,

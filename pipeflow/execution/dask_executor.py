@@ -45,7 +45,8 @@ from pipeflow.execution.dask_worker import (
 )
 from pipeflow.execution.runner import LineSink, RunResult, log_name
 from pipeflow.fingerprint import Components, diff_env
-from pipeflow.hashing import Hasher, HashInfo, hash_file
+from pipeflow.hasher import Hasher
+from pipeflow.hashing import HashInfo, hash_file
 from pipeflow.ignore import read_patterns
 from pipeflow.repo import Repo
 from pipeflow.spec.model import Stage

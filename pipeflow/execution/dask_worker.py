@@ -28,7 +28,8 @@ from typing import Any
 
 from pipeflow.credentials import redact
 from pipeflow.errors import PipeflowError, StorageError
-from pipeflow.hashing import Manifest, hash_file, is_hash
+from pipeflow.hashing import hash_file, is_hash
+from pipeflow.manifest import Manifest
 from pipeflow.storage.remote import Job, Remote, parallel
 
 LOG_LIMIT = 1 << 20
@@ -220,7 +221,7 @@ class _Refused(PipeflowError):
 
 def _outputs(task: Task, work: Path, objs: Path) -> tuple[list[dict[str, Any]],
                                                           dict[str, Path]]:
-    from pipeflow.hashing import Hasher
+    from pipeflow.hasher import Hasher
     from pipeflow.ignore import IgnoreRules
 
     hasher = Hasher(work, None, IgnoreRules(patterns=task.ignore))

@@ -10,9 +10,10 @@ from pipeflow.errors import StorageError, UsageError
 from pipeflow.execution.commit import restore_outputs
 from pipeflow.gitignore import ensure_ignored
 from pipeflow.graph import Graph, resolve_targets
-from pipeflow.hashing import HashInfo, UnsafeManifestError
+from pipeflow.hashing import HashInfo
 from pipeflow.lineage.pathspec import split_spec
 from pipeflow.lockfile import FileEntry, Lock, StageLock, hash_info, out_entries
+from pipeflow.manifest import UnsafeManifestError
 from pipeflow.ops.project import check_outputs_inside, load_project, recover, render_lock
 from pipeflow.repo import LOCK_FILE, Repo
 from pipeflow.repolock import RepoLock

@@ -36,17 +36,9 @@ import xxhash
 
 from pipeflow import diskfull, faults, workspace_fs
 from pipeflow.errors import StorageError
-from pipeflow.hashing import (
-    DirScan,
-    Hasher,
-    HashInfo,
-    Manifest,
-    ManifestEntry,
-    hash_bytes,
-    hash_file,
-    is_hash,
-    thread_buffer,
-)
+from pipeflow.hasher import DirScan, Hasher
+from pipeflow.hashing import HashInfo, hash_bytes, hash_file, is_hash, thread_buffer
+from pipeflow.manifest import Manifest, ManifestEntry
 from pipeflow.storage.leftovers import sweep
 from pipeflow.storage.links import TEMP_SUFFIX, Linker, LinkMode, reflink_fd, temp_path
 
