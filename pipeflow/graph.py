@@ -28,7 +28,11 @@ from pipeflow.spec.model import Pipeline
 
 @dataclass(frozen=True)
 class Graph:
-    """Stages, their producer edges and one topological order."""
+    """Stages, their producer edges and one topological order.
+
+    ``upstream`` and ``downstream`` are plain tuples in that order, so the planner and
+    the scheduler walk them without networkx; ``dag`` is the networkx view for the
+    graph questions."""
 
     pipeline: Pipeline
     order: tuple[str, ...]
