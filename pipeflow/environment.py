@@ -25,14 +25,9 @@ from pipeflow.credentials import env_value
 from pipeflow.hashing import hash_file, is_special
 from pipeflow.interptrust import InterpreterTrust, run_probe
 from pipeflow.pycommand import invocations
-from pipeflow.pydists import (
-    SELF_PROBE,
-    SiteIndex,
-    SiteIndexes,
-    is_genuine,
-    normalize,
-    resolve_launcher,
-)
+from pipeflow.pydists import SiteIndex, normalize
+from pipeflow.pyinterp import SELF_PROBE, is_genuine, resolve_launcher
+from pipeflow.siteindexes import SiteIndexes
 
 if TYPE_CHECKING:
     from pipeflow.keyvalue import KeyValue

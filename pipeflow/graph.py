@@ -2,21 +2,24 @@
 
 Building the graph checks what a spec alone cannot: two stages writing one
 output (or one inside the other), cycles, and dependencies that nothing produces
-and that do not exist. The full check runs when the resolved structure is new; its
-topological order is then remembered in the state database. The order and the cycle
-search are our own few lines rather than networkx's: importing networkx costs ~0.1 s,
-more than ordering a thousand stages (the tests check both agree with networkx).
+and that do not exist. The DAG is a ``networkx.DiGraph`` and its questions (order,
+cycles, ancestors, descendants) are networkx's algorithms. networkx is imported only
+when needed: the full check runs when the resolved structure is new, and its
+topological order is then remembered in the state database, so a run whose
+structure is known (every no-op ``status`` and ``repro``) orders its stages from
+that memory without importing networkx.
 """
 
 from __future__ import annotations
 
 import bisect
-import heapq
+import functools
 import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipeflow.errors import SpecError, UsageError
 from pipeflow.hashing import hash_bytes
@@ -29,7 +32,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Graph:
-    """Stages, their producer edges and one topological order."""
+    """Stages, their producer edges and one topological order.
+
+    ``upstream`` and ``downstream`` are plain tuples in that order, so the planner and
+    the scheduler walk them without networkx; ``dag`` is the networkx view for the
+    graph questions."""
 
     pipeline: Pipeline
     order: tuple[str, ...]
@@ -48,25 +55,43 @@ class Graph:
                 return None
             probe = probe.rsplit("/", 1)[0]
 
+    @functools.cached_property
+    def dag(self) -> Any:
+        """The ``networkx.DiGraph`` of the stages (built, and networkx imported, on
+        first use: the no-op paths never ask)."""
+        return _digraph(self.order, self.upstream)
+
     def ancestors(self, names: Iterable[str]) -> set[str]:
-        return _closure(names, self.upstream)
+        """Every stage upstream of any of ``names``."""
+        import networkx as nx
+
+        found: set[str] = set()
+        for name in names:
+            found |= nx.ancestors(self.dag, name)
+        return found
 
     def descendants(self, names: Iterable[str]) -> set[str]:
-        return _closure(names, self.downstream)
+        """Every stage downstream of any of ``names``."""
+        import networkx as nx
+
+        found: set[str] = set()
+        for name in names:
+            found |= nx.descendants(self.dag, name)
+        return found
 
     def edges(self) -> list[tuple[str, str]]:
         return [(u, d) for d in self.order for u in self.upstream[d]]
 
 
-def _closure(names: Iterable[str], links: dict[str, tuple[str, ...]]) -> set[str]:
-    seen: set[str] = set()
-    todo = list(names)
-    while todo:
-        for nxt in links[todo.pop()]:
-            if nxt not in seen:
-                seen.add(nxt)
-                todo.append(nxt)
-    return seen
+def _digraph(names: Iterable[str], upstream: dict[str, Any]) -> Any:
+    """A ``networkx.DiGraph`` with an edge from each stage to each stage reading it;
+    nodes in the order of ``names``."""
+    import networkx as nx
+
+    dag = nx.DiGraph()
+    dag.add_nodes_from(names)
+    dag.add_edges_from((u, d) for d in dag.nodes for u in upstream[d])
+    return dag
 
 
 def _producers(pipeline: Pipeline) -> dict[str, str]:
@@ -126,54 +151,36 @@ def _check_self_and_cycles(pipeline: Pipeline, upstream: dict[str, set[str]]) ->
         if name in ups:
             msg = f"stage '{name}' depends on its own output"
             raise SpecError(msg, pipeline.stages[name].location)
-    order = topological_order(list(pipeline.stages), upstream)
-    if len(order) < len(pipeline.stages):
-        cycle = _a_cycle(set(pipeline.stages) - set(order), upstream)
+    dag = _digraph(pipeline.stages, upstream)
+    order = topological_order(dag)
+    if order is None:
+        cycle = _a_cycle(dag)
         path = " -> ".join([*cycle, cycle[0]])
         raise SpecError(f"the stages form a cycle: {path}", pipeline.stages[cycle[0]].location,
                         hint="an output of one of them must not be a dependency upstream")
     return order
 
 
-def topological_order(names: list[str], upstream: dict[str, set[str]]) -> list[str]:
-    """Every stage after its upstream, ties broken by the order of ``names`` (the
-    spec's), so the order is stable. Stages on or below a cycle are left out.
+def topological_order(dag: Any) -> list[str] | None:
+    """Every stage after its upstream, ties broken by the order of the DAG's nodes
+    (the spec's), so the order is stable; None when the stages form a cycle."""
+    import networkx as nx
 
-    Our own Kahn's algorithm (a heap of ready stages): networkx would cost ~0.1 s of
-    import for what every first run of a new pipeline structure needs.
-    """
-    index = {name: i for i, name in enumerate(names)}
-    downstream: dict[str, list[str]] = {name: [] for name in names}
-    waiting = {name: len(upstream[name]) for name in names}
-    for name in names:
-        for up in upstream[name]:
-            downstream[up].append(name)
-    ready = [(index[n], n) for n in names if waiting[n] == 0]
-    heapq.heapify(ready)
-    order: list[str] = []
-    while ready:
-        _, name = heapq.heappop(ready)
-        order.append(name)
-        for down in downstream[name]:
-            waiting[down] -= 1
-            if waiting[down] == 0:
-                heapq.heappush(ready, (index[down], down))
-    return order
+    index = {name: i for i, name in enumerate(dag.nodes)}
+    try:
+        return list(nx.lexicographical_topological_sort(dag, key=index.__getitem__))
+    except nx.NetworkXUnfeasible:
+        return None
 
 
-def _a_cycle(left: set[str], upstream: dict[str, set[str]]) -> list[str]:
-    """A cycle among the stages a topological order left out, upstream first. Each of
-    them has an upstream stage that was left out too, so walking upstream from any
-    of them must come back to a stage already seen."""
-    seen: dict[str, int] = {}
-    path: list[str] = []
-    name = min(left)
-    while name not in seen:
-        seen[name] = len(path)
-        path.append(name)
-        name = min(u for u in upstream[name] if u in left)
-    walked_up = path[seen[name]:]
-    return [walked_up[0], *reversed(walked_up[1:])]
+def _a_cycle(dag: Any) -> list[str]:
+    """One cycle of the DAG, upstream first, starting at its smallest stage name so
+    that the message is the same on every run."""
+    import networkx as nx
+
+    cycle = [u for u, _d in nx.find_cycle(dag)]
+    first = cycle.index(min(cycle))
+    return cycle[first:] + cycle[:first]
 
 
 def source_deps_missing(graph: Graph, name: str, root: Path) -> list[str]:

@@ -29,15 +29,15 @@ Layout (``docs/lockfile.md`` has the full reference)::
 
 from __future__ import annotations
 
-import datetime
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
-from pipeflow import atomicfile, diskfull, projectfile, safeload, safepath, yamlemit
+from pipeflow import atomicfile, diskfull, projectfile, safeload, yamlemit
 from pipeflow.errors import LockfileError, LockfileWriteError
+from pipeflow.lockcheck import Checker, join_field, kind_of
 
 if TYPE_CHECKING:
     from pipeflow.hashing import HashInfo
@@ -67,9 +67,6 @@ HEADER = "# pipeline.lock: written by pipeflow; commit it with your code. Do not
 
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-# Params, env and metric values are plain data; a deeper value in a lock is
-# garbage (or a self-referencing YAML alias), not a real parameter.
-_MAX_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -255,115 +252,11 @@ lock_hint = _hint
 """How to repair an unreadable lock (for the conflict reader's errors too)."""
 
 
-class _Checker:
-    """Type checks that raise a LockfileError naming where and which field."""
-
-    def __init__(self, where: str, hint: str) -> None:
-        self.where = where
-        self.hint = hint
-
-    def fail(self, fld: str, problem: str) -> NoReturn:
-        prefix = f"{self.where}: field '{fld}'" if fld else self.where
-        raise LockfileError(f"{prefix}: {problem}", hint=self.hint)
-
-    def mapping(self, value: object, fld: str) -> dict[Any, Any]:
-        if not isinstance(value, dict):
-            self.fail(fld, f"expected a mapping, got {_kind(value)}")
-        return value
-
-    def fields(
-        self, d: dict[Any, Any], fld: str, required: tuple[str, ...], optional: tuple[str, ...]
-    ) -> None:
-        known = required + optional
-        for key in d:
-            if key not in known:
-                self.fail(_join(fld, str(key)), f"unknown field{_did_you_mean(key, known)}")
-        for key in required:
-            if key not in d:
-                self.fail(_join(fld, key), "missing")
-
-    def string(self, value: object, fld: str) -> str:
-        if not isinstance(value, str) or not value:
-            self.fail(fld, f"expected a non-empty string, got {_kind(value)}")
-        return value
-
-    def path(self, value: object, fld: str) -> str:
-        """A path the lock names: checked by :mod:`pipeflow.safepath` at parse time, so
-        no caller can use ``../x``, ``/etc/x`` or ``.git/hooks/x`` from a crafted lock."""
-        where = f"{self.where}: field '{fld}'" if fld else self.where
-        try:
-            return safepath.check(value, where=where)
-        except safepath.UnsafePathError as exc:
-            # A LockfileError: readers of old locks (gc, version labels) skip such a
-            # lock like any other damaged one.
-            raise LockfileError(exc.message, hint=exc.hint) from exc
-
-    def hexdigest(self, value: object, fld: str, pattern: re.Pattern[str], what: str) -> str:
-        if not isinstance(value, str) or not pattern.fullmatch(value):
-            self.fail(fld, f"expected {what}, got {_kind(value)}")
-        return value
-
-    def count(self, value: object, fld: str) -> int:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            self.fail(fld, f"expected a non-negative integer, got {_kind(value)}")
-        return value
-
-    def flag(self, value: object, fld: str) -> bool:
-        if not isinstance(value, bool):
-            self.fail(fld, f"expected true or false, got {_kind(value)}")
-        return value
-
-    def data(self, value: object, fld: str, depth: int = 0) -> Any:
-        """Check plain data (scalars, lists, mappings) as the emitter can write it."""
-        if value is None or isinstance(value, str | int | float | datetime.date):
-            return value
-        if depth >= _MAX_DEPTH:
-            self.fail(fld, f"nested more than {_MAX_DEPTH} levels deep")
-        if isinstance(value, list):
-            for i, item in enumerate(value):
-                self.data(item, f"{fld}[{i}]", depth + 1)
-            return value
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if not (key is None or isinstance(key, str | int | float)):
-                    self.fail(fld, f"keys must be scalars, got {_kind(key)}")
-                self.data(item, _join(fld, str(key)), depth + 1)
-            return value
-        self.fail(fld, f"expected plain data, got {_kind(value)}")
-
-    def data_mapping(self, value: object, fld: str) -> dict[str, Any]:
-        d = self.mapping(value, fld)
-        for key in d:
-            self.string(key, f"{fld} key")
-        self.data(d, fld)
-        return d
-
-
-def _join(parent: str, child: str) -> str:
-    return f"{parent}.{child}" if parent else child
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, str | int | float):
-        text = repr(value)
-        return text if len(text) <= 60 else text[:57] + "..."
-    return f"a {type(value).__name__}"
-
-
-def _did_you_mean(key: object, known: tuple[str, ...]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(str(key), known, n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 _ENTRY_FIELDS = ("isdir", "nfiles", "cache")
 
 
 def _entry(
-    c: _Checker, value: object, fld: str, path: str | None = None, *, inputs: bool = False
+    c: Checker, value: object, fld: str, path: str | None = None, *, inputs: bool = False
 ) -> FileEntry:
     d = c.mapping(value, fld)
     if path is None:
@@ -371,22 +264,22 @@ def _entry(
         return FileEntry(**_entry_kwargs(c, d, fld, path, inputs=inputs))
     # a source (keyed by its path) may be external: read through a link leading out
     c.fields(d, fld, ("hash", "size"), (*_ENTRY_FIELDS, "external"))
-    external = c.flag(d.get("external", False), _join(fld, "external"))
+    external = c.flag(d.get("external", False), join_field(fld, "external"))
     return FileEntry(**_entry_kwargs(c, d, fld, path, inputs=inputs), external=external)
 
 
-def _metric(c: _Checker, value: object, fld: str) -> MetricEntry:
+def _metric(c: Checker, value: object, fld: str) -> MetricEntry:
     d = c.mapping(value, fld)
     c.fields(d, fld, ("path", "hash", "size"), (*_ENTRY_FIELDS, "values"))
-    values = c.data_mapping(d.get("values", {}), _join(fld, "values"))
+    values = c.data_mapping(d.get("values", {}), join_field(fld, "values"))
     return MetricEntry(**_entry_kwargs(c, d, fld, None), values=values)
 
 
 def _entry_kwargs(
-    c: _Checker, d: dict[Any, Any], fld: str, path: str | None, *, inputs: bool = False
+    c: Checker, d: dict[Any, Any], fld: str, path: str | None, *, inputs: bool = False
 ) -> dict[str, Any]:
     nfiles = d.get("nfiles")
-    hash_field = _join(fld, "hash")
+    hash_field = join_field(fld, "hash")
     # An input (dep or code file) that did not exist when the stage ran is
     # recorded with an empty hash; outputs and sources always have one.
     if inputs and d["hash"] == "":
@@ -394,46 +287,46 @@ def _entry_kwargs(
     else:
         digest = c.hexdigest(d["hash"], hash_field, _HEX32, "32 lowercase hex digits")
     return {
-        "path": path if path is not None else c.path(d["path"], _join(fld, "path")),
+        "path": path if path is not None else c.path(d["path"], join_field(fld, "path")),
         "hash": digest,
-        "size": c.count(d["size"], _join(fld, "size")),
-        "isdir": c.flag(d.get("isdir", False), _join(fld, "isdir")),
-        "nfiles": None if nfiles is None else c.count(nfiles, _join(fld, "nfiles")),
-        "cache": c.flag(d.get("cache", True), _join(fld, "cache")),
+        "size": c.count(d["size"], join_field(fld, "size")),
+        "isdir": c.flag(d.get("isdir", False), join_field(fld, "isdir")),
+        "nfiles": None if nfiles is None else c.count(nfiles, join_field(fld, "nfiles")),
+        "cache": c.flag(d.get("cache", True), join_field(fld, "cache")),
     }
 
 
 def _entries(
-    c: _Checker, value: object, fld: str, *, inputs: bool = False
+    c: Checker, value: object, fld: str, *, inputs: bool = False
 ) -> tuple[FileEntry, ...]:
     if not isinstance(value, list):
-        c.fail(fld, f"expected a list, got {_kind(value)}")
+        c.fail(fld, f"expected a list, got {kind_of(value)}")
     return tuple(_entry(c, item, f"{fld}[{i}]", inputs=inputs) for i, item in enumerate(value))
 
 
-def _cmd(c: _Checker, value: object) -> tuple[str, ...]:
+def _cmd(c: Checker, value: object) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return tuple(value)
-    c.fail("cmd", f"expected a string or a list of strings, got {_kind(value)}")
+    c.fail("cmd", f"expected a string or a list of strings, got {kind_of(value)}")
 
 
 _STAGE_OPTIONAL = ("deps", "params", "code", "env", "outs", "metrics", "run")
 
 
-def _stage(c: _Checker, value: object) -> StageLock:
+def _stage(c: Checker, value: object) -> StageLock:
     d = c.mapping(value, "")
     c.fields(d, "", ("cmd", "fingerprint"), _STAGE_OPTIONAL)
     params = c.mapping(d.get("params", {}), "params")
     for file, keys in params.items():
         if not isinstance(file, str) or not file:
-            c.fail("params", f"file names must be non-empty strings, got {_kind(file)}")
+            c.fail("params", f"file names must be non-empty strings, got {kind_of(file)}")
         c.path(file, "params")
         c.data_mapping(keys, f"params.{file}")
     metrics = d.get("metrics", [])
     if not isinstance(metrics, list):
-        c.fail("metrics", f"expected a list, got {_kind(metrics)}")
+        c.fail("metrics", f"expected a list, got {kind_of(metrics)}")
     run = d.get("run")
     return StageLock(
         cmd=_cmd(c, d["cmd"]),
@@ -454,7 +347,7 @@ def stage_from_dict(d: Any, where: str) -> StageLock:
     ``where`` names the entry in error messages, e.g. ``"pipeline.lock: stage
     'train'"``. Raises LockfileError naming the field when the shape is wrong.
     """
-    return _stage(_Checker(where, _hint("pipeline.lock")), d)
+    return _stage(Checker(where, _hint("pipeline.lock")), d)
 
 
 def _parse(text: str, file: str, hint: str) -> Any:
@@ -512,7 +405,7 @@ def lock_from_dict(data: Any, file: str = "pipeline.lock") -> Lock:
     if data is None:
         return Lock()
     hint = _hint(file)
-    top = _Checker(file, hint)
+    top = Checker(file, hint)
     d = top.mapping(data, "")
     schema = d.get("schema")
     if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA_VERSION:
@@ -523,18 +416,18 @@ def lock_from_dict(data: Any, file: str = "pipeline.lock") -> Lock:
         raise LockfileError(msg, hint="upgrade pipeflow to a release that reads it")
     top.fields(d, "", ("schema",), ("stages", "sources"))
     if schema != SCHEMA_VERSION or isinstance(schema, bool):
-        top.fail("schema", f"expected {SCHEMA_VERSION}, got {_kind(schema)}")
+        top.fail("schema", f"expected {SCHEMA_VERSION}, got {kind_of(schema)}")
     stages: dict[str, StageLock] = {}
     for name, body in top.mapping(d.get("stages", {}), "stages").items():
         if not isinstance(name, str) or not name:
-            top.fail("stages", f"stage names must be non-empty strings, got {_kind(name)}")
-        stages[name] = _stage(_Checker(f"{file}: stage '{name}'", hint), body)
+            top.fail("stages", f"stage names must be non-empty strings, got {kind_of(name)}")
+        stages[name] = _stage(Checker(f"{file}: stage '{name}'", hint), body)
     sources: dict[str, FileEntry] = {}
     for path, body in top.mapping(d.get("sources", {}), "sources").items():
         if not isinstance(path, str) or not path:
-            top.fail("sources", f"paths must be non-empty strings, got {_kind(path)}")
+            top.fail("sources", f"paths must be non-empty strings, got {kind_of(path)}")
         top.path(path, "sources")
-        sources[path] = _entry(_Checker(f"{file}: source '{path}'", hint), body, "", path)
+        sources[path] = _entry(Checker(f"{file}: source '{path}'", hint), body, "", path)
     return Lock(stages=stages, sources=sources)
 
 

@@ -5,7 +5,7 @@ Asking an interpreter for its version or its import path means starting it (thro
 pyenv shim, a shell script, slow next to a no-op command), and reading what is installed for it
 means reading every ``*.dist-info`` on that path. The answers depend on the
 interpreter binary and the folders of its path, not on the project, so they are kept
-here, keyed by real paths and modification times (see ``pipeflow.pydists``), and a
+here, keyed by real paths and modification times (see ``pipeflow.siteindexes``), and a
 new project or a fresh clone does not ask again. Likewise a spec's digest (its bytes
 and the schema's) once validated: a clone of the same project skips jsonschema. The
 per-project state database still keeps them too (a read-only or missing home folder

@@ -17,7 +17,7 @@ from pipeflow.errors import PipeflowError, UsageError
 
 if TYPE_CHECKING:
     from pipeflow.committedstate import TrackedState
-    from pipeflow.hashing import Hasher
+    from pipeflow.hasher import Hasher
     from pipeflow.ignore import IgnoreRules
     from pipeflow.lineage.index import RunIndex
     from pipeflow.lineage.records import RecordStore
@@ -141,7 +141,7 @@ class Repo:
 
     @cached_property
     def hasher(self) -> Hasher:
-        from pipeflow.hashing import Hasher
+        from pipeflow.hasher import Hasher
 
         return Hasher(self.root, self.state if self.dot.is_dir() else None, self.ignore)
 

@@ -172,7 +172,7 @@ class StatEntry(NamedTuple):
 @dataclass(frozen=True)
 class DirSignature:
     """What the state database knows of one directory: the stat signature of its tree
-    (see ``pipeflow.hashing``), its hash, total size and file count, when recorded
+    (see ``pipeflow.hasher``), its hash, total size and file count, when recorded
     (clock before the walk) and the newest mtime in the tree."""
 
     signature: str

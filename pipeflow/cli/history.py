@@ -12,6 +12,7 @@ from pipeflow.cli.options import Json, Verbose, Wait
 
 if TYPE_CHECKING:
     from pipeflow.lineage.tags import LogProblem
+    from pipeflow.ops.versions import VersionList
     from pipeflow.repo import Repo
 
 
@@ -58,12 +59,15 @@ def _size(n: int | None) -> str:
     return f"{n} B"
 
 
+VersionSort = Annotated[
+    str | None, typer.Option("--sort", metavar="KEY",
+                             help="time (default), size, or metrics.NAME (best first).")
+]
+
+
 def versions_command(
     path: Annotated[str, typer.Argument(help="An output or source path.")],
-    sort: Annotated[
-        str | None, typer.Option("--sort", metavar="KEY",
-                                 help="time (default), size, or metrics.NAME (best first).")
-    ] = None,
+    sort: VersionSort = None,
     json_out: Json = False,
     verbose: Verbose = False,
 ) -> None:
@@ -84,21 +88,29 @@ def versions_command(
     tag_warnings(listing.problems)
     for change in listing.relabeled:
         output.warn(change.message)
-    rel, found = listing.path, listing.versions
     if json_out:
-        output.emit_json({"schema": 1, "path": rel, "in_git": listing.in_git,
-                          "not_fetched": [{"version": label, "hash": oid}
-                                          for label, oid in listing.unfetched],
-                          "versions": [
-            {"version": v.label, "local": v.local, "committed": v.committed,
-             "hash": v.hash, "size": v.size, "isdir": v.isdir,
-             "first_seen": v.first_seen, "first_run": v.first_run,
-             "runs": v.runs, "tags": list(v.tags), "current": v.current,
-             "in_cache": v.in_cache, "params_changed": v.params_changed,
-             "metrics": v.metrics, "first_run_trust": listing.unsigned.get(v.first_run)}
-            for v in found]})
-        return
-    output.out(f"{rel}: {len(found)} version(s)")
+        output.emit_json(_versions_json(listing))
+    else:
+        _print_versions(listing)
+
+
+def _versions_json(listing: VersionList) -> dict[str, object]:
+    return {"schema": 1, "path": listing.path, "in_git": listing.in_git,
+            "not_fetched": [{"version": label, "hash": oid}
+                            for label, oid in listing.unfetched],
+            "versions": [
+        {"version": v.label, "local": v.local, "committed": v.committed,
+         "hash": v.hash, "size": v.size, "isdir": v.isdir,
+         "first_seen": v.first_seen, "first_run": v.first_run,
+         "runs": v.runs, "tags": list(v.tags), "current": v.current,
+         "in_cache": v.in_cache, "params_changed": v.params_changed,
+         "metrics": v.metrics, "first_run_trust": listing.unsigned.get(v.first_run)}
+        for v in listing.versions]}
+
+
+def _print_versions(listing: VersionList) -> None:
+    found = listing.versions
+    output.out(f"{listing.path}: {len(found)} version(s)")
     if not listing.in_git:
         output.out("not in a git repository: versions have no vN label, only their hash "
                    "(local:PREFIX)")

@@ -26,6 +26,12 @@ Targets = Annotated[
     typer.Argument(help="Stage names, template groups (train for train@*), or output paths.",
                    show_default=False, metavar="[TARGETS]..."),
 ]
+RemoteName = Annotated[
+    str | None, typer.Option("--remote", "-r", help="Remote name (default: the default one).")
+]
+Local = Annotated[
+    bool, typer.Option("--local", help="Write to .pipeflow/config.local (this machine only).")
+]
 
 TARGETS_HELP = (
     "TARGETS are stage names, template groups (`train` for every `train@...`) or "

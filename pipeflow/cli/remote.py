@@ -8,14 +8,15 @@ from typing import Annotated
 import typer
 
 from pipeflow.cli import output
-from pipeflow.cli.options import Json, Targets, Verbose, Wait, resolve_target_paths
-
-RemoteName = Annotated[
-    str | None, typer.Option("--remote", "-r", help="Remote name (default: the default one).")
-]
-Local = Annotated[
-    bool, typer.Option("--local", help="Write to .pipeflow/config.local (this machine only).")
-]
+from pipeflow.cli.options import (
+    Json,
+    Local,
+    RemoteName,
+    Targets,
+    Verbose,
+    Wait,
+    resolve_target_paths,
+)
 
 
 def _progress(verb: str, quiet: bool):  # type: ignore[no-untyped-def]
@@ -32,93 +33,94 @@ def _progress(verb: str, quiet: bool):  # type: ignore[no-untyped-def]
 
 
 def remote_app() -> typer.Typer:
+    """The ``remote`` command group."""
     app = typer.Typer(help="Configure remotes: where push, fetch and pull send and get data.",
                       no_args_is_help=True, rich_markup_mode=None)
-
-    @app.command("add")
-    def add(
-        name: Annotated[str, typer.Argument(help="A short name, e.g. origin.")],
-        url: Annotated[str, typer.Argument(
-            help="Any fsspec URL: /shared/folder, file://, s3://bucket/prefix, gs://, az://.")],
-        default: Annotated[bool, typer.Option("--default", "-d",
-                                              help="Make it the default remote.")] = False,
-        local: Local = False,
-        force: Annotated[bool, typer.Option("--force", help="Replace an existing one.")] = False,
-        verbose: Verbose = False,
-    ) -> None:
-        """Add a remote (the first one becomes the default)."""
-        from pipeflow.ops.remotes import add_remote
-        from pipeflow.repo import Repo
-
-        with Repo.find() as repo:
-            add_remote(repo, name, url, default=default, local=local, force=force)
-        output.out(f"remote '{name}' -> {url}")  # redacted by output
-
-    @app.command("list")
-    def list_(json_out: Json = False, verbose: Verbose = False) -> None:
-        """List remotes; the default one is marked with *."""
-        from pipeflow.credentials import redact
-        from pipeflow.ops.remotes import list_remotes
-        from pipeflow.repo import Repo
-
-        with Repo.find() as repo:
-            remotes = list_remotes(repo)
-        if json_out:
-            output.emit_json({"schema": 1, "remotes": [
-                {"name": r.name, "url": redact(r.url), "default": r.default} for r in remotes]})
-            return
-        if not remotes:
-            output.out("no remotes: `pipeflow remote add NAME URL`")
-        for r in remotes:
-            output.out(f"{'*' if r.default else ' '} {r.name}  {redact(r.url)}")
-
-    @app.command("modify")
-    def modify(
-        name: Annotated[str, typer.Argument(help="The remote, e.g. origin.")],
-        key: Annotated[str, typer.Argument(help="url, or an fsspec option (endpoint_url, ...).")],
-        value: Annotated[str | None, typer.Argument(help="New value (omit with --unset).")] = None,
-        unset: Annotated[bool, typer.Option("--unset", help="Remove the option.")] = False,
-        local: Local = False,
-        verbose: Verbose = False,
-    ) -> None:
-        """Set or unset an option of a remote.
-
-        KEY is url, trust_run_cache, or an fsspec option of the remote's filesystem.
-        A credential (a password, a secret key, a token, a connection string) goes to
-        the git-ignored .pipeflow/config.local with --local: the committed config
-        refuses it (docs/remotes.md, "Credentials").
-
-        \b
-        Examples:
-          pipeflow remote modify origin endpoint_url https://minio.internal:9000
-          pipeflow remote modify origin trust_run_cache true
-          pipeflow remote modify origin profile ci --local
-          pipeflow remote modify origin secret "$MINIO_SECRET" --local
-          pipeflow remote modify origin connection_string "$AZ_CONN" --local
-          pipeflow remote modify origin endpoint_url --unset
-          pipeflow remote modify origin secret --unset --local
-        """
-        from pipeflow.errors import UsageError
-        from pipeflow.ops.remotes import modify_remote
-        from pipeflow.repo import Repo
-
-        if (value is None) != unset:
-            raise UsageError("give a VALUE, or --unset")
-        with Repo.find() as repo:
-            modify_remote(repo, name, key, value, local=local)
-        output.out(f"remote '{name}': {key} {'unset' if unset else 'set'}")
-
-    @app.command("remove")
-    def remove(name: str, verbose: Verbose = False) -> None:
-        """Remove a remote from both config files."""
-        from pipeflow.ops.remotes import remove_remote
-        from pipeflow.repo import Repo
-
-        with Repo.find() as repo:
-            remove_remote(repo, name)
-        output.out(f"remote '{name}' removed")
-
+    app.command("add")(remote_add)
+    app.command("list")(remote_list)
+    app.command("modify")(remote_modify)
+    app.command("remove")(remote_remove)
     return app
+
+
+def remote_add(
+    name: Annotated[str, typer.Argument(help="A short name, e.g. origin.")],
+    url: Annotated[str, typer.Argument(
+        help="Any fsspec URL: /shared/folder, file://, s3://bucket/prefix, gs://, az://.")],
+    default: Annotated[bool, typer.Option("--default", "-d",
+                                          help="Make it the default remote.")] = False,
+    local: Local = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing one.")] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Add a remote (the first one becomes the default)."""
+    from pipeflow.ops.remotes import add_remote
+    from pipeflow.repo import Repo
+
+    with Repo.find() as repo:
+        add_remote(repo, name, url, default=default, local=local, force=force)
+    output.out(f"remote '{name}' -> {url}")  # redacted by output
+
+def remote_list(json_out: Json = False, verbose: Verbose = False) -> None:
+    """List remotes; the default one is marked with *."""
+    from pipeflow.credentials import redact
+    from pipeflow.ops.remotes import list_remotes
+    from pipeflow.repo import Repo
+
+    with Repo.find() as repo:
+        remotes = list_remotes(repo)
+    if json_out:
+        output.emit_json({"schema": 1, "remotes": [
+            {"name": r.name, "url": redact(r.url), "default": r.default} for r in remotes]})
+        return
+    if not remotes:
+        output.out("no remotes: `pipeflow remote add NAME URL`")
+    for r in remotes:
+        output.out(f"{'*' if r.default else ' '} {r.name}  {redact(r.url)}")
+
+def remote_modify(
+    name: Annotated[str, typer.Argument(help="The remote, e.g. origin.")],
+    key: Annotated[str, typer.Argument(help="url, or an fsspec option (endpoint_url, ...).")],
+    value: Annotated[str | None, typer.Argument(help="New value (omit with --unset).")] = None,
+    unset: Annotated[bool, typer.Option("--unset", help="Remove the option.")] = False,
+    local: Local = False,
+    verbose: Verbose = False,
+) -> None:
+    """Set or unset an option of a remote.
+
+    KEY is url, trust_run_cache, or an fsspec option of the remote's filesystem.
+    A credential (a password, a secret key, a token, a connection string) goes to
+    the git-ignored .pipeflow/config.local with --local: the committed config
+    refuses it (docs/remotes.md, "Credentials").
+
+    \b
+    Examples:
+      pipeflow remote modify origin endpoint_url https://minio.internal:9000
+      pipeflow remote modify origin trust_run_cache true
+      pipeflow remote modify origin profile ci --local
+      pipeflow remote modify origin secret "$MINIO_SECRET" --local
+      pipeflow remote modify origin connection_string "$AZ_CONN" --local
+      pipeflow remote modify origin endpoint_url --unset
+      pipeflow remote modify origin secret --unset --local
+    """
+    from pipeflow.errors import UsageError
+    from pipeflow.ops.remotes import modify_remote
+    from pipeflow.repo import Repo
+
+    if (value is None) != unset:
+        raise UsageError("give a VALUE, or --unset")
+    with Repo.find() as repo:
+        modify_remote(repo, name, key, value, local=local)
+    output.out(f"remote '{name}': {key} {'unset' if unset else 'set'}")
+
+def remote_remove(name: str, verbose: Verbose = False) -> None:
+    """Remove a remote from both config files."""
+    from pipeflow.ops.remotes import remove_remote
+    from pipeflow.repo import Repo
+
+    with Repo.find() as repo:
+        remove_remote(repo, name)
+    output.out(f"remote '{name}' removed")
 
 
 def _report(verb: str, report, json_out: bool,  # type: ignore[no-untyped-def]

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from pipeflow.errors import StageFailed
 from pipeflow.execution.outputcheck import OutputRefused, check_output
 from pipeflow.gitignore import ensure_ignored
-from pipeflow.hashing import DirScan
+from pipeflow.hasher import DirScan
 from pipeflow.lockfile import (
     FileEntry,
     MetricEntry,

@@ -35,7 +35,8 @@ from pipeflow.execution.placing import place_outputs
 from pipeflow.execution.runner import LineSink, RunResult, log_name
 from pipeflow.execution.task import Answer, Input, Task, plain
 from pipeflow.fingerprint import Components, diff_env
-from pipeflow.hashing import Hasher, hash_file
+from pipeflow.hasher import Hasher
+from pipeflow.hashing import hash_file
 from pipeflow.ignore import read_patterns
 from pipeflow.repo import Repo
 from pipeflow.spec.model import Stage

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pipeflow import workspace_fs
 from pipeflow.errors import PipeflowError
-from pipeflow.hashing import DirScan, Hasher
+from pipeflow.hasher import DirScan, Hasher
 
 
 class OutputRefused(PipeflowError):

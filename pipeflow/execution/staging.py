@@ -11,7 +11,8 @@ from pathlib import Path
 
 from pipeflow.errors import StorageError
 from pipeflow.execution.task import Input
-from pipeflow.hashing import Manifest, is_hash
+from pipeflow.hashing import is_hash
+from pipeflow.manifest import Manifest
 from pipeflow.storage.exchange import download_verified
 from pipeflow.storage.remote import Remote
 

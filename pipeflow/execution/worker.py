@@ -42,7 +42,7 @@ LOG_LIMIT = 1 << 20
 
 def _outputs(task: Task, work: Path, objs: Path) -> tuple[list[TaskOutput], dict[str, Path]]:
     """The declared outputs, checked and hashed, and the files of their objects."""
-    from pipeflow.hashing import Hasher
+    from pipeflow.hasher import Hasher
     from pipeflow.ignore import IgnoreRules
 
     hasher = Hasher(work, None, IgnoreRules(patterns=task.ignore))

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NoReturn
 
 from pipeflow import faults, workspace_fs
 from pipeflow.errors import StorageError, UsageError
 from pipeflow.execution.commit import restore_outputs
 from pipeflow.gitignore import ensure_ignored
 from pipeflow.graph import Graph, resolve_targets
-from pipeflow.hashing import HashInfo, UnsafeManifestError
+from pipeflow.hashing import HashInfo
 from pipeflow.lineage.pathspec import split_spec
 from pipeflow.lockfile import FileEntry, Lock, StageLock, hash_info, out_entries
+from pipeflow.manifest import UnsafeManifestError
 from pipeflow.ops.project import check_outputs_inside, load_project, recover, render_lock
 from pipeflow.repo import LOCK_FILE, Repo
 from pipeflow.spec.model import Stage
+
+if TYPE_CHECKING:
+    from pipeflow.lockmerge import MergedLock
 
 
 @dataclass
@@ -48,20 +53,7 @@ def checkout(repo: Repo, targets: list[str] | None = None, *, wait: float = 0.0,
         # conflict is left to `repro`, but PATH@VERSION still picks a version of it
         merged = lockconflict.read(repo.lock_path, LOCK_FILE)
         lock = merged.lock
-        conflicted = {**merged.source_conflicts, **merged.stage_conflicts}
-        declared = set(graph.producers) | set(lock.sources) | set(merged.source_conflicts)
-        stage_targets: list[str] = []
-        sources: list[str] = [] if targets else sorted(lock.sources)
-        for target in targets or []:
-            path, version = split_spec(repo, target, declared)
-            if version is not None:
-                _checkout_version(repo, path, version, lock, report)
-            elif path in conflicted or target in conflicted:
-                report.notes.append(_in_conflict(path if path in conflicted else target))
-            elif path in lock.sources:
-                sources.append(path)
-            else:
-                stage_targets.append(target)
+        sources, stage_targets = _sort_targets(repo, targets, graph, merged, report)
         names = (resolve_targets(graph, stage_targets) if stage_targets
                  else [] if targets else list(graph.order))
         _check_before_writing(repo, graph, lock, sources, names)
@@ -71,56 +63,86 @@ def checkout(repo: Repo, targets: list[str] | None = None, *, wait: float = 0.0,
             entry = lock.stages.get(name)
             if entry is None and name in merged.stage_conflicts:
                 report.notes.append(_in_conflict(name))
-                continue
-            if entry is None:
+            elif entry is None:
                 report.not_run.append(name)
-                continue
-            stage = graph.pipeline.stages[name]
-            # Objects are looked up first only for outputs the workspace holds (a
-            # restore must not half-replace them); into an empty place, a missing
-            # object stops the checkout of that output and leaves nothing behind.
-            missing = _missing_outputs(repo, stage, entry, present_only=True)
-            faults.point("checkout.stage")
-            restored: list[str] = []
-            try:
-                restore_outputs(repo, stage, entry, skip=frozenset(missing), restored=restored)
-            except StorageError as exc:
-                # A missing or corrupt object (set aside by now): find every output that
-                # cannot be restored, and restore the others.
-                report.problems.append(exc.message)
-                missing = _missing_outputs(repo, stage, entry, present_only=False)
-                restore_outputs(repo, stage, entry, skip=frozenset(missing), restored=restored)
-            report.missing.extend(missing)
-            report.restored.extend(restored)
-            report.unchanged += sum(1 for o in stage.cached_outs) - len(restored) - len(missing)
+            else:
+                _restore_stage(repo, graph.pipeline.stages[name], entry, report)
         faults.point("checkout.render")
         render_lock(repo, graph)
         repo.hasher.flush()
     if report.problems and not report.missing:  # overcome on the second try: still said
         report.notes.extend(report.problems)
-    if report.missing and fetched_from is not None and not report.problems:
-        from pipeflow.lacking import error, lacking
-
-        raise error(lacking(repo, lock, report.missing), fetched_from, len(report.restored))
     if report.missing:
-        paths = ", ".join(report.missing)
-        msg = "".join([f"not in the cache, cannot restore: {paths}",
-                       *(f"\n  ({problem})" for problem in report.problems)])
-        sources = [path for path in report.missing if path in lock.sources]
-        if sources:
-            # source data cannot be recomputed: it comes from the remote or nowhere
-            from pipeflow.lacking import lacking
-            from pipeflow.sourcedata import who
-
-            items = lacking(repo, lock, sources)
-            msg += "".join(f"\n  {item.line()}" for item in items)
-            people = ", ".join(dict.fromkeys(who(i.recorded_by) for i in items))
-            raise StorageError(msg, hint="`pipeflow pull` gets it from the remote; if the "
-                                         f"remote lacks it (`pipeflow fetch` says so), ask "
-                                         f"{people} to run `pipeflow push` from the clone "
-                                         "that has it")
-        raise StorageError(msg, hint="run `pipeflow repro` to recompute them")
+        _raise_missing(repo, lock, report, fetched_from)
     return report
+
+
+def _sort_targets(repo: Repo, targets: list[str] | None, graph: Graph, merged: MergedLock,
+                  report: CheckoutReport) -> tuple[list[str], list[str]]:
+    """The source paths and the stage targets to restore; a ``PATH@VERSION`` is
+    checked out here, an entry in merge conflict noted and skipped."""
+    lock = merged.lock
+    conflicted = {**merged.source_conflicts, **merged.stage_conflicts}
+    declared = set(graph.producers) | set(lock.sources) | set(merged.source_conflicts)
+    stage_targets: list[str] = []
+    sources: list[str] = [] if targets else sorted(lock.sources)
+    for target in targets or []:
+        path, version = split_spec(repo, target, declared)
+        if version is not None:
+            _checkout_version(repo, path, version, lock, report)
+        elif path in conflicted or target in conflicted:
+            report.notes.append(_in_conflict(path if path in conflicted else target))
+        elif path in lock.sources:
+            sources.append(path)
+        else:
+            stage_targets.append(target)
+    return sources, stage_targets
+
+
+def _restore_stage(repo: Repo, stage: Stage, entry: StageLock, report: CheckoutReport) -> None:
+    # Objects are looked up first only for outputs the workspace holds (a
+    # restore must not half-replace them); into an empty place, a missing
+    # object stops the checkout of that output and leaves nothing behind.
+    missing = _missing_outputs(repo, stage, entry, present_only=True)
+    faults.point("checkout.stage")
+    restored: list[str] = []
+    try:
+        restore_outputs(repo, stage, entry, skip=frozenset(missing), restored=restored)
+    except StorageError as exc:
+        # A missing or corrupt object (set aside by now): find every output that
+        # cannot be restored, and restore the others.
+        report.problems.append(exc.message)
+        missing = _missing_outputs(repo, stage, entry, present_only=False)
+        restore_outputs(repo, stage, entry, skip=frozenset(missing), restored=restored)
+    report.missing.extend(missing)
+    report.restored.extend(restored)
+    report.unchanged += sum(1 for o in stage.cached_outs) - len(restored) - len(missing)
+
+
+def _raise_missing(repo: Repo, lock: Lock, report: CheckoutReport,
+                   fetched_from: str | None) -> NoReturn:
+    """The error for outputs and sources whose objects are not in the cache: after a
+    pull, what the remote lacks; source data names who can push it."""
+    from pipeflow.lacking import error, lacking
+
+    if fetched_from is not None and not report.problems:
+        raise error(lacking(repo, lock, report.missing), fetched_from, len(report.restored))
+    paths = ", ".join(report.missing)
+    msg = "".join([f"not in the cache, cannot restore: {paths}",
+                   *(f"\n  ({problem})" for problem in report.problems)])
+    sources = [path for path in report.missing if path in lock.sources]
+    if sources:
+        # source data cannot be recomputed: it comes from the remote or nowhere
+        from pipeflow.sourcedata import who
+
+        items = lacking(repo, lock, sources)
+        msg += "".join(f"\n  {item.line()}" for item in items)
+        people = ", ".join(dict.fromkeys(who(i.recorded_by) for i in items))
+        raise StorageError(msg, hint="`pipeflow pull` gets it from the remote; if the "
+                                     f"remote lacks it (`pipeflow fetch` says so), ask "
+                                     f"{people} to run `pipeflow push` from the clone "
+                                     "that has it")
+    raise StorageError(msg, hint="run `pipeflow repro` to recompute them")
 
 
 def _check_before_writing(repo: Repo, graph: Graph, lock: Lock, sources: list[str],

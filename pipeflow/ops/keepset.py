@@ -23,8 +23,9 @@ from dataclasses import dataclass
 
 from pipeflow import gitcmd, lockfile, safeload
 from pipeflow.errors import LockfileError, StorageError, UsageError
-from pipeflow.hashing import Manifest, is_hash
+from pipeflow.hashing import is_hash
 from pipeflow.lockfile import FileEntry, Lock, out_entries
+from pipeflow.manifest import Manifest
 from pipeflow.repo import LOCK_FILE, Repo
 from pipeflow.storage.remote import Remote
 

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING
 
 from pipeflow import faults, workspace_fs
 from pipeflow.errors import StorageError
-from pipeflow.hashing import Hasher, HashInfo, Manifest, ManifestEntry
+from pipeflow.hasher import Hasher
+from pipeflow.hashing import HashInfo
+from pipeflow.manifest import Manifest, ManifestEntry
 from pipeflow.storage import links
 from pipeflow.storage.copying import CREATE, READ, copy_and_hash, hash_fd, unlink_quietly, view
 from pipeflow.storage.layout import object_path

@@ -29,7 +29,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeflow.errors import StorageError
-from pipeflow.hashing import DirScan, Hasher, HashInfo, Manifest, hash_bytes
+from pipeflow.hasher import DirScan, Hasher
+from pipeflow.hashing import HashInfo, hash_bytes
+from pipeflow.manifest import Manifest
 from pipeflow.storage.checkout import Checkout
 from pipeflow.storage.copying import READ, hash_fd, view
 from pipeflow.storage.layout import local_oids, object_path

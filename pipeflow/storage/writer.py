@@ -17,7 +17,9 @@ import xxhash
 
 from pipeflow import diskfull
 from pipeflow.errors import StorageError
-from pipeflow.hashing import DirScan, Hasher, Manifest, hash_bytes, hash_file
+from pipeflow.hasher import DirScan, Hasher
+from pipeflow.hashing import hash_bytes, hash_file
+from pipeflow.manifest import Manifest
 from pipeflow.storage import links
 from pipeflow.storage.copying import (
     CREATE,

@@ -173,7 +173,7 @@ def test_a_binary_run_cache_pointer_is_skipped(project: Project, tmp_path: Path)
 
 
 def _deep_path_manifest(raw: str) -> bytes:
-    from pipeflow.hashing import Manifest, ManifestEntry
+    from pipeflow.manifest import Manifest, ManifestEntry
 
     return Manifest((ManifestEntry("a/" * 3000 + "f", raw, 3, False),)).to_bytes()
 

@@ -9,7 +9,7 @@ import pytest
 
 from pipeflow.codedeps import CodeDetector, CodeScan, describe_map_change
 from pipeflow.codehash import SourceCache, analyze
-from pipeflow.hashing import Hasher
+from pipeflow.hasher import Hasher
 from pipeflow.keyvalue import MemoryStore
 from pipeflow.pycommand import Invocation, invocations
 

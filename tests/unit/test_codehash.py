@@ -19,7 +19,8 @@ from pipeflow.codehash import (
     source_hash,
     tree_hash,
 )
-from pipeflow.hashing import Hasher, hash_bytes
+from pipeflow.hasher import Hasher
+from pipeflow.hashing import hash_bytes
 from pipeflow.keyvalue import MemoryStore
 
 BASE = '''"""Module docstring."""

@@ -222,15 +222,15 @@ def test_stages_in_folders_with_their_own_pyenv_version_get_their_own_python(
 
 def test_a_user_site_folder_made_later_is_seen(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeflow.pydists import _user_site_stamp
+    from pipeflow.pyinterp import user_site_stamp
 
     monkeypatch.setenv("PYTHONUSERBASE", str(tmp_path / "user"))
-    before = _user_site_stamp()
+    before = user_site_stamp()
     (tmp_path / "user" / "lib" / "python3.99").mkdir(parents=True)
-    middle = _user_site_stamp()
+    middle = user_site_stamp()
     time.sleep(0.01)
     (tmp_path / "user" / "lib" / "python3.99" / "site-packages").mkdir()
-    assert len({repr(before), repr(middle), repr(_user_site_stamp())}) == 3
+    assert len({repr(before), repr(middle), repr(user_site_stamp())}) == 3
 
 
 def test_a_launcher_is_asked_isolated_outside_the_stage_folder(
@@ -303,7 +303,7 @@ def _pyenv(tmp_path: Path, versions: tuple[str, ...]) -> tuple[Path, str]:
 def test_pyenv_shims_resolve_to_the_interpreter_they_would_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setup: dict[str, str], expected: str | None
 ) -> None:
-    from pipeflow.pydists import resolve_launcher
+    from pipeflow.pyinterp import resolve_launcher
 
     root, shim = _pyenv(tmp_path, ("3.11.7", "3.12.1"))
     monkeypatch.setenv("PYENV_ROOT", str(root))

@@ -27,9 +27,9 @@ from hypothesis import strategies as st
 
 from pipeflow import config, lockfile, safeload
 from pipeflow.errors import PipeflowError
-from pipeflow.hashing import Manifest
 from pipeflow.lineage import tags
 from pipeflow.lineage.records import RecordStore, parse_pointer
+from pipeflow.manifest import Manifest
 from pipeflow.metrics import read_metrics
 from pipeflow.params import clear_cache, parse_params
 from pipeflow.spec.loader import load_pipeline

@@ -18,16 +18,10 @@ from hypothesis import strategies as st
 
 from pipeflow import hashing, safepath
 from pipeflow.errors import StorageError
-from pipeflow.hashing import (
-    HASH_NAME,
-    Hasher,
-    HashInfo,
-    Manifest,
-    ManifestEntry,
-    hash_bytes,
-    hash_file,
-)
+from pipeflow.hasher import Hasher
+from pipeflow.hashing import HASH_NAME, HashInfo, hash_bytes, hash_file
 from pipeflow.ignore import IgnoreRules
+from pipeflow.manifest import Manifest, ManifestEntry
 from pipeflow.state import StateDB
 
 H = "0123456789abcdef" * 2
@@ -466,7 +460,7 @@ def test_ignore_rules_patterns(tmp_path: Path) -> None:
 def test_pathspec_is_not_imported_without_an_ignore_file(tmp_path: Path) -> None:
     write(tmp_path / "d" / "f")
     code = (
-        "import sys; from pathlib import Path; from pipeflow.hashing import Hasher;"
+        "import sys; from pathlib import Path; from pipeflow.hasher import Hasher;"
         f"Hasher(Path({str(tmp_path)!r}), None).hash_path('d');"
         "print('pathspec' in sys.modules)"
     )

@@ -17,8 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeflow.errors import StorageError
-from pipeflow.hashing import BUF_SIZE, Hasher, HashInfo, Manifest, hash_bytes
+from pipeflow.hasher import Hasher
+from pipeflow.hashing import BUF_SIZE, HashInfo, hash_bytes
 from pipeflow.ignore import IgnoreRules
+from pipeflow.manifest import Manifest
 from pipeflow.storage import checkout, durability, links
 from pipeflow.storage.leftovers import TEMP_SUFFIX
 from pipeflow.storage.links import Linker

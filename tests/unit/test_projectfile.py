@@ -74,7 +74,7 @@ def test_past_the_limit_is_refused_before_reading(tmp_path: Path,
 
 
 def test_a_python_version_file_linked_to_a_kernel_file_is_not_read(tmp_path: Path) -> None:
-    from pipeflow.pydists import _versions_in
+    from pipeflow.pyinterp import _versions_in
 
     (tmp_path / "ok").write_text("3.11.7\n")
     os.symlink("/proc/self/environ", tmp_path / "bad")  # a regular file to fstat
