@@ -245,7 +245,7 @@ class Scheduler:
         self.states[name] = StageState(name, "up-to-date", components=comps)
         self._finish(name, "restored")
         self.outcome.restored.append(name)
-        when = str(source.body.get("ended", ""))[:19].replace("T", " ")
+        when = (source.body.ended or "")[:19].replace("T", " ")
         detail = f"from the run cache (run {source.id[:12]} of {when})"
         self.emit(StageEvent("restored", name, state, detail=detail))
         return True

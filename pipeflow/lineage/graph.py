@@ -23,7 +23,7 @@ from typing import Any, Literal
 from pipeflow.credentials import conceal_env
 from pipeflow.errors import StorageError
 from pipeflow.lineage.index import RunIndex, sql_text
-from pipeflow.lineage.records import RunRecord
+from pipeflow.lineage.records import RecordComponents, RecordGit, RecordKind, RunRecord
 from pipeflow.lineage.trust import Trust
 
 Vouch = Callable[[RunRecord], Trust]
@@ -302,8 +302,8 @@ class _Walker:
             record, problem = self.read(current)
             if record is None:
                 return self._from_index(current, problem or "unreadable", restored_by)
-            source = record.body.get("source_run")
-            if record.kind == "restore" and isinstance(source, str) and source:
+            source = record.body.source_run
+            if record.kind is RecordKind.RESTORE and source:
                 restored_by = restored_by or record.id
                 current = source
                 continue
@@ -313,41 +313,26 @@ class _Walker:
 
     def _from_record(self, record: RunRecord, restored_by: str | None) -> LineageRun:
         b = record.body
-        comps = b.get("components") if isinstance(b.get("components"), dict) else {}
-        assert isinstance(comps, dict)
-        git = b.get("git") if isinstance(b.get("git"), dict) else {}
-        assert isinstance(git, dict)
-        env = b.get("env_exact") or comps.get("env") or {}
-        deps = [d for d in comps.get("deps") or [] if isinstance(d, dict)]
-        if record.kind == "add":
-            deps = []
+        comps = b.components or RecordComponents()
+        git = b.git or RecordGit()
+        env = b.env_exact or comps.env
+        deps = () if record.kind is RecordKind.ADD else comps.deps
         for d in deps:
-            self._sizes[artifact_id(str(d.get("path")), str(d.get("hash") or ""))] = (
-                _int(d.get("size")), bool(d.get("isdir")))
+            self._sizes[artifact_id(d.path, d.hash)] = (d.size, d.isdir)
         return LineageRun(
             id=record.id, kind=record.kind, stage=record.stage,
-            command=tuple(str(c) for c in b.get("command") or comps.get("cmd") or ()),
-            fingerprint=record.fingerprint, exit_status=_int(b.get("exit_status")),
-            started=_str(b.get("started")), ended=_str(b.get("ended")),
-            duration=_float(b.get("duration")), user=_str(b.get("user")),
-            host=_str(b.get("host")), pipeflow_version=_str(b.get("pipeflow_version")),
-            git_commit=_str(git.get("commit")),
-            dirty_paths=tuple(str(p) for p in git.get("dirty_paths") or ()),
-            params={str(f): dict(v) for f, v in (comps.get("params") or {}).items()
-                    if isinstance(v, dict)},
-            code=tuple(CodeFile(str(c.get("path")), str(c.get("hash") or ""))
-                       for c in comps.get("code") or [] if isinstance(c, dict)),
+            command=b.command or comps.cmd, fingerprint=record.fingerprint,
+            exit_status=b.exit_status, started=b.started, ended=b.ended,
+            duration=_float(b.duration), user=b.user, host=b.host,
+            pipeflow_version=b.pipeflow_version, git_commit=git.commit,
+            dirty_paths=git.dirty_paths, params=comps.params,
+            code=tuple(CodeFile(c.path, c.hash) for c in comps.code),
             # records pushed by an older pipeflow may hold a secret variable in clear
-            env=conceal_env(env) if isinstance(env, dict) else {},
-            inputs=tuple(artifact_id(str(d.get("path")), str(d.get("hash") or ""))
-                         for d in deps),
-            outputs=tuple(self._output(str(o.get("path")), str(o.get("hash")),
-                                       _int(o.get("size")), str(o.get("kind", "out")))
+            env=conceal_env(env),
+            inputs=tuple(artifact_id(d.path, d.hash) for d in deps),
+            outputs=tuple(self._output(o.path, o.hash, o.size, o.kind)
                           for o in record.outputs),
-            metrics={str(p): dict(v) for p, v in (b.get("metrics") or {}).items()
-                     if isinstance(v, dict)},
-            restored_by=restored_by,
-            trust=self._trust(record),
+            metrics=record.metrics, restored_by=restored_by, trust=self._trust(record),
         )
 
     def _trust(self, record: RunRecord) -> Trust | None:
@@ -453,9 +438,10 @@ class _Walker:
             return None
         where = f"in git at {reader.git_commit[:12]}"
         try:
-            dirty = self.index.record(reader.id).body.get("git", {}).get("dirty_paths") or []
+            git = self.index.record(reader.id).body.git
         except StorageError:
-            dirty = []
+            git = None
+        dirty = git.dirty_paths if git else ()
         if any(d == path or d.endswith("/" + path) for d in dirty):
             return where + ", modified in the workspace when the run started"
         return where

@@ -147,8 +147,8 @@ class TrustPolicy:
         ``chain/seq-sha.json`` this clone did not write; empty for its own."""
         chain, _, name = rel.partition("/")
         seq, _, rest = name.partition("-")
-        light = RunRecord(rest.removesuffix(".json"), chain, int(seq) if seq.isdigit() else 0,
-                          {})  # origin and signature need no body
+        # origin and signature need no body
+        light = RunRecord(rest.removesuffix(".json"), chain, int(seq) if seq.isdigit() else 0)
         origin, remote = self.origin(light)
         if origin == "local" or self.signed(light):
             return ""
@@ -206,7 +206,7 @@ class TrustPolicy:
         """Why the record's chain, from its first record to this one, does not hold
         (a missing, duplicate, rewritten, moved or unlinked record), or None."""
         chain, seq = record.chain, record.seq
-        if record.body.get("chain") != chain or record.body.get("seq") != seq:
+        if record.body.chain != chain or record.body.seq != seq:
             return f"record {record.rel_path} does not say it is {chain}/{seq}"
         done = self._intact.get(chain, 0)
         if seq <= done:
@@ -226,7 +226,7 @@ class TrustPolicy:
                 link = self.records.read_path(paths[ids[0]])
             except StorageError as exc:
                 return exc.message
-            if link.body.get("chain") != chain or link.body.get("seq") != s or (
+            if link.body.chain != chain or link.body.seq != s or (
                     link.prev != prev):
                 return f"chain {chain} does not link at seq {s}"
             prev = link.id

@@ -20,6 +20,7 @@ from pipeflow.repolock import RepoLock
 
 if TYPE_CHECKING:
     from pipeflow.execution.dask_executor import DaskExecutor
+    from pipeflow.lineage.history import FetchObjects
     from pipeflow.lineage.trust import Trust
     from pipeflow.lockfile import FileEntry
     from pipeflow.storage.remote import Remote
@@ -228,7 +229,7 @@ def repro(
         repo.state.put("run-token", token)
         from pipeflow.lineage.history import History
 
-        history = History(repo, remote=remote, env_probe=planner.env)
+        history = History(repo, fetch=_fetcher(repo, remote), env_probe=planner.env)
         executor = _dask_executor(repo, dask, sink, token)
         scheduler = Scheduler(planner, names, jobs=jobs, keep_going=options.keep_going,
                               force=options.force, on_event=on_event, sink=sink, token=token,
@@ -271,3 +272,12 @@ def _dry(repo: Repo, options: ReproOptions) -> ReproReport:
     for name in graph.order:
         states[name] = planner.evaluate(name, states, force=options.force and name in names)
     return ReproReport(selected=names, plan=[states[n] for n in names])
+
+
+def _fetcher(repo: Repo, remote: Remote | None) -> FetchObjects | None:
+    """How the run cache fetches a hit's objects with ``--pull`` (None without)."""
+    if remote is None:
+        return None
+    from pipeflow.ops.transfer import download_objects
+
+    return lambda oids: download_objects(repo, remote, oids)
