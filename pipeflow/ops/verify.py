@@ -299,7 +299,7 @@ def verify_unsigned(repo: Repo, report: VerifyReport) -> None:
     keys exist) but never "everything verified" either."""
     import json
 
-    from pipeflow.lineage.trust import TrustPolicy
+    from pipeflow.lineage.trust import Origin, TrustPolicy
 
     policy = TrustPolicy.of(repo)
     try:
@@ -312,10 +312,10 @@ def verify_unsigned(repo: Repo, report: VerifyReport) -> None:
         for seq, rid, _path in repo.records.chain_records(chain):
             light = RunRecord(rid, chain, seq)  # origin and signature need no body
             origin, remote = policy.origin(light)
-            if origin == "local" or policy.signed(light):
+            if origin is Origin.LOCAL or policy.signed(light):
                 continue
             count += 1
-            origins.add(remote or ("git" if origin == "git" else "unknown"))
+            origins.add(remote or ("git" if origin is Origin.GIT else "unknown"))
         if count:
             report.unsigned.append(UnsignedChain(chain, count, ", ".join(sorted(origins)),
                                                  repo.index.users(chain), chain not in seen))
