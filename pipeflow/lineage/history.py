@@ -71,6 +71,7 @@ def record_components(comps: Components) -> RecordComponents:
 
 
 def record_git(prov: Provenance) -> RecordGit:
+    """Where a record was written, as it keeps it."""
     return RecordGit(prov.commit, prov.dirty_paths)
 
 
