@@ -29,7 +29,7 @@ _ERRORS = ("Cancelled", "CheckFailed", "ConfigError", "DiskFull", "Interrupted",
 
 _HOME: dict[str, str] = {
     **dict.fromkeys(_API, "pipeflow.api"),
-    **dict.fromkeys(_LINEAGE, "pipeflow.lineage.graph"),
+    **dict.fromkeys(_LINEAGE, "pipeflow.lineage.model"),
     "Trust": "pipeflow.lineage.trust",
     "Version": "pipeflow.lineage.versions",
     **dict.fromkeys(_ERRORS, "pipeflow.errors"),
@@ -81,7 +81,7 @@ if TYPE_CHECKING:
         TaskFailed,
         UsageError,
     )
-    from pipeflow.lineage.graph import (
+    from pipeflow.lineage.model import (
         CodeFile,
         Lineage,
         LineageArtifact,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from pipeflow.credentials import FINGERPRINT_KEY_VAR, conceal_var, is_digest, is_secret_name
@@ -59,13 +60,35 @@ def out_label(path: str, kind: str, cache: bool, persist: bool) -> str:
     return "|".join([path, *flags])
 
 
+class ChangeKind(StrEnum):
+    """What changed, as ``status --json`` and ``repro --dry --json`` name it."""
+
+    NEW = "new"
+    """Never run."""
+    CONFLICT = "conflict"
+    """Its entry in pipeline.lock is in merge conflict."""
+    FORCED = "forced"
+    """``repro --force``."""
+    ALWAYS = "always"
+    """``always_changed`` is set."""
+    UPSTREAM = "upstream"
+    """Only a stage it depends on changed."""
+    CMD = "cmd"
+    DEP = "dep"
+    PARAM = "param"
+    CODE = "code"
+    ENV = "env"
+    OUTS = "outs"
+    """The declared outputs (or their options) changed."""
+    OUTPUT = "output"
+    """An output is missing, modified, or cannot be restored."""
+
+
 @dataclass(frozen=True)
 class Change:
     """One reason a stage is not up to date; ``message`` is what a user reads."""
 
-    kind: str
-    """new | conflict | cmd | dep | param | code | env | outs | output | always | upstream
-    | format"""
+    kind: ChangeKind
     subject: str
     message: str
     old: Any = None
@@ -73,7 +96,7 @@ class Change:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"kind": self.kind, "subject": self.subject,
+        body: dict[str, Any] = {"kind": self.kind.value, "subject": self.subject,
                                 "message": self.message}
         if self.old is not None:
             body["old"] = self.old
@@ -97,7 +120,7 @@ def diff_cmd(old: tuple[str, ...], new: tuple[str, ...]) -> list[Change]:
         return []
     if len(old) == len(new) == 1:
         msg = f"command changed: '{old[0]}' -> '{new[0]}'"
-        return [Change("cmd", "", msg, old[0], new[0])]
+        return [Change(ChangeKind.CMD, "", msg, old[0], new[0])]
     changes = []
     for i in range(max(len(old), len(new))):
         a = old[i] if i < len(old) else None
@@ -109,12 +132,12 @@ def diff_cmd(old: tuple[str, ...], new: tuple[str, ...]) -> list[Change]:
                 msg = f"command line {i + 1} removed: '{a}'"
             else:
                 msg = f"command line {i + 1} changed: '{a}' -> '{b}'"
-            changes.append(Change("cmd", str(i + 1), msg, a, b))
+            changes.append(Change(ChangeKind.CMD, str(i + 1), msg, a, b))
     return changes
 
 
 def diff_files(
-    kind: str,
+    kind: ChangeKind,
     old: tuple[FileEntry, ...],
     new: tuple[FileEntry, ...],
     details: Mapping[str, str] | None = None,
@@ -123,7 +146,7 @@ def diff_files(
     gives the message for a path whose change needs more than its hash to explain."""
     before = {e.path: e for e in old}
     after = {e.path: e for e in new}
-    label = "dependency" if kind == "dep" else "code"
+    label = "dependency" if kind is ChangeKind.DEP else "code"
     changes = []
     for path, entry in after.items():
         prev = before.get(path)
@@ -158,19 +181,19 @@ def diff_params(
         if (file in old) != (file in new) and not (old.get(file) or new.get(file)):
             # a file read for no key (an empty one) has no key to name
             what = "added" if file in new else "removed"
-            changes.append(Change("param", file, f"params file {what}: {file}"))
+            changes.append(Change(ChangeKind.PARAM, file, f"params file {what}: {file}"))
             continue
         for ch in params_diff(old.get(file, {}), new.get(file, {})):
             subject = f"{file}:{ch.key}"
             if ch.added:
                 msg = f"{file}: {ch.key} added ({_show(ch.new)})"
-                changes.append(Change("param", subject, msg, None, ch.new))
+                changes.append(Change(ChangeKind.PARAM, subject, msg, None, ch.new))
             elif ch.removed:
                 msg = f"{file}: {ch.key} removed (was {_show(ch.old)})"
-                changes.append(Change("param", subject, msg, ch.old, None))
+                changes.append(Change(ChangeKind.PARAM, subject, msg, ch.old, None))
             else:
                 msg = f"{file}: {ch.key} {_show(ch.old)} -> {_show(ch.new)}"
-                changes.append(Change("param", subject, msg, ch.old, ch.new))
+                changes.append(Change(ChangeKind.PARAM, subject, msg, ch.old, ch.new))
     return changes
 
 
@@ -200,24 +223,24 @@ def _diff_named(kind: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> li
         if kind == "vars" and name in old and name in new and old[name] != new[name] and (
                 is_digest(old[name]) or is_digest(new[name]) or is_secret_name(name)):
             # a secret's change is said without its values (an older lock may hold one)
-            changes.append(Change("env", name, _secret_change(name, old[name], new[name]),
+            changes.append(Change(ChangeKind.ENV, name, _secret_change(name, old[name], new[name]),
                                   conceal_var(name, old[name]), conceal_var(name, new[name])))
         elif name in old and name in new and old[name] != new[name]:
             was = gone if old[name] is None else _show(old[name])
             now = gone if new[name] is None else _show(new[name])
-            changes.append(Change("env", name, f"env: {name} {was} -> {now}",
+            changes.append(Change(ChangeKind.ENV, name, f"env: {name} {was} -> {now}",
                                   old[name], new[name]))
         elif kind == "packages" and name not in old:
             now = gone if new[name] is None else _show(new[name])
-            changes.append(Change("env", name, f"env: package {name} added ({now})",
+            changes.append(Change(ChangeKind.ENV, name, f"env: package {name} added ({now})",
                                   None, new[name]))
         elif kind == "packages" and name not in new:
             was = gone if old[name] is None else _show(old[name])
-            changes.append(Change("env", name, f"env: package {name} removed (was {was})",
+            changes.append(Change(ChangeKind.ENV, name, f"env: package {name} removed (was {was})",
                                   old[name], None))
         elif (name in old) != (name in new):
             what = "declared" if name in new else "no longer declared"
-            changes.append(Change("env", name, f"env: variable {name} {what}"))
+            changes.append(Change(ChangeKind.ENV, name, f"env: variable {name} {what}"))
     return changes
 
 
@@ -230,15 +253,15 @@ def diff_env(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
         ):
             named = _diff_named(key, a or {}, b or {})
             if not named and a != b:  # an empty section appeared or went away
-                named = [Change("env", key, f"env: {key} {'added' if a is None else 'removed'}",
-                                a, b)]
+                what = "added" if a is None else "removed"
+                named = [Change(ChangeKind.ENV, key, f"env: {key} {what}", a, b)]
             changes.extend(named)
             continue
         if a != b:
             msg = f"env: {key} {_show(a) if a is not None else 'unset'} -> " + (
                 _show(b) if b is not None else "unset"
             )
-            changes.append(Change("env", key, msg, a, b))
+            changes.append(Change(ChangeKind.ENV, key, msg, a, b))
     return changes
 
 
@@ -246,18 +269,20 @@ def diff_outs(entry: StageLock, declared: tuple[str, ...]) -> list[Change]:
     """Outputs declared now but not in the lock, and the other way round."""
     before = [e.path for e in (*entry.outs, *entry.metrics)]
     after = [label.split("|", 1)[0] for label in declared]
-    changes = [Change("outs", p, f"output added: {p}") for p in after if p not in before]
-    changes += [Change("outs", p, f"output removed: {p}") for p in before if p not in after]
+    outs = ChangeKind.OUTS
+    changes = [Change(outs, p, f"output added: {p}") for p in after if p not in before]
+    changes += [Change(outs, p, f"output removed: {p}") for p in before if p not in after]
     return changes
 
 
 def explain(entry: StageLock, comps: Components) -> list[Change]:
     """Why ``comps`` differ from what the lock recorded (empty when they do not)."""
-    code = diff_files("code", entry.code, comps.code, comps.details)
+    code = diff_files(ChangeKind.CODE, entry.code, comps.code, comps.details)
     # A source file both declared in deps and found as code changes both entries
     # (both take its normalized hash): name it once, as code.
     as_code = {c.subject for c in code}
-    deps = [c for c in diff_files("dep", entry.deps, comps.deps) if c.subject not in as_code]
+    deps = [c for c in diff_files(ChangeKind.DEP, entry.deps, comps.deps)
+            if c.subject not in as_code]
     changes = [
         *diff_cmd(entry.cmd, comps.cmd),
         *deps,
@@ -267,5 +292,6 @@ def explain(entry: StageLock, comps: Components) -> list[Change]:
         *diff_outs(entry, comps.outs),
     ]
     if comps.digest() != entry.fingerprint and not changes:
-        changes.append(Change("outs", "", "output options changed (cache, persist or kind)"))
+        changes.append(Change(ChangeKind.OUTS, "",
+                              "output options changed (cache, persist or kind)"))
     return changes

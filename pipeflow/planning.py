@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
@@ -27,7 +28,7 @@ from pipeflow.codedeps import (
 from pipeflow.codehash import SourceCache
 from pipeflow.environment import EnvironmentProbe, python_program
 from pipeflow.errors import OutsideProjectError
-from pipeflow.fingerprint import Change, Components, explain, out_label
+from pipeflow.fingerprint import Change, ChangeKind, Components, explain, out_label
 from pipeflow.graph import Graph, source_deps_missing
 from pipeflow.hashing import HashInfo, check_inside
 from pipeflow.lockconflict import CONFLICT_REASON
@@ -36,7 +37,22 @@ from pipeflow.params import read_params, select
 from pipeflow.repo import Repo
 from pipeflow.spec.model import Out, Stage
 
-WORDS = ("changed", "pending", "missing-output", "frozen", "running", "up-to-date")
+
+class StageWord(StrEnum):
+    """Where a stage stands: the word ``status`` prints (and ``--json`` gives)."""
+
+    CHANGED = "changed"
+    PENDING = "pending"
+    """Only a stage upstream changed."""
+    MISSING_OUTPUT = "missing-output"
+    """Up to date, but an output is missing or modified (the cache has it)."""
+    FROZEN = "frozen"
+    RUNNING = "running"
+    """A live ``repro`` is running it now."""
+    UP_TO_DATE = "up-to-date"
+
+
+WORDS = tuple(StageWord)
 
 
 @dataclass(frozen=True)
@@ -44,7 +60,7 @@ class StageState:
     """Where one stage stands, and why."""
 
     name: str
-    word: str
+    word: StageWord
     reasons: tuple[Change, ...] = ()
     components: Components | None = None
     restorable: bool = False
@@ -58,7 +74,8 @@ class StageState:
     @property
     def up_to_date(self) -> bool:
         """Nothing to do: up to date, or frozen with its outputs in place."""
-        return self.word == "up-to-date" or (self.word == "frozen" and not self.reasons)
+        return self.word is StageWord.UP_TO_DATE or (
+            self.word is StageWord.FROZEN and not self.reasons)
 
 
 def _plain(value: Any) -> Any:
@@ -265,13 +282,13 @@ class Planner:
             if now is not None and now.hash == rec.hash:
                 continue
             if now is None:
-                changes.append(Change("output", out.path, f"output missing: {out.path}"))
+                changes.append(Change(ChangeKind.OUTPUT, out.path, f"output missing: {out.path}"))
             elif out.persist:
                 continue  # a persistent output is expected to differ between runs
             else:
                 msg = self._checked_out(out.path, now.hash, rec.hash) or (
                     f"output modified in the workspace: {out.path}")
-                changes.append(Change("output", out.path, msg, rec.hash, now.hash))
+                changes.append(Change(ChangeKind.OUTPUT, out.path, msg, rec.hash, now.hash))
             if not self._restorable(out, rec):
                 restorable = False
         return changes, restorable and bool(changes)
@@ -298,7 +315,7 @@ class Planner:
         """The state of stage ``name``, given the states of its upstream stages."""
         stage = self.graph.pipeline.stages[name]
         if name in self.running:
-            return StageState(name, "running")
+            return StageState(name, StageWord.RUNNING)
         entry = self.lock.stages.get(name)
         if stage.frozen:
             return self._frozen(stage, entry)
@@ -312,51 +329,53 @@ class Planner:
             # Restoring a missing output brings back what the lock records; an upstream
             # that runs instead (a missing output the cache cannot give) may write
             # something else, so this stage waits on it.
-            if up_state.word != "missing-output" or not up_state.restorable:
+            if up_state.word is not StageWord.MISSING_OUTPUT or not up_state.restorable:
                 waiting.append(up)
             for dep in stage.deps:
                 if dep in recorded_deps and self.graph.producer_of(dep) == up:
                     substitute[dep] = recorded_deps[dep]
         comps = self.components(stage, substitute)
         absent = [
-            Change("dep", path, f"dependency missing: {path} (no stage writes it)")
+            Change(ChangeKind.DEP, path, f"dependency missing: {path} (no stage writes it)")
             for path in source_deps_missing(self.graph, name, self.repo.root)
         ] if any(d.hash == "" for d in comps.deps) else []
         if entry is None:
-            first = (Change("conflict", "", CONFLICT_REASON) if name in self.conflicts
-                     else Change("new", "", "never run"))
-            return StageState(name, "changed", (first, *absent), comps)
+            first = (Change(ChangeKind.CONFLICT, "", CONFLICT_REASON) if name in self.conflicts
+                     else Change(ChangeKind.NEW, "", "never run"))
+            return StageState(name, StageWord.CHANGED, (first, *absent), comps)
         reasons = explain(entry, comps) if comps.digest() != entry.fingerprint else []
         if absent:
             gone = {a.subject for a in absent}
             reasons = [*absent, *(r for r in reasons if r.subject not in gone)]
         if force:
-            reasons.insert(0, Change("forced", "", "forced with --force"))
+            reasons.insert(0, Change(ChangeKind.FORCED, "", "forced with --force"))
         if stage.always_changed:
-            reasons.append(Change("always", "", "always_changed is set"))
+            reasons.append(Change(ChangeKind.ALWAYS, "", "always_changed is set"))
         if reasons:
-            return StageState(name, "changed", tuple(reasons), comps)
+            return StageState(name, StageWord.CHANGED, tuple(reasons), comps)
         if waiting:
-            why = tuple(Change("upstream", up, f"upstream '{up}' changed") for up in waiting)
-            return StageState(name, "pending", why, comps)
+            why = tuple(Change(ChangeKind.UPSTREAM, up, f"upstream '{up}' changed")
+                        for up in waiting)
+            return StageState(name, StageWord.PENDING, why, comps)
         out_changes, restorable = self._output_changes(stage, entry)
         if out_changes:
             missing_only = all(c.old is None for c in out_changes)
-            word = "missing-output" if missing_only else "changed"
+            word = StageWord.MISSING_OUTPUT if missing_only else StageWord.CHANGED
             return StageState(name, word, tuple(out_changes), comps, restorable)
-        return StageState(name, "up-to-date", (), comps)
+        return StageState(name, StageWord.UP_TO_DATE, (), comps)
 
     def _frozen(self, stage: Stage, entry: StageLock | None) -> StageState:
         """A frozen stage never runs; its missing outputs are restored when cached."""
         if entry is None and stage.name in self.conflicts:
             why = f"{CONFLICT_REASON} (frozen: unfreeze it to rerun, or resolve it by hand)"
-            return StageState(stage.name, "frozen", (Change("conflict", "", why),))
+            return StageState(stage.name, StageWord.FROZEN, (Change(ChangeKind.CONFLICT, "", why),))
         if entry is None:
-            return StageState(stage.name, "frozen", (Change("new", "", "frozen and never run"),))
+            never = Change(ChangeKind.NEW, "", "frozen and never run")
+            return StageState(stage.name, StageWord.FROZEN, (never,))
         changes, restorable = self._output_changes(stage, entry)
         if changes and restorable:
-            return StageState(stage.name, "missing-output", tuple(changes), restorable=True)
-        return StageState(stage.name, "frozen", tuple(changes))
+            return StageState(stage.name, StageWord.MISSING_OUTPUT, tuple(changes), restorable=True)
+        return StageState(stage.name, StageWord.FROZEN, tuple(changes))
 
     def evaluate_all(self, names: list[str]) -> dict[str, StageState]:
         """States of ``names`` (in topological order), each seeing its upstream's."""

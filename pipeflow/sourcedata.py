@@ -123,7 +123,7 @@ def recorder(repo: Repo, path: str, oid: str) -> tuple[str | None, str | None]:
     if run is None:
         return None, None
     try:
-        user = repo.index.record(run).body.get("user")
+        user = repo.index.record(run).body.user
     except StorageError:
         return None, run
     return (str(user) if user else None), run

@@ -28,8 +28,11 @@ def print_states(states: list[StageState] | tuple[StageState, ...]) -> None:
 
 
 def summary(states: list[StageState] | tuple[StageState, ...]) -> str:
+    from pipeflow.planning import StageWord
+
     counts = Counter(s.word for s in states)
-    order = ("changed", "missing-output", "pending", "running", "frozen", "up-to-date")
+    order = (StageWord.CHANGED, StageWord.MISSING_OUTPUT, StageWord.PENDING,
+             StageWord.RUNNING, StageWord.FROZEN, StageWord.UP_TO_DATE)
     return ", ".join(f"{counts[w]} {w}" for w in order if counts[w])
 
 

@@ -20,7 +20,10 @@ from pipeflow.repo import Repo
 from pipeflow.spec.model import Stage
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from pipeflow.fingerprint import Components
+    from pipeflow.lineage.records import OutputRef
 
 
 def commit_outputs(repo: Repo, stage: Stage, comps: Components) -> StageLock:
@@ -99,17 +102,13 @@ def restore_outputs(
     return restored
 
 
-def restore_run_outputs(repo: Repo, stage: Stage, outputs: list[dict[str, object]]) -> list[str]:
+def restore_run_outputs(repo: Repo, stage: Stage, outputs: Iterable[OutputRef]) -> list[str]:
     """Check out the outputs an earlier run recorded (the run cache); returns paths."""
-    from pipeflow.hashing import HashInfo
-
     placed = []
     for out in outputs:
-        path = str(out["path"])
-        info = HashInfo(str(out["hash"]), int(str(out.get("size") or 0)),
-                        bool(out.get("isdir")), out.get("nfiles"))  # type: ignore[arg-type]
-        repo.store.checkout(info, repo.root / path, linker=repo.linker, hasher=repo.hasher)
-        repo.hasher.forget(path)
-        placed.append(path)
+        repo.store.checkout(out.hash_info(), repo.root / out.path, linker=repo.linker,
+                            hasher=repo.hasher)
+        repo.hasher.forget(out.path)
+        placed.append(out.path)
     ensure_ignored(repo.root, [o.path for o in stage.outs if o.cache])
     return placed

@@ -26,9 +26,9 @@ from pipeflow.execution.commit import commit_outputs, restore_outputs, restore_r
 from pipeflow.execution.executor import Executor
 from pipeflow.execution.local import LocalExecutor
 from pipeflow.execution.runner import LineSink, RunResult, prepare_outputs
-from pipeflow.fingerprint import Change, Components
+from pipeflow.fingerprint import Change, ChangeKind, Components
 from pipeflow.lineage.history import History, entry_from_record
-from pipeflow.planning import Planner, StageState
+from pipeflow.planning import Planner, StageState, StageWord
 from pipeflow.spec.model import Stage
 from pipeflow.storage.durability import SyncAhead
 from pipeflow.workspace_fs import OutsideProjectError
@@ -171,7 +171,7 @@ class Scheduler:
     ) -> None:
         stage = self.planner.graph.pipeline.stages[name]
         state = self.planner.evaluate(name, self.states, force=self.force)
-        if state.up_to_date or state.word == "frozen":
+        if state.up_to_date or state.word is StageWord.FROZEN:
             self.states[name] = state
             self._finish(name, "skipped")
             self.outcome.skipped.append(name)
@@ -184,16 +184,18 @@ class Scheduler:
             # a corrupt object: set aside, so recompute (an output whose folder leads
             # out of the project: preparing the stage to run reports it)
             except (StorageError, OutsideProjectError) as exc:
-                why = Change("output", "", f"cannot restore from the cache ({exc.message})")
-                state = StageState(name, "frozen" if stage.frozen else "changed", (why,),
-                                   state.components)
+                why = Change(ChangeKind.OUTPUT, "",
+                             f"cannot restore from the cache ({exc.message})")
+                word = StageWord.FROZEN if stage.frozen else StageWord.CHANGED
+                state = StageState(name, word, (why,), state.components)
                 if stage.frozen:
                     self._finish(name, "skipped")
                     self.outcome.skipped.append(name)
                     self.emit(StageEvent("skipped", name, state))
                     return
             else:
-                self.states[name] = StageState(name, "up-to-date", components=state.components)
+                self.states[name] = StageState(name, StageWord.UP_TO_DATE,
+                                               components=state.components)
                 self._finish(name, "restored")
                 self.outcome.restored.append(name)
                 self.emit(StageEvent("restored", name, state, detail=", ".join(restored)))
@@ -239,10 +241,10 @@ class Scheduler:
         entry = entry_from_record(comps, source)
         journal.append(self.repo.state, stage.name, entry)
         name = stage.name
-        self.states[name] = StageState(name, "up-to-date", components=comps)
+        self.states[name] = StageState(name, StageWord.UP_TO_DATE, components=comps)
         self._finish(name, "restored")
         self.outcome.restored.append(name)
-        when = str(source.body.get("ended", ""))[:19].replace("T", " ")
+        when = (source.body.ended or "")[:19].replace("T", " ")
         detail = f"from the run cache (run {source.id[:12]} of {when})"
         self.emit(StageEvent("restored", name, state, detail=detail))
         return True
@@ -276,7 +278,7 @@ class Scheduler:
                 journal.append(self.repo.state, name, entry)
                 store = self.repo.store
                 self._sync_ahead.offer(store.written, store.written_count(), store.bytes_written)
-                self.states[name] = StageState(name, "up-to-date", components=comps)
+                self.states[name] = StageState(name, StageWord.UP_TO_DATE, components=comps)
                 self._finish(name, "ran")
                 self.outcome.ran.append(name)
                 self.emit(StageEvent("finished", name, result=result))

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pipeflow.lineage.graph import Lineage, LineageArtifact, LineageRun
+from pipeflow.lineage.model import Lineage, LineageArtifact, LineageRun
 
 DiffKind = Literal["command", "params", "code", "env", "data", "stage"]
 

@@ -17,14 +17,27 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from pipeflow.credentials import conceal_env
 from pipeflow.errors import StorageError
 from pipeflow.lineage.index import RunIndex, sql_text
-from pipeflow.lineage.records import RunRecord
+from pipeflow.lineage.model import (
+    ArtifactStatus,
+    CodeFile,
+    Lineage,
+    LineageArtifact,
+    LineageRun,
+    RunOutput,
+    Within,
+    artifact_id,
+)
+from pipeflow.lineage.records import RecordComponents, RecordGit, RecordKind, RunRecord
 from pipeflow.lineage.trust import Trust
+
+__all__ = ["GitTracked", "Labeler", "Lineage", "ManifestLookup", "Vouch", "trace"]
+"""``trace`` and what it takes and returns (the values themselves live in
+:mod:`pipeflow.lineage.model`)."""
 
 Vouch = Callable[[RunRecord], Trust]
 """Who wrote a record, and whether anyone vouches for it (``TrustPolicy.trusted``)."""
@@ -34,141 +47,12 @@ GitTracked = Callable[[str, str], bool]
 Labeler = Callable[[str, str], str]
 """(path, hash) -> the version's label (``v3``, ``local:1a2b3c4d``)."""
 
-ArtifactStatus = Literal["output", "source", "git", "untracked", "absent"]
-"""``output``: made by a stage run; ``source``: cached by ``pipeflow add``;
-``git``: no record produced it, but git tracks the path at the commit of the run that
-read it (``note`` says whether it was modified then); ``untracked``: no record
-produced this content and git does not explain it; ``absent``: the path did not exist
-when the run that lists it started."""
-
 ManifestLookup = Callable[[str], Mapping[str, str] | None]
 """Folder hash -> {relative file path: file hash}, or None when not in the cache."""
 
 # A restore names the run it restored; a restore of a restore is not written
 # today, but a bound keeps a hand-made loop of records from hanging the walk.
 _MAX_RESTORE_HOPS = 16
-
-
-@dataclass(frozen=True)
-class Within:
-    """The output folder version a file input was found in."""
-
-    path: str
-    hash: str
-    version: str | None
-
-
-@dataclass(frozen=True)
-class LineageArtifact:
-    """One content of one path on the lineage."""
-
-    id: str
-    """``path@hash``: unique within a lineage."""
-    path: str
-    hash: str
-    size: int | None
-    isdir: bool
-    status: ArtifactStatus
-    version: str | None = None
-    """Its label, ``vN`` or ``local:<hash prefix>`` (None when no run produced it)."""
-    producer: str | None = None
-    """The run (or ``add`` record) that produced it; for a file inside a folder,
-    the producer of the folder."""
-    runs: int = 0
-    """How many successful runs produced this content (restores included)."""
-    within: Within | None = None
-    note: str | None = None
-    problem: str | None = None
-
-
-@dataclass(frozen=True)
-class CodeFile:
-    """A code file a run hashed into its fingerprint."""
-
-    path: str
-    hash: str
-
-
-@dataclass(frozen=True)
-class RunOutput:
-    """What a run wrote, as its record lists it."""
-
-    path: str
-    hash: str
-    size: int | None
-    kind: str
-    """``out``, ``metric`` or ``source``."""
-    version: str | None = None
-
-
-@dataclass(frozen=True)
-class LineageRun:
-    """Everything a run record says about one execution (or ``add``)."""
-
-    id: str
-    kind: str
-    stage: str
-    command: tuple[str, ...] = ()
-    fingerprint: str = ""
-    exit_status: int | None = None
-    started: str | None = None
-    ended: str | None = None
-    duration: float | None = None
-    user: str | None = None
-    host: str | None = None
-    pipeflow_version: str | None = None
-    git_commit: str | None = None
-    dirty_paths: tuple[str, ...] = ()
-    params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    code: tuple[CodeFile, ...] = ()
-    env: Mapping[str, Any] = field(default_factory=dict)
-    inputs: tuple[str, ...] = ()
-    """Artifact ids of its data inputs, in the order the record lists them."""
-    outputs: tuple[RunOutput, ...] = ()
-    metrics: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    restored_by: str | None = None
-    """When the walk reached this run through a restore record: that record."""
-    problem: str | None = None
-    trust: Trust | None = None
-    """Set for a record this clone did not write (from a remote, unsigned)."""
-
-
-@dataclass(frozen=True)
-class Lineage:
-    """The lineage of one output version: artifacts and runs in walk order
-    (depth first from the target, inputs in record order)."""
-
-    target: str
-    artifacts: Mapping[str, LineageArtifact]
-    runs: Mapping[str, LineageRun]
-
-    @property
-    def root(self) -> LineageArtifact:
-        return self.artifacts[self.target]
-
-    def producer_of(self, artifact: LineageArtifact) -> LineageRun | None:
-        """The run that made ``artifact`` (None for untracked inputs)."""
-        return self.runs.get(artifact.producer) if artifact.producer else None
-
-    @property
-    def problems(self) -> list[str]:
-        """Every damaged record or artifact met on the walk, as sentences."""
-        found = [f"run {r.id[:12]}: {r.problem}" for r in self.runs.values() if r.problem]
-        found += [f"{a.path}: {a.problem}" for a in self.artifacts.values() if a.problem]
-        return found
-
-    def runs_by_stage(self) -> dict[str, LineageRun]:
-        """The first run of each stage in walk order (``add`` records excluded)."""
-        out: dict[str, LineageRun] = {}
-        for run in self.runs.values():
-            if run.kind != "add" and run.stage and run.stage not in out:
-                out[run.stage] = run
-        return out
-
-
-def artifact_id(path: str, oid: str) -> str:
-    """The id of a path's content within a lineage."""
-    return f"{path}@{oid}"
 
 
 class _Walker:
@@ -302,8 +186,8 @@ class _Walker:
             record, problem = self.read(current)
             if record is None:
                 return self._from_index(current, problem or "unreadable", restored_by)
-            source = record.body.get("source_run")
-            if record.kind == "restore" and isinstance(source, str) and source:
+            source = record.body.source_run
+            if record.kind is RecordKind.RESTORE and source:
                 restored_by = restored_by or record.id
                 current = source
                 continue
@@ -313,41 +197,26 @@ class _Walker:
 
     def _from_record(self, record: RunRecord, restored_by: str | None) -> LineageRun:
         b = record.body
-        comps = b.get("components") if isinstance(b.get("components"), dict) else {}
-        assert isinstance(comps, dict)
-        git = b.get("git") if isinstance(b.get("git"), dict) else {}
-        assert isinstance(git, dict)
-        env = b.get("env_exact") or comps.get("env") or {}
-        deps = [d for d in comps.get("deps") or [] if isinstance(d, dict)]
-        if record.kind == "add":
-            deps = []
+        comps = b.components or RecordComponents()
+        git = b.git or RecordGit()
+        env = b.env_exact or comps.env
+        deps = () if record.kind is RecordKind.ADD else comps.deps
         for d in deps:
-            self._sizes[artifact_id(str(d.get("path")), str(d.get("hash") or ""))] = (
-                _int(d.get("size")), bool(d.get("isdir")))
+            self._sizes[artifact_id(d.path, d.hash)] = (d.size, d.isdir)
         return LineageRun(
             id=record.id, kind=record.kind, stage=record.stage,
-            command=tuple(str(c) for c in b.get("command") or comps.get("cmd") or ()),
-            fingerprint=record.fingerprint, exit_status=_int(b.get("exit_status")),
-            started=_str(b.get("started")), ended=_str(b.get("ended")),
-            duration=_float(b.get("duration")), user=_str(b.get("user")),
-            host=_str(b.get("host")), pipeflow_version=_str(b.get("pipeflow_version")),
-            git_commit=_str(git.get("commit")),
-            dirty_paths=tuple(str(p) for p in git.get("dirty_paths") or ()),
-            params={str(f): dict(v) for f, v in (comps.get("params") or {}).items()
-                    if isinstance(v, dict)},
-            code=tuple(CodeFile(str(c.get("path")), str(c.get("hash") or ""))
-                       for c in comps.get("code") or [] if isinstance(c, dict)),
+            command=b.command or comps.cmd, fingerprint=record.fingerprint,
+            exit_status=b.exit_status, started=b.started, ended=b.ended,
+            duration=_float(b.duration), user=b.user, host=b.host,
+            pipeflow_version=b.pipeflow_version, git_commit=git.commit,
+            dirty_paths=git.dirty_paths, params=comps.params,
+            code=tuple(CodeFile(c.path, c.hash) for c in comps.code),
             # records pushed by an older pipeflow may hold a secret variable in clear
-            env=conceal_env(env) if isinstance(env, dict) else {},
-            inputs=tuple(artifact_id(str(d.get("path")), str(d.get("hash") or ""))
-                         for d in deps),
-            outputs=tuple(self._output(str(o.get("path")), str(o.get("hash")),
-                                       _int(o.get("size")), str(o.get("kind", "out")))
+            env=conceal_env(env),
+            inputs=tuple(artifact_id(d.path, d.hash) for d in deps),
+            outputs=tuple(self._output(o.path, o.hash, o.size, o.kind)
                           for o in record.outputs),
-            metrics={str(p): dict(v) for p, v in (b.get("metrics") or {}).items()
-                     if isinstance(v, dict)},
-            restored_by=restored_by,
-            trust=self._trust(record),
+            metrics=record.metrics, restored_by=restored_by, trust=self._trust(record),
         )
 
     def _trust(self, record: RunRecord) -> Trust | None:
@@ -453,9 +322,10 @@ class _Walker:
             return None
         where = f"in git at {reader.git_commit[:12]}"
         try:
-            dirty = self.index.record(reader.id).body.get("git", {}).get("dirty_paths") or []
+            git = self.index.record(reader.id).body.git
         except StorageError:
-            dirty = []
+            git = None
+        dirty = git.dirty_paths if git else ()
         if any(d == path or d.endswith("/" + path) for d in dirty):
             return where + ", modified in the workspace when the run started"
         return where

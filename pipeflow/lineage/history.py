@@ -7,46 +7,72 @@ Only the committing process (the local scheduler) writes records. Provenance
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeflow import __version__
 from pipeflow.fingerprint import Components
 from pipeflow.gitinfo import Provenance, read_provenance
-from pipeflow.lineage.records import RunRecord, iso
+from pipeflow.lineage.records import (
+    FileRef,
+    OutputKind,
+    OutputRef,
+    RecordBody,
+    RecordComponents,
+    RecordGit,
+    RecordKind,
+    RunRecord,
+    iso,
+)
 from pipeflow.lineage.trust import Trust, TrustPolicy
 from pipeflow.lockfile import FileEntry, MetricEntry, StageLock
 from pipeflow.spec.model import Stage
 
 if TYPE_CHECKING:
     from pipeflow.environment import EnvironmentProbe
-    from pipeflow.execution.runner import RunResult
     from pipeflow.repo import Repo
-    from pipeflow.storage.remote import Remote
+
+FetchObjects = Callable[[Sequence[str]], object]
+"""Brings the objects (oids) a remote has into the local cache (``repro --pull``)."""
 
 
-def _entry_json(entry: FileEntry, kind: str | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"path": entry.path, "hash": entry.hash, "size": entry.size}
-    if entry.isdir:
-        body["isdir"] = True
-        body["nfiles"] = entry.nfiles
-    if kind is not None:
-        body["kind"] = kind
-        if not entry.cache:
-            body["cache"] = False
-    return body
+class Finished(Protocol):
+    """What a record keeps of a finished command (the runner's ``RunResult``)."""
+
+    @property
+    def returncode(self) -> int: ...
+    @property
+    def started(self) -> float: ...
+    @property
+    def ended(self) -> float: ...
+    @property
+    def duration(self) -> float: ...
 
 
-def components_json(comps: Components) -> dict[str, Any]:
+def file_ref(entry: FileEntry) -> FileRef:
+    """A lock entry as a record's components list it."""
+    return FileRef(entry.path, entry.hash, entry.size, entry.isdir,
+                   entry.nfiles if entry.isdir else None)
+
+
+def output_ref(entry: FileEntry, kind: OutputKind) -> OutputRef:
+    """A lock output (or metric) entry as a record's outputs list it."""
+    return OutputRef(entry.path, entry.hash, entry.size, entry.isdir,
+                     entry.nfiles if entry.isdir else None, kind, entry.cache)
+
+
+def record_components(comps: Components) -> RecordComponents:
     """A fingerprint's components as a record keeps them."""
-    return {
-        "cmd": list(comps.cmd),
-        "deps": [_entry_json(d) for d in comps.deps],
-        "params": {f: dict(v) for f, v in comps.params.items()},
-        "code": [_entry_json(c) for c in comps.code],
-        "env": dict(comps.env),
-        "outs": list(comps.outs),
-    }
+    return RecordComponents(
+        cmd=comps.cmd, deps=tuple(file_ref(d) for d in comps.deps),
+        params={f: dict(v) for f, v in comps.params.items()},
+        code=tuple(file_ref(c) for c in comps.code), env=dict(comps.env), outs=comps.outs)
+
+
+def record_git(prov: Provenance) -> RecordGit:
+    """Where a record was written, as it keeps it."""
+    return RecordGit(prov.commit, prov.dirty_paths)
 
 
 def run_cache_eligible(stage: Stage) -> bool:
@@ -62,8 +88,8 @@ class History:
     """The run-record side of a ``repro``: one per invocation."""
 
     repo: Repo
-    remote: Remote | None = None
-    """With ``repro --pull``: where run-cache hits missing locally are fetched from."""
+    fetch: FetchObjects | None = None
+    """With ``repro --pull``: fetches the objects of run-cache hits missing locally."""
     env_probe: EnvironmentProbe | None = None
     """The planner's: interpreter facts it looked up are not asked for again (each
     question can start an interpreter)."""
@@ -79,24 +105,17 @@ class History:
             self._provenance = read_provenance(self.repo.root)
         return self._provenance
 
-    def _base(self, kind: str, stage: Stage, comps: Components) -> dict[str, Any]:
+    def _base(self, kind: RecordKind, stage: Stage, comps: Components) -> RecordBody:
         prov = self.provenance
-        return {
-            "kind": kind,
-            "stage": stage.name,
-            "fingerprint": comps.digest(),
-            "components": components_json(comps),
-            "command": list(stage.cmd),
-            "user": prov.user,
-            "host": prov.host,
-            "pipeflow_version": __version__,
-            "git": {"commit": prov.commit, "dirty_paths": list(prov.dirty_paths)},
-        }
+        return RecordBody(kind=kind, stage=stage.name, fingerprint=comps.digest(),
+                          components=record_components(comps), command=stage.cmd,
+                          user=prov.user, host=prov.host, pipeflow_version=__version__,
+                          git=record_git(prov))
 
-    def _append(self, body: dict[str, Any], stage: Stage, eligible: bool) -> RunRecord:
+    def _append(self, body: RecordBody, eligible: bool) -> RunRecord:
         record = self.repo.records.append(body)
-        if eligible and body.get("exit_status") == 0 and body["kind"] == "run":
-            self.repo.records.point(body["fingerprint"], record)
+        if eligible and body.exit_status == 0 and body.kind is RecordKind.RUN:
+            self.repo.records.point(body.fingerprint, record)
         self.repo.index.add(record)
         return record
 
@@ -104,40 +123,34 @@ class History:
         self,
         stage: Stage,
         comps: Components,
-        result: RunResult,
+        result: Finished,
         entry: StageLock | None,
         error: str | None = None,
     ) -> RunRecord:
         """A record of one execution: successful with its lock ``entry``, or failed
         with ``error`` (a command that exited 0 but whose outputs could not be
         committed counts as failed, exit status 1)."""
-        body = self._base("run", stage, comps)
         failed_status = result.returncode if result.returncode != 0 else 1
-        body.update(
+        body = replace(
+            self._base(RecordKind.RUN, stage, comps),
             exit_status=0 if entry is not None else failed_status,
-            started=iso(result.started),
-            ended=iso(result.ended),
-            duration=round(result.duration, 6),
-            env_exact=self.exact_env(stage),
-        )
+            started=iso(result.started), ended=iso(result.ended),
+            duration=round(result.duration, 6), env_exact=self.exact_env(stage),
+            error=error or None)
         if entry is not None:
-            body["outputs"] = outputs_json(entry)
-            body["metrics"] = {m.path: dict(m.values) for m in entry.metrics}
-        if error:
-            body["error"] = error
-        return self._append(body, stage, run_cache_eligible(stage))
+            body = replace(body, outputs=output_refs(entry),
+                           metrics={m.path: dict(m.values) for m in entry.metrics})
+        return self._append(body, run_cache_eligible(stage))
 
     def record_restore(
         self, stage: Stage, comps: Components, source: RunRecord, when: float
     ) -> RunRecord:
         """A record of outputs restored from the run cache instead of running."""
-        body = self._base("restore", stage, comps)
-        body.update(
+        body = replace(
+            self._base(RecordKind.RESTORE, stage, comps),
             exit_status=0, started=iso(when), ended=iso(when), duration=0.0,
-            source_run=source.id, outputs=source.outputs,
-            metrics=dict(source.body.get("metrics") or {}),
-        )
-        return self._append(body, stage, False)
+            source_run=source.id, outputs=source.outputs, metrics=dict(source.metrics))
+        return self._append(body, False)
 
     def exact_env(self, stage: Stage) -> dict[str, Any]:
         """The environment with exact versions (records always keep them)."""
@@ -164,46 +177,37 @@ class History:
             self.untrusted.append((stage.name, verdict))
             return None
         declared = {o.path for o in stage.outs}
-        outs = record.outputs
-        if {o.get("path") for o in outs} != declared:
+        if {o.path for o in record.outputs} != declared:
             return None
-        from pipeflow.hashing import HashInfo
-
-        infos = [HashInfo(str(o.get("hash")), int(o.get("size") or 0), bool(o.get("isdir")),
-                          o.get("nfiles")) for o in outs]
-        if any(self.repo.store.missing(i) for i in infos) and self.remote is not None:
-            from pipeflow.ops.transfer import download_objects
-
+        infos = [o.hash_info() for o in record.outputs]
+        if any(self.repo.store.missing(i) for i in infos) and self.fetch is not None:
             # manifests first, then the files they list
-            download_objects(self.repo, self.remote, [i.hash for i in infos])
-            download_objects(self.repo, self.remote,
-                             [oid for i in infos for oid in self.repo.store.missing(i)])
+            self.fetch([i.hash for i in infos])
+            self.fetch([oid for i in infos for oid in self.repo.store.missing(i)])
         if any(self.repo.store.missing(i) for i in infos):
             return None
         return record
 
 
-def outputs_json(entry: StageLock) -> list[dict[str, Any]]:
-    return [_entry_json(o, "out") for o in entry.outs] + [
-        _entry_json(m, "metric") for m in entry.metrics
-    ]
+def output_refs(entry: StageLock) -> tuple[OutputRef, ...]:
+    """A lock entry's outputs and metrics as a record lists them."""
+    return (*(output_ref(o, OutputKind.OUT) for o in entry.outs),
+            *(output_ref(m, OutputKind.METRIC) for m in entry.metrics))
 
 
 def entry_from_record(comps: Components, record: RunRecord) -> StageLock:
     """The lock entry for outputs restored from ``record`` (which produced them)."""
     outs: list[FileEntry] = []
     metrics: list[MetricEntry] = []
-    values = record.body.get("metrics") or {}
     for out in record.outputs:
-        entry = FileEntry(path=str(out["path"]), hash=str(out["hash"]),
-                          size=int(out.get("size") or 0), isdir=bool(out.get("isdir")),
-                          nfiles=out.get("nfiles"), cache=bool(out.get("cache", True)))
-        if out.get("kind") == "metric":
+        entry = FileEntry(path=out.path, hash=out.hash, size=out.size or 0, isdir=out.isdir,
+                          nfiles=out.nfiles, cache=out.cache)
+        if out.kind is OutputKind.METRIC:
             metrics.append(MetricEntry(**dataclasses.asdict(entry),
-                                       values=dict(values.get(entry.path) or {})))
+                                       values=dict(record.metrics.get(entry.path) or {})))
         else:
             outs.append(entry)
-    source = str(record.body.get("source_run") or record.id)
+    source = record.body.source_run or record.id
     return StageLock(cmd=comps.cmd, fingerprint=comps.digest(), deps=comps.deps,
                      params=comps.params, code=comps.code, env=comps.env,
                      outs=tuple(outs), metrics=tuple(metrics), run=source)

@@ -168,37 +168,30 @@ class RunIndex:
         b = record.body
         self.db.execute(
             "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (record.id, record.chain, record.seq, record.kind, record.stage,
-             record.fingerprint, b.get("exit_status"), b.get("started"), b.get("ended"),
-             b.get("duration"), b.get("user"), b.get("host"),
-             (b.get("git") or {}).get("commit"), record.rel_path, b.get("source_run")),
+            (record.id, record.chain, record.seq, record.kind.value, record.stage,
+             record.fingerprint, b.exit_status, b.started, b.ended, b.duration, b.user,
+             b.host, b.git.commit if b.git else None, record.rel_path, b.source_run),
         )
         self.db.executemany(
             "INSERT INTO outputs VALUES (?,?,?,?,?,?,?)",
-            [(record.id, sql_text(o.get("path")), o.get("hash"), o.get("size"),
-              int(bool(o.get("isdir"))), o.get("nfiles"), o.get("kind", "out"))
-             for o in record.outputs],
+            [(record.id, sql_text(o.path), o.hash, o.size, int(o.isdir), o.nfiles,
+              o.kind.value) for o in record.outputs],
         )
-        comps = b.get("components") or {}
-        rows = []
-        for role in ("deps", "code"):
-            for entry in comps.get(role) or []:
-                if isinstance(entry, dict):
-                    rows.append((record.id, role, sql_text(entry.get("path")),
-                                 entry.get("hash")))
+        comps = b.components
+        rows = [(record.id, role, sql_text(entry.path), entry.hash)
+                for role, entries in (("deps", comps.deps), ("code", comps.code))
+                for entry in entries] if comps else []
         self.db.executemany("INSERT INTO inputs VALUES (?,?,?,?)", rows)
-        params = comps.get("params") or {}
+        params = comps.params if comps else {}
         self.db.executemany(
             "INSERT INTO params VALUES (?,?,?,?)",
             [(record.id, f, k, json.dumps(v, sort_keys=True))
-             for f, values in params.items() if isinstance(values, dict)
-             for k, v in values.items()],
+             for f, values in params.items() for k, v in values.items()],
         )
-        metrics = b.get("metrics") or {}
         self.db.executemany(
             "INSERT INTO metrics VALUES (?,?,?,?)",
-            [(record.id, sql_text(p), sql_text(k), json.dumps(v)) for p, values in metrics.items()
-             if isinstance(values, dict) for k, v in values.items()],
+            [(record.id, sql_text(p), sql_text(k), json.dumps(v))
+             for p, values in record.metrics.items() for k, v in values.items()],
         )
 
     # queries ----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Run records: one immutable JSON document per execution (or restore) of a stage.
+"""Run records on disk: one immutable JSON document per execution (or restore) of a stage.
 
 A record is addressed by the SHA-256 of its canonical bytes and stored in the
 object store's folder as ``runs/<chain>/<seq>-<sha256>.json``. Each clone appends
@@ -16,23 +16,37 @@ signature.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
-import json
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
 
 from pipeflow import atomicfile, safeload
 from pipeflow.errors import StorageError
-from pipeflow.lineage import recordshape
+from pipeflow.lineage.recordshape import unsafe_path
+from pipeflow.lineage.runrecord import (
+    FileRef,
+    OutputKind,
+    OutputRef,
+    RecordBody,
+    RecordComponents,
+    RecordError,
+    RecordGit,
+    RecordKind,
+    RunRecord,
+    canonical,
+    iso,
+)
+
+# the record model is read from here too: one import for records and their store
+__all__ = ["FileRef", "OutputKind", "OutputRef", "RecordBody", "RecordComponents",
+           "RecordError", "RecordGit", "RecordKind", "RecordStore", "RunRecord",
+           "canonical", "iso", "parse_pointer", "read_pointer", "unsafe_path"]
 
 RECORD_FORMAT = 1
-RecordKind = Literal["run", "restore", "add"]
 _NAME = re.compile(r"^(\d{8})-([0-9a-f]{64})\.json$")
 _POINTER = re.compile(rb"([0-9a-f]{16}/\d{8}-[0-9a-f]{64}\.json)\n?")
 """What a run-cache pointer holds: the path of a record below ``runs/``."""
@@ -53,91 +67,6 @@ def parse_pointer(data: bytes) -> str | None:
     (truncated, garbled, or naming anything but a record file)."""
     m = _POINTER.fullmatch(data)
     return m.group(1).decode("ascii") if m else None
-
-
-def _record_paths(body: Mapping[str, Any]) -> Iterator[tuple[str, object]]:
-    """(field, path) of every project path a record names (entries of the wrong shape
-    are the type checks' business, not this walk's; ``components.outs`` holds labels,
-    not paths, and is used as text only)."""
-    outputs = body.get("outputs")
-    for i, out in enumerate(outputs if isinstance(outputs, list) else []):
-        if isinstance(out, dict):
-            yield f"outputs[{i}].path", out.get("path")
-    metrics = body.get("metrics")
-    for key in metrics if isinstance(metrics, dict) else {}:
-        yield "metrics", key
-    comps = body.get("components")
-    if isinstance(comps, dict):
-        for part in ("deps", "code"):
-            items = comps.get(part)
-            for i, item in enumerate(items if isinstance(items, list) else []):
-                if isinstance(item, dict):
-                    yield f"components.{part}[{i}].path", item.get("path")
-
-
-def unsafe_path(body: Mapping[str, Any]) -> str | None:
-    """Why a record's body names a path pipeflow must not use (``../x``, ``/etc/x``,
-    ``.git/hooks/x``: :mod:`pipeflow.safepath`), or None. Such a record is a bad
-    record: skipped with a warning, reported by ``verify``, never used."""
-    from pipeflow import safepath
-
-    for fld, path in _record_paths(body):
-        why = safepath.problem(path)
-        if why is not None:
-            shown = repr(path[:200]) if isinstance(path, str) else type(path).__name__
-            return f"field '{fld}': path {shown} {why}"
-    return None
-
-
-def iso(ts: float) -> str:
-    """UTC ISO 8601 with milliseconds, as records keep times."""
-    return datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat(timespec="milliseconds")
-
-
-def canonical(body: Mapping[str, Any]) -> bytes:
-    """The bytes a record is addressed by: sorted keys, no spaces, UTF-8."""
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return text.encode("utf-8", "surrogatepass")
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One stored record: its id (SHA-256), where it sits in its chain, and its body."""
-
-    id: str
-    chain: str
-    seq: int
-    body: Mapping[str, Any] = field(repr=False)
-
-    @property
-    def kind(self) -> str:
-        return str(self.body.get("kind", "run"))
-
-    @property
-    def stage(self) -> str:
-        return str(self.body.get("stage", ""))
-
-    @property
-    def prev(self) -> str | None:
-        prev = self.body.get("prev")
-        return str(prev) if prev else None
-
-    @property
-    def fingerprint(self) -> str:
-        return str(self.body.get("fingerprint", ""))
-
-    @property
-    def ok(self) -> bool:
-        return self.body.get("exit_status") == 0
-
-    @property
-    def outputs(self) -> list[dict[str, Any]]:
-        outs = self.body.get("outputs") or []
-        return [o for o in outs if isinstance(o, dict)]
-
-    @property
-    def rel_path(self) -> str:
-        return f"{self.chain}/{self.seq:08d}-{self.id}.json"
 
 
 class RecordStore:
@@ -239,12 +168,11 @@ class RecordStore:
         return self._head
 
     # writing ----------------------------------------------------------------
-    def append(self, body: dict[str, Any]) -> RunRecord:
+    def append(self, body: RecordBody) -> RunRecord:
         """Add ``body`` to this clone's chain (filling format, chain, seq, prev)."""
         seq, prev = self._chain_head()
-        full = {**body, "format": RECORD_FORMAT, "chain": self.chain, "seq": seq + 1,
-                "prev": prev}
-        data = canonical(full)
+        full = replace(body, format=RECORD_FORMAT, chain=self.chain, seq=seq + 1, prev=prev)
+        data = canonical(full.to_json())
         rid = hashlib.sha256(data).hexdigest()
         record = RunRecord(rid, self.chain, seq + 1, full)
         path = self.runs / record.rel_path
@@ -278,14 +206,8 @@ class RecordStore:
                                "modified after it was written")
         body = safeload.load_json(data, f"run record {rel}", "record", _BAD_FILE,
                                   errors="surrogatepass")
-        if not isinstance(body, dict):
-            raise StorageError(f"run record {rel} is not a JSON object")
-        bad = recordshape.problem(body) or unsafe_path(body)
-        if bad is not None:
-            raise StorageError(f"run record {rel}: {bad}",
-                               hint="a crafted or damaged record: it is skipped; "
-                                    "`pipeflow verify` lists it")
-        return RunRecord(m.group(2), path.parent.name, int(m.group(1)), body)
+        return RunRecord.from_json(body, id=m.group(2), chain=path.parent.name,
+                                   seq=int(m.group(1)), what=f"run record {rel}")
 
     def read_rel(self, rel: str) -> RunRecord:
         return self.read_path(self.runs / rel)

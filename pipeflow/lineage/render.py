@@ -13,7 +13,7 @@ import json
 import uuid
 from typing import Any
 
-from pipeflow.lineage.graph import Lineage, LineageArtifact, LineageRun
+from pipeflow.lineage.model import Lineage, LineageArtifact, LineageRun
 
 FORMATS = ("text", "json", "dot", "mermaid", "openlineage")
 LINEAGE_SCHEMA = 1

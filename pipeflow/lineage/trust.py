@@ -26,7 +26,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 from pipeflow.config import TRUST_KEY as TRUST_KEY  # where ops/remotes reads it
 from pipeflow.errors import StorageError
@@ -36,7 +37,19 @@ if TYPE_CHECKING:
     from pipeflow.repo import Repo
     from pipeflow.state import StateDB
 
-Origin = Literal["local", "remote", "unknown", "git"]
+
+
+class Origin(StrEnum):
+    """Where a record came from."""
+
+    LOCAL = "local"
+    """This clone wrote it (its own chain)."""
+    REMOTE = "remote"
+    """Fetched from a remote pipeflow remembers."""
+    UNKNOWN = "unknown"
+    """Fetched before pipeflow remembered origins, or another clone's in a shared cache."""
+    GIT = "git"
+    """Committed into the repository."""
 _ORIGIN = "record-origin:"
 """State-database key prefix: ``record-origin:<chain>/<file>`` -> remote name."""
 
@@ -68,7 +81,7 @@ class Trust:
 
     @property
     def local(self) -> bool:
-        return self.origin == "local"
+        return self.origin is Origin.LOCAL
 
     def describe(self) -> str:
         """Where the record came from, in words (empty for this clone's own)."""
@@ -76,12 +89,12 @@ class Trust:
             return ""
         where = (f"from remote '{self.remote}'" if self.remote else
                  "that came through git (committed into the repository)"
-                 if self.origin == "git" else
+                 if self.origin is Origin.GIT else
                  "of unknown origin (fetched earlier, or another clone's)")
         return f"{'signed' if self.signed else 'unsigned'} record {where}, chain {self.chain}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"origin": self.origin, "remote": self.remote, "record": self.record,
+        return {"origin": self.origin.value, "remote": self.remote, "record": self.record,
                 "signed": self.signed, "usable_for_run_cache": self.usable,
                 "reasons": list(self.reasons)}
 
@@ -133,35 +146,35 @@ class TrustPolicy:
     def origin(self, record: RunRecord) -> tuple[Origin, str | None]:
         """Where ``record`` came from: this clone, a named remote, git, or unknown."""
         if self.via_git is not None and self.via_git(record.rel_path):
-            return "git", None
+            return Origin.GIT, None
         remote = origin_of(self.state, record.rel_path)
         if remote is not None:
-            return "remote", remote
+            return Origin.REMOTE, remote
         if record.chain == self.records.own_chain():
-            return "local", None
-        return "unknown", None
+            return Origin.LOCAL, None
+        return Origin.UNKNOWN, None
 
     def describe_rel(self, rel: str) -> str:
         """``unsigned, from remote 'NAME'`` (or of unknown origin) for a record file
         ``chain/seq-sha.json`` this clone did not write; empty for its own."""
         chain, _, name = rel.partition("/")
         seq, _, rest = name.partition("-")
-        light = RunRecord(rest.removesuffix(".json"), chain, int(seq) if seq.isdigit() else 0,
-                          {})  # origin and signature need no body
+        # origin and signature need no body
+        light = RunRecord(rest.removesuffix(".json"), chain, int(seq) if seq.isdigit() else 0)
         origin, remote = self.origin(light)
-        if origin == "local" or self.signed(light):
+        if origin is Origin.LOCAL or self.signed(light):
             return ""
-        if origin == "git":
+        if origin is Origin.GIT:
             return "unsigned, came through git"
         return f"unsigned, from remote '{remote}'" if remote else "unsigned, origin unknown"
 
     def trusted(self, record: RunRecord) -> Trust:
         """May ``record`` skip running its stage? With the reasons when it may not."""
         origin, remote = self.origin(record)
-        if origin == "local":
+        if origin is Origin.LOCAL:
             return Trust(True, origin, record.rel_path)
         signed = self.signed(record)
-        if origin == "git":
+        if origin is Origin.GIT:
             return Trust(False, origin, record.rel_path, None, signed,
                          ("it came through git (committed into the repository), not from "
                           "this clone or a remote",), False)
@@ -205,7 +218,7 @@ class TrustPolicy:
         """Why the record's chain, from its first record to this one, does not hold
         (a missing, duplicate, rewritten, moved or unlinked record), or None."""
         chain, seq = record.chain, record.seq
-        if record.body.get("chain") != chain or record.body.get("seq") != seq:
+        if record.body.chain != chain or record.body.seq != seq:
             return f"record {record.rel_path} does not say it is {chain}/{seq}"
         done = self._intact.get(chain, 0)
         if seq <= done:
@@ -225,7 +238,7 @@ class TrustPolicy:
                 link = self.records.read_path(paths[ids[0]])
             except StorageError as exc:
                 return exc.message
-            if link.body.get("chain") != chain or link.body.get("seq") != s or (
+            if link.body.chain != chain or link.body.seq != s or (
                     link.prev != prev):
                 return f"chain {chain} does not link at seq {s}"
             prev = link.id

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pipeflow import faults, lockfile, safepath, workspace_fs
 from pipeflow.errors import UsageError
 from pipeflow.gitignore import ensure_ignored
-from pipeflow.lineage.records import iso
+from pipeflow.lineage.records import OutputKind, OutputRef, RecordBody, RecordKind, iso
 from pipeflow.lockfile import FileEntry, Lock, file_entry
 from pipeflow.ops.project import load_project, recover, render_lock
 from pipeflow.repo import LOCK_FILE, Repo
@@ -24,7 +24,7 @@ class AddReport:
 def record_source(repo: Repo, path: str, *, external: bool = False) -> FileEntry:
     """Store ``path`` (file or folder) and write an ``add`` run record for it;
     ``external``: it may be read through a link leading outside the project."""
-    from pipeflow.lineage.history import History
+    from pipeflow.lineage.history import History, record_git
     from pipeflow.sourcedata import hash_source
 
     root = repo.root
@@ -39,13 +39,10 @@ def record_source(repo: Repo, path: str, *, external: bool = False) -> FileEntry
     entry = replace(file_entry(path, info), external=external)
     prov = History(repo).provenance
     now = iso(time.time())
-    record = repo.records.append({
-        "kind": "add", "stage": "", "fingerprint": "", "exit_status": 0,
-        "started": now, "ended": now, "duration": 0.0, "user": prov.user, "host": prov.host,
-        "git": {"commit": prov.commit, "dirty_paths": list(prov.dirty_paths)},
-        "outputs": [{"path": path, "hash": info.hash, "size": info.size,
-                     "isdir": info.isdir, "nfiles": info.nfiles, "kind": "source"}],
-    })
+    source = OutputRef(path, info.hash, info.size, info.isdir, info.nfiles, OutputKind.SOURCE)
+    record = repo.records.append(RecordBody(
+        kind=RecordKind.ADD, exit_status=0, started=now, ended=now, duration=0.0,
+        user=prov.user, host=prov.host, git=record_git(prov), outputs=(source,)))
     repo.index.add(record)
     faults.point("add.recorded")
     ensure_ignored(root, [path])

@@ -22,6 +22,7 @@ from pipeflow.planning import Planner, StageState
 from pipeflow.repo import LOCK_FILE, Repo
 
 if TYPE_CHECKING:
+    from pipeflow.lineage.history import FetchObjects
     from pipeflow.lineage.trust import Trust
     from pipeflow.lockfile import FileEntry
     from pipeflow.sourcedata import SourceState
@@ -264,7 +265,7 @@ def _execute(repo: Repo, options: ReproOptions, planner: Planner, remote: Remote
 
     jobs = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
     repo.state.put("run-token", run.token)
-    history = History(repo, remote=remote, env_probe=planner.env)
+    history = History(repo, fetch=_fetcher(repo, remote), env_probe=planner.env)
     scheduler = Scheduler(planner, report.selected, jobs=jobs, keep_going=options.keep_going,
                           force=options.force, on_event=run.on_event, sink=run.sink,
                           token=run.token, history=history, executor=run.executor,
@@ -302,3 +303,12 @@ def _dry(repo: Repo, options: ReproOptions) -> ReproReport:
     for name in graph.order:
         states[name] = planner.evaluate(name, states, force=options.force and name in names)
     return ReproReport(selected=names, plan=[states[n] for n in names])
+
+
+def _fetcher(repo: Repo, remote: Remote | None) -> FetchObjects | None:
+    """How the run cache fetches a hit's objects with ``--pull`` (None without)."""
+    if remote is None:
+        return None
+    from pipeflow.ops.transfer import download_objects
+
+    return lambda oids: download_objects(repo, remote, oids)

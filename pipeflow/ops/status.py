@@ -43,7 +43,7 @@ class StatusReport:
             "schema": STATUS_SCHEMA,
             "up_to_date": self.up_to_date,
             "stages": [
-                {"name": s.name, "status": s.word,
+                {"name": s.name, "status": s.word.value,
                  "reasons": [c.to_json() for c in s.reasons], "notes": list(s.notes)}
                 for s in self.states
             ],

@@ -141,10 +141,10 @@ def verify_chains(records: RecordStore, report: VerifyReport) -> set[str]:
                                      else "bad-record")
                 report.problems.append(Problem(kind, rel, exc.message))
                 continue
-            if record.body.get("chain") != chain or record.body.get("seq") != seq:
+            if record.body.chain != chain or record.body.seq != seq:
                 report.problems.append(Problem(
                     "bad-record", rel, f"record {rel} says it is "
-                    f"{record.body.get('chain')}/{record.body.get('seq')}: it was moved"))
+                    f"{record.body.chain}/{record.body.seq}: it was moved"))
                 continue
             bodies[rid] = record
             good.add(rid)
@@ -231,7 +231,7 @@ def verify_lock(repo: Repo, good: set[str], report: VerifyReport) -> None:
                 f"{entry.run[:12]}, which is damaged ({paths[entry.run]})"))
             continue
         record = repo.records.read_rel(paths[entry.run])
-        recorded = {str(o.get("path")): str(o.get("hash")) for o in record.outputs}
+        recorded = {o.path: o.hash for o in record.outputs}
         locked = {o.path: o.hash for o in (*entry.outs, *entry.metrics)}
         if recorded != locked:
             report.problems.append(Problem(
@@ -281,7 +281,7 @@ def verify_unsigned(repo: Repo, report: VerifyReport) -> None:
     keys exist) but never "everything verified" either."""
     import json
 
-    from pipeflow.lineage.trust import TrustPolicy
+    from pipeflow.lineage.trust import Origin, TrustPolicy
 
     policy = TrustPolicy.of(repo)
     try:
@@ -292,12 +292,12 @@ def verify_unsigned(repo: Repo, report: VerifyReport) -> None:
         origins: set[str] = set()
         count = 0
         for seq, rid, _path in repo.records.chain_records(chain):
-            light = RunRecord(rid, chain, seq, {})  # origin and signature need no body
+            light = RunRecord(rid, chain, seq)  # origin and signature need no body
             origin, remote = policy.origin(light)
-            if origin == "local" or policy.signed(light):
+            if origin is Origin.LOCAL or policy.signed(light):
                 continue
             count += 1
-            origins.add(remote or ("git" if origin == "git" else "unknown"))
+            origins.add(remote or ("git" if origin is Origin.GIT else "unknown"))
         if count:
             report.unsigned.append(UnsignedChain(chain, count, ", ".join(sorted(origins)),
                                                  repo.index.users(chain), chain not in seen))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 from tests.conftest import Project
 from tests.functional.helpers import chain, commit, runs
@@ -216,3 +217,39 @@ def test_model_versions_carry_their_evaluation_metrics(project: Project) -> None
     ranked = [v["metrics"]["scores.json:accuracy"] for v in body["versions"]]
     assert ranked == [0.9, 0.7, 0.5]
     assert [v["version"] for v in body["versions"]] == ["v2", "v3", "v1"]
+
+
+def _fields(value: object, at: str = "") -> set[str]:
+    """Every field path of a record (``outputs[].kind``), not below values that hold
+    the project's own data (params, metrics, the environment)."""
+    if isinstance(value, list):
+        return {p for item in value for p in _fields(item, at + "[]")}
+    if not isinstance(value, dict) or at.split(".")[-1] in ("params", "metrics", "env",
+                                                            "env_exact"):
+        return set()
+    return {f"{at}.{k}".lstrip(".") for k in value} | {
+        p for k, v in value.items() for p in _fields(v, f"{at}.{k}".lstrip("."))}
+
+
+def test_records_are_written_in_their_format(project: Project) -> None:
+    """Every kind of record (add, run, failed run, restore) lists the fields the
+    records of format 1 always have (tests/unit/data/records_format1.jsonl)."""
+    project.write("data/raw.txt", "hello\n")
+    project.write("data/dir/a", "a\n")
+    project.write("prep.py", "import json, os\nos.makedirs('out', exist_ok=True)\n"
+                  "open('out/x.txt', 'w').write(open('data/raw.txt').read())\n"
+                  "json.dump({'acc': 0.5}, open('m.json', 'w'))\n")
+    project.spec({"prep": {"cmd": "python prep.py", "deps": ["data/raw.txt"],
+                           "outs": ["out"], "metrics": ["m.json"]},
+                  "bad": {"cmd": "python -c 'import sys; sys.exit(3)'",
+                          "deps": ["data/raw.txt"], "outs": ["never.txt"]}})
+    assert project.run("add", "data/raw.txt", "data/dir").code == 0
+    assert project.run("repro", "-k").code == 1
+    (project.root / "pipeline.lock").unlink()
+    assert project.run("repro", "prep").code == 0  # restored from the run cache
+    written = _records(project)
+    before = Path(__file__).parents[1] / "unit" / "data" / "records_format1.jsonl"
+    expected = [json.loads(line) for line in before.read_text().splitlines() if line]
+    assert [r["kind"] for r in written] == [r["kind"] for r in expected]
+    for new, old in zip(written, expected, strict=True):
+        assert _fields(new) == _fields(old), new["kind"]

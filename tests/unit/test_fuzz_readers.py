@@ -183,8 +183,8 @@ def test_record(data: bytes, workdir: Path) -> None:
         path.unlink()
     # what the index and lineage read must have the types they expect
     for out in record.outputs:
-        assert isinstance(out["path"], str) and isinstance(out["hash"], str)
-    assert all(isinstance(v, dict) for v in (record.body.get("metrics") or {}).values())
+        assert isinstance(out.path, str) and isinstance(out.hash, str)
+    assert all(isinstance(v, dict) for v in record.metrics.values())
 
 
 @FUZZ

@@ -10,7 +10,7 @@ import pytest
 from pipeflow.lineage.diff import diff_lineages
 from pipeflow.lineage.graph import Lineage, trace
 from pipeflow.lineage.index import RunIndex
-from pipeflow.lineage.records import RecordStore, RunRecord
+from pipeflow.lineage.records import RecordBody, RecordStore, RunRecord
 
 
 def h(text: str) -> str:
@@ -69,12 +69,12 @@ class History:
         t = self._time()
         return self._append({
             "kind": "restore", "stage": source.stage, "fingerprint": source.fingerprint,
-            "components": source.body["components"], "command": source.body["command"],
+            "components": source.to_json()["components"], "command": source.to_json()["command"],
             "exit_status": 0, "started": t, "ended": t, "duration": 0.0,
-            "source_run": source.id, "outputs": source.outputs, "metrics": {}})
+            "source_run": source.id, "outputs": source.to_json()["outputs"], "metrics": {}})
 
     def _append(self, body: dict[str, Any]) -> RunRecord:
-        record = self.store.append(body)
+        record = self.store.append(RecordBody.from_json(body))
         self.index.add(record)
         return record
 

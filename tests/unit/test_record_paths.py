@@ -59,7 +59,7 @@ def test_a_record_with_safe_paths_reads(tmp_path: Path) -> None:
                  metrics={"metrics.json": {"acc": 1}},
                  components={"deps": [{"path": "data/raw.csv", "hash": H, "size": 1}],
                              "outs": ["models/m.pkl|out"]})
-    assert store.read_path(_planted(store, body)).outputs[0]["path"] == "models/m.pkl"
+    assert store.read_path(_planted(store, body)).outputs[0].path == "models/m.pkl"
 
 
 @settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow])

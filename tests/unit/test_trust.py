@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeflow.lineage.records import RecordStore, RunRecord, canonical
+from pipeflow.lineage.records import RecordBody, RecordStore, RunRecord, canonical
 from pipeflow.lineage.trust import TrustPolicy, remember_origins, trusted_remotes
 from pipeflow.state import StateDB
 
@@ -49,7 +49,7 @@ OTHER = "a" * 16
 
 
 def test_own_records_are_trusted(store: RecordStore, state: StateDB) -> None:
-    record = store.append({"kind": "run", "stage": "s", "exit_status": 0})
+    record = store.append(RecordBody.from_json({"kind": "run", "stage": "s", "exit_status": 0}))
     verdict = TrustPolicy(store, state, {"origin": False}).trusted(record)
     assert verdict and verdict.local and verdict.describe() == ""
 

@@ -1,0 +1,139 @@
+"""What a traced lineage is: the artifacts (one content of one path each) and the
+runs on the path from an output version back to its sources
+(:func:`pipeflow.lineage.graph.trace` walks it; ``render`` and ``diff`` read it)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pipeflow.lineage.trust import Trust
+
+ArtifactStatus = Literal["output", "source", "git", "untracked", "absent"]
+"""``output``: made by a stage run; ``source``: cached by ``pipeflow add``;
+``git``: no record produced it, but git tracks the path at the commit of the run that
+read it (``note`` says whether it was modified then); ``untracked``: no record
+produced this content and git does not explain it; ``absent``: the path did not exist
+when the run that lists it started."""
+
+@dataclass(frozen=True)
+class Within:
+    """The output folder version a file input was found in."""
+
+    path: str
+    hash: str
+    version: str | None
+
+
+@dataclass(frozen=True)
+class LineageArtifact:
+    """One content of one path on the lineage."""
+
+    id: str
+    """``path@hash``: unique within a lineage."""
+    path: str
+    hash: str
+    size: int | None
+    isdir: bool
+    status: ArtifactStatus
+    version: str | None = None
+    """Its label, ``vN`` or ``local:<hash prefix>`` (None when no run produced it)."""
+    producer: str | None = None
+    """The run (or ``add`` record) that produced it; for a file inside a folder,
+    the producer of the folder."""
+    runs: int = 0
+    """How many successful runs produced this content (restores included)."""
+    within: Within | None = None
+    note: str | None = None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class CodeFile:
+    """A code file a run hashed into its fingerprint."""
+
+    path: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class RunOutput:
+    """What a run wrote, as its record lists it."""
+
+    path: str
+    hash: str
+    size: int | None
+    kind: str
+    """``out``, ``metric`` or ``source``."""
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class LineageRun:
+    """Everything a run record says about one execution (or ``add``)."""
+
+    id: str
+    kind: str
+    stage: str
+    command: tuple[str, ...] = ()
+    fingerprint: str = ""
+    exit_status: int | None = None
+    started: str | None = None
+    ended: str | None = None
+    duration: float | None = None
+    user: str | None = None
+    host: str | None = None
+    pipeflow_version: str | None = None
+    git_commit: str | None = None
+    dirty_paths: tuple[str, ...] = ()
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    code: tuple[CodeFile, ...] = ()
+    env: Mapping[str, Any] = field(default_factory=dict)
+    inputs: tuple[str, ...] = ()
+    """Artifact ids of its data inputs, in the order the record lists them."""
+    outputs: tuple[RunOutput, ...] = ()
+    metrics: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    restored_by: str | None = None
+    """When the walk reached this run through a restore record: that record."""
+    problem: str | None = None
+    trust: Trust | None = None
+    """Set for a record this clone did not write (from a remote, unsigned)."""
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """The lineage of one output version: artifacts and runs in walk order
+    (depth first from the target, inputs in record order)."""
+
+    target: str
+    artifacts: Mapping[str, LineageArtifact]
+    runs: Mapping[str, LineageRun]
+
+    @property
+    def root(self) -> LineageArtifact:
+        return self.artifacts[self.target]
+
+    def producer_of(self, artifact: LineageArtifact) -> LineageRun | None:
+        """The run that made ``artifact`` (None for untracked inputs)."""
+        return self.runs.get(artifact.producer) if artifact.producer else None
+
+    @property
+    def problems(self) -> list[str]:
+        """Every damaged record or artifact met on the walk, as sentences."""
+        found = [f"run {r.id[:12]}: {r.problem}" for r in self.runs.values() if r.problem]
+        found += [f"{a.path}: {a.problem}" for a in self.artifacts.values() if a.problem]
+        return found
+
+    def runs_by_stage(self) -> dict[str, LineageRun]:
+        """The first run of each stage in walk order (``add`` records excluded)."""
+        out: dict[str, LineageRun] = {}
+        for run in self.runs.values():
+            if run.kind != "add" and run.stage and run.stage not in out:
+                out[run.stage] = run
+        return out
+
+
+def artifact_id(path: str, oid: str) -> str:
+    """The id of a path's content within a lineage."""
+    return f"{path}@{oid}"
