@@ -22,11 +22,12 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from pipeflow.credentials import env_value
-from pipeflow.hashing import hash_file, is_special
+from pipeflow.hashing import hash_file
 from pipeflow.interptrust import InterpreterTrust, run_probe
 from pipeflow.pycommand import invocations
 from pipeflow.pydists import SiteIndex, normalize
 from pipeflow.pyinterp import SELF_PROBE, is_genuine, resolve_launcher
+from pipeflow.safepath import is_special
 from pipeflow.siteindexes import SiteIndexes
 
 if TYPE_CHECKING:

@@ -37,9 +37,10 @@ from typing import TYPE_CHECKING
 
 from pipeflow import hashing, safepath
 from pipeflow.errors import OutsideProjectError, StorageError
-from pipeflow.hashing import HashInfo, hash_bytes, is_special
+from pipeflow.hashing import HashInfo, hash_bytes
 from pipeflow.ignore import IGNORABLE_NAMES, IGNORABLE_SUFFIXES, IgnoreRules
 from pipeflow.manifest import Manifest, ManifestEntry, path_key
+from pipeflow.safepath import is_special
 
 if TYPE_CHECKING:
     from pipeflow.state import DirSignature, StateDB, StatEntry

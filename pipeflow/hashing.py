@@ -6,7 +6,7 @@ hashed would kill the process with SIGBUS; never fresh large ``read()`` buffers:
 page faults cost more than the hashing).
 
 A repository is data: a committed link must not make a read command hash the machine.
-``check_inside`` and ``is_special`` say when a path leaves the project or leads into
+``check_inside`` says when a path leaves the project or leads into
 ``/dev``, ``/proc`` or ``/sys``. Directory manifests live in ``pipeflow.manifest``;
 hashing workspace paths with the stat cache in ``pipeflow.hasher``.
 """
@@ -85,18 +85,5 @@ def check_inside(root: Path | str, rel: str, *, what: str = "path",
     real = os.path.realpath(os.path.join(root, rel))
     if safepath.within(real, real_root):
         return
-    raise OutsideProjectError(rel, rel, real, special=is_special(real), what=what, hint=hint)
-
-
-SPECIAL_ROOTS = ("/dev", "/proc", "/sys")
-"""Where a file is a device or a kernel view, never data: no hash walk enters them."""
-ORDINARY_IN_DEV = "/dev/shm"
-"""A tmpfs of ordinary files (projects and test folders live there), not a device."""
-
-
-def is_special(real: str) -> bool:
-    """Whether real path ``real`` lies in ``/dev`` (but not ``/dev/shm``), ``/proc`` or
-    ``/sys``."""
-    if real.startswith(ORDINARY_IN_DEV + "/"):
-        return False
-    return any(real == d or real.startswith(d + "/") for d in SPECIAL_ROOTS)
+    raise OutsideProjectError(rel, rel, real, special=safepath.is_special(real), what=what,
+                              hint=hint)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from pipeflow import safeload
 from pipeflow.errors import Location, PipeflowError
+from pipeflow.safepath import is_special
 
 _LINK_HINT = ("pipeflow rewrites this file and never reads or writes through a link: "
               "replace the link with a regular file (`rm {name}`; a link here came from "
@@ -90,8 +91,6 @@ def read_text(path: Path, kind: str, *, name: str | None = None,
 def _check_place(path: Path, shown: str, st: os.stat_result,
                  error: safeload.ErrorFactory, inside: Path | None) -> None:
     """Refuse a link pipeflow must not follow, and anything leading into a device."""
-    from pipeflow.hashing import is_special  # hashing imports ignore, which reads here
-
     if not stat.S_ISLNK(st.st_mode):
         real = os.path.realpath(path)  # a folder above may still be a link
         if is_special(real):

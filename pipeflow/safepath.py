@@ -91,3 +91,16 @@ def check(path: object, *, where: str) -> str:
     assert isinstance(path, str)
     return path
 
+
+SPECIAL_ROOTS = ("/dev", "/proc", "/sys")
+"""Where a file is a device or a kernel view, never data: no hash walk enters them."""
+ORDINARY_IN_DEV = "/dev/shm"
+"""A tmpfs of ordinary files (projects and test folders live there), not a device."""
+
+
+def is_special(real: str) -> bool:
+    """Whether real path ``real`` lies in ``/dev`` (but not ``/dev/shm``), ``/proc`` or
+    ``/sys``."""
+    if real.startswith(ORDINARY_IN_DEV + "/"):
+        return False
+    return any(real == d or real.startswith(d + "/") for d in SPECIAL_ROOTS)

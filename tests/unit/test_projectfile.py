@@ -89,7 +89,7 @@ def test_a_project_in_dev_shm_is_read_like_any_other() -> None:
     import tempfile
 
     from pipeflow import projectfile
-    from pipeflow.hashing import is_special
+    from pipeflow.safepath import is_special
 
     if not os.path.isdir("/dev/shm"):
         pytest.skip("no /dev/shm here")
