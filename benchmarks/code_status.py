@@ -12,7 +12,7 @@ medians of repeated runs of:
   on the same project with detection off and the same files listed by hand in
   ``code:`` (same hashing, same lock size: the cost of detection alone); and with
   detection off and no code at all (the floor);
-- in this process, with a fresh Repo each time (no memo, warm state database): the
+- in this process, with a fresh Project each time (no memo, warm state database): the
   ``status`` operation in the three projects (no interpreter start-up, so less
   noise), and the stage's components (detection, normalized hashes, environment)
   vs. plain ``os.stat`` of the same files.
@@ -78,15 +78,15 @@ def timed(cmd: list[str], cwd: Path) -> float:
 
 
 def status_op(root: Path, repeat: int) -> float:
-    """Median (seconds) of the ``status`` operation in this process, a fresh Repo each
+    """Median (seconds) of the ``status`` operation in this process, a fresh Project each
     time: a CLI run without interpreter start-up and imports."""
     from pipeflow.ops.status import status
-    from pipeflow.repo import Repo
+    from pipeflow.project.project import Project
 
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        with Repo(root) as repo:
+        with Project(root) as repo:
             report = status(repo)
         times.append(time.perf_counter() - start)
         assert report.up_to_date
@@ -94,23 +94,23 @@ def status_op(root: Path, repeat: int) -> float:
 
 
 def in_process(root: Path, files: list[str], repeat: int) -> tuple[float, float, float]:
-    """Medians (seconds) of the stage's components with a fresh Repo, of the same
-    files' hashes through the stat cache (a fresh Repo too), and of plain stats."""
-    from pipeflow.graph import build_graph
+    """Medians (seconds) of the stage's components with a fresh Project, of the same
+    files' hashes through the stat cache (a fresh Project too), and of plain stats."""
     from pipeflow.ops.project import current_lock, load_project
-    from pipeflow.planning import Planner
-    from pipeflow.repo import Repo
+    from pipeflow.planning.graph import build_graph
+    from pipeflow.planning.plan import Planner
+    from pipeflow.project.project import Project
 
     comps, hashes, stats = [], [], []
     for _ in range(repeat):
-        with Repo(root) as repo:
+        with Project(root) as repo:
             project = load_project(repo)
             planner = Planner(repo, build_graph(project.graph.pipeline), current_lock(repo))
             stage = project.graph.pipeline.stages["run"]
             start = time.perf_counter()
             planner.components(stage, {})
             comps.append(time.perf_counter() - start)
-        with Repo(root) as repo:
+        with Project(root) as repo:
             start = time.perf_counter()
             for rel in files:
                 repo.hasher.hash_path(rel)

@@ -12,7 +12,7 @@ CODE = r'''
 import json, sys, time
 from pipeflow.errors import Location
 from pipeflow.spec.model import Out, Pipeline, Stage
-from pipeflow.graph import build_graph
+from pipeflow.planning.graph import build_graph
 n, store = int(sys.argv[1]), json.loads(sys.argv[2])
 stages = [Stage(name=f"s{i}", cmd=("x",), deps=(f"o{i-1}",) if i else (), outs=(Out(f"o{i}"),),
                 location=Location("p.yaml", 1, 1)) for i in range(n)]

@@ -35,10 +35,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeflow import lockfile  # noqa: E402
-from pipeflow.lineage.index import RunIndex  # noqa: E402
-from pipeflow.lineage.records import RecordStore, RunRecord  # noqa: E402
-from pipeflow.lockfile import FileEntry, Lock, StageLock  # noqa: E402
+from pipeflow.lock import lockfile  # noqa: E402
+from pipeflow.lock.lockfile import FileEntry, Lock, StageLock  # noqa: E402
+from pipeflow.records.index import RunIndex  # noqa: E402
+from pipeflow.records.records import RecordStore, RunRecord  # noqa: E402
 
 
 def fake_hash(*parts: object) -> str:

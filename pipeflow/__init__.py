@@ -17,7 +17,7 @@ Each name is imported from its module on first use, so that ``import pipeflow`` 
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from pipeflow.version import __version__
 
 _API = ("CancelToken", "Repo", "ReproResult", "StageFailure", "StageStatus", "Status",
         "open")
@@ -33,8 +33,8 @@ _HOME: dict[str, str] = {
     "Trust": "pipeflow.lineage.trust",
     "Version": "pipeflow.lineage.versions",
     **dict.fromkeys(_ERRORS, "pipeflow.errors"),
-    "UnsafePathError": "pipeflow.safepath",
-    "UnsafeProjectError": "pipeflow.repo",
+    "UnsafePathError": "pipeflow.files.safepath",
+    "UnsafeProjectError": "pipeflow.project.project",
 }
 """Public name -> the module that defines it."""
 
@@ -81,6 +81,7 @@ if TYPE_CHECKING:
         TaskFailed,
         UsageError,
     )
+    from pipeflow.files.safepath import UnsafePathError
     from pipeflow.lineage.model import (
         CodeFile,
         Lineage,
@@ -91,8 +92,7 @@ if TYPE_CHECKING:
     )
     from pipeflow.lineage.trust import Trust
     from pipeflow.lineage.versions import Version
-    from pipeflow.repo import UnsafeProjectError
-    from pipeflow.safepath import UnsafePathError
+    from pipeflow.project.project import UnsafeProjectError
 
 
 def __getattr__(name: str) -> object:

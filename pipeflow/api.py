@@ -40,7 +40,7 @@ from pipeflow.execution.cancel import CancelToken
 if TYPE_CHECKING:
     from pipeflow.lineage.graph import Lineage
     from pipeflow.lineage.versions import Version
-    from pipeflow.repo import Repo as CoreRepo
+    from pipeflow.project.project import Project
 
 __all__ = ["CancelToken", "Repo", "ReproResult", "StageFailure", "StageStatus", "Status",
            "open"]
@@ -98,17 +98,17 @@ class Repo:
     """A pipeflow project, found at or above ``path``."""
 
     def __init__(self, path: str | os.PathLike[str] = ".") -> None:
-        from pipeflow.repo import find_root
+        from pipeflow.project.project import find_root
 
         self.root: Path = find_root(Path(path))
 
     def __repr__(self) -> str:
         return f"pipeflow.Repo({str(self.root)!r})"
 
-    def _open(self) -> CoreRepo:
-        from pipeflow.repo import Repo as CoreRepo
+    def _open(self) -> Project:
+        from pipeflow.project.project import Project
 
-        return CoreRepo(self.root)
+        return Project(self.root)
 
     def _abs(self, path: str | os.PathLike[str]) -> str:
         return str(self.root / Path(path))
@@ -209,14 +209,13 @@ def open(  # shadows the builtin on purpose: pipeflow.open reads like it
     A file inside an output folder takes the folder's version.
     """
     from pipeflow.ops.lineage import content_at
-    from pipeflow.repo import Repo as CoreRepo
-    from pipeflow.repo import find_root
+    from pipeflow.project.project import Project, find_root
 
     if mode not in ("rb", "r", "rt"):
         raise UsageError(f"pipeflow.open reads only: mode must be 'rb', 'r' or 'rt' "
                          f"(got {mode!r})")
     absolute = os.path.abspath(path)
-    with CoreRepo(find_root(Path(absolute).parent)) as repo:
+    with Project(find_root(Path(absolute).parent)) as repo:
         content = content_at(repo, absolute, version)
         if content.isdir:
             raise UsageError(f"'{path}' is a folder", hint="open a file inside it")
@@ -226,7 +225,7 @@ def open(  # shadows the builtin on purpose: pipeflow.open reads like it
     return io.TextIOWrapper(handle, encoding=encoding or "utf-8")
 
 
-def _verified(repo: CoreRepo, oid: str, shown: str) -> io.BufferedReader:
+def _verified(repo: Project, oid: str, shown: str) -> io.BufferedReader:
     """The object's file, open and rewound, after hashing the very bytes it serves."""
     import xxhash
 

@@ -315,8 +315,8 @@ _MEMO: dict[tuple[str, str, str], str] = {}
 
 def _digest(name: str, value: str, key: str) -> str:
     """The digest, computed once per machine: scrypt is slow on purpose, and every
-    command that fingerprints the stage needs it (see :mod:`pipeflow.digestcache`)."""
-    from pipeflow import digestcache
+    command that fingerprints the stage needs it (see :mod:`pipeflow.files.digestcache`)."""
+    from pipeflow.files import digestcache
 
     memo = (name, value, key)
     if memo not in _MEMO:

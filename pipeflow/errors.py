@@ -141,7 +141,7 @@ class MissingSourceData(StorageError):
 
 class DiskFull(StorageError):
     """A write failed for lack of space (ENOSPC, EDQUOT, SQLite's "disk is full"):
-    exit 1, naming the path; ``pipeflow.diskfull`` makes every one of them."""
+    exit 1, naming the path; ``pipeflow.files.diskfull`` makes every one of them."""
 
 
 class SourceConflict(PipeflowError):

@@ -85,7 +85,7 @@ def _pause(path: str) -> None:
     """Create ``path`` and wait until it is gone (the test's signal to go on)."""
     from pathlib import Path
 
-    from pipeflow import atomicfile
+    from pipeflow.files import atomicfile
 
     atomicfile.write_text(Path(path), f"{os.getpid()}\n")  # a test that reads it sees it whole
     deadline = time.monotonic() + 120

@@ -1,7 +1,7 @@
 """KeyValue: the get/put store a cache remembers its answers in.
 
 The project's state database (:class:`pipeflow.state.StateDB`) and the machine cache
-(:class:`pipeflow.machinecache.MachineCache`) are such stores; a module that remembers
+(:class:`pipeflow.files.machinecache.MachineCache`) are such stores; a module that remembers
 something takes one (or None: remember nothing), not a pair of its bound methods.
 :class:`MemoryStore` keeps the answers in a dict (tests; a command with no project).
 """

@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
-from pipeflow import safeload
 from pipeflow.errors import Location, StageFailed
+from pipeflow.files import safeload
 
 
 def flatten_scalars(data: Any, prefix: str = "") -> dict[str, Any]:

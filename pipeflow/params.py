@@ -26,8 +26,8 @@ from typing import Any, Final
 
 import yaml
 
-from pipeflow import projectfile, safeload
 from pipeflow.errors import Location, PipeflowError, SpecError
+from pipeflow.files import projectfile, safeload
 
 PARAMS_SUFFIXES: Final = (".yaml", ".yml", ".json", ".toml")
 
@@ -134,7 +134,7 @@ def read_params(path: Path, *, name: str | None = None,
 
 def parse_params(raw: bytes, suffix: str, name: str) -> dict[str, Any]:
     """Parse params bytes in the format ``suffix`` names; errors are SpecError in ``name``
-    (also for a file past the limits of :mod:`pipeflow.safeload`)."""
+    (also for a file past the limits of :mod:`pipeflow.files.safeload`)."""
     safeload.check_size(len(raw), name, "params")
     text = safeload.decode(raw, name)
     if suffix == ".json":

@@ -36,8 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from pipeflow import diskfull, faults
+from pipeflow import faults
 from pipeflow.errors import StorageError
+from pipeflow.files import diskfull
 
 SCHEMA_VERSION = 1
 
@@ -172,7 +173,7 @@ class StatEntry(NamedTuple):
 @dataclass(frozen=True)
 class DirSignature:
     """What the state database knows of one directory: the stat signature of its tree
-    (see ``pipeflow.hasher``), its hash, total size and file count, when recorded
+    (see ``pipeflow.content.hasher``), its hash, total size and file count, when recorded
     (clock before the walk) and the newest mtime in the tree."""
 
     signature: str

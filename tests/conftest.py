@@ -29,7 +29,7 @@ GIT_ENV = {
 @pytest.fixture(autouse=True)
 def _own_machine_cache(tmp_path_factory: pytest.TempPathFactory,
                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """Interpreter facts are cached per machine (pipeflow.machinecache): each test has
+    """Interpreter facts are cached per machine (pipeflow.files.machinecache): each test has
     its own cache (subprocesses inherit it), never the user's, never another test's
     (tests fake interpreters and reset folder mtimes)."""
     folder = tmp_path_factory.mktemp("machine-cache")

@@ -16,8 +16,7 @@ EXIT_INTERNAL = 3
 
 def _version_fast_path(argv: list[str]) -> bool:
     if argv in (["--version"], ["-V"]):
-        from pipeflow import __version__
-
+        from pipeflow.version import __version__
         sys.stdout.write(f"pipeflow {__version__}\n")
         return True
     return False
@@ -60,7 +59,7 @@ def run(args: list[str]) -> int:
         exc.show()
         return 2
     except Exception as exc:
-        from pipeflow import diskfull
+        from pipeflow.files import diskfull
 
         if not diskfull.is_disk_full(exc):
             return _internal(exc, verbose)

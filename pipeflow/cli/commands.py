@@ -12,13 +12,12 @@ from pipeflow.cli import output
 from pipeflow.cli.options import Json, Targets, Verbose, Wait, resolve_target_paths
 
 if TYPE_CHECKING:
-    from pipeflow.repo import Repo
+    from pipeflow.project.project import Project
 
 
 def _version(value: bool) -> None:
     if value:
-        from pipeflow import __version__
-
+        from pipeflow.version import __version__
         output.out(f"pipeflow {__version__}")
         raise typer.Exit()
 
@@ -98,10 +97,10 @@ def build_app(only: str | None = None) -> click.Command:
     return typer.main.get_command(app)
 
 
-def _repo() -> Repo:
-    from pipeflow.repo import Repo
+def _repo() -> Project:
+    from pipeflow.project.project import Project
 
-    return Repo.find()
+    return Project.find()
 
 
 def init_command(

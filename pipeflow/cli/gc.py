@@ -51,7 +51,7 @@ def gc_command(
     from pipeflow.duration import parse_duration
     from pipeflow.errors import UsageError
     from pipeflow.ops.gc import GcScope, gc
-    from pipeflow.repo import Repo
+    from pipeflow.project.project import Project
 
     try:
         grace_s = parse_duration(grace) if grace is not None else None
@@ -59,7 +59,7 @@ def gc_command(
         raise UsageError(f"--grace: {exc}") from exc
     scope = GcScope(workspace, tuple(rev or ()), all_branches, all_commits, keep_days,
                     keep_versions)
-    with Repo.find() as repo:
+    with Project.find() as repo:
         report = gc(repo, scope, dry=dry, remote=remote, yes=yes, wait=wait, grace=grace_s)
     if json_out:
         output.emit_json(_json(report))

@@ -13,7 +13,7 @@ from pipeflow.cli.options import Json, Verbose, Wait
 if TYPE_CHECKING:
     from pipeflow.lineage.tags import LogProblem
     from pipeflow.ops.versions import VersionList
-    from pipeflow.repo import Repo
+    from pipeflow.project.project import Project
 
 
 def add_command(
@@ -31,9 +31,9 @@ def add_command(
     by `checkout`, and end every lineage. Run it again after changing the data.
     """
     from pipeflow.ops.add import add
-    from pipeflow.repo import Repo
+    from pipeflow.project.project import Project
 
-    with Repo.find() as repo:
+    with Project.find() as repo:
         report = add(repo, paths, wait=wait, external=external)
     if json_out:
         output.emit_json({"schema": 1, "added": [
@@ -80,9 +80,9 @@ def versions_command(
     commit does yet. `*` marks the version pipeline.lock names.
     """
     from pipeflow.ops.versions import versions
-    from pipeflow.repo import Repo
+    from pipeflow.project.project import Project
 
-    with Repo.find() as repo:
+    with Project.find() as repo:
         listing = versions(repo, path, sort=sort)
         record_warnings(repo)
     tag_warnings(listing.problems)
@@ -135,7 +135,7 @@ def _print_versions(listing: VersionList) -> None:
             output.out(f"           metrics: {shown}")
 
 
-def record_warnings(repo: Repo) -> None:
+def record_warnings(repo: Project) -> None:
     """One warning per damaged run record this command met and skipped (if the
     command opened the index at all)."""
     index = repo.open_index()  # never open it just for this
@@ -166,9 +166,9 @@ def tag_command(
     latest move. Rolling back production is moving its tag and checking it out.
     """
     from pipeflow.ops.versions import tag
-    from pipeflow.repo import Repo
+    from pipeflow.project.project import Project
 
-    with Repo.find() as repo:
+    with Project.find() as repo:
         result = tag(repo, target, name, wait=wait)
     tag_warnings(result.problems)
     chosen, previous = result.version, result.previous

@@ -53,7 +53,7 @@ def lineage_command(
     """
     from pipeflow.errors import UsageError
     from pipeflow.lineage.render import FORMATS, render
-    from pipeflow.repo import Repo
+    from pipeflow.project.project import Project
 
     if json_out:
         fmt = "json"
@@ -61,7 +61,7 @@ def lineage_command(
         raise UsageError(f"unknown format '{fmt}'", hint=f"choose one of {', '.join(FORMATS)}")
     from pipeflow.cli.history import record_warnings
 
-    with Repo.find() as repo:
+    with Project.find() as repo:
         if "@" in target or other is not None:  # a version may be a tag: say what was skipped
             from pipeflow.cli.history import tag_warnings
             from pipeflow.lineage.tags import read_log
@@ -123,9 +123,9 @@ def metrics_show(
     """Show the metrics values pipeline.lock records (or, with --all-versions, every
     version the run records keep)."""
     from pipeflow.ops import metrics
-    from pipeflow.repo import Repo
+    from pipeflow.project.project import Project
 
-    with Repo.find() as repo:
+    with Project.find() as repo:
         files = metrics.show_all_versions(repo) if all_versions else metrics.show(repo)
     if json_out:
         output.emit_json({"schema": 1, "metrics": [
@@ -164,9 +164,9 @@ def metrics_diff(
     """Compare the metrics values in the lock committed at REV with the workspace's
     pipeline.lock. Reads only git: nothing to pull."""
     from pipeflow.ops import metrics
-    from pipeflow.repo import Repo
+    from pipeflow.project.project import Project
 
-    with Repo.find() as repo:
+    with Project.find() as repo:
         found = metrics.diff(repo, rev)
     changes = found.changes if show_all else found.changed
     if not _diff_head(found.lock_at_rev, changes, rev, json_out, "metrics"):
@@ -212,9 +212,9 @@ def params_diff(
     """Compare the params values recorded in the lock committed at REV with the values
     the params files hold now, for the keys stages declare."""
     from pipeflow.ops import params_diff as ops
-    from pipeflow.repo import Repo
+    from pipeflow.project.project import Project
 
-    with Repo.find() as repo:
+    with Project.find() as repo:
         found = ops.diff(repo, rev)
     changes = found.changes if show_all else found.changed
     if not _diff_head(found.lock_at_rev, changes, rev, json_out, "params"):
@@ -264,9 +264,9 @@ def verify_command(
     from pipeflow.errors import CheckFailed
     from pipeflow.ops.verify import verify
     from pipeflow.ops.versions import repair_tags
-    from pipeflow.repo import Repo
+    from pipeflow.project.project import Project
 
-    with Repo.find() as repo:
+    with Project.find() as repo:
         if repair:
             fixed = repair_tags(repo)
             if fixed.aside is not None:

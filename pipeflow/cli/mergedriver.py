@@ -21,10 +21,10 @@ def merge_driver_app() -> typer.Typer:
         sure .gitattributes names it. Running it again changes nothing. `init` does
         this, and every writing command does it in a fresh clone (git config is not
         cloned)."""
-        from pipeflow.mergedriver import DRIVER_NAME, install
-        from pipeflow.repo import Repo
+        from pipeflow.lock.mergedriver import DRIVER_NAME, install
+        from pipeflow.project.project import Project
 
-        done = install(Repo.find().root)
+        done = install(Project.find().root)
         if json_out:
             output.emit_json({"schema": 1, "installed": done.changed,
                               "attributes_changed": done.attributes_changed,
@@ -49,7 +49,7 @@ def merge_driver_app() -> typer.Typer:
         """What git runs to merge pipeline.lock (not for typing by hand): writes the
         merge into OURS; exit 0 when clean, 1 when both branches changed one stage
         differently (left between conflict markers: `pipeflow repro` resolves it)."""
-        from pipeflow.mergedriver import run_driver
+        from pipeflow.lock.mergedriver import run_driver
 
         result = run_driver(base, ours, theirs, name)
         if result.fallback is not None:

@@ -55,9 +55,9 @@ def remote_add(
 ) -> None:
     """Add a remote (the first one becomes the default)."""
     from pipeflow.ops.remotes import add_remote
-    from pipeflow.repo import Repo
+    from pipeflow.project.project import Project
 
-    with Repo.find() as repo:
+    with Project.find() as repo:
         add_remote(repo, name, url, default=default, local=local, force=force)
     output.out(f"remote '{name}' -> {url}")  # redacted by output
 
@@ -65,9 +65,9 @@ def remote_list(json_out: Json = False, verbose: Verbose = False) -> None:
     """List remotes; the default one is marked with *."""
     from pipeflow.credentials import redact
     from pipeflow.ops.remotes import list_remotes
-    from pipeflow.repo import Repo
+    from pipeflow.project.project import Project
 
-    with Repo.find() as repo:
+    with Project.find() as repo:
         remotes = list_remotes(repo)
     if json_out:
         output.emit_json({"schema": 1, "remotes": [
@@ -105,20 +105,20 @@ def remote_modify(
     """
     from pipeflow.errors import UsageError
     from pipeflow.ops.remotes import modify_remote
-    from pipeflow.repo import Repo
+    from pipeflow.project.project import Project
 
     if (value is None) != unset:
         raise UsageError("give a VALUE, or --unset")
-    with Repo.find() as repo:
+    with Project.find() as repo:
         modify_remote(repo, name, key, value, local=local)
     output.out(f"remote '{name}': {key} {'unset' if unset else 'set'}")
 
 def remote_remove(name: str, verbose: Verbose = False) -> None:
     """Remove a remote from both config files."""
     from pipeflow.ops.remotes import remove_remote
-    from pipeflow.repo import Repo
+    from pipeflow.project.project import Project
 
-    with Repo.find() as repo:
+    with Project.find() as repo:
         remove_remote(repo, name)
     output.out(f"remote '{name}' removed")
 
@@ -126,7 +126,7 @@ def remote_remove(name: str, verbose: Verbose = False) -> None:
 def _report(verb: str, report, json_out: bool,  # type: ignore[no-untyped-def]
             lacking_said: bool = False) -> None:
     """``lacking_said``: pull's error names what the remote lacks; no warning too."""
-    from pipeflow.lacking import warning
+    from pipeflow.planning.lacking import warning
 
     for problem in report.skipped:
         output.warn(problem)
@@ -154,9 +154,9 @@ def push_command(targets: Targets = None, remote: RemoteName = None, json_out: J
     versions and the run cache work in every clone that pulls.
     """
     from pipeflow.ops.transfer import push
-    from pipeflow.repo import Repo
+    from pipeflow.project.project import Project
 
-    with Repo.find() as repo:
+    with Project.find() as repo:
         report = push(repo, remote, list(resolve_target_paths(repo.root, targets)) or None,
                       _progress("pushing", json_out))
     _report("pushed", report, json_out)
@@ -169,9 +169,9 @@ def fetch_command(targets: Targets = None, remote: RemoteName = None, json_out: 
     Every object is verified against its hash before it enters the cache.
     """
     from pipeflow.ops.transfer import fetch
-    from pipeflow.repo import Repo
+    from pipeflow.project.project import Project
 
-    with Repo.find() as repo:
+    with Project.find() as repo:
         report = fetch(repo, remote, list(resolve_target_paths(repo.root, targets)) or None,
                        _progress("fetching", json_out))
     _report("fetched", report, json_out)
@@ -182,9 +182,9 @@ def pull_command(targets: Targets = None, remote: RemoteName = None, wait: Wait 
     """fetch, then checkout: outputs and source data appear as pipeline.lock records them."""
     from pipeflow.ops.checkout import checkout
     from pipeflow.ops.transfer import fetch
-    from pipeflow.repo import Repo
+    from pipeflow.project.project import Project
 
-    with Repo.find() as repo:
+    with Project.find() as repo:
         chosen = list(resolve_target_paths(repo.root, targets)) or None
         report = fetch(repo, remote, chosen, _progress("fetching", json_out))
         # what was fetched is said even when the checkout then stops on what was not

@@ -129,7 +129,7 @@ def repro_command(
     """
     from pipeflow.cli.signals import sigterm_as_interrupt
     from pipeflow.ops.repro import ReproOptions, repro
-    from pipeflow.repo import Repo
+    from pipeflow.project.project import Project
 
     # checked before the project is looked for, as the API checks them
     options = ReproOptions(
@@ -137,7 +137,7 @@ def repro_command(
         downstream=downstream, wait=wait, pull=pull, remote=remote, executor=executor,
         executor_options={"scheduler": scheduler} if scheduler else {})
     printer = _Printer(jobs, quiet=json_out)
-    with Repo.find() as repo, sigterm_as_interrupt():
+    with Project.find() as repo, sigterm_as_interrupt():
         options = dataclasses.replace(options,
                                       targets=resolve_target_paths(repo.root, targets))
         report = repro(repo, options, on_event=printer.event, sink=printer.line)

@@ -11,7 +11,7 @@ from pipeflow.cli import output
 from pipeflow.cli.options import Json, Targets, Verbose
 
 if TYPE_CHECKING:
-    from pipeflow.planning import StageState
+    from pipeflow.planning.plan import StageState
 
 
 def print_states(states: list[StageState] | tuple[StageState, ...]) -> None:
@@ -28,7 +28,7 @@ def print_states(states: list[StageState] | tuple[StageState, ...]) -> None:
 
 
 def summary(states: list[StageState] | tuple[StageState, ...]) -> str:
-    from pipeflow.planning import StageWord
+    from pipeflow.planning.plan import StageWord
 
     counts = Counter(s.word for s in states)
     order = (StageWord.CHANGED, StageWord.MISSING_OUTPUT, StageWord.PENDING,
@@ -59,9 +59,9 @@ def status_command(
     """
     from pipeflow.cli.options import resolve_target_paths
     from pipeflow.ops.status import status
-    from pipeflow.repo import Repo
+    from pipeflow.project.project import Project
 
-    with Repo.find() as repo:
+    with Project.find() as repo:
         report = status(repo, list(resolve_target_paths(repo.root, targets)) or None)
         if remote:
             from pipeflow.ops.transfer import unpushed

@@ -15,7 +15,7 @@ from pipeflow.cli.options import Json, Verbose
 
 def _project_root() -> str | None:
     from pipeflow.errors import UsageError
-    from pipeflow.repo import find_root
+    from pipeflow.project.project import find_root
 
     try:
         return str(find_root(Path.cwd()))
@@ -55,7 +55,7 @@ def trust_venv(
       pipeflow trust list               # what is trusted on this machine
       pipeflow trust remove .venv       # take it back
     """
-    from pipeflow.trustedenvs import trust_folder
+    from pipeflow.code.trustedenvs import trust_folder
 
     real = trust_folder(str(path), _project_root())
     if json_out:
@@ -73,7 +73,7 @@ def trust_list(json_out: Json = False, verbose: Verbose = False) -> None:
       pipeflow trust list
       pipeflow trust list --json
     """
-    from pipeflow.trustedenvs import trusted_folders
+    from pipeflow.code.trustedenvs import trusted_folders
 
     found = trusted_folders()
     if json_out:
@@ -101,7 +101,7 @@ def trust_remove(
       pipeflow trust remove .venv
       pipeflow trust remove /home/me/proj/envs/conda
     """
-    from pipeflow.trustedenvs import untrust_folder
+    from pipeflow.code.trustedenvs import untrust_folder
 
     gone = untrust_folder(str(path))
     if json_out:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pipeflow.content.hasher import DirScan
 from pipeflow.errors import StageFailed
 from pipeflow.execution.outputcheck import OutputRefused, check_output
-from pipeflow.gitignore import ensure_ignored
-from pipeflow.hasher import DirScan
-from pipeflow.lockfile import (
+from pipeflow.git.gitignore import ensure_ignored
+from pipeflow.lock.lockfile import (
     FileEntry,
     MetricEntry,
     StageLock,
@@ -16,17 +16,17 @@ from pipeflow.lockfile import (
     hash_info,
     out_entries,
 )
-from pipeflow.repo import Repo
+from pipeflow.project.project import Project
 from pipeflow.spec.model import Stage
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from pipeflow.fingerprint import Components
-    from pipeflow.lineage.records import OutputRef
+    from pipeflow.planning.fingerprint import Components
+    from pipeflow.records.records import OutputRef
 
 
-def commit_outputs(repo: Repo, stage: Stage, comps: Components) -> StageLock:
+def commit_outputs(repo: Project, stage: Stage, comps: Components) -> StageLock:
     """Store each cached output, hash every output, and build the stage's lock entry.
 
     Raises StageFailed if a declared output is missing; nothing is journaled then.
@@ -76,7 +76,7 @@ def commit_outputs(repo: Repo, stage: Stage, comps: Components) -> StageLock:
 
 
 def restore_outputs(
-    repo: Repo, stage: Stage, entry: StageLock, skip: frozenset[str] = frozenset(),
+    repo: Project, stage: Stage, entry: StageLock, skip: frozenset[str] = frozenset(),
     restored: list[str] | None = None,
 ) -> list[str]:
     """Check out every cached output whose workspace content differs from the lock;
@@ -102,7 +102,7 @@ def restore_outputs(
     return restored
 
 
-def restore_run_outputs(repo: Repo, stage: Stage, outputs: Iterable[OutputRef]) -> list[str]:
+def restore_run_outputs(repo: Project, stage: Stage, outputs: Iterable[OutputRef]) -> list[str]:
     """Check out the outputs an earlier run recorded (the run cache); returns paths."""
     placed = []
     for out in outputs:

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from pipeflow.execution.executor import ExecutorContext
-    from pipeflow.fingerprint import Components
-    from pipeflow.repo import Repo
+    from pipeflow.planning.fingerprint import Components
+    from pipeflow.project.project import Project
     from pipeflow.spec.model import Stage
     from pipeflow.storage.remote import Remote
 
@@ -78,7 +78,7 @@ def connect(address: str) -> Any:
 class DaskExecutor:
     """Runs stages on a Dask cluster, exchanging bytes through ``remote``; thread-safe."""
 
-    def __init__(self, repo: Repo, remote: Remote, address: str, *,
+    def __init__(self, repo: Project, remote: Remote, address: str, *,
                  sink: LineSink | None = None, token: str = "", client: Any = None) -> None:
         """Connects to the scheduler at ``address`` (or uses ``client``)."""
         remote.check_reachable()

@@ -29,16 +29,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pipeflow.content.hasher import Hasher
+from pipeflow.content.hashing import hash_file
+from pipeflow.content.ignore import read_patterns
 from pipeflow.credentials import redact, without_secrets
 from pipeflow.errors import PipeflowError, StorageError
 from pipeflow.execution.placing import place_outputs
 from pipeflow.execution.runner import LineSink, RunResult, log_name
 from pipeflow.execution.task import Answer, Input, Task, plain
-from pipeflow.fingerprint import Components, diff_env
-from pipeflow.hasher import Hasher
-from pipeflow.hashing import hash_file
-from pipeflow.ignore import read_patterns
-from pipeflow.repo import Repo
+from pipeflow.planning.fingerprint import Components, diff_env
+from pipeflow.project.project import Project
 from pipeflow.spec.model import Stage
 from pipeflow.storage.exchange import upload_missing
 from pipeflow.storage.remote import Remote
@@ -61,7 +61,7 @@ class Dispatcher:
     ``stop`` is set by :meth:`cancel`: transfers end within a chunk, and an engine's
     ``send`` should stop waiting when it sees it."""
 
-    def __init__(self, repo: Repo, remote: Remote, *, sink: LineSink | None = None,
+    def __init__(self, repo: Project, remote: Remote, *, sink: LineSink | None = None,
                  token: str = "") -> None:
         self.repo, self.remote, self.sink, self.token = repo, remote, sink, token
         self.stop = threading.Event()

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
     from pipeflow.execution.cancel import CancelToken
     from pipeflow.execution.runner import LineSink, RunResult
-    from pipeflow.fingerprint import Components
-    from pipeflow.repo import Repo
+    from pipeflow.planning.fingerprint import Components
+    from pipeflow.project.project import Project
     from pipeflow.spec.model import Stage
     from pipeflow.storage.remote import Remote
 
@@ -60,7 +60,7 @@ class ExecutorContext:
     token (set in every stage process), the run's cancel token, the remote named
     on the command line, and the engine's own options (``scheduler=...``)."""
 
-    repo: Repo
+    repo: Project
     token: str
     cancel: CancelToken
     sink: LineSink | None = None

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from pipeflow.execution.executor import ExecutorContext
-    from pipeflow.fingerprint import Components
+    from pipeflow.planning.fingerprint import Components
     from pipeflow.spec.model import Stage
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pipeflow import workspace_fs
+from pipeflow.content.hasher import DirScan, Hasher
 from pipeflow.errors import PipeflowError
-from pipeflow.hasher import DirScan, Hasher
+from pipeflow.files import workspace_fs
 
 
 class OutputRefused(PipeflowError):

@@ -9,16 +9,16 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from pipeflow import workspace_fs
+from pipeflow.content.hashing import HashInfo
 from pipeflow.errors import TaskFailed
 from pipeflow.execution.task import TaskOutput
-from pipeflow.hashing import HashInfo
-from pipeflow.repo import Repo
+from pipeflow.files import workspace_fs
+from pipeflow.project.project import Project
 from pipeflow.storage.exchange import download_verified
 from pipeflow.storage.remote import Remote
 
 
-def fetch(repo: Repo, remote: Remote, oids: Iterable[str],
+def fetch(repo: Project, remote: Remote, oids: Iterable[str],
           stop: threading.Event | None = None) -> None:
     """Bring the objects the local cache lacks from ``remote``, verified."""
     store = repo.store
@@ -31,7 +31,7 @@ def fetch(repo: Repo, remote: Remote, oids: Iterable[str],
         download_verified(remote, todo, repo.cache_dir / "tmp", accept, stop)
 
 
-def place_outputs(repo: Repo, remote: Remote, declared: Iterable[str],
+def place_outputs(repo: Project, remote: Remote, declared: Iterable[str],
                   outputs: Iterable[TaskOutput], stop: threading.Event | None = None) -> None:
     """Download (verified) and check out what the worker made; TaskFailed when it
     is not exactly the ``declared`` outputs, and on any failure nothing of it stays

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from pipeflow import workspace_fs
 from pipeflow.execution.cancel import CancelToken
+from pipeflow.files import workspace_fs
 from pipeflow.spec.model import Stage
 
 LineSink = Callable[[str, str], None]

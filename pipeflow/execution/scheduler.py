@@ -19,19 +19,19 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pipeflow import journal
 from pipeflow.errors import StageFailed, StorageError
+from pipeflow.execution import journal
 from pipeflow.execution.cancel import CancelToken
 from pipeflow.execution.commit import commit_outputs, restore_outputs, restore_run_outputs
 from pipeflow.execution.executor import Executor
+from pipeflow.execution.history import History, entry_from_record
 from pipeflow.execution.local import LocalExecutor
 from pipeflow.execution.runner import LineSink, RunResult, prepare_outputs
-from pipeflow.fingerprint import Change, ChangeKind, Components
-from pipeflow.lineage.history import History, entry_from_record
-from pipeflow.planning import Planner, StageState, StageWord
+from pipeflow.files.workspace_fs import OutsideProjectError
+from pipeflow.planning.fingerprint import Change, ChangeKind, Components
+from pipeflow.planning.plan import Planner, StageState, StageWord
 from pipeflow.spec.model import Stage
 from pipeflow.storage.durability import SyncAhead
-from pipeflow.workspace_fs import OutsideProjectError
 
 EventKind = Literal["skipped", "restored", "started", "finished", "failed", "blocked"]
 

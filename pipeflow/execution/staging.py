@@ -9,10 +9,10 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from pipeflow.content.hashing import is_hash
+from pipeflow.content.manifest import Manifest
 from pipeflow.errors import StorageError
 from pipeflow.execution.task import Input
-from pipeflow.hashing import is_hash
-from pipeflow.manifest import Manifest
 from pipeflow.storage.exchange import download_verified
 from pipeflow.storage.remote import Remote
 

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pipeflow.content.hashing import is_hash
 from pipeflow.errors import PipeflowError
-from pipeflow.hashing import is_hash
 
 FORMAT = 1
 """The version of the JSON form; a message of another version is refused."""

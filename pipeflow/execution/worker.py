@@ -42,8 +42,8 @@ LOG_LIMIT = 1 << 20
 
 def _outputs(task: Task, work: Path, objs: Path) -> tuple[list[TaskOutput], dict[str, Path]]:
     """The declared outputs, checked and hashed, and the files of their objects."""
-    from pipeflow.hasher import Hasher
-    from pipeflow.ignore import IgnoreRules
+    from pipeflow.content.hasher import Hasher
+    from pipeflow.content.ignore import IgnoreRules
 
     hasher = Hasher(work, None, IgnoreRules(patterns=task.ignore))
     found: list[TaskOutput] = []
@@ -70,7 +70,7 @@ def _outputs(task: Task, work: Path, objs: Path) -> tuple[list[TaskOutput], dict
 def worker_env(task: Task, cwd: Path) -> dict[str, Any]:
     """This worker's environment component for the task's stage, asked about exactly
     what the client's component names (its variables, its packages)."""
-    from pipeflow.environment import EnvironmentProbe
+    from pipeflow.code.environment import EnvironmentProbe
 
     packages = tuple(task.env.get("packages") or ())
     return EnvironmentProbe().component(task.cmd, python_exact=task.python_exact,

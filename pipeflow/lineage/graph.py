@@ -21,7 +21,6 @@ from typing import Any
 
 from pipeflow.credentials import conceal_env
 from pipeflow.errors import StorageError
-from pipeflow.lineage.index import RunIndex, sql_text
 from pipeflow.lineage.model import (
     ArtifactStatus,
     CodeFile,
@@ -32,8 +31,9 @@ from pipeflow.lineage.model import (
     Within,
     artifact_id,
 )
-from pipeflow.lineage.records import RecordComponents, RecordGit, RecordKind, RunRecord
 from pipeflow.lineage.trust import Trust
+from pipeflow.records.index import RunIndex, sql_text
+from pipeflow.records.records import RecordComponents, RecordGit, RecordKind, RunRecord
 
 __all__ = ["GitTracked", "Labeler", "Lineage", "ManifestLookup", "Vouch", "trace"]
 """``trace`` and what it takes and returns (the values themselves live in

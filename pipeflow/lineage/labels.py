@@ -34,10 +34,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeflow import gitcmd, safeload
 from pipeflow.errors import LockfileError
-from pipeflow.lineage.index import RunIndex, sql_text
-from pipeflow.repo import LOCK_FILE
+from pipeflow.files import safeload
+from pipeflow.git import gitcmd
+from pipeflow.project.project import LOCK_FILE
+from pipeflow.records.index import RunIndex, sql_text
 
 LOCAL_PREFIX = "local:"
 SIDE_PREFIX = "side:"
@@ -204,7 +205,7 @@ def _batch(data: bytes) -> Iterator[bytes | None]:
 
 
 def _entries(blob: bytes | None, commit: str) -> list[tuple[str, str]]:
-    from pipeflow import lockfile
+    from pipeflow.lock import lockfile
 
     if blob is None:
         return []

@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 
 from pipeflow.errors import UsageError
-from pipeflow.repo import Repo
+from pipeflow.project.project import Project
 
 
-def split_spec(repo: Repo, text: str, declared: set[str]) -> tuple[str, str | None]:
+def split_spec(repo: Project, text: str, declared: set[str]) -> tuple[str, str | None]:
     """``PATH@VERSION`` -> (root-relative path, version text or None).
 
     The version is the text after the last ``@``, unless the whole argument is an
@@ -25,7 +25,7 @@ def split_spec(repo: Repo, text: str, declared: set[str]) -> tuple[str, str | No
     return _rel(repo, head), version
 
 
-def _rel(repo: Repo, text: str) -> str:
+def _rel(repo: Project, text: str) -> str:
     absolute = os.path.normpath(os.path.join(os.getcwd(), text))
     try:
         rel = os.path.relpath(absolute, repo.root)

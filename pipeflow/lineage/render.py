@@ -329,8 +329,7 @@ def _dataset(path: str, oid: str, label: str | None, version: str) -> dict[str, 
 
 def to_openlineage(lineage: Lineage) -> list[dict[str, Any]]:
     """One OpenLineage RunEvent per stage run of the lineage, oldest first."""
-    from pipeflow import __version__
-
+    from pipeflow.version import __version__
     events = []
     runs = [r for r in lineage.runs.values() if r.kind != "add"]
     for run in sorted(runs, key=lambda r: (r.ended or "", r.id)):

@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeflow import atomicfile, projectfile, safeload, safepath
 from pipeflow.errors import PipeflowError, UsageError
-from pipeflow.lineage.records import canonical, iso
+from pipeflow.files import atomicfile, projectfile, safeload, safepath
+from pipeflow.records.records import canonical, iso
 
 TAGS_FILE = "tags.jsonl"
 LEGACY_CHAIN = "legacy"
@@ -169,7 +169,7 @@ def _parse(number: int, text: str) -> _Parsed | str:
     if not isinstance(body.get("when", ""), str) or not isinstance(body.get("prev"),
                                                                     (str, type(None))):
         return "'when' or 'prev' is not a string"
-    # A tag of "../x" or ".git/hooks/x" (pipeflow.safepath), or a time that is no time
+    # A tag of "../x" or ".git/hooks/x" (pipeflow.files.safepath), or a time that is no time
     # or lies in the future, is skipped like a damaged line; set as the line's problem,
     # so the lines after it in its chain still read.
     unsafe = safepath.problem(body["path"])

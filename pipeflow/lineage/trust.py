@@ -13,7 +13,7 @@ made CI restore a forged model). The rule, in :meth:`TrustPolicy.trusted`:
   with the registry work, DESIGN "Signatures beside, not inside") or the project
   trusts that remote's run cache (``remote.NAME.trust_run_cache: true``);
 - a record that came through git (someone committed ``.pipeflow/cache``; see
-  :mod:`pipeflow.committedstate`) is never this clone's, whatever chain it is in,
+  :mod:`pipeflow.git.committedstate`) is never this clone's, whatever chain it is in,
   and never stands in for a run;
 - a record of unknown origin (fetched before pipeflow remembered origins, its
   memory lost, or put into a shared cache folder by another clone) counts as coming
@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from pipeflow.config import TRUST_KEY as TRUST_KEY  # where ops/remotes reads it
 from pipeflow.errors import StorageError
-from pipeflow.lineage.records import RecordStore, RunRecord
+from pipeflow.project.config import TRUST_KEY as TRUST_KEY  # where ops/remotes reads it
+from pipeflow.records.records import RecordStore, RunRecord
 
 if TYPE_CHECKING:
-    from pipeflow.repo import Repo
+    from pipeflow.project.project import Project
     from pipeflow.state import StateDB
 
 
@@ -132,7 +132,7 @@ class TrustPolicy:
         """Chain -> the highest seq whose chain from seq 1 was checked whole."""
 
     @classmethod
-    def of(cls, repo: Repo) -> TrustPolicy:
+    def of(cls, repo: Project) -> TrustPolicy:
         import os
 
         runs = os.path.relpath(repo.records.runs, repo.root).replace(os.sep, "/")

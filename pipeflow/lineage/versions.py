@@ -16,7 +16,6 @@ from typing import Any
 
 from pipeflow.errors import UsageError
 from pipeflow.lineage import tags as tagfile
-from pipeflow.lineage.index import RunIndex, VersionRow
 from pipeflow.lineage.labels import (
     LOCAL_PREFIX,
     SIDE_PREFIX,
@@ -25,7 +24,8 @@ from pipeflow.lineage.labels import (
     side_label,
     version_labels,
 )
-from pipeflow.repo import Repo
+from pipeflow.project.project import Project
+from pipeflow.records.index import RunIndex, VersionRow
 
 _HEX = re.compile(r"^[0-9a-f]{4,32}$")
 
@@ -72,7 +72,7 @@ class Version:
         return not self.local
 
 
-def ordered_rows(repo: Repo, path: str, labels: VersionLabels | None = None
+def ordered_rows(repo: Project, path: str, labels: VersionLabels | None = None
                  ) -> list[tuple[int | None, VersionRow]]:
     """(N or None, row) of every version of ``path``: committed ones by N, then the
     local ones in order of first production."""
@@ -90,7 +90,7 @@ def tagged_hashes(tags: dict[str, str]) -> dict[str, list[str]]:
     return tagged
 
 
-def list_versions(repo: Repo, path: str, *, current_hash: str | None = None,
+def list_versions(repo: Project, path: str, *, current_hash: str | None = None,
                   tags: dict[str, str] | None = None,
                   labels: VersionLabels | None = None) -> list[Version]:
     """Every version of ``path``: committed ones by label, then the local ones.
@@ -100,7 +100,7 @@ def list_versions(repo: Repo, path: str, *, current_hash: str | None = None,
         tags = tagfile.read_log(repo.dot).tags_of(path)
     tagged = tagged_hashes(tags)
     labels = labels or version_labels(repo.root, repo.index)
-    from pipeflow.hashing import HashInfo
+    from pipeflow.content.hashing import HashInfo
 
     out: list[Version] = []
     prev_params: dict[str, Any] | None = None
@@ -142,7 +142,7 @@ def _metrics_of_version(index: RunIndex, path: str, oid: str, first_run: str) ->
     return metrics
 
 
-def resolve(repo: Repo, path: str, version: str, versions: list[Version]) -> Version:
+def resolve(repo: Project, path: str, version: str, versions: list[Version]) -> Version:
     """The version of ``path`` that ``version`` (vN, hash prefix or tag) names."""
     if not versions:
         raise UsageError(f"'{path}' has no recorded versions",

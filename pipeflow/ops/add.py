@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 
-from pipeflow import faults, lockfile, safepath, workspace_fs
+from pipeflow import faults
 from pipeflow.errors import UsageError
-from pipeflow.gitignore import ensure_ignored
-from pipeflow.lineage.records import OutputKind, OutputRef, RecordBody, RecordKind, iso
-from pipeflow.lockfile import FileEntry, Lock, file_entry
+from pipeflow.files import safepath, workspace_fs
+from pipeflow.git.gitignore import ensure_ignored
+from pipeflow.lock import lockfile
+from pipeflow.lock.lockfile import FileEntry, Lock, file_entry
 from pipeflow.ops.project import load_project, recover, render_lock
-from pipeflow.repo import LOCK_FILE, Repo
+from pipeflow.project.project import LOCK_FILE, Project
+from pipeflow.records.records import OutputKind, OutputRef, RecordBody, RecordKind, iso
 
 
 @dataclass
@@ -21,11 +23,11 @@ class AddReport:
     unchanged: list[str] = field(default_factory=list)
 
 
-def record_source(repo: Repo, path: str, *, external: bool = False) -> FileEntry:
+def record_source(repo: Project, path: str, *, external: bool = False) -> FileEntry:
     """Store ``path`` (file or folder) and write an ``add`` run record for it;
     ``external``: it may be read through a link leading outside the project."""
-    from pipeflow.lineage.history import History, record_git
-    from pipeflow.sourcedata import hash_source
+    from pipeflow.execution.history import History, record_git
+    from pipeflow.planning.sourcedata import hash_source
 
     root = repo.root
     hash_source(repo, path, external)  # refuses a path leading outside, with the ways out
@@ -49,13 +51,13 @@ def record_source(repo: Repo, path: str, *, external: bool = False) -> FileEntry
     return entry
 
 
-def add(repo: Repo, paths: list[str], *, wait: float = 0.0, external: bool = False
+def add(repo: Project, paths: list[str], *, wait: float = 0.0, external: bool = False
         ) -> AddReport:
     """Cache and version each of ``paths`` under ``sources:`` in the lock;
     ``external``: read them through links leading outside the project (kept for a
     source the lock already marks external)."""
     from pipeflow.lineage.pathspec import split_spec
-    from pipeflow.sourcedata import hash_source
+    from pipeflow.planning.sourcedata import hash_source
 
     report = AddReport()
     if not repo.dot.is_dir():  # as repro does: the cache and chain stay out of git

@@ -6,21 +6,22 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn
 
-from pipeflow import faults, workspace_fs
+from pipeflow import faults
+from pipeflow.content.hashing import HashInfo
+from pipeflow.content.manifest import UnsafeManifestError
 from pipeflow.errors import StorageError, UsageError
 from pipeflow.execution.commit import restore_outputs
-from pipeflow.gitignore import ensure_ignored
-from pipeflow.graph import Graph, resolve_targets
-from pipeflow.hashing import HashInfo
+from pipeflow.files import workspace_fs
+from pipeflow.git.gitignore import ensure_ignored
 from pipeflow.lineage.pathspec import split_spec
-from pipeflow.lockfile import FileEntry, Lock, StageLock, hash_info, out_entries
-from pipeflow.manifest import UnsafeManifestError
+from pipeflow.lock.lockfile import FileEntry, Lock, StageLock, hash_info, out_entries
 from pipeflow.ops.project import check_outputs_inside, load_project, recover, render_lock
-from pipeflow.repo import LOCK_FILE, Repo
+from pipeflow.planning.graph import Graph, resolve_targets
+from pipeflow.project.project import LOCK_FILE, Project
 from pipeflow.spec.model import Stage
 
 if TYPE_CHECKING:
-    from pipeflow.lockmerge import MergedLock
+    from pipeflow.lock.lockmerge import MergedLock
 
 
 @dataclass
@@ -38,12 +39,12 @@ class CheckoutReport:
     """Damaged lines of the tag log that resolving a tag skipped."""
 
 
-def checkout(repo: Repo, targets: list[str] | None = None, *, wait: float = 0.0,
+def checkout(repo: Project, targets: list[str] | None = None, *, wait: float = 0.0,
              fetched_from: str | None = None) -> CheckoutReport:
     """Restore outputs and source data as the lock records them (default: all), or
     one version of a path with ``PATH@VERSION``. ``fetched_from``: the remote a
     ``pull`` has just fetched from (a missing object is then one that remote lacks)."""
-    from pipeflow import lockconflict
+    from pipeflow.lock import lockconflict
 
     report = CheckoutReport()
     with repo.lock(wait=wait):
@@ -77,7 +78,7 @@ def checkout(repo: Repo, targets: list[str] | None = None, *, wait: float = 0.0,
     return report
 
 
-def _sort_targets(repo: Repo, targets: list[str] | None, graph: Graph, merged: MergedLock,
+def _sort_targets(repo: Project, targets: list[str] | None, graph: Graph, merged: MergedLock,
                   report: CheckoutReport) -> tuple[list[str], list[str]]:
     """The source paths and the stage targets to restore; a ``PATH@VERSION`` is
     checked out here, an entry in merge conflict noted and skipped."""
@@ -99,7 +100,7 @@ def _sort_targets(repo: Repo, targets: list[str] | None, graph: Graph, merged: M
     return sources, stage_targets
 
 
-def _restore_stage(repo: Repo, stage: Stage, entry: StageLock, report: CheckoutReport) -> None:
+def _restore_stage(repo: Project, stage: Stage, entry: StageLock, report: CheckoutReport) -> None:
     # Objects are looked up first only for outputs the workspace holds (a
     # restore must not half-replace them); into an empty place, a missing
     # object stops the checkout of that output and leaves nothing behind.
@@ -119,11 +120,11 @@ def _restore_stage(repo: Repo, stage: Stage, entry: StageLock, report: CheckoutR
     report.unchanged += sum(1 for o in stage.cached_outs) - len(restored) - len(missing)
 
 
-def _raise_missing(repo: Repo, lock: Lock, report: CheckoutReport,
+def _raise_missing(repo: Project, lock: Lock, report: CheckoutReport,
                    fetched_from: str | None) -> NoReturn:
     """The error for outputs and sources whose objects are not in the cache: after a
     pull, what the remote lacks; source data names who can push it."""
-    from pipeflow.lacking import error, lacking
+    from pipeflow.planning.lacking import error, lacking
 
     if fetched_from is not None and not report.problems:
         raise error(lacking(repo, lock, report.missing), fetched_from, len(report.restored))
@@ -133,7 +134,7 @@ def _raise_missing(repo: Repo, lock: Lock, report: CheckoutReport,
     sources = [path for path in report.missing if path in lock.sources]
     if sources:
         # source data cannot be recomputed: it comes from the remote or nowhere
-        from pipeflow.sourcedata import who
+        from pipeflow.planning.sourcedata import who
 
         items = lacking(repo, lock, sources)
         msg += "".join(f"\n  {item.line()}" for item in items)
@@ -145,7 +146,7 @@ def _raise_missing(repo: Repo, lock: Lock, report: CheckoutReport,
     raise StorageError(msg, hint="run `pipeflow repro` to recompute them")
 
 
-def _check_before_writing(repo: Repo, graph: Graph, lock: Lock, sources: list[str],
+def _check_before_writing(repo: Project, graph: Graph, lock: Lock, sources: list[str],
                           names: list[str]) -> None:
     """Everything a checkout would refuse, refused before it writes anything: a path
     whose folder is a symlink leading out of the project, and a folder manifest (in
@@ -167,7 +168,7 @@ def _check_before_writing(repo: Repo, graph: Graph, lock: Lock, sources: list[st
         workspace_fs.check_not_environment(entry.path, members)
 
 
-def _missing_outputs(repo: Repo, stage: Stage, entry: StageLock, *, present_only: bool
+def _missing_outputs(repo: Project, stage: Stage, entry: StageLock, *, present_only: bool
                      ) -> list[str]:
     """Cached outputs of ``stage`` whose objects the store lacks (with
     ``present_only``, only among those that exist in the workspace)."""
@@ -180,8 +181,8 @@ def _missing_outputs(repo: Repo, stage: Stage, entry: StageLock, *, present_only
     ]
 
 
-def _restore_source(repo: Repo, path: str, entry: FileEntry, report: CheckoutReport) -> None:
-    from pipeflow.sourcedata import external_note, hash_source, leads_outside
+def _restore_source(repo: Project, path: str, entry: FileEntry, report: CheckoutReport) -> None:
+    from pipeflow.planning.sourcedata import external_note, hash_source, leads_outside
 
     now = hash_source(repo, path, entry.external)
     if now is not None and now == entry.hash:
@@ -206,7 +207,7 @@ def _in_conflict(what: str) -> str:
 
 
 def _checkout_version(
-    repo: Repo, path: str, version: str, lock: Lock, report: CheckoutReport
+    repo: Project, path: str, version: str, lock: Lock, report: CheckoutReport
 ) -> None:
     from pipeflow.lineage.tags import read_log
     from pipeflow.lineage.versions import resolve
@@ -238,7 +239,7 @@ def _checkout_version(
                             "version (`pipeflow checkout` or `repro` restores it)")
 
 
-def _fetch_version(repo: Repo, info: HashInfo) -> str | None:
+def _fetch_version(repo: Project, info: HashInfo) -> str | None:
     """Bring a version's objects from the default remote, when one is configured;
     returns the remote's name (None when there is none to ask)."""
     from pipeflow.ops.remotes import list_remotes, open_remote

@@ -6,15 +6,15 @@ import json
 from typing import Any
 
 from pipeflow.ops.project import load_project
-from pipeflow.repo import Repo
+from pipeflow.project.project import Project
 
 FORMATS = ("ascii", "mermaid", "dot", "json")
 
 
-def dag(repo: Repo, fmt: str = "ascii", targets: list[str] | None = None) -> str:
+def dag(repo: Project, fmt: str = "ascii", targets: list[str] | None = None) -> str:
     """The rendered graph of the whole pipeline (or of ``targets`` and their upstream)."""
-    from pipeflow import dagrender
-    from pipeflow.graph import resolve_targets, select
+    from pipeflow.planning import dagrender
+    from pipeflow.planning.graph import resolve_targets, select
 
     graph = load_project(repo).graph
     names = select(graph, resolve_targets(graph, targets)) if targets else list(graph.order)

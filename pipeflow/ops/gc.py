@@ -27,10 +27,10 @@ from pathlib import Path
 
 from pipeflow import faults
 from pipeflow.errors import StorageError, UsageError
-from pipeflow.grace import DEFAULT_GRACE, configured_grace
 from pipeflow.ops.keepset import GcScope, KeepSet, expand, lock_entries, references
 from pipeflow.ops.project import recover
-from pipeflow.repo import LOCK_FILE, Repo
+from pipeflow.project.grace import DEFAULT_GRACE, configured_grace
+from pipeflow.project.project import LOCK_FILE, Project
 from pipeflow.storage.remote import ListedFile, Remote
 
 __all__ = ["DEFAULT_GRACE", "GcReport", "GcScope", "Side", "configured_grace", "gc"]
@@ -63,7 +63,7 @@ class GcReport:
         return sum(self.local.kept_by.values())
 
 
-def _default_remote(repo: Repo) -> Remote | None:
+def _default_remote(repo: Project) -> Remote | None:
     """The remote a local gc may fetch a missing manifest from, if one is configured."""
     from pipeflow.ops.remotes import open_remote
 
@@ -82,9 +82,9 @@ def _notes(keep: KeepSet) -> list[str]:
             "hold their files"]
 
 
-def _plan_local(repo: Repo, keep: KeepSet, cutoff: float) -> Side:
+def _plan_local(repo: Project, keep: KeepSet, cutoff: float) -> Side:
     """What goes from the local cache (nothing is touched yet)."""
-    from pipeflow import lockfile
+    from pipeflow.lock import lockfile
     from pipeflow.storage.leftovers import local_leftovers
 
     side = Side()
@@ -111,7 +111,7 @@ def _plan_local(repo: Repo, keep: KeepSet, cutoff: float) -> Side:
     return side
 
 
-def _declared_outputs(repo: Repo) -> set[str]:
+def _declared_outputs(repo: Project) -> set[str]:
     """The spec's outputs (a stage killed before its first commit is in no lock yet);
     none when the spec does not load: gc is not the place to report it."""
     from pipeflow.errors import PipeflowError
@@ -123,7 +123,7 @@ def _declared_outputs(repo: Repo) -> set[str]:
         return set()
 
 
-def _delete_local(repo: Repo, side: Side) -> None:
+def _delete_local(repo: Project, side: Side) -> None:
     for oid in side.removed:
         faults.point("gc.delete")
         repo.store.remove(oid)
@@ -158,7 +158,7 @@ def _delete_remote(target: Remote, side: Side) -> None:
         target.remove(kind, rest)
 
 
-def gc(repo: Repo, scope: GcScope, *, dry: bool = False, remote: str | None = None,
+def gc(repo: Project, scope: GcScope, *, dry: bool = False, remote: str | None = None,
        yes: bool = False, wait: float = 0.0, grace: float | None = None) -> GcReport:
     """Delete unreferenced objects older than ``grace`` seconds locally (and on
     ``remote`` with ``yes``), and old temporary files."""

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeflow import atomicfile, mergedriver
-from pipeflow.gitattributes import ATTRIBUTES_FILE, ensure_attributes
-from pipeflow.repo import CONFIG_FILE, DOT, SPEC_FILE, check_dot
+from pipeflow.files import atomicfile
+from pipeflow.git.gitattributes import ATTRIBUTES_FILE, ensure_attributes
+from pipeflow.lock import mergedriver
+from pipeflow.project.project import CONFIG_FILE, DOT, SPEC_FILE, check_dot
 
 DOT_GITIGNORE = """\
 # pipeflow: per-machine state, never committed (config is committed)

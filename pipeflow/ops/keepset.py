@@ -21,12 +21,14 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pipeflow import gitcmd, lockfile, safeload
+from pipeflow.content.hashing import is_hash
+from pipeflow.content.manifest import Manifest
 from pipeflow.errors import LockfileError, StorageError, UsageError
-from pipeflow.hashing import is_hash
-from pipeflow.lockfile import FileEntry, Lock, out_entries
-from pipeflow.manifest import Manifest
-from pipeflow.repo import LOCK_FILE, Repo
+from pipeflow.files import safeload
+from pipeflow.git import gitcmd
+from pipeflow.lock import lockfile
+from pipeflow.lock.lockfile import FileEntry, Lock, out_entries
+from pipeflow.project.project import LOCK_FILE, Project
 from pipeflow.storage.remote import Remote
 
 REASONS = ("lock", "tag", "run", "versions")
@@ -84,7 +86,7 @@ class KeepSet:
 
 # references -----------------------------------------------------------------------
 
-def _git(repo: Repo, *args: str) -> str:
+def _git(repo: Project, *args: str) -> str:
     try:
         out = gitcmd.run(repo.root, *args, timeout=300)
     except (OSError, subprocess.SubprocessError) as exc:
@@ -95,7 +97,7 @@ def _git(repo: Repo, *args: str) -> str:
     return out.stdout.decode("utf-8", "surrogateescape")
 
 
-def _commits(repo: Repo, scope: GcScope) -> list[str]:
+def _commits(repo: Project, scope: GcScope) -> list[str]:
     commits: list[str] = []
     for rev in scope.revs:
         commits.append(_git(repo, "rev-parse", "--verify", f"{rev}^{{commit}}").strip())
@@ -106,7 +108,7 @@ def _commits(repo: Repo, scope: GcScope) -> list[str]:
     return list(dict.fromkeys(commits))
 
 
-def _locks_at(repo: Repo, commits: list[str]) -> Iterable[tuple[str, Lock]]:
+def _locks_at(repo: Project, commits: list[str]) -> Iterable[tuple[str, Lock]]:
     if not commits:
         return
     prefix = _git(repo, "rev-parse", "--show-prefix").strip()
@@ -140,7 +142,7 @@ def lock_entries(lock: Lock) -> list[FileEntry]:
     return [e for e in entries if e.cache]
 
 
-def _lock_refs(repo: Repo, scope: GcScope, workspace: Lock) -> list[Reference]:
+def _lock_refs(repo: Project, scope: GcScope, workspace: Lock) -> list[Reference]:
     refs: list[Reference] = []
     if scope.workspace:
         refs += [Reference(e.hash, e.isdir, e.path, "lock", "the workspace lock")
@@ -151,7 +153,7 @@ def _lock_refs(repo: Repo, scope: GcScope, workspace: Lock) -> list[Reference]:
     return refs
 
 
-def _history_refs(repo: Repo, scope: GcScope, workspace: Lock) -> list[Reference]:
+def _history_refs(repo: Project, scope: GcScope, workspace: Lock) -> list[Reference]:
     """Tags, recent runs and the last versions of each path."""
     from pipeflow.lineage import tags as tagfile
 
@@ -171,7 +173,7 @@ def _history_refs(repo: Repo, scope: GcScope, workspace: Lock) -> list[Reference
     return refs
 
 
-def references(repo: Repo, scope: GcScope) -> list[Reference]:
+def references(repo: Project, scope: GcScope) -> list[Reference]:
     """Every reference ``scope`` keeps (folders not yet expanded)."""
     workspace = lockfile.read(repo.lock_path, LOCK_FILE)
     refs = _lock_refs(repo, scope, workspace) + _history_refs(repo, scope, workspace)
@@ -181,7 +183,7 @@ def references(repo: Repo, scope: GcScope) -> list[Reference]:
 
 # expansion ------------------------------------------------------------------------
 
-def _read_manifests(repo: Repo, oids: Iterable[str]) -> dict[str, Manifest]:
+def _read_manifests(repo: Project, oids: Iterable[str]) -> dict[str, Manifest]:
     found = {}
     for oid in oids:
         if repo.store.has(oid):
@@ -202,7 +204,7 @@ class _Found:
     """Why the remote could not be asked, for the refusal message."""
 
 
-def _manifests(repo: Repo, oids: set[str], remote: Remote | None, listed: set[str] | None,
+def _manifests(repo: Project, oids: set[str], remote: Remote | None, listed: set[str] | None,
                required: bool) -> _Found:
     """The manifests of ``oids``, those missing here downloaded from ``remote``. A
     remote that cannot be reached fails gc if ``required`` (it cleans that remote),
@@ -243,7 +245,7 @@ def _refuse(refs: list[Reference], remote: Remote | None, found: _Found) -> Stor
     )
 
 
-def expand(repo: Repo, refs: list[Reference], remote: Remote | None, *,
+def expand(repo: Project, refs: list[Reference], remote: Remote | None, *,
            listed: set[str] | None = None, required: bool = False) -> KeepSet:
     """Every oid ``refs`` reach, folders through their manifests (downloaded from
     ``remote`` when missing here; ``listed``: its objects if just listed; ``required``:

@@ -14,15 +14,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeflow import gitcmd
 from pipeflow.errors import StorageError, UsageError
+from pipeflow.git import gitcmd
 from pipeflow.lineage.diff import LineageDiff, diff_lineages
 from pipeflow.lineage.graph import Lineage, ManifestLookup, trace
 from pipeflow.lineage.labels import version_labels
 from pipeflow.lineage.pathspec import split_spec
 from pipeflow.lineage.versions import Version, list_versions, resolve
-from pipeflow.lockfile import FileEntry, Lock
-from pipeflow.repo import LOCK_FILE, Repo
+from pipeflow.lock.lockfile import FileEntry, Lock
+from pipeflow.project.project import LOCK_FILE, Project
 
 __all__ = ["Content", "Start", "content_at", "current_lock", "git_tracked", "light_versions",
            "lineage", "lineage_diff", "locked_paths", "manifests", "start_of", "versions_of"]
@@ -38,7 +38,7 @@ class Start:
     label: str | None = None
 
 
-def manifests(repo: Repo) -> ManifestLookup:
+def manifests(repo: Project) -> ManifestLookup:
     """A ManifestLookup over the repo's cache: folder hash -> {file: hash}, None
     when the folder's manifest is not in the cache (or is corrupt)."""
 
@@ -54,7 +54,7 @@ def manifests(repo: Repo) -> ManifestLookup:
     return lookup
 
 
-def light_versions(repo: Repo, path: str, tags: dict[str, str] | None = None
+def light_versions(repo: Project, path: str, tags: dict[str, str] | None = None
                    ) -> list[Version]:
     """The versions of ``path`` with tags, without the per-version params and
     metrics ``versions`` shows: enough to resolve ``PATH@VERSION`` quickly. ``tags``
@@ -76,11 +76,12 @@ def light_versions(repo: Repo, path: str, tags: dict[str, str] | None = None
     ]
 
 
-def current_lock(repo: Repo) -> Lock:
+def current_lock(repo: Project) -> Lock:
     """pipeline.lock with the unfinished run's journal, as ``ops.project.current_lock``
     reads it — without importing the spec loader and graph that module needs (a
     third of a history query's start-up)."""
-    from pipeflow import journal, lockfile
+    from pipeflow.execution import journal
+    from pipeflow.lock import lockfile
 
     lock = lockfile.read(repo.lock_path, LOCK_FILE)
     if not repo.dot.is_dir():
@@ -89,7 +90,7 @@ def current_lock(repo: Repo) -> Lock:
     return journal.fold(lock, rows) if rows else lock
 
 
-def locked_paths(repo: Repo) -> tuple[dict[str, FileEntry], dict[str, str | None]]:
+def locked_paths(repo: Project) -> tuple[dict[str, FileEntry], dict[str, str | None]]:
     """Every path the lock names -> its entry, and -> the run that produced it."""
     lock = current_lock(repo)
     entries: dict[str, FileEntry] = dict(lock.sources)
@@ -101,7 +102,7 @@ def locked_paths(repo: Repo) -> tuple[dict[str, FileEntry], dict[str, str | None
     return entries, runs
 
 
-def start_of(repo: Repo, target: str, version: str | None = None) -> Start:
+def start_of(repo: Project, target: str, version: str | None = None) -> Start:
     """Resolve ``PATH[@VERSION]`` (or ``target`` with an explicit ``version``) to
     the content a lineage starts from. Without a version: the content the lock
     names. UsageError (exit 2) for an unknown version, listing those that exist."""
@@ -137,7 +138,7 @@ def start_of(repo: Repo, target: str, version: str | None = None) -> Start:
                           "data recorded with `pipeflow add`")
 
 
-def versions_of(repo: Repo, path: str) -> list[Version]:
+def versions_of(repo: Project, path: str) -> list[Version]:
     """Every version of the project path ``path``, oldest first (empty when it has
     none), with per-version params and metrics: what ``pipeflow.Repo.versions`` returns."""
     entries, _ = locked_paths(repo)
@@ -153,7 +154,7 @@ class Content:
     isdir: bool
 
 
-def content_at(repo: Repo, path: str, version: str | None = None) -> Content:
+def content_at(repo: Project, path: str, version: str | None = None) -> Content:
     """The content of ``path`` (absolute, or relative to the current directory) at
     ``version`` (vN, hash prefix or tag; None: what the lock names). A file inside a
     versioned folder takes the folder's version."""
@@ -184,7 +185,7 @@ def content_at(repo: Repo, path: str, version: str | None = None) -> Content:
     raise UsageError(f"'{rel}' has no recorded versions")
 
 
-def git_tracked(repo: Repo) -> Callable[[str, str], bool]:
+def git_tracked(repo: Project) -> Callable[[str, str], bool]:
     """(commit, project path) -> tracked by git at that commit; one ``git ls-tree``
     per commit, only for commits a lineage asks about."""
     files: dict[str, frozenset[str]] = {}
@@ -204,7 +205,7 @@ def git_tracked(repo: Repo) -> Callable[[str, str], bool]:
     return tracked
 
 
-def lineage(repo: Repo, target: str, version: str | None = None) -> Lineage:
+def lineage(repo: Project, target: str, version: str | None = None) -> Lineage:
     """The lineage of ``PATH[@VERSION]``: the run that made it, its inputs, and
     recursively the runs that made those, down to source data."""
     start = start_of(repo, target, version)
@@ -216,7 +217,7 @@ def lineage(repo: Repo, target: str, version: str | None = None) -> Lineage:
                  vouch=TrustPolicy.of(repo).trusted)
 
 
-def lineage_diff(repo: Repo, target: str, other: str) -> LineageDiff:
+def lineage_diff(repo: Project, target: str, other: str) -> LineageDiff:
     """What differs between the histories of ``PATH[@VERSION]`` and ``PATH@other``,
     anywhere upstream, stage by stage."""
     start = start_of(repo, target)

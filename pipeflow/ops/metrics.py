@@ -10,10 +10,12 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeflow import gitcmd, lockfile, safeload
 from pipeflow.errors import LockfileError, UsageError
-from pipeflow.lockfile import Lock
-from pipeflow.repo import LOCK_FILE, Repo
+from pipeflow.files import safeload
+from pipeflow.git import gitcmd
+from pipeflow.lock import lockfile
+from pipeflow.lock.lockfile import Lock
+from pipeflow.project.project import LOCK_FILE, Project
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ class MetricsDiff:
         return [c for c in self.changes if c.changed]
 
 
-def lock_at(repo: Repo, rev: str) -> tuple[Lock, bool]:
+def lock_at(repo: Project, rev: str) -> tuple[Lock, bool]:
     """The lock file committed at git revision ``rev`` (and whether there was one).
 
     UsageError when ``rev`` is not a revision of the repository around the project.
@@ -106,14 +108,14 @@ def lock_metrics(lock: Lock) -> list[MetricsFile]:
     return sorted(found, key=lambda m: m.path)
 
 
-def show(repo: Repo) -> list[MetricsFile]:
+def show(repo: Project) -> list[MetricsFile]:
     """The metrics values of the workspace lock."""
     from pipeflow.ops.lineage import current_lock
 
     return lock_metrics(current_lock(repo))
 
 
-def show_all_versions(repo: Repo) -> list[MetricsFile]:
+def show_all_versions(repo: Project) -> list[MetricsFile]:
     """Every version of every metrics file the index knows, oldest first per path,
     with the values recorded by the run that first produced it."""
     from pipeflow.lineage.labels import version_labels
@@ -148,7 +150,7 @@ def compare(old: list[MetricsFile], new: list[MetricsFile]) -> list[MetricChange
             for path, key in sorted(set(before) | set(after))]
 
 
-def diff(repo: Repo, rev: str = "HEAD") -> MetricsDiff:
+def diff(repo: Project, rev: str = "HEAD") -> MetricsDiff:
     """Metrics values in the lock committed at ``rev`` against the workspace lock."""
     old_lock, existed = lock_at(repo, rev)
     return MetricsDiff(rev, compare(lock_metrics(old_lock), show(repo)), existed)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeflow.ops.metrics import lock_at
-from pipeflow.repo import Repo
+from pipeflow.project.project import Project
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,10 @@ class ParamsDiff:
         return [c for c in self.changes if c.changed]
 
 
-def diff(repo: Repo, rev: str = "HEAD") -> ParamsDiff:
+def diff(repo: Project, rev: str = "HEAD") -> ParamsDiff:
     """Params values recorded in the lock at ``rev`` against the params files now."""
     from pipeflow.ops.project import current_lock, load_project
-    from pipeflow.planning import Planner
+    from pipeflow.planning.plan import Planner
 
     old_lock, existed = lock_at(repo, rev)
     before: dict[tuple[str, str], Any] = {}

@@ -6,18 +6,21 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pipeflow import __version__, journal, lockconflict, lockfile, projectfile
 from pipeflow.errors import SpecError, UsageError
-from pipeflow.graph import Graph, build_graph
-from pipeflow.lockfile import Lock, StageLock
-from pipeflow.lockmerge import MergedLock
-from pipeflow.machinecache import machine_cache
-from pipeflow.repo import LOCK_FILE, Repo
+from pipeflow.execution import journal
+from pipeflow.files import projectfile
+from pipeflow.files.machinecache import machine_cache
+from pipeflow.lock import lockconflict, lockfile
+from pipeflow.lock.lockfile import Lock, StageLock
+from pipeflow.lock.lockmerge import MergedLock
+from pipeflow.planning.graph import Graph, build_graph
+from pipeflow.project.project import LOCK_FILE, Project
 from pipeflow.spec.loader import load_pipeline
+from pipeflow.version import __version__
 
 
 @dataclass(frozen=True)
-class Project:
+class LoadedPipeline:
     """A loaded pipeline with its graph."""
 
     graph: Graph
@@ -27,7 +30,7 @@ class Project:
         return list(self.graph.order)
 
 
-def load_project(repo: Repo) -> Project:
+def load_project(repo: Project) -> LoadedPipeline:
     """Load, validate and order the pipeline (validation remembered per spec digest)."""
     if not os.path.lexists(repo.spec_path):  # a link or device: the loader says what
         msg = f"no pipeline.yaml in {repo.root}"
@@ -50,18 +53,18 @@ def load_project(repo: Repo) -> Project:
             state.put("valid:" + loaded.digest, "1")
         machine.put(shared + loaded.digest, "1")
     graph = build_graph(loaded.pipeline, state=state)
-    return Project(graph)
+    return LoadedPipeline(graph)
 
 
-def check_outputs_inside(repo: Repo, graph: Graph, names: Iterable[str] | None = None, *,
+def check_outputs_inside(repo: Project, graph: Graph, names: Iterable[str] | None = None, *,
                          running: bool = False) -> None:
     """Refuse, before a write command acts, a declared output whose folder is a
     symlink leading out of the project (``link -> /elsewhere``, ``outs: [link/out]``):
     a SpecError at the stage's place in the spec. Write commands call it; ``status``
     does not pay for it (it writes nothing), and every writer checks again anyway
-    (:mod:`pipeflow.workspace_fs`). ``running``: repro, whose stages may build an
+    (:mod:`pipeflow.files.workspace_fs`). ``running``: repro, whose stages may build an
     environment as an output (never restored by a checkout)."""
-    from pipeflow import workspace_fs
+    from pipeflow.files import workspace_fs
 
     stages = graph.pipeline.stages
     for name in names if names is not None else graph.order:
@@ -75,7 +78,7 @@ def check_outputs_inside(repo: Repo, graph: Graph, names: Iterable[str] | None =
                                      "the output elsewhere")
 
 
-def current_lock(repo: Repo) -> Lock:
+def current_lock(repo: Project) -> Lock:
     """The lock as a reader sees it: pipeline.lock with the unfinished run's journal.
 
     Raises LockConflictError when pipeline.lock holds merge conflicts (only ``status``
@@ -88,7 +91,7 @@ def current_lock(repo: Repo) -> Lock:
     return journal.fold(lock, rows) if rows else lock
 
 
-def current_state(repo: Repo) -> MergedLock:
+def current_state(repo: Project) -> MergedLock:
     """:func:`current_lock`, merge conflicts included: a stage the running ``repro``
     has finished is no longer in conflict."""
     merged = lockconflict.read(repo.lock_path, LOCK_FILE)
@@ -107,7 +110,7 @@ def _fold(merged: MergedLock, rows: dict[str, StageLock],
                       merged.source_conflicts)
 
 
-def render_lock(repo: Repo, graph: Graph | None = None) -> bool:
+def render_lock(repo: Project, graph: Graph | None = None) -> bool:
     """Write pipeline.lock from lock + journal and empty the journal (holder of the repo lock).
 
     Returns whether the lock file changed. Objects written by the run are synced
@@ -131,18 +134,18 @@ def render_lock(repo: Repo, graph: Graph | None = None) -> bool:
     return changed
 
 
-def _sweep_temps(repo: Repo) -> None:
+def _sweep_temps(repo: Project) -> None:
     """Remove dead writers' temporary files where a look is cheap: the download folder
     and the top folders of the project and of ``.pipeflow`` (three listings, no walk;
     the store and checkouts sweep the folders they write into as they go)."""
-    from pipeflow.grace import configured_grace
+    from pipeflow.project.grace import configured_grace
     from pipeflow.storage.leftovers import sweep
 
     downloads = repo.cache_dir / "tmp"
     sweep([downloads, repo.dot, repo.root], grace=configured_grace(repo))
 
 
-def recover(repo: Repo, *, sweep: bool = True) -> bool:
+def recover(repo: Project, *, sweep: bool = True) -> bool:
     """Clean up after a killed run (call holding the repo lock): end the stage
     processes it left behind and render its journal into the lock.
 
@@ -151,8 +154,8 @@ def recover(repo: Repo, *, sweep: bool = True) -> bool:
     it is already there, and where dead writers' temporary files go (``sweep``; gc,
     which collects and reports them itself and deletes nothing when dry, says False).
     """
-    from pipeflow import mergedriver
     from pipeflow.execution.runner import kill_leftovers
+    from pipeflow.lock import mergedriver
 
     mergedriver.ensure(repo.root)
     if sweep:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeflow import faults
-from pipeflow.config import CREDENTIALS_HINT, check_keys, read_config_file, save_config
 from pipeflow.credentials import (
     has_credentials,
     redact,
@@ -26,10 +25,11 @@ from pipeflow.credentials import (
     unescaped_userinfo,
 )
 from pipeflow.errors import UsageError
+from pipeflow.files.repolock import RepoLock
 from pipeflow.lineage.trust import TRUST_KEY
-from pipeflow.remotepolicy import check_committed
-from pipeflow.repo import CONFIG_FILE, LOCAL_CONFIG_FILE, Repo
-from pipeflow.repolock import RepoLock
+from pipeflow.project.config import CREDENTIALS_HINT, check_keys, read_config_file, save_config
+from pipeflow.project.project import CONFIG_FILE, LOCAL_CONFIG_FILE, Project
+from pipeflow.project.remotepolicy import check_committed
 from pipeflow.storage.remote import Remote
 
 SHARED_HEADER = "# pipeflow project config (committed). Per-machine overrides: config.local.\n"
@@ -46,12 +46,12 @@ class RemoteInfo:
     options: dict[str, Any]
 
 
-def _file(repo: Repo, local: bool) -> tuple[Any, str]:
+def _file(repo: Project, local: bool) -> tuple[Any, str]:
     path = repo.dot / (LOCAL_CONFIG_FILE if local else CONFIG_FILE)
     return path, LOCAL_HEADER if local else SHARED_HEADER
 
 
-def _edit(repo: Repo, local: bool, change: Callable[[dict[str, Any]], None]) -> None:
+def _edit(repo: Project, local: bool, change: Callable[[dict[str, Any]], None]) -> None:
     """Apply ``change`` to one config file: read, change and write under the config
     lock (atomic write), so that concurrent edits never lose one another."""
     if not repo.dot.is_dir():
@@ -74,13 +74,13 @@ def _edit(repo: Repo, local: bool, change: Callable[[dict[str, Any]], None]) -> 
     repo.reload_config()
 
 
-def list_remotes(repo: Repo) -> list[RemoteInfo]:
+def list_remotes(repo: Project) -> list[RemoteInfo]:
     config = repo.config
     return [RemoteInfo(name, r.url, name == config.core.remote, dict(r.options))
             for name, r in sorted(config.remotes.items())]
 
 
-def add_remote(repo: Repo, name: str, url: str, *, default: bool = False,
+def add_remote(repo: Project, name: str, url: str, *, default: bool = False,
                local: bool = False, force: bool = False) -> None:
     """Add remote ``name`` at ``url``; ``default`` makes it the one push/pull use."""
     if not name or "/" in name or name.startswith("-"):
@@ -101,7 +101,7 @@ def add_remote(repo: Repo, name: str, url: str, *, default: bool = False,
     _edit(repo, local, change)
 
 
-def modify_remote(repo: Repo, name: str, key: str, value: str | None, *,
+def modify_remote(repo: Project, name: str, key: str, value: str | None, *,
                   local: bool = False) -> None:
     """Set (or with ``value`` None, unset) option ``key`` of remote ``name``.
 
@@ -132,7 +132,7 @@ def modify_remote(repo: Repo, name: str, key: str, value: str | None, *,
     _edit(repo, local, change)
 
 
-def _check_setting(repo: Repo, name: str, key: str, value: str, local: bool) -> None:
+def _check_setting(repo: Project, name: str, key: str, value: str, local: bool) -> None:
     """Refuse to write into the committed config what :func:`open_remote` refuses."""
     if not local and key != TRUST_KEY:
         check_committed(name, {key: _parse(value)}, _file(repo, False)[0], repo.root,
@@ -173,7 +173,7 @@ def _parse(value: str) -> Any:
         return value
 
 
-def _names(repo: Repo) -> set[str]:
+def _names(repo: Project) -> set[str]:
     """The remotes either config file names (read as an edit reads them)."""
     names: set[str] = set()
     for local in (False, True):
@@ -182,7 +182,7 @@ def _names(repo: Repo) -> set[str]:
     return names
 
 
-def remove_remote(repo: Repo, name: str) -> None:
+def remove_remote(repo: Project, name: str) -> None:
     if name not in _names(repo):
         raise UsageError(f"no remote named '{name}'", hint="`pipeflow remote list` shows them")
     for local in (False, True):
@@ -194,7 +194,7 @@ def remove_remote(repo: Repo, name: str) -> None:
         _edit(repo, local, change)
 
 
-def open_remote(repo: Repo, name: str | None = None) -> Remote:
+def open_remote(repo: Project, name: str | None = None) -> Remote:
     """The remote ``name`` (default: ``core.remote``, or the only one)."""
     remotes = {r.name: r for r in list_remotes(repo)}
     if not remotes:
@@ -219,9 +219,9 @@ def open_remote(repo: Repo, name: str | None = None) -> Remote:
     return Remote(info.name, info.url, repo.config.remotes[info.name].fs_options)
 
 
-def _check_committed(repo: Repo, name: str) -> None:
+def _check_committed(repo: Project, name: str) -> None:
     """What the committed config says about remote ``name`` and config.local does not
-    replace must be a plain storage location (:mod:`pipeflow.remotepolicy`)."""
+    replace must be a plain storage location (:mod:`pipeflow.project.remotepolicy`)."""
     shared, _ = _file(repo, False)
     local_settings = (read_config_file(_file(repo, True)[0]).get("remote") or {}).get(name)
     settings = dict((read_config_file(shared).get("remote") or {}).get(name) or {})

@@ -15,17 +15,17 @@ from pipeflow.execution.cancel import CancelToken
 from pipeflow.execution.executor import Executor, ExecutorContext, check_options, create
 from pipeflow.execution.runner import LineSink
 from pipeflow.execution.scheduler import EventSink, Outcome, Scheduler
-from pipeflow.graph import Graph, check_deps_exist, resolve_targets, select
 from pipeflow.ops.init import init
 from pipeflow.ops.project import check_outputs_inside, load_project, recover, render_lock
-from pipeflow.planning import Planner, StageState
-from pipeflow.repo import LOCK_FILE, Repo
+from pipeflow.planning.graph import Graph, check_deps_exist, resolve_targets, select
+from pipeflow.planning.plan import Planner, StageState
+from pipeflow.project.project import LOCK_FILE, Project
 
 if TYPE_CHECKING:
-    from pipeflow.lineage.history import FetchObjects
+    from pipeflow.execution.history import FetchObjects
     from pipeflow.lineage.trust import Trust
-    from pipeflow.lockfile import FileEntry
-    from pipeflow.sourcedata import SourceState
+    from pipeflow.lock.lockfile import FileEntry
+    from pipeflow.planning.sourcedata import SourceState
     from pipeflow.storage.remote import Remote
 
 
@@ -84,7 +84,7 @@ class ReproReport:
     """(stage, verdict): run-cache entries from a remote left unused (the stage ran)."""
 
 
-def sync_sources(repo: Repo, graph: Graph, names: list[str],
+def sync_sources(repo: Project, graph: Graph, names: list[str],
                  pulled_from: str | None = None, unseen: frozenset[str] = frozenset()
                  ) -> list[str]:
     """Before planning: restore source data missing from the workspace (or an older
@@ -96,10 +96,10 @@ def sync_sources(repo: Repo, graph: Graph, names: list[str],
     recording the workspace's file would undo a colleague's version. ``unseen``:
     sources whose locked version ``--pull`` just brought; other data in the workspace
     there is not an edit of that version (SourceConflict)."""
-    from pipeflow import lockconflict
-    from pipeflow.lockfile import Lock
-    from pipeflow.lockmerge import MergedLock
-    from pipeflow.sourcedata import blocking, conflict_error, missing_error, source_states
+    from pipeflow.lock import lockconflict
+    from pipeflow.lock.lockfile import Lock
+    from pipeflow.lock.lockmerge import MergedLock
+    from pipeflow.planning.sourcedata import blocking, conflict_error, missing_error, source_states
 
     merged = lockconflict.read(repo.lock_path, LOCK_FILE)
     lock = merged.lock
@@ -125,12 +125,12 @@ def sync_sources(repo: Repo, graph: Graph, names: list[str],
     return [note for note in notes if note]
 
 
-def _sync_source(repo: Repo, s: SourceState, sources: dict[str, FileEntry]) -> str:
+def _sync_source(repo: Project, s: SourceState, sources: dict[str, FileEntry]) -> str:
     """Bring one source in line with the lock (or record the user's edit in
     ``sources``); says what it did, or "" when nothing."""
-    from pipeflow.lockfile import hash_info
+    from pipeflow.lock.lockfile import hash_info
     from pipeflow.ops.add import record_source
-    from pipeflow.sourcedata import external_note, leads_outside
+    from pipeflow.planning.sourcedata import external_note, leads_outside
 
     if s.state in ("absent", "checked-out") and s.locked.external and leads_outside(
             repo, s.path):
@@ -151,7 +151,7 @@ def _sync_source(repo: Repo, s: SourceState, sources: dict[str, FileEntry]) -> s
     return ""
 
 
-def _resolve_source(repo: Repo, path: str,
+def _resolve_source(repo: Project, path: str,
                     sides: tuple[FileEntry | None, FileEntry | None]) -> FileEntry:
     from pipeflow.errors import LockConflictError
     from pipeflow.ops.add import record_source
@@ -167,17 +167,17 @@ def _resolve_source(repo: Repo, path: str,
     return record_source(repo, path, external=any(e.external for e in sides if e))
 
 
-def _pull_first(repo: Repo, options: ReproOptions
+def _pull_first(repo: Project, options: ReproOptions
                 ) -> tuple[Remote, frozenset[str], list[str]]:
     """``--pull``: records, pointers and the lock's objects (source data and outputs)
     from the remote before anything is planned, so that sources are restored, missing
     outputs restore instead of rerunning and run-cache hits are seen. Returns the
     remote, the sources whose locked version was not here before, and what the fetch
     skipped."""
-    from pipeflow import lockconflict
+    from pipeflow.lock import lockconflict
     from pipeflow.ops.remotes import open_remote
     from pipeflow.ops.transfer import fetch
-    from pipeflow.sourcedata import not_here
+    from pipeflow.planning.sourcedata import not_here
 
     remote = open_remote(repo, options.remote)
     unseen = not_here(repo, lockconflict.read(repo.lock_path, LOCK_FILE).lock)
@@ -187,7 +187,7 @@ def _pull_first(repo: Repo, options: ReproOptions
 
 
 def repro(
-    repo: Repo,
+    repo: Project,
     options: ReproOptions,
     *,
     on_event: EventSink | None = None,
@@ -226,10 +226,10 @@ def repro(
         return report
 
 
-def _plan(repo: Repo, options: ReproOptions) -> tuple[Planner, Remote | None, ReproReport]:
+def _plan(repo: Project, options: ReproOptions) -> tuple[Planner, Remote | None, ReproReport]:
     """Holding the repo lock: select the stages, ``--pull``, sync the source data and
     check the deps; the planner over the lock as it then is."""
-    from pipeflow import lockconflict
+    from pipeflow.lock import lockconflict
 
     graph = load_project(repo).graph
     names = select(graph, resolve_targets(graph, options.targets),
@@ -257,11 +257,11 @@ class _Run:
     sink: LineSink | None
 
 
-def _execute(repo: Repo, options: ReproOptions, planner: Planner, remote: Remote | None,
+def _execute(repo: Project, options: ReproOptions, planner: Planner, remote: Remote | None,
              run: _Run, report: ReproReport) -> None:
     """Schedule the selected stages; whatever happens, render the lock from what
     finished."""
-    from pipeflow.lineage.history import History
+    from pipeflow.execution.history import History
 
     jobs = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
     repo.state.put("run-token", run.token)
@@ -283,7 +283,7 @@ def _execute(repo: Repo, options: ReproOptions, planner: Planner, remote: Remote
         repo.state.put("run-token", "")
 
 
-def _dry(repo: Repo, options: ReproOptions) -> ReproReport:
+def _dry(repo: Project, options: ReproOptions) -> ReproReport:
     from pipeflow.ops.project import current_state
 
     project = load_project(repo)
@@ -293,7 +293,7 @@ def _dry(repo: Repo, options: ReproOptions) -> ReproReport:
     merged = current_state(repo)
     lock = merged.lock
     if lock.sources:
-        from pipeflow.sourcedata import blocking, missing_error, source_states
+        from pipeflow.planning.sourcedata import blocking, missing_error, source_states
 
         blocked = blocking(source_states(repo, lock), graph, names)
         if blocked:  # the real run would stop here: say so, as it would
@@ -305,7 +305,7 @@ def _dry(repo: Repo, options: ReproOptions) -> ReproReport:
     return ReproReport(selected=names, plan=[states[n] for n in names])
 
 
-def _fetcher(repo: Repo, remote: Remote | None) -> FetchObjects | None:
+def _fetcher(repo: Project, remote: Remote | None) -> FetchObjects | None:
     """How the run cache fetches a hit's objects with ``--pull`` (None without)."""
     if remote is None:
         return None

@@ -6,13 +6,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pipeflow.gitignore import tracked_by_git
-from pipeflow.lockconflict import CONFLICT_REASON
+from pipeflow.files.repolock import holder_alive, read_holder
+from pipeflow.git.gitignore import tracked_by_git
+from pipeflow.lock.lockconflict import CONFLICT_REASON
 from pipeflow.ops.project import current_state, load_project
-from pipeflow.planning import Planner, StageState
-from pipeflow.repo import Repo
-from pipeflow.repolock import holder_alive, read_holder
-from pipeflow.sourcedata import SourceState, blocking, describe, source_states
+from pipeflow.planning.plan import Planner, StageState
+from pipeflow.planning.sourcedata import SourceState, blocking, describe, source_states
+from pipeflow.project.project import Project
 
 STATUS_SCHEMA = 1
 
@@ -52,7 +52,7 @@ class StatusReport:
         }
 
 
-def running_stages(repo: Repo) -> frozenset[str]:
+def running_stages(repo: Project) -> frozenset[str]:
     """Stages a live ``repro`` is running now (empty when none is)."""
     if not repo.dot.is_dir() or not holder_alive(read_holder(repo.dot / "lock")):
         return frozenset()
@@ -63,9 +63,9 @@ def running_stages(repo: Repo) -> frozenset[str]:
     return frozenset(n for n in names if isinstance(n, str))
 
 
-def status(repo: Repo, targets: list[str] | None = None) -> StatusReport:
+def status(repo: Project, targets: list[str] | None = None) -> StatusReport:
     """The state of every stage (or of ``targets`` and their upstream)."""
-    from pipeflow.graph import resolve_targets, select
+    from pipeflow.planning.graph import resolve_targets, select
 
     project = load_project(repo)
     graph = project.graph
@@ -101,7 +101,7 @@ def status(repo: Repo, targets: list[str] | None = None) -> StatusReport:
                         tuple(sorted(set(merged.stage_conflicts) - set(graph.pipeline.stages))))
 
 
-def _source_warning(repo: Repo, source: SourceState) -> str | None:
+def _source_warning(repo: Project, source: SourceState) -> str | None:
     """What ``status`` says of a source that is not as the lock records it: restore
     it from the cache, pull it (its version is not here), or record the edit."""
     path = source.path
@@ -120,7 +120,7 @@ def _source_warning(repo: Repo, source: SourceState) -> str | None:
     return None
 
 
-def _known_labels(repo: Repo, path: str) -> dict[str, str]:
+def _known_labels(repo: Project, path: str) -> dict[str, str]:
     """Hash -> label of every version of ``path`` the index knows."""
     from pipeflow.lineage.labels import version_labels
 

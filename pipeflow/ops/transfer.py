@@ -15,14 +15,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeflow import atomicfile, faults, lockfile
+from pipeflow import faults
 from pipeflow.errors import StorageError
-from pipeflow.lacking import Lacking, lacking
-from pipeflow.lineage.records import parse_pointer, read_pointer
+from pipeflow.files import atomicfile
 from pipeflow.lineage.trust import remember_origins
-from pipeflow.lockfile import FileEntry, Lock, out_entries
+from pipeflow.lock import lockfile
+from pipeflow.lock.lockfile import FileEntry, Lock, out_entries
 from pipeflow.ops.remotes import open_remote
-from pipeflow.repo import LOCK_FILE, Repo
+from pipeflow.planning.lacking import Lacking, lacking
+from pipeflow.project.project import LOCK_FILE, Project
+from pipeflow.records.records import parse_pointer, read_pointer
 from pipeflow.storage import exchange
 from pipeflow.storage.remote import Job, Progress, Remote, parallel
 
@@ -50,7 +52,7 @@ def _entries(lock: Lock, paths: set[str] | None) -> list[FileEntry]:
     return [e for e in entries if e.cache and (paths is None or e.path in paths)]
 
 
-def objects_for(repo: Repo, entries: Iterable[FileEntry]) -> set[str]:
+def objects_for(repo: Project, entries: Iterable[FileEntry]) -> set[str]:
     """Oids that checking out ``entries`` needs, as far as the local cache knows."""
     oids: set[str] = set()
     for entry in entries:
@@ -60,11 +62,11 @@ def objects_for(repo: Repo, entries: Iterable[FileEntry]) -> set[str]:
     return oids
 
 
-def _target_paths(repo: Repo, targets: list[str] | None) -> set[str] | None:
+def _target_paths(repo: Project, targets: list[str] | None) -> set[str] | None:
     if not targets:
         return None
-    from pipeflow.graph import resolve_targets
     from pipeflow.ops.project import load_project
+    from pipeflow.planning.graph import resolve_targets
 
     graph = load_project(repo).graph
     lock = lockfile.read(repo.lock_path, LOCK_FILE)
@@ -75,7 +77,7 @@ def _target_paths(repo: Repo, targets: list[str] | None) -> set[str] | None:
     return paths
 
 
-def push(repo: Repo, remote_name: str | None = None, targets: list[str] | None = None,
+def push(repo: Project, remote_name: str | None = None, targets: list[str] | None = None,
          progress: Progress | None = None) -> TransferReport:
     """Send objects (all of the cache, or what TARGETS need) and every run record."""
     remote = open_remote(repo, remote_name)
@@ -125,7 +127,7 @@ def _upload(remote: Remote, local: Path, kind: str, rel: str) -> Job[None]:
     return lambda stop: remote.upload(local, kind, rel, stop)
 
 
-def local_pointers(repo: Repo) -> tuple[dict[str, Path], list[str]]:
+def local_pointers(repo: Project) -> tuple[dict[str, Path], list[str]]:
     """This clone's run-cache pointers (relative path -> file) that name a record, and
     the relative paths of those that are damaged (cut short by a crash of an older
     pipeflow, or garbled)."""
@@ -149,11 +151,11 @@ def local_pointers(repo: Repo) -> tuple[dict[str, Path], list[str]]:
     return found, sorted(damaged)
 
 
-def _drop_via_git(repo: Repo, records: dict[str, Path], pointers: dict[str, Path]
+def _drop_via_git(repo: Project, records: dict[str, Path], pointers: dict[str, Path]
                   ) -> list[str]:
     """Remove from ``records`` and ``pointers`` the files that came through git: they
     are not this clone's, and a push would pass them off as its own to everyone who
-    fetches (see :mod:`pipeflow.committedstate`). Returns the warning, if any."""
+    fetches (see :mod:`pipeflow.git.committedstate`). Returns the warning, if any."""
     committed = repo.committed
     if not committed:
         return []
@@ -169,12 +171,12 @@ def _drop_via_git(repo: Repo, records: dict[str, Path], pointers: dict[str, Path
             "this clone: not pushed"]
 
 
-def _damaged(repo: Repo, rel: str, what: str) -> str:
+def _damaged(repo: Project, rel: str, what: str) -> str:
     return (f"run-cache entry {repo.records.runcache / rel} is damaged (it does not name a "
             f"run record): {what}")
 
 
-def fetch(repo: Repo, remote_name: str | None = None, targets: list[str] | None = None,
+def fetch(repo: Project, remote_name: str | None = None, targets: list[str] | None = None,
           progress: Progress | None = None) -> TransferReport:
     """Bring run records, run-cache pointers and the objects the lock needs."""
     remote = open_remote(repo, remote_name)
@@ -199,17 +201,17 @@ def fetch(repo: Repo, remote_name: str | None = None, targets: list[str] | None 
     return report
 
 
-def _fetch_sides(repo: Repo) -> tuple[Lock, ...]:
+def _fetch_sides(repo: Project) -> tuple[Lock, ...]:
     """The locks fetch brings the entries of: the lock; for a lock in merge conflict,
     both sides (so that the ``repro`` resolving it can restore whichever its inputs
     select)."""
-    from pipeflow import lockconflict
+    from pipeflow.lock import lockconflict
 
     merged = lockconflict.read(repo.lock_path, LOCK_FILE)
     return (merged.lock,) if merged.clean else (merged.side(0), merged.side(1))
 
 
-def _lacking(repo: Repo, sides: tuple[Lock, ...], entries: list[FileEntry],
+def _lacking(repo: Project, sides: tuple[Lock, ...], entries: list[FileEntry],
              missing: set[str]) -> list[Lacking]:
     """The paths among ``entries`` that a ``missing`` object leaves incomplete."""
     if not missing:
@@ -219,13 +221,13 @@ def _lacking(repo: Repo, sides: tuple[Lock, ...], entries: list[FileEntry],
     return [found[path] for path in sorted(found)]
 
 
-def download_objects(repo: Repo, remote: Remote, oids: Iterable[str],
+def download_objects(repo: Project, remote: Remote, oids: Iterable[str],
                      listed: set[str] | None = None) -> list[str]:
     """:func:`pipeflow.storage.exchange.download_objects` into the project's store."""
     return exchange.download_objects(repo.store, remote, oids, listed)
 
 
-def unpushed(repo: Repo, remote_name: str | None = None) -> tuple[list[str], int]:
+def unpushed(repo: Project, remote_name: str | None = None) -> tuple[list[str], int]:
     """Paths in the lock whose objects the remote lacks, and how many run records."""
     remote = open_remote(repo, remote_name)
     have = remote.objects()
@@ -235,7 +237,7 @@ def unpushed(repo: Repo, remote_name: str | None = None) -> tuple[list[str], int
     return sorted(paths), len(local - remote.records())
 
 
-def _download_objects(repo: Repo, remote: Remote, oids: list[str], have_remote: set[str],
+def _download_objects(repo: Project, remote: Remote, oids: list[str], have_remote: set[str],
                       report: TransferReport, progress: Progress | None) -> None:
     got = exchange.fetch_objects(repo.store, remote, oids, have_remote, progress)
     report.objects += got.stored
@@ -243,7 +245,7 @@ def _download_objects(repo: Repo, remote: Remote, oids: list[str], have_remote: 
     report.rejected += got.rejected
 
 
-def fetch_records(repo: Repo, remote: Remote) -> TransferReport:
+def fetch_records(repo: Project, remote: Remote) -> TransferReport:
     """Bring the run records and run-cache pointers this clone lacks (each record
     verified against the SHA-256 in its name; a bad one is left out and listed in
     ``rejected``)."""
@@ -252,7 +254,7 @@ def fetch_records(repo: Repo, remote: Remote) -> TransferReport:
     return report
 
 
-def _fetch_records(repo: Repo, remote: Remote, report: TransferReport,
+def _fetch_records(repo: Project, remote: Remote, report: TransferReport,
                    progress: Progress | None) -> None:
     records = repo.records
     local = {f"{chain}/{path.name}" for chain, _s, _i, path in records.iter_all()}
@@ -307,7 +309,7 @@ def _not_own(own: str, rels: set[str]) -> tuple[list[str], list[str]]:
     return theirs, sorted(rel for rel in rels if rel.split("/", 1)[0] == own)
 
 
-def _get_record(repo: Repo, remote: Remote, rel: str,
+def _get_record(repo: Project, remote: Remote, rel: str,
                 verified: list[atomicfile.Staged]) -> Job[bool]:
     """A job fetching one run record under a temporary name: True once verified (it
     is added to ``verified``, to be published), False if it does not verify."""
@@ -331,7 +333,7 @@ def _get_record(repo: Repo, remote: Remote, rel: str,
     return job
 
 
-def _get_pointer(repo: Repo, remote: Remote, rel: str) -> Job[bool]:
+def _get_pointer(repo: Project, remote: Remote, rel: str) -> Job[bool]:
     """A job fetching one run-cache pointer: True once in place, False if damaged."""
     final = repo.records.runcache / rel
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pipeflow.errors import StorageError
-from pipeflow.lineage.records import RecordStore, RunRecord
-from pipeflow.repo import Repo
+from pipeflow.project.project import Project
+from pipeflow.records.records import RecordStore, RunRecord
 
 ProblemKind = Literal[
     "corrupt-object", "rewritten-record", "bad-record", "gap", "fork", "broken-link",
@@ -92,7 +92,7 @@ class VerifyReport:
                 "unsigned": [u.to_json() for u in self.unsigned]}
 
 
-def verify_objects(repo: Repo, report: VerifyReport, jobs: int | None = None) -> None:
+def verify_objects(repo: Project, report: VerifyReport, jobs: int | None = None) -> None:
     """Re-hash every object in the cache, a few threads at once (hashing releases
     the GIL, so this runs at disk speed rather than one core's)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -203,10 +203,10 @@ def _check_links(
                 + ", ".join(sorted(children))))
 
 
-def verify_lock(repo: Repo, good: set[str], report: VerifyReport) -> None:
+def verify_lock(repo: Project, good: set[str], report: VerifyReport) -> None:
     """Every record the workspace lock names exists and is intact, and its outputs
     are the lock entry's; note locked objects the cache lacks."""
-    from pipeflow.lockfile import hash_info
+    from pipeflow.lock.lockfile import hash_info
     from pipeflow.ops.lineage import current_lock
 
     lock = current_lock(repo)
@@ -247,7 +247,7 @@ def _all_records(records: RecordStore) -> list[tuple[str, int, str, str]]:
             for chain, seq, rid, path in records.iter_all()]
 
 
-def verify_tags(repo: Repo, report: VerifyReport) -> None:
+def verify_tags(repo: Project, report: VerifyReport) -> None:
     """Every line of the tag log: it parses, its id matches its content, and it
     follows a line of its clone's chain. Reads skip the lines reported here."""
     from pipeflow.lineage.tags import read_log
@@ -258,7 +258,7 @@ def verify_tags(repo: Repo, report: VerifyReport) -> None:
             f"{problem.message} (reads skip it; `pipeflow verify --repair` sets it aside)"))
 
 
-def verify_pointers(repo: Repo, report: VerifyReport) -> None:
+def verify_pointers(repo: Project, report: VerifyReport) -> None:
     """Every run-cache pointer names a record (a damaged one is skipped by ``repro``,
     which then runs the stage, and fetched again by ``fetch``)."""
     from pipeflow.ops.transfer import local_pointers
@@ -274,7 +274,7 @@ SEEN_CHAINS = "verify:seen-chains"
 """State key: the chains an earlier ``verify`` listed (JSON list), so new ones stand out."""
 
 
-def verify_unsigned(repo: Repo, report: VerifyReport) -> None:
+def verify_unsigned(repo: Project, report: VerifyReport) -> None:
     """List, chain by chain, the records this clone did not write that no trusted key
     signed: where they came from, who they say ran them, and whether the chain is new
     since the last ``verify``. Not a problem (unsigned is all there is until signing
@@ -306,7 +306,7 @@ def verify_unsigned(repo: Repo, report: VerifyReport) -> None:
         repo.state.put(SEEN_CHAINS, json.dumps(sorted(seen | listed)))
 
 
-def verify(repo: Repo, *, jobs: int | None = None) -> VerifyReport:
+def verify(repo: Project, *, jobs: int | None = None) -> VerifyReport:
     """Check cache objects, record chains, the records the lock names, run-cache
     pointers, and tags; list records from other clones that are unsigned."""
     report = VerifyReport()
@@ -320,7 +320,7 @@ def verify(repo: Repo, *, jobs: int | None = None) -> VerifyReport:
     return report
 
 
-def verify_untracked(repo: Repo, report: VerifyReport) -> None:
+def verify_untracked(repo: Project, report: VerifyReport) -> None:
     """pipeflow's own per-clone state that git tracks is a problem: someone committed
     it, and a clone must not take it for its own."""
     if repo.committed:

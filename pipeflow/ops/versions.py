@@ -11,12 +11,12 @@ from pipeflow.lineage.labels import Relabel
 from pipeflow.lineage.pathspec import split_spec
 from pipeflow.lineage.tags import LogProblem
 from pipeflow.lineage.versions import Version, list_versions, resolve
-from pipeflow.lockfile import FileEntry
-from pipeflow.repo import LOCK_FILE, Repo
+from pipeflow.lock.lockfile import FileEntry
+from pipeflow.project.project import LOCK_FILE, Project
 
 
-def _locked_entries(repo: Repo) -> dict[str, FileEntry]:
-    from pipeflow import lockconflict
+def _locked_entries(repo: Project) -> dict[str, FileEntry]:
+    from pipeflow.lock import lockconflict
     from pipeflow.ops.checkout import out_entries_all
 
     # in a merge conflict, an entry in conflict has no current version
@@ -42,7 +42,7 @@ class VersionList:
     write (pipeflow.lineage.trust): shown beside the run, never taken as fact."""
 
 
-def versions(repo: Repo, target: str, *, sort: str | None = None) -> VersionList:
+def versions(repo: Project, target: str, *, sort: str | None = None) -> VersionList:
     """Every version of the path ``target`` names: committed ones by label, then the
     local ones (or by ``sort``: ``metrics.KEY`` ranks by a metric, highest first;
     ``size``; ``time``)."""
@@ -71,7 +71,7 @@ def versions(repo: Repo, target: str, *, sort: str | None = None) -> VersionList
                        tuple(labels.relabel(path)), unfetched, _unsigned(repo, found))
 
 
-def _unsigned(repo: Repo, found: list[Version]) -> dict[str, str]:
+def _unsigned(repo: Project, found: list[Version]) -> dict[str, str]:
     from pipeflow.lineage.trust import TrustPolicy
 
     policy = TrustPolicy.of(repo)
@@ -117,11 +117,11 @@ class TagResult:
     """Lines of the tag log that were skipped."""
 
 
-def tag(repo: Repo, target: str, name: str, *, wait: float = 0.0) -> TagResult:
+def tag(repo: Project, target: str, name: str, *, wait: float = 0.0) -> TagResult:
     """Point tag ``name`` at ``PATH@VERSION`` (an entry in this clone's chain of the
     tag log); also makes sure ``.gitattributes`` lets git merge the log by union."""
-    from pipeflow.gitattributes import ensure_attributes
-    from pipeflow.gitinfo import read_provenance
+    from pipeflow.git.gitattributes import ensure_attributes
+    from pipeflow.git.gitinfo import read_provenance
 
     locked = _locked_entries(repo)
     path, version = split_spec(repo, target, set(locked))
@@ -144,10 +144,10 @@ def tag(repo: Repo, target: str, name: str, *, wait: float = 0.0) -> TagResult:
     return TagResult(chosen, move.previous, log.problems)
 
 
-def repair_tags(repo: Repo, *, wait: float = 0.0) -> tagfile.RepairReport:
+def repair_tags(repo: Project, *, wait: float = 0.0) -> tagfile.RepairReport:
     """Rewrite the tag log keeping every valid line; damaged ones go to
     ``.pipeflow/state/tags.jsonl.damaged``."""
-    from pipeflow.gitinfo import read_provenance
+    from pipeflow.git.gitinfo import read_provenance
 
     with repo.lock(wait=wait):
         return tagfile.repair(repo.dot, repo.records.chain, read_provenance(repo.root).user)

@@ -18,9 +18,9 @@ from typing import Any
 
 import xxhash
 
-from pipeflow import projectfile, safeload
+from pipeflow.content.hashing import check_inside
 from pipeflow.errors import Location, SpecError
-from pipeflow.hashing import check_inside
+from pipeflow.files import projectfile, safeload
 from pipeflow.params import PARAMS_SUFFIXES, ParamsFileNotFound, deep_merge, read_params
 from pipeflow.spec.interpolate import Context
 from pipeflow.spec.model import Pipeline, Stage

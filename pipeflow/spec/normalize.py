@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from pipeflow.content.hashing import check_inside
 from pipeflow.errors import Location
-from pipeflow.hashing import check_inside
 from pipeflow.params import (
     PARAMS_SUFFIXES,
     MissingParamError,

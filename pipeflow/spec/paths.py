@@ -29,7 +29,7 @@ def resolve(path: str, wdir: str = ".") -> str:
     if path.startswith("~"):
         raise PathError("starts with '~', which pipeflow does not expand")
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in path):
-        # the rule of pipeflow.safepath: a lock naming such a path would not read back
+        # the rule of pipeflow.files.safepath: a lock naming such a path would not read back
         raise PathError("contains a NUL or control character")
     joined = posixpath.normpath(posixpath.join(wdir, path))
     if joined == ".." or joined.startswith("../"):
@@ -42,8 +42,8 @@ def check_output(path: str) -> None:
     ``.git/`` folder, at any depth."""
     if path == ".":
         raise PathError("is the project root")
-    # at any depth: a nested .git/ is a repository of its own (pipeflow.safepath)
-    from pipeflow.safepath import is_reserved
+    # at any depth: a nested .git/ is a repository of its own (pipeflow.files.safepath)
+    from pipeflow.files.safepath import is_reserved
 
     for part in path.split("/"):
         if is_reserved(part):

@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pipeflow.files.safeload import MAX_STAGES
 from pipeflow.params import key_text
-from pipeflow.safeload import MAX_STAGES
 from pipeflow.spec.interpolate import Context, interpolate_value, render
 from pipeflow.spec.yamlpos import SpecProblem, YamlPath
 

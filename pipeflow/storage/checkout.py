@@ -14,11 +14,12 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeflow import faults, workspace_fs
+from pipeflow import faults
+from pipeflow.content.hasher import Hasher
+from pipeflow.content.hashing import HashInfo
+from pipeflow.content.manifest import Manifest, ManifestEntry
 from pipeflow.errors import StorageError
-from pipeflow.hasher import Hasher
-from pipeflow.hashing import HashInfo
-from pipeflow.manifest import Manifest, ManifestEntry
+from pipeflow.files import workspace_fs
 from pipeflow.storage import links
 from pipeflow.storage.copying import CREATE, READ, copy_and_hash, hash_fd, unlink_quietly, view
 from pipeflow.storage.layout import object_path

@@ -14,8 +14,8 @@ from typing import TypeVar
 import xxhash
 
 from pipeflow import faults
+from pipeflow.content.hashing import thread_buffer
 from pipeflow.errors import StorageError
-from pipeflow.hashing import thread_buffer
 
 _T = TypeVar("_T")
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 
+from pipeflow.content.hashing import is_hash
 from pipeflow.errors import StorageError
-from pipeflow.hashing import is_hash
 
 
 def object_key(oid: str) -> str:

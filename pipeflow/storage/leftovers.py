@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeflow.repolock import pid_alive
+from pipeflow.files.repolock import pid_alive
 
 TEMP_SUFFIX = ".pftmp"
 """The end of the temporary names the store and checkouts make (:func:`temp_path`)."""
@@ -185,7 +185,7 @@ def in_project(root: Path, rels: Iterable[str]) -> Iterator[Path]:
     """``root / rel`` for each ``rel`` that is a plain project path and does not leave
     the project through a link (paths come from a lock another clone may have made:
     gc never deletes outside the project because of them)."""
-    from pipeflow.safepath import problem, within
+    from pipeflow.files.safepath import problem, within
 
     real_root = os.path.realpath(root)
     for rel in rels:

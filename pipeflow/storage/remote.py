@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Generic, TypeVar
 
-from pipeflow import atomicfile, faults
+from pipeflow import faults
+from pipeflow.content.hashing import hash_file
 from pipeflow.credentials import redact, secret_values
 from pipeflow.errors import Cancelled, StorageError
-from pipeflow.hashing import hash_file
+from pipeflow.files import atomicfile
 from pipeflow.storage.layout import is_object_key, object_key, oid_of
 
 Progress = Callable[[int, int], None]

@@ -28,10 +28,10 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
+from pipeflow.content.hasher import DirScan, Hasher
+from pipeflow.content.hashing import HashInfo, hash_bytes
+from pipeflow.content.manifest import Manifest
 from pipeflow.errors import StorageError
-from pipeflow.hasher import DirScan, Hasher
-from pipeflow.hashing import HashInfo, hash_bytes
-from pipeflow.manifest import Manifest
 from pipeflow.storage.checkout import Checkout
 from pipeflow.storage.copying import READ, hash_fd, view
 from pipeflow.storage.layout import local_oids, object_path
@@ -247,7 +247,7 @@ class ObjectStore:
 
         ``root`` (default: the hasher's) is the project ``dest`` must stay in: a folder
         above ``dest`` that is a symlink leading out of it is refused before anything
-        is written or pruned (:mod:`pipeflow.workspace_fs`).
+        is written or pruned (:mod:`pipeflow.files.workspace_fs`).
         """
         self._checkout.checkout(info, dest, linker=linker, executable=executable,
                                 hasher=hasher, root=root)

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import xxhash
 
-from pipeflow import diskfull
+from pipeflow.content.hasher import DirScan, Hasher
+from pipeflow.content.hashing import hash_bytes, hash_file
+from pipeflow.content.manifest import Manifest
 from pipeflow.errors import StorageError
-from pipeflow.hasher import DirScan, Hasher
-from pipeflow.hashing import hash_bytes, hash_file
-from pipeflow.manifest import Manifest
+from pipeflow.files import diskfull
 from pipeflow.storage import links
 from pipeflow.storage.copying import (
     CREATE,

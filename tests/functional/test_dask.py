@@ -179,15 +179,15 @@ def test_dask_needs_a_remote_and_a_scheduler(project: Project, tmp_path: Path,
 
 def test_credentials_are_not_sent_to_workers(project: Project, tmp_path: Path) -> None:
     from pipeflow.execution.dask_executor import DaskExecutor, shareable_options
-    from pipeflow.fingerprint import Components
     from pipeflow.ops.remotes import open_remote
-    from pipeflow.repo import Repo
+    from pipeflow.planning.fingerprint import Components
+    from pipeflow.project.project import Project
     from pipeflow.spec.model import Stage
 
     project.write("in.txt", "x\n")
     assert project.run("init").code == 0
     _with_remote(project, tmp_path)
-    with Repo(project.root) as repo:
+    with Project(project.root) as repo:
         remote = open_remote(repo)
         executor = DaskExecutor(repo, remote, "tcp://unused", client=object())
         stage = Stage("s", ("cp in.txt out.txt",), deps=("in.txt",))

@@ -103,18 +103,18 @@ def test_the_guide_engine_keeps_the_executor_protocol(
 
     from pipeflow.execution.cancel import CancelToken
     from pipeflow.execution.executor import Executor, ExecutorContext, create
-    from pipeflow.lockfile import Lock
+    from pipeflow.lock.lockfile import Lock
     from pipeflow.ops.project import load_project
     from pipeflow.ops.remotes import open_remote
-    from pipeflow.planning import Planner
-    from pipeflow.repo import Repo
+    from pipeflow.planning.plan import Planner
+    from pipeflow.project.project import Project
 
     project.write("in.txt", "x\n")
     project.spec({"copy": {"cmd": "cp in.txt out.txt && echo copied", "deps": ["in.txt"],
                            "outs": ["out.txt"]}})
     _with_remote(project, tmp_path)
     lines: list[tuple[str, str]] = []
-    with Repo(project.root) as repo:
+    with Project(project.root) as repo:
         context = ExecutorContext(repo, "token", CancelToken(),
                                   sink=lambda stage, line: lines.append((stage, line)),
                                   open_remote=partial(open_remote, repo))

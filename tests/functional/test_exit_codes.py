@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import pipeflow
-from pipeflow import atomicfile
+from pipeflow.files import atomicfile
 from tests.conftest import Project
 from tests.functional.helpers import chain
 
@@ -66,9 +66,9 @@ def test_a_committed_remote_that_names_a_local_path_is_a_config_error(
     result = project.run("push")
     assert result.code == 2, result.text
     from pipeflow.ops.remotes import open_remote
-    from pipeflow.repo import Repo
+    from pipeflow.project.project import Project
 
-    with Repo(project.root) as repo, pytest.raises(pipeflow.ConfigError, match="memory"):
+    with Project(project.root) as repo, pytest.raises(pipeflow.ConfigError, match="memory"):
         open_remote(repo, None)
 
 

@@ -173,7 +173,7 @@ def test_a_binary_run_cache_pointer_is_skipped(project: Project, tmp_path: Path)
 
 
 def _deep_path_manifest(raw: str) -> bytes:
-    from pipeflow.manifest import Manifest, ManifestEntry
+    from pipeflow.content.manifest import Manifest, ManifestEntry
 
     return Manifest((ManifestEntry("a/" * 3000 + "f", raw, 3, False),)).to_bytes()
 
@@ -187,7 +187,7 @@ def _deep_path_manifest(raw: str) -> bytes:
 ], ids=["path-3000-folders", "json-5000-levels"])
 def test_a_crafted_folder_manifest_is_refused(
         project: Project, manifest: Callable[[str], bytes], code: int, expected: str) -> None:
-    from pipeflow.hashing import hash_bytes
+    from pipeflow.content.hashing import hash_bytes
 
     _one_stage(project)
     lock = project.read("pipeline.lock")
@@ -232,7 +232,7 @@ def test_a_huge_lock_in_an_old_commit_is_refused_by_its_size_unread(
     """A commit in the history may hold any pipeline.lock (a 400 MB one is a few MB in
     git): `metrics diff`, `params diff`, `versions` and `gc --rev` learn its size from
     git first and never read it."""
-    from pipeflow import gitcmd
+    from pipeflow.git import gitcmd
     from tests.functional.helpers import commit
 
     project.git("init", "-q")

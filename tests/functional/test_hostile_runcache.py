@@ -16,8 +16,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from pipeflow.hashing import hash_bytes
-from pipeflow.lineage.records import canonical
+from pipeflow.content.hashing import hash_bytes
+from pipeflow.records.records import canonical
 from tests.conftest import Project
 from tests.functional.helpers import chain, commit, runs
 

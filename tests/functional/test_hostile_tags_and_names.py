@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeflow.lineage.records import canonical
 from pipeflow.lineage.tags import entry_id, tags_of
+from pipeflow.records.records import canonical
 from tests.conftest import Project
 from tests.functional.helpers import commit
 

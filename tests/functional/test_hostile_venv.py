@@ -82,7 +82,7 @@ def test_pull_never_writes_a_folder_that_is_an_environment(
         project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Review 2 #2: a folder source holding pyvenv.cfg and bin/python, written by pull,
     later dropped from the lock, would count as a venv made here and run in status."""
-    from pipeflow import workspace_fs
+    from pipeflow.files import workspace_fs
 
     origin = published(project, tmp_path)
     marker = tmp_path / "MARKER"

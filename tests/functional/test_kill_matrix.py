@@ -30,9 +30,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeflow import lockfile
-from pipeflow.atomicfile import is_temp_name
-from pipeflow.hashing import hash_file
+from pipeflow.content.hashing import hash_file
+from pipeflow.files.atomicfile import is_temp_name
+from pipeflow.lock import lockfile
 from pipeflow.storage.leftovers import TEMP_SUFFIX
 from tests.conftest import GIT_ENV, Project
 
@@ -176,9 +176,9 @@ def world(top: Path) -> World:
 
 
 def _objects_of_folder(p: Project, oid: str) -> set[str]:
-    from pipeflow.repo import Repo
+    from pipeflow.project.project import Project
 
-    with Repo(p.root) as repo:
+    with Project(p.root) as repo:
         return {oid} | {e.hash for e in repo.store.manifest(oid).entries}
 
 

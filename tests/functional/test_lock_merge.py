@@ -228,7 +228,7 @@ def test_a_resolution_that_matches_a_run_restores_from_the_run_cache(
 def test_driver_found_on_path_when_its_interpreter_is_gone(
     project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipeflow.mergedriver import install
+    from pipeflow.lock.mergedriver import install
 
     alice, bob = _team(project, tmp_path)
     install(bob.root, python=str(tmp_path / "deleted-venv/bin/python"))

@@ -60,7 +60,7 @@ def _interrupt_when(project: Project, args: list[str], started: Path) -> tuple[i
 
 def _objects_verify(objects: Path) -> int:
     """Every file under an objects folder is a whole object (its bytes hash to its name)."""
-    from pipeflow.hashing import hash_file
+    from pipeflow.content.hashing import hash_file
 
     found = _files(objects)
     for path in found:

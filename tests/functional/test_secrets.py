@@ -163,13 +163,13 @@ def test_an_old_lock_and_record_with_a_secret_in_clear(project: Project, tmp_pat
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """What an older pipeflow wrote (the value in clear) is never shown, and the next
     repro replaces it in the lock."""
-    import pipeflow.environment
+    import pipeflow.code.environment
 
     _with_remote(project, tmp_path)
     _env_stage(project)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     with monkeypatch.context() as old_pipeflow:
-        old_pipeflow.setattr(pipeflow.environment, "env_value", lambda name, value: value)
+        old_pipeflow.setattr(pipeflow.code.environment, "env_value", lambda name, value: value)
         assert project.run("repro").code == 0
     assert SECRET in project.read("pipeline.lock")  # as an older pipeflow left it
     for args in (("lineage", "out.txt"), ("lineage", "out.txt", "--format", "json"),

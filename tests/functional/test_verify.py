@@ -6,7 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from pipeflow.lineage.records import canonical
+from pipeflow.records.records import canonical
 from tests.conftest import Project
 from tests.functional.helpers import chain, commit
 

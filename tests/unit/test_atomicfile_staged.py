@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeflow import atomicfile
+from pipeflow.files import atomicfile
 from pipeflow.storage.leftovers import is_ours
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeflow.codedeps import CodeDetector, CodeScan, describe_map_change
-from pipeflow.codehash import SourceCache, analyze
-from pipeflow.hasher import Hasher
+from pipeflow.code.codedeps import CodeDetector, CodeScan, describe_map_change
+from pipeflow.code.codehash import SourceCache, analyze
+from pipeflow.code.pycommand import Invocation, invocations
+from pipeflow.content.hasher import Hasher
 from pipeflow.keyvalue import MemoryStore
-from pipeflow.pycommand import Invocation, invocations
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeflow.codehash import (
+from pipeflow.code.codehash import (
     ImportRef,
     SourceCache,
     SourceFacts,
@@ -19,8 +19,8 @@ from pipeflow.codehash import (
     source_hash,
     tree_hash,
 )
-from pipeflow.hasher import Hasher
-from pipeflow.hashing import hash_bytes
+from pipeflow.content.hasher import Hasher
+from pipeflow.content.hashing import hash_bytes
 from pipeflow.keyvalue import MemoryStore
 
 BASE = '''"""Module docstring."""

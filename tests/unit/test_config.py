@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeflow.config import load_config
 from pipeflow.errors import ConfigError, Location
-from pipeflow.repo import DEFAULT_CONFIG
+from pipeflow.project.config import load_config
+from pipeflow.project.project import DEFAULT_CONFIG
 from pipeflow.storage.links import LINK_SETTINGS
 
 

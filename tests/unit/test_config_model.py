@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeflow.config import DEFAULT_CONFIG, CacheConfig, Config, load
+from pipeflow.errors import ConfigError, Location
+from pipeflow.project.config import DEFAULT_CONFIG, CacheConfig, Config, load
+from pipeflow.project.grace import DEFAULT_GRACE
 from pipeflow.storage.links import LINK_SETTINGS
-from pipeflow.errors import Location, ConfigError
-from pipeflow.grace import DEFAULT_GRACE
 
 
 @pytest.fixture

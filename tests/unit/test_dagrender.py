@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeflow.dagrender import to_ascii, to_dot, to_json, to_mermaid
+from pipeflow.planning.dagrender import to_ascii, to_dot, to_json, to_mermaid
 
 CHAIN = (["prepare", "featurize", "train"], [("prepare", "featurize"), ("featurize", "train")])
 DIAMOND = (

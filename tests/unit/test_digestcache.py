@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from pipeflow import credentials, digestcache
-from pipeflow.machinecache import machine_cache_path
+from pipeflow import credentials
+from pipeflow.files import digestcache
+from pipeflow.files.machinecache import machine_cache_path
 
 VALUE = "hunter2-S3CR3T"
 
@@ -82,7 +83,7 @@ def test_a_key_file_others_can_read_is_not_used(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_a_tampered_cache_entry_is_recomputed(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeflow.machinecache import machine_cache
+    from pipeflow.files.machinecache import machine_cache
 
     monkeypatch.delenv("PIPEFLOW_FINGERPRINT_KEY", raising=False)
     right = credentials.env_value("DB_PASSWORD", VALUE)

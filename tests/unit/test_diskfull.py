@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeflow import diskfull
 from pipeflow.errors import DiskFull
+from pipeflow.files import diskfull
 from pipeflow.state import StateDB
 from pipeflow.storage.leftovers import STALE_AGE, Leftover, stale, writer_pid
 

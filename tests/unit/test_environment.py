@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeflow.environment import EnvironmentProbe, platform_id, python_program
+from pipeflow.code.environment import EnvironmentProbe, platform_id, python_program
 from pipeflow.keyvalue import MemoryStore
 
 
@@ -108,12 +108,12 @@ def test_versions_remembered_across_processes(fake_python: Path) -> None:
     assert second.component(("python3.77 x.py",), python_exact=True)["python"] == "pypy-3.77.5"
     assert (fake_python / "runs").read_text() == "run\n"
     # the project's own copy answers when the machine cache has nothing
-    from pipeflow.machinecache import machine_cache
+    from pipeflow.files.machinecache import machine_cache
 
     machine_cache().path.unlink()
     store[key] = "pypy-3.77.9"
     with_new_cache = EnvironmentProbe(MemoryStore(store))
-    from pipeflow import machinecache
+    from pipeflow.files import machinecache
 
     machinecache._open.cache_clear()
     assert with_new_cache.python_version("python3.77") == "pypy-3.77.9"
@@ -170,7 +170,7 @@ def _genuine(folder: Path, name: str, version: str, *, reports: str | None = Non
 def test_a_genuine_interpreter_is_asked_once_per_machine(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipeflow.machinecache import machine_cache
+    from pipeflow.files.machinecache import machine_cache
 
     monkeypatch.setenv("PIPEFLOW_MACHINE_CACHE", str(tmp_path / "machine.db"))
     _genuine(tmp_path / "bin", "python3.77", "pypy-3.77.5")
@@ -222,7 +222,7 @@ def test_stages_in_folders_with_their_own_pyenv_version_get_their_own_python(
 
 def test_a_user_site_folder_made_later_is_seen(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeflow.pyinterp import user_site_stamp
+    from pipeflow.code.pyinterp import user_site_stamp
 
     monkeypatch.setenv("PYTHONUSERBASE", str(tmp_path / "user"))
     before = user_site_stamp()
@@ -261,7 +261,7 @@ def test_a_launcher_is_asked_isolated_outside_the_stage_folder(
 
 
 def test_machine_cache_that_cannot_be_written_is_a_no_op(tmp_path: Path) -> None:
-    from pipeflow.machinecache import MachineCache
+    from pipeflow.files.machinecache import MachineCache
 
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -303,7 +303,7 @@ def _pyenv(tmp_path: Path, versions: tuple[str, ...]) -> tuple[Path, str]:
 def test_pyenv_shims_resolve_to_the_interpreter_they_would_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setup: dict[str, str], expected: str | None
 ) -> None:
-    from pipeflow.pyinterp import resolve_launcher
+    from pipeflow.code.pyinterp import resolve_launcher
 
     root, shim = _pyenv(tmp_path, ("3.11.7", "3.12.1"))
     monkeypatch.setenv("PYENV_ROOT", str(root))

@@ -9,8 +9,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeflow.fingerprint import Components, explain, out_label
-from pipeflow.lockfile import FileEntry, MetricEntry, StageLock
+from pipeflow.lock.lockfile import FileEntry, MetricEntry, StageLock
+from pipeflow.planning.fingerprint import Components, explain, out_label
 
 H1, H2, H3 = "1" * 32, "2" * 32, "3" * 32
 

@@ -25,13 +25,15 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeflow import config, lockfile, safeload
+from pipeflow.content.manifest import Manifest
 from pipeflow.errors import PipeflowError
+from pipeflow.files import safeload
 from pipeflow.lineage import tags
-from pipeflow.lineage.records import RecordStore, parse_pointer
-from pipeflow.manifest import Manifest
+from pipeflow.lock import lockfile
 from pipeflow.metrics import read_metrics
 from pipeflow.params import clear_cache, parse_params
+from pipeflow.project import config
+from pipeflow.records.records import RecordStore, parse_pointer
 from pipeflow.spec.loader import load_pipeline
 
 EXAMPLES = int(os.environ.get("PIPEFLOW_FUZZ_EXAMPLES", "1000"))

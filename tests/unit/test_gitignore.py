@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeflow.gitignore import ensure_ignored, pattern_for, tracked_by_git
+from pipeflow.git.gitignore import ensure_ignored, pattern_for, tracked_by_git
 
 
 def git(root: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:

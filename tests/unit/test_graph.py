@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeflow.errors import Location, SpecError, UsageError
-from pipeflow.graph import (
+from pipeflow.planning.graph import (
     Graph,
     build_graph,
     check_deps_exist,
@@ -344,7 +344,7 @@ def test_ordering_a_known_structure_never_imports_networkx() -> None:
         """
         import json, sys
         from pipeflow.errors import Location
-        from pipeflow.graph import build_graph
+        from pipeflow.planning.graph import build_graph
         from pipeflow.keyvalue import MemoryStore
         from pipeflow.spec.model import Out, Pipeline, Stage
 

@@ -16,12 +16,13 @@ import xxhash
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeflow import hashing, safepath
+from pipeflow.content import hashing
+from pipeflow.content.hasher import Hasher
+from pipeflow.content.hashing import HASH_NAME, HashInfo, hash_bytes, hash_file
+from pipeflow.content.ignore import IgnoreRules
+from pipeflow.content.manifest import Manifest, ManifestEntry
 from pipeflow.errors import StorageError
-from pipeflow.hasher import Hasher
-from pipeflow.hashing import HASH_NAME, HashInfo, hash_bytes, hash_file
-from pipeflow.ignore import IgnoreRules
-from pipeflow.manifest import Manifest, ManifestEntry
+from pipeflow.files import safepath
 from pipeflow.state import StateDB
 
 H = "0123456789abcdef" * 2
@@ -460,7 +461,7 @@ def test_ignore_rules_patterns(tmp_path: Path) -> None:
 def test_pathspec_is_not_imported_without_an_ignore_file(tmp_path: Path) -> None:
     write(tmp_path / "d" / "f")
     code = (
-        "import sys; from pathlib import Path; from pipeflow.hasher import Hasher;"
+        "import sys; from pathlib import Path; from pipeflow.content.hasher import Hasher;"
         f"Hasher(Path({str(tmp_path)!r}), None).hash_path('d');"
         "print('pathspec' in sys.modules)"
     )
@@ -694,7 +695,7 @@ def test_single_files_do_not_load_the_whole_stat_cache(
 def test_manifest_path_safety_is_exactly_the_safepath_rule(path: str) -> None:
     # A manifest from a remote is hash-consistent, not trusted: a path may never
     # climb out of the folder, be absolute, name the folder itself, or reach into a
-    # .git/ or .pipeflow/ below it (pipeflow.safepath's rule).
+    # .git/ or .pipeflow/ below it (pipeflow.files.safepath's rule).
     unsafe = safepath.problem(path) is not None
     doc = f'{{"format":1,"entries":[[{json.dumps(path)},"{H}",1,false]]}}'.encode()
     if unsafe:

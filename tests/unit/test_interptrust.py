@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeflow.interptrust import InterpreterTrust, probe_env, run_probe, trust_folder
+from pipeflow.code.interptrust import InterpreterTrust, probe_env, run_probe, trust_folder
 from pipeflow.keyvalue import MemoryStore
 
 
@@ -88,7 +88,7 @@ def test_a_link_beside_a_file_python_reads_at_start_is_refused(repo: Path,
 
 def test_an_old_trust_of_the_project_root_no_longer_counts(repo: Path) -> None:
     # an older pipeflow let `trust venv .` record the whole project
-    from pipeflow.machinecache import machine_cache
+    from pipeflow.files.machinecache import machine_cache
 
     machine_cache().put("trusted-interpreter-folder:" + os.path.realpath(repo), "{}")
     (repo / "pyvenv.cfg").write_text("home = /usr/bin\n")
@@ -168,7 +168,7 @@ def test_a_venv_where_a_pull_put_a_tracked_file_may_not(repo: Path) -> None:
 
 
 def test_trusted_folders_are_listed_and_removed(repo: Path, tmp_path: Path) -> None:
-    from pipeflow.trustedenvs import trusted_folders, untrust_folder
+    from pipeflow.code.trustedenvs import trusted_folders, untrust_folder
 
     _venv(repo / "a", "/usr/bin")
     _venv(repo / "b", "/usr/bin")

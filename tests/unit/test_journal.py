@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeflow import journal
-from pipeflow.lockfile import FileEntry, Lock, StageLock
+from pipeflow.execution import journal
+from pipeflow.lock.lockfile import FileEntry, Lock, StageLock
 from pipeflow.state import StateDB
 
 

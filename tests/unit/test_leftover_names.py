@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeflow import atomicfile
-from pipeflow.config import load_config
 from pipeflow.errors import ConfigError
-from pipeflow.repo import DEFAULT_CONFIG
+from pipeflow.files import atomicfile
+from pipeflow.project.config import load_config
+from pipeflow.project.project import DEFAULT_CONFIG
 from pipeflow.storage.leftovers import is_ours, temp_path, writer_pid
 
 

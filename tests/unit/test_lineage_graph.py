@@ -9,8 +9,8 @@ import pytest
 
 from pipeflow.lineage.diff import diff_lineages
 from pipeflow.lineage.graph import Lineage, trace
-from pipeflow.lineage.index import RunIndex
-from pipeflow.lineage.records import RecordBody, RecordStore, RunRecord
+from pipeflow.records.index import RunIndex
+from pipeflow.records.records import RecordBody, RecordStore, RunRecord
 
 
 def h(text: str) -> str:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeflow.content.hashing import HashInfo
 from pipeflow.errors import ConfigError, StorageError
-from pipeflow.hashing import HashInfo
 from pipeflow.state import StateDB
 from pipeflow.storage import links
 from pipeflow.storage.links import LINK_SETTINGS, Linker, probe_reflink

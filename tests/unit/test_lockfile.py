@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeflow import lockfile
 from pipeflow.errors import DiskFull, LockfileError
-from pipeflow.lockfile import (
+from pipeflow.lock import lockfile
+from pipeflow.lock.lockfile import (
     HEADER,
     FileEntry,
     Lock,
@@ -363,7 +363,7 @@ def test_surrogate_paths_survive_a_file_round_trip(tmp_path: Path) -> None:
 any_text = st.text(st.characters(exclude_categories=()), max_size=20)
 names = st.text(st.characters(exclude_categories=()), min_size=1, max_size=20)
 hashes = st.text("0123456789abcdef", min_size=32, max_size=32)
-# Paths a lock may hold (pipeflow.safepath): relative, normal, no control characters,
+# Paths a lock may hold (pipeflow.files.safepath): relative, normal, no control characters,
 # outside .git/ and .pipeflow/.
 segments = st.text(st.characters(exclude_categories=("Cc", "Cs"), exclude_characters="/"),
                    min_size=1, max_size=8).filter(lambda s: s not in (".", "..", ".git",
@@ -516,7 +516,7 @@ def test_corrupted_structures_raise_only_lockfile_error(lock: Lock, data: st.Dat
             node[key] = data.draw(values | st.sampled_from(["", -1, [], {}, H1, "x" * 64]))
             break
         node = node[key]
-    from pipeflow import yamlemit
+    from pipeflow.files import yamlemit
 
     loads_or_lockfile_error(HEADER + yamlemit.dump(doc))
 
@@ -559,8 +559,8 @@ def test_a_lock_params_file_with_an_unsafe_path_is_refused() -> None:
 @given(st.text(max_size=40))
 def test_any_source_path_is_refused_or_safe(path: str) -> None:
     """Whatever string a crafted lock names as a source or an output, the parser
-    either refuses it or yields a path pipeflow.safepath accepts."""
-    from pipeflow import safepath
+    either refuses it or yields a path pipeflow.files.safepath accepts."""
+    from pipeflow.files import safepath
 
     for text in (_SOURCE.format(path=json.dumps(path)),
                  _STAGE.format(field="outs", path=json.dumps(path))):

@@ -9,13 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeflow import lockconflict
 from pipeflow.errors import LockConflictError, LockfileError
-from pipeflow.graph import build_graph
-from pipeflow.lockfile import FileEntry, Lock, StageLock, dumps, loads
-from pipeflow.lockmerge import MergedLock, merge
-from pipeflow.planning import Planner, StageState
-from pipeflow.repo import Repo
+from pipeflow.lock import lockconflict
+from pipeflow.lock.lockfile import FileEntry, Lock, StageLock, dumps, loads
+from pipeflow.lock.lockmerge import MergedLock, merge
+from pipeflow.planning.graph import build_graph
+from pipeflow.planning.plan import Planner, StageState
+from pipeflow.project.project import Project
 from tests.unit.test_lockfile import locks, stages
 from tests.unit.test_planning import Proj, reasons, words
 from tests.unit.test_planning import proj as proj  # the fixture the planning test uses
@@ -219,7 +219,7 @@ def test_a_stage_in_conflict_is_changed_and_its_downstream_pending(
     without = Lock(stages={n: s for n, s in lock.stages.items() if n != "train"})
 
     def states() -> dict[str, StageState]:
-        with Repo(proj.root) as repo:
+        with Project(proj.root) as repo:
             planner = Planner(repo, build_graph(proj.pipeline), without,
                               conflicts=frozenset({"train"}))
             return planner.evaluate_all(["prep", "train", "report"])

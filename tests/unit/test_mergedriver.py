@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from pipeflow import lockconflict, mergedriver
-from pipeflow.lockfile import FileEntry, Lock, StageLock, dumps, loads
-from pipeflow.lockmerge import MergedLock
+from pipeflow.lock import lockconflict, mergedriver
+from pipeflow.lock.lockfile import FileEntry, Lock, StageLock, dumps, loads
+from pipeflow.lock.lockmerge import MergedLock
 
 H = "0123456789abcdef" * 2
 

@@ -16,11 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeflow.content.hasher import Hasher
+from pipeflow.content.hashing import BUF_SIZE, HashInfo, hash_bytes
+from pipeflow.content.ignore import IgnoreRules
+from pipeflow.content.manifest import Manifest
 from pipeflow.errors import StorageError
-from pipeflow.hasher import Hasher
-from pipeflow.hashing import BUF_SIZE, HashInfo, hash_bytes
-from pipeflow.ignore import IgnoreRules
-from pipeflow.manifest import Manifest
 from pipeflow.storage import checkout, durability, links
 from pipeflow.storage.leftovers import TEMP_SUFFIX
 from pipeflow.storage.links import Linker
@@ -527,7 +527,7 @@ def test_add_tree_then_checkout_reproduces_the_tree(
 def test_add_tree_reads_each_new_file_once_and_matches_the_manifest(
     tmp_path: Path, store: ObjectStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipeflow import hashing
+    from pipeflow.content import hashing
     from pipeflow.state import StateDB
 
     write(tmp_path / "d" / "a.txt", b"a")

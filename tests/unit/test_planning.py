@@ -9,13 +9,12 @@ from pathlib import Path
 import pytest
 
 from pipeflow import params as params_module
-from pipeflow.graph import build_graph
-from pipeflow.hashing import hash_file
-from pipeflow.lockfile import FileEntry, Lock, MetricEntry, StageLock
+from pipeflow.content.hashing import hash_file
+from pipeflow.lock.lockfile import FileEntry, Lock, MetricEntry, StageLock, file_entry
 from pipeflow.ops.init import init
-from pipeflow.lockfile import file_entry
-from pipeflow.planning import WORDS, Planner, StageState
-from pipeflow.repo import Repo
+from pipeflow.planning.graph import build_graph
+from pipeflow.planning.plan import WORDS, Planner, StageState
+from pipeflow.project.project import Project
 from pipeflow.spec.model import Out, ParamRef, Pipeline, Stage
 
 
@@ -38,7 +37,7 @@ class Proj:
     def record(self, names: Iterable[str] | None = None, *, store: bool = True) -> Lock:
         """A lock as a successful run would leave it, built from the workspace as it is."""
         entries: dict[str, StageLock] = {}
-        with Repo(self.root) as repo:
+        with Project(self.root) as repo:
             graph = build_graph(self.pipeline)
             planner = Planner(repo, graph, Lock())
             for name in names if names is not None else graph.order:
@@ -69,7 +68,7 @@ class Proj:
     def states(
         self, lock: Lock, *, running: frozenset[str] = frozenset()
     ) -> dict[str, StageState]:
-        with Repo(self.root) as repo:
+        with Project(self.root) as repo:
             graph = build_graph(self.pipeline)
             planner = Planner(repo, graph, lock, running=running)
             return planner.evaluate_all(list(graph.order))
@@ -273,7 +272,7 @@ def test_always_changed_and_force(proj: Proj) -> None:
     states = proj.states(lock)
     assert words(states)["report"] == "changed"
     assert reasons(states["report"]) == ["always_changed is set"]
-    with Repo(proj.root) as repo:
+    with Project(proj.root) as repo:
         planner = Planner(repo, build_graph(proj.pipeline), lock)
         forced = planner.evaluate("prep", {}, force=True)
     assert (forced.word, reasons(forced)) == ("changed", ["forced with --force"])
@@ -291,7 +290,7 @@ def test_code_globs_are_components(proj: Proj) -> None:
     proj.write("src/a.py", "A = 1\n")
     proj.write("src/b.py", "B = 1\n")
     proj.with_stage("report", code=("src/*.py", "src/a.py", "missing.py"))
-    with Repo(proj.root) as repo:
+    with Project(proj.root) as repo:
         comps = Planner(repo, build_graph(proj.pipeline), Lock()).components(
             proj.pipeline.stages["report"], {}
         )
@@ -326,7 +325,7 @@ def test_relative_interpreter_resolved_in_the_stage_wdir(
     assert state.components is not None
     assert state.components.env["python"] == "unprobed"
     assert state.components.env["interpreter"] == hash_file(exe)
-    from pipeflow.interptrust import trust_folder
+    from pipeflow.code.interptrust import trust_folder
 
     (proj.root / "venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")  # a venv
     trust_folder(str(proj.root / "venv"))

@@ -1,4 +1,4 @@
-"""pipeflow.projectfile: the reader of the project's own files refuses links where it
+"""pipeflow.files.projectfile: the reader of the project's own files refuses links where it
 must, never opens a device, never blocks, never reads past the limit."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeflow import projectfile
 from pipeflow.errors import SpecError
+from pipeflow.files import projectfile
 
 
 def test_a_regular_file_is_read_and_a_missing_one_is_none(tmp_path: Path) -> None:
@@ -74,7 +74,7 @@ def test_past_the_limit_is_refused_before_reading(tmp_path: Path,
 
 
 def test_a_python_version_file_linked_to_a_kernel_file_is_not_read(tmp_path: Path) -> None:
-    from pipeflow.pyinterp import _versions_in
+    from pipeflow.code.pyinterp import _versions_in
 
     (tmp_path / "ok").write_text("3.11.7\n")
     os.symlink("/proc/self/environ", tmp_path / "bad")  # a regular file to fstat
@@ -88,8 +88,8 @@ def test_a_project_in_dev_shm_is_read_like_any_other() -> None:
     import os
     import tempfile
 
-    from pipeflow import projectfile
-    from pipeflow.safepath import is_special
+    from pipeflow.files import projectfile
+    from pipeflow.files.safepath import is_special
 
     if not os.path.isdir("/dev/shm"):
         pytest.skip("no /dev/shm here")

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeflow import siteindexes as pydists
+from pipeflow.code import siteindexes as pydists
+from pipeflow.code.pydists import Distribution, SiteIndex, build_index, normalize
+from pipeflow.code.pyinterp import is_this_interpreter
+from pipeflow.code.siteindexes import SiteIndexes
 from pipeflow.keyvalue import MemoryStore
-from pipeflow.pydists import Distribution, SiteIndex, build_index, normalize
-from pipeflow.pyinterp import is_this_interpreter
-from pipeflow.siteindexes import SiteIndexes
 
 
 def dist_info(site: Path, name: str, version: str, *, top: list[str] | None = None,
@@ -255,7 +255,7 @@ def test_relative_interpreter_from_the_stage_folder(venv: Path, tmp_path: Path) 
 
 
 def test_genuine_interpreter_or_launcher(tmp_path: Path) -> None:
-    from pipeflow.pyinterp import is_genuine
+    from pipeflow.code.pyinterp import is_genuine
 
     real = str(tmp_path / "py" / "bin" / "python3.12")
     # /proc answers where it exists: a launcher that kept its own argv[0] is caught

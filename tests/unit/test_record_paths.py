@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeflow import safepath
 from pipeflow.errors import StorageError
-from pipeflow.lineage.records import RecordStore, canonical, unsafe_path
+from pipeflow.files import safepath
+from pipeflow.records.records import RecordStore, canonical, unsafe_path
 
 H = "a" * 32
 CHAIN = "0123456789abcdef"

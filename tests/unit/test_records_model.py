@@ -1,4 +1,4 @@
-"""The typed run record (pipeflow.lineage.records): its JSON is the on-disk format."""
+"""The typed run record (pipeflow.records.records): its JSON is the on-disk format."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeflow.lineage.records import (
+from pipeflow.records.records import (
     OutputKind,
     OutputRef,
     RecordBody,

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pipeflow.content.hashing import hash_file
 from pipeflow.errors import Cancelled, StorageError
-from pipeflow.hashing import hash_file
-from pipeflow.lineage.records import parse_pointer
+from pipeflow.records.records import parse_pointer
 from pipeflow.storage.exchange import upload_missing
 from pipeflow.storage.remote import Remote, parallel
 

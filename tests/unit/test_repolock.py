@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from pipeflow.errors import LockedError
-from pipeflow.repolock import RepoLock, describe, holder_alive, read_holder
+from pipeflow.files.repolock import RepoLock, describe, holder_alive, read_holder
 
 HOLDER = """
 import os, sys
 from pathlib import Path
-from pipeflow.repolock import RepoLock
+from pipeflow.files.repolock import RepoLock
 lock = RepoLock(Path(os.environ["LOCK_PATH"]))
 lock.acquire()
 print("locked", flush=True)

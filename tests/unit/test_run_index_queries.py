@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeflow.lineage.index import RunOutput
+from pipeflow.records.index import RunOutput
 from tests.unit.test_lineage_graph import History, h
 
 

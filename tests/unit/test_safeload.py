@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from pipeflow import safeload
 from pipeflow.errors import SpecError
+from pipeflow.files import safeload
 
 BOMB = 'a0: &a0 ["x","x","x","x","x","x","x","x","x"]\n' + "".join(
     f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]\n" for i in range(1, 10))

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeflow import safepath
-from pipeflow.safepath import UnsafePathError
+from pipeflow.files import safepath
+from pipeflow.files.safepath import UnsafePathError
 
 
 @pytest.mark.parametrize("path", [

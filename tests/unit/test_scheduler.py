@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeflow import journal
+from pipeflow.execution import journal
 from pipeflow.execution.runner import RunResult
 from pipeflow.execution.scheduler import Outcome, Scheduler, StageEvent
-from pipeflow.graph import build_graph
-from pipeflow.lockfile import Lock
+from pipeflow.lock.lockfile import Lock
 from pipeflow.ops.init import init
-from pipeflow.planning import Planner
-from pipeflow.repo import Repo
+from pipeflow.planning.graph import build_graph
+from pipeflow.planning.plan import Planner
+from pipeflow.project.project import Project
 from pipeflow.spec.model import Out, Pipeline, Stage
 
 
@@ -39,7 +39,7 @@ class Run:
         self.events: list[StageEvent] = []
 
     def __call__(self, names: list[str] | None = None, **options: object) -> Outcome:
-        with Repo(self.root) as repo:
+        with Project(self.root) as repo:
             graph = build_graph(self.pipeline)
             planner = Planner(repo, graph, self.lock)
             sched = Scheduler(planner, names or list(graph.order),
@@ -170,7 +170,7 @@ def test_corrupt_cache_object_is_recomputed_not_served(root: Path) -> None:
     run = Run(root, [mk("a", "echo a > a.txt; echo ran >> runs.log", outs=("a.txt",))])
     run()
     (root / "a.txt").unlink()
-    with Repo(root) as repo:
+    with Project(root) as repo:
         obj = repo.store.path_of(run.lock.stages["a"].outs[0].hash)
     obj.chmod(0o644)
     obj.write_text("garbage\n")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pipeflow.errors import Location, MissingSourceData
-from pipeflow.graph import build_graph
-from pipeflow.lockfile import FileEntry
-from pipeflow.sourcedata import SourceState, blocking, missing_error, reads
+from pipeflow.lock.lockfile import FileEntry
+from pipeflow.planning.graph import build_graph
+from pipeflow.planning.sourcedata import SourceState, blocking, missing_error, reads
 from pipeflow.spec.model import Out, Pipeline, Stage
 
 LOCKED = "025f466a" + "0" * 24

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeflow.content.hashing import hash_bytes
 from pipeflow.errors import StorageError
-from pipeflow.hashing import hash_bytes
 from pipeflow.storage.links import Linker
 from pipeflow.storage.remote import Remote
 from pipeflow.storage.store import ObjectStore

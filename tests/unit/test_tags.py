@@ -177,7 +177,7 @@ def test_a_legacy_line_naming_an_unsafe_path_is_skipped() -> None:
 @SETTINGS
 @given(path=st.text(max_size=30))
 def test_any_tag_path_is_skipped_or_safe(path: str) -> None:
-    from pipeflow import safepath
+    from pipeflow.files import safepath
 
     line = _signed({"chain": "1111111111111111", "seq": 1, "prev": None, "path": path,
                     "name": "production", "hash": A, "when": "2020-01-01T00:00:00.000+00:00"})

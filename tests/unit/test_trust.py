@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeflow.lineage.records import RecordBody, RecordStore, RunRecord, canonical
 from pipeflow.lineage.trust import TrustPolicy, remember_origins, trusted_remotes
+from pipeflow.records.records import RecordBody, RecordStore, RunRecord, canonical
 from pipeflow.state import StateDB
 
 

@@ -1,4 +1,4 @@
-"""pipeflow.wildmatch: gitignore patterns, matched in time linear in the path."""
+"""pipeflow.content.wildmatch: gitignore patterns, matched in time linear in the path."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeflow import wildmatch
+from pipeflow.content import wildmatch
 from pipeflow.errors import SpecError
 
 

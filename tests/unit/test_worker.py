@@ -38,7 +38,7 @@ def test_the_worker_module_speaks_json_on_stdin_and_stdout(tmp_path: Path) -> No
     worker = [sys.executable, "-m", "pipeflow.execution.worker"]
     bad = subprocess.run(worker, input=b"not json", capture_output=True, timeout=60)
     assert bad.returncode == 2 and b"malformed task: not JSON" in bad.stderr
-    from pipeflow.environment import EnvironmentProbe
+    from pipeflow.code.environment import EnvironmentProbe
 
     for env in ({}, EnvironmentProbe().component(("echo hi",))):
         task = _task(tmp_path, inputs=(), cmd=("echo hi",), outs=(), env=env)

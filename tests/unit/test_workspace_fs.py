@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeflow import workspace_fs
-from pipeflow.workspace_fs import OutsideProjectError, check_parents, check_place
+from pipeflow.files import workspace_fs
+from pipeflow.files.workspace_fs import OutsideProjectError, check_parents, check_place
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_a_project_root_reached_through_a_link_works(tmp_path: Path, root: Path)
 
 
 def test_checkout_refuses_before_writing(root: Path, tmp_path: Path) -> None:
-    from pipeflow.hashing import HashInfo
+    from pipeflow.content.hashing import HashInfo
     from pipeflow.storage.links import Linker
     from pipeflow.storage.store import ObjectStore
 
@@ -82,7 +82,7 @@ def test_checkout_refuses_before_writing(root: Path, tmp_path: Path) -> None:
 
 
 def test_gitignore_is_never_written_through_a_link(root: Path, tmp_path: Path) -> None:
-    from pipeflow.gitignore import ensure_ignored
+    from pipeflow.git.gitignore import ensure_ignored
 
     with pytest.raises(OutsideProjectError):
         ensure_ignored(root, ["out_abs/model.pkl"])

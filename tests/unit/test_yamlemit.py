@@ -11,7 +11,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeflow.yamlemit import dump, load
+from pipeflow.files.yamlemit import dump, load
 
 CLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 UTC = datetime.UTC

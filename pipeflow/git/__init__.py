@@ -1,0 +1,3 @@
+"""Talking to git: hardened git calls, provenance, .gitattributes/.gitignore upkeep,
+pipeflow state committed by mistake.
+"""

@@ -1,0 +1,2 @@
+"""Run records on disk and their SQLite index: the data lineage reads.
+"""
