@@ -29,11 +29,11 @@ from pipeflow import faults
 from pipeflow.errors import StorageError, UsageError
 from pipeflow.ops.keepset import GcScope, KeepSet, expand, lock_entries, references
 from pipeflow.ops.project import recover
-from pipeflow.project.grace import DEFAULT_GRACE, configured_grace
+from pipeflow.project.config import DEFAULT_GRACE
 from pipeflow.project.project import LOCK_FILE, Project
 from pipeflow.storage.remote import ListedFile, Remote
 
-__all__ = ["DEFAULT_GRACE", "GcReport", "GcScope", "Side", "configured_grace", "gc"]
+__all__ = ["DEFAULT_GRACE", "GcReport", "GcScope", "Side", "gc"]
 
 
 @dataclass
@@ -171,7 +171,7 @@ def gc(repo: Project, scope: GcScope, *, dry: bool = False, remote: str | None =
     if remote is not None and not yes and not dry:
         raise UsageError(f"gc --remote {remote} deletes data your team may share",
                          hint="add --yes to confirm, or --dry to list what would go")
-    report = GcReport(dry, configured_grace(repo) if grace is None else grace)
+    report = GcReport(dry, repo.config.gc.grace if grace is None else grace)
     cutoff = time.time() - report.grace
     with repo.lock(wait=wait):
         recover(repo, sweep=False)

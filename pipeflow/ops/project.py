@@ -138,11 +138,10 @@ def _sweep_temps(repo: Project) -> None:
     """Remove dead writers' temporary files where a look is cheap: the download folder
     and the top folders of the project and of ``.pipeflow`` (three listings, no walk;
     the store and checkouts sweep the folders they write into as they go)."""
-    from pipeflow.project.grace import configured_grace
     from pipeflow.storage.leftovers import sweep
 
     downloads = repo.cache_dir / "tmp"
-    sweep([downloads, repo.dot, repo.root], grace=configured_grace(repo))
+    sweep([downloads, repo.dot, repo.root], grace=repo.config.gc.grace)
 
 
 def recover(repo: Project, *, sweep: bool = True) -> bool:

@@ -21,9 +21,11 @@ from pipeflow.credentials import secret_settings
 from pipeflow.errors import ConfigError, Location, PipeflowError
 from pipeflow.files import projectfile, safeload
 from pipeflow.params import deep_merge
-from pipeflow.project.grace import DEFAULT_GRACE
 from pipeflow.storage.links import LINK_SETTINGS
 
+DEFAULT_GRACE = 2 * 3600.0
+"""Seconds an unreferenced object or a temporary file is left alone before ``gc`` (or,
+for temporary files, the next writer) may delete it: ``gc.grace`` (docs/gc.md)."""
 TRUST_KEY = "trust_run_cache"
 """The remote option that opts into that remote's unsigned run cache."""
 KNOWN: dict[str, tuple[str, ...]] = {"cache": ("dir", "link"), "core": ("remote",),

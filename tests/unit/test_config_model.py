@@ -10,8 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeflow.errors import ConfigError, Location
-from pipeflow.project.config import DEFAULT_CONFIG, CacheConfig, Config, load
-from pipeflow.project.grace import DEFAULT_GRACE
+from pipeflow.project.config import DEFAULT_CONFIG, DEFAULT_GRACE, CacheConfig, Config, load
 from pipeflow.storage.links import LINK_SETTINGS
 
 
