@@ -17,8 +17,6 @@ Each name is imported from its module on first use, so that ``import pipeflow`` 
 
 from __future__ import annotations
 
-from pipeflow.version import __version__
-
 _API = ("CancelToken", "Repo", "ReproResult", "StageFailure", "StageStatus", "Status",
         "open")
 _LINEAGE = ("CodeFile", "Lineage", "LineageArtifact", "LineageRun", "RunOutput", "Within")
@@ -31,6 +29,7 @@ _HOME: dict[str, str] = {
     **dict.fromkeys(_API, "pipeflow.api"),
     **dict.fromkeys(_LINEAGE, "pipeflow.lineage.model"),
     "Trust": "pipeflow.lineage.trust",
+    "__version__": "pipeflow.version",
     "Version": "pipeflow.lineage.versions",
     **dict.fromkeys(_ERRORS, "pipeflow.errors"),
     "UnsafePathError": "pipeflow.files.safepath",
@@ -93,6 +92,7 @@ if TYPE_CHECKING:
     from pipeflow.lineage.trust import Trust
     from pipeflow.lineage.versions import Version
     from pipeflow.project.project import UnsafeProjectError
+    from pipeflow.version import __version__
 
 
 def __getattr__(name: str) -> object:

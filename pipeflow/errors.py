@@ -7,22 +7,26 @@ The tree, with the exit code of each branch (a class not marked has its parent's
     PipeflowError                   exit 2: the input is wrong, nothing was done
     ├── UsageError                  a command line or API call asks for what cannot be
     │                               done: unknown target, bad flag value, no project
-    ├── SpecError                   pipeline.yaml, params files: names file, line, column
-    │   └── params.ParamsFileNotFound   a params file the spec names does not exist
-    ├── ConfigError                 .pipeflow/config, config.local: names the file (and line)
+    ├── LocatedError                a file the user wrote is wrong: names file (line, column)
+    │   ├── SpecError               pipeline.yaml, params files
+    │   │   └── params.ParamsFileNotFound   a params file the spec names does not exist
+    │   └── ConfigError             .pipeflow/config, config.local
     ├── LockfileError               pipeline.lock cannot be read or has the wrong shape
     │   ├── LockConflictError       it holds merge conflicts (`repro` resolves them)
     │   └── LockfileWriteError      it cannot be written: an I/O failure (exit 1)
     ├── OutsideProjectError         a path read leads outside the project (or into /dev)
-    ├── workspace_fs.OutsideProjectError   a path written has a folder symlinked outside
-    │   └── workspace_fs.EnvironmentFolderError   ... or lies inside a Python environment
-    ├── workspace_fs.EnvironmentInDataError  cached data that would make a Python env
-    ├── safepath.UnsafePathError    a path read from a file (lock, manifest, record) is unsafe
-    ├── repo.UnsafeProjectError     .pipeflow (or a place in it) is a symlink
+    ├── files.workspace_fs.OutsideProjectError   a path written has a folder symlinked
+    │   │                           outside
+    │   └── files.workspace_fs.EnvironmentFolderError   ... or lies inside a Python env
+    ├── files.workspace_fs.EnvironmentInDataError  cached data that would make a Python env
+    ├── files.safepath.UnsafePathError  a path read from a file (lock, manifest, record) is
+    │                               unsafe
+    ├── project.project.UnsafeProjectError  .pipeflow (or a place in it) is a symlink
     ├── StorageError                exit 1: the cache cannot give or take what was asked
     │   ├── MissingSourceData       the lock's source data is in neither workspace nor cache
     │   ├── DiskFull                no space left (or quota exceeded) where pipeflow writes
-    │   └── hashing.UnsafeManifestError   a folder manifest names an unsafe member (exit 2)
+    │   └── content.manifest.UnsafeManifestError   a folder manifest names an unsafe
+    │                               member (exit 2)
     ├── SourceConflict              exit 1: source data changed both here and in git
     ├── RepoLockError               exit 1: the repository lock cannot be taken: its file
     │   │                           (.pipeflow/lock) cannot be made or written
@@ -86,26 +90,23 @@ class UsageError(PipeflowError):
     """The command line asks for something that cannot be done."""
 
 
-class SpecError(PipeflowError):
+class LocatedError(PipeflowError):
+    """A file the user wrote is wrong; the message starts with where (file, line)."""
+
+    def __init__(
+        self, message: str, location: Location | None = None, *, hint: str | None = None
+    ) -> None:
+        text = f"{location}: {message}" if location else message
+        super().__init__(text, hint=hint)
+        self.location = location
+
+
+class SpecError(LocatedError):
     """The pipeline spec or a params file is wrong; says where."""
 
-    def __init__(
-        self, message: str, location: Location | None = None, *, hint: str | None = None
-    ) -> None:
-        text = f"{location}: {message}" if location else message
-        super().__init__(text, hint=hint)
-        self.location = location
 
-
-class ConfigError(PipeflowError):
+class ConfigError(LocatedError):
     """``.pipeflow/config`` or ``config.local`` is wrong; says which file (and where)."""
-
-    def __init__(
-        self, message: str, location: Location | None = None, *, hint: str | None = None
-    ) -> None:
-        text = f"{location}: {message}" if location else message
-        super().__init__(text, hint=hint)
-        self.location = location
 
 
 class LockfileError(PipeflowError):
