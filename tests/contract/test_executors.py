@@ -31,7 +31,7 @@ from pipeflow.ops.project import load_project
 from pipeflow.ops.remotes import open_remote
 from pipeflow.planning.graph import build_graph
 from pipeflow.planning.plan import Planner
-from pipeflow.project.project import Project
+from pipeflow.project.project import Project as CoreProject
 from tests.conftest import Project
 from tests.functional.helpers import chain
 
@@ -72,15 +72,15 @@ class Engine:
         return ["--executor", self.name, *(f"--{k}={v}" for k, v in self.options.items())]
 
     @contextmanager
-    def executor(self, *, sink: Any = None) -> Iterator[tuple[Project, Executor]]:
-        with Project(self.project.root) as repo:
+    def executor(self, *, sink: Any = None) -> Iterator[tuple[CoreProject, Executor]]:
+        with CoreProject(self.project.root) as repo:
             context = ExecutorContext(repo, self.token, CancelToken(), sink=sink,
                                       options=self.options,
                                       open_remote=functools.partial(open_remote, repo))
             with registry.create(self.name, context) as made:
                 yield repo, made
 
-    def prepare(self, repo: Project, name: str) -> tuple[Any, Any]:
+    def prepare(self, repo: CoreProject, name: str) -> tuple[Any, Any]:
         """The stage and its components as the scheduler hands them (outputs cleared)."""
         graph = load_project(repo).graph
         stage = graph.pipeline.stages[name]
@@ -207,7 +207,7 @@ def test_cancel_from_another_thread_stops_a_long_stage(engine: Engine) -> None:
 
 
 def test_close_twice_is_fine_and_the_context_manager_closes(engine: Engine) -> None:
-    with Project(engine.project.root) as repo:
+    with CoreProject(engine.project.root) as repo:
         context = ExecutorContext(repo, engine.token, CancelToken(), options=engine.options,
                                   open_remote=functools.partial(open_remote, repo))
         made = registry.create(engine.name, context)

@@ -181,13 +181,13 @@ def test_credentials_are_not_sent_to_workers(project: Project, tmp_path: Path) -
     from pipeflow.execution.dask_executor import DaskExecutor, shareable_options
     from pipeflow.ops.remotes import open_remote
     from pipeflow.planning.fingerprint import Components
-    from pipeflow.project.project import Project
+    from pipeflow.project.project import Project as CoreProject
     from pipeflow.spec.model import Stage
 
     project.write("in.txt", "x\n")
     assert project.run("init").code == 0
     _with_remote(project, tmp_path)
-    with Project(project.root) as repo:
+    with CoreProject(project.root) as repo:
         remote = open_remote(repo)
         executor = DaskExecutor(repo, remote, "tcp://unused", client=object())
         stage = Stage("s", ("cp in.txt out.txt",), deps=("in.txt",))

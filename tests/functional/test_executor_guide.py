@@ -107,14 +107,14 @@ def test_the_guide_engine_keeps_the_executor_protocol(
     from pipeflow.ops.project import load_project
     from pipeflow.ops.remotes import open_remote
     from pipeflow.planning.plan import Planner
-    from pipeflow.project.project import Project
+    from pipeflow.project.project import Project as CoreProject
 
     project.write("in.txt", "x\n")
     project.spec({"copy": {"cmd": "cp in.txt out.txt && echo copied", "deps": ["in.txt"],
                            "outs": ["out.txt"]}})
     _with_remote(project, tmp_path)
     lines: list[tuple[str, str]] = []
-    with Project(project.root) as repo:
+    with CoreProject(project.root) as repo:
         context = ExecutorContext(repo, "token", CancelToken(),
                                   sink=lambda stage, line: lines.append((stage, line)),
                                   open_remote=partial(open_remote, repo))

@@ -66,9 +66,9 @@ def test_a_committed_remote_that_names_a_local_path_is_a_config_error(
     result = project.run("push")
     assert result.code == 2, result.text
     from pipeflow.ops.remotes import open_remote
-    from pipeflow.project.project import Project
+    from pipeflow.project.project import Project as CoreProject
 
-    with Project(project.root) as repo, pytest.raises(pipeflow.ConfigError, match="memory"):
+    with CoreProject(project.root) as repo, pytest.raises(pipeflow.ConfigError, match="memory"):
         open_remote(repo, None)
 
 

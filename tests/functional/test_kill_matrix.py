@@ -176,9 +176,9 @@ def world(top: Path) -> World:
 
 
 def _objects_of_folder(p: Project, oid: str) -> set[str]:
-    from pipeflow.project.project import Project
+    from pipeflow.project.project import Project as CoreProject
 
-    with Project(p.root) as repo:
+    with CoreProject(p.root) as repo:
         return {oid} | {e.hash for e in repo.store.manifest(oid).entries}
 
 
