@@ -63,20 +63,30 @@ class Graph:
 
     def ancestors(self, names: Iterable[str]) -> set[str]:
         """Every stage upstream of any of ``names``."""
-        import networkx as nx
-
-        found: set[str] = set()
-        for name in names:
-            found |= nx.ancestors(self.dag, name)
-        return found
+        return self._reach(names, self.upstream, "ancestors")
 
     def descendants(self, names: Iterable[str]) -> set[str]:
         """Every stage downstream of any of ``names``."""
-        import networkx as nx
+        return self._reach(names, self.downstream, "descendants")
 
+    def _reach(self, names: Iterable[str], edges: dict[str, tuple[str, ...]],
+               question: str) -> set[str]:
+        # networkx answers once the DiGraph exists (a new structure built it); for a
+        # known structure (``status train``, ``repro train`` with nothing to do) the
+        # edge tuples answer, so that a targeted no-op imports networkx no more than
+        # an untargeted one
+        if "dag" in self.__dict__:
+            import networkx as nx
+
+            ask = getattr(nx, question)
+            return set().union(*(ask(self.dag, name) for name in names))
         found: set[str] = set()
-        for name in names:
-            found |= nx.descendants(self.dag, name)
+        todo = [u for name in names for u in edges[name]]
+        while todo:
+            name = todo.pop()
+            if name not in found:
+                found.add(name)
+                todo.extend(edges[name])
         return found
 
     def edges(self) -> list[tuple[str, str]]:

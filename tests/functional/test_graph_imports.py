@@ -25,6 +25,8 @@ def test_networkx_only_when_the_structure_changes(project: Project,
     monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
     assert not imports_networkx(project, "status")
     assert not imports_networkx(project, "repro")
+    assert not imports_networkx(project, "status", "evaluate")  # targets: walks upstream
+    assert not imports_networkx(project, "repro", "--downstream", "train")
     project.write("pipeline.yaml", project.read("pipeline.yaml") + "# a comment\n")
     assert not imports_networkx(project, "status")  # new text, same structure
     project.write("pipeline.yaml", project.read("pipeline.yaml")

@@ -259,6 +259,17 @@ def test_ancestors_and_descendants(chain: Graph) -> None:
     assert chain.ancestors(["lonely"]) == set()
 
 
+def test_the_edge_walk_and_networkx_give_the_same_answers(chain: Graph) -> None:
+    import dataclasses
+
+    walked = {(q, n): getattr(chain, q)([n]) for q in ("ancestors", "descendants")
+              for n in chain.order}
+    built = dataclasses.replace(chain)
+    assert built.dag.number_of_nodes() == len(chain.order)  # networkx answers from now
+    assert "dag" not in chain.__dict__ or chain is built
+    assert {(q, n): getattr(built, q)([n]) for q, n in walked} == walked
+
+
 # remembered topological order -----------------------------------------------------
 
 
