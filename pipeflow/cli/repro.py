@@ -82,7 +82,8 @@ Pull = Annotated[
 ]
 RemoteOpt = Annotated[
     str | None, typer.Option("--remote", "-r",
-                             help="Remote for --pull and --executor dask (default: the default).")
+                             help="Remote for --pull and for an --executor that stages through one "
+                                  "(dask; default: the default remote).")
 ]
 _ELSEWHERE = [n for n in executor_names() if n != "local"]
 ExecutorOpt = Annotated[
@@ -98,6 +99,25 @@ SchedulerOpt = Annotated[
 Downstream = Annotated[
     bool, _flag("--downstream", help="The targets and everything downstream of them.")
 ]
+EngineOpt = Annotated[
+    list[str] | None, typer.Option("--executor-option", "-O", metavar="KEY=VALUE",
+                                   help="An option of the --executor engine (repeatable), "
+                                        "e.g. -O partition=gpu for an engine that takes it.")
+]
+
+
+def engine_options(scheduler: str | None, pairs: list[str] | None) -> dict[str, str]:
+    """``--scheduler`` and each ``-O KEY=VALUE`` as the engine's options."""
+    from pipeflow.errors import UsageError
+
+    found = {"scheduler": scheduler} if scheduler else {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--executor-option {pair!r} needs a name, '=' and a value",
+                             hint="e.g. --executor-option partition=gpu")
+        found[key] = value
+    return found
 
 
 def repro_command(
@@ -112,6 +132,7 @@ def repro_command(
     remote: RemoteOpt = None,
     executor: ExecutorOpt = "local",
     scheduler: SchedulerOpt = None,
+    executor_option: EngineOpt = None,
     wait: Wait = 0.0,
     json_out: Json = False,
     verbose: Verbose = False,
@@ -135,7 +156,7 @@ def repro_command(
     options = ReproOptions(
         force=force, dry=dry, jobs=jobs, keep_going=keep_going, single_item=single_item,
         downstream=downstream, wait=wait, pull=pull, remote=remote, executor=executor,
-        executor_options={"scheduler": scheduler} if scheduler else {})
+        executor_options=engine_options(scheduler, executor_option))
     printer = _Printer(jobs, quiet=json_out)
     with Project.find() as repo, sigterm_as_interrupt():
         options = dataclasses.replace(options,

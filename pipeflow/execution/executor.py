@@ -114,8 +114,9 @@ def check_options(name: str, options: Mapping[str, str]) -> None:
     for key in options:
         if key not in takes:
             which = f"its options are {', '.join(takes)}" if takes else "it takes no options"
-            raise UsageError(f"--{key} is not an option of executor {name!r} ({which})",
-                             hint=f"drop --{key}, or choose an executor that takes it")
+            flag = "--scheduler" if key == "scheduler" else f"--executor-option {key}"
+            raise UsageError(f"{flag} is not an option of executor {name!r} ({which})",
+                             hint=f"drop {flag}, or choose an executor that takes it")
 
 
 def factory_for(name: str) -> Factory:
@@ -124,7 +125,12 @@ def factory_for(name: str) -> Factory:
     if callable(found):
         return found
     module, _, attr = found.partition(":")
-    made: Factory = getattr(importlib.import_module(module), attr)
+    try:
+        made: Factory = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise UsageError(f"executor {name!r} cannot be loaded from {found}: {exc}",
+                         hint="install the package that provides it, or fix its "
+                              "register() call") from exc
     return made
 
 

@@ -97,3 +97,38 @@ def test_a_registered_engine_runs_repro(project: Project,
     assert done.ok and dict(made[1].options) == {"slots": "2"}
     with pytest.raises(UsageError, match="--scheduler is not an option of executor 'here'"):
         pipeflow.Repo(project.root).repro(executor="here", scheduler="tcp://h:1")
+
+
+def test_engine_options_come_from_the_command_line(project: Project,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[ExecutorContext] = []
+
+    def factory(context: ExecutorContext) -> LocalExecutor:
+        made.append(context)
+        return LocalExecutor(context.repo.root, context.repo.logs_dir, token=context.token,
+                             cancel=context.cancel)
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    registry.register("slurmish", factory, options=("partition", "account"))
+    chain(project)
+    res = project.run("repro", "--executor", "slurmish", "-O", "partition=gpu",
+                      "--executor-option", "account=ml=team")
+    assert res.code == 0, res.text
+    assert dict(made[0].options) == {"partition": "gpu", "account": "ml=team"}
+    bad = project.run("repro", "--executor", "slurmish", "-O", "partition")
+    assert bad.code == 2 and "'partition' needs a name, '=' and a value" in bad.err
+    other = project.run("repro", "--executor", "slurmish", "-O", "qos=high")
+    assert other.code == 2 and "--executor-option qos is not an option" in other.err
+    assert len(made) == 1  # neither refused run made an executor
+
+
+def test_an_engine_that_cannot_be_loaded_is_named(project: Project,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    registry.register("broken", "no_such_engine_module:create")
+    chain(project)
+    res = project.run("repro", "--executor", "broken")
+    assert res.code == 2, res.text
+    assert "executor 'broken' cannot be loaded from no_such_engine_module:create" in res.err
+    assert "internal error" not in res.err and runs(project) == []
+
