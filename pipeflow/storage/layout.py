@@ -40,9 +40,9 @@ def shard_of(oid: str) -> str:
 
 
 def local_oids(objects_dir: str) -> list[str]:
-    """The ids of the objects a local store at ``objects_dir`` holds, sorted: names of
-    the right length in two-letter shard folders (temporary names are hidden, and
-    longer)."""
+    """The ids of the objects a local store at ``objects_dir`` holds, sorted: names in
+    two-letter shard folders that make an object id (temporary names are hidden and
+    longer; anything else is not pipeflow's and is left alone, as on a remote)."""
     found: list[str] = []
     try:
         shards = sorted(os.scandir(objects_dir), key=lambda e: e.name)
@@ -52,5 +52,6 @@ def local_oids(objects_dir: str) -> list[str]:
         if len(shard.name) != 2 or not shard.is_dir():
             continue
         names = sorted(e.name for e in os.scandir(shard.path))
-        found += [shard.name + n for n in names if len(n) == 30 and not n.startswith(".")]
+        found += [shard.name + n for n in names
+                  if len(n) == 30 and not n.startswith(".") and is_hash(shard.name + n)]
     return found

@@ -347,3 +347,19 @@ def test_dry_run_says_why_objects_stay_and_grace_comes_from_option_or_config(
     project.write(".pipeflow/config", "gc:\n  grace: soon\n")
     bad = project.run("gc", "--workspace")
     assert bad.code == 2 and "gc.grace" in bad.err and ".pipeflow/config" in bad.err
+
+
+def test_a_stray_file_in_the_cache_is_not_an_object(project: Project) -> None:
+    """A name in a shard folder that is no object id (someone's file, a copy gone
+    wrong) is neither collected nor 'repaired': gc and verify leave it, as they do on
+    a remote."""
+    chain(project)
+    assert project.run("repro").code == 0
+    stray = project.root / ".pipeflow/cache/objects/ab" / ("A" * 30)
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_text("not pipeflow's\n")
+    gc = project.run("gc", "--workspace", "--grace", "0")
+    assert gc.code == 0, gc.text
+    verify = project.run("verify")
+    assert verify.code == 0, verify.text
+    assert stray.read_text() == "not pipeflow's\n"
