@@ -29,6 +29,10 @@ _HOME: dict[str, str] = {
     **dict.fromkeys(_API, "pipeflow.api"),
     **dict.fromkeys(_LINEAGE, "pipeflow.lineage.model"),
     "Trust": "pipeflow.lineage.trust",
+    "Origin": "pipeflow.lineage.trust",
+    "StageWord": "pipeflow.planning.plan",
+    "RecordKind": "pipeflow.records.runrecord",
+    "OutputKind": "pipeflow.records.runrecord",
     "__version__": "pipeflow.version",
     "Version": "pipeflow.lineage.versions",
     **dict.fromkeys(_ERRORS, "pipeflow.errors"),
@@ -41,9 +45,10 @@ __all__ = [
     "CancelToken", "Cancelled", "CheckFailed", "CodeFile", "ConfigError", "DiskFull",
     "Interrupted", "Lineage", "LineageArtifact", "LineageRun", "Location",
     "LockConflictError", "LockedError", "LockfileError", "LockfileWriteError",
-    "MissingSourceData", "OutsideProjectError", "PipeflowError", "Repo", "RepoLockError",
-    "ReproResult", "RunOutput", "SourceConflict", "SpecError", "StageFailed", "StageFailure",
-    "StageStatus", "Status", "StorageError", "TaskFailed", "Trust", "UnsafePathError",
+    "MissingSourceData", "Origin", "OutputKind", "OutsideProjectError", "PipeflowError",
+    "RecordKind", "Repo", "RepoLockError", "ReproResult", "RunOutput", "SourceConflict",
+    "SpecError", "StageFailed", "StageFailure", "StageStatus", "StageWord", "Status",
+    "StorageError", "TaskFailed", "Trust", "UnsafePathError",
     "UnsafeProjectError", "UsageError", "Version", "Within", "__version__", "open",
 ]
 
@@ -89,9 +94,11 @@ if TYPE_CHECKING:
         RunOutput,
         Within,
     )
-    from pipeflow.lineage.trust import Trust
+    from pipeflow.lineage.trust import Origin, Trust
     from pipeflow.lineage.versions import Version
+    from pipeflow.planning.plan import StageWord
     from pipeflow.project.project import UnsafeProjectError
+    from pipeflow.records.runrecord import OutputKind, RecordKind
     from pipeflow.version import __version__
 
 

@@ -84,6 +84,7 @@ class StageStatus:
 
     name: str
     status: str
+    """One of the values of :class:`StageWord` (a plain ``str``)."""
     reasons: tuple[str, ...]
 
 
@@ -157,7 +158,7 @@ class Repo:
             failed=tuple(StageFailure(e.stage, e.message, e.log_tail) for e in o.failed),
             blocked=tuple(o.blocked), not_started=tuple(o.not_started),
             lock_changed=report.lock_changed, cancelled=o.cancelled,
-            planned=tuple(StageStatus(s.name, s.word, tuple(c.message for c in s.reasons))
+            planned=tuple(StageStatus(s.name, str(s.word), tuple(c.message for c in s.reasons))
                           for s in report.plan),
         )
 
@@ -169,7 +170,7 @@ class Repo:
             report = run_status(repo, list(targets) or None)
         return Status(
             up_to_date=report.up_to_date,
-            stages=tuple(StageStatus(s.name, s.word, tuple(c.message for c in s.reasons))
+            stages=tuple(StageStatus(s.name, str(s.word), tuple(c.message for c in s.reasons))
                          for s in report.states),
             warnings=tuple(report.warnings),
         )

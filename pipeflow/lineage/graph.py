@@ -204,7 +204,7 @@ class _Walker:
         for d in deps:
             self._sizes[artifact_id(d.path, d.hash)] = (d.size, d.isdir)
         return LineageRun(
-            id=record.id, kind=record.kind, stage=record.stage,
+            id=record.id, kind=str(record.kind), stage=record.stage,
             command=b.command or comps.cmd, fingerprint=record.fingerprint,
             exit_status=b.exit_status, started=b.started, ended=b.ended,
             duration=_float(b.duration), user=b.user, host=b.host,
@@ -214,7 +214,7 @@ class _Walker:
             # records pushed by an older pipeflow may hold a secret variable in clear
             env=conceal_env(env),
             inputs=tuple(artifact_id(d.path, d.hash) for d in deps),
-            outputs=tuple(self._output(o.path, o.hash, o.size, o.kind)
+            outputs=tuple(self._output(o.path, o.hash, o.size, str(o.kind))
                           for o in record.outputs),
             metrics=record.metrics, restored_by=restored_by, trust=self._trust(record),
         )

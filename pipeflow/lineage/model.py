@@ -65,7 +65,7 @@ class RunOutput:
     hash: str
     size: int | None
     kind: str
-    """``out``, ``metric`` or ``source``."""
+    """``out``, ``metric`` or ``source`` (the values of ``OutputKind``)."""
     version: str | None = None
 
 
@@ -75,6 +75,7 @@ class LineageRun:
 
     id: str
     kind: str
+    """``run``, ``add`` or ``restore`` (the values of ``RecordKind``)."""
     stage: str
     command: tuple[str, ...] = ()
     fingerprint: str = ""

@@ -118,3 +118,15 @@ def test_open_a_file_inside_a_versioned_folder(project: Project) -> None:
         pipeflow.open(project.root / "parts", version="v1")
     with pytest.raises(UsageError, match=r"has no file 'c\.txt'"):
         pipeflow.open(project.root / "parts/c.txt", version="v2")
+
+
+def test_words_in_results_are_plain_strings_listed_by_exported_enums(project: Project) -> None:
+    chain(project)
+    repo = pipeflow.Repo(project.root)
+    assert repo.repro().ok
+    status = repo.status().stages[0].status
+    assert type(status) is str and status == pipeflow.StageWord.UP_TO_DATE
+    run = next(iter(repo.lineage("models/model.txt").runs.values()))
+    assert type(run.kind) is str and run.kind in set(pipeflow.RecordKind)
+    assert all(type(o.kind) is str and o.kind in set(pipeflow.OutputKind) for o in run.outputs)
+    assert {str(o) for o in pipeflow.Origin} == {"local", "remote", "unknown", "git"}
