@@ -90,8 +90,6 @@ class DaskExecutor:
         """Run ``stage`` on the cluster; its outputs end up in the workspace."""
         return self.dispatcher.run(stage, comps, self._send)
 
-    __call__ = run
-
     def task(self, stage: Stage, comps: Components) -> Task:
         """The task ``run`` would submit for ``stage`` (its inputs uploaded)."""
         return self.dispatcher.task(stage, comps)
