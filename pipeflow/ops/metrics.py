@@ -124,19 +124,14 @@ def show_all_versions(repo: Project) -> list[MetricsFile]:
 
     current = {m.path: m for m in lock_metrics(current_lock(repo))}
     index = repo.index
-    rows = index.db.execute(
-        "SELECT DISTINCT path FROM outputs WHERE kind = 'metric' ORDER BY path"
-    ).fetchall()
-    paths = sorted({str(r[0]) for r in rows} | set(current))
+    paths = sorted({*index.paths("metric"), *current})
     labels = version_labels(repo.root, index)
     out: list[MetricsFile] = []
     for path in paths:
         for _n, v in ordered_rows(repo, path, labels):
-            stage_row = index.db.execute("SELECT stage FROM runs WHERE id = ?",
-                                         (v.first_run,)).fetchone()
             values = index.metrics_of(v.first_run).get(path, {})
             now = current.get(path)
-            out.append(MetricsFile(path, str(stage_row[0]) if stage_row else "", values,
+            out.append(MetricsFile(path, index.stage_of(v.first_run), values,
                                    v.hash, labels.label(path, v.hash), v.first_run, v.first_seen,
                                    current=now is not None and now.hash == v.hash))
     return out

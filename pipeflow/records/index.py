@@ -274,8 +274,17 @@ class RunIndex:
         return [RunOutput(str(oid), bool(isdir), str(path), str(rid))
                 for oid, isdir, path, rid in rows]
 
-    def paths(self) -> Iterable[str]:
-        return [str(r[0]) for r in self.db.execute("SELECT DISTINCT path FROM outputs")]
+    def paths(self, kind: str | None = None) -> Iterable[str]:
+        """Every output path a run wrote (of ``kind`` only: ``metric``, ...)."""
+        if kind is None:
+            return [str(r[0]) for r in self.db.execute("SELECT DISTINCT path FROM outputs")]
+        rows = self.db.execute("SELECT DISTINCT path FROM outputs WHERE kind = ?", (kind,))
+        return [str(r[0]) for r in rows]
+
+    def stage_of(self, run_id: str) -> str:
+        """The stage of run ``run_id`` ("" when the index does not know it)."""
+        row = self.db.execute("SELECT stage FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return str(row[0]) if row else ""
 
 
 def sql_text(value: object) -> object:
