@@ -30,3 +30,28 @@ class MemoryStore:
 
     def put(self, key: str, value: str) -> None:
         self.data[key] = value
+
+
+class Layered:
+    """Two stores as one: ``get`` asks ``near`` (may be None), then ``far`` under
+    ``far_prefix`` (copying a hit into ``near``); ``put`` writes both. The project's
+    state database before the machine cache, so that what one clone learned serves
+    every clone of this user."""
+
+    def __init__(self, near: KeyValue | None, far: KeyValue, far_prefix: str = "") -> None:
+        self.near = near
+        self.far = far
+        self.far_prefix = far_prefix
+
+    def get(self, key: str) -> str | None:
+        found = self.near.get(key) if self.near is not None else None
+        if found is None:
+            found = self.far.get(self.far_prefix + key)
+            if found is not None and self.near is not None:
+                self.near.put(key, found)
+        return found
+
+    def put(self, key: str, value: str) -> None:
+        if self.near is not None:
+            self.near.put(key, value)
+        self.far.put(self.far_prefix + key, value)

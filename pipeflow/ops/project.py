@@ -10,6 +10,7 @@ from pipeflow.errors import SpecError, UsageError
 from pipeflow.execution import journal
 from pipeflow.files import projectfile
 from pipeflow.files.machinecache import machine_cache
+from pipeflow.keyvalue import Layered
 from pipeflow.lock import lockconflict, lockfile
 from pipeflow.lock.lockfile import Lock, StageLock
 from pipeflow.lock.lockmerge import MergedLock
@@ -52,7 +53,10 @@ def load_project(repo: Project) -> LoadedPipeline:
         if state is not None:
             state.put("valid:" + loaded.digest, "1")
         machine.put(shared + loaded.digest, "1")
-    graph = build_graph(loaded.pipeline, state=state)
+    # the order of a structure, like its validation, holds in every clone: a fresh
+    # clone of a known project orders its stages without importing networkx
+    orders = Layered(state, machine, far_prefix=f"{__version__}:")
+    graph = build_graph(loaded.pipeline, state=orders)
     return LoadedPipeline(graph)
 
 
