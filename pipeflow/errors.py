@@ -15,7 +15,7 @@ The tree, with the exit code of each branch (a class not marked has its parent's
     │   ├── LockConflictError       it holds merge conflicts (`repro` resolves them)
     │   └── LockfileWriteError      it cannot be written: an I/O failure (exit 1)
     ├── OutsideProjectError         a path read leads outside the project (or into /dev)
-    ├── files.workspace_fs.OutsideProjectError   a path written has a folder symlinked
+    ├── files.workspace_fs.UnsafeWriteError   a path written has a folder symlinked
     │   │                           outside
     │   └── files.workspace_fs.EnvironmentFolderError   ... or lies inside a Python env
     ├── files.workspace_fs.EnvironmentInDataError  cached data that would make a Python env

@@ -27,7 +27,7 @@ from pipeflow.execution.executor import Executor
 from pipeflow.execution.history import History, entry_from_record
 from pipeflow.execution.local import LocalExecutor
 from pipeflow.execution.runner import LineSink, RunResult, prepare_outputs
-from pipeflow.files.workspace_fs import OutsideProjectError
+from pipeflow.files.workspace_fs import UnsafeWriteError
 from pipeflow.planning.fingerprint import Change, ChangeKind, Components
 from pipeflow.planning.plan import Planner, StageState, StageWord
 from pipeflow.spec.model import Stage
@@ -183,7 +183,7 @@ class Scheduler:
                 restored = restore_outputs(self.repo, stage, entry)
             # a corrupt object: set aside, so recompute (an output whose folder leads
             # out of the project: preparing the stage to run reports it)
-            except (StorageError, OutsideProjectError) as exc:
+            except (StorageError, UnsafeWriteError) as exc:
                 why = Change(ChangeKind.OUTPUT, "",
                              f"cannot restore from the cache ({exc.message})")
                 word = StageWord.FROZEN if stage.frozen else StageWord.CHANGED
@@ -205,8 +205,8 @@ class Scheduler:
             return
         try:
             prepare_outputs(self.repo.root, stage)
-        except (OSError, OutsideProjectError) as exc:
-            if isinstance(exc, OutsideProjectError):
+        except (OSError, UnsafeWriteError) as exc:
+            if isinstance(exc, UnsafeWriteError):
                 error = StageFailed(name, f"did not run: output {exc.message}")
             else:
                 where = exc.filename or "an output"
@@ -233,7 +233,7 @@ class Scheduler:
             return False
         try:
             restore_run_outputs(self.repo, stage, source.outputs)
-        except (StorageError, OutsideProjectError):
+        except (StorageError, UnsafeWriteError):
             # a corrupt object was set aside (or an output's folder leads out of the
             # project, which preparing the stage reports): run the stage instead
             return False

@@ -34,7 +34,7 @@ from pipeflow.errors import PipeflowError
 from pipeflow.files.safepath import is_reserved
 
 
-class OutsideProjectError(PipeflowError):
+class UnsafeWriteError(PipeflowError):
     """A workspace path whose folder resolves outside the project (or into ``.git/``
     or ``.pipeflow/``) through a symlink: nothing is written or deleted there."""
 
@@ -53,7 +53,7 @@ ENV_MARKERS = ("pyvenv.cfg", "conda-meta")
 """What makes a folder a Python environment (virtualenv/venv, conda)."""
 
 
-class EnvironmentFolderError(OutsideProjectError):
+class EnvironmentFolderError(UnsafeWriteError):
     """A workspace path inside a Python environment (a folder holding ``pyvenv.cfg``
     or ``conda-meta/``): a file pipeflow put there (a ``.pth``, a module, a script in
     ``bin/``) would run the next time anyone uses that environment."""
@@ -125,7 +125,7 @@ def _problem(root_real: str, real: str) -> str | None:
 
 
 def check_parents(root: Path | str, rel: str, *, made_by_stage: bool = False) -> None:
-    """Raise OutsideProjectError when a folder above the project path ``rel`` is a
+    """Raise UnsafeWriteError when a folder above the project path ``rel`` is a
     symlink leading out of the project (or into ``.git/``/``.pipeflow/``), and
     EnvironmentFolderError when ``rel`` is in (or is) a virtualenv or conda env.
 
@@ -152,7 +152,7 @@ def check_parents(root: Path | str, rel: str, *, made_by_stage: bool = False) ->
             nxt = os.path.realpath(nxt)
             why = _problem(root_real, nxt)
             if why is not None:
-                raise OutsideProjectError(rel, "/".join(parts[: i + 1]), nxt, why=why)
+                raise UnsafeWriteError(rel, "/".join(parts[: i + 1]), nxt, why=why)
         marker = _env_marker(nxt)  # two stats per existing folder, no read
         if marker is not None and not (made_by_stage and i == len(parts) - 1):
             raise EnvironmentFolderError(rel, "/".join(parts[: i + 1]), marker)
@@ -163,7 +163,7 @@ def parent_problem(root: Path | str, rel: str, *, made_by_stage: bool = False) -
     """The message of ``check_parents``' refusal of ``rel``, or None."""
     try:
         check_parents(root, rel, made_by_stage=made_by_stage)
-    except OutsideProjectError as exc:
+    except UnsafeWriteError as exc:
         return exc.message
     return None
 
@@ -173,5 +173,5 @@ def check_place(root: Path | str, place: Path | str) -> None:
     place that is not below ``root`` at all is refused too."""
     rel = os.path.relpath(os.path.abspath(place), os.path.abspath(root))
     if rel == ".." or rel.startswith("../"):
-        raise OutsideProjectError(rel, ".", os.path.abspath(place), why="outside the project")
+        raise UnsafeWriteError(rel, ".", os.path.abspath(place), why="outside the project")
     check_parents(root, rel)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeflow.files import workspace_fs
-from pipeflow.files.workspace_fs import OutsideProjectError, check_parents, check_place
+from pipeflow.files.workspace_fs import UnsafeWriteError, check_parents, check_place
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def test_paths_that_stay_inside_pass(root: Path, rel: str) -> None:
 ])
 def test_a_folder_linking_out_is_refused_naming_the_link(root: Path, rel: str, link: str,
                                                          why: str) -> None:
-    with pytest.raises(OutsideProjectError) as exc:
+    with pytest.raises(UnsafeWriteError) as exc:
         check_parents(root, rel)
     assert exc.value.link == link
     assert f"'{link}' is a symlink to" in exc.value.message and why in exc.value.message
@@ -54,16 +54,16 @@ def test_the_target_itself_may_be_a_link(root: Path) -> None:
 
 def test_a_place_below_another_folder_is_refused(root: Path, tmp_path: Path) -> None:
     check_place(root, root / "real" / "x")
-    with pytest.raises(OutsideProjectError):
+    with pytest.raises(UnsafeWriteError):
         check_place(root, tmp_path / "outside" / "x")
-    with pytest.raises(OutsideProjectError):
+    with pytest.raises(UnsafeWriteError):
         check_place(root, root / "out_abs" / "x")
 
 
 def test_a_project_root_reached_through_a_link_works(tmp_path: Path, root: Path) -> None:
     os.symlink(root, tmp_path / "alias")
     check_parents(tmp_path / "alias", "real/x")
-    with pytest.raises(OutsideProjectError):
+    with pytest.raises(UnsafeWriteError):
         check_parents(tmp_path / "alias", "out_abs/x")
 
 
@@ -74,7 +74,7 @@ def test_checkout_refuses_before_writing(root: Path, tmp_path: Path) -> None:
 
     store = ObjectStore(tmp_path / "store")
     oid = store.add_bytes(b"data\n")
-    with pytest.raises(OutsideProjectError):
+    with pytest.raises(UnsafeWriteError):
         store.checkout(HashInfo(oid, 5), root / "out_abs" / "x", linker=Linker(), root=root)
     assert os.listdir(tmp_path / "outside") == []
     store.checkout(HashInfo(oid, 5), root / "in_link" / "x", linker=Linker(), root=root)
@@ -84,7 +84,7 @@ def test_checkout_refuses_before_writing(root: Path, tmp_path: Path) -> None:
 def test_gitignore_is_never_written_through_a_link(root: Path, tmp_path: Path) -> None:
     from pipeflow.git.gitignore import ensure_ignored
 
-    with pytest.raises(OutsideProjectError):
+    with pytest.raises(UnsafeWriteError):
         ensure_ignored(root, ["out_abs/model.pkl"])
     assert not (tmp_path / "outside/.gitignore").exists()
     ensure_ignored(root, ["in_link/model.pkl"])
@@ -99,7 +99,7 @@ def test_outputs_are_not_removed_through_a_link(root: Path, tmp_path: Path) -> N
     (tmp_path / "outside/models/keep.bin").write_text("keep")
     (root / "real/old.txt").write_text("old")
     stage = Stage("s", ("true",), outs=(Out("in_link/old.txt"), Out("out_abs/models")))
-    with pytest.raises(OutsideProjectError):
+    with pytest.raises(UnsafeWriteError):
         prepare_outputs(root, stage)
     assert (tmp_path / "outside/models/keep.bin").read_text() == "keep"
     assert (root / "real/old.txt").exists()  # all checked first: nothing removed
