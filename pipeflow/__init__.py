@@ -20,7 +20,8 @@ from __future__ import annotations
 _API = ("CancelToken", "Repo", "ReproResult", "StageFailure", "StageStatus", "Status",
         "open")
 _LINEAGE = ("CodeFile", "Lineage", "LineageArtifact", "LineageRun", "RunOutput", "Within")
-_ERRORS = ("Cancelled", "CheckFailed", "ConfigError", "DiskFull", "Interrupted", "Location",
+_ERRORS = ("Cancelled", "CheckFailed", "ConfigError", "DiskFull", "Interrupted", "LocatedError",
+           "Location",
            "LockConflictError", "LockedError", "LockfileError", "LockfileWriteError",
            "MissingSourceData", "OutsideProjectError", "PipeflowError", "RepoLockError",
            "SourceConflict", "SpecError", "StageFailed", "StorageError", "TaskFailed", "UsageError")
@@ -43,7 +44,7 @@ _HOME: dict[str, str] = {
 
 __all__ = [
     "CancelToken", "Cancelled", "CheckFailed", "CodeFile", "ConfigError", "DiskFull",
-    "Interrupted", "Lineage", "LineageArtifact", "LineageRun", "Location",
+    "Interrupted", "Lineage", "LineageArtifact", "LineageRun", "LocatedError", "Location",
     "LockConflictError", "LockedError", "LockfileError", "LockfileWriteError",
     "MissingSourceData", "Origin", "OutputKind", "OutsideProjectError", "PipeflowError",
     "RecordKind", "Repo", "RepoLockError", "ReproResult", "RunOutput", "SourceConflict",
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
         ConfigError,
         DiskFull,
         Interrupted,
+        LocatedError,
         Location,
         LockConflictError,
         LockedError,
