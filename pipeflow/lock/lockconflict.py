@@ -29,8 +29,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeflow.errors import LockConflictError, LockfileError, LockfileWriteError
-from pipeflow.files import atomicfile, diskfull, projectfile, safeload, yamlemit
+from pipeflow.errors import LockConflictError, LockfileError
+from pipeflow.files import projectfile, safeload, yamlemit
 from pipeflow.lock import lockfile
 from pipeflow.lock.lockfile import FileEntry, Lock, StageLock
 from pipeflow.lock.lockmerge import MergedLock, T
@@ -122,12 +122,7 @@ def render(merged: MergedLock) -> str:
 
 def write(path: Path, merged: MergedLock) -> None:
     """Replace the lock file at ``path`` atomically (and durably) with ``merged``."""
-    try:
-        atomicfile.write_text(path, render(merged), durable=True)
-    except OSError as exc:
-        diskfull.check(exc, path)
-        msg = f"cannot write {path}: {exc.strerror or exc}"
-        raise LockfileWriteError(msg) from exc
+    lockfile.write_text(path, render(merged))
 
 
 # --- reading ---------------------------------------------------------------

@@ -230,8 +230,14 @@ def write(path: Path, lock: Lock) -> None:
     and then renamed over ``path``: readers and a crash at any moment see the
     old lock or the new one, never a mix.
     """
+    write_text(path, dumps(lock))
+
+
+def write_text(path: Path, text: str) -> None:
+    """Replace the lock file at ``path`` with ``text``, atomically and durably; a
+    full disk is :class:`DiskFull`, any other failure :class:`LockfileWriteError`."""
     try:
-        atomicfile.write_text(path, dumps(lock), durable=True)
+        atomicfile.write_text(path, text, durable=True)
     except OSError as exc:
         diskfull.check(exc, path)
         msg = f"cannot write {path}: {exc.strerror or exc}"
