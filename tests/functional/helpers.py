@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import Project
 
@@ -69,3 +70,11 @@ def snapshot(folder: Path) -> dict[str, bytes | str]:
             else:
                 seen[rel] = "dir"
     return seen
+
+
+def lock_without_run_ids(p: Project) -> dict[str, Any]:
+    """The lock as a mapping, without each stage's run id (which differs by run)."""
+    lock = p.lock()
+    for entry in lock["stages"].values():
+        entry.pop("run", None)
+    return lock

@@ -15,7 +15,7 @@ import yaml
 
 from tests.conftest import Project
 from tests.daskcluster import FLAVOR
-from tests.functional.helpers import chain
+from tests.functional.helpers import chain, lock_without_run_ids
 
 distributed = pytest.importorskip("distributed")
 
@@ -55,13 +55,6 @@ def _records(p: Project) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _lock_without_run_ids(p: Project) -> dict[str, Any]:
-    lock = p.lock()
-    for entry in lock["stages"].values():
-        entry.pop("run", None)
-    return lock
-
-
 def _with_remote(p: Project, tmp_path: Path) -> None:
     assert p.run("remote", "add", "origin", str(tmp_path / "store")).code == 0
     # an option named like a secret: it must reach no worker, log, record or message
@@ -76,7 +69,7 @@ def test_a_dask_run_equals_a_local_run(project: Project, tmp_path: Path, address
     _with_remote(project, tmp_path)
     res = project.run("repro", "--executor", "dask", "--scheduler", address, "-j", "2")
     assert res.code == 0, res.text
-    assert _lock_without_run_ids(project) == _lock_without_run_ids(local)
+    assert lock_without_run_ids(project) == lock_without_run_ids(local)
     assert _records(project) == _records(local)
     for out in ("data/prepared.txt", "models/model.txt", "metrics.json", "parts/c.txt",
                 "counts.txt"):

@@ -9,12 +9,11 @@ import re
 import subprocess
 import types
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import Project
-from tests.functional.helpers import chain
+from tests.functional.helpers import chain, lock_without_run_ids
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "executors.md"
 
@@ -37,13 +36,6 @@ def engine(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     return module
 
 
-def _lock_without_run_ids(p: Project) -> dict[str, Any]:
-    lock = p.lock()
-    for entry in lock["stages"].values():
-        entry.pop("run", None)
-    return lock
-
-
 def _with_remote(p: Project, tmp_path: Path) -> None:
     assert p.run("remote", "add", "origin", str(tmp_path / "store")).code == 0
 
@@ -62,7 +54,7 @@ def test_the_guide_engine_runs_a_pipeline_as_a_local_run_does(
     _with_remote(project, tmp_path)
     res = project.run("repro", "--executor", "subprocess", "-j", "2")
     assert res.code == 0, res.text
-    assert _lock_without_run_ids(project) == _lock_without_run_ids(local)
+    assert lock_without_run_ids(project) == lock_without_run_ids(local)
     for out in ("data/prepared.txt", "models/model.txt", "metrics.json"):
         assert project.read(out) == local.read(out)
     # the commands ran in the workers' scratch folders, not in the project
