@@ -34,6 +34,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "versions": ("pipeflow.cli.history", "versions_command", "command"),
     "tag": ("pipeflow.cli.history", "tag_command", "command"),
     "lineage": ("pipeflow.cli.lineage", "lineage_command", "command"),
+    "exp": ("pipeflow.cli.experiments", "exp_app", "factory"),
     "metrics": ("pipeflow.cli.lineage", "metrics_app", "group"),
     "params": ("pipeflow.cli.lineage", "params_app", "group"),
     "verify": ("pipeflow.cli.lineage", "verify_command", "command"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +102,8 @@ class RunIndex:
         self.records = records
         self.skipped: list[str] = []
         """Damaged records met by this process's refresh: warnings for the user."""
+        self._adding = threading.Lock()
+        """Experiments run side by side in threads of one process: one ``add`` at a time."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = self._open(path)
 
@@ -157,7 +160,7 @@ class RunIndex:
 
     def add(self, record: RunRecord) -> None:
         """Index a record this process just wrote (its chain head moves with it)."""
-        with self.db:
+        with self._adding, self.db:
             self._insert(record)
             self.db.execute("INSERT OR REPLACE INTO heads VALUES (?, ?)",
                             (record.chain, record.seq))
@@ -273,6 +276,13 @@ class RunIndex:
             "WHERE r.ended >= ?", (ended,))
         return [RunOutput(str(oid), bool(isdir), str(path), str(rid))
                 for oid, isdir, path, rid in rows]
+
+    def rels_of_kind(self, kind: str) -> list[str]:
+        """The record paths (``chain/seq-id.json``) of every record of ``kind``, oldest
+        first by (ended, chain, seq)."""
+        rows = self.db.execute("SELECT rel FROM runs WHERE kind = ? ORDER BY ended, chain, seq",
+                               (kind,))
+        return [str(r[0]) for r in rows]
 
     def paths(self, kind: str | None = None) -> Iterable[str]:
         """Every output path a run wrote (of ``kind`` only: ``metric``, ...)."""

@@ -20,6 +20,7 @@ import hashlib
 import os
 import re
 import secrets
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -85,6 +86,9 @@ class RecordStore:
         self._read: str | None = None
         self._head: tuple[int, str | None] | None = None
         self.written: list[Path] = []
+        self._appending = threading.Lock()
+        """Experiments run side by side in threads of one process (holding the repo
+        lock against other processes): one append to the chain at a time."""
         self.skipped: list[str] = []
         """Damaged run-cache entries met and ignored: warnings for the user."""
 
@@ -170,6 +174,10 @@ class RecordStore:
     # writing ----------------------------------------------------------------
     def append(self, body: RecordBody) -> RunRecord:
         """Add ``body`` to this clone's chain (filling format, chain, seq, prev)."""
+        with self._appending:
+            return self._append(body)
+
+    def _append(self, body: RecordBody) -> RunRecord:
         seq, prev = self._chain_head()
         full = replace(body, format=RECORD_FORMAT, chain=self.chain, seq=seq + 1, prev=prev)
         data = canonical(full.to_json())

@@ -59,7 +59,7 @@ def _bool(v: Any) -> bool:
 
 
 OUTPUT_KINDS = ("out", "metric", "source")
-RECORD_KINDS = ("run", "restore", "add")
+RECORD_KINDS = ("run", "restore", "add", "experiment")
 _FILE: dict[str, Check] = {"path": _str, "hash": _str, "size": _opt(_count),
                            "isdir": _opt(_bool), "nfiles": _opt(_count)}
 _INPUT = _entries(_FILE)
@@ -71,6 +71,18 @@ _COMPONENTS: dict[str, Check] = {
     "outs": _opt(_str_list),
 }
 _GIT: dict[str, Check] = {"commit": _opt(_str), "dirty_paths": _opt(_str_list)}
+_STAGE_OUTCOME: dict[str, Check] = {"how": _str, "run": _opt(_str), "fingerprint": _opt(_str)}
+_EXPERIMENT: dict[str, Check] = {
+    "id": _str, "name": _str, "set": _opt(_table), "status": _opt(_str),
+    "params": _opt(_table), "metrics": _opt(_table), "targets": _opt(_str_list),
+    "stages": _opt(lambda v: isinstance(v, dict) and all(
+        isinstance(o, dict) and _fields_problem(o, _STAGE_OUTCOME) is None
+        for o in v.values())),
+    "outputs": _opt(_OUTPUT), "failed_stage": _opt(_str), "log_tail": _opt(_str),
+    "sweep": _opt(_str), "index": _opt(_count),
+}
+"""The ``experiment`` field: on a stage's record the mark (id, name, set); on an
+``experiment`` record the summary (:mod:`pipeflow.lineage.experiments`)."""
 _FIELDS: dict[str, Check] = {
     "format": _opt(_int), "kind": _opt(lambda v: v in RECORD_KINDS),
     "stage": _opt(_str), "fingerprint": _opt(_str), "chain": _opt(_str),
@@ -84,6 +96,8 @@ _FIELDS: dict[str, Check] = {
                        is None),
     "git": _opt(lambda v: isinstance(v, dict) and _fields_problem(v, _GIT) is None),
     "error": _opt(_str),
+    "experiment": _opt(lambda v: isinstance(v, dict)
+                       and _fields_problem(v, _EXPERIMENT) is None),
 }
 
 
@@ -115,6 +129,15 @@ def _record_paths(body: Mapping[str, Any]) -> Iterator[tuple[str, object]]:
     metrics = body.get("metrics")
     for key in metrics if isinstance(metrics, dict) else {}:
         yield "metrics", key
+    exp = body.get("experiment")
+    exp_outputs = exp.get("outputs") if isinstance(exp, dict) else None
+    for i, out in enumerate(exp_outputs if isinstance(exp_outputs, list) else []):
+        if isinstance(out, dict):
+            yield f"experiment.outputs[{i}].path", out.get("path")
+    for part in ("set", "params", "metrics"):
+        table = exp.get(part) if isinstance(exp, dict) else None
+        for key in table if isinstance(table, dict) else {}:
+            yield f"experiment.{part}", key
     comps = body.get("components")
     if isinstance(comps, dict):
         for part in ("deps", "code"):

@@ -47,6 +47,10 @@ class RecordKind(StrEnum):
     RUN = "run"
     RESTORE = "restore"
     ADD = "add"
+    EXPERIMENT = "experiment"
+    """The summary of one experiment (``exp run``) or its removal: no stage, no
+    outputs of its own; its ``experiment`` field says what it was
+    (:mod:`pipeflow.lineage.experiments`)."""
 
 
 class OutputKind(StrEnum):
@@ -157,7 +161,7 @@ class RecordGit:
 # apart: every chained record writes it (null for the first).
 _OPTIONAL = ("exit_status", "started", "ended", "duration", "user", "host", "git",
              "command", "pipeflow_version", "components", "env_exact", "source_run",
-             "outputs", "metrics", "error", "format", "chain", "seq")
+             "outputs", "metrics", "error", "format", "chain", "seq", "experiment")
 _KNOWN = frozenset(("kind", "stage", "fingerprint", "prev", *_OPTIONAL))
 
 
@@ -192,6 +196,10 @@ class RecordBody:
     ``verify`` checks them against where the file sits)."""
     seq: int | None = None
     prev: str | None = None
+    experiment: Mapping[str, Any] | None = None
+    """A stage's run or restore made for an experiment: ``{"id", "name", "set"}``
+    (the overrides, file -> key -> value); an ``experiment`` record: its summary
+    (:mod:`pipeflow.lineage.experiments`)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Fields this pipeflow does not know (a newer one wrote them): kept."""
 
@@ -245,7 +253,7 @@ class RecordBody:
                                                        for o in outputs),
             metrics=None if metrics is None else {p: dict(v) for p, v in metrics.items()},
             error=data.get("error"), format=data.get("format"), chain=data.get("chain"),
-            seq=data.get("seq"), prev=data.get("prev"),
+            seq=data.get("seq"), prev=data.get("prev"), experiment=data.get("experiment"),
             extra={k: v for k, v in data.items() if k not in _KNOWN},
         )
 
