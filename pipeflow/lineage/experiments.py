@@ -119,10 +119,10 @@ class Experiment:
         b = record.body
         data = dict(b.experiment or {})
         stages = data.get("stages") or {}
+        said = str(data.get("status"))
         return cls(
             id=data["id"], name=data["name"],
-            status=ExpStatus(data.get("status")) if data.get("status") in set(ExpStatus)
-            else ExpStatus.FAILED,
+            status=ExpStatus(said) if said in set(ExpStatus) else ExpStatus.FAILED,
             overrides=_plain(data.get("set") or {}), params=_plain(data.get("params") or {}),
             metrics=_plain(data.get("metrics") or {}), targets=tuple(data.get("targets") or ()),
             stages=tuple(StageOutcome(n, o["how"], o.get("run"), o.get("fingerprint"))
