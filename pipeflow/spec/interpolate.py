@@ -210,6 +210,9 @@ def interpolate_command(text: str, ctx: Context, path: YamlPath, what: str) -> s
             scanner.feed(piece)
             parts.append(piece)
             continue
+        if "\x00" in piece:
+            raise SpecProblem(f"the value of '{token}' in {what} holds a NUL character, "
+                              "which no command can receive", path)
         spot = scanner.spot()
         quoted = quote(piece, spot)
         if quoted is None or not scanner.feed_value(quoted):

@@ -122,14 +122,22 @@ class Scanner:
         return Spot(kind, inside)
 
     def feed_value(self, quoted: str) -> bool:
-        """Feed a value's quoted text; False when it left the command's structure changed."""
-        before = self._shape()
+        """Feed a value's quoted text; False when the quoting did not keep the structure.
+
+        Quoted values (outside or inside quotes) must leave the scanner where they found
+        it. A plain value where quoting is impossible has no quotes or operators to
+        change it; the scanner follows whatever it does mean (a delimiter, the end of a
+        broken ``$((``), except after a bare ``$``, where it would name a variable.
+        """
+        before, quoted_spot = self._shape(), self.spot().kind != "other"
+        if self._dollar:
+            return False
         frame = self._frames[-1]
         frame.value_on_line = True
         frame.word = None
         self.feed(quoted)
         self._frames[-1].word = None
-        return self._shape() == before
+        return not quoted_spot or self._shape() == before
 
     def feed(self, text: str) -> None:
         """Feed literal command text."""
@@ -137,7 +145,8 @@ class Scanner:
             self._char(char)
 
     def _shape(self) -> tuple[object, ...]:
-        return (self.lost, self._escape, self._dollar, *(f.kind for f in self._frames))
+        # (a value after a backslash uses up the escape: only plain values go there)
+        return (self.lost, self._dollar, *(f.kind for f in self._frames))
 
     def _push(self, frame: _Frame) -> None:
         self._frames[-1].word_start = False
