@@ -6,7 +6,7 @@ The public Python API, all importable from here (docs/api.md describes it):
 - what its methods return: :class:`ReproResult` (with :class:`StageFailure`),
   :class:`Status` (with :class:`StageStatus`), :class:`Version`, and :class:`Lineage`
   (with :class:`LineageArtifact`, :class:`LineageRun`, :class:`RunOutput`,
-  :class:`CodeFile`, :class:`Within`, :class:`Trust`);
+  :class:`CodeFile`, :class:`Within`, :class:`Trust`, :class:`ExperimentMark`);
 - the errors: :class:`PipeflowError` and its family (the tree is drawn in
   :mod:`pipeflow.errors`), with :class:`Location` for the place a SpecError or
   ConfigError names.
@@ -19,7 +19,8 @@ from __future__ import annotations
 
 _API = ("CancelToken", "Repo", "ReproResult", "StageFailure", "StageStatus", "Status",
         "open")
-_LINEAGE = ("CodeFile", "Lineage", "LineageArtifact", "LineageRun", "RunOutput", "Within")
+_LINEAGE = ("CodeFile", "ExperimentMark", "Lineage", "LineageArtifact", "LineageRun",
+            "RunOutput", "Within")
 _ERRORS = ("Cancelled", "CheckFailed", "ConfigError", "DiskFull", "Interrupted", "LocatedError",
            "Location",
            "LockConflictError", "LockedError", "LockfileError", "LockfileWriteError",
@@ -44,6 +45,7 @@ _HOME: dict[str, str] = {
 
 __all__ = [
     "CancelToken", "Cancelled", "CheckFailed", "CodeFile", "ConfigError", "DiskFull",
+    "ExperimentMark",
     "Interrupted", "Lineage", "LineageArtifact", "LineageRun", "LocatedError", "Location",
     "LockConflictError", "LockedError", "LockfileError", "LockfileWriteError",
     "MissingSourceData", "Origin", "OutputKind", "OutsideProjectError", "PipeflowError",
@@ -90,6 +92,7 @@ if TYPE_CHECKING:
     from pipeflow.files.safepath import UnsafePathError
     from pipeflow.lineage.model import (
         CodeFile,
+        ExperimentMark,
         Lineage,
         LineageArtifact,
         LineageRun,
