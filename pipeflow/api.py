@@ -38,6 +38,7 @@ from pipeflow.errors import StorageError, UsageError
 from pipeflow.execution.cancel import CancelToken
 
 if TYPE_CHECKING:
+    from pipeflow.experiments.table import ExpDiff, ExpRow
     from pipeflow.lineage.graph import Lineage
     from pipeflow.lineage.versions import Version
     from pipeflow.project.project import Project
@@ -192,6 +193,28 @@ class Repo:
         with self._open() as repo:
             rel = os.path.relpath(self._abs(path), self.root).replace(os.sep, "/")
             return versions_of(repo, rel)
+
+    # --- experiments: compare (``exp show`` / ``exp diff``) -------------------------
+
+    def experiments(self, sort: str | None = None, *, failed: bool = True) -> list[ExpRow]:
+        """The rows of ``pipeflow exp show --all``: the workspace first (``baseline``
+        True), then each experiment (oldest first, or by ``sort``: ``metrics.NAME``,
+        ``params.KEY``, ``created``, ``name``, ``-`` for descending), each with every
+        params key and metric it has (``row.params["train.C"]``,
+        ``row.metrics["accuracy"]``, ``row.deltas`` to the workspace)."""
+        from pipeflow.experiments.compare import show
+
+        with self._open() as repo:
+            return list(show(repo, sort=sort, every=True, failed=failed).rows)
+
+    def exp_diff(self, a: str, b: str | None = None) -> ExpDiff:
+        """Experiment ``a`` against ``b`` (default: the workspace), as ``pipeflow exp
+        diff``: ``.entries`` (every key of either) and ``.changed``, each with
+        ``a``, ``b`` and ``delta``. An unknown name raises UsageError."""
+        from pipeflow.experiments.compare import compare
+
+        with self._open() as repo:
+            return compare(repo, a, b)
 
 
 def open(  # shadows the builtin on purpose: pipeflow.open reads like it
