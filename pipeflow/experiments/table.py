@@ -163,10 +163,10 @@ def delta(value: Any, base: Any) -> float | None:
     does not show."""
     if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (value, base)):
         return None
-    diff = value - base
-    if isinstance(diff, int) or not math.isfinite(diff):
-        return diff
-    return float(f"{diff:.12g}")
+    if isinstance(value, int) and isinstance(base, int):
+        return value - base
+    diff = float(value - base)
+    return float(f"{diff:.12g}") if math.isfinite(diff) else diff
 
 
 # --- sorting ---------------------------------------------------------------------------
