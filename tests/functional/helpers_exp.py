@@ -18,7 +18,7 @@ CHAIN_METRICS = {"lines": 4, "k": 1}
 
 def record_experiment(p: Project, name: str, *, overrides: dict[str, Any] | None = None,
                       metrics: dict[str, Any] | None = None, failed_stage: str | None = None,
-                      ended: str = "2026-01-02T03:04:05.000+00:00",
+                      ended: str = "2026-01-09T00:00:00.000+00:00",
                       extra_params: dict[str, dict[str, Any]] | None = None,
                       extra_metrics: dict[str, dict[str, Any]] | None = None) -> str:
     """Append an experiment of ``helpers.chain`` with ``overrides`` (params.yaml keys),
