@@ -7,7 +7,7 @@ Only the committing process (the local scheduler) writes records. Provenance
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -98,6 +98,9 @@ class History:
     """(stage, verdict) of run-cache entries not used because their record is not
     trusted (pipeflow.lineage.trust): those stages ran instead."""
     _trust: TrustPolicy | None = None
+    mark: Mapping[str, Any] | None = None
+    """The experiment this run is for (``{"id", "name", "set"}``): every record it
+    writes carries it (:mod:`pipeflow.lineage.experiments`)."""
 
     @property
     def provenance(self) -> Provenance:

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeflow.errors import Interrupted, Terminated, UsageError
 from pipeflow.execution.cancel import CancelToken
@@ -49,6 +49,9 @@ class ReproOptions:
     """A name in the executor registry (``pipeflow.execution.executor.names()``)."""
     executor_options: Mapping[str, str] = field(default_factory=dict)
     """The engine's own options, e.g. ``{"scheduler": "tcp://host:8786"}`` for ``dask``."""
+    mark: Mapping[str, Any] | None = None
+    """The experiment this run is for: every run record it writes carries it
+    (:func:`pipeflow.lineage.experiments.mark`)."""
 
     def __post_init__(self) -> None:
         # a list given by a caller becomes the tuple a frozen value promises
@@ -265,7 +268,8 @@ def _execute(repo: Project, options: ReproOptions, planner: Planner, remote: Rem
 
     jobs = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
     repo.state.put("run-token", run.token)
-    history = History(repo, fetch=_fetcher(repo, remote), env_probe=planner.env)
+    history = History(repo, fetch=_fetcher(repo, remote), env_probe=planner.env,
+                      mark=options.mark)
     scheduler = Scheduler(planner, report.selected, jobs=jobs, keep_going=options.keep_going,
                           force=options.force, on_event=run.on_event, sink=run.sink,
                           token=run.token, history=history, executor=run.executor,
