@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Literal
 from pipeflow.errors import Interrupted, PipeflowError, Terminated, UsageError
 from pipeflow.execution.cancel import CancelToken
 from pipeflow.execution.executor import check_options
+from pipeflow.execution.inflight import InFlight
 from pipeflow.experiments import summary
 from pipeflow.experiments.overrides import Combination, as_table, combinations, write_overrides
 from pipeflow.experiments.scratch import (
@@ -144,6 +145,7 @@ class _Shared:
     prov: Provenance
     cancel: CancelToken
     emit: ExpSink
+    inflight: InFlight = field(default_factory=InFlight)
 
 
 def _plan(home: Project, options: ExpOptions, combos: list[Combination]) -> list[Planned]:
@@ -258,7 +260,7 @@ def _run_one(home: Project, options: ExpOptions, planned: Planned,
         with ScratchProject(folder, home=home) as scratch:
             ropts = ReproOptions(targets=options.targets, executor=options.executor,
                                  executor_options=options.executor_options,
-                                 remote=options.remote,
+                                 remote=options.remote, inflight=shared.inflight,
                                  mark=mark(planned.id, planned.name, table))
             outcome, error = None, None
             try:
