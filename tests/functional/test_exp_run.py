@@ -170,3 +170,17 @@ def test_outside_a_project_exp_run_is_a_usage_error(tmp_path: Path) -> None:
         assert run(["exp", "run", "--set", "a=1"]) == 2
     finally:
         os.chdir(old)
+
+
+def test_the_python_api_runs_experiments(project: Project) -> None:
+    import pipeflow
+
+    before = _ready(project)
+    repo = pipeflow.Repo(project.root)
+    result = repo.exp_run(set={"eval.k": 7}, name="api")
+    assert result.ok and [e.name for e in result.experiments] == ["api"]
+    assert result.experiments[0].metrics["metrics.json"]["k"] == 7
+    grid = repo.exp_run(grid={"eval.k": [8, 9]}, jobs=2)
+    assert sorted(e.metrics["metrics.json"]["k"] for e in grid.experiments) == [8, 9]
+    assert sorted(runs(project)) == ["evaluate"] * 3
+    _untouched(project, before)
