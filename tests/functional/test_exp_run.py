@@ -184,3 +184,21 @@ def test_the_python_api_runs_experiments(project: Project) -> None:
     assert sorted(e.metrics["metrics.json"]["k"] for e in grid.experiments) == [8, 9]
     assert sorted(runs(project)) == ["evaluate"] * 3
     _untouched(project, before)
+
+
+def test_ignored_helpers_a_command_uses_are_there_and_stay_untouched(project: Project) -> None:
+    """A project .venv (or any file git ignores and no stage declares) is linked
+    into the scratch workspace, as a command expects to find it."""
+    project.write(".gitignore", "tools/\n")
+    project.write("tools/tool.sh", "echo tool-$1 > out.txt\n")
+    project.params({"x": {"y": 1}})
+    project.spec({"a": {"cmd": "sh tools/tool.sh ${x.y}", "params": ["x.y"],
+                        "outs": ["out.txt"]}})
+    assert project.run("repro").code == 0
+    commit(project)
+    res = project.run("exp", "run", "--set", "x.y=2", "--name", "two")
+    assert res.code == 0, res.text
+    assert project.read("out.txt") == "tool-1\n"
+    assert project.read("tools/tool.sh") == "echo tool-$1 > out.txt\n"
+    assert sorted(p.name for p in (project.root / "tools").iterdir()) == ["tool.sh"]
+    assert project.git("status", "--porcelain") == ""
