@@ -36,14 +36,17 @@ def combinations(root: Path, sets: Sequence[str], sweep: Path | None = None
     the params files under ``root`` before anything runs (UsageError, exit 2): a text
     without ``=``, a value that does not parse, an unknown file or key (with the
     closest keys). One (maybe empty) combination when nothing makes a grid."""
+    import itertools
+
     import yaml
 
-    combo = []
-    for text in sets:
+    axes = []
+    for text in sets:  # a stand-in until the real parser lands: no checks, naive commas
         key, _, value = text.partition("=")
         file, _, dotted = key.rpartition(":")
-        combo.append(Override(file or DEFAULT_FILE, dotted, yaml.safe_load(value)))
-    return [tuple(combo)]
+        axes.append([Override(file or DEFAULT_FILE, dotted, yaml.safe_load(v))
+                     for v in value.split(",")])
+    return [tuple(c) for c in itertools.product(*axes)]
 
 
 def as_table(combo: Combination) -> dict[str, dict[str, Any]]:
