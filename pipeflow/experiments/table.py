@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -144,6 +144,18 @@ def columns(exps: Iterable[Experiment]) -> list[Column]:
     return found
 
 
+def as_set(exp: Experiment) -> Experiment:
+    """``exp`` with its overrides laid over its params: the values of a stage that
+    failed (or never started) are not in the lock its params come from, yet they are
+    what the experiment set."""
+    if not exp.overrides:
+        return exp
+    params = {f: dict(values) for f, values in exp.params.items()}
+    for file, values in exp.overrides.items():
+        params.setdefault(file, {}).update(values)
+    return replace(exp, params=params)
+
+
 def same(a: Any, b: Any) -> bool:
     """Equal as values a user compares: ``True`` is not ``1``, ``1`` is ``1.0``."""
     return isinstance(a, bool) == isinstance(b, bool) and bool(a == b)
@@ -239,7 +251,7 @@ def build(baseline: Experiment, exps: Sequence[Experiment], *, sort: str | None 
     ``sort``, e.g. ``-metrics.accuracy``; else as given); the columns where some
     experiment differs from the baseline, or ``every`` column (the sort's column is
     always shown); without failed experiments unless ``failed``."""
-    shown = [e for e in exps if failed or e.status is not ExpStatus.FAILED]
+    shown = [as_set(e) for e in exps if failed or e.status is not ExpStatus.FAILED]
     cols = columns([baseline, *shown])
     by: Column | str | None = None
     if sort:
@@ -322,5 +334,6 @@ class ExpDiff:
 
 def diff(a: Experiment, b: Experiment) -> ExpDiff:
     """``a`` and ``b`` side by side, params then metrics."""
+    a, b = as_set(a), as_set(b)
     return ExpDiff(a, b, tuple(DiffEntry(c, c.get(a), c.get(b), c.has(a), c.has(b))
                                for c in columns([a, b])))

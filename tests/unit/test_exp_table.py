@@ -211,3 +211,12 @@ def test_diff_with_the_workspace_says_no_status_for_it() -> None:
     assert body["b"] == {"name": "workspace", "id": None, "status": None,
                          "failed_stage": None, "commit": BASELINE.commit}
     assert body["entries"] == []
+
+
+def test_a_failed_experiment_shows_the_values_it_set() -> None:
+    # its failed stage's params never reached the lock its params come from
+    failed = Experiment(id="f", name="f", status=ExpStatus.FAILED, failed_stage="train",
+                        overrides={"params.yaml": {"train.C": 100.0}}, params=BASE_PARAMS)
+    _base, row = build(BASELINE, [failed]).rows
+    assert row.params == {"train.C": 100.0}
+    assert diff(failed, BASELINE).changed[0].a == 100.0
