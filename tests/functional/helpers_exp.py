@@ -1,13 +1,16 @@
 """Experiments recorded for real (an ``experiment`` record appended to this clone's
-chain and indexed, as ``exp run`` leaves one), for the tests of ``exp show``/``diff``."""
+chain and indexed, as ``exp run`` leaves one) but with the shapes ``exp run`` on a
+small pipeline does not easily make (values with quotes or newlines, other params
+files, metrics keys in two files), for the tests of ``exp show``/``diff``."""
 
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Any
 
 from pipeflow.lineage.experiments import Experiment, ExpStatus
-from pipeflow.records.runrecord import RecordBody, RecordGit, RecordKind
+from pipeflow.records.runrecord import RecordBody, RecordGit, RecordKind, iso
 from tests.conftest import Project
 
 CHAIN_PARAMS = {"prep.n": 3, "train.epochs": 2, "train.lr": 0.05, "eval.k": 1}
@@ -18,11 +21,12 @@ CHAIN_METRICS = {"lines": 4, "k": 1}
 
 def record_experiment(p: Project, name: str, *, overrides: dict[str, Any] | None = None,
                       metrics: dict[str, Any] | None = None, failed_stage: str | None = None,
-                      ended: str = "2026-01-09T00:00:00.000+00:00",
+                      ended: str | None = None,
                       extra_params: dict[str, dict[str, Any]] | None = None,
                       extra_metrics: dict[str, dict[str, Any]] | None = None) -> str:
     """Append an experiment of ``helpers.chain`` with ``overrides`` (params.yaml keys),
     with ``metrics`` for metrics.json (none when it failed); its id."""
+    ended = ended or iso(time.time())  # after the experiments run before it
     overrides = dict(overrides or {})
     params: dict[str, dict[str, Any]] = {"params.yaml": {**CHAIN_PARAMS, **overrides}}
     params.update(extra_params or {})
