@@ -60,12 +60,14 @@ def show_command(
       pipeflow exp show --no-failed --md >> comment.md
       pipeflow exp show --csv > experiments.csv
     """
+    from pipeflow.cli.history import record_warnings
     from pipeflow.experiments.compare import show
     from pipeflow.project.project import Project
 
     _one_format(json_out, csv_out, md_out)
     with Project.find() as repo:
         table = show(repo, sort=sort, every=every, failed=failed)
+        record_warnings(repo)
     if json_out:
         output.emit_json(table.to_json())
     elif csv_out:
@@ -96,12 +98,14 @@ def diff_command(
       pipeflow exp diff lr-high lr-low --all
       pipeflow exp diff lr-high --md >> comment.md
     """
+    from pipeflow.cli.history import record_warnings
     from pipeflow.experiments.compare import compare
     from pipeflow.project.project import Project
 
     _one_format(json_out, False, md_out)
     with Project.find() as repo:
         found = compare(repo, a, b)
+        record_warnings(repo)
     if json_out:
         output.emit_json(found.to_json(every))
         return

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 
@@ -293,3 +294,18 @@ def test_the_api_returns_rows_and_diffs_as_values(lab: Project) -> None:
         repo.exp_diff("nope")
     with pytest.raises(pipeflow.UsageError, match="cannot sort"):
         repo.experiments(sort="metrics.nope")
+
+
+def test_a_damaged_experiment_record_is_skipped_with_a_warning(lab: Project) -> None:
+    # as a fetch from a remote anyone can write to could bring it
+    data = json.dumps({"kind": "experiment", "stage": "", "fingerprint": "", "seq": 1,
+                       "chain": "c0ffee00", "prev": None, "format": 1,
+                       "experiment": {"id": 5, "name": "bad"}}).encode()
+    name = f"00000001-{hashlib.sha256(data).hexdigest()}.json"
+    folder = lab.root / ".pipeflow/cache/runs/c0ffee00"
+    folder.mkdir()
+    (folder / name).write_bytes(data)
+    res = lab.run("exp", "show")
+    assert res.code == 0, res.text
+    assert "warning:" in res.err and name in res.err
+    assert [r[0] for r in table(res.out)[1:]] == ["workspace", "lr-high", "n-two", "lr-nine"]
