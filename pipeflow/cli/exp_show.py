@@ -73,7 +73,7 @@ def show_command(
     elif csv_out:
         output.out(_csv(table, delta).removesuffix("\n"))  # echo ends the last line
     elif md_out:
-        for line in _markdown(_headers(table), _cells(table, delta)):
+        for line in _markdown(_headers(table), _cells(table, delta), _right(table)):
             output.out(line)
     else:
         _print_show(table, delta)
@@ -229,12 +229,15 @@ def _aligned(rows: Sequence[Sequence[str]], right: Sequence[bool] = ()) -> list[
 def _print_show(table: ExpTable, delta: bool) -> None:
     head = [_cut(h, keep_end=True) for h in _headers(table)]
     body = [[_cut(c) for c in r] for r in _cells(table, delta)]
-    right = [False] * 4 + [all(_numeric(row, c) for row in table.rows)
-                           for c in table.columns]
-    for line in _aligned([head, *body], right):
+    for line in _aligned([head, *body], _right(table)):
         output.out(line)
     if len(table.rows) == 1:
         output.out("no experiments yet: `pipeflow exp run --set KEY=VALUE` runs one")
+
+
+def _right(table: ExpTable) -> list[bool]:
+    """Which columns to right-align: those holding only numbers."""
+    return [False] * 4 + [all(_numeric(row, c) for row in table.rows) for c in table.columns]
 
 
 def _numeric(row: ExpRow, col: Column) -> bool:
@@ -244,12 +247,16 @@ def _numeric(row: ExpRow, col: Column) -> bool:
                                       and not isinstance(value, bool))
 
 
-def _markdown(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """A GitHub-flavoured Markdown table (cells not cut: a page scrolls)."""
+def _markdown(headers: Sequence[str], rows: Sequence[Sequence[str]],
+              right: Sequence[bool] = ()) -> list[str]:
+    """A GitHub-flavoured Markdown table (cells not cut: a page scrolls); a column
+    marked in ``right`` is right-aligned."""
     def line(cells: Sequence[str]) -> str:
         return "| " + " | ".join(" ".join(c.replace("|", "\\|").split()) for c in cells) + " |"
 
-    return [line(headers), "|" + "---|" * len(headers), *(line(r) for r in rows)]
+    flush = list(right) + [False] * (len(headers) - len(right))
+    rule = "|" + "".join("--:|" if f else "---|" for f in flush)
+    return [line(headers), rule, *(line(r) for r in rows)]
 
 
 def _csv(table: ExpTable, delta: bool) -> str:

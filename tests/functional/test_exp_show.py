@@ -187,7 +187,7 @@ def test_markdown_is_a_table_a_ci_can_post(lab: Project) -> None:
     lines = res.out.splitlines()
     assert lines[0] == ("| name | when | commit | status | eval.k | prep.n | train.lr "
                         "| other.yaml:sep | k | lines |")
-    assert lines[1] == "|---|---|---|---|---|---|---|---|---|---|"
+    assert lines[1] == "|---|---|---|---|--:|--:|--:|---|--:|--:|"  # numbers to the right
     assert lines[2].startswith("| workspace | - |")
     assert lines[2].endswith("| baseline | 1 | 3 | 0.05 | - | 1 | 4 |")
     assert lines[3].endswith("| done | 3 | 3 | 0.5 | - | 3 (+2) | 4 (+0) |")

@@ -220,3 +220,14 @@ def test_a_failed_experiment_shows_the_values_it_set() -> None:
     _base, row = build(BASELINE, [failed]).rows
     assert row.params == {"train.C": 100.0}
     assert diff(failed, BASELINE).changed[0].a == 100.0
+
+
+@given(st.text(max_size=30))
+def test_any_sort_text_names_a_column_or_is_a_usage_error(spec: str) -> None:
+    cols = columns([BASELINE])
+    try:
+        by, _descending = resolve_sort(spec, cols)
+    except UsageError as exc:
+        assert spec in exc.message
+    else:
+        assert by in ("created", "name") or by in cols
