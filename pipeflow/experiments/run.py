@@ -133,7 +133,12 @@ def exp_run(home: Project, options: ExpOptions, *, on_event: ExpSink | None = No
         skip = _not_copied(home, graph)
         prov = read_provenance(home.root)
         jobs = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
-        _run_all(home, options, planned, _Shared(skip, prov, cancel, emit), jobs, report)
+        # scratch folders are removed on a thread of their own (many small unlinks):
+        # the next experiment need not wait, and every one is gone when this returns
+        with ThreadPoolExecutor(max_workers=1) as janitor:
+            shared = _Shared(skip, prov, cancel, emit,
+                             lambda folder: janitor.submit(remove_scratch, folder))
+            _run_all(home, options, planned, shared, jobs, report)
     return report
 
 
@@ -145,6 +150,8 @@ class _Shared:
     prov: Provenance
     cancel: CancelToken
     emit: ExpSink
+    remove: Callable[[Path], object]
+    """Removes a scratch folder (soon: see ``exp_run``)."""
     inflight: InFlight = field(default_factory=InFlight)
 
 
@@ -280,7 +287,7 @@ def _run_one(home: Project, options: ExpOptions, planned: Planned,
             for old in planned.replaces:
                 summary.write_removal(home, _stub(old, planned.name), shared.prov)
     finally:
-        remove_scratch(folder)
+        shared.remove(folder)
     shared.emit(ExpEvent("finished", planned.name, experiment=exp))
     return exp
 

@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from pipeflow.project.config import Config
     from pipeflow.records.index import RunIndex
     from pipeflow.records.records import RecordStore
+    from pipeflow.state import StateDB
+
+MEMORY = ":memory:"
+"""SQLite's name for a database that lives in memory."""
 
 SCRATCH = ("tmp", "exp")
 """Where scratch workspaces live, below ``.pipeflow``."""
@@ -63,6 +67,17 @@ class ScratchProject(Project):
     @cached_property
     def committed(self) -> TrackedState:
         return self.home.committed
+
+    @cached_property
+    def state(self) -> StateDB:
+        """In memory: the folder goes when the experiment ends, and a crash loses
+        nothing the project needs (each finished stage's run record is already in the
+        project's chain, and a rerun restores it from the run cache)."""
+        from pipeflow.state import StateDB
+
+        db = StateDB(Path(MEMORY))
+        self._closers.append(db)
+        return db
 
 
 def scratch_base(home: Project) -> Path:
