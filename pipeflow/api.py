@@ -40,6 +40,7 @@ from pipeflow.execution.cancel import CancelToken
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from pipeflow.experiments.table import ExpDiff, ExpRow
     from pipeflow.lineage.experiments import Experiment
     from pipeflow.lineage.graph import Lineage
     from pipeflow.lineage.versions import Version
@@ -242,6 +243,28 @@ class Repo:
             report = exp_run(repo, options, cancel=cancel)
         return ExpRunResult(ok=report.ok, experiments=tuple(report.experiments),
                             cancelled=report.cancelled, warnings=tuple(report.warnings))
+
+    # --- experiments: compare (``exp show`` / ``exp diff``) -------------------------
+
+    def experiments(self, sort: str | None = None, *, failed: bool = True) -> list[ExpRow]:
+        """The rows of ``pipeflow exp show --all``: the workspace first (``baseline``
+        True), then each experiment (oldest first, or by ``sort``: ``metrics.NAME``,
+        ``params.KEY``, ``created``, ``name``, ``-`` for descending), each with every
+        params key and metric it has (``row.params["train.C"]``,
+        ``row.metrics["accuracy"]``, ``row.deltas`` to the workspace)."""
+        from pipeflow.experiments.compare import show
+
+        with self._open() as repo:
+            return list(show(repo, sort=sort, every=True, failed=failed).rows)
+
+    def exp_diff(self, a: str, b: str | None = None) -> ExpDiff:
+        """Experiment ``a`` against ``b`` (default: the workspace), as ``pipeflow exp
+        diff``: ``.entries`` (every key of either) and ``.changed``, each with
+        ``a``, ``b`` and ``delta``. An unknown name raises UsageError."""
+        from pipeflow.experiments.compare import compare
+
+        with self._open() as repo:
+            return compare(repo, a, b)
 
 
 def open(  # shadows the builtin on purpose: pipeflow.open reads like it
