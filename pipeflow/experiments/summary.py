@@ -35,6 +35,9 @@ class Planned:
     """Ids of the live experiments of the same name it supersedes (``--replace``)."""
 
 
+_UNFINISHED = ("failed", "blocked", "not-started")
+
+
 def _how(outcome: Outcome) -> dict[str, str]:
     how: dict[str, str] = {}
     for word, names in (("ran", outcome.ran), ("restored", outcome.restored),
@@ -58,13 +61,18 @@ def build(planned: Planned, table: Mapping[str, Mapping[str, Any]], lock: Lock,
     stages = []
     outputs: list[OutputRef] = []
     for name, entry in lock.stages.items():
-        for file, values in entry.params.items():
+        word = how.get(name, "skipped")
+        for file, values in entry.params.items():  # the overrides are laid over below
             params.setdefault(file, {}).update(values)
+        if word in _UNFINISHED:  # the lock still has the workspace's entry: not ours
+            stages.append(StageOutcome(name, word))
+            continue
         for m in entry.metrics:
             metrics[m.path] = dict(m.values)
-        stages.append(StageOutcome(name, how.get(name, "skipped"), entry.run,
-                                   entry.fingerprint))
+        stages.append(StageOutcome(name, word, entry.run, entry.fingerprint))
         outputs.extend(o for o in output_refs(entry) if o.cache)
+    for file, values in table.items():  # what a stage that never finished would read
+        params.setdefault(file, {}).update(values)
     for name, word in how.items():
         if name not in lock.stages:
             stages.append(StageOutcome(name, word))

@@ -202,3 +202,19 @@ def test_ignored_helpers_a_command_uses_are_there_and_stay_untouched(project: Pr
     assert project.read("tools/tool.sh") == "echo tool-$1 > out.txt\n"
     assert sorted(p.name for p in (project.root / "tools").iterdir()) == ["tool.sh"]
     assert project.git("status", "--porcelain") == ""
+
+
+def test_a_failed_experiment_keeps_no_metrics_of_the_workspace(project: Project) -> None:
+    _ready(project)
+    spec = project.read("pipeline.yaml").replace(
+        "echo evaluate >>", "test ${eval.k} != 9 && echo evaluate >>")
+    project.write("pipeline.yaml", spec)
+    assert project.run("repro").code == 0
+    commit(project)
+    res = project.run("exp", "run", "--set", "eval.k=9", "--name", "nine")
+    assert res.code == 1, res.text
+    [exp] = _exps(project)
+    assert exp.failed_stage == "evaluate"
+    assert exp.metrics == {}, "the workspace's metrics are not the experiment's"
+    assert exp.params["params.yaml"]["eval.k"] == 9
+    assert {s.stage: s.how for s in exp.stages}["evaluate"] == "failed"
