@@ -6,7 +6,7 @@ outputs until they are removed."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import shutil
 from typing import Any
 
 import pytest
@@ -149,8 +149,6 @@ def test_apply_refuses_over_uncommitted_params_unless_forced(base: Project) -> N
 
 
 def test_apply_outside_git_has_nothing_to_compare(base: Project) -> None:
-    import shutil
-
     shutil.rmtree(base.root / ".git")
     base.write("params.yaml", PARAMS + "# edited\n")
     assert _apply(base, "high")["restored"] == ["train", "evaluate"]
@@ -252,16 +250,17 @@ def test_python_api_apply_and_remove(base: Project) -> None:
     assert _names(base) == set()
 
 
-def test_apply_of_a_path_outside_the_project_is_refused(base: Project, tmp_path: Path) -> None:
+def test_apply_of_a_path_outside_the_project_is_refused(base: Project) -> None:
     """A record from another clone could name any file: apply writes only plain
     project paths (pipeflow.files.safepath)."""
+    import dataclasses
+
     from pipeflow.experiments import apply as applymod
 
     high = _exp(base, "high")
-    import dataclasses
-
     bad = dataclasses.replace(high, overrides={"../outside.yaml": {"a": 1}})
     (base.root.parent / "outside.yaml").write_text("a: 0\n")
-    with Proj(base.root) as repo, pytest.raises(pipeflow.PipeflowError, match="nothing was written"):
+    with (Proj(base.root) as repo,
+          pytest.raises(pipeflow.PipeflowError, match="nothing was written")):
         applymod.param_changes(repo, bad)
     assert (base.root.parent / "outside.yaml").read_text() == "a: 0\n"
