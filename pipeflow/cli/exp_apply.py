@@ -87,7 +87,11 @@ def _applied_text(a: Applied) -> None:
         parts.append(f"{len(a.up_to_date)} already up to date")
     output.out(f"Applied experiment '{a.name}': " + ("; ".join(parts) or "nothing to restore"),
                fg="green")
-    if a.ran:
+    if a.untrusted:
+        from pipeflow.cli.repro import untrusted_warning
+
+        output.warn(untrusted_warning(list(a.untrusted)))
+    elif a.ran:
         output.warn(f"{len(a.ran)} stage(s) had to run, their fingerprint not being the "
                     f"experiment's (code or data changed since, or outputs in no cache): "
                     f"{', '.join(a.ran)}")
@@ -100,7 +104,9 @@ def _applied_json(a: Applied) -> dict[str, Any]:
                        for p in a.params],
             "restored": list(a.restored), "ran": list(a.ran),
             "up_to_date": list(a.up_to_date), "fetched": a.fetched, "remote": a.remote,
-            "lock_changed": a.lock_changed}
+            "lock_changed": a.lock_changed,
+            "untrusted": [{"stage": stage, **verdict.to_json()}
+                          for stage, verdict in a.untrusted]}
 
 
 def remove_command(

@@ -43,6 +43,7 @@ from pipeflow.project.project import LOCK_FILE, Project
 if TYPE_CHECKING:
     from pipeflow.execution.cancel import CancelToken
     from pipeflow.execution.scheduler import EventSink, StageEvent
+    from pipeflow.lineage.trust import Trust
     from pipeflow.ops.repro import ReproReport
 
 
@@ -77,6 +78,10 @@ class Applied:
     """Objects downloaded from ``remote`` first."""
     remote: str | None = None
     lock_changed: bool = False
+    untrusted: tuple[tuple[str, Trust], ...] = ()
+    """(stage, verdict): the experiment's run-cache entry was not used because its
+    record is not trusted (a colleague's, from a remote whose run cache the project
+    does not trust: docs/remotes.md), so the stage ran."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +132,8 @@ def exp_apply(home: Project, name: str, *, force: bool = False, wait: float = 0.
         report = _repro_or_undo(repo, exp, saved, on_event, cancel)
     out = report.outcome
     return Applied(exp.name, exp.id, tuple(changes), tuple(out.restored), tuple(out.ran),
-                   tuple(out.skipped), fetched, remote, report.lock_changed)
+                   tuple(out.skipped), fetched, remote, report.lock_changed,
+                   tuple(report.untrusted))
 
 
 def _applicable(repo: Project, name: str) -> Experiment:
