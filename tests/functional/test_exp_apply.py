@@ -264,3 +264,13 @@ def test_apply_of_a_path_outside_the_project_is_refused(base: Project) -> None:
           pytest.raises(pipeflow.PipeflowError, match="nothing was written")):
         applymod.param_changes(repo, bad)
     assert (base.root.parent / "outside.yaml").read_text() == "a: 0\n"
+
+
+def test_a_cancelled_apply_is_undone(base: Project) -> None:
+    before = _state(base)
+    token = pipeflow.CancelToken()
+    token.cancel()
+    with pytest.raises(pipeflow.PipeflowError, match="was undone"):
+        pipeflow.Repo(base.root).exp_apply("high", cancel=token)
+    assert _state(base) == before
+    _clean(base)
