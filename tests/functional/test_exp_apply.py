@@ -274,3 +274,35 @@ def test_a_cancelled_apply_is_undone(base: Project) -> None:
         pipeflow.Repo(base.root).exp_apply("high", cancel=token)
     assert _state(base) == before
     _clean(base)
+
+
+def test_an_interrupted_apply_is_undone(base: Project) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import GIT_ENV
+
+    # evaluate must run under apply, and stalls there until it is stopped
+    spec = base.read("pipeline.yaml").replace(
+        "echo evaluate >> runs.log && ", "echo evaluate >> runs.log && "
+        f"if grep -q lr=0.5 {MODEL}; then touch started.flag; sleep 60; fi && ")
+    base.write("pipeline.yaml", spec)
+    base.write(".gitignore", "runs.log\nstarted.flag\n")
+    assert base.run("repro").code == 0
+    commit(base, "evaluate stalls at lr 0.5")
+    before = _state(base)
+    proc = subprocess.Popen([sys.executable, "-m", "pipeflow", "exp", "apply", "high"],
+                            cwd=base.root, env={**os.environ, **GIT_ENV},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (base.root / "started.flag").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert _state(base) == before  # params, lock and model put back
+    _clean(base)
