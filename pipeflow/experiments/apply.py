@@ -128,7 +128,11 @@ def exp_apply(home: Project, name: str, *, force: bool = False, wait: float = 0.
             _refuse_uncommitted(repo, exp, files)
         fetched, remote = _fetch_outputs(repo, exp)
         saved = _Saved.take(repo, files)
-        write_overrides(repo.root, exp.overrides)
+        try:
+            write_overrides(repo.root, exp.overrides)
+        except BaseException:  # a second file not written: the first goes back
+            _undo(repo, saved, outputs=False)
+            raise
         report = _repro_or_undo(repo, exp, saved, on_event, cancel)
     out = report.outcome
     return Applied(exp.name, exp.id, tuple(changes), tuple(out.restored), tuple(out.ran),
