@@ -125,15 +125,25 @@ def flow(value: Any, shown: str = "", key: str = "") -> str:
     try:
         out = _dump(value)
         one_line = out.rstrip("\n").removesuffix("\n...")
-        if isinstance(value, str) and ("\n" in one_line or _FLOW_INDICATORS & set(one_line)):
-            # spans lines, or would split inside a flow collection ({C: a,b})
-            out = _dump(value, style='"')
+        if isinstance(value, str) and (
+                "\n" in one_line or _FLOW_INDICATORS & set(one_line)
+                or _load(one_line) != value):
+            # spans lines, would split inside a flow collection ({C: a,b}), or holds a
+            # character a reader takes for a line break (U+0085): escape, ASCII only
+            out = _dump(value, style='"', unicode=False)
     except yaml.YAMLError as exc:
         raise UsageError(f"{shown}: cannot write the value of '{key}' as YAML ({exc})",
                          hint="set a number, string, bool, date or list") from None
-    return out.rstrip("\n").removesuffix("\n...").strip()
+    return out.rstrip("\n").removesuffix("\n...")
 
 
-def _dump(value: Any, style: str | None = None) -> str:
+def _dump(value: Any, style: str | None = None, unicode: bool = True) -> str:
     return str(yaml.safe_dump(value, default_flow_style=True, default_style=style,
-                              width=1 << 30, allow_unicode=True))
+                              width=1 << 30, allow_unicode=unicode))
+
+
+def _load(text: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except (yaml.YAMLError, ValueError):
+        return None
