@@ -30,7 +30,10 @@ _MAX_VALUE_LINES = 1000
 
 def set_values(text: str, values: Mapping[str, Any], shown: str) -> str:
     """``text`` with the value of each dotted key of ``values`` replaced."""
-    lines = text.splitlines(keepends=True)
+    # Lines end at "\n" only: str.splitlines would also split at U+0085 or U+2028,
+    # which a TOML string may hold
+    *parts, rest = text.split("\n")
+    lines = [p + "\n" for p in parts] + ([rest] if rest else [])
     for key, value in values.items():
         parts = key.split(".")
         row, column = _find(lines, parts, key, shown)

@@ -18,7 +18,6 @@ from pipeflow import params
 from pipeflow.errors import UsageError
 
 _Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_FLOW_INDICATORS = frozenset(",[]{}")
 _HAND = "edit this value by hand (pipeflow edits plain `key: value` entries only)"
 
 
@@ -85,6 +84,8 @@ def _refuse_shared(text: str, node: yaml.Node, key: str, shown: str) -> None:
 def _key_matches(key_node: yaml.Node, part: str) -> bool:
     if not isinstance(key_node, yaml.ScalarNode):
         return False
+    if key_node.tag == "tag:yaml.org,2002:str":  # the common case: no constructing
+        return bool(key_node.value == part)
     loader = yaml.SafeLoader("")
     try:
         value = loader.construct_object(key_node)
@@ -125,11 +126,10 @@ def flow(value: Any, shown: str = "", key: str = "") -> str:
     try:
         out = _dump(value)
         one_line = out.rstrip("\n").removesuffix("\n...")
-        if isinstance(value, str) and (
-                "\n" in one_line or _FLOW_INDICATORS & set(one_line)
-                or _load(one_line) != value):
-            # spans lines, would split inside a flow collection ({C: a,b}), or holds a
-            # character a reader takes for a line break (U+0085): escape, ASCII only
+        if isinstance(value, str) and ("\n" in one_line or not _reads_back(one_line, value)):
+            # spans lines, would not read back inside a flow collection ({C: a,b} or
+            # [:0]), or holds a character a reader takes for a line break (U+0085):
+            # double quotes and escapes, ASCII only
             out = _dump(value, style='"', unicode=False)
     except yaml.YAMLError as exc:
         raise UsageError(f"{shown}: cannot write the value of '{key}' as YAML ({exc})",
@@ -140,6 +140,12 @@ def flow(value: Any, shown: str = "", key: str = "") -> str:
 def _dump(value: Any, style: str | None = None, unicode: bool = True) -> str:
     return str(yaml.safe_dump(value, default_flow_style=True, default_style=style,
                               width=1 << 30, allow_unicode=unicode))
+
+
+def _reads_back(text: str, value: str) -> bool:
+    """Whether ``text`` reads as ``value`` alone, in a flow list and in a flow mapping."""
+    return bool(_load(text) == value and _load(f"[{text}]") == [value]
+                and _load(f"{{k: {text}}}") == {"k": value})
 
 
 def _load(text: str) -> Any:

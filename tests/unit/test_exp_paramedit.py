@@ -324,3 +324,28 @@ def test_toml_values_read_back(value: Any) -> None:
 def test_toml_cannot_hold_null() -> None:
     with pytest.raises(UsageError, match="null"):
         tomledit.set_values("a = 1\n", {"a": None}, "p.toml")
+
+
+_TOML_VALUE = (st.integers(-2**63, 2**63 - 1) | st.floats() | st.booleans()
+               | st.text(st.characters(blacklist_categories=["Cs"]), max_size=8)
+               | st.lists(st.integers(-9, 9) | st.text(max_size=3), max_size=3))
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=_TOML_VALUE, other=st.sampled_from(["seed", "train.C", "train.name"]))
+def test_toml_edits_round_trip_and_leave_other_lines(tmp_path: Path, value: Any,
+                                                    other: str) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(TOML)
+    set_values(path, {other: value})
+    got = params.flatten(_read(path))
+    want = params.flatten(paramedit.with_values(_read_text_toml(TOML), {other: value}))
+    assert params.diff(got, want) == []
+    changed = [a for a, b in zip(TOML.split("\n"), path.read_text().split("\n"),
+                                 strict=False) if a != b]
+    assert len(changed) <= 1 and TOML.count("\n") == path.read_text().count("\n")
+
+
+def _read_text_toml(text: str) -> dict[str, Any]:
+    return params.parse_params(text.encode(), ".toml", "p.toml")
