@@ -11,8 +11,10 @@ sweep entry, with a hint.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -152,7 +154,7 @@ def parse_value(text: str, where: str) -> Any:
                          hint="write '' for an empty string, null for no value")
     error = safeload.plain(UsageError, hint="quote a string: --set \"key='a: b'\"")
     try:
-        value = safeload.load_yaml(stripped, where, "config", error)
+        value = safeload.load_yaml(stripped, where, "config", error, load=load_yaml)
     except (yaml.YAMLError, ValueError, TypeError) as exc:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise UsageError(f"{where}: value {stripped!r} is not YAML ({problem})",
@@ -164,6 +166,26 @@ def parse_value(text: str, where: str) -> Any:
         raise UsageError(f"{where}: value {stripped!r} is a mapping",
                          hint="set each leaf key on its own: --set train.opt.lr=0.1")
     return value
+
+
+def load_yaml(text: str) -> Any:
+    """YAML as the safe loader reads it, except that ``1e-5`` is a float (as in YAML
+    1.2 and Python): PyYAML's YAML 1.1 floats need a dot (``1.0e-5``), and a learning
+    rate typed on the command line must not become a string. Quoted, it stays one."""
+    import yaml
+
+    return yaml.load(text, Loader=_loader())  # a safe loader
+
+
+@functools.cache
+def _loader() -> Any:
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader: Any = type("OverrideLoader", (base,), {})
+    float_12 = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+    loader.add_implicit_resolver("tag:yaml.org,2002:float", float_12, list("-+0123456789."))
+    return loader
 
 
 class _KeyChecker:
@@ -215,7 +237,7 @@ def read_sweep(path: Path, checker: _KeyChecker,
     import yaml
 
     try:
-        data = safeload.load_yaml(raw, shown, "config", error)
+        data = safeload.load_yaml(raw, shown, "config", error, load=load_yaml)
     except (yaml.YAMLError, ValueError, TypeError) as exc:  # ValueError: a bad date
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         mark = getattr(exc, "problem_mark", None)

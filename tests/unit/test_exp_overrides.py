@@ -63,6 +63,15 @@ def test_values_are_yaml_typed(root: Path) -> None:
     assert [(o.file, o.key) for o in combo] == sorted((o.file, o.key) for o in combo)
 
 
+def test_exponent_floats_are_floats_as_in_yaml_12(root: Path) -> None:
+    combos = combinations(root, ["train.C=1e-5,-2E+3,'1e-5',1e"])
+    assert [c["params.yaml:train.C"] for c in _values(combos)] == [1e-5, -2000.0, "1e-5", "1e"]
+    path = root / "sweep.yaml"
+    path.write_text("grid: {train.kernel: [1e-3, '1e-3']}\n")
+    assert [c["params.yaml:train.kernel"] for c in _values(combinations(root, [], path))] == [
+        1e-3, "1e-3"]
+
+
 def test_several_multi_valued_sets_make_a_grid_in_the_order_given(root: Path) -> None:
     combos = combinations(root, ["train.C=0.1,1,10", "featurize.k=5,10"])
     assert [(c["params.yaml:train.C"], c["params.yaml:featurize.k"]) for c in
