@@ -391,8 +391,14 @@ def as_table(combo: Combination) -> dict[str, dict[str, Any]]:
 
 
 def write_overrides(root: Path, table: Mapping[str, Mapping[str, Any]]) -> None:
-    """Write ``table`` (file -> key -> value) into the params files under ``root``."""
-    from pipeflow.experiments.paramedit import set_values
+    """Write ``table`` (file -> key -> value) into the params files under ``root``: every
+    file's edit is made and checked before the first is written, so that a key
+    missing in one file changes none of them."""
+    from pipeflow.experiments.paramedit import edited_text
+    from pipeflow.files import atomicfile
 
-    for file, values in table.items():
-        set_values(root / file, values, root=root)
+    texts = {file: edited_text(root / file, values, root=root, name=file)
+             for file, values in table.items()}
+    for file, text in texts.items():
+        if text is not None:
+            atomicfile.write_text(root / file, text)

@@ -42,6 +42,16 @@ def set_values(path: Path, values: Mapping[str, Any], *, root: Path | None = Non
     already: :mod:`pipeflow.experiments.overrides` checked them), keeping everything
     else. ``root``: the project, inside which a symlinked params file may lead (the
     link is replaced by a file, never written through); ``name``: how errors show it."""
+    new_text = edited_text(path, values, root=root, name=name)
+    if new_text is not None:
+        atomicfile.write_text(path, new_text)
+
+
+def edited_text(path: Path, values: Mapping[str, Any], *, root: Path | None = None,
+                name: str | None = None) -> str | None:
+    """The text :func:`set_values` would write (None when ``values`` is empty), checked
+    to read back; nothing is written. A UsageError for a key that is not a value of
+    the file, ParamsEditError for an edit that would not read back."""
     shown = name or (path.relative_to(root).as_posix() if root and path.is_relative_to(root)
                      else str(path))
     text = projectfile.read_text(path, "params", name=shown,
@@ -51,9 +61,9 @@ def set_values(path: Path, values: Mapping[str, Any], *, root: Path | None = Non
     suffix = path.suffix.lower()
     before = params.parse_params(text.encode("utf-8"), suffix, shown)
     if not values:
-        return
+        return None
     for key in values:
-        params.lookup(before, key)  # MissingParamError for a key that is not there
+        _check_leaf(before, key, shown)
     if suffix == ".json":
         new_text = _json_text(text, before, values, shown)
     elif suffix == ".toml":
@@ -61,7 +71,20 @@ def set_values(path: Path, values: Mapping[str, Any], *, root: Path | None = Non
     else:
         new_text = yamledit.set_values(text, values, shown)
     check_reads_back(new_text, suffix, shown, before, values)
-    atomicfile.write_text(path, new_text)
+    return new_text
+
+
+def _check_leaf(data: Mapping[str, Any], key: str, shown: str) -> None:
+    try:
+        value = params.lookup(data, key)
+    except params.MissingParamError as exc:
+        close = exc.suggestions()
+        hint = (f"did you mean {', '.join(repr(c) for c in close)}?" if close
+                else "the key may have been renamed since: set it by hand")
+        raise UsageError(f"{shown} has {exc}", hint=hint) from None
+    if isinstance(value, Mapping) and value:
+        raise UsageError(f"{shown}: '{key}' is a section, not a value",
+                         hint="set the leaf keys under it one by one")
 
 
 def check_reads_back(text: str, suffix: str, shown: str, before: Mapping[str, Any],

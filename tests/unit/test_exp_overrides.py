@@ -237,6 +237,13 @@ def test_write_overrides_keeps_types_in_each_file(root: Path) -> None:
     assert params.read_params(root / "conf" / "data.toml")["split"]["ratio"] == 0.5
 
 
+def test_write_overrides_changes_no_file_when_one_edit_fails(root: Path) -> None:
+    before = {p: p.read_text() for p in (root / "params.yaml", root / "model.json")}
+    with pytest.raises(UsageError, match=r"model\.json has no key 'gone'"):
+        write_overrides(root, {"params.yaml": {"seed": 1}, "model.json": {"gone": 1}})
+    assert {p: p.read_text() for p in before} == before
+
+
 # -- properties ----------------------------------------------------------------------
 
 _PLAIN = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_ ]{0,6}", fullmatch=True).map(str.strip)

@@ -141,11 +141,18 @@ def test_a_symlinked_params_file_is_replaced_not_written_through(tmp_path: Path)
     assert not link.is_symlink() and link.read_text() == "a: 2\n"
 
 
-def test_an_unknown_key_is_a_missing_param(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("values", "message", "hint"), [
+    ({"trian.C": 1}, "params.yaml has no key 'trian.C'", "did you mean 'train.C'"),
+    ({"train": 1}, "'train' is a section", "leaf keys"),
+])
+def test_a_key_that_is_no_value_of_the_file(tmp_path: Path, values: dict[str, Any],
+                                            message: str, hint: str) -> None:
     path = tmp_path / "params.yaml"
-    path.write_text("a: 1\n")
-    with pytest.raises(params.MissingParamError):
-        set_values(path, {"b": 1})
+    path.write_text("train:\n  C: 1\n")
+    with pytest.raises(UsageError) as info:
+        set_values(path, values, root=tmp_path)
+    assert message in info.value.message and hint in (info.value.hint or "")
+    assert path.read_text() == "train:\n  C: 1\n"
 
 
 # -- the property: any commented YAML file, any values ---------------------------------
