@@ -44,7 +44,7 @@ def value_span(text: str, root: yaml.Node | None, key: str, shown: str
     sequence, or nothing: ``C:`` alone is null) moves up to the key's line, unless a
     comment follows the key there."""
     node = root
-    colon = -1
+    colon = key_column = -1
     for part in key.split("."):
         if not isinstance(node, yaml.MappingNode):
             raise UsageError(f"{shown}: '{key}' is not written as a plain mapping entry",
@@ -57,6 +57,7 @@ def value_span(text: str, root: yaml.Node | None, key: str, shown: str
             if _key_matches(key_node, part):
                 found = value_node  # the last one wins, as for the loader
                 colon = text.find(":", key_node.end_mark.index)
+                key_column = key_node.start_mark.column
         if found is None:
             raise UsageError(f"{shown}: '{key}' comes from a merge key (<<) or an alias",
                              hint=_HAND)
@@ -69,7 +70,9 @@ def value_span(text: str, root: yaml.Node | None, key: str, shown: str
         end = _block_scalar_end(text, start, end)
     if colon >= 0 and not text[colon + 1: start].strip():
         return colon + 1, max(end, colon + 1), " "
-    return start, end, ""  # after a comment: on its own line, at its own indentation
+    # after a comment: on its own line, indented past its key (a block sequence may
+    # start in the key's column, a flow value may not)
+    return start, end, " " * max(0, key_column + 2 - node.start_mark.column)
 
 
 def _refuse_shared(text: str, node: yaml.Node, key: str, shown: str) -> None:

@@ -105,6 +105,19 @@ def test_yaml_value_forms_are_replaced_on_the_key_line(tmp_path: Path, text: str
     assert "b: [3, 4]" in path.read_text()
 
 
+@pytest.mark.parametrize("text", [
+    "a:\n  b:  # the list\n  - 1\n  - 2\nz: 0\n",
+    "a:\n  b:  # the list\n      - 1\nz: 0\n",
+])
+def test_yaml_value_after_a_comment_stays_on_its_own_line(tmp_path: Path, text: str
+                                                          ) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    set_values(path, {"a.b": [3, 4]})
+    assert _read(path) == {"a": {"b": [3, 4]}, "z": 0}
+    assert "  b:  # the list\n" in path.read_text()
+
+
 @pytest.mark.parametrize(("text", "problem"), [
     ("base: &b 1\na:\n  b: *b\n", "anchor or alias"),
     ("a:\n  b: &x 1\nc: *x\n", "anchor or alias"),
