@@ -31,7 +31,9 @@ x=1,2,...`` times four more keys) must fail at once, not queue a week of trainin
 
 SWEEP_KEYS: Final = ("grid", "list")
 _NULL_WORDS: Final = frozenset({"null", "Null", "NULL", "~"})
-_SET_HINT = "write --set KEY=VALUE or --set FILE:KEY=VALUE (e.g. --set train.C=0.1,1,10)"
+# PARAM, not KEY: the CLI's output masks what follows "KEY=" as a secret
+_SET_HINT = ("write --set PARAM=VALUE or --set FILE:PARAM=VALUE "
+             "(e.g. --set train.C=0.1,1,10)")
 
 
 @dataclass(frozen=True)

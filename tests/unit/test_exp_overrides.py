@@ -92,8 +92,8 @@ def test_split_values() -> None:
 
 
 @pytest.mark.parametrize(("text", "message", "hint"), [
-    ("train.C", "has no '='", "KEY=VALUE"),
-    ("=1", "the key is empty", "KEY=VALUE"),
+    ("train.C", "has no '='", "PARAM=VALUE"),
+    ("=1", "the key is empty", "PARAM=VALUE"),
     ("train..C=1", "not a dotted key", "section.name"),
     ("train.C=", "a value is empty", "''"),
     ("train.C=1,,2", "a value is empty", "''"),
@@ -105,7 +105,7 @@ def test_split_values() -> None:
     ("train=1", "'train' is a section", "train.C, train.kernel, train.opt.lr"),
     ("train.opt=1", "'train.opt' is a section", "train.opt.lr"),
     ("other.yaml:a=1", "params file 'other.yaml' does not exist", "model.json, params.yaml"),
-    ("notes.txt:a=1", "not a params file", "FILE:KEY"),
+    ("notes.txt:a=1", "not a params file", "FILE:PARAM"),
     ("../params.yaml:seed=1", "inside the project", "relative"),
     ("/etc/p.yaml:seed=1", "inside the project", "relative"),
     ("model.json:deep=1", "model.json has no key 'deep'", "did you mean 'depth'"),
