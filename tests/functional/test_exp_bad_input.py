@@ -4,8 +4,6 @@ naming the text or the sweep entry, and nothing run, recorded or changed (issue 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from pipeflow.lineage.experiments import experiments
@@ -72,7 +70,7 @@ def test_bad_sweep_file(project: Project, sweep: str, said: str) -> None:
     assert not (project.root / "pwned").exists()
 
 
-def test_values_keep_their_types_in_the_experiment(project: Project, tmp_path: Path) -> None:
+def test_values_keep_their_types_in_the_experiment(project: Project) -> None:
     _ready(project)
     res = project.run("exp", "run", "--set", "train.lr=1e-3", "--set", "eval.k='7'",
                       "--name", "typed")
