@@ -95,8 +95,6 @@ def test_apply_restores_the_experiment_without_running_anything(base: Project) -
     assert f"run {train.run[:12]}" in lineage.out
 
 
-@pytest.mark.xfail(strict=True, reason="paramedit.set_values on main is a stand-in that loses "
-                                       "comments: remove this mark when the real one lands")
 def test_apply_changes_only_the_set_line_of_the_params_file(base: Project) -> None:
     before = base.read("params.yaml").splitlines(keepends=True)
     _apply(base, "high")
