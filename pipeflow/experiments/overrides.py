@@ -4,7 +4,7 @@ KEY is a dotted key of ``params.yaml`` (``train.C``) or ``FILE:KEY`` for another
 params file; VALUE is YAML (``10``, ``true``, ``[1, 2]``, ``abc``); ``A,B,C`` is a
 list of values to try, and several such ``--set`` make a grid. A sweep file (YAML)
 holds a list of combinations, or a mapping with a ``grid:`` and/or a ``list:``
-(docs/experiments-overrides.md). Every key is checked against the params files
+(docs/experiments.md). Every key is checked against the params files
 before anything runs: each mistake is a UsageError (exit 2) naming the text or the
 sweep entry, with a hint.
 """
