@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Literal
 
 from pipeflow.errors import Interrupted, PipeflowError, Terminated, UsageError
 from pipeflow.execution.cancel import CancelToken
-from pipeflow.execution.executor import check_options
 from pipeflow.execution.inflight import InFlight
 from pipeflow.experiments import summary
 from pipeflow.experiments.overrides import Combination, as_table, combinations, write_overrides
@@ -38,6 +37,7 @@ from pipeflow.experiments.scratch import (
 )
 from pipeflow.experiments.summary import Planned
 from pipeflow.lineage.experiments import Experiment, experiments, mark
+from pipeflow.ops.repro import check_run_options
 
 if TYPE_CHECKING:
     from pipeflow.execution.scheduler import StageEvent
@@ -70,11 +70,7 @@ class ExpOptions:
         object.__setattr__(self, "sets", tuple(self.sets))
         object.__setattr__(self, "executor_options",
                            MappingProxyType(dict(self.executor_options)))
-        if self.jobs < 0:
-            raise UsageError(f"--jobs must be 0 (one per CPU) or more (got {self.jobs})")
-        if self.wait < 0:
-            raise UsageError(f"--wait must be 0 seconds or more (got {self.wait})")
-        check_options(self.executor, self.executor_options)
+        check_run_options(self.jobs, self.wait, self.executor, self.executor_options)
 
 
 ExpEventKind = Literal["started", "stage", "finished"]
