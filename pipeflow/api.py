@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -38,12 +38,17 @@ from pipeflow.errors import StorageError, UsageError
 from pipeflow.execution.cancel import CancelToken
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from pipeflow.experiments.apply import Applied, Removed
+    from pipeflow.experiments.table import ExpDiff, ExpRow
+    from pipeflow.lineage.experiments import Experiment
     from pipeflow.lineage.graph import Lineage
     from pipeflow.lineage.versions import Version
     from pipeflow.project.project import Project
 
-__all__ = ["CancelToken", "Repo", "ReproResult", "StageFailure", "StageStatus", "Status",
-           "open"]
+__all__ = ["CancelToken", "ExpRunResult", "Repo", "ReproResult", "StageFailure",
+           "StageStatus", "Status", "open"]
 """What this module defines for the public API; :mod:`pipeflow` re-exports it, with the
 lineage and version types the methods return and the errors they raise."""
 
@@ -75,6 +80,17 @@ class ReproResult:
     """Stopped through its CancelToken: the stages that finished are in the lock."""
     planned: tuple[StageStatus, ...] = ()
     """With ``dry``: each selected stage's state and why (nothing ran)."""
+
+
+@dataclass(frozen=True)
+class ExpRunResult:
+    """What ``Repo.exp_run`` did: each experiment that ended (done or failed), in the
+    order they ended."""
+
+    ok: bool
+    experiments: tuple[Experiment, ...]
+    cancelled: bool = False
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -192,6 +208,89 @@ class Repo:
         with self._open() as repo:
             rel = os.path.relpath(self._abs(path), self.root).replace(os.sep, "/")
             return versions_of(repo, rel)
+
+    def exp_run(
+        self,
+        *targets: str,
+        set: Mapping[str, Any] | None = None,
+        grid: Mapping[str, Sequence[Any]] | None = None,
+        sweep: str | os.PathLike[str] | None = None,
+        name: str | None = None,
+        jobs: int = 1,
+        replace: bool = False,
+        executor: str = "local",
+        scheduler: str | None = None,
+        executor_options: Mapping[str, str] | None = None,
+        wait: float = 0.0,
+        cancel: CancelToken | None = None,
+    ) -> ExpRunResult:
+        """Run experiments (``pipeflow exp run``), touching none of the project's files.
+
+        ``set``: single values (``{"train.C": 10, "other.yaml:key": [1, 2]}``: a list is
+        one list value); ``grid``: values to try (``{"train.C": [0.1, 1, 10]}``, several
+        keys make a grid); ``sweep``: a sweep file. A bad key or value is a UsageError
+        before anything runs; a failed experiment is in the result (``ok`` False).
+        ``jobs`` experiments run at once; ``cancel`` stops them all."""
+        from pipeflow.experiments.run import ExpOptions, exp_run, grid_texts, set_texts
+
+        engine = dict(executor_options or {})
+        if scheduler is not None:
+            engine["scheduler"] = scheduler
+        options = ExpOptions(
+            targets=targets, sets=set_texts(set or {}) + grid_texts(grid or {}),
+            sweep=Path(sweep) if sweep is not None else None, name=name, jobs=jobs,
+            replace=replace, executor=executor, executor_options=engine, wait=wait)
+        with self._open() as repo:
+            report = exp_run(repo, options, cancel=cancel)
+        return ExpRunResult(ok=report.ok, experiments=tuple(report.experiments),
+                            cancelled=report.cancelled, warnings=tuple(report.warnings))
+
+    # --- experiments: compare (``exp show`` / ``exp diff``) -------------------------
+
+    def experiments(self, sort: str | None = None, *, failed: bool = True) -> list[ExpRow]:
+        """The rows of ``pipeflow exp show --all``: the workspace first (``baseline``
+        True), then each experiment (oldest first, or by ``sort``: ``metrics.NAME``,
+        ``params.KEY``, ``created``, ``name``, ``-`` for descending), each with every
+        params key and metric it has (``row.params["train.C"]``,
+        ``row.metrics["accuracy"]``, ``row.deltas`` to the workspace)."""
+        from pipeflow.experiments.compare import show
+
+        with self._open() as repo:
+            return list(show(repo, sort=sort, every=True, failed=failed).rows)
+
+    def exp_diff(self, a: str, b: str | None = None) -> ExpDiff:
+        """Experiment ``a`` against ``b`` (default: the workspace), as ``pipeflow exp
+        diff``: ``.entries`` (every key of either) and ``.changed``, each with
+        ``a``, ``b`` and ``delta``. An unknown name raises UsageError."""
+        from pipeflow.experiments.compare import compare
+
+        with self._open() as repo:
+            return compare(repo, a, b)
+    # experiments: apply and remove -----------------------------------------------
+    def exp_apply(self, name: str, force: bool = False, wait: float = 0.0,
+                  cancel: CancelToken | None = None) -> Applied:
+        """Make experiment ``name``'s params and outputs the workspace's (``pipeflow
+        exp apply``): an :class:`~pipeflow.experiments.apply.Applied` saying which
+        values were written and which stages were restored or had to run. An unknown
+        or failed experiment, or params files with uncommitted changes without
+        ``force``, raise UsageError with nothing changed; a failed stage raises
+        StageFailed after undoing the apply."""
+        from pipeflow.experiments.apply import exp_apply
+
+        with self._open() as repo:
+            return exp_apply(repo, name, force=force, wait=wait, cancel=cancel)
+
+    def exp_remove(self, names: Sequence[str] = (), all_failed: bool = False,
+                   wait: float = 0.0) -> Removed:
+        """Remove experiments (``pipeflow exp remove``): a
+        :class:`~pipeflow.experiments.apply.Removed` listing them. An unknown name
+        raises UsageError before anything is removed."""
+        from pipeflow.experiments.apply import exp_remove
+
+        if isinstance(names, str):
+            names = (names,)
+        with self._open() as repo:
+            return exp_remove(repo, list(names), all_failed=all_failed, wait=wait)
 
 
 def open(  # shadows the builtin on purpose: pipeflow.open reads like it

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeflow.errors import Interrupted, Terminated, UsageError
 from pipeflow.execution.cancel import CancelToken
@@ -23,6 +23,7 @@ from pipeflow.project.project import LOCK_FILE, Project
 
 if TYPE_CHECKING:
     from pipeflow.execution.history import FetchObjects
+    from pipeflow.execution.inflight import InFlight
     from pipeflow.lineage.trust import Trust
     from pipeflow.lock.lockfile import FileEntry
     from pipeflow.planning.sourcedata import SourceState
@@ -49,21 +50,33 @@ class ReproOptions:
     """A name in the executor registry (``pipeflow.execution.executor.names()``)."""
     executor_options: Mapping[str, str] = field(default_factory=dict)
     """The engine's own options, e.g. ``{"scheduler": "tcp://host:8786"}`` for ``dask``."""
+    mark: Mapping[str, Any] | None = None
+    """The experiment this run is for: every run record it writes carries it
+    (:func:`pipeflow.lineage.experiments.mark`)."""
+    inflight: InFlight | None = None
+    """Shared by the runs of one sweep (:mod:`pipeflow.execution.inflight`)."""
 
     def __post_init__(self) -> None:
         # a list given by a caller becomes the tuple a frozen value promises
         object.__setattr__(self, "targets", tuple(self.targets))
         object.__setattr__(self, "executor_options",
                            MappingProxyType(dict(self.executor_options)))
-        if self.jobs < 0:
-            raise UsageError(f"--jobs must be 0 (one per CPU) or more (got {self.jobs})")
-        if self.wait < 0:
-            raise UsageError(f"--wait must be 0 seconds or more (got {self.wait})")
+        check_run_options(self.jobs, self.wait, self.executor, self.executor_options)
         if self.single_item and self.downstream:
             raise UsageError("--single-item and --downstream cannot be combined",
                              hint="--single-item runs only the targets, --downstream the "
                                   "targets and everything after them: choose one")
-        check_options(self.executor, self.executor_options)
+
+
+def check_run_options(jobs: int, wait: float, executor: str,
+                      executor_options: Mapping[str, str]) -> None:
+    """The checks every running verb (``repro``, ``exp run``) makes of its options:
+    UsageErrors before anything is read or run."""
+    if jobs < 0:
+        raise UsageError(f"--jobs must be 0 (one per CPU) or more (got {jobs})")
+    if wait < 0:
+        raise UsageError(f"--wait must be 0 seconds or more (got {wait})")
+    check_options(executor, executor_options)
 
 
 @dataclass
@@ -265,7 +278,9 @@ def _execute(repo: Project, options: ReproOptions, planner: Planner, remote: Rem
 
     jobs = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
     repo.state.put("run-token", run.token)
-    history = History(repo, fetch=_fetcher(repo, remote), env_probe=planner.env)
+    history = History(repo, fetch=_fetcher(repo, remote), env_probe=planner.env,
+                      mark=options.mark, inflight=options.inflight,
+                      stopped=lambda: run.cancel.cancelled)
     scheduler = Scheduler(planner, report.selected, jobs=jobs, keep_going=options.keep_going,
                           force=options.force, on_event=run.on_event, sink=run.sink,
                           token=run.token, history=history, executor=run.executor,
@@ -277,6 +292,7 @@ def _execute(repo: Project, options: ReproOptions, planner: Planner, remote: Rem
         raise Interrupted(terminated=isinstance(exc, Terminated)) from exc
     finally:
         forget()
+        history.release()
         report.untrusted = history.untrusted
         report.lock_changed = render_lock(repo, planner.graph)
         repo.hasher.flush()

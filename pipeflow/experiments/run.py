@@ -1,0 +1,311 @@
+"""``exp run``: each combination of params runs as a ``repro`` in its own scratch
+workspace, ``jobs`` experiments at a time, touching none of the project's files.
+
+Holding the project's repository lock for the whole sweep (the run records of every
+experiment go to this clone's one chain), it plans the combinations and their names
+first — an unknown key or a taken name is a UsageError before anything runs — then
+runs them in threads: stage processes run side by side, deciding and committing is
+cheap. A failed experiment does not stop the others. A cancel (Ctrl-C on the calling
+thread, or the token) stops every running experiment's stage processes; experiments
+that finished are kept, the scratch folders go either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Literal
+
+from pipeflow.errors import Interrupted, PipeflowError, Terminated, UsageError
+from pipeflow.execution.cancel import CancelToken
+from pipeflow.execution.inflight import InFlight
+from pipeflow.experiments import summary
+from pipeflow.experiments.overrides import Combination, as_table, combinations, write_overrides
+from pipeflow.experiments.scratch import (
+    ScratchProject,
+    make_scratch,
+    remove_scratch,
+    sweep_scratch,
+)
+from pipeflow.experiments.summary import Planned
+from pipeflow.lineage.experiments import Experiment, experiments, mark
+from pipeflow.ops.repro import check_run_options
+
+if TYPE_CHECKING:
+    from pipeflow.execution.scheduler import StageEvent
+    from pipeflow.git.gitinfo import Provenance
+    from pipeflow.planning.graph import Graph
+    from pipeflow.project.project import Project
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExpOptions:
+    """What ``exp run`` is asked to do (checked here, before anything is read)."""
+
+    targets: tuple[str, ...] = ()
+    sets: tuple[str, ...] = ()
+    """``--set`` texts: ``KEY=VALUE``, ``FILE:KEY=VALUE``, ``KEY=A,B,C``."""
+    sweep: Path | None = None
+    name: str | None = None
+    """A name, or a template with ``{key}`` placeholders (several experiments)."""
+    jobs: int = 1
+    """Experiments at once (each runs its stages one at a time); 0: one per CPU."""
+    replace: bool = False
+    """A given name that is taken: the new experiment supersedes the old one."""
+    executor: str = "local"
+    executor_options: Mapping[str, str] = field(default_factory=dict)
+    remote: str | None = None
+    wait: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "targets", tuple(self.targets))
+        object.__setattr__(self, "sets", tuple(self.sets))
+        object.__setattr__(self, "executor_options",
+                           MappingProxyType(dict(self.executor_options)))
+        check_run_options(self.jobs, self.wait, self.executor, self.executor_options)
+
+
+ExpEventKind = Literal["started", "stage", "finished"]
+
+
+@dataclass(frozen=True)
+class ExpEvent:
+    """Something that happened to one experiment: it ``started``, one of its stages
+    did something (``stage``: see ``StageEvent``), or it ``finished`` (``experiment``
+    says how)."""
+
+    kind: ExpEventKind
+    name: str
+    stage: StageEvent | None = None
+    experiment: Experiment | None = None
+
+
+ExpSink = Callable[[ExpEvent], None]
+
+
+@dataclass
+class SweepReport:
+    """What an ``exp run`` did."""
+
+    planned: list[str] = field(default_factory=list)
+    """The names of the experiments it was to run, in order."""
+    experiments: list[Experiment] = field(default_factory=list)
+    """The experiments that finished (done or failed), in the order they ended."""
+    cancelled: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.cancelled and all(e.ok for e in self.experiments)
+
+
+def exp_run(home: Project, options: ExpOptions, *, on_event: ExpSink | None = None,
+            cancel: CancelToken | None = None) -> SweepReport:
+    """Run the experiments ``options`` ask for; see the module docstring."""
+    from pipeflow.git.gitinfo import read_provenance
+    from pipeflow.ops.project import load_project
+
+    if not home.dot.is_dir():
+        raise UsageError(f"{home.root} is not a pipeflow project yet",
+                         hint="run `pipeflow repro` (or `pipeflow init`) first")
+    _ = home.config  # a bad config is reported before anything runs
+    cancel = cancel or CancelToken()
+    emit = on_event or (lambda _e: None)
+    with home.lock(wait=options.wait):
+        graph = load_project(home).graph
+        combos = combinations(home.root, options.sets, options.sweep)
+        planned = _plan(home, options, combos)
+        report = SweepReport(planned=[p.name for p in planned],
+                             warnings=_unread(graph, combos))
+        sweep_scratch(home)  # left by a killed exp run: none runs now (we hold the lock)
+        skip = _not_copied(home, graph)
+        prov = read_provenance(home.root)
+        jobs = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
+        # scratch folders are removed on a thread of their own (many small unlinks):
+        # the next experiment need not wait, and every one is gone when this returns
+        with ThreadPoolExecutor(max_workers=1) as janitor:
+            shared = _Shared(skip, prov, cancel, emit,
+                             lambda folder: janitor.submit(remove_scratch, folder))
+            _run_all(home, options, planned, shared, jobs, report)
+    return report
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What every experiment of one sweep runs with."""
+
+    skip: frozenset[str]
+    prov: Provenance
+    cancel: CancelToken
+    emit: ExpSink
+    remove: Callable[[Path], object]
+    """Removes a scratch folder (soon: see ``exp_run``)."""
+    inflight: InFlight = field(default_factory=InFlight)
+
+
+def _plan(home: Project, options: ExpOptions, combos: list[Combination]) -> list[Planned]:
+    from pipeflow.experiments.names import experiment_names
+
+    live = experiments(home)
+    taken = {e.name for e in live}
+    given = bool(options.name) and len(combos) == 1 and "{" not in (options.name or "")
+    names = experiment_names(options.name, combos, set() if given else taken)
+    by_name: dict[str, list[str]] = {}
+    for e in live:
+        by_name.setdefault(e.name, []).append(e.id)
+    clash = [n for n in names if n in by_name]
+    if clash and not options.replace:
+        shown = ", ".join(repr(n) for n in clash)
+        raise UsageError(f"experiment name {shown} is taken",
+                         hint="choose another --name, pass --replace to supersede it, or "
+                              f"`pipeflow exp remove {clash[0]}` first")
+    sweep = secrets.token_hex(6)
+    return [Planned(secrets.token_hex(6), name, combo, i, sweep,
+                    tuple(by_name.get(name, ())))
+            for i, (name, combo) in enumerate(zip(names, combos, strict=True))]
+
+
+def _unread(graph: Graph, combos: list[Combination]) -> list[str]:
+    """Warnings for overridden keys no stage declares it reads."""
+    read: set[tuple[str, str]] = set()
+    whole: set[str] = set()
+    for stage in graph.pipeline.stages.values():
+        for ref in stage.params:
+            if not ref.keys:
+                whole.add(ref.file)
+            read.update((ref.file, k) for k in ref.keys)
+    notes = []
+    seen: set[tuple[str, str]] = set()
+    for combo in combos:
+        for o in combo:
+            if (o.file, o.key) in seen or o.file in whole:
+                continue
+            seen.add((o.file, o.key))
+            parts = o.key.split(".")
+            if not any((o.file, ".".join(parts[:i])) in read for i in range(1, len(parts) + 1)):
+                notes.append(f"no stage declares it reads {o.key} ({o.file}): setting it "
+                             "changes no stage's fingerprint (add it to a stage's "
+                             "`params:` if a command reads it)")
+    return notes
+
+
+def _not_copied(home: Project, graph: Graph) -> frozenset[str]:
+    """Declared outputs and source data: the scratch gets them from the cache."""
+    from pipeflow.lock.lockfile import read
+    from pipeflow.project.project import LOCK_FILE
+
+    paths = {o.path for s in graph.pipeline.stages.values() for o in s.outs}
+    with contextlib.suppress(PipeflowError):  # in conflict or damaged: repro says so
+        paths.update(read(home.lock_path, LOCK_FILE).sources)
+    return frozenset(paths)
+
+
+def _run_all(home: Project, options: ExpOptions, planned: list[Planned], shared: _Shared,
+             jobs: int, report: SweepReport) -> None:
+    finished: queue.SimpleQueue[Future[Experiment | None]] = queue.SimpleQueue()
+    waiting = list(planned)
+    running: set[Future[Experiment | None]] = set()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        try:
+            while waiting or running:
+                while waiting and len(running) < jobs and not shared.cancel.cancelled:
+                    fut = pool.submit(_run_one, home, options, waiting.pop(0), shared)
+                    fut.add_done_callback(finished.put)
+                    running.add(fut)
+                if not running:
+                    break
+                fut = _next(finished)
+                running.discard(fut)
+                exp = fut.result()
+                if exp is not None:
+                    report.experiments.append(exp)
+        except BaseException as exc:
+            shared.cancel.cancel()  # every experiment's stage processes
+            for fut in running:
+                fut.exception()  # wait: each removes its scratch folder
+            if isinstance(exc, KeyboardInterrupt):
+                raise Interrupted(terminated=isinstance(exc, Terminated)) from exc
+            raise
+    report.cancelled = shared.cancel.cancelled
+
+
+def _next(finished: queue.SimpleQueue[Future[Experiment | None]]) -> Future[Experiment | None]:
+    while True:  # a timeout, so that Ctrl-C reaches this thread
+        try:
+            return finished.get(timeout=0.5)
+        except queue.Empty:
+            continue
+
+
+def _run_one(home: Project, options: ExpOptions, planned: Planned,
+             shared: _Shared) -> Experiment | None:
+    """Run one experiment in its scratch folder; its summary, or None when the sweep
+    was cancelled before it ended."""
+    from pipeflow.ops.project import current_lock
+    from pipeflow.ops.repro import ReproOptions, repro
+
+    if shared.cancel.cancelled:
+        return None
+    shared.emit(ExpEvent("started", planned.name))
+    started = time.time()
+    table = as_table(planned.combo)
+    folder = make_scratch(home, planned.name, shared.skip)
+    try:
+        write_overrides(folder, table)
+        with ScratchProject(folder, home=home) as scratch:
+            ropts = ReproOptions(targets=options.targets, executor=options.executor,
+                                 executor_options=options.executor_options,
+                                 remote=options.remote, inflight=shared.inflight,
+                                 mark=mark(planned.id, planned.name, table))
+            outcome, error = None, None
+            try:
+                outcome = repro(scratch, ropts, cancel=shared.cancel,
+                                on_event=lambda e: shared.emit(
+                                    ExpEvent("stage", planned.name, stage=e))).outcome
+            except Interrupted:
+                return None
+            except PipeflowError as exc:
+                error = exc.message
+            if shared.cancel.cancelled:
+                return None
+            exp = summary.build(planned, table, current_lock(scratch), outcome, error)
+            if not exp.ok:
+                summary.keep_logs(scratch.logs_dir, home, planned.name)
+            exp = summary.write(home, exp, shared.prov, started)
+            for old in planned.replaces:
+                summary.write_removal(home, _stub(old, planned.name), shared.prov)
+    finally:
+        shared.remove(folder)
+    shared.emit(ExpEvent("finished", planned.name, experiment=exp))
+    return exp
+
+
+def _stub(exp_id: str, name: str) -> Experiment:
+    from pipeflow.lineage.experiments import ExpStatus
+
+    return Experiment(id=exp_id, name=name, status=ExpStatus.REMOVED)
+
+
+def grid_texts(values: Mapping[str, Sequence[object]]) -> tuple[str, ...]:
+    """``--set`` texts trying each of ``values[key]`` (the Python API's ``grid=``)."""
+    return tuple(f"{key}={','.join(_flow(v) for v in vals)}" for key, vals in values.items())
+
+
+def set_texts(values: Mapping[str, object]) -> tuple[str, ...]:
+    """``--set`` texts for single values (the Python API's ``set=``)."""
+    return tuple(f"{key}={_flow(v)}" for key, v in values.items())
+
+
+def _flow(value: object) -> str:
+    import json
+
+    # JSON is YAML: a string stays one quoted value (commas and all), a list a list
+    return json.dumps(value, ensure_ascii=False)
