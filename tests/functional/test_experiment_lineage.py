@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import pytest
@@ -35,60 +32,64 @@ def ml_project(p: Project) -> None:
     commit(p, "baseline")
 
 
-# --- until `exp run` is on main: the stage records a repro writes for an experiment,
-# made for real by a repro whose History carries the mark (the lead's change to
-# execution/history.py), then the params put back. Deleted after the merge. ---
 @pytest.fixture
-def experiment(project: Project, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    from pipeflow.execution.history import History
-    from pipeflow.lineage.experiments import mark
-    from pipeflow.records.records import RecordBody, RecordKind
-
+def experiment(project: Project) -> str:
+    """A project whose experiment lr-high set train.C = 10; its id."""
     ml_project(project)
-    base = History._base
-
-    def marked(self: History, *args: Any) -> RecordBody:
-        return replace(base(self, *args), experiment=mark("3f2a9c01d2e4", "lr-high", OVERRIDES))
-
-    monkeypatch.setattr(History, "_base", marked)
-    project.params({"prep": {"n": 2}, "train": {"C": 10, "lr": 0.1}})
-    assert project.run("repro").code == 0
-    monkeypatch.setattr(History, "_base", base)
-    # the experiment's summary record, as `exp run` writes one
-    from pipeflow.project.project import Project as Repo
-
-    with Repo.find(project.root) as repo:
-        repo.index.add(repo.records.append(RecordBody(
-            kind=RecordKind.EXPERIMENT, experiment={
-                "id": "3f2a9c01d2e4", "name": "lr-high", "status": "done",
-                "set": OVERRIDES})))
-    yield
+    res = project.run("exp", "run", "--set", "train.C=10", "--name", "lr-high")
+    assert res.code == 0, res.text
+    shown = json.loads(project.run("exp", "show", "--json").out)
+    (exp_id,) = [row["id"] for row in shown["rows"] if row["name"] == "lr-high"]
+    assert isinstance(exp_id, str)
+    return exp_id
 
 
-def test_lineage_shows_what_the_experiment_set(project: Project, experiment: None) -> None:
-    res = project.run("lineage", "model.txt")
+def experiment_version(p: Project) -> str:
+    """The label of the version of model.txt the experiment made (a local one)."""
+    data = json.loads(p.run("versions", "model.txt", "--json").out)
+    (label,) = [v["version"] for v in data["versions"] if v["experiment"]]
+    assert isinstance(label, str)
+    return label
+
+
+def test_lineage_shows_what_the_experiment_set(project: Project, experiment: str) -> None:
+    res = project.run("lineage", f"model.txt@{experiment_version(project)}")
     assert res.code == 0, res.text
     lines = [line.strip() for line in res.out.splitlines()]
     train = next(i for i, line in enumerate(lines) if line.startswith("└── train"))
     details = lines[train + 1:train + 6]
-    assert "exp      lr-high (id 3f2a9c01d2e4)" in details
+    assert f"exp      lr-high (id {experiment})" in details
     assert "params   params.yaml: train.lr=0.1" in details
     assert "params.yaml: train.C = 10 (set for experiment lr-high)" in details
-    # the upstream stage did not run for the experiment: no mark there
+    # the upstream stage did not run for the experiment (restored): no mark there
     assert res.out.count("set for experiment") == 1
     assert res.out.count("exp      ") == 1
+    # the workspace's version is the baseline's: no experiment in its lineage
+    assert "experiment" not in project.run("lineage", "model.txt").out
 
 
-def test_lineage_json_has_the_experiment(project: Project, experiment: None) -> None:
-    res = project.run("lineage", "model.txt", "--json")
+def test_after_apply_the_workspace_lineage_is_the_experiments(
+        project: Project, experiment: str) -> None:
+    assert project.run("exp", "apply", "lr-high").code == 0
+    res = project.run("lineage", "model.txt")
+    assert res.code == 0, res.text
+    assert "params.yaml: train.C = 10 (set for experiment lr-high)" in res.out
+    data = json.loads(project.run("versions", "model.txt", "--json").out)
+    (current,) = [v for v in data["versions"] if v["current"]]
+    assert current["experiment"]["name"] == "lr-high"
+
+
+def test_lineage_json_has_the_experiment(project: Project, experiment: str) -> None:
+    target = f"model.txt@{experiment_version(project)}"
+    res = project.run("lineage", target, "--json")
     assert res.code == 0, res.text
     data = json.loads(res.out)
     jsonschema.validate(data, SCHEMA)
     by_stage = {r["stage"]: r for r in data["runs"]}
     assert by_stage["train"]["experiment"] == {
-        "id": "3f2a9c01d2e4", "name": "lr-high", "set": {"params.yaml": {"train.C": 10}}}
+        "id": experiment, "name": "lr-high", "set": {"params.yaml": {"train.C": 10}}}
     assert by_stage["prepare"]["experiment"] is None
-    events = project.run("lineage", "model.txt", "--format", "openlineage")
+    events = project.run("lineage", target, "--format", "openlineage")
     facets = [json.loads(line)["run"]["facets"]["pipeflow_params"]
               for line in events.out.splitlines()]
     assert [f["experiment"]["name"] if f["experiment"] else None for f in facets] == [
@@ -96,7 +97,7 @@ def test_lineage_json_has_the_experiment(project: Project, experiment: None) -> 
 
 
 def test_versions_mark_the_version_an_experiment_made(
-        project: Project, experiment: None) -> None:
+        project: Project, experiment: str) -> None:
     res = project.run("versions", "model.txt")
     assert res.code == 0, res.text
     rows = [line for line in res.out.splitlines() if " run " in line]
@@ -105,17 +106,17 @@ def test_versions_mark_the_version_an_experiment_made(
     assert "params.yaml:train.C: 1 -> 10 (set for experiment lr-high)" in res.out
     data = json.loads(project.run("versions", "model.txt", "--json").out)
     assert [v["experiment"] for v in data["versions"]] == [
-        None, {"id": "3f2a9c01d2e4", "name": "lr-high", "set": OVERRIDES}]
+        None, {"id": experiment, "name": "lr-high", "set": OVERRIDES}]
 
 
-def test_the_api_values_carry_the_experiment(project: Project, experiment: None) -> None:
+def test_the_api_values_carry_the_experiment(project: Project, experiment: str) -> None:
     import pipeflow
 
     repo = pipeflow.Repo(project.root)
     first, second = repo.versions("model.txt")
     assert first.experiment is None
-    assert second.experiment == pipeflow.ExperimentMark("3f2a9c01d2e4", "lr-high", OVERRIDES)
-    runs = repo.lineage("model.txt").runs_by_stage()
+    assert second.experiment == pipeflow.ExperimentMark(experiment, "lr-high", OVERRIDES)
+    runs = repo.lineage("model.txt", second.label).runs_by_stage()
     assert runs["train"].experiment is not None
     assert runs["train"].experiment.overrides_key("params.yaml", "train.C")
     assert runs["prepare"].experiment is None
