@@ -55,6 +55,18 @@ def test_hostile_values_reach_the_command_as_they_are(project: Project, value: s
         value, f"in {value} dq", f"in {value} sq", f"x{value}y"]
 
 
+def test_a_set_value_of_an_experiment_is_one_argument(project: Project) -> None:
+    received(project, "python show.py ${train.C}", 1)
+    project.git("add", "-A")
+    project.git("commit", "-qm", "baseline")
+    res = project.run("exp", "run", "--set", "train.C=1; touch pwned", "--name", "inj")
+    assert res.code == 0, res.text
+    assert project.run("exp", "apply", "inj").code == 0
+    assert json.loads(project.read("args.json")) == ["1; touch pwned"]
+    assert not (project.root / "pwned").exists()
+    assert project.lock()["stages"]["show"]["cmd"] == "python show.py '1; touch pwned'"
+
+
 def test_values_inside_a_substitution_in_double_quotes(project: Project) -> None:
     cmd = 'python show.py "$(printf %s ${train.C})"'
     value = "a b; touch pwned `x` $(y)"
