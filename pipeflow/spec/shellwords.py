@@ -129,7 +129,8 @@ class Scanner:
         change it; the scanner follows whatever it does mean (a delimiter, the end of a
         broken ``$((``), except after a bare ``$``, where it would name a variable.
         """
-        before, quoted_spot = self._shape(), self.spot().kind != "other"
+        quoted_spot = self.spot().kind != "other"  # (settles a "$(" first)
+        before = self._shape()
         if self._dollar:
             return False
         frame = self._frames[-1]
