@@ -194,6 +194,11 @@ def test_the_rendered_text_for_each_spot() -> None:
     assert command("run ${v} --x=${v}", True) == "run true --x=true"
     assert command("run ${v}", None) == "run null"
     assert command("run ${v}", 1e-05) == "run 1e-05"
+    # right after "$(": a command of its own
+    assert command("echo $(${v})", "a b") == "echo $('a b')"
+    s = Scanner()
+    s.feed("echo $(")
+    assert s.feed_value("'a b'")
     # $${ stays a literal ${ for the shell
     assert command("echo $${HOME} ${v}", "a b") == "echo ${HOME} 'a b'"
 
