@@ -9,7 +9,7 @@ The public Python API, all importable from here (docs/api.md describes it):
   :class:`Applied` (with :class:`ParamSet`), :class:`Removed`,
   :class:`Status` (with :class:`StageStatus`), :class:`Version`, and :class:`Lineage`
   (with :class:`LineageArtifact`, :class:`LineageRun`, :class:`RunOutput`,
-  :class:`CodeFile`, :class:`Within`, :class:`Trust`);
+  :class:`CodeFile`, :class:`Within`, :class:`Trust`, :class:`ExperimentMark`);
 - the errors: :class:`PipeflowError` and its family (the tree is drawn in
   :mod:`pipeflow.errors`), with :class:`Location` for the place a SpecError or
   ConfigError names.
@@ -22,7 +22,8 @@ from __future__ import annotations
 
 _API = ("CancelToken", "ExpRunResult", "Repo", "ReproResult", "StageFailure", "StageStatus",
         "Status", "open")
-_LINEAGE = ("CodeFile", "Lineage", "LineageArtifact", "LineageRun", "RunOutput", "Within")
+_LINEAGE = ("CodeFile", "ExperimentMark", "Lineage", "LineageArtifact", "LineageRun",
+            "RunOutput", "Within")
 _ERRORS = ("Cancelled", "CheckFailed", "ConfigError", "DiskFull", "Interrupted", "LocatedError",
            "Location",
            "LockConflictError", "LockedError", "LockfileError", "LockfileWriteError",
@@ -57,6 +58,7 @@ _HOME: dict[str, str] = {
 __all__ = [
     "Applied", "CancelToken", "Cancelled", "CheckFailed", "CodeFile", "ConfigError",
     "DiffEntry", "DiskFull", "ExpDiff", "ExpRow", "ExpRunResult", "ExpStatus", "Experiment",
+    "ExperimentMark",
     "Interrupted", "Lineage", "LineageArtifact", "LineageRun", "LocatedError", "Location",
     "LockConflictError", "LockedError", "LockfileError", "LockfileWriteError",
     "MissingSourceData", "Origin", "OutputKind", "OutsideProjectError", "ParamSet",
@@ -108,6 +110,7 @@ if TYPE_CHECKING:
     from pipeflow.lineage.experiments import Experiment, ExpStatus, StageOutcome
     from pipeflow.lineage.model import (
         CodeFile,
+        ExperimentMark,
         Lineage,
         LineageArtifact,
         LineageRun,
