@@ -44,6 +44,12 @@ class ScratchProject(Project):
 
     home: Project = field(kw_only=True, repr=False)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # what reads the config files themselves (the check of what the committed
+        # config may say about a remote) reads the project's: the scratch has none
+        self.config_files = self.home.config_files
+
     @cached_property
     def config(self) -> Config:
         return self.home.config
