@@ -4,6 +4,8 @@ The public Python API, all importable from here (docs/api.md describes it):
 
 - the project and reading outputs: :class:`Repo`, :func:`open`, :class:`CancelToken`;
 - what its methods return: :class:`ReproResult` (with :class:`StageFailure`),
+  :class:`ExpRunResult` (with :class:`Experiment`, :class:`ExpStatus`,
+  :class:`StageOutcome`),
   :class:`Status` (with :class:`StageStatus`), :class:`Version`, and :class:`Lineage`
   (with :class:`LineageArtifact`, :class:`LineageRun`, :class:`RunOutput`,
   :class:`CodeFile`, :class:`Within`, :class:`Trust`);
@@ -17,8 +19,8 @@ Each name is imported from its module on first use, so that ``import pipeflow`` 
 
 from __future__ import annotations
 
-_API = ("CancelToken", "Repo", "ReproResult", "StageFailure", "StageStatus", "Status",
-        "open")
+_API = ("CancelToken", "ExpRunResult", "Repo", "ReproResult", "StageFailure", "StageStatus",
+        "Status", "open")
 _LINEAGE = ("CodeFile", "Lineage", "LineageArtifact", "LineageRun", "RunOutput", "Within")
 _ERRORS = ("Cancelled", "CheckFailed", "ConfigError", "DiskFull", "Interrupted", "LocatedError",
            "Location",
@@ -36,6 +38,9 @@ _HOME: dict[str, str] = {
     "OutputKind": "pipeflow.records.runrecord",
     "__version__": "pipeflow.version",
     "Version": "pipeflow.lineage.versions",
+    "Experiment": "pipeflow.lineage.experiments",
+    "ExpStatus": "pipeflow.lineage.experiments",
+    "StageOutcome": "pipeflow.lineage.experiments",
     **dict.fromkeys(_ERRORS, "pipeflow.errors"),
     "UnsafePathError": "pipeflow.files.safepath",
     "UnsafeProjectError": "pipeflow.project.project",
@@ -44,19 +49,21 @@ _HOME: dict[str, str] = {
 
 __all__ = [
     "CancelToken", "Cancelled", "CheckFailed", "CodeFile", "ConfigError", "DiskFull",
-    "Interrupted", "Lineage", "LineageArtifact", "LineageRun", "LocatedError", "Location",
-    "LockConflictError", "LockedError", "LockfileError", "LockfileWriteError",
-    "MissingSourceData", "Origin", "OutputKind", "OutsideProjectError", "PipeflowError",
-    "RecordKind", "Repo", "RepoLockError", "ReproResult", "RunOutput", "SourceConflict",
-    "SpecError", "StageFailed", "StageFailure", "StageStatus", "StageWord", "Status",
-    "StorageError", "TaskFailed", "Trust", "UnsafePathError",
-    "UnsafeProjectError", "UsageError", "Version", "Within", "__version__", "open",
+    "ExpRunResult", "ExpStatus", "Experiment", "Interrupted", "Lineage", "LineageArtifact",
+    "LineageRun", "LocatedError", "Location", "LockConflictError", "LockedError",
+    "LockfileError", "LockfileWriteError", "MissingSourceData", "Origin", "OutputKind",
+    "OutsideProjectError", "PipeflowError", "RecordKind", "Repo", "RepoLockError",
+    "ReproResult", "RunOutput", "SourceConflict", "SpecError", "StageFailed", "StageFailure",
+    "StageOutcome", "StageStatus", "StageWord", "Status", "StorageError", "TaskFailed",
+    "Trust", "UnsafePathError", "UnsafeProjectError", "UsageError", "Version", "Within",
+    "__version__", "open",
 ]
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from pipeflow.api import (
         CancelToken,
+        ExpRunResult,
         Repo,
         ReproResult,
         StageFailure,
@@ -88,6 +95,7 @@ if TYPE_CHECKING:
         UsageError,
     )
     from pipeflow.files.safepath import UnsafePathError
+    from pipeflow.lineage.experiments import Experiment, ExpStatus, StageOutcome
     from pipeflow.lineage.model import (
         CodeFile,
         Lineage,

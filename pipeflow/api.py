@@ -38,12 +38,15 @@ from pipeflow.errors import StorageError, UsageError
 from pipeflow.execution.cancel import CancelToken
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from pipeflow.lineage.experiments import Experiment
     from pipeflow.lineage.graph import Lineage
     from pipeflow.lineage.versions import Version
     from pipeflow.project.project import Project
 
-__all__ = ["CancelToken", "Repo", "ReproResult", "StageFailure", "StageStatus", "Status",
-           "open"]
+__all__ = ["CancelToken", "ExpRunResult", "Repo", "ReproResult", "StageFailure",
+           "StageStatus", "Status", "open"]
 """What this module defines for the public API; :mod:`pipeflow` re-exports it, with the
 lineage and version types the methods return and the errors they raise."""
 
@@ -75,6 +78,17 @@ class ReproResult:
     """Stopped through its CancelToken: the stages that finished are in the lock."""
     planned: tuple[StageStatus, ...] = ()
     """With ``dry``: each selected stage's state and why (nothing ran)."""
+
+
+@dataclass(frozen=True)
+class ExpRunResult:
+    """What ``Repo.exp_run`` did: each experiment that ended (done or failed), in the
+    order they ended."""
+
+    ok: bool
+    experiments: tuple[Experiment, ...]
+    cancelled: bool = False
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -192,6 +206,42 @@ class Repo:
         with self._open() as repo:
             rel = os.path.relpath(self._abs(path), self.root).replace(os.sep, "/")
             return versions_of(repo, rel)
+
+    def exp_run(
+        self,
+        *targets: str,
+        set: Mapping[str, Any] | None = None,
+        grid: Mapping[str, Sequence[Any]] | None = None,
+        sweep: str | os.PathLike[str] | None = None,
+        name: str | None = None,
+        jobs: int = 1,
+        replace: bool = False,
+        executor: str = "local",
+        scheduler: str | None = None,
+        executor_options: Mapping[str, str] | None = None,
+        wait: float = 0.0,
+        cancel: CancelToken | None = None,
+    ) -> ExpRunResult:
+        """Run experiments (``pipeflow exp run``), touching none of the project's files.
+
+        ``set``: single values (``{"train.C": 10, "other.yaml:key": [1, 2]}``: a list is
+        one list value); ``grid``: values to try (``{"train.C": [0.1, 1, 10]}``, several
+        keys make a grid); ``sweep``: a sweep file. A bad key or value is a UsageError
+        before anything runs; a failed experiment is in the result (``ok`` False).
+        ``jobs`` experiments run at once; ``cancel`` stops them all."""
+        from pipeflow.experiments.run import ExpOptions, exp_run, grid_texts, set_texts
+
+        engine = dict(executor_options or {})
+        if scheduler is not None:
+            engine["scheduler"] = scheduler
+        options = ExpOptions(
+            targets=targets, sets=set_texts(set or {}) + grid_texts(grid or {}),
+            sweep=Path(sweep) if sweep is not None else None, name=name, jobs=jobs,
+            replace=replace, executor=executor, executor_options=engine, wait=wait)
+        with self._open() as repo:
+            report = exp_run(repo, options, cancel=cancel)
+        return ExpRunResult(ok=report.ok, experiments=tuple(report.experiments),
+                            cancelled=report.cancelled, warnings=tuple(report.warnings))
 
 
 def open(  # shadows the builtin on purpose: pipeflow.open reads like it

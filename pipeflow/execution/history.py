@@ -31,6 +31,7 @@ from pipeflow.version import __version__
 
 if TYPE_CHECKING:
     from pipeflow.code.environment import EnvironmentProbe
+    from pipeflow.execution.inflight import InFlight
     from pipeflow.project.project import Project
 
 FetchObjects = Callable[[Sequence[str]], object]
@@ -101,6 +102,11 @@ class History:
     mark: Mapping[str, Any] | None = None
     """The experiment this run is for (``{"id", "name", "set"}``): every record it
     writes carries it (:mod:`pipeflow.lineage.experiments`)."""
+    inflight: InFlight | None = None
+    """Shared by the runs of one sweep: a fingerprint another run is computing is
+    waited for, then restored from the run cache (:mod:`pipeflow.execution.inflight`)."""
+    stopped: Callable[[], bool] = lambda: False
+    """Whether the run is being cancelled (a wait for another run's stage ends then)."""
 
     @property
     def provenance(self) -> Provenance:
@@ -113,14 +119,21 @@ class History:
         return RecordBody(kind=kind, stage=stage.name, fingerprint=comps.digest(),
                           components=record_components(comps), command=stage.cmd,
                           user=prov.user, host=prov.host, pipeflow_version=__version__,
-                          git=record_git(prov))
+                          git=record_git(prov), experiment=self.mark)
 
     def _append(self, body: RecordBody, eligible: bool) -> RunRecord:
         record = self.repo.records.append(body)
         if eligible and body.exit_status == 0 and body.kind is RecordKind.RUN:
             self.repo.records.point(body.fingerprint, record)
         self.repo.index.add(record)
+        if self.inflight is not None:
+            self.inflight.release(body.fingerprint, self)
         return record
+
+    def release(self) -> None:
+        """The run ended: fingerprints it held but never recorded are free again."""
+        if self.inflight is not None:
+            self.inflight.release_all(self)
 
     def record_run(
         self,
@@ -170,6 +183,8 @@ class History:
         still in the cache, or None."""
         if not run_cache_eligible(stage):
             return None
+        if self.inflight is not None:  # held until this stage's record is written
+            self.inflight.acquire(comps.digest(), self, self.stopped)
         record = self.repo.records.lookup(comps.digest())
         if record is None or not record.ok or record.fingerprint != comps.digest():
             return None

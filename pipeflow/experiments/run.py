@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Literal
 from pipeflow.errors import Interrupted, PipeflowError, Terminated, UsageError
 from pipeflow.execution.cancel import CancelToken
 from pipeflow.execution.executor import check_options
+from pipeflow.execution.inflight import InFlight
 from pipeflow.experiments import summary
 from pipeflow.experiments.overrides import Combination, as_table, combinations, write_overrides
 from pipeflow.experiments.scratch import (
@@ -133,7 +134,12 @@ def exp_run(home: Project, options: ExpOptions, *, on_event: ExpSink | None = No
         skip = _not_copied(home, graph)
         prov = read_provenance(home.root)
         jobs = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
-        _run_all(home, options, planned, _Shared(skip, prov, cancel, emit), jobs, report)
+        # scratch folders are removed on a thread of their own (many small unlinks):
+        # the next experiment need not wait, and every one is gone when this returns
+        with ThreadPoolExecutor(max_workers=1) as janitor:
+            shared = _Shared(skip, prov, cancel, emit,
+                             lambda folder: janitor.submit(remove_scratch, folder))
+            _run_all(home, options, planned, shared, jobs, report)
     return report
 
 
@@ -145,6 +151,9 @@ class _Shared:
     prov: Provenance
     cancel: CancelToken
     emit: ExpSink
+    remove: Callable[[Path], object]
+    """Removes a scratch folder (soon: see ``exp_run``)."""
+    inflight: InFlight = field(default_factory=InFlight)
 
 
 def _plan(home: Project, options: ExpOptions, combos: list[Combination]) -> list[Planned]:
@@ -276,7 +285,7 @@ def _run_one(home: Project, options: ExpOptions, planned: Planned,
         with ScratchProject(folder, home=home) as scratch:
             ropts = ReproOptions(targets=options.targets, executor=options.executor,
                                  executor_options=options.executor_options,
-                                 remote=options.remote,
+                                 remote=options.remote, inflight=shared.inflight,
                                  mark=mark(planned.id, planned.name, table))
             outcome, error = None, None
             try:
@@ -296,7 +305,7 @@ def _run_one(home: Project, options: ExpOptions, planned: Planned,
             for old in planned.replaces:
                 summary.write_removal(home, _stub(old, planned.name), shared.prov)
     finally:
-        remove_scratch(folder)
+        shared.remove(folder)
     shared.emit(ExpEvent("finished", planned.name, experiment=exp))
     return exp
 

@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from pipeflow.project.config import Config
     from pipeflow.records.index import RunIndex
     from pipeflow.records.records import RecordStore
+    from pipeflow.state import StateDB
+
+MEMORY = ":memory:"
+"""SQLite's name for a database that lives in memory."""
 
 SCRATCH = ("tmp", "exp")
 """Where scratch workspaces live, below ``.pipeflow``."""
@@ -70,6 +74,17 @@ class ScratchProject(Project):
     def committed(self) -> TrackedState:
         return self.home.committed
 
+    @cached_property
+    def state(self) -> StateDB:
+        """In memory: the folder goes when the experiment ends, and a crash loses
+        nothing the project needs (each finished stage's run record is already in the
+        project's chain, and a rerun restores it from the run cache)."""
+        from pipeflow.state import StateDB
+
+        db = StateDB(Path(MEMORY))
+        self._closers.append(db)
+        return db
+
 
 def scratch_base(home: Project) -> Path:
     return home.dot.joinpath(*SCRATCH)
@@ -99,6 +114,9 @@ def make_scratch(home: Project, name: str, skip: Iterable[str] = ()) -> Path:
     try:
         for rel in workspace_files(home.root, skipped):
             _copy(home.root / rel, folder / rel)
+        for rel in ignored_entries(home.root, skipped):
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(home.root / rel, folder / rel)
     except OSError as exc:
         shutil.rmtree(folder, ignore_errors=True)
         where = exc.filename or folder
@@ -111,9 +129,10 @@ def make_scratch(home: Project, name: str, skip: Iterable[str] = ()) -> Path:
 def remove_scratch(folder: Path) -> None:
     """Remove a scratch folder; a file a stage made read-only does not stop it."""
     def unlock(_func: object, path: str, _exc: object) -> None:
-        try:
+        try:  # never chmod through a link: it may lead into the workspace
             os.chmod(os.path.dirname(path), 0o700)
-            os.chmod(path, 0o600)
+            if not os.path.islink(path):
+                os.chmod(path, 0o600)
             if os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path, ignore_errors=True)
             else:
@@ -137,6 +156,21 @@ def workspace_files(root: Path, skip: frozenset[str] = frozenset()) -> Iterator[
         yield rel
 
 
+def ignored_entries(root: Path, skip: frozenset[str]) -> Iterator[str]:
+    """What git ignores and no stage declares — a project's ``.venv``, a downloaded
+    model — as project paths to link into the scratch folder: commands find them as
+    in the workspace. Never an entry holding, or inside, a declared output or source
+    (a stage would write through the link), ``__pycache__``, ``.pipeflow`` or ``.git``."""
+    listed = _git(root, "--others", "--ignored", "--exclude-standard", "--directory")
+    for entry in listed or ():
+        rel = entry.rstrip("/")
+        top = rel.split("/", 1)[0]
+        if (top in (DOT, ".git") or rel.rsplit("/", 1)[-1] == "__pycache__"
+                or _under(rel, skip) or any(_under(s, frozenset((rel,))) for s in skip)):
+            continue
+        yield rel
+
+
 def _under(rel: str, skip: frozenset[str]) -> bool:
     if rel in skip:
         return True
@@ -145,11 +179,15 @@ def _under(rel: str, skip: frozenset[str]) -> bool:
 
 
 def _git_files(root: Path) -> list[str] | None:
+    return _git(root, "--cached", "--others", "--exclude-standard", "--deduplicate")
+
+
+def _git(root: Path, *options: str) -> list[str] | None:
+    """``git ls-files -z OPTIONS`` in ``root``: paths relative to it, or None outside
+    a git work tree."""
     try:
-        done = subprocess.run(
-            ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others",
-             "--exclude-standard", "--deduplicate"],
-            capture_output=True, timeout=120, check=False)
+        done = subprocess.run(["git", "-C", str(root), "ls-files", "-z", *options],
+                              capture_output=True, timeout=120, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if done.returncode != 0:

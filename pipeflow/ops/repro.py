@@ -23,6 +23,7 @@ from pipeflow.project.project import LOCK_FILE, Project
 
 if TYPE_CHECKING:
     from pipeflow.execution.history import FetchObjects
+    from pipeflow.execution.inflight import InFlight
     from pipeflow.lineage.trust import Trust
     from pipeflow.lock.lockfile import FileEntry
     from pipeflow.planning.sourcedata import SourceState
@@ -52,6 +53,8 @@ class ReproOptions:
     mark: Mapping[str, Any] | None = None
     """The experiment this run is for: every run record it writes carries it
     (:func:`pipeflow.lineage.experiments.mark`)."""
+    inflight: InFlight | None = None
+    """Shared by the runs of one sweep (:mod:`pipeflow.execution.inflight`)."""
 
     def __post_init__(self) -> None:
         # a list given by a caller becomes the tuple a frozen value promises
@@ -269,7 +272,8 @@ def _execute(repo: Project, options: ReproOptions, planner: Planner, remote: Rem
     jobs = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
     repo.state.put("run-token", run.token)
     history = History(repo, fetch=_fetcher(repo, remote), env_probe=planner.env,
-                      mark=options.mark)
+                      mark=options.mark, inflight=options.inflight,
+                      stopped=lambda: run.cancel.cancelled)
     scheduler = Scheduler(planner, report.selected, jobs=jobs, keep_going=options.keep_going,
                           force=options.force, on_event=run.on_event, sink=run.sink,
                           token=run.token, history=history, executor=run.executor,
@@ -281,6 +285,7 @@ def _execute(repo: Project, options: ReproOptions, planner: Planner, remote: Rem
         raise Interrupted(terminated=isinstance(exc, Terminated)) from exc
     finally:
         forget()
+        history.release()
         report.untrusted = history.untrusted
         report.lock_changed = render_lock(repo, planner.graph)
         repo.hasher.flush()
