@@ -151,3 +151,20 @@ def test_a_scratch_checks_the_projects_committed_remote(project: Project,
                 open_remote(scratch, "origin")
         finally:
             remove_scratch(folder)
+
+
+def test_a_sweep_without_a_scheduler_runs_nothing(project: Project, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checked once, before anything runs: not one failed experiment per combination."""
+    from pipeflow.lineage.experiments import experiments
+    from pipeflow.project.project import Project as Core
+
+    monkeypatch.delenv("PIPEFLOW_DASK_SCHEDULER", raising=False)
+    _ready(project, tmp_path / "runs.log")
+    assert project.run("remote", "add", "origin", str(tmp_path / "store")).code == 0
+    res = project.run("exp", "run", "--set", "eval.k=2,3", "--executor", "dask")
+    assert res.code == 2, res.text
+    assert "needs the address of a Dask scheduler" in res.err and "--scheduler" in res.err
+    assert not (tmp_path / "runs.log").exists()
+    with Core(project.root) as core:
+        assert experiments(core) == [], "nothing was recorded"
