@@ -146,14 +146,53 @@ def median(samples: list[float]) -> float:
 # --- the measurements ---------------------------------------------------------------------
 
 
+def sweep_work(quick: bool) -> tuple[list[str], list[list[str]]]:
+    """E1's floor: the commands the sweep's stages run, once each — what runs before
+    the experiments (the one new featurize), and each experiment's own."""
+    if quick:
+        one = [f"sleep 0.2 && {cmd.replace('${p.v}', '1')}"
+               for cmd, *_ in TRIVIAL_STAGES.values()]
+        return [], [one, one]
+    return ["python src/featurize.py"], [["python src/train.py", "python src/evaluate.py"]
+                                         for _ in range(6)]
+
+
+def e1_floor(project: Path, quick: bool, jobs: int) -> float:
+    """The sweep's commands alone in copies of the run ``project``: one chain of them
+    (jobs 1), or the experiments dealt to two copies running side by side (jobs 2).
+    Its jobs2/jobs1 is what this machine, as loaded as it is, allows the sweep."""
+    first, exps = sweep_work(quick)
+    chains = [exps[k::jobs] for k in range(jobs)]
+    scripts = []
+    for k, chain in enumerate(chains):
+        folder = project.parent / f"{project.name}-floor{jobs}-{k}"
+        if not folder.exists():
+            shutil.copytree(project, folder, symlinks=True)
+        cmds = (first if k == 0 else []) + [c for exp in chain for c in exp]
+        (folder / "floor.sh").write_text("set -e\n" + "\n".join(cmds) + "\n")
+        scripts.append(folder)
+    started = time.perf_counter()
+    procs = [subprocess.Popen(["sh", "floor.sh"], cwd=f, env=env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for f in scripts]
+    for proc in procs:
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            raise BenchError(f"E1 floor failed: {err.decode(errors='replace')[-2000:]}")
+    return time.perf_counter() - started
+
+
 def e1_e3(base: Path, repeat: int, quick: bool) -> dict[str, list[float]]:
-    """E1 (jobs 1, jobs 2; a fresh project each) and E3 (a rerun in the jobs-2 one)."""
+    """E1 (jobs 1, jobs 2; a fresh project each; and the floor) and E3 (a rerun in
+    the jobs-2 one)."""
     make: Callable[[Path], Path] = (lambda p: trivial(p, 0.2)) if quick else wine
     sweep = QUICK_SWEEP if quick else WINE_SWEEP
-    samples: dict[str, list[float]] = {"j1": [], "j2": [], "rerun": []}
+    samples: dict[str, list[float]] = {"j1": [], "j2": [], "rerun": [], "floor1": [],
+                                       "floor2": []}
     for i in range(repeat):
         for jobs in ((1, 2) if i % 2 == 0 else (2, 1)):
             project = make(base / f"e1-{i}-j{jobs}")
+            samples[f"floor{jobs}"].append(e1_floor(project, quick, jobs))
             samples[f"j{jobs}"].append(pipeflow(project, "exp", "run", *sweep,
                                                 "--jobs", str(jobs)))
             if jobs == 2:
@@ -280,6 +319,10 @@ def main(argv: list[str] | None = None) -> int:
         what = "2-experiment trivial sweep" if args.quick else "wine 6-experiment sweep"
         line("E1", f"{what}, --jobs 1", j1)
         line("E1", f"{what}, --jobs 2", j2, f"jobs2/jobs1 {j2 / j1:.2f} (target <= 0.6)")
+        f1, f2 = median(sweep["floor1"]), median(sweep["floor2"])
+        line("E1", "floor: the sweep's commands alone, one at a time", f1)
+        line("E1", "floor: the sweep's commands alone, two at a time", f2,
+             f"floor2/floor1 {f2 / f1:.2f} (what the machine allows)")
         line("E3", f"{what} rerun, all run-cache hits (--jobs 2)", rerun,
              "(target < 2 s)")
         cost = e2(base, repeat, n)
