@@ -212,6 +212,51 @@ def e2(base: Path, repeat: int, n: int) -> dict[str, list[float]]:
     return samples
 
 
+def e4_dvc(base: Path, repeat: int, jobs: int = 2) -> list[float]:
+    """DVC's way to the E1 sweep: ``dvc exp run --queue -S ... -S ...`` (a grid of six),
+    then ``dvc exp run --run-all -j 2`` (workers run them in temporary folders, and it
+    waits for them), each repetition in a fresh copy of the example with its baseline
+    ``dvc repro`` committed. DVC from the pinned venv and settings of run.py."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import run as suite  # benchmarks/run.py: the pinned DVC venv and its settings
+
+    dvc = suite.Dvc([str(suite.ensure_venv("dvc", suite.DVC_VERSION, "dvc"))])
+    samples = []
+    for i in range(repeat):
+        project = base / f"e4-{i}"
+        shutil.copytree(WINE, project, ignore=shutil.ignore_patterns(".pipeflow",
+                                                                      "__pycache__"))
+        (project / "pipeline.yaml").rename(project / "dvc.yaml")
+        run(project, "git", "init", "-q")
+        dvc.init(project)
+        # the stages' `python` is the one with the example's dependencies; the queue's
+        # workers start `dvc` by name
+        path = f"{env()['PATH']}{os.pathsep}{Path(dvc.argv[0]).parent}"
+        denv = {**dvc.env(project), "PATH": path}
+
+        def call(*args: str, project: Path = project, denv: dict[str, str] = denv) -> float:
+            started = time.perf_counter()
+            done = subprocess.run([*dvc.argv, *args], cwd=project, env=denv, text=True,
+                                  capture_output=True, timeout=900, check=False)
+            if done.returncode != 0:
+                raise BenchError(f"dvc {' '.join(args)} exited {done.returncode}:\n"
+                                 f"{(done.stdout + done.stderr)[-3000:]}")
+            return time.perf_counter() - started
+
+        call("repro")
+        run(project, "git", "add", "-A")
+        run(project, "git", "commit", "-qm", "baseline")
+        took = call("exp", "run", "--queue", "-S", "train.C=0.1,1,10", "-S",
+                    "featurize.poly_degree=1,2")
+        took += call("exp", "run", "--run-all", "-j", str(jobs))
+        shown = subprocess.run([*dvc.argv, "exp", "show", "--json"], cwd=project, env=denv,
+                               capture_output=True, text=True, check=False).stdout
+        if shown.count('"state": "success"') < 6:
+            raise BenchError(f"dvc ran fewer than 6 experiments:\n{shown[-3000:]}")
+        samples.append(took)
+    return samples
+
+
 # --- where the time goes ------------------------------------------------------------------
 
 
@@ -305,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=0)
     parser.add_argument("--n", type=int, default=0, help="E2's sweep size (default 20)")
     parser.add_argument("--keep", action="store_true", help="keep the projects")
+    parser.add_argument("--dvc", action="store_true",
+                        help="also time DVC's queue on the E1 sweep (E4)")
     args = parser.parse_args(argv)
     repeat = args.repeat or (1 if args.quick else 3)
     n = args.n or (3 if args.quick else 20)
@@ -325,6 +372,10 @@ def main(argv: list[str] | None = None) -> int:
              f"floor2/floor1 {f2 / f1:.2f} (what the machine allows)")
         line("E3", f"{what} rerun, all run-cache hits (--jobs 2)", rerun,
              "(target < 2 s)")
+        if args.dvc:
+            dvc = median(e4_dvc(base, repeat))
+            line("E4", "wine 6-experiment sweep, DVC exp run --queue + --run-all -j 2", dvc,
+                 f"pipeflow --jobs 2 / DVC {j2 / dvc:.2f}")
         cost = e2(base, repeat, n)
         total, one, bare = median(cost["n"]), median(cost["one"]), median(cost["floor"])
         line("E2", f"{n}-value sweep of 3 trivial stages", total)
