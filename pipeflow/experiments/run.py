@@ -128,6 +128,7 @@ def exp_run(home: Project, options: ExpOptions, *, on_event: ExpSink | None = No
         _check_files(home, graph, combos)
         planned = _plan(home, options, combos)
         report = SweepReport(planned=[p.name for p in planned])
+        _check_engine(home, options)
         sweep_scratch(home)  # left by a killed exp run: none runs now (we hold the lock)
         skip = _not_copied(home, graph)
         prov = read_provenance(home.root)
@@ -190,6 +191,23 @@ def _plan(home: Project, options: ExpOptions, combos: list[Combination]) -> list
     return [Planned(secrets.token_hex(6), name, combo, i, sweep,
                     tuple(by_name.get(name, ())))
             for i, (name, combo) in enumerate(zip(names, combos, strict=True))]
+
+
+def _check_engine(home: Project, options: ExpOptions) -> None:
+    """Make and close one executor as each experiment's repro will: a missing scheduler
+    address or remote, an unreachable scheduler, a remote the committed config may not
+    name is a UsageError (exit 2) once, before anything runs, not a failure recorded
+    for every experiment."""
+    import functools
+    import uuid
+
+    from pipeflow.execution.executor import ExecutorContext, create
+    from pipeflow.ops.remotes import open_remote
+
+    context = ExecutorContext(home, uuid.uuid4().hex, CancelToken(), remote=options.remote,
+                              options=options.executor_options,
+                              open_remote=functools.partial(open_remote, home))
+    create(options.executor, context).close()
 
 
 def _check_files(home: Project, graph: Graph, combos: list[Combination]) -> None:

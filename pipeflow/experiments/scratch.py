@@ -48,6 +48,12 @@ class ScratchProject(Project):
 
     home: Project = field(kw_only=True, repr=False)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # what reads the config files themselves (the check of what the committed
+        # config may say about a remote) reads the project's: the scratch has none
+        self.config_files = self.home.config_files
+
     @cached_property
     def config(self) -> Config:
         return self.home.config
@@ -85,15 +91,21 @@ def scratch_base(home: Project) -> Path:
 
 
 def sweep_scratch(home: Project) -> int:
-    """Remove every scratch folder (call holding ``home``'s repository lock: no
-    experiment of this project is running then). Returns how many went."""
+    """Remove every scratch folder, ending the stage processes still working there
+    (call holding ``home``'s repository lock: no experiment of this project is running
+    then; these are a killed ``exp run``'s, whose run tokens lived in the folders'
+    state). Returns how many folders went."""
+    from pipeflow.execution.runner import kill_below
+
     base = scratch_base(home)
     try:
         names = os.listdir(base)
     except FileNotFoundError:
         return 0
+    if names:
+        kill_below(base)
     for name in names:
-        shutil.rmtree(base / name, ignore_errors=True)
+        remove_scratch(base / name)
     return len(names)
 
 
