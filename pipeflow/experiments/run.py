@@ -372,6 +372,10 @@ def _stub(exp_id: str, name: str) -> Experiment:
 
 def grid_texts(values: Mapping[str, Sequence[object]]) -> tuple[str, ...]:
     """``--set`` texts trying each of ``values[key]`` (the Python API's ``grid=``)."""
+    for key, vals in values.items():
+        if isinstance(vals, str | bytes) or not vals:
+            raise UsageError(f"grid[{key!r}] must be a non-empty list of values to try "
+                             f"(got {vals!r})", hint="use set= for one value")
     return tuple(f"{key}={','.join(_flow(v) for v in vals)}" for key, vals in values.items())
 
 
@@ -381,7 +385,13 @@ def set_texts(values: Mapping[str, object]) -> tuple[str, ...]:
 
 
 def _flow(value: object) -> str:
+    """``value`` as YAML flow text that reads back as it (a string stays one quoted
+    value, commas and all; a list a list; infinities and NaN YAML's ``.inf``/``.nan``)."""
     import json
+    import math
 
-    # JSON is YAML: a string stays one quoted value (commas and all), a list a list
-    return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_flow(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)  # JSON is YAML

@@ -331,3 +331,16 @@ def test_past_the_copy_budget_ignored_files_are_linked_and_named(
     res = project.run("exp", "run", "--set", "x.y=2", "--name", "b")
     assert res.code == 0, res.text
     assert "linked, not copied" in res.text and "big" in res.text
+
+
+def test_api_values_keep_their_types(project: Project) -> None:
+    import pipeflow
+
+    _ready(project)
+    repo = pipeflow.Repo(project.root)
+    result = repo.exp_run(set={"eval.k": float("inf")}, name="inf")
+    assert result.experiments[0].overrides == {"params.yaml": {"eval.k": float("inf")}}
+    result = repo.exp_run(set={"eval.k": "1,2"}, name="text")
+    assert result.experiments[0].overrides == {"params.yaml": {"eval.k": "1,2"}}
+    with pytest.raises(pipeflow.UsageError, match="non-empty list"):
+        repo.exp_run(grid={"eval.k": []})
