@@ -200,13 +200,16 @@ class Terminated(KeyboardInterrupt):
 
 class Interrupted(PipeflowError):
     """A run stopped by Ctrl-C (exit 130) or SIGTERM (exit 143) after committing
-    the stages that finished."""
+    the stages that finished; ``message`` and ``hint`` for a command that keeps
+    something else (``exp apply`` undoes itself)."""
 
-    def __init__(self, terminated: bool) -> None:
-        super().__init__(
-            "interrupted: the stages that finished are kept in pipeline.lock",
-            hint="`pipeflow repro` goes on from there",
-        )
+    def __init__(self, terminated: bool, message: str | None = None, *,
+                 hint: str | None = None) -> None:
+        if message is None:
+            message = "interrupted: the stages that finished are kept in pipeline.lock"
+            hint = hint or "`pipeflow repro` goes on from there"
+        super().__init__(message, hint=hint)
+        self.terminated = terminated
         self.exit_code = 143 if terminated else 130
 
 
