@@ -1,13 +1,15 @@
 """``exp apply``: make an experiment's params and outputs the workspace's; ``exp remove``.
 
-Apply writes the experiment's overrides into the params files (formatting kept:
-:mod:`pipeflow.experiments.paramedit`), then runs ``repro`` on the project for the
-experiment's targets. With the params equal to the experiment's, every stage's
+Apply writes the params the experiment ran with into the params files (formatting
+kept: :mod:`pipeflow.experiments.paramedit`): its overrides and every other value its
+stages read that differs now (a seed committed since at another value would give
+another fingerprint, so the stage would train again). Then it runs ``repro`` on the
+project for the experiment's targets. With the params equal to the experiment's, every stage's
 fingerprint is one the experiment recorded, so the run cache restores its outputs and
 ``repro`` renders the lock as if it had made them: nothing trains, ``status`` is clean
 and the next ``repro`` runs nothing. A stage whose fingerprint differs (its code
-changed since the experiment) or whose outputs are in no cache runs, and the report
-lists it.
+changed since the experiment), whose outputs are in no cache, or which never uses the
+run cache (``run_cache_eligible``) runs, and the report lists it.
 
 Before a byte of the workspace changes, holding the repository lock for the whole
 apply: the experiment must exist and have succeeded, its params files must have no
@@ -79,7 +81,8 @@ class Applied:
     """Stages whose outputs came from the run cache (nothing ran)."""
     ran: tuple[str, ...]
     """Stages that had to run: their fingerprint was not the experiment's (code or
-    data changed since), or their outputs were in no cache."""
+    data changed since), their outputs were in no cache, or they never use the run
+    cache (``uncached``)."""
     up_to_date: tuple[str, ...]
     fetched: int = 0
     """Objects downloaded from ``remote`` first."""

@@ -363,3 +363,19 @@ def test_a_damaged_experiment_record_is_skipped_with_a_warning(lab: Project) -> 
     assert res.code == 0, res.text
     assert "warning:" in res.err and name in res.err
     assert [r[0] for r in table(res.out)[1:]] == ["workspace", "lr-high", "n-two", "lr-nine"]
+
+
+def test_readers_work_and_gc_waits_while_a_writer_holds_the_lock(lab: Project) -> None:
+    """What docs/experiments.md promises while `exp run` holds the repository lock."""
+    from pipeflow.files.repolock import RepoLock
+
+    with RepoLock(lab.root / ".pipeflow" / "lock"):
+        for args in (("status",), ("exp", "show"), ("exp", "diff", "lr-high"),
+                     ("lineage", "models/model.txt"), ("versions", "models/model.txt"),
+                     ("metrics", "show")):
+            res = lab.cli(*args)
+            assert res.code == 0, (args, res.text)
+        for args in (("gc", "--workspace"), ("gc", "--workspace", "--dry")):
+            res = lab.cli(*args)
+            assert res.code == 1, (args, res.text)
+            assert "the repository is locked" in res.err, (args, res.err)
