@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -193,6 +193,10 @@ def _applicable(repo: Project, name: str) -> Experiment:
     return exp
 
 
+_GONE = object()
+"""A key the params file does not have (any value, None included, may be a param's)."""
+
+
 def param_changes(repo: Project, exp: Experiment
                   ) -> tuple[list[ParamSet], list[tuple[str, str]]]:
     """The values applying ``exp`` writes, with the values they replace, and the
@@ -203,31 +207,49 @@ def param_changes(repo: Project, exp: Experiment
     exists is skipped (the stage reading it will run); a key the experiment set with
     ``--set`` must exist. A path that is not a plain project path (records come from
     other clones), or a missing key it set: UsageError, before anything is written."""
-    from pipeflow.params import MissingParamError, lookup
-
     changes: list[ParamSet] = []
     skipped: list[tuple[str, str]] = []
     for file, values in sorted(_recorded(exp).items()):
         safepath.check(file, where=f"experiment '{exp.name}': set")
         data = _read_params(repo, exp, file)
-        for key, value in sorted(values.items()):
-            explicit = key in exp.overrides.get(file, {})
-            if data is None and not explicit:
+        _file_changes(exp, file, values, data, changes, skipped)
+    return changes, skipped
+
+
+def _file_changes(exp: Experiment, file: str, values: Mapping[str, Any], data: Any,
+                  changes: list[ParamSet], skipped: list[tuple[str, str]]) -> None:
+    """:func:`param_changes` for one params file (``data``: None when it is gone). A
+    section a stage read whole (``train``) is compared key by key, as a file's
+    section cannot be written at once and only its changed lines should change."""
+    from pipeflow.params import MissingParamError, lookup
+
+    pending = sorted(values.items(), reverse=True)
+    done: set[str] = set()
+    while pending:
+        key, value = pending.pop()
+        if key in done:
+            continue
+        done.add(key)
+        explicit = key in exp.overrides.get(file, {})
+        try:
+            old = lookup(data, key) if data is not None else _GONE
+        except MissingParamError:
+            old = _GONE
+        if old is _GONE:
+            if not explicit:
                 skipped.append((file, key))
                 continue
-            try:
-                old = lookup(data, key)
-            except MissingParamError as exc:
-                if not explicit:
-                    skipped.append((file, key))
-                    continue
-                raise UsageError(f"experiment '{exp.name}' sets {key} in {file}, which has "
-                                 f"no such key now", hint="put the key back in the params "
-                                 "file to apply this experiment") from exc
-            change = ParamSet(file, key, old, value)
-            if change.changed or explicit:
-                changes.append(change)
-    return changes, skipped
+            raise UsageError(f"experiment '{exp.name}' sets {key} in {file}, which has "
+                             f"no such key now", hint="put the key back in the params "
+                             "file to apply this experiment")
+        if isinstance(value, Mapping) and isinstance(old, Mapping) and not explicit:
+            inner = [(f"{key}.{sub}", v) for sub, v in value.items()
+                     if f"{key}.{sub}" not in values]
+            pending.extend(sorted(inner, reverse=True))
+            continue
+        change = ParamSet(file, key, old, value)
+        if change.changed or explicit:
+            changes.append(change)
 
 
 def _recorded(exp: Experiment) -> dict[str, dict[str, Any]]:

@@ -351,6 +351,22 @@ def test_recorded_values_that_differ_are_written_and_gone_keys_skipped(base: Pro
     assert sorted(skipped) == [("missing.yaml", "x"), ("other.yaml", "gone")]
 
 
+def test_a_section_a_stage_read_whole_is_written_key_by_key(base: Project) -> None:
+    """A stage declaring ``params: [train]`` records the section: apply writes only
+    its leaves that differ (a params file's section cannot be written at once)."""
+    import dataclasses
+
+    from pipeflow.experiments import apply as applymod
+
+    high = _exp(base, "high")
+    exp = dataclasses.replace(high, overrides={}, params={"params.yaml": {
+        "train": {"lr": 0.5, "epochs": 2, "gone": 1}, "prep.n": 3}})
+    with Proj(base.root) as repo:
+        changes, skipped = applymod.param_changes(repo, exp)
+    assert [(c.key, c.old, c.new) for c in changes] == [("train.lr", 0.05, 0.5)]
+    assert skipped == [("params.yaml", "train.gone")]
+
+
 def test_a_stage_outside_the_run_cache_says_why_it_ran(base: Project) -> None:
     import yaml
 
