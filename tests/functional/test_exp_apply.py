@@ -382,3 +382,33 @@ def test_a_stage_outside_the_run_cache_says_why_it_ran(base: Project) -> None:
     assert "changed since" not in res.err and "had to run" not in res.err
     body = _apply(base, "high")
     assert body["not_run_cached"] == [{"stage": "evaluate", "why": "it is always_changed"}]
+
+
+def test_apply_refuses_uncommitted_changes_to_a_file_it_only_reads(base: Project) -> None:
+    """The experiment set nothing in other.yaml, but a stage read a value there that
+    differs now: apply would write it, so an uncommitted edit of it is refused."""
+    from tests.functional.helpers_exp import record_experiment
+
+    base.write("other.yaml", "a: 1\n")
+    commit(base, "other")
+    base.write("other.yaml", "a: 2  # mine, not committed\n")
+    record_experiment(base, "reads-other", overrides={"train.lr": 0.5},
+                      extra_params={"other.yaml": {"a": 5}})
+    before = _state(base)
+    res = base.run("exp", "apply", "reads-other")
+    assert res.code == 2, res.text
+    assert "other.yaml has uncommitted changes" in res.err
+    assert _state(base) == before and base.read("other.yaml").startswith("a: 2")
+
+
+def test_apply_says_which_keys_it_read_are_gone(base: Project) -> None:
+    from tests.functional.helpers_exp import record_experiment
+
+    record_experiment(base, "old-file", overrides={"train.lr": 0.5},
+                      extra_params={"gone.yaml": {"a": 5}})
+    res = base.run("exp", "apply", "old-file")
+    assert res.code == 0, res.text
+    assert "gone.yaml: a not set: the file has no such key now" in res.err
+    assert not (base.root / "gone.yaml").exists()
+    body = _apply(base, "old-file")
+    assert body["skipped_params"] == [{"file": "gone.yaml", "key": "a"}]
