@@ -203,12 +203,12 @@ class Interrupted(PipeflowError):
     the stages that finished; ``message`` and ``hint`` for a command that keeps
     something else (``exp apply`` undoes itself)."""
 
-    def __init__(self, terminated: bool, message: str | None = None, *,
+    def __init__(self, terminated: bool, message: str | None = None,
                  hint: str | None = None) -> None:
-        if message is None:
-            message = "interrupted: the stages that finished are kept in pipeline.lock"
-            hint = hint or "`pipeflow repro` goes on from there"
-        super().__init__(message, hint=hint)
+        super().__init__(
+            message or "interrupted: the stages that finished are kept in pipeline.lock",
+            hint=hint if message else "`pipeflow repro` goes on from there",
+        )
         self.terminated = terminated
         self.exit_code = 143 if terminated else 130
 

@@ -67,6 +67,26 @@ outputs under the next run)."""
 def kill_leftovers(token: str) -> int:
     """SIGKILL every process carrying ``PIPEFLOW_RUN=token``; returns how many (Linux)."""
     marker = f"{RUN_VAR}={token}".encode()
+    return _kill_where(lambda pid, env: marker in env)
+
+
+def kill_below(folder: Path) -> int:
+    """SIGKILL every process working below ``folder``: its current folder (removed or
+    not) or the ``PWD`` it was started with lies there; returns how many (Linux). For
+    the stage processes of a killed run whose token went with the folder it ran in."""
+    prefix = f"{folder}{os.sep}"
+
+    def below(pid: int, env: list[bytes]) -> bool:
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/cwd").startswith(prefix):
+                return True
+        return any(v.startswith(b"PWD=") and os.fsdecode(v[4:] + b"/").startswith(prefix)
+                   for v in env)
+
+    return _kill_where(below)
+
+
+def _kill_where(chosen: Callable[[int, list[bytes]], bool]) -> int:
     killed = 0
     try:
         pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
@@ -80,7 +100,7 @@ def kill_leftovers(token: str) -> int:
                 env = fh.read().split(b"\0")
         except OSError:
             continue
-        if marker in env:
+        if chosen(pid, env):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
                 killed += 1

@@ -54,14 +54,18 @@ def build(planned: Planned, table: Mapping[str, Mapping[str, Any]], lock: Lock,
           outcome: Outcome | None, error: str | None, tail: str = "",
           failed_stage: str | None = None) -> Experiment:
     """The experiment a scratch run ended with: ``lock`` is the scratch's lock after
-    the run; ``outcome`` None when the run stopped before scheduling (``error``)."""
+    the run; ``outcome`` None when the run stopped before scheduling (``error``).
+    Only the stages the run looked at count: the lock's other entries are the
+    workspace's, not this experiment's."""
     how = _how(outcome) if outcome is not None else {}
     params: dict[str, dict[str, Any]] = {}
     metrics: dict[str, dict[str, Any]] = {}
     stages = []
     outputs: list[OutputRef] = []
     for name, entry in lock.stages.items():
-        word = how.get(name, "skipped")
+        word = how.get(name)
+        if word is None:  # not selected (TARGETS), or the run stopped before it began
+            continue
         for file, values in entry.params.items():  # the overrides are laid over below
             params.setdefault(file, {}).update(values)
         if word in _UNFINISHED:  # the lock still has the workspace's entry: not ours

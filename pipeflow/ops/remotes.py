@@ -28,7 +28,7 @@ from pipeflow.errors import UsageError
 from pipeflow.files.repolock import RepoLock
 from pipeflow.lineage.trust import TRUST_KEY
 from pipeflow.project.config import CREDENTIALS_HINT, check_keys, read_config_file, save_config
-from pipeflow.project.project import CONFIG_FILE, LOCAL_CONFIG_FILE, Project
+from pipeflow.project.project import Project
 from pipeflow.project.remotepolicy import check_committed
 from pipeflow.storage.remote import Remote
 
@@ -47,7 +47,7 @@ class RemoteInfo:
 
 
 def _file(repo: Project, local: bool) -> tuple[Any, str]:
-    path = repo.dot / (LOCAL_CONFIG_FILE if local else CONFIG_FILE)
+    path = repo.config_files[1 if local else 0]
     return path, LOCAL_HEADER if local else SHARED_HEADER
 
 

@@ -96,12 +96,15 @@ class Project:
     spec_path: Path = field(init=False, repr=False, compare=False)
     lock_path: Path = field(init=False, repr=False, compare=False)
     logs_dir: Path = field(init=False, repr=False, compare=False)
+    config_files: tuple[Path, Path] = field(init=False, repr=False, compare=False)
+    """The committed config file and this machine's ``config.local``."""
 
     def __post_init__(self) -> None:
         self.dot = self.root / DOT
         self.spec_path = self.root / SPEC_FILE
         self.lock_path = self.root / LOCK_FILE
         self.logs_dir = self.dot / "logs"
+        self.config_files = (self.dot / CONFIG_FILE, self.dot / LOCAL_CONFIG_FILE)
         check_dot(self.root)
 
     @classmethod
@@ -115,7 +118,7 @@ class Project:
         """Project config merged with the per-machine ``config.local``."""
         from pipeflow.project.config import load
 
-        return load(self.dot / CONFIG_FILE, self.dot / LOCAL_CONFIG_FILE, DEFAULT_CONFIG)
+        return load(*self.config_files, DEFAULT_CONFIG)
 
     @property
     def cache_dir(self) -> Path:

@@ -41,3 +41,17 @@ def test_only_selects_workloads_and_rejects_unknown_ones() -> None:
                          timeout=60)
     assert bad.returncode == 2
     assert "W9" in bad.stderr
+
+
+def test_quick_experiment_benchmark_runs() -> None:
+    """``benchmarks/exp_sweep.py --quick``: every measurement prints a line (no timing)."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "exp_sweep.py"), "--quick"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    for code in ("E1", "E2", "E3"):
+        assert any(ln.startswith(code + " ") for ln in lines), f"no {code} in:\n{proc.stdout}"
+    assert "jobs2/jobs1" in proc.stdout and "per experiment" in proc.stdout
+    assert "scratch copy" in proc.stdout, "the breakdown names its steps"

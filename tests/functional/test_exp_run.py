@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from pipeflow.lineage.experiments import Experiment, experiments
 from pipeflow.project.project import Project as Core
 from pipeflow.records.records import RecordKind
@@ -218,3 +220,114 @@ def test_a_failed_experiment_keeps_no_metrics_of_the_workspace(project: Project)
     assert exp.metrics == {}, "the workspace's metrics are not the experiment's"
     assert exp.params["params.yaml"]["eval.k"] == 9
     assert {s.stage: s.how for s in exp.stages}["evaluate"] == "failed"
+
+
+def test_stages_left_out_by_targets_lend_the_experiment_nothing(project: Project) -> None:
+    """``exp run train`` does not run evaluate: the experiment has no metrics, not the
+    workspace's."""
+    _ready(project)
+    res = project.run("exp", "run", "train", "--set", "train.lr=0.7", "--name", "t")
+    assert res.code == 0, res.text
+    assert runs(project) == ["train"]
+    [exp] = _exps(project)
+    assert exp.metrics == {}
+    assert {s.stage for s in exp.stages} == {"prepare", "train"}
+
+
+def test_bad_targets_and_files_are_refused_before_anything_runs(project: Project) -> None:
+    before = _ready(project)
+    for args in (("nosuch", "--set", "eval.k=2"),
+                 ("--set", "pipeline.yaml:stages.train.cmd=true"),
+                 ("--set", "metrics.json:k=9")):
+        res = project.run("exp", "run", *args)
+        assert res.code == 2, (args, res.text)
+    assert "not a params file of this pipeline" in res.text
+    assert runs(project) == [] and _exps(project) == []
+    _untouched(project, before)
+
+
+def test_a_failed_replacement_keeps_the_experiment_it_was_to_replace(project: Project) -> None:
+    _flaky(project)
+    assert project.run("exp", "run", "--set", "train.lr=2", "--name", "a").code == 0
+    res = project.run("exp", "run", "--set", "train.lr=9", "--name", "a", "--replace")
+    assert res.code == 1
+    assert "is kept" in res.text
+    assert sorted(e.status.value for e in _exps(project)) == ["done", "failed"]
+
+
+def test_overrides_no_stage_reads_are_named(project: Project) -> None:
+    _ready(project)
+    project.params({"prep": {"n": 3}, "train": {"lr": 0.05, "epochs": 2}, "eval": {"k": 1},
+                    "unused": {"x": 1}})
+    commit(project)
+    res = project.run("exp", "run", "--set", "unused.x=2", "--name", "u")
+    assert res.code == 0, res.text
+    assert "changed no stage's inputs" in res.text
+    res = project.run("exp", "run", "--set", "eval.k=3", "--name", "k3")
+    assert "changed no stage" not in res.text
+
+
+def _tiny(p: Project, cmd: str, **out: object) -> None:
+    p.params({"x": {"y": 1}})
+    p.spec({"a": {"cmd": cmd, "params": ["x.y"], "outs": [out or "out.txt"]}})
+    assert p.run("repro").code == 0, p.run("status").text
+    commit(p)
+
+
+def test_a_stages_git_sees_the_scratch_not_the_workspace(project: Project) -> None:
+    """A script finding its root through git writes into the scratch workspace; git
+    lists the project's files there as in the workspace."""
+    project.write("notes.txt", "tracked\n")
+    _tiny(project, 'git ls-files > "$(git rev-parse --show-toplevel)/out.txt"; '
+                   'echo ${x.y} >> out.txt')
+    before = project.read("out.txt")
+    res = project.run("exp", "run", "--set", "x.y=2", "--name", "g")
+    assert res.code == 0, res.text
+    assert project.read("out.txt") == before
+    assert project.git("status", "--porcelain") == ""
+    assert "scratch" not in project.git("worktree", "list"), "the worktree is pruned"
+
+
+def test_writes_into_ignored_folders_land_in_the_scratch_copy(project: Project) -> None:
+    project.write(".gitignore", "state/\n")
+    project.write("state/counter", "0\n")
+    _tiny(project, "echo run >> state/counter; echo ${x.y} > out.txt")
+    counter = project.read("state/counter")
+    assert project.run("exp", "run", "--set", "x.y=2", "--name", "s").code == 0
+    assert project.read("state/counter") == counter
+
+
+def test_a_persist_output_starts_as_repro_finds_it(project: Project) -> None:
+    _tiny(project, "echo ${x.y} >> log.txt", **{"log.txt": {"persist": True}})
+    assert project.run("exp", "run", "--set", "x.y=2", "--name", "p").code == 0
+    with Core(project.root) as core:
+        [exp] = experiments(core)
+        [out] = [o for o in exp.outputs if o.path == "log.txt"]
+        assert core.store.path_of(out.hash).read_text() == "1\n2\n"
+    assert project.read("log.txt") == "1\n"
+
+
+def test_an_ignored_folder_holding_an_output_lends_its_other_files(project: Project) -> None:
+    project.write(".gitignore", "data/\n")
+    project.write("data/manual.txt", "by hand\n")
+    project.params({"x": {"y": 1}})
+    project.spec({"a": {"cmd": "cat data/manual.txt > data/out.txt; echo ${x.y} >> data/out.txt",
+                        "params": ["x.y"], "outs": ["data/out.txt"]}})
+    assert project.run("repro").code == 0
+    commit(project)
+    res = project.run("exp", "run", "--set", "x.y=2", "--name", "m")
+    assert res.code == 0, res.text
+    assert project.read("data/out.txt") == "by hand\n1\n"
+
+
+def test_past_the_copy_budget_ignored_files_are_linked_and_named(
+        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeflow.experiments import scratchfill
+
+    monkeypatch.setattr(scratchfill, "COPY_BUDGET", 4)
+    project.write(".gitignore", "big/\n")
+    project.write("big/blob.bin", "more than four bytes\n")
+    _tiny(project, "cat big/blob.bin > out.txt; echo ${x.y} >> out.txt")
+    res = project.run("exp", "run", "--set", "x.y=2", "--name", "b")
+    assert res.code == 0, res.text
+    assert "linked, not copied" in res.text and "big" in res.text
