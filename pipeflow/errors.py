@@ -200,7 +200,8 @@ class Terminated(KeyboardInterrupt):
 
 class Interrupted(PipeflowError):
     """A run stopped by Ctrl-C (exit 130) or SIGTERM (exit 143) after committing
-    the stages that finished."""
+    the stages that finished; ``message`` and ``hint`` for a command that keeps
+    something else (``exp apply`` undoes itself)."""
 
     def __init__(self, terminated: bool, message: str | None = None,
                  hint: str | None = None) -> None:
@@ -208,6 +209,7 @@ class Interrupted(PipeflowError):
             message or "interrupted: the stages that finished are kept in pipeline.lock",
             hint=hint if message else "`pipeflow repro` goes on from there",
         )
+        self.terminated = terminated
         self.exit_code = 143 if terminated else 130
 
 

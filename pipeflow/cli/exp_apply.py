@@ -38,7 +38,8 @@ def apply_command(
 ) -> None:
     """Make an experiment's params and outputs the workspace's.
 
-    Writes the experiment's --set values into the params files (comments and layout
+    Writes the params the experiment ran with (its --set values, and every other
+    value its stages read that differs now) into the params files (comments and layout
     kept) and brings the outputs and pipeline.lock to its results as `repro` would:
     from the run cache, so nothing trains (outputs missing here are downloaded from
     the default remote first). `status` is clean afterwards; commit to keep it. A
@@ -79,6 +80,9 @@ def _applied_text(a: Applied) -> None:
             output.out(f"{p.file}: {p.key} {_shown(p.old)} -> {_shown(p.new)}")
         else:
             output.out(f"{p.file}: {p.key} = {_shown(p.new)} (already)")
+    for file, key in a.skipped_params:
+        output.warn(f"{file}: {key} not set: the file has no such key now (the experiment "
+                    "read it)")
     parts = []
     if a.restored:
         parts.append(f"restored {len(a.restored)} stage(s) from the cache "
@@ -91,10 +95,16 @@ def _applied_text(a: Applied) -> None:
         from pipeflow.cli.repro import untrusted_warning
 
         output.warn(untrusted_warning(list(a.untrusted)))
-    elif a.ran:
-        output.warn(f"{len(a.ran)} stage(s) had to run, their fingerprint not being the "
-                    f"experiment's (code or data changed since, or outputs in no cache): "
-                    f"{', '.join(a.ran)}")
+    else:
+        uncached = dict(a.uncached)
+        for stage, why in a.uncached:
+            output.warn(f"'{stage}' ran: its outputs are not kept in the run cache: {why}, "
+                        "so it runs on apply")
+        ran = [s for s in a.ran if s not in uncached]
+        if ran:
+            output.warn(f"{len(ran)} stage(s) had to run, their fingerprint not being the "
+                        f"experiment's (code or data changed since, or outputs in no "
+                        f"cache): {', '.join(ran)}")
     output.out("Commit the params files and pipeline.lock to keep it.")
 
 
@@ -105,6 +115,8 @@ def _applied_json(a: Applied) -> dict[str, Any]:
             "restored": list(a.restored), "ran": list(a.ran),
             "up_to_date": list(a.up_to_date), "fetched": a.fetched, "remote": a.remote,
             "lock_changed": a.lock_changed,
+            "skipped_params": [{"file": f, "key": k} for f, k in a.skipped_params],
+            "not_run_cached": [{"stage": s, "why": w} for s, w in a.uncached],
             "untrusted": [{"stage": stage, **verdict.to_json()}
                           for stage, verdict in a.untrusted]}
 

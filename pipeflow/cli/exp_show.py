@@ -48,7 +48,9 @@ def show_command(
     Each row says the experiment's name, when it ended (local time), the git commit
     it started from, whether it failed (and at which stage), its params and every
     metric. Only the columns where some experiment differs from the workspace are
-    shown, unless --all. A param of params.yaml is named by its key (train.C), of
+    shown, unless --all. When two rows share a name (clones that used the same
+    --name, after a fetch), or with --all, an id column tells them apart: name one
+    by its id for apply, diff and remove. A param of params.yaml is named by its key (train.C), of
     another file FILE:KEY; a metric by its key (accuracy), or PATH:KEY when two
     metrics files have that key. Values are absolute; --delta adds the change.
 
@@ -68,15 +70,17 @@ def show_command(
     with Project.find() as repo:
         table = show(repo, sort=sort, every=every, failed=failed)
         record_warnings(repo)
+    ids = every or _names_clash(table)
     if json_out:
         output.emit_json(table.to_json())
     elif csv_out:
-        output.out(_csv(table, delta).removesuffix("\n"))  # echo ends the last line
+        output.out(_csv(table, delta, ids).removesuffix("\n"))  # echo ends the last line
     elif md_out:
-        for line in _markdown(_headers(table), _cells(table, delta), _right(table)):
+        for line in _markdown(_headers(table, ids), _cells(table, delta, ids),
+                              _right(table, ids)):
             output.out(line)
     else:
-        _print_show(table, delta)
+        _print_show(table, delta, ids)
 
 
 def diff_command(
@@ -109,9 +113,9 @@ def diff_command(
     if json_out:
         output.emit_json(found.to_json(every))
         return
-    for exp in (found.a, found.b):
+    for exp in (found.a, found.b):  # on stderr: stdout stays the table (a CI posts it)
         if exp.failed_stage:
-            output.out(f"{exp.name} failed at stage '{exp.failed_stage}'")
+            output.warn(f"{exp.name} failed at stage '{exp.failed_stage}'")
     entries = found.entries if every else found.changed
     if not entries:
         output.out(f"no params or metrics differ between {found.a.name} and {found.b.name}")
@@ -186,13 +190,27 @@ def _status(row: ExpRow) -> str:
     return f"failed ({row.failed_stage})" if row.failed_stage else row.status or "-"
 
 
-def _headers(table: ExpTable) -> list[str]:
-    return ["name", "when", "commit", "status", *(c.name for c in table.columns)]
+ID_WIDTH = 8
+"""How much of an experiment's id the id column shows (apply, diff and remove take
+a prefix of 4 or more characters)."""
 
 
-def _cells(table: ExpTable, delta: bool) -> list[list[str]]:
-    """The table's rows as text cells (a metric with its delta with ``delta``)."""
-    return [[r.name, _when(r.created) if not r.baseline else "-",
+def _names_clash(table: ExpTable) -> bool:
+    """Whether two shown rows share a name: only an id tells them apart then."""
+    names = [r.name for r in table.rows]
+    return len(set(names)) < len(names)
+
+
+def _headers(table: ExpTable, ids: bool) -> list[str]:
+    return ["name", *(["id"] if ids else []), "when", "commit", "status",
+            *(c.name for c in table.columns)]
+
+
+def _cells(table: ExpTable, delta: bool, ids: bool) -> list[list[str]]:
+    """The table's rows as text cells (a metric with its delta with ``delta``, the
+    id's first characters after the name with ``ids``)."""
+    return [[r.name, *([(r.id or "-")[:ID_WIDTH]] if ids else []),
+             _when(r.created) if not r.baseline else "-",
              (r.commit or "-")[:7], _status(r),
              *(_cell(r, c, delta) for c in table.columns)] for r in table.rows]
 
@@ -226,18 +244,19 @@ def _aligned(rows: Sequence[Sequence[str]], right: Sequence[bool] = ()) -> list[
             for r in rows]
 
 
-def _print_show(table: ExpTable, delta: bool) -> None:
-    head = [_cut(h, keep_end=True) for h in _headers(table)]
-    body = [[_cut(c) for c in r] for r in _cells(table, delta)]
-    for line in _aligned([head, *body], _right(table)):
+def _print_show(table: ExpTable, delta: bool, ids: bool) -> None:
+    head = [_cut(h, keep_end=True) for h in _headers(table, ids)]
+    body = [[_cut(c) for c in r] for r in _cells(table, delta, ids)]
+    for line in _aligned([head, *body], _right(table, ids)):
         output.out(line)
     if len(table.rows) == 1:
         output.out("no experiments yet: `pipeflow exp run --set KEY=VALUE` runs one")
 
 
-def _right(table: ExpTable) -> list[bool]:
+def _right(table: ExpTable, ids: bool) -> list[bool]:
     """Which columns to right-align: those holding only numbers."""
-    return [False] * 4 + [all(_numeric(row, c) for row in table.rows) for c in table.columns]
+    return [False] * (5 if ids else 4) + [all(_numeric(row, c) for row in table.rows)
+                                          for c in table.columns]
 
 
 def _numeric(row: ExpRow, col: Column) -> bool:
@@ -259,9 +278,10 @@ def _markdown(headers: Sequence[str], rows: Sequence[Sequence[str]],
     return [line(headers), rule, *(line(r) for r in rows)]
 
 
-def _csv(table: ExpTable, delta: bool) -> str:
+def _csv(table: ExpTable, delta: bool, ids: bool) -> str:
     """The table as CSV: plain values (strings as they are, others as JSON, empty when
-    absent); with ``delta`` a ``NAME delta`` column after each metric's."""
+    absent); with ``delta`` a ``NAME delta`` column after each metric's; with ``ids``
+    an ``id`` column after the name."""
     import csv
     import io
 
@@ -271,7 +291,7 @@ def _csv(table: ExpTable, delta: bool) -> str:
         value = values[name]
         return value if isinstance(value, str) else json.dumps(value)
 
-    head = ["name", "created", "commit", "status", "failed_stage"]
+    head = ["name", *(["id"] if ids else []), "created", "commit", "status", "failed_stage"]
     head += [c.name for c in table.params]
     for c in table.metrics:
         head += [c.name, f"{c.name} delta"] if delta else [c.name]
@@ -279,7 +299,8 @@ def _csv(table: ExpTable, delta: bool) -> str:
     writer = csv.writer(buffer)  # \r\n line ends, quoting where needed: RFC 4180
     writer.writerow(head)
     for r in table.rows:
-        cells = [r.name, r.created or "", r.commit or "", r.status or "", r.failed_stage or ""]
+        cells = [r.name, *([(r.id or "")[:ID_WIDTH]] if ids else []), r.created or "",
+                 r.commit or "", r.status or "", r.failed_stage or ""]
         cells += [plain(r.params, c.name) for c in table.params]
         for c in table.metrics:
             cells.append(plain(r.metrics, c.name))

@@ -1,13 +1,15 @@
 """``exp apply``: make an experiment's params and outputs the workspace's; ``exp remove``.
 
-Apply writes the experiment's overrides into the params files (formatting kept:
-:mod:`pipeflow.experiments.paramedit`), then runs ``repro`` on the project for the
-experiment's targets. With the params equal to the experiment's, every stage's
+Apply writes the params the experiment ran with into the params files (formatting
+kept: :mod:`pipeflow.experiments.paramedit`): its overrides and every other value its
+stages read that differs now (a seed committed since at another value would give
+another fingerprint, so the stage would train again). Then it runs ``repro`` on the
+project for the experiment's targets. With the params equal to the experiment's, every stage's
 fingerprint is one the experiment recorded, so the run cache restores its outputs and
 ``repro`` renders the lock as if it had made them: nothing trains, ``status`` is clean
 and the next ``repro`` runs nothing. A stage whose fingerprint differs (its code
-changed since the experiment) or whose outputs are in no cache runs, and the report
-lists it.
+changed since the experiment), whose outputs are in no cache, or which never uses the
+run cache (``run_cache_eligible``) runs, and the report lists it.
 
 Before a byte of the workspace changes, holding the repository lock for the whole
 apply: the experiment must exist and have succeeded, its params files must have no
@@ -28,11 +30,18 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pipeflow.errors import Cancelled, PipeflowError, StageFailed, StorageError, UsageError
+from pipeflow.errors import (
+    Cancelled,
+    Interrupted,
+    PipeflowError,
+    StageFailed,
+    StorageError,
+    UsageError,
+)
 from pipeflow.experiments import summary
 from pipeflow.experiments.overrides import write_overrides
 from pipeflow.files import atomicfile, safepath
@@ -72,7 +81,8 @@ class Applied:
     """Stages whose outputs came from the run cache (nothing ran)."""
     ran: tuple[str, ...]
     """Stages that had to run: their fingerprint was not the experiment's (code or
-    data changed since), or their outputs were in no cache."""
+    data changed since), their outputs were in no cache, or they never use the run
+    cache (``uncached``)."""
     up_to_date: tuple[str, ...]
     fetched: int = 0
     """Objects downloaded from ``remote`` first."""
@@ -82,6 +92,12 @@ class Applied:
     """(stage, verdict): the experiment's run-cache entry was not used because its
     record is not trusted (a colleague's, from a remote whose run cache the project
     does not trust: docs/remotes.md), so the stage ran."""
+    skipped_params: tuple[tuple[str, str], ...] = ()
+    """(file, key) the experiment's stages read that the params file no longer has:
+    not written (the stages reading them ran)."""
+    uncached: tuple[tuple[str, str], ...] = ()
+    """(stage, why) of the stages in ``ran`` that never use the run cache (no deps,
+    always_changed, a persist or ``cache: false`` output): they run on every apply."""
 
 
 @dataclass(frozen=True)
@@ -122,22 +138,49 @@ def exp_apply(home: Project, name: str, *, force: bool = False, wait: float = 0.
     _ = home.config  # a bad config is reported before anything is taken
     with home.lock(wait=wait), _Held(home.root) as repo:
         exp = _applicable(repo, name)
-        changes = param_changes(repo, exp)
-        files = sorted({c.file for c in changes})
+        changes, skipped = param_changes(repo, exp)
+        writes: dict[str, dict[str, Any]] = {}
+        for c in changes:
+            if c.changed:
+                writes.setdefault(c.file, {})[c.key] = c.new
+        files = sorted(writes)
         if not force:
             _refuse_uncommitted(repo, exp, files)
         fetched, remote = _fetch_outputs(repo, exp)
         saved = _Saved.take(repo, files)
         try:
-            write_overrides(repo.root, exp.overrides)
+            write_overrides(repo.root, writes)
         except BaseException:  # a second file not written: the first goes back
             _undo(repo, saved, outputs=False)
             raise
         report = _repro_or_undo(repo, exp, saved, on_event, cancel)
+        uncached = _not_run_cached(repo, report.outcome.ran)
     out = report.outcome
     return Applied(exp.name, exp.id, tuple(changes), tuple(out.restored), tuple(out.ran),
                    tuple(out.skipped), fetched, remote, report.lock_changed,
-                   tuple(report.untrusted))
+                   tuple(report.untrusted), tuple(skipped), uncached)
+
+
+def _not_run_cached(repo: Project, ran: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """(stage, why) for the stages that ran and never use the run cache."""
+    from pipeflow.execution.history import run_cache_eligible
+    from pipeflow.ops.project import load_project
+
+    stages = load_project(repo).graph.pipeline.stages
+    found = []
+    for name in ran:
+        stage = stages.get(name)
+        if stage is None or run_cache_eligible(stage):
+            continue
+        if not stage.deps:
+            why = "it has no deps"
+        elif stage.always_changed:
+            why = "it is always_changed"
+        else:
+            out = next(o for o in stage.outs if o.persist or not o.cache)
+            why = f"its output {out.path} is {'persist' if out.persist else 'cache: false'}"
+        found.append((name, why))
+    return tuple(found)
 
 
 def _applicable(repo: Project, name: str) -> Experiment:
@@ -150,30 +193,86 @@ def _applicable(repo: Project, name: str) -> Experiment:
     return exp
 
 
-def param_changes(repo: Project, exp: Experiment) -> list[ParamSet]:
-    """The values applying ``exp`` writes, with the values they replace. A path that
-    is not a plain project path (records come from other clones), a params file or
-    key that no longer exists: UsageError, before anything is written."""
-    from pipeflow.params import MissingParamError, lookup, read_params
+_GONE = object()
+"""A key the params file does not have (any value, None included, may be a param's)."""
 
-    changes = []
-    for file, values in sorted(exp.overrides.items()):
+
+def param_changes(repo: Project, exp: Experiment
+                  ) -> tuple[list[ParamSet], list[tuple[str, str]]]:
+    """The values applying ``exp`` writes, with the values they replace, and the
+    (file, key) pairs it skips. Every value the experiment's stages read (its recorded
+    params, its overrides laid over them) that differs from the params file now is
+    written: with the experiment's values, each stage's fingerprint is the one it
+    recorded, so the run cache restores it. A recorded key (or file) that no longer
+    exists is skipped (the stage reading it will run); a key the experiment set with
+    ``--set`` must exist. A path that is not a plain project path (records come from
+    other clones), or a missing key it set: UsageError, before anything is written."""
+    changes: list[ParamSet] = []
+    skipped: list[tuple[str, str]] = []
+    for file, values in sorted(_recorded(exp).items()):
         safepath.check(file, where=f"experiment '{exp.name}': set")
+        data = _read_params(repo, exp, file)
+        _file_changes(exp, file, values, data, changes, skipped)
+    return changes, skipped
+
+
+def _file_changes(exp: Experiment, file: str, values: Mapping[str, Any], data: Any,
+                  changes: list[ParamSet], skipped: list[tuple[str, str]]) -> None:
+    """:func:`param_changes` for one params file (``data``: None when it is gone). A
+    section a stage read whole (``train``) is compared key by key, as a file's
+    section cannot be written at once and only its changed lines should change."""
+    from pipeflow.params import MissingParamError, lookup
+
+    pending = sorted(values.items(), reverse=True)
+    done: set[str] = set()
+    while pending:
+        key, value = pending.pop()
+        if key in done:
+            continue
+        done.add(key)
+        explicit = key in exp.overrides.get(file, {})
         try:
-            data = read_params(repo.root / file, name=file, root=repo.root)
-        except PipeflowError as exc:
-            raise UsageError(f"experiment '{exp.name}' sets keys of {file}: {exc.message}",
-                             hint="restore that params file (it was renamed or removed "
-                                  "since the experiment ran)") from exc
-        for key, value in sorted(values.items()):
-            try:
-                old = lookup(data, key)
-            except MissingParamError as exc:
-                raise UsageError(f"experiment '{exp.name}' sets {key} in {file}, which has "
-                                 f"no such key now", hint="put the key back in the params "
-                                 "file to apply this experiment") from exc
-            changes.append(ParamSet(file, key, old, value))
-    return changes
+            old = lookup(data, key) if data is not None else _GONE
+        except MissingParamError:
+            old = _GONE
+        if old is _GONE:
+            if not explicit:
+                skipped.append((file, key))
+                continue
+            raise UsageError(f"experiment '{exp.name}' sets {key} in {file}, which has "
+                             f"no such key now", hint="put the key back in the params "
+                             "file to apply this experiment")
+        if isinstance(value, Mapping) and isinstance(old, Mapping) and not explicit:
+            inner = [(f"{key}.{sub}", v) for sub, v in value.items()
+                     if f"{key}.{sub}" not in values]
+            pending.extend(sorted(inner, reverse=True))
+            continue
+        change = ParamSet(file, key, old, value)
+        if change.changed or explicit:
+            changes.append(change)
+
+
+def _recorded(exp: Experiment) -> dict[str, dict[str, Any]]:
+    """file -> key -> value the experiment's stages read, its overrides laid over."""
+    table: dict[str, dict[str, Any]] = {}
+    for source in (exp.params, exp.overrides):
+        for file, values in source.items():
+            table.setdefault(file, {}).update(values)
+    return table
+
+
+def _read_params(repo: Project, exp: Experiment, file: str) -> Any:
+    """The params file's data; None when a file only read (never set) is gone."""
+    from pipeflow.params import read_params
+
+    try:
+        return read_params(repo.root / file, name=file, root=repo.root)
+    except PipeflowError as exc:
+        if file not in exp.overrides and not (repo.root / file).exists():
+            return None
+        raise UsageError(f"experiment '{exp.name}' sets keys of {file}: {exc.message}",
+                         hint="restore that params file (it was renamed or removed "
+                              "since the experiment ran)") from exc
 
 
 def _refuse_uncommitted(repo: Project, exp: Experiment, files: Sequence[str]) -> None:
@@ -255,6 +354,9 @@ def _repro_or_undo(repo: Project, exp: Experiment, saved: _Saved,
         left = _undo(repo, saved, bool(touched))
         if left:
             raise _undo_failed(exp, left) from exc
+        if isinstance(exc, Interrupted):  # repro's text would say its stages were kept
+            raise Interrupted(exc.terminated, f"interrupted: {_undone(exp)}; nothing changed",
+                              hint=f"run `pipeflow exp apply {exp.name}` again") from exc
         raise
     outcome = report.outcome
     if outcome.ok:
@@ -262,12 +364,16 @@ def _repro_or_undo(repo: Project, exp: Experiment, saved: _Saved,
     left = _undo(repo, saved, True)
     if left:
         raise _undo_failed(exp, left)
-    undone = (f"`exp apply {exp.name}` was undone: the params files, {LOCK_FILE} and the "
-              "outputs are as they were (stages that finished are in the run cache)")
+    undone = _undone(exp)
     if outcome.failed:
         first = outcome.failed[0]
         raise StageFailed(first.stage, f"{first.message}; {undone}", log_tail=first.log_tail)
     raise Cancelled(f"cancelled; {undone}")
+
+
+def _undone(exp: Experiment) -> str:
+    return (f"`exp apply {exp.name}` was undone: the params files, {LOCK_FILE} and the "
+            "outputs are as they were (stages that finished are in the run cache)")
 
 
 def _undo(repo: Project, saved: _Saved, outputs: bool) -> list[str]:

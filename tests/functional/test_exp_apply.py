@@ -142,8 +142,11 @@ def test_apply_refuses_over_uncommitted_params_unless_forced(base: Project) -> N
     assert base.run("exp", "apply", "high").code == 2
     assert _state(base) == before
     body = _apply(base, "high", "--force")
-    assert body["ran"] == ["train"]  # epochs 3 was never tried with lr 0.5: honest
-    assert "epochs: 3" in base.read("params.yaml") and base.read(MODEL).startswith("lr=0.5")
+    # the experiment ran at epochs 2: apply writes that back too, and restores train
+    assert {(c["key"], c["old"], c["new"]) for c in body["params"]} == {
+        ("train.epochs", 3, 2), ("train.lr", 0.05, 0.5)}
+    assert body["ran"] == [] and body["restored"] == ["train", "evaluate"]
+    assert "epochs: 2" in base.read("params.yaml") and base.read(MODEL).startswith("lr=0.5")
 
 
 def test_apply_outside_git_has_nothing_to_compare(base: Project) -> None:
@@ -302,5 +305,110 @@ def test_an_interrupted_apply_is_undone(base: Project) -> None:
     proc.send_signal(signal.SIGTERM)
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
+    # apply's own words: it was undone, not repro's "the stages that finished are kept"
+    assert "`exp apply high` was undone" in err and "nothing changed" in err, err
+    assert "kept in pipeline.lock" not in err and "goes on from there" not in err, err
     assert _state(base) == before  # params, lock and model put back
     _clean(base)
+
+
+def test_apply_writes_every_param_the_experiment_ran_with(base: Project) -> None:
+    """A param the experiment did not --set but its stages read (epochs) moved on since:
+    apply writes the experiment's value back, so train is restored, not retrained."""
+    base.write("params.yaml", PARAMS.replace("epochs: 2", "epochs: 4"))
+    assert base.run("repro").code == 0
+    commit(base, "epochs 4")
+    runs(base)
+    res = base.run("exp", "apply", "high")
+    assert res.code == 0, res.text
+    assert "params.yaml: train.epochs 4 -> 2" in res.out and "train.lr 0.05 -> 0.5" in res.out
+    assert "had to run" not in res.err and "changed since" not in res.err
+    assert runs(base) == []  # nothing trained
+    assert "epochs: 2" in base.read("params.yaml") and "# learning rate" in base.read(
+        "params.yaml")
+    high = _exp(base, "high")
+    (train,) = [s for s in high.stages if s.stage == "train"]
+    assert base.lock()["stages"]["train"]["run"] == train.run
+    _clean(base)
+
+
+def test_recorded_values_that_differ_are_written_and_gone_keys_skipped(base: Project) -> None:
+    """A value a stage read (not --set) that differs is written; keys and files gone
+    since are skipped, not an error."""
+    import dataclasses
+
+    from pipeflow.experiments import apply as applymod
+
+    base.write("other.yaml", "a: 1\nb: 2\n")
+    commit(base, "other")
+    high = _exp(base, "high")
+    exp = dataclasses.replace(high, params={**high.params, "other.yaml": {
+        "a": 5, "gone": 1}, "missing.yaml": {"x": 1}})
+    with Proj(base.root) as repo:
+        changes, skipped = applymod.param_changes(repo, exp)
+    assert ("other.yaml", "a", 1, 5) in {(c.file, c.key, c.old, c.new) for c in changes}
+    assert ("other.yaml", "b") not in {(c.file, c.key) for c in changes}  # not recorded
+    assert sorted(skipped) == [("missing.yaml", "x"), ("other.yaml", "gone")]
+
+
+def test_a_section_a_stage_read_whole_is_written_key_by_key(base: Project) -> None:
+    """A stage declaring ``params: [train]`` records the section: apply writes only
+    its leaves that differ (a params file's section cannot be written at once)."""
+    import dataclasses
+
+    from pipeflow.experiments import apply as applymod
+
+    high = _exp(base, "high")
+    exp = dataclasses.replace(high, overrides={}, params={"params.yaml": {
+        "train": {"lr": 0.5, "epochs": 2, "gone": 1}, "prep.n": 3}})
+    with Proj(base.root) as repo:
+        changes, skipped = applymod.param_changes(repo, exp)
+    assert [(c.key, c.old, c.new) for c in changes] == [("train.lr", 0.05, 0.5)]
+    assert skipped == [("params.yaml", "train.gone")]
+
+
+def test_a_stage_outside_the_run_cache_says_why_it_ran(base: Project) -> None:
+    import yaml
+
+    spec = yaml.safe_load(base.read("pipeline.yaml"))
+    spec["stages"]["evaluate"]["always_changed"] = True
+    base.write("pipeline.yaml", yaml.safe_dump(spec))
+    assert base.run("repro").code == 0
+    commit(base, "evaluate always runs")
+    res = base.run("exp", "apply", "high")
+    assert res.code == 0, res.text
+    assert ("'evaluate' ran: its outputs are not kept in the run cache: it is "
+            "always_changed, so it runs on apply") in res.err
+    assert "changed since" not in res.err and "had to run" not in res.err
+    body = _apply(base, "high")
+    assert body["not_run_cached"] == [{"stage": "evaluate", "why": "it is always_changed"}]
+
+
+def test_apply_refuses_uncommitted_changes_to_a_file_it_only_reads(base: Project) -> None:
+    """The experiment set nothing in other.yaml, but a stage read a value there that
+    differs now: apply would write it, so an uncommitted edit of it is refused."""
+    from tests.functional.helpers_exp import record_experiment
+
+    base.write("other.yaml", "a: 1\n")
+    commit(base, "other")
+    base.write("other.yaml", "a: 2  # mine, not committed\n")
+    record_experiment(base, "reads-other", overrides={"train.lr": 0.5},
+                      extra_params={"other.yaml": {"a": 5}})
+    before = _state(base)
+    res = base.run("exp", "apply", "reads-other")
+    assert res.code == 2, res.text
+    assert "other.yaml has uncommitted changes" in res.err
+    assert _state(base) == before and base.read("other.yaml").startswith("a: 2")
+
+
+def test_apply_says_which_keys_it_read_are_gone(base: Project) -> None:
+    from tests.functional.helpers_exp import record_experiment
+
+    record_experiment(base, "old-file", overrides={"train.lr": 0.5},
+                      extra_params={"gone.yaml": {"a": 5}})
+    res = base.run("exp", "apply", "old-file")
+    assert res.code == 0, res.text
+    assert "gone.yaml: a not set: the file has no such key now" in res.err
+    assert not (base.root / "gone.yaml").exists()
+    body = _apply(base, "old-file")
+    assert body["skipped_params"] == [{"file": "gone.yaml", "key": "a"}]

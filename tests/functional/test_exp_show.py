@@ -245,11 +245,65 @@ def test_diff_of_two_experiments_with_all(lab: Project) -> None:
 def test_diff_of_a_failed_one_in_markdown(lab: Project) -> None:
     res = lab.run("exp", "diff", "lr-nine", "workspace", "--md")
     assert res.code == 0, res.text
-    lines = res.out.splitlines()
-    assert lines[0] == "lr-nine failed at stage 'train'"
-    assert lines[1] == "|  | key | lr-nine | workspace | delta |"
-    assert lines[2] == "|---|---|---|---|---|"
-    assert lines[3] == "| param | train.lr | 9 | 0.05 | +8.95 |"
+    lines = res.out.splitlines()  # stdout is the table alone: a CI pastes it as it is
+    assert lines[0] == "|  | key | lr-nine | workspace | delta |"
+    assert lines[1] == "|---|---|---|---|---|"
+    assert lines[2] == "| param | train.lr | 9 | 0.05 | +8.95 |"
+    assert "failed at stage" not in res.out
+    assert "warning: lr-nine failed at stage 'train'" in res.err
+
+
+def test_diff_as_text_says_a_failure_on_stderr_too(lab: Project) -> None:
+    res = lab.run("exp", "diff", "lr-high", "lr-nine")
+    assert res.code == 0, res.text
+    assert "failed at stage" not in res.out
+    assert "warning: lr-nine failed at stage 'train'" in res.err
+
+
+def _clashing(lab: Project) -> tuple[str, str]:
+    """Two experiments called ``clash`` (as two clones make them, then fetch)."""
+    first = record_experiment(lab, "clash", overrides={"train.lr": 0.1},
+                              ended="2026-01-01T00:00:00.000000+00:00")
+    second = record_experiment(lab, "clash", overrides={"train.lr": 0.2},
+                               ended="2026-01-02T00:00:00.000000+00:00")
+    return first, second
+
+
+def test_show_has_an_id_column_when_two_experiments_share_a_name(lab: Project) -> None:
+    plain = table(lab.run("exp", "show").out)
+    assert "id" not in plain[0]  # unique names: no id column
+    first, second = _clashing(lab)
+    res = lab.run("exp", "show")
+    assert res.code == 0, res.text
+    rows = table(res.out)
+    assert rows[0][:3] == ["name", "id", "when"]
+    ids = {r[1] for r in rows[1:] if r[0] == "clash"}
+    assert ids == {first[:8], second[:8]}
+    assert [r[1] for r in rows[1:] if r[0] == "workspace"] == ["-"]
+    # the id shown is one apply, diff and remove take
+    assert lab.run("exp", "diff", "clash").code == 2
+    res = lab.run("exp", "diff", first[:8], second[:8])
+    assert res.code == 0, res.text
+    assert ["train.lr", "0.1", "0.2", "-0.1"] in table(res.out)
+    md = lab.run("exp", "show", "--md").out.splitlines()
+    assert md[0].startswith("| name | id | when | commit | status |")
+    assert md[1].startswith("|---|---|---|---|---|")
+    assert any(line.startswith(f"| clash | {first[:8]} |") for line in md)
+    rows_csv = list(csv.DictReader(io.StringIO(lab.run("exp", "show", "--csv").out,
+                                               newline="")))
+    assert list(rows_csv[0])[:2] == ["name", "id"]
+    assert {r["id"] for r in rows_csv if r["name"] == "clash"} == {first[:8], second[:8]}
+    body = shown(lab)
+    assert {r["id"] for r in body["rows"] if r["name"] == "clash"} == {first, second}
+
+
+def test_show_all_always_has_the_id_column(lab: Project) -> None:
+    res = lab.run("exp", "show", "--all")
+    assert res.code == 0, res.text
+    rows = table(res.out)
+    assert rows[0][:3] == ["name", "id", "when"]
+    high = next(r for r in shown(lab)["rows"] if r["name"] == "lr-high")
+    assert [r[1] for r in rows if r[0] == "lr-high"] == [str(high["id"])[:8]]
 
 
 def test_diff_of_equal_ones_says_so(lab: Project) -> None:
@@ -309,3 +363,19 @@ def test_a_damaged_experiment_record_is_skipped_with_a_warning(lab: Project) -> 
     assert res.code == 0, res.text
     assert "warning:" in res.err and name in res.err
     assert [r[0] for r in table(res.out)[1:]] == ["workspace", "lr-high", "n-two", "lr-nine"]
+
+
+def test_readers_work_and_gc_waits_while_a_writer_holds_the_lock(lab: Project) -> None:
+    """What docs/experiments.md promises while `exp run` holds the repository lock."""
+    from pipeflow.files.repolock import RepoLock
+
+    with RepoLock(lab.root / ".pipeflow" / "lock"):
+        for args in (("status",), ("exp", "show"), ("exp", "diff", "lr-high"),
+                     ("lineage", "models/model.txt"), ("versions", "models/model.txt"),
+                     ("metrics", "show")):
+            res = lab.cli(*args)
+            assert res.code == 0, (args, res.text)
+        for args in (("gc", "--workspace"), ("gc", "--workspace", "--dry")):
+            res = lab.cli(*args)
+            assert res.code == 1, (args, res.text)
+            assert "the repository is locked" in res.err, (args, res.err)
