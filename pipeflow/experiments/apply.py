@@ -209,8 +209,16 @@ def param_changes(repo: Project, exp: Experiment
     other clones), or a missing key it set: UsageError, before anything is written."""
     changes: list[ParamSet] = []
     skipped: list[tuple[str, str]] = []
+    allowed = params_files(repo)
     for file, values in sorted(_recorded(exp).items()):
         safepath.check(file, where=f"experiment '{exp.name}': set")
+        if file not in allowed:
+            raise UsageError(
+                f"experiment '{exp.name}' sets values in {file}, which is not a params "
+                "file of this pipeline: nothing was written",
+                hint="an experiment's record may come from another clone; only the params "
+                     "files the pipeline reads (" + ", ".join(sorted(allowed)) + ") are "
+                     "written by `exp apply`")
         data = _read_params(repo, exp, file)
         _file_changes(exp, file, values, data, changes, skipped)
     return changes, skipped
@@ -250,6 +258,14 @@ def _file_changes(exp: Experiment, file: str, values: Mapping[str, Any], data: A
         change = ParamSet(file, key, old, value)
         if change.changed or explicit:
             changes.append(change)
+
+
+def params_files(repo: Project) -> frozenset[str]:
+    """The files ``exp apply`` may write (:func:`.overrides.params_files_of`)."""
+    from pipeflow.experiments.overrides import params_files_of
+    from pipeflow.ops.project import load_project
+
+    return params_files_of(load_project(repo).graph.pipeline)
 
 
 def _recorded(exp: Experiment) -> dict[str, dict[str, Any]]:

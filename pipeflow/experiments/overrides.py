@@ -11,6 +11,11 @@ sweep entry, with a hint.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeflow.spec.model import Pipeline
+
 import functools
 import itertools
 import math
@@ -404,3 +409,9 @@ def write_overrides(root: Path, table: Mapping[str, Mapping[str, Any]]) -> None:
     for file, text in texts.items():
         if text is not None:
             atomicfile.write_text(root / file, text)
+
+
+def params_files_of(pipeline: Pipeline) -> frozenset[str]:
+    """The files ``exp run --set`` and ``exp apply`` may write: ``params.yaml`` and
+    every params or ``vars`` file the pipeline reads."""
+    return frozenset((DEFAULT_FILE, *pipeline.params_files, *pipeline.vars_files))

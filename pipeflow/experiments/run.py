@@ -224,10 +224,9 @@ def _check_engine(home: Project, options: ExpOptions) -> None:
 def _check_files(home: Project, graph: Graph, combos: list[Combination]) -> None:
     """Refuse ``--set FILE:KEY`` for a file the pipeline does not read its params or
     ``${...}`` values from (``pipeline.yaml``, an output, source data...)."""
-    from pipeflow.spec.normalize import DEFAULT_PARAMS
+    from pipeflow.experiments.overrides import params_files_of
 
-    pipeline = graph.pipeline
-    allowed = {DEFAULT_PARAMS, *pipeline.params_files, *pipeline.vars_files}
+    allowed = params_files_of(graph.pipeline)
     for combo in combos:
         for o in combo:
             if o.file not in allowed:
