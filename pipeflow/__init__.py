@@ -5,10 +5,11 @@ The public Python API, all importable from here (docs/api.md describes it):
 - the project and reading outputs: :class:`Repo`, :func:`open`, :class:`CancelToken`;
 - what its methods return: :class:`ReproResult` (with :class:`StageFailure`),
   :class:`ExpRunResult` (with :class:`Experiment`, :class:`ExpStatus`,
-  :class:`StageOutcome`),
+  :class:`StageOutcome`), :class:`ExpRow`, :class:`ExpDiff` (with :class:`DiffEntry`),
+  :class:`Applied` (with :class:`ParamSet`), :class:`Removed`,
   :class:`Status` (with :class:`StageStatus`), :class:`Version`, and :class:`Lineage`
   (with :class:`LineageArtifact`, :class:`LineageRun`, :class:`RunOutput`,
-  :class:`CodeFile`, :class:`Within`, :class:`Trust`);
+  :class:`CodeFile`, :class:`Within`, :class:`Trust`, :class:`ExperimentMark`);
 - the errors: :class:`PipeflowError` and its family (the tree is drawn in
   :mod:`pipeflow.errors`), with :class:`Location` for the place a SpecError or
   ConfigError names.
@@ -21,7 +22,8 @@ from __future__ import annotations
 
 _API = ("CancelToken", "ExpRunResult", "Repo", "ReproResult", "StageFailure", "StageStatus",
         "Status", "open")
-_LINEAGE = ("CodeFile", "Lineage", "LineageArtifact", "LineageRun", "RunOutput", "Within")
+_LINEAGE = ("CodeFile", "ExperimentMark", "Lineage", "LineageArtifact", "LineageRun",
+            "RunOutput", "Within")
 _ERRORS = ("Cancelled", "CheckFailed", "ConfigError", "DiskFull", "Interrupted", "LocatedError",
            "Location",
            "LockConflictError", "LockedError", "LockfileError", "LockfileWriteError",
@@ -41,6 +43,12 @@ _HOME: dict[str, str] = {
     "Experiment": "pipeflow.lineage.experiments",
     "ExpStatus": "pipeflow.lineage.experiments",
     "StageOutcome": "pipeflow.lineage.experiments",
+    "ExpRow": "pipeflow.experiments.table",
+    "ExpDiff": "pipeflow.experiments.table",
+    "DiffEntry": "pipeflow.experiments.table",
+    "Applied": "pipeflow.experiments.apply",
+    "ParamSet": "pipeflow.experiments.apply",
+    "Removed": "pipeflow.experiments.apply",
     **dict.fromkeys(_ERRORS, "pipeflow.errors"),
     "UnsafePathError": "pipeflow.files.safepath",
     "UnsafeProjectError": "pipeflow.project.project",
@@ -48,15 +56,17 @@ _HOME: dict[str, str] = {
 """Public name -> the module that defines it."""
 
 __all__ = [
-    "CancelToken", "Cancelled", "CheckFailed", "CodeFile", "ConfigError", "DiskFull",
-    "ExpRunResult", "ExpStatus", "Experiment", "Interrupted", "Lineage", "LineageArtifact",
-    "LineageRun", "LocatedError", "Location", "LockConflictError", "LockedError",
-    "LockfileError", "LockfileWriteError", "MissingSourceData", "Origin", "OutputKind",
-    "OutsideProjectError", "PipeflowError", "RecordKind", "Repo", "RepoLockError",
-    "ReproResult", "RunOutput", "SourceConflict", "SpecError", "StageFailed", "StageFailure",
-    "StageOutcome", "StageStatus", "StageWord", "Status", "StorageError", "TaskFailed",
-    "Trust", "UnsafePathError", "UnsafeProjectError", "UsageError", "Version", "Within",
-    "__version__", "open",
+    "Applied", "CancelToken", "Cancelled", "CheckFailed", "CodeFile", "ConfigError",
+    "DiffEntry", "DiskFull", "ExpDiff", "ExpRow", "ExpRunResult", "ExpStatus", "Experiment",
+    "ExperimentMark",
+    "Interrupted", "Lineage", "LineageArtifact", "LineageRun", "LocatedError", "Location",
+    "LockConflictError", "LockedError", "LockfileError", "LockfileWriteError",
+    "MissingSourceData", "Origin", "OutputKind", "OutsideProjectError", "ParamSet",
+    "PipeflowError", "RecordKind", "Removed", "Repo", "RepoLockError", "ReproResult",
+    "RunOutput", "SourceConflict", "SpecError", "StageFailed", "StageFailure", "StageOutcome",
+    "StageStatus", "StageWord", "Status", "StorageError", "TaskFailed", "Trust",
+    "UnsafePathError", "UnsafeProjectError", "UsageError", "Version", "Within", "__version__",
+    "open",
 ]
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
@@ -94,10 +104,13 @@ if TYPE_CHECKING:
         TaskFailed,
         UsageError,
     )
+    from pipeflow.experiments.apply import Applied, ParamSet, Removed
+    from pipeflow.experiments.table import DiffEntry, ExpDiff, ExpRow
     from pipeflow.files.safepath import UnsafePathError
     from pipeflow.lineage.experiments import Experiment, ExpStatus, StageOutcome
     from pipeflow.lineage.model import (
         CodeFile,
+        ExperimentMark,
         Lineage,
         LineageArtifact,
         LineageRun,

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -40,6 +40,8 @@ from pipeflow.execution.cancel import CancelToken
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from pipeflow.experiments.apply import Applied, Removed
+    from pipeflow.experiments.table import ExpDiff, ExpRow
     from pipeflow.lineage.experiments import Experiment
     from pipeflow.lineage.graph import Lineage
     from pipeflow.lineage.versions import Version
@@ -242,6 +244,53 @@ class Repo:
             report = exp_run(repo, options, cancel=cancel)
         return ExpRunResult(ok=report.ok, experiments=tuple(report.experiments),
                             cancelled=report.cancelled, warnings=tuple(report.warnings))
+
+    # --- experiments: compare (``exp show`` / ``exp diff``) -------------------------
+
+    def experiments(self, sort: str | None = None, *, failed: bool = True) -> list[ExpRow]:
+        """The rows of ``pipeflow exp show --all``: the workspace first (``baseline``
+        True), then each experiment (oldest first, or by ``sort``: ``metrics.NAME``,
+        ``params.KEY``, ``created``, ``name``, ``-`` for descending), each with every
+        params key and metric it has (``row.params["train.C"]``,
+        ``row.metrics["accuracy"]``, ``row.deltas`` to the workspace)."""
+        from pipeflow.experiments.compare import show
+
+        with self._open() as repo:
+            return list(show(repo, sort=sort, every=True, failed=failed).rows)
+
+    def exp_diff(self, a: str, b: str | None = None) -> ExpDiff:
+        """Experiment ``a`` against ``b`` (default: the workspace), as ``pipeflow exp
+        diff``: ``.entries`` (every key of either) and ``.changed``, each with
+        ``a``, ``b`` and ``delta``. An unknown name raises UsageError."""
+        from pipeflow.experiments.compare import compare
+
+        with self._open() as repo:
+            return compare(repo, a, b)
+    # experiments: apply and remove -----------------------------------------------
+    def exp_apply(self, name: str, force: bool = False, wait: float = 0.0,
+                  cancel: CancelToken | None = None) -> Applied:
+        """Make experiment ``name``'s params and outputs the workspace's (``pipeflow
+        exp apply``): an :class:`~pipeflow.experiments.apply.Applied` saying which
+        values were written and which stages were restored or had to run. An unknown
+        or failed experiment, or params files with uncommitted changes without
+        ``force``, raise UsageError with nothing changed; a failed stage raises
+        StageFailed after undoing the apply."""
+        from pipeflow.experiments.apply import exp_apply
+
+        with self._open() as repo:
+            return exp_apply(repo, name, force=force, wait=wait, cancel=cancel)
+
+    def exp_remove(self, names: Sequence[str] = (), all_failed: bool = False,
+                   wait: float = 0.0) -> Removed:
+        """Remove experiments (``pipeflow exp remove``): a
+        :class:`~pipeflow.experiments.apply.Removed` listing them. An unknown name
+        raises UsageError before anything is removed."""
+        from pipeflow.experiments.apply import exp_remove
+
+        if isinstance(names, str):
+            names = (names,)
+        with self._open() as repo:
+            return exp_remove(repo, list(names), all_failed=all_failed, wait=wait)
 
 
 def open(  # shadows the builtin on purpose: pipeflow.open reads like it

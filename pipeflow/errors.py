@@ -202,10 +202,11 @@ class Interrupted(PipeflowError):
     """A run stopped by Ctrl-C (exit 130) or SIGTERM (exit 143) after committing
     the stages that finished."""
 
-    def __init__(self, terminated: bool) -> None:
+    def __init__(self, terminated: bool, message: str | None = None,
+                 hint: str | None = None) -> None:
         super().__init__(
-            "interrupted: the stages that finished are kept in pipeline.lock",
-            hint="`pipeflow repro` goes on from there",
+            message or "interrupted: the stages that finished are kept in pipeline.lock",
+            hint=hint if message else "`pipeflow repro` goes on from there",
         )
         self.exit_code = 143 if terminated else 130
 

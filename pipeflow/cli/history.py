@@ -77,7 +77,13 @@ def versions_command(
     pipeline.lock, so they mean the same in every clone with that history. A version
     with no number is shown by hash prefix: `side` if a commit off that line names it
     (e.g. your own after a fast-forward onto a colleague's merge), `local` if no
-    commit does yet. `*` marks the version pipeline.lock names.
+    commit does yet. `*` marks the version pipeline.lock names; `exp NAME` a version
+    first made by an experiment (`pipeflow exp run`).
+
+    \b
+    Examples:
+      pipeflow versions models/model.pkl
+      pipeflow versions models/model.pkl --sort metrics.accuracy --json
     """
     from pipeflow.ops.versions import versions
     from pipeflow.project.project import Project
@@ -104,7 +110,8 @@ def _versions_json(listing: VersionList) -> dict[str, object]:
          "first_seen": v.first_seen, "first_run": v.first_run,
          "runs": v.runs, "tags": list(v.tags), "current": v.current,
          "in_cache": v.in_cache, "params_changed": v.params_changed,
-         "metrics": v.metrics, "first_run_trust": listing.unsigned.get(v.first_run)}
+         "metrics": v.metrics, "first_run_trust": listing.unsigned.get(v.first_run),
+         "experiment": v.experiment.to_json() if v.experiment else None}
         for v in listing.versions]}
 
 
@@ -126,10 +133,14 @@ def _print_versions(listing: VersionList) -> None:
         label = v.label.split(":", 1)[0]  # vN, side or local
         unsigned = listing.unsigned.get(v.first_run)
         trust = f" ({unsigned})" if unsigned else ""
+        exp = f"  exp {v.experiment.name}" if v.experiment else ""
         output.out(f"{mark} {label:>5}  {v.hash[:8]}  {_size(v.size):>9}  {when}  "
-                   f"run {v.first_run[:8]}{trust}{tags}{gone}")
+                   f"run {v.first_run[:8]}{trust}{exp}{tags}{gone}")
         for key, (old, new) in v.params_changed.items():
-            output.out(f"           {key}: {old} -> {new}")
+            file, _, dotted = key.partition(":")
+            why = (f" (set for experiment {v.experiment.name})"
+                   if v.experiment and v.experiment.overrides_key(file, dotted) else "")
+            output.out(f"           {key}: {old} -> {new}{why}")
         if v.metrics:
             shown = ", ".join(f"{k.split(':', 1)[-1]}={val}" for k, val in v.metrics.items())
             output.out(f"           metrics: {shown}")

@@ -48,8 +48,10 @@ def lineage_command(
     params values, code, environment, git commit, user, time), its inputs, the runs
     that made those, down to source data.
 
-    Without @VERSION, the version pipeline.lock names. A damaged run record is marked
-    and the walk goes on (`pipeflow verify` says more).
+    Without @VERSION, the version pipeline.lock names. A run made for an experiment
+    shows its name and the params it set (`train.C = 10 (set for experiment lr-high)`).
+    A damaged run record is marked and the walk goes on (`pipeflow verify` says more).
+    Example: `pipeflow lineage models/model.pkl@v2 --json`.
     """
     from pipeflow.errors import UsageError
     from pipeflow.lineage.render import FORMATS, render

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Literal
 
 from pipeflow.errors import Interrupted, PipeflowError, Terminated, UsageError
 from pipeflow.execution.cancel import CancelToken
-from pipeflow.execution.executor import check_options
 from pipeflow.execution.inflight import InFlight
 from pipeflow.experiments import summary
 from pipeflow.experiments.overrides import Combination, as_table, combinations, write_overrides
@@ -38,10 +37,13 @@ from pipeflow.experiments.scratch import (
 )
 from pipeflow.experiments.summary import Planned
 from pipeflow.lineage.experiments import Experiment, experiments, mark
+from pipeflow.ops.repro import check_run_options
+from pipeflow.planning.graph import resolve_targets
 
 if TYPE_CHECKING:
     from pipeflow.execution.scheduler import StageEvent
     from pipeflow.git.gitinfo import Provenance
+    from pipeflow.lock.lockfile import Lock
     from pipeflow.planning.graph import Graph
     from pipeflow.project.project import Project
 
@@ -70,11 +72,7 @@ class ExpOptions:
         object.__setattr__(self, "sets", tuple(self.sets))
         object.__setattr__(self, "executor_options",
                            MappingProxyType(dict(self.executor_options)))
-        if self.jobs < 0:
-            raise UsageError(f"--jobs must be 0 (one per CPU) or more (got {self.jobs})")
-        if self.wait < 0:
-            raise UsageError(f"--wait must be 0 seconds or more (got {self.wait})")
-        check_options(self.executor, self.executor_options)
+        check_run_options(self.jobs, self.wait, self.executor, self.executor_options)
 
 
 ExpEventKind = Literal["started", "stage", "finished"]
@@ -125,10 +123,11 @@ def exp_run(home: Project, options: ExpOptions, *, on_event: ExpSink | None = No
     emit = on_event or (lambda _e: None)
     with home.lock(wait=options.wait):
         graph = load_project(home).graph
+        resolve_targets(graph, options.targets)  # an unknown one: UsageError, nothing runs
         combos = combinations(home.root, options.sets, options.sweep)
+        _check_files(home, graph, combos)
         planned = _plan(home, options, combos)
-        report = SweepReport(planned=[p.name for p in planned],
-                             warnings=_unread(graph, combos))
+        report = SweepReport(planned=[p.name for p in planned])
         _check_engine(home, options)
         sweep_scratch(home)  # left by a killed exp run: none runs now (we hold the lock)
         skip = _not_copied(home, graph)
@@ -140,7 +139,21 @@ def exp_run(home: Project, options: ExpOptions, *, on_event: ExpSink | None = No
             shared = _Shared(skip, prov, cancel, emit,
                              lambda folder: janitor.submit(remove_scratch, folder))
             _run_all(home, options, planned, shared, jobs, report)
+        report.warnings += _no_change(home, report.experiments)
     return report
+
+
+def _no_change(home: Project, done: list[Experiment]) -> list[str]:
+    """A warning for each experiment whose overrides changed no stage's inputs."""
+    from pipeflow.ops.project import current_lock
+
+    try:
+        lock = current_lock(home)
+    except PipeflowError:
+        return []
+    return [f"experiment '{e.name}': its --set values changed no stage's inputs (does a "
+            "stage read them? list them under its `params:`)"
+            for e in done if e.ok and e.overrides and unchanged(lock, e)]
 
 
 @dataclass(frozen=True)
@@ -169,9 +182,11 @@ def _plan(home: Project, options: ExpOptions, combos: list[Combination]) -> list
     clash = [n for n in names if n in by_name]
     if clash and not options.replace:
         shown = ", ".join(repr(n) for n in clash)
-        raise UsageError(f"experiment name {shown} is taken",
-                         hint="choose another --name, pass --replace to supersede it, or "
-                              f"`pipeflow exp remove {clash[0]}` first")
+        what = f"experiment name {shown} is" if len(clash) == 1 else \
+            f"experiment names {shown} are"
+        raise UsageError(f"{what} taken",
+                         hint="choose another --name, pass --replace to supersede the "
+                              f"experiment, or `pipeflow exp remove {clash[0]}` first")
     sweep = secrets.token_hex(6)
     return [Planned(secrets.token_hex(6), name, combo, i, sweep,
                     tuple(by_name.get(name, ())))
@@ -195,28 +210,30 @@ def _check_engine(home: Project, options: ExpOptions) -> None:
     create(options.executor, context).close()
 
 
-def _unread(graph: Graph, combos: list[Combination]) -> list[str]:
-    """Warnings for overridden keys no stage declares it reads."""
-    read: set[tuple[str, str]] = set()
-    whole: set[str] = set()
-    for stage in graph.pipeline.stages.values():
-        for ref in stage.params:
-            if not ref.keys:
-                whole.add(ref.file)
-            read.update((ref.file, k) for k in ref.keys)
-    notes = []
-    seen: set[tuple[str, str]] = set()
+def _check_files(home: Project, graph: Graph, combos: list[Combination]) -> None:
+    """Refuse ``--set FILE:KEY`` for a file the pipeline does not read its params or
+    ``${...}`` values from (``pipeline.yaml``, an output, source data...)."""
+    from pipeflow.spec.normalize import DEFAULT_PARAMS
+
+    pipeline = graph.pipeline
+    allowed = {DEFAULT_PARAMS, *pipeline.params_files, *pipeline.vars_files}
     for combo in combos:
         for o in combo:
-            if (o.file, o.key) in seen or o.file in whole:
-                continue
-            seen.add((o.file, o.key))
-            parts = o.key.split(".")
-            if not any((o.file, ".".join(parts[:i])) in read for i in range(1, len(parts) + 1)):
-                notes.append(f"no stage declares it reads {o.key} ({o.file}): setting it "
-                             "changes no stage's fingerprint (add it to a stage's "
-                             "`params:` if a command reads it)")
-    return notes
+            if o.file not in allowed:
+                raise UsageError(
+                    f"--set {o.file}:{o.key}: {o.file} is not a params file of this "
+                    "pipeline (no stage lists it under `params:`, and it is not a "
+                    "`vars:` file)",
+                    hint="the params files: " + ", ".join(sorted(allowed)))
+
+
+def unchanged(home_lock: Lock, exp: Experiment) -> bool:
+    """Whether ``exp`` ended with every stage's fingerprint the workspace's lock has:
+    its overrides changed nothing any stage reads."""
+    ran = [s for s in exp.stages if s.fingerprint]
+    return bool(ran) and all(
+        (entry := home_lock.stages.get(s.stage)) is not None
+        and entry.fingerprint == s.fingerprint for s in ran)
 
 
 def _not_copied(home: Project, graph: Graph) -> frozenset[str]:
@@ -234,29 +251,52 @@ def _run_all(home: Project, options: ExpOptions, planned: list[Planned], shared:
              jobs: int, report: SweepReport) -> None:
     finished: queue.SimpleQueue[Future[Experiment | None]] = queue.SimpleQueue()
     waiting = list(planned)
-    running: set[Future[Experiment | None]] = set()
+    running: dict[Future[Experiment | None], Planned] = {}
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         try:
             while waiting or running:
                 while waiting and len(running) < jobs and not shared.cancel.cancelled:
-                    fut = pool.submit(_run_one, home, options, waiting.pop(0), shared)
+                    plan = waiting.pop(0)
+                    fut = pool.submit(_run_one, home, options, plan, shared)
                     fut.add_done_callback(finished.put)
-                    running.add(fut)
+                    running[fut] = plan
                 if not running:
                     break
                 fut = _next(finished)
-                running.discard(fut)
+                plan = running.pop(fut)
                 exp = fut.result()
                 if exp is not None:
                     report.experiments.append(exp)
+                    _supersede(home, plan, exp, shared.prov, report)
         except BaseException as exc:
             shared.cancel.cancel()  # every experiment's stage processes
             for fut in running:
                 fut.exception()  # wait: each removes its scratch folder
             if isinstance(exc, KeyboardInterrupt):
-                raise Interrupted(terminated=isinstance(exc, Terminated)) from exc
+                done = len(report.experiments)
+                raise Interrupted(
+                    isinstance(exc, Terminated),
+                    f"interrupted: {done} experiment(s) had finished and are recorded; "
+                    "none of your files changed",
+                    hint="run the same `pipeflow exp run` again: what finished is "
+                         "restored from the run cache") from exc
             raise
     report.cancelled = shared.cancel.cancelled
+
+
+def _supersede(home: Project, plan: Planned, exp: Experiment, prov: Provenance,
+               report: SweepReport) -> None:
+    """``--replace``: a new experiment that is done takes its name from the old ones;
+    one that failed leaves them as they were."""
+    if not plan.replaces:
+        return
+    if not exp.ok:
+        report.warnings.append(
+            f"'{exp.name}' failed: the experiment it was to replace is kept (`pipeflow exp "
+            "show` lists both, with their ids)")
+        return
+    for old in plan.replaces:
+        summary.write_removal(home, _stub(old, plan.name), prov)
 
 
 def _next(finished: queue.SimpleQueue[Future[Experiment | None]]) -> Future[Experiment | None]:
@@ -302,8 +342,6 @@ def _run_one(home: Project, options: ExpOptions, planned: Planned,
             if not exp.ok:
                 summary.keep_logs(scratch.logs_dir, home, planned.name)
             exp = summary.write(home, exp, shared.prov, started)
-            for old in planned.replaces:
-                summary.write_removal(home, _stub(old, planned.name), shared.prov)
     finally:
         shared.remove(folder)
     shared.emit(ExpEvent("finished", planned.name, experiment=exp))

@@ -35,6 +35,9 @@ class Planned:
     """Ids of the live experiments of the same name it supersedes (``--replace``)."""
 
 
+_UNFINISHED = ("failed", "blocked", "not-started")
+
+
 def _how(outcome: Outcome) -> dict[str, str]:
     how: dict[str, str] = {}
     for word, names in (("ran", outcome.ran), ("restored", outcome.restored),
@@ -51,20 +54,29 @@ def build(planned: Planned, table: Mapping[str, Mapping[str, Any]], lock: Lock,
           outcome: Outcome | None, error: str | None, tail: str = "",
           failed_stage: str | None = None) -> Experiment:
     """The experiment a scratch run ended with: ``lock`` is the scratch's lock after
-    the run; ``outcome`` None when the run stopped before scheduling (``error``)."""
+    the run; ``outcome`` None when the run stopped before scheduling (``error``).
+    Only the stages the run looked at count: the lock's other entries are the
+    workspace's, not this experiment's."""
     how = _how(outcome) if outcome is not None else {}
     params: dict[str, dict[str, Any]] = {}
     metrics: dict[str, dict[str, Any]] = {}
     stages = []
     outputs: list[OutputRef] = []
     for name, entry in lock.stages.items():
-        for file, values in entry.params.items():
+        word = how.get(name)
+        if word is None:  # not selected (TARGETS), or the run stopped before it began
+            continue
+        for file, values in entry.params.items():  # the overrides are laid over below
             params.setdefault(file, {}).update(values)
+        if word in _UNFINISHED:  # the lock still has the workspace's entry: not ours
+            stages.append(StageOutcome(name, word))
+            continue
         for m in entry.metrics:
             metrics[m.path] = dict(m.values)
-        stages.append(StageOutcome(name, how.get(name, "skipped"), entry.run,
-                                   entry.fingerprint))
+        stages.append(StageOutcome(name, word, entry.run, entry.fingerprint))
         outputs.extend(o for o in output_refs(entry) if o.cache)
+    for file, values in table.items():  # what a stage that never finished would read
+        params.setdefault(file, {}).update(values)
     for name, word in how.items():
         if name not in lock.stages:
             stages.append(StageOutcome(name, word))

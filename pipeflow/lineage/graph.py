@@ -24,6 +24,7 @@ from pipeflow.errors import StorageError
 from pipeflow.lineage.model import (
     ArtifactStatus,
     CodeFile,
+    ExperimentMark,
     Lineage,
     LineageArtifact,
     LineageRun,
@@ -217,6 +218,7 @@ class _Walker:
             outputs=tuple(self._output(o.path, o.hash, o.size, str(o.kind))
                           for o in record.outputs),
             metrics=record.metrics, restored_by=restored_by, trust=self._trust(record),
+            experiment=ExperimentMark.of(b.experiment),
         )
 
     def _trust(self, record: RunRecord) -> Trust | None:

@@ -18,6 +18,36 @@ produced this content and git does not explain it; ``absent``: the path did not 
 when the run that lists it started."""
 
 @dataclass(frozen=True)
+class ExperimentMark:
+    """The experiment a run was made for (``pipeflow exp run``): its id, its name and
+    the params it overrode, as the run's record keeps them."""
+
+    id: str
+    name: str
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """params file -> dotted key -> the value set for the experiment."""
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any] | None) -> ExperimentMark | None:
+        """The mark a record's ``experiment`` field holds (its shape was checked when the
+        record was read); None for a run made outside experiments."""
+        if not data:
+            return None
+        table = data.get("set") or {}
+        return cls(str(data["id"]), str(data["name"]),
+                   {str(f): dict(keys) for f, keys in table.items()})
+
+    def overrides_key(self, file: str, key: str) -> bool:
+        """Whether ``key`` of params file ``file`` was set for the experiment."""
+        return key in self.overrides.get(file, {})
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"id", "name", "set"}``, as records and ``--json`` write it."""
+        return {"id": self.id, "name": self.name,
+                "set": {f: dict(keys) for f, keys in self.overrides.items()}}
+
+
+@dataclass(frozen=True)
 class Within:
     """The output folder version a file input was found in."""
 
@@ -100,6 +130,8 @@ class LineageRun:
     problem: str | None = None
     trust: Trust | None = None
     """Set for a record this clone did not write (from a remote, unsigned)."""
+    experiment: ExperimentMark | None = None
+    """The experiment the run was made for (None for a run of ``repro``)."""
 
 
 @dataclass(frozen=True)

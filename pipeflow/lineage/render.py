@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
-from pipeflow.lineage.model import Lineage, LineageArtifact, LineageRun
+from pipeflow.lineage.model import ExperimentMark, Lineage, LineageArtifact, LineageRun
 
 FORMATS = ("text", "json", "dot", "mermaid", "openlineage")
 LINEAGE_SCHEMA = 1
@@ -118,8 +119,9 @@ def _run_lines(run: LineageRun) -> tuple[str, list[str]]:
     if run.command:
         d.append("command  " + run.command[0])
         d.extend("         " + c for c in run.command[1:])
-    params = [f"{f}: " + ", ".join(f"{k}={_scalar(v)}" for k, v in values.items())
-              for f, values in run.params.items() if values]
+    if run.experiment is not None:
+        d.append(_experiment_line(run.experiment, run.params))
+    params = _params_lines(run)
     if params:
         d.append("params   " + params[0])
         d.extend("         " + p for p in params[1:])
@@ -135,6 +137,30 @@ def _run_lines(run: LineageRun) -> tuple[str, list[str]]:
         version = f", pipeflow {run.pipeflow_version}" if run.pipeflow_version else ""
         d.append(f"by       {run.user or '?'} on {run.host or '?'}{version}")
     return head, d
+
+
+def _params_lines(run: LineageRun) -> list[str]:
+    """``file: k=v, ...`` per params file; a key set for the run's experiment on a line
+    of its own: ``file: train.C = 10 (set for experiment lr-high)``."""
+    exp = run.experiment
+    lines = []
+    for f, values in run.params.items():
+        plain = {k: v for k, v in values.items() if exp is None or not exp.overrides_key(f, k)}
+        if plain:
+            lines.append(f"{f}: " + ", ".join(f"{k}={_scalar(v)}" for k, v in plain.items()))
+        lines.extend(f"{f}: {k} = {_scalar(v)} (set for experiment {exp.name})"
+                     for k, v in values.items() if exp is not None and k not in plain)
+    return lines
+
+
+def _experiment_line(exp: ExperimentMark, params: Mapping[str, Mapping[str, Any]]) -> str:
+    """The experiment a run was made for, and what it set that this run did not read."""
+    line = f"exp      {exp.name} (id {exp.id[:12]})"
+    unread = [f"{k}={_scalar(v)}" for f, keys in exp.overrides.items()
+              for k, v in keys.items() if k not in params.get(f, {})]
+    if unread:
+        line += "; also set, not read by this stage: " + ", ".join(unread)
+    return line
 
 
 def to_text(lineage: Lineage) -> str:
@@ -207,6 +233,7 @@ def run_json(r: LineageRun) -> dict[str, Any]:
         "metrics": {p: dict(v) for p, v in r.metrics.items()},
         "restored_by": r.restored_by, "problem": r.problem,
         "trust": r.trust.to_json() if r.trust is not None else None,
+        "experiment": r.experiment.to_json() if r.experiment is not None else None,
     }
 
 
@@ -252,6 +279,8 @@ def _run_label(r: LineageRun) -> str:
     params = ", ".join(f"{k}={_scalar(v)}" for values in r.params.values()
                        for k, v in values.items())
     label = f"{r.stage}\nrun {r.id[:8]}"
+    if r.experiment is not None:
+        label += f"\nexperiment {r.experiment.name}"
     return (label + (f"\n{params}" if params else "") + ("\n(PROBLEM)" if r.problem else "")
             + ("\n(unsigned, from elsewhere)" if r.trust is not None else ""))
 
@@ -341,9 +370,10 @@ def to_openlineage(lineage: Lineage) -> list[dict[str, Any]]:
             inputs.append(_dataset(path, oid, art.version if art else None, version))
         outputs = [_dataset(o.path, o.hash, o.version, version) for o in run.outputs]
         facets = {
-            "pipeflow_params": _facet("PipeflowParamsRunFacet",
-                                      {"params": {f: dict(v) for f, v in run.params.items()}},
-                                      version),
+            "pipeflow_params": _facet(
+                "PipeflowParamsRunFacet",
+                {"params": {f: dict(v) for f, v in run.params.items()},
+                 "experiment": run.experiment.to_json() if run.experiment else None}, version),
             "pipeflow_fingerprint": _facet(
                 "PipeflowFingerprintRunFacet",
                 {"fingerprint": run.fingerprint, "record": run.id,

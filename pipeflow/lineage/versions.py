@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeflow.errors import UsageError
+from pipeflow.errors import StorageError, UsageError
 from pipeflow.lineage import tags as tagfile
 from pipeflow.lineage.labels import (
     LOCAL_PREFIX,
@@ -24,6 +24,7 @@ from pipeflow.lineage.labels import (
     side_label,
     version_labels,
 )
+from pipeflow.lineage.model import ExperimentMark
 from pipeflow.project.project import Project
 from pipeflow.records.index import RunIndex, VersionRow
 
@@ -53,6 +54,8 @@ class Version:
     side: bool = False
     """No number, but a commit some ref of this clone reaches names it (off this
     branch's first-parent line: e.g. after a fast-forward onto a colleague's merge)."""
+    experiment: ExperimentMark | None = None
+    """The experiment its first run was made for (``pipeflow exp run``), if any."""
 
     @property
     def label(self) -> str:
@@ -104,7 +107,9 @@ def list_versions(repo: Project, path: str, *, current_hash: str | None = None,
 
     out: list[Version] = []
     prev_params: dict[str, Any] | None = None
-    for number, row in ordered_rows(repo, path, labels):
+    rows = ordered_rows(repo, path, labels)
+    marks = experiment_marks(index, [row.first_run for _, row in rows])
+    for number, row in rows:
         params = {f"{f}:{k}": v for f, vals in index.params_of(row.first_run).items()
                   for k, v in vals.items()}
         changed = {}
@@ -122,8 +127,26 @@ def list_versions(repo: Project, path: str, *, current_hash: str | None = None,
             in_cache=not repo.store.missing(info), current=row.hash == current_hash,
             params_changed=changed, metrics=metrics,
             side=number is None and labels.committed(path, row.hash),
+            experiment=marks.get(row.first_run),
         ))
     return out
+
+
+def experiment_marks(index: RunIndex, run_ids: list[str]) -> dict[str, ExperimentMark]:
+    """Run id -> the experiment it was made for, for those of ``run_ids`` that were.
+
+    The index does not keep the mark: each record is read (one small file per
+    version; an unreadable one is left unmarked, ``verify`` reports it).
+    """
+    marks: dict[str, ExperimentMark] = {}
+    for run_id in dict.fromkeys(run_ids):
+        try:
+            mark = ExperimentMark.of(index.record(run_id).body.experiment)
+        except StorageError:
+            continue
+        if mark is not None:
+            marks[run_id] = mark
+    return marks
 
 
 def _metrics_of_version(index: RunIndex, path: str, oid: str, first_run: str) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """What gc must keep: every object a kept reference reaches, and why.
 
 References, by reason: ``lock`` (the workspace lock and the locks of the chosen git
-revisions), ``tag`` (tagged versions), ``run`` (outputs of runs that ended within
+revisions), ``tag`` (tagged versions), ``experiment`` (the outputs of every experiment
+not removed, however old: ``exp apply`` restores them), ``run`` (outputs of runs that ended within
 ``--keep-days``, from every run record this clone holds — with ``--remote``, the
 remote's records too) and ``versions`` (the last ``--keep-versions`` of each path).
 
@@ -31,7 +32,7 @@ from pipeflow.lock.lockfile import FileEntry, Lock, out_entries
 from pipeflow.project.project import LOCK_FILE, Project
 from pipeflow.storage.remote import Remote
 
-REASONS = ("lock", "tag", "run", "versions")
+REASONS = ("lock", "tag", "experiment", "run", "versions")
 """Why an object is kept, strongest first (an object kept for two is counted once)."""
 
 
@@ -166,11 +167,20 @@ def _history_refs(repo: Project, scope: GcScope, workspace: Lock) -> list[Refere
               - datetime.timedelta(days=scope.keep_days)).isoformat()
     refs += [Reference(out.hash, out.isdir, out.path, "run", f"run {out.run[:12]}")
              for out in index.outputs_since(cutoff)]
+    refs += _experiment_refs(repo)
     if scope.keep_versions:
         for path in index.paths():
             refs += [Reference(row.hash, row.isdir, path, "versions", f"version {row.hash[:8]}")
                      for row in index.versions(path)[-scope.keep_versions:]]
     return refs
+
+
+def _experiment_refs(repo: Project) -> list[Reference]:
+    """The cached outputs of every live experiment (a removed one's go with it)."""
+    from pipeflow.lineage.experiments import experiments
+
+    return [Reference(out.hash, out.isdir, out.path, "experiment", f"experiment {exp.name}")
+            for exp in experiments(repo) for out in exp.outputs if out.cache]
 
 
 def references(repo: Project, scope: GcScope) -> list[Reference]:

@@ -42,11 +42,19 @@ class ParamsDiff:
         return [c for c in self.changes if c.changed]
 
 
-def diff(repo: Project, rev: str = "HEAD") -> ParamsDiff:
-    """Params values recorded in the lock at ``rev`` against the params files now."""
+def workspace_params(repo: Project) -> dict[str, dict[str, dict[str, Any]]]:
+    """stage -> params file -> key -> value: what each stage of the pipeline declares,
+    as the params files hold it now (stages in run order)."""
     from pipeflow.ops.project import current_lock, load_project
     from pipeflow.planning.plan import Planner
 
+    graph = load_project(repo).graph
+    planner = Planner(repo, graph, current_lock(repo))
+    return {name: planner.params_of(graph.pipeline.stages[name]) for name in graph.order}
+
+
+def diff(repo: Project, rev: str = "HEAD") -> ParamsDiff:
+    """Params values recorded in the lock at ``rev`` against the params files now."""
     old_lock, existed = lock_at(repo, rev)
     before: dict[tuple[str, str], Any] = {}
     stages: dict[tuple[str, str], set[str]] = {}
@@ -55,11 +63,9 @@ def diff(repo: Project, rev: str = "HEAD") -> ParamsDiff:
             for key, value in values.items():
                 before[(file, str(key))] = value
                 stages.setdefault((file, str(key)), set()).add(name)
-    graph = load_project(repo).graph
-    planner = Planner(repo, graph, current_lock(repo))
     after: dict[tuple[str, str], Any] = {}
-    for name in graph.order:
-        for file, values in planner.params_of(graph.pipeline.stages[name]).items():
+    for name, table in workspace_params(repo).items():
+        for file, values in table.items():
             for key, value in values.items():
                 after[(file, key)] = value
                 stages.setdefault((file, key), set()).add(name)

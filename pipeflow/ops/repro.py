@@ -61,15 +61,22 @@ class ReproOptions:
         object.__setattr__(self, "targets", tuple(self.targets))
         object.__setattr__(self, "executor_options",
                            MappingProxyType(dict(self.executor_options)))
-        if self.jobs < 0:
-            raise UsageError(f"--jobs must be 0 (one per CPU) or more (got {self.jobs})")
-        if self.wait < 0:
-            raise UsageError(f"--wait must be 0 seconds or more (got {self.wait})")
+        check_run_options(self.jobs, self.wait, self.executor, self.executor_options)
         if self.single_item and self.downstream:
             raise UsageError("--single-item and --downstream cannot be combined",
                              hint="--single-item runs only the targets, --downstream the "
                                   "targets and everything after them: choose one")
-        check_options(self.executor, self.executor_options)
+
+
+def check_run_options(jobs: int, wait: float, executor: str,
+                      executor_options: Mapping[str, str]) -> None:
+    """The checks every running verb (``repro``, ``exp run``) makes of its options:
+    UsageErrors before anything is read or run."""
+    if jobs < 0:
+        raise UsageError(f"--jobs must be 0 (one per CPU) or more (got {jobs})")
+    if wait < 0:
+        raise UsageError(f"--wait must be 0 seconds or more (got {wait})")
+    check_options(executor, executor_options)
 
 
 @dataclass

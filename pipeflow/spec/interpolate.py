@@ -16,10 +16,11 @@ from __future__ import annotations
 import datetime
 import difflib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from pipeflow.params import key_text
+from pipeflow.spec.shellwords import Scanner, quote
 from pipeflow.spec.yamlpos import SpecProblem, YamlPath
 
 _TOKEN = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
@@ -155,18 +156,18 @@ def _kind(value: Any) -> str:
     return f"the scalar {render(value)!r}"
 
 
-def interpolate(text: str, ctx: Context, path: YamlPath, what: str) -> str:
-    """``text`` with every ``${...}`` replaced by its scalar value and ``$${`` by ``${``."""
-    if "${" not in text:
-        return text
-    parts: list[str] = []
+def _pieces(
+    text: str, ctx: Context, path: YamlPath, what: str
+) -> Iterator[tuple[str, str | None]]:
+    """``text`` as (piece, reference): literal pieces with None, values with their ``${...}``."""
     pos = 0
     for m in _TOKEN.finditer(text):
-        parts.append(text[pos : m.start()])
+        if m.start() > pos:
+            yield text[pos : m.start()], None
         pos = m.end()
         token = m.group(0)
         if token == "$${":
-            parts.append("${")
+            yield "${", None
         elif m.group(1) is None:
             raise SpecProblem(
                 f"unclosed '${{' in {what}", path, hint="close it with '}', or write $${ for '${'"
@@ -181,9 +182,58 @@ def interpolate(text: str, ctx: Context, path: YamlPath, what: str) -> str:
                     path,
                     hint="reference one key inside it, e.g. ${section.key}",
                 )
-            parts.append(shown)
-    parts.append(text[pos:])
+            yield shown, token
+    if pos < len(text):
+        yield text[pos:], None
+
+
+def interpolate(text: str, ctx: Context, path: YamlPath, what: str) -> str:
+    """``text`` with every ``${...}`` replaced by its scalar value and ``$${`` by ``${``."""
+    if "${" not in text:
+        return text
+    return "".join(piece for piece, _ in _pieces(text, ctx, path, what))
+
+
+def interpolate_command(text: str, ctx: Context, path: YamlPath, what: str) -> str:
+    """A shell command: like :func:`interpolate`, each value quoted to stay one shell word.
+
+    The rule (:mod:`pipeflow.spec.shellwords`) depends on where the reference stands:
+    outside quotes, inside the command's double quotes or single quotes; a value that
+    cannot be quoted where it stands is refused.
+    """
+    if "${" not in text:
+        return text
+    scanner = Scanner()
+    parts: list[str] = []
+    for piece, token in _pieces(text, ctx, path, what):
+        if token is None:
+            scanner.feed(piece)
+            parts.append(piece)
+            continue
+        if "\x00" in piece:
+            raise SpecProblem(f"the value of '{token}' in {what} holds a NUL character, "
+                              "which no command can receive", path)
+        spot = scanner.spot()
+        quoted = quote(piece, spot)
+        if quoted is None or not scanner.feed_value(quoted):
+            raise SpecProblem(
+                f"'{token}' in {what} stands inside {spot.inside}, where its value "
+                f"{piece!r} cannot be quoted safely; only letters, digits and @%+=:,./- "
+                "can be inserted there",
+                path,
+                hint=_UNQUOTABLE_HINT,
+            )
+        parts.append(quoted)
+    if scanner.problem is not None:
+        raise SpecProblem(f"{what}: {scanner.problem}", path,
+                          hint="choose a here-document delimiter no value can equal")
     return "".join(parts)
+
+
+_UNQUOTABLE_HINT = (
+    "move the reference outside it (write $(...) instead of backquotes), or pass the value "
+    "as an argument outside quotes: pipeflow quotes it there (docs/spec.md)"
+)
 
 
 def interpolate_value(text: str, ctx: Context, path: YamlPath, what: str) -> Any:

@@ -123,7 +123,21 @@ def build_pipeline(root: Path, doc: Document) -> Pipeline:
                 inst, root=root, env_defaults=env_defaults, location=location
             )
     params_files = tuple(sorted({ref.file for s in stages.values() for ref in s.params}))
-    return Pipeline(stages, spec_file=doc.file, params_files=params_files)
+    return Pipeline(stages, spec_file=doc.file, params_files=params_files,
+                    vars_files=_vars_files(data.get("vars")))
+
+
+def _vars_files(raw: Any) -> tuple[str, ...]:
+    """The file entries of ``vars`` (already read and checked by the context)."""
+    entries = raw if isinstance(raw, list) else [raw] if raw else []
+    files = []
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            try:
+                files.append(resolve(str(entry)))
+            except PathError:
+                continue
+    return tuple(files)
 
 
 def _variables(root: Path, raw: Any) -> dict[str, Any]:

@@ -87,3 +87,5 @@ class Pipeline:
     spec_file: str = "pipeline.yaml"
     params_files: tuple[str, ...] = ()
     """Every params file the pipeline reads (for ``params diff`` and watching)."""
+    vars_files: tuple[str, ...] = ()
+    """The files of the spec's ``vars`` (their values reach ``${...}``), as written."""

@@ -24,7 +24,7 @@ from pipeflow.params import (
     lookup,
     read_params,
 )
-from pipeflow.spec.interpolate import interpolate, interpolate_scalar
+from pipeflow.spec.interpolate import interpolate, interpolate_command, interpolate_scalar
 from pipeflow.spec.model import Out, OutKind, ParamRef, Stage, StageEnv
 from pipeflow.spec.paths import PathError, check_output, resolve
 from pipeflow.spec.templates import Instance
@@ -136,9 +136,13 @@ class _Builder:
         return self.resolved(raw, ("wdir",), "wdir", ".")
 
     def cmd(self, raw: str | list[str]) -> tuple[str, ...]:
-        if isinstance(raw, str):
-            return (self.text(raw, ("cmd",), "'cmd'"),)
-        return tuple(self.text(c, ("cmd", i), "'cmd'") for i, c in enumerate(raw))
+        """Each command with its values quoted for ``/bin/sh`` (one word per ``${...}``)."""
+        commands = [raw] if isinstance(raw, str) else raw
+        paths = [("cmd",)] if isinstance(raw, str) else [("cmd", i) for i in range(len(raw))]
+        return tuple(
+            interpolate_command(c, self.inst.ctx, self._at(p), f"'cmd' of {self.owner}")
+            for c, p in zip(commands, paths, strict=True)
+        )
 
     def path_list(self, raw: list[str] | None, field: str, what: str, wdir: str) -> tuple[str, ...]:
         return _dedupe(self.resolved(p, (field, i), what, wdir) for i, p in enumerate(raw or ()))

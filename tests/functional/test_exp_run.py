@@ -202,3 +202,64 @@ def test_ignored_helpers_a_command_uses_are_there_and_stay_untouched(project: Pr
     assert project.read("tools/tool.sh") == "echo tool-$1 > out.txt\n"
     assert sorted(p.name for p in (project.root / "tools").iterdir()) == ["tool.sh"]
     assert project.git("status", "--porcelain") == ""
+
+
+def test_a_failed_experiment_keeps_no_metrics_of_the_workspace(project: Project) -> None:
+    _ready(project)
+    spec = project.read("pipeline.yaml").replace(
+        "echo evaluate >>", "test ${eval.k} != 9 && echo evaluate >>")
+    project.write("pipeline.yaml", spec)
+    assert project.run("repro").code == 0
+    commit(project)
+    res = project.run("exp", "run", "--set", "eval.k=9", "--name", "nine")
+    assert res.code == 1, res.text
+    [exp] = _exps(project)
+    assert exp.failed_stage == "evaluate"
+    assert exp.metrics == {}, "the workspace's metrics are not the experiment's"
+    assert exp.params["params.yaml"]["eval.k"] == 9
+    assert {s.stage: s.how for s in exp.stages}["evaluate"] == "failed"
+
+
+def test_stages_left_out_by_targets_lend_the_experiment_nothing(project: Project) -> None:
+    """``exp run train`` does not run evaluate: the experiment has no metrics, not the
+    workspace's."""
+    _ready(project)
+    res = project.run("exp", "run", "train", "--set", "train.lr=0.7", "--name", "t")
+    assert res.code == 0, res.text
+    assert runs(project) == ["train"]
+    [exp] = _exps(project)
+    assert exp.metrics == {}
+    assert {s.stage for s in exp.stages} == {"prepare", "train"}
+
+
+def test_bad_targets_and_files_are_refused_before_anything_runs(project: Project) -> None:
+    before = _ready(project)
+    for args in (("nosuch", "--set", "eval.k=2"),
+                 ("--set", "pipeline.yaml:stages.train.cmd=true"),
+                 ("--set", "metrics.json:k=9")):
+        res = project.run("exp", "run", *args)
+        assert res.code == 2, (args, res.text)
+    assert "not a params file of this pipeline" in res.text
+    assert runs(project) == [] and _exps(project) == []
+    _untouched(project, before)
+
+
+def test_a_failed_replacement_keeps_the_experiment_it_was_to_replace(project: Project) -> None:
+    _flaky(project)
+    assert project.run("exp", "run", "--set", "train.lr=2", "--name", "a").code == 0
+    res = project.run("exp", "run", "--set", "train.lr=9", "--name", "a", "--replace")
+    assert res.code == 1
+    assert "is kept" in res.text
+    assert sorted(e.status.value for e in _exps(project)) == ["done", "failed"]
+
+
+def test_overrides_no_stage_reads_are_named(project: Project) -> None:
+    _ready(project)
+    project.params({"prep": {"n": 3}, "train": {"lr": 0.05, "epochs": 2}, "eval": {"k": 1},
+                    "unused": {"x": 1}})
+    commit(project)
+    res = project.run("exp", "run", "--set", "unused.x=2", "--name", "u")
+    assert res.code == 0, res.text
+    assert "changed no stage's inputs" in res.text
+    res = project.run("exp", "run", "--set", "eval.k=3", "--name", "k3")
+    assert "changed no stage" not in res.text

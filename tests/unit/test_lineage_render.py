@@ -112,3 +112,27 @@ def test_every_format_renders(lineage: Lineage) -> None:
         assert render(lineage, fmt).endswith("\n")
     with pytest.raises(ValueError):
         render(lineage, "svg")
+
+
+def test_a_run_made_for_an_experiment_shows_what_it_set(lineage: Lineage) -> None:
+    from dataclasses import replace
+
+    from pipeflow.lineage.model import ExperimentMark
+
+    mark = ExperimentMark("3f2a9c01d2e4ff", "lr-high",
+                          {"params.yaml": {"lr": 10, "epochs": 3}})
+    runs = {i: replace(r, experiment=mark) if r.stage == "train" else r
+            for i, r in lineage.runs.items()}
+    marked = replace(lineage, runs=runs)
+    lines = [line.strip() for line in render(marked, "text").splitlines()]
+    assert ("exp      lr-high (id 3f2a9c01d2e4); also set, not read by this stage: "
+            "epochs=3") in lines
+    # the value the run read, on the params line
+    assert "params   params.yaml: lr = 0.1 (set for experiment lr-high)" in lines
+    assert not any(line.startswith("params   params.yaml: lr=") for line in lines)
+    body = json.loads(render(marked, "json"))
+    jsonschema.Draft202012Validator(SCHEMA).validate(body)
+    assert [r["experiment"] for r in body["runs"] if r["experiment"]] == [
+        {"id": "3f2a9c01d2e4ff", "name": "lr-high",
+         "set": {"params.yaml": {"lr": 10, "epochs": 3}}}]
+    assert "experiment lr-high" in render(marked, "dot")

@@ -49,7 +49,8 @@ def test_foreach_falls_back_to_indexes(tmp_path: Path) -> None:
     assert cmds(load(tmp_path, dicts)) == {"t@0": "go a", "t@1": "go b"}
     # one value that is no name token (a space) or a repeat: indexes for all
     spaced = "stages:\n  t:\n    foreach: [a, b c]\n    do: {cmd: 'go ${item}'}\n"
-    assert cmds(load(tmp_path, spaced)) == {"t@0": "go a", "t@1": "go b c"}
+    # (a value with a space reaches the command as one shell word: quoted)
+    assert cmds(load(tmp_path, spaced)) == {"t@0": "go a", "t@1": "go 'b c'"}
     repeated = "stages:\n  t:\n    foreach: [a, a]\n    do: {cmd: 'go ${item}'}\n"
     assert list(load(tmp_path, repeated).stages) == ["t@0", "t@1"]
 

@@ -1,0 +1,337 @@
+"""``exp apply``: make an experiment's params and outputs the workspace's; ``exp remove``.
+
+Apply writes the experiment's overrides into the params files (formatting kept:
+:mod:`pipeflow.experiments.paramedit`), then runs ``repro`` on the project for the
+experiment's targets. With the params equal to the experiment's, every stage's
+fingerprint is one the experiment recorded, so the run cache restores its outputs and
+``repro`` renders the lock as if it had made them: nothing trains, ``status`` is clean
+and the next ``repro`` runs nothing. A stage whose fingerprint differs (its code
+changed since the experiment) or whose outputs are in no cache runs, and the report
+lists it.
+
+Before a byte of the workspace changes, holding the repository lock for the whole
+apply: the experiment must exist and have succeeded, its params files must have no
+uncommitted changes (unless ``force``; outside git there is nothing to compare), and
+its outputs missing from the local cache are downloaded from the default remote when
+one is configured (a colleague's experiment after ``pipeflow fetch``). Downloading
+first, rather than through the run cache's fetcher while stages are being decided,
+means an unreachable remote refuses the apply with nothing changed.
+
+If ``repro`` fails or is interrupted, apply is undone: the params files and
+``pipeline.lock`` get their old bytes back and the outputs are checked out as that
+lock records them (stages that finished stay in the run cache, so nothing is lost).
+An undo that cannot finish says what is left (never silently half-applied).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pipeflow.errors import Cancelled, PipeflowError, StageFailed, StorageError, UsageError
+from pipeflow.experiments import summary
+from pipeflow.experiments.overrides import write_overrides
+from pipeflow.files import atomicfile, safepath
+from pipeflow.files.repolock import RepoLock
+from pipeflow.lineage.experiments import Experiment, experiments, find
+from pipeflow.project.project import LOCK_FILE, Project
+
+if TYPE_CHECKING:
+    from pipeflow.execution.cancel import CancelToken
+    from pipeflow.execution.scheduler import EventSink, StageEvent
+    from pipeflow.lineage.trust import Trust
+    from pipeflow.ops.repro import ReproReport
+
+
+@dataclass(frozen=True)
+class ParamSet:
+    """One value an apply wrote: ``old`` is what the params file held before."""
+
+    file: str
+    key: str
+    old: Any
+    new: Any
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.old != self.new or type(self.old) is not type(self.new))
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What ``exp apply`` did."""
+
+    name: str
+    id: str
+    params: tuple[ParamSet, ...]
+    restored: tuple[str, ...]
+    """Stages whose outputs came from the run cache (nothing ran)."""
+    ran: tuple[str, ...]
+    """Stages that had to run: their fingerprint was not the experiment's (code or
+    data changed since), or their outputs were in no cache."""
+    up_to_date: tuple[str, ...]
+    fetched: int = 0
+    """Objects downloaded from ``remote`` first."""
+    remote: str | None = None
+    lock_changed: bool = False
+    untrusted: tuple[tuple[str, Trust], ...] = ()
+    """(stage, verdict): the experiment's run-cache entry was not used because its
+    record is not trusted (a colleague's, from a remote whose run cache the project
+    does not trust: docs/remotes.md), so the stage ran."""
+
+
+@dataclass(frozen=True)
+class Removed:
+    """What ``exp remove`` removed, in the order asked."""
+
+    experiments: tuple[Experiment, ...]
+
+
+class _HeldLock(RepoLock):
+    """The repository lock apply already holds: ``repro`` and ``checkout`` take the
+    lock themselves, and a second ``flock`` in this process would wait for the first."""
+
+    def acquire(self) -> None:
+        return None
+
+    def release(self) -> None:
+        return None
+
+
+class _Held(Project):
+    """The project while ``exp apply`` holds its repository lock."""
+
+    def lock(self, *, wait: float = 0.0) -> RepoLock:
+        return _HeldLock(self.dot / "lock")
+
+
+def exp_apply(home: Project, name: str, *, force: bool = False, wait: float = 0.0,
+              on_event: EventSink | None = None, cancel: CancelToken | None = None
+              ) -> Applied:
+    """Make experiment ``name``'s params and outputs the workspace's (see the module
+    docstring). UsageError (nothing changed) for an unknown or failed experiment, or
+    params files with uncommitted changes without ``force``; LockedError when another
+    writer holds the repository lock past ``wait``."""
+    if not home.dot.is_dir():
+        raise UsageError(f"{home.root} is not a pipeflow project yet",
+                         hint="run `pipeflow repro` (or `pipeflow init`) first")
+    _ = home.config  # a bad config is reported before anything is taken
+    with home.lock(wait=wait), _Held(home.root) as repo:
+        exp = _applicable(repo, name)
+        changes = param_changes(repo, exp)
+        files = sorted({c.file for c in changes})
+        if not force:
+            _refuse_uncommitted(repo, exp, files)
+        fetched, remote = _fetch_outputs(repo, exp)
+        saved = _Saved.take(repo, files)
+        try:
+            write_overrides(repo.root, exp.overrides)
+        except BaseException:  # a second file not written: the first goes back
+            _undo(repo, saved, outputs=False)
+            raise
+        report = _repro_or_undo(repo, exp, saved, on_event, cancel)
+    out = report.outcome
+    return Applied(exp.name, exp.id, tuple(changes), tuple(out.restored), tuple(out.ran),
+                   tuple(out.skipped), fetched, remote, report.lock_changed,
+                   tuple(report.untrusted))
+
+
+def _applicable(repo: Project, name: str) -> Experiment:
+    exp = find(repo, name)
+    if not exp.ok:
+        where = f" at stage '{exp.failed_stage}'" if exp.failed_stage else ""
+        raise UsageError(f"experiment '{exp.name}' failed{where}: it has no results to apply",
+                         hint=f"`pipeflow exp show` shows its error; run it again after a fix "
+                              f"(`pipeflow exp run --name {exp.name} --replace ...`)")
+    return exp
+
+
+def param_changes(repo: Project, exp: Experiment) -> list[ParamSet]:
+    """The values applying ``exp`` writes, with the values they replace. A path that
+    is not a plain project path (records come from other clones), a params file or
+    key that no longer exists: UsageError, before anything is written."""
+    from pipeflow.params import MissingParamError, lookup, read_params
+
+    changes = []
+    for file, values in sorted(exp.overrides.items()):
+        safepath.check(file, where=f"experiment '{exp.name}': set")
+        try:
+            data = read_params(repo.root / file, name=file, root=repo.root)
+        except PipeflowError as exc:
+            raise UsageError(f"experiment '{exp.name}' sets keys of {file}: {exc.message}",
+                             hint="restore that params file (it was renamed or removed "
+                                  "since the experiment ran)") from exc
+        for key, value in sorted(values.items()):
+            try:
+                old = lookup(data, key)
+            except MissingParamError as exc:
+                raise UsageError(f"experiment '{exp.name}' sets {key} in {file}, which has "
+                                 f"no such key now", hint="put the key back in the params "
+                                 "file to apply this experiment") from exc
+            changes.append(ParamSet(file, key, old, value))
+    return changes
+
+
+def _refuse_uncommitted(repo: Project, exp: Experiment, files: Sequence[str]) -> None:
+    """UsageError naming the params files with uncommitted changes (staged, unstaged
+    or never committed); outside git, or with git missing, nothing to compare."""
+    from pipeflow.git import gitcmd
+
+    dirty = []
+    for file in files:
+        try:
+            done = gitcmd.run(repo.root, "status", "--porcelain", "-z", "--",
+                              f":(literal){file}")
+        except (OSError, subprocess.SubprocessError):
+            return
+        if done.returncode != 0:
+            return  # not a git repository (or git cannot tell): nothing to compare
+        if done.stdout.strip(b"\0"):
+            dirty.append(file)
+    if dirty:
+        shown = ", ".join(dirty)
+        raise UsageError(
+            f"{shown} {'has' if len(dirty) == 1 else 'have'} uncommitted changes: "
+            f"applying experiment '{exp.name}' would write over them; nothing was changed",
+            hint=f"commit them (`git commit {' '.join(dirty)}`) or discard them first, "
+                 f"or pass --force to write the experiment's values over them")
+
+
+def _fetch_outputs(repo: Project, exp: Experiment) -> tuple[int, str | None]:
+    """Download the experiment's outputs this cache lacks from the default remote
+    (manifests first, then the files they list); (objects fetched, remote name)."""
+    from pipeflow.ops.remotes import list_remotes, open_remote
+    from pipeflow.ops.transfer import download_objects
+
+    infos = [o.hash_info() for o in exp.outputs if o.cache and safepath.problem(o.path) is None]
+    if not any(repo.store.missing(i) for i in infos) or not list_remotes(repo):
+        return 0, None
+    try:
+        remote = open_remote(repo)
+    except UsageError:
+        return 0, None  # several remotes and no default: the stages will say
+    fetched = 0
+    for _ in range(2):  # a folder's files are known once its manifest is here
+        wanted = sorted({oid for i in infos for oid in repo.store.missing(i)})
+        if not wanted:
+            break
+        failed = download_objects(repo, remote, wanted)
+        fetched += len(wanted) - len(failed)
+    return fetched, remote.name
+
+
+@dataclass(frozen=True)
+class _Saved:
+    """The bytes apply may change, to put back on failure (None: the file was absent)."""
+
+    files: dict[str, bytes]
+    lock: bytes | None
+
+    @classmethod
+    def take(cls, repo: Project, files: Iterable[str]) -> _Saved:
+        lock = repo.lock_path.read_bytes() if repo.lock_path.is_file() else None
+        return cls({f: (repo.root / f).read_bytes() for f in files}, lock)
+
+
+def _repro_or_undo(repo: Project, exp: Experiment, saved: _Saved,
+                   on_event: EventSink | None, cancel: CancelToken | None) -> ReproReport:
+    from pipeflow.ops.repro import ReproOptions, repro
+
+    touched: list[str] = []
+
+    def seen(ev: StageEvent) -> None:
+        if ev.kind != "skipped":
+            touched.append(ev.stage)
+        if on_event is not None:
+            on_event(ev)
+
+    try:
+        report = repro(repo, ReproOptions(targets=exp.targets), on_event=seen, cancel=cancel)
+    except BaseException as exc:
+        left = _undo(repo, saved, bool(touched))
+        if left:
+            raise _undo_failed(exp, left) from exc
+        raise
+    outcome = report.outcome
+    if outcome.ok:
+        return report
+    left = _undo(repo, saved, True)
+    if left:
+        raise _undo_failed(exp, left)
+    undone = (f"`exp apply {exp.name}` was undone: the params files, {LOCK_FILE} and the "
+              "outputs are as they were (stages that finished are in the run cache)")
+    if outcome.failed:
+        first = outcome.failed[0]
+        raise StageFailed(first.stage, f"{first.message}; {undone}", log_tail=first.log_tail)
+    raise Cancelled(f"cancelled; {undone}")
+
+
+def _undo(repo: Project, saved: _Saved, outputs: bool) -> list[str]:
+    """Put the saved bytes back and, when ``outputs`` (a stage was touched), check out
+    the outputs the old lock records; what could not be put back, as sentences."""
+    from pipeflow.ops.checkout import checkout
+
+    left = []
+    for file, data in saved.files.items():
+        try:
+            atomicfile.write_bytes(repo.root / file, data)
+        except OSError as exc:
+            left.append(f"{file} keeps the experiment's values ({exc.strerror or exc})")
+    try:
+        if saved.lock is None:
+            repo.lock_path.unlink(missing_ok=True)
+        else:
+            atomicfile.write_bytes(repo.lock_path, saved.lock)
+    except OSError as exc:
+        left.append(f"{LOCK_FILE} keeps the stages that finished ({exc.strerror or exc})")
+    if outputs and not left:
+        try:
+            checkout(repo)
+        except PipeflowError as exc:
+            left.append(f"some outputs are the experiment's ({exc.message})")
+    return left
+
+
+def _undo_failed(exp: Experiment, left: list[str]) -> StorageError:
+    return StorageError(
+        f"`exp apply {exp.name}` failed and could not be fully undone: " + "; ".join(left),
+        hint=f"go back with `git checkout -- {LOCK_FILE} PARAMS_FILES` and "
+             "`pipeflow checkout`, or finish the apply with `pipeflow repro`")
+
+
+def exp_remove(home: Project, names: Sequence[str], *, all_failed: bool = False,
+               wait: float = 0.0) -> Removed:
+    """Record the removal of the experiments ``names`` (names or id prefixes) and,
+    with ``all_failed``, of every failed one; an unknown name is a UsageError before
+    anything is removed. Removals are records: they travel with ``push``."""
+    from pipeflow.git.gitinfo import read_provenance
+
+    if not names and not all_failed:
+        raise UsageError("name the experiments to remove, or pass --all-failed",
+                         hint="`pipeflow exp show` lists them")
+    if not home.dot.is_dir():
+        raise UsageError(f"{home.root} is not a pipeflow project yet")
+    with home.lock(wait=wait):
+        pool = experiments(home)
+        chosen: dict[str, Experiment] = {}
+        for name in names:
+            exp = find(home, name, pool)
+            chosen.setdefault(exp.id, exp)
+        if all_failed:
+            for exp in pool:
+                if not exp.ok:
+                    chosen.setdefault(exp.id, exp)
+        prov = read_provenance(home.root)
+        for exp in chosen.values():
+            summary.write_removal(home, exp, prov)
+        live = {e.name for e in pool if e.id not in chosen}
+        for exp in chosen.values():
+            if exp.name not in live and safepath.problem(exp.name) is None and (
+                    "/" not in exp.name):  # a failed experiment's kept stage logs go too
+                with contextlib.suppress(OSError):
+                    shutil.rmtree(home.logs_dir / "exp" / exp.name)
+    return Removed(tuple(chosen.values()))

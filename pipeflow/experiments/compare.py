@@ -1,0 +1,55 @@
+"""``exp show`` and ``exp diff``: the experiments the records hold, against the workspace.
+
+The baseline is the workspace as the other commands read it, not a second reader:
+its params are what ``params diff`` calls the values now (each stage's declared keys
+in the params files), its metrics what ``metrics show`` reads from pipeline.lock, its
+commit git's HEAD.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pipeflow.experiments.table import WORKSPACE, ExpDiff, ExpTable, build, diff
+from pipeflow.lineage.experiments import Experiment, ExpStatus, experiments, find
+
+if TYPE_CHECKING:
+    from pipeflow.project.project import Project
+
+
+def workspace(repo: Project) -> Experiment:
+    """The workspace as an experiment named ``workspace`` (id ``""``)."""
+    from pipeflow.git.gitinfo import read_provenance
+    from pipeflow.ops.metrics import show as metrics_now
+    from pipeflow.ops.params_diff import workspace_params
+
+    params: dict[str, dict[str, Any]] = {}
+    for per_file in workspace_params(repo).values():
+        for file, values in per_file.items():
+            params.setdefault(file, {}).update(values)
+    metrics = {m.path: dict(m.values) for m in metrics_now(repo)}
+    where = read_provenance(repo.root)
+    return Experiment(id="", name=WORKSPACE, status=ExpStatus.DONE, params=params,
+                      metrics=metrics, commit=where.commit, dirty=where.dirty_paths,
+                      user=where.user, host=where.host)
+
+
+def show(repo: Project, *, sort: str | None = None, every: bool = False,
+         failed: bool = True) -> ExpTable:
+    """The ``exp show`` table (:func:`pipeflow.experiments.table.build`)."""
+    return build(workspace(repo), experiments(repo), sort=sort, every=every, failed=failed)
+
+
+def compare(repo: Project, a: str, b: str | None = None) -> ExpDiff:
+    """Experiment ``a`` against ``b`` (default: the workspace). An unknown name is
+    :func:`~pipeflow.lineage.experiments.find`'s UsageError; ``workspace`` names the
+    workspace unless an experiment is called so."""
+    pool = experiments(repo)
+
+    def one(name: str) -> Experiment:
+        if name == WORKSPACE and all(e.name != WORKSPACE for e in pool):
+            return workspace(repo)
+        return find(repo, name, pool)
+
+    first = one(a)
+    return diff(first, workspace(repo) if b is None else one(b))

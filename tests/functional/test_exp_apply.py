@@ -1,0 +1,306 @@
+"""``exp apply`` and ``exp remove`` on a real git project through the real CLI (issue 13,
+items 5 and 6; the "Bad input" lines about apply): apply restores from the run cache,
+refuses with nothing changed, is undone when a stage fails; gc keeps experiments'
+outputs until they are removed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from typing import Any
+
+import pytest
+
+import pipeflow
+from pipeflow.files.repolock import RepoLock
+from pipeflow.lineage.experiments import Experiment, experiments, find
+from pipeflow.project.project import Project as Proj
+from tests.conftest import Project
+from tests.functional.helpers import chain, commit, runs
+
+PARAMS = """\
+# the chain's params (comments and layout must survive an apply)
+prep:
+  n: 3          # lines kept
+train:
+  lr: 0.05      # learning rate
+  epochs: 2
+eval: {k: 1}
+"""
+MODEL = "models/model.txt"
+
+
+def _exp(p: Project, name: str) -> Experiment:
+    with Proj(p.root) as repo:
+        return find(repo, name)
+
+
+def _names(p: Project) -> set[str]:
+    with Proj(p.root) as repo:
+        return {e.name for e in experiments(repo)}
+
+
+def _state(p: Project) -> tuple[bytes, bytes, bytes]:
+    """The bytes apply must leave alone when it refuses: params, lock, model."""
+    return ((p.root / "params.yaml").read_bytes(), (p.root / "pipeline.lock").read_bytes(),
+            (p.root / MODEL).read_bytes())
+
+
+def _clean(p: Project) -> None:
+    res = p.run("status", "--json")
+    assert res.code == 0, res.text
+    assert json.loads(res.out)["up_to_date"] is True, res.out
+
+
+@pytest.fixture
+def base(project: Project) -> Project:
+    """The chain run and committed at train.lr 0.05, and experiment ``high`` (0.5)."""
+    assert project.run("init").code == 0
+    chain(project)
+    project.write("params.yaml", PARAMS)
+    project.write(".gitignore", "runs.log\n")
+    assert project.run("repro").code == 0
+    commit(project, "v1")
+    res = project.run("exp", "run", "--set", "train.lr=0.5", "--name", "high")
+    assert res.code == 0, res.text
+    runs(project)
+    return project
+
+
+def _apply(p: Project, *args: str) -> dict[str, Any]:
+    res = p.run("exp", "apply", *args, "--json")
+    assert res.code == 0, res.text
+    body: dict[str, Any] = json.loads(res.out)
+    return body
+
+
+def test_apply_restores_the_experiment_without_running_anything(base: Project) -> None:
+    high = _exp(base, "high")
+    res = base.run("exp", "apply", "high")
+    assert res.code == 0, res.text
+    assert "train.lr 0.05 -> 0.5" in res.out
+    assert "restored 2 stage(s) from the cache (train, evaluate)" in res.out
+    assert runs(base) == []  # nothing trained: the run cache had both stages
+    assert base.read(MODEL).startswith("lr=0.5")
+    assert base.lock()["stages"]["train"]["params"]["params.yaml"]["train.lr"] == 0.5
+    _clean(base)
+    again = base.run("repro")
+    assert again.code == 0, again.text
+    assert runs(base) == []  # the next repro runs nothing
+    # the lock and lineage name the experiment's own run of train
+    (train,) = [s for s in high.stages if s.stage == "train"]
+    assert train.run and base.lock()["stages"]["train"]["run"] == train.run
+    lineage = base.run("lineage", MODEL)
+    assert lineage.code == 0, lineage.text
+    assert f"run {train.run[:12]}" in lineage.out
+
+
+def test_apply_changes_only_the_set_line_of_the_params_file(base: Project) -> None:
+    before = base.read("params.yaml").splitlines(keepends=True)
+    _apply(base, "high")
+    after = base.read("params.yaml").splitlines(keepends=True)
+    assert len(after) == len(before)
+    changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+    assert changed == [4]
+    assert after[4].startswith("  lr: 0.5") and after[4].endswith("# learning rate\n")
+
+
+def test_apply_json_lists_params_and_stages(base: Project) -> None:
+    body = _apply(base, "high")
+    assert body["params"] == [{"file": "params.yaml", "key": "train.lr", "old": 0.05,
+                               "new": 0.5}]
+    assert body["restored"] == ["train", "evaluate"] and body["ran"] == []
+    assert body["up_to_date"] == ["prepare"] and body["lock_changed"] is True
+
+
+def test_apply_of_an_unknown_experiment_changes_nothing(base: Project) -> None:
+    before = _state(base)
+    res = base.run("exp", "apply", "hihg")
+    assert res.code == 2
+    assert "no experiment 'hihg'" in res.err and "did you mean 'high'" in res.err
+    assert _state(base) == before
+
+
+def test_apply_of_a_failed_experiment_names_its_stage(base: Project) -> None:
+    res = base.run("exp", "run", "--set", "prep.n=oops", "--name", "broken")
+    assert res.code == 1, res.text
+    before = _state(base)
+    res = base.run("exp", "apply", "broken")
+    assert res.code == 2
+    assert "experiment 'broken' failed at stage 'prepare'" in res.err
+    assert _state(base) == before and runs(base) == []
+
+
+def test_apply_refuses_over_uncommitted_params_unless_forced(base: Project) -> None:
+    base.write("params.yaml", PARAMS.replace("epochs: 2", "epochs: 3"))
+    before = _state(base)
+    res = base.run("exp", "apply", "high")
+    assert res.code == 2
+    assert "params.yaml has uncommitted changes" in res.err and "--force" in res.err
+    assert _state(base) == before
+    base.git("add", "params.yaml")  # staged is still uncommitted
+    assert base.run("exp", "apply", "high").code == 2
+    assert _state(base) == before
+    body = _apply(base, "high", "--force")
+    assert body["ran"] == ["train"]  # epochs 3 was never tried with lr 0.5: honest
+    assert "epochs: 3" in base.read("params.yaml") and base.read(MODEL).startswith("lr=0.5")
+
+
+def test_apply_outside_git_has_nothing_to_compare(base: Project) -> None:
+    shutil.rmtree(base.root / ".git")
+    base.write("params.yaml", PARAMS + "# edited\n")
+    assert _apply(base, "high")["restored"] == ["train", "evaluate"]
+
+
+def test_apply_waits_for_or_refuses_the_held_repository_lock(base: Project) -> None:
+    before = _state(base)
+    with RepoLock(base.root / ".pipeflow" / "lock"):
+        res = base.cli("exp", "apply", "high")
+    assert res.code == 1  # LockedError, as for every writer (pipeflow.errors)
+    assert "the repository is locked" in res.err and "--wait" in res.err
+    assert _state(base) == before
+
+
+def test_apply_lists_a_stage_that_had_to_run(base: Project) -> None:
+    spec = base.read("pipeline.yaml").replace("echo evaluate >>", "echo evaluate  >>")
+    base.write("pipeline.yaml", spec)  # evaluate's command changed since the experiment
+    assert base.run("repro").code == 0
+    commit(base, "evaluate changed")
+    runs(base)
+    res = base.run("exp", "apply", "high")
+    assert res.code == 0, res.text
+    assert "1 stage(s) had to run" in res.err and "evaluate" in res.err
+    assert runs(base) == ["evaluate"]
+    _clean(base)
+
+
+def test_a_failing_stage_undoes_the_apply(base: Project) -> None:
+    # evaluate now refuses a model trained at lr 0.5: under apply it must run, and fails
+    spec = base.read("pipeline.yaml").replace(
+        "echo evaluate >> runs.log && ", "echo evaluate >> runs.log && grep -q lr=0.05 "
+        f"{MODEL} && ")
+    base.write("pipeline.yaml", spec)
+    assert base.run("repro").code == 0
+    commit(base, "evaluate checks lr")
+    runs(base)
+    before = _state(base)
+    res = base.run("exp", "apply", "high")
+    assert res.code == 1
+    assert "stage 'evaluate' failed" in res.err and "was undone" in res.err
+    assert runs(base) == ["evaluate"]
+    assert _state(base) == before  # params, lock and the model as they were
+    _clean(base)
+
+
+def test_remove_takes_experiments_out_and_refuses_unknown_names_first(base: Project) -> None:
+    assert base.run("exp", "run", "--set", "train.lr=0.7", "--name", "other").code == 0
+    res = base.run("exp", "remove", "high", "nope")
+    assert res.code == 2 and "no experiment 'nope'" in res.err
+    assert _names(base) == {"high", "other"}  # nothing removed
+    res = base.run("exp", "remove", "high")
+    assert res.code == 0, res.text
+    assert "Removed experiment 'high'" in res.out
+    assert _names(base) == {"other"}
+    assert base.run("exp", "apply", "high").code == 2
+
+
+def test_remove_all_failed_leaves_the_good_ones(base: Project) -> None:
+    for name in ("bad1", "bad2"):
+        assert base.run("exp", "run", "--set", "prep.n=x", "--name", name).code == 1
+    assert (base.root / ".pipeflow/logs/exp/bad1").is_dir()
+    res = base.run("exp", "remove", "--all-failed", "--json")
+    assert res.code == 0, res.text
+    assert sorted(e["name"] for e in json.loads(res.out)["removed"]) == ["bad1", "bad2"]
+    assert _names(base) == {"high"}
+    assert not (base.root / ".pipeflow/logs/exp/bad1").exists()
+    res = base.run("exp", "remove", "--all-failed")
+    assert res.code == 0 and "No experiment to remove" in res.out
+    assert base.run("exp", "remove").code == 2
+
+
+def _objects(p: Project) -> set[str]:
+    return {f.parent.name + f.name for f in (p.root / ".pipeflow/cache/objects").glob("*/*")}
+
+
+def test_gc_keeps_live_experiments_outputs_and_collects_removed_ones(base: Project) -> None:
+    (model,) = [o.hash for o in _exp(base, "high").outputs if o.path == MODEL]
+    assert model in _objects(base)
+    res = base.run("gc", "--workspace", "--keep-days", "0", "--grace", "0", "--json")
+    assert res.code == 0, res.text
+    assert json.loads(res.out)["kept_by"]["experiment"] >= 1
+    assert model in _objects(base)  # a month later, exp apply still restores it
+    assert base.run("exp", "remove", "high").code == 0
+    res = base.run("gc", "--workspace", "--keep-days", "0", "--grace", "0")
+    assert res.code == 0, res.text
+    assert model not in _objects(base)
+    assert base.read(MODEL).startswith("lr=0.05")  # the workspace's model stays
+
+
+def test_python_api_apply_and_remove(base: Project) -> None:
+    repo = pipeflow.Repo(base.root)
+    applied = repo.exp_apply("high")
+    assert applied.restored == ("train", "evaluate") and applied.ran == ()
+    assert [(c.key, c.old, c.new) for c in applied.params] == [("train.lr", 0.05, 0.5)]
+    with pytest.raises(pipeflow.UsageError, match="no experiment 'nope'"):
+        repo.exp_remove(["nope"])
+    removed = repo.exp_remove("high")
+    assert [e.name for e in removed.experiments] == ["high"]
+    assert _names(base) == set()
+
+
+def test_apply_of_a_path_outside_the_project_is_refused(base: Project) -> None:
+    """A record from another clone could name any file: apply writes only plain
+    project paths (pipeflow.files.safepath)."""
+    import dataclasses
+
+    from pipeflow.experiments import apply as applymod
+
+    high = _exp(base, "high")
+    bad = dataclasses.replace(high, overrides={"../outside.yaml": {"a": 1}})
+    (base.root.parent / "outside.yaml").write_text("a: 0\n")
+    with (Proj(base.root) as repo,
+          pytest.raises(pipeflow.PipeflowError, match="nothing was written")):
+        applymod.param_changes(repo, bad)
+    assert (base.root.parent / "outside.yaml").read_text() == "a: 0\n"
+
+
+def test_a_cancelled_apply_is_undone(base: Project) -> None:
+    before = _state(base)
+    token = pipeflow.CancelToken()
+    token.cancel()
+    with pytest.raises(pipeflow.PipeflowError, match="was undone"):
+        pipeflow.Repo(base.root).exp_apply("high", cancel=token)
+    assert _state(base) == before
+    _clean(base)
+
+
+def test_an_interrupted_apply_is_undone(base: Project) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import GIT_ENV
+
+    # evaluate must run under apply, and stalls there until it is stopped
+    spec = base.read("pipeline.yaml").replace(
+        "echo evaluate >> runs.log && ", "echo evaluate >> runs.log && "
+        f"if grep -q lr=0.5 {MODEL}; then touch started.flag; sleep 60; fi && ")
+    base.write("pipeline.yaml", spec)
+    base.write(".gitignore", "runs.log\nstarted.flag\n")
+    assert base.run("repro").code == 0
+    commit(base, "evaluate stalls at lr 0.5")
+    before = _state(base)
+    proc = subprocess.Popen([sys.executable, "-m", "pipeflow", "exp", "apply", "high"],
+                            cwd=base.root, env={**os.environ, **GIT_ENV},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (base.root / "started.flag").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert _state(base) == before  # params, lock and model put back
+    _clean(base)
