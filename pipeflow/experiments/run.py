@@ -30,6 +30,7 @@ from pipeflow.execution.inflight import InFlight
 from pipeflow.experiments import summary
 from pipeflow.experiments.overrides import Combination, as_table, combinations, write_overrides
 from pipeflow.experiments.scratch import (
+    Scratch,
     ScratchProject,
     make_scratch,
     remove_scratch,
@@ -130,15 +131,20 @@ def exp_run(home: Project, options: ExpOptions, *, on_event: ExpSink | None = No
         report = SweepReport(planned=[p.name for p in planned])
         _check_engine(home, options)
         sweep_scratch(home)  # left by a killed exp run: none runs now (we hold the lock)
-        skip = _not_copied(home, graph)
+        skip, persist = _not_copied(home, graph)
         prov = read_provenance(home.root)
         jobs = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
         # scratch folders are removed on a thread of their own (many small unlinks):
         # the next experiment need not wait, and every one is gone when this returns
         with ThreadPoolExecutor(max_workers=1) as janitor:
-            shared = _Shared(skip, prov, cancel, emit,
-                             lambda folder: janitor.submit(remove_scratch, folder))
+            shared = _Shared(skip, persist, prov, cancel, emit,
+                             lambda place: janitor.submit(remove_scratch, place))
             _run_all(home, options, planned, shared, jobs, report)
+        if shared.linked:
+            report.warnings.append(
+                "linked, not copied, into the experiments' scratch workspaces (git ignores "
+                "them and they are too big to copy): " + ", ".join(sorted(shared.linked))
+                + "; a command writing into them writes into your workspace")
         report.warnings += _no_change(home, report.experiments)
     return report
 
@@ -161,12 +167,17 @@ class _Shared:
     """What every experiment of one sweep runs with."""
 
     skip: frozenset[str]
+    """Declared outputs and source data: the scratch gets them from the cache."""
+    persist: frozenset[str]
+    """``persist`` outputs: copied from the workspace all the same."""
     prov: Provenance
     cancel: CancelToken
     emit: ExpSink
-    remove: Callable[[Path], object]
-    """Removes a scratch folder (soon: see ``exp_run``)."""
+    remove: Callable[[Scratch], object]
+    """Removes a scratch workspace (soon: see ``exp_run``)."""
     inflight: InFlight = field(default_factory=InFlight)
+    linked: set[str] = field(default_factory=set)
+    """Git-ignored entries linked, not copied, into some scratch workspace."""
 
 
 def _plan(home: Project, options: ExpOptions, combos: list[Combination]) -> list[Planned]:
@@ -236,15 +247,17 @@ def unchanged(home_lock: Lock, exp: Experiment) -> bool:
         and entry.fingerprint == s.fingerprint for s in ran)
 
 
-def _not_copied(home: Project, graph: Graph) -> frozenset[str]:
-    """Declared outputs and source data: the scratch gets them from the cache."""
+def _not_copied(home: Project, graph: Graph) -> tuple[frozenset[str], frozenset[str]]:
+    """Declared outputs and source data (the scratch gets them from the cache), and
+    the ``persist`` outputs among them (copied all the same)."""
     from pipeflow.lock.lockfile import read
     from pipeflow.project.project import LOCK_FILE
 
     paths = {o.path for s in graph.pipeline.stages.values() for o in s.outs}
     with contextlib.suppress(PipeflowError):  # in conflict or damaged: repro says so
         paths.update(read(home.lock_path, LOCK_FILE).sources)
-    return frozenset(paths)
+    persist = {o.path for s in graph.pipeline.stages.values() for o in s.outs if o.persist}
+    return frozenset(paths), frozenset(persist)
 
 
 def _run_all(home: Project, options: ExpOptions, planned: list[Planned], shared: _Shared,
@@ -319,14 +332,17 @@ def _run_one(home: Project, options: ExpOptions, planned: Planned,
     shared.emit(ExpEvent("started", planned.name))
     started = time.time()
     table = as_table(planned.combo)
-    folder = make_scratch(home, planned.name, shared.skip)
+    place = make_scratch(home, planned.name, shared.skip, shared.persist)
     try:
-        write_overrides(folder, table)
-        with ScratchProject(folder, home=home) as scratch:
+        if place.linked:
+            shared.linked.update(place.linked)
+        write_overrides(place.root, table)
+        with ScratchProject(place.root, home=home) as scratch:
             ropts = ReproOptions(targets=options.targets, executor=options.executor,
                                  executor_options=options.executor_options,
                                  remote=options.remote, inflight=shared.inflight,
-                                 mark=mark(planned.id, planned.name, table))
+                                 mark=mark(planned.id, planned.name, table),
+                                 provenance=shared.prov)
             outcome, error = None, None
             try:
                 outcome = repro(scratch, ropts, cancel=shared.cancel,
@@ -343,7 +359,7 @@ def _run_one(home: Project, options: ExpOptions, planned: Planned,
                 summary.keep_logs(scratch.logs_dir, home, planned.name)
             exp = summary.write(home, exp, shared.prov, started)
     finally:
-        shared.remove(folder)
+        shared.remove(place)
     shared.emit(ExpEvent("finished", planned.name, experiment=exp))
     return exp
 
@@ -356,6 +372,10 @@ def _stub(exp_id: str, name: str) -> Experiment:
 
 def grid_texts(values: Mapping[str, Sequence[object]]) -> tuple[str, ...]:
     """``--set`` texts trying each of ``values[key]`` (the Python API's ``grid=``)."""
+    for key, vals in values.items():
+        if isinstance(vals, str | bytes) or not vals:
+            raise UsageError(f"grid[{key!r}] must be a non-empty list of values to try "
+                             f"(got {vals!r})", hint="use set= for one value")
     return tuple(f"{key}={','.join(_flow(v) for v in vals)}" for key, vals in values.items())
 
 
@@ -365,7 +385,13 @@ def set_texts(values: Mapping[str, object]) -> tuple[str, ...]:
 
 
 def _flow(value: object) -> str:
+    """``value`` as YAML flow text that reads back as it (a string stays one quoted
+    value, commas and all; a list a list; infinities and NaN YAML's ``.inf``/``.nan``)."""
     import json
+    import math
 
-    # JSON is YAML: a string stays one quoted value (commas and all), a list a list
-    return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_flow(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)  # JSON is YAML

@@ -1,16 +1,27 @@
 """A scratch workspace: where one experiment runs without touching the project's files.
 
-The folder is ``.pipeflow/tmp/exp/<name>-<random>/``: beside the cache (so checkouts
-can link instead of copy), inside the project's git repository but ignored by it (so
-the runs it records name the project's commit and uncommitted edits). It holds a copy
-of the workspace's own files — what git tracks or would track, uncommitted edits
-included — and the project's ``pipeline.lock``; outputs and source data come from the
-cache as the run needs them. A :class:`ScratchProject` over it writes its own state,
-journal, lock and logs there, and shares the project's config, object store, run
-records and index: what an experiment runs is in the run cache for everyone.
+The folder is ``.pipeflow/tmp/exp/<name>-<random>/``: beside the cache, so that
+outputs checked out from it can be links, and ignored by git. In a git repository
+with a commit it is a worktree of that repository (``git worktree add --detach
+--no-checkout``, its index read from HEAD): a stage's own git commands
+(``git rev-parse --show-toplevel``, ``git ls-files``, ``git describe``) see a
+repository of their own with the project's history, never the user's work tree.
+Without a commit it is a repository of its own (``git init``); outside git a plain
+folder. :mod:`.scratchfill` says what it is filled with: the workspace's own files,
+uncommitted edits included; outputs and source data then come from the cache as
+the run needs them.
 
-The folder is removed when the experiment ends, fails or is interrupted; one a killed
-``exp run`` left behind is removed by the next (:func:`sweep_scratch`).
+A :class:`ScratchProject` over it writes its own state (in memory), journal, lock
+and logs, and shares the project's config, object store, run records and index:
+what an experiment runs is in the run cache for everyone. The folder is removed
+when the experiment ends, fails or is interrupted; one a killed ``exp run`` left
+behind is removed by the next (:func:`sweep_scratch`), after ending the stage
+processes still working in it.
+
+DESIGN places scratch workspaces outside the project; this one sits under
+``.pipeflow/tmp`` instead, for the links to the cache (one filesystem) and so that
+the next command finds and removes a killed run's leftovers; as a worktree it is
+outside the user's work tree in every way a command can see.
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ import os
 import secrets
 import shutil
 import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -86,6 +97,23 @@ class ScratchProject(Project):
         return db
 
 
+@dataclass(frozen=True)
+class Scratch:
+    """One scratch workspace."""
+
+    top: Path
+    """The folder made (and removed): a git worktree of the project's repository
+    when there is one with a commit, else a plain folder."""
+    root: Path
+    """The project's folder in it (below ``top`` when the project is a subfolder of
+    its git repository)."""
+    home: Path
+    """The project's own root (where ``git worktree prune`` runs)."""
+    worktree: bool
+    linked: tuple[str, ...] = ()
+    """Git-ignored entries linked, not copied (:mod:`.scratchfill`)."""
+
+
 def scratch_base(home: Project) -> Path:
     return home.dot.joinpath(*SCRATCH)
 
@@ -105,35 +133,77 @@ def sweep_scratch(home: Project) -> int:
     if names:
         kill_below(base)
     for name in names:
-        remove_scratch(base / name)
+        _remove_tree(base / name)
+    if names:
+        _git(home.root, "worktree", "prune")
     return len(names)
 
 
-def make_scratch(home: Project, name: str, skip: Iterable[str] = ()) -> Path:
-    """A new scratch folder holding a copy of ``home``'s workspace files (not its
-    outputs, source data or ``.pipeflow``); ``skip``: project paths never copied
-    (declared outputs and sources: the run restores them from the cache)."""
-    folder = scratch_base(home) / f"{name}-{secrets.token_hex(4)}"
-    folder.mkdir(parents=True)
-    (folder / DOT).mkdir()
-    skipped = frozenset(skip)
+def make_scratch(home: Project, name: str, skip: Iterable[str] = (),
+                 persist: Iterable[str] = ()) -> Scratch:
+    """A new scratch workspace filled from ``home``'s (:mod:`.scratchfill`): ``skip``
+    the project paths never taken (declared outputs, sources), ``persist`` the
+    outputs copied all the same."""
+    from pipeflow.experiments.scratchfill import fill
+
+    base = scratch_base(home)
+    base.mkdir(parents=True, exist_ok=True)
+    top = base / f"{name}-{secrets.token_hex(4)}"
+    prefix = _git(home.root, "rev-parse", "--show-prefix")
+    worktree = prefix is not None and _worktree(home.root, top)
+    if not worktree:
+        top.mkdir()
+    root = top / prefix.strip() if worktree and prefix else top
     try:
-        for rel in workspace_files(home.root, skipped):
-            _copy(home.root / rel, folder / rel)
-        for rel in ignored_entries(home.root, skipped):
-            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
-            os.symlink(home.root / rel, folder / rel)
+        root.mkdir(parents=True, exist_ok=True)
+        if prefix is not None and not worktree:  # a repository without a commit yet
+            _git(top, "init", "-q")
+        (root / DOT).mkdir(exist_ok=True)
+        done = fill(home.root, root, frozenset(skip), frozenset(persist))
     except OSError as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        where = exc.filename or folder
+        remove_scratch(Scratch(top, root, home.root, worktree))
+        where = exc.filename or top
         raise StorageError(f"cannot make the experiment's scratch workspace: {where}: "
                            f"{exc.strerror or exc}",
                            hint="check free space and permissions under .pipeflow/tmp") from exc
-    return folder
+    return Scratch(top, root, home.root, worktree, tuple(done.linked))
 
 
-def remove_scratch(folder: Path) -> None:
-    """Remove a scratch folder; a file a stage made read-only does not stop it."""
+def _worktree(home: Path, top: Path) -> bool:
+    """Make ``top`` a git worktree of ``home``'s repository at HEAD, its index
+    filled and its files not checked out (they are the workspace's, copied): the
+    stages' own git commands see a repository of their own, with the project's
+    history, not the user's work tree."""
+    made = _git(home, "worktree", "add", "--detach", "--no-checkout", "-q", str(top), "HEAD")
+    if made is None:
+        return False
+    if _git(top, "read-tree", "HEAD") is None:
+        _remove_tree(top)
+        _git(home, "worktree", "prune")
+        return False
+    return True
+
+
+def _git(cwd: Path, *args: str) -> str | None:
+    """A git command's output, or None when it failed (or there is no git)."""
+    try:
+        out = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True,
+                             timeout=120, check=False,
+                             env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.decode("utf-8", "surrogateescape") if out.returncode == 0 else None
+
+
+def remove_scratch(scratch: Scratch) -> None:
+    """Remove a scratch workspace (and its worktree's entry in the repository)."""
+    _remove_tree(scratch.top)
+    if scratch.worktree:
+        _git(scratch.home, "worktree", "prune")
+
+
+def _remove_tree(folder: Path) -> None:
+    """Remove a folder; a file a stage made read-only does not stop it."""
     def unlock(_func: object, path: str, _exc: object) -> None:
         try:  # never chmod through a link: it may lead into the workspace
             os.chmod(os.path.dirname(path), 0o700)
@@ -147,81 +217,3 @@ def remove_scratch(folder: Path) -> None:
             pass
 
     shutil.rmtree(folder, onerror=unlock)
-
-
-def workspace_files(root: Path, skip: frozenset[str] = frozenset()) -> Iterator[str]:
-    """Project-relative POSIX paths of the workspace's own files: in a git work tree,
-    what git tracks or would track (``ls-files --cached --others --exclude-standard``:
-    ignored files are outputs, data or junk); elsewhere every file. Never anything
-    under ``.pipeflow`` or ``.git``, nor below a path in ``skip``."""
-    listed = _git_files(root)
-    for rel in listed if listed is not None else _walk(root):
-        top = rel.split("/", 1)[0]
-        if top in (DOT, ".git") or _under(rel, skip):
-            continue
-        yield rel
-
-
-def ignored_entries(root: Path, skip: frozenset[str]) -> Iterator[str]:
-    """What git ignores and no stage declares — a project's ``.venv``, a downloaded
-    model — as project paths to link into the scratch folder: commands find them as
-    in the workspace. Never an entry holding, or inside, a declared output or source
-    (a stage would write through the link), ``__pycache__``, ``.pipeflow`` or ``.git``."""
-    listed = _git(root, "--others", "--ignored", "--exclude-standard", "--directory")
-    for entry in listed or ():
-        rel = entry.rstrip("/")
-        top = rel.split("/", 1)[0]
-        if (top in (DOT, ".git") or rel.rsplit("/", 1)[-1] == "__pycache__"
-                or _under(rel, skip) or any(_under(s, frozenset((rel,))) for s in skip)):
-            continue
-        yield rel
-
-
-def _under(rel: str, skip: frozenset[str]) -> bool:
-    if rel in skip:
-        return True
-    parts = rel.split("/")
-    return any("/".join(parts[:i]) in skip for i in range(1, len(parts)))
-
-
-def _git_files(root: Path) -> list[str] | None:
-    return _git(root, "--cached", "--others", "--exclude-standard", "--deduplicate")
-
-
-def _git(root: Path, *options: str) -> list[str] | None:
-    """``git ls-files -z OPTIONS`` in ``root``: paths relative to it, or None outside
-    a git work tree."""
-    try:
-        done = subprocess.run(["git", "-C", str(root), "ls-files", "-z", *options],
-                              capture_output=True, timeout=120, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if done.returncode != 0:
-        return None
-    return [p for p in done.stdout.decode("utf-8", "surrogateescape").split("\0") if p]
-
-
-def _walk(root: Path) -> Iterator[str]:
-    for folder, dirs, files in os.walk(root):
-        rel_folder = os.path.relpath(folder, root)
-        if rel_folder == ".":
-            dirs[:] = [d for d in dirs if d not in (DOT, ".git")]
-        for name in files:
-            rel = name if rel_folder == "." else f"{rel_folder}/{name}"
-            yield rel.replace(os.sep, "/")
-
-
-def _copy(src: Path, dst: Path) -> None:
-    """Copy one file (a symlink as a symlink; a folder git lists, a submodule, is
-    skipped; a file deleted since git listed it is skipped too)."""
-    try:
-        if src.is_dir() and not src.is_symlink():
-            return
-    except OSError:
-        return
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        shutil.copy2(src, dst, follow_symlinks=False)
-    except FileNotFoundError:
-        if os.path.lexists(src):
-            raise

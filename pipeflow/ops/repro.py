@@ -24,6 +24,7 @@ from pipeflow.project.project import LOCK_FILE, Project
 if TYPE_CHECKING:
     from pipeflow.execution.history import FetchObjects
     from pipeflow.execution.inflight import InFlight
+    from pipeflow.git.gitinfo import Provenance
     from pipeflow.lineage.trust import Trust
     from pipeflow.lock.lockfile import FileEntry
     from pipeflow.planning.sourcedata import SourceState
@@ -55,6 +56,10 @@ class ReproOptions:
     (:func:`pipeflow.lineage.experiments.mark`)."""
     inflight: InFlight | None = None
     """Shared by the runs of one sweep (:mod:`pipeflow.execution.inflight`)."""
+    provenance: Provenance | None = None
+    """Where the records say they were written (git commit, modified files, user,
+    host); default: read from the project's folder. An experiment passes the
+    project's: its scratch workspace is a worktree of its own."""
 
     def __post_init__(self) -> None:
         # a list given by a caller becomes the tuple a frozen value promises
@@ -280,6 +285,7 @@ def _execute(repo: Project, options: ReproOptions, planner: Planner, remote: Rem
     repo.state.put("run-token", run.token)
     history = History(repo, fetch=_fetcher(repo, remote), env_probe=planner.env,
                       mark=options.mark, inflight=options.inflight,
+                      _provenance=options.provenance,
                       stopped=lambda: run.cancel.cancelled)
     scheduler = Scheduler(planner, report.selected, jobs=jobs, keep_going=options.keep_going,
                           force=options.force, on_event=run.on_event, sink=run.sink,

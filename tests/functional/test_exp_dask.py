@@ -144,13 +144,13 @@ def test_a_scratch_checks_the_projects_committed_remote(project: Project,
     config["remote"] = {"origin": {"url": "memory://x"}}
     project.write(".pipeflow/config", yaml.safe_dump(config))
     with Core(project.root) as home:
-        folder = make_scratch(home, "probe")
+        place = make_scratch(home, "probe")
         try:
-            with ScratchProject(folder, home=home) as scratch, \
+            with ScratchProject(place.root, home=home) as scratch, \
                     pytest.raises(ConfigError, match="protocol 'memory'"):
                 open_remote(scratch, "origin")
         finally:
-            remove_scratch(folder)
+            remove_scratch(place)
 
 
 def test_a_sweep_without_a_scheduler_runs_nothing(project: Project, tmp_path: Path,

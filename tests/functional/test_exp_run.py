@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from pipeflow.lineage.experiments import Experiment, experiments
 from pipeflow.project.project import Project as Core
 from pipeflow.records.records import RecordKind
@@ -263,3 +265,82 @@ def test_overrides_no_stage_reads_are_named(project: Project) -> None:
     assert "changed no stage's inputs" in res.text
     res = project.run("exp", "run", "--set", "eval.k=3", "--name", "k3")
     assert "changed no stage" not in res.text
+
+
+def _tiny(p: Project, cmd: str, **out: object) -> None:
+    p.params({"x": {"y": 1}})
+    p.spec({"a": {"cmd": cmd, "params": ["x.y"], "outs": [out or "out.txt"]}})
+    assert p.run("repro").code == 0, p.run("status").text
+    commit(p)
+
+
+def test_a_stages_git_sees_the_scratch_not_the_workspace(project: Project) -> None:
+    """A script finding its root through git writes into the scratch workspace; git
+    lists the project's files there as in the workspace."""
+    project.write("notes.txt", "tracked\n")
+    _tiny(project, 'git ls-files > "$(git rev-parse --show-toplevel)/out.txt"; '
+                   'echo ${x.y} >> out.txt')
+    before = project.read("out.txt")
+    res = project.run("exp", "run", "--set", "x.y=2", "--name", "g")
+    assert res.code == 0, res.text
+    assert project.read("out.txt") == before
+    assert project.git("status", "--porcelain") == ""
+    assert "scratch" not in project.git("worktree", "list"), "the worktree is pruned"
+
+
+def test_writes_into_ignored_folders_land_in_the_scratch_copy(project: Project) -> None:
+    project.write(".gitignore", "state/\n")
+    project.write("state/counter", "0\n")
+    _tiny(project, "echo run >> state/counter; echo ${x.y} > out.txt")
+    counter = project.read("state/counter")
+    assert project.run("exp", "run", "--set", "x.y=2", "--name", "s").code == 0
+    assert project.read("state/counter") == counter
+
+
+def test_a_persist_output_starts_as_repro_finds_it(project: Project) -> None:
+    _tiny(project, "echo ${x.y} >> log.txt", **{"log.txt": {"persist": True}})
+    assert project.run("exp", "run", "--set", "x.y=2", "--name", "p").code == 0
+    with Core(project.root) as core:
+        [exp] = experiments(core)
+        [out] = [o for o in exp.outputs if o.path == "log.txt"]
+        assert core.store.path_of(out.hash).read_text() == "1\n2\n"
+    assert project.read("log.txt") == "1\n"
+
+
+def test_an_ignored_folder_holding_an_output_lends_its_other_files(project: Project) -> None:
+    project.write(".gitignore", "data/\n")
+    project.write("data/manual.txt", "by hand\n")
+    project.params({"x": {"y": 1}})
+    project.spec({"a": {"cmd": "cat data/manual.txt > data/out.txt; echo ${x.y} >> data/out.txt",
+                        "params": ["x.y"], "outs": ["data/out.txt"]}})
+    assert project.run("repro").code == 0
+    commit(project)
+    res = project.run("exp", "run", "--set", "x.y=2", "--name", "m")
+    assert res.code == 0, res.text
+    assert project.read("data/out.txt") == "by hand\n1\n"
+
+
+def test_past_the_copy_budget_ignored_files_are_linked_and_named(
+        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeflow.experiments import scratchfill
+
+    monkeypatch.setattr(scratchfill, "COPY_BUDGET", 4)
+    project.write(".gitignore", "big/\n")
+    project.write("big/blob.bin", "more than four bytes\n")
+    _tiny(project, "cat big/blob.bin > out.txt; echo ${x.y} >> out.txt")
+    res = project.run("exp", "run", "--set", "x.y=2", "--name", "b")
+    assert res.code == 0, res.text
+    assert "linked, not copied" in res.text and "big" in res.text
+
+
+def test_api_values_keep_their_types(project: Project) -> None:
+    import pipeflow
+
+    _ready(project)
+    repo = pipeflow.Repo(project.root)
+    result = repo.exp_run(set={"eval.k": float("inf")}, name="inf")
+    assert result.experiments[0].overrides == {"params.yaml": {"eval.k": float("inf")}}
+    result = repo.exp_run(set={"eval.k": "1,2"}, name="text")
+    assert result.experiments[0].overrides == {"params.yaml": {"eval.k": "1,2"}}
+    with pytest.raises(pipeflow.UsageError, match="non-empty list"):
+        repo.exp_run(grid={"eval.k": []})
