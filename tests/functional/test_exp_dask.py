@@ -168,3 +168,58 @@ def test_a_sweep_without_a_scheduler_runs_nothing(project: Project, tmp_path: Pa
     assert not (tmp_path / "runs.log").exists()
     with Core(project.root) as core:
         assert experiments(core) == [], "nothing was recorded"
+
+
+def _task_processes(base: Path) -> list[int]:
+    """Processes working in a task folder of this session's cluster (whose folders are
+    below ``base``, pytest's base folder): a stage's command on the cluster."""
+    import os
+
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+            if cwd.startswith(f"{base}/") and "pipeflow-task-" in cwd:
+                found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def test_ctrl_c_stops_a_dask_sweep_and_its_tasks(project: Project, tmp_path: Path,
+                                                 address: str) -> None:
+    import os
+    import signal
+    import sys
+    import time
+
+    from tests.conftest import GIT_ENV
+
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    project.params({"train": {"lr": 0}})
+    project.write("data.txt", "x\n")
+    project.spec({"train": {
+        "cmd": f"touch {flags}/started-${{train.lr}}; sleep 60; echo ${{train.lr}} > model.txt",
+        "deps": ["data.txt"], "params": ["train.lr"], "outs": ["model.txt"]}})
+    assert project.run("remote", "add", "origin", str(tmp_path / "store")).code == 0
+    commit(project, "v1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeflow", "exp", "run", "--set", "train.lr=1,2", "-j", "2",
+         "--executor", "dask", "--scheduler", address], cwd=project.root, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **GIT_ENV})
+    deadline = time.monotonic() + 60
+    while not all((flags / f"started-{lr}").exists() for lr in (1, 2)):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the tasks never started"
+        time.sleep(0.05)
+    assert _task_processes(tmp_path.parent), "the tasks run on the cluster's workers"
+    os.kill(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert not any((project.root / ".pipeflow/tmp/exp").glob("*")), "a scratch folder was left"
+    assert project.git("status", "--porcelain") == ""
+    deadline = time.monotonic() + 15  # the worker's watch sees the stop within a second
+    while _task_processes(tmp_path.parent) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _task_processes(tmp_path.parent) == [], "a task's command went on running"
