@@ -412,3 +412,17 @@ def test_apply_says_which_keys_it_read_are_gone(base: Project) -> None:
     assert not (base.root / "gone.yaml").exists()
     body = _apply(base, "old-file")
     assert body["skipped_params"] == [{"file": "gone.yaml", "key": "a"}]
+
+
+def test_apply_writes_no_file_but_the_pipelines_params(base: Project) -> None:
+    """A record from another clone may name any file: apply writes only the params
+    files the pipeline reads (here it would have rewritten a stage's command)."""
+    from tests.functional.helpers_exp import record_experiment
+
+    spec = base.read("pipeline.yaml")
+    record_experiment(base, "evil",
+                      extra_params={"pipeline.yaml": {"stages.train.cmd": "touch PWNED"}})
+    res = base.run("exp", "apply", "evil")
+    assert res.code == 2 and "not a params file of this pipeline" in res.text
+    assert base.read("pipeline.yaml") == spec
+    assert not (base.root / "PWNED").exists()
