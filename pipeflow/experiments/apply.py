@@ -212,13 +212,16 @@ def param_changes(repo: Project, exp: Experiment
     allowed = params_files(repo)
     for file, values in sorted(_recorded(exp).items()):
         safepath.check(file, where=f"experiment '{exp.name}': set")
-        if file not in allowed:
+        if file not in allowed and file in exp.overrides:
             raise UsageError(
                 f"experiment '{exp.name}' sets values in {file}, which is not a params "
                 "file of this pipeline: nothing was written",
                 hint="an experiment's record may come from another clone; only the params "
                      "files the pipeline reads (" + ", ".join(sorted(allowed)) + ") are "
                      "written by `exp apply`")
+        if file not in allowed:  # read by a stage once, or named by a crafted record
+            skipped.extend((file, key) for key in sorted(values))
+            continue
         data = _read_params(repo, exp, file)
         _file_changes(exp, file, values, data, changes, skipped)
     return changes, skipped

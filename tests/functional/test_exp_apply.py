@@ -15,6 +15,7 @@ import pipeflow
 from pipeflow.files.repolock import RepoLock
 from pipeflow.lineage.experiments import Experiment, experiments, find
 from pipeflow.project.project import Project as Proj
+from pipeflow.records.records import RecordBody, RecordKind
 from tests.conftest import Project
 from tests.functional.helpers import chain, commit, runs
 
@@ -340,6 +341,9 @@ def test_recorded_values_that_differ_are_written_and_gone_keys_skipped(base: Pro
     from pipeflow.experiments import apply as applymod
 
     base.write("other.yaml", "a: 1\nb: 2\n")
+    base.write("pipeline.yaml", base.read("pipeline.yaml").replace(
+        "- eval.k", "- eval.k\n    - other.yaml:\n      - a"))
+    assert base.run("repro").code == 0
     commit(base, "other")
     high = _exp(base, "high")
     exp = dataclasses.replace(high, params={**high.params, "other.yaml": {
@@ -390,6 +394,9 @@ def test_apply_refuses_uncommitted_changes_to_a_file_it_only_reads(base: Project
     from tests.functional.helpers_exp import record_experiment
 
     base.write("other.yaml", "a: 1\n")
+    base.write("pipeline.yaml", base.read("pipeline.yaml").replace(
+        "- eval.k", "- eval.k\n    - other.yaml:\n      - a"))
+    assert base.run("repro").code == 0
     commit(base, "other")
     base.write("other.yaml", "a: 2  # mine, not committed\n")
     record_experiment(base, "reads-other", overrides={"train.lr": 0.5},
@@ -420,9 +427,20 @@ def test_apply_writes_no_file_but_the_pipelines_params(base: Project) -> None:
     from tests.functional.helpers_exp import record_experiment
 
     spec = base.read("pipeline.yaml")
-    record_experiment(base, "evil",
+    record_experiment(base, "read", overrides={"train.lr": 0.5},
                       extra_params={"pipeline.yaml": {"stages.train.cmd": "touch PWNED"}})
-    res = base.run("exp", "apply", "evil")
+    res = base.run("exp", "apply", "read")
+    assert res.code == 0, res.text  # a file its stages read is skipped, and said
+    assert "pipeline.yaml" in res.err
+    assert base.read("pipeline.yaml") == spec and not (base.root / "PWNED").exists()
+    exp_id = record_experiment(base, "evil")
+    with Proj(base.root) as core:  # a crafted record: the override names pipeline.yaml
+        [exp] = [e for e in experiments(core) if e.id == exp_id]
+        body = Experiment(**{**exp.__dict__, "name": "evil2",
+                             "overrides": {"pipeline.yaml": {"stages.train.cmd": "x"}}})
+        record = core.records.append(RecordBody(kind=RecordKind.EXPERIMENT, ended=exp.created,
+                                                experiment=body.summary()))
+        core.index.add(record)
+    res = base.run("exp", "apply", "evil2")
     assert res.code == 2 and "not a params file of this pipeline" in res.text
-    assert base.read("pipeline.yaml") == spec
-    assert not (base.root / "PWNED").exists()
+    assert base.read("pipeline.yaml") == spec and not (base.root / "PWNED").exists()
