@@ -61,7 +61,7 @@ def printable(text: str) -> str:
     return text
 
 
-def _line(parts: tuple[str | Styled, ...], style: dict[str, Any]) -> str:
+def render_line(parts: tuple[str | Styled, ...], style: dict[str, Any]) -> str:
     """The parts redacted, escaped, then styled (their own style, else the line's)."""
     shown = []
     for part in parts:
@@ -73,11 +73,11 @@ def _line(parts: tuple[str | Styled, ...], style: dict[str, Any]) -> str:
 
 def out(*parts: str | Styled, **style: Any) -> None:
     """One line on stdout; ``out(name, "  ", styled(word, fg="green"))`` colours a part."""
-    click.echo(_line(parts, style))
+    click.echo(render_line(parts, style))
 
 
 def err(*parts: str | Styled, **style: Any) -> None:
-    click.echo(_line(parts, style), err=True)
+    click.echo(render_line(parts, style), err=True)
 
 
 def warn(text: str) -> None:
@@ -87,9 +87,14 @@ def warn(text: str) -> None:
 def emit_json(body: Any) -> None:
     body = json.loads(json.dumps(body, ensure_ascii=False, default=str))  # plain values
     text = json.dumps(redact_data(body), indent=2, ensure_ascii=False)
-    # json escapes C0 controls itself; DEL and C1 (only ever inside strings) too, here
-    text = _JSON_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-    sys.stdout.write(printable(text) + "\n")
+    sys.stdout.write(printable(json_escaped(text)) + "\n")
+
+
+def json_escaped(text: str) -> str:
+    """JSON text (``json.dumps`` escapes C0 controls itself) with DEL and C1 controls,
+    which only ever stand inside its strings, written as ``\\u009b`` too: valid JSON
+    that :func:`printable` leaves alone."""
+    return _JSON_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 _JSON_CONTROL = re.compile(r"[\x7f-\x9f]")
