@@ -44,6 +44,8 @@ class Styled:
 
 
 def styled(text: str, **style: Any) -> Styled:
+    """``text`` to be printed in ``style`` (click's ``fg=``, ``bold=``) as a part of a
+    line: ``out(name, "  ", styled(word, fg="green"))``."""
     return Styled(text, style)
 
 
@@ -77,6 +79,7 @@ def out(*parts: str | Styled, **style: Any) -> None:
 
 
 def err(*parts: str | Styled, **style: Any) -> None:
+    """One line on stderr, as :func:`out`."""
     click.echo(render_line(parts, style), err=True)
 
 
@@ -114,6 +117,7 @@ def emit_csv(rows: list[list[str]]) -> None:
 
 
 def csv_cell(text: str) -> str:
+    """One CSV cell as :func:`emit_csv` writes it."""
     text = printable(redact(text))
     if text.startswith(("=", "+", "-", "@", "\t")) and not _is_number(text):
         return "'" + text
