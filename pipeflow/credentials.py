@@ -104,8 +104,14 @@ FINGERPRINT_KEY_VAR = "PIPEFLOW_FINGERPRINT_KEY"
 
 _HUMPS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+# Searching text, a match is tried only where a run of scheme (name) characters
+# starts, its leading digits and signs skipped (what the plain pattern would skip
+# one try at a time): tried at every character of a long run, each try reading to
+# its end, redact took quadratic time (a 40,000-letter value: 9 s).
+_SCHEME_IN_TEXT = re.compile(r"(?<![A-Za-z0-9+.-])[0-9+.-]*(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)")
 _URL_END = re.compile(r"[\s'\"<>`]")
-_PAIR = re.compile(r"(?P<name>[A-Za-z][A-Za-z0-9_.-]*)(?P<sep>=)(?P<value>[^;&\s'\"]*)")
+_PAIR = re.compile(r"(?<![A-Za-z0-9_.-])(?P<lead>[0-9_.-]*)"
+                   r"(?P<name>[A-Za-z][A-Za-z0-9_.-]*)(?P<sep>=)(?P<value>[^;&\s'\"]*)")
 _PLAIN = re.compile(r"[0-9.]+|true|false|none|null", re.IGNORECASE)
 HIDDEN = "***"
 
@@ -218,13 +224,14 @@ def redact(text: str, known: Iterable[str] = ()) -> str:
         text = text.replace(value, HIDDEN)
     out: list[str] = []
     pos = 0
-    for match in _SCHEME.finditer(text):
-        if match.start() < pos:
+    for match in _SCHEME_IN_TEXT.finditer(text):
+        start = match.start("scheme")
+        if start < pos:
             continue  # inside a URL already handled
         end = _URL_END.search(text, match.end())
         stop = end.start() if end else len(text)
-        out.append(_redact_pairs(text[pos:match.start()]))
-        out.append(match.group() + _redact_rest(text[match.end():stop]))
+        out.append(_redact_pairs(text[pos:start]))
+        out.append(match.group("scheme") + _redact_rest(text[match.end():stop]))
         pos = stop
     out.append(_redact_pairs(text[pos:]))
     return "".join(out)
@@ -268,7 +275,7 @@ def _redact_pairs(text: str) -> str:
         value = m.group("value")
         # a number or a flag under a secret-looking name (key_dim=64) is a setting
         if is_secret_name(m.group("name")) and value and not _PLAIN.fullmatch(value):
-            return f"{m.group('name')}{m.group('sep')}{HIDDEN}"
+            return f"{m.group('lead')}{m.group('name')}{m.group('sep')}{HIDDEN}"
         return m.group()
 
     return _PAIR.sub(hide, text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -74,7 +75,7 @@ def show_command(
     if json_out:
         output.emit_json(table.to_json())
     elif csv_out:
-        output.out(_csv(table, delta, ids).removesuffix("\n"))  # echo ends the last line
+        output.emit_csv(_csv(table, delta, ids))
     elif md_out:
         for line in _markdown(_headers(table, ids), _cells(table, delta, ids),
                               _right(table, ids)):
@@ -228,7 +229,9 @@ def _cell(row: ExpRow, col: Column, delta: bool) -> str:
 def _cut(text: str, width: int = CELL_WIDTH, *, keep_end: bool = False) -> str:
     """``text`` in at most ``width`` characters, an ellipsis marking the cut (a header
     keeps its end: the key's last part tells columns apart)."""
-    text = " ".join(text.split())  # a newline or tab would break the row
+    # escaped first, so that widths count what is printed; a newline or tab would
+    # break the row
+    text = " ".join(output.printable(text).split())
     if len(text) <= width:
         return text
     return "…" + text[-(width - 1):] if keep_end else text[:width - 1] + "…"
@@ -266,25 +269,38 @@ def _numeric(row: ExpRow, col: Column) -> bool:
                                       and not isinstance(value, bool))
 
 
+MD_WIDTH = 500
+"""Markdown cells are cut only past this many characters (a page scrolls; a forge
+refuses a comment of more than some 65,000)."""
+_MD_ESCAPES = {"\\": "\\\\", "|": "\\|", "`": "\\`", "[": "\\[", "]": "\\]",
+               "&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_MD_SPECIAL = re.compile("[" + re.escape("".join(_MD_ESCAPES)) + "]")
+
+
+def md_cell(text: str) -> str:
+    """One value as the text of a Markdown table cell, shown as it is and never as
+    markup: whitespace runs (newlines) become one space, ``\\ | ` [ ]`` are
+    backslash-escaped (no cell split, code span or link), ``& < >`` written as
+    entities (no HTML)."""
+    return _MD_SPECIAL.sub(lambda m: _MD_ESCAPES[m.group()], _cut(text, MD_WIDTH))
+
+
 def _markdown(headers: Sequence[str], rows: Sequence[Sequence[str]],
               right: Sequence[bool] = ()) -> list[str]:
-    """A GitHub-flavoured Markdown table (cells not cut: a page scrolls); a column
-    marked in ``right`` is right-aligned."""
+    """A GitHub-flavoured Markdown table (cells cut only past :data:`MD_WIDTH`); a
+    column marked in ``right`` is right-aligned."""
     def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(" ".join(c.replace("|", "\\|").split()) for c in cells) + " |"
+        return "| " + " | ".join(md_cell(c) for c in cells) + " |"
 
     flush = list(right) + [False] * (len(headers) - len(right))
     rule = "|" + "".join("--:|" if f else "---|" for f in flush)
     return [line(headers), rule, *(line(r) for r in rows)]
 
 
-def _csv(table: ExpTable, delta: bool, ids: bool) -> str:
-    """The table as CSV: plain values (strings as they are, others as JSON, empty when
-    absent); with ``delta`` a ``NAME delta`` column after each metric's; with ``ids``
-    an ``id`` column after the name."""
-    import csv
-    import io
-
+def _csv(table: ExpTable, delta: bool, ids: bool) -> list[list[str]]:
+    """The table's CSV rows: plain values (strings as they are, others as JSON, empty
+    when absent); with ``delta`` a ``NAME delta`` column after each metric's; with
+    ``ids`` an ``id`` column after the name."""
     def plain(values: Any, name: str) -> str:
         if name not in values:
             return ""
@@ -295,9 +311,7 @@ def _csv(table: ExpTable, delta: bool, ids: bool) -> str:
     head += [c.name for c in table.params]
     for c in table.metrics:
         head += [c.name, f"{c.name} delta"] if delta else [c.name]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)  # \r\n line ends, quoting where needed: RFC 4180
-    writer.writerow(head)
+    rows = [head]
     for r in table.rows:
         cells = [r.name, *([(r.id or "")[:ID_WIDTH]] if ids else []), r.created or "",
                  r.commit or "", r.status or "", r.failed_stage or ""]
@@ -306,5 +320,5 @@ def _csv(table: ExpTable, delta: bool, ids: bool) -> str:
             cells.append(plain(r.metrics, c.name))
             if delta:
                 cells.append(plain(r.deltas, c.name))
-        writer.writerow(cells)
-    return buffer.getvalue()
+        rows.append(cells)
+    return rows

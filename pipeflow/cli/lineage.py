@@ -84,7 +84,8 @@ def lineage_command(
 
         result = lineage(repo, target)
         record_warnings(repo)
-    output.out(render(result, fmt).rstrip("\n"))
+    shown = render(result, fmt).rstrip("\n")
+    output.out(output.json_escaped(shown) if fmt in ("json", "openlineage") else shown)
     if result.problems and fmt != "text":
         output.warn(f"{len(result.problems)} damaged record(s) on the way: run `pipeflow "
                     "verify`")

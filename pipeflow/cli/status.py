@@ -20,7 +20,7 @@ def print_states(states: list[StageState] | tuple[StageState, ...]) -> None:
     width = max((len(s.name) for s in states), default=0)
     for state in states:
         word = output.styled(state.word, fg=output.WORD_STYLE.get(state.word))
-        output.out(f"{state.name.ljust(width)}  {word}")
+        output.out(f"{state.name.ljust(width)}  ", word)
         for change in state.reasons:
             output.out(f"{' ' * (width + 4)}{change.message}")
         for note in state.notes:

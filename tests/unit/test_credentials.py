@@ -192,3 +192,26 @@ def test_known_storage_settings_pass_and_nested_ones_are_checked_by_name() -> No
                 "session_kwargs": {"aws_session_token": "FwoG123", "region_name": "eu"},
                 "endpoint_url": "https://u:pw@minio:9000"}
     assert secret_settings(settings) == ["session_kwargs.aws_session_token", "endpoint_url"]
+
+
+@pytest.mark.parametrize("text", [
+    "A" * 1_000_000,  # one run of scheme/name letters: every start read it to its end
+    "A" * 1_000_000 + " =",
+    "9" + "a." * 500_000 + "=x",
+    "a://" * 250_000,
+])
+def test_redact_takes_linear_time(text: str) -> None:
+    """A record's 1,000,000-character value (redact was quadratic: 40,000 letters took
+    9 s, a million hours). No timing here: the suite would notice a regression."""
+    assert redact(text) == text
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("1password=hunter2", "1password=***"),  # a name starts at its first letter
+    ("x-1.password=hunter2;y", "x-1.password=***;y"),
+    ("9s3://u:pw@h/p", "9s3://***@h/p"),
+    ("A" * 50_000 + "password=hunter2", "A" * 50_000 + "password=***"),
+    ("see " + "a" * 50_000 + "https://u:pw@h", "see " + "a" * 50_000 + "https://***@h"),
+])
+def test_redact_where_a_name_or_scheme_starts(text: str, shown: str) -> None:
+    assert redact(text) == shown
