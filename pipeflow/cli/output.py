@@ -11,6 +11,7 @@ clear the reader's terminal. pipeflow's own colours are applied after that, here
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from dataclasses import dataclass, field
@@ -89,8 +90,20 @@ def warn(text: str) -> None:
 
 def emit_json(body: Any) -> None:
     body = json.loads(json.dumps(body, ensure_ascii=False, default=str))  # plain values
-    text = json.dumps(redact_data(body), indent=2, ensure_ascii=False)
+    text = json.dumps(redact_data(_finite(body)), indent=2, ensure_ascii=False)
     sys.stdout.write(printable(json_escaped(text)) + "\n")
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with each infinite or NaN float written as the string ``"inf"``,
+    ``"-inf"`` or ``"nan"``: strict JSON parsers refuse the bare words Python writes."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def json_escaped(text: str) -> str:

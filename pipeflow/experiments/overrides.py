@@ -58,16 +58,17 @@ Combination = tuple[Override, ...]
 _Choices = tuple[str, str, list[Any]]  # (file, key, the values to try)
 
 
-def combinations(root: Path, sets: Sequence[str], sweep: Path | None = None
-                 ) -> list[Combination]:
+def combinations(root: Path, sets: Sequence[str], sweep: Path | None = None,
+                 files: frozenset[str] | None = None) -> list[Combination]:
     """The experiments ``--set`` texts and a sweep file ask for, each checked against
     the params files under ``root`` before anything runs (UsageError, exit 2): a text
     without ``=``, a value that does not parse, an unknown file or key (with the
-    closest keys). One (maybe empty) combination when nothing makes a grid.
+    closest keys), a file not in ``files`` (the pipeline's params files, when given).
+    One (maybe empty) combination when nothing makes a grid.
 
     The sweep's combinations come first, each times the ``--set`` grid; a key both
     set and swept is an error, as is a key set twice or a combination repeated."""
-    checker = _KeyChecker(root)
+    checker = _KeyChecker(root, files)
     choices = [parse_set(text) for text in sets]
     seen: dict[tuple[str, str], str] = {}
     for (file, key, _values), text in zip(choices, sets, strict=True):
@@ -199,10 +200,17 @@ class _KeyChecker:
     """Checks (file, key) pairs against the params files under the root, reading each
     file once."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, files: frozenset[str] | None = None) -> None:
         self.root = root
+        self.files = files
+        """The params files the pipeline reads (None: any file)."""
 
     def check(self, file: str, key: str, where: str) -> None:
+        if self.files is not None and file not in self.files:
+            raise UsageError(
+                f"{where}: {file} is not a params file of this pipeline (no stage lists "
+                "it under `params:`, and it is not a `vars:` file)",
+                hint="the params files: " + ", ".join(sorted(self.files)))
         data = self._read(file, where)
         try:
             value = params.lookup(data, key)
@@ -221,9 +229,10 @@ class _KeyChecker:
         try:
             return params.read_params(self.root / file, name=file, root=self.root)
         except params.ParamsFileNotFound:
-            known = _some(sorted(p.name for p in self.root.iterdir()
-                                 if p.suffix.lower() in params.PARAMS_SUFFIXES))
-            hint = (f"params files at the project root: {known}" if known != "-"
+            known = _some(sorted(self.files) if self.files is not None else sorted(
+                p.name for p in self.root.iterdir()
+                if p.suffix.lower() in params.PARAMS_SUFFIXES))
+            hint = (f"the params files: {known}" if known != "-"
                     else "name a params file of the project (FILE:KEY=VALUE)")
             raise UsageError(f"{where}: params file '{file}' does not exist",
                              hint=hint) from None

@@ -28,7 +28,13 @@ from pipeflow.errors import Interrupted, PipeflowError, Terminated, UsageError
 from pipeflow.execution.cancel import CancelToken
 from pipeflow.execution.inflight import InFlight
 from pipeflow.experiments import summary
-from pipeflow.experiments.overrides import Combination, as_table, combinations, write_overrides
+from pipeflow.experiments.overrides import (
+    Combination,
+    as_table,
+    combinations,
+    params_files_of,
+    write_overrides,
+)
 from pipeflow.experiments.scratch import (
     Scratch,
     ScratchProject,
@@ -125,8 +131,8 @@ def exp_run(home: Project, options: ExpOptions, *, on_event: ExpSink | None = No
     with home.lock(wait=options.wait):
         graph = load_project(home).graph
         resolve_targets(graph, options.targets)  # an unknown one: UsageError, nothing runs
-        combos = combinations(home.root, options.sets, options.sweep)
-        _check_files(home, graph, combos)
+        combos = combinations(home.root, options.sets, options.sweep,
+                              params_files_of(graph.pipeline))
         planned = _plan(home, options, combos)
         report = SweepReport(planned=[p.name for p in planned])
         _check_engine(home, options)
@@ -219,22 +225,6 @@ def _check_engine(home: Project, options: ExpOptions) -> None:
                               options=options.executor_options,
                               open_remote=functools.partial(open_remote, home))
     create(options.executor, context).close()
-
-
-def _check_files(home: Project, graph: Graph, combos: list[Combination]) -> None:
-    """Refuse ``--set FILE:KEY`` for a file the pipeline does not read its params or
-    ``${...}`` values from (``pipeline.yaml``, an output, source data...)."""
-    from pipeflow.experiments.overrides import params_files_of
-
-    allowed = params_files_of(graph.pipeline)
-    for combo in combos:
-        for o in combo:
-            if o.file not in allowed:
-                raise UsageError(
-                    f"--set {o.file}:{o.key}: {o.file} is not a params file of this "
-                    "pipeline (no stage lists it under `params:`, and it is not a "
-                    "`vars:` file)",
-                    hint="the params files: " + ", ".join(sorted(allowed)))
 
 
 def unchanged(home_lock: Lock, exp: Experiment) -> bool:

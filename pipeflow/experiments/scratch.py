@@ -133,9 +133,7 @@ def sweep_scratch(home: Project) -> int:
     if names:
         kill_below(base)
     for name in names:
-        _remove_tree(base / name)
-    if names:
-        _git(home.root, "worktree", "prune")
+        _remove_worktree(base / name)
     return len(names)
 
 
@@ -178,8 +176,7 @@ def _worktree(home: Path, top: Path) -> bool:
     if made is None:
         return False
     if _git(top, "read-tree", "HEAD") is None:
-        _remove_tree(top)
-        _git(home, "worktree", "prune")
+        _remove_worktree(top)
         return False
     return True
 
@@ -197,9 +194,37 @@ def _git(cwd: Path, *args: str) -> str | None:
 
 def remove_scratch(scratch: Scratch) -> None:
     """Remove a scratch workspace (and its worktree's entry in the repository)."""
-    _remove_tree(scratch.top)
-    if scratch.worktree:
-        _git(scratch.home, "worktree", "prune")
+    _remove_worktree(scratch.top)
+
+
+def _remove_worktree(top: Path) -> None:
+    """Remove ``top`` and, when it is a worktree, its entry in the repository's
+    ``.git/worktrees`` — that entry only: ``git worktree prune`` would also drop the
+    entries of the user's own worktrees whose folders are away (an unmounted disk)."""
+    admin = _admin_dir(top)
+    _remove_tree(top)
+    if admin is not None:
+        shutil.rmtree(admin, ignore_errors=True)
+
+
+def _admin_dir(top: Path) -> Path | None:
+    """The ``.git/worktrees/<name>`` folder of the worktree at ``top``, if its ``.git``
+    file names one that names ``top`` back (anything else is left alone)."""
+    try:
+        text = (top / ".git").read_text(encoding="utf-8", errors="replace")[:4096]
+    except OSError:
+        return None
+    if not text.startswith("gitdir: "):
+        return None
+    admin = Path(text[len("gitdir: "):].strip())
+    try:
+        back = (admin / "gitdir").read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+    if admin.parent.name != "worktrees" or (
+            os.path.realpath(back) != os.path.realpath(top / ".git")):
+        return None
+    return admin
 
 
 def _remove_tree(folder: Path) -> None:

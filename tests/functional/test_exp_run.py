@@ -344,3 +344,17 @@ def test_api_values_keep_their_types(project: Project) -> None:
     assert result.experiments[0].overrides == {"params.yaml": {"eval.k": "1,2"}}
     with pytest.raises(pipeflow.UsageError, match="non-empty list"):
         repo.exp_run(grid={"eval.k": []})
+
+
+def test_the_users_own_worktrees_are_left_alone(project: Project, tmp_path: Path) -> None:
+    """An experiment removes its own worktree entry only: a worktree of the user's
+    whose folder is away (an unmounted disk) keeps its entry."""
+    _ready(project)
+    away = tmp_path / "feature"
+    project.git("worktree", "add", "-q", "-b", "feature", str(away))
+    away.rename(tmp_path / "feature.away")
+    assert project.run("exp", "run", "--set", "eval.k=4", "--name", "w").code == 0
+    (tmp_path / "feature.away").rename(away)
+    assert "feature" in project.git("worktree", "list")
+    assert project.git("-C", str(away), "status", "--porcelain") == ""
+    assert ".pipeflow" not in project.git("worktree", "list")

@@ -66,3 +66,14 @@ def test_an_md_cell_never_splits_its_row(text: str) -> None:
     cell = md_cell(text)
     assert "\n" not in cell and "<" not in cell
     assert re.fullmatch(r"(?:[^|\\]|\\.)*", cell, re.DOTALL)
+
+
+def test_json_has_no_bare_infinity_or_nan(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from pipeflow.cli.output import emit_json
+
+    emit_json({"a": float("inf"), "b": [float("-inf"), float("nan")], "c": 1.5})
+    text = capsys.readouterr().out
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c}")) == {
+        "a": "inf", "b": ["-inf", "nan"], "c": 1.5}
