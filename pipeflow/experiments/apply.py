@@ -46,7 +46,7 @@ from pipeflow.experiments import summary
 from pipeflow.experiments.overrides import write_overrides
 from pipeflow.files import atomicfile, safepath
 from pipeflow.files.repolock import RepoLock
-from pipeflow.lineage.experiments import Experiment, experiments, find
+from pipeflow.lineage.experiments import Experiment, experiments, find, require_project
 from pipeflow.project.project import LOCK_FILE, Project
 
 if TYPE_CHECKING:
@@ -132,10 +132,7 @@ def exp_apply(home: Project, name: str, *, force: bool = False, wait: float = 0.
     docstring). UsageError (nothing changed) for an unknown or failed experiment, or
     params files with uncommitted changes without ``force``; LockedError when another
     writer holds the repository lock past ``wait``."""
-    if not home.dot.is_dir():
-        raise UsageError(f"{home.root} is not a pipeflow project yet",
-                         hint="run `pipeflow repro` (or `pipeflow init`) first")
-    _ = home.config  # a bad config is reported before anything is taken
+    require_project(home)
     with home.lock(wait=wait), _Held(home.root) as repo:
         exp = _applicable(repo, name)
         changes, skipped = param_changes(repo, exp)
@@ -438,8 +435,7 @@ def exp_remove(home: Project, names: Sequence[str], *, all_failed: bool = False,
     if not names and not all_failed:
         raise UsageError("name the experiments to remove, or pass --all-failed",
                          hint="`pipeflow exp show` lists them")
-    if not home.dot.is_dir():
-        raise UsageError(f"{home.root} is not a pipeflow project yet")
+    require_project(home)
     with home.lock(wait=wait):
         pool = experiments(home)
         chosen: dict[str, Experiment] = {}

@@ -43,7 +43,7 @@ from pipeflow.experiments.scratch import (
     sweep_scratch,
 )
 from pipeflow.experiments.summary import Planned
-from pipeflow.lineage.experiments import Experiment, experiments, mark
+from pipeflow.lineage.experiments import Experiment, experiments, mark, require_project
 from pipeflow.ops.repro import check_run_options
 from pipeflow.planning.graph import resolve_targets
 
@@ -122,10 +122,7 @@ def exp_run(home: Project, options: ExpOptions, *, on_event: ExpSink | None = No
     from pipeflow.git.gitinfo import read_provenance
     from pipeflow.ops.project import load_project
 
-    if not home.dot.is_dir():
-        raise UsageError(f"{home.root} is not a pipeflow project yet",
-                         hint="run `pipeflow repro` (or `pipeflow init`) first")
-    _ = home.config  # a bad config is reported before anything runs
+    require_project(home)
     cancel = cancel or CancelToken()
     emit = on_event or (lambda _e: None)
     with home.lock(wait=options.wait):

@@ -191,3 +191,12 @@ def find(repo: Project, name: str, pool: list[Experiment] | None = None) -> Expe
     hint = (f"did you mean {', '.join(repr(c) for c in close)}?" if close
             else "`pipeflow exp show` lists the experiments")
     raise UsageError(f"no experiment '{name}'", hint=hint)
+
+
+def require_project(home: Project) -> None:
+    """UsageError unless ``home`` has been set up (``.pipeflow/``): experiments
+    need the cache and records of a project that ran once."""
+    if not home.dot.is_dir():
+        raise UsageError(f"{home.root} is not a pipeflow project yet",
+                         hint="run `pipeflow repro` (or `pipeflow init`) first")
+    _ = home.config  # a bad config is reported before anything is done
