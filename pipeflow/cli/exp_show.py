@@ -253,7 +253,7 @@ def _print_show(table: ExpTable, delta: bool, ids: bool) -> None:
     for line in _aligned([head, *body], _right(table, ids)):
         output.out(line)
     if len(table.rows) == 1:
-        output.out("no experiments yet: `pipeflow exp run --set KEY=VALUE` runs one")
+        output.out("no experiments yet: `pipeflow exp run --set PARAM=VALUE` runs one")
 
 
 def _right(table: ExpTable, ids: bool) -> list[bool]:

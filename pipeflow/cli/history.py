@@ -138,9 +138,12 @@ def _print_versions(listing: VersionList) -> None:
                    f"run {v.first_run[:8]}{trust}{exp}{tags}{gone}")
         for key, (old, new) in v.params_changed.items():
             file, _, dotted = key.partition(":")
-            why = (f" (set for experiment {v.experiment.name})"
-                   if v.experiment and v.experiment.overrides_key(file, dotted) else "")
-            output.out(f"           {key}: {old} -> {new}{why}")
+            if v.experiment and v.experiment.overrides_key(file, dotted):
+                # the value it was set to: the line above may be another experiment's
+                output.out(f"           {key} = {new} (set for experiment "
+                           f"{v.experiment.name})")
+            else:
+                output.out(f"           {key}: {old} -> {new}")
         if v.metrics:
             shown = ", ".join(f"{k.split(':', 1)[-1]}={val}" for k, val in v.metrics.items())
             output.out(f"           metrics: {shown}")

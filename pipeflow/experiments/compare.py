@@ -17,8 +17,10 @@ if TYPE_CHECKING:
     from pipeflow.project.project import Project
 
 
-def workspace(repo: Project) -> Experiment:
-    """The workspace as an experiment named ``workspace`` (id ``""``)."""
+def workspace(repo: Project, pool: list[Experiment] | None = None) -> Experiment:
+    """The workspace as an experiment named ``workspace`` (id ``""``). A key of
+    ``pool``'s experiments that no stage declares (read through ``${...}`` or from a
+    ``vars:`` file) is read from its file too, so that the row says its value now."""
     from pipeflow.git.gitinfo import read_provenance
     from pipeflow.ops.metrics import show as metrics_now
     from pipeflow.ops.params_diff import workspace_params
@@ -27,6 +29,7 @@ def workspace(repo: Project) -> Experiment:
     for per_file in workspace_params(repo).values():
         for file, values in per_file.items():
             params.setdefault(file, {}).update(values)
+    _undeclared(repo, params, pool or [])
     metrics = {m.path: dict(m.values) for m in metrics_now(repo)}
     where = read_provenance(repo.root)
     return Experiment(id="", name=WORKSPACE, status=ExpStatus.DONE, params=params,
@@ -34,10 +37,38 @@ def workspace(repo: Project) -> Experiment:
                       user=where.user, host=where.host)
 
 
+def _undeclared(repo: Project, params: dict[str, dict[str, Any]],
+                pool: list[Experiment]) -> None:
+    """Add to ``params`` the current value of each key ``pool`` has and it lacks (a
+    file or key that is gone stays absent)."""
+    from pipeflow import params as params_files
+    from pipeflow.errors import PipeflowError
+
+    wanted: dict[str, set[str]] = {}
+    for exp in pool:
+        for table in (exp.params, exp.overrides):
+            for file, values in table.items():
+                missing = {k for k in values if k not in params.get(file, {})}
+                wanted.setdefault(file, set()).update(missing)
+    for file, keys in wanted.items():
+        if not keys:
+            continue
+        try:
+            data = params_files.read_params(repo.root / file, name=file, root=repo.root)
+        except (PipeflowError, OSError):
+            continue
+        for key in keys:
+            try:
+                params.setdefault(file, {})[key] = params_files.lookup(data, key)
+            except params_files.MissingParamError:
+                continue
+
+
 def show(repo: Project, *, sort: str | None = None, every: bool = False,
          failed: bool = True) -> ExpTable:
     """The ``exp show`` table (:func:`pipeflow.experiments.table.build`)."""
-    return build(workspace(repo), experiments(repo), sort=sort, every=every, failed=failed)
+    pool = experiments(repo)
+    return build(workspace(repo, pool), pool, sort=sort, every=every, failed=failed)
 
 
 def compare(repo: Project, a: str, b: str | None = None) -> ExpDiff:
@@ -48,7 +79,7 @@ def compare(repo: Project, a: str, b: str | None = None) -> ExpDiff:
 
     def one(name: str) -> Experiment:
         if name == WORKSPACE and all(e.name != WORKSPACE for e in pool):
-            return workspace(repo)
+            return workspace(repo, pool)
         return find(repo, name, pool)
 
     first = one(a)

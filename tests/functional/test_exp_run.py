@@ -358,3 +358,20 @@ def test_the_users_own_worktrees_are_left_alone(project: Project, tmp_path: Path
     assert "feature" in project.git("worktree", "list")
     assert project.git("-C", str(away), "status", "--porcelain") == ""
     assert ".pipeflow" not in project.git("worktree", "list")
+
+
+def test_the_workspace_row_has_values_no_stage_declares(project: Project) -> None:
+    """A key read only through ``${...}`` shows its value now in the workspace row,
+    and a hint the redaction used to mangle reads whole."""
+    assert project.run("init").code == 0
+    assert "--set PARAM=VALUE` runs one" in project.run("exp", "show").text
+    project.params({"x": {"y": 1}, "only": {"cmd": 3}})
+    project.spec({"a": {"cmd": "echo ${x.y} ${only.cmd} > out.txt", "params": ["x.y"],
+                        "outs": ["out.txt"]}})
+    assert project.run("repro").code == 0
+    commit(project)
+    assert project.run("exp", "run", "--set", "only.cmd=4", "--name", "o").code == 0
+    res = project.run("exp", "show", "--json")
+    rows = {r["name"]: r for r in json.loads(res.out)["rows"]}
+    assert rows["workspace"]["params"]["only.cmd"] == 3
+    assert rows["o"]["params"]["only.cmd"] == 4

@@ -103,7 +103,7 @@ def test_versions_mark_the_version_an_experiment_made(
     rows = [line for line in res.out.splitlines() if " run " in line]
     assert len(rows) == 2
     assert "exp lr-high" not in rows[0] and "exp lr-high" in rows[1]
-    assert "params.yaml:train.C: 1 -> 10 (set for experiment lr-high)" in res.out
+    assert "params.yaml:train.C = 10 (set for experiment lr-high)" in res.out
     data = json.loads(project.run("versions", "model.txt", "--json").out)
     assert [v["experiment"] for v in data["versions"]] == [
         None, {"id": experiment, "name": "lr-high", "set": OVERRIDES}]
