@@ -48,8 +48,8 @@ def apply_command(
 
     Examples:
 
+    \b
       pipeflow exp apply lr-high && git commit -am "train.C = 10 (lr-high)"
-
       pipeflow exp apply lr-high --force   # over uncommitted params edits
 
     Exit 2, nothing changed, for an unknown or failed experiment or params files with
@@ -138,8 +138,8 @@ def remove_command(
 
     Examples:
 
+    \b
       pipeflow exp remove lr-high lr-low
-
       pipeflow exp remove --all-failed
     """
     from pipeflow.experiments.apply import exp_remove

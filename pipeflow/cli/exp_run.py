@@ -10,7 +10,7 @@ import typer
 
 from pipeflow.cli import output
 from pipeflow.cli.options import Json, Targets, Verbose, Wait, resolve_target_paths
-from pipeflow.cli.repro import EngineOpt, ExecutorOpt, RemoteOpt, SchedulerOpt, engine_options
+from pipeflow.cli.repro import EngineOpt, ExecutorOpt, SchedulerOpt, engine_options
 
 if TYPE_CHECKING:
     from pipeflow.experiments.run import ExpEvent, SweepReport
@@ -34,6 +34,11 @@ NameOpt = Annotated[
 ]
 JobsOpt = Annotated[
     int, typer.Option("--jobs", "-j", min=0, help="Experiments to run at once (0: one per CPU).")
+]
+RemoteOpt = Annotated[
+    str | None, typer.Option("--remote", "-r",
+                             help="The remote an --executor that stages through one uses "
+                                  "(dask; default: the default remote).")
 ]
 ReplaceOpt = Annotated[
     bool, typer.Option("--replace", help="A --name that is taken: supersede that experiment.")
@@ -107,16 +112,19 @@ def run_command(
     compares them, `pipeflow exp apply NAME` makes one the workspace's, `pipeflow
     push` shares them.
 
+    TARGETS (stage names, template groups or output paths) limit each experiment
+    to those stages and their upstream.
+
     Examples:
 
+    \b
       pipeflow exp run --set train.C=10 --name strong
-
       pipeflow exp run --set train.C=0.1,1,10 --set featurize.poly_degree=1,2 -j 2
-
       pipeflow exp run --sweep sweep.yaml --name 'C{train.C}' --executor dask
 
     Exit 1 when an experiment failed (the others still ran), 2 for a bad --set,
-    sweep file or name (nothing runs then).
+    sweep file or name (nothing runs then), 130/143 when interrupted (finished
+    experiments are kept; none of your files changed).
     """
     from pipeflow.cli.signals import sigterm_as_interrupt
     from pipeflow.experiments.run import ExpOptions, exp_run

@@ -57,6 +57,8 @@ def show_command(
 
     \b
     Examples:
+
+    \b
       pipeflow exp show
       pipeflow exp show --sort -metrics.accuracy --delta
       pipeflow exp show --sort params.train.C --all
@@ -99,6 +101,8 @@ def diff_command(
 
     \b
     Examples:
+
+    \b
       pipeflow exp diff lr-high
       pipeflow exp diff lr-high lr-low --all
       pipeflow exp diff lr-high --md >> comment.md

@@ -185,7 +185,8 @@ def _applicable(repo: Project, name: str) -> Experiment:
     if not exp.ok:
         where = f" at stage '{exp.failed_stage}'" if exp.failed_stage else ""
         raise UsageError(f"experiment '{exp.name}' failed{where}: it has no results to apply",
-                         hint=f"`pipeflow exp show` shows its error; run it again after a fix "
+                         hint=f"its logs are in .pipeflow/logs/exp/{exp.name}/ (in the "
+                              "clone that ran it); run it again after a fix "
                               f"(`pipeflow exp run --name {exp.name} --replace ...`)")
     return exp
 
@@ -383,7 +384,8 @@ def _repro_or_undo(repo: Project, exp: Experiment, saved: _Saved,
     undone = _undone(exp)
     if outcome.failed:
         first = outcome.failed[0]
-        raise StageFailed(first.stage, f"{first.message}; {undone}", log_tail=first.log_tail)
+        what = first.message.split(": ", 1)[-1]  # StageFailed names the stage itself
+        raise StageFailed(first.stage, f"{what}; {undone}", log_tail=first.log_tail)
     raise Cancelled(f"cancelled; {undone}")
 
 

@@ -190,6 +190,8 @@ def find(repo: Project, name: str, pool: list[Experiment] | None = None) -> Expe
     close = difflib.get_close_matches(name, [e.name for e in pool], n=3, cutoff=0.5)
     hint = (f"did you mean {', '.join(repr(c) for c in close)}?" if close
             else "`pipeflow exp show` lists the experiments")
+    if len(name) < 4 and any(e.id.startswith(name) for e in pool):
+        hint = "an id prefix names an experiment from 4 characters on; " + hint
     raise UsageError(f"no experiment '{name}'", hint=hint)
 
 

@@ -191,6 +191,7 @@ def test_a_failing_stage_undoes_the_apply(base: Project) -> None:
     res = base.run("exp", "apply", "high")
     assert res.code == 1
     assert "stage 'evaluate' failed" in res.err and "was undone" in res.err
+    assert res.err.count("stage 'evaluate' failed") == 1, res.err  # said once
     assert runs(base) == ["evaluate"]
     assert _state(base) == before  # params, lock and the model as they were
     _clean(base)
