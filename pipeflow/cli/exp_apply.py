@@ -21,7 +21,7 @@ Names = Annotated[list[str] | None, typer.Argument(
 
 def _stage_line(ev: StageEvent) -> None:
     if ev.kind == "started":
-        output.out(f"Running '{ev.stage}' (its fingerprint is not the experiment's)")
+        output.out(f"Running '{ev.stage}' (the run cache could not restore it: see below)")
     elif ev.kind == "restored":
         output.out(f"'{ev.stage}' restored from the cache", fg="cyan")
 
