@@ -450,7 +450,7 @@ def exp_remove(home: Project, names: Sequence[str], *, all_failed: bool = False,
                     chosen.setdefault(exp.id, exp)
         prov = read_provenance(home.root)
         for exp in chosen.values():
-            summary.write_removal(home, exp, prov)
+            summary.write_removal(home, exp.id, exp.name, prov)
         live = {e.name for e in pool if e.id not in chosen}
         for exp in chosen.values():
             if exp.name not in live and safepath.problem(exp.name) is None and (

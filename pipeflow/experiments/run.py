@@ -295,7 +295,7 @@ def _supersede(home: Project, plan: Planned, exp: Experiment, prov: Provenance,
             "show` lists both, with their ids)")
         return
     for old in plan.replaces:
-        summary.write_removal(home, _stub(old, plan.name), prov)
+        summary.write_removal(home, old, plan.name, prov)
 
 
 def _next(finished: queue.SimpleQueue[Future[Experiment | None]]) -> Future[Experiment | None]:
@@ -350,34 +350,21 @@ def _run_one(home: Project, options: ExpOptions, planned: Planned,
     return exp
 
 
-def _stub(exp_id: str, name: str) -> Experiment:
-    from pipeflow.lineage.experiments import ExpStatus
-
-    return Experiment(id=exp_id, name=name, status=ExpStatus.REMOVED)
-
-
 def grid_texts(values: Mapping[str, Sequence[object]]) -> tuple[str, ...]:
-    """``--set`` texts trying each of ``values[key]`` (the Python API's ``grid=``)."""
+    """``--set`` texts trying each of ``values[key]`` (the Python API's ``grid=``): each
+    value as YAML flow text that reads back as it inside a list, so a string with a
+    comma stays one value."""
+    from pipeflow.experiments.yamledit import flow
+
     for key, vals in values.items():
         if isinstance(vals, str | bytes) or not vals:
             raise UsageError(f"grid[{key!r}] must be a non-empty list of values to try "
                              f"(got {vals!r})", hint="use set= for one value")
-    return tuple(f"{key}={','.join(_flow(v) for v in vals)}" for key, vals in values.items())
+    return tuple(f"{key}={','.join(flow(v) for v in vals)}" for key, vals in values.items())
 
 
 def set_texts(values: Mapping[str, object]) -> tuple[str, ...]:
     """``--set`` texts for single values (the Python API's ``set=``)."""
-    return tuple(f"{key}={_flow(v)}" for key, v in values.items())
+    from pipeflow.experiments.yamledit import flow
 
-
-def _flow(value: object) -> str:
-    """``value`` as YAML flow text that reads back as it (a string stays one quoted
-    value, commas and all; a list a list; infinities and NaN YAML's ``.inf``/``.nan``)."""
-    import json
-    import math
-
-    if isinstance(value, float) and not math.isfinite(value):
-        return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_flow(v) for v in value) + "]"
-    return json.dumps(value, ensure_ascii=False)  # JSON is YAML
+    return tuple(f"{key}={flow(v)}" for key, v in values.items())

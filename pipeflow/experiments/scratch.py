@@ -107,9 +107,6 @@ class Scratch:
     root: Path
     """The project's folder in it (below ``top`` when the project is a subfolder of
     its git repository)."""
-    home: Path
-    """The project's own root (where ``git worktree prune`` runs)."""
-    worktree: bool
     linked: tuple[str, ...] = ()
     """Git-ignored entries linked, not copied (:mod:`.scratchfill`)."""
 
@@ -155,16 +152,18 @@ def make_scratch(home: Project, name: str, skip: Iterable[str] = (),
     try:
         root.mkdir(parents=True, exist_ok=True)
         if prefix is not None and not worktree:  # a repository without a commit yet
-            _git(top, "init", "-q")
+            from pipeflow.git.gitcmd import init
+
+            init(top)
         (root / DOT).mkdir(exist_ok=True)
         done = fill(home.root, root, frozenset(skip), frozenset(persist))
     except OSError as exc:
-        remove_scratch(Scratch(top, root, home.root, worktree))
+        remove_scratch(Scratch(top, root))
         where = exc.filename or top
         raise StorageError(f"cannot make the experiment's scratch workspace: {where}: "
                            f"{exc.strerror or exc}",
                            hint="check free space and permissions under .pipeflow/tmp") from exc
-    return Scratch(top, root, home.root, worktree, tuple(done.linked))
+    return Scratch(top, root, tuple(done.linked))
 
 
 def _worktree(home: Path, top: Path) -> bool:
@@ -182,12 +181,13 @@ def _worktree(home: Path, top: Path) -> bool:
 
 
 def _git(cwd: Path, *args: str) -> str | None:
-    """A git command's output, or None when it failed (or there is no git)."""
+    """A git command's output (:mod:`pipeflow.git.gitcmd`: pinned to the repository
+    around ``cwd``, no hooks, no fsmonitor), or None when it failed or there is none."""
+    from pipeflow.git import gitcmd
+
     try:
-        out = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True,
-                             timeout=120, check=False,
-                             env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
-    except (OSError, subprocess.TimeoutExpired):
+        out = gitcmd.run(cwd, *args, timeout=120)
+    except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.decode("utf-8", "surrogateescape") if out.returncode == 0 else None
 
@@ -210,13 +210,11 @@ def _remove_worktree(top: Path) -> None:
 def _admin_dir(top: Path) -> Path | None:
     """The ``.git/worktrees/<name>`` folder of the worktree at ``top``, if its ``.git``
     file names one that names ``top`` back (anything else is left alone)."""
-    try:
-        text = (top / ".git").read_text(encoding="utf-8", errors="replace")[:4096]
-    except OSError:
+    from pipeflow.git.gitcmd import git_dir_of
+
+    admin = git_dir_of(top)
+    if admin is None:
         return None
-    if not text.startswith("gitdir: "):
-        return None
-    admin = Path(text[len("gitdir: "):].strip())
     try:
         back = (admin / "gitdir").read_text(encoding="utf-8", errors="replace").strip()
     except OSError:

@@ -68,10 +68,11 @@ def fill(home: Path, root: Path, skip: frozenset[str], persist: frozenset[str]) 
 def git_ls(root: Path, *options: str) -> list[str] | None:
     """``git ls-files -z OPTIONS`` in ``root``: paths relative to it, or None outside
     a git work tree."""
+    from pipeflow.git import gitcmd
+
     try:
-        out = subprocess.run(["git", "-C", str(root), "ls-files", "-z", *options],
-                             capture_output=True, timeout=120, check=False)
-    except (OSError, subprocess.TimeoutExpired):
+        out = gitcmd.run(root, "ls-files", "-z", *options, timeout=120)
+    except (OSError, subprocess.SubprocessError):
         return None
     if out.returncode != 0:
         return None

@@ -51,8 +51,7 @@ def _how(outcome: Outcome) -> dict[str, str]:
 
 
 def build(planned: Planned, table: Mapping[str, Mapping[str, Any]], lock: Lock,
-          outcome: Outcome | None, error: str | None, tail: str = "",
-          failed_stage: str | None = None) -> Experiment:
+          outcome: Outcome | None, error: str | None) -> Experiment:
     """The experiment a scratch run ended with: ``lock`` is the scratch's lock after
     the run; ``outcome`` None when the run stopped before scheduling (``error``).
     Only the stages the run looked at count: the lock's other entries are the
@@ -80,13 +79,13 @@ def build(planned: Planned, table: Mapping[str, Mapping[str, Any]], lock: Lock,
     for name, word in how.items():
         if name not in lock.stages:
             stages.append(StageOutcome(name, word))
-    failed = outcome is not None and bool(outcome.failed)
-    if failed and outcome is not None and failed_stage is None:
+    failed_stage, tail = None, ""
+    if outcome is not None and outcome.failed:
         first = outcome.failed[0]
         failed_stage, error, tail = first.stage, first.message, first.log_tail
     return Experiment(
         id=planned.id, name=planned.name,
-        status=ExpStatus.FAILED if failed or error else ExpStatus.DONE,
+        status=ExpStatus.FAILED if error else ExpStatus.DONE,
         overrides=table, params=params, metrics=metrics, stages=tuple(stages),
         outputs=tuple(outputs), failed_stage=failed_stage, error=error, log_tail=tail,
         sweep=planned.sweep, index=planned.index)
@@ -105,12 +104,13 @@ def write(home: Project, exp: Experiment, prov: Provenance, started: float) -> E
     return Experiment.from_record(record)
 
 
-def write_removal(home: Project, exp: Experiment, prov: Provenance) -> RunRecord:
-    """Record that ``exp`` is removed (a record of its own: removals travel too)."""
+def write_removal(home: Project, exp_id: str, name: str, prov: Provenance) -> RunRecord:
+    """Record that experiment ``exp_id`` (``name``) is removed (a record of its own:
+    removals travel too)."""
     now = iso(time.time())
     body = RecordBody(kind=RecordKind.EXPERIMENT, started=now, ended=now, user=prov.user,
                       host=prov.host, git=record_git(prov), pipeflow_version=__version__,
-                      experiment={"id": exp.id, "name": exp.name,
+                      experiment={"id": exp_id, "name": name,
                                   "status": ExpStatus.REMOVED.value})
     return _append(home, body)
 

@@ -24,7 +24,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["NOT_A_REPO", "Located", "locate", "run"]
+__all__ = ["NOT_A_REPO", "Located", "init", "locate", "run"]
 
 NOT_A_REPO = 128
 """The exit status of a call that did not run because there is no repository."""
@@ -135,6 +135,18 @@ def run(root: Path, *args: str, stdin: bytes | None = None, timeout: float = 60,
          *_HARDENED, *args],
         cwd=root, env=_env(), input=stdin, capture_output=True, timeout=timeout,
         stdin=None if stdin is not None else subprocess.DEVNULL)
+
+
+def init(folder: Path) -> bool:
+    """``git init`` of ``folder`` as a repository of its own (never the repository
+    around it, which :func:`run` would pin), hardened; whether it worked."""
+    try:
+        done = subprocess.run(["git", *_HARDENED, "init", "-q", str(folder)], cwd="/",
+                              env=_env(), capture_output=True, timeout=60,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
 
 
 def blob_sizes(root: Path, specs: list[str]) -> list[int | None]:
