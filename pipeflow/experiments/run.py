@@ -43,7 +43,8 @@ from pipeflow.experiments.scratch import (
     sweep_scratch,
 )
 from pipeflow.experiments.summary import Planned
-from pipeflow.lineage.experiments import Experiment, experiments, mark, require_project
+from pipeflow.lineage.experiments import Experiment, experiments, require_project
+from pipeflow.lineage.model import ExperimentMark
 from pipeflow.ops.repro import check_run_options
 from pipeflow.planning.graph import resolve_targets
 
@@ -327,7 +328,8 @@ def _run_one(home: Project, options: ExpOptions, planned: Planned,
             ropts = ReproOptions(targets=options.targets, executor=options.executor,
                                  executor_options=options.executor_options,
                                  remote=options.remote, inflight=shared.inflight,
-                                 mark=mark(planned.id, planned.name, table),
+                                 mark=ExperimentMark(planned.id, planned.name,
+                                                     table).to_json(),
                                  provenance=shared.prov)
             outcome, error = None, None
             try:

@@ -14,8 +14,9 @@ The summary (the record's ``experiment`` field)::
      "failed_stage": "train", "log_tail": "..."}
 
 A removal is ``{"id": ..., "name": ..., "status": "removed"}``. The stage records an
-experiment wrote carry the mark ``{"id", "name", "set"}`` (:data:`MARK_KEYS`), which
-``lineage`` and ``versions`` show.
+experiment wrote carry the mark ``{"id", "name", "set"}``
+(:class:`pipeflow.lineage.model.ExperimentMark`), which ``lineage`` and ``versions``
+show.
 """
 
 from __future__ import annotations
@@ -31,9 +32,6 @@ from pipeflow.records.records import OutputRef, RecordKind, RunRecord
 
 if TYPE_CHECKING:
     from pipeflow.project.project import Project
-
-MARK_KEYS = ("id", "name", "set")
-"""What a stage's record keeps of the experiment it ran for."""
 
 Table = Mapping[str, Mapping[str, Any]]
 """file (or metrics path) -> dotted key -> value."""
@@ -138,11 +136,6 @@ class Experiment:
 
 def _plain(table: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {k: dict(v) for k, v in table.items()}
-
-
-def mark(exp_id: str, name: str, overrides: Table) -> dict[str, Any]:
-    """The ``experiment`` field of the stage records an experiment writes."""
-    return {"id": exp_id, "name": name, "set": _plain(overrides)}
 
 
 def experiment_records(repo: Project) -> list[RunRecord]:

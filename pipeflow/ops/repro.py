@@ -53,7 +53,7 @@ class ReproOptions:
     """The engine's own options, e.g. ``{"scheduler": "tcp://host:8786"}`` for ``dask``."""
     mark: Mapping[str, Any] | None = None
     """The experiment this run is for: every run record it writes carries it
-    (:func:`pipeflow.lineage.experiments.mark`)."""
+    (:meth:`pipeflow.lineage.model.ExperimentMark.to_json`)."""
     inflight: InFlight | None = None
     """Shared by the runs of one sweep (:mod:`pipeflow.execution.inflight`)."""
     provenance: Provenance | None = None
