@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -13,6 +14,7 @@ from pipeflow.cli.options import Json, Targets, Verbose, Wait, resolve_target_pa
 from pipeflow.cli.repro import EngineOpt, ExecutorOpt, SchedulerOpt, engine_options
 
 if TYPE_CHECKING:
+    from pipeflow.execution.scheduler import StageEvent
     from pipeflow.experiments.run import ExpEvent, SweepReport
     from pipeflow.lineage.experiments import Experiment
 
@@ -64,10 +66,7 @@ class _Printer:
                 _stage(ev.name, ev.stage)
 
 
-def _stage(name: str, ev: object) -> None:
-    from pipeflow.execution.scheduler import StageEvent
-
-    assert isinstance(ev, StageEvent)
+def _stage(name: str, ev: StageEvent) -> None:
     if ev.kind == "started":
         output.out(f"[{name}] running '{ev.stage}'")
     elif ev.kind == "finished" and ev.result is not None:
@@ -135,8 +134,6 @@ def run_command(
                          executor_options=engine_options(scheduler, executor_option))
     printer = _Printer(quiet=json_out)
     with Project.find() as repo, sigterm_as_interrupt():
-        import dataclasses
-
         options = dataclasses.replace(options,
                                       targets=resolve_target_paths(repo.root, targets))
         report = exp_run(repo, options, on_event=printer.event)

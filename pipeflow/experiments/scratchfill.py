@@ -47,7 +47,7 @@ class Fill:
 def fill(home: Path, root: Path, skip: frozenset[str], persist: frozenset[str]) -> Fill:
     """Fill ``root`` (a scratch project folder) from the workspace at ``home``."""
     done = Fill(skip, COPY_BUDGET)
-    listed = git_ls(home, "--cached", "--others", "--exclude-standard", "--deduplicate")
+    listed = _git_ls(home, "--cached", "--others", "--exclude-standard", "--deduplicate")
     if listed is None:  # outside git: every entry, ignored or not
         for rel in _walk(home):
             if not _excluded(rel, skip):
@@ -65,7 +65,7 @@ def fill(home: Path, root: Path, skip: frozenset[str], persist: frozenset[str]) 
     return done
 
 
-def git_ls(root: Path, *options: str) -> list[str] | None:
+def _git_ls(root: Path, *options: str) -> list[str] | None:
     """``git ls-files -z OPTIONS`` in ``root``: paths relative to it, or None outside
     a git work tree."""
     from pipeflow.git import gitcmd
@@ -80,10 +80,10 @@ def git_ls(root: Path, *options: str) -> list[str] | None:
 
 
 def _excluded(rel: str, skip: frozenset[str]) -> bool:
-    return rel.split("/", 1)[0] in (DOT, ".git") or under(rel, skip)
+    return rel.split("/", 1)[0] in (DOT, ".git") or _under(rel, skip)
 
 
-def under(rel: str, skip: frozenset[str]) -> bool:
+def _under(rel: str, skip: frozenset[str]) -> bool:
     """Whether ``rel`` is a path of ``skip`` or lies below one."""
     parts = rel.split("/")
     return any("/".join(parts[:i]) in skip for i in range(1, len(parts) + 1))
@@ -95,7 +95,7 @@ def _holds(rel: str, skip: frozenset[str]) -> bool:
 
 
 def _ignored(home: Path, skip: frozenset[str]) -> Iterator[str]:
-    listed = git_ls(home, "--others", "--ignored", "--exclude-standard", "--directory")
+    listed = _git_ls(home, "--others", "--ignored", "--exclude-standard", "--directory")
     for entry in listed or ():
         rel = entry.rstrip("/")
         if _excluded(rel, skip) or rel.rsplit("/", 1)[-1] == "__pycache__":
