@@ -114,6 +114,7 @@ def _producers(pipeline: Pipeline) -> dict[str, str]:
                 msg = f"output '{out.path}' is written {where} stage '{stage.name}'"
                 raise SpecError(msg, stage.location, hint="each path may have one writer")
             producers[out.path] = stage.name
+    _check_models(pipeline)
     # Look up each output's parent folders rather than comparing neighbours in
     # sorted order: 'data.csv' and 'data v2' sort between 'data' and 'data/x'.
     for path in sorted(producers):
@@ -126,6 +127,20 @@ def _producers(pipeline: Pipeline) -> dict[str, str]:
                 loc = pipeline.stages[b].location
                 raise SpecError(msg, loc, hint="declare outputs that do not contain each other")
     return producers
+
+
+def _check_models(pipeline: Pipeline) -> None:
+    """A model name names one output: the registry addresses versions by it."""
+    seen: dict[str, str] = {}
+    for stage in pipeline.stages.values():
+        for out in stage.outs:
+            if out.model is None:
+                continue
+            other = seen.setdefault(out.model, out.path)
+            if other != out.path:
+                msg = f"model '{out.model}' is declared twice: '{other}' and '{out.path}'"
+                raise SpecError(msg, stage.location,
+                                hint="give each model output a name of its own")
 
 
 def _edges(pipeline: Pipeline, producers: dict[str, str]) -> dict[str, set[str]]:

@@ -21,6 +21,7 @@ from pipeflow.credentials import secret_settings
 from pipeflow.errors import ConfigError, Location, PipeflowError
 from pipeflow.files import projectfile, safeload
 from pipeflow.params import deep_merge
+from pipeflow.signing.signatures import TrustedKeys
 from pipeflow.storage.links import LINK_SETTINGS
 
 DEFAULT_GRACE = 2 * 3600.0
@@ -29,7 +30,8 @@ for temporary files, the next writer) may delete it: ``gc.grace`` (docs/gc.md)."
 TRUST_KEY = "trust_run_cache"
 """The remote option that opts into that remote's unsigned run cache."""
 KNOWN: dict[str, tuple[str, ...]] = {"cache": ("dir", "link"), "core": ("remote",),
-                                     "gc": ("grace",), "remote": ()}
+                                     "gc": ("grace",), "remote": (), "keys": ("trusted",),
+                                     "registry": ("protected",)}
 """Sections and their keys; ``remote`` maps remote names to their settings."""
 CREDENTIALS_HINT = ("put it in the git-ignored .pipeflow/config.local (`pipeflow remote add|"
                     "modify --local`), or give it through the environment or fsspec's own "
@@ -67,6 +69,16 @@ class GcConfig:
 
 
 @dataclass(frozen=True)
+class RegistryConfig:
+    """``registry:`` and ``keys:``: who may move which alias (docs/registry.md)."""
+
+    protected: tuple[str, ...] = ()
+    """Glob patterns (``production*``) of aliases whose moves need a trusted signature."""
+    trusted: TrustedKeys = field(default_factory=lambda: TrustedKeys({}))
+    """``keys.trusted``: name -> public key."""
+
+
+@dataclass(frozen=True)
 class RemoteConfig:
     """``remote.NAME:``: one remote's settings."""
 
@@ -91,6 +103,7 @@ class Config:
     core: CoreConfig = CoreConfig()
     gc: GcConfig = GcConfig()
     remotes: Mapping[str, RemoteConfig] = field(default_factory=dict)
+    registry: RegistryConfig = RegistryConfig()
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -105,7 +118,8 @@ class Config:
         remote = sections["core"].get("remote")  # not a string: names no remote, as ever
         return cls(cache=_cache(sections["cache"], at),
                    core=CoreConfig(remote if isinstance(remote, str) else None),
-                   gc=GcConfig(_grace(sections["gc"], at)), remotes=remotes, raw=data)
+                   gc=GcConfig(_grace(sections["gc"], at)), remotes=remotes,
+                   registry=_registry(sections["registry"], sections["keys"], at), raw=data)
 
 
 DEFAULT_CONFIG: dict[str, Any] = {"cache": asdict(CacheConfig())}
@@ -142,6 +156,27 @@ def _grace(section: Mapping[str, Any], at: Where) -> float:
         return parse_duration(str(section["grace"]))
     except ValueError as exc:
         raise ConfigError(f"gc.grace: {exc}", at(("gc", "grace"))) from exc
+
+
+def _registry(registry: Mapping[str, Any], keys: Mapping[str, Any],
+              at: Where) -> RegistryConfig:
+    protected = registry.get("protected", [])
+    if isinstance(protected, str):
+        protected = [protected]
+    if not isinstance(protected, list) or not all(isinstance(p, str) and p
+                                                  for p in protected):
+        raise ConfigError(f"registry.protected must be a list of alias patterns (got "
+                          f"{protected!r})", at(("registry", "protected")),
+                          hint='e.g. `registry: {protected: ["production*"]}`')
+    trusted = keys.get("trusted") or {}
+    where = at(("keys", "trusted"))
+    if not isinstance(trusted, dict):
+        raise ConfigError("keys.trusted must map names to public keys", where,
+                          hint="`pipeflow keys trust NAME PUBLIC_KEY` writes an entry")
+    try:
+        return RegistryConfig(tuple(protected), TrustedKeys.from_mapping(trusted, "keys.trusted"))
+    except ConfigError as exc:
+        raise ConfigError(exc.message, where, hint=exc.hint) from None
 
 
 def _remote(name: str, settings: Any, at: Where) -> RemoteConfig:

@@ -23,6 +23,11 @@ class Out:
     kind: OutKind = "out"
     cache: bool = True
     persist: bool = False
+    model: str | None = None
+    """The model name this output is declared as (``model:``): the registry's unit."""
+    desc: str | None = field(default=None, compare=False)
+    """Free text for humans (outputs' ``desc:``; the registry shows a model's): never
+    part of an output's identity."""
 
 
 @dataclass(frozen=True)

@@ -215,8 +215,27 @@ class _Builder:
             kind=kind,
             cache=bool(options.get("cache", True)),
             persist=bool(options.get("persist", False)),
+            model=self._model_name(options.get("model"), (*path, "model")),
+            desc=options["desc"] if isinstance(options.get("desc"), str) else None,
         )
+        if out.model is not None and not out.cache:
+            raise SpecProblem(f"model '{out.model}' of {self.owner} has 'cache: false': a "
+                              "model's versions live in the cache", self._at((*path, "model")),
+                              hint="remove 'cache: false' (or the 'model:' declaration)")
         return out, path
+
+    def _model_name(self, value: Any, path: YamlPath) -> str | None:
+        from pipeflow.names import name_problem
+
+        if value is None:
+            return None
+        name = self.scalar(value, path, "model name")
+        problem = name_problem(name)
+        if problem is not None:
+            raise SpecProblem(f"model name {name!r} of {self.owner} {problem}", self._at(path),
+                              hint="use letters, digits, '-', '_' or '.', starting with a "
+                                   "letter or digit")
+        return name
 
     def params(self, raw: list[Any] | None, wdir: str, root: Path) -> tuple[ParamRef, ...]:
         # file -> (keys with where each was written, or None for the whole file; first site)

@@ -1,0 +1,1 @@
+"""ed25519 signatures: who wrote a run record or moved an alias (docs/registry.md)."""
