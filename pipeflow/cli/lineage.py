@@ -66,9 +66,9 @@ def lineage_command(
     with Project.find() as repo:
         if "@" in target or other is not None:  # a version may be a tag: say what was skipped
             from pipeflow.cli.history import tag_warnings
-            from pipeflow.lineage.tags import read_log
+            from pipeflow.lineage.tags import read
 
-            tag_warnings(read_log(repo.dot).problems)
+            tag_warnings(read(repo).problems)
         if other is not None:
             from pipeflow.ops.lineage import lineage_diff
 

@@ -12,6 +12,15 @@ A tag names the target of its valid move with the greatest (``when``, ``id``): t
 same answer in every clone holding the same lines, in whatever order a merge left
 them. Every move stays in the history.
 
+Entries have a ``kind``: a move (no ``kind``: the format older pipeflow writes),
+``rollback`` and ``delete`` (both name a hash too, so a reader that knows only moves
+still reads the right target for a rollback, and keeps a deleted tag), ``note`` (a
+version's note: path, hash, text) and ``repair``. An entry may carry ``sig``, an
+ed25519 signature of its canonical body without ``id`` and ``sig``
+(:mod:`pipeflow.signing`): stored beside the body, so ids stay what they were. Which
+moves count (``registry.protected``) and what a rollback returns to is decided by
+replaying the moves: :mod:`pipeflow.lineage.aliasstate`.
+
 Reads never fail on a damaged log: a line that does not parse, whose ``id`` does not
 match its body (edited by hand), or whose ``prev``/``seq`` names no line of its chain
 is skipped and returned as a :class:`LogProblem`. Logs written before chains existed
@@ -26,16 +35,21 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeflow.errors import PipeflowError, UsageError
 from pipeflow.files import atomicfile, projectfile, safeload, safepath
 from pipeflow.records.records import canonical, iso
+from pipeflow.signing.signatures import Signature
+
+if TYPE_CHECKING:
+    from pipeflow.lineage.aliasstate import AliasPolicy, Refused
+    from pipeflow.project.project import Project
+    from pipeflow.signing.keys import Signer
 
 TAGS_FILE = "tags.jsonl"
 LEGACY_CHAIN = "legacy"
@@ -43,6 +57,12 @@ LEGACY_CHAIN = "legacy"
 # running fast). A later time would pin the tag: no honest move could follow it.
 CLOCK_SKEW = datetime.timedelta(days=1)
 _FIELDS = ("path", "name", "hash")
+_NOTE_FIELDS = ("path", "hash", "text")
+MOVE_KINDS = ("move", "rollback", "delete")
+"""Entries that move a tag (``delete`` moves it to nothing)."""
+NOTE = "note"
+_UNSIGNED = ("id", "sig")
+"""What a signature and an id do not cover."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +81,32 @@ class TagMove:
     seq: int
     line: int
     """1-based line number in the file as read."""
+    kind: str = "move"
+    """One of :data:`MOVE_KINDS`."""
+    note: str | None = None
+    """Why (``promote --note``)."""
+    model: str | None = None
+    """The model name the move was made through (shown; the path decides)."""
+    sig: Signature | None = field(default=None, compare=False)
+    payload: bytes = field(default=b"", compare=False, repr=False)
+    """The bytes ``sig`` signs."""
+
+
+@dataclass(frozen=True)
+class Note:
+    """A note on a version (``pipeflow note MODEL@VERSION TEXT``)."""
+
+    path: str
+    hash: str
+    text: str
+    user: str
+    when: str
+    id: str
+    chain: str
+    seq: int
+    line: int
+    sig: Signature | None = field(default=None, compare=False)
+    payload: bytes = field(default=b"", compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -89,41 +135,56 @@ class TagLog:
     """Chain -> (seq, id) of its newest valid entry, repair markers included."""
     markers: tuple[int, ...] = ()
     """Line numbers of the valid repair markers (entries that move no tag)."""
+    notes: tuple[Note, ...] = ()
+    refused: tuple[Refused, ...] = ()
+    """Moves of protected tags without a trusted signature: read as if absent."""
 
     @property
     def current(self) -> dict[tuple[str, str], TagMove]:
-        """(path, tag) -> the move that decides the tag: greatest (when, id)."""
-        best: dict[tuple[str, str], TagMove] = {}
-        for move in self.moves:
-            key = (move.path, move.name)
-            held = best.get(key)
-            if held is None or (move.when, move.id) > (held.when, held.id):
-                best[key] = move
-        return best
+        """(path, tag) -> the move that decides the tag: the last one replayed in
+        (when, id) order, unless it deleted the tag."""
+        from pipeflow.lineage.aliasstate import replay
+
+        return {key: state.move for key, state in replay(self.moves).items()
+                if state.target is not None}
 
     def tags_of(self, path: str) -> dict[str, str]:
         """Tag name -> hash for one path."""
         return {name: m.hash for (p, name), m in self.current.items() if p == path}
+
+    def notes_of(self, path: str) -> dict[str, list[Note]]:
+        """Hash -> the notes on that version of ``path``, oldest first."""
+        out: dict[str, list[Note]] = {}
+        for note in sorted(self.notes, key=lambda n: (n.when, n.id)):
+            if note.path == path:
+                out.setdefault(note.hash, []).append(note)
+        return out
 
     def head(self, chain: str) -> tuple[int, str] | None:
         """(seq, id) of the newest valid entry of ``chain`` (highest seq, then id)."""
         return self.heads.get(chain)
 
 
-def _check_name(name: str) -> None:
-    # vN and hex strings read as a version label and a hash prefix in PATH@VERSION
-    looks_like_version = ((name.startswith("v") and name[1:].isdigit())
-                          or re.fullmatch(r"[0-9a-f]{4,}", name) is not None)
-    if not name or any(c in name for c in "@/ \t\n:") or looks_like_version:
-        msg = f"invalid tag name {name!r}"
-        raise UsageError(msg, hint="use letters, digits, '-', '_' or '.'; not vN or a "
-                                   "hex string (they read as a version or a hash prefix), "
-                                   "no '@', '/' or ':'")
+def check_name(name: str) -> None:
+    """A UsageError when ``name`` is not a valid tag (alias) name."""
+    from pipeflow.names import name_problem
+
+    problem = name_problem(name, alias=True)
+    if problem is not None:
+        raise UsageError(f"invalid alias name {name!r}: it {problem}",
+                         hint="use letters, digits, '-', '_' or '.' (e.g. production, "
+                              "production-eu, canary); not vN or a hex string, which read "
+                              "as a version or a hash prefix")
+
+
+def signed_bytes(body: Mapping[str, Any]) -> bytes:
+    """What an entry's id and signature cover: its canonical body without them."""
+    return canonical({k: v for k, v in body.items() if k not in _UNSIGNED})
 
 
 def entry_id(body: Mapping[str, Any]) -> str:
-    """The SHA-256 an entry is known by: its canonical body without ``id``."""
-    return hashlib.sha256(canonical({k: v for k, v in body.items() if k != "id"})).hexdigest()
+    """The SHA-256 an entry is known by: its canonical body without ``id`` (nor ``sig``)."""
+    return hashlib.sha256(signed_bytes(body)).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -161,9 +222,12 @@ def _parse(number: int, text: str) -> _Parsed | str:
         safeload.bound(body, TAGS_FILE, "tagline")
     except PipeflowError as exc:
         return exc.message.split(": ", 1)[-1]
-    if body.get("kind") == "repair":
+    kind = body.get("kind", "move")
+    if kind == "repair":
         return _parse_marker(number, text, body)
-    for key in _FIELDS:
+    if kind not in (*MOVE_KINDS, NOTE):
+        return f"an entry of unknown kind {str(kind)[:40]!r} (written by a newer pipeflow?)"
+    for key in _NOTE_FIELDS if kind == NOTE else _FIELDS:
         if not isinstance(body.get(key), str) or not body[key]:
             return f"no '{key}' string"
     if not isinstance(body.get("when", ""), str) or not isinstance(body.get("prev"),
@@ -247,8 +311,9 @@ def _link_problem(entry: _Parsed, claimed: dict[str, dict[str, int]],
     return None
 
 
-def parse_log(text: str) -> TagLog:
-    """The moves and problems of a tag log's text (never raises)."""
+def parse_log(text: str, policy: AliasPolicy | None = None) -> TagLog:
+    """The moves, notes and problems of a tag log's text (never raises). With
+    ``policy``, moves it refuses (protected tags) are set apart in ``refused``."""
     parsed: list[_Parsed] = []
     problems: list[LogProblem] = []
     # split("\n"), not splitlines(): a JSON string may hold U+2028 and its kin.
@@ -268,6 +333,7 @@ def parse_log(text: str) -> TagLog:
     excused = {r for e in parsed if e.removed is not None and e.problem is None
                for r in e.removed}
     moves: list[TagMove] = []
+    notes: list[Note] = []
     markers: list[int] = []
     heads: dict[str, tuple[int, str]] = {}
     for entry in parsed:
@@ -279,14 +345,34 @@ def parse_log(text: str) -> TagLog:
         if entry.removed is not None:
             markers.append(entry.line)  # a repair marker moves no tag
             continue
-        b = entry.body
-        previous = b.get("previous")
-        moves.append(TagMove(b["path"], b["name"], b["hash"],
-                             previous if isinstance(previous, str) else None,
-                             str(b.get("user", "")), str(b.get("when", "")), entry.id,
-                             entry.chain, entry.seq, entry.line))
+        if entry.body.get("kind") == NOTE:
+            notes.append(_note(entry))
+        else:
+            moves.append(_move(entry))
     problems.sort(key=lambda p: p.line)
-    return TagLog(tuple(moves), tuple(problems), heads, tuple(markers))
+    log = TagLog(tuple(moves), tuple(problems), heads, tuple(markers), tuple(notes))
+    return log if policy is None else policy.apply(log)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _move(entry: _Parsed) -> TagMove:
+    b = entry.body
+    chain_fields = entry.chain != LEGACY_CHAIN
+    return TagMove(b["path"], b["name"], b["hash"], _text(b.get("previous")),
+                   str(b.get("user", "")), str(b.get("when", "")), entry.id, entry.chain,
+                   entry.seq, entry.line, str(b.get("kind", "move")), _text(b.get("note")),
+                   _text(b.get("model")), Signature.from_json(b.get("sig")),
+                   signed_bytes(b) if chain_fields else b"")
+
+
+def _note(entry: _Parsed) -> Note:
+    b = entry.body
+    return Note(b["path"], b["hash"], b["text"], str(b.get("user", "")),
+                str(b.get("when", "")), entry.id, entry.chain, entry.seq, entry.line,
+                Signature.from_json(b.get("sig")), signed_bytes(b))
 
 
 def _read_text(path: Path) -> str:
@@ -300,18 +386,27 @@ def _read_text(path: Path) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
-def read_log(dot: Path) -> TagLog:
-    """The tag log of the project whose ``.pipeflow`` is ``dot``."""
-    return parse_log(_read_text(dot / TAGS_FILE))
+def read_log(dot: Path, policy: AliasPolicy | None = None) -> TagLog:
+    """The tag log of the project whose ``.pipeflow`` is ``dot``, as ``policy`` reads
+    it (none: every valid move counts, as for ``gc``, which keeps them all)."""
+    return parse_log(_read_text(dot / TAGS_FILE), policy)
+
+
+def read(repo: Project) -> TagLog:
+    """The project's tag log as its config says to read it (protected tags)."""
+    from pipeflow.lineage.aliasstate import AliasPolicy
+
+    return read_log(repo.dot, AliasPolicy.of(repo))
 
 
 def current(dot: Path) -> dict[tuple[str, str], str]:
-    """(path, tag) -> hash of the version the tag names now."""
+    """(path, tag) -> hash of the version the tag names now, every valid move
+    counting (``gc`` keeps what any reading could name)."""
     return {key: move.hash for key, move in read_log(dot).current.items()}
 
 
 def tags_of(dot: Path, path: str) -> dict[str, str]:
-    """Tag name -> hash for one path."""
+    """Tag name -> hash for one path (every valid move counting)."""
     return read_log(dot).tags_of(path)
 
 
@@ -325,27 +420,60 @@ def _after(when: str) -> str:
     return later.isoformat(timespec="milliseconds")
 
 
-def move(dot: Path, chain: str, path: str, name: str, oid: str, user: str) -> TagMove:
-    """Point tag ``name`` of ``path`` at content ``oid``: one entry appended to this
-    clone's ``chain`` in the log (the file is rewritten atomically, never torn)."""
-    _check_name(name)
-    log = read_log(dot)
+def move(dot: Path, chain: str, path: str, name: str, oid: str | None, user: str, *,
+         kind: str = "move", note: str | None = None, model: str | None = None,
+         signer: Signer | None = None, policy: AliasPolicy | None = None) -> TagMove:
+    """Point tag ``name`` of ``path`` at content ``oid`` (``kind`` delete: at nothing;
+    ``oid`` None then): one entry appended to this clone's ``chain`` in the log,
+    signed when ``signer`` is given (the file is rewritten atomically, never torn).
+    ``policy`` reads the log as the project does (the tag's current target)."""
+    check_name(name)
+    log = read_log(dot, policy)
     held = log.current.get((path, name))
+    if kind == "delete":
+        if held is None:
+            raise UsageError(f"'{path}' has no tag '{name}' to delete")
+        oid = held.hash  # a reader that knows only moves keeps the tag: never a wrong one
+    assert oid is not None
     when = iso(time.time())
     if held is not None and (when, "") <= (held.when, held.id):
         # A clock behind a colleague's must not make this move lose to the one it replaces.
         when = max(when, _after(held.when))
-    body = _chained(log, chain, {"path": path, "name": name, "hash": oid,
-                                 "previous": held.hash if held else None, "user": user,
-                                 "when": when})
+    fields: dict[str, Any] = {"path": path, "name": name, "hash": oid,
+                              "previous": held.hash if held else None, "user": user,
+                              "when": when}
+    if kind != "move":
+        fields["kind"] = kind
+    fields.update({k: v for k, v in (("note", note), ("model", model)) if v})
+    body, number = _append(dot, log, chain, fields, signer)
+    return _move(_Parsed(number, "", body, body["id"], body["id"], chain, body["seq"]))
+
+
+def add_note(dot: Path, chain: str, path: str, oid: str, text: str, user: str, *,
+             signer: Signer | None = None) -> Note:
+    """Append a note on version ``oid`` of ``path`` to this clone's chain."""
+    log = read_log(dot)
+    fields = {"kind": NOTE, "path": path, "hash": oid, "text": text, "user": user,
+              "when": iso(time.time())}
+    body, number = _append(dot, log, chain, fields, signer)
+    return _note(_Parsed(number, "", body, body["id"], body["id"], chain, body["seq"]))
+
+
+def _append(dot: Path, log: TagLog, chain: str, fields: dict[str, Any],
+            signer: Signer | None) -> tuple[dict[str, Any], int]:
+    """Write ``fields`` as the next entry of ``chain`` (signed by ``signer``); the
+    entry's body and its line number."""
+    from pipeflow.signing.signatures import sign
+
+    body = _chained(log, chain, fields)
+    if signer is not None:
+        body["sig"] = sign(signer, signed_bytes(body)).to_json()
     tags_path = dot / TAGS_FILE
     data = _read_text(tags_path).encode("utf-8", "surrogateescape")
     if data and not data.endswith(b"\n"):
         data += b"\n"
     atomicfile.write_bytes(tags_path, data + _line(body), durable=True)
-    number = data.count(b"\n") + 1
-    return TagMove(path, name, oid, body["previous"], user, when, body["id"], chain,
-                   body["seq"], number)
+    return body, data.count(b"\n") + 1
 
 
 def _chained(log: TagLog, chain: str, fields: dict[str, Any]) -> dict[str, Any]:

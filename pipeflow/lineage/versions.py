@@ -100,7 +100,7 @@ def list_versions(repo: Project, path: str, *, current_hash: str | None = None,
     ``tags`` (name -> hash) defaults to what the tag log says, problems unreported."""
     index = repo.index
     if tags is None:
-        tags = tagfile.read_log(repo.dot).tags_of(path)
+        tags = tagfile.read(repo).tags_of(path)
     tagged = tagged_hashes(tags)
     labels = labels or version_labels(repo.root, repo.index)
     from pipeflow.content.hashing import HashInfo

@@ -209,12 +209,12 @@ def _in_conflict(what: str) -> str:
 def _checkout_version(
     repo: Project, path: str, version: str, lock: Lock, report: CheckoutReport
 ) -> None:
-    from pipeflow.lineage.tags import read_log
+    from pipeflow.lineage.tags import read
     from pipeflow.lineage.versions import resolve
     from pipeflow.ops.lineage import light_versions
 
     current = out_entries_all(lock).get(path)
-    log = read_log(repo.dot)
+    log = read(repo)
     report.warnings += [f"{p.message}: skipped (`pipeflow verify` explains)"
                         for p in log.problems]
     chosen = resolve(repo, path, version, light_versions(repo, path, log.tags_of(path)))

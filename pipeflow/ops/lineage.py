@@ -64,7 +64,7 @@ def light_versions(repo: Project, path: str, tags: dict[str, str] | None = None
     from pipeflow.lineage.versions import ordered_rows, tagged_hashes
 
     if tags is None:
-        tags = tagfile.read_log(repo.dot).tags_of(path)
+        tags = tagfile.read(repo).tags_of(path)
     tagged = tagged_hashes(tags)
     labels = version_labels(repo.root, repo.index)
     return [

@@ -250,9 +250,9 @@ def _all_records(records: RecordStore) -> list[tuple[str, int, str, str]]:
 def verify_tags(repo: Project, report: VerifyReport) -> None:
     """Every line of the tag log: it parses, its id matches its content, and it
     follows a line of its clone's chain. Reads skip the lines reported here."""
-    from pipeflow.lineage.tags import read_log
+    from pipeflow.lineage.tags import read
 
-    for problem in read_log(repo.dot).problems:
+    for problem in read(repo).problems:
         report.problems.append(Problem(
             "tags", f"{problem.file}:{problem.line}",
             f"{problem.message} (reads skip it; `pipeflow verify --repair` sets it aside)"))

@@ -53,7 +53,7 @@ def versions(repo: Project, target: str, *, sort: str | None = None) -> VersionL
     if version is not None:
         raise UsageError("`versions` takes a path, not PATH@VERSION")
     current = locked.get(path)
-    log = tagfile.read_log(repo.dot)
+    log = tagfile.read(repo)
     labels = version_labels(repo.root, repo.index)
     found = list_versions(repo, path, current_hash=current.hash if current else None,
                           tags=log.tags_of(path), labels=labels)
@@ -128,14 +128,14 @@ def tag(repo: Project, target: str, name: str, *, wait: float = 0.0) -> TagResul
     if version is None:
         raise UsageError("give the version to tag as PATH@VERSION (vN, hash prefix or tag)")
     with repo.lock(wait=wait):
-        log = tagfile.read_log(repo.dot)
+        log = tagfile.read(repo)
         from pipeflow.ops.lineage import light_versions
 
         chosen = resolve(repo, path, version, light_versions(repo, path, log.tags_of(path)))
         ensure_attributes(repo.root)
         move = tagfile.move(repo.dot, repo.records.chain, path, name, chosen.hash,
                             read_provenance(repo.root).user)
-        now = tagfile.read_log(repo.dot).tags_of(path).get(name)
+        now = tagfile.read(repo).tags_of(path).get(name)
     if now != chosen.hash:  # the move was written, yet another line still decides
         msg = (f"tag '{name}' of {path} still names {str(now)[:8]} after moving it to "
                f"{chosen.hash[:8]}: a line of .pipeflow/tags.jsonl outranks every new move")

@@ -1,0 +1,116 @@
+"""What the tag log's moves add up to: each tag's target, its history, the version a
+rollback returns to, and which moves count when tags are protected.
+
+Moves of one tag are replayed in (``when``, ``id``) order, the same order in every
+clone whatever order a merge left the lines in. A move pushes its target; a
+rollback pops the newest target (so two rollbacks go back two moves); a delete
+empties the tag. A tag's target is the top of that stack.
+
+``registry.protected`` (glob patterns, ``production*``) makes a move of a matching
+tag count only when it carries a valid signature by a key in ``keys.trusted``
+(docs/registry.md). Any other move of it is *refused*: left out of the replay,
+so the tag keeps its last valid target, and reported (``verify``, a warning on read).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from pipeflow.lineage.tags import TagLog, TagMove
+from pipeflow.signing.signatures import TrustedKeys, Verdict
+
+if TYPE_CHECKING:
+    from pipeflow.project.project import Project
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A move of a protected tag that does not count, and why."""
+
+    move: TagMove
+    verdict: Verdict
+
+    @property
+    def message(self) -> str:
+        m = self.move
+        return (f".pipeflow/tags.jsonl:{m.line}: move of protected alias '{m.name}' of "
+                f"{m.path} to {m.hash[:8]} by {m.user or 'someone'} ignored: "
+                f"{self.verdict.describe()}, not by a trusted key")
+
+
+@dataclass(frozen=True)
+class AliasPolicy:
+    """Which tags are protected, and the keys whose signatures move them."""
+
+    protected: tuple[str, ...]
+    trusted: TrustedKeys
+
+    @classmethod
+    def of(cls, repo: Project) -> AliasPolicy:
+        registry = repo.config.registry
+        return cls(registry.protected, registry.trusted)
+
+    def protects(self, name: str) -> bool:
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.protected)
+
+    def verdict(self, move: TagMove) -> Verdict:
+        return self.trusted.verify(move.payload, move.sig)
+
+    def apply(self, log: TagLog) -> TagLog:
+        """``log`` with the moves this policy refuses set apart."""
+        if not self.protected:
+            return log
+        kept: list[TagMove] = []
+        refused: list[Refused] = []
+        for move in log.moves:
+            if self.protects(move.name):
+                verdict = self.verdict(move)
+                if not verdict.trusted:
+                    refused.append(Refused(move, verdict))
+                    continue
+            kept.append(move)
+        return replace(log, moves=tuple(kept), refused=(*log.refused, *refused))
+
+
+@dataclass(frozen=True)
+class TagState:
+    """One tag after the replay."""
+
+    move: TagMove
+    """The last move replayed (for a deleted tag: the delete)."""
+    stack: tuple[str, ...]
+    """Targets a rollback returns through, newest last (empty: deleted)."""
+    moves: tuple[TagMove, ...]
+    """Every move of the tag, in replay order."""
+
+    @property
+    def target(self) -> str | None:
+        return self.stack[-1] if self.stack else None
+
+    @property
+    def before(self) -> str | None:
+        """What a rollback would return to (None: nothing earlier)."""
+        return self.stack[-2] if len(self.stack) > 1 else None
+
+
+def replay(moves: tuple[TagMove, ...] | list[TagMove]) -> dict[tuple[str, str], TagState]:
+    """(path, tag) -> its state after every move, in (when, id) order."""
+    by_key: dict[tuple[str, str], list[TagMove]] = {}
+    for move in moves:
+        by_key.setdefault((move.path, move.name), []).append(move)
+    states: dict[tuple[str, str], TagState] = {}
+    for key, group in by_key.items():
+        group.sort(key=lambda m: (m.when, m.id))
+        stack: list[str] = []
+        for move in group:
+            if move.kind == "delete":
+                stack.clear()
+                continue
+            if move.kind == "rollback" and stack:
+                stack.pop()
+            if not stack or stack[-1] != move.hash:
+                stack.append(move.hash)
+        states[key] = TagState(group[-1], tuple(stack), tuple(group))
+    return states
