@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from pipeflow.git.committedstate import TrackedState
     from pipeflow.records.index import RunIndex
     from pipeflow.records.records import RecordStore
+    from pipeflow.signing.keys import Signer
     from pipeflow.state import StateDB
     from pipeflow.storage.links import Linker
     from pipeflow.storage.store import ObjectStore
@@ -170,6 +171,14 @@ class Project:
             return self.committed.same_as_git(rel, data)
 
         return RecordStore(self.cache_dir, self.dot / "chain", came_through_git)
+
+    @cached_property
+    def signer(self) -> Signer | None:
+        """This user's signing key (``pipeflow keys generate``), or None: run records
+        and alias moves are signed with it (docs/registry.md)."""
+        from pipeflow.signing.keys import load_signer
+
+        return load_signer()
 
     @cached_property
     def committed(self) -> TrackedState:
