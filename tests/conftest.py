@@ -36,6 +36,17 @@ def _own_machine_cache(tmp_path_factory: pytest.TempPathFactory,
     monkeypatch.setenv("PIPEFLOW_MACHINE_CACHE", str(folder / "machine.db"))
 
 
+@pytest.fixture(autouse=True)
+def _own_user_config(tmp_path_factory: pytest.TempPathFactory,
+                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test has its own user config directory (signing keys live there): never the
+    user's key, never another test's. A test that plays two users points
+    PIPEFLOW_CONFIG_DIR at a folder of each."""
+    folder = tmp_path_factory.mktemp("user-config")
+    monkeypatch.setenv("PIPEFLOW_CONFIG_DIR", str(folder))
+    monkeypatch.delenv("PIPEFLOW_SIGNING_KEY", raising=False)
+
+
 @dataclass
 class Result:
     code: int
