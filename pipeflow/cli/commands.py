@@ -161,8 +161,9 @@ def checkout_command(
     Restores what is missing or differs from the lock (everything, or TARGETS:
     stage names, template groups, output or source paths). PATH@VERSION (vN, a hash
     prefix or an alias; MODEL@VERSION too) restores that version of one path
-    instead; `status` then says so and `repro` restores the locked version. An output whose object is not in
-    the cache is reported (exit 1); `pipeflow repro` recomputes it.
+    instead; `status` then says so and `repro` restores the locked version. An
+    output whose object is not in the cache is reported (exit 1); `pipeflow repro`
+    recomputes it.
     """
     from pipeflow.ops.checkout import checkout
     from pipeflow.registry.models import expand_model
