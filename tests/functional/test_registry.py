@@ -150,3 +150,17 @@ def test_rollback_names_the_model_when_several_have_the_alias(project: Project) 
     res = project.run("rollback", "production")
     assert res.code == 2 and "exists for several models: clf, prep" in res.err
     assert "rolled back: production -> clf v1" in ok(project, "rollback", "production", MODEL)
+
+
+def test_gc_keeps_every_version_a_rollback_can_return_to(reg: Project) -> None:
+    v = labels(reg)
+    ok(reg, "promote", f"{MODEL}@v1", "production")
+    ok(reg, "promote", f"{MODEL}@v2", "production")
+    out = as_json(reg, "gc", "--workspace", "--keep-days", "0", "--keep-versions", "1",
+                  "--grace", "0s")
+    assert out is not None
+    ok(reg, "rollback", "production")
+    ok(reg, "checkout", f"{MODEL}@production")
+    assert "lr=0.1" in reg.read(PATH)
+    gone = {x["hash"] for x in as_json(reg, "versions", PATH)["versions"] if not x["in_cache"]}
+    assert v["v1"] not in gone and v["v2"] not in gone and v["v3"] not in gone
