@@ -33,7 +33,8 @@ def _value(value: Any) -> str:
 def lineage_command(
     target: Annotated[str, typer.Argument(
         metavar="PATH[@VERSION]",
-        help="An output or source path; @VERSION is vN, a hash prefix or a tag.")],
+        help="An output or source path, or a model; @VERSION is vN, a hash prefix or an "
+             "alias.")],
     fmt: Annotated[str, typer.Option(
         "--format", metavar="text|json|dot|mermaid|openlineage",
         help="Output format (json: docs/lineage.schema.json; openlineage: one RunEvent "
@@ -53,19 +54,16 @@ def lineage_command(
     A damaged run record is marked and the walk goes on (`pipeflow verify` says more).
     Example: `pipeflow lineage models/model.pkl@v2 --json`.
     """
+    from pipeflow.cli.history import record_warnings
     from pipeflow.errors import UsageError
     from pipeflow.lineage.render import FORMATS, render
     from pipeflow.project.project import Project
+    from pipeflow.registry.models import expand_model
 
-    if json_out:
-        fmt = "json"
+    fmt = "json" if json_out else fmt
     if fmt not in FORMATS:
         raise UsageError(f"unknown format '{fmt}'", hint=f"choose one of {', '.join(FORMATS)}")
-    from pipeflow.cli.history import record_warnings
-
     with Project.find() as repo:
-        from pipeflow.registry.models import expand_model
-
         target = expand_model(repo, target)
         if "@" in target or other is not None:  # a version may be a tag: say what was skipped
             from pipeflow.cli.history import tag_warnings

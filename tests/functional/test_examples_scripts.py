@@ -43,8 +43,10 @@ def load_stages(project: Path) -> Stages:
 
 
 def outputs_of(stage: dict[str, Any]) -> list[str]:
-    """Everything a stage declares it writes."""
-    return [*stage.get("outs", []), *stage.get("metrics", [])]
+    """Everything a stage declares it writes (a path, or a one-key mapping from the
+    path to its options, as ``model:`` needs)."""
+    return [out if isinstance(out, str) else next(iter(out))
+            for out in [*stage.get("outs", []), *stage.get("metrics", [])]]
 
 
 def is_under(path: str, roots: list[str]) -> bool:
