@@ -109,8 +109,8 @@ def _check_tags(repo: Project, report: SignatureReport) -> None:
 
     trusted = repo.config.registry.trusted
     every = tags.read_log(repo.dot)  # no policy: refused moves are checked too
-    entries: list[tuple[int, bytes, Signature | None]] = [
-        (e.line, e.payload, e.sig) for e in (*every.moves, *every.notes)]
+    entries = [(m.line, m.payload, m.sig) for m in every.moves]
+    entries += [(n.line, n.payload, n.sig) for n in every.notes]
     for line, payload, sig in entries:
         _count(report, report.tags, "tags", f".pipeflow/tags.jsonl:{line}",
                trusted.verify(payload, sig), sig.key if sig is not None else None)
