@@ -254,7 +254,7 @@ def unpushed(repo: Project, remote_name: str | None = None) -> tuple[list[str], 
     lock = lockfile.read(repo.lock_path, LOCK_FILE)
     paths = [e.path for e in _entries(lock, None) if not objects_for(repo, [e]) <= have]
     local = {f"{chain}/{path.name}" for chain, _s, _i, path in repo.records.iter_all()}
-    return sorted(paths), len(local - remote.records())
+    return sorted(paths), len(local - remote.run_files()[0])
 
 
 def _download_objects(repo: Project, remote: Remote, oids: list[str], have_remote: set[str],

@@ -191,10 +191,6 @@ class Remote:
                     objects[oid_of(rel)] = listed
         return Survey(objects, temps)
 
-    def records(self) -> set[str]:
-        """Run record paths (``chain/seq-id.json``) the remote holds."""
-        return self.run_files()[0]
-
     def run_files(self) -> tuple[set[str], set[str]]:
         """The run records (``chain/seq-id.json``) and their signatures
         (``chain/seq-id.sig``) the remote holds, from one listing."""
