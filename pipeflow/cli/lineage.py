@@ -257,7 +257,7 @@ def _print_signatures(sigs: SignatureReport) -> None:
         output.out(f"signed by {name}: {sigs.records[name]} run record(s), "
                    f"{sigs.tags[name]} tag-log entr{'y' if sigs.tags[name] == 1 else 'ies'}")
     if sigs.records or sigs.tags or sigs.invalid or sigs.untrusted:
-        output.out(f"unsigned: {sigs.unsigned['records']} run record(s), "
+        output.out(f"no signature: {sigs.unsigned['records']} run record(s), "
                    f"{sigs.unsigned['tags']} tag-log entr(ies)")
     for bad in sigs.untrusted:
         output.out(f"untrusted: {bad.message}", fg="yellow")

@@ -112,8 +112,8 @@ def _run_lines(run: LineageRun) -> tuple[str, list[str]]:
     if run.problem:
         d.append(f"PROBLEM  {run.problem}")
     if run.trust is not None:
-        d.append(f"trust    {run.trust.describe()}: nothing vouches for who wrote it "
-                 "(docs/remotes.md)")
+        vouch = "" if run.trust.signed else ": nothing vouches for who wrote it (docs/remotes.md)"
+        d.append(f"trust    {run.trust.describe()}{vouch}")
     if run.restored_by:
         d.append(f"restored from the run cache by {run.restored_by[:12]}")
     if run.command:

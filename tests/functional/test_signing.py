@@ -106,6 +106,8 @@ def test_records_are_signed_pushed_fetched_and_verified_by_name(
         assert bob.run("push").code == 0
         text = bob.run("lineage", MODEL).out
         assert "bob (signed)" in text and "alice (signed)" in text
+        assert "trust    signed by alice record from remote 'origin'" in text
+        assert "nothing vouches" not in text
         listed = bob.run("versions", MODEL)
         assert "by bob (signed)" in listed.out and "by alice (signed)" in listed.out
         res = bob.run("verify", "--json")
