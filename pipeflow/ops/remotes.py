@@ -62,7 +62,7 @@ def edit_config(repo: Project, local: bool,
     path, header = _file(repo, local)
     # not the repository lock: a `remote add` must not wait for a long `repro`
     with RepoLock(repo.dot / "state" / "config.lock", wait=EDIT_WAIT):
-        repo.reload_config()  # what an edit that held the lock wrote
+        repo.forget("config")  # what an edit that held the lock wrote
         # A credential someone committed by hand must not block the edit that removes
         # it; what is written is checked in full below.
         data = read_config_file(path, credentials=False)
@@ -72,7 +72,7 @@ def edit_config(repo: Project, local: bool,
             del data[section]
         check_keys(data, path)  # refuse to write what could not be read back
         save_config(path, data, header)
-    repo.reload_config()
+    repo.forget("config")
 
 
 def list_remotes(repo: Project) -> list[RemoteInfo]:
