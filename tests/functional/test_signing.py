@@ -276,3 +276,39 @@ def test_keys_generate_refuses_to_replace_a_key(project: Project, users: Users) 
         assert res.code == 2 and "already exists" in res.err
         res = project.run("keys", "generate", "--name", "alice", "--force")
         assert res.code == 0 and "pipeflow keys trust alice ed25519:" in res.out
+
+
+def test_verify_checks_the_tag_log_signatures_and_lists_refused_moves(
+        project: Project, users: Users) -> None:
+    from pipeflow.lineage import tags
+    from tests.functional.helpers_registry import MODEL as NAME
+    from tests.functional.helpers_registry import PATH, labels, model_with_versions
+
+    key = users.generate(project, "alice")
+    with users.as_("alice"):
+        model_with_versions(project, (0.1, 0.2))
+        with (project.root / ".pipeflow/config").open("a") as f:
+            f.write(f'registry:\n  protected: ["production*"]\nkeys:\n  trusted:\n'
+                    f'    alice: "{key}"\n')
+        v = labels(project)
+        assert project.run("promote", f"{NAME}@v1", "production").code == 0
+        body = json.loads(project.run("verify", "--json").out)["signatures"]
+        assert body["by_signer"] == {"alice": {"records": 5, "tags": 1}}  # 3 runs, 2 retrains
+        # a move forced into the log by hand, unsigned: refused, listed, not a failure
+        tags.move(project.root / ".pipeflow", "b" * 16, PATH, "production", v["v2"], "mallory")
+        res = project.run("verify")
+        assert res.code == 0, res.text
+        assert "refused: .pipeflow/tags.jsonl:2: move of protected alias 'production'" in res.out
+        assert "signed by alice: 5 run record(s), 1 tag-log entry" in res.out
+        # alice's signed move with its signature changed: a bad signature, exit 1
+        log = project.root / ".pipeflow/tags.jsonl"
+        lines = log.read_text().splitlines()
+        entry = json.loads(lines[0])
+        entry["sig"]["value"] = entry["sig"]["value"][:-4] + (
+            "AAA=" if not entry["sig"]["value"].endswith("AAA=") else "BBB=")
+        lines[0] = json.dumps(entry)
+        log.write_text("\n".join(lines) + "\n")
+        res = project.run("verify", "--json")
+        assert res.code == 1, res.text
+        (bad,) = [p for p in json.loads(res.out)["problems"] if p["kind"] == "bad-signature"]
+        assert bad["subject"] == ".pipeflow/tags.jsonl:1" and "does not verify" in bad["message"]
