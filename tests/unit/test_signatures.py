@@ -4,6 +4,7 @@ cleanly (None, a ConfigError, an invalid verdict), never a crash."""
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +58,22 @@ def test_a_signature_verifies_only_over_the_signed_bytes(tmp_path: Path) -> None
     assert trusted.verify(b"datA", sig).status is Status.INVALID
     assert TrustedKeys({}).verify(b"data", sig).status is Status.UNTRUSTED
     assert Signature.from_json(sig.to_json()) == sig
+
+
+@given(raw=st.one_of(st.binary(max_size=600), JSON.map(lambda v: json.dumps(v).encode()),
+                     SIG_FIELDS.map(lambda v: json.dumps(v, default=str).encode())))
+def test_a_record_signature_file_of_any_bytes_is_a_verdict(raw: bytes) -> None:
+    """What ``fetch`` brings beside a record may be anything: it never raises."""
+    import tempfile
+
+    from pipeflow.lineage.trust import TrustPolicy
+    from pipeflow.records.records import RecordStore
+
+    with tempfile.TemporaryDirectory() as folder:
+        store = RecordStore(Path(folder), Path(folder) / "chain")
+        rel = "0123456789abcdef/00000001-" + "a" * 64 + ".json"
+        (store.runs / rel).parent.mkdir(parents=True)
+        (store.runs / rel).write_bytes(b"{}")
+        (store.runs / rel).with_suffix(".sig").write_bytes(raw)
+        policy = TrustPolicy(store, None, {})  # type: ignore[arg-type]  # state unused
+        assert policy.verdict(rel).status in (Status.INVALID, Status.UNTRUSTED)
