@@ -50,6 +50,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "gc": ("pipeflow.cli.gc", "gc_command", "command"),
     "merge-driver": ("pipeflow.cli.mergedriver", "merge_driver_app", "factory"),
     "trust": ("pipeflow.cli.trust", "trust_app", "factory"),
+    "keys": ("pipeflow.cli.keys", "keys_app", "factory"),
 }
 
 

@@ -111,6 +111,7 @@ def _versions_json(listing: VersionList) -> dict[str, object]:
          "runs": v.runs, "tags": list(v.tags), "current": v.current,
          "in_cache": v.in_cache, "params_changed": v.params_changed,
          "metrics": v.metrics, "first_run_trust": listing.unsigned.get(v.first_run),
+         **(listing.who[v.first_run].to_json() if v.first_run in listing.who else {}),
          "experiment": v.experiment.to_json() if v.experiment else None}
         for v in listing.versions]}
 
@@ -133,6 +134,8 @@ def _print_versions(listing: VersionList) -> None:
         label = v.label.split(":", 1)[0]  # vN, side or local
         unsigned = listing.unsigned.get(v.first_run)
         trust = f" ({unsigned})" if unsigned else ""
+        if v.first_run in listing.who:
+            trust += f" by {listing.who[v.first_run].describe()}"
         exp = f"  exp {v.experiment.name}" if v.experiment else ""
         output.out(f"{mark} {label:>5}  {v.hash[:8]}  {_size(v.size):>9}  {when}  "
                    f"run {v.first_run[:8]}{trust}{exp}{tags}{gone}")

@@ -12,6 +12,7 @@ from pipeflow.cli.options import Json, Verbose
 
 if TYPE_CHECKING:
     from pipeflow.lineage.diff import LineageDiff
+    from pipeflow.ops.signed import SignatureReport
 
 
 def _table(rows: list[list[str]]) -> list[str]:
@@ -250,6 +251,21 @@ def _print_unsigned(report: Any) -> None:
                    "wrote them (docs/remotes.md)")
 
 
+def _print_signatures(sigs: SignatureReport) -> None:
+    """Who signed what; untrusted keys and refused alias moves (invalid signatures
+    are among the problems)."""
+    for name in sorted(set(sigs.records) | set(sigs.tags)):
+        output.out(f"signed by {name}: {sigs.records[name]} run record(s), "
+                   f"{sigs.tags[name]} tag-log entr{'y' if sigs.tags[name] == 1 else 'ies'}")
+    if sigs.records or sigs.tags or sigs.invalid or sigs.untrusted:
+        output.out(f"no signature: {sigs.unsigned['records']} run record(s), "
+                   f"{sigs.unsigned['tags']} tag-log entr(ies)")
+    for bad in sigs.untrusted:
+        output.out(f"untrusted: {bad.message}", fg="yellow")
+    for refused in sigs.refused:
+        output.out(f"refused: {refused}", fg="yellow")
+
+
 def verify_command(
     repair: Annotated[bool, typer.Option(
         "--repair", help="First rewrite .pipeflow/tags.jsonl with its valid lines; the "
@@ -261,8 +277,16 @@ def verify_command(
 
     Reports (exit 1) corrupt objects (moved aside, never served), rewritten records,
     gaps and forks in a chain, broken links, lock entries naming a missing record, and
-    damaged lines of the tag log (file:line, what is wrong). Lists, without failing,
-    records from other clones that are unsigned (chains not seen before marked new).
+    damaged lines of the tag log (file:line, what is wrong), and signatures of run
+    records or tag-log entries that do not verify. Says who signed what (by the names
+    in keys.trusted) and lists, without failing, keys that signed but are not
+    trusted, refused moves of protected aliases, and records from other clones that
+    are unsigned (chains not seen before marked new).
+
+    \b
+    Examples:
+      pipeflow verify
+      pipeflow verify --json | jq .signatures
     docs/history.md says what this protects against.
     """
     from pipeflow.errors import CheckFailed
@@ -288,6 +312,7 @@ def verify_command(
             output.out(f"note: {note}")
         for problem in report.problems:
             output.out(f"PROBLEM [{problem.kind}] {problem.message}", fg="red")
+        _print_signatures(report.signatures)
         _print_unsigned(report)
         if report.ok and not report.unsigned:
             output.out("everything verified", fg="green")

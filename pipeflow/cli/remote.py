@@ -133,6 +133,7 @@ def _report(verb: str, report, json_out: bool,  # type: ignore[no-untyped-def]
     if json_out:
         output.emit_json({"schema": 1, "remote": report.remote, "objects": report.objects,
                           "records": report.records, "pointers": report.pointers,
+                          "signatures": report.signatures,
                           "up_to_date": report.up_to_date, "missing": report.missing,
                           "lacking": [item.to_json() for item in report.lacking]})
         return

@@ -11,10 +11,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pipeflow.git.gitinfo import Provenance, read_provenance
+from pipeflow.git.gitinfo import Provenance
 from pipeflow.lineage.trust import Trust, TrustPolicy
 from pipeflow.lock.lockfile import FileEntry, MetricEntry, StageLock
 from pipeflow.planning.fingerprint import Components
+from pipeflow.project.provenance import provenance
 from pipeflow.records.records import (
     FileRef,
     OutputKind,
@@ -111,7 +112,7 @@ class History:
     @property
     def provenance(self) -> Provenance:
         if self._provenance is None:
-            self._provenance = read_provenance(self.repo.root)
+            self._provenance = provenance(self.repo)
         return self._provenance
 
     def _base(self, kind: RecordKind, stage: Stage, comps: Components) -> RecordBody:

@@ -432,7 +432,7 @@ def exp_remove(home: Project, names: Sequence[str], *, all_failed: bool = False,
     """Record the removal of the experiments ``names`` (names or id prefixes) and,
     with ``all_failed``, of every failed one; an unknown name is a UsageError before
     anything is removed. Removals are records: they travel with ``push``."""
-    from pipeflow.git.gitinfo import read_provenance
+    from pipeflow.project.provenance import provenance
 
     if not names and not all_failed:
         raise UsageError("name the experiments to remove, or pass --all-failed",
@@ -448,7 +448,7 @@ def exp_remove(home: Project, names: Sequence[str], *, all_failed: bool = False,
             for exp in pool:
                 if not exp.ok:
                     chosen.setdefault(exp.id, exp)
-        prov = read_provenance(home.root)
+        prov = provenance(home)
         for exp in chosen.values():
             summary.write_removal(home, exp.id, exp.name, prov)
         live = {e.name for e in pool if e.id not in chosen}

@@ -21,9 +21,9 @@ def workspace(repo: Project, pool: list[Experiment] | None = None) -> Experiment
     """The workspace as an experiment named ``workspace`` (id ``""``). A key of
     ``pool``'s experiments that no stage declares (read through ``${...}`` or from a
     ``vars:`` file) is read from its file too, so that the row says its value now."""
-    from pipeflow.git.gitinfo import read_provenance
     from pipeflow.ops.metrics import show as metrics_now
     from pipeflow.ops.params_diff import workspace_params
+    from pipeflow.project.provenance import provenance
 
     params: dict[str, dict[str, Any]] = {}
     for per_file in workspace_params(repo).values():
@@ -31,7 +31,7 @@ def workspace(repo: Project, pool: list[Experiment] | None = None) -> Experiment
             params.setdefault(file, {}).update(values)
     _undeclared(repo, params, pool or [])
     metrics = {m.path: dict(m.values) for m in metrics_now(repo)}
-    where = read_provenance(repo.root)
+    where = provenance(repo)
     return Experiment(id="", name=WORKSPACE, status=ExpStatus.DONE, params=params,
                       metrics=metrics, commit=where.commit, dirty=where.dirty_paths,
                       user=where.user, host=where.host)

@@ -120,8 +120,8 @@ class SweepReport:
 def exp_run(home: Project, options: ExpOptions, *, on_event: ExpSink | None = None,
             cancel: CancelToken | None = None) -> SweepReport:
     """Run the experiments ``options`` ask for; see the module docstring."""
-    from pipeflow.git.gitinfo import read_provenance
     from pipeflow.ops.project import load_project
+    from pipeflow.project.provenance import provenance
 
     require_project(home)
     cancel = cancel or CancelToken()
@@ -136,7 +136,7 @@ def exp_run(home: Project, options: ExpOptions, *, on_event: ExpSink | None = No
         _check_engine(home, options)
         sweep_scratch(home)  # left by a killed exp run: none runs now (we hold the lock)
         skip, persist = _not_copied(home, graph)
-        prov = read_provenance(home.root)
+        prov = provenance(home)
         jobs = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
         # scratch folders are removed on a thread of their own (many small unlinks):
         # the next experiment need not wait, and every one is gone when this returns

@@ -217,13 +217,16 @@ class _Walker:
             inputs=tuple(artifact_id(d.path, d.hash) for d in deps),
             outputs=tuple(self._output(o.path, o.hash, o.size, str(o.kind))
                           for o in record.outputs),
-            metrics=record.metrics, restored_by=restored_by, trust=self._trust(record),
-            experiment=ExperimentMark.of(b.experiment),
+            metrics=record.metrics, restored_by=restored_by,
+            experiment=ExperimentMark.of(b.experiment), **self._trust(record),
         )
 
-    def _trust(self, record: RunRecord) -> Trust | None:
+    def _trust(self, record: RunRecord) -> dict[str, Any]:
+        """``trust`` (for a record this clone did not write) and ``signature``."""
         verdict = self.vouch(record) if self.vouch else None
-        return None if verdict is None or verdict.local else verdict
+        if verdict is None:
+            return {}
+        return {"trust": None if verdict.local else verdict, "signature": verdict.signature}
 
     def _output(self, path: str, oid: str, size: int | None, kind: str) -> RunOutput:
         return RunOutput(path, oid, size, kind, self.label(path, oid)[0])

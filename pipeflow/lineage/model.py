@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pipeflow.lineage.trust import Trust
+from pipeflow.lineage.who import UNSIGNED, Who
+from pipeflow.signing.signatures import Verdict
 
 ArtifactStatus = Literal["output", "source", "git", "untracked", "absent"]
 """``output``: made by a stage run; ``source``: cached by ``pipeflow add``;
@@ -132,6 +134,12 @@ class LineageRun:
     """Set for a record this clone did not write (from a remote, unsigned)."""
     experiment: ExperimentMark | None = None
     """The experiment the run was made for (None for a run of ``repro``)."""
+    signature: Verdict = UNSIGNED
+    """The verdict on the record's signature."""
+
+    @property
+    def who(self) -> Who:
+        return Who(self.user, self.signature)
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,7 @@ def _artifact_line(a: LineageArtifact) -> str:
 def _run_lines(run: LineageRun) -> tuple[str, list[str]]:
     """The run's headline and its detail lines."""
     if run.kind == "add":
-        head = f"source data, added by {run.user or '?'} {when(run.ended)}"
+        head = f"source data, added by {run.who.describe()} {when(run.ended)}"
         details = []
         if run.git_commit:
             details.append(f"git      {run.git_commit[:12]}")
@@ -112,8 +112,8 @@ def _run_lines(run: LineageRun) -> tuple[str, list[str]]:
     if run.problem:
         d.append(f"PROBLEM  {run.problem}")
     if run.trust is not None:
-        d.append(f"trust    {run.trust.describe()}: nothing vouches for who wrote it "
-                 "(docs/remotes.md)")
+        vouch = "" if run.trust.signed else ": nothing vouches for who wrote it (docs/remotes.md)"
+        d.append(f"trust    {run.trust.describe()}{vouch}")
     if run.restored_by:
         d.append(f"restored from the run cache by {run.restored_by[:12]}")
     if run.command:
@@ -135,7 +135,7 @@ def _run_lines(run: LineageRun) -> tuple[str, list[str]]:
         d.append(f"git      {(run.git_commit or 'no commit')[:12]}{dirty}")
     if run.user or run.host:
         version = f", pipeflow {run.pipeflow_version}" if run.pipeflow_version else ""
-        d.append(f"by       {run.user or '?'} on {run.host or '?'}{version}")
+        d.append(f"by       {run.who.describe()} on {run.host or '?'}{version}")
     return head, d
 
 
@@ -221,7 +221,7 @@ def run_json(r: LineageRun) -> dict[str, Any]:
     return {
         "id": r.id, "kind": r.kind, "stage": r.stage, "command": list(r.command),
         "fingerprint": r.fingerprint, "exit_status": r.exit_status, "started": r.started,
-        "ended": r.ended, "duration": r.duration, "user": r.user, "host": r.host,
+        "ended": r.ended, "duration": r.duration, **r.who.to_json(), "host": r.host,
         "pipeflow_version": r.pipeflow_version,
         "git": {"commit": r.git_commit, "dirty_paths": list(r.dirty_paths)},
         "params": {f: dict(v) for f, v in r.params.items()},

@@ -9,9 +9,9 @@ made CI restore a forged model). The rule, in :meth:`TrustPolicy.trusted`:
   never writes into this clone's chain, so a remote cannot put a record there;
 - a record fetched from a remote (its origin is remembered by ``fetch``) stands in
   for a run only when it verifies against its name (SHA-256) and its chain's links
-  from the first record hold, *and* it is signed by a trusted key (a slot: keys come
-  with the registry work, DESIGN "Signatures beside, not inside") or the project
-  trusts that remote's run cache (``remote.NAME.trust_run_cache: true``);
+  from the first record hold, *and* it is signed by a trusted key (its ``.sig``
+  beside it verifies by a key in ``keys.trusted``: :meth:`TrustPolicy.verdict`) or
+  the project trusts that remote's run cache (``remote.NAME.trust_run_cache: true``);
 - a record that came through git (someone committed ``.pipeflow/cache``; see
   :mod:`pipeflow.git.committedstate`) is never this clone's, whatever chain it is in,
   and never stands in for a run;
@@ -30,8 +30,10 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from pipeflow.errors import StorageError
+from pipeflow.lineage.who import UNSIGNED
 from pipeflow.project.config import TRUST_KEY as TRUST_KEY  # where ops/remotes reads it
 from pipeflow.records.records import RecordStore, RunRecord
+from pipeflow.signing.signatures import Signature, Status, TrustedKeys, Verdict
 
 if TYPE_CHECKING:
     from pipeflow.project.project import Project
@@ -71,6 +73,8 @@ class Trust:
     """Signed by a trusted key, from a remote whose run cache is trusted, or local."""
     untrusted_remotes: tuple[str, ...] = ()
     """The configured remotes whose ``trust_run_cache`` would vouch for it (when not)."""
+    signature: Verdict = UNSIGNED
+    """Its signature's verdict (who signed it, if a trusted key did)."""
 
     def __bool__(self) -> bool:
         return self.usable
@@ -91,7 +95,8 @@ class Trust:
                  "that came through git (committed into the repository)"
                  if self.origin is Origin.GIT else
                  "of unknown origin (fetched earlier, or another clone's)")
-        return f"{'signed' if self.signed else 'unsigned'} record {where}, chain {self.chain}"
+        signed = f"signed by {self.signature.signer}" if self.signed else "unsigned"
+        return f"{signed} record {where}, chain {self.chain}"
 
     def to_json(self) -> dict[str, Any]:
         return {"origin": self.origin.value, "remote": self.remote, "record": self.record,
@@ -121,10 +126,14 @@ class TrustPolicy:
 
     def __init__(self, records: RecordStore, state: StateDB,
                  remotes: Mapping[str, bool],
-                 via_git: Callable[[str], bool] | None = None) -> None:
+                 via_git: Callable[[str], bool] | None = None,
+                 keys: TrustedKeys | None = None) -> None:
         """``via_git(rel)``: whether the record file ``chain/seq-sha.json`` is tracked
-        by git (it came through git, not from this clone or a remote)."""
+        by git (it came through git, not from this clone or a remote). ``keys``: whose
+        signatures count (``keys.trusted``)."""
         self.records = records
+        self.keys = keys or TrustedKeys({})
+        self._verdicts: dict[str, Verdict] = {}
         self.via_git = via_git
         self.state = state
         self.remotes = dict(remotes)
@@ -141,7 +150,8 @@ class TrustPolicy:
             committed = repo.committed
             return bool(committed) and committed.tracked(f"{runs}/{rel}")
 
-        return cls(repo.records, repo.state, trusted_remotes(repo.config.raw), via_git)
+        return cls(repo.records, repo.state, trusted_remotes(repo.config.raw), via_git,
+                   repo.config.registry.trusted)
 
     def origin(self, record: RunRecord) -> tuple[Origin, str | None]:
         """Where ``record`` came from: this clone, a named remote, git, or unknown."""
@@ -171,13 +181,14 @@ class TrustPolicy:
     def trusted(self, record: RunRecord) -> Trust:
         """May ``record`` skip running its stage? With the reasons when it may not."""
         origin, remote = self.origin(record)
+        verdict = self.verdict(record.rel_path)
+        signed = verdict.trusted
         if origin is Origin.LOCAL:
-            return Trust(True, origin, record.rel_path)
-        signed = self.signed(record)
+            return Trust(True, origin, record.rel_path, signed=signed, signature=verdict)
         if origin is Origin.GIT:
             return Trust(False, origin, record.rel_path, None, signed,
                          ("it came through git (committed into the repository), not from "
-                          "this clone or a remote",), False)
+                          "this clone or a remote",), False, signature=verdict)
         reasons: list[str] = []
         broken = self._chain_problem(record)
         if broken:
@@ -189,7 +200,7 @@ class TrustPolicy:
                 sorted(n for n, ok in self.remotes.items() if not ok))
             reasons.append(self._distrust(remote, needs))
         return Trust(not reasons, origin, record.rel_path, remote, signed, tuple(reasons),
-                     vouched, needs)
+                     vouched, needs, verdict)
 
     @staticmethod
     def _distrust(remote: str | None, needs: tuple[str, ...]) -> str:
@@ -209,10 +220,34 @@ class TrustPolicy:
         return all(self.remotes.values())  # no remote at all: a shared local cache
 
     def signed(self, record: RunRecord) -> bool:
-        """Signed by a trusted key. No keys exist yet: the registry work adds them
-        (an ed25519 signature stored beside the record, keys in the committed config),
-        and this is where their check goes."""
-        return False
+        """Signed by a trusted key."""
+        return self.verdict(record.rel_path).trusted
+
+    def verdict(self, rel: str) -> Verdict:
+        """The verdict on record ``rel``'s signature file (``chain/seq-sha.sig`` beside
+        it) over the record's exact bytes. A file that is not a signature, or that
+        cannot be read, is an invalid signature: never an error."""
+        if rel not in self._verdicts:
+            self._verdicts[rel] = self._judge(rel)
+        return self._verdicts[rel]
+
+    def _judge(self, rel: str) -> Verdict:
+        import json
+
+        try:
+            raw = self.records.signature_bytes(rel)
+            if raw is None:
+                return Verdict(Status.UNSIGNED)
+            data = (self.records.runs / rel).read_bytes()
+        except (OSError, StorageError) as exc:
+            return Verdict(Status.INVALID, reason=f"cannot read it: {exc}")
+        try:
+            signature = Signature.from_json(json.loads(raw))
+        except (ValueError, RecursionError):
+            signature = None
+        if signature is None:
+            return Verdict(Status.INVALID, reason="its .sig file is not a signature")
+        return self.keys.verify(data, signature)
 
     def _chain_problem(self, record: RunRecord) -> str | None:
         """Why the record's chain, from its first record to this one, does not hold

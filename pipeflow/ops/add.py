@@ -64,6 +64,7 @@ def add(repo: Project, paths: list[str], *, wait: float = 0.0, external: bool = 
         from pipeflow.ops.init import init
 
         init(repo.root, starter=False)
+    repo.signer  # noqa: B018 -- a damaged signing key fails before anything is stored
     with repo.lock(wait=wait):
         recover(repo)
         graph = load_project(repo).graph

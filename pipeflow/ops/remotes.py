@@ -51,7 +51,8 @@ def _file(repo: Project, local: bool) -> tuple[Any, str]:
     return path, LOCAL_HEADER if local else SHARED_HEADER
 
 
-def _edit(repo: Project, local: bool, change: Callable[[dict[str, Any]], None]) -> None:
+def edit_config(repo: Project, local: bool,
+                change: Callable[[dict[str, Any]], None]) -> None:
     """Apply ``change`` to one config file: read, change and write under the config
     lock (atomic write), so that concurrent edits never lose one another."""
     if not repo.dot.is_dir():
@@ -98,7 +99,7 @@ def add_remote(repo: Project, name: str, url: str, *, default: bool = False,
         if default or not existing:
             data.setdefault("core", {})["remote"] = name
 
-    _edit(repo, local, change)
+    edit_config(repo, local, change)
 
 
 def modify_remote(repo: Project, name: str, key: str, value: str | None, *,
@@ -129,7 +130,7 @@ def modify_remote(repo: Project, name: str, key: str, value: str | None, *,
         else:
             settings[key] = _parse(value)
 
-    _edit(repo, local, change)
+    edit_config(repo, local, change)
 
 
 def _check_setting(repo: Project, name: str, key: str, value: str, local: bool) -> None:
@@ -191,7 +192,7 @@ def remove_remote(repo: Project, name: str) -> None:
             if (data.get("core") or {}).get("remote") == name:
                 data["core"].pop("remote")
 
-        _edit(repo, local, change)
+        edit_config(repo, local, change)
 
 
 def open_remote(repo: Project, name: str | None = None) -> Remote:

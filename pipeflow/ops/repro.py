@@ -282,6 +282,7 @@ def _execute(repo: Project, options: ReproOptions, planner: Planner, remote: Rem
     from pipeflow.execution.history import History
 
     jobs = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
+    repo.signer  # noqa: B018 -- a damaged signing key fails here, before any stage runs
     repo.state.put("run-token", run.token)
     history = History(repo, fetch=_fetcher(repo, remote), env_probe=planner.env,
                       mark=options.mark, inflight=options.inflight,

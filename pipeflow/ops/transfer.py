@@ -24,7 +24,7 @@ from pipeflow.lock.lockfile import FileEntry, Lock, out_entries
 from pipeflow.ops.remotes import open_remote
 from pipeflow.planning.lacking import Lacking, lacking
 from pipeflow.project.project import LOCK_FILE, Project
-from pipeflow.records.records import parse_pointer, read_pointer
+from pipeflow.records.records import MAX_SIG_BYTES, parse_pointer, read_pointer, sig_path
 from pipeflow.storage import exchange
 from pipeflow.storage.remote import Job, Progress, Remote, parallel
 
@@ -35,6 +35,8 @@ class TransferReport:
     objects: int = 0
     records: int = 0
     pointers: int = 0
+    signatures: int = 0
+    """Record signature files (``.sig``) sent or brought."""
     up_to_date: int = 0
     rejected: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
@@ -98,8 +100,11 @@ def push(repo: Project, remote_name: str | None = None, targets: list[str] | Non
     pointers, damaged = local_pointers(repo)
     report.skipped += [_damaged(repo, rel, "not pushed") for rel in damaged]
     report.skipped += _drop_via_git(repo, local_records, pointers)
-    new_records = sorted(set(local_records) - remote.records())
+    remote_records, remote_sigs = remote.run_files()
+    new_records = sorted(set(local_records) - remote_records)
     jobs = [_upload(remote, local_records[rel], "runs", rel) for rel in new_records]
+    sigs = _local_signatures(local_records, remote_sigs)
+    jobs += [_upload(remote, path, "runs", rel) for rel, path in sigs.items()]
     remote_pointers = remote.pointers()
     new_pointers = sorted(rel for rel in pointers if rel not in remote_pointers)
     jobs += [_upload(remote, pointers[rel], "runcache", rel) for rel in new_pointers]
@@ -111,9 +116,24 @@ def push(repo: Project, remote_name: str | None = None, targets: list[str] | Non
     exchange.push_objects(repo.store, remote, send, _shifted(progress, 0, total))
     faults.point("push.records")
     parallel(jobs, _shifted(progress, len(send), total))
-    report.objects, report.records, report.pointers = (
-        len(send), len(new_records), len(new_pointers))
+    report.objects, report.records, report.pointers, report.signatures = (
+        len(send), len(new_records), len(new_pointers), len(sigs))
     return report
+
+
+def _sig_rel(rel: str) -> str:
+    return rel.removesuffix(".json") + ".sig"
+
+
+def _local_signatures(records: dict[str, Path], remote_sigs: set[str]) -> dict[str, Path]:
+    """The signature files (``chain/seq-sha.sig`` -> file) of ``records`` the remote
+    lacks."""
+    found = {}
+    for rel, path in sorted(records.items()):
+        sig = sig_path(path)
+        if _sig_rel(rel) not in remote_sigs and sig.is_file():
+            found[_sig_rel(rel)] = sig
+    return found
 
 
 def _shifted(progress: Progress | None, start: int, total: int) -> Progress | None:
@@ -234,7 +254,7 @@ def unpushed(repo: Project, remote_name: str | None = None) -> tuple[list[str], 
     lock = lockfile.read(repo.lock_path, LOCK_FILE)
     paths = [e.path for e in _entries(lock, None) if not objects_for(repo, [e]) <= have]
     local = {f"{chain}/{path.name}" for chain, _s, _i, path in repo.records.iter_all()}
-    return sorted(paths), len(local - remote.records())
+    return sorted(paths), len(local - remote.run_files()[0])
 
 
 def _download_objects(repo: Project, remote: Remote, oids: list[str], have_remote: set[str],
@@ -258,7 +278,8 @@ def _fetch_records(repo: Project, remote: Remote, report: TransferReport,
                    progress: Progress | None) -> None:
     records = repo.records
     local = {f"{chain}/{path.name}" for chain, _s, _i, path in records.iter_all()}
-    todo, claiming = _not_own(records.chain, remote.records() - local)
+    remote_records, remote_sigs = remote.run_files()
+    todo, claiming = _not_own(records.chain, remote_records - local)
     if claiming:
         report.skipped.append(
             f"{len(claiming)} run record(s) on remote '{remote.name}' claim this clone's own "
@@ -286,6 +307,7 @@ def _fetch_records(repo: Project, remote: Remote, report: TransferReport,
             report.records += 1
         else:
             report.rejected.append(rel)
+    _fetch_signatures(repo, remote, remote_sigs, report)
     pointers, damaged = local_pointers(repo)
     todo = sorted(remote.pointers() - set(pointers))  # damaged local ones come again
     for rel, ok in zip(todo, parallel([_get_pointer(repo, remote, rel) for rel in todo]),
@@ -299,6 +321,42 @@ def _fetch_records(repo: Project, remote: Remote, report: TransferReport,
     report.skipped += [_damaged(repo, rel, "ignored (delete it, or fetch from a remote that "
                                            "has a good copy)")
                        for rel in damaged if rel not in fixed]
+
+
+def _fetch_signatures(repo: Project, remote: Remote, remote_sigs: set[str],
+                      report: TransferReport) -> None:
+    """Bring the signatures of records of other chains this clone holds unsigned. Not
+    checked here: one that does not parse or verify leaves its record unsigned or
+    invalid (``verify`` says which), never fails the fetch."""
+    records = repo.records
+    todo = []
+    for chain, _s, _i, path in records.iter_all():
+        rel = _sig_rel(f"{chain}/{path.name}")
+        # this clone signs its own chain: a signature from elsewhere is not taken
+        if chain != records.chain and rel in remote_sigs and not sig_path(path).exists():
+            todo.append(rel)
+    for rel, ok in zip(todo, parallel([_get_signature(repo, remote, rel) for rel in todo]),
+                       strict=True):
+        if ok:
+            report.signatures += 1
+        else:
+            report.skipped.append(f"signature runs/{rel} on remote '{remote.name}' is larger "
+                                  f"than {MAX_SIG_BYTES} bytes: not fetched (its record "
+                                  "counts as unsigned)")
+
+
+def _get_signature(repo: Project, remote: Remote, rel: str) -> Job[bool]:
+    """A job fetching one record signature: True once in place, False if too large."""
+    final = repo.records.runs / rel
+
+    def job(stop: threading.Event) -> bool:
+        with atomicfile.Staged(final) as staged:
+            remote.download("runs", rel, staged.tmp, stop)
+            if staged.tmp.stat().st_size > MAX_SIG_BYTES:
+                return False
+            staged.publish()
+            return True
+    return job
 
 
 def _not_own(own: str, rels: set[str]) -> tuple[list[str], list[str]]:

@@ -6,7 +6,10 @@ not match the SHA-256 in its name (rewritten), a gap in a chain's sequence (a
 removed record), a fork (two records naming the same predecessor, or one sequence
 number used twice), a record whose ``prev`` does not name the record before it or
 names none that exists, a lock entry naming a record that does not exist, and each
-damaged line of the tag log (file:line and what is wrong). Noted but not failing:
+damaged line of the tag log (file:line and what is wrong), and a signature of a record
+or tag-log entry that does not verify (pipeflow.ops.signed). Noted but not failing:
+who signed what, keys that signed but are not trusted, refused moves of protected
+aliases,
 objects the lock names that the cache does not hold (after ``gc`` or in a fresh clone
 before ``pull``), and, chain by chain, records this clone did not write that no trusted
 key signed (``unsigned``; chains no earlier verify listed are marked new): intact is
@@ -25,13 +28,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pipeflow.errors import StorageError
+from pipeflow.ops.signed import SignatureReport, check_signatures
 from pipeflow.project.project import Project
 from pipeflow.records.records import RecordStore, RunRecord
 
 ProblemKind = Literal[
     "corrupt-object", "rewritten-record", "bad-record", "gap", "fork", "broken-link",
     "missing-record", "damaged-record", "lock-mismatch", "tags", "damaged-pointer",
-    "committed-state",
+    "committed-state", "bad-signature",
 ]
 
 
@@ -79,6 +83,8 @@ class VerifyReport:
     notes: list[str] = field(default_factory=list)
     unsigned: list[UnsignedChain] = field(default_factory=list)
     """Informational (``ok`` stays true): records from other clones, intact but unsigned."""
+    signatures: SignatureReport = field(default_factory=SignatureReport)
+    """Who signed what; its invalid signatures are :attr:`problems` too."""
 
     @property
     def ok(self) -> bool:
@@ -89,7 +95,8 @@ class VerifyReport:
                 "checked": {"objects": self.objects, "records": self.records,
                             "chains": self.chains, "lock_runs": self.lock_runs},
                 "problems": [p.to_json() for p in self.problems], "notes": self.notes,
-                "unsigned": [u.to_json() for u in self.unsigned]}
+                "unsigned": [u.to_json() for u in self.unsigned],
+                "signatures": self.signatures.to_json()}
 
 
 def verify_objects(repo: Project, report: VerifyReport, jobs: int | None = None) -> None:
@@ -315,9 +322,18 @@ def verify(repo: Project, *, jobs: int | None = None) -> VerifyReport:
     verify_lock(repo, good, report)
     verify_pointers(repo, report)
     verify_tags(repo, report)
+    verify_signatures(repo, report)
     verify_unsigned(repo, report)
     verify_untracked(repo, report)
     return report
+
+
+def verify_signatures(repo: Project, report: VerifyReport) -> None:
+    """Every signature of run records and tag-log entries (pipeflow.ops.signed): one
+    that does not verify is a problem."""
+    report.signatures = check_signatures(repo)
+    for bad in report.signatures.invalid:
+        report.problems.append(Problem("bad-signature", bad.subject, bad.message))
 
 
 def verify_untracked(repo: Project, report: VerifyReport) -> None:

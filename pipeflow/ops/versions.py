@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeflow.errors import UsageError
+from pipeflow.errors import StorageError, UsageError
 from pipeflow.lineage import tags as tagfile
 from pipeflow.lineage.labels import Relabel
 from pipeflow.lineage.pathspec import split_spec
 from pipeflow.lineage.tags import LogProblem
 from pipeflow.lineage.versions import Version, list_versions
+from pipeflow.lineage.who import Who
 from pipeflow.lock.lockfile import FileEntry
 from pipeflow.project.project import LOCK_FILE, Project
 
@@ -40,6 +41,8 @@ class VersionList:
     unsigned: dict[str, str] = field(default_factory=dict)
     """First-run id -> ``unsigned, from remote 'NAME'`` for runs this clone did not
     write (pipeflow.lineage.trust): shown beside the run, never taken as fact."""
+    who: dict[str, Who] = field(default_factory=dict)
+    """First-run id -> who ran it (``alice (signed)``, ``bob@x (unverified)``)."""
 
 
 def versions(repo: Project, target: str, *, sort: str | None = None) -> VersionList:
@@ -68,7 +71,8 @@ def versions(repo: Project, target: str, *, sort: str | None = None) -> VersionL
                                                           key=lambda item: item[1])
                       if oid not in listed)
     return VersionList(path, found, labels.in_git, log.problems,
-                       tuple(labels.relabel(path)), unfetched, _unsigned(repo, found))
+                       tuple(labels.relabel(path)), unfetched, _unsigned(repo, found),
+                       _who(repo, found))
 
 
 def _unsigned(repo: Project, found: list[Version]) -> dict[str, str]:
@@ -81,6 +85,23 @@ def _unsigned(repo: Project, found: list[Version]) -> dict[str, str]:
         what = policy.describe_rel(rel) if rel else ""
         if what:
             out[v.first_run] = what
+    return out
+
+
+def _who(repo: Project, found: list[Version]) -> dict[str, Who]:
+    from pipeflow.lineage.trust import TrustPolicy
+
+    policy = TrustPolicy.of(repo)
+    out: dict[str, Who] = {}
+    for v in found:
+        rel = repo.index.run_rel(v.first_run)
+        if rel is None or v.first_run in out:
+            continue
+        try:
+            user = repo.index.record(v.first_run).body.user
+        except StorageError:
+            user = None
+        out[v.first_run] = Who(user, policy.verdict(rel))
     return out
 
 
@@ -109,7 +130,7 @@ def _sorted(found: list[Version], key: str) -> list[Version]:
 def repair_tags(repo: Project, *, wait: float = 0.0) -> tagfile.RepairReport:
     """Rewrite the tag log keeping every valid line; damaged ones go to
     ``.pipeflow/state/tags.jsonl.damaged``."""
-    from pipeflow.git.gitinfo import read_provenance
+    from pipeflow.project.provenance import provenance
 
     with repo.lock(wait=wait):
-        return tagfile.repair(repo.dot, repo.records.chain, read_provenance(repo.root).user)
+        return tagfile.repair(repo.dot, repo.records.chain, provenance(repo).user)

@@ -170,7 +170,14 @@ class Project:
             rel = os.path.relpath(path, self.root).replace(os.sep, "/")
             return self.committed.same_as_git(rel, data)
 
-        return RecordStore(self.cache_dir, self.dot / "chain", came_through_git)
+        def sign(data: bytes) -> bytes | None:
+            from pipeflow.records.runrecord import canonical
+            from pipeflow.signing.signatures import sign
+
+            signer = self.signer
+            return None if signer is None else canonical(sign(signer, data).to_json())
+
+        return RecordStore(self.cache_dir, self.dot / "chain", came_through_git, sign)
 
     @cached_property
     def signer(self) -> Signer | None:

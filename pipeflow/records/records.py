@@ -11,7 +11,8 @@ What the chain protects against: accidental corruption and edits by anyone who
 cannot also rewrite the git history that names records (each lock entry names the
 record that made its outputs). What it does not: someone with write access to both
 the cache and git can forge a consistent history — the chain is integrity, not
-signature.
+signature. A clone with a signing key also writes ``<seq>-<sha256>.sig`` beside each
+record it appends: who wrote it (docs/registry-trust.md).
 """
 
 from __future__ import annotations
@@ -45,15 +46,25 @@ from pipeflow.records.runrecord import (
 # the record model is read from here too: one import for records and their store
 __all__ = ["FileRef", "OutputKind", "OutputRef", "RecordBody", "RecordComponents",
            "RecordError", "RecordGit", "RecordKind", "RecordStore", "RunRecord",
-           "canonical", "iso", "parse_pointer", "read_pointer", "unsafe_path"]
+           "canonical", "iso", "parse_pointer", "read_pointer", "sig_path", "unsafe_path"]
 
 RECORD_FORMAT = 1
 _NAME = re.compile(r"^(\d{8})-([0-9a-f]{64})\.json$")
+SIG_SUFFIX = ".sig"
+"""A record's signature file: ``<seq>-<sha256>.sig`` beside ``<seq>-<sha256>.json``
+(beside, not inside, so record ids do not change; pipeflow.signing.signatures)."""
+MAX_SIG_BYTES = 4096
+"""A signature file is a few hundred bytes: a larger one is not read (it is invalid)."""
 _POINTER = re.compile(rb"([0-9a-f]{16}/\d{8}-[0-9a-f]{64}\.json)\n?")
 """What a run-cache pointer holds: the path of a record below ``runs/``."""
 
 
 _BAD_FILE = safeload.plain(StorageError)
+
+
+def sig_path(record: Path) -> Path:
+    """Where the signature of the record file ``record`` is."""
+    return record.with_suffix(SIG_SUFFIX)
 
 
 def read_pointer(path: Path) -> bytes:
@@ -74,14 +85,17 @@ class RecordStore:
     """Records and run-cache pointers under the cache folder."""
 
     def __init__(self, cache_dir: Path, chain_file: Path,
-                 came_through_git: Callable[[Path, bytes], bool] | None = None) -> None:
+                 came_through_git: Callable[[Path, bytes], bool] | None = None,
+                 sign: Callable[[bytes], bytes | None] | None = None) -> None:
         """``came_through_git(path, data)``: whether the file ``path`` holding ``data``
         is exactly what git tracks (:mod:`pipeflow.git.committedstate`): such a chain file
-        is someone else's, never adopted."""
+        is someone else's, never adopted. ``sign(data)``: the signature file's bytes
+        for a record's bytes, or None when this user signs nothing."""
         self.runs = cache_dir / "runs"
         self.runcache = cache_dir / "runcache"
         self.chain_file = chain_file
         self._came_through_git = came_through_git
+        self._sign = sign
         self._chain: str | None = None
         self._read: str | None = None
         self._head: tuple[int, str | None] | None = None
@@ -183,10 +197,16 @@ class RecordStore:
         data = canonical(full.to_json())
         rid = hashlib.sha256(data).hexdigest()
         record = RunRecord(rid, self.chain, seq + 1, full)
+        # signed before anything is written: a damaged key fails the append whole
+        signature = self._sign(data) if self._sign is not None else None
         path = self.runs / record.rel_path
         path.parent.mkdir(parents=True, exist_ok=True)
         atomicfile.write_bytes(path, data)
         self.written.append(path)
+        if signature is not None:
+            # a crash between the two leaves an unsigned record, never a wrong one
+            atomicfile.write_bytes(sig_path(path), signature)
+            self.written.append(sig_path(path))
         self._head = (seq + 1, rid)
         return record
 
@@ -216,6 +236,19 @@ class RecordStore:
                                   errors="surrogatepass")
         return RunRecord.from_json(body, id=m.group(2), chain=path.parent.name,
                                    seq=int(m.group(1)), what=f"run record {rel}")
+
+    def signature_bytes(self, rel: str) -> bytes | None:
+        """The bytes of record ``rel``'s signature file (``chain/seq-sha.json``), None
+        when it has none; a file too large to be one reads as its first bytes past the
+        limit (it then fails to parse)."""
+        try:
+            with open(sig_path(self.runs / rel), "rb") as f:
+                return f.read(MAX_SIG_BYTES + 1)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise StorageError(f"cannot read the signature of run record {rel}: "
+                               f"{exc.strerror}") from exc
 
     def read_rel(self, rel: str) -> RunRecord:
         return self.read_path(self.runs / rel)

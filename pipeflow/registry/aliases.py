@@ -49,10 +49,9 @@ class AliasMove:
 
 def user_of(repo: Project) -> str:
     """Who a move is by: the signing key's name, else git's user.email."""
-    from pipeflow.git.gitinfo import read_provenance
+    from pipeflow.project.provenance import provenance
 
-    signer = repo.signer
-    return signer.name if signer is not None else read_provenance(repo.root).user
+    return provenance(repo).user
 
 
 def _check_allowed(repo: Project, policy: AliasPolicy, alias: str) -> None:

@@ -53,6 +53,7 @@ _SDK_ERRORS = (("botocore.exceptions", "BotoCoreError"), ("aiohttp", "ClientErro
 
 
 _RECORD_NAME = re.compile(r"[0-9a-f]{16}/\d{8}-[0-9a-f]{64}\.json")
+_SIG_NAME = re.compile(r"[0-9a-f]{16}/\d{8}-[0-9a-f]{64}\.sig")
 
 
 @dataclass(frozen=True)
@@ -190,11 +191,14 @@ class Remote:
                     objects[oid_of(rel)] = listed
         return Survey(objects, temps)
 
-    def records(self) -> set[str]:
-        """Run record paths (``chain/seq-id.json``) the remote holds."""
-        # only names a record can have: anything else (no '-', a stray file, a
-        # temporary upload) is not fetched, not read, not compared
-        return {rel for rel in self._find("runs") if _RECORD_NAME.fullmatch(rel)}
+    def run_files(self) -> tuple[set[str], set[str]]:
+        """The run records (``chain/seq-id.json``) and their signatures
+        (``chain/seq-id.sig``) the remote holds, from one listing."""
+        # only names a record or signature can have: anything else (no '-', a stray
+        # file, a temporary upload) is not fetched, not read, not compared
+        found = self._find("runs")
+        return ({rel for rel in found if _RECORD_NAME.fullmatch(rel)},
+                {rel for rel in found if _SIG_NAME.fullmatch(rel)})
 
     def pointers(self) -> set[str]:
         """Run-cache pointer paths (``ab/<fingerprint>``) the remote holds."""

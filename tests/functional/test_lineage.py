@@ -70,10 +70,10 @@ def test_lineage_tree_shows_every_run_down_to_the_source(project: Project) -> No
     assert "code     train.py (" in out
     assert "env      platform=" in out and "python=cpython-3." in out
     assert f"git      {commit[:12]}" in out
-    assert "by       auditor@example.com on " in out
+    assert "by       auditor@example.com (unverified) on " in out
     assert "data/prepared/rows.txt" in out and "in data/prepared v1" in out
     assert "data/raw.txt  v1 (" in out
-    assert "source data, added by auditor@example.com" in out
+    assert "source data, added by auditor@example.com (unverified)" in out
     assert "UNTRACKED" not in out
     # a file inside an output folder: traced to the run that made the folder
     sub = project.run("lineage", "data/prepared/rows.txt")

@@ -38,7 +38,7 @@ def test_text_is_a_tree_with_what_each_run_recorded(lineage: Lineage) -> None:
                      f"code     train.py ({h('code')[:8]})",
                      "env      platform=linux-x86_64, python=cpython-3.11.7",
                      "git      c0ffeec0ffee (modified: params.yaml)",
-                     "by       ann@example.com on box, pipeflow 0.1.0"):
+                     "by       ann@example.com (unverified) on box, pipeflow 0.1.0"):
         assert f"    {expected}" in lines
     assert any(line.startswith("    ├── clean  v1") for line in lines)
     assert any(line.startswith("    └── notes.txt") and "UNTRACKED INPUT" in line
