@@ -7,8 +7,10 @@ commit, the (path, hash) pairs that commit's ``pipeline.lock`` names
 (``lock_commits``, ``lock_paths``; ``lock_history`` holds the first-parent commits for
 one HEAD and, under a ``refs:`` key, the commits any ref reaches) and the labels
 ``versions`` last showed on each branch (``shown_labels``): see
-``pipeflow.lineage.labels``. Queries — versions of a path, the run that produced a
-content, a run's inputs — are indexed lookups, not scans of record files.
+``pipeflow.lineage.labels``. ``run_extras`` keeps each run's environment (exact, secret
+values concealed) and experiment mark, so ``versions`` reads no record file. Queries —
+versions of a path, the run that produced a content, a run's inputs — are indexed
+lookups, not scans of record files.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeflow.credentials import conceal_env
 from pipeflow.errors import StorageError
 from pipeflow.records.records import RecordStore, RunRecord
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
+"""2: ``run_extras``. An index of another version is rebuilt from the records."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -54,6 +58,9 @@ CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL, path TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id);
+CREATE TABLE IF NOT EXISTS run_extras (
+    run_id TEXT PRIMARY KEY, env TEXT, experiment TEXT
+);
 CREATE TABLE IF NOT EXISTS heads (chain TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS broken (rel TEXT PRIMARY KEY, problem TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS lock_commits (commit_id TEXT PRIMARY KEY);
@@ -196,6 +203,11 @@ class RunIndex:
             [(record.id, sql_text(p), sql_text(k), json.dumps(v))
              for p, values in record.metrics.items() for k, v in values.items()],
         )
+        env = b.env_exact or (comps.env if comps else None)
+        self.db.execute(
+            "INSERT OR REPLACE INTO run_extras VALUES (?,?,?)",
+            (record.id, _json_or_none(conceal_env(env) if env else None),
+             _json_or_none(b.experiment)))
 
     # queries ----------------------------------------------------------------
     def versions(self, path: str) -> list[VersionRow]:
@@ -295,6 +307,10 @@ class RunIndex:
         """The stage of run ``run_id`` ("" when the index does not know it)."""
         row = self.db.execute("SELECT stage FROM runs WHERE id = ?", (run_id,)).fetchone()
         return str(row[0]) if row else ""
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True)
 
 
 def sql_text(value: object) -> object:

@@ -142,7 +142,7 @@ def test_a_model_name_is_accepted(project: Project) -> None:
     assert "models/model.txt (model wine-classifier): 1 version(s)" in project.run(
         "versions", "wine-classifier").out
     bad = project.run("versions", "wine-clasifier")
-    assert bad.code == 2 and "did you mean 'wine-classifier'" in bad.err, bad.err
+    assert bad.code == 2 and "did you mean the model 'wine-classifier'" in bad.err, bad.err
 
 
 def test_the_environment_is_not_a_difference_when_unchanged(project: Project) -> None:
