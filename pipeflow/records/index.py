@@ -28,7 +28,9 @@ from pipeflow.errors import StorageError
 from pipeflow.records.records import RecordStore, RunRecord
 
 INDEX_VERSION = 2
-"""2: ``run_extras``. An index of another version is rebuilt from the records."""
+"""2: ``run_extras``, ``inputs_path`` (the readers of a content: ``versions``' metrics
+scanned every input once per version). An index of another version is rebuilt from
+the records."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -50,6 +52,7 @@ CREATE TABLE IF NOT EXISTS inputs (
     run_id TEXT NOT NULL, role TEXT NOT NULL, path TEXT NOT NULL, hash TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS inputs_run ON inputs(run_id);
+CREATE INDEX IF NOT EXISTS inputs_path ON inputs(path, hash);
 CREATE TABLE IF NOT EXISTS params (
     run_id TEXT NOT NULL, file TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL
 );
