@@ -126,10 +126,10 @@ def list_versions(repo: Project, path: str, *, current_hash: str | None = None,
     marks = experiment_marks(index, first_runs)
     own_params = batch.params_of_runs(index, first_runs)
     made = MakingsReader(index).of_runs(first_runs)
+    all_metrics = _metrics_of_versions(index, path, [row for _, row in rows])
     before: Makings | None = None
     for number, row in rows:
         makings = made[row.first_run]
-        metrics = _metrics_of_version(index, path, row.hash, row.first_run)
         info = HashInfo(row.hash, row.size or 0, row.isdir)
         out.append(Version(
             path=path, number=number, hash=row.hash, size=row.size, isdir=row.isdir,
@@ -139,7 +139,7 @@ def list_versions(repo: Project, path: str, *, current_hash: str | None = None,
             params_changed=_params_changed(
                 own_params.get(out[-1].first_run, {}) if out else None,
                 own_params.get(row.first_run, {})),
-            metrics=metrics,
+            metrics=all_metrics[row.hash],
             side=number is None and labels.committed(path, row.hash),
             experiment=marks.get(row.first_run),
             notes=tuple(notes.get(row.hash, ())), params=makings.params,
@@ -172,20 +172,22 @@ def experiment_marks(index: RunIndex, run_ids: list[str]) -> dict[str, Experimen
     return marks
 
 
-def _metrics_of_version(index: RunIndex, path: str, oid: str, first_run: str) -> dict[str, Any]:
-    """Metrics the version's own run wrote, then those of the newest successful runs
-    that read this exact content (a model's evaluation), as ``file:key``."""
-    metrics = {f"{p}:{k}": v for p, vals in index.metrics_of(first_run).items()
-               for k, v in vals.items()}
-    readers = index.db.execute(
-        """SELECT DISTINCT i.run_id FROM inputs i JOIN runs r ON r.id = i.run_id
-           WHERE i.path = ? AND i.hash = ? AND r.exit_status = 0 ORDER BY r.ended""",
-        (path, oid),
-    ).fetchall()
-    for (run_id,) in readers:
-        for p, vals in index.metrics_of(str(run_id)).items():
-            metrics.update({f"{p}:{k}": v for k, v in vals.items()})
-    return metrics
+def _metrics_of_versions(index: RunIndex, path: str, rows: list[VersionRow]
+                         ) -> dict[str, dict[str, Any]]:
+    """Hash -> the metrics the version's own run wrote, then those of the newest
+    successful runs that read this exact content (a model's evaluation), as
+    ``file:key``: a few queries for all versions, not two per version."""
+    readers = batch.readers_of(index, path)
+    wanted = [row.first_run for row in rows] + [r for runs in readers.values() for r in runs]
+    written = batch.metrics_of_runs(index, wanted)
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        metrics: dict[str, Any] = {}
+        for run_id in (row.first_run, *readers.get(row.hash, ())):
+            for p, vals in written.get(run_id, {}).items():
+                metrics.update({f"{p}:{k}": v for k, v in vals.items()})
+        out[row.hash] = metrics
+    return out
 
 
 def resolve(repo: Project, path: str, version: str, versions: list[Version]) -> Version:

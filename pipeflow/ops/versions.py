@@ -106,11 +106,13 @@ def _model_path(repo: Project, target: str, path: str) -> tuple[str, str]:
 
 def _unsigned(repo: Project, found: list[Version]) -> dict[str, str]:
     from pipeflow.lineage.trust import TrustPolicy
+    from pipeflow.records.batch import rels_of
 
     policy = TrustPolicy.of(repo)
+    rels = rels_of(repo.index, [v.first_run for v in found])
     out: dict[str, str] = {}
     for v in found:
-        rel = repo.index.run_rel(v.first_run)
+        rel = rels.get(v.first_run)
         what = policy.describe_rel(rel) if rel else ""
         if what:
             out[v.first_run] = what

@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from pipeflow.records.index import RunIndex
+from pipeflow.records.index import RunIndex, sql_text
 
 
 def inputs_of(index: RunIndex, run_ids: Iterable[str]) -> dict[str, list[tuple[str, str, str]]]:
@@ -28,6 +28,37 @@ def params_of_runs(index: RunIndex, run_ids: Iterable[str]
     for rid, f, k, v in _each(index, sql, run_ids):
         out.setdefault(str(rid), {}).setdefault(str(f), {})[str(k)] = json.loads(v)
     return out
+
+
+def metrics_of_runs(index: RunIndex, run_ids: Iterable[str]
+                    ) -> dict[str, dict[str, dict[str, Any]]]:
+    """Run id -> metrics file -> key -> value (:meth:`RunIndex.metrics_of`, in bulk)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    sql = "SELECT run_id, path, key, value FROM metrics WHERE run_id IN ({})"
+    for rid, p, k, v in _each(index, sql, run_ids):
+        out.setdefault(str(rid), {}).setdefault(str(p), {})[str(k)] = json.loads(v)
+    return out
+
+
+def readers_of(index: RunIndex, path: str) -> dict[str, list[str]]:
+    """Hash -> the successful runs that read that content of ``path`` (a ``deps``
+    input), oldest first."""
+    rows = index.db.execute(
+        """SELECT i.hash, i.run_id FROM inputs i JOIN runs r ON r.id = i.run_id
+           WHERE i.path = ? AND r.exit_status = 0 ORDER BY r.ended, r.seq""",
+        (sql_text(path),))
+    out: dict[str, list[str]] = {}
+    for oid, rid in rows:
+        runs = out.setdefault(str(oid), [])
+        if str(rid) not in runs:
+            runs.append(str(rid))
+    return out
+
+
+def rels_of(index: RunIndex, run_ids: Iterable[str]) -> dict[str, str]:
+    """Run id -> its record's path (:meth:`RunIndex.run_rel`, in bulk)."""
+    rows = _each(index, "SELECT id, rel FROM runs WHERE id IN ({})", run_ids)
+    return {str(rid): str(rel) for rid, rel in rows}
 
 
 def extras_of(index: RunIndex, run_ids: Iterable[str]) -> dict[str, tuple[Any, Any]]:

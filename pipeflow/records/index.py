@@ -214,26 +214,30 @@ class RunIndex:
 
     # queries ----------------------------------------------------------------
     def versions(self, path: str) -> list[VersionRow]:
-        """Every distinct content ``path`` has had, in order of first production."""
+        """Every distinct content ``path`` has had, in order of first production (one
+        query: a path with thousands of versions asked one more per version)."""
         rows = self.db.execute(
-            """
-            SELECT o.hash, MAX(o.size), MAX(o.isdir), MIN(r.ended), COUNT(DISTINCT r.id)
-            FROM outputs o JOIN runs r ON r.id = o.run_id
-            WHERE o.path = ? AND r.exit_status = 0
-            GROUP BY o.hash ORDER BY MIN(r.ended), o.hash
-            """,
+            """SELECT o.hash, o.size, o.isdir, r.ended, r.id FROM outputs o
+               JOIN runs r ON r.id = o.run_id WHERE o.path = ? AND r.exit_status = 0
+               ORDER BY r.ended, r.seq""",
             (sql_text(path),),
         ).fetchall()
-        out = []
-        for number, (oid, size, isdir, first, count) in enumerate(rows, start=1):
-            first_run = self.db.execute(
-                """SELECT r.id FROM outputs o JOIN runs r ON r.id = o.run_id
-                   WHERE o.path = ? AND o.hash = ? AND r.exit_status = 0
-                   ORDER BY r.ended, r.seq LIMIT 1""",
-                (sql_text(path), oid),
-            ).fetchone()[0]
-            out.append(VersionRow(number, oid, size, bool(isdir), first_run, first, count))
-        return out
+        seen: dict[str, list[Any]] = {}  # hash -> [size, isdir, first ended, first run, runs]
+        for oid, size, isdir, ended, rid in rows:
+            got = seen.get(oid)
+            if got is None:
+                seen[oid] = [size, isdir, ended, rid, {rid}]
+                continue
+            got[0] = size if got[0] is None or (size is not None and size > got[0]) else got[0]
+            got[1] = got[1] or isdir
+            got[2] = ended if got[2] is None else got[2]  # MIN(ended) skips NULL
+            got[4].add(rid)
+        # first production order, ties by hash (as the GROUP BY query this replaced)
+        ordered = sorted(seen.items(), key=lambda item: (item[1][2] is not None,
+                                                         item[1][2] or "", item[0]))
+        return [VersionRow(number, oid, size, bool(isdir), str(first_run), first, len(ids))
+                for number, (oid, (size, isdir, first, first_run, ids)) in enumerate(
+                    ordered, start=1)]
 
     def producer(self, path: str, oid: str) -> str | None:
         """The first successful run whose output ``path`` had content ``oid``."""
