@@ -103,12 +103,19 @@ class MakingsReader:
         self._params: dict[str, dict[str, dict[str, Any]]] = {}
         self._env: dict[str, dict[str, Any]] = {}
         self._made: dict[str, Makings] = {}
+        self._kind: dict[str, str] = {}
 
-    def of_runs(self, run_ids: Iterable[str]) -> dict[str, Makings]:
-        """Run id -> the makings of what it produced."""
-        wanted = list(dict.fromkeys(run_ids))
-        self._load(wanted)
-        return {rid: self._makings(rid, frozenset()) for rid in wanted}
+    def of_versions(self, path: str, versions: Iterable[tuple[str, str]]) -> dict[str, Makings]:
+        """Hash -> the makings of that version of ``path``, for each (first run, hash)
+        of ``versions``. A version ``pipeflow add`` recorded is source data itself."""
+        wanted = list(versions)
+        self._load(list(dict.fromkeys(rid for rid, _ in wanted)))
+        return {oid: Makings(data={path: oid}) if self._kind.get(rid) == "add"
+                else self._makings(rid, frozenset()) for rid, oid in wanted}
+
+    def own_params(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """The params run ``run_id`` itself read (once :meth:`of_versions` loaded it)."""
+        return self._params.get(run_id, {})
 
     def _load(self, frontier: list[str]) -> None:
         """Index rows of every run in the histories of ``frontier``, level by level."""
@@ -116,6 +123,7 @@ class MakingsReader:
             found = batch.inputs_of(self.index, frontier)
             params = batch.params_of_runs(self.index, frontier)
             extras = batch.extras_of(self.index, frontier)
+            self._kind.update(batch.kinds_of(self.index, frontier))
             for rid in frontier:
                 self._inputs[rid] = found.get(rid, [])
                 self._params[rid] = params.get(rid, {})

@@ -124,12 +124,12 @@ def list_versions(repo: Project, path: str, *, current_hash: str | None = None,
     rows = ordered_rows(repo, path, labels)
     first_runs = [row.first_run for _, row in rows]
     marks = experiment_marks(index, first_runs)
-    own_params = batch.params_of_runs(index, first_runs)
-    made = MakingsReader(index).of_runs(first_runs)
+    reader = MakingsReader(index)
+    made = reader.of_versions(path, [(row.first_run, row.hash) for _, row in rows])
     all_metrics = _metrics_of_versions(index, path, [row for _, row in rows])
     before: Makings | None = None
     for number, row in rows:
-        makings = made[row.first_run]
+        makings = made[row.hash]
         info = HashInfo(row.hash, row.size or 0, row.isdir)
         out.append(Version(
             path=path, number=number, hash=row.hash, size=row.size, isdir=row.isdir,
@@ -137,8 +137,8 @@ def list_versions(repo: Project, path: str, *, current_hash: str | None = None,
             tags=tuple(sorted(tagged.get(row.hash, []))),
             in_cache=not repo.store.missing(info), current=row.hash == current_hash,
             params_changed=_params_changed(
-                own_params.get(out[-1].first_run, {}) if out else None,
-                own_params.get(row.first_run, {})),
+                reader.own_params(out[-1].first_run) if out else None,
+                reader.own_params(row.first_run)),
             metrics=all_metrics[row.hash],
             side=number is None and labels.committed(path, row.hash),
             experiment=marks.get(row.first_run),

@@ -55,6 +55,12 @@ def readers_of(index: RunIndex, path: str) -> dict[str, list[str]]:
     return out
 
 
+def kinds_of(index: RunIndex, run_ids: Iterable[str]) -> dict[str, str]:
+    """Run id -> its record's kind (``run``, ``restore``, ``add``...)."""
+    rows = _each(index, "SELECT id, kind FROM runs WHERE id IN ({})", run_ids)
+    return {str(rid): str(kind) for rid, kind in rows}
+
+
 def rels_of(index: RunIndex, run_ids: Iterable[str]) -> dict[str, str]:
     """Run id -> its record's path (:meth:`RunIndex.run_rel`, in bulk)."""
     rows = _each(index, "SELECT id, rel FROM runs WHERE id IN ({})", run_ids)

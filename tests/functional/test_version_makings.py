@@ -156,3 +156,20 @@ def test_the_environment_is_not_a_difference_when_unchanged(project: Project) ->
     assert project.run("repro").code == 0
     _, second = _versions(project, "model.txt")
     assert second["differs"] == {**_no_difference(), "data": ["data.txt"]}
+
+
+def test_data_recorded_with_add_is_named_upstream_and_in_its_own_versions(
+        project: Project) -> None:
+    project.write("data/raw.txt", "a\n")
+    project.spec({"s": {"cmd": "cp data/raw.txt o.txt", "deps": ["data/raw.txt"],
+                        "outs": ["o.txt"]}})
+    assert project.run("add", "data/raw.txt").code == 0
+    assert project.run("repro").code == 0
+    commit(project)
+    project.write("data/raw.txt", "b\n")
+    assert project.run("repro").code == 0  # records v2 of the source, then runs s
+    commit(project)
+    _, second = _versions(project, "o.txt")
+    assert second["differs"] == {**_no_difference(), "data": ["data/raw.txt"]}
+    _, source = _versions(project, "data/raw.txt")
+    assert source["differs"] == {**_no_difference(), "data": ["data/raw.txt"]}
