@@ -59,7 +59,10 @@ class Differs:
 
 
 def _changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    return [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    """Keys whose value differs, or that one side lacks (a key read as null on one
+    side and not read on the other is a difference too)."""
+    return [k for k in sorted(set(old) | set(new))
+            if k not in old or k not in new or old[k] != new[k]]
 
 
 def _flat_params(params: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
