@@ -121,7 +121,7 @@ def _versions_json(listing: VersionList) -> dict[str, object]:
          "metrics": v.metrics, "first_run_trust": listing.unsigned.get(v.first_run),
          "experiment": v.experiment.to_json() if v.experiment else None,
          "notes": [{"text": n.text, "user": n.user, "when": n.when} for n in v.notes],
-         "params": {f: dict(values) for f, values in v.params.items()},
+         "params": {f: dict(sorted(values.items())) for f, values in sorted(v.params.items())},
          "differs": v.differs.to_json() if v.differs is not None else None}
         for v in listing.versions]}
 
