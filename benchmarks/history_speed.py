@@ -39,6 +39,7 @@ from pipeflow.lock import lockfile  # noqa: E402
 from pipeflow.lock.lockfile import FileEntry, Lock, StageLock  # noqa: E402
 from pipeflow.records.index import RunIndex  # noqa: E402
 from pipeflow.records.records import RecordStore, RunRecord  # noqa: E402
+from pipeflow.records.runrecord import RecordBody  # noqa: E402
 
 
 def fake_hash(*parts: object) -> str:
@@ -65,7 +66,7 @@ class Writer:
             timespec="milliseconds")
 
     def append(self, body: dict[str, Any]) -> RunRecord:
-        record = self.records.append(body)
+        record = self.records.append(RecordBody.from_json(body))
         self.index.add(record)
         return record
 

@@ -66,23 +66,30 @@ VersionSort = Annotated[
 
 
 def versions_command(
-    path: Annotated[str, typer.Argument(help="An output or source path.")],
+    path: Annotated[str, typer.Argument(metavar="PATH_OR_MODEL",
+                                        help="An output or source path, or a declared model.")],
     sort: VersionSort = None,
+    params: Annotated[bool, typer.Option(
+        "--params", help="Also print every params value that made each version.")] = False,
     json_out: Json = False,
     verbose: Verbose = False,
 ) -> None:
-    """List every version of a path: label, hash, size, when, run, params changed, metrics.
+    """List every version of a path or model: label, hash, size, when, run, aliases;
+    below it, what differs from the version before (data, code, env, params), notes,
+    metrics, and with --params every params value that made it.
 
     vN labels number versions by first appearance in the first-parent git history of
     pipeline.lock, so they mean the same in every clone with that history. A version
     with no number is shown by hash prefix: `side` if a commit off that line names it
     (e.g. your own after a fast-forward onto a colleague's merge), `local` if no
     commit does yet. `*` marks the version pipeline.lock names; `exp NAME` a version
-    first made by an experiment (`pipeflow exp run`).
+    first made by an experiment (`pipeflow exp run`). `differs` compares with the
+    version before by label: data means a source file upstream changed.
 
     \b
     Examples:
       pipeflow versions models/model.pkl
+      pipeflow versions wine-classifier --params
       pipeflow versions models/model.pkl --sort metrics.accuracy --json
     """
     from pipeflow.ops.versions import versions
@@ -97,11 +104,12 @@ def versions_command(
     if json_out:
         output.emit_json(_versions_json(listing))
     else:
-        _print_versions(listing)
+        _print_versions(listing, params=params)
 
 
 def _versions_json(listing: VersionList) -> dict[str, object]:
-    return {"schema": 1, "path": listing.path, "in_git": listing.in_git,
+    return {"schema": 1, "path": listing.path, "model": listing.model,
+            "in_git": listing.in_git,
             "not_fetched": [{"version": label, "hash": oid}
                             for label, oid in listing.unfetched],
             "versions": [
@@ -112,13 +120,19 @@ def _versions_json(listing: VersionList) -> dict[str, object]:
          "in_cache": v.in_cache, "params_changed": v.params_changed,
          "metrics": v.metrics, "first_run_trust": listing.unsigned.get(v.first_run),
          **(listing.who[v.first_run].to_json() if v.first_run in listing.who else {}),
-         "experiment": v.experiment.to_json() if v.experiment else None}
+         "experiment": v.experiment.to_json() if v.experiment else None,
+         "notes": [{"text": n.text, "user": n.user, "when": n.when} for n in v.notes],
+         "params": {f: dict(sorted(values.items())) for f, values in sorted(v.params.items())},
+         "differs": v.differs.to_json() if v.differs is not None else None}
         for v in listing.versions]}
 
 
-def _print_versions(listing: VersionList) -> None:
+def _print_versions(listing: VersionList, *, params: bool = False) -> None:
+    from pipeflow.cli.versionview import detail_lines
+
     found = listing.versions
-    output.out(f"{listing.path}: {len(found)} version(s)")
+    model = f" (model {listing.model})" if listing.model else ""
+    output.out(f"{listing.path}{model}: {len(found)} version(s)")
     if not listing.in_git:
         output.out("not in a git repository: versions have no vN label, only their hash "
                    "(local:PREFIX)")
@@ -139,17 +153,8 @@ def _print_versions(listing: VersionList) -> None:
         exp = f"  exp {v.experiment.name}" if v.experiment else ""
         output.out(f"{mark} {label:>5}  {v.hash[:8]}  {_size(v.size):>9}  {when}  "
                    f"run {v.first_run[:8]}{trust}{exp}{tags}{gone}")
-        for key, (old, new) in v.params_changed.items():
-            file, _, dotted = key.partition(":")
-            if v.experiment and v.experiment.overrides_key(file, dotted):
-                # the value it was set to: the line above may be another experiment's
-                output.out(f"           {key} = {new} (set for experiment "
-                           f"{v.experiment.name})")
-            else:
-                output.out(f"           {key}: {old} -> {new}")
-        if v.metrics:
-            shown = ", ".join(f"{k.split(':', 1)[-1]}={val}" for k, val in v.metrics.items())
-            output.out(f"           metrics: {shown}")
+        for line in detail_lines(v, params=params):
+            output.out(f"           {line}")
 
 
 def record_warnings(repo: Project) -> None:

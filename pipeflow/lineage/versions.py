@@ -11,10 +11,11 @@ one no commit names ``local:<hash prefix>``. ``VERSION`` is ``vN``, a hash prefi
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeflow.errors import StorageError, UsageError
+from pipeflow.errors import UsageError
 from pipeflow.lineage import tags as tagfile
 from pipeflow.lineage.labels import (
     LOCAL_PREFIX,
@@ -24,8 +25,11 @@ from pipeflow.lineage.labels import (
     side_label,
     version_labels,
 )
+from pipeflow.lineage.makings import Differs, Makings, MakingsReader, compare
 from pipeflow.lineage.model import ExperimentMark
+from pipeflow.lineage.tags import Note
 from pipeflow.project.project import Project
+from pipeflow.records import batch
 from pipeflow.records.index import RunIndex, VersionRow
 
 _HEX = re.compile(r"^[0-9a-f]{4,32}$")
@@ -56,6 +60,12 @@ class Version:
     branch's first-parent line: e.g. after a fast-forward onto a colleague's merge)."""
     experiment: ExperimentMark | None = None
     """The experiment its first run was made for (``pipeflow exp run``), if any."""
+    notes: tuple[Note, ...] = ()
+    """Notes on this version (``pipeflow note``), oldest first."""
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Every params value the runs that made it read: file -> key -> value."""
+    differs: Differs | None = None
+    """What differs from the version before it by label (None for the first)."""
 
     @property
     def label(self) -> str:
@@ -95,74 +105,89 @@ def tagged_hashes(tags: dict[str, str]) -> dict[str, list[str]]:
 
 def list_versions(repo: Project, path: str, *, current_hash: str | None = None,
                   tags: dict[str, str] | None = None,
-                  labels: VersionLabels | None = None) -> list[Version]:
-    """Every version of ``path``: committed ones by label, then the local ones.
-    ``tags`` (name -> hash) defaults to what the tag log says, problems unreported."""
+                  labels: VersionLabels | None = None,
+                  notes: Mapping[str, list[Note]] | None = None) -> list[Version]:
+    """Every version of ``path``: committed ones by label, then the local ones, each
+    with what made it and what differs from the one before (:mod:`.makings`).
+    ``tags`` (name -> hash) and ``notes`` (hash -> notes) default to what the tag log
+    says, problems unreported."""
     index = repo.index
-    if tags is None:
-        tags = tagfile.read(repo).tags_of(path)
+    if tags is None or notes is None:
+        log = tagfile.read(repo)
+        tags = log.tags_of(path) if tags is None else tags
+        notes = log.notes_of(path) if notes is None else notes
     tagged = tagged_hashes(tags)
     labels = labels or version_labels(repo.root, repo.index)
     from pipeflow.content.hashing import HashInfo
 
     out: list[Version] = []
-    prev_params: dict[str, Any] | None = None
     rows = ordered_rows(repo, path, labels)
-    marks = experiment_marks(index, [row.first_run for _, row in rows])
+    first_runs = [row.first_run for _, row in rows]
+    marks = experiment_marks(index, first_runs)
+    reader = MakingsReader(index)
+    made = reader.of_versions(path, [(row.first_run, row.hash) for _, row in rows])
+    all_metrics = _metrics_of_versions(index, path, [row for _, row in rows])
+    before: Makings | None = None
     for number, row in rows:
-        params = {f"{f}:{k}": v for f, vals in index.params_of(row.first_run).items()
-                  for k, v in vals.items()}
-        changed = {}
-        if prev_params is not None:
-            for key in sorted(set(params) | set(prev_params)):
-                if params.get(key) != prev_params.get(key):
-                    changed[key] = [prev_params.get(key), params.get(key)]
-        prev_params = params
-        metrics = _metrics_of_version(index, path, row.hash, row.first_run)
+        makings = made[row.hash]
         info = HashInfo(row.hash, row.size or 0, row.isdir)
         out.append(Version(
             path=path, number=number, hash=row.hash, size=row.size, isdir=row.isdir,
             first_run=row.first_run, first_seen=row.first_seen, runs=row.runs,
             tags=tuple(sorted(tagged.get(row.hash, []))),
             in_cache=not repo.store.missing(info), current=row.hash == current_hash,
-            params_changed=changed, metrics=metrics,
+            params_changed=_params_changed(
+                reader.own_params(out[-1].first_run) if out else None,
+                reader.own_params(row.first_run)),
+            metrics=all_metrics[row.hash],
             side=number is None and labels.committed(path, row.hash),
             experiment=marks.get(row.first_run),
+            notes=tuple(notes.get(row.hash, ())), params=makings.params,
+            differs=None if before is None else compare(before, makings),
         ))
+        before = makings
     return out
 
 
-def experiment_marks(index: RunIndex, run_ids: list[str]) -> dict[str, ExperimentMark]:
-    """Run id -> the experiment it was made for, for those of ``run_ids`` that were.
+def _params_changed(old: Mapping[str, Mapping[str, Any]] | None,
+                    new: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``file:key`` -> [old, new] for the producing runs' own params (empty for the
+    first version)."""
+    if old is None:
+        return {}
+    before = {f"{f}:{k}": v for f, vals in old.items() for k, v in vals.items()}
+    after = {f"{f}:{k}": v for f, vals in new.items() for k, v in vals.items()}
+    return {key: [before.get(key), after.get(key)] for key in sorted(set(before) | set(after))
+            if before.get(key) != after.get(key)}
 
-    The index does not keep the mark: each record is read (one small file per
-    version; an unreadable one is left unmarked, ``verify`` reports it).
-    """
+
+def experiment_marks(index: RunIndex, run_ids: list[str]) -> dict[str, ExperimentMark]:
+    """Run id -> the experiment it was made for, for those of ``run_ids`` that were
+    (the index keeps each record's mark: no record file is read)."""
     marks: dict[str, ExperimentMark] = {}
-    for run_id in dict.fromkeys(run_ids):
-        try:
-            mark = ExperimentMark.of(index.record(run_id).body.experiment)
-        except StorageError:
-            continue
+    for run_id, (_, data) in batch.extras_of(index, run_ids).items():
+        mark = ExperimentMark.of(data)
         if mark is not None:
             marks[run_id] = mark
     return marks
 
 
-def _metrics_of_version(index: RunIndex, path: str, oid: str, first_run: str) -> dict[str, Any]:
-    """Metrics the version's own run wrote, then those of the newest successful runs
-    that read this exact content (a model's evaluation), as ``file:key``."""
-    metrics = {f"{p}:{k}": v for p, vals in index.metrics_of(first_run).items()
-               for k, v in vals.items()}
-    readers = index.db.execute(
-        """SELECT DISTINCT i.run_id FROM inputs i JOIN runs r ON r.id = i.run_id
-           WHERE i.path = ? AND i.hash = ? AND r.exit_status = 0 ORDER BY r.ended""",
-        (path, oid),
-    ).fetchall()
-    for (run_id,) in readers:
-        for p, vals in index.metrics_of(str(run_id)).items():
-            metrics.update({f"{p}:{k}": v for k, v in vals.items()})
-    return metrics
+def _metrics_of_versions(index: RunIndex, path: str, rows: list[VersionRow]
+                         ) -> dict[str, dict[str, Any]]:
+    """Hash -> the metrics the version's own run wrote, then those of the newest
+    successful runs that read this exact content (a model's evaluation), as
+    ``file:key``: a few queries for all versions, not two per version."""
+    readers = batch.readers_of(index, path)
+    wanted = [row.first_run for row in rows] + [r for runs in readers.values() for r in runs]
+    written = batch.metrics_of_runs(index, wanted)
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        metrics: dict[str, Any] = {}
+        for run_id in (row.first_run, *readers.get(row.hash, ())):
+            for p, vals in written.get(run_id, {}).items():
+                metrics.update({f"{p}:{k}": v for k, v in vals.items()})
+        out[row.hash] = metrics
+    return out
 
 
 def resolve(repo: Project, path: str, version: str, versions: list[Version]) -> Version:

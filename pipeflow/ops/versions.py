@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,45 +44,80 @@ class VersionList:
     write (pipeflow.lineage.trust): shown beside the run, never taken as fact."""
     who: dict[str, Who] = field(default_factory=dict)
     """First-run id -> who ran it (``alice (signed)``, ``bob@x (unverified)``)."""
+    model: str | None = None
+    """The declared model named instead of the path, if one was."""
 
 
 def versions(repo: Project, target: str, *, sort: str | None = None) -> VersionList:
-    """Every version of the path ``target`` names: committed ones by label, then the
-    local ones (or by ``sort``: ``metrics.KEY`` ranks by a metric, highest first;
-    ``size``; ``time``)."""
+    """Every version of the path (or declared model) ``target`` names: committed ones
+    by label, then the local ones (or by ``sort``: ``metrics.KEY`` ranks by a metric,
+    highest first; ``size``; ``time``). What differs is always against the version
+    before by label, whatever the sort."""
     from pipeflow.lineage.labels import version_labels
 
     locked = _locked_entries(repo)
     path, version = split_spec(repo, target, set(locked))
     if version is not None:
-        raise UsageError("`versions` takes a path, not PATH@VERSION")
-    current = locked.get(path)
+        raise UsageError("`versions` takes a path or a model, not PATH@VERSION")
     log = tagfile.read(repo)
     labels = version_labels(repo.root, repo.index)
-    found = list_versions(repo, path, current_hash=current.hash if current else None,
-                          tags=log.tags_of(path), labels=labels)
+    model: str | None = None
+
+    def listed(path: str) -> list[Version]:
+        current = locked.get(path)
+        return list_versions(repo, path, current_hash=current.hash if current else None,
+                             tags=log.tags_of(path), labels=labels, notes=log.notes_of(path))
+
+    found = listed(path)
     if not found:
-        raise UsageError(f"'{path}' has no recorded versions",
-                         hint="versions are recorded when `pipeflow repro` or `pipeflow add` "
-                              "produces the path")
+        model, path = _model_path(repo, target, path)
+        found = listed(path)
+    if not found:
+        raise UsageError(f"model '{model}' ({path}) has no recorded versions",
+                         hint="versions are recorded when `pipeflow repro` produces it")
     if sort:
         found = _sorted(found, sort)
-    listed = {v.hash for v in found}
+    hashes = {v.hash for v in found}
     unfetched = tuple((f"v{n}", oid) for oid, n in sorted(labels.numbers(path).items(),
                                                           key=lambda item: item[1])
-                      if oid not in listed)
+                      if oid not in hashes)
     return VersionList(path, found, labels.in_git, log.problems,
                        tuple(labels.relabel(path)), unfetched, _unsigned(repo, found),
-                       _who(repo, found))
+                       _who(repo, found), model)
+
+
+
+def _model_path(repo: Project, target: str, path: str) -> tuple[str, str]:
+    """(model, its path) for ``target`` naming a model the pipeline declares (asked
+    only when ``path`` has no recorded versions: ``versions`` of a path never loads the
+    spec); a UsageError, with the model it may have meant, otherwise. The model
+    lookup lives here, not in ``pipeflow.registry`` (a layer above ops)."""
+    from pipeflow.errors import PipeflowError
+    from pipeflow.ops.project import load_project
+
+    try:
+        pipeline = load_project(repo).graph.pipeline
+        models = {out.model: out.path for stage in pipeline.stages.values()
+                  for out in stage.outs if out.model is not None}
+    except PipeflowError:
+        models = {}  # no readable spec: `target` can only be a path
+    if target in models:
+        return target, models[target]
+    close = difflib.get_close_matches(target, list(models), n=1)
+    hint = (f"did you mean the model '{close[0]}'?" if close else
+            "versions are recorded when `pipeflow repro` or `pipeflow add` produces the path")
+    raise UsageError(f"'{path}' has no recorded versions", hint=hint)
 
 
 def _unsigned(repo: Project, found: list[Version]) -> dict[str, str]:
     from pipeflow.lineage.trust import TrustPolicy
+    from pipeflow.records.batch import rels_of
 
     policy = TrustPolicy.of(repo)
+    rels = rels_of(repo.index, [v.first_run for v in found])
     out: dict[str, str] = {}
     for v in found:
-        rel = repo.index.run_rel(v.first_run)
+        rel = rels.get(v.first_run)
         what = policy.describe_rel(rel) if rel else ""
         if what:
             out[v.first_run] = what

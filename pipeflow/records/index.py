@@ -7,8 +7,10 @@ commit, the (path, hash) pairs that commit's ``pipeline.lock`` names
 (``lock_commits``, ``lock_paths``; ``lock_history`` holds the first-parent commits for
 one HEAD and, under a ``refs:`` key, the commits any ref reaches) and the labels
 ``versions`` last showed on each branch (``shown_labels``): see
-``pipeflow.lineage.labels``. Queries — versions of a path, the run that produced a
-content, a run's inputs — are indexed lookups, not scans of record files.
+``pipeflow.lineage.labels``. ``run_extras`` keeps each run's environment (exact, secret
+values concealed) and experiment mark, so ``versions`` reads no record file. Queries —
+versions of a path, the run that produced a content, a run's inputs — are indexed
+lookups, not scans of record files.
 """
 
 from __future__ import annotations
@@ -21,10 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeflow.credentials import conceal_env
 from pipeflow.errors import StorageError
 from pipeflow.records.records import RecordStore, RunRecord
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
+"""2: ``run_extras``, ``inputs_path`` (the readers of a content: ``versions``' metrics
+scanned every input once per version). An index of another version is rebuilt from
+the records."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -46,6 +52,7 @@ CREATE TABLE IF NOT EXISTS inputs (
     run_id TEXT NOT NULL, role TEXT NOT NULL, path TEXT NOT NULL, hash TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS inputs_run ON inputs(run_id);
+CREATE INDEX IF NOT EXISTS inputs_path ON inputs(path, hash);
 CREATE TABLE IF NOT EXISTS params (
     run_id TEXT NOT NULL, file TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL
 );
@@ -54,6 +61,9 @@ CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL, path TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id);
+CREATE TABLE IF NOT EXISTS run_extras (
+    run_id TEXT PRIMARY KEY, env TEXT, experiment TEXT
+);
 CREATE TABLE IF NOT EXISTS heads (chain TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS broken (rel TEXT PRIMARY KEY, problem TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS lock_commits (commit_id TEXT PRIMARY KEY);
@@ -196,29 +206,38 @@ class RunIndex:
             [(record.id, sql_text(p), sql_text(k), json.dumps(v))
              for p, values in record.metrics.items() for k, v in values.items()],
         )
+        env = b.env_exact or (comps.env if comps else None)
+        self.db.execute(
+            "INSERT OR REPLACE INTO run_extras VALUES (?,?,?)",
+            (record.id, _json_or_none(conceal_env(env) if env else None),
+             _json_or_none(b.experiment)))
 
     # queries ----------------------------------------------------------------
     def versions(self, path: str) -> list[VersionRow]:
-        """Every distinct content ``path`` has had, in order of first production."""
+        """Every distinct content ``path`` has had, in order of first production (one
+        query: a path with thousands of versions asked one more per version)."""
         rows = self.db.execute(
-            """
-            SELECT o.hash, MAX(o.size), MAX(o.isdir), MIN(r.ended), COUNT(DISTINCT r.id)
-            FROM outputs o JOIN runs r ON r.id = o.run_id
-            WHERE o.path = ? AND r.exit_status = 0
-            GROUP BY o.hash ORDER BY MIN(r.ended), o.hash
-            """,
+            """SELECT o.hash, o.size, o.isdir, r.ended, r.id FROM outputs o
+               JOIN runs r ON r.id = o.run_id WHERE o.path = ? AND r.exit_status = 0
+               ORDER BY r.ended, r.seq""",
             (sql_text(path),),
         ).fetchall()
-        out = []
-        for number, (oid, size, isdir, first, count) in enumerate(rows, start=1):
-            first_run = self.db.execute(
-                """SELECT r.id FROM outputs o JOIN runs r ON r.id = o.run_id
-                   WHERE o.path = ? AND o.hash = ? AND r.exit_status = 0
-                   ORDER BY r.ended, r.seq LIMIT 1""",
-                (sql_text(path), oid),
-            ).fetchone()[0]
-            out.append(VersionRow(number, oid, size, bool(isdir), first_run, first, count))
-        return out
+        seen: dict[str, list[Any]] = {}  # hash -> [size, isdir, first ended, first run, runs]
+        for oid, size, isdir, ended, rid in rows:
+            got = seen.get(oid)
+            if got is None:
+                seen[oid] = [size, isdir, ended, rid, {rid}]
+                continue
+            got[0] = size if got[0] is None or (size is not None and size > got[0]) else got[0]
+            got[1] = got[1] or isdir
+            got[2] = ended if got[2] is None else got[2]  # MIN(ended) skips NULL
+            got[4].add(rid)
+        # first production order, ties by hash (as the GROUP BY query this replaced)
+        ordered = sorted(seen.items(), key=lambda item: (item[1][2] is not None,
+                                                         item[1][2] or "", item[0]))
+        return [VersionRow(number, oid, size, bool(isdir), str(first_run), first, len(ids))
+                for number, (oid, (size, isdir, first, first_run, ids)) in enumerate(
+                    ordered, start=1)]
 
     def producer(self, path: str, oid: str) -> str | None:
         """The first successful run whose output ``path`` had content ``oid``."""
@@ -295,6 +314,10 @@ class RunIndex:
         """The stage of run ``run_id`` ("" when the index does not know it)."""
         row = self.db.execute("SELECT stage FROM runs WHERE id = ?", (run_id,)).fetchone()
         return str(row[0]) if row else ""
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True)
 
 
 def sql_text(value: object) -> object:

@@ -103,7 +103,7 @@ def test_versions_lists_each_content_with_params_and_metrics(project: Project) -
     res = project.run("versions", "models/model.txt")
     assert res.code == 0, res.text
     assert "3 version(s)" in res.out
-    assert "params.yaml:train.lr: 0.05 -> 0.07" in res.out
+    assert "params.yaml:train.lr 0.05 -> 0.07" in res.out
     body = json.loads(project.run("versions", "models/model.txt", "--json").out)
     labels = [v["version"] for v in body["versions"]]
     assert labels == ["v1", "v2", "v3"]
