@@ -63,7 +63,7 @@ def _value(name: str, fields: NameFields) -> Any:
         if key not in fields.params:
             raise _usage(f"the version's run recorded no param '{key}'", fields)
         return fields.params[key]
-    if name not in FIELDS or name == "params.SECTION.KEY":
+    if name not in FIELDS:
         raise _usage(f"unknown field '{{{name}}}'", fields)
     value = getattr(fields, name)
     if value is None:
