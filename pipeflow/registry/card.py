@@ -47,6 +47,8 @@ class CardFacts:
     metrics: Mapping[str, Any] = field(default_factory=dict)
     """``file:key`` -> value."""
     data: tuple[DataVersion, ...] = ()
+    code: tuple[tuple[str, str], ...] = ()
+    """(path, hash) of the code files the lineage's runs hashed."""
     commit: str | None = None
     dirty_paths: tuple[str, ...] = ()
     python: str | None = None
@@ -88,9 +90,11 @@ def render(facts: CardFacts) -> str:
               f"- **Author**: {facts.user or 'unknown'}",
               f"- **Date**: {facts.date or 'unknown'}"]
     lines += [f"- **Note**: {n}" for n in facts.notes]
-    params = [(f"{k}", _value(v)) for values in facts.params.values() for k, v in values.items()]
+    several = len(facts.params) > 1  # then a key says which params file holds it
+    params = [(f"{f}: {k}" if several else k, _value(v))
+              for f, values in facts.params.items() for k, v in values.items()]
     lines += _section("Params", _table(("param", "value"), params) if params else [],
-                      "The run recorded no params.")
+                      "The runs recorded no params.")
     metrics = [(k, _value(v)) for k, v in facts.metrics.items()]
     lines += _section("Metrics", _table(("metric", "value"), metrics) if metrics else [],
                       "No metrics recorded for this version.")
@@ -100,6 +104,7 @@ def render(facts: CardFacts) -> str:
     code = [f"- commit `{facts.commit or 'none (not committed when it ran)'}`"]
     code.append("- tree: modified " + ", ".join(f"`{p}`" for p in facts.dirty_paths)
                 if facts.dirty_paths else "- tree: clean")
+    code += [f"- `{path}` (`{oid[:8]}`)" for path, oid in facts.code]
     lines += _section("Code", code, "")
     env = [f"- python: {facts.python or 'not recorded'}"]
     env += [f"- {n}=={v}" for n, v in facts.packages.items()]

@@ -49,6 +49,20 @@ class ModelVersion:
     def producer(self) -> LineageRun | None:
         return self.lineage.producer_of(self.lineage.root)
 
+    def params(self) -> dict[str, dict[str, Any]]:
+        """params file -> dotted key -> value, of every run of the lineage: the run that
+        made the version first, then those upstream (a key two runs read: the nearer)."""
+        out: dict[str, dict[str, Any]] = {}
+        for run in self.lineage.runs.values():
+            for file, values in run.params.items():
+                for key, value in values.items():
+                    out.setdefault(file, {}).setdefault(key, value)
+        return out
+
+    def code_paths(self) -> set[str]:
+        """Paths a run of the lineage hashed as its code (not data)."""
+        return {c.path for run in self.lineage.runs.values() for c in run.code}
+
 
 @dataclass(frozen=True)
 class Exported:
@@ -97,9 +111,10 @@ def name_fields(mv: ModelVersion) -> nametemplate.NameFields:
     base = posixpath.basename(mv.path)
     stem, ext = (base, "") if v.isdir else posixpath.splitext(base)
     alias = mv.asked if mv.asked in v.tags else (v.tags[0] if v.tags else None)
-    producer = mv.producer
-    params = {k: val for values in (producer.params.values() if producer else ())
-              for k, val in values.items()}
+    params: dict[str, Any] = {}
+    for values in mv.params().values():
+        for key, value in values.items():
+            params.setdefault(key, value)
     missing = {"n": f"{v.label} was never committed (commit pipeline.lock to number it)",
                "alias": f"no alias names {v.label} (`pipeflow promote` gives it one)",
                "date": "its first run's time is not recorded"}
@@ -112,11 +127,12 @@ def name_fields(mv: ModelVersion) -> nametemplate.NameFields:
 def card_facts(mv: ModelVersion) -> card.CardFacts:
     """What the model card says about ``mv``."""
     producer = mv.producer
+    code = mv.code_paths()
     data = tuple(card.DataVersion(a.path, a.hash, a.version,
                                   {"source": "pipeflow add", "git": "git"}.get(a.status,
                                                                                a.status))
                  for a in mv.lineage.artifacts.values()
-                 if a.status in ("source", "git", "untracked"))
+                 if a.status in ("source", "git", "untracked") and a.path not in code)
     brief = []
     for run in mv.lineage.runs.values():
         if run.kind == "add":
@@ -136,7 +152,9 @@ def card_facts(mv: ModelVersion) -> card.CardFacts:
     return card.CardFacts(
         name=mv.name, path=mv.path, label=mv.version.label, hash=mv.version.hash,
         desc=mv.model.desc if mv.model else None, aliases=mv.version.tags,
-        params=producer.params if producer else {}, metrics=mv.version.metrics, data=data,
+        params=mv.params(), metrics=mv.version.metrics, data=data,
+        code=tuple(sorted({(c.path, c.hash) for run in mv.lineage.runs.values()
+                           for c in run.code if not c.path.startswith("<")})),
         commit=producer.git_commit if producer else None,
         dirty_paths=producer.dirty_paths if producer else (), python=python,
         packages=env.pins(), environment_note=note,

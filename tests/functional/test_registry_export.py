@@ -83,6 +83,9 @@ def test_export_to_a_folder_names_the_file_by_template_with_lineage_and_card(
     assert "| metrics.json:acc | 0.05 |" in card
     assert f"- `data/raw.csv` v1 (`{raw['hash']}`, pipeflow add)" in card
     assert f"- commit `{run['git']['commit']}`" in card and "- tree: clean" in card
+    code = next(c for c in run["code"] if c["path"] == "src/train.py")
+    assert f"- `src/train.py` (`{code['hash'][:8]}`)" in card.split("## Code")[1]
+    assert "src/train.py" not in card.split("## Data versions")[1].split("## Code")[0]
     assert f"- python: cpython {platform.python_version()}" in card
     assert f"- PyYAML=={yaml.__version__}" in card
     assert "- **Author**: " + run["user"] in card
