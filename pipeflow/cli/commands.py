@@ -32,7 +32,12 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "checkout": ("pipeflow.cli.commands", "checkout_command", "command"),
     "add": ("pipeflow.cli.history", "add_command", "command"),
     "versions": ("pipeflow.cli.history", "versions_command", "command"),
-    "tag": ("pipeflow.cli.history", "tag_command", "command"),
+    "tag": ("pipeflow.cli.tag", "tag_app", "factory"),
+    "models": ("pipeflow.cli.registry", "models_command", "command"),
+    "promote": ("pipeflow.cli.registry", "promote_command", "command"),
+    "rollback": ("pipeflow.cli.registry", "rollback_command", "command"),
+    "aliases": ("pipeflow.cli.registry", "aliases_command", "command"),
+    "note": ("pipeflow.cli.registry", "note_command", "command"),
     "lineage": ("pipeflow.cli.lineage", "lineage_command", "command"),
     "exp": ("pipeflow.cli.experiments", "exp_app", "factory"),
     "metrics": ("pipeflow.cli.lineage", "metrics_app", "group"),
@@ -157,14 +162,17 @@ def checkout_command(
 
     Restores what is missing or differs from the lock (everything, or TARGETS:
     stage names, template groups, output or source paths). PATH@VERSION (vN, a hash
-    prefix or a tag) restores that version of one path instead; `status` then says
-    so and `repro` restores the locked version. An output whose object is not in
-    the cache is reported (exit 1); `pipeflow repro` recomputes it.
+    prefix or an alias; MODEL@VERSION too) restores that version of one path
+    instead; `status` then says so and `repro` restores the locked version. An
+    output whose object is not in the cache is reported (exit 1); `pipeflow repro`
+    recomputes it.
     """
     from pipeflow.ops.checkout import checkout
+    from pipeflow.registry.models import expand_model
 
     with _repo() as repo:
-        report = checkout(repo, list(resolve_target_paths(repo.root, targets)) or None,
+        expanded = [expand_model(repo, t) for t in targets or ()]
+        report = checkout(repo, list(resolve_target_paths(repo.root, expanded)) or None,
                           wait=wait)
     for warning in report.warnings:
         output.warn(warning)
