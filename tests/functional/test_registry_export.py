@@ -59,7 +59,8 @@ TEMPLATE = "{model}-v{n}-C{params.train.C}{ext}"
 def test_export_to_a_folder_names_the_file_by_template_with_lineage_and_card(
         project: Project) -> None:
     seen = registry_project(project)
-    assert project.run("tag", "models/model.pkl@v1", "production").code == 0
+    assert project.run("promote", "wine@v1", "production").code == 0
+    assert project.run("note", "wine@v1", "baseline for the March data").code == 0
     res = project.run("export", "wine@production", "dist", "--name-template", TEMPLATE)
     assert res.code == 0, res.text
     dist = project.root / "dist"
@@ -79,6 +80,7 @@ def test_export_to_a_folder_names_the_file_by_template_with_lineage_and_card(
     assert card.startswith("# wine v1\n\nWine quality classifier\n")
     assert f"- **Version**: v1 (`{version['hash']}`)" in card
     assert "- **Aliases**: production" in card
+    assert "- **Note**: baseline for the March data" in card
     assert "| train.C | 0.5 |" in card
     assert "| metrics.json:acc | 0.05 |" in card
     assert f"- `data/raw.csv` v1 (`{raw['hash']}`, pipeflow add)" in card
@@ -181,7 +183,7 @@ def test_export_to_an_fsspec_url(project: Project) -> None:
 
 def test_lineage_shows_the_packages_of_each_run(project: Project) -> None:
     registry_project(project)
-    text = project.run("lineage", "models/model.pkl@v2").out
+    text = project.run("lineage", "wine@v2").out
     assert f"packages PyYAML {yaml.__version__}" in text
     body = json.loads(project.run("lineage", "models/model.pkl@v2", "--json").out)
     assert body["runs"][0]["env"]["packages"] == {"PyYAML": yaml.__version__}
