@@ -66,7 +66,13 @@ def _value(value: Any) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return _line(text).replace("|", "\\|")
+
+
+def _line(text: str) -> str:
+    """``text`` on one line: a value from a record or the spec cannot start a heading
+    or a list item of its own."""
+    return " ".join(text.split())
 
 
 def _table(head: tuple[str, str], rows: list[tuple[str, str]]) -> list[str]:
@@ -83,13 +89,13 @@ def render(facts: CardFacts) -> str:
     """The card as Markdown, ending with a newline."""
     lines = [f"# {facts.name} {facts.label}", ""]
     if facts.desc:
-        lines += [facts.desc, ""]
+        lines += [_line(facts.desc), ""]
     lines += [f"- **Model**: {facts.name} (`{facts.path}`)",
               f"- **Version**: {facts.label} (`{facts.hash}`)",
               f"- **Aliases**: {', '.join(facts.aliases) or 'none'}",
-              f"- **Author**: {facts.user or 'unknown'}",
+              f"- **Author**: {_line(facts.user or 'unknown')}",
               f"- **Date**: {facts.date or 'unknown'}"]
-    lines += [f"- **Note**: {n}" for n in facts.notes]
+    lines += [f"- **Note**: {_line(n)}" for n in facts.notes]
     several = len(facts.params) > 1  # then a key says which params file holds it
     params = [(f"{f}: {k}" if several else k, _value(v))
               for f, values in facts.params.items() for k, v in values.items()]

@@ -107,3 +107,11 @@ def test_runs_that_disagree_are_a_conflict_nearest_run_first() -> None:
     assert env.pins() == {"numpy": "2.1.0"}
     assert env.conflicts[1].describe() == "numpy: 2.1.0 (train), 1.26.4 (prep)"
     assert "# conflict, took the run nearest the model: numpy" in envexport.to_requirements(env)
+
+
+def test_values_from_records_stay_on_their_line() -> None:
+    text = card.render(card.CardFacts(name="m", path="p", label="v1", hash="h",
+                                      desc="fine\n# Params", notes=("x\n- **Aliases**: evil",),
+                                      params={"f": {"k": "a|b\nc"}}))
+    assert "\n# Params" not in text and "\n- **Aliases**: evil" not in text
+    assert "| k | a\\|b c |" in text
