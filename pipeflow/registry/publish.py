@@ -10,6 +10,7 @@ removes what was put.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -81,7 +82,9 @@ class Destination:
     @contextmanager
     def staging(self) -> Iterator[Path]:
         """A local folder to stage entries in; removed afterwards, whatever happens."""
+        created = False
         if self.local is not None:
+            created = not self.local.exists()
             try:
                 self.local.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -92,8 +95,13 @@ class Destination:
             folder = Path(tempfile.mkdtemp(prefix="pipeflow-export-"))
         try:
             yield folder
-        finally:
+        except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
+            if created and self.local is not None:
+                with contextlib.suppress(OSError):  # only if still empty
+                    self.local.rmdir()
+            raise
+        shutil.rmtree(folder, ignore_errors=True)
 
     def publish(self, staged: Path, names: list[str]) -> None:
         """Move each of ``names`` from ``staged`` into the destination (replacing what

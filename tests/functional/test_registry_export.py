@@ -167,6 +167,15 @@ def test_a_folder_output_is_exported_as_a_folder(project: Project) -> None:
     assert (project.root / "out/net-v1/weights").read_text() == "w\n"
     assert (project.root / "out/net-v1/sub/c").read_text() == "c\n"
     assert (project.root / "out/net-v1.card.md").exists()
+    import fsspec
+
+    assert project.run("export", "net@v1", "memory://folders/net").code == 0
+    fs = fsspec.filesystem("memory")
+    assert fs.cat("/folders/net/net-v1/sub/c") == b"c\n"
+    assert fs.cat("/folders/net/net-v1/weights") == b"w\n"
+    fs.pipe("/folders/net/net-v1/stale", b"old")
+    assert project.run("export", "net@v1", "memory://folders/net", "--force").code == 0
+    assert not fs.exists("/folders/net/net-v1/stale")
 
 
 def test_export_to_an_fsspec_url(project: Project) -> None:
@@ -230,3 +239,25 @@ def test_env_export_installs_into_a_fresh_venv(project: Project, tmp_path: Path)
     got = subprocess.run([str(venv / "bin/python"), "-c", "import yaml; print(yaml.__version__)"],
                          capture_output=True, text=True, check=True)
     assert got.stdout.strip() == yaml.__version__
+
+
+def test_a_damaged_or_missing_cached_copy_exports_nothing(project: Project) -> None:
+    import os
+
+    from pipeflow.project.project import Project as Core
+
+    registry_project(project)
+    oid = _current_hash(project)
+    with Core(project.root) as core:
+        cached = core.store.path_of(oid)
+    os.chmod(cached, 0o644)
+    cached.write_text("tampered")
+    res = project.run("export", "wine@v2", "dist")
+    assert res.code == 1 and "damaged" in res.err and "pipeflow verify" in res.err
+    assert not (project.root / "dist").exists()  # not even the folder it would have made
+    cached.unlink()
+    res = project.run("export", "wine@v2", "dist")
+    assert res.code == 1 and "is not in the cache" in res.err and "pipeflow fetch" in res.err
+    (project.root / "dist").mkdir()
+    assert project.run("export", "wine@v2", "dist").code == 1
+    assert list((project.root / "dist").iterdir()) == []
