@@ -43,6 +43,11 @@ def export_command(
 
     with Project.find() as repo:
         done = export(repo, target, dest, template=template, force=force)
+    from pipeflow.cli.history import tag_warnings
+
+    tag_warnings(done.problems)
+    for message in done.refused:
+        output.warn(message)
     if json_out:
         output.emit_json(to_json(done))
         return

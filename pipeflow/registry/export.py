@@ -20,6 +20,7 @@ from typing import Any
 
 from pipeflow.errors import StorageError, UsageError
 from pipeflow.lineage.model import Lineage, LineageRun
+from pipeflow.lineage.tags import LogProblem
 from pipeflow.lineage.versions import Version
 from pipeflow.project.project import Project
 from pipeflow.registry import card, nametemplate
@@ -40,6 +41,10 @@ class ModelVersion:
     lineage: Lineage
     environment: VersionEnvironment
     notes: tuple[str, ...] = ()
+    problems: tuple[LogProblem, ...] = ()
+    """Lines of the tag log that were skipped."""
+    refused: tuple[str, ...] = ()
+    """Refused moves of this path's protected aliases that would decide them."""
 
     @property
     def name(self) -> str:
@@ -78,11 +83,14 @@ class Exported:
     files: tuple[str, ...]
     """Where the content, the lineage JSON and the card landed."""
     replaced: tuple[str, ...] = ()
+    problems: tuple[LogProblem, ...] = ()
+    refused: tuple[str, ...] = ()
 
 
 def describe(repo: Project, target: str) -> ModelVersion:
     """Resolve ``MODEL_OR_PATH@VERSION`` and gather what an export says about it."""
     from pipeflow.lineage import tags as tagfile
+    from pipeflow.lineage.aliasstate import overriding
     from pipeflow.lineage.versions import list_versions, resolve
     from pipeflow.ops.lineage import light_versions, lineage
     from pipeflow.registry.envexport import gather
@@ -102,7 +110,9 @@ def describe(repo: Project, target: str) -> ModelVersion:
     env = gather(found, aim.path, chosen.label, chosen.hash,
                  aim.model.name if aim.model else None)
     notes = tuple(n.text for n in log.notes_of(aim.path).get(chosen.hash, []))
-    return ModelVersion(aim.path, aim.model, full, aim.version, found, env, notes)
+    refused = tuple(r.message for r in overriding(log) if r.move.path == aim.path)
+    return ModelVersion(aim.path, aim.model, full, aim.version, found, env, notes,
+                        log.problems, refused)
 
 
 def name_fields(mv: ModelVersion) -> nametemplate.NameFields:
@@ -187,7 +197,8 @@ def export(repo: Project, target: str, dest: str, *,
         where.publish(staged, names)
     v = mv.version
     return Exported(mv.path, mv.model.name if mv.model else None, v.label, v.hash, v.isdir,
-                    str(where), name, tuple(where.where(n) for n in names), tuple(taken))
+                    str(where), name, tuple(where.where(n) for n in names), tuple(taken),
+                    mv.problems, mv.refused)
 
 
 def _copy_version(repo: Project, v: Version, dst: Path) -> None:

@@ -261,3 +261,14 @@ def test_a_damaged_or_missing_cached_copy_exports_nothing(project: Project) -> N
     (project.root / "dist").mkdir()
     assert project.run("export", "wine@v2", "dist").code == 1
     assert list((project.root / "dist").iterdir()) == []
+
+
+def test_export_warns_about_skipped_lines_of_the_alias_log(project: Project) -> None:
+    registry_project(project)
+    assert project.run("promote", "wine@v2", "production").code == 0
+    with open(project.root / ".pipeflow/tags.jsonl", "a") as log:
+        log.write("{not json\n")
+    res = project.run("export", "wine@production", "dist")
+    assert res.code == 0, res.text
+    assert "skipped" in res.err and "pipeflow verify" in res.err
+    assert (project.root / "dist/wine-v2.pkl").exists()
