@@ -272,3 +272,37 @@ def test_export_warns_about_skipped_lines_of_the_alias_log(project: Project) -> 
     assert res.code == 0, res.text
     assert "skipped" in res.err and "pipeflow verify" in res.err
     assert (project.root / "dist/wine-v2.pkl").exists()
+
+
+def _venv_with(folder: Path, version: str) -> Path:
+    """A bare venv whose site-packages holds a tiny distribution ``pfdemo`` at ``version``."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True,
+                   timeout=300)
+    [site] = folder.glob("lib/python*/site-packages")
+    info = site / f"pfdemo-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: pfdemo\nVersion: {version}\n")
+    return folder / "bin" / "python"
+
+
+def test_env_export_refuses_runs_that_disagree_unless_first(project: Project,
+                                                            tmp_path: Path) -> None:
+    old = _venv_with(tmp_path / "old", "1.0")
+    new = _venv_with(tmp_path / "new", "1.1")
+    project.spec({
+        "prepare": {"cmd": f"{old} -c 'open(\"p.txt\", \"w\").write(\"p\")'",
+                    "outs": ["p.txt"], "env": {"packages": ["pfdemo"]}},
+        "train": {"cmd": f"{new} -c 'open(\"m.txt\", \"w\").write(open(\"p.txt\").read())'",
+                  "deps": ["p.txt"], "outs": [{"m.txt": {"model": "m"}}],
+                  "env": {"packages": ["pfdemo"]}}})
+    assert project.run("repro").code == 0
+    commit(project)
+    res = project.run("env", "export", "m@v1")
+    assert res.code == 1
+    assert "pfdemo: 1.1 (train), 1.0 (prepare)" in res.err and "--first" in res.err
+    res = project.run("env", "export", "m@v1", "--first")
+    assert res.code == 0, res.text
+    assert "pfdemo==1.1" in res.out.splitlines()
+    assert "# conflict, took the run nearest the model: pfdemo: 1.1 (train), 1.0 (prepare)" in (
+        res.out)
+    assert "took the run nearest the model" in res.err
