@@ -115,3 +115,12 @@ def test_values_from_records_stay_on_their_line() -> None:
                                       params={"f": {"k": "a|b\nc"}}))
     assert "\n# Params" not in text and "\n- **Aliases**: evil" not in text
     assert "| k | a\\|b c |" in text
+
+
+def test_a_runs_packages_line_names_six_then_counts_the_rest() -> None:
+    from pipeflow.lineage.render import packages_text
+
+    found = {f"pkg{i}": f"1.{i}" for i in range(8)} | {"Absent": None}
+    assert packages_text(found) == ("Absent (not installed), pkg0 1.0, pkg1 1.1, pkg2 1.2, "
+                                    "pkg3 1.3, pkg4 1.4 (+3)")
+    assert packages_text({"numpy": "2.1.0"}) == "numpy 2.1.0"
