@@ -96,6 +96,11 @@ def test_export_to_a_folder_names_the_file_by_template_with_lineage_and_card(
     for section in ("## Params", "## Metrics", "## Data versions", "## Code",
                     "## Environment", "## Lineage"):
         assert section in card
+    res = project.run("export", "wine@production", "dist2", "--name-template",
+                      "{alias}-{stem}-{hash}-{date}{ext}")
+    assert res.code == 0, res.text
+    today = datetime.datetime.now(datetime.UTC).date().isoformat()
+    assert (project.root / f"dist2/production-model-{version['hash'][:8]}-{today}.pkl").exists()
 
 
 def test_export_to_a_file_url_reports_json(project: Project, tmp_path: Path) -> None:
