@@ -4,7 +4,6 @@ git projects whose stage imports PyYAML."""
 
 from __future__ import annotations
 
-import datetime
 import json
 import platform
 import subprocess
@@ -91,7 +90,7 @@ def test_export_to_a_folder_names_the_file_by_template_with_lineage_and_card(
     assert f"- python: cpython {platform.python_version()}" in card
     assert f"- PyYAML=={yaml.__version__}" in card
     assert "- **Author**: " + run["user"] in card
-    assert f"- **Date**: {datetime.datetime.now(datetime.UTC).date().isoformat()}" in card
+    assert f"- **Date**: {version['first_seen'][:10]}" in card
     assert f"- train (run {run['id'][:12]}) <- data/raw.csv v1, src/train.py" in card
     for section in ("## Params", "## Metrics", "## Data versions", "## Code",
                     "## Environment", "## Lineage"):
@@ -99,8 +98,8 @@ def test_export_to_a_folder_names_the_file_by_template_with_lineage_and_card(
     res = project.run("export", "wine@production", "dist2", "--name-template",
                       "{alias}-{stem}-{hash}-{date}{ext}")
     assert res.code == 0, res.text
-    today = datetime.datetime.now(datetime.UTC).date().isoformat()
-    assert (project.root / f"dist2/production-model-{version['hash'][:8]}-{today}.pkl").exists()
+    day = version["first_seen"][:10]
+    assert (project.root / f"dist2/production-model-{version['hash'][:8]}-{day}.pkl").exists()
 
 
 def test_export_to_a_file_url_reports_json(project: Project, tmp_path: Path) -> None:
