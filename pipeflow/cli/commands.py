@@ -51,6 +51,8 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "merge-driver": ("pipeflow.cli.mergedriver", "merge_driver_app", "factory"),
     "trust": ("pipeflow.cli.trust", "trust_app", "factory"),
     "keys": ("pipeflow.cli.keys", "keys_app", "factory"),
+    "export": ("pipeflow.cli.registry_export", "export_command", "command"),
+    "env": ("pipeflow.cli.registry_export", "env_app", "factory"),
 }
 
 

@@ -152,7 +152,7 @@ class History:
             self._base(RecordKind.RUN, stage, comps),
             exit_status=0 if entry is not None else failed_status,
             started=iso(result.started), ended=iso(result.ended),
-            duration=round(result.duration, 6), env_exact=self.exact_env(stage),
+            duration=round(result.duration, 6), env_exact=self.exact_env(stage, comps),
             error=error or None)
         if entry is not None:
             body = replace(body, outputs=output_refs(entry),
@@ -169,15 +169,23 @@ class History:
             source_run=source.id, outputs=source.outputs, metrics=dict(source.metrics))
         return self._append(body, False)
 
-    def exact_env(self, stage: Stage) -> dict[str, Any]:
-        """The environment with exact versions (records always keep them)."""
+    def exact_env(self, stage: Stage, comps: Components) -> dict[str, Any]:
+        """The environment with exact versions (records always keep them): the
+        interpreter's patch level, and the distributions the fingerprint found the
+        code importing (their versions are exact there already) beside the declared
+        ones, so that `env export` can recreate it."""
         if self.env_probe is None:
             from pipeflow.code.environment import EnvironmentProbe
 
             state = self.repo.state
             self.env_probe = EnvironmentProbe(state, root=self.repo.root)
-        return self.env_probe.component(stage.cmd, python_exact=True, variables=stage.env.vars,
-                               cwd=self.repo.root / stage.wdir, packages=stage.env.packages)
+        env = self.env_probe.component(stage.cmd, python_exact=True, variables=stage.env.vars,
+                                       cwd=self.repo.root / stage.wdir,
+                                       packages=stage.env.packages)
+        packages = {**(comps.env.get("packages") or {}), **(env.get("packages") or {})}
+        if packages:
+            env["packages"] = dict(sorted(packages.items()))
+        return env
 
     def cached_run(self, stage: Stage, comps: Components) -> RunRecord | None:
         """An earlier successful run with the same fingerprint whose outputs are all

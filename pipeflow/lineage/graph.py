@@ -200,7 +200,7 @@ class _Walker:
         b = record.body
         comps = b.components or RecordComponents()
         git = b.git or RecordGit()
-        env = b.env_exact or comps.env
+        env = b.environment()
         deps = () if record.kind is RecordKind.ADD else comps.deps
         for d in deps:
             self._sizes[artifact_id(d.path, d.hash)] = (d.size, d.isdir)

@@ -128,8 +128,11 @@ def _run_lines(run: LineageRun) -> tuple[str, list[str]]:
     if run.code:
         d.append("code     " + ", ".join(f"{c.path} ({c.hash[:8] or 'absent'})"
                                          for c in run.code))
-    if run.env:
-        d.append("env      " + ", ".join(f"{k}={_scalar(v)}" for k, v in run.env.items()))
+    plain = {k: v for k, v in run.env.items() if k != "packages"}
+    if plain:
+        d.append("env      " + ", ".join(f"{k}={_scalar(v)}" for k, v in plain.items()))
+    if run.env.get("packages"):
+        d.append("packages " + packages_text(run.env["packages"]))
     if run.git_commit or run.dirty_paths:
         dirty = f" (modified: {', '.join(run.dirty_paths)})" if run.dirty_paths else ""
         d.append(f"git      {(run.git_commit or 'no commit')[:12]}{dirty}")
@@ -137,6 +140,19 @@ def _run_lines(run: LineageRun) -> tuple[str, list[str]]:
         version = f", pipeflow {run.pipeflow_version}" if run.pipeflow_version else ""
         d.append(f"by       {run.who.describe()} on {run.host or '?'}{version}")
     return head, d
+
+
+PACKAGES_SHOWN = 6
+"""Distributions a run's text line names before ``(+N)``; ``--json`` has them all."""
+
+
+def packages_text(packages: Mapping[str, Any], shown: int = PACKAGES_SHOWN) -> str:
+    """``numpy 2.1.0, scikit-learn 1.5.2, ... (+N)``: a run's distributions, by name."""
+    names = sorted(packages, key=str.lower)
+    words = [f"{n} {packages[n] if packages[n] is not None else '(not installed)'}"
+             for n in names[:shown]]
+    more = f" (+{len(names) - shown})" if len(names) > shown else ""
+    return ", ".join(words) + more
 
 
 def _params_lines(run: LineageRun) -> list[str]:

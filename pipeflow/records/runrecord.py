@@ -203,6 +203,19 @@ class RecordBody:
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Fields this pipeflow does not know (a newer one wrote them): kept."""
 
+    def environment(self) -> dict[str, Any]:
+        """The run's environment with exact versions: ``env_exact`` over the
+        fingerprint's ``env``. Records written before ``env_exact`` carried the
+        distributions detected from imports kept them only in the fingerprint's
+        ``env`` (whose versions are exact too): the two package lists are merged."""
+        comps = dict(self.components.env) if self.components is not None else {}
+        exact = dict(self.env_exact or {})
+        packages = {**(comps.get("packages") or {}), **(exact.get("packages") or {})}
+        env = {**comps, **exact}
+        if packages:
+            env["packages"] = dict(sorted(packages.items()))
+        return env
+
     def to_json(self) -> dict[str, Any]:
         """The record's JSON object (:func:`canonical` gives its bytes)."""
         body: dict[str, Any] = {**self.extra, "kind": self.kind.value, "stage": self.stage,
