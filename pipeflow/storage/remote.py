@@ -245,6 +245,21 @@ class Remote:
         except self.errors as exc:
             raise self._fail(f"download {kind}/{rel}", exc) from exc
 
+    def read_small(self, kind: str, rel: str, limit: int) -> bytes | None:
+        """The bytes of the small file ``kind/rel`` (the registry snapshot), None when
+        there is none; a StorageError when it is larger than ``limit`` bytes."""
+        try:
+            with self.fs.open(self.path(kind, rel), "rb") as src:
+                data = src.read(limit + 1)
+        except FileNotFoundError:
+            return None
+        except self.errors as exc:
+            raise self._fail(f"read {kind}/{rel}", exc) from exc
+        if len(data) > limit:
+            raise StorageError(f"remote '{self.name}' ({redact(self.url)}): {kind}/{rel} is "
+                               f"larger than {limit} bytes: not a file pipeflow wrote")
+        return bytes(data)
+
     # objects, by id -------------------------------------------------------
     def has_object(self, oid: str) -> bool:
         """Whether the remote holds object ``oid`` (one question, no listing)."""
