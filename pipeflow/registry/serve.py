@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from pipeflow.errors import StorageError, UsageError
 from pipeflow.registry import snapshot as snap
-from pipeflow.storage.remote import Remote
+from pipeflow.storage.remote import Remote, read_small
 
 if TYPE_CHECKING:
     from pipeflow.signing.signatures import TrustedKeys, Verdict
@@ -142,10 +142,10 @@ def _read_snapshot(remote: Remote, trust: Trust) -> tuple[snap.Snapshot | None, 
     Read twice at most: a push may replace it between the snapshot and its signature."""
     where = f"{_shown(remote)}/{snap.FOLDER}/{snap.NAME}"
     for attempt in (1, 2):
-        data = remote.read_small(snap.FOLDER, snap.NAME, snap.MAX_BYTES)
+        data = read_small(remote, snap.FOLDER, snap.NAME, snap.MAX_BYTES)
         if data is None:
             return None, None
-        sig = remote.read_small(snap.FOLDER, snap.SIG_NAME, snap.MAX_SIG_BYTES)
+        sig = read_small(remote, snap.FOLDER, snap.SIG_NAME, snap.MAX_SIG_BYTES)
         verdict, digest = _check(data, sig, trust)
         racing = digest is not None and digest != hashlib.sha256(data).hexdigest()
         if verdict is not None and verdict.status == "invalid" and racing and attempt == 1:

@@ -245,21 +245,6 @@ class Remote:
         except self.errors as exc:
             raise self._fail(f"download {kind}/{rel}", exc) from exc
 
-    def read_small(self, kind: str, rel: str, limit: int) -> bytes | None:
-        """The bytes of the small file ``kind/rel`` (the registry snapshot), None when
-        there is none; a StorageError when it is larger than ``limit`` bytes."""
-        try:
-            with self.fs.open(self.path(kind, rel), "rb") as src:
-                data = src.read(limit + 1)
-        except FileNotFoundError:
-            return None
-        except self.errors as exc:
-            raise self._fail(f"read {kind}/{rel}", exc) from exc
-        if len(data) > limit:
-            raise StorageError(f"remote '{self.name}' ({redact(self.url)}): {kind}/{rel} is "
-                               f"larger than {limit} bytes: not a file pipeflow wrote")
-        return bytes(data)
-
     # objects, by id -------------------------------------------------------
     def has_object(self, oid: str) -> bool:
         """Whether the remote holds object ``oid`` (one question, no listing)."""
@@ -290,6 +275,23 @@ class Remote:
                 self.fs.makedirs(self.base, exist_ok=True)
         except self.errors as exc:
             raise self._fail("reach it", exc) from exc
+
+
+def read_small(remote: Remote, kind: str, rel: str, limit: int) -> bytes | None:
+    """The bytes of the small file ``kind/rel`` on ``remote`` (the registry snapshot),
+    None when there is none; a StorageError when it is larger than ``limit`` bytes. (A
+    function, not a method: few callers read a whole remote file.)"""
+    try:
+        with remote.fs.open(remote.path(kind, rel), "rb") as src:
+            data = src.read(limit + 1)
+    except FileNotFoundError:
+        return None
+    except remote.errors as exc:
+        raise remote._fail(f"read {kind}/{rel}", exc) from exc
+    if len(data) > limit:
+        raise StorageError(f"remote '{remote.name}' ({redact(remote.url)}): {kind}/{rel} is "
+                           f"larger than {limit} bytes: not a file pipeflow wrote")
+    return bytes(data)
 
 
 UPLOAD_TEMP = re.compile(r"(?:\.tmp-[0-9a-f]{8}|(?:^|/)\.[^/]+\.tmp)$")
