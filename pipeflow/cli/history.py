@@ -164,27 +164,3 @@ def tag_warnings(problems: Sequence[LogProblem]) -> None:
     if problems:
         output.warn("`pipeflow verify` explains; `pipeflow verify --repair` sets the damaged "
                     "lines aside")
-
-
-def tag_command(
-    target: Annotated[str, typer.Argument(metavar="PATH@VERSION",
-                                          help="The version to tag (vN, hash prefix, tag).")],
-    name: Annotated[str, typer.Argument(help="Tag name, e.g. production.")],
-    wait: Wait = 0.0,
-    verbose: Verbose = False,
-) -> None:
-    """Point a team-shared tag at a version of a path (commit .pipeflow/tags.jsonl).
-
-    Every move is appended to this clone's chain in the tag history (who, when, from
-    which version); git merges two clones' moves by keeping both, and a tag names its
-    latest move. Rolling back production is moving its tag and checking it out.
-    """
-    from pipeflow.ops.versions import tag
-    from pipeflow.project.project import Project
-
-    with Project.find() as repo:
-        result = tag(repo, target, name, wait=wait)
-    tag_warnings(result.problems)
-    chosen, previous = result.version, result.previous
-    was = f" (was {previous[:8]})" if previous and previous != chosen.hash else ""
-    output.out(f"{name} -> {chosen.path} {chosen.label} ({chosen.hash[:8]}){was}")

@@ -114,3 +114,17 @@ def replay(moves: tuple[TagMove, ...] | list[TagMove]) -> dict[tuple[str, str], 
                 stack.append(move.hash)
         states[key] = TagState(group[-1], tuple(stack), tuple(group))
     return states
+
+
+def overriding(log: TagLog) -> list[Refused]:
+    """The refused moves that would decide their tag if they counted (newer than its
+    deciding valid move): what a reader is warned about. Older refused moves (history
+    from before the tag was protected) only ``verify`` lists."""
+    states = replay(log.moves)
+    out = []
+    for refused in log.refused:
+        m = refused.move
+        state = states.get((m.path, m.name))
+        if state is None or (m.when, m.id) > (state.move.when, state.move.id):
+            out.append(refused)
+    return out

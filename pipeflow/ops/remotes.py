@@ -61,7 +61,7 @@ def _edit(repo: Project, local: bool, change: Callable[[dict[str, Any]], None]) 
     path, header = _file(repo, local)
     # not the repository lock: a `remote add` must not wait for a long `repro`
     with RepoLock(repo.dot / "state" / "config.lock", wait=EDIT_WAIT):
-        repo.reload_config()  # what an edit that held the lock wrote
+        repo.forget("config")  # what an edit that held the lock wrote
         # A credential someone committed by hand must not block the edit that removes
         # it; what is written is checked in full below.
         data = read_config_file(path, credentials=False)
@@ -71,7 +71,7 @@ def _edit(repo: Project, local: bool, change: Callable[[dict[str, Any]], None]) 
             del data[section]
         check_keys(data, path)  # refuse to write what could not be read back
         save_config(path, data, header)
-    repo.reload_config()
+    repo.forget("config")
 
 
 def list_remotes(repo: Project) -> list[RemoteInfo]:

@@ -200,7 +200,7 @@ def _pull_first(repo: Project, options: ReproOptions
     remote = open_remote(repo, options.remote)
     unseen = not_here(repo, lockconflict.read(repo.lock_path, LOCK_FILE).lock)
     fetched = fetch(repo, options.remote)
-    repo.reopen_index()  # fetched records get indexed
+    repo.forget("index")  # fetched records get indexed
     return remote, unseen, fetched.skipped
 
 

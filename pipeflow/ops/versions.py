@@ -1,16 +1,16 @@
-"""``pipeflow versions`` and ``pipeflow tag``: the history of one path."""
+"""``pipeflow versions``: the history of one path (aliases: pipeflow.registry)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeflow.errors import CheckFailed, UsageError
+from pipeflow.errors import UsageError
 from pipeflow.lineage import tags as tagfile
 from pipeflow.lineage.labels import Relabel
 from pipeflow.lineage.pathspec import split_spec
 from pipeflow.lineage.tags import LogProblem
-from pipeflow.lineage.versions import Version, list_versions, resolve
+from pipeflow.lineage.versions import Version, list_versions
 from pipeflow.lock.lockfile import FileEntry
 from pipeflow.project.project import LOCK_FILE, Project
 
@@ -104,44 +104,6 @@ def _sorted(found: list[Version], key: str) -> list[Version]:
                              hint=f"metrics recorded: {', '.join(known) or 'none'}")
         return sorted(found, key=value, reverse=True)
     raise UsageError(f"cannot sort by '{key}'", hint="use time, size or metrics.NAME")
-
-
-@dataclass(frozen=True)
-class TagResult:
-    """What ``pipeflow tag`` did."""
-
-    version: Version
-    previous: str | None
-    """The hash the tag named before (None if new)."""
-    problems: tuple[LogProblem, ...]
-    """Lines of the tag log that were skipped."""
-
-
-def tag(repo: Project, target: str, name: str, *, wait: float = 0.0) -> TagResult:
-    """Point tag ``name`` at ``PATH@VERSION`` (an entry in this clone's chain of the
-    tag log); also makes sure ``.gitattributes`` lets git merge the log by union."""
-    from pipeflow.git.gitattributes import ensure_attributes
-    from pipeflow.git.gitinfo import read_provenance
-
-    locked = _locked_entries(repo)
-    path, version = split_spec(repo, target, set(locked))
-    if version is None:
-        raise UsageError("give the version to tag as PATH@VERSION (vN, hash prefix or tag)")
-    with repo.lock(wait=wait):
-        log = tagfile.read(repo)
-        from pipeflow.ops.lineage import light_versions
-
-        chosen = resolve(repo, path, version, light_versions(repo, path, log.tags_of(path)))
-        ensure_attributes(repo.root)
-        move = tagfile.move(repo.dot, repo.records.chain, path, name, chosen.hash,
-                            read_provenance(repo.root).user)
-        now = tagfile.read(repo).tags_of(path).get(name)
-    if now != chosen.hash:  # the move was written, yet another line still decides
-        msg = (f"tag '{name}' of {path} still names {str(now)[:8]} after moving it to "
-               f"{chosen.hash[:8]}: a line of .pipeflow/tags.jsonl outranks every new move")
-        raise CheckFailed(msg, hint="run `pipeflow verify` to see the damaged lines, "
-                                    "`pipeflow verify --repair` to set them aside")
-    return TagResult(chosen, move.previous, log.problems)
 
 
 def repair_tags(repo: Project, *, wait: float = 0.0) -> tagfile.RepairReport:

@@ -200,15 +200,13 @@ class Project:
         index.refresh()
         return index
 
-    def reload_config(self) -> None:
-        """Read the config files again on next use (after an edit wrote them)."""
-        self.__dict__.pop("config", None)
-
-    def reopen_index(self) -> None:
-        """Open the run index afresh on next use, indexing the records that arrived
-        since (a fetch). The old handle stays open until :meth:`close`: whoever took
-        it during the fetch may still read through it."""
-        self.__dict__.pop("index", None)
+    def forget(self, *names: str) -> None:
+        """Read ``config`` or open ``index`` (or ``signer``...) afresh on next use:
+        after an edit wrote the config files, after a fetch brought records to index.
+        An old index handle stays open until :meth:`close`: whoever took it during
+        the fetch may still read through it."""
+        for name in names:
+            self.__dict__.pop(name, None)
 
     def open_index(self) -> RunIndex | None:
         """The run index if this session opened it, else None (never opens it)."""
