@@ -74,8 +74,9 @@ class Survey:
     """``kind/rel`` -> its listing, for each upload's temporary file."""
 
 
-_UPLOAD_KINDS = ("objects", "runs", "runcache")
-"""The remote's folders where an upload can leave a temporary file."""
+_UPLOAD_KINDS = ("objects", "runs", "runcache", "registry")
+"""The remote's folders where an upload can leave a temporary file (``registry``: the
+snapshot push publishes)."""
 
 
 def io_errors() -> tuple[type[BaseException], ...]:
