@@ -269,6 +269,8 @@ def get(source: str, request: str, out: Path, *, remote_name: str | None = None,
     """Write the version ``request`` names to ``out`` (atomically, verified)."""
     from pipeflow.files import atomicfile
 
+    if not out.parent.is_dir():
+        raise UsageError(f"cannot write {out}: the folder {out.parent} does not exist")
     served, remote = resolve(source, request, remote_name=remote_name, trust=trust)
     if out.is_dir():
         out = out / Path(served.path).name

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeflow.errors import StorageError, UsageError
+from pipeflow.files import safepath
 from pipeflow.project.project import Project
 from pipeflow.registry.models import DeclaredModel, declared
 from pipeflow.signing.signatures import Signature
@@ -257,6 +258,9 @@ def _opt(value: object) -> str | None:
 def _model(name: str, body: dict[str, Any]) -> SnapshotModel:
     if not isinstance(body["path"], str) or not isinstance(body["aliases"], dict):
         raise ValueError("'path' or 'aliases' has the wrong type")
+    unsafe = safepath.problem(body["path"])  # get names its output after it
+    if unsafe is not None:
+        raise ValueError(f"its path {body['path'][:60]!r} {unsafe}")
     aliases = {str(a): _oid(h) for a, h in body["aliases"].items()}
     versions = tuple(SnapshotVersion(str(v["label"]), _oid(v["hash"]), bool(v.get("isdir")),
                                      v.get("size") if isinstance(v.get("size"), int) else None,

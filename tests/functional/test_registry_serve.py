@@ -74,6 +74,9 @@ def test_get_from_a_remote_folder_follows_the_alias(project: Project, tmp_path: 
     assert (outside / "v2.pkl").read_text() == made["v2"]
     res = run_in(outside, "get", str(remote), f"wine@{body['hash'][:10]}", "-o", "h.pkl")
     assert res.code == 0 and (outside / "h.pkl").read_text() == made["v2"]
+    (outside / "models").mkdir()
+    res = run_in(outside, "get", str(remote), "wine@v1", "-o", "models")  # a folder
+    assert res.code == 0 and (outside / "models" / "model.pkl").read_text() == made["v1"]
     # the alias moves, push publishes it, get follows
     assert project.run("tag", f"{MODEL}@v2", "production").code == 0
     assert project.run("push").code == 0
@@ -200,7 +203,8 @@ def test_a_corrupted_object_is_refused_and_nothing_written(project: Project,
 
 
 @pytest.mark.parametrize("case", ["no-snapshot", "unknown-model", "unknown-alias",
-                                  "not-json", "no-version", "nowhere", "bad-clone"])
+                                  "not-json", "no-version", "nowhere", "bad-clone",
+                                  "no-folder"])
 def test_bad_requests_say_what_is_wrong(project: Project, tmp_path: Path, case: str) -> None:
     remote = tmp_path / "remote"
     model_project(project, remote)
@@ -219,9 +223,11 @@ def test_bad_requests_say_what_is_wrong(project: Project, tmp_path: Path, case: 
         request, expect = "wine", "names no version"
     elif case == "nowhere":
         source, expect = str(tmp_path / "no-such-remote"), "nothing at"
-    else:
+    elif case == "bad-clone":
         source, expect = str(tmp_path / "no-such.git"), "cannot clone"
-    res = run_in(tmp_path / "server", "get", source, request, "-o", "m.pkl")
+    out = "no/such/folder/m.pkl" if case == "no-folder" else "m.pkl"
+    expect = expect or "does not exist"
+    res = run_in(tmp_path / "server", "get", source, request, "-o", out)
     assert res.code in (1, 2), res.text
     assert expect in res.err, res.err
     assert "Traceback" not in res.err

@@ -39,6 +39,7 @@ def test_versions_resolve_by_label_prefix_and_alias() -> None:
 
 @pytest.mark.parametrize("data", [b"", b"[]", b"{", json.dumps({"kind": KIND}).encode(),
                                   body(wine={"path": 3}),
+                                  body(wine={**wine(), "path": "../../etc/passwd"}),
                                   body(wine={**wine(), "aliases": {"p": "../../etc"}})])
 def test_what_is_not_a_snapshot_is_a_storage_error(data: bytes) -> None:
     with pytest.raises(StorageError, match="snap: "):
