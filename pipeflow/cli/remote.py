@@ -169,6 +169,7 @@ def push_command(targets: Targets = None, remote: RemoteName = None, json_out: J
     declares models, a registry snapshot (signed with your key, if you have one) is
     published too, with the aliased versions' objects: `pipeflow get` reads it.
     """
+    from pipeflow.errors import SpecError
     from pipeflow.ops.remotes import open_remote
     from pipeflow.ops.transfer import push
     from pipeflow.project.project import Project
@@ -178,7 +179,12 @@ def push_command(targets: Targets = None, remote: RemoteName = None, json_out: J
         report = push(repo, remote, list(resolve_target_paths(repo.root, targets)) or None,
                       _progress("pushing", json_out))
         # here, not in ops.transfer: the registry lies above ops (docs/architecture.md)
-        published = publish(repo, open_remote(repo, report.remote))
+        try:
+            published = publish(repo, open_remote(repo, report.remote))
+        except SpecError as exc:  # the data went; only the registry view waits
+            published = None
+            output.warn(f"registry snapshot not published: {exc.message} (fix "
+                        "pipeline.yaml, then push again)")
     _report("pushed", report, json_out, published=published)
 
 

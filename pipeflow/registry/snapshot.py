@@ -167,6 +167,8 @@ def build(repo: Project, remote: Remote) -> tuple[bytes, int] | None:
     from pipeflow.records.runrecord import canonical, iso
     from pipeflow.storage import exchange
 
+    if not repo.spec_path.is_file():
+        return None  # source data only (`pipeflow add`): no model to publish
     models = declared(repo)
     if not models:
         return None

@@ -249,3 +249,16 @@ def test_a_snapshot_appears_once_the_project_declares_a_model(project: Project,
     res = run_in(tmp_path / "server", "get", str(tmp_path / "remote"), "m@production",
                  "-o", "m.txt")
     assert res.code == 2 and "aliases: none; versions: local:" in res.err, res.err
+
+
+def test_a_broken_spec_still_pushes_the_data_and_says_the_snapshot_waits(
+        project: Project, tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    model_project(project, remote)
+    before = (remote / "registry" / "snapshot.json").read_bytes()
+    assert project.run("tag", f"{MODEL}@v2", "production").code == 0
+    project.write("pipeline.yaml", "stages:\n  train:\n    cmd: [\n")
+    res = project.run("push")
+    assert res.code == 0, res.text
+    assert "pushed" in res.out and "registry snapshot not published" in res.err
+    assert (remote / "registry" / "snapshot.json").read_bytes() == before
