@@ -29,6 +29,7 @@ from pipeflow.registry import snapshot as snap
 from pipeflow.storage.remote import Remote, read_small
 
 if TYPE_CHECKING:
+    from pipeflow.project.project import Project
     from pipeflow.signing.signatures import TrustedKeys, Verdict
 
 REMOTE_NAME = "registry"
@@ -227,9 +228,13 @@ def _from_git(root: Path, name: str, version: str, remote_name: str | None,
             published, _ = _read_snapshot(remote, Trust())
         except StorageError:
             published = None
+        locked = _locked(repo, model.path)
     known = published.models.get(model.name) if published else None
     aliases = log.tags_of(model.path)  # the tag log in git decides, not the snapshot
-    model = replace(model, versions=known.versions if known else (), aliases=aliases)
+    versions = known.versions if known else ()
+    if locked is not None and locked.hash not in {v.hash for v in versions}:
+        versions = (*versions, locked)  # pushed since the snapshot was: still a version
+    model = replace(model, versions=versions, aliases=aliases)
     found, alias = model.resolve(version)
     signed_by = None
     if alias is not None and (trust.keys is not None or trust.required):
@@ -239,6 +244,19 @@ def _from_git(root: Path, name: str, version: str, remote_name: str | None,
         signed_by = verdict.signer if verdict else None
     return Served(model.name, model.path, found, alias, "git", _shown(remote),
                   signed_by), remote
+
+
+def _locked(repo: Project, path: str) -> snap.SnapshotVersion | None:
+    """The version of ``path`` the clone's pipeline.lock names (folder or file)."""
+    from pipeflow.lock import lockfile
+    from pipeflow.project.project import LOCK_FILE
+
+    lock = lockfile.read(repo.lock_path, LOCK_FILE)
+    for stage in lock.stages.values():
+        entry = lockfile.out_entries(stage).get(path)
+        if entry is not None:
+            return snap.SnapshotVersion(entry.hash[:8], entry.hash, entry.isdir, entry.size)
+    return None
 
 
 def _download(served: Served, remote: Remote, local: Path) -> None:

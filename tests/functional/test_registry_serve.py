@@ -122,6 +122,12 @@ def test_get_from_the_projects_bare_git_origin(project: Project, tmp_path: Path)
     res = run_in(outside, "get", str(origin), "wine@production", "-o", "out.pkl")
     assert res.code == 0, res.text
     assert (outside / "out.pkl").read_text() == made["v2"]
+    # no snapshot on the remote: the alias and the lock of the clone still serve
+    (tmp_path / "remote" / "registry" / "snapshot.json").unlink()
+    (outside / "out.pkl").unlink()
+    res = run_in(outside, "get", str(origin), "wine@production", "-o", "out.pkl")
+    assert res.code == 0, res.text
+    assert (outside / "out.pkl").read_text() == made["v2"]
     leftovers = [p for p in Path(os.environ.get("TMPDIR", "/tmp")).glob("pipeflow-get-*")]
     assert not [p for p in leftovers if p.stat().st_mtime > origin.stat().st_mtime]
 
