@@ -54,8 +54,9 @@ class Trust:
         named = {}
         for n, text in enumerate(keys, start=1):
             name, sep, key = text.partition("=")
-            named[name if sep and not name.startswith("ed25519:") else f"key{n}"] = (
-                key if sep and not name.startswith("ed25519:") else text)
+            if not sep or name.startswith("ed25519:"):  # a bare key (base64 ends in '=')
+                name, key = f"key{n}", text
+            named[name] = key
         return cls(TrustedKeys.from_mapping(named, "--key"), True)
 
 

@@ -268,3 +268,25 @@ def test_a_broken_spec_still_pushes_the_data_and_says_the_snapshot_waits(
     assert res.code == 0, res.text
     assert "pushed" in res.out and "registry snapshot not published" in res.err
     assert (remote / "registry" / "snapshot.json").read_bytes() == before
+
+
+def test_from_git_the_key_must_have_signed_the_alias_move(project: Project,
+                                                         tmp_path: Path) -> None:
+    from pipeflow.signing.keys import generate
+
+    alice = generate("alice")  # the tag moves are signed with it
+    other = generate("mallory", path=tmp_path / "mallory.json")
+    made = model_project(project, tmp_path / "remote")
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
+    project.git("push", "-q", str(origin), "main")
+    out = tmp_path / "server"
+    res = run_in(out, "get", str(origin), "wine@production", "-o", "m.pkl", "--key",
+                 f"alice={alice.public}", "--json")
+    assert res.code == 0, res.text
+    assert json.loads(res.out)["signed_by"] == "alice"
+    assert (out / "m.pkl").read_text() == made["v1"]
+    res = run_in(out, "get", str(origin), "wine@production", "-o", "x.pkl", "--key",
+                 other.public)
+    assert res.code == 1 and "move of alias 'production'" in res.err, res.text
+    assert not (out / "x.pkl").exists()
