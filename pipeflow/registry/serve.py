@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeflow.credentials import redact
 from pipeflow.errors import StorageError, UsageError
 from pipeflow.registry import snapshot as snap
 from pipeflow.storage.remote import Remote, read_small
@@ -121,8 +122,6 @@ def resolve(source: str, request: str, *, remote_name: str | None = None,
 
 
 def _shown(remote: Remote) -> str:
-    from pipeflow.credentials import redact
-
     return redact(remote.url)
 
 
@@ -131,7 +130,7 @@ def _open(url: str) -> Remote:
     try:
         there = remote.fs.exists(remote.base)
     except remote.errors as exc:
-        raise StorageError(f"cannot reach {_shown(remote)}: {exc}") from exc
+        raise StorageError(f"cannot reach {_shown(remote)}: {redact(str(exc))}") from exc
     if not there:
         raise StorageError(f"nothing at {_shown(remote)}",
                            hint="give the remote's URL (`pipeflow remote list` in a clone "
@@ -195,10 +194,11 @@ def _clone(source: str) -> Iterator[Path]:
         try:
             done = gitcmd.clone(url, folder / "project")
         except (OSError, subprocess.SubprocessError) as exc:
-            raise StorageError(f"cannot clone {source}: {exc}") from exc
-        if done.returncode != 0:
-            said = done.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise StorageError(f"cannot clone {source}: {said[-1] if said else 'git failed'}",
+            raise StorageError(f"cannot clone {redact(source)}: {exc}") from exc
+        if done.returncode != 0:  # git's message may quote the URL: a token in it too
+            said = redact(done.stderr.decode("utf-8", "replace")).strip().splitlines()
+            raise StorageError(f"cannot clone {redact(source)}: "
+                               f"{said[-1] if said else 'git failed'}",
                                hint="give the project's git URL, or its remote's URL")
         yield folder / "project"
     finally:

@@ -210,7 +210,7 @@ def test_a_corrupted_object_is_refused_and_nothing_written(project: Project,
 
 @pytest.mark.parametrize("case", ["no-snapshot", "unknown-model", "unknown-alias",
                                   "not-json", "no-version", "nowhere", "bad-clone",
-                                  "no-folder"])
+                                  "no-folder", "git-token"])
 def test_bad_requests_say_what_is_wrong(project: Project, tmp_path: Path, case: str) -> None:
     remote = tmp_path / "remote"
     model_project(project, remote)
@@ -231,12 +231,14 @@ def test_bad_requests_say_what_is_wrong(project: Project, tmp_path: Path, case: 
         source, expect = str(tmp_path / "no-such-remote"), "nothing at"
     elif case == "bad-clone":
         source, expect = str(tmp_path / "no-such.git"), "cannot clone"
+    elif case == "git-token":
+        source, expect = "https://ci:sekrit-token@127.0.0.1:9/wine.git", "cannot clone"
     out = "no/such/folder/m.pkl" if case == "no-folder" else "m.pkl"
     expect = expect or "does not exist"
     res = run_in(tmp_path / "server", "get", source, request, "-o", out)
     assert res.code in (1, 2), res.text
     assert expect in res.err, res.err
-    assert "Traceback" not in res.err
+    assert "Traceback" not in res.err and "sekrit" not in res.text
     assert not (tmp_path / "server" / "m.pkl").exists()
 
 
