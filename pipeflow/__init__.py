@@ -9,7 +9,9 @@ The public Python API, all importable from here (docs/api.md describes it):
   :class:`Applied` (with :class:`ParamSet`), :class:`Removed`,
   :class:`Status` (with :class:`StageStatus`), :class:`Version`, and :class:`Lineage`
   (with :class:`LineageArtifact`, :class:`LineageRun`, :class:`RunOutput`,
-  :class:`CodeFile`, :class:`Within`, :class:`Trust`, :class:`ExperimentMark`);
+  :class:`CodeFile`, :class:`Within`, :class:`Trust`, :class:`ExperimentMark`),
+  and the registry's :class:`Model` (with :class:`ModelVersion`), :class:`AliasMove`,
+  :class:`AliasReport` (with :class:`Alias`, :class:`HistoryMove`), :class:`Noted`;
 - the errors: :class:`PipeflowError` and its family (the tree is drawn in
   :mod:`pipeflow.errors`), with :class:`Location` for the place a SpecError or
   ConfigError names.
@@ -49,6 +51,13 @@ _HOME: dict[str, str] = {
     "Applied": "pipeflow.experiments.apply",
     "ParamSet": "pipeflow.experiments.apply",
     "Removed": "pipeflow.experiments.apply",
+    "Model": "pipeflow.registry.catalog",
+    "ModelVersion": "pipeflow.registry.catalog",
+    "AliasMove": "pipeflow.registry.aliases",
+    "AliasReport": "pipeflow.registry.aliaslist",
+    "Alias": "pipeflow.registry.aliaslist",
+    "HistoryMove": "pipeflow.registry.aliaslist",
+    "Noted": "pipeflow.registry.notes",
     **dict.fromkeys(_ERRORS, "pipeflow.errors"),
     "UnsafePathError": "pipeflow.files.safepath",
     "UnsafeProjectError": "pipeflow.project.project",
@@ -56,16 +65,66 @@ _HOME: dict[str, str] = {
 """Public name -> the module that defines it."""
 
 __all__ = [
-    "Applied", "CancelToken", "Cancelled", "CheckFailed", "CodeFile", "ConfigError",
-    "DiffEntry", "DiskFull", "ExpDiff", "ExpRow", "ExpRunResult", "ExpStatus", "Experiment",
+    "Alias",
+    "AliasMove",
+    "AliasReport",
+    "Applied",
+    "CancelToken",
+    "Cancelled",
+    "CheckFailed",
+    "CodeFile",
+    "ConfigError",
+    "DiffEntry",
+    "DiskFull",
+    "ExpDiff",
+    "ExpRow",
+    "ExpRunResult",
+    "ExpStatus",
+    "Experiment",
     "ExperimentMark",
-    "Interrupted", "Lineage", "LineageArtifact", "LineageRun", "LocatedError", "Location",
-    "LockConflictError", "LockedError", "LockfileError", "LockfileWriteError",
-    "MissingSourceData", "Origin", "OutputKind", "OutsideProjectError", "ParamSet",
-    "PipeflowError", "RecordKind", "Removed", "Repo", "RepoLockError", "ReproResult",
-    "RunOutput", "SourceConflict", "SpecError", "StageFailed", "StageFailure", "StageOutcome",
-    "StageStatus", "StageWord", "Status", "StorageError", "TaskFailed", "Trust",
-    "UnsafePathError", "UnsafeProjectError", "UsageError", "Version", "Within", "__version__",
+    "HistoryMove",
+    "Interrupted",
+    "Lineage",
+    "LineageArtifact",
+    "LineageRun",
+    "LocatedError",
+    "Location",
+    "LockConflictError",
+    "LockedError",
+    "LockfileError",
+    "LockfileWriteError",
+    "MissingSourceData",
+    "Model",
+    "ModelVersion",
+    "Noted",
+    "Origin",
+    "OutputKind",
+    "OutsideProjectError",
+    "ParamSet",
+    "PipeflowError",
+    "RecordKind",
+    "Removed",
+    "Repo",
+    "RepoLockError",
+    "ReproResult",
+    "RunOutput",
+    "SourceConflict",
+    "SpecError",
+    "StageFailed",
+    "StageFailure",
+    "StageOutcome",
+    "StageStatus",
+    "StageWord",
+    "Status",
+    "StorageError",
+    "TaskFailed",
+    "Trust",
+    "UnsafePathError",
+    "UnsafeProjectError",
+    "UsageError",
+    "Version",
+    "Within",
+    "__version__",
     "open",
 ]
 
@@ -122,6 +181,10 @@ if TYPE_CHECKING:
     from pipeflow.planning.plan import StageWord
     from pipeflow.project.project import UnsafeProjectError
     from pipeflow.records.runrecord import OutputKind, RecordKind
+    from pipeflow.registry.aliases import AliasMove
+    from pipeflow.registry.aliaslist import Alias, AliasReport, HistoryMove
+    from pipeflow.registry.catalog import Model, ModelVersion
+    from pipeflow.registry.notes import Noted
     from pipeflow.version import __version__
 
 

@@ -46,6 +46,10 @@ if TYPE_CHECKING:
     from pipeflow.lineage.graph import Lineage
     from pipeflow.lineage.versions import Version
     from pipeflow.project.project import Project
+    from pipeflow.registry.aliases import AliasMove
+    from pipeflow.registry.aliaslist import AliasReport
+    from pipeflow.registry.catalog import Model
+    from pipeflow.registry.notes import Noted
 
 __all__ = ["CancelToken", "ExpRunResult", "Repo", "ReproResult", "StageFailure",
            "StageStatus", "Status", "open"]
@@ -208,6 +212,62 @@ class Repo:
         with self._open() as repo:
             rel = os.path.relpath(self._abs(path), self.root).replace(os.sep, "/")
             return versions_of(repo, rel)
+
+    # --- the registry: models and aliases (docs/registry.md) --------------------------
+
+    def _target(self, repo: Project, text: str) -> str:
+        """``MODEL[@V]`` as it is; ``PATH[@V]`` made absolute (paths are root-relative)."""
+        from pipeflow.registry.models import declared
+
+        head, sep, version = text.rpartition("@")
+        name = head if sep else text
+        if name in declared(repo) and not (self.root / name).exists():
+            return text
+        return self._abs(name) + (sep + version if sep else "")
+
+    def models(self) -> list[Model]:
+        """Every declared model (``pipeflow models``): a list of
+        :class:`~pipeflow.registry.catalog.Model` (name, path, versions, latest,
+        current, aliases -> :class:`~pipeflow.registry.catalog.ModelVersion`)."""
+        from pipeflow.registry.catalog import catalog
+
+        with self._open() as repo:
+            return catalog(repo).models
+
+    def promote(self, target: str, alias: str, *, note: str | None = None,
+                wait: float = 0.0) -> AliasMove:
+        """Point ``alias`` at ``MODEL_OR_PATH@VERSION`` (``pipeflow promote``; signed
+        with this user's key if there is one). A protected alias without a trusted
+        key, an unknown version or model, or a bad alias name raise UsageError with
+        nothing written."""
+        from pipeflow.registry.aliases import promote
+
+        with self._open() as repo:
+            return promote(repo, self._target(repo, target), alias, note=note, wait=wait)
+
+    def rollback(self, alias: str, model: str | None = None, *, note: str | None = None,
+                 wait: float = 0.0) -> AliasMove:
+        """Move ``alias`` back to the version it named before (``pipeflow rollback``)."""
+        from pipeflow.registry.aliases import rollback
+
+        with self._open() as repo:
+            owner = self._target(repo, model) if model is not None else None
+            return rollback(repo, alias, owner, note=note, wait=wait)
+
+    def aliases(self, model: str | None = None) -> AliasReport:
+        """Where each alias points (``.aliases``) and every move (``.history``), of one
+        model or path or of all (``pipeflow aliases --history``)."""
+        from pipeflow.registry.aliaslist import aliases
+
+        with self._open() as repo:
+            return aliases(repo, self._target(repo, model) if model is not None else None)
+
+    def note(self, target: str, text: str, *, wait: float = 0.0) -> Noted:
+        """Add a note to ``MODEL_OR_PATH@VERSION`` (``pipeflow note``)."""
+        from pipeflow.registry.notes import note
+
+        with self._open() as repo:
+            return note(repo, self._target(repo, target), text, wait=wait)
 
     def exp_run(
         self,

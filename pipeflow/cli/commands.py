@@ -161,14 +161,17 @@ def checkout_command(
 
     Restores what is missing or differs from the lock (everything, or TARGETS:
     stage names, template groups, output or source paths). PATH@VERSION (vN, a hash
-    prefix or a tag) restores that version of one path instead; `status` then says
-    so and `repro` restores the locked version. An output whose object is not in
-    the cache is reported (exit 1); `pipeflow repro` recomputes it.
+    prefix or an alias; MODEL@VERSION too) restores that version of one path
+    instead; `status` then says so and `repro` restores the locked version. An
+    output whose object is not in the cache is reported (exit 1); `pipeflow repro`
+    recomputes it.
     """
     from pipeflow.ops.checkout import checkout
+    from pipeflow.registry.models import expand_model
 
     with _repo() as repo:
-        report = checkout(repo, list(resolve_target_paths(repo.root, targets)) or None,
+        expanded = [expand_model(repo, t) for t in targets or ()]
+        report = checkout(repo, list(resolve_target_paths(repo.root, expanded)) or None,
                           wait=wait)
     for warning in report.warnings:
         output.warn(warning)

@@ -64,6 +64,9 @@ def lineage_command(
     from pipeflow.cli.history import record_warnings
 
     with Project.find() as repo:
+        from pipeflow.registry.models import expand_model
+
+        target = expand_model(repo, target)
         if "@" in target or other is not None:  # a version may be a tag: say what was skipped
             from pipeflow.cli.history import tag_warnings
             from pipeflow.lineage.tags import read

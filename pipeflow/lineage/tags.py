@@ -297,9 +297,11 @@ def move(dot: Path, chain: str, path: str, name: str, oid: str | None, user: str
         oid = held.hash  # a reader that knows only moves keeps the tag: never a wrong one
     assert oid is not None
     when = iso(time.time())
-    if held is not None and (when, "") <= (held.when, held.id):
-        # A clock behind a colleague's must not make this move lose to the one it replaces.
-        when = max(when, _after(held.when))
+    last = _last_move(log, path, name)
+    if last is not None and (when, "") <= (last.when, last.id):
+        # A clock behind a colleague's (or a move within the same millisecond) must
+        # not make this move lose to the one it replaces, a delete included.
+        when = max(when, _after(last.when))
     fields: dict[str, Any] = {"path": path, "name": name, "hash": oid,
                               "previous": held.hash if held else None, "user": user,
                               "when": when}
@@ -308,6 +310,12 @@ def move(dot: Path, chain: str, path: str, name: str, oid: str | None, user: str
     fields.update({k: v for k, v in (("note", note), ("model", model)) if v})
     body, number = _append(dot, log, chain, fields, signer)
     return _move(Parsed(number, "", body, body["id"], body["id"], chain, body["seq"]))
+
+
+def _last_move(log: TagLog, path: str, name: str) -> TagMove | None:
+    """The move of tag ``name`` of ``path`` that replays last (a delete too)."""
+    own = [m for m in log.moves if m.path == path and m.name == name]
+    return max(own, key=lambda m: (m.when, m.id), default=None)
 
 
 def add_note(dot: Path, chain: str, path: str, oid: str, text: str, user: str, *,

@@ -157,12 +157,17 @@ def _lock_refs(repo: Project, scope: GcScope, workspace: Lock) -> list[Reference
 def _history_refs(repo: Project, scope: GcScope, workspace: Lock) -> list[Reference]:
     """Tags, recent runs and the last versions of each path."""
     from pipeflow.lineage import tags as tagfile
+    from pipeflow.lineage.aliasstate import replay
 
     index = repo.index
     folders = index.folder_hashes()
     folders |= {e.hash for e in lock_entries(workspace) if e.isdir}
-    refs = [Reference(oid, oid in folders, path, "tag", f"tag {name}")
-            for (path, name), oid in tagfile.current(repo.dot).items()]
+    # every version an alias names or a rollback of it can return to; every valid move
+    # counts (a protected alias's refused moves too): gc keeps what any reading names
+    refs = [Reference(oid, oid in folders, path, "tag",
+                      f"tag {name}" if oid == state.target else f"tag {name} (rollback)")
+            for (path, name), state in replay(tagfile.read_log(repo.dot).moves).items()
+            for oid in state.stack]
     cutoff = (datetime.datetime.now(datetime.UTC)
               - datetime.timedelta(days=scope.keep_days)).isoformat()
     refs += [Reference(out.hash, out.isdir, out.path, "run", f"run {out.run[:12]}")

@@ -151,7 +151,7 @@ def _pick(repo: Project, log: TagLog, alias: str, model_or_path: str | None,
                 f"aliases: {', '.join(names)}" if names else
                 "no alias exists yet: `pipeflow promote MODEL@VERSION ALIAS`")
         raise UsageError(f"no model has an alias '{alias}'", hint=hint)
-    owners = ", ".join(_owner(p, models) for p, _ in sorted(live))
+    owners = ", ".join(sorted(_owner(p, models) for p, _ in live))
     raise UsageError(f"alias '{alias}' exists for several models: {owners}",
                      hint=f"name one: `pipeflow rollback {alias} MODEL`")
 

@@ -16,7 +16,7 @@ from pipeflow.registry.models import DeclaredModel, declared, model_of_path, res
 
 
 @dataclass(frozen=True)
-class Move:
+class HistoryMove:
     """One move of an alias, as ``--history`` shows it."""
 
     alias: str
@@ -55,7 +55,7 @@ class Alias:
     model: str | None
     hash: str
     label: str
-    last: Move
+    last: HistoryMove
     """The move that put it there."""
     rollback_to: str | None = None
     """The label a rollback would return to."""
@@ -71,7 +71,7 @@ class Alias:
 @dataclass(frozen=True)
 class AliasReport:
     aliases: list[Alias]
-    history: list[Move]
+    history: list[HistoryMove]
     """Every move, oldest first (refused ones included, marked)."""
     problems: tuple[LogProblem, ...] = ()
     refused: tuple[str, ...] = ()
@@ -95,13 +95,14 @@ def aliases(repo: Project, model_or_path: str | None = None, *,
     def wanted(m: TagMove) -> bool:
         return (only is None or m.path == only) and (alias is None or m.name == alias)
 
-    def as_move(m: TagMove, refused: str | None = None) -> Move:
+    def as_move(m: TagMove, refused: str | None = None) -> HistoryMove:
         verdict = policy.verdict(m)
         model = m.model or _model_name(models, m.path)
         hash_to = None if m.kind == "delete" else m.hash
-        return Move(m.name, m.path, model, m.kind, hash_to, label_of(versions(m.path), hash_to),
-                    m.previous, label_of(versions(m.path), m.previous), m.user, m.when, m.note,
-                    verdict.status.value, verdict.signer, refused, m.id)
+        known = versions(m.path)
+        return HistoryMove(m.name, m.path, model, m.kind, hash_to, label_of(known, hash_to),
+                           m.previous, label_of(known, m.previous), m.user, m.when, m.note,
+                           verdict.status.value, verdict.signer, refused, m.id)
 
     history = [as_move(m) for m in log.moves if wanted(m)]
     history += [as_move(r.move, r.verdict.describe()) for r in log.refused if wanted(r.move)]

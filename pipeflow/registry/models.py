@@ -82,3 +82,27 @@ def require_model(repo: Project, name: str,
                 else "declare one in pipeline.yaml: `outs: - PATH: {model: NAME}`")
         raise UsageError(f"'{target.path}' is not a declared model", hint=hint)
     return target.model
+
+
+def expand_model(repo: Project, text: str) -> str:
+    """``MODEL[@VERSION]`` as ``/abs/path[@VERSION]`` when MODEL is a declared model
+    and not a path; anything else as it is. Commands that take ``PATH@VERSION``
+    (checkout, lineage, versions) call it, so they take ``MODEL@VERSION`` too. The
+    pipeline is loaded only for an argument that can be a model name (no ``/``, not
+    an existing path)."""
+    import os
+
+    from pipeflow.errors import PipeflowError
+
+    head, sep, version = text.rpartition("@")
+    name = head if sep else text
+    if not name or "/" in name or os.sep in name or os.path.lexists(text) \
+            or os.path.lexists(name):
+        return text
+    try:
+        model = declared(repo).get(name)
+    except PipeflowError:
+        return text  # no pipeline, or a broken one: the command itself says so
+    if model is None:
+        return text
+    return str(repo.root / model.path) + (sep + version if sep else "")

@@ -1,0 +1,166 @@
+"""The model registry in one clone: declared models, promote, rollback, several
+aliases at once, notes, the tag group as the same mechanism (issue 14, items 1-3)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import Project
+from tests.functional.helpers_registry import MODEL, PATH, as_json, labels, model_with_versions, ok
+
+
+@pytest.fixture
+def reg(project: Project) -> Project:
+    model_with_versions(project)
+    return project
+
+
+def test_models_lists_each_declared_model_with_versions_aliases_and_metrics(reg: Project) -> None:
+    v = labels(reg)
+    ok(reg, "promote", f"{MODEL}@v1", "production")
+    ok(reg, "promote", f"{MODEL}@v2", "staging")
+    body = as_json(reg, "models")
+    (model,) = body["models"]
+    assert (model["model"], model["path"], model["desc"], model["versions"]) == (
+        MODEL, PATH, "the classifier", 3)
+    assert model["latest"]["hash"] == v["v3"] and model["latest"]["version"] == "v3"
+    assert model["aliases"]["production"]["hash"] == v["v1"]
+    assert model["aliases"]["staging"]["hash"] == v["v2"]
+    # metrics of the evaluation that read each version; params as the run read them
+    assert model["aliases"]["production"]["metrics"]["metrics.json:lines"] == 4
+    assert model["aliases"]["production"]["params"]["params.yaml"]["train.lr"] == 0.1
+    assert model["latest"]["params"]["params.yaml"]["train.lr"] == 0.3
+    text = ok(reg, "models")
+    assert "clf  models/model.txt  3 version(s)  the classifier" in text
+    assert f"production  v1 ({v['v1'][:8]})" in text
+
+
+def test_several_versions_in_production_at_once_and_each_rolls_back_alone(reg: Project) -> None:
+    v = labels(reg)
+    ok(reg, "promote", f"{MODEL}@v1", "production-eu")
+    ok(reg, "promote", f"{MODEL}@v2", "production-us")
+    ok(reg, "promote", f"{MODEL}@v3", "production-eu", "--note", "eu on v3")
+    now = {a["alias"]: a["hash"] for a in as_json(reg, "aliases", MODEL)["aliases"]}
+    assert now == {"production-eu": v["v3"], "production-us": v["v2"]}
+    out = ok(reg, "rollback", "production-eu")
+    assert out.startswith("rolled back: production-eu -> clf v1")
+    now = {a["alias"]: a["hash"] for a in as_json(reg, "aliases")["aliases"]}
+    assert now == {"production-eu": v["v1"], "production-us": v["v2"]}
+
+
+def test_rollback_is_a_move_of_its_own_and_walks_back_one_move_at_a_time(reg: Project) -> None:
+    v = labels(reg)
+    for n in (1, 2, 3):
+        ok(reg, "promote", f"{MODEL}@v{n}", "production", "--note", f"ship v{n}")
+    ok(reg, "rollback", "production", MODEL, "--note", "v3 regressed")
+    assert as_json(reg, "aliases")["aliases"][0]["hash"] == v["v2"]
+    ok(reg, "rollback", "production")
+    assert as_json(reg, "aliases")["aliases"][0]["hash"] == v["v1"]
+    res = reg.run("rollback", "production")
+    assert res.code == 2
+    assert "no earlier target to roll back to" in res.err and "--history" in res.err
+    history = as_json(reg, "aliases", "--history")["history"]
+    assert [(m["kind"], m["from_label"], m["to_label"]) for m in history] == [
+        ("move", None, "v1"), ("move", "v1", "v2"), ("move", "v2", "v3"),
+        ("rollback", "v3", "v2"), ("rollback", "v2", "v1")]
+    assert history[3]["note"] == "v3 regressed"
+    assert all(m["user"] == "alice@example.com" and m["signature"] == "unsigned"
+               for m in history)
+    text = ok(reg, "aliases", "--history")
+    assert "production: v2 -> v1 [rollback]  alice@example.com (unsigned)" in text
+
+
+def test_tag_and_promote_are_one_mechanism(reg: Project) -> None:
+    v = labels(reg)
+    ok(reg, "tag", f"{PATH}@v1", "production")  # the older spelling, by path
+    ok(reg, "promote", f"{MODEL}@v2", "production")  # by model name, same alias
+    (alias,) = as_json(reg, "tag", "list")["aliases"]
+    assert (alias["alias"], alias["hash"], alias["rollback_to"]) == ("production", v["v2"], "v1")
+    log = as_json(reg, "tag", "log", PATH)["history"]
+    assert [m["to"] for m in log] == [v["v1"], v["v2"]]
+    tags = [t for ver in as_json(reg, "versions", PATH)["versions"] for t in ver["tags"]]
+    assert tags == ["production"]
+    out = ok(reg, "tag", "delete", MODEL, "production")
+    assert "deleted alias production of clf" in out
+    assert as_json(reg, "tag", "list")["aliases"] == []
+    assert [m["kind"] for m in as_json(reg, "tag", "log")["history"]][-1] == "delete"
+    res = reg.run("rollback", "production")
+    assert res.code == 2 and "was deleted" in res.err
+    ok(reg, "tag", "set", f"{MODEL}@v3", "production")
+    assert as_json(reg, "aliases")["aliases"][0]["hash"] == v["v3"]
+
+
+def test_checkout_by_model_alias_after_rollback(reg: Project) -> None:
+    ok(reg, "promote", f"{MODEL}@v1", "production")
+    ok(reg, "promote", f"{MODEL}@v3", "production")
+    ok(reg, "rollback", "production")
+    ok(reg, "checkout", f"{PATH}@production")
+    assert "lr=0.1" in reg.read(PATH)
+
+
+def test_notes_show_in_models_and_travel_in_the_log(reg: Project) -> None:
+    out = ok(reg, "note", f"{MODEL}@v2", "trained on the March export")
+    assert out.startswith("noted clf v2")
+    ok(reg, "promote", f"{MODEL}@v2", "production")
+    (model,) = as_json(reg, "models")["models"]
+    (note,) = model["aliases"]["production"]["notes"]
+    assert note["text"] == "trained on the March export" and note["user"] == "alice@example.com"
+    line = json.loads(reg.read(".pipeflow/tags.jsonl").splitlines()[0])
+    assert (line["kind"], line["text"]) == ("note", "trained on the March export")
+    assert '"trained on the March export"' in ok(reg, "models")
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (("promote", f"{MODEL}@v9", "production"), "has no version 'v9'"),
+    (("promote", "clff@v1", "production"), "did you mean 'clf'?"),
+    (("promote", f"{MODEL}@v1", "v2"), "invalid alias name 'v2'"),
+    (("promote", f"{MODEL}@v1", "prod/eu"), "invalid alias name 'prod/eu'"),
+    (("promote", MODEL, "production"), "give the version to promote"),
+    (("rollback", "prodution"), "no model has an alias 'prodution'"),
+    (("note", f"{MODEL}@v1", "  "), "the note is empty"),
+    (("tag", "delete", MODEL, "canary"), "has no alias 'canary'"),
+])
+def test_bad_input_is_a_clear_usage_error_and_writes_nothing(
+        reg: Project, args: tuple[str, ...], expected: str) -> None:
+    ok(reg, "promote", f"{MODEL}@v1", "production")
+    before = reg.read(".pipeflow/tags.jsonl")
+    res = reg.run(*args)
+    assert res.code == 2, res.text
+    assert expected in res.err and "Traceback" not in res.err
+    assert reg.read(".pipeflow/tags.jsonl") == before
+
+
+def test_an_unknown_version_lists_the_ones_that_exist(reg: Project) -> None:
+    res = reg.run("promote", f"{MODEL}@v7", "production")
+    assert res.code == 2 and "it has: v1" in res.err and "v3" in res.err
+
+
+def test_rollback_names_the_model_when_several_have_the_alias(project: Project) -> None:
+    import yaml
+
+    model_with_versions(project, (0.1, 0.2))
+    spec = yaml.safe_load(project.read("pipeline.yaml"))
+    spec["stages"]["prepare"]["outs"] = [{"data/prepared.txt": {"model": "prep"}}]
+    project.write("pipeline.yaml", yaml.safe_dump(spec, sort_keys=False))
+    ok(project, "promote", f"{MODEL}@v1", "production")
+    ok(project, "promote", f"{MODEL}@v2", "production")
+    ok(project, "promote", "prep@v1", "production")
+    res = project.run("rollback", "production")
+    assert res.code == 2 and "exists for several models: clf, prep" in res.err
+    assert "rolled back: production -> clf v1" in ok(project, "rollback", "production", MODEL)
+
+
+def test_gc_keeps_every_version_a_rollback_can_return_to(reg: Project) -> None:
+    v = labels(reg)
+    ok(reg, "promote", f"{MODEL}@v1", "production")
+    ok(reg, "promote", f"{MODEL}@v2", "production")
+    out = as_json(reg, "gc", "--workspace", "--keep-days", "0", "--keep-versions", "1",
+                  "--grace", "0s")
+    assert out is not None
+    ok(reg, "rollback", "production")
+    ok(reg, "checkout", f"{MODEL}@production")
+    assert "lr=0.1" in reg.read(PATH)
+    gone = {x["hash"] for x in as_json(reg, "versions", PATH)["versions"] if not x["in_cache"]}
+    assert v["v1"] not in gone and v["v2"] not in gone and v["v3"] not in gone

@@ -1,0 +1,133 @@
+"""The registry as a team uses it: two users with their own keys in two clones of one
+bare origin, promotions from both sides merged by git, a protected alias that only a
+trusted key moves (issue 14, items 2 and 6)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Project
+from tests.functional.helpers import commit
+from tests.functional.helpers_registry import (
+    MODEL,
+    PATH,
+    as_json,
+    labels,
+    model_with_versions,
+    ok,
+    user_key,
+)
+
+
+def _as(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """The next commands run as the user whose config folder is ``folder``."""
+    monkeypatch.setenv("PIPEFLOW_CONFIG_DIR", str(folder))
+
+
+def _team(project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+          ) -> tuple[Project, Project, Path, Path]:
+    """Alice owns the project (protected production*, her key trusted); Bob clones it
+    and has a key of his own, not trusted."""
+    alice_cfg, bob_cfg = tmp_path / "alice-cfg", tmp_path / "bob-cfg"
+    alice_key = user_key(alice_cfg, "alice")
+    user_key(bob_cfg, "bob")
+    _as(monkeypatch, alice_cfg)
+    model_with_versions(project)
+    with (project.root / ".pipeflow" / "config").open("a") as f:
+        f.write(f'registry:\n  protected: ["production*"]\nkeys:\n  trusted:\n'
+                f'    alice: "{alice_key}"\n')
+    commit(project, "protect production")
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
+    project.git("remote", "add", "origin", str(origin))
+    project.git("push", "-q", "-u", "origin", "main")
+    ok(project, "remote", "add", "store", str(tmp_path / "store"))
+    ok(project, "push")
+    bob = Project(tmp_path / "bob")
+    subprocess.run(["git", "clone", "-q", str(origin), str(bob.root)], check=True)
+    bob.git("config", "user.email", "bob@example.com")
+    ok(bob, "remote", "add", "store", str(tmp_path / "store"), "--local")
+    ok(bob, "pull")
+    return project, bob, alice_cfg, bob_cfg
+
+
+def _aliases(p: Project) -> dict[str, str]:
+    return {a["alias"]: a["hash"] for a in as_json(p, "aliases")["aliases"]}
+
+
+def test_promotions_from_two_clones_merge_through_git_and_agree(
+        project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    alice, bob, alice_cfg, bob_cfg = _team(project, tmp_path, monkeypatch)
+    v = labels(alice)
+    ok(alice, "promote", f"{MODEL}@v1", "production", "--note", "first release")
+    ok(alice, "promote", f"{MODEL}@v3", "canary")
+    commit(alice, "alice promotes")
+    _as(monkeypatch, bob_cfg)
+    ok(bob, "promote", f"{MODEL}@v2", "staging")  # not protected: bob's key will do
+    commit(bob, "bob stages v2")
+    bob.git("push", "-q", "origin", "main")
+    _as(monkeypatch, alice_cfg)
+    alice.git("pull", "-q", "--no-rebase", "origin", "main")  # a real merge of the log
+    alice.git("push", "-q", "origin", "main")
+    _as(monkeypatch, bob_cfg)
+    bob.git("pull", "-q", "--no-rebase", "origin", "main")
+    expected = {"production": v["v1"], "canary": v["v3"], "staging": v["v2"]}
+    assert _aliases(alice) == _aliases(bob) == expected
+    history = as_json(bob, "aliases", "--history")["history"]
+    by_alias = {m["alias"]: m for m in history}
+    assert (by_alias["production"]["user"], by_alias["production"]["signature"],
+            by_alias["production"]["signer"]) == ("alice", "trusted", "alice")
+    assert by_alias["production"]["note"] == "first release"
+    assert (by_alias["staging"]["user"], by_alias["staging"]["signature"]) == (
+        "bob", "untrusted")
+
+
+def test_a_protected_alias_refuses_an_untrusted_key_and_ignores_a_forged_move(
+        project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    alice, bob, alice_cfg, bob_cfg = _team(project, tmp_path, monkeypatch)
+    v = labels(alice)
+    ok(alice, "promote", f"{MODEL}@v1", "production")
+    commit(alice, "ship v1")
+    alice.git("push", "-q", "origin", "main")
+    _as(monkeypatch, bob_cfg)
+    bob.git("pull", "-q", "--no-rebase", "origin", "main")
+    log_before = bob.read(".pipeflow/tags.jsonl")
+    for args in (("promote", f"{MODEL}@v2", "production-eu"),
+                 ("rollback", "production"), ("tag", "delete", MODEL, "production")):
+        res = bob.run(*args)
+        assert res.code == 2, res.text
+        assert "is protected" in res.err and "your key 'bob' is not in keys.trusted" in res.err
+    monkeypatch.setenv("PIPEFLOW_CONFIG_DIR", str(tmp_path / "nobody"))
+    res = bob.run("promote", f"{MODEL}@v2", "production")
+    assert res.code == 2 and "you have no signing key" in res.err
+    assert bob.read(".pipeflow/tags.jsonl") == log_before
+    # Bob forces the move into the file by hand (his own key, or none at all) ...
+    from pipeflow.lineage import tags
+    from pipeflow.signing.keys import load_signer
+
+    dot = bob.root / ".pipeflow"
+    tags.move(dot, "b" * 16, PATH, "production", v["v3"], "bob",
+              signer=load_signer(bob_cfg / "signing-key.json"))
+    tags.move(dot, "b" * 16, PATH, "production", v["v2"], "alice")
+    commit(bob, "forged")
+    bob.git("push", "-q", "origin", "main")
+    # ... and the alias keeps its last valid target, in his clone and in Alice's.
+    _as(monkeypatch, alice_cfg)
+    alice.git("pull", "-q", "--no-rebase", "origin", "main")
+    for p in (alice, bob):
+        res = p.run("aliases", "--json")
+        assert res.code == 0, res.text
+        assert _aliases(p) == {"production": v["v1"]}
+        assert res.err.count("move of protected alias 'production'") == 2
+        assert "signed by an untrusted key (claims 'bob')" in res.err
+        assert "unsigned, not by a trusted key" in res.err
+    ok(alice, "checkout", f"{MODEL}@production")
+    assert "lr=0.1" in alice.read(PATH)
+    refused = [m for m in as_json(alice, "aliases", "--history")["history"] if m["refused"]]
+    assert [m["to"] for m in refused] == [v["v3"], v["v2"]]
+    # a trusted key still moves it
+    ok(alice, "promote", f"{MODEL}@v3", "production")
+    assert _aliases(alice) == {"production": v["v3"]}
