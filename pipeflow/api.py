@@ -359,6 +359,11 @@ def open(  # shadows the builtin on purpose: pipeflow.open reads like it
     mode: str = "rb",
     *,
     encoding: str | None = None,
+    remote: str | None = None,
+    repo: str | os.PathLike[str] | None = None,
+    remote_name: str | None = None,
+    keys: Sequence[str] = (),
+    require_signature: bool = False,
 ) -> IO[Any]:
     """Read output (or source) ``path`` as it was at ``version`` (vN, hash prefix or
     tag; default the version pipeline.lock names), from the cache.
@@ -367,22 +372,47 @@ def open(  # shadows the builtin on purpose: pipeflow.open reads like it
     corrupt object raises StorageError (and is moved aside). ``mode`` is ``"rb"``
     (a binary file object) or ``"r"``/``"rt"`` (text, ``encoding`` default UTF-8).
     A file inside an output folder takes the folder's version.
-    """
-    from pipeflow.ops.lineage import content_at
-    from pipeflow.project.project import Project, find_root
 
+    With ``remote=URL`` (a remote's URL: the registry snapshot ``push`` publishes
+    there) or ``repo=GIT_URL_OR_PATH`` (a shallow clone, removed at once), ``path`` is
+    a declared model (or its path) and ``version`` defaults to ``"production"``: no
+    clone or project is needed (a serving process). ``remote_name`` picks the git
+    project's remote; ``keys`` (``[NAME=]ed25519:...``) and ``require_signature``
+    refuse a snapshot (or alias move) not signed by one of them (docs/registry-serve.md).
+    """
     if mode not in ("rb", "r", "rt"):
         raise UsageError(f"pipeflow.open reads only: mode must be 'rb', 'r' or 'rt' "
                          f"(got {mode!r})")
+    if remote is not None or repo is not None:
+        handle = _served(str(path), version or "production", remote, repo, remote_name,
+                         keys, require_signature)
+        return handle if mode == "rb" else io.TextIOWrapper(handle,
+                                                             encoding=encoding or "utf-8")
+    from pipeflow.ops.lineage import content_at
+    from pipeflow.project.project import Project, find_root
+
     absolute = os.path.abspath(path)
-    with Project(find_root(Path(absolute).parent)) as repo:
-        content = content_at(repo, absolute, version)
+    with Project(find_root(Path(absolute).parent)) as project:
+        content = content_at(project, absolute, version)
         if content.isdir:
             raise UsageError(f"'{path}' is a folder", hint="open a file inside it")
-        handle = _verified(repo, content.oid, str(path))
+        handle = _verified(project, content.oid, str(path))
     if mode == "rb":
         return handle
     return io.TextIOWrapper(handle, encoding=encoding or "utf-8")
+
+
+def _served(model: str, version: str, remote: str | None,
+            repo: str | os.PathLike[str] | None, remote_name: str | None,
+            keys: Sequence[str], require_signature: bool) -> io.BufferedReader:
+    """``pipeflow.open`` from a registry: a remote's snapshot or a git project."""
+    from pipeflow.registry.serve import Trust, open_model
+
+    if remote is not None and repo is not None:
+        raise UsageError("pipeflow.open: give remote= or repo=, not both")
+    source = remote if remote is not None else os.fspath(repo or "")
+    return open_model(source, f"{model}@{version}", remote_name=remote_name,
+                      trust=Trust.of(keys, require_signature))
 
 
 def _verified(repo: Project, oid: str, shown: str) -> io.BufferedReader:

@@ -47,6 +47,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "push": ("pipeflow.cli.remote", "push_command", "command"),
     "fetch": ("pipeflow.cli.remote", "fetch_command", "command"),
     "pull": ("pipeflow.cli.remote", "pull_command", "command"),
+    "get": ("pipeflow.cli.registry_get", "get_command", "command"),
     "gc": ("pipeflow.cli.gc", "gc_command", "command"),
     "merge-driver": ("pipeflow.cli.mergedriver", "merge_driver_app", "factory"),
     "trust": ("pipeflow.cli.trust", "trust_app", "factory"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,6 +17,9 @@ from pipeflow.cli.options import (
     Wait,
     resolve_target_paths,
 )
+
+if TYPE_CHECKING:
+    from pipeflow.registry.snapshot import Published
 
 
 def _progress(verb: str, quiet: bool):  # type: ignore[no-untyped-def]
@@ -124,21 +127,32 @@ def remote_remove(name: str, verbose: Verbose = False) -> None:
 
 
 def _report(verb: str, report, json_out: bool,  # type: ignore[no-untyped-def]
-            lacking_said: bool = False) -> None:
-    """``lacking_said``: pull's error names what the remote lacks; no warning too."""
+            lacking_said: bool = False, published: Published | None = None) -> None:
+    """``lacking_said``: pull's error names what the remote lacks; no warning too.
+    ``published``: the registry snapshot push wrote."""
     from pipeflow.planning.lacking import warning
 
     for problem in report.skipped:
         output.warn(problem)
     if json_out:
-        output.emit_json({"schema": 1, "remote": report.remote, "objects": report.objects,
-                          "records": report.records, "pointers": report.pointers,
-                          "signatures": report.signatures,
-                          "up_to_date": report.up_to_date, "missing": report.missing,
-                          "lacking": [item.to_json() for item in report.lacking]})
+        body = {"schema": 1, "remote": report.remote, "objects": report.objects,
+                "records": report.records, "pointers": report.pointers,
+                "signatures": report.signatures,
+                "up_to_date": report.up_to_date, "missing": report.missing,
+                "lacking": [item.to_json() for item in report.lacking]}
+        if published is not None:
+            body["registry"] = {"models": published.models, "objects": published.objects,
+                                "signed_by": published.signed_by}
+        output.emit_json(body)
         return
     output.out(f"{verb} {report.objects} object(s), {report.records} run record(s) "
                f"({report.up_to_date} already there)")
+    if published is not None:
+        signed = f", signed by {published.signed_by}" if published.signed_by else ", unsigned"
+        extra = (f" (and {published.objects} object(s) of aliased versions)"
+                 if published.objects else "")
+        output.out(f"published the registry snapshot: {published.models} model(s)"
+                   f"{signed}{extra}")
     if report.lacking:
         if not lacking_said:
             output.warn(warning(report.lacking, report.remote))
@@ -152,15 +166,27 @@ def push_command(targets: Targets = None, remote: RemoteName = None, json_out: J
     """Send cache objects (all, or what TARGETS need) and run records to a remote.
 
     Only what the remote lacks is sent. Run records travel too, so lineage,
-    versions and the run cache work in every clone that pulls.
+    versions and the run cache work in every clone that pulls. When the pipeline
+    declares models, a registry snapshot (signed with your key, if you have one) is
+    published too, with the aliased versions' objects: `pipeflow get` reads it.
     """
+    from pipeflow.errors import SpecError
+    from pipeflow.ops.remotes import open_remote
     from pipeflow.ops.transfer import push
     from pipeflow.project.project import Project
+    from pipeflow.registry.snapshot import publish
 
     with Project.find() as repo:
         report = push(repo, remote, list(resolve_target_paths(repo.root, targets)) or None,
                       _progress("pushing", json_out))
-    _report("pushed", report, json_out)
+        # here, not in ops.transfer: the registry lies above ops (docs/architecture.md)
+        try:
+            published = publish(repo, open_remote(repo, report.remote))
+        except SpecError as exc:  # the data went; only the registry view waits
+            published = None
+            output.warn(f"registry snapshot not published: {exc.message} (fix "
+                        "pipeline.yaml, then push again)")
+    _report("pushed", report, json_out, published=published)
 
 
 def fetch_command(targets: Targets = None, remote: RemoteName = None, json_out: Json = False,

@@ -24,7 +24,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["NOT_A_REPO", "Located", "init", "locate", "run"]
+__all__ = ["NOT_A_REPO", "Located", "clone", "init", "locate", "run"]
 
 NOT_A_REPO = 128
 """The exit status of a call that did not run because there is no repository."""
@@ -147,6 +147,19 @@ def init(folder: Path) -> bool:
     except (OSError, subprocess.SubprocessError):
         return False
     return done.returncode == 0
+
+
+def clone(url: str, dest: Path, *, depth: int | None = 1,
+          timeout: float = 300) -> subprocess.CompletedProcess[bytes]:
+    """``git clone URL DEST`` (a new folder), hardened as every call here and more: no
+    submodules, no ``ext::`` transport, the URL never read as an option. Raises OSError
+    (no git) or SubprocessError (timeout) as ``subprocess.run`` does."""
+    args = ["clone", "-q", "--no-recurse-submodules"]
+    if depth is not None:
+        args += ["--depth", str(depth)]
+    return subprocess.run(["git", *_HARDENED, "-c", "protocol.ext.allow=never", *args, "--",
+                           url, str(dest)], cwd="/", env=_env(), capture_output=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 def blob_sizes(root: Path, specs: list[str]) -> list[int | None]:

@@ -75,8 +75,9 @@ class Survey:
     """``kind/rel`` -> its listing, for each upload's temporary file."""
 
 
-_UPLOAD_KINDS = ("objects", "runs", "runcache")
-"""The remote's folders where an upload can leave a temporary file."""
+_UPLOAD_KINDS = ("objects", "runs", "runcache", "registry")
+"""The remote's folders where an upload can leave a temporary file (``registry``: the
+snapshot push publishes)."""
 
 
 def io_errors() -> tuple[type[BaseException], ...]:
@@ -279,6 +280,23 @@ class Remote:
                 self.fs.makedirs(self.base, exist_ok=True)
         except self.errors as exc:
             raise self._fail("reach it", exc) from exc
+
+
+def read_small(remote: Remote, kind: str, rel: str, limit: int) -> bytes | None:
+    """The bytes of the small file ``kind/rel`` on ``remote`` (the registry snapshot),
+    None when there is none; a StorageError when it is larger than ``limit`` bytes. (A
+    function, not a method: few callers read a whole remote file.)"""
+    try:
+        with remote.fs.open(remote.path(kind, rel), "rb") as src:
+            data = src.read(limit + 1)
+    except FileNotFoundError:
+        return None
+    except remote.errors as exc:
+        raise remote._fail(f"read {kind}/{rel}", exc) from exc
+    if len(data) > limit:
+        raise StorageError(f"remote '{remote.name}' ({redact(remote.url)}): {kind}/{rel} is "
+                           f"larger than {limit} bytes: not a file pipeflow wrote")
+    return bytes(data)
 
 
 UPLOAD_TEMP = re.compile(r"(?:\.tmp-[0-9a-f]{8}|(?:^|/)\.[^/]+\.tmp)$")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,3 +100,29 @@ def test_a_bad_option_is_an_internal_error_not_a_failed_remote(
     assert res.code == 3, res.text
     assert "internal error: TypeError" in res.err and "some_bad_option" in res.err
     assert "Traceback" in res.err
+
+
+def test_get_serves_a_model_from_s3_without_a_clone(project: Project, tmp_path: Path,
+                                                    s3_env: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    project.params({"train": {"C": 1}})
+    project.spec({"train": {"cmd": "mkdir -p models && echo C=${train.C} > models/m.pkl",
+                            "params": ["train.C"],
+                            "outs": [{"models/m.pkl": {"model": "wine"}}]}})
+    assert project.run("repro").code == 0
+    project.git("add", "-A")
+    project.git("commit", "-qm", "v1")
+    assert project.run("tag", "models/m.pkl@v1", "production").code == 0
+    assert project.run("remote", "add", "s3", "s3://team-cache/registry").code == 0
+    assert project.run("remote", "modify", "s3", "endpoint_url", s3_env, "--local").code == 0
+    res = project.run("push")
+    assert res.code == 0 and "published the registry snapshot" in res.out, res.text
+    # a serving machine: no clone, the endpoint and credentials from its environment
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_env)
+    server = tmp_path / "server"
+    server.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "pipeflow", "get", "s3://team-cache/registry",
+                           "wine@production", "-o", "m.pkl"], cwd=server,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (server / "m.pkl").read_text() == project.read("models/m.pkl")
