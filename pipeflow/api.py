@@ -378,7 +378,7 @@ def open(  # shadows the builtin on purpose: pipeflow.open reads like it
     a declared model (or its path) and ``version`` defaults to ``"production"``: no
     clone or project is needed (a serving process). ``remote_name`` picks the git
     project's remote; ``keys`` (``[NAME=]ed25519:...``) and ``require_signature``
-    refuse a snapshot (or alias move) not signed by one of them (docs/registry-serve.md).
+    refuse a snapshot (or alias move) not signed by one of them (docs/registry.md, "Serving").
     """
     if mode not in ("rb", "r", "rt"):
         raise UsageError(f"pipeflow.open reads only: mode must be 'rb', 'r' or 'rt' "

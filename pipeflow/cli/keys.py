@@ -1,4 +1,4 @@
-"""``keys generate|trust|untrust|list``: signing keys (docs/registry-trust.md)."""
+"""``keys generate|trust|untrust|list``: signing keys (docs/registry.md, "The trust model")."""
 
 from __future__ import annotations
 

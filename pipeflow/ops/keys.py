@@ -4,7 +4,7 @@ a project trusts.
 The private key lives in the user's config directory (pipeflow.signing.keys), never
 in a project. Whom a project trusts is ``keys.trusted`` in the committed
 ``.pipeflow/config``: a change to it is a code change, reviewed like one
-(docs/registry-trust.md). Edits go through the config lock as ``remote add`` does.
+(docs/registry.md, "The trust model"). Edits go through the config lock as ``remote add`` does.
 """
 
 from __future__ import annotations

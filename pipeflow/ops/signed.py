@@ -2,7 +2,7 @@
 entries, each signature that does not verify (a problem: exit 1), each key that
 signed but is not in ``keys.trusted``, and the moves of protected aliases that were
 refused (pipeflow.lineage.aliasstate). Unsigned is counted, never a failure: records
-written before anyone had a key stay valid (docs/registry-trust.md)."""
+written before anyone had a key stay valid (docs/registry.md, "The trust model")."""
 
 from __future__ import annotations
 

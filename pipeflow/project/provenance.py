@@ -2,7 +2,7 @@
 
 The one place the ``user`` of a run record (and of a tag-log line) is chosen: the
 name of this user's signing key when there is one (the signature beside the record
-vouches for it, docs/registry-trust.md), else git's ``user.email`` (else the login
+vouches for it, docs/registry.md, "The trust model"), else git's ``user.email`` (else the login
 name), which nothing vouches for.
 """
 

@@ -12,7 +12,7 @@ cannot also rewrite the git history that names records (each lock entry names th
 record that made its outputs). What it does not: someone with write access to both
 the cache and git can forge a consistent history — the chain is integrity, not
 signature. A clone with a signing key also writes ``<seq>-<sha256>.sig`` beside each
-record it appends: who wrote it (docs/registry-trust.md).
+record it appends: who wrote it (docs/registry.md, "The trust model").
 """
 
 from __future__ import annotations

@@ -191,7 +191,7 @@ def to_conda(env: VersionEnvironment) -> str:
 
 
 def to_json(env: VersionEnvironment) -> dict[str, Any]:
-    """The environment as plain data (``docs/registry-export.md``)."""
+    """The environment as plain data (docs/registry.md, "Exporting")."""
     return {
         "schema": SCHEMA, "path": env.path, "model": env.model, "version": env.label,
         "hash": env.hash, "kept": KEPT,

@@ -7,7 +7,7 @@ repository (a URL, a path, ``git+...``): then a shallow clone in a temporary fol
 policy (protected aliases) and the config's default remote, whose snapshot (if any)
 adds the ``vN`` labels a one-commit history cannot compute. Either way the object's
 bytes are checked against its xxh3-128 id before anyone sees them
-(docs/registry-serve.md).
+(docs/registry.md, "Serving").
 """
 
 from __future__ import annotations

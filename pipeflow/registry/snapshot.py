@@ -1,7 +1,7 @@
 """The registry snapshot ``push`` publishes on a remote: models, versions, aliases.
 
 ``<remote>/registry/snapshot.json`` lets a serving process go from ``MODEL@ALIAS`` or
-``MODEL@vN`` to an object id with no clone (docs/registry-serve.md). It is written
+``MODEL@vN`` to an object id with no clone (docs/registry.md, "Serving"). It is written
 under a temporary name and renamed (object stores publish an upload whole), and with
 this user's key set, ``registry/snapshot.json.sig`` beside it signs its exact bytes.
 
