@@ -367,7 +367,7 @@ class RepairReport:
     aside: Path | None
 
 
-def repair(dot: Path, chain: str, user: str) -> RepairReport:
+def repair(dot: Path, chain: str, user: str, *, signer: Signer | None = None) -> RepairReport:
     """Rewrite the log with its valid lines only (in file order, which is stable) and
     append the others, each with its reason, to ``state/tags.jsonl.damaged``. When lines
     that others follow are set aside, a repair entry in ``chain`` names their ids, so
@@ -376,14 +376,19 @@ def repair(dot: Path, chain: str, user: str) -> RepairReport:
     text = _read_text(tags_path)
     log = parse_log(text)
     if not log.problems:
-        return RepairReport(len(log.moves), (), None)
+        return RepairReport(len(log.moves) + len(log.notes), (), None)
     lines = text.split("\n")
-    valid = sorted({m.line for m in log.moves} | set(log.markers))
+    valid = sorted({m.line for m in log.moves} | {n.line for n in log.notes}
+                   | set(log.markers))
     kept = "".join(lines[n - 1] + "\n" for n in valid)
     removed = sorted({p.claimed for p in log.problems if p.claimed})
     if removed:
         marker = _chained(log, chain, {"kind": "repair", "removed": removed, "user": user,
                                        "when": iso(time.time())})
+        if signer is not None:
+            from pipeflow.signing.signatures import sign
+
+            marker["sig"] = sign(signer, signed_bytes(marker)).to_json()
         kept += _line(marker).decode("utf-8", "surrogatepass")
     aside = dot / "state" / f"{TAGS_FILE}.damaged"  # git-ignored: this clone's to read
     aside.parent.mkdir(exist_ok=True)
@@ -395,5 +400,5 @@ def repair(dot: Path, chain: str, user: str) -> RepairReport:
     atomicfile.write_bytes(aside, (before + moved).encode("utf-8", "surrogateescape"),
                            durable=True)
     atomicfile.write_bytes(tags_path, kept.encode("utf-8", "surrogateescape"), durable=True)
-    return RepairReport(len(log.moves), log.problems, aside)
+    return RepairReport(len(valid), log.problems, aside)
 

@@ -169,4 +169,5 @@ def repair_tags(repo: Project, *, wait: float = 0.0) -> tagfile.RepairReport:
     from pipeflow.project.provenance import provenance
 
     with repo.lock(wait=wait):
-        return tagfile.repair(repo.dot, repo.records.chain, provenance(repo).user)
+        return tagfile.repair(repo.dot, repo.records.chain, provenance(repo).user,
+                              signer=repo.signer)

@@ -164,3 +164,28 @@ def test_gc_keeps_every_version_a_rollback_can_return_to(reg: Project) -> None:
     assert "lr=0.1" in reg.read(PATH)
     gone = {x["hash"] for x in as_json(reg, "versions", PATH)["versions"] if not x["in_cache"]}
     assert v["v1"] not in gone and v["v2"] not in gone and v["v3"] not in gone
+
+
+def test_verify_repair_keeps_notes_and_what_the_aliases_name(reg: Project) -> None:
+    v = labels(reg)
+    ok(reg, "promote", f"{MODEL}@v1", "production")
+    ok(reg, "note", f"{MODEL}@v1", "the first one")
+    ok(reg, "promote", f"{MODEL}@v2", "production")
+    ok(reg, "promote", f"{MODEL}@v3", "staging")
+    log = reg.root / ".pipeflow" / "tags.jsonl"
+    lines = log.read_text().splitlines()
+    first = json.loads(lines[0])
+    first["user"] = "someone else"  # edited by hand: its id no longer matches
+    log.write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    res = reg.run("verify", "--repair")
+    assert "does not match its id" in (reg.root / ".pipeflow/state/tags.jsonl.damaged"
+                                       ).read_text(), res.text
+    again = reg.run("verify")
+    assert again.code == 0, again.text
+    kept = log.read_text().splitlines()
+    assert kept[:3] == lines[1:] and json.loads(kept[3])["kind"] == "repair"
+    now = {a["alias"]: a["hash"] for a in as_json(reg, "aliases")["aliases"]}
+    assert now == {"production": v["v2"], "staging": v["v3"]}
+    notes = {x["version"]: [n["text"] for n in x["notes"]]
+             for x in as_json(reg, "versions", PATH)["versions"]}
+    assert notes == {"v1": ["the first one"], "v2": [], "v3": []}
