@@ -166,6 +166,8 @@ class MakingsReader:
             for file, values in up.params.items():
                 for key, value in values.items():
                     params.setdefault(file, {}).setdefault(key, value)
+        # a script listed in `deps` is read as code too: it is code, not data
+        data = {p: o for p, o in data.items() if p not in code}
         made = Makings(data, code, env, params)
         self._made[rid] = made
         return made

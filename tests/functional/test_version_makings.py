@@ -78,6 +78,21 @@ def test_a_code_change_is_named(project: Project) -> None:
     assert "differs: code (train.py)" in project.run("versions", "model.txt").out
 
 
+def test_a_script_listed_in_deps_is_code_not_data(project: Project) -> None:
+    """As the wine example writes it: `deps: [data.txt, train.py]`."""
+    project.write("data.txt", "1\n")
+    project.write("train.py", "open('model.txt', 'w').write(open('data.txt').read())\n")
+    project.spec({"train": {"cmd": "python3 train.py", "deps": ["data.txt", "train.py"],
+                            "outs": ["model.txt"]}})
+    assert project.run("repro").code == 0
+    commit(project)
+    project.write("train.py", "open('model.txt', 'w').write(open('data.txt').read() * 2)\n")
+    assert project.run("repro").code == 0
+    commit(project)
+    _, second = _versions(project, "model.txt")
+    assert second["differs"] == {**_no_difference(), "code": ["train.py"]}
+
+
 def _install(site: Path, version: str) -> None:
     """A small distribution (just its metadata) on PYTHONPATH, as test_commands does."""
     for old in site.glob("pfdemo-*.dist-info"):
