@@ -13,7 +13,7 @@ from pipeflow.cli.options import Json, Verbose, Wait
 
 if TYPE_CHECKING:
     from pipeflow.registry.aliases import AliasMove
-    from pipeflow.registry.aliaslist import AliasReport
+    from pipeflow.registry.aliaslist import AliasReport, HistoryMove
     from pipeflow.registry.catalog import Catalog, ModelVersion
 
 Target = Annotated[str, typer.Argument(
@@ -38,7 +38,7 @@ def _move_json(move: AliasMove) -> dict[str, Any]:
     return {"schema": 1, "alias": move.alias, "model": move.model, "path": move.path,
             "kind": move.kind, "version": v.label if v else None, "hash": v.hash if v else None,
             "previous": move.previous, "previous_version": move.previous_label,
-            "signed_by": move.signer}
+            "signed_by": move.signer, "signature": move.signature}
 
 
 def print_move(move: AliasMove, json_out: bool) -> None:
@@ -47,7 +47,9 @@ def print_move(move: AliasMove, json_out: bool) -> None:
         output.emit_json(_move_json(move))
         return
     owner = move.model or move.path
-    signed = f"; signed by {move.signer}" if move.signer else ""
+    signed = {"trusted": f"; signed by {move.signer}",
+              "untrusted": f"; signed with key '{move.signer}', which keys.trusted does "
+                           "not list"}.get(move.signature, "")
     if move.kind == "delete":
         output.out(f"deleted alias {move.alias} of {owner} (it named {move.previous_label})"
                    f"{signed}")
@@ -145,13 +147,11 @@ def _print_aliases(report: AliasReport, history: bool, json_out: bool) -> None:
             when = m.when[:19].replace("T", " ")
             to = f"{m.to_label}" if m.to_hash else "(deleted)"
             frm = f"{m.from_label} -> " if m.from_hash else ""
-            sig = {"trusted": f"signed by {m.signer}", "unsigned": "unsigned",
-                   "untrusted": "untrusted key", "invalid": "BAD SIGNATURE"}[m.signature]
             kind = "" if m.kind == "move" else f" [{m.kind}]"
             refused = f"  IGNORED: {m.refused}" if m.refused else ""
             note = f"  \"{m.note}\"" if m.note else ""
             output.out(f"{when}  {m.model or m.path}  {m.alias}: {frm}{to}{kind}  "
-                       f"{m.user} ({sig}){note}{refused}")
+                       f"{who(m)}{note}{refused}")
         if not report.history:
             output.out("no alias has been moved yet")
         return
@@ -161,7 +161,16 @@ def _print_aliases(report: AliasReport, history: bool, json_out: bool) -> None:
         when = a.last.when[:19].replace("T", " ")
         back = f"  (rollback -> {a.rollback_to})" if a.rollback_to else ""
         output.out(f"{a.model or a.path}  {a.alias} -> {a.label} ({a.hash[:8]})  "
-                   f"by {a.last.user} {when}{back}")
+                   f"by {who(a.last)} {when}{back}")
+
+
+def who(move: HistoryMove) -> str:
+    """``alice (signed)``, ``mallory (untrusted key)``, ``bob@x (unsigned)``."""
+    if move.signature == "trusted":
+        return f"{move.signer} (signed)"
+    mark = {"untrusted": "untrusted key", "invalid": "BAD SIGNATURE"}.get(move.signature,
+                                                                           "unsigned")
+    return f"{move.user} ({mark})"
 
 
 def note_command(
@@ -219,10 +228,19 @@ def _print_catalog(found: Catalog) -> None:
     for m in found.models:
         desc = f"  {m.desc}" if m.desc else ""
         output.out(f"{m.name}  {m.path}  {m.versions} version(s){desc}")
-        if m.latest is not None:
-            output.out(f"  latest      {_version_line(m.latest)}")
-        for alias, v in sorted(m.aliases.items()):
-            output.out(f"  {alias:<11} {_version_line(v)}")
+        shown = [("latest", m.latest)] if m.latest is not None else []
+        for label, v in [*shown, *sorted(m.aliases.items())]:
+            output.out(f"  {label:<11} {_version_line(v)}")
+            if v.params:
+                output.out(f"  {'':<11} params: {_params_line(v)}")
+
+
+def _params_line(v: ModelVersion, most: int = 6) -> str:
+    """``train.C=2.0, train.seed=1 (+3)``: the params that made the version."""
+    flat = [f"{k}={val}" for _f, values in sorted(v.params.items())
+            for k, val in sorted(values.items())]
+    more = f" (+{len(flat) - most})" if len(flat) > most else ""
+    return ", ".join(flat[:most]) + more
 
 
 def _version_line(v: ModelVersion) -> str:

@@ -10,6 +10,7 @@ one no commit names ``local:<hash prefix>``. ``VERSION`` is ``vN``, a hash prefi
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -214,4 +215,9 @@ def resolve(repo: Project, path: str, version: str, versions: list[Version]) -> 
     if len(found) > 1:
         raise UsageError(f"'{version}' matches several versions of {path}",
                          hint="give more hex digits")
-    raise UsageError(f"{path} has no version '{version}'", hint=f"it has: {listing}")
+    aliases = sorted({t for v in versions for t in v.tags})
+    close = difflib.get_close_matches(version, aliases, n=1)
+    named = f"; aliases: {', '.join(aliases)}" if aliases else ""
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise UsageError(f"{path} has no version '{version}'",
+                     hint=f"{hint}it has: {listing}{named}")

@@ -15,7 +15,7 @@ it arrives otherwise: :mod:`pipeflow.lineage.aliasstate`).
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pipeflow.errors import CheckFailed, UsageError
 from pipeflow.lineage import tags as tagfile
@@ -44,6 +44,8 @@ class AliasMove:
     previous_label: str | None
     signer: str | None
     """The signing key's name when the move was signed."""
+    signature: str = "unsigned"
+    """``trusted`` (by a key in keys.trusted), ``untrusted`` or ``unsigned``."""
     problems: tuple[LogProblem, ...] = ()
 
 
@@ -112,12 +114,18 @@ def promote(repo: Project, target: str, alias: str, *, note: str | None = None,
         move = _write(repo, where.path, alias, chosen.hash, kind="move", note=note,
                       model=model, policy=policy)
         _confirm(repo, where.path, alias, chosen.hash)
+    chosen = replace(chosen, tags=tuple(sorted({*chosen.tags, alias})))
     return AliasMove(alias, where.path, model, "move", chosen, move.previous,
-                     label_of(versions, move.previous), _signer(repo), log.problems)
+                     label_of(versions, move.previous), *_signed(repo, policy), log.problems)
 
 
-def _signer(repo: Project) -> str | None:
-    return repo.signer.name if repo.signer is not None else None
+def _signed(repo: Project, policy: AliasPolicy) -> tuple[str | None, str]:
+    """(the key's name, ``trusted``/``untrusted``/``unsigned``) of this user's moves."""
+    signer = repo.signer
+    if signer is None:
+        return None, "unsigned"
+    trusted = policy.trusted.name_of(signer.public)
+    return (trusted, "trusted") if trusted is not None else (signer.name, "untrusted")
 
 
 def _states(log: TagLog) -> dict[tuple[str, str], TagState]:
@@ -163,7 +171,10 @@ def _owner(path: str, models: dict[str, DeclaredModel]) -> str:
 def rollback(repo: Project, alias: str, model_or_path: str | None = None, *,
              note: str | None = None, wait: float = 0.0) -> AliasMove:
     """Move ``alias`` back to the version it named before its last move; recorded as
-    a move of its own (kind ``rollback``), so it stays in the history."""
+    a move of its own (kind ``rollback``), so it stays in the history. ``MODEL@ALIAS``
+    names both at once."""
+    if "@" in alias and model_or_path is None:
+        model_or_path, _, alias = alias.rpartition("@")
     models = declared(repo)
     policy = AliasPolicy.of(repo)
     _check_allowed(repo, policy, alias)
@@ -182,9 +193,10 @@ def rollback(repo: Project, alias: str, model_or_path: str | None = None, *,
         move = _write(repo, path, alias, state.before, kind="rollback", note=note,
                       model=model.name if model else None, policy=policy)
         _confirm(repo, path, alias, state.before)
-    chosen = next((v for v in versions if v.hash == state.before), None)
+    chosen = next((replace(v, tags=tuple(sorted({*v.tags, alias}))) for v in versions
+                   if v.hash == state.before), None)
     return AliasMove(alias, path, model.name if model else None, "rollback", chosen,
-                     move.previous, label_of(versions, move.previous), _signer(repo),
+                     move.previous, label_of(versions, move.previous), *_signed(repo, policy),
                      log.problems)
 
 
@@ -206,5 +218,5 @@ def delete(repo: Project, model_or_path: str, alias: str, *,
                       model=model.name if model else None, policy=policy)
         _confirm(repo, path, alias, None)
     return AliasMove(alias, path, model.name if model else None, "delete", None,
-                     move.previous, label_of(versions, move.previous), _signer(repo),
+                     move.previous, label_of(versions, move.previous), *_signed(repo, policy),
                      log.problems)

@@ -95,7 +95,7 @@ class Signer:
 
 def _key_error(path: Path, what: str) -> ConfigError:
     return ConfigError(
-        f"signing key {path}: {what}", Location(str(path)),
+        f"this signing key file: {what}", Location(str(path)),
         hint="make a new one with `pipeflow keys generate --force` (then have it trusted "
              f"again), or point {ENV_KEY} at a good key file")
 

@@ -4,6 +4,7 @@ aliases at once, notes, the tag group as the same mechanism (issue 14, items 1-3
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -189,3 +190,41 @@ def test_verify_repair_keeps_notes_and_what_the_aliases_name(reg: Project) -> No
     notes = {x["version"]: [n["text"] for n in x["notes"]]
              for x in as_json(reg, "versions", PATH)["versions"]}
     assert notes == {"v1": ["the first one"], "v2": [], "v3": []}
+
+
+def test_a_mistyped_alias_gets_a_did_you_mean_wherever_a_version_is_named(reg: Project) -> None:
+    ok(reg, "promote", f"{MODEL}@v2", "production")
+    for args in (("checkout", f"{MODEL}@prodution"), ("promote", f"{MODEL}@prodution", "x"),
+                 ("lineage", f"{MODEL}@prodution")):
+        res = reg.run(*args)
+        assert res.code == 2, res.text
+        assert "did you mean 'production'?" in res.err and "aliases: production" in res.err
+
+
+def test_rollback_takes_model_at_alias_and_models_shows_params(reg: Project) -> None:
+    ok(reg, "promote", f"{MODEL}@v1", "production")
+    ok(reg, "promote", f"{MODEL}@v2", "production")
+    assert ok(reg, "rollback", f"{MODEL}@production").startswith(
+        "rolled back: production -> clf v1")
+    text = ok(reg, "models")
+    assert "  production  v1" in text and "params: train.epochs=2, train.lr=0.1" in text
+    moved = reg.run("promote", f"{MODEL}@v3", "canary", "--json")
+    assert json.loads(moved.out)["signature"] == "unsigned"
+
+
+def test_an_untrusted_key_never_reads_as_the_name_it_claims(
+        reg: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.functional.helpers_registry import user_key
+
+    trusted = user_key(tmp_path / "alice", "alice")
+    with (reg.root / ".pipeflow" / "config").open("a") as f:
+        f.write(f'keys:\n  trusted:\n    alice: "{trusted}"\n')
+    user_key(tmp_path / "mallory", "alice")  # another key, the same name
+    monkeypatch.setenv("PIPEFLOW_CONFIG_DIR", str(tmp_path / "mallory"))
+    out = ok(reg, "promote", f"{MODEL}@v2", "canary")
+    assert "signed with key 'alice', which keys.trusted does not list" in out
+    assert "signed by alice" not in out
+    assert "by alice (untrusted key)" in ok(reg, "aliases")
+    monkeypatch.setenv("PIPEFLOW_CONFIG_DIR", str(tmp_path / "alice"))
+    assert "signed by alice" in ok(reg, "promote", f"{MODEL}@v3", "canary")
+    assert "by alice (signed)" in ok(reg, "aliases")
