@@ -168,6 +168,11 @@ def checkout_command(
     instead; `status` then says so and `repro` restores the locked version. An
     output whose object is not in the cache is reported (exit 1); `pipeflow repro`
     recomputes it.
+
+    \b
+    Examples:
+      pipeflow checkout
+      pipeflow checkout wine-classifier@production
     """
     from pipeflow.ops.checkout import checkout
     from pipeflow.registry.models import expand_model

@@ -283,11 +283,14 @@ def verify_command(
     trusted, refused moves of protected aliases, and records from other clones that
     are unsigned (chains not seen before marked new).
 
+    docs/history.md (records) and docs/registry.md (signatures, the trust model) say
+    what this protects against.
+
     \b
     Examples:
       pipeflow verify
+      pipeflow verify --repair
       pipeflow verify --json | jq .signatures
-    docs/history.md says what this protects against.
     """
     from pipeflow.errors import CheckFailed
     from pipeflow.ops.verify import verify

@@ -43,7 +43,13 @@ def set_command(target: Target, name: AliasName, note: Note = None, wait: Wait =
 
 def list_command(owner: Owner = None, json_out: Json = False,
                  verbose: Verbose = False) -> None:
-    """Where each tag points (`pipeflow aliases`)."""
+    """Where each tag points (`pipeflow aliases`).
+
+    \b
+    Examples:
+      pipeflow tag list
+      pipeflow tag list wine-classifier --json
+    """
     from pipeflow.cli.registry import aliases_command
 
     aliases_command(owner, history=False, json_out=json_out, verbose=verbose)
@@ -51,7 +57,13 @@ def list_command(owner: Owner = None, json_out: Json = False,
 
 def log_command(owner: Owner = None, json_out: Json = False,
                 verbose: Verbose = False) -> None:
-    """Every move of every tag: who, when, from, to, note (`pipeflow aliases --history`)."""
+    """Every move of every tag: who, when, from, to, note (`pipeflow aliases --history`).
+
+    \b
+    Examples:
+      pipeflow tag log
+      pipeflow tag log models/model.pkl --json
+    """
     from pipeflow.cli.registry import aliases_command
 
     aliases_command(owner, history=True, json_out=json_out, verbose=verbose)
