@@ -247,6 +247,11 @@ def _read_text(path: Path) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
+def log_text(dot: Path) -> str:
+    """The log's text as read (undecodable bytes kept as escapes)."""
+    return _read_text(dot / TAGS_FILE)
+
+
 def read_log(dot: Path, policy: AliasPolicy | None = None) -> TagLog:
     """The tag log of the project whose ``.pipeflow`` is ``dot``, as ``policy`` reads
     it (none: every valid move counts, as for ``gc``, which keeps them all)."""

@@ -131,3 +131,30 @@ def test_a_protected_alias_refuses_an_untrusted_key_and_ignores_a_forged_move(
     # a trusted key still moves it
     ok(alice, "promote", f"{MODEL}@v3", "production")
     assert _aliases(alice) == {"production": v["v3"]}
+
+
+def test_a_signed_move_removed_by_hand_is_reported_by_verify(
+        project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Someone with git write access only deletes Alice's signed rollback: the alias
+    goes back with nothing to skip, but git history still witnesses the entry."""
+    alice, bob, _alice_cfg, bob_cfg = _team(project, tmp_path, monkeypatch)
+    v = labels(alice)
+    ok(alice, "promote", f"{MODEL}@v1", "production")
+    ok(alice, "promote", f"{MODEL}@v2", "production")
+    ok(alice, "rollback", "production", "--note", "v2 is bad")
+    commit(alice, "roll back")
+    alice.git("push", "-q", "origin", "main")
+    _as(monkeypatch, bob_cfg)
+    bob.git("pull", "-q", "--no-rebase", "origin", "main")
+    log = bob.root / ".pipeflow" / "tags.jsonl"
+    log.write_text("".join(log.read_text().splitlines(keepends=True)[:-1]))
+    commit(bob, "nothing to see")
+    assert _aliases(bob) == {"production": v["v2"]}  # the chain alone cannot tell
+    res = bob.run("verify")
+    assert res.code == 1, res.text
+    assert "rollback of 'production' of models/model.txt" in res.text
+    assert "is no longer in .pipeflow/tags.jsonl: a line was removed by hand" in res.text
+    # verify --repair's own removals are not reported
+    ok(alice, "promote", f"{MODEL}@v3", "canary")
+    commit(alice, "canary")
+    assert alice.run("verify").code == 0, alice.run("verify").text
