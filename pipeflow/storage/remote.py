@@ -380,8 +380,10 @@ class _Batch(Generic[R]):
     def start(self, workers: int) -> None:
         for n in range(workers):
             thread = threading.Thread(target=self._work, name=f"pipeflow-transfer-{n}")
-            self.threads.append(thread)
             thread.start()
+            # listed once started: a Ctrl-C between the two must not leave a thread
+            # that join() cannot wait for ("cannot join thread before it is started")
+            self.threads.append(thread)
 
     def _take(self) -> int | None:
         with self._lock:
