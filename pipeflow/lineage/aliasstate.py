@@ -84,6 +84,8 @@ class TagState:
     """Targets a rollback returns through, newest last (empty: deleted)."""
     moves: tuple[TagMove, ...]
     """Every move of the tag, in replay order."""
+    pushed_by: tuple[str, ...] = ()
+    """The id of the move that put each target of ``stack`` there."""
 
     @property
     def target(self) -> str | None:
@@ -94,25 +96,37 @@ class TagState:
         """What a rollback would return to (None: nothing earlier)."""
         return self.stack[-2] if len(self.stack) > 1 else None
 
+    @property
+    def top_move(self) -> str | None:
+        """The id of the move a rollback undoes (the one that set the target)."""
+        return self.pushed_by[-1] if self.pushed_by else None
+
 
 def replay(moves: tuple[TagMove, ...] | list[TagMove]) -> dict[tuple[str, str], TagState]:
-    """(path, tag) -> its state after every move, in (when, id) order."""
+    """(path, tag) -> its state after every move, in (when, id) order.
+
+    A rollback names the move it undoes (``undoes``): that move's target leaves the
+    stack wherever it is, so a colleague's move merged in between is kept and the
+    undone version is never returned to; then the rollback's own target is the top.
+    A rollback without ``undoes`` (none is written so) pops the newest target."""
     by_key: dict[tuple[str, str], list[TagMove]] = {}
     for move in moves:
         by_key.setdefault((move.path, move.name), []).append(move)
     states: dict[tuple[str, str], TagState] = {}
     for key, group in by_key.items():
         group.sort(key=lambda m: (m.when, m.id))
-        stack: list[str] = []
+        stack: list[tuple[str, str]] = []  # (target, the move that pushed it)
         for move in group:
             if move.kind == "delete":
                 stack.clear()
                 continue
             if move.kind == "rollback" and stack:
-                stack.pop()
-            if not stack or stack[-1] != move.hash:
-                stack.append(move.hash)
-        states[key] = TagState(group[-1], tuple(stack), tuple(group))
+                undone = [i for i, (_h, by) in enumerate(stack) if by == move.undoes]
+                del stack[undone[-1] if undone else -1]
+            if not stack or stack[-1][0] != move.hash:
+                stack.append((move.hash, move.id))
+        states[key] = TagState(group[-1], tuple(h for h, _ in stack), tuple(group),
+                               tuple(by for _, by in stack))
     return states
 
 

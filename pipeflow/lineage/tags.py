@@ -82,6 +82,8 @@ class TagMove:
     """Why (``promote --note``)."""
     model: str | None = None
     """The model name the move was made through (shown; the path decides)."""
+    undoes: str | None = None
+    """For a rollback: the id of the move it undid."""
     sig: Signature | None = field(default=None, compare=False)
     payload: bytes = field(default=b"", compare=False, repr=False)
     """The bytes ``sig`` signs."""
@@ -225,7 +227,8 @@ def _move(entry: Parsed) -> TagMove:
     return TagMove(b["path"], b["name"], b["hash"], _text(b.get("previous")),
                    str(b.get("user", "")), str(b.get("when", "")), entry.id, entry.chain,
                    entry.seq, entry.line, str(b.get("kind", "move")), _text(b.get("note")),
-                   _text(b.get("model")), Signature.from_json(b.get("sig")),
+                   _text(b.get("model")), _text(b.get("undoes")),
+                   Signature.from_json(b.get("sig")),
                    signed_bytes(b) if chain_fields else b"")
 
 
@@ -288,7 +291,8 @@ def _after(when: str) -> str:
 
 def move(dot: Path, chain: str, path: str, name: str, oid: str | None, user: str, *,
          kind: str = "move", note: str | None = None, model: str | None = None,
-         signer: Signer | None = None, policy: AliasPolicy | None = None) -> TagMove:
+         undoes: str | None = None, signer: Signer | None = None,
+         policy: AliasPolicy | None = None) -> TagMove:
     """Point tag ``name`` of ``path`` at content ``oid`` (``kind`` delete: at nothing;
     ``oid`` None then): one entry appended to this clone's ``chain`` in the log,
     signed when ``signer`` is given (the file is rewritten atomically, never torn).
@@ -312,7 +316,8 @@ def move(dot: Path, chain: str, path: str, name: str, oid: str | None, user: str
                               "when": when}
     if kind != "move":
         fields["kind"] = kind
-    fields.update({k: v for k, v in (("note", note), ("model", model)) if v})
+    fields.update({k: v for k, v in (("note", note), ("model", model), ("undoes", undoes))
+                   if v})
     body, number = _append(dot, log, chain, fields, signer)
     return _move(Parsed(number, "", body, body["id"], body["id"], chain, body["seq"]))
 

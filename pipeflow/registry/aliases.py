@@ -76,12 +76,14 @@ def _check_allowed(repo: Project, policy: AliasPolicy, alias: str) -> None:
 
 
 def _write(repo: Project, path: str, alias: str, oid: str | None, *, kind: str,
-           note: str | None, model: str | None, policy: AliasPolicy) -> TagMove:
+           note: str | None, model: str | None, policy: AliasPolicy,
+           undoes: str | None = None) -> TagMove:
     from pipeflow.git.gitattributes import ensure_attributes
 
     ensure_attributes(repo.root)
     return tagfile.move(repo.dot, repo.records.chain, path, alias, oid, user_of(repo),
-                        kind=kind, note=note, model=model, signer=repo.signer, policy=policy)
+                        kind=kind, note=note, model=model, undoes=undoes, signer=repo.signer,
+                        policy=policy)
 
 
 def _confirm(repo: Project, path: str, alias: str, expected: str | None) -> None:
@@ -191,7 +193,8 @@ def rollback(repo: Project, alias: str, model_or_path: str | None = None, *,
                                   "shows its moves; `pipeflow promote` moves it anywhere")
         model = model_of_path(models, path)
         move = _write(repo, path, alias, state.before, kind="rollback", note=note,
-                      model=model.name if model else None, policy=policy)
+                      model=model.name if model else None, policy=policy,
+                      undoes=state.top_move)
         _confirm(repo, path, alias, state.before)
     chosen = next((replace(v, tags=tuple(sorted({*v.tags, alias}))) for v in versions
                    if v.hash == state.before), None)

@@ -158,3 +158,30 @@ def test_a_signed_move_removed_by_hand_is_reported_by_verify(
     ok(alice, "promote", f"{MODEL}@v3", "canary")
     commit(alice, "canary")
     assert alice.run("verify").code == 0, alice.run("verify").text
+
+
+def test_a_rollback_merged_with_a_colleagues_move_never_returns_to_what_it_undid(
+        project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    alice, bob, alice_cfg, bob_cfg = _team(project, tmp_path, monkeypatch)
+    v = labels(alice)
+    ok(alice, "promote", f"{MODEL}@v1", "canary")
+    commit(alice, "canary v1")
+    alice.git("push", "-q", "origin", "main")
+    _as(monkeypatch, bob_cfg)
+    bob.git("pull", "-q", "--no-rebase", "origin", "main")
+    _as(monkeypatch, alice_cfg)
+    ok(alice, "promote", f"{MODEL}@v3", "canary")  # v3 turns out broken ...
+    _as(monkeypatch, bob_cfg)
+    ok(bob, "promote", f"{MODEL}@v2", "canary")  # ... while Bob, not pulled, ships v2
+    commit(bob, "canary v2")
+    bob.git("push", "-q", "origin", "main")
+    _as(monkeypatch, alice_cfg)
+    assert ok(alice, "rollback", "canary").startswith("rolled back: canary -> clf v1")
+    commit(alice, "roll back v3")
+    alice.git("pull", "-q", "--no-rebase", "origin", "main")
+    (now,) = as_json(alice, "aliases")["aliases"]
+    assert (now["hash"], now["rollback_to"]) == (v["v1"], "v2")  # the latest move decides
+    ok(alice, "rollback", "canary")
+    assert _aliases(alice) == {"canary": v["v2"]}
+    ok(alice, "rollback", "canary")
+    assert _aliases(alice) == {"canary": v["v1"]}  # never back to the broken v3
