@@ -13,6 +13,7 @@ the first-parent history of HEAD ever added with the entries the file holds now
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,12 +30,18 @@ class Removed:
     commit: str
     summary: str
     """``move of 'production' of models/model.pkl to 3fa9c2d1 by alice``."""
+    how: str | None = None
+    """None: removed by hand; else how it went."""
 
 
-def _ids(text: str) -> tuple[set[str], set[str]]:
-    """The ids of the entries ``text`` holds, and the ids its repair entries excuse."""
+Body = dict[str, object]
+
+
+def _ids(text: str) -> tuple[set[str], dict[str, Body]]:
+    """The ids of the entries ``text`` holds, and the ids its repair entries excuse
+    (with the repair entry that does)."""
     held: set[str] = set()
-    excused: set[str] = set()
+    excused: dict[str, Body] = {}
     for line in text.split("\n"):
         body = _body(line)
         if body is None:
@@ -44,11 +51,11 @@ def _ids(text: str) -> tuple[set[str], set[str]]:
             held.add(rid)
         removed = body.get("removed")
         if body.get("kind") == "repair" and isinstance(removed, list):
-            excused.update(r for r in removed if isinstance(r, str))
+            excused.update((r, body) for r in removed if isinstance(r, str))
     return held, excused
 
 
-def _body(line: str) -> dict[str, object] | None:
+def _body(line: str) -> Body | None:
     if not line.startswith("{"):
         return None
     try:
@@ -58,7 +65,7 @@ def _body(line: str) -> dict[str, object] | None:
     return body if isinstance(body, dict) else None
 
 
-def _summary(body: dict[str, object]) -> str:
+def _summary(body: Body) -> str:
     what = str(body.get("kind") or "move")
     if what == "note":
         return f"note on {str(body.get('path'))[:200]} by {str(body.get('user'))[:80]}"
@@ -66,9 +73,14 @@ def _summary(body: dict[str, object]) -> str:
             f"{str(body.get('hash'))[:8]} by {str(body.get('user'))[:80]}")
 
 
-def removed_entries(root: Path, dot: Path, text: str) -> list[Removed]:
+def removed_entries(root: Path, dot: Path, text: str, *,
+                    guarded: Callable[[Body], bool] = lambda _b: False,
+                    vouched: Callable[[Body], bool] = lambda _b: True) -> list[Removed]:
     """Entries the first-parent history of HEAD added to the log and ``text`` (the log
-    now) lacks; empty outside git or when git cannot say."""
+    now) lacks; empty outside git or when git cannot say. A repair entry excuses what
+    it names, except a ``guarded`` entry (a move of a protected alias) when the repair
+    entry is not ``vouched`` for (signed by a trusted key): anyone can write a repair
+    entry, and it must not be a way to remove a signed move."""
     import subprocess
 
     from pipeflow.git import gitcmd
@@ -93,7 +105,11 @@ def removed_entries(root: Path, dot: Path, text: str) -> list[Removed]:
             continue
         body = _body(raw[1:])
         rid = body.get("id") if body is not None else None
-        if body is None or not isinstance(rid, str) or rid in held or rid in excused:
+        if body is None or not isinstance(rid, str) or rid in held:
             continue
-        found[rid] = Removed(rid, commit, _summary(body))  # log runs newest first
+        marker = excused.get(rid)
+        if marker is not None and (vouched(marker) or not guarded(body)):
+            continue
+        how = None if marker is None else "set aside by a repair entry no trusted key signed"
+        found[rid] = Removed(rid, commit, _summary(body), how)  # log runs newest first
     return sorted(found.values(), key=lambda r: r.id)

@@ -257,22 +257,34 @@ def _all_records(records: RecordStore) -> list[tuple[str, int, str, str]]:
 def verify_tags(repo: Project, report: VerifyReport) -> None:
     """Every line of the tag log: it parses, its id matches its content, and it
     follows a line of its clone's chain. Reads skip the lines reported here."""
+    from pipeflow.lineage.aliasstate import AliasPolicy
     from pipeflow.lineage.taghistory import removed_entries
-    from pipeflow.lineage.tagline import TAGS_FILE
+    from pipeflow.lineage.tagline import TAGS_FILE, signed_bytes
     from pipeflow.lineage.tags import log_text, read
+    from pipeflow.signing.signatures import Signature
 
     for problem in read(repo).problems:
         report.problems.append(Problem(
             "tags", f"{problem.file}:{problem.line}",
             f"{problem.message} (reads skip it; `pipeflow verify --repair` sets it aside)"))
     shown = f".pipeflow/{TAGS_FILE}"
-    for gone in removed_entries(repo.root, repo.dot, log_text(repo.dot)):
+    policy = AliasPolicy.of(repo)
+
+    def guarded(body: dict[str, object]) -> bool:
+        return body.get("kind") != "note" and policy.protects(str(body.get("name")))
+
+    def vouched(body: dict[str, object]) -> bool:
+        sig = Signature.from_json(body.get("sig"))
+        return policy.trusted.verify(signed_bytes(body), sig).trusted
+
+    for gone in removed_entries(repo.root, repo.dot, log_text(repo.dot), guarded=guarded,
+                                vouched=vouched):
+        how = gone.how or "a line was removed by hand"
         report.problems.append(Problem(
             "tags", shown,
             f"entry {gone.id[:12]} ({gone.summary}), added by commit {gone.commit[:10]}, "
-            f"is no longer in {shown}: a line was removed by hand, and reads no longer "
-            f"see it (`git show {gone.commit[:10]}:{shown}` has it; put it back if no one "
-            "meant to remove it)"))
+            f"is no longer in {shown}: {how}, and reads no longer see it (`git show "
+            f"{gone.commit[:10]}:{shown}` has it; put it back if no one meant to remove it)"))
 
 
 def verify_pointers(repo: Project, report: VerifyReport) -> None:

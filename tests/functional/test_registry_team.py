@@ -185,3 +185,31 @@ def test_a_rollback_merged_with_a_colleagues_move_never_returns_to_what_it_undid
     assert _aliases(alice) == {"canary": v["v2"]}
     ok(alice, "rollback", "canary")
     assert _aliases(alice) == {"canary": v["v1"]}  # never back to the broken v3
+
+
+def test_an_unsigned_repair_entry_cannot_remove_a_signed_protected_move_unseen(
+        project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from pipeflow.lineage import tags
+
+    alice, bob, _alice_cfg, bob_cfg = _team(project, tmp_path, monkeypatch)
+    ok(alice, "promote", f"{MODEL}@v3", "production")
+    commit(alice, "ship v3")
+    alice.git("push", "-q", "origin", "main")
+    _as(monkeypatch, bob_cfg)
+    bob.git("pull", "-q", "--no-rebase", "origin", "main")
+    log = bob.root / ".pipeflow" / "tags.jsonl"
+    lines = log.read_text().splitlines()
+    signed = json.loads(lines[-1])
+    # Bob, with no trusted key, removes the move and writes a repair entry excusing it
+    marker = {"chain": "b" * 16, "seq": 1, "prev": None, "kind": "repair",
+              "removed": [signed["id"]], "user": "bob", "when": signed["when"]}
+    marker["id"] = tags.entry_id(marker)
+    log.write_text("\n".join([*lines[:-1], json.dumps(marker)]) + "\n")
+    commit(bob, "tidy")
+    assert "production" not in _aliases(bob)
+    res = bob.run("verify")
+    assert res.code == 1, res.text
+    assert "move of 'production' of models/model.txt" in res.text
+    assert "set aside by a repair entry no trusted key signed" in res.text
