@@ -142,3 +142,25 @@ def overriding(log: TagLog) -> list[Refused]:
         if state is None or (m.when, m.id) > (state.move.when, state.move.id):
             out.append(refused)
     return out
+
+
+def refusal_warnings(refused: list[Refused]) -> list[str]:
+    """What a reader is told about ``refused`` (see :func:`overriding`): each ignored
+    move, or one line for an alias with more than three (a project that turned
+    protection on after unsigned moves), then how to settle it."""
+    groups: dict[tuple[str, str], list[Refused]] = {}
+    for r in refused:
+        groups.setdefault((r.move.path, r.move.name), []).append(r)
+    lines = []
+    for (path, name), group in groups.items():
+        if len(group) <= 3:
+            lines.extend(r.message for r in group)
+            continue
+        newest = max(group, key=lambda r: (r.move.when, r.move.id)).move
+        lines.append(f".pipeflow/tags.jsonl: {len(group)} moves of protected alias '{name}' "
+                     f"of {path} ignored: none is signed by a trusted key (the newest: to "
+                     f"{newest.hash[:8]} by {newest.user or 'someone'})")
+    if lines:
+        lines.append("a `pipeflow promote` signed by a trusted key settles an alias; "
+                     "`pipeflow aliases --history` lists the ignored moves")
+    return lines

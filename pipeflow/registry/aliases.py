@@ -68,11 +68,14 @@ def _check_allowed(repo: Project, policy: AliasPolicy, alias: str) -> None:
     if why is None:
         return
     patterns = ", ".join(policy.protected)
+    hint = ("`pipeflow keys generate` makes a key; a maintainer trusts it with `pipeflow "
+            "keys trust NAME PUBLIC_KEY` and commits .pipeflow/config (docs/registry.md)"
+            if signer is None else
+            f"ask a maintainer to run `pipeflow keys trust {signer.name} {signer.public}` "
+            "and commit .pipeflow/config (docs/registry.md)")
     raise UsageError(
         f"alias '{alias}' is protected (registry.protected: {patterns}): moving it needs "
-        f"a signature by a trusted key, and {why}",
-        hint="`pipeflow keys generate` makes a key; a maintainer trusts it with `pipeflow "
-             "keys trust NAME PUBLIC_KEY` and commits .pipeflow/config (docs/registry.md)")
+        f"a signature by a trusted key, and {why}", hint=hint)
 
 
 def _write(repo: Project, path: str, alias: str, oid: str | None, *, kind: str,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeflow.lineage import tags as tagfile
-from pipeflow.lineage.aliasstate import AliasPolicy, overriding, replay
+from pipeflow.lineage.aliasstate import AliasPolicy, overriding, refusal_warnings, replay
 from pipeflow.lineage.tags import LogProblem, TagMove
 from pipeflow.lineage.versions import Version
 from pipeflow.ops.lineage import light_versions
@@ -115,7 +115,7 @@ def aliases(repo: Project, model_or_path: str | None = None, *,
         current.append(Alias(name, path, _model_name(models, path), state.target,
                              label_of(versions(path), state.target) or state.target[:8],
                              by_id[state.move.id], label_of(versions(path), state.before)))
-    refused = tuple(r.message for r in overriding(log) if wanted(r.move))
+    refused = tuple(refusal_warnings([r for r in overriding(log) if wanted(r.move)]))
     return AliasReport(current, history, log.problems, refused)
 
 

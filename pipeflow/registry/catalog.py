@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeflow.lineage import tags as tagfile
-from pipeflow.lineage.aliasstate import overriding
+from pipeflow.lineage.aliasstate import overriding, refusal_warnings
 from pipeflow.lineage.tags import LogProblem, Note
 from pipeflow.lineage.versions import Version, list_versions
 from pipeflow.project.project import Project
@@ -90,4 +90,4 @@ def catalog(repo: Project) -> Catalog:
         models.append(Model(model.name, model.path, model.stage, model.desc, len(found),
                             shown(latest) if latest else None, aliased,
                             shown(current) if current else None))
-    return Catalog(models, log.problems, tuple(r.message for r in overriding(log)))
+    return Catalog(models, log.problems, tuple(refusal_warnings(overriding(log))))

@@ -90,7 +90,7 @@ class Exported:
 def describe(repo: Project, target: str) -> ModelVersion:
     """Resolve ``MODEL_OR_PATH@VERSION`` and gather what an export says about it."""
     from pipeflow.lineage import tags as tagfile
-    from pipeflow.lineage.aliasstate import overriding
+    from pipeflow.lineage.aliasstate import overriding, refusal_warnings
     from pipeflow.lineage.versions import list_versions, resolve
     from pipeflow.ops.lineage import light_versions, lineage
     from pipeflow.registry.envexport import gather
@@ -110,7 +110,7 @@ def describe(repo: Project, target: str) -> ModelVersion:
     env = gather(found, aim.path, chosen.label, chosen.hash,
                  aim.model.name if aim.model else None)
     notes = tuple(n.text for n in log.notes_of(aim.path).get(chosen.hash, []))
-    refused = tuple(r.message for r in overriding(log) if r.move.path == aim.path)
+    refused = tuple(refusal_warnings([r for r in overriding(log) if r.move.path == aim.path]))
     return ModelVersion(aim.path, aim.model, full, aim.version, found, env, notes,
                         log.problems, refused)
 

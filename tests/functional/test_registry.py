@@ -228,3 +228,18 @@ def test_an_untrusted_key_never_reads_as_the_name_it_claims(
     monkeypatch.setenv("PIPEFLOW_CONFIG_DIR", str(tmp_path / "alice"))
     assert "signed by alice" in ok(reg, "promote", f"{MODEL}@v3", "canary")
     assert "by alice (signed)" in ok(reg, "aliases")
+
+
+def test_turning_protection_on_warns_once_per_alias_and_says_what_settles_it(
+        reg: Project) -> None:
+    for n in (1, 2, 3, 1, 2):
+        ok(reg, "promote", f"{MODEL}@v{n}", "production")
+    with (reg.root / ".pipeflow" / "config").open("a") as f:
+        f.write('registry:\n  protected: ["production*"]\n')
+    res = reg.run("aliases")
+    assert res.code == 0, res.text
+    assert res.err.count("warning:") == 2, res.err
+    assert "5 moves of protected alias 'production' of models/model.txt ignored" in res.err
+    assert "a `pipeflow promote` signed by a trusted key settles an alias" in res.err
+    res = reg.run("promote", f"{MODEL}@v3", "production")
+    assert res.code == 2 and "you have no signing key" in res.err
