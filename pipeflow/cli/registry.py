@@ -229,10 +229,12 @@ def _print_catalog(found: Catalog) -> None:
         desc = f"  {m.desc}" if m.desc else ""
         output.out(f"{m.name}  {m.path}  {m.versions} version(s){desc}")
         shown = [("latest", m.latest)] if m.latest is not None else []
-        for label, v in [*shown, *sorted(m.aliases.items())]:
-            output.out(f"  {label:<11} {_version_line(v)}")
+        rows = [*shown, *sorted(m.aliases.items())]
+        width = max((len(label) for label, _v in rows), default=0) + 1
+        for label, v in rows:
+            output.out(f"  {label:<{width}} {_version_line(v)}")
             if v.params:
-                output.out(f"  {'':<11} params: {_params_line(v)}")
+                output.out(f"  {'':<{width}} params: {_params_line(v)}")
 
 
 def _params_line(v: ModelVersion, most: int = 6) -> str:

@@ -151,7 +151,7 @@ def refusal_warnings(refused: list[Refused]) -> list[str]:
     groups: dict[tuple[str, str], list[Refused]] = {}
     for r in refused:
         groups.setdefault((r.move.path, r.move.name), []).append(r)
-    lines = []
+    lines: list[str] = []
     for (path, name), group in groups.items():
         if len(group) <= 3:
             lines.extend(r.message for r in group)

@@ -125,13 +125,25 @@ def name_fields(mv: ModelVersion) -> nametemplate.NameFields:
     for values in mv.params().values():
         for key, value in values.items():
             params.setdefault(key, value)
-    missing = {"n": f"{v.label} was never committed (commit pipeline.lock to number it)",
+    never = (f"{v.label} is committed off this branch's first-parent history (a merged "
+             "side branch): it has no vN here" if v.side else
+             f"{v.label} was never committed (commit pipeline.lock to number it)")
+    missing = {"n": never,
                "alias": f"no alias names {v.label} (`pipeflow promote` gives it one)",
                "date": "its first run's time is not recorded"}
     return nametemplate.NameFields(
         model=mv.name, version=v.label if v.number is not None else v.hash[:8],
         hash=v.hash[:8], stem=stem, ext=ext, n=v.number, alias=alias,
         date=v.first_seen[:10] or None, params=params, missing=missing)
+
+
+def _author(run: LineageRun | None) -> str | None:
+    """``alice (signed)`` or ``bob@x (unverified)``, as ``lineage`` says it."""
+    from pipeflow.lineage.who import UNSIGNED, Who
+
+    if run is None:
+        return None
+    return Who(run.user, run.trust.signature if run.trust else UNSIGNED).describe()
 
 
 def card_facts(mv: ModelVersion) -> card.CardFacts:
@@ -168,7 +180,7 @@ def card_facts(mv: ModelVersion) -> card.CardFacts:
         commit=producer.git_commit if producer else None,
         dirty_paths=producer.dirty_paths if producer else (), python=python,
         packages=env.pins(), environment_note=note,
-        user=producer.user if producer else None, date=mv.version.first_seen[:10] or None,
+        user=_author(producer), date=mv.version.first_seen[:10] or None,
         notes=mv.notes, lineage=tuple(brief))
 
 

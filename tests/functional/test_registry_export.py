@@ -89,7 +89,7 @@ def test_export_to_a_folder_names_the_file_by_template_with_lineage_and_card(
     assert "src/train.py" not in card.split("## Data versions")[1].split("## Code")[0]
     assert f"- python: cpython {platform.python_version()}" in card
     assert f"- PyYAML=={yaml.__version__}" in card
-    assert "- **Author**: " + run["user"] in card
+    assert "- **Author**: " + run["user"] + " (unverified)" in card  # no key signed it
     assert f"- **Date**: {version['first_seen'][:10]}" in card
     assert f"- train (run {run['id'][:12]}) <- data/raw.csv v1, src/train.py" in card
     for section in ("## Params", "## Metrics", "## Data versions", "## Code",
