@@ -189,9 +189,9 @@ def rollback(repo: Project, alias: str, model_or_path: str | None = None, *,
         versions = light_versions(repo, path, log.tags_of(path))
         if state.before is None:
             what = "was deleted" if state.target is None else \
-                f"has named only {label_of(versions, state.target)}"
+                f"names {label_of(versions, state.target)}, and no move before it is left"
             raise UsageError(f"alias '{alias}' of {_owner(path, models)} {what}: there is no "
-                             "earlier target to roll back to",
+                             "earlier target to roll back to (each rollback undoes one move)",
                              hint=f"`pipeflow aliases {_owner(path, models)} --history` "
                                   "shows its moves; `pipeflow promote` moves it anywhere")
         model = model_of_path(models, path)
