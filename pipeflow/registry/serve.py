@@ -5,9 +5,10 @@ A source is either a remote (any fsspec URL or folder; its registry snapshot, wh
 repository (a URL, a path, ``git+...``): then a shallow clone in a temporary folder
 (removed on every way out) gives the spec, the tag log read through the project's own
 policy (protected aliases) and the config's default remote, whose snapshot (if any)
-adds the ``vN`` labels a one-commit history cannot compute. Either way the object's
-bytes are checked against its xxh3-128 id before anyone sees them
-(docs/registry.md, "Serving").
+adds the ``vN`` labels a one-commit history cannot compute (with keys to check, only
+when that snapshot passes the check: a label from an unchecked snapshot could name
+any object). Either way the object's bytes are checked against its xxh3-128 id
+before anyone sees them (docs/registry.md, "Serving").
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from pipeflow.errors import StorageError
 from pipeflow.project.project import Project
 from pipeflow.registry import snapshot as snap
 from pipeflow.registry.models import DeclaredModel, declared
-from pipeflow.storage.remote import Remote, read_small
+from pipeflow.storage.remote import Remote, read_bounded
 
 if TYPE_CHECKING:
     from pipeflow.lineage.tags import TagLog
@@ -138,18 +138,19 @@ def build(repo: Project, remote: Remote,
 
 
 def _current(remote: Remote) -> snap.Snapshot | None:
-    """The remote's snapshot as it is now (None: none, or one not to keep)."""
+    """The remote's snapshot as it is now (None: none, or one not to keep). A remote
+    that cannot be read fails the publishing: writing blind could rewind it."""
     where = f"{remote.name}: {snap.FOLDER}/{snap.NAME}"
+    data = read_bounded(remote, snap.FOLDER, snap.NAME, snap.MAX_BYTES)
+    if data is None or len(data) > snap.MAX_BYTES:
+        return None  # none yet, or not one pipeflow wrote: replaced
     try:
-        data = read_small(remote, snap.FOLDER, snap.NAME, snap.MAX_BYTES)
-        if data is None:
-            return None
         envelope = snap.decode(data, where)
         if envelope.format == snap.LEGACY:
             return None  # no move ids to compare: replaced
         return snap.parse_body(envelope.body, where)
     except StorageError:
-        return None  # not one pipeflow reads (or newer): this push replaces it
+        return None  # not one this pipeflow reads (or newer): this push replaces it
 
 
 def _unseen(there: snap.Snapshot, log: TagLog) -> tuple[str, ...]:
