@@ -48,7 +48,13 @@ def test_format_1_is_still_read_and_a_newer_format_says_so() -> None:
 @pytest.mark.parametrize("data", [b"", b"[]", b"{", json.dumps({"kind": KIND}).encode(),
                                   body(wine={"path": 3}),
                                   body(wine={**wine(), "path": "../../etc/passwd"}),
-                                  body(wine={**wine(), "aliases": {"p": "../../etc"}})])
+                                  body(wine={**wine(), "aliases": {"p": "../../etc"}}),
+                                  json.dumps({"format": FORMAT, "kind": KIND,
+                                              "body": []}).encode(),
+                                  json.dumps({"format": FORMAT, "kind": KIND, "sig": "x",
+                                              "body": {"models": {}}}).encode(),
+                                  json.dumps({"format": True, "kind": KIND}).encode(),
+                                  body(wine={**wine(), "moves": {"production": 3}})])
 def test_what_is_not_a_snapshot_is_a_storage_error(data: bytes) -> None:
     with pytest.raises(StorageError, match="snap: "):
         parse(data, "snap")
