@@ -362,7 +362,7 @@ def open(  # shadows the builtin on purpose: pipeflow.open reads like it
     remote: str | None = None,
     repo: str | os.PathLike[str] | None = None,
     remote_name: str | None = None,
-    keys: Sequence[str] = (),
+    keys: str | Sequence[str] = (),
     require_signature: bool = False,
 ) -> IO[Any]:
     """Read output (or source) ``path`` as it was at ``version`` (vN, hash prefix or
@@ -377,7 +377,7 @@ def open(  # shadows the builtin on purpose: pipeflow.open reads like it
     there) or ``repo=GIT_URL_OR_PATH`` (a shallow clone, removed at once), ``path`` is
     a declared model (or its path) and ``version`` defaults to ``"production"``: no
     clone or project is needed (a serving process). ``remote_name`` picks the git
-    project's remote; ``keys`` (``[NAME=]ed25519:...``) and ``require_signature``
+    project's remote; ``keys`` (``[NAME=]ed25519:...``, one or a list) and ``require_signature``
     refuse a snapshot (or alias move) not signed by one of them (docs/registry.md, "Serving").
     """
     if mode not in ("rb", "r", "rt"):
@@ -404,13 +404,15 @@ def open(  # shadows the builtin on purpose: pipeflow.open reads like it
 
 def _served(model: str, version: str, remote: str | None,
             repo: str | os.PathLike[str] | None, remote_name: str | None,
-            keys: Sequence[str], require_signature: bool) -> io.BufferedReader:
+            keys: str | Sequence[str], require_signature: bool) -> io.BufferedReader:
     """``pipeflow.open`` from a registry: a remote's snapshot or a git project."""
     from pipeflow.registry.serve import Trust, open_model
 
     if remote is not None and repo is not None:
         raise UsageError("pipeflow.open: give remote= or repo=, not both")
     source = remote if remote is not None else os.fspath(repo or "")
+    if isinstance(keys, str):  # one key: its characters are not keys
+        keys = (keys,)
     return open_model(source, f"{model}@{version}", remote_name=remote_name,
                       trust=Trust.of(keys, require_signature))
 

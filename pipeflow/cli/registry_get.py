@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pipeflow.cli import output
 from pipeflow.cli.options import Json, Verbose
+
+if TYPE_CHECKING:
+    from pipeflow.registry.serve import Served
 
 
 def get_command(
@@ -46,14 +49,31 @@ def get_command(
     served = get(source, request, out, remote_name=remote_name,
                  trust=Trust.of(keys or (), require_signature))
     version = served.version
+    if served.signature != "trusted":
+        output.warn(_unchecked(served, bool(keys)))
     if json_out:
         output.emit_json({"schema": 1, "model": served.model, "path": served.path,
                           "alias": served.alias, "label": version.label,
                           "hash": version.hash, "size": version.size,
                           "source": served.source, "remote": served.remote,
-                          "signed_by": served.signed_by, "output": str(served.output)})
+                          "signed_by": served.signed_by, "signature": served.signature,
+                          "signed": served.signed_what, "output": str(served.output)})
         return
     named = f"{served.model}@{served.alias} = {version.label}" if served.alias else (
         f"{served.model}@{version.label}")
-    signed = f", snapshot signed by {served.signed_by}" if served.signed_by else ""
-    output.out(f"wrote {served.output}: {named} ({version.hash[:8]}, verified{signed})")
+    signed = (f"; {served.signed_what} signed by {served.signed_by}"
+              if served.signature == "trusted" else "")
+    output.out(f"wrote {served.output}: {named} ({version.hash[:8]}; its bytes verified "
+               f"against that hash{signed})")
+
+
+def _unchecked(served: Served, keyed: bool) -> str:
+    """The one-line warning for a version whose choice no trusted signature backs."""
+    who = ("anyone who can push to the git repository" if served.source == "git"
+           else f"anyone who can write to {served.remote}")
+    what = (f"which version {served.alias} names" if served.alias
+            else f"which version {served.version.label} is")
+    why = (f"{served.signed_what} unsigned" if served.signature == "unsigned" else
+           f"{served.signed_what} signed by {served.signed_by!r}, a key not checked")
+    fix = "" if keyed else " (pass --key PUBLIC_KEY to check who published it)"
+    return f"{why}: {who} could have changed {what}{fix}"

@@ -19,7 +19,7 @@ from pipeflow.cli.options import (
 )
 
 if TYPE_CHECKING:
-    from pipeflow.registry.snapshot import Published
+    from pipeflow.registry.snapshotwrite import Published
 
 
 def _progress(verb: str, quiet: bool):  # type: ignore[no-untyped-def]
@@ -134,6 +134,11 @@ def _report(verb: str, report, json_out: bool,  # type: ignore[no-untyped-def]
 
     for problem in report.skipped:
         output.warn(problem)
+    if published is not None and not published.written:
+        output.warn("registry snapshot not published: the remote's registry snapshot has "
+                    "alias moves this clone has not seen ("
+                    + ", ".join(published.unseen[:5]) + "); kept it. `git pull`, then "
+                    "push again (the data was pushed)")
     if json_out:
         body = {"schema": 1, "remote": report.remote, "objects": report.objects,
                 "records": report.records, "pointers": report.pointers,
@@ -142,12 +147,15 @@ def _report(verb: str, report, json_out: bool,  # type: ignore[no-untyped-def]
                 "lacking": [item.to_json() for item in report.lacking]}
         if published is not None:
             body["registry"] = {"models": published.models, "objects": published.objects,
-                                "signed_by": published.signed_by}
+                                "signed_by": published.signed_by,
+                                "published": published.written,
+                                "unseen_moves": list(published.unseen),
+                                "kept_versions": published.kept_versions}
         output.emit_json(body)
         return
     output.out(f"{verb} {report.objects} object(s), {report.records} run record(s) "
                f"({report.up_to_date} already there)")
-    if published is not None:
+    if published is not None and published.written:
         signed = f", signed by {published.signed_by}" if published.signed_by else ", unsigned"
         extra = (f" (and {published.objects} object(s) of aliased versions)"
                  if published.objects else "")
@@ -169,12 +177,20 @@ def push_command(targets: Targets = None, remote: RemoteName = None, json_out: J
     versions and the run cache work in every clone that pulls. When the pipeline
     declares models, a registry snapshot (signed with your key, if you have one) is
     published too, with the aliased versions' objects: `pipeflow get` reads it.
+    A clone whose tag log lacks an alias move the remote's snapshot names leaves
+    the snapshot as it is (`git pull`, then push again).
+
+    \b
+    Examples:
+      pipeflow push                    # everything, to the default remote
+      pipeflow push train -r backup    # what stage train needs, to remote backup
+      pipeflow push --json
     """
     from pipeflow.errors import SpecError
     from pipeflow.ops.remotes import open_remote
     from pipeflow.ops.transfer import push
     from pipeflow.project.project import Project
-    from pipeflow.registry.snapshot import publish
+    from pipeflow.registry.snapshotwrite import publish
 
     with Project.find() as repo:
         report = push(repo, remote, list(resolve_target_paths(repo.root, targets)) or None,

@@ -52,6 +52,18 @@ class AliasPolicy:
         registry = repo.config.registry
         return cls(registry.protected, registry.trusted)
 
+    @classmethod
+    def committed(cls, repo: Project) -> AliasPolicy:
+        """The policy of the committed ``.pipeflow/config`` alone: what the project
+        decided, with no ``config.local`` override of ``registry.protected`` or
+        ``keys.trusted`` (what ``push`` publishes for everyone must not follow one
+        machine's choice)."""
+        from pipeflow.project.config import Config, read_config_file
+
+        shared = repo.config_files[0]
+        registry = Config.from_mapping(read_config_file(shared), shared).registry
+        return cls(registry.protected, registry.trusted)
+
     def protects(self, name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.protected)
 

@@ -26,7 +26,7 @@ from pipeflow.planning.lacking import Lacking, lacking
 from pipeflow.project.project import LOCK_FILE, Project
 from pipeflow.records.records import MAX_SIG_BYTES, parse_pointer, read_pointer, sig_path
 from pipeflow.storage import exchange
-from pipeflow.storage.remote import Job, Progress, Remote, parallel
+from pipeflow.storage.remote import Job, Progress, Remote, parallel, read_bounded
 
 
 @dataclass
@@ -325,37 +325,63 @@ def _fetch_records(repo: Project, remote: Remote, report: TransferReport,
 
 def _fetch_signatures(repo: Project, remote: Remote, remote_sigs: set[str],
                       report: TransferReport) -> None:
-    """Bring the signatures of records of other chains this clone holds unsigned. Not
-    checked here: one that does not parse or verify leaves its record unsigned or
-    invalid (``verify`` says which), never fails the fetch."""
+    """Bring the signatures of records of other chains this clone holds unsigned, or
+    with a signature file that does not verify (garbage, say: the remote's, when it
+    differs, may be good). Not checked here: one that does not parse or verify leaves
+    its record unsigned or invalid (``verify`` says which), never fails the fetch."""
     records = repo.records
     todo = []
     for chain, _s, _i, path in records.iter_all():
         rel = _sig_rel(f"{chain}/{path.name}")
         # this clone signs its own chain: a signature from elsewhere is not taken
-        if chain != records.chain and rel in remote_sigs and not sig_path(path).exists():
+        if chain != records.chain and rel in remote_sigs and (
+                not sig_path(path).exists() or not _verifies(repo, f"{chain}/{path.name}")):
             todo.append(rel)
     for rel, ok in zip(todo, parallel([_get_signature(repo, remote, rel) for rel in todo]),
                        strict=True):
         if ok:
             report.signatures += 1
-        else:
+        elif ok is False:
             report.skipped.append(f"signature runs/{rel} on remote '{remote.name}' is larger "
                                   f"than {MAX_SIG_BYTES} bytes: not fetched (its record "
                                   "counts as unsigned)")
 
 
-def _get_signature(repo: Project, remote: Remote, rel: str) -> Job[bool]:
-    """A job fetching one record signature: True once in place, False if too large."""
+def _verifies(repo: Project, rel: str) -> bool:
+    """Whether record ``rel``'s signature file holds a signature of its bytes (by any
+    key: who is trusted is ``verify``'s question, not fetch's)."""
+    import json
+
+    from pipeflow.signing.signatures import Signature, Status, TrustedKeys
+
+    try:
+        raw = repo.records.signature_bytes(rel)
+        data = (repo.records.runs / rel).read_bytes()
+        sig = Signature.from_json(json.loads(raw or b"null"))
+    except (OSError, StorageError, ValueError, RecursionError):
+        return False
+    return sig is not None and TrustedKeys({}).verify(data, sig).status is not Status.INVALID
+
+
+def _get_signature(repo: Project, remote: Remote, rel: str) -> Job[bool | None]:
+    """A job fetching one record signature, read bounded (a huge file is never
+    downloaded whole): True once in place, False if too large, None when it is what
+    this clone holds already."""
     final = repo.records.runs / rel
 
-    def job(stop: threading.Event) -> bool:
-        with atomicfile.Staged(final) as staged:
-            remote.download("runs", rel, staged.tmp, stop)
-            if staged.tmp.stat().st_size > MAX_SIG_BYTES:
-                return False
-            staged.publish()
-            return True
+    def job(stop: threading.Event) -> bool | None:
+        data = read_bounded(remote, "runs", rel, MAX_SIG_BYTES)
+        if data is None:
+            return None  # removed since the listing
+        if len(data) > MAX_SIG_BYTES:
+            return False
+        try:
+            if final.read_bytes() == data:
+                return None
+        except OSError:
+            pass  # none here yet
+        atomicfile.write_bytes(final, data)
+        return True
     return job
 
 

@@ -5,9 +5,10 @@ A source is either a remote (any fsspec URL or folder; its registry snapshot, wh
 repository (a URL, a path, ``git+...``): then a shallow clone in a temporary folder
 (removed on every way out) gives the spec, the tag log read through the project's own
 policy (protected aliases) and the config's default remote, whose snapshot (if any)
-adds the ``vN`` labels a one-commit history cannot compute. Either way the object's
-bytes are checked against its xxh3-128 id before anyone sees them
-(docs/registry.md, "Serving").
+adds the ``vN`` labels a one-commit history cannot compute (with keys to check, only
+when that snapshot passes the check: a label from an unchecked snapshot could name
+any object). Either way the object's bytes are checked against its xxh3-128 id
+before anyone sees them (docs/registry.md, "Serving").
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import contextlib
 import hashlib
 import io
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -31,7 +33,7 @@ from pipeflow.storage.remote import Remote, read_small
 
 if TYPE_CHECKING:
     from pipeflow.project.project import Project
-    from pipeflow.signing.signatures import TrustedKeys, Verdict
+    from pipeflow.signing.signatures import Signature, TrustedKeys, Verdict
 
 REMOTE_NAME = "registry"
 """The name errors give a remote named by its URL."""
@@ -74,6 +76,12 @@ class Served:
     remote: str
     """The remote's URL (credentials redacted)."""
     signed_by: str | None = None
+    """Who signed what decided it (trusted: a name from --key; else the name claimed)."""
+    signature: str = "unsigned"
+    """``trusted`` (by a key given), ``untrusted`` (valid, no key given to check it
+    against) or ``unsigned``."""
+    signed_what: str = "snapshot"
+    """What the signature covers: ``snapshot``, or ``alias move in the tag log``."""
     output: Path | None = None
 
 
@@ -105,12 +113,12 @@ def resolve(source: str, request: str, *, remote_name: str | None = None,
     name, version = split_request(request)
     if is_git_source(source):
         with _clone(source) as root:
-            return _from_git(root, name, version, remote_name, trust)
+            return _from_git(root, name, version, remote_name, trust, source)
     if remote_name is not None:
         raise UsageError("--remote-name chooses among a git project's remotes; "
                          f"{source} is a remote already")
     remote = _open(source)
-    snapshot, signed_by = _read_snapshot(remote, trust)
+    snapshot, verdict = _read_snapshot(remote, trust)
     if snapshot is None:
         raise StorageError(f"no registry snapshot at {remote.url}",
                            hint="`pipeflow push` publishes one (from a project that "
@@ -118,7 +126,14 @@ def resolve(source: str, request: str, *, remote_name: str | None = None,
     model = snapshot.model(name)
     found, alias = model.resolve(version)
     return Served(model.name, model.path, found, alias, "remote", _shown(remote),
-                  signed_by), remote
+                  *_signature(verdict)), remote
+
+
+def _signature(verdict: Verdict | None) -> tuple[str | None, str]:
+    """(signer, ``trusted|untrusted|unsigned``) of a verdict that passed :func:`_judge`."""
+    if verdict is None or verdict.status == "unsigned":
+        return None, "unsigned"
+    return verdict.signer, "trusted" if verdict.trusted else "untrusted"
 
 
 def _shown(remote: Remote) -> str:
@@ -138,22 +153,37 @@ def _open(url: str) -> Remote:
     return remote
 
 
-def _read_snapshot(remote: Remote, trust: Trust) -> tuple[snap.Snapshot | None, str | None]:
-    """The snapshot and who signed it (a trusted name when ``trust`` has keys).
-    Read twice at most: a push may replace it between the snapshot and its signature."""
+def _read_snapshot(remote: Remote,
+                   trust: Trust) -> tuple[snap.Snapshot | None, Verdict | None]:
+    """The snapshot and the verdict on its signature (None: unsigned), judged by
+    ``trust``. A format-1 snapshot is read twice at most: a push may replace it
+    between the snapshot and its separate signature file."""
     where = f"{_shown(remote)}/{snap.FOLDER}/{snap.NAME}"
     for attempt in (1, 2):
         data = read_small(remote, snap.FOLDER, snap.NAME, snap.MAX_BYTES)
         if data is None:
             return None, None
-        sig = read_small(remote, snap.FOLDER, snap.SIG_NAME, snap.MAX_SIG_BYTES)
-        verdict, digest = _check(data, sig, trust)
-        racing = digest is not None and digest != hashlib.sha256(data).hexdigest()
-        if verdict is not None and verdict.status == "invalid" and racing and attempt == 1:
-            continue
+        envelope = snap.decode(data, where)
+        if envelope.format == snap.LEGACY:
+            sig = read_small(remote, snap.FOLDER, snap.SIG_NAME, snap.MAX_SIG_BYTES)
+            verdict, digest = _check(data, sig, trust)
+            racing = digest is not None and digest != hashlib.sha256(data).hexdigest()
+            if verdict is not None and verdict.status == "invalid" and racing \
+                    and attempt == 1:
+                continue
+        else:
+            verdict = _verify(envelope.signed, envelope.signature, trust)
         _judge(where, verdict, trust)
-        return snap.parse(data, where), verdict.signer if verdict else None
+        return snap.parse_body(envelope.body, where), verdict
     raise AssertionError("unreachable")
+
+
+def _verify(data: bytes, signature: Signature | None, trust: Trust) -> Verdict | None:
+    from pipeflow.signing.signatures import TrustedKeys
+
+    if signature is None:
+        return None
+    return (trust.keys or TrustedKeys({})).verify(data, signature)
 
 
 def _check(data: bytes, sig: bytes | None, trust: Trust) -> tuple[Verdict | None, str | None]:
@@ -167,7 +197,14 @@ def _check(data: bytes, sig: bytes | None, trust: Trust) -> tuple[Verdict | None
     return (trust.keys or TrustedKeys({})).verify(data, signature), digest
 
 
-def _judge(where: str, verdict: Verdict | None, trust: Trust) -> None:
+PUSH_SIGNED = ("push with a signing key: `pipeflow keys generate` on the machine that "
+               "pushes, then `pipeflow push` again")
+PROMOTE_SIGNED = ("move the alias with a signing key: `pipeflow keys generate`, then "
+                  "`pipeflow promote` again and push the tag log with git")
+
+
+def _judge(where: str, verdict: Verdict | None, trust: Trust,
+           unsigned_hint: str = PUSH_SIGNED) -> None:
     """Refuse what ``trust`` refuses; a signature that does not verify, always."""
     hint = ("publish it again with `pipeflow push` (signed by a key you trust); never "
             "serve from a registry whose snapshot was changed after signing")
@@ -175,7 +212,8 @@ def _judge(where: str, verdict: Verdict | None, trust: Trust) -> None:
     if verdict is not None and status == "invalid":
         raise StorageError(f"{where}: bad signature ({verdict.reason})", hint=hint)
     if status == "unsigned" and trust.required:
-        raise StorageError(f"{where} is not signed, and a signature is required", hint=hint)
+        raise StorageError(f"{where} is not signed, and a signature is required",
+                           hint=unsigned_hint)
     if verdict is not None and trust.keys is not None and not verdict.trusted:
         raise StorageError(f"{where} is {verdict.describe()}, none of the keys given "
                            "with --key", hint=hint)
@@ -206,12 +244,11 @@ def _clone(source: str) -> Iterator[Path]:
 
 
 def _from_git(root: Path, name: str, version: str, remote_name: str | None,
-              trust: Trust) -> tuple[Served, Remote]:
+              trust: Trust, source: str) -> tuple[Served, Remote]:
     from pipeflow.lineage import tags
     from pipeflow.ops.remotes import open_remote
     from pipeflow.project.project import Project
     from pipeflow.registry.models import declared
-    from pipeflow.signing.signatures import TrustedKeys
 
     if not (root / ".pipeflow").is_dir():
         empty = not any(p.name != ".git" for p in root.iterdir())
@@ -224,12 +261,15 @@ def _from_git(root: Path, name: str, version: str, remote_name: str | None,
             n: snap.SnapshotModel(n, m.path, m.desc, (), {}) for n, m in models.items()})
         model = listed.model(name)
         log = tags.read(repo)
-        remote = open_remote(repo, remote_name)
-        try:  # only for the vN labels: the tag log in git names the aliases
-            published, _ = _read_snapshot(remote, Trust())
-        except StorageError:
-            published = None
+        remote = _anchored(repo, open_remote(repo, remote_name), source)
+        published, labelled, labels = _labels(remote, trust)
         locked = _locked(repo, model.path)
+    if labels is not None and re.fullmatch(r"v\d+", version):
+        raise UsageError(f"{model.name}@{version}: from a git source, vN labels come from "
+                         f"the remote's registry snapshot, and {labels}",
+                         hint=f"ask for an alias (its move in the tag log is checked: "
+                              f"{model.name}@production) or a hash prefix "
+                              f"({model.name}@<hex>)")
     known = published.models.get(model.name) if published else None
     aliases = log.tags_of(model.path)  # the tag log in git decides, not the snapshot
     versions = known.versions if known else ()
@@ -237,14 +277,60 @@ def _from_git(root: Path, name: str, version: str, remote_name: str | None,
         versions = (*versions, locked)  # pushed since the snapshot was: still a version
     model = replace(model, versions=versions, aliases=aliases)
     found, alias = model.resolve(version)
-    signed_by = None
-    if alias is not None and (trust.keys is not None or trust.required):
+    verdict, what = labelled, "snapshot"
+    if alias is not None:
+        what = "alias move in the tag log"
+        from pipeflow.signing.signatures import TrustedKeys
+
         move = log.current[(model.path, alias)]
         verdict = (trust.keys or TrustedKeys({})).verify(move.payload, move.sig)
-        _judge(f"the move of alias '{alias}' ({move.when})", verdict, trust)
-        signed_by = verdict.signer if verdict else None
-    return Served(model.name, model.path, found, alias, "git", _shown(remote),
-                  signed_by), remote
+        _judge(f"the move of alias '{alias}' ({move.when})", verdict, trust,
+               PROMOTE_SIGNED)
+    signer, status = _signature(verdict)
+    return Served(model.name, model.path, found, alias, "git", _shown(remote), signer,
+                  status, what), remote
+
+
+def _labels(remote: Remote, trust: Trust
+            ) -> tuple[snap.Snapshot | None, Verdict | None, str | None]:
+    """The remote's snapshot (for its ``vN`` labels), the verdict on it when ``trust``
+    asks for a signature and it passed, and else why its labels are not to be
+    believed (None: they are, or there was no check)."""
+    checking = trust.keys is not None or trust.required
+    if checking:
+        try:
+            checked, verdict = _read_snapshot(remote, trust)
+        except StorageError as exc:
+            checked, verdict, why = None, None, exc.message
+        else:
+            why = ("there is none" if checked is None else
+                   "it is unsigned" if verdict is None else "")
+        if not why:
+            return checked, verdict, None
+    try:  # unchecked: only for the vN labels (the tag log in git names the aliases)
+        published, _ = _read_snapshot(remote, Trust())
+    except StorageError:
+        published = None
+    return published, None, (f"that snapshot does not verify: {why}" if checking else None)
+
+
+def _anchored(repo: Project, remote: Remote, source: str) -> Remote:
+    """``remote`` with a relative URL made absolute against the project's folder when
+    ``source`` is that folder (a working tree); refused otherwise: a clone's folder is
+    the cloner's choice, so a git URL does not say what a relative URL is relative
+    to, and the caller's folder (what it would resolve against) is unrelated."""
+    url = remote.url
+    if "://" in url or "::" in url or os.path.isabs(os.path.expanduser(url)):
+        return remote
+    folder = Path(source.removeprefix("git+").removeprefix("file://")).expanduser()
+    if not (folder / ".git").exists():
+        raise UsageError(f"the project's remote '{remote.name}' has a relative URL "
+                         f"({url!r}): relative to a clone's folder, which {redact(source)} "
+                         "does not give", hint="give the remote's own URL as the source "
+                         "(`pipeflow get URL MODEL@...`), or commit an absolute URL "
+                         f"(`pipeflow remote modify {remote.name} url /abs/path`)")
+    options = repo.config.remotes[remote.name].fs_options
+    return Remote(remote.name, str((folder.resolve() / url).resolve()), options)
 
 
 def _locked(repo: Project, path: str) -> snap.SnapshotVersion | None:
@@ -288,15 +374,34 @@ def get(source: str, request: str, out: Path, *, remote_name: str | None = None,
     """Write the version ``request`` names to ``out`` (atomically, verified)."""
     from pipeflow.files import atomicfile
 
-    if not out.parent.is_dir():
-        raise UsageError(f"cannot write {out}: the folder {out.parent} does not exist")
+    def unusable(exc: OSError) -> UsageError:
+        return UsageError(f"cannot write {_short(out)}: {exc.strerror or exc}",
+                          hint="give -o a file name (or folder) that can be written")
+
+    try:
+        if not out.parent.is_dir():
+            raise UsageError(f"cannot write {_short(out)}: the folder {_short(out.parent)} "
+                             "does not exist")
+    except OSError as exc:
+        raise unusable(exc) from None
     served, remote = resolve(source, request, remote_name=remote_name, trust=trust)
-    if out.is_dir():
-        out = out / Path(served.path).name
-    with atomicfile.Staged(out) as staged:
+    try:
+        if out.is_dir():
+            out = out / Path(served.path).name
+        staged = atomicfile.Staged(out)
+        staged.tmp.touch(exist_ok=False)  # an unusable name fails here, not mid-download
+        staged.tmp.unlink()  # the download makes it anew
+    except OSError as exc:
+        raise unusable(exc) from None
+    with staged:
         _download(served, remote, staged.tmp)
         staged.publish()
     return replace(served, output=out)
+
+
+def _short(path: Path) -> str:
+    text = str(path)
+    return text if len(text) <= 120 else f"{text[:60]}...{text[-40:]}"
 
 
 def open_model(source: str, request: str, *, remote_name: str | None = None,

@@ -1,40 +1,29 @@
 """The registry snapshot ``push`` publishes on a remote: models, versions, aliases.
 
 ``<remote>/registry/snapshot.json`` lets a serving process go from ``MODEL@ALIAS`` or
-``MODEL@vN`` to an object id with no clone (docs/registry.md, "Serving"). It is written
-under a temporary name and renamed (object stores publish an upload whole), and with
-this user's key set, ``registry/snapshot.json.sig`` beside it signs its exact bytes.
-
-A version is marked ``available`` only when the remote holds its object (and, for a
-folder, every file of it) once the push is done: the aliased versions' objects are
-pushed with the snapshot, so ``push TARGETS`` does not publish an alias that ``get``
-cannot serve. A project that declares no model publishes no snapshot.
+``MODEL@vN`` to an object id with no clone (docs/registry.md, "Serving"). Format 2 is
+one object, ``{"format": 2, "kind": ..., "body": {...}, "sig": {...} | null}``, the
+signature over the canonical bytes of ``body``: one upload replaces both, so two
+pushes at once cannot leave one's snapshot beside the other's signature. Format 1
+(the body at the top, its signature in ``snapshot.json.sig``) is still read.
+:mod:`pipeflow.registry.snapshotwrite` writes it; this module reads it.
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import re
-import tempfile
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pipeflow.errors import StorageError, UsageError
 from pipeflow.files import safepath
-from pipeflow.project.project import Project
-from pipeflow.registry.models import DeclaredModel, declared
 from pipeflow.signing.signatures import Signature
-from pipeflow.storage.remote import Remote
 
-if TYPE_CHECKING:
-    from pipeflow.lineage.versions import Version
-
-FORMAT = 1
+FORMAT = 2
+LEGACY = 1
+"""The format with the body at the top and a ``.sig`` file beside it."""
 KIND = "pipeflow-registry-snapshot"
 FOLDER = "registry"
 NAME = "snapshot.json"
@@ -43,6 +32,15 @@ MAX_BYTES = 16 << 20
 """A snapshot larger than this is not one pipeflow wrote (thousands of versions fit)."""
 MAX_SIG_BYTES = 4096
 _HEX = re.compile(r"[0-9a-f]{4,32}")
+
+
+@dataclass(frozen=True)
+class MoveRef:
+    """The tag-log move that decided an alias (its ``id`` and ``when``): a push from a
+    clone whose log lacks it would publish an older state (docs/registry.md)."""
+
+    id: str
+    when: str
 
 
 @dataclass(frozen=True)
@@ -67,6 +65,8 @@ class SnapshotModel:
     versions: tuple[SnapshotVersion, ...]
     aliases: dict[str, str]
     """Alias -> hash."""
+    moves: dict[str, MoveRef] = field(default_factory=dict)
+    """Alias -> the move that decided it (empty in format 1)."""
 
     def resolve(self, version: str) -> tuple[SnapshotVersion, str | None]:
         """The version ``version`` (vN, hash prefix or alias) names, and the alias if it
@@ -118,137 +118,68 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
-class Published:
-    """What :func:`publish` did."""
+class Envelope:
+    """A snapshot file taken apart: its body, the bytes a signature covers, and the
+    signature it carries (format 2; format 1 keeps it in a separate file)."""
 
-    models: int
-    objects: int
-    """Objects of aliased versions pushed with it (``push TARGETS`` had left them)."""
-    signed_by: str | None
-
-
-def _model_json(model: DeclaredModel, versions: list[Version], aliases: dict[str, str],
-                complete: Callable[[Version], bool]) -> dict[str, Any]:
-    listed = [{"label": v.label, "hash": v.hash, "isdir": v.isdir, "size": v.size,
-               "created": v.first_seen, "available": complete(v), "metrics": v.metrics}
-              for v in versions]
-    return {"path": model.path, "desc": model.desc, "stage": model.stage,
-            "versions": listed, "aliases": dict(sorted(aliases.items()))}
+    format: int
+    body: dict[str, Any]
+    signed: bytes
+    signature: Signature | None
 
 
-def _files(repo: Project, version: Version) -> set[str]:
-    """The objects serving ``version`` takes: its own and, for a folder whose manifest
-    the cache holds, its files'."""
-    if version.isdir and repo.store.has(version.hash):
-        return {version.hash, *(e.hash for e in repo.store.manifest(version.hash).entries)}
-    return {version.hash}
+def _bad(where: str, what: str) -> StorageError:
+    return StorageError(f"{where}: {what}: not a registry snapshot this pipeflow reads",
+                        hint="publish it again with `pipeflow push` from a clone of the "
+                             "project")
 
 
-def _who(repo: Project) -> str:
-    import subprocess
+def decode(data: bytes, where: str) -> Envelope:
+    """The envelope ``data`` holds; a StorageError naming ``where`` when it is none."""
+    from pipeflow.records.runrecord import canonical
 
-    from pipeflow.git import gitcmd
-
-    if repo.signer is not None:
-        return repo.signer.name
     try:
-        out = gitcmd.run(repo.root, "config", "user.email", timeout=30)
-        email = out.stdout.decode("utf-8", "replace").strip() if out.returncode == 0 else ""
-    except (OSError, subprocess.SubprocessError):
-        email = ""
-    return f"{email or 'unknown'} (unverified)"
-
-
-def build(repo: Project, remote: Remote) -> tuple[bytes, int] | None:
-    """The snapshot's bytes (canonical JSON) and how many objects of aliased versions
-    the remote lacked and were pushed first; None when the project declares no model."""
-    from pipeflow.lineage import tags
-    from pipeflow.lineage.versions import list_versions
-    from pipeflow.records.runrecord import canonical, iso
-    from pipeflow.storage import exchange
-
-    if not repo.spec_path.is_file():
-        return None  # source data only (`pipeflow add`): no model to publish
-    models = declared(repo)
-    if not models:
-        return None
-    log = tags.read(repo)
-    aliases = {name: log.tags_of(m.path) for name, m in models.items()}
-    versions = {name: list_versions(repo, m.path, tags=aliases[name])
-                for name, m in models.items()}
-    wanted: set[str] = set()
-    for name, listed in versions.items():
-        for v in listed:
-            if v.hash in aliases[name].values():
-                wanted |= _files(repo, v)
-    have = remote.objects()
-    send = sorted(o for o in wanted - have if repo.store.has(o))
-    exchange.push_objects(repo.store, remote, send)  # raises unless every one landed
-    have |= set(send)
-
-    def complete(v: Version) -> bool:
-        # a folder whose manifest this cache lacks cannot be checked: not claimed
-        return v.hash in have and (not v.isdir or repo.store.has(v.hash)) \
-            and _files(repo, v) <= have
-
-    body = {"format": FORMAT, "kind": KIND, "project": repo.root.name,
-            "published": iso(time.time()), "by": _who(repo),
-            "models": {name: _model_json(m, versions[name], aliases[name], complete)
-                       for name, m in models.items()}}
-    return canonical(body) + b"\n", len(send)
-
-
-def publish(repo: Project, remote: Remote) -> Published | None:
-    """Write the snapshot (and its signature, when this user has a key) on ``remote``;
-    None when the project declares no model (nothing is written)."""
-    from pipeflow.signing.signatures import sign
-
-    built = build(repo, remote)
-    if built is None:
-        return None
-    data, pushed = built
-    signer = repo.signer
-    if signer is not None:
-        sig = {**sign(signer, data).to_json(), "sha256": hashlib.sha256(data).hexdigest()}
-        _upload(remote, SIG_NAME, json.dumps(sig, sort_keys=True).encode() + b"\n")
-    _upload(remote, NAME, data)
-    if signer is None:
-        # a signature of an earlier snapshot would read as this one's, tampered
-        remote.remove(FOLDER, SIG_NAME)
-    count = len(json.loads(data)["models"])
-    return Published(count, pushed, signer.name if signer else None)
-
-
-def _upload(remote: Remote, name: str, data: bytes) -> None:
-    with tempfile.TemporaryDirectory(prefix="pipeflow-snapshot-") as folder:
-        local = Path(folder) / name
-        local.write_bytes(data)
-        remote.upload(local, FOLDER, name)
+        top = json.loads(data)
+    except (ValueError, RecursionError):
+        raise _bad(where, "not JSON") from None
+    if not isinstance(top, dict) or top.get("kind") != KIND:
+        raise _bad(where, f"no \"kind\": \"{KIND}\"")
+    fmt = top.get("format")
+    if isinstance(fmt, int) and not isinstance(fmt, bool) and fmt > FORMAT:
+        raise StorageError(f"{where}: format {fmt} not supported (a newer pipeflow wrote "
+                           f"it; this one reads formats {LEGACY} and {FORMAT})",
+                           hint="upgrade pipeflow: `pip install -U pipeflow`")
+    if fmt == LEGACY:
+        return Envelope(LEGACY, top, data, None)
+    if fmt != FORMAT:
+        raise _bad(where, f"format {str(fmt)[:20]!r}, this pipeflow reads {LEGACY} and "
+                          f"{FORMAT}")
+    body, sig = top.get("body"), top.get("sig")
+    if not isinstance(body, dict):
+        raise _bad(where, "no 'body' mapping")
+    signature = Signature.from_json(sig) if isinstance(sig, dict) else None
+    if sig is not None and signature is None:
+        raise StorageError(f"{where}: bad signature (its 'sig' does not parse)",
+                           hint="publish it again with `pipeflow push`")
+    return Envelope(FORMAT, body, canonical(body), signature)
 
 
 def parse(data: bytes, where: str) -> Snapshot:
     """The snapshot ``data`` holds; a StorageError naming ``where`` when it is not one."""
-    def bad(what: str) -> StorageError:
-        return StorageError(f"{where}: {what}: not a registry snapshot this pipeflow reads",
-                            hint="publish it again with `pipeflow push` from a clone of the "
-                                 "project")
-    try:
-        body = json.loads(data)
-    except (ValueError, RecursionError):
-        raise bad("not JSON") from None
-    if not isinstance(body, dict) or body.get("kind") != KIND:
-        raise bad(f"no \"kind\": \"{KIND}\"")
-    if body.get("format") != FORMAT:
-        raise bad(f"format {str(body.get('format'))[:20]!r}, this pipeflow reads {FORMAT}")
+    return parse_body(decode(data, where).body, where)
+
+
+def parse_body(body: dict[str, Any], where: str) -> Snapshot:
+    """The snapshot an envelope's body describes."""
     models = body.get("models")
     if not isinstance(models, dict):
-        raise bad("no 'models' mapping")
+        raise _bad(where, "no 'models' mapping")
     out = {}
     for name, model in models.items():
         try:
             out[str(name)] = _model(str(name), model)
         except (TypeError, KeyError, ValueError, AttributeError) as exc:
-            raise bad(f"model {str(name)[:60]!r} is malformed ({exc})") from None
+            raise _bad(where, f"model {str(name)[:60]!r} is malformed ({exc})") from None
     return Snapshot(_opt(body.get("project")), _opt(body.get("published")),
                     _opt(body.get("by")), out)
 
@@ -269,7 +200,10 @@ def _model(name: str, body: dict[str, Any]) -> SnapshotModel:
                                      _opt(v.get("created")), v.get("available") is True,
                                      dict(v.get("metrics") or {}))
                      for v in body["versions"])
-    return SnapshotModel(name, body["path"], _opt(body.get("desc")), versions, aliases)
+    moves = {str(a): MoveRef(str(m["id"]), str(m["when"]))
+             for a, m in (body.get("moves") or {}).items()}
+    return SnapshotModel(name, body["path"], _opt(body.get("desc")), versions, aliases,
+                         moves)
 
 
 def _oid(value: object) -> str:

@@ -286,17 +286,23 @@ def read_small(remote: Remote, kind: str, rel: str, limit: int) -> bytes | None:
     """The bytes of the small file ``kind/rel`` on ``remote`` (the registry snapshot),
     None when there is none; a StorageError when it is larger than ``limit`` bytes. (A
     function, not a method: few callers read a whole remote file.)"""
+    data = read_bounded(remote, kind, rel, limit)
+    if data is not None and len(data) > limit:
+        raise StorageError(f"remote '{remote.name}' ({redact(remote.url)}): {kind}/{rel} is "
+                           f"larger than {limit} bytes: not a file pipeflow wrote")
+    return data
+
+
+def read_bounded(remote: Remote, kind: str, rel: str, limit: int) -> bytes | None:
+    """At most ``limit + 1`` bytes of ``kind/rel`` (more than ``limit``: too large, and
+    no more was downloaded); None when there is no such file."""
     try:
         with remote.fs.open(remote.path(kind, rel), "rb") as src:
-            data = src.read(limit + 1)
+            return bytes(src.read(limit + 1))
     except FileNotFoundError:
         return None
     except remote.errors as exc:
         raise remote._fail(f"read {kind}/{rel}", exc) from exc
-    if len(data) > limit:
-        raise StorageError(f"remote '{remote.name}' ({redact(remote.url)}): {kind}/{rel} is "
-                           f"larger than {limit} bytes: not a file pipeflow wrote")
-    return bytes(data)
 
 
 UPLOAD_TEMP = re.compile(r"(?:\.tmp-[0-9a-f]{8}|(?:^|/)\.[^/]+\.tmp)$")

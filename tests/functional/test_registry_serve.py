@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,8 +54,14 @@ def remote_object(remote: Path, oid: str) -> Path:
                 if p.is_file() and p.parent.name + p.name == oid)
 
 
+def snapshot_body(remote: Path) -> dict[str, Any]:
+    top = json.loads((remote / "registry" / "snapshot.json").read_text())
+    assert top["format"] == 2
+    return dict(top["body"])
+
+
 def oid_of(remote: Path, version: str) -> str:
-    body = json.loads((remote / "registry" / "snapshot.json").read_text())
+    body = snapshot_body(remote)
     return str(next(v["hash"] for v in body["models"]["wine"]["versions"]
                     if v["label"] == version))
 
@@ -93,8 +100,10 @@ def test_push_targets_still_publishes_the_aliased_versions_objects(
     assert project.run("remote", "add", "other", str(remote), "--default").code == 0
     res = project.run("push", "train", "--json")  # only what the lock names: v2
     assert res.code == 0, res.text
-    assert json.loads(res.out)["registry"] == {"models": 1, "objects": 1, "signed_by": None}
-    snapshot = json.loads((remote / "registry" / "snapshot.json").read_text())
+    assert json.loads(res.out)["registry"] == {
+        "models": 1, "objects": 1, "signed_by": None, "published": True,
+        "unseen_moves": [], "kept_versions": 0}
+    snapshot = snapshot_body(remote)
     versions = snapshot["models"]["wine"]["versions"]
     assert [(v["label"], v["available"]) for v in versions] == [("v1", True), ("v2", True)]
     res = run_in(tmp_path / "server", "get", str(remote), "wine@production", "-o", "m.pkl")
@@ -161,7 +170,7 @@ def test_a_signed_snapshot_is_checked_against_the_keys_given(
     other = generate("mallory", path=tmp_path / "mallory.json")
     remote = tmp_path / "remote"
     made = model_project(project, remote)
-    assert (remote / "registry" / "snapshot.json.sig").is_file()
+    assert not (remote / "registry" / "snapshot.json.sig").exists()  # inside it now
     out = tmp_path / "server"
     res = run_in(out, "get", str(remote), "wine@production", "-o", "m.pkl", "--key",
                  f"alice={alice.public}", "--json")
@@ -172,19 +181,21 @@ def test_a_signed_snapshot_is_checked_against_the_keys_given(
     assert res.code == 1 and "none of the keys given" in res.err
     # the snapshot changed after signing: production now names v2
     path = remote / "registry" / "snapshot.json"
-    body = json.loads(path.read_text())
-    wine = body["models"]["wine"]
+    top = json.loads(path.read_text())
+    wine = top["body"]["models"]["wine"]
     wine["aliases"]["production"] = wine["versions"][1]["hash"]
-    path.write_text(json.dumps(body))
+    path.write_text(json.dumps(top))
     res = run_in(out, "get", str(remote), "wine@production", "-o", "x.pkl", "--key",
                  alice.public)
     assert res.code == 1, res.text
     assert "bad signature" in res.err and "Traceback" not in res.err
     assert not (out / "x.pkl").exists()
-    (remote / "registry" / "snapshot.json.sig").unlink()
+    top["sig"] = None
+    path.write_text(json.dumps(top))
     res = run_in(out, "get", str(remote), "wine@production", "-o", "x.pkl",
                  "--require-signature")
     assert res.code == 1 and "not signed" in res.err
+    assert "push with a signing key: `pipeflow keys generate`" in res.err
     assert (out / "m.pkl").read_text() == made["v1"]
 
 

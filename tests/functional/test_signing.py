@@ -213,6 +213,28 @@ def test_a_tampered_signature_fails_verify_and_never_a_fetch(
         assert len(body["signatures"]["invalid"]) == 2
 
 
+def test_a_garbage_signature_fetched_once_gives_way_to_the_remotes_good_one(
+        project: Project, users: Users, tmp_path: Path) -> None:
+    origin, store, _keys = _team(project, users, tmp_path)
+    garbled, huge = sorted(store.glob("runs/*/*.sig"))[:2]
+    good = garbled.read_bytes()
+    garbled.write_bytes(b"\xff not json {")
+    huge.write_bytes(b" " * (8 << 20))  # read bounded: never downloaded whole
+    bob = _clone(origin, tmp_path / "bob")
+    with users.as_("bob"):
+        res = bob.run("fetch")
+        assert res.code == 0 and "is larger than 4096 bytes: not fetched" in res.err
+        assert bob.run("verify").code == 1
+        garbled.write_bytes(good)  # the remote has a good copy again
+        res = bob.run("fetch", "--json")
+        assert res.code == 0 and json.loads(res.out)["signatures"] == 1, res.text
+        res = bob.run("verify")
+        assert "signed by alice: 2 run record(s)" in res.out, res.text
+        assert garbled.name not in res.out
+        res = bob.run("fetch", "--json")  # a good one is not fetched again
+        assert json.loads(res.out)["signatures"] == 0
+
+
 def test_a_damaged_key_file_stops_a_run_before_anything_is_written(
         project: Project, users: Users) -> None:
     assert project.run("init").code == 0

@@ -15,7 +15,8 @@ V1, V2 = "a" * 32, "b" * 32
 
 
 def body(**models: object) -> bytes:
-    return json.dumps({"format": FORMAT, "kind": KIND, "models": models}).encode()
+    return json.dumps({"format": FORMAT, "kind": KIND, "body": {"models": models},
+                       "sig": None}).encode()
 
 
 def wine() -> dict[str, object]:
@@ -37,10 +38,23 @@ def test_versions_resolve_by_label_prefix_and_alias() -> None:
         parse(body(wine=wine()), "snap").model("beer")
 
 
+def test_format_1_is_still_read_and_a_newer_format_says_so() -> None:
+    old = json.dumps({"format": 1, "kind": KIND, "models": {"wine": wine()}}).encode()
+    assert parse(old, "snap").model("wine").resolve("v2")[0].hash == V2
+    with pytest.raises(StorageError, match="format 3 not supported \\(a newer pipeflow"):
+        parse(json.dumps({"format": 3, "kind": KIND}).encode(), "snap")
+
+
 @pytest.mark.parametrize("data", [b"", b"[]", b"{", json.dumps({"kind": KIND}).encode(),
                                   body(wine={"path": 3}),
                                   body(wine={**wine(), "path": "../../etc/passwd"}),
-                                  body(wine={**wine(), "aliases": {"p": "../../etc"}})])
+                                  body(wine={**wine(), "aliases": {"p": "../../etc"}}),
+                                  json.dumps({"format": FORMAT, "kind": KIND,
+                                              "body": []}).encode(),
+                                  json.dumps({"format": FORMAT, "kind": KIND, "sig": "x",
+                                              "body": {"models": {}}}).encode(),
+                                  json.dumps({"format": True, "kind": KIND}).encode(),
+                                  body(wine={**wine(), "moves": {"production": 3}})])
 def test_what_is_not_a_snapshot_is_a_storage_error(data: bytes) -> None:
     with pytest.raises(StorageError, match="snap: "):
         parse(data, "snap")
