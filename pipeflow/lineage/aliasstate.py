@@ -15,7 +15,7 @@ so the tag keeps its last valid target, and reported (``verify``, a warning on r
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from pipeflow.lineage.tags import TagLog, TagMove
@@ -46,6 +46,10 @@ class AliasPolicy:
 
     protected: tuple[str, ...]
     trusted: TrustedKeys
+    _verdicts: dict[tuple[str, str], Verdict] = field(default_factory=dict, compare=False,
+                                                      repr=False)
+    """(entry id, signature value) -> its verdict: each signature is checked once per
+    policy (a read judges a protected move, ``aliases`` shows it again)."""
 
     @classmethod
     def of(cls, repo: Project) -> AliasPolicy:
@@ -68,7 +72,13 @@ class AliasPolicy:
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.protected)
 
     def verdict(self, move: TagMove) -> Verdict:
-        return self.trusted.verify(move.payload, move.sig)
+        if move.sig is None:
+            return self.trusted.verify(move.payload, None)
+        key = (move.id, move.sig.value)
+        found = self._verdicts.get(key)
+        if found is None:
+            found = self._verdicts[key] = self.trusted.verify(move.payload, move.sig)
+        return found
 
     def apply(self, log: TagLog) -> TagLog:
         """``log`` with the moves this policy refuses set apart."""

@@ -84,7 +84,7 @@ def aliases(repo: Project, model_or_path: str | None = None, *,
     models = declared(repo)
     only = resolve_target(repo, model_or_path, models).path if model_or_path else None
     policy = AliasPolicy.of(repo)
-    log = tagfile.read(repo)
+    log = tagfile.read_log(repo.dot, policy)  # one policy: each signature checked once
     labels: dict[str, list[Version]] = {}
 
     def versions(path: str) -> list[Version]:

@@ -75,9 +75,9 @@ def catalog(repo: Project) -> Catalog:
     models = []
     for model in declared(repo).values():
         entry = locked.get(model.path)
-        found = list_versions(repo, model.path, current_hash=entry.hash if entry else None,
-                              tags=log.tags_of(model.path))
         notes = log.notes_of(model.path)
+        found = list_versions(repo, model.path, current_hash=entry.hash if entry else None,
+                              tags=log.tags_of(model.path), notes=notes)
 
         def shown(v: Version, notes: dict[str, list[Note]] = notes) -> ModelVersion:
             return ModelVersion(v.label, v.hash, v.first_seen, v.metrics,

@@ -55,3 +55,13 @@ def test_quick_experiment_benchmark_runs() -> None:
         assert any(ln.startswith(code + " ") for ln in lines), f"no {code} in:\n{proc.stdout}"
     assert "jobs2/jobs1" in proc.stdout and "per experiment" in proc.stdout
     assert "scratch copy" in proc.stdout, "the breakdown names its steps"
+
+
+def test_registry_speed_runs_small() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "registry_speed.py"), "--versions", "20",
+         "--moves", "20", "--repeat", "1"],
+        cwd=ROOT / "benchmarks", capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    timed = [ln.split("  ")[0].strip() for ln in proc.stdout.splitlines() if " s " in ln]
+    assert timed == ["models", "aliases", "aliases --history", "versions tuned"], proc.stdout
