@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from pipeflow.lineage.tags import TagLog, TagMove
-from pipeflow.signing.signatures import TrustedKeys, Verdict
+from pipeflow.signing.signatures import Status, TrustedKeys, Verdict
 
 if TYPE_CHECKING:
     from pipeflow.project.project import Project
@@ -46,6 +46,8 @@ class AliasPolicy:
 
     protected: tuple[str, ...]
     trusted: TrustedKeys
+    project: str | None = None
+    """``registry.project``: a protected move must name it (signed) to count."""
     _verdicts: dict[tuple[str, str], Verdict] = field(default_factory=dict, compare=False,
                                                       repr=False)
     """(entry id, signature value) -> its verdict: each signature is checked once per
@@ -54,7 +56,7 @@ class AliasPolicy:
     @classmethod
     def of(cls, repo: Project) -> AliasPolicy:
         registry = repo.config.registry
-        return cls(registry.protected, registry.trusted)
+        return cls(registry.protected, registry.trusted, registry.project)
 
     @classmethod
     def committed(cls, repo: Project) -> AliasPolicy:
@@ -66,7 +68,7 @@ class AliasPolicy:
 
         shared = repo.config_files[0]
         registry = Config.from_mapping(read_config_file(shared), shared).registry
-        return cls(registry.protected, registry.trusted)
+        return cls(registry.protected, registry.trusted, registry.project)
 
     def protects(self, name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.protected)
@@ -89,6 +91,9 @@ class AliasPolicy:
         for move in log.moves:
             if self.protects(move.name):
                 verdict = self.verdict(move)
+                if verdict.trusted and self.project is not None and move.project != self.project:
+                    verdict = Verdict(Status.INVALID, verdict.signer,
+                                      "it was signed for another project (registry.project)")
                 if not verdict.trusted:
                     refused.append(Refused(move, verdict))
                     continue

@@ -75,7 +75,8 @@ def _summary(body: Body) -> str:
 
 def removed_entries(root: Path, dot: Path, text: str, *,
                     guarded: Callable[[Body], bool] = lambda _b: False,
-                    vouched: Callable[[Body], bool] = lambda _b: True) -> list[Removed]:
+                    vouched: Callable[[Body], bool] = lambda _b: True
+                    ) -> tuple[list[Removed], str | None]:
     """Entries the first-parent history of HEAD added to the log and ``text`` (the log
     now) lacks; empty outside git or when git cannot say. A repair entry excuses what
     it names, except a ``guarded`` entry (a move of a protected alias) when the repair
@@ -90,10 +91,15 @@ def removed_entries(root: Path, dot: Path, text: str, *,
         proc = gitcmd.run(root, "log", "--first-parent", "--format=%x00%H", "-p", "-U0",
                           "--no-color", "--no-ext-diff", "--no-renames", "HEAD", "--", rel,
                           timeout=120)
+    except subprocess.TimeoutExpired:
+        return [], "git took over 120 s to list the history of the alias log"
     except (OSError, subprocess.SubprocessError):
-        return []
-    if proc.returncode != 0 or len(proc.stdout) > _MAX_HISTORY_BYTES:
-        return []
+        return [], None  # no git: nothing to compare with
+    if proc.returncode != 0:
+        return [], None  # not a repository, or no commit yet
+    if len(proc.stdout) > _MAX_HISTORY_BYTES:
+        return [], (f"the history of the alias log is {len(proc.stdout) >> 20} MiB, over "
+                    f"the {_MAX_HISTORY_BYTES >> 20} MiB pipeflow reads")
     held, excused = _ids(text)
     found: dict[str, Removed] = {}
     commit = ""
@@ -112,4 +118,4 @@ def removed_entries(root: Path, dot: Path, text: str, *,
             continue
         how = None if marker is None else "set aside by a repair entry no trusted key signed"
         found[rid] = Removed(rid, commit, _summary(body), how)  # log runs newest first
-    return sorted(found.values(), key=lambda r: r.id)
+    return sorted(found.values(), key=lambda r: r.id), None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from pipeflow.files import safeload, safepath
 from pipeflow.records.records import canonical
 
 TAGS_FILE = "tags.jsonl"
+_OID = re.compile(r"[0-9a-f]{32}")
 LEGACY_CHAIN = "legacy"
 # How far ahead of this machine's clock a move's time may be (a colleague's clock
 # running fast). A later time would pin the tag: no honest move could follow it.
@@ -91,6 +93,10 @@ def parse_line(number: int, text: str) -> Parsed | str:
     unsafe = safepath.problem(body["path"])
     bad_path = None if unsafe is None else f"its path {body['path'][:200]!r} {unsafe}"
     bad_path = bad_path or _when_problem(body.get("when"))
+    if not bad_path and not _OID.fullmatch(body["hash"]):
+        # a version is a content id: anything else would be served as one (a snapshot
+        # built from it would not parse, and every `get` would fail)
+        bad_path = f"its hash {body['hash'][:40]!r} is not a content id (32 hex digits)"
     if "chain" not in body:  # the format before chains: the line's own hash is its id
         line_hash = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
         return Parsed(number, text, body, line_hash, line_hash, LEGACY_CHAIN, 0, bad_path)

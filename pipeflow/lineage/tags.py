@@ -84,6 +84,8 @@ class TagMove:
     """The model name the move was made through (shown; the path decides)."""
     undoes: str | None = None
     """For a rollback: the id of the move it undid."""
+    project: str | None = None
+    """The ``registry.project`` the move was made in (signed with it)."""
     sig: Signature | None = field(default=None, compare=False)
     payload: bytes = field(default=b"", compare=False, repr=False)
     """The bytes ``sig`` signs."""
@@ -227,7 +229,7 @@ def _move(entry: Parsed) -> TagMove:
     return TagMove(b["path"], b["name"], b["hash"], _text(b.get("previous")),
                    str(b.get("user", "")), str(b.get("when", "")), entry.id, entry.chain,
                    entry.seq, entry.line, str(b.get("kind", "move")), _text(b.get("note")),
-                   _text(b.get("model")), _text(b.get("undoes")),
+                   _text(b.get("model")), _text(b.get("undoes")), _text(b.get("project")),
                    Signature.from_json(b.get("sig")),
                    signed_bytes(b) if chain_fields else b"")
 
@@ -316,8 +318,9 @@ def move(dot: Path, chain: str, path: str, name: str, oid: str | None, user: str
                               "when": when}
     if kind != "move":
         fields["kind"] = kind
-    fields.update({k: v for k, v in (("note", note), ("model", model), ("undoes", undoes))
-                   if v})
+    project = policy.project if policy is not None else None
+    fields.update({k: v for k, v in (("note", note), ("model", model), ("undoes", undoes),
+                                     ("project", project)) if v})
     body, number = _append(dot, log, chain, fields, signer)
     return _move(Parsed(number, "", body, body["id"], body["id"], chain, body["seq"]))
 

@@ -113,9 +113,21 @@ def trust_key(repo: Project, name: str, public: str, *, force: bool = False) -> 
                                   "count as untrusted)")
         found["previous"] = previous if isinstance(previous, str) else None
         trusted[name] = public
+        _ensure_project_id(data)
 
     edit_config(repo, False, change)
     return TrustChange(name, public, found.get("previous"))
+
+
+def _ensure_project_id(data: dict[str, Any]) -> None:
+    """Give the project an id (``registry.project``) the first time it trusts a key:
+    alias moves sign it, so a signed move copied from another project never counts."""
+    import secrets
+
+    registry = data.get("registry")
+    if not isinstance(registry, dict):
+        registry = data["registry"] = {}
+    registry.setdefault("project", secrets.token_hex(16))
 
 
 def untrust_key(repo: Project, name: str) -> TrustChange:

@@ -277,8 +277,14 @@ def verify_tags(repo: Project, report: VerifyReport) -> None:
         sig = Signature.from_json(body.get("sig"))
         return policy.trusted.verify(signed_bytes(body), sig).trusted
 
-    for gone in removed_entries(repo.root, repo.dot, log_text(repo.dot), guarded=guarded,
-                                vouched=vouched):
+    removed, unchecked = removed_entries(repo.root, repo.dot, log_text(repo.dot),
+                                         guarded=guarded, vouched=vouched)
+    if unchecked is not None:
+        report.problems.append(Problem(
+            "tags", shown, f"cannot check that no entry was removed from {shown}: "
+                           f"{unchecked} (a padded history can hide a removal: look at "
+                           f"`git log -p -- {shown}`)"))
+    for gone in removed:
         how = gone.how or "a line was removed by hand"
         report.problems.append(Problem(
             "tags", shown,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ TRUST_KEY = "trust_run_cache"
 """The remote option that opts into that remote's unsigned run cache."""
 KNOWN: dict[str, tuple[str, ...]] = {"cache": ("dir", "link"), "core": ("remote",),
                                      "gc": ("grace",), "remote": (), "keys": ("trusted",),
-                                     "registry": ("protected",)}
+                                     "registry": ("protected", "project")}
 """Sections and their keys; ``remote`` maps remote names to their settings."""
 CREDENTIALS_HINT = ("put it in the git-ignored .pipeflow/config.local (`pipeflow remote add|"
                     "modify --local`), or give it through the environment or fsspec's own "
@@ -76,6 +77,9 @@ class RegistryConfig:
     """Glob patterns (``production*``) of aliases whose moves need a trusted signature."""
     trusted: TrustedKeys = field(default_factory=lambda: TrustedKeys({}))
     """``keys.trusted``: name -> public key."""
+    project: str | None = None
+    """``registry.project``: this project's id, signed into every alias move, so a
+    signed move copied from another project does not count here."""
 
 
 @dataclass(frozen=True)
@@ -173,8 +177,16 @@ def _registry(registry: Mapping[str, Any], keys: Mapping[str, Any],
     if not isinstance(trusted, dict):
         raise ConfigError("keys.trusted must map names to public keys", where,
                           hint="`pipeflow keys trust NAME PUBLIC_KEY` writes an entry")
+    project = registry.get("project")
+    if project is not None and (not isinstance(project, str)
+                                or not re.fullmatch(r"[0-9a-f]{8,64}", project)):
+        raise ConfigError(f"registry.project must be a hex id (got {str(project)[:40]!r})",
+                          at(("registry", "project")),
+                          hint="`pipeflow keys trust` writes one; never copy another "
+                               "project's")
     try:
-        return RegistryConfig(tuple(protected), TrustedKeys.from_mapping(trusted, "keys.trusted"))
+        return RegistryConfig(tuple(protected), TrustedKeys.from_mapping(trusted, "keys.trusted"),
+                              project)
     except ConfigError as exc:
         raise ConfigError(exc.message, where, hint=exc.hint) from None
 

@@ -33,6 +33,7 @@ from pipeflow.storage.remote import Remote, read_bounded
 if TYPE_CHECKING:
     from pipeflow.lineage.tags import TagLog
     from pipeflow.lineage.versions import Version
+    from pipeflow.signing.signatures import TrustedKeys
 
 
 @dataclass(frozen=True)
@@ -89,12 +90,12 @@ def _who(repo: Project) -> str:
 
 
 def _moves(log: TagLog, path: str) -> dict[str, dict[str, str]]:
-    """Alias of ``path`` -> the id and ``when`` of the move that decided it."""
+    """Alias of ``path`` -> the id and ``when`` of the move that decided it, a delete
+    too: a clone that has not seen the delete must not publish the alias again."""
     from pipeflow.lineage.aliasstate import replay
 
     return {name: {"id": state.move.id, "when": state.move.when}
-            for (at, name), state in replay(log.moves).items()
-            if at == path and state.target is not None}
+            for (at, name), state in replay(log.moves).items() if at == path}
 
 
 def build(repo: Project, remote: Remote,
@@ -137,20 +138,22 @@ def build(repo: Project, remote: Remote,
     return body, len(send), have
 
 
-def _current(remote: Remote) -> snap.Snapshot | None:
-    """The remote's snapshot as it is now (None: none, or one not to keep). A remote
-    that cannot be read fails the publishing: writing blind could rewind it."""
+def _current(remote: Remote, trusted: TrustedKeys) -> tuple[snap.Snapshot | None, bool]:
+    """The remote's snapshot as it is now (None: none, or one not to keep), and whether
+    a key of ``trusted`` signed it. A remote that cannot be read fails the publishing:
+    writing blind could rewind it."""
     where = f"{remote.name}: {snap.FOLDER}/{snap.NAME}"
     data = read_bounded(remote, snap.FOLDER, snap.NAME, snap.MAX_BYTES)
     if data is None or len(data) > snap.MAX_BYTES:
-        return None  # none yet, or not one pipeflow wrote: replaced
+        return None, False  # none yet, or not one pipeflow wrote: replaced
     try:
         envelope = snap.decode(data, where)
         if envelope.format == snap.LEGACY:
-            return None  # no move ids to compare: replaced
-        return snap.parse_body(envelope.body, where)
+            return None, False  # no move ids to compare: replaced
+        signed = trusted.verify(envelope.signed, envelope.signature).trusted
+        return snap.parse_body(envelope.body, where), signed
     except StorageError:
-        return None  # not one this pipeflow reads (or newer): this push replaces it
+        return None, False  # not one this pipeflow reads (or newer): replaced
 
 
 def _unseen(there: snap.Snapshot, log: TagLog) -> tuple[str, ...]:
@@ -187,17 +190,22 @@ def publish(repo: Project, remote: Remote) -> Published | None:
     from pipeflow.records.runrecord import canonical
     from pipeflow.signing.signatures import sign
 
-    log = tags.read_log(repo.dot, AliasPolicy.committed(repo))
+    log = tags.read_log(repo.dot, AliasPolicy.committed(repo))  # the project's, not a machine's
     built = build(repo, remote, log)
     if built is None:
         return None
     body, pushed, have = built
     signer = repo.signer
-    there = _current(remote)
+    policy = AliasPolicy.committed(repo)
+    there, vouched = _current(remote, policy.trusted)
     unseen = _unseen(there, log) if there is not None else ()
     if unseen:
         return Published(len(body["models"]), pushed, None, unseen)
-    kept = _merge(body, there, have) if there is not None else 0
+    # versions only the remote's snapshot lists are kept, never laundered: a signed
+    # snapshot keeps them only from one a trusted key signed (anyone who can write to
+    # the remote could have planted them in an unsigned one)
+    keep = there is not None and (signer is None or vouched)
+    kept = _merge(body, there, have) if keep and there is not None else 0
     sig = sign(signer, canonical(body)).to_json() if signer is not None else None
     data = canonical({"format": snap.FORMAT, "kind": snap.KIND, "body": body,
                       "sig": sig}) + b"\n"

@@ -233,3 +233,72 @@ def test_messages_for_one_key_a_newer_format_and_an_unsigned_snapshot(
         json.dumps({"format": 3, "kind": "pipeflow-registry-snapshot"}))
     res = run_in(tmp_path / "server", "get", str(remote), "wine@v1", "-o", "m.pkl")
     assert res.code == 1 and "format 3 not supported (a newer pipeflow wrote it" in res.err
+
+
+def test_a_stale_clone_never_brings_back_a_deleted_alias(project: Project,
+                                                          tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    model_project(project, remote)
+    origin = _origin(project, tmp_path)
+    assert project.run("tag", f"{MODEL}@v1", "canary").code == 0
+    commit(project, "canary")
+    project.git("push", "-q", "origin", "main")
+    assert project.run("push").code == 0
+    bob = _clone(origin, tmp_path / "bob")  # sees canary
+    assert project.run("tag", "delete", MODEL, "canary").code == 0
+    commit(project, "no canary")
+    project.git("push", "-q", "origin", "main")
+    assert project.run("push").code == 0
+    assert "canary" not in snapshot_body(remote)["models"]["wine"]["aliases"]
+    res = bob.run("push", "--json")
+    assert res.code == 0, res.text
+    assert "alias moves this clone has not seen (wine@canary)" in res.err
+    assert "canary" not in snapshot_body(remote)["models"]["wine"]["aliases"]
+
+
+def test_versions_planted_in_an_unsigned_snapshot_are_never_signed_into_the_next(
+        project: Project, tmp_path: Path) -> None:
+    from pipeflow.signing.keys import generate
+
+    remote = tmp_path / "remote"
+    model_project(project, remote)
+    key = generate("alice")  # this user's key (PIPEFLOW_CONFIG_DIR of the test)
+    assert project.run("keys", "trust", "alice", key.public).code == 0
+    commit(project, "trust alice")
+    assert project.run("push").code == 0
+    path = remote / "registry" / "snapshot.json"
+    top = json.loads(path.read_text())
+    planted = "f" * 32
+    top["body"]["models"]["wine"]["versions"].append(
+        {"label": "v9", "hash": planted, "isdir": False, "size": 5, "available": True,
+         "metrics": {}})
+    top["sig"] = None  # someone who can write to the remote, without alice's key
+    path.write_text(json.dumps(top))
+    res = project.run("push")
+    assert res.code == 0, res.text
+    body = snapshot_body(remote)
+    assert planted not in {v["hash"] for v in body["models"]["wine"]["versions"]}
+    res = run_in(tmp_path / "server", "get", str(remote), "wine@v9", "-o", "x.pkl",
+                 "--key", f"alice={key.public}")
+    assert res.code != 0 and not (tmp_path / "server" / "x.pkl").exists()
+
+
+def test_a_tag_log_line_whose_hash_is_no_content_id_is_skipped(project: Project,
+                                                               tmp_path: Path) -> None:
+    from pipeflow.lineage import tags
+
+    remote = tmp_path / "remote"
+    made = model_project(project, remote)
+    line = {"chain": "z" * 16, "seq": 1, "prev": None, "path": MODEL, "name": "staging",
+            "hash": "z" * 32, "previous": None, "user": "m",
+            "when": "2026-01-01T00:00:00.000+00:00"}
+    line["id"] = tags.entry_id(line)
+    with (project.root / ".pipeflow" / "tags.jsonl").open("a") as f:
+        f.write(json.dumps(line) + "\n")
+    res = project.run("aliases")
+    assert "is not a content id (32 hex digits): skipped" in res.err
+    assert "staging" not in res.out
+    assert project.run("push").code == 0
+    res = run_in(tmp_path / "server", "get", str(remote), "wine@production", "-o", "m.pkl")
+    assert res.code == 0 and (tmp_path / "server" / "m.pkl").read_text() == made["v1"], \
+        res.text

@@ -213,3 +213,45 @@ def test_an_unsigned_repair_entry_cannot_remove_a_signed_protected_move_unseen(
     assert res.code == 1, res.text
     assert "move of 'production' of models/model.txt" in res.text
     assert "set aside by a repair entry no trusted key signed" in res.text
+
+
+def test_a_signed_move_copied_from_another_project_does_not_count(
+        project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alice's key is trusted in two projects; a move she signed in the other one,
+    appended to this project's log by someone with git access, moves nothing here."""
+    alice_cfg = tmp_path / "alice-cfg"
+    alice_key = user_key(alice_cfg, "alice")
+    _as(monkeypatch, alice_cfg)
+    model_with_versions(project)
+    assert project.run("keys", "trust", "alice", alice_key).code == 0  # gives an id
+    with (project.root / ".pipeflow" / "config").open("a") as f:
+        f.write('  protected: ["production*"]\n')
+    other = Project(tmp_path / "other")
+    other.root.mkdir()
+    other.git("init", "-q", "-b", "main")
+    model_with_versions(other, (0.5,))
+    assert other.run("keys", "trust", "alice", alice_key).code == 0
+    ok(project, "promote", f"{MODEL}@v1", "production")
+    ok(other, "promote", f"{MODEL}@v1", "production")  # newer: it would decide
+    v = labels(project)
+    copied = (other.root / ".pipeflow" / "tags.jsonl").read_text().splitlines()[-1]
+    with (project.root / ".pipeflow" / "tags.jsonl").open("a") as f:
+        f.write(copied + "\n")
+    res = project.run("aliases", "--json")
+    assert res.code == 0, res.text
+    assert _aliases(project) == {"production": v["v1"]}
+    assert "signed for another project (registry.project)" in res.err
+
+
+def test_verify_says_when_the_alias_log_history_is_too_large_to_check(
+        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeflow.lineage import taghistory
+
+    model_with_versions(project, (0.1,))
+    ok(project, "promote", f"{MODEL}@v1", "production")
+    commit(project, "promote")
+    assert project.run("verify").code == 0
+    monkeypatch.setattr(taghistory, "_MAX_HISTORY_BYTES", 10)
+    res = project.run("verify")
+    assert res.code == 1, res.text
+    assert "cannot check that no entry was removed from .pipeflow/tags.jsonl" in res.text
