@@ -118,6 +118,9 @@ class LogProblem:
     file: str = f".pipeflow/{TAGS_FILE}"
     claimed: str | None = None
     """The id a well-formed line claims (what the lines after it in its chain name)."""
+    missing: str | None = None
+    """For an intact line skipped only because the line it follows is gone: that
+    line's id (``repair`` keeps the line and names the gone one)."""
 
     @property
     def message(self) -> str:
@@ -204,7 +207,11 @@ def parse_log(text: str, policy: AliasPolicy | None = None) -> TagLog:
     for entry in parsed:
         reason = entry.problem or link_problem(entry, claimed, excused)
         if reason is not None:
-            problems.append(LogProblem(entry.line, entry.text, reason, claimed=entry.claimed))
+            prev = entry.body.get("prev")
+            gone = (prev if entry.problem is None and isinstance(prev, str)
+                    and prev not in claimed.get(entry.chain, {}) else None)
+            problems.append(LogProblem(entry.line, entry.text, reason, claimed=entry.claimed,
+                                       missing=gone))
             continue
         heads[entry.chain] = max(heads.get(entry.chain, (0, "")), (entry.seq, entry.id))
         if entry.removed is not None:
@@ -391,10 +398,12 @@ def repair(dot: Path, chain: str, user: str, *, signer: Signer | None = None) ->
     if not log.problems:
         return RepairReport(len(log.moves) + len(log.notes), (), None)
     lines = text.split("\n")
+    # a line skipped only because the line before it in its chain is gone is kept:
+    # the repair entry names the gone line, and it reads again
     valid = sorted({m.line for m in log.moves} | {n.line for n in log.notes}
-                   | set(log.markers))
+                   | set(log.markers) | {p.line for p in log.problems if p.missing})
     kept = "".join(lines[n - 1] + "\n" for n in valid)
-    removed = sorted({p.claimed for p in log.problems if p.claimed})
+    removed = sorted({p.missing or p.claimed or "" for p in log.problems} - {""})
     if removed:
         marker = _chained(log, chain, {"kind": "repair", "removed": removed, "user": user,
                                        "when": iso(time.time())})
@@ -409,9 +418,9 @@ def repair(dot: Path, chain: str, user: str, *, signer: Signer | None = None) ->
     moved = "".join(
         json.dumps({"line": p.line, "reason": p.reason, "text": p.text},
                    ensure_ascii=False) + "\n"
-        for p in log.problems)
+        for p in log.problems if not p.missing)
     atomicfile.write_bytes(aside, (before + moved).encode("utf-8", "surrogateescape"),
                            durable=True)
     atomicfile.write_bytes(tags_path, kept.encode("utf-8", "surrogateescape"), durable=True)
-    return RepairReport(len(valid), log.problems, aside)
+    return RepairReport(len(valid), tuple(p for p in log.problems if not p.missing), aside)
 

@@ -243,3 +243,19 @@ def test_turning_protection_on_warns_once_per_alias_and_says_what_settles_it(
     assert "a `pipeflow promote` signed by a trusted key settles an alias" in res.err
     res = reg.run("promote", f"{MODEL}@v3", "production")
     assert res.code == 2 and "you have no signing key" in res.err
+
+
+def test_repair_keeps_the_intact_line_after_a_removed_one(reg: Project) -> None:
+    v = labels(reg)
+    ok(reg, "promote", f"{MODEL}@v1", "s1")
+    ok(reg, "promote", f"{MODEL}@v2", "s2")
+    log = reg.root / ".pipeflow" / "tags.jsonl"
+    lines = log.read_text().splitlines()
+    log.write_text(lines[1] + "\n")  # the first line removed by hand
+    res = reg.run("aliases")
+    assert "not in the log" in res.err and "s2" not in res.out
+    reg.run("verify", "--repair")
+    assert reg.run("verify").code == 0, reg.run("verify").text
+    assert {a["alias"]: a["hash"] for a in as_json(reg, "aliases")["aliases"]} == {
+        "s2": v["v2"]}
+    assert log.read_text().splitlines()[0] == lines[1]
