@@ -123,7 +123,8 @@ def _versions_json(listing: VersionList) -> dict[str, object]:
          "experiment": v.experiment.to_json() if v.experiment else None,
          "notes": [{"text": n.text, "user": n.user, "when": n.when} for n in v.notes],
          "params": {f: dict(sorted(values.items())) for f, values in sorted(v.params.items())},
-         "differs": v.differs.to_json() if v.differs is not None else None}
+         "differs": v.differs.to_json() if v.differs is not None else None,
+         "differs_from": v.differs_from}
         for v in listing.versions]}
 
 

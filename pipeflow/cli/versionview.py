@@ -32,9 +32,11 @@ def _capped(items: list[str]) -> str:
 
 
 def differs_line(differs: Differs, version: Version) -> str:
-    """``differs: data (data/raw.csv), params (params.yaml:train.C 1.0 -> 2.0)``."""
+    """``differs: data (data/raw.csv), params (params.yaml:train.C 1.0 -> 2.0)``; for a
+    side or local version, ``differs from v5: ...`` (not the row above it)."""
+    head = "differs" if version.number is not None else f"differs from {version.differs_from}"
     if not differs:
-        return "differs: nothing recorded (same source data, code, environment and params)"
+        return f"{head}: nothing recorded (same source data, code, environment and params)"
     parts: list[str] = []
     if differs.data:
         parts.append(f"data ({_capped(list(differs.data))})")
@@ -44,7 +46,7 @@ def differs_line(differs: Differs, version: Version) -> str:
         parts.append(f"env ({_capped([f'{k} {show(a)} -> {show(b)}' for k, a, b in differs.env])})")
     if differs.params:
         parts.append(f"params ({_capped(list(_param_changes(differs, version)))})")
-    return "differs: " + ", ".join(parts)
+    return f"{head}: " + ", ".join(parts)
 
 
 def _param_changes(differs: Differs, version: Version) -> Iterable[str]:

@@ -66,7 +66,10 @@ class Version:
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Every params value the runs that made it read: file -> key -> value."""
     differs: Differs | None = None
-    """What differs from the version before it by label (None for the first)."""
+    """What differs from the version before it (None for the first)."""
+    differs_from: str | None = None
+    """The label of that version: the one before by label for a vN; for a side or
+    local version, the newest version first produced before it."""
 
     @property
     def label(self) -> str:
@@ -129,8 +132,14 @@ def list_versions(repo: Project, path: str, *, current_hash: str | None = None,
     made = reader.of_versions(path, [(row.first_run, row.hash) for _, row in rows])
     all_metrics = _metrics_of_versions(index, path, [row for _, row in rows])
     before: Makings | None = None
+    before_label: str | None = None
+    by_time = sorted(((row.first_seen, row.hash, n) for n, row in rows), key=lambda t: t[:2])
     for number, row in rows:
         makings = made[row.hash]
+        if number is None:  # off the numbered line: compare with what came just before
+            earlier = [t for t in by_time if t[0] < row.first_seen and t[1] != row.hash]
+            before, before_label = ((made[earlier[-1][1]], _label_of(earlier[-1], labels, path))
+                                    if earlier else (None, None))
         info = HashInfo(row.hash, row.size or 0, row.isdir)
         out.append(Version(
             path=path, number=number, hash=row.hash, size=row.size, isdir=row.isdir,
@@ -145,9 +154,17 @@ def list_versions(repo: Project, path: str, *, current_hash: str | None = None,
             experiment=marks.get(row.first_run),
             notes=tuple(notes.get(row.hash, ())), params=makings.params,
             differs=None if before is None else compare(before, makings),
+            differs_from=before_label if before is not None else None,
         ))
-        before = makings
+        before, before_label = makings, out[-1].label
     return out
+
+
+def _label_of(row: tuple[str, str, int | None], labels: VersionLabels, path: str) -> str:
+    _when, oid, number = row
+    if number is not None:
+        return f"v{number}"
+    return side_label(oid) if labels.committed(path, oid) else local_label(oid)
 
 
 def _params_changed(old: Mapping[str, Mapping[str, Any]] | None,

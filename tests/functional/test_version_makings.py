@@ -188,3 +188,19 @@ def test_data_recorded_with_add_is_named_upstream_and_in_its_own_versions(
     assert second["differs"] == {**_no_difference(), "data": ["data/raw.txt"]}
     _, source = _versions(project, "data/raw.txt")
     assert source["differs"] == {**_no_difference(), "data": ["data/raw.txt"]}
+
+
+def test_a_local_version_is_compared_with_the_version_made_just_before_it(
+        project: Project) -> None:
+    from tests.functional.helpers_registry import PATH, model_with_versions, version
+
+    model_with_versions(project, (0.1,))  # v1
+    project.params({"prep": {"n": 3}, "train": {"lr": 0.7, "epochs": 2}, "eval": {"k": 1}})
+    assert project.run("repro").code == 0  # never committed: a local version
+    version(project, 0.2)  # v2, made after it
+    rows = {v["version"].split(":")[0]: v for v in _versions(project, PATH)}
+    assert rows["local"]["differs_from"] == "v1"
+    assert rows["local"]["differs"]["params"] == {"params.yaml:train.lr": [0.1, 0.7]}
+    assert rows["v2"]["differs_from"] == "v1"
+    assert "differs from v1: params (params.yaml:train.lr 0.1 -> 0.7)" in project.run(
+        "versions", PATH).out
