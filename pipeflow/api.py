@@ -196,24 +196,32 @@ class Repo:
         )
 
     def lineage(self, path: str, version: str | None = None) -> Lineage:
-        """Where ``path`` (at ``version``: vN, hash prefix or tag; default the version
-        the lock names) came from: a :class:`pipeflow.Lineage` (its artifacts and
-        runs are :class:`pipeflow.LineageArtifact` and :class:`pipeflow.LineageRun`)."""
+        """Where ``path`` (or a declared model; at ``version``: vN, hash prefix or
+        alias; default the version the lock names) came from: a
+        :class:`pipeflow.Lineage` (its artifacts and runs are
+        :class:`pipeflow.LineageArtifact` and :class:`pipeflow.LineageRun`)."""
         from pipeflow.ops.lineage import lineage as run_lineage
 
         with self._open() as repo:
-            return run_lineage(repo, self._abs(path), version)
+            return run_lineage(repo, self._model_path(repo, path), version)
 
     def versions(self, path: str) -> list[Version]:
-        """Every version of ``path``, oldest first (empty when it has none): a list
-        of :class:`pipeflow.Version`."""
+        """Every version of ``path`` (or of a declared model), oldest first (empty when
+        it has none): a list of :class:`pipeflow.Version`."""
         from pipeflow.ops.lineage import versions_of
 
         with self._open() as repo:
-            rel = os.path.relpath(self._abs(path), self.root).replace(os.sep, "/")
-            return versions_of(repo, rel)
+            rel = os.path.relpath(self._model_path(repo, path), self.root)
+            return versions_of(repo, rel.replace(os.sep, "/"))
 
     # --- the registry: models and aliases (docs/registry.md) --------------------------
+
+    def _model_path(self, repo: Project, path: str) -> str:
+        """The absolute path of ``path``: a declared model's output, or a path."""
+        from pipeflow.registry.models import declared
+
+        model = declared(repo).get(path) if not (self.root / path).exists() else None
+        return str(self.root / model.path) if model is not None else self._abs(path)
 
     def _target(self, repo: Project, text: str) -> str:
         """``MODEL[@V]`` as it is; ``PATH[@V]`` made absolute (paths are root-relative)."""
@@ -421,13 +429,15 @@ def _verified(repo: Project, oid: str, shown: str) -> io.BufferedReader:
     """The object's file, open and rewound, after hashing the very bytes it serves."""
     import xxhash
 
+    from pipeflow.lineage.versions import FETCH_ONE_HINT
+
     store = repo.store
     try:
         # Returned open to the caller, who closes it; `io.open` since `open` is ours.
         handle = io.open(store.path_of(oid), "rb")  # noqa: SIM115, UP020
     except FileNotFoundError as exc:
         raise StorageError(f"the content of {shown} ({oid[:8]}) is not in the cache",
-                           hint="`pipeflow fetch` gets it from a remote") from exc
+                           hint=FETCH_ONE_HINT) from exc
     digest = xxhash.xxh3_128()
     buf = bytearray(1 << 20)
     view = memoryview(buf)

@@ -36,6 +36,11 @@ from pipeflow.records.index import RunIndex, VersionRow
 _HEX = re.compile(r"^[0-9a-f]{4,32}$")
 
 
+FETCH_ONE_HINT = ("`pipeflow get REMOTE MODEL_OR_PATH@VERSION -o FILE` fetches one version from "
+                  "a remote that has it (`pipeflow fetch` brings only what pipeline.lock "
+                  "names)")
+"""What to do when a version's bytes are not in the cache."""
+
 @dataclass(frozen=True)
 class Version:
     """One distinct content of a path, with what made it."""

@@ -20,7 +20,7 @@ from pipeflow.lineage.diff import LineageDiff, diff_lineages
 from pipeflow.lineage.graph import Lineage, ManifestLookup, trace
 from pipeflow.lineage.labels import version_labels
 from pipeflow.lineage.pathspec import split_spec
-from pipeflow.lineage.versions import Version, list_versions, resolve
+from pipeflow.lineage.versions import FETCH_ONE_HINT, Version, list_versions, resolve
 from pipeflow.lock.lockfile import FileEntry, Lock
 from pipeflow.project.project import LOCK_FILE, Project
 
@@ -177,7 +177,7 @@ def content_at(repo: Project, path: str, version: str | None = None) -> Content:
         listing = manifests(repo)(chosen.hash)
         if listing is None:
             raise StorageError(f"{folder} {chosen.label} ({chosen.hash[:8]}) is not in the "
-                               "cache", hint="`pipeflow fetch` gets it from a remote")
+                               "cache", hint=FETCH_ONE_HINT)
         oid = listing.get(inner)
         if oid is None:
             raise UsageError(f"{folder} {chosen.label} has no file '{inner}'")

@@ -21,7 +21,7 @@ from typing import Any
 from pipeflow.errors import StorageError, UsageError
 from pipeflow.lineage.model import Lineage, LineageRun
 from pipeflow.lineage.tags import LogProblem
-from pipeflow.lineage.versions import Version
+from pipeflow.lineage.versions import FETCH_ONE_HINT, Version
 from pipeflow.project.project import Project
 from pipeflow.registry import card, nametemplate
 from pipeflow.registry.envexport import KEPT, VersionEnvironment
@@ -232,7 +232,7 @@ def _copy_version(repo: Project, v: Version, dst: Path) -> None:
 
 def _not_cached(what: str, oid: str) -> StorageError:
     return StorageError(f"{what} ({oid[:8]}) is not in the cache",
-                        hint="`pipeflow fetch` gets it from a remote")
+                        hint=FETCH_ONE_HINT)
 
 
 def _copy_object(repo: Project, oid: str, dst: Path, what: str) -> None:

@@ -40,3 +40,10 @@ def test_the_registry_through_the_api(project: Project, tmp_path: object,
         repo.promote(f"{MODEL}@v8", "production")
     with pytest.raises(pipeflow.UsageError, match="no earlier target"):
         repo.rollback("production")
+
+
+def test_versions_and_lineage_take_a_model_name(project: Project) -> None:
+    model_with_versions(project, (0.1, 0.2))
+    repo = pipeflow.Repo(project.root)
+    assert [v.label for v in repo.versions(MODEL)] == ["v1", "v2"]
+    assert repo.lineage(MODEL, "v1").target == repo.lineage(PATH, "v1").target
