@@ -138,7 +138,9 @@ def _report(verb: str, report, json_out: bool,  # type: ignore[no-untyped-def]
         output.warn("registry snapshot not published: the remote's registry snapshot has "
                     "alias moves this clone has not seen ("
                     + ", ".join(published.unseen[:5]) + "); kept it. `git pull`, then "
-                    "push again (the data was pushed)")
+                    "push again (the data was pushed). If you are up to date, a colleague "
+                    "pushed a move before committing it: it reaches you once they commit "
+                    "and push .pipeflow/tags.jsonl")
     if json_out:
         body = {"schema": 1, "remote": report.remote, "objects": report.objects,
                 "records": report.records, "pointers": report.pointers,

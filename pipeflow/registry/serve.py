@@ -215,8 +215,11 @@ def _judge(where: str, verdict: Verdict | None, trust: Trust,
         raise StorageError(f"{where} is not signed, and a signature is required",
                            hint=unsigned_hint)
     if verdict is not None and trust.keys is not None and not verdict.trusted:
-        raise StorageError(f"{where} is {verdict.describe()}, none of the keys given "
-                           "with --key", hint=hint)
+        raise StorageError(f"{where} is signed by a key that is none of the keys given "
+                           f"(it claims {verdict.signer!r})",
+                           hint="the signature verifies, by another key: add that person's "
+                                "key (`--key NAME=ed25519:...`, `keys=[...]`) if you trust "
+                                "them, or ask someone whose key you give to push")
 
 
 @contextlib.contextmanager
