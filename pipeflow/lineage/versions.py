@@ -10,6 +10,7 @@ one no commit names ``local:<hash prefix>``. ``VERSION`` is ``vN``, a hash prefi
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import re
 from collections.abc import Mapping
@@ -139,11 +140,13 @@ def list_versions(repo: Project, path: str, *, current_hash: str | None = None,
     before: Makings | None = None
     before_label: str | None = None
     by_time = sorted(((row.first_seen, row.hash, n) for n, row in rows), key=lambda t: t[:2])
+    times = [t[0] for t in by_time]
     for number, row in rows:
         makings = made[row.hash]
         if number is None:  # off the numbered line: compare with what came just before
-            earlier = [t for t in by_time if t[0] < row.first_seen and t[1] != row.hash]
-            before, before_label = ((made[earlier[-1][1]], _label_of(earlier[-1], labels, path))
+            at = bisect.bisect_left(times, row.first_seen)  # the first made at that time
+            earlier = by_time[at - 1] if at > 0 else None
+            before, before_label = ((made[earlier[1]], _label_of(earlier, labels, path))
                                     if earlier else (None, None))
         info = HashInfo(row.hash, row.size or 0, row.isdir)
         out.append(Version(

