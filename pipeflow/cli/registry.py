@@ -55,6 +55,10 @@ def print_move(move: AliasMove, json_out: bool) -> None:
                    f"{signed}")
         return
     v = move.version
+    if move.kind == "none" and v is not None:
+        output.out(f"{move.alias} already names {owner} {v.label} ({v.hash[:8]}): nothing "
+                   "written (`--note` records a move anyway)")
+        return
     was = (f" (was {move.previous[:8]})" if move.previous and v and move.previous != v.hash
            else "")
     what = "rolled back: " if move.kind == "rollback" else ""

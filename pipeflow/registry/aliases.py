@@ -36,7 +36,8 @@ class AliasMove:
     path: str
     model: str | None
     kind: str
-    """``move``, ``rollback`` or ``delete``."""
+    """``move``, ``rollback``, ``delete``, or ``none`` (the alias named that version
+    already: nothing was written)."""
     version: Version | None
     """The version the alias names now (None after a delete)."""
     previous: str | None
@@ -116,6 +117,10 @@ def promote(repo: Project, target: str, alias: str, *, note: str | None = None,
         log = tagfile.read(repo)
         versions = light_versions(repo, where.path, log.tags_of(where.path))
         chosen = resolve(repo, where.path, where.version, versions)
+        if note is None and log.tags_of(where.path).get(alias) == chosen.hash:
+            # already there: a move that changes nothing would only lengthen the history
+            return AliasMove(alias, where.path, model, "none", chosen, chosen.hash,
+                             chosen.label, *_signed(repo, policy), log.problems)
         move = _write(repo, where.path, alias, chosen.hash, kind="move", note=note,
                       model=model, policy=policy)
         _confirm(repo, where.path, alias, chosen.hash)

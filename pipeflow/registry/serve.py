@@ -243,7 +243,11 @@ def _clone(source: str) -> Iterator[Path]:
                                hint="give the project's git URL, or its remote's URL")
         yield folder / "project"
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        try:
+            shutil.rmtree(folder, ignore_errors=True)
+        except KeyboardInterrupt:  # a Ctrl-C during the clean-up: finish it, then stop
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
 
 
 def _from_git(root: Path, name: str, version: str, remote_name: str | None,

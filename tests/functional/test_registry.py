@@ -259,3 +259,13 @@ def test_repair_keeps_the_intact_line_after_a_removed_one(reg: Project) -> None:
     assert {a["alias"]: a["hash"] for a in as_json(reg, "aliases")["aliases"]} == {
         "s2": v["v2"]}
     assert log.read_text().splitlines()[0] == lines[1]
+
+
+def test_promoting_to_the_version_the_alias_names_writes_nothing(reg: Project) -> None:
+    ok(reg, "promote", f"{MODEL}@v2", "production")
+    before = reg.read(".pipeflow/tags.jsonl")
+    out = ok(reg, "promote", f"{MODEL}@v2", "production")
+    assert "production already names clf v2" in out and "nothing written" in out
+    assert reg.read(".pipeflow/tags.jsonl") == before
+    ok(reg, "promote", f"{MODEL}@v2", "production", "--note", "re-checked")
+    assert reg.read(".pipeflow/tags.jsonl") != before
