@@ -161,7 +161,7 @@ def overriding(log: TagLog) -> list[Refused]:
     """The refused moves that would decide their tag if they counted (newer than its
     deciding valid move): what a reader is warned about. Older refused moves (history
     from before the tag was protected) only ``verify`` lists."""
-    states = replay(log.moves)
+    states = log.states
     out = []
     for refused in log.refused:
         m = refused.move

@@ -37,6 +37,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +57,7 @@ from pipeflow.records.records import canonical, iso
 from pipeflow.signing.signatures import Signature
 
 if TYPE_CHECKING:
-    from pipeflow.lineage.aliasstate import AliasPolicy, Refused
+    from pipeflow.lineage.aliasstate import AliasPolicy, Refused, TagState
     from pipeflow.project.project import Project
     from pipeflow.signing.keys import Signer
 
@@ -141,13 +142,19 @@ class TagLog:
     refused: tuple[Refused, ...] = ()
     """Moves of protected tags without a trusted signature: read as if absent."""
 
-    @property
+    @cached_property
+    def states(self) -> dict[tuple[str, str], TagState]:
+        """(path, tag) -> its state after replaying every move (replayed once per log:
+        every reader of the log asks for it, often more than once)."""
+        from pipeflow.lineage.aliasstate import replay
+
+        return replay(self.moves)
+
+    @cached_property
     def current(self) -> dict[tuple[str, str], TagMove]:
         """(path, tag) -> the move that decides the tag: the last one replayed in
         (when, id) order, unless it deleted the tag."""
-        from pipeflow.lineage.aliasstate import replay
-
-        return {key: state.move for key, state in replay(self.moves).items()
+        return {key: state.move for key, state in self.states.items()
                 if state.target is not None}
 
     def tags_of(self, path: str) -> dict[str, str]:

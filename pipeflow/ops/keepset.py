@@ -157,7 +157,6 @@ def _lock_refs(repo: Project, scope: GcScope, workspace: Lock) -> list[Reference
 def _history_refs(repo: Project, scope: GcScope, workspace: Lock) -> list[Reference]:
     """Tags, recent runs and the last versions of each path."""
     from pipeflow.lineage import tags as tagfile
-    from pipeflow.lineage.aliasstate import replay
 
     index = repo.index
     folders = index.folder_hashes()
@@ -166,7 +165,7 @@ def _history_refs(repo: Project, scope: GcScope, workspace: Lock) -> list[Refere
     # counts (a protected alias's refused moves too): gc keeps what any reading names
     refs = [Reference(oid, oid in folders, path, "tag",
                       f"tag {name}" if oid == state.target else f"tag {name} (rollback)")
-            for (path, name), state in replay(tagfile.read_log(repo.dot).moves).items()
+            for (path, name), state in tagfile.read_log(repo.dot).states.items()
             for oid in state.stack]
     cutoff = (datetime.datetime.now(datetime.UTC)
               - datetime.timedelta(days=scope.keep_days)).isoformat()

@@ -260,15 +260,16 @@ def verify_tags(repo: Project, report: VerifyReport) -> None:
     from pipeflow.lineage.aliasstate import AliasPolicy
     from pipeflow.lineage.taghistory import removed_entries
     from pipeflow.lineage.tagline import TAGS_FILE, signed_bytes
-    from pipeflow.lineage.tags import log_text, read
+    from pipeflow.lineage.tags import log_text, parse_log
     from pipeflow.signing.signatures import Signature
 
-    for problem in read(repo).problems:
+    policy = AliasPolicy.of(repo)
+    text = log_text(repo.dot)  # read once: parsed here, compared with git history below
+    for problem in parse_log(text, policy).problems:
         report.problems.append(Problem(
             "tags", f"{problem.file}:{problem.line}",
             f"{problem.message} (reads skip it; `pipeflow verify --repair` sets it aside)"))
     shown = f".pipeflow/{TAGS_FILE}"
-    policy = AliasPolicy.of(repo)
 
     def guarded(body: dict[str, object]) -> bool:
         return body.get("kind") != "note" and policy.protects(str(body.get("name")))
@@ -277,7 +278,7 @@ def verify_tags(repo: Project, report: VerifyReport) -> None:
         sig = Signature.from_json(body.get("sig"))
         return policy.trusted.verify(signed_bytes(body), sig).trusted
 
-    removed, unchecked = removed_entries(repo.root, repo.dot, log_text(repo.dot),
+    removed, unchecked = removed_entries(repo.root, repo.dot, text,
                                          guarded=guarded, vouched=vouched)
     if unchecked is not None:
         report.problems.append(Problem(

@@ -40,6 +40,13 @@ def metrics_of_runs(index: RunIndex, run_ids: Iterable[str]
     return out
 
 
+def users_and_files(index: RunIndex, run_ids: Iterable[str]) -> dict[str, tuple[str | None, str]]:
+    """Run id -> (the user its record names, its record file ``chain/seq-sha.json``)."""
+    sql = "SELECT id, user, rel FROM runs WHERE id IN ({})"
+    return {str(rid): (None if user is None else str(user), str(rel))
+            for rid, user, rel in _each(index, sql, run_ids)}
+
+
 def readers_of(index: RunIndex, path: str) -> dict[str, list[str]]:
     """Hash -> the successful runs that read that content of ``path`` (a ``deps``
     input), oldest first."""

@@ -19,13 +19,13 @@ from dataclasses import dataclass, replace
 
 from pipeflow.errors import CheckFailed, UsageError
 from pipeflow.lineage import tags as tagfile
-from pipeflow.lineage.aliasstate import AliasPolicy, TagState, replay
+from pipeflow.lineage.aliasstate import AliasPolicy, TagState
 from pipeflow.lineage.tags import LogProblem, TagLog, TagMove
 from pipeflow.lineage.versions import Version, resolve
 from pipeflow.ops.lineage import light_versions
 from pipeflow.project.project import Project
 from pipeflow.registry.aliaslist import label_of
-from pipeflow.registry.models import DeclaredModel, declared, model_of_path, resolve_target
+from pipeflow.registry.models import DeclaredModel, declared, name_of, resolve_target
 
 
 @dataclass(frozen=True)
@@ -138,20 +138,16 @@ def _signed(repo: Project, policy: AliasPolicy) -> tuple[str | None, str]:
     return (trusted, "trusted") if trusted is not None else (signer.name, "untrusted")
 
 
-def _states(log: TagLog) -> dict[tuple[str, str], TagState]:
-    return replay(log.moves)
-
-
 def _pick(repo: Project, log: TagLog, alias: str, model_or_path: str | None,
           models: dict[str, DeclaredModel]) -> tuple[str, TagState]:
     """The (path, state) of ``alias``: of ``model_or_path``, or of the one model or
     path that has it."""
-    states = {key: s for key, s in _states(log).items() if key[1] == alias}
+    states = {key: s for key, s in log.states.items() if key[1] == alias}
     if model_or_path is not None:
         path = resolve_target(repo, model_or_path, models).path
         state = states.get((path, alias))
         if state is None:
-            names = sorted({n for (p, n), s in _states(log).items() if p == path and s.target})
+            names = sorted({n for (p, n), s in log.states.items() if p == path and s.target})
             close = difflib.get_close_matches(alias, names, n=1)
             hint = (f"did you mean '{close[0]}'?" if close else
                     f"its aliases: {', '.join(names)}" if names else "it has no aliases yet")
@@ -162,7 +158,7 @@ def _pick(repo: Project, log: TagLog, alias: str, model_or_path: str | None,
         (path, _), state = next(iter(live.items()))
         return path, state
     if not live:
-        names = sorted({n for (_p, n), s in _states(log).items() if s.target})
+        names = sorted({n for (_p, n), s in log.states.items() if s.target})
         close = difflib.get_close_matches(alias, names, n=1)
         hint = (f"did you mean '{close[0]}'?" if close else
                 f"aliases: {', '.join(names)}" if names else
@@ -174,8 +170,7 @@ def _pick(repo: Project, log: TagLog, alias: str, model_or_path: str | None,
 
 
 def _owner(path: str, models: dict[str, DeclaredModel]) -> str:
-    model = model_of_path(models, path)
-    return model.name if model else path
+    return name_of(models, path) or path
 
 
 def rollback(repo: Project, alias: str, model_or_path: str | None = None, *,
@@ -199,14 +194,14 @@ def rollback(repo: Project, alias: str, model_or_path: str | None = None, *,
                              "earlier target to roll back to (each rollback undoes one move)",
                              hint=f"`pipeflow aliases {_owner(path, models)} --history` "
                                   "shows its moves; `pipeflow promote` moves it anywhere")
-        model = model_of_path(models, path)
+        model = name_of(models, path)
         move = _write(repo, path, alias, state.before, kind="rollback", note=note,
-                      model=model.name if model else None, policy=policy,
+                      model=model, policy=policy,
                       undoes=state.top_move)
         _confirm(repo, path, alias, state.before)
     chosen = next((replace(v, tags=tuple(sorted({*v.tags, alias}))) for v in versions
                    if v.hash == state.before), None)
-    return AliasMove(alias, path, model.name if model else None, "rollback", chosen,
+    return AliasMove(alias, path, model, "rollback", chosen,
                      move.previous, label_of(versions, move.previous), *_signed(repo, policy),
                      log.problems)
 
@@ -224,10 +219,10 @@ def delete(repo: Project, model_or_path: str, alias: str, *,
         if state.target is None:
             raise UsageError(f"alias '{alias}' of {_owner(path, models)} is already deleted")
         versions = light_versions(repo, path, log.tags_of(path))
-        model = model_of_path(models, path)
+        model = name_of(models, path)
         move = _write(repo, path, alias, None, kind="delete", note=None,
-                      model=model.name if model else None, policy=policy)
+                      model=model, policy=policy)
         _confirm(repo, path, alias, None)
-    return AliasMove(alias, path, model.name if model else None, "delete", None,
+    return AliasMove(alias, path, model, "delete", None,
                      move.previous, label_of(versions, move.previous), *_signed(repo, policy),
                      log.problems)

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeflow.lineage import tags as tagfile
-from pipeflow.lineage.aliasstate import AliasPolicy, overriding, refusal_warnings, replay
+from pipeflow.lineage.aliasstate import AliasPolicy, overriding, refusal_warnings
 from pipeflow.lineage.tags import LogProblem, TagMove
 from pipeflow.lineage.versions import Version
 from pipeflow.ops.lineage import light_versions
 from pipeflow.project.project import Project
-from pipeflow.registry.models import DeclaredModel, declared, model_of_path, resolve_target
+from pipeflow.registry.models import declared, name_of, resolve_target
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def aliases(repo: Project, model_or_path: str | None = None, *,
 
     def as_move(m: TagMove, refused: str | None = None) -> HistoryMove:
         verdict = policy.verdict(m)
-        model = m.model or _model_name(models, m.path)
+        model = m.model or name_of(models, m.path)
         hash_to = None if m.kind == "delete" else m.hash
         known = versions(m.path)
         return HistoryMove(m.name, m.path, model, m.kind, hash_to, label_of(known, hash_to),
@@ -109,19 +109,14 @@ def aliases(repo: Project, model_or_path: str | None = None, *,
     history.sort(key=lambda mv: (mv.when, mv.id))
     by_id = {mv.id: mv for mv in history}
     current: list[Alias] = []
-    for (path, name), state in sorted(replay(log.moves).items()):
+    for (path, name), state in sorted(log.states.items()):
         if state.target is None or not wanted(state.move):
             continue
-        current.append(Alias(name, path, _model_name(models, path), state.target,
+        current.append(Alias(name, path, name_of(models, path), state.target,
                              label_of(versions(path), state.target) or state.target[:8],
                              by_id[state.move.id], label_of(versions(path), state.before)))
     refused = tuple(refusal_warnings([r for r in overriding(log) if wanted(r.move)]))
     return AliasReport(current, history, log.problems, refused)
-
-
-def _model_name(models: dict[str, DeclaredModel], path: str) -> str | None:
-    model = model_of_path(models, path)
-    return model.name if model else None
 
 
 def label_of(versions: list[Version], oid: str | None) -> str | None:

@@ -37,6 +37,12 @@ def model_of_path(models: dict[str, DeclaredModel], path: str) -> DeclaredModel 
     return next((m for m in models.values() if m.path == path), None)
 
 
+def name_of(models: dict[str, DeclaredModel], path: str) -> str | None:
+    """The name of the model whose output ``path`` is, if one is."""
+    model = model_of_path(models, path)
+    return model.name if model else None
+
+
 @dataclass(frozen=True)
 class Target:
     """What ``MODEL_OR_PATH[@VERSION]`` names."""

@@ -92,10 +92,8 @@ def _who(repo: Project) -> str:
 def _moves(log: TagLog, path: str) -> dict[str, dict[str, str]]:
     """Alias of ``path`` -> the id and ``when`` of the move that decided it, a delete
     too: a clone that has not seen the delete must not publish the alias again."""
-    from pipeflow.lineage.aliasstate import replay
-
     return {name: {"id": state.move.id, "when": state.move.when}
-            for (at, name), state in replay(log.moves).items() if at == path}
+            for (at, name), state in log.states.items() if at == path}
 
 
 def build(repo: Project, remote: Remote,
