@@ -59,7 +59,9 @@ def _bool(v: Any) -> bool:
 
 
 OUTPUT_KINDS = ("out", "metric", "source")
-RECORD_KINDS = ("run", "restore", "add", "experiment")
+RECORD_KINDS = ("run", "restore", "add", "experiment", "reproduction")
+VERDICTS = ("bit-identical", "within-tolerance", "differs", "failed", "cannot-reproduce")
+"""What ``reproduce`` says of a stage (and of a whole version: its worst stage's)."""
 _FILE: dict[str, Check] = {"path": _str, "hash": _str, "size": _opt(_count),
                            "isdir": _opt(_bool), "nfiles": _opt(_count)}
 _INPUT = _entries(_FILE)
@@ -83,6 +85,29 @@ _EXPERIMENT: dict[str, Check] = {
 }
 """The ``experiment`` field: on a stage's record the mark (id, name, set); on an
 ``experiment`` record the summary (:mod:`pipeflow.lineage.experiments`)."""
+_VALUE_DIFF: dict[str, Check] = {"key": _str, "file": _opt(_str),
+                                  "relative": _opt(_number)}
+_OUTPUT_DIFF: dict[str, Check] = {
+    "path": _str, "recorded": _str, "produced": _opt(_str), "recorded_size": _opt(_count),
+    "produced_size": _opt(_count), "same": _bool, "within_tolerance": _opt(_bool),
+    "first_byte": _opt(_count), "files": _opt(_str_list), "note": _opt(_str),
+    "values": _opt(_entries(_VALUE_DIFF)),
+}
+_REPRO_STAGE: dict[str, Check] = {
+    "stage": _str, "verdict": lambda v: v in VERDICTS, "reason": _opt(_str),
+    "run": _opt(_str), "fingerprint": _opt(_str), "exit_status": _opt(_int),
+    "log_tail": _opt(_str), "outputs": _opt(_entries(_OUTPUT_DIFF)),
+}
+_REPRODUCTION: dict[str, Check] = {
+    "path": _str, "hash": _str, "version": _opt(_str), "model": _opt(_str),
+    "verdict": lambda v: v in VERDICTS, "commit": _opt(_str),
+    "stages": _entries(_REPRO_STAGE),
+    "env": _opt(_entries({"name": _str, "recorded": _opt(_str), "current": _opt(_str)})),
+    "executor": _opt(_str), "duration": _opt(_number),
+}
+"""The ``reproduction`` field of a ``reproduction`` record
+(:mod:`pipeflow.lineage.reproductions`)."""
+_NONDETERMINISTIC: dict[str, Check] = {"runs": _str_list, "outputs": _str_list}
 _FIELDS: dict[str, Check] = {
     "format": _opt(_int), "kind": _opt(lambda v: v in RECORD_KINDS),
     "stage": _opt(_str), "fingerprint": _opt(_str), "chain": _opt(_str),
@@ -98,6 +123,10 @@ _FIELDS: dict[str, Check] = {
     "error": _opt(_str),
     "experiment": _opt(lambda v: isinstance(v, dict)
                        and _fields_problem(v, _EXPERIMENT) is None),
+    "reproduction": _opt(lambda v: isinstance(v, dict)
+                         and _fields_problem(v, _REPRODUCTION) is None),
+    "nondeterministic": _opt(lambda v: isinstance(v, dict)
+                             and _fields_problem(v, _NONDETERMINISTIC) is None),
 }
 
 
@@ -138,6 +167,9 @@ def _record_paths(body: Mapping[str, Any]) -> Iterator[tuple[str, object]]:
         table = exp.get(part) if isinstance(exp, dict) else None
         for key in table if isinstance(table, dict) else {}:
             yield f"experiment.{part}", key
+    repro = body.get("reproduction")
+    if isinstance(repro, dict):
+        yield "reproduction.path", repro.get("path")
     comps = body.get("components")
     if isinstance(comps, dict):
         for part in ("deps", "code"):

@@ -51,6 +51,10 @@ class RecordKind(StrEnum):
     """The summary of one experiment (``exp run``) or its removal: no stage, no
     outputs of its own; its ``experiment`` field says what it was
     (:mod:`pipeflow.lineage.experiments`)."""
+    REPRODUCTION = "reproduction"
+    """One ``pipeflow reproduce`` of an output version: no stage, no outputs of its
+    own; its ``reproduction`` field holds the verdict per stage
+    (:mod:`pipeflow.lineage.reproductions`)."""
 
 
 class OutputKind(StrEnum):
@@ -161,7 +165,8 @@ class RecordGit:
 # apart: every chained record writes it (null for the first).
 _OPTIONAL = ("exit_status", "started", "ended", "duration", "user", "host", "git",
              "command", "pipeflow_version", "components", "env_exact", "source_run",
-             "outputs", "metrics", "error", "format", "chain", "seq", "experiment")
+             "outputs", "metrics", "error", "format", "chain", "seq", "experiment",
+             "reproduction", "nondeterministic")
 _KNOWN = frozenset(("kind", "stage", "fingerprint", "prev", *_OPTIONAL))
 
 
@@ -200,6 +205,11 @@ class RecordBody:
     """A stage's run or restore made for an experiment: ``{"id", "name", "set"}``
     (the overrides, file -> key -> value); an ``experiment`` record: its summary
     (:mod:`pipeflow.lineage.experiments`)."""
+    reproduction: Mapping[str, Any] | None = None
+    """A ``reproduction`` record's verdict (:mod:`pipeflow.lineage.reproductions`)."""
+    nondeterministic: Mapping[str, Any] | None = None
+    """A run whose fingerprint was recorded before by a successful run whose outputs
+    differ: ``{"runs": [earlier record ids], "outputs": [paths that differ]}``."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Fields this pipeflow does not know (a newer one wrote them): kept."""
 
@@ -267,6 +277,8 @@ class RecordBody:
             metrics=None if metrics is None else {p: dict(v) for p, v in metrics.items()},
             error=data.get("error"), format=data.get("format"), chain=data.get("chain"),
             seq=data.get("seq"), prev=data.get("prev"), experiment=data.get("experiment"),
+            reproduction=data.get("reproduction"),
+            nondeterministic=data.get("nondeterministic"),
             extra={k: v for k, v in data.items() if k not in _KNOWN},
         )
 

@@ -77,6 +77,11 @@ class Stage:
     meta: Any = None
     frozen: bool = False
     always_changed: bool = False
+    deterministic: bool = True
+    """``deterministic: false``: ``reproduce`` compares its outputs by their metrics
+    values within ``tolerance``, not byte for byte. Never part of a fingerprint."""
+    tolerance: float | None = None
+    """The relative tolerance for its metrics values (``deterministic: false``)."""
     location: Location | None = field(default=None, compare=False)
 
     @property

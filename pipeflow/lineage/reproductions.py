@@ -1,0 +1,219 @@
+"""Reproductions as the records keep them: one ``reproduction`` record per ``pipeflow
+reproduce`` of an output version, in the clone's chain like every run record, so they
+travel with ``push``/``fetch`` and are checked by ``verify``.
+
+The verdict (the record's ``reproduction`` field)::
+
+    {"path": "models/model.pkl", "hash": "<oid>", "version": "v1", "model": "wine",
+     "verdict": "bit-identical",          # the worst of its stages'
+     "commit": "<the git commit checked out>", "executor": "local",
+     "env": [{"name": "scikit-learn", "recorded": "1.3.0", "current": "1.4.2"}],
+     "stages": [{"stage": "train", "verdict": "differs", "run": "<recorded run id>",
+                 "fingerprint": "...", "reason": "...", "exit_status": 0,
+                 "log_tail": "...", "outputs": [<OutputDiff.to_json()>]}]}
+
+Stages are in the order they ran (sources up). :mod:`pipeflow.reproduce` writes them;
+``lineage`` shows a version's last one and ``verify --reproduced`` lists versions by
+verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Verdict(StrEnum):
+    """What a reproduction says of one stage, ordered from best to worst; a whole
+    version's verdict is its worst stage's."""
+
+    IDENTICAL = "bit-identical"
+    WITHIN_TOLERANCE = "within-tolerance"
+    DIFFERS = "differs"
+    FAILED = "failed"
+    CANNOT = "cannot-reproduce"
+
+    @property
+    def reproduced(self) -> bool:
+        return self in (Verdict.IDENTICAL, Verdict.WITHIN_TOLERANCE)
+
+    @property
+    def words(self) -> str:
+        """How people read it: ``reproduced (bit-identical)``, ``cannot reproduce``."""
+        return _WORDS[self]
+
+    @classmethod
+    def worst(cls, verdicts: list[Verdict]) -> Verdict:
+        order = list(cls)
+        return max(verdicts, key=order.index) if verdicts else cls.IDENTICAL
+
+
+_WORDS = {
+    Verdict.IDENTICAL: "reproduced (bit-identical)",
+    Verdict.WITHIN_TOLERANCE: "reproduced (within tolerance)",
+    Verdict.DIFFERS: "differs",
+    Verdict.FAILED: "failed",
+    Verdict.CANNOT: "cannot reproduce",
+}
+
+
+@dataclass(frozen=True)
+class ValueDiff:
+    """One metrics value that came out different: ``accuracy 0.912 -> 0.913``."""
+
+    key: str
+    """Dotted key (JSON/YAML) or ``row N column`` (CSV)."""
+    recorded: Any
+    produced: Any
+    relative: float | None = None
+    """``|produced - recorded| / |recorded|`` for numbers (None otherwise)."""
+    file: str | None = None
+    """The file inside an output folder that holds it (None for a file output)."""
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"key": self.key, "recorded": self.recorded,
+                                "produced": self.produced, "relative": self.relative}
+        if self.file is not None:
+            body["file"] = self.file
+        return body
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ValueDiff:
+        return cls(data["key"], data.get("recorded"), data.get("produced"),
+                   data.get("relative"), data.get("file"))
+
+
+@dataclass(frozen=True)
+class OutputDiff:
+    """One output of a reproduced stage against its recorded version."""
+
+    path: str
+    recorded: str
+    """The recorded hash."""
+    produced: str | None
+    """The reproduced hash (None: the stage did not write it)."""
+    recorded_size: int | None = None
+    produced_size: int | None = None
+    same: bool = False
+    """Bit-identical."""
+    within_tolerance: bool | None = None
+    """For a stage declared ``deterministic: false``: whether every metrics value is
+    within its ``tolerance`` (None when not compared that way)."""
+    values: tuple[ValueDiff, ...] = ()
+    """Metrics files (JSON, YAML, CSV): the values that differ."""
+    first_byte: int | None = None
+    """Other files: the offset of the first byte that differs (None when unknown:
+    the recorded version is not in the cache, or the output is a folder)."""
+    files: tuple[str, ...] = ()
+    """A folder: the files in it that differ, were added or removed (first ones)."""
+    note: str | None = None
+    """What could not be compared, and why."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "recorded": self.recorded, "produced": self.produced,
+                "recorded_size": self.recorded_size, "produced_size": self.produced_size,
+                "same": self.same, "within_tolerance": self.within_tolerance,
+                "values": [v.to_json() for v in self.values],
+                "first_byte": self.first_byte, "files": list(self.files), "note": self.note}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> OutputDiff:
+        return cls(data["path"], data["recorded"], data.get("produced"),
+                   data.get("recorded_size"), data.get("produced_size"),
+                   bool(data.get("same")), data.get("within_tolerance"),
+                   tuple(ValueDiff.from_json(v) for v in data.get("values") or ()),
+                   data.get("first_byte"), tuple(data.get("files") or ()), data.get("note"))
+
+
+@dataclass(frozen=True)
+class StageVerdict:
+    """What reproducing one stage of a version's lineage gave."""
+
+    stage: str
+    verdict: Verdict
+    reason: str | None = None
+    """Why it ``cannot-reproduce`` or ``failed``, or a note beside another verdict
+    (e.g. its inputs differ because an upstream stage's output did)."""
+    run: str | None = None
+    """The recorded run (record id) it was compared with."""
+    fingerprint: str | None = None
+    exit_status: int | None = None
+    log_tail: str | None = None
+    outputs: tuple[OutputDiff, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stage": self.stage, "verdict": self.verdict.value, "reason": self.reason,
+                "run": self.run, "fingerprint": self.fingerprint,
+                "exit_status": self.exit_status, "log_tail": self.log_tail,
+                "outputs": [o.to_json() for o in self.outputs]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StageVerdict:
+        return cls(data["stage"], Verdict(data["verdict"]), data.get("reason"),
+                   data.get("run"), data.get("fingerprint"), data.get("exit_status"),
+                   data.get("log_tail"),
+                   tuple(OutputDiff.from_json(o) for o in data.get("outputs") or ()))
+
+
+@dataclass(frozen=True)
+class EnvDifference:
+    """One way the current environment differs from the recorded one: the
+    interpreter (``name`` ``python``) or a distribution (None: absent)."""
+
+    name: str
+    recorded: str | None
+    current: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "recorded": self.recorded, "current": self.current}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> EnvDifference:
+        return cls(data["name"], data.get("recorded"), data.get("current"))
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """One reproduction of one output version: what ``reproduce`` returns, and what
+    its record keeps."""
+
+    path: str
+    hash: str
+    version: str | None
+    verdict: Verdict
+    stages: tuple[StageVerdict, ...] = ()
+    model: str | None = None
+    commit: str | None = None
+    env: tuple[EnvDifference, ...] = ()
+    executor: str = "local"
+    duration: float | None = None
+    record: str | None = None
+    """The id of the ``reproduction`` record (None before it is written)."""
+    when: str | None = None
+    user: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict.reproduced
+
+    def to_json(self) -> dict[str, Any]:
+        """The record's ``reproduction`` field."""
+        return {"path": self.path, "hash": self.hash, "version": self.version,
+                "model": self.model, "verdict": self.verdict.value, "commit": self.commit,
+                "executor": self.executor, "duration": self.duration,
+                "env": [e.to_json() for e in self.env],
+                "stages": [s.to_json() for s in self.stages]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, record: str | None = None,
+                  when: str | None = None, user: str | None = None) -> Reproduction:
+        """A record's ``reproduction`` field (its shape was checked when the record
+        was read: :mod:`pipeflow.records.recordshape`)."""
+        return cls(data["path"], data["hash"], data.get("version"), Verdict(data["verdict"]),
+                   tuple(StageVerdict.from_json(s) for s in data.get("stages") or ()),
+                   data.get("model"), data.get("commit"),
+                   tuple(EnvDifference.from_json(e) for e in data.get("env") or ()),
+                   data.get("executor") or "local", data.get("duration"), record, when, user)
