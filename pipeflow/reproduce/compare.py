@@ -131,7 +131,7 @@ def _metrics_file(base: OutputDiff, store: ObjectStore, oid: str, here: Path,
                   recorded_metrics: Mapping[str, Any] | None,
                   tolerance: float | None) -> OutputDiff:
     limit = max_metrics_bytes()
-    if max(base.recorded_size or 0, base.produced_size or 0) > limit:
+    if _larger(limit, store.path_of(oid), here):
         note = f"larger than a metrics file may be ({limit >> 20} MB): compared by bytes"
         return _failed(_bytes(base, store, oid, here, note), tolerance)
     try:
@@ -147,6 +147,18 @@ def _metrics_file(base: OutputDiff, store: ObjectStore, oid: str, here: Path,
     ok = within(values, tolerance, recorded=old, produced=new) if tolerance is not None \
         else None
     return replace(base, values=values, within_tolerance=ok)
+
+
+def _larger(limit: int, *paths: Path) -> bool:
+    """Whether any of ``paths`` that exists holds more than ``limit`` bytes (the sizes
+    the records give may be absent: the files are asked)."""
+    for path in paths:
+        try:
+            if path.stat().st_size > limit:
+                return True
+        except OSError:  # absent: reading it says so
+            continue
+    return False
 
 
 def _failed(diff: OutputDiff, tolerance: float | None) -> OutputDiff:
@@ -206,7 +218,7 @@ def _inner_values(store: ObjectStore, oid: str, here: Path, rel: str,
     """One metrics file of a folder: its differing values and whether they are within
     ``tolerance``, or why they could not be compared."""
     try:
-        if max(store.path_of(oid).stat().st_size, here.stat().st_size) > max_metrics_bytes():
+        if _larger(max_metrics_bytes(), store.path_of(oid), here):
             return f"{rel}: too large to compare as metrics"
         old = parse_metrics(store.read_bytes(oid), rel)
         new = parse_metrics(here.read_bytes(), rel)

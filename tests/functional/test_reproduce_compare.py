@@ -164,3 +164,14 @@ def test_a_large_file_is_streamed_not_read_whole(versions: Any,
     assert diff.first_byte == 2_500_000
     assert os.path.getsize(p.root / "model.bin") > compare.CHUNK
     assert len(sizes) == 6 and all(0 < n <= compare.CHUNK for n in sizes)  # 3 each
+
+
+def test_a_metrics_file_too_large_to_parse_is_compared_by_bytes(
+        versions: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    p, old, new = versions
+    import pipeflow.reproduce.compare as compare
+
+    monkeypatch.setattr(compare, "max_metrics_bytes", lambda: 10)
+    diff = _compare(p, old["metrics.json"], new["metrics.json"], tolerance=1e-6)
+    assert diff.values == () and diff.first_byte == len('{"accuracy": 0.912')
+    assert "compared by bytes" in diff.note and diff.within_tolerance is False
