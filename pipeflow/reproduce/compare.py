@@ -60,6 +60,7 @@ CHUNK = 1 << 20
 MAX_FILES = 20
 NOT_BYTES = "not compared byte for byte: the stage is declared deterministic: false"
 NOT_CACHED = "the recorded version is not in the cache: sizes only"
+SAME_VALUES = "the same values: the files differ only in formatting or key order"
 
 Entries = dict[str, tuple[str, int]]
 """A folder's files: relative path -> (hash, size)."""
@@ -146,7 +147,7 @@ def _metrics_file(base: OutputDiff, store: ObjectStore, oid: str, here: Path,
     values = diff_values(old, new)
     ok = within(values, tolerance, recorded=old, produced=new) if tolerance is not None \
         else None
-    return replace(base, values=values, within_tolerance=ok)
+    return replace(base, values=values, within_tolerance=ok, note=None if values else SAME_VALUES)
 
 
 def _larger(limit: int, *paths: Path) -> bool:

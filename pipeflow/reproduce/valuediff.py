@@ -69,6 +69,8 @@ def parse_metrics(data: bytes, name: str) -> dict[str, Any]:
         raise
     except (ValueError, yaml.YAMLError, csv.Error, RecursionError) as exc:
         raise UnreadableMetrics(f"{name}: does not parse: {exc}") from None
+    if not isinstance(value, (dict, list)):  # a file holding one number: "0.93"
+        return {"value": value} if value is not None else {}
     return flatten_scalars(value)
 
 

@@ -175,3 +175,14 @@ def test_a_metrics_file_too_large_to_parse_is_compared_by_bytes(
     diff = _compare(p, old["metrics.json"], new["metrics.json"], tolerance=1e-6)
     assert diff.values == () and diff.first_byte == len('{"accuracy": 0.912')
     assert "compared by bytes" in diff.note and diff.within_tolerance is False
+
+
+def test_the_same_values_written_differently_are_said(versions: Any) -> None:
+    p, old, _new = versions
+    path = p.root / "metrics.json"
+    path.write_text('{"n": 10, "per": [{"f1": 0.5}],\n "accuracy": 0.912}')
+    produced = OutputRef("metrics.json", hash_file(path), path.stat().st_size,
+                         kind=OutputKind.METRIC)
+    diff = _compare(p, old["metrics.json"], produced, tolerance=0.0)
+    assert (diff.values, diff.within_tolerance) == ((), True)
+    assert diff.note is not None and "formatting or key order" in diff.note

@@ -112,3 +112,20 @@ def test_first_difference_streams_like_a_whole_comparison(a: bytes, b: bytes,
             (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
             min(len(a), len(b)))
         assert first_difference(pa, pb, chunk) == expected
+
+
+def test_a_file_of_one_number_is_one_value() -> None:
+    assert parse_metrics(b"0.93\n", "score.txt") == {"value": 0.93}
+    assert parse_metrics(b"", "empty.yaml") == {}
+
+
+@given(st.binary(max_size=200), st.sampled_from(
+    ["m.json", "m.yaml", "m.yml", "m.toml", "m.csv", "m.tsv", "metrics"]))
+def test_any_bytes_parse_or_are_unreadable(data: bytes, name: str) -> None:
+    try:
+        values = parse_metrics(data, name)
+    except UnreadableMetrics as exc:
+        assert name in exc.message
+    else:
+        assert all(isinstance(k, str) for k in values)
+        assert diff_values(values, dict(values)) == ()
