@@ -196,6 +196,9 @@ def _folder(base: OutputDiff, store: ObjectStore, recorded: OutputRef,
     moved = any(p not in old or p not in new for p in changed)
     metrics = [p for p in changed if p in old and p in new and is_metrics_name(p)]
     diff = replace(base, files=tuple(changed[:MAX_FILES]))
+    if not changed:  # the manifests differ in an executable bit only
+        return replace(diff, note="the same files: only an executable bit differs",
+                       within_tolerance=True if tolerance is not None else None)
     if tolerance is None and len(metrics) != 1:
         return diff
     values: list[ValueDiff] = []

@@ -4,6 +4,7 @@ the recorded one (cached by a first repro) against the one a later run produced.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -186,3 +187,18 @@ def test_the_same_values_written_differently_are_said(versions: Any) -> None:
     diff = _compare(p, old["metrics.json"], produced, tolerance=0.0)
     assert (diff.values, diff.within_tolerance) == ((), True)
     assert diff.note is not None and "formatting or key order" in diff.note
+
+
+def test_a_folder_whose_files_are_the_same_says_so(versions: Any, tmp_path: Path) -> None:
+    p, old, _new = versions
+    with CoreProject(p.root) as repo:
+        for entry in repo.store.manifest(old["report"].hash).entries:
+            target = tmp_path / "report" / entry.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(repo.store.path_of(entry.hash).read_bytes())
+            target.chmod(0o755)
+        produced = OutputRef("report", "0" * 32, None, True, 3)
+        diff = compare_output(repo, old["report"], produced, workspace=tmp_path,
+                              tolerance=1e-6)
+    assert (diff.files, diff.values, diff.within_tolerance) == ((), (), True)
+    assert diff.note == "the same files: only an executable bit differs"
