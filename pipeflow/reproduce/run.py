@@ -163,7 +163,10 @@ def _prepare(home: Project, project: ReproProject, found: ReproPlan,
     problems = workspace.place(project, found.placed, pull)
     params = workspace.set_params(project.root, found.params)
     try:
-        at_commit = dict(load_project(project).graph.pipeline.stages)
+        graph = load_project(project).graph
+        at_commit = dict(graph.pipeline.stages)
+        rank = {name: i for i, name in enumerate(graph.order)}
+        found.stages.sort(key=lambda s: rank.get(s.stage, -1))
     except PipeflowError as exc:
         at_commit = {}
         broken = f"pipeline.yaml at commit {(found.commit or '')[:12]} does not load ({exc})"
