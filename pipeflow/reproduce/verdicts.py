@@ -13,15 +13,12 @@ from pipeflow.records.records import RecordKind, RunRecord
 from pipeflow.reproduce import envdiff
 from pipeflow.reproduce.compare import compare_output
 from pipeflow.reproduce.plan import ReproPlan, StagePlan, dirty_reason
+from pipeflow.spec.normalize import DEFAULT_TOLERANCE
 
 if TYPE_CHECKING:
     from pipeflow.execution.scheduler import Outcome
     from pipeflow.project.project import Project
     from pipeflow.spec.model import Stage
-
-DEFAULT_TOLERANCE = 1e-6
-"""The relative tolerance of a stage declared ``deterministic: false`` without one."""
-
 
 @dataclass(frozen=True)
 class Judge:
@@ -94,7 +91,7 @@ class Judge:
         tolerance = None
         if declared is not None and not declared.deterministic:
             tolerance = declared.tolerance if declared.tolerance is not None \
-                else DEFAULT_TOLERANCE
+                else DEFAULT_TOLERANCE  # the loader sets one; a hand-made Stage may not
         produced = {o.path: o for o in made.outputs}
         return tuple(
             compare_output(self.home, out, produced.get(out.path),
