@@ -15,6 +15,14 @@ The verdict (the record's ``reproduction`` field)::
 Stages are in the order they ran (sources up). :mod:`pipeflow.reproduce` writes them;
 ``lineage`` shows a version's last one and ``verify --reproduced`` lists versions by
 verdict.
+
+Reading them costs one index query (the records of kind ``reproduction``, oldest
+first) and one read of each such record file: the version a record is about is in
+its ``reproduction`` field, not in the index's outputs table (it produced nothing).
+A project reproduces a version by hand, a few times a release, so a few hundred
+records is the expected size; at 2,000 records a read of them all took about 0.3 s
+(docs/reproduce-audit.md): an index table on (path, hash) is the way on if that
+ever matters.
 """
 
 from __future__ import annotations
@@ -22,7 +30,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pipeflow.errors import StorageError
+from pipeflow.records.records import RecordKind, RunRecord
+
+if TYPE_CHECKING:
+    from pipeflow.project.project import Project
 
 
 class Verdict(StrEnum):
@@ -217,3 +231,94 @@ class Reproduction:
                    data.get("model"), data.get("commit"),
                    tuple(EnvDifference.from_json(e) for e in data.get("env") or ()),
                    data.get("executor") or "local", data.get("duration"), record, when, user)
+
+
+def from_record(record: RunRecord) -> Reproduction:
+    """The reproduction a ``reproduction`` record keeps, with its id, time and user;
+    a StorageError when the record lacks its ``reproduction`` field."""
+    data = record.body.reproduction
+    if data is None:
+        raise StorageError(f"run record {record.rel_path} is a reproduction record without "
+                           "its 'reproduction' field",
+                           hint="`pipeflow verify --reproduced` lists the damaged ones")
+    b = record.body
+    return Reproduction.from_json(data, record=record.id, when=b.ended or b.started,
+                                  user=b.user)
+
+
+def reproduction_records(repo: Project) -> list[RunRecord]:
+    """Every readable ``reproduction`` record, oldest first (a damaged one is skipped
+    with a warning in ``repo.index.skipped``; ``verify`` reports it)."""
+    found = []
+    for rel in repo.index.rels_of_kind(RecordKind.REPRODUCTION.value):
+        try:
+            found.append(repo.records.read_rel(rel))
+        except StorageError as exc:
+            _skip(repo, rel, exc)
+    return found
+
+
+def reproductions(repo: Project) -> list[Reproduction]:
+    """Every reproduction this clone knows of (its own and fetched ones), oldest first;
+    damaged records are skipped with a warning."""
+    found = []
+    for record in reproduction_records(repo):
+        try:
+            found.append(from_record(record))
+        except (StorageError, KeyError, ValueError) as exc:
+            _skip(repo, record.rel_path, exc)
+    return found
+
+
+def of_version(repo: Project, path: str, oid: str) -> list[Reproduction]:
+    """The reproductions of ``path`` at content ``oid``, oldest first."""
+    return [r for r in reproductions(repo) if r.path == path and r.hash == oid]
+
+
+def last_of(repo: Project, path: str, oid: str) -> Reproduction | None:
+    """The latest reproduction of ``path`` at content ``oid`` (None: never reproduced)."""
+    found = of_version(repo, path, oid)
+    return found[-1] if found else None
+
+
+def latest_by_version(repo: Project) -> dict[tuple[str, str], Reproduction]:
+    """(path, hash) -> the latest reproduction of that version, for every version
+    reproduced at least once (in the order their latest reproductions were made)."""
+    latest: dict[tuple[str, str], Reproduction] = {}
+    for found in reproductions(repo):
+        latest.pop((found.path, found.hash), None)
+        latest[(found.path, found.hash)] = found
+    return latest
+
+
+@dataclass(frozen=True)
+class VersionAudit:
+    """What ``lineage`` says of a version's reproductions: the latest one, how many
+    came before it, and whether the project has reproduced anything at all (a
+    project that never did is not told, on every version, that it never did)."""
+
+    last: Reproduction | None
+    earlier: int = 0
+    any_in_project: bool = False
+
+    def to_json(self) -> dict[str, Any] | None:
+        """``lineage --json``'s ``reproduction`` field (None: never reproduced)."""
+        if self.last is None:
+            return None
+        return {**self.last.to_json(), "record": self.last.record, "when": self.last.when,
+                "user": self.last.user, "earlier": self.earlier}
+
+
+def audit_of(repo: Project, path: str, oid: str) -> VersionAudit:
+    """The reproductions of ``path`` at ``oid``, as ``lineage`` shows them."""
+    every = reproductions(repo)
+    mine = [r for r in every if r.path == path and r.hash == oid]
+    return VersionAudit(mine[-1] if mine else None, max(len(mine) - 1, 0), bool(every))
+
+
+def _skip(repo: Project, rel: str, exc: Exception) -> None:
+    why = exc.message if isinstance(exc, StorageError) else f"bad field ({exc})"
+    warning = (f"reproduction record {rel}: {why}: skipped (`pipeflow verify` lists "
+               "damaged records)")
+    if warning not in repo.index.skipped:
+        repo.index.skipped.append(warning)
