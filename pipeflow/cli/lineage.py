@@ -270,6 +270,13 @@ def verify_command(
     repair: Annotated[bool, typer.Option(
         "--repair", help="First rewrite .pipeflow/tags.jsonl with its valid lines; the "
                          "damaged ones go to .pipeflow/state/tags.jsonl.damaged.")] = False,
+    reproduced: Annotated[bool, typer.Option(
+        "--reproduced", help="Instead, list every reproduced version by the verdict of its "
+                             "latest `pipeflow reproduce` (exit 1 when one is not "
+                             "reproduced).")] = False,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="With --reproduced: also exit 1 when the version pipeline.lock "
+                         "names of a declared model was never reproduced.")] = False,
     json_out: Json = False,
     verbose: Verbose = False,
 ) -> None:
@@ -283,6 +290,13 @@ def verify_command(
     trusted, refused moves of protected aliases, and records from other clones that
     are unsigned (chains not seen before marked new).
 
+    With --reproduced: every version that `pipeflow reproduce` rebuilt, grouped by
+    its latest verdict (reproduced, within tolerance, differs, failed, cannot
+    reproduce), with its label, date and who; then the versions of declared models
+    never reproduced. Exit 1 when a version's latest verdict is not a reproduction
+    or a reproduction record is damaged (--strict: or a model's current version was
+    never reproduced). docs/reproduce.md says more.
+
     docs/history.md (records) and docs/registry.md (signatures, the trust model) say
     what this protects against.
 
@@ -291,8 +305,16 @@ def verify_command(
       pipeflow verify
       pipeflow verify --repair
       pipeflow verify --json | jq .signatures
+      pipeflow verify --reproduced --strict
     """
-    from pipeflow.errors import CheckFailed
+    from pipeflow.errors import CheckFailed, UsageError
+
+    if strict and not reproduced:
+        raise UsageError("--strict goes with --reproduced",
+                         hint="`pipeflow verify --reproduced --strict`")
+    if reproduced:
+        _verify_reproduced(strict, json_out)
+        return
     from pipeflow.ops.verify import verify
     from pipeflow.ops.versions import repair_tags
     from pipeflow.project.project import Project
@@ -321,3 +343,24 @@ def verify_command(
             output.out("everything verified", fg="green")
     if not report.ok:
         raise CheckFailed(f"verify found {len(report.problems)} problem(s)")
+
+
+def _verify_reproduced(strict: bool, json_out: bool) -> None:
+    from pipeflow.cli.reproduced import print_reproduced
+    from pipeflow.errors import CheckFailed
+    from pipeflow.ops.reproduced import reproduced
+    from pipeflow.project.project import Project
+
+    with Project.find() as repo:
+        report = reproduced(repo, strict=strict)
+    if json_out:
+        output.emit_json(report.to_json())
+    else:
+        print_reproduced(report)
+    if report.ok:
+        return
+    parts = [f"{len(report.failing)} version(s) not reproduced"] if report.failing else []
+    parts += [f"{len(report.damaged)} damaged reproduction record(s)"] if report.damaged else []
+    parts += ([f"{len(report.unproven)} current model version(s) never reproduced"]
+              if report.unproven else [])
+    raise CheckFailed("; ".join(parts))

@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import yaml
+
 from pipeflow.git.gitinfo import Provenance
 from pipeflow.lineage.reproductions import (
     OutputDiff,
@@ -97,3 +99,118 @@ def test_lineage_says_what_differed(project: Project) -> None:
     assert "differs on " in res.out
     assert f"stage train: differs ({MODEL} 1.2 KB -> 1.2 KB, first byte 4096)" in res.out
     assert "stage prepare" not in res.out.split("differs on ")[1]
+
+
+def test_verify_reproduced_lists_versions_by_their_latest_verdict(project: Project) -> None:
+    p = project
+    labels = _two_versions(p)
+    res = p.run("verify", "--reproduced")
+    assert res.code == 0, res.text
+    assert "no version has been reproduced yet" in res.out
+
+    _reproduce(p, labels["v1"], Verdict.DIFFERS, user="bob")
+    _reproduce(p, labels["v1"], Verdict.IDENTICAL)  # the latest verdict counts
+    res = p.run("verify", "--reproduced")
+    assert res.code == 0, res.text
+    assert "reproduced (bit-identical): 1 version(s)" in res.out
+    assert f"{MODEL}  v1 ({labels['v1'][:8]})" in res.out and "alice" in res.out
+    assert "2 reproductions" in res.out and "differs" not in res.out
+
+    last = _reproduce(p, labels["v2"], Verdict.DIFFERS, user="carol", version="v2")
+    res = p.run("verify", "--reproduced")
+    assert res.code == 1, res.text  # a version that does not reproduce fails CI
+    assert "1 version(s) not reproduced" in res.err
+    groups = res.out.split("differs: 1 version(s)")
+    assert len(groups) == 2 and "v1" in groups[0] and "reproduced (bit-identical)" in groups[0]
+    assert f"{MODEL}  v2 ({labels['v2'][:8]})" in groups[1] and "carol" in groups[1]
+    assert "(current)" in groups[1] and "stage train: differs" in groups[1]
+    body = json.loads(p.run("verify", "--reproduced", "--json").out)
+    assert body["ok"] is False
+    assert [(v["version"], v["verdict"], v["user"]) for v in body["versions"]] == [
+        ("v1", "bit-identical", "alice"), ("v2", "differs", "carol")]
+    assert body["versions"][1]["record"] == last.record
+    assert body["versions"][0]["reproductions"] == 2
+
+    res = p.run("verify")  # the chain checks take reproduction records as they are
+    assert res.code == 0, res.text
+    assert "everything verified" in res.out
+
+
+def test_strict_fails_on_a_declared_models_current_version_never_reproduced(
+        project: Project) -> None:
+    p = project
+    chain(p)
+    stages = yaml.safe_load(p.read("pipeline.yaml"))["stages"]
+    stages["train"]["outs"] = [{MODEL: {"model": "wine"}}]
+    p.spec(stages)
+    p.write(".gitignore", "runs.log\n")
+    assert p.run("repro").code == 0, "repro"
+    commit(p, "v1")
+    labels = _versions(p)
+    res = p.run("verify", "--reproduced")
+    assert res.code == 0, res.text
+    assert "never reproduced: 1 version(s) of declared models" in res.out
+    assert f"{MODEL}  v1 ({labels['v1'][:8]})  model wine  (current)" in res.out
+    res = p.run("verify", "--reproduced", "--strict")
+    assert res.code == 1 and "1 current model version(s) never reproduced" in res.err
+    body = json.loads(p.run("verify", "--reproduced", "--strict", "--json").out)
+    assert body["never_reproduced"] == [{"path": MODEL, "hash": labels["v1"], "version": "v1",
+                                         "model": "wine", "current": True}]
+    _reproduce(p, labels["v1"], Verdict.WITHIN_TOLERANCE)
+    res = p.run("verify", "--reproduced", "--strict")
+    assert res.code == 0, res.text
+    assert "reproduced (within tolerance): 1 version(s)" in res.out
+    assert "never reproduced" not in res.out
+    assert p.run("verify", "--strict").code == 2  # --strict goes with --reproduced
+
+
+def test_a_damaged_reproduction_record_is_skipped_with_a_warning(project: Project) -> None:
+    p = project
+    labels = _two_versions(p)
+    good = _reproduce(p, labels["v1"], Verdict.IDENTICAL)
+    bad = _reproduce(p, labels["v2"], Verdict.IDENTICAL, version="v2")
+    with Proj(p.root) as repo:
+        rel = repo.index.run_rel(str(bad.record))
+        path = repo.records.runs / str(rel)
+    data = path.read_bytes().replace(b"bit-identical", b"bit-idenTical")
+    path.chmod(0o644)
+    path.write_bytes(data)
+
+    res = p.run("lineage", f"{MODEL}@v2")
+    assert res.code == 0, res.text
+    assert f"reproduction record {rel}" in res.err and "skipped" in res.err
+    assert "never reproduced" in res.out  # its verdict is not believed
+    assert "reproduced (bit-identical)" in p.run("lineage", f"{MODEL}@v1").out
+    res = p.run("verify", "--reproduced")
+    assert res.code == 1, res.text
+    assert "1 damaged reproduction record(s)" in res.err
+    assert str(good.record)[:12] in res.out and str(bad.record)[:12] not in res.out
+    res = p.run("verify")
+    assert res.code == 1 and "[rewritten-record]" in res.out and path.name in res.out
+
+
+def test_a_pushed_reproduction_shows_in_a_fetching_clone(project: Project,
+                                                         tmp_path: Path) -> None:
+    alice = project
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
+    labels = _two_versions(alice)
+    assert alice.run("remote", "add", "store", str(tmp_path / "store")).code == 0
+    commit(alice, "remote")
+    alice.git("remote", "add", "origin", str(origin))
+    alice.git("push", "-q", "-u", "origin", "main")
+    bob = Project(tmp_path / "bob")
+    subprocess.run(["git", "clone", "-q", str(origin), str(bob.root)], check=True)
+    assert bob.run("fetch").code == 0
+
+    done = _reproduce(alice, labels["v1"], Verdict.IDENTICAL)
+    assert alice.run("push").code == 0
+    assert "never reproduced" not in bob.run("lineage", f"{MODEL}@v1").out
+    res = bob.run("fetch")
+    assert res.code == 0, res.text
+    res = bob.run("lineage", f"{MODEL}@v1")
+    assert res.code == 0, res.text
+    assert f"reproduced (bit-identical) on {str(done.when)[:16].replace('T', ' ')} by alice " \
+           f"(record {str(done.record)[:12]})" in res.out
+    body = json.loads(bob.run("verify", "--reproduced", "--json").out)
+    assert [(v["version"], v["record"]) for v in body["versions"]] == [("v1", done.record)]
