@@ -37,9 +37,11 @@ def _versions(p: Project) -> dict[str, str]:
 def _two_versions(p: Project) -> dict[str, str]:
     chain(p)
     p.write(".gitignore", "runs.log\n")
+    commit(p, "the pipeline")  # runs of committed code can be reproduced
     assert p.run("repro").code == 0
     commit(p, "v1")
     p.params({"prep": {"n": 3}, "train": {"lr": 0.5, "epochs": 2}, "eval": {"k": 1}})
+    commit(p, "lr 0.5")
     assert p.run("repro").code == 0
     commit(p, "v2")
     return _versions(p)
@@ -214,3 +216,23 @@ def test_a_pushed_reproduction_shows_in_a_fetching_clone(project: Project,
            f"(record {str(done.record)[:12]})" in res.out
     body = json.loads(bob.run("verify", "--reproduced", "--json").out)
     assert [(v["version"], v["record"]) for v in body["versions"]] == [("v1", done.record)]
+
+
+def test_reproduce_then_lineage_and_verify_show_it(project: Project) -> None:
+    p = project
+    labels = _two_versions(p)
+    res = p.run("reproduce", f"{MODEL}@v1")
+    assert res.code == 0, res.text
+    with Proj(p.root) as repo:
+        (done,) = reproductions(repo)
+    assert (done.path, done.hash, done.version) == (MODEL, labels["v1"], "v1")
+    assert done.verdict is Verdict.IDENTICAL and done.record and done.user
+    res = p.run("lineage", f"{MODEL}@v1")
+    assert f"reproduced (bit-identical) on {str(done.when)[:16].replace('T', ' ')} by " \
+           f"{done.user} (record {done.record[:12]})" in res.out
+    assert "never reproduced" in p.run("lineage", MODEL).out  # v2
+    res = p.run("verify", "--reproduced")
+    assert res.code == 0, res.text
+    assert "reproduced (bit-identical): 1 version(s)" in res.out
+    assert f"{MODEL}  v1 ({labels['v1'][:8]})" in res.out
+    assert p.run("verify").code == 0
