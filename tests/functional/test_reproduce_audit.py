@@ -236,3 +236,22 @@ def test_reproduce_then_lineage_and_verify_show_it(project: Project) -> None:
     assert "reproduced (bit-identical): 1 version(s)" in res.out
     assert f"{MODEL}  v1 ({labels['v1'][:8]})" in res.out
     assert p.run("verify").code == 0
+
+
+def test_other_readers_take_reproduction_records_in_their_stride(project: Project) -> None:
+    p = project
+    labels = _two_versions(p)
+    before = json.loads(p.run("versions", MODEL, "--json").out)["versions"]
+    _reproduce(p, labels["v1"], Verdict.FAILED)
+    after = json.loads(p.run("versions", MODEL, "--json").out)["versions"]
+    assert [(v["version"], v["hash"], v["runs"]) for v in after] == \
+        [(v["version"], v["hash"], v["runs"]) for v in before]  # not a run of MODEL
+    res = p.run("exp", "show")
+    assert res.code == 0 and "no experiments yet" in res.out, res.text
+    res = p.run("status")
+    assert res.code == 0 and "up to date" in res.out, res.text
+    res = p.run("gc", "--all-commits", "--dry")
+    assert res.code == 0, res.text
+    assert p.run("verify").code == 0
+    res = p.run("lineage", MODEL)  # v2: its walk meets no reproduction record
+    assert res.code == 0 and "never reproduced" in res.out and "problem" not in res.out
