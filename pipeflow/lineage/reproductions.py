@@ -320,7 +320,8 @@ def audit_of(repo: Project, path: str, oid: str) -> VersionAudit:
         got = _read(repo, rels[n])
         if got is not None:
             return VersionAudit(got, n, True)
-    return VersionAudit(None, 0, repo.index.has_kind(RecordKind.REPRODUCTION.value))
+    anywhere = repo.index.rels_of_kind(RecordKind.REPRODUCTION.value)  # names only: cheap
+    return VersionAudit(None, 0, bool(anywhere))
 
 
 def _read(repo: Project, rel: str) -> Reproduction | None:

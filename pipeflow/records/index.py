@@ -312,11 +312,6 @@ class RunIndex:
                                (kind,))
         return [str(r[0]) for r in rows]
 
-    def has_kind(self, kind: str) -> bool:
-        """Whether any record of ``kind`` is indexed."""
-        return self.db.execute("SELECT 1 FROM runs WHERE kind = ? LIMIT 1",
-                               (kind,)).fetchone() is not None
-
     def reproduction_rels(self, path: str, oid: str) -> list[str]:
         """The record paths of the ``reproduction`` records of ``path`` at content
         ``oid``, oldest first (as :meth:`rels_of_kind` orders them)."""
