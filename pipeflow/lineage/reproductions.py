@@ -283,11 +283,13 @@ def last_of(repo: Project, path: str, oid: str) -> Reproduction | None:
     return audit_of(repo, path, oid).last
 
 
-def latest_by_version(repo: Project) -> dict[tuple[str, str], Reproduction]:
+def latest_by_version(repo: Project, pool: list[Reproduction] | None = None
+                      ) -> dict[tuple[str, str], Reproduction]:
     """(path, hash) -> the latest reproduction of that version, for every version
-    reproduced at least once (in the order their latest reproductions were made)."""
+    reproduced at least once, in the order their latest reproductions were made
+    (``pool``: the reproductions to look at, default all of them)."""
     latest: dict[tuple[str, str], Reproduction] = {}
-    for found in reproductions(repo):
+    for found in reproductions(repo) if pool is None else pool:
         latest.pop((found.path, found.hash), None)
         latest[(found.path, found.hash)] = found
     return latest

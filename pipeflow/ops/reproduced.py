@@ -14,12 +14,18 @@ listed, never failing: nobody is asked to prove every old model.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipeflow.errors import PipeflowError
 from pipeflow.lineage.labels import version_labels
-from pipeflow.lineage.reproductions import Reproduction, Verdict, reproductions
+from pipeflow.lineage.reproductions import (
+    Reproduction,
+    Verdict,
+    latest_by_version,
+    reproductions,
+)
 from pipeflow.ops.lineage import light_versions, locked_paths
 from pipeflow.project.project import Project
 
@@ -111,13 +117,8 @@ def reproduced(repo: Project, *, strict: bool = False) -> ReproducedReport:
     entries, _ = locked_paths(repo)
     current = {path: entry.hash for path, entry in entries.items()}
     models = _models(repo)
-    latest: dict[tuple[str, str], Reproduction] = {}
-    count: dict[tuple[str, str], int] = {}
-    for found in every:
-        key = (found.path, found.hash)
-        latest.pop(key, None)
-        latest[key] = found
-        count[key] = count.get(key, 0) + 1
+    latest = latest_by_version(repo, every)
+    count = Counter((found.path, found.hash) for found in every)
     report.versions = [
         ReproducedVersion(labels.label(path, oid), found, count[(path, oid)],
                           current.get(path) == oid, models.get(path))
