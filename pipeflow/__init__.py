@@ -11,7 +11,9 @@ The public Python API, all importable from here (docs/api.md describes it):
   (with :class:`LineageArtifact`, :class:`LineageRun`, :class:`RunOutput`,
   :class:`CodeFile`, :class:`Within`, :class:`Trust`, :class:`ExperimentMark`),
   and the registry's :class:`Model` (with :class:`ModelVersion`), :class:`AliasMove`,
-  :class:`AliasReport` (with :class:`Alias`, :class:`HistoryMove`), :class:`Noted`;
+  :class:`AliasReport` (with :class:`Alias`, :class:`HistoryMove`), :class:`Noted`,
+  and ``reproduce``'s :class:`Reproduction` (with :class:`StageVerdict`,
+  :class:`Verdict`, :class:`OutputDiff`, :class:`ValueDiff`, :class:`EnvDifference`);
 - the errors: :class:`PipeflowError` and its family (the tree is drawn in
   :mod:`pipeflow.errors`), with :class:`Location` for the place a SpecError or
   ConfigError names.
@@ -58,6 +60,12 @@ _HOME: dict[str, str] = {
     "Alias": "pipeflow.registry.aliaslist",
     "HistoryMove": "pipeflow.registry.aliaslist",
     "Noted": "pipeflow.registry.notes",
+    "Reproduction": "pipeflow.lineage.reproductions",
+    "StageVerdict": "pipeflow.lineage.reproductions",
+    "OutputDiff": "pipeflow.lineage.reproductions",
+    "ValueDiff": "pipeflow.lineage.reproductions",
+    "EnvDifference": "pipeflow.lineage.reproductions",
+    "Verdict": "pipeflow.lineage.reproductions",
     **dict.fromkeys(_ERRORS, "pipeflow.errors"),
     "UnsafePathError": "pipeflow.files.safepath",
     "UnsafeProjectError": "pipeflow.project.project",
@@ -76,6 +84,7 @@ __all__ = [
     "ConfigError",
     "DiffEntry",
     "DiskFull",
+    "EnvDifference",
     "ExpDiff",
     "ExpRow",
     "ExpRunResult",
@@ -98,6 +107,7 @@ __all__ = [
     "ModelVersion",
     "Noted",
     "Origin",
+    "OutputDiff",
     "OutputKind",
     "OutsideProjectError",
     "ParamSet",
@@ -107,6 +117,7 @@ __all__ = [
     "Repo",
     "RepoLockError",
     "ReproResult",
+    "Reproduction",
     "RunOutput",
     "SourceConflict",
     "SpecError",
@@ -114,6 +125,7 @@ __all__ = [
     "StageFailure",
     "StageOutcome",
     "StageStatus",
+    "StageVerdict",
     "StageWord",
     "Status",
     "StorageError",
@@ -122,6 +134,8 @@ __all__ = [
     "UnsafePathError",
     "UnsafeProjectError",
     "UsageError",
+    "ValueDiff",
+    "Verdict",
     "Version",
     "Within",
     "__version__",
@@ -175,6 +189,14 @@ if TYPE_CHECKING:
         LineageRun,
         RunOutput,
         Within,
+    )
+    from pipeflow.lineage.reproductions import (
+        EnvDifference,
+        OutputDiff,
+        Reproduction,
+        StageVerdict,
+        ValueDiff,
+        Verdict,
     )
     from pipeflow.lineage.trust import Origin, Trust
     from pipeflow.lineage.versions import Version

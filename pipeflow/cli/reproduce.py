@@ -35,7 +35,7 @@ class _Progress:
         with self.lock:
             if ev.kind == "planned" and ev.plan is not None:
                 p = ev.plan
-                commit = p.commit[:12] if p.commit else "no commit"
+                commit = p.commits[0][:12] if p.commits else "no commit"
                 output.err(f"Reproducing {p.path}@{p.version} ({p.hash[:8]}): "
                            f"{len(p.stages)} stage(s) at commit {commit}", bold=True)
                 for d in ev.env:

@@ -5,7 +5,6 @@ being reproduced at all (``cannot-reproduce``, with the reason)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +25,10 @@ class Placed:
     hash: str
     isdir: bool
     size: int | None = None
+    required: bool = True
+    """False for content no record made (git may hold it at the commit checked out:
+    placed from the cache when there, else left to the checkout, whose hash the
+    judging compares)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,9 @@ class StagePlan:
     """The run's record (None when it cannot be read: it cannot be reproduced)."""
     blocked: str | None = None
     """Why it cannot be reproduced, found before running (None: it can be tried)."""
+    dirty: tuple[str, ...] = ()
+    """Code files its run read with uncommitted changes: the commit checked out may
+    not hold what it ran (judged after the run, by the code's hashes)."""
 
 
 @dataclass
@@ -47,13 +53,19 @@ class ReproPlan:
     path: str
     hash: str
     version: str | None
-    commit: str | None
+    commits: tuple[str, ...]
+    """The commits to check out, best first (:func:`_commits`); the first this clone
+    has is taken (none: the runs were made outside git, before any commit named the
+    version)."""
     stages: list[StagePlan] = field(default_factory=list)
     placed: list[Placed] = field(default_factory=list)
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     """params file -> dotted key -> the recorded value."""
     produced_by: dict[str, str] = field(default_factory=dict)
     """Output path -> the stage of the plan that writes it."""
+
+    commit: str | None = None
+    """The commit checked out (set when the workspace is made)."""
 
     @property
     def runnable(self) -> list[str]:
@@ -75,16 +87,17 @@ def plan(home: Project, lineage: Lineage, version: str | None) -> ReproPlan:
                          "existed, or outside pipeflow",
                          hint=f"`pipeflow lineage {root.path}` shows what is known of it")
     runs = _runs_sources_up(lineage)
-    commit = _commit_of(runs)
-    found = ReproPlan(root.path, root.hash, version or root.version, commit)
+    commits, locked = _commits(home, runs, root)
+    found = ReproPlan(root.path, root.hash, version or root.version, commits)
     for run in runs:
         for out in run.outputs:
             found.produced_by.setdefault(out.path, run.stage)
     seen: set[str] = set()
     for run in runs:
         record, why = _record(home, run)
-        blocked = why or _dirty(run) or (None if run.git_commit or commit is None else
-                                         "its run was recorded outside git")
+        dirty = _dirty(run)
+        # no commit holds the outputs with their code: nowhere to look for what it ran
+        blocked = why or (dirty_reason(dirty) if dirty and locked is None else None)
         for aid in run.inputs:
             placed = _placed(lineage.artifacts[aid])
             if placed is not None and placed.path not in seen:
@@ -92,7 +105,7 @@ def plan(home: Project, lineage: Lineage, version: str | None) -> ReproPlan:
                 found.placed.append(placed)
         for file, values in run.params.items():
             found.params.setdefault(file, {}).update(values)
-        found.stages.append(StagePlan(run.stage, run, record, blocked))
+        found.stages.append(StagePlan(run.stage, run, record, blocked, dirty))
     return found
 
 
@@ -102,13 +115,21 @@ def _runs_sources_up(lineage: Lineage) -> list[LineageRun]:
     return list(reversed(list(by_stage.values())))
 
 
-def _commit_of(runs: list[LineageRun]) -> str | None:
-    """The commit to check out: the latest run's (a consistent history ran every
-    stage of a version's lineage at code that commit still has)."""
+def _commits(home: Project, runs: list[LineageRun], root: LineageArtifact
+             ) -> tuple[tuple[str, ...], str | None]:
+    """Where the code the runs read is, best first: the commit the latest run was
+    made at (a consistent history ran every stage of a version's lineage at code that
+    commit still has) when no run read uncommitted code; then the first commit whose
+    pipeline.lock names the version (the code committed with its outputs: a first run
+    made before the first commit, or code edited, run, then committed)."""
+    from pipeflow.lineage.labels import version_labels
+
     dated = [r for r in runs if r.git_commit]
-    if not dated:
-        return None
-    return max(dated, key=lambda r: r.started or "").git_commit
+    latest = max(dated, key=lambda r: r.started or "").git_commit if dated else None
+    locked = version_labels(home.root, home.index).first_commit(root.path, root.hash)
+    clean = not any(_dirty(r) for r in runs)
+    order = [latest, locked] if clean else [locked, latest]
+    return tuple(dict.fromkeys(c for c in order if c)), locked
 
 
 def _record(home: Project, run: LineageRun) -> tuple[RunRecord | None, str | None]:
@@ -120,14 +141,17 @@ def _record(home: Project, run: LineageRun) -> tuple[RunRecord | None, str | Non
         return None, f"its run record cannot be read ({exc.message})"
 
 
-def _dirty(run: LineageRun) -> str | None:
-    """The code (or git-tracked input) the run read with uncommitted changes."""
+def _dirty(run: LineageRun) -> tuple[str, ...]:
+    """The code files the run read with uncommitted changes."""
     dirty = set(run.dirty_paths)
-    code = sorted(c.path for c in run.code if c.path in dirty)
-    if code:
-        return (f"its run was recorded with uncommitted changes to {', '.join(code)}: "
-                "that code is in no commit")
-    return None
+    return tuple(sorted(c.path for c in run.code if c.path in dirty))
+
+
+def dirty_reason(paths: tuple[str, ...], commit: str | None = None) -> str:
+    where = f"commit {commit[:12]}" if commit else "any commit"
+    return (f"its run was recorded with uncommitted changes to {', '.join(paths)}, "
+            f"and {where} does not hold the code it ran")
+
 
 
 def _placed(artifact: LineageArtifact) -> Placed | None:
@@ -137,9 +161,6 @@ def _placed(artifact: LineageArtifact) -> Placed | None:
             return Placed(artifact.within.path, artifact.within.hash, True)
         return Placed(artifact.path, artifact.hash, artifact.isdir, artifact.size)
     if artifact.status == "untracked":
-        return Placed(artifact.path, artifact.hash, artifact.isdir, artifact.size)
+        return Placed(artifact.path, artifact.hash, artifact.isdir, artifact.size, False)
     return None
 
-
-def params_table(values: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {f: dict(v) for f, v in values.items()}

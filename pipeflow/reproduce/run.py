@@ -90,7 +90,7 @@ def reproduce(home: Project, target: str, options: ReproduceOptions | None = Non
     models = declared(home)
     chosen = resolve_target(home, target, models)
     with home.lock(wait=options.wait):
-        traced = lineage(home, chosen.path, chosen.version)
+        traced = lineage(home, str(home.root / chosen.path), chosen.version)
         found = plan(home, traced, None)
         env = envdiff.against_current(s.record.body.environment()
                                       for s in found.stages if s.record is not None)
@@ -109,7 +109,8 @@ def reproduce(home: Project, target: str, options: ReproduceOptions | None = Non
         result = Reproduction(
             found.path, found.hash, found.version,
             Verdict.worst([v.verdict for v in verdicts]), tuple(verdicts),
-            model=name_of(models, found.path), commit=found.commit, env=tuple(env),
+            model=name_of(models, found.path), commit=found.commit or next(
+                iter(found.commits), None), env=tuple(env),
             executor=options.executor, duration=round(time.time() - started, 3))
         from pipeflow.project.provenance import provenance
         from pipeflow.reproduce import audit
@@ -124,12 +125,14 @@ def _run(home: Project, found: ReproPlan, options: ReproduceOptions,
     from pipeflow.experiments.scratch import remove_scratch
     from pipeflow.reproduce.verdicts import Judge
 
+    if not found.commits:
+        return _all_blocked(found, "no commit holds the code its runs read: they were made "
+                                   "outside git, and no commit's pipeline.lock names the "
+                                   "version")
+    found.commit = next((c for c in found.commits if workspace.has_commit(home, c)), None)
     if found.commit is None:
-        return _all_blocked(found, "its runs were recorded outside git: the code they ran "
-                                   "is in no commit")
-    if not workspace.has_commit(home, found.commit):
-        return _all_blocked(found, f"git commit {found.commit[:12]} is not in this clone "
-                                   "(`git fetch` the branch that has it)")
+        return _all_blocked(found, f"git commit {found.commits[0][:12]} is not in this "
+                                   "clone (`git fetch` the branch that has it)")
     scratch, project = workspace.make(home, found.commit, f"{found.path}-{found.version}")
     try:
         stages = _prepare(home, project, found, options)
@@ -160,7 +163,10 @@ def _prepare(home: Project, project: ReproProject, found: ReproPlan,
     problems = workspace.place(project, found.placed, pull)
     params = workspace.set_params(project.root, found.params)
     try:
-        at_commit = dict(load_project(project).graph.pipeline.stages)
+        graph = load_project(project).graph
+        at_commit = dict(graph.pipeline.stages)
+        rank = {name: i for i, name in enumerate(graph.order)}
+        found.stages.sort(key=lambda s: rank.get(s.stage, -1))
     except PipeflowError as exc:
         at_commit = {}
         broken = f"pipeline.yaml at commit {(found.commit or '')[:12]} does not load ({exc})"

@@ -12,7 +12,7 @@ from pipeflow.lineage.reproductions import OutputDiff, StageVerdict, Verdict
 from pipeflow.records.records import RecordKind, RunRecord
 from pipeflow.reproduce import envdiff
 from pipeflow.reproduce.compare import compare_output
-from pipeflow.reproduce.plan import ReproPlan, StagePlan
+from pipeflow.reproduce.plan import ReproPlan, StagePlan, dirty_reason
 
 if TYPE_CHECKING:
     from pipeflow.execution.scheduler import Outcome
@@ -67,8 +67,10 @@ class Judge:
         verdict = self._verdict(step.stage, outputs)
         mismatch, notes = _inputs(plan, step.record, made, before)
         if mismatch:
-            return _with(base, outputs=outputs,
-                         reason="it ran with other inputs than recorded: " + "; ".join(mismatch))
+            why = "it ran with other inputs than recorded: " + "; ".join(mismatch)
+            if step.dirty:
+                why = f"{dirty_reason(step.dirty, plan.commit)} ({'; '.join(mismatch)})"
+            return _with(base, outputs=outputs, reason=why)
         env = envdiff.between(step.record.body.environment(), made.body.environment())
         if env:
             notes.append("ran with " + ", ".join(

@@ -122,6 +122,8 @@ def place(project: ReproProject, items: Iterable[Placed],
             pull(store.missing(info))  # a folder: its manifest first, then its files
             if store.missing(info):
                 pull(store.missing(info))
+        if store.missing(info) and not item.required:
+            continue
         if store.missing(info):
             where = "the cache or the remote" if pull else "the cache (try --pull)"
             problems[item.path] = (f"its input {item.path} ({item.hash[:8]}) is not in "
