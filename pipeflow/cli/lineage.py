@@ -13,6 +13,7 @@ from pipeflow.cli.options import Json, Verbose
 if TYPE_CHECKING:
     from pipeflow.lineage.diff import LineageDiff
     from pipeflow.ops.signed import SignatureReport
+    from pipeflow.ops.verify import VerifyReport
 
 
 def _table(rows: list[list[str]]) -> list[str]:
@@ -266,10 +267,34 @@ def _print_signatures(sigs: SignatureReport) -> None:
         output.out(f"refused: {refused}", fg="yellow")
 
 
+def _print_report(report: VerifyReport) -> None:
+    output.out(f"checked {report.objects} object(s), {report.records} run record(s) in "
+               f"{report.chains} chain(s), {report.lock_runs} record(s) named by "
+               "pipeline.lock")
+    for note in report.notes:
+        output.out(f"note: {note}")
+    for problem in report.problems:
+        output.out(f"PROBLEM [{problem.kind}] {problem.message}", fg="red")
+    _print_signatures(report.signatures)
+    _print_unsigned(report)
+    if report.ok and not report.unsigned:
+        output.out("everything verified", fg="green")
+
+
+Reproduced = Annotated[bool, typer.Option(
+    "--reproduced", help="Instead, list every reproduced version by the verdict of its "
+                         "latest `pipeflow reproduce` (exit 1 when one is not reproduced).")]
+Strict = Annotated[bool, typer.Option(
+    "--strict", help="With --reproduced: also exit 1 when the version pipeline.lock names "
+                     "of a declared model was never reproduced.")]
+
+
 def verify_command(
     repair: Annotated[bool, typer.Option(
         "--repair", help="First rewrite .pipeflow/tags.jsonl with its valid lines; the "
                          "damaged ones go to .pipeflow/state/tags.jsonl.damaged.")] = False,
+    reproduced: Reproduced = False,
+    strict: Strict = False,
     json_out: Json = False,
     verbose: Verbose = False,
 ) -> None:
@@ -283,6 +308,9 @@ def verify_command(
     trusted, refused moves of protected aliases, and records from other clones that
     are unsigned (chains not seen before marked new).
 
+    --reproduced lists instead the versions `pipeflow reproduce` rebuilt by their
+    latest verdict, and declared models' versions never reproduced (docs/reproduce.md).
+
     docs/history.md (records) and docs/registry.md (signatures, the trust model) say
     what this protects against.
 
@@ -291,8 +319,13 @@ def verify_command(
       pipeflow verify
       pipeflow verify --repair
       pipeflow verify --json | jq .signatures
+      pipeflow verify --reproduced --strict
     """
     from pipeflow.errors import CheckFailed
+
+    if reproduced or strict:
+        _verify_reproduced(reproduced, strict, json_out)
+        return
     from pipeflow.ops.verify import verify
     from pipeflow.ops.versions import repair_tags
     from pipeflow.project.project import Project
@@ -308,16 +341,34 @@ def verify_command(
     if json_out:
         output.emit_json(report.to_json())
     else:
-        output.out(f"checked {report.objects} object(s), {report.records} run record(s) in "
-                   f"{report.chains} chain(s), {report.lock_runs} record(s) named by "
-                   "pipeline.lock")
-        for note in report.notes:
-            output.out(f"note: {note}")
-        for problem in report.problems:
-            output.out(f"PROBLEM [{problem.kind}] {problem.message}", fg="red")
-        _print_signatures(report.signatures)
-        _print_unsigned(report)
-        if report.ok and not report.unsigned:
-            output.out("everything verified", fg="green")
+        _print_report(report)
     if not report.ok:
         raise CheckFailed(f"verify found {len(report.problems)} problem(s)")
+
+
+def _verify_reproduced(asked: bool, strict: bool, json_out: bool) -> None:
+    """``verify --reproduced``: exit 1 when a version's latest verdict is not a
+    reproduction, a reproduction record is damaged, or (``--strict``) the current
+    version of a declared model was never reproduced."""
+    from pipeflow.cli.reproduced import print_reproduced
+    from pipeflow.errors import CheckFailed, UsageError
+    from pipeflow.ops.reproduced import reproduced
+
+    if not asked:
+        raise UsageError("--strict goes with --reproduced",
+                         hint="`pipeflow verify --reproduced --strict`")
+    from pipeflow.project.project import Project
+
+    with Project.find() as repo:
+        report = reproduced(repo, strict=strict)
+    if json_out:
+        output.emit_json(report.to_json())
+    else:
+        print_reproduced(report)
+    if report.ok:
+        return
+    parts = [f"{len(report.failing)} version(s) not reproduced"] if report.failing else []
+    parts += [f"{len(report.damaged)} damaged reproduction record(s)"] if report.damaged else []
+    parts += ([f"{len(report.unproven)} current model version(s) never reproduced"]
+              if report.unproven else [])
+    raise CheckFailed("; ".join(parts))

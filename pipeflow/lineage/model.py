@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pipeflow.lineage.reproductions import VersionAudit
 from pipeflow.lineage.trust import Trust
 from pipeflow.lineage.who import UNSIGNED, Who
 from pipeflow.signing.signatures import Verdict
@@ -150,6 +151,8 @@ class Lineage:
     target: str
     artifacts: Mapping[str, LineageArtifact]
     runs: Mapping[str, LineageRun]
+    audit: VersionAudit | None = None
+    """The target version's reproductions (None: not looked up, e.g. for ``--diff``)."""
 
     @property
     def root(self) -> LineageArtifact:

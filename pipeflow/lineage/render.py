@@ -210,12 +210,28 @@ def to_text(lineage: Lineage) -> str:
             artifact(dep, body, i == len(run.inputs) - 1, False)
 
     artifact(lineage.target, "", True, True)
+    lines += _audit_lines(lineage)
     problems = lineage.problems
     if problems:
         lines.append("")
         lines.append(f"{len(problems)} problem(s) met on the way (run `pipeflow verify`):")
         lines.extend(f"  {p}" for p in problems)
     return "\n".join(lines) + "\n"
+
+
+def _audit_lines(lineage: Lineage) -> list[str]:
+    """The target version's last reproduction (``never reproduced`` only in a
+    project that reproduces versions: elsewhere it would be noise on every lineage)."""
+    from pipeflow.lineage.verdicttext import headline, stage_lines
+
+    audit = lineage.audit
+    if audit is None or (audit.last is None and not audit.any_in_project):
+        return []
+    if audit.last is None:
+        return ["", "never reproduced (`pipeflow reproduce` rebuilds it and says whether it "
+                    "comes out the same)"]
+    return ["", headline(audit.last, audit.earlier),
+            *(f"  {line}" for line in stage_lines(audit.last))]
 
 
 # --- json --------------------------------------------------------------------------
@@ -261,6 +277,7 @@ def to_json(lineage: Lineage) -> dict[str, Any]:
         "artifacts": [artifact_json(a) for a in lineage.artifacts.values()],
         "runs": [run_json(r) for r in lineage.runs.values()],
         "problems": lineage.problems,
+        "reproduction": lineage.audit.to_json() if lineage.audit is not None else None,
     }
 
 

@@ -15,6 +15,11 @@ The verdict (the record's ``reproduction`` field)::
 Stages are in the order they ran (sources up). :mod:`pipeflow.reproduce` writes them;
 ``lineage`` shows a version's last one and ``verify --reproduced`` lists versions by
 verdict.
+
+The index keeps the version each record is about (table ``reproductions``: path,
+hash), so ``lineage`` reads only the newest record of one version; ``verify
+--reproduced`` reads them all (one index query, then each record file: about 0.2 ms
+a record, docs/reproduce-audit.md).
 """
 
 from __future__ import annotations
@@ -22,7 +27,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pipeflow.errors import StorageError
+from pipeflow.records.records import RecordKind, RunRecord
+
+if TYPE_CHECKING:
+    from pipeflow.project.project import Project
 
 
 class Verdict(StrEnum):
@@ -217,3 +228,115 @@ class Reproduction:
                    data.get("model"), data.get("commit"),
                    tuple(EnvDifference.from_json(e) for e in data.get("env") or ()),
                    data.get("executor") or "local", data.get("duration"), record, when, user)
+
+
+def from_record(record: RunRecord) -> Reproduction:
+    """The reproduction a ``reproduction`` record keeps, with its id, time and user;
+    a StorageError when the record lacks its ``reproduction`` field."""
+    data = record.body.reproduction
+    if data is None:
+        raise StorageError(f"run record {record.rel_path} is a reproduction record without "
+                           "its 'reproduction' field",
+                           hint="`pipeflow verify --reproduced` lists the damaged ones")
+    b = record.body
+    return Reproduction.from_json(data, record=record.id, when=b.ended or b.started,
+                                  user=b.user)
+
+
+def reproduction_records(repo: Project) -> list[RunRecord]:
+    """Every readable ``reproduction`` record, oldest first (a damaged one is skipped
+    with a warning in ``repo.index.skipped``; ``verify`` reports it)."""
+    found = []
+    for rel in repo.index.rels_of_kind(RecordKind.REPRODUCTION.value):
+        try:
+            found.append(repo.records.read_rel(rel))
+        except StorageError as exc:
+            _skip(repo, rel, exc)
+    return found
+
+
+def reproductions(repo: Project) -> list[Reproduction]:
+    """Every reproduction this clone knows of (its own and fetched ones), oldest first;
+    damaged records are skipped with a warning."""
+    found = []
+    for record in reproduction_records(repo):
+        try:
+            found.append(from_record(record))
+        except (StorageError, KeyError, ValueError) as exc:
+            _skip(repo, record.rel_path, exc)
+    return found
+
+
+def of_version(repo: Project, path: str, oid: str) -> list[Reproduction]:
+    """The reproductions of ``path`` at content ``oid``, oldest first (an indexed
+    lookup: only that version's records are read)."""
+    found = []
+    for rel in repo.index.reproduction_rels(path, oid):
+        got = _read(repo, rel)
+        if got is not None:
+            found.append(got)
+    return found
+
+
+def last_of(repo: Project, path: str, oid: str) -> Reproduction | None:
+    """The latest reproduction of ``path`` at content ``oid`` (None: never reproduced)."""
+    return audit_of(repo, path, oid).last
+
+
+def latest_by_version(repo: Project, pool: list[Reproduction] | None = None
+                      ) -> dict[tuple[str, str], Reproduction]:
+    """(path, hash) -> the latest reproduction of that version, for every version
+    reproduced at least once, in the order their latest reproductions were made
+    (``pool``: the reproductions to look at, default all of them)."""
+    latest: dict[tuple[str, str], Reproduction] = {}
+    for found in reproductions(repo) if pool is None else pool:
+        latest.pop((found.path, found.hash), None)
+        latest[(found.path, found.hash)] = found
+    return latest
+
+
+@dataclass(frozen=True)
+class VersionAudit:
+    """What ``lineage`` says of a version's reproductions: the latest one, how many
+    came before it, and whether the project has reproduced anything at all (a
+    project that never did is not told, on every version, that it never did)."""
+
+    last: Reproduction | None
+    earlier: int = 0
+    any_in_project: bool = False
+
+    def to_json(self) -> dict[str, Any] | None:
+        """``lineage --json``'s ``reproduction`` field (None: never reproduced)."""
+        if self.last is None:
+            return None
+        return {**self.last.to_json(), "record": self.last.record, "when": self.last.when,
+                "user": self.last.user, "earlier": self.earlier}
+
+
+def audit_of(repo: Project, path: str, oid: str) -> VersionAudit:
+    """The reproductions of ``path`` at ``oid``, as ``lineage`` shows them: the
+    newest readable record is read (a damaged one is skipped with a warning), the
+    earlier ones only counted."""
+    rels = repo.index.reproduction_rels(path, oid)
+    for n in range(len(rels) - 1, -1, -1):
+        got = _read(repo, rels[n])
+        if got is not None:
+            return VersionAudit(got, n, True)
+    anywhere = repo.index.rels_of_kind(RecordKind.REPRODUCTION.value)  # names only: cheap
+    return VersionAudit(None, 0, bool(anywhere))
+
+
+def _read(repo: Project, rel: str) -> Reproduction | None:
+    try:
+        return from_record(repo.records.read_rel(rel))
+    except (StorageError, KeyError, ValueError) as exc:
+        _skip(repo, rel, exc)
+        return None
+
+
+def _skip(repo: Project, rel: str, exc: Exception) -> None:
+    why = exc.message if isinstance(exc, StorageError) else f"bad field ({exc})"
+    warning = (f"reproduction record {rel}: {why}: skipped (`pipeflow verify` lists "
+               "damaged records)")
+    if warning not in repo.index.skipped:
+        repo.index.skipped.append(warning)

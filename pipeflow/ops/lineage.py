@@ -207,14 +207,19 @@ def git_tracked(repo: Project) -> Callable[[str, str], bool]:
 
 def lineage(repo: Project, target: str, version: str | None = None) -> Lineage:
     """The lineage of ``PATH[@VERSION]``: the run that made it, its inputs, and
-    recursively the runs that made those, down to source data."""
+    recursively the runs that made those, down to source data; and the version's
+    last reproduction (``pipeflow reproduce``)."""
     start = start_of(repo, target, version)
+    from dataclasses import replace
+
+    from pipeflow.lineage.reproductions import audit_of
     from pipeflow.lineage.trust import TrustPolicy
 
-    return trace(repo.index, start.path, start.hash, run_id=start.run,
-                 manifests=manifests(repo), tracked=git_tracked(repo),
-                 labels=version_labels(repo.root, repo.index).label,
-                 vouch=TrustPolicy.of(repo).trusted)
+    found = trace(repo.index, start.path, start.hash, run_id=start.run,
+                  manifests=manifests(repo), tracked=git_tracked(repo),
+                  labels=version_labels(repo.root, repo.index).label,
+                  vouch=TrustPolicy.of(repo).trusted)
+    return replace(found, audit=audit_of(repo, start.path, start.hash))
 
 
 def lineage_diff(repo: Project, target: str, other: str) -> LineageDiff:

@@ -25,12 +25,13 @@ from typing import Any
 
 from pipeflow.credentials import conceal_env
 from pipeflow.errors import StorageError
-from pipeflow.records.records import RecordStore, RunRecord
+from pipeflow.records.records import RecordKind, RecordStore, RunRecord
 
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 """2: ``run_extras``, ``inputs_path`` (the readers of a content: ``versions``' metrics
-scanned every input once per version). An index of another version is rebuilt from
-the records."""
+scanned every input once per version); 3: ``reproductions`` (the version each
+``reproduction`` record is about: ``lineage`` read every reproduction record to find
+one version's). An index of another version is rebuilt from the records."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -64,6 +65,10 @@ CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id);
 CREATE TABLE IF NOT EXISTS run_extras (
     run_id TEXT PRIMARY KEY, env TEXT, experiment TEXT
 );
+CREATE TABLE IF NOT EXISTS reproductions (
+    run_id TEXT PRIMARY KEY, path TEXT NOT NULL, hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reproductions_version ON reproductions(path, hash);
 CREATE TABLE IF NOT EXISTS heads (chain TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS broken (rel TEXT PRIMARY KEY, problem TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS lock_commits (commit_id TEXT PRIMARY KEY);
@@ -211,6 +216,10 @@ class RunIndex:
             "INSERT OR REPLACE INTO run_extras VALUES (?,?,?)",
             (record.id, _json_or_none(conceal_env(env) if env else None),
              _json_or_none(b.experiment)))
+        repro = b.reproduction  # its shape was checked when the record was read
+        if record.kind is RecordKind.REPRODUCTION and repro is not None:
+            self.db.execute("INSERT OR REPLACE INTO reproductions VALUES (?,?,?)",
+                            (record.id, sql_text(str(repro["path"])), str(repro["hash"])))
 
     # queries ----------------------------------------------------------------
     def versions(self, path: str) -> list[VersionRow]:
@@ -301,6 +310,15 @@ class RunIndex:
         first by (ended, chain, seq)."""
         rows = self.db.execute("SELECT rel FROM runs WHERE kind = ? ORDER BY ended, chain, seq",
                                (kind,))
+        return [str(r[0]) for r in rows]
+
+    def reproduction_rels(self, path: str, oid: str) -> list[str]:
+        """The record paths of the ``reproduction`` records of ``path`` at content
+        ``oid``, oldest first (as :meth:`rels_of_kind` orders them)."""
+        rows = self.db.execute(
+            """SELECT r.rel FROM reproductions p JOIN runs r ON r.id = p.run_id
+               WHERE p.path = ? AND p.hash = ? ORDER BY r.ended, r.chain, r.seq""",
+            (sql_text(path), oid))
         return [str(r[0]) for r in rows]
 
     def paths(self, kind: str | None = None) -> Iterable[str]:
