@@ -8,7 +8,8 @@ commit, the (path, hash) pairs that commit's ``pipeline.lock`` names
 one HEAD and, under a ``refs:`` key, the commits any ref reaches) and the labels
 ``versions`` last showed on each branch (``shown_labels``): see
 ``pipeflow.lineage.labels``. ``run_extras`` keeps each run's environment (exact, secret
-values concealed) and experiment mark, so ``versions`` reads no record file. Queries —
+values concealed), experiment mark and nondeterminism mark, so ``versions`` and
+``status`` read no record file. Queries —
 versions of a path, the run that produced a content, a run's inputs — are indexed
 lookups, not scans of record files.
 """
@@ -27,10 +28,11 @@ from pipeflow.credentials import conceal_env
 from pipeflow.errors import StorageError
 from pipeflow.records.records import RecordStore, RunRecord
 
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 """2: ``run_extras``, ``inputs_path`` (the readers of a content: ``versions``' metrics
-scanned every input once per version). An index of another version is rebuilt from
-the records."""
+scanned every input once per version). 3: ``run_extras.nondeterministic`` (``status``
+reads the marks of the lock's runs without reading their records). An index of
+another version is rebuilt from the records."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -62,7 +64,7 @@ CREATE TABLE IF NOT EXISTS metrics (
 );
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id);
 CREATE TABLE IF NOT EXISTS run_extras (
-    run_id TEXT PRIMARY KEY, env TEXT, experiment TEXT
+    run_id TEXT PRIMARY KEY, env TEXT, experiment TEXT, nondeterministic TEXT
 );
 CREATE TABLE IF NOT EXISTS heads (chain TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS broken (rel TEXT PRIMARY KEY, problem TEXT NOT NULL);
@@ -208,9 +210,9 @@ class RunIndex:
         )
         env = b.env_exact or (comps.env if comps else None)
         self.db.execute(
-            "INSERT OR REPLACE INTO run_extras VALUES (?,?,?)",
+            "INSERT OR REPLACE INTO run_extras VALUES (?,?,?,?)",
             (record.id, _json_or_none(conceal_env(env) if env else None),
-             _json_or_none(b.experiment)))
+             _json_or_none(b.experiment), _json_or_none(b.nondeterministic)))
 
     # queries ----------------------------------------------------------------
     def versions(self, path: str) -> list[VersionRow]:
@@ -248,6 +250,32 @@ class RunIndex:
             (sql_text(path), oid),
         ).fetchone()
         return str(row[0]) if row else None
+
+    def same_fingerprint(self, fingerprint: str) -> list[tuple[str, str, str]]:
+        """(run id, path, hash) of what earlier successful runs (kind ``run``) with
+        ``fingerprint`` wrote: one row per distinct (path, hash), from the newest run
+        that wrote it, newest first (a stage forced a thousand times to the same
+        outputs is still one row per output)."""
+        rows = self.db.execute(
+            """SELECT r.id, o.path, o.hash, MAX(printf('%s %08d', r.ended, r.seq)) AS last
+               FROM runs r JOIN outputs o ON o.run_id = r.id
+               WHERE r.fingerprint = ? AND r.kind = 'run' AND r.exit_status = 0
+               GROUP BY o.path, o.hash ORDER BY last DESC""",
+            (fingerprint,),
+        ).fetchall()
+        return [(str(rid), str(path), str(oid)) for rid, path, oid, _last in rows]
+
+    def nondeterministic(self, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The ``nondeterministic`` field of each of ``run_ids`` that has one."""
+        ids = list(dict.fromkeys(run_ids))
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), 500):  # SQLite's limit on bound values
+            chunk = ids[start:start + 500]
+            rows = self.db.execute(
+                "SELECT run_id, nondeterministic FROM run_extras WHERE nondeterministic IS "
+                f"NOT NULL AND run_id IN ({','.join('?' * len(chunk))})", chunk)
+            found.update((str(rid), json.loads(mark)) for rid, mark in rows)
+        return found
 
     def run_rel(self, run_id: str) -> str | None:
         row = self.db.execute("SELECT rel FROM runs WHERE id = ?", (run_id,)).fetchone()
