@@ -34,6 +34,7 @@ from pipeflow.lineage.model import (
 )
 from pipeflow.lineage.nondeterminism import Nondeterminism
 from pipeflow.lineage.trust import Trust
+from pipeflow.records.batch import nondeterministic_of_runs
 from pipeflow.records.index import RunIndex, sql_text
 from pipeflow.records.records import RecordComponents, RecordGit, RecordKind, RunRecord
 
@@ -262,7 +263,7 @@ class _Walker:
                           for p, h, s, k in outputs),
             metrics=self.index.metrics_of(run_id), restored_by=restored_by,
             nondeterministic=Nondeterminism.of(
-                run_id, self.index.nondeterministic([run_id]).get(run_id)),
+                run_id, nondeterministic_of_runs(self.index, [run_id]).get(run_id)),
             problem=problem + " (shown as the index remembers it)",
         )
 

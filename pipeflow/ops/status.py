@@ -16,6 +16,7 @@ from pipeflow.ops.project import current_state, load_project
 from pipeflow.planning.plan import Planner, StageState
 from pipeflow.planning.sourcedata import SourceState, blocking, describe, source_states
 from pipeflow.project.project import Project
+from pipeflow.records.batch import nondeterministic_of_runs
 
 STATUS_SCHEMA = 1
 
@@ -122,7 +123,7 @@ def nondeterministic_marks(
     runs = {n: e.run for n in names if (e := lock.stages.get(n)) is not None and e.run}
     if not runs or not repo.dot.is_dir():
         return {}
-    found = repo.index.nondeterministic(runs.values())
+    found = nondeterministic_of_runs(repo.index, runs.values())
     return {n: mark for n, rid in runs.items()
             if (mark := Nondeterminism.of(rid, found.get(rid))) is not None}
 

@@ -98,6 +98,15 @@ def producers(index: RunIndex, pairs: Iterable[tuple[str, str]]
     return {key: (rid, kind) for key, (_, rid, kind) in best.items()}
 
 
+def nondeterministic_of_runs(index: RunIndex, run_ids: Iterable[str]
+                            ) -> dict[str, dict[str, Any]]:
+    """Run id -> its record's ``nondeterministic`` field, for the marked runs among
+    ``run_ids`` (``status``: the lock's runs, read from the index, not the records)."""
+    sql = ("SELECT run_id, nondeterministic FROM run_extras WHERE nondeterministic IS NOT "
+           "NULL AND run_id IN ({})")
+    return {str(rid): json.loads(mark) for rid, mark in _each(index, sql, run_ids)}
+
+
 def _each(index: RunIndex, sql: str, values: Iterable[str], chunk: int = 500) -> Iterable[Any]:
     """The rows of ``sql`` (one ``IN ({})``) over ``values``, a chunk at a time (SQLite
     bounds the parameters of one statement)."""

@@ -265,18 +265,6 @@ class RunIndex:
         ).fetchall()
         return [(str(rid), str(path), str(oid)) for rid, path, oid, _last in rows]
 
-    def nondeterministic(self, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """The ``nondeterministic`` field of each of ``run_ids`` that has one."""
-        ids = list(dict.fromkeys(run_ids))
-        found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(ids), 500):  # SQLite's limit on bound values
-            chunk = ids[start:start + 500]
-            rows = self.db.execute(
-                "SELECT run_id, nondeterministic FROM run_extras WHERE nondeterministic IS "
-                f"NOT NULL AND run_id IN ({','.join('?' * len(chunk))})", chunk)
-            found.update((str(rid), json.loads(mark)) for rid, mark in rows)
-        return found
-
     def run_rel(self, run_id: str) -> str | None:
         row = self.db.execute("SELECT rel FROM runs WHERE id = ?", (run_id,)).fetchone()
         return str(row[0]) if row else None
