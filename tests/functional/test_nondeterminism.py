@@ -8,6 +8,7 @@ import json
 import shutil
 from typing import Any
 
+import pipeflow
 from tests.conftest import Project
 from tests.functional.helpers import runs
 
@@ -76,6 +77,11 @@ def test_a_forced_rerun_whose_outputs_differ_is_marked_in_its_record_status_and_
     assert run["nondeterministic"] == {"runs": [first_clock, clock], "outputs": ["out.txt"]}
     same_lineage = project.run("lineage", "same.txt")
     assert "nondeterministic" not in same_lineage.out
+
+    stages = {s.name: s for s in pipeflow.Repo(project.root).status().stages}
+    mark = stages["clock"].nondeterministic
+    assert mark is not None and mark.runs == (first_clock, clock) and mark.outputs == ("out.txt",)
+    assert stages["same"].nondeterministic is None
 
 
 def test_early_cutoff_a_rerun_with_the_same_outputs_does_not_rerun_its_downstream(
