@@ -8,6 +8,8 @@ import json
 import shutil
 from typing import Any
 
+import pytest
+
 import pipeflow
 from tests.conftest import Project
 from tests.functional.helpers import runs
@@ -121,13 +123,19 @@ def test_a_rerun_after_the_run_cache_was_cleared_is_compared_with_the_earlier_ru
     assert LINE.format(first[:12], again[:12], "out.txt") in project.run("status").out
 
 
-def test_an_always_changed_stage_is_not_marked(project: Project) -> None:
-    """always_changed says the stage reads what its fingerprint cannot see."""
+@pytest.mark.parametrize("declared", [
+    {"outs": ["out.txt"], "always_changed": True},
+    {"outs": [{"out.txt": {"persist": True}}]},
+], ids=["always_changed", "persist"])
+def test_a_stage_whose_outputs_are_expected_to_differ_is_not_marked(
+    project: Project, declared: dict[str, Any],
+) -> None:
+    """always_changed: the stage reads what its fingerprint cannot see; persist: each
+    run starts from the last one's output."""
     project.write("in.txt", "x\n")
-    project.spec({"clock": {"cmd": CLOCK, "deps": ["in.txt"], "outs": ["out.txt"],
-                            "always_changed": True}})
+    project.spec({"clock": {"cmd": CLOCK, "deps": ["in.txt"], **declared}})
     assert project.run("repro").code == 0
-    assert project.run("repro").code == 0
+    assert project.run("repro", "--force").code == 0
     assert runs(project) == ["clock", "clock"]
     assert "nondeterministic" not in record(project, run_of(project, "clock"))
     assert "nondeterministic" not in project.run("status").out
