@@ -177,7 +177,9 @@ class History:
     def _differing(self, body: RecordBody) -> dict[str, Any] | None:
         """The ``nondeterministic`` mark of a successful run: what earlier successful
         runs of its fingerprint wrote that it did not (one indexed query; no record
-        file is read)."""
+        file is read). Runs other clones wrote count, trusted for the run cache or not:
+        the mark only informs (``lineage`` of the run it names says where that came
+        from), and a teammate's machine making other bytes is worth knowing."""
         from pipeflow.lineage.nondeterminism import detect
         from pipeflow.records.index import sql_text
 

@@ -115,7 +115,8 @@ class RunIndex:
         self.skipped: list[str] = []
         """Damaged records met by this process's refresh: warnings for the user."""
         self._adding = threading.Lock()
-        """Experiments run side by side in threads of one process: one ``add`` at a time."""
+        """Experiments run side by side in threads of one process: one ``add`` (or
+        ``same_fingerprint``, which runs as their stages finish) at a time."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = self._open(path)
 
@@ -256,13 +257,14 @@ class RunIndex:
         ``fingerprint`` wrote: one row per distinct (path, hash), from the newest run
         that wrote it, newest first (a stage forced a thousand times to the same
         outputs is still one row per output)."""
-        rows = self.db.execute(
-            """SELECT r.id, o.path, o.hash, MAX(printf('%s %08d', r.ended, r.seq)) AS last
-               FROM runs r JOIN outputs o ON o.run_id = r.id
-               WHERE r.fingerprint = ? AND r.kind = 'run' AND r.exit_status = 0
-               GROUP BY o.path, o.hash ORDER BY last DESC""",
-            (fingerprint,),
-        ).fetchall()
+        with self._adding:  # a sweep's threads share the connection with their adds
+            rows = self.db.execute(
+                """SELECT r.id, o.path, o.hash, MAX(printf('%s %08d', r.ended, r.seq)) AS last
+                   FROM runs r JOIN outputs o ON o.run_id = r.id
+                   WHERE r.fingerprint = ? AND r.kind = 'run' AND r.exit_status = 0
+                   GROUP BY o.path, o.hash ORDER BY last DESC""",
+                (fingerprint,),
+            ).fetchall()
         return [(str(rid), str(path), str(oid)) for rid, path, oid, _last in rows]
 
     def run_rel(self, run_id: str) -> str | None:
