@@ -12,7 +12,9 @@ The public Python API, all importable from here (docs/api.md describes it):
   :class:`CodeFile`, :class:`Within`, :class:`Trust`, :class:`ExperimentMark`,
   :class:`Nondeterminism`),
   and the registry's :class:`Model` (with :class:`ModelVersion`), :class:`AliasMove`,
-  :class:`AliasReport` (with :class:`Alias`, :class:`HistoryMove`), :class:`Noted`;
+  :class:`AliasReport` (with :class:`Alias`, :class:`HistoryMove`), :class:`Noted`,
+  and ``reproduce``'s :class:`Reproduction` (with :class:`StageVerdict`,
+  :class:`Verdict`, :class:`OutputDiff`, :class:`ValueDiff`, :class:`EnvDifference`);
 - the errors: :class:`PipeflowError` and its family (the tree is drawn in
   :mod:`pipeflow.errors`), with :class:`Location` for the place a SpecError or
   ConfigError names.
@@ -60,6 +62,12 @@ _HOME: dict[str, str] = {
     "Alias": "pipeflow.registry.aliaslist",
     "HistoryMove": "pipeflow.registry.aliaslist",
     "Noted": "pipeflow.registry.notes",
+    "Reproduction": "pipeflow.lineage.reproductions",
+    "StageVerdict": "pipeflow.lineage.reproductions",
+    "OutputDiff": "pipeflow.lineage.reproductions",
+    "ValueDiff": "pipeflow.lineage.reproductions",
+    "EnvDifference": "pipeflow.lineage.reproductions",
+    "Verdict": "pipeflow.lineage.reproductions",
     **dict.fromkeys(_ERRORS, "pipeflow.errors"),
     "UnsafePathError": "pipeflow.files.safepath",
     "UnsafeProjectError": "pipeflow.project.project",
@@ -78,6 +86,7 @@ __all__ = [
     "ConfigError",
     "DiffEntry",
     "DiskFull",
+    "EnvDifference",
     "ExpDiff",
     "ExpRow",
     "ExpRunResult",
@@ -101,6 +110,7 @@ __all__ = [
     "Nondeterminism",
     "Noted",
     "Origin",
+    "OutputDiff",
     "OutputKind",
     "OutsideProjectError",
     "ParamSet",
@@ -110,6 +120,7 @@ __all__ = [
     "Repo",
     "RepoLockError",
     "ReproResult",
+    "Reproduction",
     "RunOutput",
     "SourceConflict",
     "SpecError",
@@ -117,6 +128,7 @@ __all__ = [
     "StageFailure",
     "StageOutcome",
     "StageStatus",
+    "StageVerdict",
     "StageWord",
     "Status",
     "StorageError",
@@ -125,6 +137,8 @@ __all__ = [
     "UnsafePathError",
     "UnsafeProjectError",
     "UsageError",
+    "ValueDiff",
+    "Verdict",
     "Version",
     "Within",
     "__version__",
@@ -180,6 +194,14 @@ if TYPE_CHECKING:
         Within,
     )
     from pipeflow.lineage.nondeterminism import Nondeterminism
+    from pipeflow.lineage.reproductions import (
+        EnvDifference,
+        OutputDiff,
+        Reproduction,
+        StageVerdict,
+        ValueDiff,
+        Verdict,
+    )
     from pipeflow.lineage.trust import Origin, Trust
     from pipeflow.lineage.versions import Version
     from pipeflow.planning.plan import StageWord

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from pipeflow.lineage.experiments import Experiment
     from pipeflow.lineage.graph import Lineage
     from pipeflow.lineage.nondeterminism import Nondeterminism
+    from pipeflow.lineage.reproductions import Reproduction
     from pipeflow.lineage.versions import Version
     from pipeflow.project.project import Project
     from pipeflow.registry.aliases import AliasMove
@@ -218,6 +219,29 @@ class Repo:
         with self._open() as repo:
             rel = os.path.relpath(self._model_path(repo, path), self.root)
             return versions_of(repo, rel.replace(os.sep, "/"))
+
+    def reproduce(self, path: str, version: str | None = None, *, pull: bool = False,
+                  remote: str | None = None, strict_env: bool = False,
+                  executor: str = "local", executor_options: Mapping[str, str] | None = None,
+                  jobs: int = 1, wait: float = 0.0,
+                  cancel: CancelToken | None = None) -> Reproduction:
+        """Rebuild ``path`` (or a declared model) at ``version`` (vN, hash prefix or
+        alias; default the version the lock names) from scratch, as ``pipeflow
+        reproduce`` does, and record the verdict: a :class:`pipeflow.Reproduction`
+        whose ``stages`` are :class:`pipeflow.StageVerdict` values (``verdict`` a
+        :class:`pipeflow.Verdict`; ``ok`` when every stage reproduced)."""
+        from pipeflow.reproduce.run import ReproduceOptions
+        from pipeflow.reproduce.run import reproduce as run_reproduce
+
+        options = ReproduceOptions(pull=pull, remote=remote, strict_env=strict_env,
+                                   executor=executor, jobs=jobs, wait=wait,
+                                   executor_options=dict(executor_options or {}))
+        with self._open() as repo:
+            target = self._target(repo, path)
+            if version is not None:
+                target = f"{target.rpartition('@')[0] or target}@{version}" if (
+                    "@" in target) else f"{target}@{version}"
+            return run_reproduce(repo, target, options, cancel=cancel)
 
     # --- the registry: models and aliases (docs/registry.md) --------------------------
 

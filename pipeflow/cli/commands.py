@@ -39,6 +39,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "aliases": ("pipeflow.cli.registry", "aliases_command", "command"),
     "note": ("pipeflow.cli.registry", "note_command", "command"),
     "lineage": ("pipeflow.cli.lineage", "lineage_command", "command"),
+    "reproduce": ("pipeflow.cli.reproduce", "reproduce_command", "command"),
     "exp": ("pipeflow.cli.experiments", "exp_app", "factory"),
     "metrics": ("pipeflow.cli.lineage", "metrics_app", "group"),
     "params": ("pipeflow.cli.lineage", "params_app", "group"),

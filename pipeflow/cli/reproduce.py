@@ -1,0 +1,164 @@
+"""``pipeflow reproduce``: rebuild a recorded version from scratch and say, stage by
+stage, whether it comes out the same."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from pipeflow.cli import output
+from pipeflow.cli.options import Json, Verbose, Wait
+from pipeflow.cli.repro import EngineOpt, ExecutorOpt, Jobs, RemoteOpt, SchedulerOpt
+
+if TYPE_CHECKING:
+    from pipeflow.lineage.reproductions import OutputDiff, Reproduction, StageVerdict
+    from pipeflow.reproduce.run import ReproduceEvent
+
+_STYLE: dict[str, dict[str, Any]] = {
+    "bit-identical": {"fg": "green"}, "within-tolerance": {"fg": "green"},
+    "differs": {"fg": "yellow"}, "failed": {"fg": "red"}, "cannot-reproduce": {"fg": "red"},
+}
+
+
+class _Progress:
+    """Says what the reproduction is doing (on stderr: stdout keeps the verdict)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.lock = threading.Lock()
+
+    def event(self, ev: ReproduceEvent) -> None:
+        if self.quiet:
+            return
+        with self.lock:
+            if ev.kind == "planned" and ev.plan is not None:
+                p = ev.plan
+                commit = p.commits[0][:12] if p.commits else "no commit"
+                output.err(f"Reproducing {p.path}@{p.version} ({p.hash[:8]}): "
+                           f"{len(p.stages)} stage(s) at commit {commit}", bold=True)
+                for d in ev.env:
+                    output.err(f"  environment: {d.name} {d.current or 'absent'} here, "
+                               f"{d.recorded or 'absent'} recorded", fg="yellow")
+            elif ev.kind == "stage" and ev.stage is not None:
+                s = ev.stage
+                if s.kind == "started":
+                    output.err(f"  running '{s.stage}'", dim=True)
+                elif s.kind == "finished" and s.result is not None:
+                    output.err(f"  '{s.stage}' ran in {s.result.duration:.2f} s", dim=True)
+
+    def line(self, _stage: str, _text: str) -> None:
+        """Stage output goes to the stage's log, not the verdict."""
+
+
+def reproduce_command(
+    target: Annotated[str, typer.Argument(
+        metavar="PATH_OR_MODEL[@VERSION]",
+        help="An output path or a declared model; @VERSION is vN, a hash prefix or an "
+             "alias (default: the version pipeline.lock names).")],
+    pull: Annotated[bool, typer.Option(
+        "--pull", help="Get inputs the cache lacks from the remote.")] = False,
+    remote: RemoteOpt = None,
+    strict_env: Annotated[bool, typer.Option(
+        "--strict-env", help="Refuse to run when this environment differs from the "
+                             "recorded one (Python, each distribution's version).")] = False,
+    executor: ExecutorOpt = "local",
+    scheduler: SchedulerOpt = None,
+    executor_option: EngineOpt = None,
+    jobs: Jobs = 1,
+    wait: Wait = 0.0,
+    json_out: Json = False,
+    verbose: Verbose = False,
+) -> None:
+    """Prove a version: rebuild it from its sources and compare, stage by stage.
+
+    In a scratch workspace (a git worktree at the commit its runs recorded, outside
+    your work tree), the source data the records name is checked out from the cache
+    (--pull: from the remote), the recorded params values are set, and every stage of
+    the version's lineage runs from the sources up with no cache hit. Each stage is
+    `reproduced (bit-identical)`, `reproduced (within tolerance)` (a stage declared
+    `deterministic: false`), `differs` (which outputs, how), `failed` or `cannot
+    reproduce` (why). A `reproduction` record keeps the verdict: `pipeflow lineage`
+    shows the last one, `pipeflow verify --reproduced` lists them.
+
+    Exit 0 only when every stage reproduced; 1 otherwise (2: an unknown version).
+    Your workspace, pipeline.lock and history are not touched.
+    Example: `pipeflow reproduce models/model.pkl@v1`, `pipeflow reproduce
+    wine-classifier@production --json`.
+    """
+    from pipeflow.cli.repro import engine_options
+    from pipeflow.cli.signals import sigterm_as_interrupt
+    from pipeflow.project.project import Project
+    from pipeflow.reproduce.run import ReproduceOptions, reproduce
+
+    options = ReproduceOptions(pull=pull, remote=remote, strict_env=strict_env,
+                               executor=executor, jobs=jobs, wait=wait,
+                               executor_options=engine_options(scheduler, executor_option))
+    progress = _Progress(quiet=json_out)
+    with Project.find() as repo, sigterm_as_interrupt():
+        result = reproduce(repo, target, options, on_event=progress.event,
+                           sink=progress.line)
+    if json_out:
+        output.emit_json({"schema": 1, "ok": result.ok, "record": result.record,
+                          **result.to_json()})
+    else:
+        _print(result)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _print(result: Reproduction) -> None:
+    for verdict in result.stages:
+        _print_stage(verdict)
+    overall = result.verdict
+    where = f"{result.path}@{result.version}" if result.version else result.path
+    output.out(f"{where}: {overall.words}", bold=True, **_STYLE[overall.value])
+    if result.record:
+        output.out(f"recorded as reproduction {result.record[:12]} "
+                   f"(`pipeflow lineage {where}` shows it)", dim=True)
+
+
+def _print_stage(v: StageVerdict) -> None:
+    output.out(f"{v.stage}: ", output.styled(v.verdict.words, **_STYLE[v.verdict.value]))
+    if v.reason:
+        output.out(f"  {v.reason}")
+    if v.exit_status is not None and v.verdict.value == "failed":
+        output.out(f"  exit status {v.exit_status}")
+    for line in (v.log_tail or "").splitlines()[-10:]:
+        output.out(f"  | {line}", dim=True)
+    for out in v.outputs:
+        if not out.same:
+            for line in describe(out):
+                output.out(f"  {line}")
+
+
+def describe(out: OutputDiff) -> list[str]:
+    """How one output differs, as lines (the first names it)."""
+    from pipeflow.cli.history import _size
+
+    if out.produced is None:
+        return [f"{out.path}: not written by the reproduction"]
+    how = "within tolerance" if out.within_tolerance else "differs"
+    first = (f"{out.path}: {how} ({_size(out.recorded_size)} recorded, "
+             f"{_size(out.produced_size)} reproduced")
+    first += f"; first differing byte at offset {out.first_byte})" if (
+        out.first_byte is not None) else ")"
+    lines = [first]
+    for value in out.values[:12]:
+        where = f"{value.file}: " if value.file else ""
+        rel = f" ({value.relative:.2g} relative)" if value.relative is not None else ""
+        lines.append(f"  {where}{value.key} {_shown(value.recorded)} -> "
+                     f"{_shown(value.produced)}{rel}")
+    if len(out.values) > 12:
+        lines.append(f"  ... and {len(out.values) - 12} more values")
+    lines += [f"  {f}" for f in out.files[:12]]
+    if out.note:
+        lines.append(f"  ({out.note})")
+    return lines
+
+
+def _shown(value: object) -> str:
+    import json
+
+    return "absent" if value is None else value if isinstance(value, str) else json.dumps(value)

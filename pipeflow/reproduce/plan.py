@@ -1,0 +1,166 @@
+"""What reproducing one output version takes, read from its lineage before anything
+runs: the recorded runs (one per stage, sources up), the git commit to check out, the
+inputs to place from the cache, the params values to set, and what stops a stage from
+being reproduced at all (``cannot-reproduce``, with the reason)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pipeflow.errors import StorageError, UsageError
+from pipeflow.lineage.model import Lineage, LineageArtifact, LineageRun
+
+if TYPE_CHECKING:
+    from pipeflow.project.project import Project
+    from pipeflow.records.records import RunRecord
+
+
+@dataclass(frozen=True)
+class Placed:
+    """An input the reproduction takes from the cache: source data (``pipeflow add``)
+    or content no run recorded, at the hash the recorded run read."""
+
+    path: str
+    hash: str
+    isdir: bool
+    size: int | None = None
+    required: bool = True
+    """False for content no record made (git may hold it at the commit checked out:
+    placed from the cache when there, else left to the checkout, whose hash the
+    judging compares)."""
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """One recorded run to reproduce."""
+
+    stage: str
+    run: LineageRun
+    record: RunRecord | None
+    """The run's record (None when it cannot be read: it cannot be reproduced)."""
+    blocked: str | None = None
+    """Why it cannot be reproduced, found before running (None: it can be tried)."""
+    dirty: tuple[str, ...] = ()
+    """Code files its run read with uncommitted changes: the commit checked out may
+    not hold what it ran (judged after the run, by the code's hashes)."""
+
+
+@dataclass
+class ReproPlan:
+    """Everything :func:`plan` found."""
+
+    path: str
+    hash: str
+    version: str | None
+    commits: tuple[str, ...]
+    """The commits to check out, best first (:func:`_commits`); the first this clone
+    has is taken (none: the runs were made outside git, before any commit named the
+    version)."""
+    stages: list[StagePlan] = field(default_factory=list)
+    placed: list[Placed] = field(default_factory=list)
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """params file -> dotted key -> the recorded value."""
+    produced_by: dict[str, str] = field(default_factory=dict)
+    """Output path -> the stage of the plan that writes it."""
+
+    commit: str | None = None
+    """The commit checked out (set when the workspace is made)."""
+
+    @property
+    def runnable(self) -> list[str]:
+        return [s.stage for s in self.stages if s.blocked is None]
+
+
+def plan(home: Project, lineage: Lineage, version: str | None) -> ReproPlan:
+    """The plan for the version ``lineage`` traced. UsageError when there is nothing
+    to reproduce: source data, or content no run record made."""
+    root = lineage.root
+    label = f"{root.path}@{version or root.version or root.hash[:8]}"
+    if root.status == "source":
+        raise UsageError(f"{label} is source data, recorded by `pipeflow add`: no stage made "
+                         "it, so there is nothing to rebuild",
+                         hint="reproduce an output a stage writes (one that reads it)")
+    producer = lineage.producer_of(root)
+    if root.status != "output" or producer is None or producer.kind == "add":
+        raise UsageError(f"no run record made {label}: it was made before run records "
+                         "existed, or outside pipeflow",
+                         hint=f"`pipeflow lineage {root.path}` shows what is known of it")
+    runs = _runs_sources_up(lineage)
+    commits, locked = _commits(home, runs, root)
+    found = ReproPlan(root.path, root.hash, version or root.version, commits)
+    for run in runs:
+        for out in run.outputs:
+            found.produced_by.setdefault(out.path, run.stage)
+    seen: set[str] = set()
+    for run in runs:
+        record, why = _record(home, run)
+        dirty = _dirty(run)
+        # no commit holds the outputs with their code: nowhere to look for what it ran
+        blocked = why or (dirty_reason(dirty) if dirty and locked is None else None)
+        for aid in run.inputs:
+            placed = _placed(lineage.artifacts[aid])
+            if placed is not None and placed.path not in seen:
+                seen.add(placed.path)
+                found.placed.append(placed)
+        for file, values in run.params.items():
+            found.params.setdefault(file, {}).update(values)
+        found.stages.append(StagePlan(run.stage, run, record, blocked, dirty))
+    return found
+
+
+def _runs_sources_up(lineage: Lineage) -> list[LineageRun]:
+    """The lineage's runs of stages (``add`` records aside), upstream first."""
+    by_stage = lineage.runs_by_stage()
+    return list(reversed(list(by_stage.values())))
+
+
+def _commits(home: Project, runs: list[LineageRun], root: LineageArtifact
+             ) -> tuple[tuple[str, ...], str | None]:
+    """Where the code the runs read is, best first: the commit the latest run was
+    made at (a consistent history ran every stage of a version's lineage at code that
+    commit still has) when no run read uncommitted code; then the first commit whose
+    pipeline.lock names the version (the code committed with its outputs: a first run
+    made before the first commit, or code edited, run, then committed)."""
+    from pipeflow.lineage.labels import version_labels
+
+    dated = [r for r in runs if r.git_commit]
+    latest = max(dated, key=lambda r: r.started or "").git_commit if dated else None
+    locked = version_labels(home.root, home.index).first_commit(root.path, root.hash)
+    clean = not any(_dirty(r) for r in runs)
+    order = [latest, locked] if clean else [locked, latest]
+    return tuple(dict.fromkeys(c for c in order if c)), locked
+
+
+def _record(home: Project, run: LineageRun) -> tuple[RunRecord | None, str | None]:
+    if run.problem:
+        return None, f"its run record is damaged ({run.problem})"
+    try:
+        return home.index.record(run.id), None
+    except StorageError as exc:
+        return None, f"its run record cannot be read ({exc.message})"
+
+
+def _dirty(run: LineageRun) -> tuple[str, ...]:
+    """The code files the run read with uncommitted changes."""
+    dirty = set(run.dirty_paths)
+    return tuple(sorted(c.path for c in run.code if c.path in dirty))
+
+
+def dirty_reason(paths: tuple[str, ...], commit: str | None = None) -> str:
+    where = f"commit {commit[:12]}" if commit else "any commit"
+    return (f"its run was recorded with uncommitted changes to {', '.join(paths)}, "
+            f"and {where} does not hold the code it ran")
+
+
+
+def _placed(artifact: LineageArtifact) -> Placed | None:
+    """What of an input the cache must supply (None: git or an upstream stage does)."""
+    if artifact.status == "source":
+        if artifact.within is not None:
+            return Placed(artifact.within.path, artifact.within.hash, True)
+        return Placed(artifact.path, artifact.hash, artifact.isdir, artifact.size)
+    if artifact.status == "untracked":
+        return Placed(artifact.path, artifact.hash, artifact.isdir, artifact.size, False)
+    return None
+

@@ -1,0 +1,167 @@
+"""Judging each stage of a reproduction once it has run: its reproduced run (the
+workspace's own record) against the recorded one — inputs first (were they the
+recorded ones?), then outputs (:mod:`.compare`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pipeflow.lineage.reproductions import OutputDiff, StageVerdict, Verdict
+from pipeflow.records.records import RecordKind, RunRecord
+from pipeflow.reproduce import envdiff
+from pipeflow.reproduce.compare import compare_output
+from pipeflow.reproduce.plan import ReproPlan, StagePlan, dirty_reason
+
+if TYPE_CHECKING:
+    from pipeflow.execution.scheduler import Outcome
+    from pipeflow.project.project import Project
+    from pipeflow.spec.model import Stage
+
+DEFAULT_TOLERANCE = 1e-6
+"""The relative tolerance of a stage declared ``deterministic: false`` without one."""
+
+
+@dataclass(frozen=True)
+class Judge:
+    """What judging needs: the project (its cache holds the recorded outputs), the
+    workspace's project (its records are the reproduced runs), the run's outcome and
+    the stages as declared."""
+
+    home: Project
+    scratch: Project
+    outcome: Outcome
+    stages: Mapping[str, Stage]
+
+    def reproduced(self) -> dict[str, RunRecord]:
+        """Stage -> the workspace's latest run record of it."""
+        found: dict[str, RunRecord] = {}
+        for _chain, _seq, _rid, path in self.scratch.records.iter_all():
+            record = self.scratch.records.read_path(path)
+            if record.kind is RecordKind.RUN:
+                found[record.stage] = record
+        return found
+
+    def judge(self, plan: ReproPlan) -> list[StageVerdict]:
+        made = self.reproduced()
+        verdicts: dict[str, StageVerdict] = {}
+        for step in plan.stages:
+            verdicts[step.stage] = self._one(plan, step, made.get(step.stage), verdicts)
+        return [verdicts[s.stage] for s in plan.stages]
+
+    def _one(self, plan: ReproPlan, step: StagePlan, made: RunRecord | None,
+             before: Mapping[str, StageVerdict]) -> StageVerdict:
+        base = StageVerdict(step.stage, Verdict.CANNOT, run=step.run.id,
+                            fingerprint=step.run.fingerprint)
+        if step.blocked is not None or step.record is None:
+            return _with(base, reason=step.blocked or "its run record cannot be read")
+        if made is None:
+            return _with(base, reason=self._not_run(step.stage, before))
+        if not made.ok:
+            failure = next((f for f in self.outcome.failed if f.stage == step.stage), None)
+            return _with(base, verdict=Verdict.FAILED, exit_status=made.body.exit_status,
+                         reason=made.body.error or (failure.message if failure else None),
+                         log_tail=failure.log_tail if failure else None)
+        outputs = self._outputs(step.stage, step.record, made)
+        verdict = self._verdict(step.stage, outputs)
+        mismatch, notes = _inputs(plan, step.record, made, before)
+        if mismatch:
+            why = "it ran with other inputs than recorded: " + "; ".join(mismatch)
+            if step.dirty:
+                why = f"{dirty_reason(step.dirty, plan.commit)} ({'; '.join(mismatch)})"
+            return _with(base, outputs=outputs, reason=why)
+        env = envdiff.between(step.record.body.environment(), made.body.environment())
+        if env:
+            notes.append("ran with " + ", ".join(
+                f"{e.name} {e.current or 'absent'} (recorded {e.recorded or 'absent'})"
+                for e in env))
+        return _with(base, verdict=verdict, outputs=outputs,
+                     reason="; ".join(notes) or None)
+
+    def _not_run(self, stage: str, before: Mapping[str, StageVerdict]) -> str:
+        if stage in self.outcome.restored:
+            return "it is frozen: its outputs were restored, not rebuilt"
+        upstream = [v.stage for v in before.values()
+                    if v.verdict in (Verdict.FAILED, Verdict.CANNOT)]
+        if upstream:
+            return f"not run: upstream stage {upstream[0]} {before[upstream[0]].verdict.words}"
+        return "not run"
+
+    def _outputs(self, stage: str, recorded: RunRecord, made: RunRecord
+                 ) -> tuple[OutputDiff, ...]:
+        declared = self.stages.get(stage)
+        tolerance = None
+        if declared is not None and not declared.deterministic:
+            tolerance = declared.tolerance if declared.tolerance is not None \
+                else DEFAULT_TOLERANCE
+        produced = {o.path: o for o in made.outputs}
+        return tuple(
+            compare_output(self.home, out, produced.get(out.path),
+                           workspace=self.scratch.root,
+                           recorded_metrics=recorded.metrics.get(out.path),
+                           tolerance=tolerance)
+            for out in recorded.outputs)
+
+    def _verdict(self, stage: str, outputs: tuple[OutputDiff, ...]) -> Verdict:
+        if all(o.same for o in outputs):
+            return Verdict.IDENTICAL
+        declared = self.stages.get(stage)
+        if declared is not None and not declared.deterministic and all(
+                o.same or o.within_tolerance is not False for o in outputs) and all(
+                o.produced is not None for o in outputs):
+            return Verdict.WITHIN_TOLERANCE
+        return Verdict.DIFFERS
+
+
+def _with(base: StageVerdict, **changes: object) -> StageVerdict:
+    from dataclasses import replace
+
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def _inputs(plan: ReproPlan, recorded: RunRecord, made: RunRecord,
+            before: Mapping[str, StageVerdict]) -> tuple[list[str], list[str]]:
+    """(inputs that differ from the recorded ones for no reason the reproduction
+    explains, notes on those an upstream stage's differing output explains)."""
+    old, new = recorded.body.components, made.body.components
+    if old is None or new is None:
+        return [], []
+    mismatch: list[str] = []
+    notes: list[str] = []
+    if tuple(old.cmd) != tuple(new.cmd):
+        mismatch.append("the command differs")
+    for kind, a, b in (("code", old.code, new.code), ("input", old.deps, new.deps)):
+        was, now = {r.path: r.hash for r in a}, {r.path: r.hash for r in b}
+        for path in sorted(set(was) | set(now)):
+            if was.get(path) == now.get(path):
+                continue
+            upstream = producer_of(plan, path)
+            if kind == "input" and upstream is not None and upstream in before and (
+                    before[upstream].verdict is not Verdict.IDENTICAL):
+                notes.append(f"its input {path} differs: stage {upstream}'s output "
+                             f"{before[upstream].verdict.words}")
+            elif path not in now:
+                mismatch.append(f"{kind} {path} is gone")
+            elif path not in was:
+                mismatch.append(f"{kind} {path} was not read by the recorded run")
+            else:
+                mismatch.append(f"{kind} {path} differs from the one the run read "
+                                f"({str(was[path])[:8]} -> {str(now[path])[:8]})")
+    for file in sorted(set(old.params) | set(new.params)):
+        keys_a, keys_b = dict(old.params.get(file) or {}), dict(new.params.get(file) or {})
+        for key in sorted(set(keys_a) | set(keys_b)):
+            if keys_a.get(key) != keys_b.get(key):
+                mismatch.append(f"param {file}:{key} {keys_a.get(key)!r} -> "
+                                f"{keys_b.get(key)!r}")
+    return mismatch, notes
+
+
+def producer_of(plan: ReproPlan, path: str) -> str | None:
+    """The plan's stage that writes ``path`` (or the folder holding it)."""
+    parts = path.split("/")
+    for i in range(len(parts), 0, -1):
+        stage = plan.produced_by.get("/".join(parts[:i]))
+        if stage is not None:
+            return stage
+    return None

@@ -1,0 +1,309 @@
+"""``pipeflow reproduce PATH@VERSION``: a recorded version rebuilt from its sources in a
+scratch worktree at the recorded commit, each stage judged against its recorded run,
+the project left as it was (issue 15, items 1, 3 and 6, and its "Bad input")."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import GIT_ENV, Project
+from tests.functional.helpers import commit, snapshot
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _untouched(p: Project) -> dict[str, bytes | str]:
+    """What of the project a reproduction must not change: every file but the cache,
+    state and records (which gain the reproduction's record and objects)."""
+    seen = snapshot(p.root)
+    return {k: v for k, v in seen.items() if not k.startswith((".pipeflow/", ".git/"))}
+
+
+def _json(p: Project, *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    res = p.run("reproduce", *args, "--json")
+    assert res.out, res.text
+    return res.code, json.loads(res.out)
+
+
+def _stage(body: dict, name: str) -> dict:  # type: ignore[type-arg]
+    return next(s for s in body["stages"] if s["stage"] == name)
+
+
+def test_wine_reproduces_bit_identical_at_v1_after_v2_and_v3(project: Project) -> None:
+    pytest.importorskip("sklearn")
+    shutil.copytree(EXAMPLES / "wine", project.root, dirs_exist_ok=True)
+    assert project.run("repro").code == 0
+    commit(project, "v1")
+    for old, new in (("C: 0.01", "C: 0.1 "), ("C: 0.1 ", "C: 1.0 ")):
+        assert old in project.read("params.yaml")
+        project.write("params.yaml", project.read("params.yaml").replace(old, new))
+        assert project.run("repro").code == 0
+        commit(project, "next")
+    labels = project.run("versions", "models/model.pkl").out
+    assert "v3" in labels, labels
+    before = _untouched(project)
+    head = project.git("rev-parse", "HEAD")
+
+    res = project.run("reproduce", "wine-classifier@v1")
+
+    assert res.code == 0, res.text
+    for stage in ("prepare", "featurize", "train"):
+        assert f"{stage}: reproduced (bit-identical)" in res.out
+    assert "evaluate" not in res.out  # not in the model's lineage
+    assert "models/model.pkl@v1: reproduced (bit-identical)" in res.out
+    assert _untouched(project) == before
+    assert project.git("rev-parse", "HEAD") == head
+    assert project.git("status", "--porcelain") == ""
+    assert project.git("worktree", "list").count("\n") == 1
+    assert not list((project.root / ".pipeflow/tmp/reproduce").glob("*"))
+
+
+def _clock(p: Project, *, deterministic: bool = True) -> None:
+    """``measure`` writes a metrics file whose ``score`` is stable to 1e-9 but whose
+    ``when`` is the time; ``report`` reads it."""
+    p.write("data.txt", "1\n2\n3\n")
+    p.write("measure.py",
+            "import json, time\n"
+            "n = sum(int(x) for x in open('data.txt'))\n"
+            "noise = (time.time_ns() % 1000) * 1e-12\n"
+            "json.dump({'score': 0.9 + noise, 'n': n, 'when': time.time_ns()},\n"
+            "          open('scores.json', 'w'))\n")
+    stage: dict = {"cmd": "python measure.py", "deps": ["data.txt", "measure.py"],  # type: ignore[type-arg]
+                   "metrics": ["scores.json"]}
+    if not deterministic:
+        stage.update({"deterministic": False, "tolerance": 1e-6})
+    p.spec({"measure": stage})
+
+
+def test_a_stage_that_writes_the_time_differs_with_the_values(project: Project) -> None:
+    _clock(project)
+    assert project.run("repro").code == 0
+    commit(project, "v1")
+
+    code, body = _json(project, "scores.json@v1")
+
+    assert code == 1
+    assert body["verdict"] == "differs" and body["ok"] is False
+    measure = _stage(body, "measure")
+    assert measure["verdict"] == "differs"
+    (out,) = measure["outputs"]
+    assert out["path"] == "scores.json" and not out["same"]
+    keys = {v["key"] for v in out["values"]}
+    assert "when" in keys and "n" not in keys
+    text = project.run("reproduce", "scores.json@v1")
+    assert text.code == 1
+    assert "measure: differs" in text.out
+    assert "when " in text.out and " -> " in text.out
+
+
+def test_declared_nondeterministic_stage_is_within_tolerance(project: Project) -> None:
+    _clock(project, deterministic=False)
+    project.write("measure.py", project.read("measure.py").replace(", 'when': time.time_ns()",
+                                                                   ""))
+    assert project.run("repro").code == 0
+    commit(project, "v1")
+
+    code, body = _json(project, "scores.json@v1")
+
+    assert code == 0, body
+    assert _stage(body, "measure")["verdict"] == "within-tolerance"
+    assert project.run("reproduce", "scores.json").out.count(
+        "reproduced (within tolerance)") >= 1
+
+
+def _two_versions_of_source(p: Project) -> None:
+    """``data.csv`` added (v1, then v2); ``count`` reads it. v1's output is the target."""
+    assert p.run("init").code == 0
+    p.write("data.csv", "a\nb\n")
+    assert p.run("add", "data.csv").code == 0
+    p.spec({"count": {"cmd": "wc -l < data.csv > count.txt", "deps": ["data.csv"],
+                      "outs": ["count.txt"]}})
+    assert p.run("repro").code == 0
+    commit(p, "v1")
+    p.write("data.csv", "a\nb\nc\n")
+    assert p.run("add", "data.csv").code == 0
+    assert p.run("repro").code == 0
+    commit(p, "v2")
+
+
+def test_source_collected_locally_comes_from_the_remote_with_pull(
+        project: Project, tmp_path: Path) -> None:
+    _two_versions_of_source(project)
+    assert project.run("remote", "add", "store", str(tmp_path / "remote"), "--default").code == 0
+    assert project.run("push").code == 0  # every object in the cache, v1's data too
+    old = project.git("show", "HEAD~1:pipeline.lock")
+    old = next(line.split(":", 1)[1].strip() for line in old.splitlines()
+               if line.strip().startswith("hash:"))
+    assert any(old[2:] in p.name for p in (tmp_path / "remote").rglob("*"))
+    assert project.run("gc", "--workspace", "--keep-days", "0", "--grace", "0").code == 0
+    assert not any(old in str(p) for p in (project.root / ".pipeflow/cache").rglob("*"))
+
+    code, body = _json(project, "count.txt@v1")
+    assert code == 1
+    count = _stage(body, "count")
+    assert count["verdict"] == "cannot-reproduce"
+    assert "data.csv" in count["reason"] and "--pull" in count["reason"]
+
+    code, body = _json(project, "count.txt@v1", "--pull")
+    assert code == 0, body
+    assert _stage(body, "count")["verdict"] == "bit-identical"
+
+
+def test_a_run_recorded_with_uncommitted_code_cannot_be_reproduced(project: Project) -> None:
+    project.write("data.txt", "x\n")
+    project.write("make.py", "print('v1')\n")
+    project.spec({"make": {"cmd": "python make.py > out.txt", "deps": ["data.txt"],
+                           "outs": ["out.txt"]}})
+    commit(project, "code")
+    project.write("make.py", "print('edited, run, never committed')\n")
+    assert project.run("repro").code == 0  # the record names make.py as modified
+    project.git("checkout", "--", "make.py")
+    commit(project, "v1: the outputs, without the edit that made them")
+
+    res = project.run("reproduce", "out.txt@v1")
+
+    assert res.code == 1, res.text
+    assert "make: cannot reproduce" in res.out
+    assert "uncommitted changes to make.py" in res.out
+
+
+def test_code_edited_run_then_committed_with_its_outputs_reproduces(project: Project) -> None:
+    project.write("data.txt", "x\n")
+    project.write("make.py", "print('v0')\n")
+    project.spec({"make": {"cmd": "python make.py > out.txt", "deps": ["data.txt"],
+                           "outs": ["out.txt"]}})
+    commit(project, "code")
+    project.write("make.py", "print('edited, run, then committed with its output')\n")
+    assert project.run("repro").code == 0
+    commit(project, "v1")
+
+    res = project.run("reproduce", "out.txt@v1")
+
+    assert res.code == 0, res.text
+    assert "make: reproduced (bit-identical)" in res.out
+
+
+def test_unknown_version_lists_the_versions(project: Project) -> None:
+    project.write("data.txt", "x\n")
+    project.spec({"copy": {"cmd": "cp data.txt out.txt", "deps": ["data.txt"],
+                           "outs": ["out.txt"]}})
+    assert project.run("repro").code == 0
+    commit(project, "v1")
+
+    res = project.run("reproduce", "out.txt@v7")
+
+    assert res.code == 2
+    assert "v7" in res.text and "v1" in res.text
+    assert "Traceback" not in res.text
+
+
+def test_source_data_is_not_something_to_reproduce(project: Project) -> None:
+    assert project.run("init").code == 0
+    project.write("data.csv", "a\n")
+    assert project.run("add", "data.csv").code == 0
+    commit(project, "v1")
+
+    res = project.run("reproduce", "data.csv@v1")
+
+    assert res.code == 2
+    assert "source data" in res.text and "pipeflow add" in res.text
+
+
+def test_a_scratch_folder_that_cannot_be_made_is_a_clear_error(project: Project) -> None:
+    project.write("data.txt", "x\n")
+    project.spec({"copy": {"cmd": "cp data.txt out.txt", "deps": ["data.txt"],
+                           "outs": ["out.txt"]}})
+    assert project.run("repro").code == 0
+    commit(project, "v1")
+    (project.root / ".pipeflow/tmp").mkdir(exist_ok=True)
+    (project.root / ".pipeflow/tmp/reproduce").write_text("in the way\n")
+
+    res = project.run("reproduce", "out.txt@v1")
+
+    assert res.code == 1
+    assert "scratch workspace" in res.text and ".pipeflow/tmp/reproduce" in res.text
+    assert "Traceback" not in res.text
+
+
+def test_a_commit_missing_from_the_clone_cannot_be_reproduced(project: Project) -> None:
+    project.write("data.txt", "x\n")
+    project.spec({"copy": {"cmd": "cp data.txt out.txt", "deps": ["data.txt"],
+                           "outs": ["out.txt"]}})
+    commit(project, "base")
+    project.git("checkout", "-qb", "gone")
+    commit(project, "a commit that will be lost")
+    lost = project.git("rev-parse", "HEAD").strip()
+    assert project.run("repro").code == 0
+    out_hash = project.lock()["stages"]["copy"]["outs"][0]["hash"]
+    project.git("checkout", "-q", "main")
+    project.git("branch", "-qD", "gone")
+    project.git("reflog", "expire", "--expire=now", "--all")
+    project.git("gc", "-q", "--prune=now")
+
+    code, body = _json(project, f"out.txt@{out_hash[:8]}")
+
+    assert code == 1
+    assert _stage(body, "copy")["verdict"] == "cannot-reproduce"
+    assert lost[:12] in _stage(body, "copy")["reason"]
+
+
+def test_ctrl_c_removes_the_workspace_and_touches_nothing(project: Project,
+                                                          tmp_path: Path) -> None:
+    slow, started = tmp_path / "slow", tmp_path / "started"
+    project.write("data.txt", "x\n")
+    project.spec({"slow": {
+        "cmd": f"touch {started}; if [ -e {slow} ]; then sleep 60; fi; cp data.txt out.txt",
+        "deps": ["data.txt"], "outs": ["out.txt"]}})
+    assert project.run("repro").code == 0
+    commit(project, "v1")
+    started.unlink()
+    slow.write_text("")
+    before = _untouched(project)
+    records = sorted(p.name for p in (project.root / ".pipeflow").rglob("*.json"))
+
+    proc = subprocess.Popen([sys.executable, "-m", "pipeflow", "reproduce", "out.txt@v1"],
+                            cwd=project.root, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, **GIT_ENV})
+    deadline = time.monotonic() + 60
+    while not started.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the stage never started"
+        time.sleep(0.05)
+    scratch = project.root / ".pipeflow/tmp/reproduce"
+    assert list(scratch.glob("*"))
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err
+    assert not list(scratch.glob("*"))
+    assert project.git("worktree", "list").count("\n") == 1
+    assert _untouched(project) == before
+    after = sorted(p.name for p in (project.root / ".pipeflow").rglob("*.json"))
+    assert after == records  # no reproduction record for an interrupted one
+
+
+def test_python_api_returns_the_verdicts(project: Project) -> None:
+    import pipeflow
+
+    project.write("data.txt", "x\n")
+    project.spec({"copy": {"cmd": "cp data.txt out.txt", "deps": ["data.txt"],
+                           "outs": ["out.txt"]}})
+    assert project.run("repro").code == 0
+    commit(project, "v1")
+
+    result = pipeflow.Repo(project.root).reproduce("out.txt", "v1")
+
+    assert isinstance(result, pipeflow.Reproduction)
+    assert result.ok and result.verdict is pipeflow.Verdict.IDENTICAL
+    assert [(s.stage, s.verdict.value) for s in result.stages] == [("copy", "bit-identical")]
+    assert result.version == "v1"
