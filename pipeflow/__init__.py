@@ -29,7 +29,8 @@ _API = ("CancelToken", "ExpRunResult", "Repo", "ReproResult", "StageFailure", "S
         "Status", "open")
 _LINEAGE = ("CodeFile", "ExperimentMark", "Lineage", "LineageArtifact", "LineageRun",
             "RunOutput", "Within")
-_ERRORS = ("Cancelled", "CheckFailed", "ConfigError", "DiskFull", "Interrupted", "LocatedError",
+_ERRORS = ("Cancelled", "CheckFailed", "ConfigError", "DiskFull", "EnvironmentDiffers",
+           "Interrupted", "LocatedError",
            "Location",
            "LockConflictError", "LockedError", "LockfileError", "LockfileWriteError",
            "MissingSourceData", "OutsideProjectError", "PipeflowError", "RepoLockError",
@@ -87,6 +88,7 @@ __all__ = [
     "DiffEntry",
     "DiskFull",
     "EnvDifference",
+    "EnvironmentDiffers",
     "ExpDiff",
     "ExpRow",
     "ExpRunResult",
@@ -162,6 +164,7 @@ if TYPE_CHECKING:
         CheckFailed,
         ConfigError,
         DiskFull,
+        EnvironmentDiffers,
         Interrupted,
         LocatedError,
         Location,

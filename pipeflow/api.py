@@ -120,8 +120,8 @@ class Status:
     warnings: tuple[str, ...]
 
 
-class Repo:
-    """A pipeflow project, found at or above ``path``."""
+class _Project:
+    """A pipeflow project, found at or above ``path``: what every verb opens."""
 
     def __init__(self, path: str | os.PathLike[str] = ".") -> None:
         from pipeflow.project.project import find_root
@@ -138,6 +138,75 @@ class Repo:
 
     def _abs(self, path: str | os.PathLike[str]) -> str:
         return str(self.root / Path(path))
+
+
+class _Registry(_Project):
+    """The registry's verbs: models and aliases (docs/registry.md)."""
+
+    def _model_path(self, repo: Project, path: str) -> str:
+        """The absolute path of ``path``: a declared model's output, or a path."""
+        from pipeflow.registry.models import declared
+
+        model = declared(repo).get(path) if not (self.root / path).exists() else None
+        return str(self.root / model.path) if model is not None else self._abs(path)
+
+    def _target(self, repo: Project, text: str) -> str:
+        """``MODEL[@V]`` as it is; ``PATH[@V]`` made absolute (paths are root-relative)."""
+        from pipeflow.registry.models import declared
+
+        head, sep, version = text.rpartition("@")
+        name = head if sep else text
+        if name in declared(repo) and not (self.root / name).exists():
+            return text
+        return self._abs(name) + (sep + version if sep else "")
+
+    def models(self) -> list[Model]:
+        """Every declared model (``pipeflow models``): a list of
+        :class:`~pipeflow.registry.catalog.Model` (name, path, versions, latest,
+        current, aliases -> :class:`~pipeflow.registry.catalog.ModelVersion`)."""
+        from pipeflow.registry.catalog import catalog
+
+        with self._open() as repo:
+            return catalog(repo).models
+
+    def promote(self, target: str, alias: str, *, note: str | None = None,
+                wait: float = 0.0) -> AliasMove:
+        """Point ``alias`` at ``MODEL_OR_PATH@VERSION`` (``pipeflow promote``; signed
+        with this user's key if there is one). A protected alias without a trusted
+        key, an unknown version or model, or a bad alias name raise UsageError with
+        nothing written."""
+        from pipeflow.registry.aliases import promote
+
+        with self._open() as repo:
+            return promote(repo, self._target(repo, target), alias, note=note, wait=wait)
+
+    def rollback(self, alias: str, model: str | None = None, *, note: str | None = None,
+                 wait: float = 0.0) -> AliasMove:
+        """Move ``alias`` back to the version it named before (``pipeflow rollback``)."""
+        from pipeflow.registry.aliases import rollback
+
+        with self._open() as repo:
+            owner = self._target(repo, model) if model is not None else None
+            return rollback(repo, alias, owner, note=note, wait=wait)
+
+    def aliases(self, model: str | None = None) -> AliasReport:
+        """Where each alias points (``.aliases``) and every move (``.history``), of one
+        model or path or of all (``pipeflow aliases --history``)."""
+        from pipeflow.registry.aliaslist import aliases
+
+        with self._open() as repo:
+            return aliases(repo, self._target(repo, model) if model is not None else None)
+
+    def note(self, target: str, text: str, *, wait: float = 0.0) -> Noted:
+        """Add a note to ``MODEL_OR_PATH@VERSION`` (``pipeflow note``)."""
+        from pipeflow.registry.notes import note
+
+        with self._open() as repo:
+            return note(repo, self._target(repo, target), text, wait=wait)
+
+
+class Repo(_Registry):
+    """A pipeflow project, found at or above ``path``."""
 
     def repro(
         self,
@@ -237,74 +306,8 @@ class Repo:
                                    executor=executor, jobs=jobs, wait=wait,
                                    executor_options=dict(executor_options or {}))
         with self._open() as repo:
-            target = self._target(repo, path)
-            if version is not None:
-                target = f"{target.rpartition('@')[0] or target}@{version}" if (
-                    "@" in target) else f"{target}@{version}"
+            target = self._target(repo, path if version is None else f"{path}@{version}")
             return run_reproduce(repo, target, options, cancel=cancel)
-
-    # --- the registry: models and aliases (docs/registry.md) --------------------------
-
-    def _model_path(self, repo: Project, path: str) -> str:
-        """The absolute path of ``path``: a declared model's output, or a path."""
-        from pipeflow.registry.models import declared
-
-        model = declared(repo).get(path) if not (self.root / path).exists() else None
-        return str(self.root / model.path) if model is not None else self._abs(path)
-
-    def _target(self, repo: Project, text: str) -> str:
-        """``MODEL[@V]`` as it is; ``PATH[@V]`` made absolute (paths are root-relative)."""
-        from pipeflow.registry.models import declared
-
-        head, sep, version = text.rpartition("@")
-        name = head if sep else text
-        if name in declared(repo) and not (self.root / name).exists():
-            return text
-        return self._abs(name) + (sep + version if sep else "")
-
-    def models(self) -> list[Model]:
-        """Every declared model (``pipeflow models``): a list of
-        :class:`~pipeflow.registry.catalog.Model` (name, path, versions, latest,
-        current, aliases -> :class:`~pipeflow.registry.catalog.ModelVersion`)."""
-        from pipeflow.registry.catalog import catalog
-
-        with self._open() as repo:
-            return catalog(repo).models
-
-    def promote(self, target: str, alias: str, *, note: str | None = None,
-                wait: float = 0.0) -> AliasMove:
-        """Point ``alias`` at ``MODEL_OR_PATH@VERSION`` (``pipeflow promote``; signed
-        with this user's key if there is one). A protected alias without a trusted
-        key, an unknown version or model, or a bad alias name raise UsageError with
-        nothing written."""
-        from pipeflow.registry.aliases import promote
-
-        with self._open() as repo:
-            return promote(repo, self._target(repo, target), alias, note=note, wait=wait)
-
-    def rollback(self, alias: str, model: str | None = None, *, note: str | None = None,
-                 wait: float = 0.0) -> AliasMove:
-        """Move ``alias`` back to the version it named before (``pipeflow rollback``)."""
-        from pipeflow.registry.aliases import rollback
-
-        with self._open() as repo:
-            owner = self._target(repo, model) if model is not None else None
-            return rollback(repo, alias, owner, note=note, wait=wait)
-
-    def aliases(self, model: str | None = None) -> AliasReport:
-        """Where each alias points (``.aliases``) and every move (``.history``), of one
-        model or path or of all (``pipeflow aliases --history``)."""
-        from pipeflow.registry.aliaslist import aliases
-
-        with self._open() as repo:
-            return aliases(repo, self._target(repo, model) if model is not None else None)
-
-    def note(self, target: str, text: str, *, wait: float = 0.0) -> Noted:
-        """Add a note to ``MODEL_OR_PATH@VERSION`` (``pipeflow note``)."""
-        from pipeflow.registry.notes import note
-
-        with self._open() as repo:
-            return note(repo, self._target(repo, target), text, wait=wait)
 
     def exp_run(
         self,

@@ -34,6 +34,7 @@ The tree, with the exit code of each branch (a class not marked has its parent's
     ├── StageFailed                 exit 1: a stage's command failed
     ├── TaskFailed                  exit 1: an executor's task failed or answered wrongly
     │                               (the runner reports it as a failed stage)
+    ├── EnvironmentDiffers          exit 1: reproduce --strict-env: not the recorded env
     ├── CheckFailed                 exit 1: a check found something to report
     ├── Cancelled                   exit 130: work stopped on request, nothing half-done kept
     └── Interrupted                 exit 130 (Ctrl-C) or 143 (SIGTERM) during a run
@@ -177,6 +178,13 @@ class StageFailed(PipeflowError):
 class TaskFailed(PipeflowError):
     """A task an executor ran elsewhere failed, was interrupted, or answered with
     something other than what was asked; the runner reports the stage as failed."""
+
+    exit_code = 1
+
+
+class EnvironmentDiffers(PipeflowError):
+    """``reproduce --strict-env``: the environment differs from the one the version
+    was made in; nothing ran."""
 
     exit_code = 1
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
-from pipeflow.errors import PipeflowError
+from pipeflow.errors import EnvironmentDiffers, PipeflowError
 from pipeflow.lineage.reproductions import EnvDifference, Reproduction, StageVerdict, Verdict
 from pipeflow.ops.repro import check_run_options
 from pipeflow.reproduce import envdiff, workspace
@@ -33,12 +33,6 @@ if TYPE_CHECKING:
     from pipeflow.project.project import Project
     from pipeflow.reproduce.workspace import ReproProject
     from pipeflow.spec.model import Stage
-
-
-class EnvironmentDiffers(PipeflowError):
-    """``--strict-env``: the environment differs from the recorded one; nothing ran."""
-
-    exit_code = 1
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,6 +10,7 @@ typo is a located spec error, not a surprise at run time.
 
 from __future__ import annotations
 
+import math
 import posixpath
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -32,6 +33,9 @@ from pipeflow.spec.yamlpos import SpecProblem, YamlPath
 
 DEFAULT_PARAMS = "params.yaml"
 METRICS_SUFFIXES = (".json", ".yaml", ".yml", ".toml")
+DEFAULT_TOLERANCE = 1e-6
+"""A ``deterministic: false`` stage's tolerance when it gives none: float noise of a
+sum or mean computed in another order, not a changed result."""
 
 
 def build_stage(
@@ -59,11 +63,37 @@ def build_stage(
         meta=body.get("meta"),
         frozen=bool(body.get("frozen", False)),
         always_changed=bool(body.get("always_changed", False)),
+        deterministic=body.get("deterministic") is not False,
+        tolerance=tolerance_of(body, inst.src, b.owner),
         location=location,
     )
 
 
 _NO_ENV = StageEnv()
+
+
+def tolerance_of(body: Mapping[str, Any], src: YamlPath, owner: str) -> float | None:
+    """The stage's ``tolerance`` (DEFAULT_TOLERANCE when it is ``deterministic: false``
+    and gives none); None for a deterministic stage, which may not give one: a
+    tolerance that silently did nothing would let a user believe ``reproduce``
+    compares that stage loosely when it compares it byte for byte."""
+    raw = body.get("tolerance")
+    if body.get("deterministic") is not False:
+        if raw is None:
+            return None
+        raise SpecProblem(
+            f"'tolerance' of {owner} applies only to a stage declared 'deterministic: false'",
+            (*src, "tolerance"), at_key=True,
+            hint="add 'deterministic: false' to the stage (reproduce then compares its "
+                 "metrics values within the tolerance, not its bytes), or remove "
+                 "'tolerance' (docs/spec.md)")
+    if raw is None:
+        return DEFAULT_TOLERANCE
+    value = float(raw)  # the schema let through a number, or a string like 1e-6
+    if not math.isfinite(value) or value < 0:
+        raise SpecProblem(f"'tolerance' of {owner} must be a finite number >= 0, got {raw!r}",
+                          (*src, "tolerance"), hint="for example 'tolerance: 1.0e-6'")
+    return value
 
 
 def env_of(raw: Mapping[str, Any] | None, defaults: StageEnv = _NO_ENV) -> StageEnv:

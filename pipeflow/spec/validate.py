@@ -188,7 +188,7 @@ def _to_spec_error(err: Any, doc: Document) -> SpecError:
         )
     if kind in ("type", "anyOf", "oneOf"):
         return doc.error(f"{what} must be {_expected(err)}, got {_got(err.instance)}", path)
-    if kind == "pattern":
+    if kind in ("pattern", "minimum"):
         return doc.error(f"{what} must be {_expected(err)}, got {err.instance!r}", path)
     return doc.error(f"{what}: {err.message}", path)
 

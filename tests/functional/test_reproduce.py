@@ -307,3 +307,41 @@ def test_python_api_returns_the_verdicts(project: Project) -> None:
     assert result.ok and result.verdict is pipeflow.Verdict.IDENTICAL
     assert [(s.stage, s.verdict.value) for s in result.stages] == [("copy", "bit-identical")]
     assert result.version == "v1"
+
+
+def _fake_distribution(site: Path, version: str) -> None:
+    for old in site.glob("fakedist-*.dist-info"):
+        shutil.rmtree(old)
+    info = site / f"fakedist-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: fakedist\nVersion: {version}\n")
+
+
+def test_strict_env_refuses_a_different_environment(project: Project, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    _fake_distribution(site, "1.0")
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    project.write("data.txt", "x\n")
+    project.spec({"copy": {"cmd": "cp data.txt out.txt", "deps": ["data.txt"],
+                           "outs": ["out.txt"], "env": {"packages": ["fakedist"]}}})
+    assert project.cli("repro").code == 0
+    commit(project, "v1")
+    _fake_distribution(site, "2.0")
+    runs = sorted(p.name for p in (project.root / ".pipeflow").rglob("*.json"))
+
+    res = project.cli("reproduce", "out.txt@v1", "--strict-env")
+
+    assert res.code == 1, res.text
+    assert "fakedist 2.0 (recorded 1.0)" in res.err
+    assert "pipeflow env export" in res.err
+    assert sorted(p.name for p in (project.root / ".pipeflow").rglob("*.json")) == runs
+
+    res = project.cli("reproduce", "out.txt@v1", "--json")
+
+    assert res.code == 0, res.text
+    body = json.loads(res.out)
+    assert body["env"] == [{"name": "fakedist", "recorded": "1.0", "current": "2.0"}]
+    copy = _stage(body, "copy")
+    assert copy["verdict"] == "bit-identical"
+    assert "fakedist 2.0 (recorded 1.0)" in copy["reason"]

@@ -18,6 +18,7 @@ from pipeflow.errors import SpecError
 from pipeflow.params import clear_cache
 from pipeflow.spec.loader import load_pipeline
 from pipeflow.spec.model import Out, Stage
+from pipeflow.spec.normalize import DEFAULT_TOLERANCE
 from pipeflow.spec.paths import PathError, resolve
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -86,6 +87,15 @@ def stage_specs(draw: st.DrawFn) -> tuple[dict[str, Any], Stage]:
     desc = draw(st.one_of(st.none(), commands))
     if desc is not None:
         body["desc"] = desc
+    deterministic = draw(st.sampled_from([None, True, False]))
+    tolerance = None
+    if deterministic is not None:
+        body["deterministic"] = deterministic
+    if deterministic is False:
+        tolerance = draw(st.one_of(st.none(), st.floats(0, 1e3), st.integers(0, 5)))
+        if tolerance is not None:
+            body["tolerance"] = tolerance
+        tolerance = DEFAULT_TOLERANCE if tolerance is None else float(tolerance)
     expected = Stage(
         name="",
         cmd=(cmd,) if isinstance(cmd, str) else tuple(cmd),
@@ -94,6 +104,8 @@ def stage_specs(draw: st.DrawFn) -> tuple[dict[str, Any], Stage]:
         outs=tuple(out_values),
         desc=desc,
         frozen=frozen,
+        deterministic=deterministic is not False,
+        tolerance=tolerance,
     )
     return body, expected
 
@@ -125,6 +137,8 @@ FIELDS = [
     "meta",
     "frozen",
     "always_changed",
+    "deterministic",
+    "tolerance",
     "foreach",
     "matrix",
     "do",
