@@ -126,12 +126,13 @@ def test_a_rerun_after_the_run_cache_was_cleared_is_compared_with_the_earlier_ru
 @pytest.mark.parametrize("declared", [
     {"outs": ["out.txt"], "always_changed": True},
     {"outs": [{"out.txt": {"persist": True}}]},
-], ids=["always_changed", "persist"])
+    {"outs": ["out.txt"], "deterministic": False},
+], ids=["always_changed", "persist", "deterministic-false"])
 def test_a_stage_whose_outputs_are_expected_to_differ_is_not_marked(
     project: Project, declared: dict[str, Any],
 ) -> None:
     """always_changed: the stage reads what its fingerprint cannot see; persist: each
-    run starts from the last one's output."""
+    run starts from the last one's output; deterministic: false says so already."""
     project.write("in.txt", "x\n")
     project.spec({"clock": {"cmd": CLOCK, "deps": ["in.txt"], **declared}})
     assert project.run("repro").code == 0
