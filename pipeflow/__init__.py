@@ -9,7 +9,8 @@ The public Python API, all importable from here (docs/api.md describes it):
   :class:`Applied` (with :class:`ParamSet`), :class:`Removed`,
   :class:`Status` (with :class:`StageStatus`), :class:`Version`, and :class:`Lineage`
   (with :class:`LineageArtifact`, :class:`LineageRun`, :class:`RunOutput`,
-  :class:`CodeFile`, :class:`Within`, :class:`Trust`, :class:`ExperimentMark`),
+  :class:`CodeFile`, :class:`Within`, :class:`Trust`, :class:`ExperimentMark`,
+  :class:`Nondeterminism`),
   and the registry's :class:`Model` (with :class:`ModelVersion`), :class:`AliasMove`,
   :class:`AliasReport` (with :class:`Alias`, :class:`HistoryMove`), :class:`Noted`,
   and ``reproduce``'s :class:`Reproduction` (with :class:`StageVerdict`,
@@ -39,6 +40,7 @@ _HOME: dict[str, str] = {
     **dict.fromkeys(_API, "pipeflow.api"),
     **dict.fromkeys(_LINEAGE, "pipeflow.lineage.model"),
     "Trust": "pipeflow.lineage.trust",
+    "Nondeterminism": "pipeflow.lineage.nondeterminism",
     "Origin": "pipeflow.lineage.trust",
     "StageWord": "pipeflow.planning.plan",
     "RecordKind": "pipeflow.records.runrecord",
@@ -107,6 +109,7 @@ __all__ = [
     "MissingSourceData",
     "Model",
     "ModelVersion",
+    "Nondeterminism",
     "Noted",
     "Origin",
     "OutputDiff",
@@ -193,6 +196,7 @@ if TYPE_CHECKING:
         RunOutput,
         Within,
     )
+    from pipeflow.lineage.nondeterminism import Nondeterminism
     from pipeflow.lineage.reproductions import (
         EnvDifference,
         OutputDiff,

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from pipeflow.experiments.table import ExpDiff, ExpRow
     from pipeflow.lineage.experiments import Experiment
     from pipeflow.lineage.graph import Lineage
+    from pipeflow.lineage.nondeterminism import Nondeterminism
     from pipeflow.lineage.reproductions import Reproduction
     from pipeflow.lineage.versions import Version
     from pipeflow.project.project import Project
@@ -107,6 +108,9 @@ class StageStatus:
     status: str
     """One of the values of :class:`StageWord` (a plain ``str``)."""
     reasons: tuple[str, ...]
+    nondeterministic: Nondeterminism | None = None
+    """Set when the run that made its current outputs wrote other outputs than an
+    earlier run with the same fingerprint (``status`` only; None from a dry ``repro``)."""
 
 
 @dataclass(frozen=True)
@@ -260,7 +264,8 @@ class Repo(_Registry):
             report = run_status(repo, list(targets) or None)
         return Status(
             up_to_date=report.up_to_date,
-            stages=tuple(StageStatus(s.name, str(s.word), tuple(c.message for c in s.reasons))
+            stages=tuple(StageStatus(s.name, str(s.word), tuple(c.message for c in s.reasons),
+                                     report.nondeterministic.get(s.name))
                          for s in report.states),
             warnings=tuple(report.warnings),
         )

@@ -11,12 +11,20 @@ from pipeflow.cli import output
 from pipeflow.cli.options import Json, Targets, Verbose
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from pipeflow.lineage.nondeterminism import Nondeterminism
     from pipeflow.planning.plan import StageState
 
 
-def print_states(states: list[StageState] | tuple[StageState, ...]) -> None:
+def print_states(
+    states: list[StageState] | tuple[StageState, ...],
+    marks: Mapping[str, Nondeterminism] | None = None,
+) -> None:
     """One line per stage with its status word, reasons indented beneath, then its
-    notes (what pipeflow could not follow, e.g. dynamic imports)."""
+    notes (what pipeflow could not follow, e.g. dynamic imports) and, from ``marks``,
+    whether its current outputs' run disagreed with an earlier one of the same inputs."""
+    marks = marks or {}
     width = max((len(s.name) for s in states), default=0)
     for state in states:
         word = output.styled(state.word, fg=output.WORD_STYLE.get(state.word))
@@ -25,6 +33,15 @@ def print_states(states: list[StageState] | tuple[StageState, ...]) -> None:
             output.out(f"{' ' * (width + 4)}{change.message}")
         for note in state.notes:
             output.out(f"{' ' * (width + 4)}note: {note}")
+        if state.name in marks:
+            output.out(f"{' ' * (width + 4)}{marks[state.name].sentence()}")
+
+
+def print_marks(marks: Mapping[str, Nondeterminism]) -> None:
+    """``stage: nondeterministic: ...`` for each marked stage (when everything is up
+    to date and no per-stage lines are printed)."""
+    for name, mark in marks.items():
+        output.out(f"{name}: {mark.sentence()}")
 
 
 def summary(states: list[StageState] | tuple[StageState, ...]) -> str:
@@ -53,7 +70,10 @@ def status_command(
 
     States: changed (with its reasons: which file, param key old -> new, command
     line, environment), pending (only an upstream stage changed), missing-output,
-    frozen, running (a repro is running it now), up-to-date. Exits 0 whatever it
+    frozen, running (a repro is running it now), up-to-date. A stage whose current
+    outputs came from a run that disagreed with an earlier run of the same inputs says
+    `nondeterministic: outputs differed for the same inputs (runs A, B)` and which
+    outputs (docs/reproduce.md). Exits 0 whatever it
     finds, unless --check. Never waits for or blocks a running repro. TARGETS (stage
     names, template groups or output paths) limit it to them and their upstream.
     """
@@ -77,8 +97,9 @@ def status_command(
             output.warn(warning)
         if report.up_to_date:
             output.out("Everything is up to date.")
+            print_marks(report.nondeterministic)
         else:
-            print_states(report.states)
+            print_states(report.states, report.nondeterministic)
             output.out(summary(report.states))
             if report.missing_sources:
                 output.out(f"source data not here: {', '.join(report.missing_sources)} "

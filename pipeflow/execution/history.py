@@ -85,6 +85,19 @@ def run_cache_eligible(stage: Stage) -> bool:
     )
 
 
+def nondeterminism_detected(stage: Stage) -> bool:
+    """Whether a run of ``stage`` is compared with earlier runs of its fingerprint
+    (:mod:`pipeflow.lineage.nondeterminism`). Not for stages whose outputs are
+    expected to differ for the same fingerprint: ``always_changed`` says the stage
+    reads something its fingerprint cannot see (a URL, a database, the clock), a
+    ``persist`` output starts from the previous run's content, and
+    ``deterministic: false`` declares the differences already (``reproduce`` compares
+    such a stage by tolerance). Stages with no deps are compared: their fingerprint
+    (command, params, code, environment) is all they are taken to depend on."""
+    return (not stage.always_changed and stage.deterministic
+            and not any(o.persist for o in stage.outs))
+
+
 @dataclass
 class History:
     """The run-record side of a ``repro``: one per invocation."""
@@ -157,7 +170,23 @@ class History:
         if entry is not None:
             body = replace(body, outputs=output_refs(entry),
                            metrics={m.path: dict(m.values) for m in entry.metrics})
+            if nondeterminism_detected(stage):
+                body = replace(body, nondeterministic=self._differing(body))
         return self._append(body, run_cache_eligible(stage))
+
+    def _differing(self, body: RecordBody) -> dict[str, Any] | None:
+        """The ``nondeterministic`` mark of a successful run: what earlier successful
+        runs of its fingerprint wrote that it did not (one indexed query; no record
+        file is read). Runs other clones wrote count, trusted for the run cache or not:
+        the mark only informs (``lineage`` of the run it names says where that came
+        from), and a teammate's machine making other bytes is worth knowing."""
+        from pipeflow.lineage.nondeterminism import detect
+        from pipeflow.records.index import sql_text
+
+        earlier = self.repo.index.same_fingerprint(body.fingerprint)
+        if not earlier:
+            return None
+        return detect(((str(sql_text(o.path)), o.hash) for o in body.outputs or ()), earlier)
 
     def record_restore(
         self, stage: Stage, comps: Components, source: RunRecord, when: float

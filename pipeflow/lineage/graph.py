@@ -32,7 +32,9 @@ from pipeflow.lineage.model import (
     Within,
     artifact_id,
 )
+from pipeflow.lineage.nondeterminism import Nondeterminism
 from pipeflow.lineage.trust import Trust
+from pipeflow.records.batch import nondeterministic_of_runs
 from pipeflow.records.index import RunIndex, sql_text
 from pipeflow.records.records import RecordComponents, RecordGit, RecordKind, RunRecord
 
@@ -218,7 +220,9 @@ class _Walker:
             outputs=tuple(self._output(o.path, o.hash, o.size, str(o.kind))
                           for o in record.outputs),
             metrics=record.metrics, restored_by=restored_by,
-            experiment=ExperimentMark.of(b.experiment), **self._trust(record),
+            experiment=ExperimentMark.of(b.experiment),
+            nondeterministic=Nondeterminism.of(record.id, b.nondeterministic),
+            **self._trust(record),
         )
 
     def _trust(self, record: RunRecord) -> dict[str, Any]:
@@ -258,6 +262,8 @@ class _Walker:
             outputs=tuple(self._output(str(p), str(h), _int(s), str(k))
                           for p, h, s, k in outputs),
             metrics=self.index.metrics_of(run_id), restored_by=restored_by,
+            nondeterministic=Nondeterminism.of(
+                run_id, nondeterministic_of_runs(self.index, [run_id]).get(run_id)),
             problem=problem + " (shown as the index remembers it)",
         )
 

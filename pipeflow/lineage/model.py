@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pipeflow.lineage.nondeterminism import Nondeterminism
 from pipeflow.lineage.reproductions import VersionAudit
 from pipeflow.lineage.trust import Trust
 from pipeflow.lineage.who import UNSIGNED, Who
@@ -137,6 +138,9 @@ class LineageRun:
     """The experiment the run was made for (None for a run of ``repro``)."""
     signature: Verdict = UNSIGNED
     """The verdict on the record's signature."""
+    nondeterministic: Nondeterminism | None = None
+    """Its outputs differed from an earlier successful run's with the same
+    fingerprint (:mod:`pipeflow.lineage.nondeterminism`); None when they did not."""
 
     @property
     def who(self) -> Who:

@@ -116,6 +116,8 @@ def _run_lines(run: LineageRun) -> tuple[str, list[str]]:
         d.append(f"trust    {run.trust.describe()}{vouch}")
     if run.restored_by:
         d.append(f"restored from the run cache by {run.restored_by[:12]}")
+    if run.nondeterministic is not None:
+        d.append(run.nondeterministic.sentence())
     if run.command:
         d.append("command  " + run.command[0])
         d.extend("         " + c for c in run.command[1:])
@@ -266,6 +268,8 @@ def run_json(r: LineageRun) -> dict[str, Any]:
         "restored_by": r.restored_by, "problem": r.problem,
         "trust": r.trust.to_json() if r.trust is not None else None,
         "experiment": r.experiment.to_json() if r.experiment is not None else None,
+        "nondeterministic": (r.nondeterministic.to_json() if r.nondeterministic is not None
+                             else None),
     }
 
 
@@ -314,6 +318,8 @@ def _run_label(r: LineageRun) -> str:
     label = f"{r.stage}\nrun {r.id[:8]}"
     if r.experiment is not None:
         label += f"\nexperiment {r.experiment.name}"
+    if r.nondeterministic is not None:
+        label += "\n(NONDETERMINISTIC)"
     return (label + (f"\n{params}" if params else "") + ("\n(PROBLEM)" if r.problem else "")
             + ("\n(unsigned, from elsewhere)" if r.trust is not None else ""))
 

@@ -30,6 +30,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from pipeflow.errors import StorageError
+from pipeflow.records.batch import reproduction_rels
 from pipeflow.records.records import RecordKind, RunRecord
 
 if TYPE_CHECKING:
@@ -271,7 +272,7 @@ def of_version(repo: Project, path: str, oid: str) -> list[Reproduction]:
     """The reproductions of ``path`` at content ``oid``, oldest first (an indexed
     lookup: only that version's records are read)."""
     found = []
-    for rel in repo.index.reproduction_rels(path, oid):
+    for rel in reproduction_rels(repo.index, path, oid):
         got = _read(repo, rel)
         if got is not None:
             found.append(got)
@@ -317,7 +318,7 @@ def audit_of(repo: Project, path: str, oid: str) -> VersionAudit:
     """The reproductions of ``path`` at ``oid``, as ``lineage`` shows them: the
     newest readable record is read (a damaged one is skipped with a warning), the
     earlier ones only counted."""
-    rels = repo.index.reproduction_rels(path, oid)
+    rels = reproduction_rels(repo.index, path, oid)
     for n in range(len(rels) - 1, -1, -1):
         got = _read(repo, rels[n])
         if got is not None:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeflow.files.repolock import holder_alive, read_holder
 from pipeflow.git.gitignore import tracked_by_git
+from pipeflow.lineage.nondeterminism import Nondeterminism
 from pipeflow.lock.lockconflict import CONFLICT_REASON
+from pipeflow.lock.lockfile import Lock
 from pipeflow.ops.project import current_state, load_project
 from pipeflow.planning.plan import Planner, StageState
 from pipeflow.planning.sourcedata import SourceState, blocking, describe, source_states
 from pipeflow.project.project import Project
+from pipeflow.records.batch import nondeterministic_of_runs
 
 STATUS_SCHEMA = 1
 
@@ -32,6 +36,9 @@ class StatusReport:
     """Sources in merge conflict in pipeline.lock (stages in conflict are ``changed``)."""
     removed_conflicts: tuple[str, ...] = ()
     """Stages in merge conflict in pipeline.lock that the pipeline no longer declares."""
+    nondeterministic: Mapping[str, Nondeterminism] = field(default_factory=dict)
+    """Stage -> the mark of the run its lock entry names, for those marked: that run's
+    outputs differed from an earlier run's with the same fingerprint."""
 
     @property
     def up_to_date(self) -> bool:
@@ -44,12 +51,17 @@ class StatusReport:
             "up_to_date": self.up_to_date,
             "stages": [
                 {"name": s.name, "status": s.word.value,
-                 "reasons": [c.to_json() for c in s.reasons], "notes": list(s.notes)}
+                 "reasons": [c.to_json() for c in s.reasons], "notes": list(s.notes),
+                 "nondeterministic": self._mark_json(s.name)}
                 for s in self.states
             ],
             "warnings": list(self.warnings),
             "sources": [s.to_json() for s in self.sources],
         }
+
+    def _mark_json(self, stage: str) -> dict[str, Any] | None:
+        mark = self.nondeterministic.get(stage)
+        return None if mark is None else mark.to_json()
 
 
 def running_stages(repo: Project) -> frozenset[str]:
@@ -98,7 +110,22 @@ def status(repo: Project, targets: list[str] | None = None) -> StatusReport:
     missing = tuple(s.path for s in blocking(sources, graph, names))
     return StatusReport(tuple(states[n] for n in names), tuple(warnings), tuple(sources),
                         missing, tuple(merged.source_conflicts),
-                        tuple(sorted(set(merged.stage_conflicts) - set(graph.pipeline.stages))))
+                        tuple(sorted(set(merged.stage_conflicts) - set(graph.pipeline.stages))),
+                        nondeterministic_marks(repo, lock, names))
+
+
+def nondeterministic_marks(
+    repo: Project, lock: Lock, names: list[str]
+) -> dict[str, Nondeterminism]:
+    """Stage -> the nondeterminism mark of the run its lock entry names (the run that
+    made, or was restored to make, its current outputs), for the marked ones. One query
+    of the index (which keeps the marks): no record file is read."""
+    runs = {n: e.run for n in names if (e := lock.stages.get(n)) is not None and e.run}
+    if not runs or not repo.dot.is_dir():
+        return {}
+    found = nondeterministic_of_runs(repo.index, runs.values())
+    return {n: mark for n, rid in runs.items()
+            if (mark := Nondeterminism.of(rid, found.get(rid))) is not None}
 
 
 def _source_warning(repo: Project, source: SourceState) -> str | None:

@@ -98,6 +98,15 @@ def producers(index: RunIndex, pairs: Iterable[tuple[str, str]]
     return {key: (rid, kind) for key, (_, rid, kind) in best.items()}
 
 
+def nondeterministic_of_runs(index: RunIndex, run_ids: Iterable[str]
+                            ) -> dict[str, dict[str, Any]]:
+    """Run id -> its record's ``nondeterministic`` field, for the marked runs among
+    ``run_ids`` (``status``: the lock's runs, read from the index, not the records)."""
+    sql = ("SELECT run_id, nondeterministic FROM run_extras WHERE nondeterministic IS NOT "
+           "NULL AND run_id IN ({})")
+    return {str(rid): json.loads(mark) for rid, mark in _each(index, sql, run_ids)}
+
+
 def _each(index: RunIndex, sql: str, values: Iterable[str], chunk: int = 500) -> Iterable[Any]:
     """The rows of ``sql`` (one ``IN ({})``) over ``values``, a chunk at a time (SQLite
     bounds the parameters of one statement)."""
@@ -109,3 +118,13 @@ def _each(index: RunIndex, sql: str, values: Iterable[str], chunk: int = 500) ->
 
 def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
+
+
+def reproduction_rels(index: RunIndex, path: str, oid: str) -> list[str]:
+    """The record paths of the ``reproduction`` records of ``path`` at content ``oid``,
+    oldest first (as :meth:`RunIndex.rels_of_kind` orders them)."""
+    rows = index.db.execute(
+        """SELECT r.rel FROM reproductions p JOIN runs r ON r.id = p.run_id
+           WHERE p.path = ? AND p.hash = ? ORDER BY r.ended, r.chain, r.seq""",
+        (sql_text(path), oid))
+    return [str(r[0]) for r in rows]

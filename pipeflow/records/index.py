@@ -8,7 +8,8 @@ commit, the (path, hash) pairs that commit's ``pipeline.lock`` names
 one HEAD and, under a ``refs:`` key, the commits any ref reaches) and the labels
 ``versions`` last showed on each branch (``shown_labels``): see
 ``pipeflow.lineage.labels``. ``run_extras`` keeps each run's environment (exact, secret
-values concealed) and experiment mark, so ``versions`` reads no record file. Queries —
+values concealed), experiment mark and nondeterminism mark, so ``versions`` and
+``status`` read no record file. Queries —
 versions of a path, the run that produced a content, a run's inputs — are indexed
 lookups, not scans of record files.
 """
@@ -27,11 +28,13 @@ from pipeflow.credentials import conceal_env
 from pipeflow.errors import StorageError
 from pipeflow.records.records import RecordKind, RecordStore, RunRecord
 
-INDEX_VERSION = 3
+INDEX_VERSION = 4
 """2: ``run_extras``, ``inputs_path`` (the readers of a content: ``versions``' metrics
-scanned every input once per version); 3: ``reproductions`` (the version each
-``reproduction`` record is about: ``lineage`` read every reproduction record to find
-one version's). An index of another version is rebuilt from the records."""
+scanned every input once per version); 3: ``run_extras.nondeterministic``
+(``status`` reads the marks of the lock's runs without reading their records);
+4: ``reproductions`` (the version each ``reproduction`` record is about:
+``lineage`` read every reproduction record to find one version's). An index of
+another version is rebuilt from the records."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -63,7 +66,7 @@ CREATE TABLE IF NOT EXISTS metrics (
 );
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id);
 CREATE TABLE IF NOT EXISTS run_extras (
-    run_id TEXT PRIMARY KEY, env TEXT, experiment TEXT
+    run_id TEXT PRIMARY KEY, env TEXT, experiment TEXT, nondeterministic TEXT
 );
 CREATE TABLE IF NOT EXISTS reproductions (
     run_id TEXT PRIMARY KEY, path TEXT NOT NULL, hash TEXT NOT NULL
@@ -118,7 +121,8 @@ class RunIndex:
         self.skipped: list[str] = []
         """Damaged records met by this process's refresh: warnings for the user."""
         self._adding = threading.Lock()
-        """Experiments run side by side in threads of one process: one ``add`` at a time."""
+        """Experiments run side by side in threads of one process: one ``add`` (or
+        ``same_fingerprint``, which runs as their stages finish) at a time."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = self._open(path)
 
@@ -213,9 +217,9 @@ class RunIndex:
         )
         env = b.env_exact or (comps.env if comps else None)
         self.db.execute(
-            "INSERT OR REPLACE INTO run_extras VALUES (?,?,?)",
+            "INSERT OR REPLACE INTO run_extras VALUES (?,?,?,?)",
             (record.id, _json_or_none(conceal_env(env) if env else None),
-             _json_or_none(b.experiment)))
+             _json_or_none(b.experiment), _json_or_none(b.nondeterministic)))
         repro = b.reproduction  # its shape was checked when the record was read
         if record.kind is RecordKind.REPRODUCTION and repro is not None:
             self.db.execute("INSERT OR REPLACE INTO reproductions VALUES (?,?,?)",
@@ -257,6 +261,21 @@ class RunIndex:
             (sql_text(path), oid),
         ).fetchone()
         return str(row[0]) if row else None
+
+    def same_fingerprint(self, fingerprint: str) -> list[tuple[str, str, str]]:
+        """(run id, path, hash) of what earlier successful runs (kind ``run``) with
+        ``fingerprint`` wrote: one row per distinct (path, hash), from the newest run
+        that wrote it, newest first (a stage forced a thousand times to the same
+        outputs is still one row per output)."""
+        with self._adding:  # a sweep's threads share the connection with their adds
+            rows = self.db.execute(
+                """SELECT r.id, o.path, o.hash, MAX(printf('%s %08d', r.ended, r.seq)) AS last
+                   FROM runs r JOIN outputs o ON o.run_id = r.id
+                   WHERE r.fingerprint = ? AND r.kind = 'run' AND r.exit_status = 0
+                   GROUP BY o.path, o.hash ORDER BY last DESC""",
+                (fingerprint,),
+            ).fetchall()
+        return [(str(rid), str(path), str(oid)) for rid, path, oid, _last in rows]
 
     def run_rel(self, run_id: str) -> str | None:
         row = self.db.execute("SELECT rel FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -310,15 +329,6 @@ class RunIndex:
         first by (ended, chain, seq)."""
         rows = self.db.execute("SELECT rel FROM runs WHERE kind = ? ORDER BY ended, chain, seq",
                                (kind,))
-        return [str(r[0]) for r in rows]
-
-    def reproduction_rels(self, path: str, oid: str) -> list[str]:
-        """The record paths of the ``reproduction`` records of ``path`` at content
-        ``oid``, oldest first (as :meth:`rels_of_kind` orders them)."""
-        rows = self.db.execute(
-            """SELECT r.rel FROM reproductions p JOIN runs r ON r.id = p.run_id
-               WHERE p.path = ? AND p.hash = ? ORDER BY r.ended, r.chain, r.seq""",
-            (sql_text(path), oid))
         return [str(r[0]) for r in rows]
 
     def paths(self, kind: str | None = None) -> Iterable[str]:
