@@ -19,7 +19,7 @@ verdict.
 The index keeps the version each record is about (table ``reproductions``: path,
 hash), so ``lineage`` reads only the newest record of one version; ``verify
 --reproduced`` reads them all (one index query, then each record file: about 0.2 ms
-a record, docs/reproduce-audit.md).
+a record, docs/reproduce.md).
 """
 
 from __future__ import annotations
