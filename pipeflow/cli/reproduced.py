@@ -30,7 +30,7 @@ def print_reproduced(report: ReproducedReport) -> None:
             extra = f", {v.reproductions} reproductions" if v.reproductions > 1 else ""
             current = "  (current)" if v.current else ""
             output.out(f"  {last.path}  {v.label} ({last.hash[:8]})  {minute(last.when)}  "
-                       f"{last.user or '?'}  record {(last.record or '?')[:12]}{extra}"
+                       f"{last.who.describe()}  record {(last.record or '?')[:12]}{extra}"
                        f"{current}")
             for line in stage_lines(last):
                 output.out(f"      {line}")

@@ -24,14 +24,20 @@ a record, docs/reproduce.md).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from pipeflow.errors import StorageError
+from pipeflow.lineage.trust import Trust, TrustPolicy
+from pipeflow.lineage.who import UNSIGNED, Who
 from pipeflow.records.batch import reproduction_rels
 from pipeflow.records.records import RecordKind, RunRecord
+from pipeflow.signing.signatures import Verdict as SignatureVerdict
+
+Vouch = Callable[[RunRecord], Trust]
+"""Who wrote a record, and whether a trusted key signed it (``TrustPolicy.trusted``)."""
 
 if TYPE_CHECKING:
     from pipeflow.project.project import Project
@@ -58,8 +64,9 @@ class Verdict(StrEnum):
 
     @classmethod
     def worst(cls, verdicts: list[Verdict]) -> Verdict:
+        """The worst of ``verdicts``; nothing judged proves nothing: ``cannot-reproduce``."""
         order = list(cls)
-        return max(verdicts, key=order.index) if verdicts else cls.IDENTICAL
+        return max(verdicts, key=order.index) if verdicts else cls.CANNOT
 
 
 _WORDS = {
@@ -154,19 +161,24 @@ class StageVerdict:
     exit_status: int | None = None
     log_tail: str | None = None
     outputs: tuple[OutputDiff, ...] = ()
+    blocked_by: str | None = None
+    """The upstream stage that failed or could not be reproduced, when that is why
+    this one was not run (its verdict then does not count in the version's)."""
 
     def to_json(self) -> dict[str, Any]:
         return {"stage": self.stage, "verdict": self.verdict.value, "reason": self.reason,
                 "run": self.run, "fingerprint": self.fingerprint,
                 "exit_status": self.exit_status, "log_tail": self.log_tail,
-                "outputs": [o.to_json() for o in self.outputs]}
+                "outputs": [o.to_json() for o in self.outputs],
+                "blocked_by": self.blocked_by}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> StageVerdict:
         return cls(data["stage"], Verdict(data["verdict"]), data.get("reason"),
                    data.get("run"), data.get("fingerprint"), data.get("exit_status"),
                    data.get("log_tail"),
-                   tuple(OutputDiff.from_json(o) for o in data.get("outputs") or ()))
+                   tuple(OutputDiff.from_json(o) for o in data.get("outputs") or ()),
+                   data.get("blocked_by"))
 
 
 @dataclass(frozen=True)
@@ -206,10 +218,19 @@ class Reproduction:
     when: str | None = None
     user: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    signature: SignatureVerdict = field(default=UNSIGNED, compare=False)
+    """The verdict on its record's signature: a record is anyone's word unless a key
+    the project trusts signed it."""
+    unrecorded: str | None = field(default=None, compare=False)
+    """Why ``reproduce`` wrote no record of it (None: it did, or it was read from one)."""
 
     @property
     def ok(self) -> bool:
         return self.verdict.reproduced
+
+    @property
+    def who(self) -> Who:
+        return Who(self.user, self.signature)
 
     def to_json(self) -> dict[str, Any]:
         """The record's ``reproduction`` field."""
@@ -231,17 +252,19 @@ class Reproduction:
                    data.get("executor") or "local", data.get("duration"), record, when, user)
 
 
-def from_record(record: RunRecord) -> Reproduction:
-    """The reproduction a ``reproduction`` record keeps, with its id, time and user;
-    a StorageError when the record lacks its ``reproduction`` field."""
+def from_record(record: RunRecord, vouch: Vouch | None = None) -> Reproduction:
+    """The reproduction a ``reproduction`` record keeps, with its id, time, user and
+    (``vouch``: the trust policy's verdict) signature; a StorageError when the record
+    lacks its ``reproduction`` field."""
     data = record.body.reproduction
     if data is None:
         raise StorageError(f"run record {record.rel_path} is a reproduction record without "
                            "its 'reproduction' field",
                            hint="`pipeflow verify --reproduced` lists the damaged ones")
     b = record.body
-    return Reproduction.from_json(data, record=record.id, when=b.ended or b.started,
-                                  user=b.user)
+    found = Reproduction.from_json(data, record=record.id, when=b.ended or b.started,
+                                   user=b.user)
+    return replace(found, signature=vouch(record).signature) if vouch else found
 
 
 def reproduction_records(repo: Project) -> list[RunRecord]:
@@ -260,9 +283,10 @@ def reproductions(repo: Project) -> list[Reproduction]:
     """Every reproduction this clone knows of (its own and fetched ones), oldest first;
     damaged records are skipped with a warning."""
     found = []
+    vouch = TrustPolicy.of(repo).trusted
     for record in reproduction_records(repo):
         try:
-            found.append(from_record(record))
+            found.append(from_record(record, vouch))
         except (StorageError, KeyError, ValueError) as exc:
             _skip(repo, record.rel_path, exc)
     return found
@@ -272,8 +296,9 @@ def of_version(repo: Project, path: str, oid: str) -> list[Reproduction]:
     """The reproductions of ``path`` at content ``oid``, oldest first (an indexed
     lookup: only that version's records are read)."""
     found = []
+    vouch = TrustPolicy.of(repo).trusted
     for rel in reproduction_rels(repo.index, path, oid):
-        got = _read(repo, rel)
+        got = _read(repo, rel, vouch)
         if got is not None:
             found.append(got)
     return found
@@ -311,7 +336,8 @@ class VersionAudit:
         if self.last is None:
             return None
         return {**self.last.to_json(), "record": self.last.record, "when": self.last.when,
-                "user": self.last.user, "earlier": self.earlier}
+                "user": self.last.user, "signature": self.last.signature.status.value,
+                "signer": self.last.signature.signer, "earlier": self.earlier}
 
 
 def audit_of(repo: Project, path: str, oid: str) -> VersionAudit:
@@ -319,17 +345,18 @@ def audit_of(repo: Project, path: str, oid: str) -> VersionAudit:
     newest readable record is read (a damaged one is skipped with a warning), the
     earlier ones only counted."""
     rels = reproduction_rels(repo.index, path, oid)
+    vouch = TrustPolicy.of(repo).trusted if rels else None
     for n in range(len(rels) - 1, -1, -1):
-        got = _read(repo, rels[n])
+        got = _read(repo, rels[n], vouch)
         if got is not None:
             return VersionAudit(got, n, True)
     anywhere = repo.index.rels_of_kind(RecordKind.REPRODUCTION.value)  # names only: cheap
     return VersionAudit(None, 0, bool(anywhere))
 
 
-def _read(repo: Project, rel: str) -> Reproduction | None:
+def _read(repo: Project, rel: str, vouch: Vouch | None) -> Reproduction | None:
     try:
-        return from_record(repo.records.read_rel(rel))
+        return from_record(repo.records.read_rel(rel), vouch)
     except (StorageError, KeyError, ValueError) as exc:
         _skip(repo, rel, exc)
         return None

@@ -23,7 +23,7 @@ def minute(stamp: str | None) -> str:
 def headline(found: Reproduction, earlier: int = 0) -> str:
     """``<verdict> on <when> by <who> (record <id>)[; N earlier]``."""
     record = f" (record {found.record[:12]})" if found.record else ""
-    line = f"{found.verdict.words} on {minute(found.when)} by {found.user or '?'}{record}"
+    line = f"{found.verdict.words} on {minute(found.when)} by {found.who.describe()}{record}"
     return line + (f"; {earlier} earlier" if earlier else "")
 
 

@@ -47,6 +47,7 @@ class ReproducedVersion:
         return {"path": last.path, "hash": last.hash, "version": self.label,
                 "model": self.model or last.model, "verdict": last.verdict.value,
                 "reproduced": last.ok, "when": last.when, "user": last.user,
+                "signature": last.signature.status.value, "signer": last.signature.signer,
                 "record": last.record, "reproductions": self.reproductions,
                 "current": self.current, "stages": [s.to_json() for s in last.stages]}
 
@@ -116,7 +117,7 @@ def reproduced(repo: Project, *, strict: bool = False) -> ReproducedReport:
     labels = version_labels(repo.root, repo.index)
     entries, _ = locked_paths(repo)
     current = {path: entry.hash for path, entry in entries.items()}
-    models = _models(repo)
+    models = _models(repo, strict)
     latest = latest_by_version(repo, every)
     count = Counter((found.path, found.hash) for found in every)
     report.versions = [
@@ -129,15 +130,18 @@ def reproduced(repo: Project, *, strict: bool = False) -> ReproducedReport:
     return report
 
 
-def _models(repo: Project) -> dict[str, str]:
+def _models(repo: Project, strict: bool) -> dict[str, str]:
     """Output path -> the model it is declared as (``model:``); none when the spec
-    cannot be read (the list of reproductions does not need it). The model lookup
-    lives here, not in ``pipeflow.registry`` (a layer above ops)."""
+    cannot be read (the list of reproductions does not need it) — unless ``strict``,
+    whose gate is the models: a spec error then stops it (exit 2), never a pass. The
+    model lookup lives here, not in ``pipeflow.registry`` (a layer above ops)."""
     from pipeflow.ops.project import load_project
 
     try:
         pipeline = load_project(repo).graph.pipeline
     except PipeflowError:
+        if strict:
+            raise
         return {}
     return {out.path: out.model for stage in pipeline.stages.values()
             for out in stage.outs if out.model is not None}

@@ -35,7 +35,8 @@ LOCAL_CONFIG_FILE = "config.local"
 
 OWN_PLACES = (
     "state", "state/state.db", "state/index.db", "cache", "cache/objects", "cache/runs",
-    "cache/runcache", "cache/tmp", "logs", "tmp", "lock", "chain", CONFIG_FILE,
+    "cache/runcache", "cache/tmp", "logs", "tmp", "tmp/exp", "tmp/reproduce", "lock",
+    "chain", CONFIG_FILE,
     LOCAL_CONFIG_FILE, "tags.jsonl",
 )
 """What pipeflow writes, deletes or reads under ``.pipeflow/``: none may be a link."""

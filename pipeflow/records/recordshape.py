@@ -97,11 +97,12 @@ _REPRO_STAGE: dict[str, Check] = {
     "stage": _str, "verdict": lambda v: v in VERDICTS, "reason": _opt(_str),
     "run": _opt(_str), "fingerprint": _opt(_str), "exit_status": _opt(_int),
     "log_tail": _opt(_str), "outputs": _opt(_entries(_OUTPUT_DIFF)),
+    "blocked_by": _opt(_str),
 }
 _REPRODUCTION: dict[str, Check] = {
     "path": _str, "hash": _str, "version": _opt(_str), "model": _opt(_str),
     "verdict": lambda v: v in VERDICTS, "commit": _opt(_str),
-    "stages": _entries(_REPRO_STAGE),
+    "stages": lambda v: _entries(_REPRO_STAGE)(v) and len(v) > 0,
     "env": _opt(_entries({"name": _str, "recorded": _opt(_str), "current": _opt(_str)})),
     "executor": _opt(_str), "duration": _opt(_number),
 }
@@ -172,6 +173,9 @@ def _record_paths(body: Mapping[str, Any]) -> Iterator[tuple[str, object]]:
         yield "reproduction.path", repro.get("path")
     comps = body.get("components")
     if isinstance(comps, dict):
+        params = comps.get("params")
+        for file in params if isinstance(params, dict) else {}:
+            yield "components.params", file
         for part in ("deps", "code"):
             items = comps.get(part)
             for i, item in enumerate(items if isinstance(items, list) else []):

@@ -58,6 +58,9 @@ if TYPE_CHECKING:
 
 CHUNK = 1 << 20
 MAX_FILES = 20
+MAX_VALUES = 100
+"""Differing metrics values kept per output: a 4 MB CSV whose every cell moved would
+make a record too large to read back."""
 NOT_BYTES = "not compared byte for byte: the stage is declared deterministic: false"
 NOT_CACHED = "the recorded version is not in the cache: sizes only"
 SAME_VALUES = "the same values: the files differ only in formatting or key order"
@@ -74,7 +77,22 @@ def compare_output(repo: Project, recorded: OutputRef, produced: OutputRef | Non
     when the stage did not write it). ``recorded_metrics``: the values the recorded
     run's record keeps for this metrics file (used when its object is not cached).
     ``tolerance`` (relative) is given for a stage declared ``deterministic: false``.
-    Never raises for what it finds: what cannot be compared is said in ``note``."""
+    Never raises for what it finds: what cannot be compared is said in ``note``. At
+    most :data:`MAX_VALUES` differing values are kept (a record stays small)."""
+    return _capped(_compare(repo, recorded, produced, workspace=workspace,
+                            recorded_metrics=recorded_metrics, tolerance=tolerance))
+
+
+def _capped(diff: OutputDiff) -> OutputDiff:
+    if len(diff.values) <= MAX_VALUES:
+        return diff
+    more = f"{len(diff.values) - MAX_VALUES} more values differ (the first {MAX_VALUES} kept)"
+    return replace(diff, values=diff.values[:MAX_VALUES], note=_join(diff.note, more))
+
+
+def _compare(repo: Project, recorded: OutputRef, produced: OutputRef | None, *,
+             workspace: Path, recorded_metrics: Mapping[str, Any] | None,
+             tolerance: float | None) -> OutputDiff:
     base = OutputDiff(recorded.path, recorded.hash, produced.hash if produced else None,
                       recorded.size, produced.size if produced else None)
     if produced is None:

@@ -5,6 +5,7 @@ being reproduced at all (``cannot-reproduce``, with the reason)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,11 @@ from pipeflow.lineage.model import Lineage, LineageArtifact, LineageRun
 if TYPE_CHECKING:
     from pipeflow.project.project import Project
     from pipeflow.records.records import RunRecord
+
+
+_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+"""A commit id as records keep them (SHA-1 or SHA-256): anything else (``HEAD~1``, an
+option) in a record from elsewhere is never given to git."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,8 @@ class StagePlan:
     dirty: tuple[str, ...] = ()
     """Code files its run read with uncommitted changes: the commit checked out may
     not hold what it ran (judged after the run, by the code's hashes)."""
+    blocked_by: str | None = None
+    """The upstream stage whose block stops this one."""
 
 
 @dataclass
@@ -65,7 +73,11 @@ class ReproPlan:
     """Output path -> the stage of the plan that writes it."""
 
     commit: str | None = None
-    """The commit checked out (set when the workspace is made)."""
+    """The first of ``commits`` this clone has (None: none)."""
+    here_only: set[str] = field(default_factory=set)
+    """Stages stopped by what this clone alone lacks (a commit, an input its cache and
+    remote lack), and those downstream of them: a verdict made only of these says
+    nothing of the version and is not recorded."""
 
     @property
     def runnable(self) -> list[str]:
@@ -87,6 +99,12 @@ def plan(home: Project, lineage: Lineage, version: str | None) -> ReproPlan:
                          "existed, or outside pipeflow",
                          hint=f"`pipeflow lineage {root.path}` shows what is known of it")
     runs = _runs_sources_up(lineage)
+    if not runs:
+        lost = "; ".join(lineage.problems[:3]) or "none of its runs' records is here"
+        raise UsageError(f"{label} cannot be rebuilt: no readable run record of the stages "
+                         f"that made it is in this clone ({lost})",
+                         hint="`pipeflow fetch` brings the records a colleague pushed; "
+                              "`pipeflow verify` says whether records are damaged")
     commits, locked = _commits(home, runs, root)
     found = ReproPlan(root.path, root.hash, version or root.version, commits)
     for run in runs:
@@ -117,19 +135,19 @@ def _runs_sources_up(lineage: Lineage) -> list[LineageRun]:
 
 def _commits(home: Project, runs: list[LineageRun], root: LineageArtifact
              ) -> tuple[tuple[str, ...], str | None]:
-    """Where the code the runs read is, best first: the commit the latest run was
-    made at (a consistent history ran every stage of a version's lineage at code that
-    commit still has) when no run read uncommitted code; then the first commit whose
-    pipeline.lock names the version (the code committed with its outputs: a first run
-    made before the first commit, or code edited, run, then committed)."""
+    """Where the code, spec and params the runs read are, best first: the first commit
+    whose pipeline.lock names the version (the everyday "edit, repro, commit" commits
+    them with the outputs they made), then the commit the latest run was made at (the
+    only one a version never committed has). The runs' code hashes are checked against
+    the checkout after the run (:mod:`.verdicts`)."""
     from pipeflow.lineage.labels import version_labels
 
-    dated = [r for r in runs if r.git_commit]
+    dated = [r for r in runs if r.git_commit and _COMMIT.fullmatch(r.git_commit)]
     latest = max(dated, key=lambda r: r.started or "").git_commit if dated else None
     locked = version_labels(home.root, home.index).first_commit(root.path, root.hash)
-    clean = not any(_dirty(r) for r in runs)
-    order = [latest, locked] if clean else [locked, latest]
-    return tuple(dict.fromkeys(c for c in order if c)), locked
+    if locked is not None and not _COMMIT.fullmatch(locked):
+        locked = None
+    return tuple(dict.fromkeys(c for c in (locked, latest) if c)), locked
 
 
 def _record(home: Project, run: LineageRun) -> tuple[RunRecord | None, str | None]:

@@ -16,15 +16,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
-from pipeflow.errors import EnvironmentDiffers, PipeflowError
+from pipeflow.errors import (
+    EnvironmentDiffers,
+    Interrupted,
+    PipeflowError,
+    SpecError,
+    Terminated,
+)
 from pipeflow.lineage.reproductions import EnvDifference, Reproduction, StageVerdict, Verdict
 from pipeflow.ops.repro import check_run_options
 from pipeflow.reproduce import envdiff, workspace
 from pipeflow.reproduce.plan import ReproPlan, StagePlan, plan
+from pipeflow.reproduce.verdicts import overall
 
 if TYPE_CHECKING:
     from pipeflow.execution.cancel import CancelToken
@@ -75,100 +82,128 @@ def reproduce(home: Project, target: str, options: ReproduceOptions | None = Non
               cancel: CancelToken | None = None) -> Reproduction:
     """Reproduce ``MODEL_OR_PATH@VERSION`` (no version: the one the lock names) and
     record the verdict. UsageError for an unknown version or one no run made;
-    :class:`EnvironmentDiffers` with ``strict_env``; Interrupted on Ctrl-C."""
+    :class:`EnvironmentDiffers` with ``strict_env``; Interrupted on Ctrl-C.
+
+    The project's repository lock is taken only to write the record at the end: the
+    rebuild happens in a workspace of its own (with its own lock, records and state),
+    so the user's ``repro`` and other reproductions go on meanwhile."""
     from pipeflow.ops.lineage import lineage
-    from pipeflow.registry.models import declared, name_of, resolve_target
+    from pipeflow.registry.models import expand_model
 
     options = options or ReproduceOptions()
     started = time.time()
-    models = declared(home)
-    chosen = resolve_target(home, target, models)
-    with home.lock(wait=options.wait):
-        traced = lineage(home, str(home.root / chosen.path), chosen.version)
-        found = plan(home, traced, None)
-        env = envdiff.against_current(s.record.body.environment()
-                                      for s in found.stages if s.record is not None)
-        if on_event is not None:
-            on_event(ReproduceEvent("planned", plan=found, env=tuple(env)))
-        if options.strict_env and env:
-            shown = ", ".join(f"{e.name} {e.current or 'absent'} (recorded "
-                              f"{e.recorded or 'absent'})" for e in env[:6])
-            raise EnvironmentDiffers(
-                f"the environment differs from the one {found.path}@{found.version} was "
-                f"made in: {shown}{' ...' if len(env) > 6 else ''}",
-                hint="install the recorded versions (`pipeflow env export "
-                     f"{found.path}@{found.version}`), or run without --strict-env")
-        workspace.sweep(home)
-        verdicts = _run(home, found, options, on_event, sink, cancel)
-        result = Reproduction(
-            found.path, found.hash, found.version,
-            Verdict.worst([v.verdict for v in verdicts]), tuple(verdicts),
-            model=name_of(models, found.path), commit=found.commit or next(
-                iter(found.commits), None), env=tuple(env),
-            executor=options.executor, duration=round(time.time() - started, 3))
-        from pipeflow.project.provenance import provenance
-        from pipeflow.reproduce import audit
+    models = _models(home)
+    # a path need not be in the workspace: lineage resolves it by its records
+    found = plan(home, lineage(home, expand_model(home, target)), None)
+    env = envdiff.against_current(s.record.body.environment()
+                                  for s in found.stages if s.record is not None)
+    pull = _puller(home, options)  # a bad remote is a UsageError before anything runs
+    found.commit = next((c for c in found.commits if workspace.has_commit(home, c)), None)
+    if on_event is not None:
+        on_event(ReproduceEvent("planned", plan=found, env=tuple(env)))
+    if options.strict_env and env:
+        shown = ", ".join(f"{e.name} {e.current or 'absent'} (recorded "
+                          f"{e.recorded or 'absent'})" for e in env[:6])
+        raise EnvironmentDiffers(
+            f"the environment differs from the one {found.path}@{found.version} was "
+            f"made in: {shown}{' ...' if len(env) > 6 else ''}",
+            hint="install the recorded versions (`pipeflow env export "
+                 f"{found.path}@{found.version}`), or run without --strict-env")
+    workspace.sweep(home)
+    verdicts = _run(home, found, options, pull, on_event, sink, cancel)
+    result = Reproduction(
+        found.path, found.hash, found.version, overall(verdicts), tuple(verdicts),
+        model=models.get(found.path), commit=found.commit, env=tuple(env),
+        executor=options.executor, duration=round(time.time() - started, 3))
+    if not result.ok and all(v.verdict.reproduced or v.stage in found.here_only
+                             for v in verdicts):
+        return replace(result, unrecorded=_HERE_ONLY)
+    return _record(home, result, options, started)
 
-        return audit.write(home, result, provenance(home), started)
+
+_HERE_ONLY = ("not recorded: what stopped it is missing from this clone (an input not in "
+              "its cache, a commit it lacks), which says nothing of the version itself")
+RECORD_WAIT = 600.0
+"""Seconds the record waits for a ``repro`` holding the project's lock (the verdict
+may have taken hours: it is not given up at once)."""
+
+
+def _record(home: Project, result: Reproduction, options: ReproduceOptions,
+            started: float) -> Reproduction:
+    """Write the ``reproduction`` record (holding the project's lock, waited for); when
+    the lock stays taken, the verdict is returned unrecorded, saying so."""
+    from pipeflow.errors import LockedError
+    from pipeflow.project.provenance import provenance
+    from pipeflow.reproduce import audit
+
+    try:
+        with home.lock(wait=max(options.wait, RECORD_WAIT)):
+            return audit.write(home, result, provenance(home), started)
+    except LockedError as exc:
+        return replace(result, unrecorded=f"not recorded: {exc.message}")
+
+
+def _models(home: Project) -> dict[str, str]:
+    """Output path -> the model declared on it (none when pipeline.yaml does not load:
+    an old version may still be reproduced)."""
+    from pipeflow.registry.models import declared
+
+    try:
+        return {m.path: name for name, m in declared(home).items()}
+    except PipeflowError:
+        return {}
 
 
 def _run(home: Project, found: ReproPlan, options: ReproduceOptions,
-         on_event: ReproduceSink | None, sink: LineSink | None,
-         cancel: CancelToken | None) -> list[StageVerdict]:
+         pull: Callable[[list[str]], object] | None, on_event: ReproduceSink | None,
+         sink: LineSink | None, cancel: CancelToken | None) -> list[StageVerdict]:
     """Make the workspace, run what can be tried there, judge every stage."""
-    from pipeflow.experiments.scratch import remove_scratch
     from pipeflow.reproduce.verdicts import Judge
 
     if not found.commits:
         return _all_blocked(found, "no commit holds the code its runs read: they were made "
                                    "outside git, and no commit's pipeline.lock names the "
-                                   "version")
-    found.commit = next((c for c in found.commits if workspace.has_commit(home, c)), None)
+                                   "version (commit your work, then `pipeflow repro`)")
     if found.commit is None:
+        found.here_only.update(s.stage for s in found.stages)
         return _all_blocked(found, f"git commit {found.commits[0][:12]} is not in this "
                                    "clone (`git fetch` the branch that has it)")
-    scratch, project = workspace.make(home, found.commit, f"{found.path}-{found.version}")
+    space = workspace.make(home, found.commit, f"{found.path}-{found.version}")
     try:
-        stages = _prepare(home, project, found, options)
-        outcome = _execute(project, found, options, on_event, sink, cancel)
-        return Judge(home, project, outcome, stages).judge(found)
+        stages = _prepare(home, space.project, found, pull)
+        outcome = _execute(space.project, found, options, on_event, sink, cancel)
+        return Judge(home, space.project, outcome, stages).judge(found)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        stopped = exc.terminated if isinstance(exc, Interrupted) else isinstance(
+            exc, Terminated)
+        raise Interrupted(stopped, "interrupted: the reproduction stopped; its workspace "
+                                   "is removed, nothing was recorded and the project is "
+                                   "untouched") from exc
     finally:
-        project.close()
-        remove_scratch(scratch)
+        space.remove()
 
 
 def _prepare(home: Project, project: ReproProject, found: ReproPlan,
-             options: ReproduceOptions) -> dict[str, Stage]:
-    """Place inputs, set params, load the pipeline at the commit; stages that cannot
-    be tried are marked blocked in ``found``. Returns the stages as declared (the
-    project's pipeline first: a stage declared ``deterministic: false`` since counts)."""
+             pull: Callable[[list[str]], object] | None) -> dict[str, Stage]:
+    """Place inputs, load the pipeline at the commit, set params; stages that cannot
+    be tried are marked blocked in ``found``. Returns the stages as the commit declares
+    them (a ``deterministic: false`` added since does not loosen an old verdict)."""
+    from pipeflow.experiments.overrides import params_files_of
     from pipeflow.ops.project import load_project
 
-    pull = None
-    if options.pull:
-        from pipeflow.ops.remotes import open_remote
-        from pipeflow.ops.transfer import download_objects
-
-        remote = open_remote(home, options.remote)
-
-        def pull(oids: list[str]) -> object:
-            return download_objects(home, remote, oids)
-
-    problems = workspace.place(project, found.placed, pull)
-    params = workspace.set_params(project.root, found.params)
+    problems, missing = workspace.place(project, found.placed, pull)
     try:
         graph = load_project(project).graph
-        at_commit = dict(graph.pipeline.stages)
-        rank = {name: i for i, name in enumerate(graph.order)}
-        found.stages.sort(key=lambda s: rank.get(s.stage, -1))
     except PipeflowError as exc:
-        at_commit = {}
-        broken = f"pipeline.yaml at commit {(found.commit or '')[:12]} does not load ({exc})"
+        broken = f"pipeline.yaml at commit {(found.commit or '')[:12]} does not load " \
+                 f"({exc.message})"
         _block(found, lambda _s: broken)
-    try:
-        now = dict(load_project(home).graph.pipeline.stages)
-    except PipeflowError:
-        now = {}
+        return {}
+    rank = {name: i for i, name in enumerate(graph.order)}
+    found.stages.sort(key=lambda s: rank.get(s.stage, -1))
+    at_commit = dict(graph.pipeline.stages)
+    params = workspace.set_params(project.root, found.params,
+                                  params_files_of(graph.pipeline))
 
     def why(step: StagePlan) -> str | None:
         if step.stage not in at_commit:
@@ -178,12 +213,26 @@ def _prepare(home: Project, project: ReproProject, found: ReproPlan,
             path = aid.rsplit("@", 1)[0]
             for placed, problem in problems.items():
                 if path == placed or path.startswith(placed + "/"):
+                    if placed in missing:
+                        found.here_only.add(step.stage)
                     return problem
         return next((p for f, p in params.items() if f in step.run.params), None)
 
     _block(found, why)
     _block_downstream(found)
-    return {**at_commit, **{n: s for n, s in now.items() if n in at_commit}}
+    return at_commit
+
+
+def _puller(home: Project, options: ReproduceOptions) -> Callable[[list[str]], object] | None:
+    """``--pull``: what brings objects from the remote (opened now: a bad remote is a
+    UsageError before anything is made)."""
+    if not options.pull:
+        return None
+    from pipeflow.ops.remotes import open_remote
+    from pipeflow.ops.transfer import download_objects
+
+    remote = open_remote(home, options.remote)
+    return lambda oids: download_objects(home, remote, oids)
 
 
 def _block(found: ReproPlan, why: Callable[[StagePlan], str | None]) -> None:
@@ -191,7 +240,7 @@ def _block(found: ReproPlan, why: Callable[[StagePlan], str | None]) -> None:
         if step.blocked is None:
             reason = why(step)
             if reason is not None:
-                found.stages[i] = StagePlan(step.stage, step.run, step.record, reason)
+                found.stages[i] = replace(step, blocked=reason)
 
 
 def _block_downstream(found: ReproPlan) -> None:
@@ -208,16 +257,19 @@ def _block_downstream(found: ReproPlan) -> None:
             for aid in step.run.inputs:
                 upstream = producer_of(found, aid.rsplit("@", 1)[0])
                 if upstream in blocked and upstream != step.stage:
-                    found.stages[i] = StagePlan(
-                        step.stage, step.run, step.record,
-                        f"not run: upstream stage {upstream} cannot be reproduced")
+                    if upstream in found.here_only:
+                        found.here_only.add(step.stage)
+                    found.stages[i] = replace(
+                        step, blocked=f"not run: upstream stage {upstream} cannot be "
+                                      "reproduced", blocked_by=upstream)
                     changed = True
                     break
 
 
 def _all_blocked(found: ReproPlan, why: str) -> list[StageVerdict]:
     return [StageVerdict(s.stage, Verdict.CANNOT, s.blocked or why, run=s.run.id,
-                         fingerprint=s.run.fingerprint) for s in found.stages]
+                         fingerprint=s.run.fingerprint, blocked_by=s.blocked_by)
+            for s in found.stages]
 
 
 def _execute(project: ReproProject, found: ReproPlan, options: ReproduceOptions,
@@ -234,8 +286,15 @@ def _execute(project: ReproProject, found: ReproPlan, options: ReproduceOptions,
         def stage_sink(event: StageEvent) -> None:
             on_event(ReproduceEvent("stage", stage=event))
 
-    report = repro(project, ReproOptions(
-        targets=tuple(names), force=True, single_item=True, jobs=options.jobs,
-        executor=options.executor, executor_options=options.executor_options,
-        remote=options.remote), on_event=stage_sink, sink=sink, cancel=cancel)
+    try:
+        report = repro(project, ReproOptions(
+            targets=tuple(names), force=True, single_item=True, jobs=options.jobs,
+            keep_going=True, executor=options.executor,
+            executor_options=options.executor_options, remote=options.remote),
+            on_event=stage_sink, sink=sink, cancel=cancel)
+    except SpecError as exc:
+        # the checkout lacks a dep the run read (a script never committed, say)
+        why = f"the commit cannot run it: {exc.message}"
+        _block(found, lambda _s: why)
+        return Outcome()
     return report.outcome

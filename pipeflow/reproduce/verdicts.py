@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pipeflow.lineage.reproductions import OutputDiff, StageVerdict, Verdict
-from pipeflow.records.records import RecordKind, RunRecord
+from pipeflow.records.records import OutputKind, RecordKind, RunRecord
 from pipeflow.reproduce import envdiff
 from pipeflow.reproduce.compare import compare_output
 from pipeflow.reproduce.plan import ReproPlan, StagePlan, dirty_reason
@@ -52,17 +52,24 @@ class Judge:
         base = StageVerdict(step.stage, Verdict.CANNOT, run=step.run.id,
                             fingerprint=step.run.fingerprint)
         if step.blocked is not None or step.record is None:
-            return _with(base, reason=step.blocked or "its run record cannot be read")
+            return _with(base, reason=step.blocked or "its run record cannot be read",
+                         blocked_by=step.blocked_by)
         if made is None:
-            return _with(base, reason=self._not_run(step.stage, before))
+            culprit = _culprit(plan, step, before)
+            return _with(base, reason=self._not_run(step.stage, culprit, before),
+                         blocked_by=culprit)
         if not made.ok:
             failure = next((f for f in self.outcome.failed if f.stage == step.stage), None)
             return _with(base, verdict=Verdict.FAILED, exit_status=made.body.exit_status,
                          reason=made.body.error or (failure.message if failure else None),
                          log_tail=failure.log_tail if failure else None)
-        outputs = self._outputs(step.stage, step.record, made)
-        verdict = self._verdict(step.stage, outputs)
         mismatch, notes = _inputs(plan, step.record, made, before)
+        # inputs an upstream stage made within its tolerance are noise too: judged so
+        noisy = any(v.verdict is Verdict.WITHIN_TOLERANCE for v in before.values()
+                    if v.stage in _upstream(plan, step))
+        outputs = self._outputs(step.stage, step.record, made, noisy)
+        metrics = {o.path for o in step.record.outputs if o.kind is OutputKind.METRIC}
+        verdict = self._verdict(step.stage, outputs, metrics, noisy)
         if mismatch:
             why = "it ran with other inputs than recorded: " + "; ".join(mismatch)
             if step.dirty:
@@ -76,19 +83,18 @@ class Judge:
         return _with(base, verdict=verdict, outputs=outputs,
                      reason="; ".join(notes) or None)
 
-    def _not_run(self, stage: str, before: Mapping[str, StageVerdict]) -> str:
+    def _not_run(self, stage: str, culprit: str | None,
+                 before: Mapping[str, StageVerdict]) -> str:
         if stage in self.outcome.restored:
             return "it is frozen: its outputs were restored, not rebuilt"
-        upstream = [v.stage for v in before.values()
-                    if v.verdict in (Verdict.FAILED, Verdict.CANNOT)]
-        if upstream:
-            return f"not run: upstream stage {upstream[0]} {before[upstream[0]].verdict.words}"
-        return "not run"
+        if culprit is not None:
+            return f"not run: upstream stage {culprit} {before[culprit].verdict.words}"
+        return "not run (the reproduction stopped before it)"
 
-    def _outputs(self, stage: str, recorded: RunRecord, made: RunRecord
+    def _outputs(self, stage: str, recorded: RunRecord, made: RunRecord, noisy: bool
                  ) -> tuple[OutputDiff, ...]:
         declared = self.stages.get(stage)
-        tolerance = None
+        tolerance = DEFAULT_TOLERANCE if noisy else None
         if declared is not None and not declared.deterministic:
             tolerance = declared.tolerance if declared.tolerance is not None \
                 else DEFAULT_TOLERANCE  # the loader sets one; a hand-made Stage may not
@@ -100,15 +106,53 @@ class Judge:
                            tolerance=tolerance)
             for out in recorded.outputs)
 
-    def _verdict(self, stage: str, outputs: tuple[OutputDiff, ...]) -> Verdict:
+    def _verdict(self, stage: str, outputs: tuple[OutputDiff, ...],
+                 metrics: set[str], noisy: bool) -> Verdict:
+        """``within-tolerance`` needs a stage declared ``deterministic: false`` (at the
+        commit) or reading what such a stage made (``noisy``), every output written,
+        no metrics value beyond the tolerance, and at least one metrics value compared:
+        outputs that are all bytes prove nothing."""
         if all(o.same for o in outputs):
             return Verdict.IDENTICAL
         declared = self.stages.get(stage)
-        if declared is not None and not declared.deterministic and all(
-                o.same or o.within_tolerance is not False for o in outputs) and all(
-                o.produced is not None for o in outputs):
-            return Verdict.WITHIN_TOLERANCE
-        return Verdict.DIFFERS
+        if not noisy and (declared is None or declared.deterministic):
+            return Verdict.DIFFERS
+        written = all(o.produced is not None for o in outputs)
+        within = all(o.same or o.within_tolerance is not False for o in outputs)
+        compared = any(o.within_tolerance is True or (o.same and o.path in metrics)
+                       for o in outputs)
+        return Verdict.WITHIN_TOLERANCE if written and within and compared else Verdict.DIFFERS
+
+
+def overall(verdicts: list[StageVerdict]) -> Verdict:
+    """A version's verdict: the worst of its stages' — those not run because an
+    upstream one failed or could not be tried are left out (the upstream one says it)."""
+    own = [v.verdict for v in verdicts if v.blocked_by is None]
+    return Verdict.worst(own or [v.verdict for v in verdicts])
+
+
+def _upstream(plan: ReproPlan, step: StagePlan) -> set[str]:
+    """The plan's stages ``step`` reads from, directly or not."""
+    runs = {s.stage: s.run for s in plan.stages}
+    found: set[str] = set()
+    todo = [step.run]
+    while todo:
+        for aid in todo.pop().inputs:
+            stage = producer_of(plan, aid.rsplit("@", 1)[0])
+            if stage is not None and stage not in found and stage != step.stage:
+                found.add(stage)
+                if stage in runs:
+                    todo.append(runs[stage])
+    return found
+
+
+def _culprit(plan: ReproPlan, step: StagePlan, before: Mapping[str, StageVerdict]
+             ) -> str | None:
+    """The nearest upstream stage that failed or could not be tried."""
+    upstream = _upstream(plan, step)
+    bad = [v.stage for v in before.values() if v.stage in upstream
+           and v.verdict in (Verdict.FAILED, Verdict.CANNOT)]
+    return bad[-1] if bad else None
 
 
 def _with(base: StageVerdict, **changes: object) -> StageVerdict:
@@ -151,6 +195,8 @@ def _inputs(plan: ReproPlan, recorded: RunRecord, made: RunRecord,
             if keys_a.get(key) != keys_b.get(key):
                 mismatch.append(f"param {file}:{key} {keys_a.get(key)!r} -> "
                                 f"{keys_b.get(key)!r}")
+    if len(mismatch) > 10:
+        mismatch = [*mismatch[:10], f"and {len(mismatch) - 10} more"]
     return mismatch, notes
 
 

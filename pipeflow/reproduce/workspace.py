@@ -30,11 +30,14 @@ from pipeflow.reproduce.plan import Placed
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from pipeflow.files.repolock import RepoLock
     from pipeflow.records.index import RunIndex
     from pipeflow.records.records import RecordStore
 
 SCRATCH = ("tmp", "reproduce")
 """Where reproduction workspaces live, below ``.pipeflow``."""
+LOCK_SUFFIX = ".lock"
+"""Beside each workspace folder: the lock its reproduction holds while it runs."""
 
 
 @dataclass
@@ -61,48 +64,111 @@ def base_of(home: Project) -> Path:
     return home.dot.joinpath(*SCRATCH)
 
 
+@dataclass
+class Workspace:
+    """A reproduction's scratch workspace, its project, and the lock that tells a
+    concurrent reproduction's :func:`sweep` it is alive."""
+
+    scratch: Scratch
+    project: ReproProject
+    held: RepoLock
+
+    def remove(self) -> None:
+        """Close the project, remove the folder (and its worktree entry), free the lock."""
+        try:
+            self.project.close()
+            remove_scratch(self.scratch)
+        finally:
+            self.held.release()
+            Path(self.held.path).unlink(missing_ok=True)
+
+
 def sweep(home: Project) -> int:
-    """Remove the workspaces a killed reproduction left (call holding ``home``'s
-    repository lock), ending the stage processes still working there."""
+    """Remove the workspaces killed reproductions left — those whose lock no process
+    holds (a running reproduction holds its own: reproductions of one project run side
+    by side) — ending the stage processes still working there. Returns how many."""
+    from pipeflow.errors import LockedError
     from pipeflow.execution.runner import kill_below
+    from pipeflow.files.repolock import RepoLock
 
     base = base_of(home)
     try:
-        names = os.listdir(base)
+        names = [n for n in os.listdir(base) if not n.endswith(LOCK_SUFFIX)]
     except (FileNotFoundError, NotADirectoryError):
         return 0
-    if names:
-        kill_below(base)
+    gone = 0
     for name in names:
-        remove_scratch(Scratch(base / name, base / name))
-    return len(names)
+        held = RepoLock(base / f"{name}{LOCK_SUFFIX}")
+        try:
+            held.acquire()
+        except LockedError:
+            continue  # alive
+        try:
+            kill_below(base / name)
+            remove_scratch(Scratch(base / name, base / name))
+            gone += 1
+        finally:
+            held.release()
+            (base / f"{name}{LOCK_SUFFIX}").unlink(missing_ok=True)
+    return gone
 
 
-def make(home: Project, commit: str, label: str) -> tuple[Scratch, ReproProject]:
-    """A worktree of ``home``'s repository at ``commit`` and the project in it.
-    StorageError when the folder cannot be made; UsageError-free: a commit that is not
-    in this clone was refused by :func:`has_commit` before."""
+def make(home: Project, commit: str, label: str) -> Workspace:
+    """A worktree of ``home``'s repository at ``commit``, the project in it, and its
+    lock, held until :meth:`Workspace.remove`. StorageError when the folder cannot
+    be made."""
+    from pipeflow.files.repolock import RepoLock
+
     base = base_of(home)
-    top = base / f"{_safe(label)}-{secrets.token_hex(4)}"
+    name = f"{_safe(label)}-{secrets.token_hex(4)}"
+    top = base / name
     try:
         base.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _cannot(exc, base) from exc
+    held = RepoLock(base / f"{name}{LOCK_SUFFIX}")
+    held.acquire()
+    try:
+        scratch, project = _checkout(home, top, commit)
+    except BaseException:
+        held.release()
+        (base / f"{name}{LOCK_SUFFIX}").unlink(missing_ok=True)
+        raise
+    return Workspace(scratch, project, held)
+
+
+def _checkout(home: Project, top: Path, commit: str) -> tuple[Scratch, ReproProject]:
     prefix = _git(home.root, "rev-parse", "--show-prefix") or ""
     made = _git(home.root, "worktree", "add", "--detach", "-q", str(top), commit)
     if made is None:
         remove_scratch(Scratch(top, top))
         raise StorageError(f"cannot make the reproduction's scratch workspace at {top}: "
                            f"`git worktree add` of commit {commit[:12]} failed",
-                           hint="check free space and permissions under .pipeflow/tmp")
+                           hint="check free space and permissions under .pipeflow/tmp; "
+                                "`git worktree list` shows the worktrees git knows")
     root = top / prefix.strip() if prefix.strip() else top
     scratch = Scratch(top, root)
     try:
-        (root / DOT).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
+        _fresh_dot(root / DOT)
+        return scratch, ReproProject(root, home=home)
+    except BaseException as exc:
         remove_scratch(scratch)
-        raise _cannot(exc, root / DOT) from exc
-    return scratch, ReproProject(root, home=home)
+        if isinstance(exc, OSError):
+            raise _cannot(exc, root / DOT) from exc
+        raise
+
+
+def _fresh_dot(dot: Path) -> None:
+    """An empty ``.pipeflow`` for the workspace: whatever the commit holds there (its
+    config, or links a hostile commit put in place of pipeflow's folders) is removed
+    first. The workspace's project reads the home project's config."""
+    import shutil
+
+    if dot.is_symlink() or (os.path.lexists(dot) and not dot.is_dir()):
+        dot.unlink()
+    elif dot.is_dir():
+        shutil.rmtree(dot)
+    dot.mkdir()
 
 
 def has_commit(home: Project, commit: str) -> bool:
@@ -110,12 +176,13 @@ def has_commit(home: Project, commit: str) -> bool:
 
 
 def place(project: ReproProject, items: Iterable[Placed],
-          pull: Callable[[list[str]], object] | None) -> dict[str, str]:
+          pull: Callable[[list[str]], object] | None) -> tuple[dict[str, str], set[str]]:
     """Check out each input from the cache into the workspace (``pull``: bring what the
-    cache lacks from the remote first). Returns path -> why it could not be placed."""
+    cache lacks from the remote first). Returns path -> why it could not be placed, and
+    the paths among them that are missing here (not a fault of the version)."""
     from pipeflow.content.hashing import HashInfo
 
-    store, problems = project.store, {}
+    store, problems, missing = project.store, {}, set()
     for item in items:
         info = HashInfo(item.hash, item.size or 0, item.isdir)
         if store.missing(info) and pull is not None:
@@ -128,6 +195,7 @@ def place(project: ReproProject, items: Iterable[Placed],
             where = "the cache or the remote" if pull else "the cache (try --pull)"
             problems[item.path] = (f"its input {item.path} ({item.hash[:8]}) is not in "
                                    f"{where}")
+            missing.add(item.path)
             continue
         dest = project.root / item.path
         try:
@@ -135,16 +203,22 @@ def place(project: ReproProject, items: Iterable[Placed],
             store.checkout(info, dest, linker=project.linker, root=project.root)
         except (OSError, PipeflowError) as exc:
             problems[item.path] = f"its input {item.path} cannot be checked out ({exc})"
-    return problems
+    return problems, missing
 
 
-def set_params(root: Path, values: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    """Write the recorded params values into the workspace's params files. Returns
-    file -> why it could not be written."""
+def set_params(root: Path, values: Mapping[str, Mapping[str, Any]],
+               allowed: frozenset[str]) -> dict[str, str]:
+    """Write the recorded params values into the workspace's params files: only the
+    ``allowed`` ones (those the pipeline at the commit reads: a record from elsewhere
+    may name any file). Returns file -> why it could not be written."""
     from pipeflow.experiments.overrides import write_overrides
 
     problems: dict[str, str] = {}
     for file, keys in values.items():
+        if file not in allowed:
+            problems[file] = (f"its run read params file {file!r}, which the pipeline at "
+                              "the commit does not declare: its values were not set")
+            continue
         try:
             write_overrides(root, {file: keys})
         except PipeflowError as exc:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import GIT_ENV, Project
 from tests.functional.helpers import commit, snapshot
@@ -147,11 +148,15 @@ def test_source_collected_locally_comes_from_the_remote_with_pull(
     assert project.run("gc", "--workspace", "--keep-days", "0", "--grace", "0").code == 0
     assert not any(old in str(p) for p in (project.root / ".pipeflow/cache").rglob("*"))
 
+    runs = sorted(p.name for p in (project.root / ".pipeflow").rglob("*.json"))
     code, body = _json(project, "count.txt@v1")
     assert code == 1
     count = _stage(body, "count")
     assert count["verdict"] == "cannot-reproduce"
     assert "data.csv" in count["reason"] and "--pull" in count["reason"]
+    # what this clone lacks says nothing of the version: not recorded
+    assert body["record"] is None and "not recorded" in body["unrecorded"]
+    assert sorted(p.name for p in (project.root / ".pipeflow").rglob("*.json")) == runs
 
     code, body = _json(project, "count.txt@v1", "--pull")
     assert code == 0, body
@@ -285,6 +290,7 @@ def test_ctrl_c_removes_the_workspace_and_touches_nothing(project: Project,
 
     assert proc.returncode == 130, out + err
     assert "Traceback" not in err
+    assert "nothing was recorded" in err and "pipeline.lock" not in err
     assert not list(scratch.glob("*"))
     assert project.git("worktree", "list").count("\n") == 1
     assert _untouched(project) == before
@@ -345,3 +351,118 @@ def test_strict_env_refuses_a_different_environment(project: Project, tmp_path: 
     copy = _stage(body, "copy")
     assert copy["verdict"] == "bit-identical"
     assert "fakedist 2.0 (recorded 1.0)" in copy["reason"]
+
+
+def test_the_everyday_edit_repro_commit_reproduces(project: Project) -> None:
+    """A stage added and a command changed in pipeline.yaml, run, then committed with
+    their outputs: the commit that holds them is the one checked out."""
+    project.write("data.txt", "x\n")
+    project.spec({"a": {"cmd": "cp data.txt a.txt", "deps": ["data.txt"], "outs": ["a.txt"]}})
+    commit(project, "a")
+    project.spec({"a": {"cmd": "(cat data.txt; echo more) > a.txt", "deps": ["data.txt"],
+                        "outs": ["a.txt"]},
+                  "b": {"cmd": "wc -c < a.txt > b.txt", "deps": ["a.txt"], "outs": ["b.txt"]}})
+    assert project.run("repro").code == 0
+    commit(project, "v1: a changed, b added")
+
+    res = project.run("reproduce", "b.txt@v1")
+
+    assert res.code == 0, res.text
+    assert "a: reproduced (bit-identical)" in res.out
+    assert "b: reproduced (bit-identical)" in res.out
+
+
+def test_a_failed_stage_is_named_and_independent_stages_still_run(
+        project: Project, tmp_path: Path) -> None:
+    outside = tmp_path / "download.txt"  # what a stage fetched from outside: gone since
+    outside.write_text("fetched\n")
+    project.write("data.txt", "x\n")
+    project.spec({
+        "fetch": {"cmd": f"cat {outside} data.txt > f.txt", "deps": ["data.txt"],
+                  "outs": ["f.txt"]},
+        "steady": {"cmd": "cp data.txt s.txt", "deps": ["data.txt"], "outs": ["s.txt"]},
+        "after": {"cmd": "cat f.txt s.txt > all.txt", "deps": ["f.txt", "s.txt"],
+                  "outs": ["all.txt"]},
+    })
+    commit(project, "code")
+    assert project.run("repro").code == 0
+    commit(project, "v1")
+    outside.unlink()
+
+    code, body = _json(project, "all.txt@v1")
+
+    assert code == 1
+    verdicts = {s["stage"]: s for s in body["stages"]}
+    assert verdicts["fetch"]["verdict"] == "failed"
+    assert verdicts["fetch"]["exit_status"] not in (None, 0)
+    assert verdicts["steady"]["verdict"] == "bit-identical"  # ran despite the failure
+    assert verdicts["after"]["verdict"] == "cannot-reproduce"
+    assert verdicts["after"]["blocked_by"] == "fetch"
+    assert "upstream stage fetch failed" in verdicts["after"]["reason"]
+    assert body["verdict"] == "failed"  # the failure, not what it stopped, heads it
+
+
+def test_a_stage_reading_a_noisy_stage_is_judged_within_tolerance(project: Project) -> None:
+    _clock(project, deterministic=False)
+    project.write("measure.py", project.read("measure.py").replace(", 'when': time.time_ns()",
+                                                                   ""))
+    stages = {"measure": {**yaml.safe_load(project.read("pipeline.yaml"))["stages"]["measure"]},
+              "report": {"cmd": "python -c \"import json; d = json.load(open('scores.json')); "
+                                "json.dump({'score2': d['score'] * 2}, open('report.json', 'w'))\"",
+                         "deps": ["scores.json"], "metrics": ["report.json"]}}
+    project.spec(stages)
+    assert project.run("repro").code == 0
+    commit(project, "v1")
+
+    code, body = _json(project, "report.json@v1")
+
+    assert code == 0, body
+    assert _stage(body, "report")["verdict"] in ("within-tolerance", "bit-identical")
+    assert _stage(body, "measure")["verdict"] == "within-tolerance"
+
+
+def test_a_script_the_run_read_but_no_commit_holds_cannot_be_reproduced(
+        project: Project) -> None:
+    project.write("data.txt", "x\n")
+    project.spec({"make": {"cmd": "python make.py > out.txt", "deps": ["data.txt", "make.py"],
+                           "outs": ["out.txt"]}})
+    commit(project, "spec, without the script")
+    project.write("make.py", "print('never committed')\n")
+    assert project.run("repro").code == 0
+    project.git("add", "pipeline.lock")
+    project.git("commit", "-qm", "v1: the lock only")
+
+    res = project.run("reproduce", "out.txt@v1")
+
+    assert res.code == 1, res.text
+    assert "make: cannot reproduce" in res.out
+    assert "make.py" in res.out
+    assert "Traceback" not in res.text
+
+
+def test_the_project_is_not_locked_while_a_reproduction_runs(project: Project,
+                                                             tmp_path: Path) -> None:
+    slow, started = tmp_path / "slow", tmp_path / "started"
+    project.write("data.txt", "x\n")
+    project.spec({"slow": {
+        "cmd": f"touch {started}; if [ -e {slow} ]; then sleep 5; fi; cp data.txt out.txt",
+        "deps": ["data.txt"], "outs": ["out.txt"]}})
+    assert project.run("repro").code == 0
+    commit(project, "v1")
+    started.unlink()
+    slow.write_text("")
+    proc = subprocess.Popen([sys.executable, "-m", "pipeflow", "reproduce", "out.txt@v1"],
+                            cwd=project.root, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, **GIT_ENV})
+    deadline = time.monotonic() + 60
+    while not started.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+    mine = project.run("repro", "--force")  # the user's own work goes on meanwhile
+
+    assert mine.code == 0, mine.text
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out + err
+    assert "slow: reproduced (bit-identical)" in out

@@ -81,7 +81,8 @@ def test_a_reproduction_is_a_record_of_its_own_and_lineage_shows_the_last(
 
     res = p.run("lineage", f"{MODEL}@v1")
     assert res.code == 0, res.text
-    assert (f"reproduced (bit-identical) on {last.when[:16].replace('T', ' ')} by alice "
+    when = last.when[:16].replace("T", " ")
+    assert (f"reproduced (bit-identical) on {when} by alice (unverified) "
             f"(record {last.record[:12]}); 1 earlier") in res.out
     res = p.run("lineage", f"{MODEL}@v2")
     assert "never reproduced" in res.out
@@ -212,7 +213,8 @@ def test_a_pushed_reproduction_shows_in_a_fetching_clone(project: Project,
     assert res.code == 0, res.text
     res = bob.run("lineage", f"{MODEL}@v1")
     assert res.code == 0, res.text
-    assert f"reproduced (bit-identical) on {str(done.when)[:16].replace('T', ' ')} by alice " \
+    when = str(done.when)[:16].replace("T", " ")
+    assert f"reproduced (bit-identical) on {when} by alice (unverified) " \
            f"(record {str(done.record)[:12]})" in res.out
     body = json.loads(bob.run("verify", "--reproduced", "--json").out)
     assert [(v["version"], v["record"]) for v in body["versions"]] == [("v1", done.record)]
@@ -229,7 +231,7 @@ def test_reproduce_then_lineage_and_verify_show_it(project: Project) -> None:
     assert done.verdict is Verdict.IDENTICAL and done.record and done.user
     res = p.run("lineage", f"{MODEL}@v1")
     assert f"reproduced (bit-identical) on {str(done.when)[:16].replace('T', ' ')} by " \
-           f"{done.user} (record {done.record[:12]})" in res.out
+           f"{done.user} (unverified) (record {done.record[:12]})" in res.out
     assert "never reproduced" in p.run("lineage", MODEL).out  # v2
     res = p.run("verify", "--reproduced")
     assert res.code == 0, res.text
@@ -255,3 +257,17 @@ def test_other_readers_take_reproduction_records_in_their_stride(project: Projec
     assert p.run("verify").code == 0
     res = p.run("lineage", MODEL)  # v2: its walk meets no reproduction record
     assert res.code == 0 and "never reproduced" in res.out and "problem" not in res.out
+
+
+def test_strict_gate_never_passes_on_a_spec_that_does_not_load(project: Project) -> None:
+    project.write("data.txt", "x\n")
+    project.spec({"s": {"cmd": "cp data.txt o.txt", "deps": ["data.txt"],
+                        "outs": [{"o.txt": {"model": "m"}}]}})
+    assert project.run("repro").code == 0
+    project.write("pipeline.yaml", "stages: [broken\n")
+
+    assert project.run("verify", "--reproduced").code == 0  # nothing reproduced, not strict
+    res = project.run("verify", "--reproduced", "--strict")
+
+    assert res.code == 2, res.text
+    assert "pipeline.yaml" in res.err

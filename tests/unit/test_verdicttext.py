@@ -22,7 +22,8 @@ def _found(*stages: StageVerdict) -> Reproduction:
 
 def test_headline_says_verdict_when_who_record_and_earlier() -> None:
     found = _found(StageVerdict("train", Verdict.IDENTICAL))
-    assert headline(found, 2) == ("reproduced (bit-identical) on 2026-12-05 10:02 by alice "
+    assert headline(found, 2) == ("reproduced (bit-identical) on 2026-12-05 10:02 "
+                                  "by alice (unverified) "
                                   "(record 1a2b3c4d5e6f); 2 earlier")
     assert headline(found).endswith("(record 1a2b3c4d5e6f)")
     assert stage_lines(found) == []
