@@ -144,7 +144,7 @@ def make_scratch(home: Project, name: str, skip: Iterable[str] = (),
     base = scratch_base(home)
     base.mkdir(parents=True, exist_ok=True)
     top = base / f"{name}-{secrets.token_hex(4)}"
-    prefix = _git(home.root, "rev-parse", "--show-prefix")
+    prefix = git_output(home.root, "rev-parse", "--show-prefix")
     worktree = prefix is not None and _worktree(home.root, top)
     if not worktree:
         top.mkdir()
@@ -171,16 +171,16 @@ def _worktree(home: Path, top: Path) -> bool:
     filled and its files not checked out (they are the workspace's, copied): the
     stages' own git commands see a repository of their own, with the project's
     history, not the user's work tree."""
-    made = _git(home, "worktree", "add", "--detach", "--no-checkout", "-q", str(top), "HEAD")
+    made = git_output(home, "worktree", "add", "--detach", "--no-checkout", "-q", str(top), "HEAD")
     if made is None:
         return False
-    if _git(top, "read-tree", "HEAD") is None:
+    if git_output(top, "read-tree", "HEAD") is None:
         _remove_worktree(top)
         return False
     return True
 
 
-def _git(cwd: Path, *args: str) -> str | None:
+def git_output(cwd: Path, *args: str) -> str | None:
     """A git command's output (:mod:`pipeflow.git.gitcmd`: pinned to the repository
     around ``cwd``, no hooks, no fsmonitor), or None when it failed or there is none."""
     from pipeflow.git import gitcmd

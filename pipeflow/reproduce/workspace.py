@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeflow.errors import PipeflowError, StorageError
-from pipeflow.experiments.scratch import Scratch, ScratchProject, remove_scratch
+from pipeflow.experiments.scratch import Scratch, ScratchProject, git_output, remove_scratch
 from pipeflow.project.project import DOT, Project
 from pipeflow.reproduce.plan import Placed
 
@@ -31,7 +30,6 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from pipeflow.files.repolock import RepoLock
-    from pipeflow.records.index import RunIndex
     from pipeflow.records.records import RecordStore
 
 SCRATCH = ("tmp", "reproduce")
@@ -50,14 +48,8 @@ class ReproProject(ScratchProject):
 
         return RecordStore(self.dot / "records", self.dot / "chain")
 
-    @cached_property
-    def index(self) -> RunIndex:
-        from pipeflow.records.index import RunIndex
-
-        index = RunIndex(self.dot / "state" / "index.db", self.records)
-        self._closers.append(index)
-        index.refresh()
-        return index
+    index = Project.index
+    """Its own, over its own records (a scratch project's is the home project's)."""
 
 
 def base_of(home: Project) -> Path:
@@ -138,8 +130,8 @@ def make(home: Project, commit: str, label: str) -> Workspace:
 
 
 def _checkout(home: Project, top: Path, commit: str) -> tuple[Scratch, ReproProject]:
-    prefix = _git(home.root, "rev-parse", "--show-prefix") or ""
-    made = _git(home.root, "worktree", "add", "--detach", "-q", str(top), commit)
+    prefix = git_output(home.root, "rev-parse", "--show-prefix") or ""
+    made = git_output(home.root, "worktree", "add", "--detach", "-q", str(top), commit)
     if made is None:
         remove_scratch(Scratch(top, top))
         raise StorageError(f"cannot make the reproduction's scratch workspace at {top}: "
@@ -172,7 +164,7 @@ def _fresh_dot(dot: Path) -> None:
 
 
 def has_commit(home: Project, commit: str) -> bool:
-    return _git(home.root, "cat-file", "-e", f"{commit}^{{commit}}") is not None
+    return git_output(home.root, "cat-file", "-e", f"{commit}^{{commit}}") is not None
 
 
 def place(project: ReproProject, items: Iterable[Placed],
@@ -244,14 +236,3 @@ def _cannot(exc: OSError, where: Path) -> StorageError:
     return StorageError(f"cannot make the reproduction's scratch workspace: "
                         f"{exc.filename or where}: {exc.strerror or exc}",
                         hint="check free space and permissions under .pipeflow/tmp")
-
-
-def _git(cwd: Path, *args: str) -> str | None:
-    """A git command's output, or None when it failed (:mod:`pipeflow.git.gitcmd`)."""
-    from pipeflow.git import gitcmd
-
-    try:
-        out = gitcmd.run(cwd, *args, timeout=300)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.decode("utf-8", "surrogateescape") if out.returncode == 0 else None
