@@ -261,28 +261,42 @@ def test_a_commit_missing_from_the_clone_cannot_be_reproduced(project: Project) 
     assert lost[:12] in _stage(body, "copy")["reason"]
 
 
-def test_ctrl_c_removes_the_workspace_and_touches_nothing(project: Project,
-                                                          tmp_path: Path) -> None:
+def _slow_version(p: Project, tmp_path: Path, seconds: int) -> Path:
+    """``out.txt@v1`` made by a stage that, once ``slow`` exists (from now on), sleeps
+    ``seconds`` after touching ``started``. Returns ``started``."""
     slow, started = tmp_path / "slow", tmp_path / "started"
-    project.write("data.txt", "x\n")
-    project.spec({"slow": {
-        "cmd": f"touch {started}; if [ -e {slow} ]; then sleep 60; fi; cp data.txt out.txt",
+    p.write("data.txt", "x\n")
+    p.spec({"slow": {
+        "cmd": f"touch {started}; if [ -e {slow} ]; then sleep {seconds}; fi; "
+               "cp data.txt out.txt",
         "deps": ["data.txt"], "outs": ["out.txt"]}})
-    assert project.run("repro").code == 0
-    commit(project, "v1")
+    assert p.run("repro").code == 0
+    commit(p, "v1")
     started.unlink()
     slow.write_text("")
-    before = _untouched(project)
-    records = sorted(p.name for p in (project.root / ".pipeflow").rglob("*.json"))
+    return started
 
+
+def _start_reproduce(p: Project, started: Path) -> subprocess.Popen[str]:
+    """``pipeflow reproduce out.txt@v1`` in a subprocess, returned once its stage runs."""
     proc = subprocess.Popen([sys.executable, "-m", "pipeflow", "reproduce", "out.txt@v1"],
-                            cwd=project.root, text=True, stdout=subprocess.PIPE,
+                            cwd=p.root, text=True, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env={**os.environ, **GIT_ENV})
     deadline = time.monotonic() + 60
     while not started.exists():
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the stage never started"
         time.sleep(0.05)
+    return proc
+
+
+def test_ctrl_c_removes_the_workspace_and_touches_nothing(project: Project,
+                                                          tmp_path: Path) -> None:
+    started = _slow_version(project, tmp_path, 60)
+    before = _untouched(project)
+    records = sorted(p.name for p in (project.root / ".pipeflow").rglob("*.json"))
+
+    proc = _start_reproduce(project, started)
     scratch = project.root / ".pipeflow/tmp/reproduce"
     assert list(scratch.glob("*"))
     proc.send_signal(signal.SIGINT)
@@ -442,23 +456,7 @@ def test_a_script_the_run_read_but_no_commit_holds_cannot_be_reproduced(
 
 def test_the_project_is_not_locked_while_a_reproduction_runs(project: Project,
                                                              tmp_path: Path) -> None:
-    slow, started = tmp_path / "slow", tmp_path / "started"
-    project.write("data.txt", "x\n")
-    project.spec({"slow": {
-        "cmd": f"touch {started}; if [ -e {slow} ]; then sleep 5; fi; cp data.txt out.txt",
-        "deps": ["data.txt"], "outs": ["out.txt"]}})
-    assert project.run("repro").code == 0
-    commit(project, "v1")
-    started.unlink()
-    slow.write_text("")
-    proc = subprocess.Popen([sys.executable, "-m", "pipeflow", "reproduce", "out.txt@v1"],
-                            cwd=project.root, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env={**os.environ, **GIT_ENV})
-    deadline = time.monotonic() + 60
-    while not started.exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    proc = _start_reproduce(project, _slow_version(project, tmp_path, 5))
 
     mine = project.run("repro", "--force")  # the user's own work goes on meanwhile
 
