@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from pipeflow.reproduce.run import ReproduceEvent
 
 _STYLE: dict[str, dict[str, Any]] = {
-    "bit-identical": {"fg": "green"}, "within-tolerance": {"fg": "green"},
+    "frozen": {"fg": "cyan"}, "bit-identical": {"fg": "green"},
+    "within-tolerance": {"fg": "green"},
     "differs": {"fg": "yellow"}, "failed": {"fg": "red"}, "cannot-reproduce": {"fg": "red"},
 }
 
@@ -45,6 +46,12 @@ class _Progress:
                 for d in ev.env:
                     output.err(f"  environment: {d.name} {d.current or 'absent'} here, "
                                f"{d.recorded or 'absent'} recorded", fg="yellow")
+            elif ev.kind == "retry" and ev.plan is not None and ev.plan.commit:
+                output.err(f"  commit {ev.plan.commit[:12]} does not hold the code its runs "
+                           "read: trying the next", dim=True)
+            elif ev.kind == "recording":
+                output.err("  recording the verdict (after any repro holding the project's "
+                           "lock)", dim=True)
             elif ev.kind == "stage" and ev.stage is not None:
                 s = ev.stage
                 if s.kind == "started":

@@ -24,7 +24,7 @@ a record, docs/reproduce.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -47,6 +47,9 @@ class Verdict(StrEnum):
     """What a reproduction says of one stage, ordered from best to worst; a whole
     version's verdict is its worst stage's."""
 
+    FROZEN = "frozen"
+    """A ``frozen`` stage: its recorded outputs restored, not rebuilt (like source
+    data); it does not count in the version's verdict."""
     IDENTICAL = "bit-identical"
     WITHIN_TOLERANCE = "within-tolerance"
     DIFFERS = "differs"
@@ -63,13 +66,14 @@ class Verdict(StrEnum):
         return _WORDS[self]
 
     @classmethod
-    def worst(cls, verdicts: list[Verdict]) -> Verdict:
+    def worst(cls, verdicts: Sequence[Verdict]) -> Verdict:
         """The worst of ``verdicts``; nothing judged proves nothing: ``cannot-reproduce``."""
         order = list(cls)
         return max(verdicts, key=order.index) if verdicts else cls.CANNOT
 
 
 _WORDS = {
+    Verdict.FROZEN: "frozen (restored, not rebuilt)",
     Verdict.IDENTICAL: "reproduced (bit-identical)",
     Verdict.WITHIN_TOLERANCE: "reproduced (within tolerance)",
     Verdict.DIFFERS: "differs",

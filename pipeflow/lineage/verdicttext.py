@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from pipeflow.lineage.render import size_text
-from pipeflow.lineage.reproductions import OutputDiff, Reproduction, StageVerdict
+from pipeflow.lineage.reproductions import OutputDiff, Reproduction, StageVerdict, Verdict
 
 SHOWN = 3
 """Values, files and stages shown per line before ``and N more``."""
@@ -29,7 +29,8 @@ def headline(found: Reproduction, earlier: int = 0) -> str:
 
 def stage_lines(found: Reproduction) -> list[str]:
     """One line per stage that did not reproduce (none when the version did)."""
-    return [stage_text(s) for s in found.stages if not s.verdict.reproduced]
+    return [stage_text(s) for s in found.stages
+            if not s.verdict.reproduced and s.verdict is not Verdict.FROZEN]
 
 
 def stage_text(stage: StageVerdict) -> str:

@@ -60,7 +60,7 @@ def _bool(v: Any) -> bool:
 
 OUTPUT_KINDS = ("out", "metric", "source")
 RECORD_KINDS = ("run", "restore", "add", "experiment", "reproduction")
-VERDICTS = ("bit-identical", "within-tolerance", "differs", "failed", "cannot-reproduce")
+VERDICTS = ("frozen", "bit-identical", "within-tolerance", "differs", "failed", "cannot-reproduce")
 """What ``reproduce`` says of a stage (and of a whole version: its worst stage's)."""
 _FILE: dict[str, Check] = {"path": _str, "hash": _str, "size": _opt(_count),
                            "isdir": _opt(_bool), "nfiles": _opt(_count)}

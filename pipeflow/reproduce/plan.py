@@ -52,6 +52,9 @@ class StagePlan:
     not hold what it ran (judged after the run, by the code's hashes)."""
     blocked_by: str | None = None
     """The upstream stage whose block stops this one."""
+    frozen: bool = False
+    """Declared ``frozen`` at the commit: its recorded outputs are placed from the
+    cache, never rebuilt."""
 
 
 @dataclass
@@ -81,7 +84,7 @@ class ReproPlan:
 
     @property
     def runnable(self) -> list[str]:
-        return [s.stage for s in self.stages if s.blocked is None]
+        return [s.stage for s in self.stages if s.blocked is None and not s.frozen]
 
 
 def plan(home: Project, lineage: Lineage, version: str | None) -> ReproPlan:

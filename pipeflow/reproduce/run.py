@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from pipeflow.execution.cancel import CancelToken
     from pipeflow.execution.runner import LineSink
     from pipeflow.execution.scheduler import EventSink, Outcome, StageEvent
+    from pipeflow.planning.graph import Graph
     from pipeflow.project.project import Project
     from pipeflow.reproduce.workspace import ReproProject
     from pipeflow.spec.model import Stage
@@ -60,13 +61,16 @@ class ReproduceOptions:
         check_run_options(self.jobs, self.wait, self.executor, self.executor_options)
 
 
-EventKind = Literal["planned", "stage"]
+EventKind = Literal["planned", "retry", "stage", "recording"]
 
 
 @dataclass(frozen=True)
 class ReproduceEvent:
     """``planned``: the version, commit, stages and environment differences are known
-    (``plan``, ``env``); ``stage``: a stage of the reproduction did something."""
+    (``plan``, ``env``); ``retry``: the commit ``plan.commit`` does not hold what the
+    runs read, the next is tried; ``stage``: a stage of the reproduction did something;
+    ``recording``: the verdict is being written (after the project's lock, which a
+    ``repro`` may hold for a while)."""
 
     kind: EventKind
     plan: ReproPlan | None = None
@@ -118,6 +122,8 @@ def reproduce(home: Project, target: str, options: ReproduceOptions | None = Non
     if not result.ok and all(v.verdict.reproduced or v.stage in found.here_only
                              for v in verdicts):
         return replace(result, unrecorded=_HERE_ONLY)
+    if on_event is not None:
+        on_event(ReproduceEvent("recording", plan=found))
     return _record(home, result, options, started)
 
 
@@ -157,20 +163,49 @@ def _models(home: Project) -> dict[str, str]:
 def _run(home: Project, found: ReproPlan, options: ReproduceOptions,
          pull: Callable[[list[str]], object] | None, on_event: ReproduceSink | None,
          sink: LineSink | None, cancel: CancelToken | None) -> list[StageVerdict]:
-    """Make the workspace, run what can be tried there, judge every stage."""
-    from pipeflow.reproduce.verdicts import Judge
+    """Make the workspace at the first commit this clone has that holds what the runs
+    read (the last one otherwise), run what can be tried there, judge every stage."""
 
     if not found.commits:
         return _all_blocked(found, "no commit holds the code its runs read: they were made "
                                    "outside git, and no commit's pipeline.lock names the "
                                    "version (commit your work, then `pipeflow repro`)")
-    if found.commit is None:
+    present = [c for c in found.commits if workspace.has_commit(home, c)]
+    if not present:
         found.here_only.update(s.stage for s in found.stages)
         return _all_blocked(found, f"git commit {found.commits[0][:12]} is not in this "
                                    "clone (`git fetch` the branch that has it)")
+    original = (list(found.stages), set(found.here_only))
+    for n, commit in enumerate(present):
+        found.stages, found.here_only, found.commit = [*original[0]], {*original[1]}, commit
+        verdicts = _at(home, found, options, pull, on_event, sink, cancel,
+                       last=n + 1 == len(present), lacking=present[0] != found.commits[0])
+        if verdicts is not None:
+            return verdicts
+        if on_event is not None:
+            on_event(ReproduceEvent("retry", plan=found))
+    raise AssertionError("the last commit is always judged")
+
+
+def _at(home: Project, found: ReproPlan, options: ReproduceOptions,
+        pull: Callable[[list[str]], object] | None, on_event: ReproduceSink | None,
+        sink: LineSink | None, cancel: CancelToken | None, *, last: bool, lacking: bool
+        ) -> list[StageVerdict] | None:
+    """Rebuild at ``found.commit`` and judge; None (nothing run) when the checkout does
+    not hold what the runs read and another commit is left to try. ``lacking``: the
+    commit most likely to hold it is not in this clone."""
+    from pipeflow.reproduce.precheck import mismatches
+    from pipeflow.reproduce.verdicts import Judge
+
+    assert found.commit is not None
     space = workspace.make(home, found.commit, f"{found.path}-{found.version}")
     try:
-        stages = _prepare(home, space.project, found, pull)
+        stages, graph = _prepare(home, space.project, found, pull)
+        off = mismatches(space.project, graph, found) if graph is not None else {}
+        if off and not last:
+            return None
+        if off and lacking:
+            found.here_only.update(off)  # the commit that may hold it is not here
         outcome = _execute(space.project, found, options, on_event, sink, cancel)
         return Judge(home, space.project, outcome, stages).judge(found)
     except (Interrupted, KeyboardInterrupt) as exc:
@@ -184,7 +219,8 @@ def _run(home: Project, found: ReproPlan, options: ReproduceOptions,
 
 
 def _prepare(home: Project, project: ReproProject, found: ReproPlan,
-             pull: Callable[[list[str]], object] | None) -> dict[str, Stage]:
+             pull: Callable[[list[str]], object] | None
+             ) -> tuple[dict[str, Stage], Graph | None]:
     """Place inputs, load the pipeline at the commit, set params; stages that cannot
     be tried are marked blocked in ``found``. Returns the stages as the commit declares
     them (a ``deterministic: false`` added since does not loosen an old verdict)."""
@@ -198,10 +234,11 @@ def _prepare(home: Project, project: ReproProject, found: ReproPlan,
         broken = f"pipeline.yaml at commit {(found.commit or '')[:12]} does not load " \
                  f"({exc.message})"
         _block(found, lambda _s: broken)
-        return {}
+        return {}, None
     rank = {name: i for i, name in enumerate(graph.order)}
     found.stages.sort(key=lambda s: rank.get(s.stage, -1))
     at_commit = dict(graph.pipeline.stages)
+    _freeze(found, at_commit, project, pull, (problems, missing))
     params = workspace.set_params(project.root, found.params,
                                   params_files_of(graph.pipeline))
 
@@ -220,7 +257,30 @@ def _prepare(home: Project, project: ReproProject, found: ReproPlan,
 
     _block(found, why)
     _block_downstream(found)
-    return at_commit
+    return at_commit, graph
+
+
+def _freeze(found: ReproPlan, at_commit: dict[str, Stage], project: ReproProject,
+            pull: Callable[[list[str]], object] | None,
+            placing: tuple[dict[str, str], set[str]]) -> None:
+    """Stages frozen at the commit are not rebuilt: their recorded outputs are placed
+    from the cache (or the remote) as inputs of what reads them; what cannot be is
+    added to ``placing`` (problems, missing here) and the stage cannot be reproduced."""
+    from pipeflow.reproduce.plan import Placed
+
+    for i, step in enumerate(found.stages):
+        declared = at_commit.get(step.stage)
+        if declared is None or not declared.frozen or step.record is None:
+            continue
+        outs = [Placed(o.path, o.hash, o.isdir, o.size) for o in step.record.outputs
+                if o.cache]
+        more, lacking = workspace.place(project, outs, pull)
+        placing[0].update(more)
+        placing[1].update(lacking)
+        found.stages[i] = replace(step, frozen=True,
+                                  blocked=next(iter(more.values()), None))
+        if lacking:
+            found.here_only.add(step.stage)
 
 
 def _puller(home: Project, options: ReproduceOptions) -> Callable[[list[str]], object] | None:

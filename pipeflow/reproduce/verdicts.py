@@ -5,7 +5,7 @@ recorded ones?), then outputs (:mod:`.compare`)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from pipeflow.lineage.reproductions import OutputDiff, StageVerdict, Verdict
@@ -13,6 +13,7 @@ from pipeflow.records.records import OutputKind, RecordKind, RunRecord
 from pipeflow.reproduce import envdiff
 from pipeflow.reproduce.compare import compare_output
 from pipeflow.reproduce.plan import ReproPlan, StagePlan, dirty_reason
+from pipeflow.reproduce.precheck import differences
 from pipeflow.spec.normalize import DEFAULT_TOLERANCE
 
 if TYPE_CHECKING:
@@ -51,6 +52,10 @@ class Judge:
              before: Mapping[str, StageVerdict]) -> StageVerdict:
         base = StageVerdict(step.stage, Verdict.CANNOT, run=step.run.id,
                             fingerprint=step.run.fingerprint)
+        if step.frozen and step.blocked is None:
+            return _with(base, verdict=Verdict.FROZEN,
+                         reason="frozen at the commit: its recorded outputs were restored "
+                                "from the cache, not rebuilt")
         if step.blocked is not None or step.record is None:
             return _with(base, reason=step.blocked or "its run record cannot be read",
                          blocked_by=step.blocked_by)
@@ -64,12 +69,14 @@ class Judge:
                          reason=made.body.error or (failure.message if failure else None),
                          log_tail=failure.log_tail if failure else None)
         mismatch, notes = _inputs(plan, step.record, made, before)
-        # inputs an upstream stage made within its tolerance are noise too: judged so
-        noisy = any(v.verdict is Verdict.WITHIN_TOLERANCE for v in before.values()
-                    if v.stage in _upstream(plan, step))
-        outputs = self._outputs(step.stage, step.record, made, noisy)
+        # inputs an upstream stage made within its tolerance are noise too: judged by
+        # that stage's tolerance (the largest, when several)
+        noisy = [self._tolerance(v.stage) or DEFAULT_TOLERANCE for v in before.values()
+                 if v.stage in _upstream(plan, step)
+                 and v.verdict is Verdict.WITHIN_TOLERANCE]
+        outputs = self._outputs(step.stage, step.record, made, max(noisy, default=None))
         metrics = {o.path for o in step.record.outputs if o.kind is OutputKind.METRIC}
-        verdict = self._verdict(step.stage, outputs, metrics, noisy)
+        verdict = self._verdict(step.stage, outputs, metrics, bool(noisy))
         if mismatch:
             why = "it ran with other inputs than recorded: " + "; ".join(mismatch)
             if step.dirty:
@@ -91,20 +98,33 @@ class Judge:
             return f"not run: upstream stage {culprit} {before[culprit].verdict.words}"
         return "not run (the reproduction stopped before it)"
 
-    def _outputs(self, stage: str, recorded: RunRecord, made: RunRecord, noisy: bool
-                 ) -> tuple[OutputDiff, ...]:
+    def _tolerance(self, stage: str) -> float | None:
+        """The tolerance of a stage declared ``deterministic: false`` (None: it is not)."""
         declared = self.stages.get(stage)
-        tolerance = DEFAULT_TOLERANCE if noisy else None
-        if declared is not None and not declared.deterministic:
-            tolerance = declared.tolerance if declared.tolerance is not None \
-                else DEFAULT_TOLERANCE  # the loader sets one; a hand-made Stage may not
+        if declared is None or declared.deterministic:
+            return None
+        # the loader always sets one; a Stage made by hand may not
+        return declared.tolerance if declared.tolerance is not None else DEFAULT_TOLERANCE
+
+    def _outputs(self, stage: str, recorded: RunRecord, made: RunRecord,
+                 inherited: float | None) -> tuple[OutputDiff, ...]:
+        """Each recorded output against the reproduced one; by tolerance for a stage
+        declared ``deterministic: false`` or (``inherited``) reading one's outputs."""
+        own = self._tolerance(stage)
+        tolerance = own if own is not None else inherited
         produced = {o.path: o for o in made.outputs}
-        return tuple(
+        found = tuple(
             compare_output(self.home, out, produced.get(out.path),
                            workspace=self.scratch.root,
                            recorded_metrics=recorded.metrics.get(out.path),
                            tolerance=tolerance)
             for out in recorded.outputs)
+        if own is None and inherited is not None:  # say why, truly
+            found = tuple(replace(o, note=o.note.replace(
+                "the stage is declared deterministic: false",
+                "its inputs come from a stage declared deterministic: false"))
+                if o.note else o for o in found)
+        return found
 
     def _verdict(self, stage: str, outputs: tuple[OutputDiff, ...],
                  metrics: set[str], noisy: bool) -> Verdict:
@@ -126,9 +146,12 @@ class Judge:
 
 def overall(verdicts: list[StageVerdict]) -> Verdict:
     """A version's verdict: the worst of its stages' — those not run because an
-    upstream one failed or could not be tried are left out (the upstream one says it)."""
-    own = [v.verdict for v in verdicts if v.blocked_by is None]
-    return Verdict.worst(own or [v.verdict for v in verdicts])
+    upstream one failed or could not be tried are left out (the upstream one says it),
+    and so are frozen ones (restored, like source data). Nothing rebuilt: cannot."""
+    own = [v.verdict for v in verdicts
+           if v.blocked_by is None and v.verdict is not Verdict.FROZEN]
+    return Verdict.worst(own or [v.verdict for v in verdicts
+                                 if v.verdict is not Verdict.FROZEN])
 
 
 def _upstream(plan: ReproPlan, step: StagePlan) -> set[str]:
@@ -156,8 +179,6 @@ def _culprit(plan: ReproPlan, step: StagePlan, before: Mapping[str, StageVerdict
 
 
 def _with(base: StageVerdict, **changes: object) -> StageVerdict:
-    from dataclasses import replace
-
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
@@ -168,27 +189,18 @@ def _inputs(plan: ReproPlan, recorded: RunRecord, made: RunRecord,
     old, new = recorded.body.components, made.body.components
     if old is None or new is None:
         return [], []
-    mismatch: list[str] = []
     notes: list[str] = []
-    if tuple(old.cmd) != tuple(new.cmd):
-        mismatch.append("the command differs")
-    for kind, a, b in (("code", old.code, new.code), ("input", old.deps, new.deps)):
-        was, now = {r.path: r.hash for r in a}, {r.path: r.hash for r in b}
-        for path in sorted(set(was) | set(now)):
-            if was.get(path) == now.get(path):
-                continue
-            upstream = producer_of(plan, path)
-            if kind == "input" and upstream is not None and upstream in before and (
-                    before[upstream].verdict is not Verdict.IDENTICAL):
-                notes.append(f"its input {path} differs: stage {upstream}'s output "
-                             f"{before[upstream].verdict.words}")
-            elif path not in now:
-                mismatch.append(f"{kind} {path} is gone")
-            elif path not in was:
-                mismatch.append(f"{kind} {path} was not read by the recorded run")
-            else:
-                mismatch.append(f"{kind} {path} differs from the one the run read "
-                                f"({str(was[path])[:8]} -> {str(now[path])[:8]})")
+    was = {d.path: d.hash for d in old.deps}
+    deps: dict[str, str] = {}
+    for dep in new.deps:
+        upstream = producer_of(plan, dep.path)
+        if was.get(dep.path) != dep.hash and upstream is not None and (
+                upstream in before and before[upstream].verdict is not Verdict.IDENTICAL):
+            notes.append(f"its input {dep.path} differs: stage {upstream}'s output "
+                         f"{before[upstream].verdict.words}")
+        else:
+            deps[dep.path] = dep.hash
+    mismatch = differences(old, new.cmd, {c.path: c.hash for c in new.code}, deps)
     for file in sorted(set(old.params) | set(new.params)):
         keys_a, keys_b = dict(old.params.get(file) or {}), dict(new.params.get(file) or {})
         for key in sorted(set(keys_a) | set(keys_b)):

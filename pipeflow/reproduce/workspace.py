@@ -141,6 +141,7 @@ def _checkout(home: Project, top: Path, commit: str) -> tuple[Scratch, ReproProj
     root = top / prefix.strip() if prefix.strip() else top
     scratch = Scratch(top, root)
     try:
+        _inside(top, prefix.strip(), commit)
         _fresh_dot(root / DOT)
         return scratch, ReproProject(root, home=home)
     except BaseException as exc:
@@ -148,6 +149,22 @@ def _checkout(home: Project, top: Path, commit: str) -> tuple[Scratch, ReproProj
         if isinstance(exc, OSError):
             raise _cannot(exc, root / DOT) from exc
         raise
+
+
+def _inside(top: Path, prefix: str, commit: str) -> None:
+    """Refuse a checkout where the project's folder is not a real folder of the
+    worktree: a commit can make ``sub/proj`` a link to anywhere, and the workspace's
+    ``.pipeflow`` is about to be emptied."""
+    where = top
+    for part in [p for p in prefix.split("/") if p]:
+        where = where / part
+        if where.is_symlink() or not where.is_dir():
+            raise StorageError(
+                f"at commit {commit[:12]} the project's folder {prefix.rstrip('/')} is "
+                f"{'a link' if where.is_symlink() else 'not a folder'} "
+                f"({where.relative_to(top)}): nothing was reproduced",
+                hint="a commit can hold such a link; check where it came from "
+                     f"(`git log -- {where.relative_to(top)}`)")
 
 
 def _fresh_dot(dot: Path) -> None:
@@ -187,7 +204,8 @@ def place(project: ReproProject, items: Iterable[Placed],
             where = "the cache or the remote" if pull else "the cache (try --pull)"
             problems[item.path] = (f"its input {item.path} ({item.hash[:8]}) is not in "
                                    f"{where}")
-            missing.add(item.path)
+            if pull is None:  # the remote may have it: this clone's gap, not the version's
+                missing.add(item.path)
             continue
         dest = project.root / item.path
         try:

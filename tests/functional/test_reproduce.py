@@ -464,3 +464,47 @@ def test_the_project_is_not_locked_while_a_reproduction_runs(project: Project,
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, out + err
     assert "slow: reproduced (bit-identical)" in out
+
+
+def test_a_frozen_stage_is_restored_and_what_reads_it_is_proven(project: Project) -> None:
+    """The "freeze the expensive download" setup: the frozen stage's recorded outputs
+    are placed from the cache like source data, never rebuilt (it would fetch other
+    bytes today), and the stages reading them are rebuilt and judged."""
+    project.write("data.txt", "x\n")
+    download = {"cmd": "python -c \"import time; print(time.time_ns())\" > raw.txt",
+                "deps": ["data.txt"], "outs": ["raw.txt"]}
+    train = {"cmd": "wc -c < raw.txt > model.txt", "deps": ["raw.txt"], "outs": ["model.txt"]}
+    project.spec({"download": download, "train": train})
+    assert project.run("repro").code == 0
+    project.spec({"download": {**download, "frozen": True}, "train": train})
+    commit(project, "v1, the download frozen")
+
+    code, body = _json(project, "model.txt@v1")
+
+    assert code == 0, body
+    verdicts = {s["stage"]: s["verdict"] for s in body["stages"]}
+    assert verdicts == {"download": "frozen", "train": "bit-identical"}
+    assert body["verdict"] == "bit-identical"
+    text = project.run("reproduce", "model.txt@v1").out
+    assert "download: frozen (restored, not rebuilt)" in text
+
+
+def test_the_runs_own_commit_is_tried_when_the_locks_does_not_hold_its_code(
+        project: Project) -> None:
+    """Run at a clean commit; the lock committed later together with an edit to a
+    module the stage's code imports: that commit does not hold what the run read, the
+    run's own commit does."""
+    project.write("helper.py", "X = 'a'\n")
+    project.write("gen.py", "import helper\nprint(helper.X)\n")
+    project.spec({"s": {"cmd": "python gen.py > o.txt", "deps": ["gen.py"],
+                        "outs": ["o.txt"]}})
+    commit(project, "C0")
+    assert project.run("repro").code == 0
+    project.write("helper.py", "X = 'b'\n")
+    commit(project, "C1: the outputs, and helper.py edited")
+
+    res = project.run("reproduce", "o.txt@v1")
+
+    assert res.code == 0, res.text
+    assert "s: reproduced (bit-identical)" in res.out
+    assert "does not hold the code its runs read" in res.err

@@ -177,3 +177,45 @@ def test_deterministic_false_without_metrics_proves_nothing(project: Project) ->
 
     assert res.code == 1, res.text
     assert json.loads(res.out)["stages"][0]["verdict"] == "differs"
+
+
+def test_a_commit_making_the_project_folder_a_link_empties_nothing(tmp_path: Path) -> None:
+    """The project is a subfolder of its repository; a fetched commit makes that
+    subfolder a link to another folder; a record names the commit. The workspace's
+    ``.pipeflow`` is never emptied through the link."""
+    import os
+
+    victim = tmp_path / "victim"
+    (victim / ".pipeflow").mkdir(parents=True)
+    (victim / ".pipeflow" / "keep").write_text("precious\n")
+    repo = tmp_path / "repo"
+    (repo / "proj").mkdir(parents=True)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"}
+
+    def git(*args: str, stdin: str | None = None) -> str:
+        return subprocess.run(["git", *args], cwd=repo, env=env, check=True, text=True,
+                              input=stdin, capture_output=True).stdout.strip()
+
+    git("init", "-q", "-b", "main")
+    p = Project(repo / "proj")
+    assert p.run("init").code == 0
+    p.spec({"s": {"cmd": "echo hi > o.txt", "outs": ["o.txt"]}})
+    p.write(".gitignore", "o.txt\n")
+    git("add", "-A")
+    git("commit", "-qm", "base")
+    assert p.run("repro").code == 0
+    git("add", "-A")
+    git("commit", "-qm", "v1")
+    link = git("hash-object", "-w", "--stdin", stdin=str(victim))
+    tree = git("mktree", stdin=f"120000 blob {link}\tproj\n")
+    evil = git("commit-tree", tree, "-p", "HEAD", "-m", "evil")
+    oid = _forge(p, {"git": {"commit": evil, "dirty_paths": []}})
+
+    res = p.run("reproduce", f"o.txt@{oid[:8]}")
+
+    assert (victim / ".pipeflow" / "keep").read_text() == "precious\n"
+    assert (repo / "proj" / ".pipeflow" / "config").exists()
+    assert res.code == 1, res.text
+    assert "is a link" in res.text
+    assert git("worktree", "list").count("\n") == 0
