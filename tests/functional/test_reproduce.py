@@ -239,26 +239,34 @@ def test_a_scratch_folder_that_cannot_be_made_is_a_clear_error(project: Project)
     assert "Traceback" not in res.text
 
 
-def test_a_commit_missing_from_the_clone_cannot_be_reproduced(project: Project) -> None:
+def test_a_commit_missing_from_the_clone_cannot_be_reproduced(project: Project,
+                                                              tmp_path: Path) -> None:
+    """A colleague's version: its records fetched through the remote, the commit it was
+    made at never pushed. Nothing this clone can do says anything of the version: the
+    verdict names the commit and is not recorded."""
     project.write("data.txt", "x\n")
     project.spec({"copy": {"cmd": "cp data.txt out.txt", "deps": ["data.txt"],
                            "outs": ["out.txt"]}})
     commit(project, "base")
-    project.git("checkout", "-qb", "gone")
-    commit(project, "a commit that will be lost")
-    lost = project.git("rev-parse", "HEAD").strip()
+    mine = Project(tmp_path / "mine")
+    subprocess.run(["git", "clone", "-q", str(project.root), str(mine.root)], check=True)
+    project.git("checkout", "-qb", "unpushed")
+    commit(project, "a commit never pushed")
+    theirs = project.git("rev-parse", "HEAD").strip()
     assert project.run("repro").code == 0
     out_hash = project.lock()["stages"]["copy"]["outs"][0]["hash"]
-    project.git("checkout", "-q", "main")
-    project.git("branch", "-qD", "gone")
-    project.git("reflog", "expire", "--expire=now", "--all")
-    project.git("gc", "-q", "--prune=now")
+    store = str(tmp_path / "store")
+    assert project.run("remote", "add", "store", store, "--default").code == 0
+    assert project.run("push").code == 0
+    assert mine.run("remote", "add", "store", store, "--default").code == 0
+    assert mine.run("fetch").code == 0
 
-    code, body = _json(project, f"out.txt@{out_hash[:8]}")
+    code, body = _json(mine, f"out.txt@{out_hash[:8]}")
 
     assert code == 1
     assert _stage(body, "copy")["verdict"] == "cannot-reproduce"
-    assert lost[:12] in _stage(body, "copy")["reason"]
+    assert theirs[:12] in _stage(body, "copy")["reason"]
+    assert body["record"] is None and "not recorded" in body["unrecorded"]
 
 
 def _slow_version(p: Project, tmp_path: Path, seconds: int) -> Path:
