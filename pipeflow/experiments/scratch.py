@@ -202,9 +202,11 @@ def _remove_worktree(top: Path) -> None:
     ``.git/worktrees`` — that entry only: ``git worktree prune`` would also drop the
     entries of the user's own worktrees whose folders are away (an unmounted disk)."""
     admin = _admin_dir(top)
-    _remove_tree(top)
+    # the entry first: a Ctrl-C in between leaves a folder the next sweep removes, not
+    # an entry no sweep sees (`git worktree list` would show it prunable)
     if admin is not None:
         shutil.rmtree(admin, ignore_errors=True)
+    _remove_tree(top)
 
 
 def _admin_dir(top: Path) -> Path | None:

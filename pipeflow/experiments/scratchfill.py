@@ -65,6 +65,14 @@ def fill(home: Path, root: Path, skip: frozenset[str], persist: frozenset[str]) 
     return done
 
 
+def environments(home: Path) -> list[str]:
+    """The Python or conda environments git ignores in the workspace at ``home`` (a
+    folder holding ``pyvenv.cfg`` or ``conda-meta``): what a checkout of a commit
+    lacks, and a stage's command may name (``.venv/bin/python``)."""
+    return [rel for rel in _ignored(home, frozenset())
+            if any((home / rel / m).exists() for m in ENVIRONMENT_MARKERS)]
+
+
 def _git_ls(root: Path, *options: str) -> list[str] | None:
     """``git ls-files -z OPTIONS`` in ``root``: paths relative to it, or None outside
     a git work tree."""

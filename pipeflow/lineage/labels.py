@@ -101,18 +101,19 @@ class VersionLabels:
             "SELECT commit_id FROM lock_paths WHERE path = ? AND hash = ?", (sql_text(path), oid))
         return any(str(c) in self._reached for (c,) in rows)
 
-    def first_commit(self, path: str, oid: str) -> str | None:
-        """The first commit of this branch's first-parent line whose lock names this
-        content of ``path``; else one off that line that does (a ``side`` version);
-        None for a ``local`` one."""
+    def commits_naming(self, path: str, oid: str) -> list[str]:
+        """The commits whose lock names this content of ``path``: this branch's
+        first-parent line first (oldest first), then the others this clone's refs reach
+        (a branch merged, a ``side`` version); empty for a ``local`` one."""
+        if self._reached is None and self.root is not None:  # parses their locks too
+            self._reached = _reached_commits(self.root, self.index)
         rows = [str(c) for (c,) in self.index.db.execute(
             "SELECT commit_id FROM lock_paths WHERE path = ? AND hash = ?",
             (sql_text(path), oid))]
         position = {c: i for i, c in enumerate(self.commits)}
-        on_line = sorted((position[c], c) for c in rows if c in position)
-        if on_line:
-            return on_line[0][1]
-        return rows[0] if rows and self.committed(path, oid) else None
+        on_line = [c for _, c in sorted((position[c], c) for c in rows if c in position)]
+        off = sorted(c for c in rows if c not in position and c in (self._reached or ()))
+        return [*on_line, *off]
 
     def label(self, path: str, oid: str) -> str:
         """``vN``; ``side:<hash prefix>`` for a version committed off this branch's

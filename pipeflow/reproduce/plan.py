@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from pipeflow.records.records import RunRecord
 
 
+MAX_LOCK_COMMITS = 3
+"""Commits naming the version tried at most (the first on this branch's line, then
+others: a branch merged, a squash) before the run's own."""
 _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 """A commit id as records keep them (SHA-1 or SHA-256): anything else (``HEAD~1``, an
 option) in a record from elsewhere is never given to git."""
@@ -110,15 +113,18 @@ def plan(home: Project, lineage: Lineage, version: str | None) -> ReproPlan:
                               "`pipeflow verify` says whether records are damaged")
     commits, locked = _commits(home, runs, root)
     found = ReproPlan(root.path, root.hash, version or root.version, commits)
+    prefix = _prefix(home)
     for run in runs:
         for out in run.outputs:
             found.produced_by.setdefault(out.path, run.stage)
     seen: set[str] = set()
     for run in runs:
         record, why = _record(home, run)
-        dirty = _dirty(run)
-        # no commit holds the outputs with their code: nowhere to look for what it ran
-        blocked = why or (dirty_reason(dirty) if dirty and locked is None else None)
+        dirty = _dirty(run, prefix)
+        if dirty and locked is None:
+            # no commit this clone has names the version: one it lacks may hold what
+            # the run read (a colleague's, not pushed); a verdict here is not the version's
+            found.here_only.add(run.stage)
         for aid in run.inputs:
             placed = _placed(lineage.artifacts[aid])
             if placed is not None and placed.path not in seen:
@@ -126,7 +132,7 @@ def plan(home: Project, lineage: Lineage, version: str | None) -> ReproPlan:
                 found.placed.append(placed)
         for file, values in run.params.items():
             found.params.setdefault(file, {}).update(values)
-        found.stages.append(StagePlan(run.stage, run, record, blocked, dirty))
+        found.stages.append(StagePlan(run.stage, run, record, why, dirty))
     return found
 
 
@@ -147,10 +153,10 @@ def _commits(home: Project, runs: list[LineageRun], root: LineageArtifact
 
     dated = [r for r in runs if r.git_commit and _COMMIT.fullmatch(r.git_commit)]
     latest = max(dated, key=lambda r: r.started or "").git_commit if dated else None
-    locked = version_labels(home.root, home.index).first_commit(root.path, root.hash)
-    if locked is not None and not _COMMIT.fullmatch(locked):
-        locked = None
-    return tuple(dict.fromkeys(c for c in (locked, latest) if c)), locked
+    naming = [c for c in version_labels(home.root, home.index).commits_naming(
+        root.path, root.hash) if _COMMIT.fullmatch(c)][:MAX_LOCK_COMMITS]
+    locked = naming[0] if naming else None
+    return tuple(dict.fromkeys(c for c in (*naming, latest) if c)), locked
 
 
 def _record(home: Project, run: LineageRun) -> tuple[RunRecord | None, str | None]:
@@ -162,10 +168,19 @@ def _record(home: Project, run: LineageRun) -> tuple[RunRecord | None, str | Non
         return None, f"its run record cannot be read ({exc.message})"
 
 
-def _dirty(run: LineageRun) -> tuple[str, ...]:
-    """The code files the run read with uncommitted changes."""
-    dirty = set(run.dirty_paths)
-    return tuple(sorted(c.path for c in run.code if c.path in dirty))
+def _prefix(home: Project) -> str:
+    """The project's folder within its git repository (``""`` at the top)."""
+    from pipeflow.experiments.scratch import git_output
+
+    return (git_output(home.root, "rev-parse", "--show-prefix") or "").strip()
+
+
+def _dirty(run: LineageRun, prefix: str) -> tuple[str, ...]:
+    """What the run read with uncommitted changes: code files, inputs git tracks, the
+    spec (the record lists modified paths from the top of the repository)."""
+    dirty = {p[len(prefix):] for p in run.dirty_paths if p.startswith(prefix)}
+    read = {c.path for c in run.code} | {a.rsplit("@", 1)[0] for a in run.inputs}
+    return tuple(sorted((read | {"pipeline.yaml"}) & dirty))
 
 
 def dirty_reason(paths: tuple[str, ...], commit: str | None = None) -> str:

@@ -14,6 +14,7 @@ cache). A Ctrl-C ends the stages, removes the workspace and writes no record.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -115,8 +116,12 @@ def reproduce(home: Project, target: str, options: ReproduceOptions | None = Non
                  f"{found.path}@{found.version}`), or run without --strict-env")
     workspace.sweep(home)
     verdicts = _run(home, found, options, pull, on_event, sink, cancel)
+    verdict = overall(verdicts)
+    if any(v.verdict is Verdict.FROZEN and v.stage == found.produced_by.get(found.path)
+           for v in verdicts):
+        verdict = Verdict.CANNOT  # the version itself was restored, not rebuilt
     result = Reproduction(
-        found.path, found.hash, found.version, overall(verdicts), tuple(verdicts),
+        found.path, found.hash, found.version, verdict, tuple(verdicts),
         model=models.get(found.path), commit=found.commit, env=tuple(env),
         executor=options.executor, duration=round(time.time() - started, 3))
     if not result.ok and all(v.verdict.reproduced or v.stage in found.here_only
@@ -179,7 +184,8 @@ def _run(home: Project, found: ReproPlan, options: ReproduceOptions,
     for n, commit in enumerate(present):
         found.stages, found.here_only, found.commit = [*original[0]], {*original[1]}, commit
         verdicts = _at(home, found, options, pull, on_event, sink, cancel,
-                       last=n + 1 == len(present), lacking=present[0] != found.commits[0])
+                       last=n + 1 == len(present),
+                       lacking=len(present) < len(found.commits))
         if verdicts is not None:
             return verdicts
         if on_event is not None:
@@ -192,8 +198,8 @@ def _at(home: Project, found: ReproPlan, options: ReproduceOptions,
         sink: LineSink | None, cancel: CancelToken | None, *, last: bool, lacking: bool
         ) -> list[StageVerdict] | None:
     """Rebuild at ``found.commit`` and judge; None (nothing run) when the checkout does
-    not hold what the runs read and another commit is left to try. ``lacking``: the
-    commit most likely to hold it is not in this clone."""
+    not hold what the runs read and another commit is left to try. ``lacking``: a
+    commit that may hold it is not in this clone."""
     from pipeflow.reproduce.precheck import mismatches
     from pipeflow.reproduce.verdicts import Judge
 
@@ -201,7 +207,10 @@ def _at(home: Project, found: ReproPlan, options: ReproduceOptions,
     space = workspace.make(home, found.commit, f"{found.path}-{found.version}")
     try:
         stages, graph = _prepare(home, space.project, found, pull)
-        off = mismatches(space.project, graph, found) if graph is not None else {}
+        off = mismatches(space.project, graph, found) if graph is not None else {
+            s.stage: ["pipeline.yaml does not load"] for s in found.stages}
+        off.update({s.stage: ["not in pipeline.yaml"] for s in found.stages
+                    if graph is not None and s.stage not in stages})
         if off and not last:
             return None
         if off and lacking:
@@ -275,6 +284,10 @@ def _freeze(found: ReproPlan, at_commit: dict[str, Stage], project: ReproProject
         outs = [Placed(o.path, o.hash, o.isdir, o.size) for o in step.record.outputs
                 if o.cache]
         more, lacking = workspace.place(project, outs, pull)
+        for out in step.record.outputs:
+            if not out.cache and not os.path.lexists(project.root / out.path):
+                more[out.path] = (f"its output {out.path} is not cached (cache: false): "
+                                  "a frozen stage's output cannot be restored")
         placing[0].update(more)
         placing[1].update(lacking)
         found.stages[i] = replace(step, frozen=True,

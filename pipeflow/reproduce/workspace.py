@@ -143,6 +143,7 @@ def _checkout(home: Project, top: Path, commit: str) -> tuple[Scratch, ReproProj
     try:
         _inside(top, prefix.strip(), commit)
         _fresh_dot(root / DOT)
+        _link_environments(home.root, root)
         return scratch, ReproProject(root, home=home)
     except BaseException as exc:
         remove_scratch(scratch)
@@ -165,6 +166,19 @@ def _inside(top: Path, prefix: str, commit: str) -> None:
                 f"({where.relative_to(top)}): nothing was reproduced",
                 hint="a commit can hold such a link; check where it came from "
                      f"(`git log -- {where.relative_to(top)}`)")
+
+
+def _link_environments(home: Path, root: Path) -> None:
+    """Link the project's git-ignored Python environments into the checkout, as the
+    experiments' scratch workspace does: a stage run by ``.venv/bin/python`` finds it
+    (the environment as it is now: ``reproduce`` compares it with the recorded one)."""
+    from pipeflow.experiments.scratchfill import environments
+
+    for rel in environments(home):
+        place = root / rel
+        if not os.path.lexists(place):
+            place.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(home / rel, place)
 
 
 def _fresh_dot(dot: Path) -> None:

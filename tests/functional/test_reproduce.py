@@ -516,3 +516,55 @@ def test_the_runs_own_commit_is_tried_when_the_locks_does_not_hold_its_code(
     assert res.code == 0, res.text
     assert "s: reproduced (bit-identical)" in res.out
     assert "does not hold the code its runs read" in res.err
+
+
+def test_a_version_its_own_frozen_stage_made_is_not_proven(project: Project) -> None:
+    project.write("data.txt", "x\n")
+    make = {"cmd": "cp data.txt out.txt", "deps": ["data.txt"], "outs": ["out.txt"]}
+    project.spec({"make": make})
+    assert project.run("repro").code == 0
+    project.spec({"make": {**make, "frozen": True}})
+    commit(project, "v1, frozen")
+
+    code, body = _json(project, "out.txt@v1")
+
+    assert code == 1
+    assert _stage(body, "make")["verdict"] == "frozen"
+    assert body["verdict"] == "cannot-reproduce"  # restored is not rebuilt
+
+
+def test_a_stage_renamed_in_the_locks_commit_is_found_at_the_runs_own(
+        project: Project) -> None:
+    project.write("data.txt", "x\n")
+    project.spec({"make": {"cmd": "cp data.txt out.txt", "deps": ["data.txt"],
+                           "outs": ["out.txt"]}})
+    commit(project, "C0")
+    assert project.run("repro").code == 0
+    lock = project.read("pipeline.lock")
+    project.spec({"build": {"cmd": "cp data.txt out.txt", "deps": ["data.txt"],
+                            "outs": ["out.txt"]}})
+    project.write("pipeline.lock", lock)  # the outputs committed with a renamed stage
+    commit(project, "C1: outputs, and the stage renamed")
+
+    res = project.run("reproduce", "out.txt@v1")
+
+    assert res.code == 0, res.text
+    assert "make: reproduced (bit-identical)" in res.out
+
+
+def test_a_stage_run_by_the_projects_own_venv_finds_it(project: Project) -> None:
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip",
+                    str(project.root / ".venv")], check=True)
+    project.write(".gitignore", ".venv/\n")
+    project.write("data.txt", "x\n")
+    project.spec({"count": {"cmd": ".venv/bin/python -c \"print(len(open('data.txt').read()))\""
+                                   " > n.txt",
+                            "deps": ["data.txt"], "outs": ["n.txt"]}})
+    commit(project, "code")
+    assert project.run("repro").code == 0, project.run("status").text
+    commit(project, "v1")
+
+    res = project.run("reproduce", "n.txt@v1")
+
+    assert res.code == 0, res.text
+    assert "count: reproduced (bit-identical)" in res.out
