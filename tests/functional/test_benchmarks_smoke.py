@@ -65,3 +65,12 @@ def test_registry_speed_runs_small() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     timed = [ln.split("  ")[0].strip() for ln in proc.stdout.splitlines() if " s " in ln]
     assert timed == ["models", "aliases", "aliases --history", "versions tuned"], proc.stdout
+
+
+def test_reproduce_speed_runs_small() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "reproduce_speed.py"), "--stages", "3",
+         "--work", "0", "--repeat", "1"],
+        cwd=ROOT / "benchmarks", capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "reproduce / repro --force = " in proc.stdout, proc.stdout
