@@ -29,7 +29,7 @@ def print_reproduced(report: ReproducedReport) -> None:
             last = v.last
             extra = f", {v.reproductions} reproductions" if v.reproductions > 1 else ""
             current = "  (current)" if v.current else ""
-            output.out(f"  {last.path}  {v.label} ({last.hash[:8]})  {minute(last.when)}  "
+            output.out(f"  {last.path}  {_label(v.label, last.hash)}  {minute(last.when)}  "
                        f"{last.who.describe()}  record {(last.record or '?')[:12]}{extra}"
                        f"{current}")
             for line in stage_lines(last):
@@ -39,4 +39,10 @@ def print_reproduced(report: ReproducedReport) -> None:
                    bold=True, fg="yellow" if report.unproven else None)
         for n in report.never:
             current = "  (current)" if n.current else ""
-            output.out(f"  {n.path}  {n.label} ({n.hash[:8]})  model {n.model}{current}")
+            output.out(f"  {n.path}  {_label(n.label, n.hash)}  model {n.model}{current}")
+
+
+def _label(label: str | None, oid: str) -> str:
+    """``v3 (1a2b3c4d)``; ``local (1a2b3c4d)`` for a label that is the hash already."""
+    kind, sep, _prefix = (label or "").partition(":")
+    return f"{kind if sep else label or '?'} ({oid[:8]})"

@@ -111,15 +111,17 @@ def status(repo: Project, targets: list[str] | None = None) -> StatusReport:
     return StatusReport(tuple(states[n] for n in names), tuple(warnings), tuple(sources),
                         missing, tuple(merged.source_conflicts),
                         tuple(sorted(set(merged.stage_conflicts) - set(graph.pipeline.stages))),
-                        nondeterministic_marks(repo, lock, names))
+                        nondeterministic_marks(repo, lock, [
+                            n for n in names if graph.pipeline.stages[n].deterministic]))
 
 
 def nondeterministic_marks(
     repo: Project, lock: Lock, names: list[str]
 ) -> dict[str, Nondeterminism]:
     """Stage -> the nondeterminism mark of the run its lock entry names (the run that
-    made, or was restored to make, its current outputs), for the marked ones. One query
-    of the index (which keeps the marks): no record file is read."""
+    made, or was restored to make, its current outputs), for the marked ones (``status``
+    asks only of stages not declared ``deterministic: false``: a declaration made since
+    the mark answers it). One query of the index: no record file is read."""
     runs = {n: e.run for n in names if (e := lock.stages.get(n)) is not None and e.run}
     if not runs or not repo.dot.is_dir():
         return {}

@@ -246,7 +246,7 @@ def _prepare(home: Project, project: ReproProject, found: ReproPlan,
         return {}, None
     rank = {name: i for i, name in enumerate(graph.order)}
     found.stages.sort(key=lambda s: rank.get(s.stage, -1))
-    at_commit = dict(graph.pipeline.stages)
+    at_commit = _as_run(home, found, dict(graph.pipeline.stages))
     _freeze(found, at_commit, project, pull, (problems, missing))
     params = workspace.set_params(project.root, found.params,
                                   params_files_of(graph.pipeline))
@@ -267,6 +267,26 @@ def _prepare(home: Project, project: ReproProject, found: ReproPlan,
     _block(found, why)
     _block_downstream(found)
     return at_commit, graph
+
+
+def _as_run(home: Project, found: ReproPlan, stages: dict[str, Stage]) -> dict[str, Stage]:
+    """The stages as declared, except that ``deterministic: false`` counts only when
+    the commit a stage's run was made at declared it too (when that commit is another
+    one, and the run's spec was committed): declaring a stage noisy later — in the
+    commit that also records its version, say — does not loosen the verdict on it."""
+    from pipeflow.reproduce.workspace import noisy_at
+
+    loose = {n for n, s in stages.items() if not s.deterministic}
+    for step in found.stages:
+        run_commit = step.run.git_commit
+        if step.stage not in loose or not run_commit or run_commit == found.commit or (
+                "pipeline.yaml" in step.dirty):
+            continue
+        then = noisy_at(home, run_commit, step.stage)
+        if then is False:
+            stages[step.stage] = replace(stages[step.stage], deterministic=True,
+                                         tolerance=None)
+    return stages
 
 
 def _freeze(found: ReproPlan, at_commit: dict[str, Stage], project: ReproProject,

@@ -194,6 +194,32 @@ def _fresh_dot(dot: Path) -> None:
     dot.mkdir()
 
 
+def noisy_at(home: Project, commit: str, stage: str) -> bool | None:
+    """Whether pipeline.yaml at ``commit`` declares ``stage`` (or the template it comes
+    from, ``train`` for ``train@a``) ``deterministic: false``; None when that cannot be
+    read (no such file, a spec that does not parse, the stage not there)."""
+    import yaml
+
+    from pipeflow.errors import PipeflowError
+    from pipeflow.files import safeload
+
+    prefix = (git_output(home.root, "rev-parse", "--show-prefix") or "").strip()
+    text = git_output(home.root, "show", f"{commit}:{prefix}pipeline.yaml")
+    if text is None:
+        return None
+    try:
+        spec = safeload.load_yaml(text, "pipeline.yaml", "spec")
+    except (PipeflowError, yaml.YAMLError):
+        return None
+    stages = spec.get("stages") if isinstance(spec, dict) else None
+    body = stages.get(stage.split("@", 1)[0]) if isinstance(stages, dict) else None
+    if isinstance(body, dict) and isinstance(body.get("do"), dict):
+        body = body["do"]
+    if not isinstance(body, dict):
+        return None
+    return body.get("deterministic") is False
+
+
 def has_commit(home: Project, commit: str) -> bool:
     return git_output(home.root, "cat-file", "-e", f"{commit}^{{commit}}") is not None
 

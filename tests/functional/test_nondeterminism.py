@@ -159,3 +159,19 @@ def test_an_uncached_output_and_a_metric_count_and_the_index_rebuilt_keeps_the_m
     for leftover in (project.root / ".pipeflow/state").glob("index.db*"):
         leftover.unlink()  # the index is a cache: rebuilt from the records, marks too
     assert LINE.format(first[:12], again[:12], "m.json, out.txt") in project.run("status").out
+
+
+def test_a_stage_declared_noisy_since_its_mark_is_not_shown_by_status(project: Project) -> None:
+    project.write("data.txt", "x\n")
+    clock = {"cmd": "python -c \"import time; print(time.time_ns())\" > out.txt",
+             "deps": ["data.txt"], "outs": ["out.txt"]}
+    project.spec({"clock": clock})
+    assert project.run("repro").code == 0
+    assert project.run("repro", "--force").code == 0
+    assert "nondeterministic" in project.run("status").out
+
+    project.spec({"clock": {**clock, "deterministic": False}})
+
+    res = project.run("status")
+    assert res.code == 0, res.text
+    assert "nondeterministic" not in res.out

@@ -568,3 +568,22 @@ def test_a_stage_run_by_the_projects_own_venv_finds_it(project: Project) -> None
 
     assert res.code == 0, res.text
     assert "count: reproduced (bit-identical)" in res.out
+
+
+def test_declaring_a_stage_noisy_after_its_run_does_not_loosen_its_verdict(
+        project: Project) -> None:
+    """The run was made at a commit whose spec did not declare ``deterministic: false``;
+    the declaration came with the commit that records the version. Judged as the run
+    was declared: byte for byte."""
+    _clock(project)
+    commit(project, "the stage, deterministic")
+    assert project.run("repro").code == 0
+    spec = yaml.safe_load(project.read("pipeline.yaml"))
+    spec["stages"]["measure"].update({"deterministic": False, "tolerance": 1e-6})
+    project.write("pipeline.yaml", yaml.safe_dump(spec, sort_keys=False))
+    commit(project, "v1, and the stage declared noisy after the fact")
+
+    code, body = _json(project, "scores.json@v1")
+
+    assert code == 1, body
+    assert _stage(body, "measure")["verdict"] == "differs"
