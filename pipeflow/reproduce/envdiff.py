@@ -41,6 +41,7 @@ def against_current(envs: Iterable[Mapping[str, Any]]) -> list[EnvDifference]:
     """How this interpreter differs from the recorded environments (their union: one
     difference per name), in name order."""
     found: dict[str, EnvDifference] = {}
+    installed: dict[str, str | None] = {}  # each stage lists the same distributions
     now = current_python()
     for env in envs:
         python = env.get("python")
@@ -49,7 +50,9 @@ def against_current(envs: Iterable[Mapping[str, Any]]) -> list[EnvDifference]:
             found.setdefault("python", EnvDifference("python", python, now))
         packages = env.get("packages")
         for name, version in (packages.items() if isinstance(packages, Mapping) else ()):
-            have = _installed(str(name))
+            if str(name) not in installed:
+                installed[str(name)] = _installed(str(name))
+            have = installed[str(name)]
             if str(version) != (have or ""):
                 found.setdefault(str(name), EnvDifference(str(name), str(version), have))
     return [found[k] for k in sorted(found, key=lambda n: (n != "python", n.lower()))]

@@ -78,8 +78,12 @@ class ReproPlan:
     produced_by: dict[str, str] = field(default_factory=dict)
     """Output path -> the stage of the plan that writes it."""
 
+    prefix: str = ""
+    """The project's folder within its git repository (``""`` at the top)."""
+    present: tuple[str, ...] = ()
+    """Those of ``commits`` this clone has, in the same order."""
     commit: str | None = None
-    """The first of ``commits`` this clone has (None: none)."""
+    """The one of ``present`` checked out (the first, until it is passed over)."""
     here_only: set[str] = field(default_factory=set)
     """Stages stopped by what this clone alone lacks (a commit, an input its cache and
     remote lack), and those downstream of them: a verdict made only of these says
@@ -90,11 +94,11 @@ class ReproPlan:
         return [s.stage for s in self.stages if s.blocked is None and not s.frozen]
 
 
-def plan(home: Project, lineage: Lineage, version: str | None) -> ReproPlan:
+def plan(home: Project, lineage: Lineage) -> ReproPlan:
     """The plan for the version ``lineage`` traced. UsageError when there is nothing
     to reproduce: source data, or content no run record made."""
     root = lineage.root
-    label = f"{root.path}@{version or root.version or root.hash[:8]}"
+    label = f"{root.path}@{root.version or root.hash[:8]}"
     if root.status == "source":
         raise UsageError(f"{label} is source data, recorded by `pipeflow add`: no stage made "
                          "it, so there is nothing to rebuild",
@@ -112,8 +116,10 @@ def plan(home: Project, lineage: Lineage, version: str | None) -> ReproPlan:
                          hint="`pipeflow fetch` brings the records a colleague pushed; "
                               "`pipeflow verify` says whether records are damaged")
     commits, locked = _commits(home, runs, root)
-    found = ReproPlan(root.path, root.hash, version or root.version, commits)
     prefix = _prefix(home)
+    present = tuple(c for c in commits if _has_commit(home, c))
+    found = ReproPlan(root.path, root.hash, root.version, commits, prefix=prefix,
+                      present=present, commit=next(iter(present), None))
     for run in runs:
         for out in run.outputs:
             found.produced_by.setdefault(out.path, run.stage)
@@ -166,6 +172,12 @@ def _record(home: Project, run: LineageRun) -> tuple[RunRecord | None, str | Non
         return home.index.record(run.id), None
     except StorageError as exc:
         return None, f"its run record cannot be read ({exc.message})"
+
+
+def _has_commit(home: Project, commit: str) -> bool:
+    from pipeflow.experiments.scratch import git_output
+
+    return git_output(home.root, "cat-file", "-e", f"{commit}^{{commit}}") is not None
 
 
 def _prefix(home: Project) -> str:

@@ -99,11 +99,10 @@ def reproduce(home: Project, target: str, options: ReproduceOptions | None = Non
     started = time.time()
     models = _models(home)
     # a path need not be in the workspace: lineage resolves it by its records
-    found = plan(home, lineage(home, expand_model(home, target)), None)
+    found = plan(home, lineage(home, expand_model(home, target)))
     env = envdiff.against_current(s.record.body.environment()
                                   for s in found.stages if s.record is not None)
     pull = _puller(home, options)  # a bad remote is a UsageError before anything runs
-    found.commit = next((c for c in found.commits if workspace.has_commit(home, c)), None)
     if on_event is not None:
         on_event(ReproduceEvent("planned", plan=found, env=tuple(env)))
     if options.strict_env and env:
@@ -116,10 +115,7 @@ def reproduce(home: Project, target: str, options: ReproduceOptions | None = Non
                  f"{found.path}@{found.version}`), or run without --strict-env")
     workspace.sweep(home)
     verdicts = _run(home, found, options, pull, on_event, sink, cancel)
-    verdict = overall(verdicts)
-    if any(v.verdict is Verdict.FROZEN and v.stage == found.produced_by.get(found.path)
-           for v in verdicts):
-        verdict = Verdict.CANNOT  # the version itself was restored, not rebuilt
+    verdict = overall(verdicts, found.produced_by.get(found.path))
     result = Reproduction(
         found.path, found.hash, found.version, verdict, tuple(verdicts),
         model=models.get(found.path), commit=found.commit, env=tuple(env),
@@ -175,7 +171,7 @@ def _run(home: Project, found: ReproPlan, options: ReproduceOptions,
         return _all_blocked(found, "no commit holds the code its runs read: they were made "
                                    "outside git, and no commit's pipeline.lock names the "
                                    "version (commit your work, then `pipeflow repro`)")
-    present = [c for c in found.commits if workspace.has_commit(home, c)]
+    present = found.present
     if not present:
         found.here_only.update(s.stage for s in found.stages)
         return _all_blocked(found, f"git commit {found.commits[0][:12]} is not in this "
@@ -204,7 +200,7 @@ def _at(home: Project, found: ReproPlan, options: ReproduceOptions,
     from pipeflow.reproduce.verdicts import Judge
 
     assert found.commit is not None
-    space = workspace.make(home, found.commit, f"{found.path}-{found.version}")
+    space = workspace.make(home, found.commit, found.prefix, f"{found.path}-{found.version}")
     try:
         stages, graph = _prepare(home, space.project, found, pull)
         off = mismatches(space.project, graph, found) if graph is not None else {
@@ -282,7 +278,7 @@ def _as_run(home: Project, found: ReproPlan, stages: dict[str, Stage]) -> dict[s
         if step.stage not in loose or not run_commit or run_commit == found.commit or (
                 "pipeline.yaml" in step.dirty):
             continue
-        then = noisy_at(home, run_commit, step.stage)
+        then = noisy_at(home, run_commit, found.prefix, step.stage)
         if then is False:
             stages[step.stage] = replace(stages[step.stage], deterministic=True,
                                          tolerance=None)

@@ -144,10 +144,13 @@ class Judge:
         return Verdict.WITHIN_TOLERANCE if written and within and compared else Verdict.DIFFERS
 
 
-def overall(verdicts: list[StageVerdict]) -> Verdict:
+def overall(verdicts: list[StageVerdict], maker: str | None = None) -> Verdict:
     """A version's verdict: the worst of its stages' — those not run because an
     upstream one failed or could not be tried are left out (the upstream one says it),
-    and so are frozen ones (restored, like source data). Nothing rebuilt: cannot."""
+    and so are frozen ones (restored, like source data) unless ``maker``, the stage that
+    made the version, is one: restored is not rebuilt. Nothing rebuilt: cannot."""
+    if any(v.stage == maker and v.verdict is Verdict.FROZEN for v in verdicts):
+        return Verdict.CANNOT
     own = [v.verdict for v in verdicts
            if v.blocked_by is None and v.verdict is not Verdict.FROZEN]
     return Verdict.worst(own or [v.verdict for v in verdicts

@@ -105,7 +105,7 @@ def sweep(home: Project) -> int:
     return gone
 
 
-def make(home: Project, commit: str, label: str) -> Workspace:
+def make(home: Project, commit: str, prefix: str, label: str) -> Workspace:
     """A worktree of ``home``'s repository at ``commit``, the project in it, and its
     lock, held until :meth:`Workspace.remove`. StorageError when the folder cannot
     be made."""
@@ -121,7 +121,7 @@ def make(home: Project, commit: str, label: str) -> Workspace:
     held = RepoLock(base / f"{name}{LOCK_SUFFIX}")
     held.acquire()
     try:
-        scratch, project = _checkout(home, top, commit)
+        scratch, project = _checkout(home, top, commit, prefix)
     except BaseException:
         held.release()
         (base / f"{name}{LOCK_SUFFIX}").unlink(missing_ok=True)
@@ -129,8 +129,8 @@ def make(home: Project, commit: str, label: str) -> Workspace:
     return Workspace(scratch, project, held)
 
 
-def _checkout(home: Project, top: Path, commit: str) -> tuple[Scratch, ReproProject]:
-    prefix = git_output(home.root, "rev-parse", "--show-prefix") or ""
+def _checkout(home: Project, top: Path, commit: str, prefix: str
+              ) -> tuple[Scratch, ReproProject]:
     made = git_output(home.root, "worktree", "add", "--detach", "-q", str(top), commit)
     if made is None:
         remove_scratch(Scratch(top, top))
@@ -138,10 +138,10 @@ def _checkout(home: Project, top: Path, commit: str) -> tuple[Scratch, ReproProj
                            f"`git worktree add` of commit {commit[:12]} failed",
                            hint="check free space and permissions under .pipeflow/tmp; "
                                 "`git worktree list` shows the worktrees git knows")
-    root = top / prefix.strip() if prefix.strip() else top
+    root = top / prefix if prefix else top
     scratch = Scratch(top, root)
     try:
-        _inside(top, prefix.strip(), commit)
+        _inside(top, prefix, commit)
         _fresh_dot(root / DOT)
         _link_environments(home.root, root)
         return scratch, ReproProject(root, home=home)
@@ -194,7 +194,7 @@ def _fresh_dot(dot: Path) -> None:
     dot.mkdir()
 
 
-def noisy_at(home: Project, commit: str, stage: str) -> bool | None:
+def noisy_at(home: Project, commit: str, prefix: str, stage: str) -> bool | None:
     """Whether pipeline.yaml at ``commit`` declares ``stage`` (or the template it comes
     from, ``train`` for ``train@a``) ``deterministic: false``; None when that cannot be
     read (no such file, a spec that does not parse, the stage not there)."""
@@ -203,7 +203,6 @@ def noisy_at(home: Project, commit: str, stage: str) -> bool | None:
     from pipeflow.errors import PipeflowError
     from pipeflow.files import safeload
 
-    prefix = (git_output(home.root, "rev-parse", "--show-prefix") or "").strip()
     text = git_output(home.root, "show", f"{commit}:{prefix}pipeline.yaml")
     if text is None:
         return None
@@ -218,10 +217,6 @@ def noisy_at(home: Project, commit: str, stage: str) -> bool | None:
     if not isinstance(body, dict):
         return None
     return body.get("deterministic") is False
-
-
-def has_commit(home: Project, commit: str) -> bool:
-    return git_output(home.root, "cat-file", "-e", f"{commit}^{{commit}}") is not None
 
 
 def place(project: ReproProject, items: Iterable[Placed],
