@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pipeflow.lineage.nondeterminism import Nondeterminism
-from pipeflow.lineage.reproductions import VersionAudit
 from pipeflow.lineage.trust import Trust
 from pipeflow.lineage.who import UNSIGNED, Who
 from pipeflow.signing.signatures import Verdict
+
+if TYPE_CHECKING:  # an annotation only: a lineage need not load the reproduction values
+    from pipeflow.lineage.reproductions import VersionAudit
 
 ArtifactStatus = Literal["output", "source", "git", "untracked", "absent"]
 """``output``: made by a stage run; ``source``: cached by ``pipeflow add``;

@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 from pipeflow.errors import StorageError
 from pipeflow.lineage.trust import Trust, TrustPolicy
 from pipeflow.lineage.who import UNSIGNED, Who
-from pipeflow.records.batch import reproduction_rels
 from pipeflow.records.records import RecordKind, RunRecord
 from pipeflow.signing.signatures import Verdict as SignatureVerdict
 
@@ -300,6 +299,8 @@ def of_version(repo: Project, path: str, oid: str) -> list[Reproduction]:
     """The reproductions of ``path`` at content ``oid``, oldest first (an indexed
     lookup: only that version's records are read)."""
     found = []
+    from pipeflow.records.batch import reproduction_rels
+
     vouch = TrustPolicy.of(repo).trusted
     for rel in reproduction_rels(repo.index, path, oid):
         got = _read(repo, rel, vouch)
@@ -348,6 +349,8 @@ def audit_of(repo: Project, path: str, oid: str) -> VersionAudit:
     """The reproductions of ``path`` at ``oid``, as ``lineage`` shows them: the
     newest readable record is read (a damaged one is skipped with a warning), the
     earlier ones only counted."""
+    from pipeflow.records.batch import reproduction_rels
+
     rels = reproduction_rels(repo.index, path, oid)
     vouch = TrustPolicy.of(repo).trusted if rels else None
     for n in range(len(rels) - 1, -1, -1):
