@@ -61,7 +61,7 @@ class Judge:
                          blocked_by=step.blocked_by)
         if made is None:
             culprit = _culprit(plan, step, before)
-            return _with(base, reason=self._not_run(step.stage, culprit, before),
+            return _with(base, reason=self._not_run(culprit, before),
                          blocked_by=culprit)
         if not made.ok:
             failure = next((f for f in self.outcome.failed if f.stage == step.stage), None)
@@ -90,10 +90,8 @@ class Judge:
         return _with(base, verdict=verdict, outputs=outputs,
                      reason="; ".join(notes) or None)
 
-    def _not_run(self, stage: str, culprit: str | None,
-                 before: Mapping[str, StageVerdict]) -> str:
-        if stage in self.outcome.restored:
-            return "it is frozen: its outputs were restored, not rebuilt"
+    @staticmethod
+    def _not_run(culprit: str | None, before: Mapping[str, StageVerdict]) -> str:
         if culprit is not None:
             return f"not run: upstream stage {culprit} {before[culprit].verdict.words}"
         return "not run (the reproduction stopped before it)"
